@@ -1,0 +1,146 @@
+import { z } from 'zod';
+import { parseDomainPattern } from '../internet/host-name.js';
+import { HTTP_METHODS } from '../internet/http-methods.js';
+import { classifyRepositoryUrl } from './repository-url.js';
+
+/**
+ * The one schema of an environment, as stored and as written in an environment file. Unknown
+ * fields are refused everywhere (strict objects). Shorthands (a repository as a plain URL, a
+ * script as a plain string) are normalised to the full form, so the rest of Berth sees one shape.
+ */
+
+export const SCRIPT_MAX_BYTES = 64 * 1024;
+export const INTERNET_PRESETS = ['common-dependencies'] as const;
+export const LANGUAGES = ['node', 'python', 'go', 'rust', 'java', 'ruby'] as const;
+
+const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** Variables the sandbox must own; an environment may not set them. */
+const RESERVED_VARIABLES = /^(BERTH_.*|HTTPS?_PROXY|https?_proxy|NO_PROXY|no_proxy|ALL_PROXY|all_proxy)$/;
+
+const nameSchema = z
+  .string()
+  .regex(NAME, 'use 1-63 lower-case letters, digits, ".", "_" or "-", starting with a letter or digit');
+
+const variableName = z
+  .string()
+  .regex(VARIABLE_NAME, 'must be a shell variable name (letters, digits and "_", not starting with a digit)')
+  .refine((name) => !RESERVED_VARIABLES.test(name), 'this variable is set by Berth and cannot be overridden');
+
+const branchName = z
+  .string()
+  .min(1)
+  .max(255)
+  .refine((b) => !b.startsWith('-'), 'a branch name cannot start with "-"')
+  .refine((b) => !/[\s\x00-\x1f\x7f~^:?*[\\]|\.\.|@\{|\/\/|^\/|\/$|\.lock$|\.$/.test(b), 'not a valid git branch name');
+
+const repositoryUrl = z.string().superRefine((url, ctx) => {
+  const result = classifyRepositoryUrl(url);
+  if (!result.ok) ctx.addIssue({ code: 'custom', message: result.reason });
+});
+
+const repositoryObject = z.strictObject({
+  url: repositoryUrl,
+  defaultBranch: branchName.default('main'),
+});
+
+const repository = z
+  .union([repositoryUrl, repositoryObject])
+  .transform((value) => (typeof value === 'string' ? { url: value, defaultBranch: 'main' } : value));
+
+const scriptText = z
+  .string()
+  .refine(
+    (script) => Buffer.byteLength(script, 'utf8') <= SCRIPT_MAX_BYTES,
+    `a script may be at most ${SCRIPT_MAX_BYTES} bytes`,
+  );
+
+const scriptObject = z.strictObject({
+  script: scriptText,
+  /** Run with `set -euo pipefail` (stop at the first failing command). */
+  strict: z.boolean().default(true),
+  timeoutMs: z.number().int().positive().max(6 * 3600_000).default(30 * 60_000),
+});
+
+const script = z
+  .union([scriptText, scriptObject])
+  .transform((value) =>
+    typeof value === 'string' ? { script: value, strict: true, timeoutMs: 30 * 60_000 } : value,
+  );
+
+const domainPattern = z.string().superRefine((pattern, ctx) => {
+  const result = parseDomainPattern(pattern);
+  if (!result.ok) ctx.addIssue({ code: 'custom', message: result.reason });
+});
+
+const method = z
+  .string()
+  .transform((m) => m.toUpperCase())
+  .refine((m) => (HTTP_METHODS as readonly string[]).includes(m), {
+    message: `not an HTTP method Berth can allow (one of ${HTTP_METHODS.join(', ')})`,
+  });
+
+const internet = z.strictObject({
+  access: z.enum(['off', 'allowlist', 'on']).default('off'),
+  presets: z.array(z.enum(INTERNET_PRESETS)).default([]),
+  domains: z.array(domainPattern).max(500).default([]),
+  /** When set, only these methods are allowed (HTTPS is intercepted to check them). */
+  methods: z.array(method).min(1).optional(),
+  /** Hosts reached as plain tunnels even in method-limited mode (clients that pin certificates). */
+  tunnelOnly: z.array(domainPattern).default([]),
+});
+
+const service = z.strictObject({
+  name: nameSchema,
+  command: z.string().min(1).max(SCRIPT_MAX_BYTES),
+  ready: z
+    .union([
+      z.strictObject({ command: z.string().min(1) }),
+      z.strictObject({ port: z.number().int().min(1).max(65535) }),
+    ])
+    .optional(),
+  timeoutMs: z.number().int().positive().max(600_000).default(60_000),
+});
+
+const resources = z.strictObject({
+  cpus: z.number().positive().max(64).default(2),
+  memoryMb: z.number().int().min(64).max(256 * 1024).default(4096),
+  diskMb: z.number().int().min(100).max(1024 * 1024).default(20 * 1024),
+  pids: z.number().int().min(16).max(65536).default(1024),
+  timeoutMs: z.number().int().positive().max(24 * 3600_000).default(3600_000),
+});
+
+const versionValue = z
+  .union([z.string(), z.number()])
+  .transform((v) => String(v))
+  .refine((v) => /^[0-9][0-9A-Za-z.+-]{0,31}$/.test(v), 'a version looks like "22" or "3.12.1"');
+
+export const environmentSpecSchema = z.strictObject({
+  name: nameSchema,
+  description: z.string().max(2000).optional(),
+  repository,
+  image: z.string().min(1).max(255).regex(/^[a-z0-9][a-z0-9._/:@-]*$/, 'not a valid image name').default('universal'),
+  versions: z.partialRecord(z.enum(LANGUAGES), versionValue).default({}),
+  setup: script.optional(),
+  maintenance: script.optional(),
+  env: z.record(variableName, z.string().max(32 * 1024)).default({}),
+  /** Names of the secrets this environment expects; values are given apart, never in the file. */
+  secrets: z.array(variableName).default([]),
+  internet: internet.default({ access: 'off', presets: [], domains: [], tunnelOnly: [] }),
+  services: z.array(service).max(20).default([]),
+  resources: resources.default({ cpus: 2, memoryMb: 4096, diskMb: 20 * 1024, pids: 1024, timeoutMs: 3600_000 }),
+  /** Names of the tokens that may see and use this environment (admins always may). */
+  members: z.array(z.string().min(1).max(100)).default([]),
+  /** A command Berth runs itself after the agent to judge an attempt (for example `npm test`). */
+  verify: z.string().min(1).max(SCRIPT_MAX_BYTES).optional(),
+  model: z.string().min(1).max(200).optional(),
+});
+
+/** What a user writes (shorthands allowed). */
+export type EnvironmentSpecInput = z.input<typeof environmentSpecSchema>;
+/** What Berth works with (normalised, defaults filled in). */
+export type EnvironmentSpec = z.output<typeof environmentSpecSchema>;
+export type InternetPolicy = EnvironmentSpec['internet'];
+export type ServiceSpec = EnvironmentSpec['services'][number];
+export type ResourceLimits = EnvironmentSpec['resources'];
+export type ScriptSpec = NonNullable<EnvironmentSpec['setup']>;

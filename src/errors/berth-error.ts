@@ -1,0 +1,65 @@
+/**
+ * The one error root of Berth. Every refusal or failure a user can see is a BerthError with a
+ * code from ERROR_CODES; the HTTP status and the CLI exit code for each code are decided here
+ * and nowhere else.
+ */
+export const ERROR_CODES = {
+  invalid_input: { http: 400, exit: 2 },
+  invalid_environment: { http: 400, exit: 2 },
+  unauthorized: { http: 401, exit: 2 },
+  forbidden: { http: 403, exit: 2 },
+  not_found: { http: 404, exit: 1 },
+  conflict: { http: 409, exit: 2 },
+  payload_too_large: { http: 413, exit: 2 },
+  image_missing: { http: 424, exit: 1 },
+  runtime_unavailable: { http: 503, exit: 1 },
+  sandbox_gone: { http: 410, exit: 1 },
+  timeout: { http: 504, exit: 1 },
+  cancelled: { http: 409, exit: 1 },
+  task_failed: { http: 500, exit: 1 },
+  server_unreachable: { http: 502, exit: 1 },
+  internal: { http: 500, exit: 1 },
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export type ErrorDetails = Record<string, unknown>;
+
+export class BerthError extends Error {
+  readonly code: ErrorCode;
+  readonly details: ErrorDetails;
+
+  constructor(code: ErrorCode, message: string, details: ErrorDetails = {}, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'BerthError';
+    this.code = code;
+    this.details = details;
+  }
+
+  get httpStatus(): number {
+    return ERROR_CODES[this.code].http;
+  }
+
+  get exitCode(): number {
+    return ERROR_CODES[this.code].exit;
+  }
+}
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.hasOwn(ERROR_CODES, value);
+}
+
+/** Wraps anything thrown into a BerthError, keeping BerthErrors as they are. */
+export function toBerthError(error: unknown): BerthError {
+  if (error instanceof BerthError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return new BerthError('internal', message, {}, { cause: error });
+}
+
+/** The wire shape of every error the API returns. */
+export interface ErrorBody {
+  code: ErrorCode;
+  message: string;
+  details: ErrorDetails;
+  requestId: string;
+}
