@@ -1,0 +1,134 @@
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { readdirSync } from 'node:fs';
+import { z } from 'zod';
+import { BerthError } from '../errors/berth-error.js';
+import { formatPath } from '../domain/environment/environment-file.js';
+
+/**
+ * Berth's configuration: parsed once by a composition root (server/main.ts, cli/main.ts) from
+ * flags, then BERTH_* variables, then defaults. Nothing else reads the process environment.
+ */
+
+const configSchema = z.strictObject({
+  dataDir: z.string().min(1),
+  configDir: z.string().min(1),
+  host: z.string().min(1),
+  port: z.number().int().min(0).max(65535),
+  /** The admin token's file and the secret key live in the data directory unless given. */
+  secretKeyFile: z.string().min(1),
+  /** A base64 AES-256 key given directly (instead of the key file). */
+  secretKey: z.string().optional(),
+  allowLocalRepositories: z.boolean(),
+  dockerSocket: z.string().min(1),
+  /** A short name for this orchestrator, written on every Docker resource it makes. */
+  instance: z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/),
+  /** PEM files that sandboxes and the egress proxy trust besides the public roots. */
+  extraCaFiles: z.array(z.string()),
+  cacheTtlMs: z.number().int().positive(),
+  snapshotTtlMs: z.number().int().positive(),
+  concurrency: z.number().int().min(1).max(64),
+  maxAttempts: z.number().int().min(1).max(64),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+  model: z.strictObject({
+    baseUrl: z.string().optional(),
+    apiKey: z.string().optional(),
+    model: z.string().optional(),
+  }),
+});
+
+export type BerthConfig = z.output<typeof configSchema>;
+
+/** Flags a command line may give; each overrides the matching variable. */
+export interface ConfigFlags {
+  dataDir?: string | undefined;
+  host?: string | undefined;
+  port?: number | string | undefined;
+  allowLocalRepositories?: boolean | undefined;
+  modelBaseUrl?: string | undefined;
+  model?: string | undefined;
+  logLevel?: string | undefined;
+}
+
+type Env = Record<string, string | undefined>;
+
+const HOST_EXTRA_CA_DIR = '/usr/local/share/ca-certificates';
+
+/** The host's own additions to its trust store (what a TLS-intercepting proxy's CA looks like). */
+function hostExtraCaFiles(): string[] {
+  try {
+    return readdirSync(HOST_EXTRA_CA_DIR, { recursive: true })
+      .map(String)
+      .filter((name) => name.endsWith('.crt'))
+      .sort()
+      .map((name) => join(HOST_EXTRA_CA_DIR, name));
+  } catch {
+    return [];
+  }
+}
+
+function bool(value: string | undefined): boolean | undefined {
+  if (value === undefined || value === '') return undefined;
+  return ['1', 'true', 'yes', 'on'].includes(value.toLowerCase());
+}
+
+function int(value: string | number | undefined): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  return typeof value === 'number' ? value : Number(value);
+}
+
+export function defaultDataDir(env: Env): string {
+  const home = env.HOME ?? homedir();
+  return join(env.XDG_DATA_HOME || join(home, '.local', 'share'), 'berth');
+}
+
+export function defaultConfigDir(env: Env): string {
+  const home = env.HOME ?? homedir();
+  return join(env.XDG_CONFIG_HOME || join(home, '.config'), 'berth');
+}
+
+export function loadConfig(flags: ConfigFlags = {}, env: Env = process.env): BerthConfig {
+  const dataDir = resolve(flags.dataDir ?? (env.BERTH_DATA_DIR || defaultDataDir(env)));
+  const raw = {
+    dataDir,
+    configDir: resolve(env.BERTH_CONFIG_DIR || defaultConfigDir(env)),
+    host: flags.host ?? (env.BERTH_HOST || '127.0.0.1'),
+    port: int(flags.port) ?? int(env.BERTH_PORT) ?? 8420,
+    secretKeyFile: resolve(env.BERTH_SECRET_KEY_FILE || join(dataDir, 'secret.key')),
+    ...(env.BERTH_SECRET_KEY ? { secretKey: env.BERTH_SECRET_KEY } : {}),
+    allowLocalRepositories: flags.allowLocalRepositories ?? bool(env.BERTH_ALLOW_LOCAL_REPOS) ?? false,
+    dockerSocket: env.BERTH_DOCKER_SOCKET || '/var/run/docker.sock',
+    instance: env.BERTH_INSTANCE || 'default',
+    extraCaFiles:
+      env.BERTH_EXTRA_CA_FILES !== undefined
+        ? env.BERTH_EXTRA_CA_FILES.split(':').filter((f) => f !== '')
+        : hostExtraCaFiles(),
+    cacheTtlMs: int(env.BERTH_CACHE_TTL_MS) ?? 12 * 3600_000,
+    snapshotTtlMs: int(env.BERTH_SNAPSHOT_TTL_MS) ?? 7 * 24 * 3600_000,
+    concurrency: int(env.BERTH_CONCURRENCY) ?? 4,
+    maxAttempts: int(env.BERTH_MAX_ATTEMPTS) ?? 8,
+    logLevel: flags.logLevel ?? (env.BERTH_LOG_LEVEL || 'info'),
+    model: {
+      ...((flags.modelBaseUrl ?? env.BERTH_MODEL_BASE_URL) ? { baseUrl: flags.modelBaseUrl ?? env.BERTH_MODEL_BASE_URL } : {}),
+      ...(env.BERTH_MODEL_API_KEY ? { apiKey: env.BERTH_MODEL_API_KEY } : {}),
+      ...((flags.model ?? env.BERTH_MODEL) ? { model: flags.model ?? env.BERTH_MODEL } : {}),
+    },
+  };
+  const result = configSchema.safeParse(raw);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    throw new BerthError(
+      'invalid_input',
+      `configuration: ${issue ? `${formatPath(issue.path)}: ${issue.message}` : 'invalid'}`,
+    );
+  }
+  return result.data;
+}
+
+/** Where the CLI finds its server: flags, then BERTH_URL/BERTH_TOKEN, then the login file. */
+export function clientEnv(env: Env = process.env): { url?: string; token?: string } {
+  return {
+    ...(env.BERTH_URL ? { url: env.BERTH_URL } : {}),
+    ...(env.BERTH_TOKEN ? { token: env.BERTH_TOKEN } : {}),
+  };
+}
