@@ -132,3 +132,8 @@ export function clientEnv(env: Env = process.env): { url?: string; token?: strin
     ...(env.BERTH_TOKEN ? { token: env.BERTH_TOKEN } : {}),
   };
 }
+
+/** One variable of the process environment, for `--secret-from-env NAME`. */
+export function readVariable(name: string, env: Env = process.env): string | undefined {
+  return env[name];
+}

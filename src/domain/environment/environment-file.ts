@@ -40,12 +40,15 @@ function issuesOf(error: z.ZodError): RawIssue[] {
   });
 }
 
+function describeIssue(issue: SpecIssue): string {
+  const where = issue.line !== undefined ? ` (line ${issue.line}, column ${issue.column ?? 1})` : '';
+  return `${issue.path}: ${issue.message}${where}`;
+}
+
 function refusal(source: string, issues: SpecIssue[]): BerthError {
-  const first = issues[0];
-  const where = first?.line !== undefined ? ` (line ${first.line}, column ${first.column ?? 1})` : '';
-  const summary = first ? `${first.path}: ${first.message}${where}` : 'invalid';
-  const more = issues.length > 1 ? ` (and ${issues.length - 1} more)` : '';
-  return new BerthError('invalid_environment', `${source}: ${summary}${more}`, {
+  const shown = issues.slice(0, 5).map(describeIssue).join('; ');
+  const more = issues.length > 5 ? `; and ${issues.length - 5} more` : '';
+  return new BerthError('invalid_environment', `${source}: ${shown || 'invalid'}${more}`, {
     issues: issues.map(({ path, message, line, column }) => ({
       path,
       message,

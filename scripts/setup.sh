@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Sets up Berth on this machine: the Docker engine (Debian's docker.io, started if not running),
+# the tools the image builder needs, the npm dependencies, the build, and the base images.
+# Safe to run again: every step checks first.
+#
+#   bash scripts/setup.sh                 everything (both base images)
+#   BERTH_IMAGES="minimal" bash scripts/setup.sh   only the small image
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'setup: %s\n' "$*" >&2; exit 1; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else return 1; fi
+}
+
+is_debian() { [ -r /etc/debian_version ] && command -v apt-get >/dev/null; }
+
+# 1. System packages: the Docker engine and what the image builder and tests use.
+need=()
+command -v dockerd >/dev/null || need+=(docker.io)
+command -v debootstrap >/dev/null || need+=(debootstrap)
+command -v iptables >/dev/null || need+=(iptables)
+command -v ip >/dev/null || need+=(iproute2)
+command -v git >/dev/null || need+=(git)
+if [ ${#need[@]} -gt 0 ]; then
+  if is_debian; then
+    say "installing ${need[*]} from Debian's packages"
+    as_root apt-get update -qq || die "apt-get update failed (are you root, or is sudo available?)"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null \
+      || die "apt-get install ${need[*]} failed"
+  else
+    die "missing ${need[*]}. This script installs them on Debian only; elsewhere install a Docker engine (API 1.41+), debootstrap, iptables and git, start the engine, and run this again."
+  fi
+fi
+
+# 2. The Docker engine must answer.
+docker_up() { timeout 5 docker info >/dev/null 2>&1; }
+if ! docker_up; then
+  say "starting the Docker engine"
+  if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
+    as_root systemctl start docker || true
+  fi
+  if ! docker_up; then
+    as_root bash -c 'nohup dockerd >/var/log/dockerd.log 2>&1 &' || die "cannot start dockerd (run this script as root)"
+  fi
+  for _ in $(seq 1 60); do docker_up && break; sleep 0.5; done
+  docker_up || die "the Docker engine did not come up; see /var/log/dockerd.log"
+fi
+
+# 3. Node dependencies and the build.
+command -v node >/dev/null || die "Node.js 20 or newer is needed (apt-get install nodejs npm)"
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  say "installing npm dependencies"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+say "building"
+npx tsc -b
+
+# 4. The base images (built locally: no container registry is needed).
+for image in ${BERTH_IMAGES:-minimal universal}; do
+  if docker image inspect "berth/$image:latest" >/dev/null 2>&1; then
+    say "image berth/$image is already built"
+  else
+    say "building image berth/$image (the first build takes a few minutes)"
+    node bin/berth.js image build "$image"
+  fi
+done
+
+say "ready: start the server with: npx berth serve"

@@ -1,0 +1,48 @@
+import { BerthError, isErrorCode } from '../errors/berth-error.js';
+
+/** A small JSON client for Berth's HTTP API, used by the CLI. */
+export class ApiClient {
+  constructor(
+    readonly baseUrl: string,
+    private readonly token: string | undefined,
+  ) {}
+
+  async request<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (this.token !== undefined) headers.authorization = `Bearer ${this.token}`;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    let response: Response;
+    try {
+      response = await fetch(new URL(path, this.baseUrl), {
+        method,
+        headers,
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        ...(signal ? { signal } : {}),
+      });
+    } catch (error) {
+      throw new BerthError(
+        'server_unreachable',
+        `cannot reach the Berth server at ${this.baseUrl} (is \`berth serve\` running?)`,
+        {},
+        { cause: error },
+      );
+    }
+    const text = await response.text();
+    let parsed: unknown = undefined;
+    if (text !== '') {
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        throw new BerthError('internal', `the server answered ${response.status} with a body that is not JSON`);
+      }
+    }
+    if (!response.ok) {
+      const err = parsed as { code?: unknown; message?: unknown; details?: unknown } | undefined;
+      const code = isErrorCode(err?.code) ? err.code : 'internal';
+      const message = typeof err?.message === 'string' ? err.message : `the server answered ${response.status}`;
+      const details = err?.details && typeof err.details === 'object' ? (err.details as Record<string, unknown>) : {};
+      throw new BerthError(code, message, details);
+    }
+    return parsed as T;
+  }
+}

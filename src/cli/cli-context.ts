@@ -1,0 +1,75 @@
+import { readFileSync } from 'node:fs';
+import { ApiClient } from './api-client.js';
+import { readLogin } from './login-file.js';
+import { clientEnv, loadConfig, readVariable, type BerthConfig, type ConfigFlags } from '../config/config.js';
+import { BerthError } from '../errors/berth-error.js';
+
+/** What every command gets: where output goes and how to reach the server. */
+export interface CliIo {
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+}
+
+export interface ClientFlags {
+  url?: string;
+  token?: string;
+}
+
+export class CliContext {
+  /** The exit code the command asks for (errors set theirs through BerthError). */
+  exitCode = 0;
+
+  constructor(readonly io: CliIo) {}
+
+  config(flags: ConfigFlags = {}): BerthConfig {
+    return loadConfig(flags);
+  }
+
+  /** Server URL and token: flags, then BERTH_URL/BERTH_TOKEN, then the login file. */
+  client(flags: ClientFlags): ApiClient {
+    const env = clientEnv();
+    const needLogin = (flags.url ?? env.url) === undefined || (flags.token ?? env.token) === undefined;
+    const login = needLogin ? readLogin(this.config().configDir) : undefined;
+    const url = flags.url ?? env.url ?? login?.url;
+    const token = flags.token ?? env.token ?? login?.token;
+    if (url === undefined) {
+      throw new BerthError('invalid_input', 'no server given: use --url, BERTH_URL, or `berth login`');
+    }
+    if (token === undefined) {
+      throw new BerthError('unauthorized', 'no token given: use --token, BERTH_TOKEN, or `berth login`');
+    }
+    return new ApiClient(url, token);
+  }
+
+  out(text: string): void {
+    this.io.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+  }
+
+  err(text: string): void {
+    this.io.stderr.write(text.endsWith('\n') ? text : `${text}\n`);
+  }
+
+  json(value: unknown): void {
+    this.out(JSON.stringify(value, null, 2));
+  }
+
+  variable(name: string): string | undefined {
+    return readVariable(name);
+  }
+
+  readFile(path: string): string {
+    try {
+      return readFileSync(path, 'utf8');
+    } catch (error) {
+      const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : String(error);
+      throw new BerthError('invalid_input', `cannot read ${path}: ${reason}`);
+    }
+  }
+}
+
+/** Prints a table of rows with the given columns. */
+export function formatTable(rows: Array<Record<string, string>>, columns: string[]): string {
+  const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => (r[c] ?? '').length)));
+  const line = (values: string[]) => values.map((v, i) => v.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
+  return [line(columns.map((c) => c.toUpperCase())), ...rows.map((r) => line(columns.map((c) => r[c] ?? '')))].join('\n');
+}

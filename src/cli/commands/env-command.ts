@@ -1,0 +1,150 @@
+import type { Command } from 'commander';
+import { parse as parseYaml } from 'yaml';
+import { formatTable, type CliContext } from '../cli-context.js';
+import { collect, withClientOptions, type ClientOptions } from '../client-options.js';
+import { parseEnvironmentFile } from '../../domain/environment/environment-file.js';
+import { BerthError } from '../../errors/berth-error.js';
+import type { EnvironmentSpec } from '../../domain/environment/environment-spec.js';
+
+interface EnvironmentView {
+  id: string;
+  name: string;
+  spec: EnvironmentSpec;
+  secrets: string[];
+  createdAt: string;
+  updatedAt: string;
+  revision: number;
+}
+
+interface SecretOptions {
+  secret?: string[];
+  secretFromEnv?: string[];
+}
+
+/** Reads and checks an environment file locally (line and column on refusal), returning what to send. */
+function readEnvironmentFile(ctx: CliContext, file: string): { raw: unknown; spec: EnvironmentSpec } {
+  const text = ctx.readFile(file);
+  const spec = parseEnvironmentFile(text, file);
+  return { raw: parseYaml(text) as unknown, spec };
+}
+
+function secretsFrom(ctx: CliContext, options: SecretOptions): Record<string, string> {
+  const secrets: Record<string, string> = {};
+  for (const pair of options.secret ?? []) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new BerthError('invalid_input', `--secret takes NAME=VALUE (got a value without "=")`);
+    secrets[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  for (const name of options.secretFromEnv ?? []) {
+    const value = ctx.variable(name);
+    if (value === undefined) throw new BerthError('invalid_input', `--secret-from-env ${name}: the variable ${name} is not set`);
+    secrets[name] = value;
+  }
+  return secrets;
+}
+
+function describe(view: EnvironmentView): string {
+  const s = view.spec;
+  const lines = [
+    `name:        ${view.name} (${view.id}, revision ${view.revision})`,
+    `repository:  ${s.repository.url} (default branch ${s.repository.defaultBranch})`,
+    `image:       ${s.image}${Object.keys(s.versions).length ? ` with ${Object.entries(s.versions).map(([k, v]) => `${k} ${v}`).join(', ')}` : ''}`,
+    `setup:       ${s.setup ? `${s.setup.script.split('\n').length} line(s)${s.setup.strict ? '' : ' (not strict)'}` : 'none'}`,
+    `maintenance: ${s.maintenance ? `${s.maintenance.script.split('\n').length} line(s)` : 'none'}`,
+    `variables:   ${Object.keys(s.env).join(', ') || 'none'}`,
+    `secrets:     ${view.secrets.join(', ') || 'none'}`,
+    `internet:    ${s.internet.access}${s.internet.access === 'allowlist' ? ` (${[...s.internet.presets, ...s.internet.domains].join(', ') || 'nothing'})` : ''}${s.internet.methods ? `, methods ${s.internet.methods.join(' ')}` : ''}`,
+    `services:    ${s.services.map((x) => x.name).join(', ') || 'none'}`,
+    `resources:   ${s.resources.cpus} cpu, ${s.resources.memoryMb} MB memory, ${s.resources.pids} processes, ${Math.round(s.resources.timeoutMs / 60000)} min`,
+    `members:     ${s.members.join(', ') || 'admins only'}`,
+  ];
+  return lines.join('\n');
+}
+
+export function registerEnvCommands(program: Command, ctx: CliContext): void {
+  const env = program.command('env').description('manage environments');
+
+  withClientOptions(
+    env
+      .command('create')
+      .description('create an environment from a YAML file')
+      .requiredOption('-f, --file <file>', 'environment file (YAML)')
+      .option('--secret <NAME=VALUE>', 'a secret value (repeatable)', collect)
+      .option('--secret-from-env <NAME>', 'a secret taken from this variable (repeatable)', collect),
+  ).action(async (options: ClientOptions & SecretOptions & { file: string }) => {
+    const { raw } = readEnvironmentFile(ctx, options.file);
+    const secrets = secretsFrom(ctx, options);
+    const view = await ctx.client(options).request<EnvironmentView>('POST', '/v1/environments', { spec: raw, secrets });
+    if (options.json) ctx.json(view);
+    else ctx.out(`created environment ${view.name} (${view.id})`);
+  });
+
+  withClientOptions(env.command('list').description('list the environments you can see')).action(
+    async (options: ClientOptions) => {
+      const { environments } = await ctx.client(options).request<{ environments: EnvironmentView[] }>('GET', '/v1/environments');
+      if (options.json) return ctx.json({ environments });
+      if (environments.length === 0) return ctx.out('no environments');
+      ctx.out(
+        formatTable(
+          environments.map((e) => ({
+            name: e.name,
+            id: e.id,
+            repository: e.spec.repository.url,
+            image: e.spec.image,
+            internet: e.spec.internet.access,
+            updated: e.updatedAt,
+          })),
+          ['name', 'id', 'repository', 'image', 'internet', 'updated'],
+        ),
+      );
+    },
+  );
+
+  withClientOptions(env.command('show').description('show one environment').argument('<env>', 'environment name')).action(
+    async (name: string, options: ClientOptions) => {
+      const view = await ctx.client(options).request<EnvironmentView>('GET', `/v1/environments/${encodeURIComponent(name)}`);
+      if (options.json) ctx.json(view);
+      else ctx.out(describe(view));
+    },
+  );
+
+  withClientOptions(
+    env
+      .command('update')
+      .description('replace an environment with the content of a YAML file')
+      .argument('<env>', 'environment name')
+      .requiredOption('-f, --file <file>', 'environment file (YAML)')
+      .option('--secret <NAME=VALUE>', 'set a secret (repeatable)', collect)
+      .option('--secret-from-env <NAME>', 'set a secret from this variable (repeatable)', collect)
+      .option('--remove-secret <NAME>', 'remove a secret (repeatable)', collect),
+  ).action(async (name: string, options: ClientOptions & SecretOptions & { file: string; removeSecret?: string[] }) => {
+    const { raw } = readEnvironmentFile(ctx, options.file);
+    const secrets = secretsFrom(ctx, options);
+    const view = await ctx.client(options).request<EnvironmentView>('PUT', `/v1/environments/${encodeURIComponent(name)}`, {
+      spec: raw,
+      secrets,
+      removeSecrets: options.removeSecret ?? [],
+    });
+    if (options.json) ctx.json(view);
+    else ctx.out(`updated environment ${view.name} (revision ${view.revision})`);
+  });
+
+  withClientOptions(env.command('delete').description('delete an environment').argument('<env>', 'environment name')).action(
+    async (name: string, options: ClientOptions) => {
+      await ctx.client(options).request<undefined>('DELETE', `/v1/environments/${encodeURIComponent(name)}`);
+      if (options.json) ctx.json({ deleted: name });
+      else ctx.out(`deleted environment ${name}`);
+    },
+  );
+
+  env
+    .command('validate')
+    .description('check an environment file without a server')
+    .requiredOption('-f, --file <file>', 'environment file (YAML)')
+    .option('--json', 'print JSON')
+    .action((options: { file: string; json?: boolean }) => {
+      const { spec } = readEnvironmentFile(ctx, options.file);
+      if (options.json) ctx.json({ valid: true, spec });
+      else ctx.out(`${options.file}: valid environment "${spec.name}"`);
+    });
+}

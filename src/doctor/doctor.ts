@@ -1,0 +1,120 @@
+import { request } from 'node:http';
+import { accessSync, constants, mkdirSync, statSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import type { BerthConfig } from '../config/config.js';
+
+/**
+ * `berth doctor`: checks what Berth depends on and says exactly what is missing and the command
+ * that fixes it. It talks to the engine with plain HTTP over its socket, so it works even when
+ * the engine is too old or too new for the runtime adapter.
+ */
+
+export interface DoctorCheck {
+  name: string;
+  ok: boolean;
+  detail: string;
+  fix?: string;
+}
+
+const SETUP = 'sudo bash scripts/setup.sh';
+
+function engineGet(socketPath: string, path: string, timeoutMs = 3000): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath, path, method: 'GET', timeout: timeoutMs }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+function hasCommand(name: string): boolean {
+  try {
+    execFileSync('sh', ['-c', 'command -v "$1"', 'sh', name], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export const REQUIRED_IMAGES = ['berth/minimal:latest', 'berth/universal:latest'] as const;
+
+export async function runDoctor(config: BerthConfig): Promise<DoctorCheck[]> {
+  const checks: DoctorCheck[] = [];
+
+  let engineUp = false;
+  try {
+    const { status, body } = await engineGet(config.dockerSocket, '/version');
+    const version = JSON.parse(body) as { Version?: string; ApiVersion?: string };
+    engineUp = status === 200;
+    const api = Number(version.ApiVersion ?? '0');
+    checks.push({
+      name: 'docker engine',
+      ok: engineUp && api >= 1.41,
+      detail: `engine ${version.Version ?? '?'} (API ${version.ApiVersion ?? '?'}) at ${config.dockerSocket}`,
+      ...(api < 1.41 ? { fix: 'install a Docker engine with API 1.41 or newer (Debian 12: apt-get install docker.io)' } : {}),
+    });
+  } catch (error) {
+    const installed = hasCommand('dockerd');
+    checks.push({
+      name: 'docker engine',
+      ok: false,
+      detail: `no engine answers at ${config.dockerSocket} (${(error as Error).message})`,
+      fix: installed ? 'start it: sudo dockerd >/var/log/dockerd.log 2>&1 & (or: sudo systemctl start docker)' : `install and start it: ${SETUP}`,
+    });
+  }
+
+  for (const image of REQUIRED_IMAGES) {
+    if (!engineUp) {
+      checks.push({ name: `image ${image}`, ok: false, detail: 'cannot check without the engine', fix: `start the engine first (${SETUP})` });
+      continue;
+    }
+    const { status } = await engineGet(config.dockerSocket, `/images/${image}/json`);
+    const short = image.split('/')[1]?.split(':')[0] ?? image;
+    checks.push({
+      name: `image ${image}`,
+      ok: status === 200,
+      detail: status === 200 ? 'present' : 'missing',
+      ...(status === 200 ? {} : { fix: `npx berth image build ${short}` }),
+    });
+  }
+
+  checks.push({
+    name: 'debootstrap',
+    ok: hasCommand('debootstrap'),
+    detail: hasCommand('debootstrap') ? 'present (base images are built from a Debian root file system)' : 'missing: base images cannot be built',
+    ...(hasCommand('debootstrap') ? {} : { fix: 'sudo apt-get install debootstrap' }),
+  });
+
+  try {
+    mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+    accessSync(config.dataDir, constants.W_OK);
+    checks.push({ name: 'data directory', ok: true, detail: `${config.dataDir} is writable` });
+  } catch (error) {
+    checks.push({
+      name: 'data directory',
+      ok: false,
+      detail: `${config.dataDir} is not writable (${(error as NodeJS.ErrnoException).code ?? String(error)})`,
+      fix: 'choose another with --data-dir DIR or BERTH_DATA_DIR=DIR',
+    });
+  }
+
+  if (config.secretKey === undefined) {
+    try {
+      const mode = statSync(config.secretKeyFile).mode & 0o777;
+      checks.push({
+        name: 'secret key',
+        ok: (mode & 0o077) === 0,
+        detail: `${config.secretKeyFile} (mode ${mode.toString(8)})`,
+        ...((mode & 0o077) === 0 ? {} : { fix: `chmod 600 ${config.secretKeyFile}` }),
+      });
+    } catch {
+      checks.push({ name: 'secret key', ok: true, detail: `${config.secretKeyFile} will be created on first start` });
+    }
+  }
+  return checks;
+}

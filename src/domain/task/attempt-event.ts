@@ -1,0 +1,37 @@
+import type { AttemptPhase } from './attempt-phase.js';
+
+/**
+ * The typed events of an attempt's log, in the order they happened. Every text in an event has
+ * had secret values masked before the event was made.
+ */
+export type AttemptEventBody =
+  | { type: 'phase'; phase: AttemptPhase }
+  | { type: 'log'; stream: 'stdout' | 'stderr' | 'system'; text: string }
+  | { type: 'command'; command: string; exitCode: number; output: string; phase: AttemptPhase; durationMs: number }
+  | { type: 'warning'; message: string; details?: Record<string, unknown> }
+  | { type: 'cache'; result: 'hit' | 'miss' | 'built' | 'waited'; reason: string; key?: string; image?: string }
+  | { type: 'error'; code: string; message: string; details?: Record<string, unknown> };
+
+export type AttemptEventType = AttemptEventBody['type'];
+
+export type AttemptEvent = AttemptEventBody & {
+  attemptId: string;
+  /** Position in the attempt's log, from 1. */
+  seq: number;
+  at: string;
+};
+
+/** Numbers events and stamps them with a time; one per attempt. */
+export class AttemptEventSequence {
+  private seq = 0;
+
+  constructor(
+    private readonly attemptId: string,
+    private readonly now: () => Date = () => new Date(),
+  ) {}
+
+  next(body: AttemptEventBody): AttemptEvent {
+    this.seq += 1;
+    return { ...body, attemptId: this.attemptId, seq: this.seq, at: this.now().toISOString() };
+  }
+}

@@ -1,0 +1,39 @@
+import type { AttemptStatus } from './attempt.js';
+
+export type TaskStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+
+/** Where the attempt's repository is checked out: the environment's default branch unless given. */
+export interface TaskRef {
+  branch?: string;
+  sha?: string;
+}
+
+/** One request against one environment, with N independent attempts. */
+export interface Task {
+  id: string;
+  environmentId: string;
+  /** What the agent is asked to do; empty when only a command is run. */
+  prompt: string;
+  /** A command run as the agent phase (`berth exec --command`), instead of the agent. */
+  command: string | null;
+  ref: TaskRef;
+  /** A repository location replacing the environment's (`berth run --repo`). */
+  repository: string | null;
+  attemptCount: number;
+  status: TaskStatus;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/**
+ * The task's status from its attempts' statuses: running while any attempt is live, succeeded
+ * when every attempt succeeded, cancelled when all were cancelled, otherwise failed.
+ */
+export function taskStatusOf(attempts: readonly AttemptStatus[]): TaskStatus {
+  if (attempts.length === 0) return 'queued';
+  if (attempts.every((s) => s === 'queued')) return 'queued';
+  if (attempts.some((s) => s === 'queued' || s === 'running')) return 'running';
+  if (attempts.every((s) => s === 'succeeded')) return 'succeeded';
+  if (attempts.every((s) => s === 'cancelled')) return 'cancelled';
+  return 'failed';
+}
