@@ -1,0 +1,302 @@
+import { Migrator, type Kysely, type Selectable, type Transaction } from 'kysely';
+import { BerthError } from '../../../errors/berth-error.js';
+import type { EnvironmentSpec } from '../../../domain/environment/environment-spec.js';
+import type {
+  EnvironmentChange,
+  NewEnvironment,
+  NewToken,
+  SealedSecret,
+  Store,
+  StoredEnvironment,
+  Token,
+} from '../../../ports/store.js';
+import type { Database, EnvironmentsTable, TokensTable } from './database.js';
+import { OrderedMigrationProvider, STORE_MIGRATIONS, type NamedMigration } from './migrations.js';
+
+/**
+ * The dialect-neutral half of the SQL stores: every query Berth makes, written with Kysely's
+ * builder only. `SqliteStore` (and a future `PostgresStore`) make the Kysely instance and say how
+ * their driver reports a unique-constraint violation; everything else lives here.
+ */
+
+export interface SqlStoreOptions {
+  /** True when `error` is the driver's unique-constraint violation. */
+  isUniqueViolation(error: unknown): boolean;
+  migrations?: readonly NamedMigration[];
+}
+
+type EnvironmentRow = Selectable<EnvironmentsTable>;
+type TokenRow = Selectable<TokensTable>;
+
+function toToken(row: TokenRow): Token {
+  return {
+    id: row.id,
+    name: row.name,
+    admin: Number(row.admin) === 1,
+    createdAt: row.created_at,
+    lastUsedAt: row.last_used_at,
+    revokedAt: row.revoked_at,
+  };
+}
+
+function toEnvironment(row: EnvironmentRow, secretNames: string[]): StoredEnvironment {
+  return {
+    id: row.id,
+    spec: JSON.parse(row.spec) as EnvironmentSpec,
+    secretNames,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    revision: Number(row.revision),
+    createdByTokenId: row.created_by_token_id,
+  };
+}
+
+function environmentExists(name: string): BerthError {
+  return new BerthError('conflict', `an environment named "${name}" already exists`, { name });
+}
+
+export class SqlStore implements Store {
+  constructor(
+    protected readonly db: Kysely<Database>,
+    private readonly options: SqlStoreOptions,
+  ) {}
+
+  async migrate(): Promise<void> {
+    const migrator = new Migrator({
+      db: this.db,
+      provider: new OrderedMigrationProvider(this.options.migrations ?? STORE_MIGRATIONS),
+    });
+    const { error, results } = await migrator.migrateToLatest();
+    if (error !== undefined) {
+      const failed = results?.find((r) => r.status === 'Error')?.migrationName;
+      throw new BerthError(
+        'internal',
+        `the store's schema could not be brought up to date${failed ? ` (migration ${failed})` : ''}: ${
+          error instanceof Error ? error.message : String(error)
+        }`,
+        {},
+        { cause: error },
+      );
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.db.destroy();
+  }
+
+  // ---- environments ---------------------------------------------------------------------------
+
+  async createEnvironment(environment: NewEnvironment): Promise<StoredEnvironment> {
+    const name = environment.spec.name;
+    try {
+      await this.db.transaction().execute(async (trx) => {
+        const existing = await trx.selectFrom('environments').select('id').where('name', '=', name).executeTakeFirst();
+        if (existing) throw environmentExists(name);
+        await trx
+          .insertInto('environments')
+          .values({
+            id: environment.id,
+            name,
+            spec: JSON.stringify(environment.spec),
+            created_by_token_id: environment.createdByTokenId,
+            created_at: environment.now,
+            updated_at: environment.now,
+            revision: 1,
+          })
+          .execute();
+        await this.upsertSecrets(trx, environment.id, environment.secrets, environment.now);
+      });
+    } catch (error) {
+      if (!(error instanceof BerthError) && this.options.isUniqueViolation(error)) throw environmentExists(name);
+      throw error;
+    }
+    const created = await this.getEnvironmentById(environment.id);
+    if (!created) throw new BerthError('internal', `environment ${environment.id} vanished right after it was stored`);
+    return created;
+  }
+
+  async getEnvironmentById(id: string): Promise<StoredEnvironment | undefined> {
+    const row = await this.db.selectFrom('environments').selectAll().where('id', '=', id).executeTakeFirst();
+    return row ? toEnvironment(row, await this.listSecretNames(row.id)) : undefined;
+  }
+
+  async getEnvironmentByName(name: string): Promise<StoredEnvironment | undefined> {
+    const row = await this.db.selectFrom('environments').selectAll().where('name', '=', name).executeTakeFirst();
+    return row ? toEnvironment(row, await this.listSecretNames(row.id)) : undefined;
+  }
+
+  async listEnvironments(): Promise<StoredEnvironment[]> {
+    const rows = await this.db.selectFrom('environments').selectAll().orderBy('name').execute();
+    const secrets = await this.db
+      .selectFrom('environment_secrets')
+      .select(['environment_id', 'name'])
+      .orderBy('environment_id')
+      .orderBy('name')
+      .execute();
+    const byEnvironment = new Map<string, string[]>();
+    for (const secret of secrets) {
+      const names = byEnvironment.get(secret.environment_id) ?? [];
+      names.push(secret.name);
+      byEnvironment.set(secret.environment_id, names);
+    }
+    return rows.map((row) => toEnvironment(row, byEnvironment.get(row.id) ?? []));
+  }
+
+  async updateEnvironment(id: string, change: EnvironmentChange): Promise<StoredEnvironment> {
+    await this.db.transaction().execute(async (trx) => {
+      const row = await trx
+        .selectFrom('environments')
+        .select(['name', 'revision'])
+        .where('id', '=', id)
+        .executeTakeFirst();
+      if (!row) throw new BerthError('not_found', `environment ${id} not found`, { id });
+      if (row.name !== change.spec.name) {
+        throw new BerthError('invalid_input', `an environment cannot be renamed (from "${row.name}" to "${change.spec.name}")`);
+      }
+      if (change.expectedRevision !== undefined && Number(row.revision) !== change.expectedRevision) {
+        throw new BerthError(
+          'conflict',
+          `environment "${row.name}" changed meanwhile (revision ${row.revision}, expected ${change.expectedRevision})`,
+          { revision: Number(row.revision) },
+        );
+      }
+      await trx
+        .updateTable('environments')
+        .set({ spec: JSON.stringify(change.spec), updated_at: change.now, revision: Number(row.revision) + 1 })
+        .where('id', '=', id)
+        .execute();
+      if (change.removeSecrets.length > 0) {
+        await trx
+          .deleteFrom('environment_secrets')
+          .where('environment_id', '=', id)
+          .where('name', 'in', change.removeSecrets)
+          .execute();
+      }
+      await this.upsertSecrets(trx, id, change.setSecrets, change.now);
+    });
+    const updated = await this.getEnvironmentById(id);
+    if (!updated) throw new BerthError('not_found', `environment ${id} not found`, { id });
+    return updated;
+  }
+
+  async deleteEnvironment(id: string): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      // Explicit, so no adapter depends on the driver enforcing ON DELETE CASCADE.
+      await trx.deleteFrom('environment_secrets').where('environment_id', '=', id).execute();
+      const result = await trx.deleteFrom('environments').where('id', '=', id).executeTakeFirst();
+      return Number(result.numDeletedRows) > 0;
+    });
+  }
+
+  private async upsertSecrets(
+    trx: Transaction<Database>,
+    environmentId: string,
+    secrets: SealedSecret[],
+    now: string,
+  ): Promise<void> {
+    for (const secret of secrets) {
+      await trx
+        .insertInto('environment_secrets')
+        .values({ environment_id: environmentId, name: secret.name, ciphertext: secret.ciphertext, created_at: now, updated_at: now })
+        .onConflict((oc) =>
+          oc.columns(['environment_id', 'name']).doUpdateSet({ ciphertext: secret.ciphertext, updated_at: now }),
+        )
+        .execute();
+    }
+  }
+
+  // ---- secrets --------------------------------------------------------------------------------
+
+  async listSecretNames(environmentId: string): Promise<string[]> {
+    const rows = await this.db
+      .selectFrom('environment_secrets')
+      .select('name')
+      .where('environment_id', '=', environmentId)
+      .orderBy('name')
+      .execute();
+    return rows.map((r) => r.name);
+  }
+
+  async getSecretCiphertexts(environmentId: string): Promise<SealedSecret[]> {
+    return this.db
+      .selectFrom('environment_secrets')
+      .select(['name', 'ciphertext'])
+      .where('environment_id', '=', environmentId)
+      .orderBy('name')
+      .execute();
+  }
+
+  // ---- tokens ---------------------------------------------------------------------------------
+
+  async createToken(token: NewToken): Promise<Token> {
+    try {
+      await this.db
+        .insertInto('tokens')
+        .values({
+          id: token.id,
+          name: token.name,
+          hash: token.hash,
+          admin: token.admin ? 1 : 0,
+          created_at: token.now,
+          last_used_at: null,
+          revoked_at: null,
+        })
+        .execute();
+    } catch (error) {
+      if (this.options.isUniqueViolation(error)) {
+        throw new BerthError('conflict', `a token named "${token.name}" already exists`, { name: token.name });
+      }
+      throw error;
+    }
+    return { id: token.id, name: token.name, admin: token.admin, createdAt: token.now, lastUsedAt: null, revokedAt: null };
+  }
+
+  async getTokenById(id: string): Promise<Token | undefined> {
+    const row = await this.db.selectFrom('tokens').selectAll().where('id', '=', id).executeTakeFirst();
+    return row ? toToken(row) : undefined;
+  }
+
+  async getActiveTokenByName(name: string): Promise<Token | undefined> {
+    const row = await this.db
+      .selectFrom('tokens')
+      .selectAll()
+      .where('name', '=', name)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
+    return row ? toToken(row) : undefined;
+  }
+
+  async getTokenByHash(hash: string): Promise<Token | undefined> {
+    const row = await this.db.selectFrom('tokens').selectAll().where('hash', '=', hash).executeTakeFirst();
+    return row ? toToken(row) : undefined;
+  }
+
+  async listTokens(): Promise<Token[]> {
+    const rows = await this.db.selectFrom('tokens').selectAll().orderBy('created_at').orderBy('id').execute();
+    return rows.map(toToken);
+  }
+
+  async touchToken(id: string, now: string): Promise<void> {
+    await this.db.updateTable('tokens').set({ last_used_at: now }).where('id', '=', id).execute();
+  }
+
+  async revokeToken(id: string, now: string): Promise<Token | undefined> {
+    await this.db
+      .updateTable('tokens')
+      .set({ revoked_at: now })
+      .where('id', '=', id)
+      .where('revoked_at', 'is', null)
+      .execute();
+    return this.getTokenById(id);
+  }
+
+  async countActiveAdminTokens(): Promise<number> {
+    const row = await this.db
+      .selectFrom('tokens')
+      .select((eb) => eb.fn.countAll().as('count'))
+      .where('admin', '=', 1)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
+    return Number(row?.count ?? 0);
+  }
+}

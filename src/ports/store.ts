@@ -1,0 +1,103 @@
+import type { Environment } from '../domain/environment/environment.js';
+import type { EnvironmentSpec } from '../domain/environment/environment-spec.js';
+
+/**
+ * The store port: everything Berth keeps between restarts. Adapters: `SqliteStore` (embedded,
+ * one machine) and, later, `PostgresStore` (several orchestrators). Every method is async and
+ * nothing here is specific to one database.
+ *
+ * Rules every adapter keeps (the conformance suite in test/store checks them):
+ * - a write that touches several rows (an environment and its secrets) is one transaction:
+ *   it is stored completely or not at all;
+ * - a duplicate unique name is a `BerthError('conflict')`, never a driver error;
+ * - secrets are stored only as the ciphertext the caller gives (the store never sees a value);
+ * - times are ISO-8601 strings in UTC, given by the caller (so tests can fix the clock).
+ */
+
+/** One secret as stored: the name and its sealed value (see SecretBox). */
+export interface SealedSecret {
+  name: string;
+  ciphertext: string;
+}
+
+/** An environment as the store keeps it: the domain object plus who created it. */
+export interface StoredEnvironment extends Environment {
+  /** The id of the token that created it (membership: a creator always sees its environment). */
+  createdByTokenId: string | null;
+}
+
+export interface NewEnvironment {
+  id: string;
+  spec: EnvironmentSpec;
+  createdByTokenId: string | null;
+  secrets: SealedSecret[];
+  now: string;
+}
+
+export interface EnvironmentChange {
+  spec: EnvironmentSpec;
+  /** Secrets to add or replace. */
+  setSecrets: SealedSecret[];
+  /** Secrets to remove (names not stored are ignored). */
+  removeSecrets: string[];
+  now: string;
+  /** When given, the update fails with `conflict` if the stored revision differs. */
+  expectedRevision?: number;
+}
+
+export interface Token {
+  id: string;
+  name: string;
+  admin: boolean;
+  createdAt: string;
+  lastUsedAt: string | null;
+  revokedAt: string | null;
+}
+
+export interface NewToken {
+  id: string;
+  name: string;
+  /** Hex SHA-256 of the token's value; the value itself is never stored. */
+  hash: string;
+  admin: boolean;
+  now: string;
+}
+
+export interface Store {
+  /** Brings the schema up to date (idempotent; safe to call on every start). */
+  migrate(): Promise<void>;
+  close(): Promise<void>;
+
+  /** Stores an environment with its secrets in one transaction; `conflict` if the name exists. */
+  createEnvironment(environment: NewEnvironment): Promise<StoredEnvironment>;
+  getEnvironmentById(id: string): Promise<StoredEnvironment | undefined>;
+  getEnvironmentByName(name: string): Promise<StoredEnvironment | undefined>;
+  /** All environments, ordered by name. */
+  listEnvironments(): Promise<StoredEnvironment[]>;
+  /**
+   * Replaces the spec and applies the secret changes in one transaction, bumping the revision.
+   * `not_found` if the id is unknown. The name may not change (`spec.name` must match).
+   */
+  updateEnvironment(id: string, change: EnvironmentChange): Promise<StoredEnvironment>;
+  /** Deletes the environment and its secrets; false if there was none. */
+  deleteEnvironment(id: string): Promise<boolean>;
+
+  /** Names of the secrets stored for an environment, sorted. */
+  listSecretNames(environmentId: string): Promise<string[]>;
+  /** The sealed secrets of an environment, for the lifecycle to open. */
+  getSecretCiphertexts(environmentId: string): Promise<SealedSecret[]>;
+
+  /** `conflict` if an unrevoked token has the same name. */
+  createToken(token: NewToken): Promise<Token>;
+  getTokenById(id: string): Promise<Token | undefined>;
+  /** The unrevoked token with this name. */
+  getActiveTokenByName(name: string): Promise<Token | undefined>;
+  /** The token (revoked or not) whose value hashes to `hash`. */
+  getTokenByHash(hash: string): Promise<Token | undefined>;
+  /** All tokens, revoked ones included, ordered by creation. */
+  listTokens(): Promise<Token[]>;
+  touchToken(id: string, now: string): Promise<void>;
+  /** Marks the token revoked; returns it, or undefined if unknown. Revoking twice keeps the first time. */
+  revokeToken(id: string, now: string): Promise<Token | undefined>;
+  countActiveAdminTokens(): Promise<number>;
+}

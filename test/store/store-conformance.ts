@@ -1,0 +1,253 @@
+import { beforeEach, afterEach, describe, expect, it } from 'vitest';
+import { BerthError } from '../../src/errors/berth-error.js';
+import { newId } from '../../src/domain/ids.js';
+import { parseEnvironmentSpec } from '../../src/domain/environment/environment-file.js';
+import type { EnvironmentSpec } from '../../src/domain/environment/environment-spec.js';
+import type { Store } from '../../src/ports/store.js';
+
+/**
+ * The behaviour every Store adapter must have. An adapter's test file calls
+ * `describeStoreConformance('SqliteStore', factory)`; the factory opens a fresh, empty store.
+ */
+
+export interface StoreFactory {
+  open(): Promise<Store>;
+  /** Reopens the same database (a restart). */
+  reopen(): Promise<Store>;
+  cleanup(): Promise<void>;
+}
+
+const T0 = '2026-01-01T00:00:00.000Z';
+const T1 = '2026-01-01T01:00:00.000Z';
+
+function spec(name: string, extra: Record<string, unknown> = {}): EnvironmentSpec {
+  return parseEnvironmentSpec({ name, repository: 'https://git.example/acme/app.git', ...extra });
+}
+
+async function codeOf(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+  } catch (error) {
+    return error instanceof BerthError ? error.code : `not a BerthError: ${String(error)}`;
+  }
+  return 'no error';
+}
+
+export function describeStoreConformance(adapter: string, makeFactory: () => StoreFactory): void {
+  describe(`Store conformance: ${adapter}`, () => {
+    let factory: StoreFactory;
+    let store: Store;
+
+    beforeEach(async () => {
+      factory = makeFactory();
+      store = await factory.open();
+      await store.migrate();
+    });
+
+    afterEach(async () => {
+      await store.close();
+      await factory.cleanup();
+    });
+
+    it('migrates idempotently and keeps data across a reopen', async () => {
+      await store.migrate();
+      const id = newId('environment');
+      await store.createEnvironment({ id, spec: spec('app'), createdByTokenId: null, secrets: [], now: T0 });
+      await store.close();
+      store = await factory.reopen();
+      await store.migrate();
+      expect((await store.getEnvironmentByName('app'))?.id).toBe(id);
+    });
+
+    it('creates an environment with its secrets and reads it back by id, name and in the list', async () => {
+      const id = newId('environment');
+      const created = await store.createEnvironment({
+        id,
+        spec: spec('payments', { secrets: ['NPM_TOKEN'], env: { CI: '1' } }),
+        createdByTokenId: 'tok_creator',
+        secrets: [
+          { name: 'NPM_TOKEN', ciphertext: 'sealed-1' },
+          { name: 'API_KEY', ciphertext: 'sealed-2' },
+        ],
+        now: T0,
+      });
+      expect(created).toMatchObject({
+        id,
+        revision: 1,
+        createdAt: T0,
+        updatedAt: T0,
+        createdByTokenId: 'tok_creator',
+        secretNames: ['API_KEY', 'NPM_TOKEN'],
+      });
+      expect(created.spec.env).toEqual({ CI: '1' });
+      expect(created.spec.repository).toEqual({ url: 'https://git.example/acme/app.git', defaultBranch: 'main' });
+      expect(await store.getEnvironmentById(id)).toEqual(created);
+      expect(await store.getEnvironmentByName('payments')).toEqual(created);
+      expect(await store.listSecretNames(id)).toEqual(['API_KEY', 'NPM_TOKEN']);
+      expect(await store.getSecretCiphertexts(id)).toEqual([
+        { name: 'API_KEY', ciphertext: 'sealed-2' },
+        { name: 'NPM_TOKEN', ciphertext: 'sealed-1' },
+      ]);
+    });
+
+    it('lists environments by name with their own secret names', async () => {
+      await store.createEnvironment({ id: newId('environment'), spec: spec('zeta'), createdByTokenId: null, secrets: [{ name: 'Z', ciphertext: 'z' }], now: T0 });
+      await store.createEnvironment({ id: newId('environment'), spec: spec('alpha'), createdByTokenId: null, secrets: [], now: T0 });
+      const list = await store.listEnvironments();
+      expect(list.map((e) => [e.spec.name, e.secretNames])).toEqual([
+        ['alpha', []],
+        ['zeta', ['Z']],
+      ]);
+    });
+
+    it('refuses a duplicate name with conflict and stores nothing of the second one', async () => {
+      await store.createEnvironment({ id: newId('environment'), spec: spec('dup'), createdByTokenId: null, secrets: [], now: T0 });
+      const secondId = newId('environment');
+      const code = await codeOf(
+        store.createEnvironment({ id: secondId, spec: spec('dup'), createdByTokenId: null, secrets: [{ name: 'S', ciphertext: 'x' }], now: T0 }),
+      );
+      expect(code).toBe('conflict');
+      expect(await store.getEnvironmentById(secondId)).toBeUndefined();
+      expect(await store.getSecretCiphertexts(secondId)).toEqual([]);
+      expect(await store.listEnvironments()).toHaveLength(1);
+    });
+
+    it('stores nothing when a secret in the same create fails (one transaction)', async () => {
+      const id = newId('environment');
+      // The same secret name twice violates the secrets' key after the environment row was written.
+      const code = await codeOf(
+        store.createEnvironment({
+          id,
+          spec: spec('half'),
+          createdByTokenId: null,
+          secrets: [
+            { name: 'S', ciphertext: 'a' },
+            { name: 'S', ciphertext: 'b' },
+          ].map((s, i) => (i === 1 ? { ...s, ciphertext: null as unknown as string } : s)),
+          now: T0,
+        }),
+      );
+      expect(code).not.toBe('no error');
+      expect(await store.getEnvironmentByName('half')).toBeUndefined();
+      expect(await store.getSecretCiphertexts(id)).toEqual([]);
+    });
+
+    it('updates the spec and the secrets in one step and bumps the revision', async () => {
+      const id = newId('environment');
+      await store.createEnvironment({
+        id,
+        spec: spec('web'),
+        createdByTokenId: null,
+        secrets: [
+          { name: 'A', ciphertext: 'a1' },
+          { name: 'B', ciphertext: 'b1' },
+        ],
+        now: T0,
+      });
+      const updated = await store.updateEnvironment(id, {
+        spec: spec('web', { env: { X: 'y' } }),
+        setSecrets: [
+          { name: 'A', ciphertext: 'a2' },
+          { name: 'C', ciphertext: 'c1' },
+        ],
+        removeSecrets: ['B', 'NEVER_SET'],
+        now: T1,
+      });
+      expect(updated).toMatchObject({ id, revision: 2, createdAt: T0, updatedAt: T1, secretNames: ['A', 'C'] });
+      expect(updated.spec.env).toEqual({ X: 'y' });
+      expect(await store.getSecretCiphertexts(id)).toEqual([
+        { name: 'A', ciphertext: 'a2' },
+        { name: 'C', ciphertext: 'c1' },
+      ]);
+    });
+
+    it('refuses a rename, an unknown id and a stale revision, changing nothing', async () => {
+      const id = newId('environment');
+      await store.createEnvironment({ id, spec: spec('keep'), createdByTokenId: null, secrets: [{ name: 'A', ciphertext: 'a' }], now: T0 });
+      const change = { setSecrets: [{ name: 'B', ciphertext: 'b' }], removeSecrets: ['A'], now: T1 };
+      expect(await codeOf(store.updateEnvironment(id, { ...change, spec: spec('renamed') }))).toBe('invalid_input');
+      expect(await codeOf(store.updateEnvironment('env_missing', { ...change, spec: spec('keep') }))).toBe('not_found');
+      expect(await codeOf(store.updateEnvironment(id, { ...change, spec: spec('keep'), expectedRevision: 7 }))).toBe('conflict');
+      const after = await store.getEnvironmentById(id);
+      expect(after).toMatchObject({ revision: 1, updatedAt: T0, secretNames: ['A'] });
+      expect(await store.getEnvironmentByName('renamed')).toBeUndefined();
+    });
+
+    it('rolls an update back completely when one of its writes fails', async () => {
+      const id = newId('environment');
+      await store.createEnvironment({ id, spec: spec('atomic'), createdByTokenId: null, secrets: [{ name: 'A', ciphertext: 'a' }], now: T0 });
+      const code = await codeOf(
+        store.updateEnvironment(id, {
+          spec: spec('atomic', { env: { CHANGED: '1' } }),
+          setSecrets: [{ name: 'B', ciphertext: null as unknown as string }],
+          removeSecrets: ['A'],
+          now: T1,
+        }),
+      );
+      expect(code).not.toBe('no error');
+      const after = await store.getEnvironmentById(id);
+      expect(after).toMatchObject({ revision: 1, secretNames: ['A'] });
+      expect(after?.spec.env).toEqual({});
+    });
+
+    it('deletes an environment with its secrets; the name can be used again', async () => {
+      const id = newId('environment');
+      await store.createEnvironment({ id, spec: spec('gone'), createdByTokenId: null, secrets: [{ name: 'A', ciphertext: 'a' }], now: T0 });
+      expect(await store.deleteEnvironment(id)).toBe(true);
+      expect(await store.deleteEnvironment(id)).toBe(false);
+      expect(await store.getEnvironmentById(id)).toBeUndefined();
+      expect(await store.getSecretCiphertexts(id)).toEqual([]);
+      await store.createEnvironment({ id: newId('environment'), spec: spec('gone'), createdByTokenId: null, secrets: [], now: T1 });
+      expect((await store.getEnvironmentByName('gone'))?.createdAt).toBe(T1);
+    });
+
+    it('keeps tokens by hash, with a unique live name, revocation and last use', async () => {
+      const admin = await store.createToken({ id: newId('token'), name: 'admin', hash: 'h-admin', admin: true, now: T0 });
+      expect(admin).toEqual({ id: admin.id, name: 'admin', admin: true, createdAt: T0, lastUsedAt: null, revokedAt: null });
+      const alice = await store.createToken({ id: newId('token'), name: 'alice', hash: 'h-alice', admin: false, now: T1 });
+      expect(await codeOf(store.createToken({ id: newId('token'), name: 'alice', hash: 'h-other', admin: false, now: T1 }))).toBe('conflict');
+
+      expect(await store.getTokenByHash('h-alice')).toEqual(alice);
+      expect(await store.getTokenByHash('h-nobody')).toBeUndefined();
+      expect(await store.getTokenById(admin.id)).toEqual(admin);
+      expect(await store.getActiveTokenByName('alice')).toEqual(alice);
+      expect(await store.countActiveAdminTokens()).toBe(1);
+
+      await store.touchToken(alice.id, T1);
+      expect((await store.getTokenById(alice.id))?.lastUsedAt).toBe(T1);
+
+      const revoked = await store.revokeToken(alice.id, T1);
+      expect(revoked?.revokedAt).toBe(T1);
+      expect((await store.revokeToken(alice.id, '2030-01-01T00:00:00.000Z'))?.revokedAt).toBe(T1);
+      expect(await store.revokeToken('tok_missing', T1)).toBeUndefined();
+      expect(await store.getActiveTokenByName('alice')).toBeUndefined();
+      // The revoked token still resolves by hash (so the caller can tell "revoked"), and its name is free again.
+      expect((await store.getTokenByHash('h-alice'))?.revokedAt).toBe(T1);
+      const alice2 = await store.createToken({ id: newId('token'), name: 'alice', hash: 'h-alice-2', admin: false, now: '2026-01-01T02:00:00.000Z' });
+      expect((await store.getActiveTokenByName('alice'))?.id).toBe(alice2.id);
+
+      expect((await store.listTokens()).map((t) => [t.name, t.revokedAt !== null])).toEqual([
+        ['admin', false],
+        ['alice', true],
+        ['alice', false],
+      ]);
+      await store.revokeToken(admin.id, T1);
+      expect(await store.countActiveAdminTokens()).toBe(0);
+    });
+
+    it('serialises concurrent writers without losing any', async () => {
+      await Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          store.createEnvironment({
+            id: newId('environment'),
+            spec: spec(`env-${String(i).padStart(2, '0')}`),
+            createdByTokenId: null,
+            secrets: [{ name: 'S', ciphertext: `c${i}` }],
+            now: T0,
+          }),
+        ),
+      );
+      expect(await store.listEnvironments()).toHaveLength(20);
+    });
+  });
+}
