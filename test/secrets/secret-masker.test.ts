@@ -1,0 +1,65 @@
+import { describe, expect, it } from 'vitest';
+import { SecretMasker } from '../../src/secrets/secret-masker.js';
+
+const SECRET = 'sk-Live/9f+Q x&y=z';
+
+describe('SecretMasker', () => {
+  it('masks the value and its base64, base64url, URL-encoded and JSON-escaped forms', () => {
+    const masker = new SecretMasker([SECRET, 'ab']);
+    const text = [
+      `plain ${SECRET}`,
+      `b64 ${Buffer.from(SECRET).toString('base64')}`,
+      `b64url ${Buffer.from(SECRET).toString('base64url')}`,
+      `basic ${Buffer.from(`user:${SECRET}`).toString('base64')}`,
+      `basic2 ${Buffer.from(`u1:${SECRET}`).toString('base64')}`,
+      `url https://x.test/?t=${encodeURIComponent(SECRET)}`,
+      `json ${JSON.stringify({ t: SECRET + '"' })}`,
+      'short ab stays masked verbatim: cab',
+    ].join('\n');
+    const masked = masker.mask(text);
+    expect(masked).not.toContain(SECRET);
+    expect(masked).not.toContain(Buffer.from(SECRET).toString('base64').slice(0, 20));
+    expect(masked).not.toContain(encodeURIComponent(SECRET));
+    for (const prefix of ['', 'user:', 'u1:']) {
+      const b64 = Buffer.from(prefix + SECRET).toString('base64');
+      // No 8-character run of the secret's base64 survives at any alignment.
+      for (let i = 0; i + 8 <= b64.length; i++) {
+        const run = b64.slice(i, i + 8);
+        const core = Buffer.from(SECRET).toString('base64');
+        if (core.includes(run)) expect(masked).not.toContain(run);
+      }
+    }
+    expect(masked).toContain('plain ***');
+    expect(masked).toContain('short *** stays masked verbatim: c***');
+  });
+
+  it('leaves text without secrets alone', () => {
+    expect(new SecretMasker([]).mask('nothing here')).toBe('nothing here');
+    expect(new SecretMasker(['secret-value']).mask('nothing here')).toBe('nothing here');
+  });
+
+  it('masks a value split across streamed chunks at every possible split point', () => {
+    const masker = new SecretMasker([SECRET]);
+    const full = `start ${SECRET} middle ${encodeURIComponent(SECRET)} end ${SECRET}`;
+    for (let a = 1; a < full.length; a++) {
+      for (const b of [a + 1, a + 3, a + 7]) {
+        if (b >= full.length) continue;
+        const stream = masker.createStream();
+        const out = stream.push(full.slice(0, a)) + stream.push(full.slice(a, b)) + stream.push(full.slice(b)) + stream.flush();
+        expect(out).toBe('start *** middle *** end ***');
+      }
+    }
+  });
+
+  it('streams one character at a time, holding back less than the longest form', () => {
+    const masker = new SecretMasker(['token-12345']);
+    const stream = masker.createStream();
+    let out = '';
+    const input = 'a token-12345 b token-1234 c ' + 'x'.repeat(100);
+    for (const char of input) out += stream.push(char);
+    // Everything but a tail shorter than the longest form (its URL/base64 variants) is out already.
+    expect(out.length).toBeGreaterThan(input.length - 8 - 20);
+    out += stream.flush();
+    expect(out).toBe('a *** b token-1234 c ' + 'x'.repeat(100));
+  });
+});
