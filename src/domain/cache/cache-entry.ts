@@ -2,8 +2,8 @@ import type { CacheKeyParts } from './cache-key.js';
 
 /**
  * A committed image holding an environment's state right after its setup script. An entry is
- * usable only while `status` is `ready` and it has not expired; `building` marks one being made
- * (never used), so a half-made entry cannot be picked up after a crash.
+ * recorded only after its image was committed, so a half-made one is never found; it is usable
+ * until it expires (12 hours by default) or is reset by hand.
  */
 export interface CacheEntry {
   id: string;

@@ -47,7 +47,9 @@ export interface CacheKeyInput {
 }
 
 export function secretDigest(salt: string, name: string, value: string): string {
-  return createHash('sha256').update(`berth-secret-v1\0${salt}\0${name}\0${value}`, 'utf8').digest('hex');
+  return createHash('sha256')
+    .update(`berth-secret-v1\0${salt}\0${name}\0${value}`, 'utf8')
+    .digest('hex');
 }
 
 function definedEntries(record: Readonly<Partial<Record<string, string>>>): Record<string, string> {
@@ -67,7 +69,9 @@ export function cacheKeyParts(input: CacheKeyInput): CacheKeyParts {
     repository: { url: input.repository.url, defaultBranch: input.repository.defaultBranch },
     versions: definedEntries(input.versions),
     setup: input.setup ? { script: input.setup.script, strict: input.setup.strict } : null,
-    maintenance: input.maintenance ? { script: input.maintenance.script, strict: input.maintenance.strict } : null,
+    maintenance: input.maintenance
+      ? { script: input.maintenance.script, strict: input.maintenance.strict }
+      : null,
     env: { ...input.env },
     secrets,
   };
@@ -78,7 +82,11 @@ export function cacheKey(parts: CacheKeyParts): string {
   return createHash('sha256').update(canonicalJson(parts), 'utf8').digest('hex');
 }
 
-function recordChanges(kind: string, before: Record<string, string>, after: Record<string, string>): string[] {
+function recordChanges(
+  kind: string,
+  before: Record<string, string>,
+  after: Record<string, string>,
+): string[] {
   const out: string[] = [];
   const names = [...new Set([...Object.keys(before), ...Object.keys(after)])].sort();
   for (const name of names) {
@@ -97,7 +105,8 @@ function scriptChange(kind: string, before: ScriptPart | null, after: ScriptPart
   if (after === null) return [`${kind} script removed`];
   const out: string[] = [];
   if (before.script !== after.script) out.push(`${kind} script changed`);
-  if (before.strict !== after.strict) out.push(`${kind} strict mode ${after.strict ? 'turned on' : 'turned off'}`);
+  if (before.strict !== after.strict)
+    out.push(`${kind} strict mode ${after.strict ? 'turned on' : 'turned off'}`);
   return out;
 }
 
@@ -111,8 +120,10 @@ export function explainChange(before: CacheKeyParts, after: CacheKeyParts): stri
   if (before.version !== after.version) out.push('cache format changed');
   if (before.baseImage !== after.baseImage) out.push('base image changed');
   if (before.repository.url !== after.repository.url) out.push('repository changed');
-  if (before.repository.defaultBranch !== after.repository.defaultBranch) out.push('default branch changed');
-  for (const change of recordChanges('version', before.versions, after.versions)) out.push(change.replace(/^version (\S+)/, '$1 version'));
+  if (before.repository.defaultBranch !== after.repository.defaultBranch)
+    out.push('default branch changed');
+  for (const change of recordChanges('version', before.versions, after.versions))
+    out.push(change.replace(/^version (\S+)/, '$1 version'));
   out.push(...scriptChange('setup', before.setup, after.setup));
   out.push(...scriptChange('maintenance', before.maintenance, after.maintenance));
   out.push(...recordChanges('variable', before.env, after.env));

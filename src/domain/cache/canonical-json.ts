@@ -3,7 +3,8 @@
  * equal hashes). Only plain data: strings, finite numbers, booleans, null, arrays, objects.
  */
 export function canonicalJson(value: unknown): string {
-  if (value === null || typeof value === 'string' || typeof value === 'boolean') return JSON.stringify(value);
+  if (value === null || typeof value === 'string' || typeof value === 'boolean')
+    return JSON.stringify(value);
   if (typeof value === 'number') {
     if (!Number.isFinite(value)) throw new TypeError('canonicalJson: numbers must be finite');
     return JSON.stringify(value);

@@ -7,9 +7,22 @@ import type { AttemptPhase } from './attempt-phase.js';
 export type AttemptEventBody =
   | { type: 'phase'; phase: AttemptPhase }
   | { type: 'log'; stream: 'stdout' | 'stderr' | 'system'; text: string }
-  | { type: 'command'; command: string; exitCode: number; output: string; phase: AttemptPhase; durationMs: number }
+  | {
+      type: 'command';
+      command: string;
+      exitCode: number;
+      output: string;
+      phase: AttemptPhase;
+      durationMs: number;
+    }
   | { type: 'warning'; message: string; details?: Record<string, unknown> }
-  | { type: 'cache'; result: 'hit' | 'miss' | 'built' | 'waited'; reason: string; key?: string; image?: string }
+  | {
+      type: 'cache';
+      result: 'hit' | 'miss' | 'built' | 'waited';
+      reason: string;
+      key?: string;
+      image?: string;
+    }
   | { type: 'error'; code: string; message: string; details?: Record<string, unknown> };
 
 export type AttemptEventType = AttemptEventBody['type'];
