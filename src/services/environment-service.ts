@@ -1,0 +1,201 @@
+import { BerthError } from '../errors/berth-error.js';
+import { newId } from '../domain/ids.js';
+import { parseEnvironmentSpec } from '../domain/environment/environment-file.js';
+import type { EnvironmentSpec } from '../domain/environment/environment-spec.js';
+import { classifyRepositoryUrl } from '../domain/environment/repository-url.js';
+import type { SealedSecret, Store, StoredEnvironment } from '../ports/store.js';
+import type { SecretBox } from '../secrets/secret-box.js';
+import type { Caller } from './caller.js';
+
+/**
+ * Environments as the API and the CLI see them: validation, membership and secrets, without
+ * HTTP. Membership: an admin token sees every environment; any other token sees an environment
+ * only if its name is in `spec.members` or it created the environment. An environment a caller
+ * may not see is reported exactly like one that does not exist.
+ *
+ * Secrets are write-only: values come in, are sealed with the SecretBox and stored; only names
+ * ever come out (`openSecrets` is for the lifecycle, never for a response).
+ */
+
+export const SECRET_VALUE_MAX_BYTES = 64 * 1024;
+const SECRET_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+export interface EnvironmentInput {
+  spec: unknown;
+  secrets?: Record<string, string> | undefined;
+}
+
+export interface EnvironmentUpdate extends EnvironmentInput {
+  removeSecrets?: string[] | undefined;
+}
+
+export interface EnvironmentServiceOptions {
+  store: Store;
+  secretBox: SecretBox;
+  allowLocalRepositories: boolean;
+  now?: () => string;
+}
+
+interface Issue {
+  path: string;
+  message: string;
+}
+
+function invalid(issues: Issue[]): BerthError {
+  const first = issues[0];
+  const more = issues.length > 1 ? ` (and ${issues.length - 1} more)` : '';
+  return new BerthError('invalid_input', `${first ? `${first.path}: ${first.message}` : 'invalid input'}${more}`, {
+    issues,
+  });
+}
+
+function notFound(name: string): BerthError {
+  return new BerthError('not_found', `environment "${name}" not found`, { name });
+}
+
+function checkSecretValues(secrets: Record<string, string>): Issue[] {
+  const issues: Issue[] = [];
+  for (const [name, value] of Object.entries(secrets)) {
+    const path = `secrets.${name}`;
+    if (!SECRET_NAME.test(name)) {
+      issues.push({ path, message: 'a secret name must be a shell variable name (letters, digits and "_", not starting with a digit)' });
+    } else if (typeof value !== 'string') {
+      issues.push({ path, message: 'a secret value must be a string' });
+    } else if (value === '') {
+      issues.push({ path, message: 'a secret value may not be empty' });
+    } else if (Buffer.byteLength(value, 'utf8') > SECRET_VALUE_MAX_BYTES) {
+      issues.push({ path, message: `a secret value may be at most ${SECRET_VALUE_MAX_BYTES} bytes` });
+    }
+  }
+  return issues;
+}
+
+function unique(names: Iterable<string>): string[] {
+  return [...new Set(names)];
+}
+
+export class EnvironmentService {
+  private readonly store: Store;
+  private readonly secretBox: SecretBox;
+  private readonly allowLocalRepositories: boolean;
+  private readonly now: () => string;
+
+  constructor(options: EnvironmentServiceOptions) {
+    this.store = options.store;
+    this.secretBox = options.secretBox;
+    this.allowLocalRepositories = options.allowLocalRepositories;
+    this.now = options.now ?? (() => new Date().toISOString());
+  }
+
+  static canSee(caller: Caller, environment: StoredEnvironment): boolean {
+    return (
+      caller.admin ||
+      environment.createdByTokenId === caller.tokenId ||
+      environment.spec.members.includes(caller.tokenName)
+    );
+  }
+
+  /** Validates a spec (shorthands allowed) against the schema and this server's rules. */
+  validate(specInput: unknown): EnvironmentSpec {
+    const spec = parseEnvironmentSpec(specInput);
+    this.checkServerRules(spec);
+    return spec;
+  }
+
+  async create(caller: Caller, input: EnvironmentInput): Promise<StoredEnvironment> {
+    const given = input.secrets ?? {};
+    const secretIssues = checkSecretValues(given);
+    let spec = this.validate(input.spec);
+    if (secretIssues.length > 0) throw invalid(secretIssues);
+    spec = this.declare(spec, Object.keys(given));
+    const id = newId('environment');
+    return this.store.createEnvironment({
+      id,
+      spec,
+      createdByTokenId: caller.tokenId,
+      secrets: this.seal(id, given),
+      now: this.now(),
+    });
+  }
+
+  async get(caller: Caller, name: string): Promise<StoredEnvironment> {
+    const environment = await this.store.getEnvironmentByName(name);
+    if (!environment || !EnvironmentService.canSee(caller, environment)) throw notFound(name);
+    return environment;
+  }
+
+  async list(caller: Caller): Promise<StoredEnvironment[]> {
+    const all = await this.store.listEnvironments();
+    return all.filter((environment) => EnvironmentService.canSee(caller, environment));
+  }
+
+  async update(caller: Caller, name: string, input: EnvironmentUpdate): Promise<StoredEnvironment> {
+    const current = await this.get(caller, name);
+    const given = input.secrets ?? {};
+    const remove = unique(input.removeSecrets ?? []);
+    let spec = this.validate(input.spec);
+    if (spec.name !== name) {
+      throw new BerthError(
+        'invalid_input',
+        `an environment cannot be renamed (the spec says "${spec.name}", the environment is "${name}"); create "${spec.name}" and delete "${name}" instead`,
+        { issues: [{ path: 'name', message: `must be "${name}"` }] },
+      );
+    }
+    const issues = checkSecretValues(given);
+    remove.forEach((secret, i) => {
+      if (!current.secretNames.includes(secret)) {
+        issues.push({ path: `removeSecrets[${i}]`, message: `no secret named "${secret}" is set` });
+      } else if (Object.hasOwn(given, secret)) {
+        issues.push({ path: `removeSecrets[${i}]`, message: `"${secret}" is both set and removed` });
+      }
+    });
+    if (issues.length > 0) throw invalid(issues);
+    // Secrets already stored stay declared unless removed, so an update from a file that does
+    // not list them never drops a value silently.
+    const kept = current.secretNames.filter((secret) => !remove.includes(secret));
+    spec = this.declare(spec, [...Object.keys(given), ...kept]);
+    return this.store.updateEnvironment(current.id, {
+      spec,
+      setSecrets: this.seal(current.id, given),
+      removeSecrets: remove,
+      now: this.now(),
+      expectedRevision: current.revision,
+    });
+  }
+
+  async delete(caller: Caller, name: string): Promise<void> {
+    const environment = await this.get(caller, name);
+    if (!(await this.store.deleteEnvironment(environment.id))) throw notFound(name);
+  }
+
+  /** The secret values of an environment, for the setup and maintenance scripts only. */
+  async openSecrets(environmentId: string): Promise<Map<string, string>> {
+    const sealed = await this.store.getSecretCiphertexts(environmentId);
+    return new Map(sealed.map((s) => [s.name, this.secretBox.open(environmentId, s.name, s.ciphertext)]));
+  }
+
+  private checkServerRules(spec: EnvironmentSpec): void {
+    const kind = classifyRepositoryUrl(spec.repository.url);
+    if (kind.ok && kind.kind === 'local' && !this.allowLocalRepositories) {
+      const message =
+        'local-path repositories are not allowed on this server; start it with --allow-local-repos or BERTH_ALLOW_LOCAL_REPOS=1 to allow them';
+      throw new BerthError('invalid_environment', `environment: repository.url: ${message}`, {
+        issues: [{ path: 'repository.url', message }],
+      });
+    }
+  }
+
+  /** Adds secret names to the spec's declared secrets and checks the result again. */
+  private declare(spec: EnvironmentSpec, names: string[]): EnvironmentSpec {
+    const missing = unique(names).filter((name) => !spec.secrets.includes(name));
+    if (missing.length === 0) return spec;
+    return parseEnvironmentSpec({ ...spec, secrets: [...spec.secrets, ...missing] });
+  }
+
+  private seal(environmentId: string, secrets: Record<string, string>): SealedSecret[] {
+    return Object.entries(secrets).map(([name, value]) => ({
+      name,
+      ciphertext: this.secretBox.seal(environmentId, name, value),
+    }));
+  }
+}
