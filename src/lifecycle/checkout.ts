@@ -1,0 +1,333 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import tar from 'tar-stream';
+import { classifyRepositoryUrl } from '../domain/environment/repository-url.js';
+import type { TaskRef } from '../domain/task/task.js';
+import { BerthError } from '../errors/berth-error.js';
+import type { ExecResult, OutputChunk, SandboxRuntime } from '../ports/sandbox-runtime.js';
+import { SANDBOX_STATE_DIR } from './setup-script.js';
+
+/**
+ * Checks a repository out inside a sandbox: the environment's default branch for the cache, the
+ * task's branch or commit on top.
+ *
+ * Threat model: repository locations, branch names and commits come from users. None of them is
+ * ever passed through a shell: every git call is an argv, locations come after `--`, branch names
+ * and commits are validated (no leading "-", no revision syntax) before use. Credentials for a
+ * private repository reach git only through a one-shot credential helper reading variables of
+ * that one exec's environment: they are never in the remote URL, `.git/config`, a file, or the
+ * container's configuration. A local path is read on the host (only when the server allows it)
+ * and enters the sandbox as a git bundle, so the sandbox never sees a host path. The host-side
+ * `git bundle` trusts the local repository as much as the server's operator who allowed it.
+ */
+
+export interface GitCredentials {
+  username: string;
+  password: string;
+}
+
+export interface CheckoutContext {
+  runtime: SandboxRuntime;
+  sandboxId: string;
+  /** The workspace inside the sandbox (the repository's root). */
+  workdir: string;
+  /** A URL (https, ssh, git) or an absolute local path / file:// URL. */
+  repository: string;
+  defaultBranch: string;
+  allowLocalRepositories: boolean;
+  credentials?: GitCredentials | undefined;
+  signal?: AbortSignal | undefined;
+  onOutput?: ((chunk: OutputChunk) => void) | undefined;
+  /** Time limit of each git command (clone of a big repository may take long). */
+  timeoutMs?: number;
+}
+
+export interface CheckoutResult {
+  commit: string;
+  branch: string | null;
+}
+
+// eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
+const BRANCH_INVALID = /[\s\x00-\x1f\x7f~^:?*[\\]|\.\.|@\{|\/\/|^\/|\/$|\.lock$|\.$|^@$/;
+const SHA = /^[0-9a-f]{4,64}$/i;
+const BUNDLE_PATH = `${SANDBOX_STATE_DIR}/repo.bundle`;
+
+export function validateBranch(branch: string): string {
+  if (branch === '' || branch.length > 255)
+    throw new BerthError('invalid_input', 'the branch name is empty or too long');
+  if (branch.startsWith('-'))
+    throw new BerthError('invalid_input', `the branch "${branch}" starts with "-"`);
+  if (BRANCH_INVALID.test(branch))
+    throw new BerthError('invalid_input', `"${branch}" is not a valid git branch name`);
+  return branch;
+}
+
+export function validateSha(sha: string): string {
+  if (!SHA.test(sha)) {
+    throw new BerthError(
+      'invalid_input',
+      `"${sha}" is not a commit SHA (4 to 64 hexadecimal digits)`,
+    );
+  }
+  return sha.toLowerCase();
+}
+
+export interface RepositoryLocation {
+  kind: 'remote' | 'local';
+  /** For a remote: the URL without credentials. For a local one: the host path. */
+  location: string;
+  /** Credentials that were written into the URL (`https://user:token@host/…`). */
+  credentials?: GitCredentials;
+}
+
+/** Classifies a location and takes credentials out of a URL (they must not reach the sandbox). */
+export function parseRepositoryLocation(
+  repository: string,
+  allowLocal: boolean,
+): RepositoryLocation {
+  const result = classifyRepositoryUrl(repository);
+  if (!result.ok) throw new BerthError('invalid_input', `repository: ${result.reason}`);
+  if (result.kind === 'local') {
+    if (!allowLocal) {
+      throw new BerthError(
+        'forbidden',
+        'local-path repositories are not allowed by this server (set BERTH_ALLOW_LOCAL_REPOS=1 to allow them)',
+      );
+    }
+    const path = repository.startsWith('file:') ? fileURLToPath(repository) : repository;
+    return { kind: 'local', location: path };
+  }
+  if (result.kind === 'https' || result.kind === 'http') {
+    const url = new URL(repository);
+    if (url.username !== '' || url.password !== '') {
+      const credentials = {
+        username: decodeURIComponent(url.username),
+        password: decodeURIComponent(url.password),
+      };
+      url.username = '';
+      url.password = '';
+      return { kind: 'remote', location: url.toString(), credentials };
+    }
+  }
+  return { kind: 'remote', location: repository };
+}
+
+/** `git -c …` arguments installing a credential helper that reads this exec's environment only. */
+function credentialArgs(credentials: GitCredentials | undefined): {
+  args: string[];
+  env: Record<string, string>;
+} {
+  if (!credentials) return { args: ['-c', 'credential.helper='], env: {} };
+  return {
+    args: [
+      '-c',
+      'credential.helper=',
+      '-c',
+      // The helper is git's own "!command" form; it prints the two variables, never stores them.
+      'credential.helper=!f() { test "$1" = get || exit 0; printf "username=%s\\npassword=%s\\n" "$BERTH_GIT_USERNAME" "$BERTH_GIT_PASSWORD"; }; f',
+    ],
+    env: { BERTH_GIT_USERNAME: credentials.username, BERTH_GIT_PASSWORD: credentials.password },
+  };
+}
+
+function tail(text: string, lines = 20): string {
+  return text.trimEnd().split('\n').slice(-lines).join('\n');
+}
+
+async function hostGit(args: string[], signal?: AbortSignal): Promise<string> {
+  return await new Promise((resolve, reject) => {
+    execFile(
+      'git',
+      ['-c', 'core.fsmonitor=false', ...args],
+      {
+        signal,
+        maxBuffer: 16 * 1024 * 1024,
+        env: { PATH: '/usr/local/bin:/usr/bin:/bin', GIT_TERMINAL_PROMPT: '0' },
+      },
+      (error, stdout, stderr) => {
+        if (error)
+          reject(
+            new BerthError(
+              'task_failed',
+              `git ${args[2] ?? args[0] ?? ''} failed on the host: ${tail(stderr) || error.message}`,
+              { reason: 'checkout' },
+            ),
+          );
+        else resolve(stdout);
+      },
+    );
+  });
+}
+
+/** A tar holding a bundle of every ref of the local repository at `path`, made on the host. */
+export async function bundleLocalRepository(path: string, signal?: AbortSignal): Promise<Buffer> {
+  try {
+    await stat(join(path, '.'));
+  } catch {
+    throw new BerthError('task_failed', `the local repository ${path} does not exist`, {
+      reason: 'checkout',
+    });
+  }
+  const dir = await mkdtemp(join(tmpdir(), 'berth-bundle-'));
+  try {
+    const file = join(dir, 'repo.bundle');
+    await hostGit(['-C', path, 'bundle', 'create', file, '--all'], signal);
+    const data = await readFile(file);
+    const pack = tar.pack();
+    pack.entry({ name: 'repo.bundle', mode: 0o600, uid: 0, gid: 0 }, data);
+    pack.finalize();
+    const chunks: Buffer[] = [];
+    for await (const chunk of pack) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Runs git in the sandbox and fails with the tail of its output when it fails. */
+async function git(
+  ctx: CheckoutContext,
+  args: string[],
+  what: string,
+  extra: { env?: Record<string, string>; workdir?: string; quiet?: boolean } = {},
+): Promise<ExecResult> {
+  const result = await ctx.runtime.exec(ctx.sandboxId, {
+    argv: ['git', ...args],
+    env: { GIT_TERMINAL_PROMPT: '0', GIT_SSH_COMMAND: 'ssh -o BatchMode=yes', ...extra.env },
+    workdir: extra.workdir ?? ctx.workdir,
+    timeoutMs: ctx.timeoutMs ?? 15 * 60_000,
+    ...(ctx.signal ? { signal: ctx.signal } : {}),
+    ...(ctx.onOutput && !extra.quiet ? { onOutput: ctx.onOutput } : {}),
+  });
+  if (result.exitCode !== 0) {
+    throw new BerthError(
+      'task_failed',
+      `${what}: ${tail(result.output) || `git exited with code ${result.exitCode}`}`,
+      {
+        reason: 'checkout',
+        exitCode: result.exitCode,
+      },
+    );
+  }
+  return result;
+}
+
+async function putBundle(ctx: CheckoutContext, path: string): Promise<void> {
+  const archive = await bundleLocalRepository(path, ctx.signal);
+  await ctx.runtime.exec(ctx.sandboxId, { argv: ['mkdir', '-p', SANDBOX_STATE_DIR] });
+  await ctx.runtime.putArchive(ctx.sandboxId, SANDBOX_STATE_DIR, archive);
+}
+
+async function removeBundle(ctx: CheckoutContext): Promise<void> {
+  await ctx.runtime.exec(ctx.sandboxId, { argv: ['rm', '-f', '--', BUNDLE_PATH] });
+}
+
+/**
+ * Clones the repository's default branch into the workspace (a sandbox made from the base image).
+ * Returns the commit checked out.
+ */
+export async function cloneRepository(ctx: CheckoutContext): Promise<CheckoutResult> {
+  const branch = validateBranch(ctx.defaultBranch);
+  const location = parseRepositoryLocation(ctx.repository, ctx.allowLocalRepositories);
+  const credentials = ctx.credentials ?? location.credentials;
+  if (location.kind === 'local') {
+    await putBundle(ctx, location.location);
+    try {
+      await git(
+        ctx,
+        ['clone', '--branch', branch, '--', BUNDLE_PATH, ctx.workdir],
+        'could not clone the repository',
+        {
+          workdir: '/',
+        },
+      );
+    } finally {
+      await removeBundle(ctx);
+    }
+  } else {
+    const cred = credentialArgs(credentials);
+    await git(
+      ctx,
+      [...cred.args, 'clone', '--branch', branch, '--', location.location, ctx.workdir],
+      'could not clone the repository',
+      { env: cred.env, workdir: '/' },
+    );
+  }
+  const head = await git(ctx, ['rev-parse', 'HEAD'], 'could not read the checked-out commit', {
+    quiet: true,
+  });
+  return { commit: head.stdout.trim(), branch };
+}
+
+/**
+ * Fetches from the repository and checks out the task's branch or commit (the default branch when
+ * neither is given), on top of whatever the workspace holds (a fresh clone or a cache entry).
+ */
+export async function checkoutRef(ctx: CheckoutContext, ref: TaskRef): Promise<CheckoutResult> {
+  if (ref.branch !== undefined && ref.sha !== undefined) {
+    throw new BerthError('invalid_input', 'give a branch or a commit SHA, not both');
+  }
+  const branch = ref.sha === undefined ? validateBranch(ref.branch ?? ctx.defaultBranch) : null;
+  const sha = ref.sha === undefined ? null : validateSha(ref.sha);
+  const location = parseRepositoryLocation(ctx.repository, ctx.allowLocalRepositories);
+  const cred = credentialArgs(ctx.credentials ?? location.credentials);
+  const fetch = async (refspecs: string[], what: string) =>
+    await git(ctx, [...cred.args, 'fetch', '--no-tags', 'origin', '--', ...refspecs], what, {
+      env: cred.env,
+    });
+
+  if (location.kind === 'local') await putBundle(ctx, location.location);
+  try {
+    if (branch !== null) {
+      await fetch(
+        [`+refs/heads/${branch}:refs/remotes/origin/${branch}`],
+        `could not fetch the branch "${branch}"`,
+      );
+    } else {
+      await fetch(['+refs/heads/*:refs/remotes/origin/*'], 'could not fetch the repository');
+    }
+    if (sha !== null) {
+      const present = await ctx.runtime.exec(ctx.sandboxId, {
+        argv: ['git', 'cat-file', '-e', `${sha}^{commit}`],
+        workdir: ctx.workdir,
+      });
+      if (present.exitCode !== 0) {
+        if (sha.length < 40 || location.kind === 'local') {
+          throw new BerthError(
+            'task_failed',
+            `the commit ${sha} does not exist in the repository`,
+            { reason: 'checkout' },
+          );
+        }
+        await fetch([sha], `the commit ${sha} does not exist in the repository`);
+      }
+    }
+  } finally {
+    if (location.kind === 'local') await removeBundle(ctx);
+  }
+  const target =
+    branch !== null ? ['-B', branch, `refs/remotes/origin/${branch}`] : ['--detach', sha ?? 'HEAD'];
+  const what = `could not check out ${branch !== null ? `"${branch}"` : sha}`;
+  const plain = await ctx.runtime.exec(ctx.sandboxId, {
+    argv: ['git', 'checkout', ...target, '--'],
+    workdir: ctx.workdir,
+    ...(ctx.signal ? { signal: ctx.signal } : {}),
+  });
+  if (plain.exitCode !== 0) {
+    // Files the setup script changed (a lock file) may stand in the way; the task's ref wins.
+    ctx.onOutput?.({
+      stream: 'stderr',
+      data: Buffer.from(
+        'berth: local changes from the setup script conflict with the checkout; discarding them\n',
+      ),
+    });
+    await git(ctx, ['checkout', '--force', ...target, '--'], what);
+  }
+  const head = await git(ctx, ['rev-parse', 'HEAD'], 'could not read the checked-out commit', {
+    quiet: true,
+  });
+  return { commit: head.stdout.trim(), branch };
+}

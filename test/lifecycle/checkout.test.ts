@@ -1,0 +1,113 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import tar from 'tar-stream';
+import {
+  bundleLocalRepository,
+  parseRepositoryLocation,
+  validateBranch,
+  validateSha,
+} from '../../src/lifecycle/checkout.js';
+
+const dirs: string[] = [];
+afterAll(async () => {
+  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+});
+
+describe('branch and commit validation', () => {
+  it('accepts ordinary names and refuses option-like or revision syntax', () => {
+    expect(validateBranch('feature/x-1')).toBe('feature/x-1');
+    for (const bad of [
+      '-x',
+      '--upload-pack=evil',
+      'a..b',
+      'a b',
+      'x^',
+      'x~1',
+      'HEAD@{1}',
+      'a.lock',
+      '/a',
+      'a/',
+      '',
+    ]) {
+      expect(() => validateBranch(bad), bad).toThrow();
+    }
+  });
+
+  it('accepts hexadecimal commits only', () => {
+    expect(validateSha('ABCDEF1')).toBe('abcdef1');
+    for (const bad of ['-abc', 'abc', 'HEAD', 'main', 'abcdefg'])
+      expect(() => validateSha(bad), bad).toThrow();
+  });
+});
+
+describe('repository locations', () => {
+  it('takes credentials out of an https URL', () => {
+    const loc = parseRepositoryLocation('https://bot:t%40ken@git.example/org/app.git', false);
+    expect(loc).toEqual({
+      kind: 'remote',
+      location: 'https://git.example/org/app.git',
+      credentials: { username: 'bot', password: 't@ken' },
+    });
+  });
+
+  it('refuses a location starting with "-" and local paths unless allowed', () => {
+    expect(() => parseRepositoryLocation('--upload-pack=touch /tmp/x', true)).toThrow(
+      /starts with "-"/,
+    );
+    expect(() => parseRepositoryLocation('/srv/repo', false)).toThrow(/not allowed/);
+    expect(parseRepositoryLocation('/srv/repo', true)).toEqual({
+      kind: 'local',
+      location: '/srv/repo',
+    });
+    expect(parseRepositoryLocation('file:///srv/repo', true)).toEqual({
+      kind: 'local',
+      location: '/srv/repo',
+    });
+    expect(parseRepositoryLocation('git@git.example:org/app.git', false).kind).toBe('remote');
+  });
+});
+
+describe('local repositories', () => {
+  it('are bundled on the host into a tar holding every branch', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'berth-checkout-'));
+    dirs.push(dir);
+    const git = (...args: string[]) =>
+      execFileSync('git', ['-C', dir, ...args], { encoding: 'utf8' });
+    git('init', '-q', '-b', 'main');
+    await writeFile(join(dir, 'a.txt'), 'a\n');
+    git('add', 'a.txt');
+    git('-c', 'user.name=t', '-c', 'user.email=t@t.example', 'commit', '-qm', 'first');
+    git('branch', 'other');
+    const archive = await bundleLocalRepository(dir);
+    const extract = tar.extract();
+    const names: string[] = [];
+    let bundle = Buffer.alloc(0);
+    extract.on('entry', (header, stream, next) => {
+      names.push(header.name);
+      const parts: Buffer[] = [];
+      stream.on('data', (c: Buffer) => parts.push(c));
+      stream.on('end', () => {
+        bundle = Buffer.concat(parts);
+        next();
+      });
+    });
+    const done = new Promise((resolve) => extract.on('finish', resolve));
+    extract.end(archive);
+    await done;
+    expect(names).toEqual(['repo.bundle']);
+    const file = join(dir, 'check.bundle');
+    await writeFile(file, bundle);
+    const heads = execFileSync('git', ['bundle', 'list-heads', file], { encoding: 'utf8' });
+    expect(heads).toContain('refs/heads/main');
+    expect(heads).toContain('refs/heads/other');
+  });
+
+  it('fail clearly when the path is missing', async () => {
+    await expect(bundleLocalRepository('/nonexistent/berth-repo')).rejects.toThrow(
+      /does not exist/,
+    );
+  });
+});
