@@ -1,6 +1,22 @@
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import { createAdaptorServer } from '@hono/node-server';
 import type { BerthConfig } from '../config/config.js';
-import type { Logger } from '../util/logger.js';
 import { BerthError } from '../errors/berth-error.js';
+import type { Logger } from '../util/logger.js';
+import { BERTH_VERSION } from '../version.js';
+import { SqliteStore } from '../adapters/store/sqlite/sqlite-store.js';
+import { SecretBox } from '../secrets/secret-box.js';
+import { EnvironmentService } from '../services/environment-service.js';
+import { TokenService } from '../services/token-service.js';
+import { createApp } from './app.js';
+
+/**
+ * The server's composition root: opens the store (SQLite in the data directory), loads the
+ * secret key, builds the services and the HTTP app, and listens. On first start (no live admin
+ * token) it makes the admin token and returns its value once, for `berth serve` to print; the
+ * value is never logged or stored.
+ */
 
 export interface RunningServer {
   url: string;
@@ -8,7 +24,72 @@ export interface RunningServer {
   adminToken?: string;
 }
 
-/** Placeholder until the composition root lands (same signature). */
-export function startServer(_config: BerthConfig, _logger: Logger): Promise<RunningServer> {
-  return Promise.reject(new BerthError('internal', 'the server is not built yet'));
+function urlOf(address: AddressInfo): string {
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return `http://${host}:${address.port}`;
+}
+
+async function listen(server: Server, port: number, host: string): Promise<AddressInfo> {
+  await new Promise<void>((resolve, reject) => {
+    const onError = (error: NodeJS.ErrnoException) => {
+      server.off('listening', onListening);
+      reject(
+        new BerthError(
+          'invalid_input',
+          error.code === 'EADDRINUSE'
+            ? `cannot listen on ${host}:${port}: the port is in use (choose another with --port or BERTH_PORT)`
+            : `cannot listen on ${host}:${port}: ${error.message}`,
+          {},
+          { cause: error },
+        ),
+      );
+    };
+    const onListening = () => {
+      server.off('error', onError);
+      resolve();
+    };
+    server.once('error', onError);
+    server.once('listening', onListening);
+    server.listen(port, host);
+  });
+  return server.address() as AddressInfo;
+}
+
+export async function startServer(config: BerthConfig, logger: Logger): Promise<RunningServer> {
+  const { box, created } = SecretBox.load(config);
+  if (created) logger.info({ file: config.secretKeyFile }, 'created the secret key file');
+  const store = SqliteStore.open(config.dataDir);
+  try {
+    await store.migrate();
+    const tokens = new TokenService({ store });
+    const environments = new EnvironmentService({
+      store,
+      secretBox: box,
+      allowLocalRepositories: config.allowLocalRepositories,
+    });
+    const firstAdmin = await tokens.ensureAdminToken();
+    if (firstAdmin) logger.info({ tokenId: firstAdmin.token.id, name: firstAdmin.token.name }, 'created the admin token');
+
+    const app = createApp({ environments, tokens, logger, version: BERTH_VERSION });
+    const server = createAdaptorServer({ fetch: app.fetch }) as Server;
+    const address = await listen(server, config.port, config.host);
+    const url = urlOf(address);
+    logger.info({ url, dataDir: config.dataDir, store: store.file }, 'listening');
+
+    let closing: Promise<void> | undefined;
+    const close = () => {
+      closing ??= (async () => {
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeAllConnections();
+        });
+        await store.close();
+      })();
+      return closing;
+    };
+    return { url, close, ...(firstAdmin ? { adminToken: firstAdmin.value } : {}) };
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
 }

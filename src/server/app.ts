@@ -1,0 +1,154 @@
+import { Hono, type Context } from 'hono';
+import { BerthError } from '../errors/berth-error.js';
+import { newId } from '../domain/ids.js';
+import type { Logger } from '../util/logger.js';
+import type { Caller } from '../services/caller.js';
+import type { EnvironmentService } from '../services/environment-service.js';
+import type { TokenService } from '../services/token-service.js';
+import type { ErrorBody } from '../errors/berth-error.js';
+import { requestBodies } from './api-schemas.js';
+import { buildOpenApiDocument } from './openapi.js';
+import { readBody } from './request-body.js';
+import { views } from './views.js';
+
+/**
+ * The HTTP API (Hono). Routes are thin: parse the body, call a service with the caller, shape
+ * the view. Every error leaves as { code, message, details, requestId } with the status from
+ * the error registry; one log line per request (method, path, status, requestId, ms), never a
+ * body or a header.
+ */
+
+export interface AppDependencies {
+  environments: EnvironmentService;
+  tokens: TokenService;
+  logger: Logger;
+  version: string;
+}
+
+type Env = { Variables: { requestId: string; caller: Caller } };
+
+function bearer(header: string | undefined): string | undefined {
+  if (header === undefined) return undefined;
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  if (!match) throw new BerthError('unauthorized', 'the Authorization header must be "Bearer <token>"');
+  return match[1];
+}
+
+export function createApp(deps: AppDependencies): Hono<Env> {
+  const { environments, tokens, logger } = deps;
+  const app = new Hono<Env>();
+  let openApi: Record<string, unknown> | undefined;
+
+  const errorResponse = (c: Context<Env>, error: BerthError) => {
+    const body: ErrorBody = {
+      code: error.code,
+      message: error.message,
+      details: error.details,
+      requestId: c.get('requestId'),
+    };
+    return c.json(body, error.httpStatus as 400);
+  };
+
+  app.use('*', async (c, next) => {
+    const started = performance.now();
+    const requestId = newId('request');
+    c.set('requestId', requestId);
+    await next();
+    c.header('x-request-id', requestId);
+    logger.info(
+      {
+        requestId,
+        method: c.req.method,
+        path: c.req.path,
+        status: c.res.status,
+        ms: Math.round((performance.now() - started) * 10) / 10,
+      },
+      'request',
+    );
+  });
+
+  app.onError((error, c) => {
+    if (error instanceof BerthError && error.code !== 'internal') return errorResponse(c, error);
+    // Unexpected: log it (with the request id) and say as little as possible to the client.
+    logger.error({ requestId: c.get('requestId'), err: error }, 'request failed');
+    const message =
+      error instanceof BerthError ? error.message : `an internal error occurred (request ${c.get('requestId')})`;
+    return errorResponse(c, new BerthError('internal', message));
+  });
+
+  app.notFound((c) =>
+    errorResponse(c, new BerthError('not_found', `no route ${c.req.method} ${c.req.path}`, { method: c.req.method, path: c.req.path })),
+  );
+
+  app.get('/health', (c) => c.json({ status: 'ok' as const, version: deps.version }));
+
+  app.get('/openapi.json', (c) => {
+    openApi ??= buildOpenApiDocument(deps.version);
+    return c.json(openApi);
+  });
+
+  app.use('/v1/*', async (c, next) => {
+    c.set('caller', await tokens.verify(bearer(c.req.header('authorization'))));
+    await next();
+  });
+
+  app.get('/v1/whoami', (c) => {
+    const caller = c.get('caller');
+    return c.json({ id: caller.tokenId, name: caller.tokenName, admin: caller.admin });
+  });
+
+  app.get('/v1/environments', async (c) => {
+    const list = await environments.list(c.get('caller'));
+    return c.json({ environments: list.map(views.environment) });
+  });
+
+  app.post('/v1/environments/validate', async (c) => {
+    const body = await readBody(c.req.raw, requestBodies.validate);
+    return c.json({ valid: true as const, spec: environments.validate(body.spec) });
+  });
+
+  app.post('/v1/environments', async (c) => {
+    const body = await readBody(c.req.raw, requestBodies.create);
+    const created = await environments.create(c.get('caller'), { spec: body.spec, secrets: body.secrets });
+    return c.json(views.environment(created), 201);
+  });
+
+  app.get('/v1/environments/:name', async (c) => {
+    return c.json(views.environment(await environments.get(c.get('caller'), c.req.param('name'))));
+  });
+
+  app.put('/v1/environments/:name', async (c) => {
+    const body = await readBody(c.req.raw, requestBodies.update);
+    const updated = await environments.update(c.get('caller'), c.req.param('name'), {
+      spec: body.spec,
+      secrets: body.secrets,
+      removeSecrets: body.removeSecrets,
+    });
+    return c.json(views.environment(updated));
+  });
+
+  app.delete('/v1/environments/:name', async (c) => {
+    await environments.delete(c.get('caller'), c.req.param('name'));
+    return c.body(null, 204);
+  });
+
+  app.get('/v1/tokens', async (c) => {
+    const list = await tokens.list(c.get('caller'));
+    return c.json({ tokens: list.map(views.token) });
+  });
+
+  app.post('/v1/tokens', async (c) => {
+    const caller = c.get('caller');
+    if (!caller.admin) throw new BerthError('forbidden', 'only an admin token may manage tokens');
+    const body = await readBody(c.req.raw, requestBodies.createToken);
+    const { token, value } = await tokens.create(caller, body.name, body.admin ?? false);
+    return c.json(views.createdToken(token, value), 201);
+  });
+
+  app.delete('/v1/tokens/:idOrName', async (c) => {
+    await tokens.revoke(c.get('caller'), c.req.param('idOrName'));
+    return c.body(null, 204);
+  });
+
+  return app;
+}

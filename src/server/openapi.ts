@@ -1,0 +1,198 @@
+import { z } from 'zod';
+import { ERROR_CODES } from '../errors/berth-error.js';
+import {
+  createdToken,
+  documentedRequestBodies,
+  environmentList,
+  environmentView,
+  errorBody,
+  healthView,
+  tokenList,
+  validateResult,
+  whoamiView,
+} from './api-schemas.js';
+
+/**
+ * The OpenAPI 3.1 document of the API, generated from the same zod schemas the server parses
+ * with (z.toJSONSchema). Served at GET /openapi.json.
+ */
+
+type JsonSchema = Record<string, unknown>;
+
+function isEmpty(schema: unknown): boolean {
+  return typeof schema === 'object' && schema !== null && Object.keys(schema).length === 0;
+}
+
+/**
+ * Output schemas of fields normalised by a transform (a repository given as a URL, a script as a
+ * string) come out empty; the normalised form is the object branch of the input schema, with its
+ * defaulted fields always present.
+ */
+function patchNormalised(output: JsonSchema, input: JsonSchema): JsonSchema {
+  const outProps = output.properties as Record<string, unknown> | undefined;
+  const inProps = input.properties as Record<string, JsonSchema> | undefined;
+  if (!outProps || !inProps) return output;
+  for (const [key, schema] of Object.entries(outProps)) {
+    const branches = inProps[key]?.anyOf as JsonSchema[] | undefined;
+    const objectBranch = branches?.find((b) => b.type === 'object');
+    if (isEmpty(schema) && objectBranch) {
+      outProps[key] = { ...objectBranch, required: Object.keys(objectBranch.properties as object) };
+    }
+  }
+  return output;
+}
+
+function schemaOf(schema: z.ZodType, io: 'input' | 'output'): JsonSchema {
+  const generated = z.toJSONSchema(schema, { io, target: 'draft-2020-12', unrepresentable: 'any' }) as JsonSchema;
+  delete generated.$schema;
+  return generated;
+}
+
+function responseSchema(schema: z.ZodType): JsonSchema {
+  const output = schemaOf(schema, 'output');
+  const input = schemaOf(schema, 'input');
+  // Patch the spec wherever a response carries one.
+  const walk = (out: JsonSchema, inp: JsonSchema): void => {
+    const outProps = out.properties as Record<string, JsonSchema> | undefined;
+    const inProps = inp.properties as Record<string, JsonSchema> | undefined;
+    if (outProps?.spec && inProps?.spec) patchNormalised(outProps.spec, inProps.spec);
+    for (const key of Object.keys(outProps ?? {})) {
+      const o = outProps?.[key];
+      const i = inProps?.[key];
+      if (o?.items && i?.items) walk(o.items as JsonSchema, i.items as JsonSchema);
+    }
+  };
+  walk(output, input);
+  return output;
+}
+
+const json = (schema: JsonSchema) => ({ 'application/json': { schema } });
+const ok = (description: string, schema: z.ZodType) => ({ description, content: json(responseSchema(schema)) });
+const body = (schema: z.ZodType) => ({ required: true, content: json(schemaOf(schema, 'input')) });
+const errorRef = { $ref: '#/components/schemas/Error' };
+const errors = (...codes: (keyof typeof ERROR_CODES)[]) =>
+  Object.fromEntries(
+    [...new Set(codes.map((code) => ERROR_CODES[code].http))].map((status) => [
+      String(status),
+      {
+        description: codes.filter((code) => ERROR_CODES[code].http === status).join(', '),
+        content: json(errorRef),
+      },
+    ]),
+  );
+const nameParam = (name: string, description: string) => ({
+  name,
+  in: 'path',
+  required: true,
+  schema: { type: 'string' },
+  description,
+});
+
+export function buildOpenApiDocument(version: string): JsonSchema {
+  const authed = [{ bearer: [] }];
+  const common = ['unauthorized', 'internal'] as const;
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'Berth API',
+      version,
+      description:
+        'Every error has the shape { code, message, details, requestId }. Authenticate with "Authorization: Bearer <token>".',
+    },
+    components: {
+      securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
+      schemas: { Error: schemaOf(errorBody, 'output') },
+    },
+    paths: {
+      '/health': {
+        get: { summary: 'Liveness and version', responses: { '200': ok('The server is up', healthView) } },
+      },
+      '/openapi.json': {
+        get: { summary: 'This document', responses: { '200': { description: 'OpenAPI 3.1 document' } } },
+      },
+      '/v1/whoami': {
+        get: {
+          summary: 'The token this request authenticated with',
+          security: authed,
+          responses: { '200': ok('The caller', whoamiView), ...errors(...common) },
+        },
+      },
+      '/v1/environments': {
+        get: {
+          summary: 'Environments the caller may see',
+          security: authed,
+          responses: { '200': ok('Environments, by name', environmentList), ...errors(...common) },
+        },
+        post: {
+          summary: 'Create an environment (with its secrets, in one step)',
+          security: authed,
+          requestBody: body(documentedRequestBodies.create),
+          responses: {
+            '201': ok('The environment', environmentView),
+            ...errors('invalid_input', 'invalid_environment', 'conflict', 'payload_too_large', ...common),
+          },
+        },
+      },
+      '/v1/environments/validate': {
+        post: {
+          summary: "Validate an environment against the schema and this server's rules, storing nothing",
+          security: authed,
+          requestBody: body(documentedRequestBodies.validate),
+          responses: {
+            '200': ok('The normalised environment', validateResult),
+            ...errors('invalid_input', 'invalid_environment', 'payload_too_large', ...common),
+          },
+        },
+      },
+      '/v1/environments/{name}': {
+        parameters: [nameParam('name', 'The environment name')],
+        get: {
+          summary: 'One environment (404 also when the caller is not a member)',
+          security: authed,
+          responses: { '200': ok('The environment', environmentView), ...errors('not_found', ...common) },
+        },
+        put: {
+          summary: 'Replace the spec and change secrets, in one step; the name cannot change',
+          security: authed,
+          requestBody: body(documentedRequestBodies.update),
+          responses: {
+            '200': ok('The environment', environmentView),
+            ...errors('invalid_input', 'invalid_environment', 'not_found', 'conflict', 'payload_too_large', ...common),
+          },
+        },
+        delete: {
+          summary: 'Delete the environment and its secrets',
+          security: authed,
+          responses: { '204': { description: 'Deleted' }, ...errors('not_found', ...common) },
+        },
+      },
+      '/v1/tokens': {
+        get: {
+          summary: 'All tokens (admin)',
+          security: authed,
+          responses: { '200': ok('Tokens, revoked ones included', tokenList), ...errors('forbidden', ...common) },
+        },
+        post: {
+          summary: 'Create a token (admin); its value is in this response only',
+          security: authed,
+          requestBody: body(documentedRequestBodies.createToken),
+          responses: {
+            '201': ok('The token and its value', createdToken),
+            ...errors('invalid_input', 'forbidden', 'conflict', ...common),
+          },
+        },
+      },
+      '/v1/tokens/{idOrName}': {
+        parameters: [nameParam('idOrName', 'A token id (tok_…) or the name of a live token')],
+        delete: {
+          summary: 'Revoke a token (admin)',
+          security: authed,
+          responses: {
+            '204': { description: 'Revoked' },
+            ...errors('forbidden', 'not_found', 'conflict', ...common),
+          },
+        },
+      },
+    },
+  };
+}

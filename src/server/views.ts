@@ -1,0 +1,30 @@
+import type { StoredEnvironment, Token } from '../ports/store.js';
+import type { CreatedToken, EnvironmentView, TokenView } from './api-schemas.js';
+
+/** What the API shows of stored things: never a secret value, a token's value or its hash. */
+export const views = {
+  environment(environment: StoredEnvironment): EnvironmentView {
+    return {
+      id: environment.id,
+      name: environment.spec.name,
+      spec: environment.spec,
+      secrets: environment.secretNames,
+      createdAt: environment.createdAt,
+      updatedAt: environment.updatedAt,
+      revision: environment.revision,
+    };
+  },
+  token(token: Token): TokenView {
+    return {
+      id: token.id,
+      name: token.name,
+      admin: token.admin,
+      createdAt: token.createdAt,
+      lastUsedAt: token.lastUsedAt,
+      revokedAt: token.revokedAt,
+    };
+  },
+  createdToken(token: Token, value: string): CreatedToken {
+    return { id: token.id, name: token.name, admin: token.admin, createdAt: token.createdAt, token: value };
+  },
+};
