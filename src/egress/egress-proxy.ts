@@ -1,0 +1,727 @@
+/**
+ * Threat model. The egress proxy is the only way out of a locked-down sandbox. Everything that
+ * arrives on its listener is untrusted: it may come from code that read a hostile web page and
+ * now tries to reach a host that is not allowed, to reach the host itself or the site's private
+ * network through an allowed name, to smuggle a second request past the check, to use a
+ * forbidden method, or to carry another protocol (SSH, WebSocket, HTTP/2) through a tunnel opened
+ * for HTTPS.
+ *
+ * Trusted: the policy, the address guard's allowances, the CA, the upstream trust store (all
+ * from the orchestrator) and the resolver's answer only as far as the guard vets it.
+ *
+ * Guarantees:
+ * - The target is checked against the policy before any name is resolved; malformed targets
+ *   (userinfo, odd ports, white space, IP literals) are refused outright.
+ * - Names are resolved once per CONNECT or plain request by the proxy itself; every address is
+ *   vetted by the guard and the proxy dials the vetted address literal (no second lookup, so DNS
+ *   rebinding between check and dial cannot win).
+ * - Nothing is dialled before the client's first bytes in a tunnel were read and found to be a
+ *   TLS ClientHello whose SNI names the CONNECT host.
+ * - With method limits (interception), every request inside the tunnel, pipelined or not, is
+ *   checked: Host equals the CONNECT host, the method is allowed, read-only methods carry no
+ *   body, no upgrades, no nested CONNECT, no method-override headers. Upstream TLS is verified
+ *   against the allowed name with the configured trust store.
+ * - Plain HTTP: the absolute URL's host equals the Host header, the same request checks apply,
+ *   ambiguous framing (Content-Length with Transfer-Encoding, repeated Content-Length) is refused.
+ * - Every decision is reported through `onDecision`; a refusal that can still be answered gets a
+ *   403 whose body names the host and the reason.
+ * Not covered here: the network placement (only the proxy port reachable), which the firewall
+ * and the runtime provide.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import net from 'node:net';
+import os from 'node:os';
+import tls from 'node:tls';
+import { lookup as dnsLookup } from 'node:dns/promises';
+import { parseAuthority } from '../domain/internet/authority.js';
+import { normaliseHostName } from '../domain/internet/host-name.js';
+import type { EgressPolicy, EgressScheme } from '../domain/internet/egress-policy.js';
+import { BerthError } from '../errors/berth-error.js';
+import { AddressGuard, type AddressGuardOptions } from './address-guard.js';
+import type { CertificateAuthority } from './certificate-authority.js';
+import { parseClientHello, type ClientHello } from './tls-client-hello.js';
+
+/** Resolves a host name to IP address literals. */
+export type Resolver = (host: string, signal: AbortSignal) => Promise<string[]>;
+
+export interface EgressDecisionEvent {
+  host: string;
+  port: number;
+  method: string;
+  scheme: EgressScheme;
+  allowed: boolean;
+  rule: string;
+  reason: string;
+  /** The vetted address dialled (allowed) or the refused one. */
+  address?: string;
+  at: Date;
+}
+
+export interface EgressProxyOptions {
+  policy: EgressPolicy;
+  /** Exceptions to the address guard and extra own addresses; the listener's addresses are added. */
+  guard?: AddressGuardOptions;
+  resolver?: Resolver;
+  /** Required for method-limited policies (TLS interception). */
+  ca?: CertificateAuthority;
+  /** Extra CA certificates (PEM) trusted for upstream servers, besides the bundled roots. */
+  upstreamCa?: readonly string[];
+  /** Trust Node's bundled root certificates for upstream servers (default true). */
+  useBundledRoots?: boolean;
+  onDecision?: (event: EgressDecisionEvent) => void;
+  /** Idle time after which a tunnel or connection is closed. */
+  idleTimeoutMs?: number;
+  /** How long a tunnel waits for the client's ClientHello. */
+  clientHelloTimeoutMs?: number;
+  connectTimeoutMs?: number;
+}
+
+export interface ListenOptions {
+  host: string;
+  port?: number;
+  signal?: AbortSignal;
+}
+
+/** The default resolver: the system resolver, every address. */
+export const systemResolver: Resolver = async (host, signal) => {
+  signal.throwIfAborted();
+  const answers = await dnsLookup(host, { all: true, verbatim: true });
+  return answers.map((a) => a.address);
+};
+
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authorization',
+  'proxy-authenticate',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'http2-settings',
+]);
+const METHOD_OVERRIDE_HEADERS = ['x-http-method-override', 'x-http-method', 'x-method-override'];
+const READ_ONLY_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+interface Refusal {
+  status: number;
+  rule: string;
+  reason: string;
+  address?: string;
+}
+
+interface TunnelContext {
+  host: string;
+  port: number;
+  address: string;
+}
+
+/** Never called: every dial uses a vetted address literal. Present so a slip cannot trigger a lookup. */
+function noLookup(hostname: string, _options: unknown, callback: (error: Error) => void): void {
+  callback(new Error(`egress proxy: refusing a second lookup of ${hostname}`));
+}
+
+function printable(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[^\x20-\x7e]/g, '?').slice(0, 256);
+}
+
+function refusalBody(host: string, port: number | undefined, reason: string): string {
+  const target = port === undefined ? printable(host) : `${printable(host)}:${port}`;
+  return `Berth egress proxy refused ${target || '(no host)'}: ${printable(reason)}\n`;
+}
+
+function rawResponse(status: number, body: string): string {
+  const text = http.STATUS_CODES[status] ?? 'Error';
+  return (
+    `HTTP/1.1 ${status} ${text}\r\ncontent-type: text/plain; charset=utf-8\r\n` +
+    `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`
+  );
+}
+
+function countRawHeader(req: http.IncomingMessage, name: string): number {
+  let count = 0;
+  for (let i = 0; i < req.rawHeaders.length; i += 2) {
+    if (req.rawHeaders[i]?.toLowerCase() === name) count++;
+  }
+  return count;
+}
+
+function forwardHeaders(headers: http.IncomingHttpHeaders): http.OutgoingHttpHeaders {
+  const connectionListed = new Set(
+    String(headers.connection ?? '')
+      .split(',')
+      .map((h) => h.trim().toLowerCase())
+      .filter((h) => h !== ''),
+  );
+  const out: http.OutgoingHttpHeaders = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || HOP_BY_HOP.has(name) || connectionListed.has(name)) continue;
+    out[name] = value;
+  }
+  return out;
+}
+
+export class EgressProxy {
+  private readonly options: EgressProxyOptions;
+  private readonly resolver: Resolver;
+  private readonly server: http.Server;
+  private readonly inner: http.Server;
+  private readonly sockets = new Set<net.Socket>();
+  private readonly tunnels = new WeakMap<net.Socket, TunnelContext>();
+  private readonly leafContexts = new Map<string, Promise<tls.SecureContext>>();
+  private readonly upstreamTrust: tls.SecureContext;
+  private readonly httpAgent: http.Agent;
+  private readonly httpsAgent: https.Agent;
+  private guard = new AddressGuard();
+  private address: net.AddressInfo | undefined;
+  private closed = false;
+
+  constructor(options: EgressProxyOptions) {
+    this.options = options;
+    this.resolver = options.resolver ?? systemResolver;
+    const ca = [...(options.useBundledRoots === false ? [] : tls.rootCertificates), ...(options.upstreamCa ?? [])];
+    this.upstreamTrust = tls.createSecureContext(ca.length > 0 ? { ca } : {});
+    this.httpAgent = new http.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 32 });
+    this.httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 32 });
+
+    const serverOptions: http.ServerOptions = { requestTimeout: 0, headersTimeout: 30_000, maxHeaderSize: 32 * 1024 };
+    this.server = http.createServer(serverOptions);
+    this.server.on('connection', (socket: net.Socket) => this.track(socket));
+    this.server.on('connect', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+      this.handleConnect(req, socket, head).catch((error: unknown) => this.fail(socket, error));
+    });
+    this.server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+      this.handlePlainRequest(req, res).catch((error: unknown) => this.failResponse(res, error));
+    });
+    this.server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket) => this.refuseUpgrade(req, socket, 'http'));
+    this.server.on('clientError', (error: NodeJS.ErrnoException, socket: net.Socket) =>
+      this.handleClientError(error, socket, 'http'),
+    );
+
+    this.inner = http.createServer(serverOptions);
+    this.inner.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+      this.handleInterceptedRequest(req, res).catch((error: unknown) => this.failResponse(res, error));
+    });
+    this.inner.on('upgrade', (req: http.IncomingMessage, socket: net.Socket) => this.refuseUpgrade(req, socket, 'https'));
+    this.inner.on('connect', (req: http.IncomingMessage, socket: net.Socket) => {
+      const ctx = this.tunnels.get(socket);
+      this.refuseSocket(socket, {
+        host: ctx?.host ?? req.url ?? '',
+        port: ctx?.port ?? 0,
+        method: 'CONNECT',
+        scheme: 'https',
+        refusal: { status: 403, rule: 'protocol', reason: 'CONNECT inside a tunnel is not allowed' },
+      });
+    });
+    this.inner.on('clientError', (error: NodeJS.ErrnoException, socket: net.Socket) =>
+      this.handleClientError(error, socket, 'https'),
+    );
+  }
+
+  /** Starts listening; the listener's addresses become "own addresses" the proxy never dials. */
+  async listen(options: ListenOptions): Promise<net.AddressInfo> {
+    options.signal?.throwIfAborted();
+    await new Promise<void>((resolve, reject) => {
+      const onError = (error: Error) => reject(error);
+      this.server.once('error', onError);
+      this.server.listen({ host: options.host, port: options.port ?? 0, signal: options.signal }, () => {
+        this.server.off('error', onError);
+        resolve();
+      });
+    });
+    const address = this.server.address();
+    if (address === null || typeof address === 'string') throw new BerthError('internal', 'proxy did not bind a TCP port');
+    this.address = address;
+    const own = [...(this.options.guard?.ownAddresses ?? [])];
+    if (address.address === '0.0.0.0' || address.address === '::') {
+      for (const list of Object.values(os.networkInterfaces())) {
+        for (const info of list ?? []) own.push(info.address);
+      }
+    } else {
+      own.push(address.address);
+    }
+    this.guard = new AddressGuard({ ...this.options.guard, ownAddresses: own });
+    return address;
+  }
+
+  /** `http://host:port` of the listener. */
+  get url(): string {
+    if (this.address === undefined) throw new BerthError('internal', 'the egress proxy is not listening');
+    const host = this.address.family === 'IPv6' ? `[${this.address.address}]` : this.address.address;
+    return `http://${host}:${this.address.port}`;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const done = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const socket of this.sockets) socket.destroy();
+    this.httpAgent.destroy();
+    this.httpsAgent.destroy();
+    await done;
+  }
+
+  // ---------------------------------------------------------------- reporting and refusing
+
+  private report(event: Omit<EgressDecisionEvent, 'at'>): void {
+    try {
+      this.options.onDecision?.({ ...event, at: new Date() });
+    } catch {
+      // A failing observer must not change a decision.
+    }
+  }
+
+  private track(socket: net.Socket): void {
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
+    const idle = this.options.idleTimeoutMs ?? 300_000;
+    socket.setTimeout(idle, () => socket.destroy());
+  }
+
+  private refuseSocket(
+    socket: net.Socket,
+    r: { host: string; port: number; method: string; scheme: EgressScheme; refusal: Refusal },
+  ): void {
+    this.report({
+      host: r.host,
+      port: r.port,
+      method: r.method,
+      scheme: r.scheme,
+      allowed: false,
+      rule: r.refusal.rule,
+      reason: r.refusal.reason,
+      ...(r.refusal.address !== undefined ? { address: r.refusal.address } : {}),
+    });
+    if (socket.writable) {
+      socket.end(rawResponse(r.refusal.status, refusalBody(r.host, r.port || undefined, r.refusal.reason)));
+      socket.setTimeout(5_000, () => socket.destroy());
+    } else {
+      socket.destroy();
+    }
+  }
+
+  private refuseResponse(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    r: { host: string; port: number; scheme: EgressScheme; refusal: Refusal },
+  ): void {
+    this.report({
+      host: r.host,
+      port: r.port,
+      method: req.method ?? '',
+      scheme: r.scheme,
+      allowed: false,
+      rule: r.refusal.rule,
+      reason: r.refusal.reason,
+      ...(r.refusal.address !== undefined ? { address: r.refusal.address } : {}),
+    });
+    const body = refusalBody(r.host, r.port || undefined, r.refusal.reason);
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    res.shouldKeepAlive = false;
+    res.writeHead(r.refusal.status, {
+      'content-type': 'text/plain; charset=utf-8',
+      'content-length': Buffer.byteLength(body),
+      connection: 'close',
+    });
+    res.end(body);
+    // The request body (if any) is never forwarded; the connection closes after this answer.
+    res.once('finish', () => req.socket.destroySoon());
+  }
+
+  private handleClientError(error: NodeJS.ErrnoException, socket: net.Socket, scheme: EgressScheme): void {
+    const ctx = this.tunnels.get(socket);
+    const reason = `malformed HTTP request (${error.code ?? error.message})`;
+    if (error.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    this.refuseSocket(socket, {
+      host: ctx?.host ?? '',
+      port: ctx?.port ?? 0,
+      method: '',
+      scheme,
+      refusal: { status: 400, rule: 'protocol', reason },
+    });
+  }
+
+  private refuseUpgrade(req: http.IncomingMessage, socket: net.Socket, scheme: EgressScheme): void {
+    const ctx = this.tunnels.get(socket);
+    this.refuseSocket(socket, {
+      host: ctx?.host ?? hostOfAbsoluteUrl(req.url ?? '') ?? '',
+      port: ctx?.port ?? 0,
+      method: req.method ?? '',
+      scheme,
+      refusal: { status: 403, rule: 'protocol', reason: 'protocol upgrades (WebSocket, h2c) are not allowed' },
+    });
+  }
+
+  private fail(socket: net.Socket, error: unknown): void {
+    if (!socket.destroyed) socket.destroy(error instanceof Error ? error : undefined);
+  }
+
+  private failResponse(res: http.ServerResponse, error: unknown): void {
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    const body = `Berth egress proxy error: ${printable(error instanceof Error ? error.message : String(error))}\n`;
+    res.writeHead(502, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' });
+    res.end(body);
+  }
+
+  // ---------------------------------------------------------------- resolution
+
+  /** Resolves once and returns the first address the guard accepts, or a refusal. */
+  private async vettedAddress(host: string, signal: AbortSignal): Promise<{ address: string } | { refusal: Refusal }> {
+    let addresses: string[];
+    try {
+      addresses = await this.resolver(host, signal);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? (error instanceof Error ? error.message : 'error');
+      return { refusal: { status: 502, rule: 'dns', reason: `${host} could not be resolved (${code})` } };
+    }
+    if (addresses.length === 0) return { refusal: { status: 502, rule: 'dns', reason: `${host} has no address` } };
+    let firstRefusal: Refusal | undefined;
+    for (const address of addresses) {
+      const verdict = this.guard.vet(address, host);
+      if (verdict.allowed) return { address: verdict.address };
+      firstRefusal ??= {
+        status: 403,
+        rule: `address:${verdict.rule}`,
+        reason: `${host} resolves to ${printable(address)}, a refused ${verdict.reason}`,
+        address,
+      };
+    }
+    return { refusal: firstRefusal ?? { status: 403, rule: 'address', reason: 'no usable address' } };
+  }
+
+  // ---------------------------------------------------------------- CONNECT
+
+  private async handleConnect(req: http.IncomingMessage, socket: net.Socket, head: Buffer): Promise<void> {
+    const target = req.url ?? '';
+    const authority = parseAuthority(target);
+    if (!authority.ok) {
+      this.refuseSocket(socket, {
+        host: target,
+        port: 0,
+        method: 'CONNECT',
+        scheme: 'connect',
+        refusal: { status: 403, rule: 'target', reason: authority.reason },
+      });
+      return;
+    }
+    const { host, port } = authority;
+    const refuse = (refusal: Refusal) => this.refuseSocket(socket, { host, port, method: 'CONNECT', scheme: 'connect', refusal });
+    const decision = this.options.policy.decide({ host, port, scheme: 'connect' });
+    if (!decision.allowed) {
+      refuse({ status: 403, rule: decision.rule, reason: decision.reason });
+      return;
+    }
+    const intercept = decision.tunnel === 'intercept';
+    if (intercept && this.options.ca === undefined) {
+      refuse({ status: 403, rule: 'config', reason: 'methods are limited but the proxy has no CA to check them' });
+      return;
+    }
+    const abort = new AbortController();
+    socket.once('close', () => abort.abort());
+    const vetted = await this.vettedAddress(host, abort.signal);
+    if ('refusal' in vetted) {
+      refuse(vetted.refusal);
+      return;
+    }
+    if (socket.destroyed) return;
+    this.report({ host, port, method: 'CONNECT', scheme: 'connect', allowed: true, rule: decision.rule, reason: decision.reason, address: vetted.address });
+    socket.write('HTTP/1.1 200 Connection established\r\n\r\n');
+
+    const first = await this.readClientHello(socket, head);
+    const refuseTunnel = (reason: string) => {
+      this.report({ host, port, method: 'CONNECT', scheme: 'connect', allowed: false, rule: 'tunnel', reason });
+      // The 200 was sent; the client believes it is in a tunnel, so the only answer is to close.
+      socket.destroy();
+    };
+    if ('invalid' in first) {
+      refuseTunnel(first.invalid);
+      return;
+    }
+    const sni = first.hello.serverName;
+    const sniName = sni === undefined ? undefined : normaliseHostName(sni);
+    if (sniName === undefined || !sniName.ok || sniName.name !== host) {
+      refuseTunnel(sni === undefined ? 'TLS ClientHello without SNI' : `TLS SNI "${printable(sni)}" differs from the CONNECT host`);
+      return;
+    }
+    if (intercept) {
+      if (first.hello.alpn !== undefined && !first.hello.alpn.includes('http/1.1')) {
+        refuseTunnel('the client does not offer ALPN http/1.1 (needed to check methods)');
+        return;
+      }
+      await this.intercept(socket, first.buffered, { host, port, address: vetted.address });
+    } else {
+      this.passthrough(socket, first.buffered, vetted.address, port);
+    }
+  }
+
+  /** Reads until a complete ClientHello, without consuming more than the client sent. */
+  private readClientHello(
+    socket: net.Socket,
+    head: Buffer,
+  ): Promise<{ hello: ClientHello; buffered: Buffer } | { invalid: string }> {
+    return new Promise((resolve) => {
+      let buffered = head;
+      let settled = false;
+      const finish = (result: { hello: ClientHello; buffered: Buffer } | { invalid: string }) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        socket.off('data', onData);
+        socket.off('close', onClose);
+        socket.pause();
+        resolve(result);
+      };
+      const check = () => {
+        const parsed = parseClientHello(buffered);
+        if (parsed.status === 'complete') finish({ hello: parsed.hello, buffered });
+        else if (parsed.status === 'invalid') finish({ invalid: parsed.reason });
+      };
+      const onData = (chunk: Buffer) => {
+        buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
+        check();
+      };
+      const onClose = () => finish({ invalid: 'the client closed the tunnel before sending a ClientHello' });
+      const timer = setTimeout(
+        () => finish({ invalid: 'no TLS ClientHello received in time' }),
+        this.options.clientHelloTimeoutMs ?? 10_000,
+      );
+      socket.on('data', onData);
+      socket.once('close', onClose);
+      if (buffered.length > 0) check();
+      if (!settled) socket.resume();
+    });
+  }
+
+  private dial(address: string, port: number): net.Socket {
+    const upstream = net.connect({ host: address, port, lookup: noLookup as unknown as net.LookupFunction });
+    this.track(upstream);
+    upstream.setTimeout(this.options.connectTimeoutMs ?? 15_000, () => upstream.destroy());
+    upstream.once('connect', () => upstream.setTimeout(this.options.idleTimeoutMs ?? 300_000));
+    return upstream;
+  }
+
+  private passthrough(socket: net.Socket, buffered: Buffer, address: string, port: number): void {
+    const upstream = this.dial(address, port);
+    upstream.write(buffered);
+    socket.pipe(upstream);
+    upstream.pipe(socket);
+    const closeBoth = () => {
+      socket.destroy();
+      upstream.destroy();
+    };
+    socket.once('error', closeBoth);
+    upstream.once('error', closeBoth);
+    socket.once('close', closeBoth);
+    upstream.once('close', closeBoth);
+    socket.resume();
+  }
+
+  private leafContext(host: string): Promise<tls.SecureContext> {
+    let context = this.leafContexts.get(host);
+    if (context === undefined) {
+      const ca = this.options.ca;
+      if (ca === undefined) return Promise.reject(new BerthError('internal', 'no CA'));
+      context = ca.leafFor(host).then((leaf) => tls.createSecureContext({ key: leaf.privateKeyPem, cert: leaf.certificatePem }));
+      this.leafContexts.set(host, context);
+      context.catch(() => this.leafContexts.delete(host));
+      // Leaf certificates are renewed by the CA; drop the context before the leaf would expire.
+      setTimeout(() => this.leafContexts.delete(host), 24 * 3600_000).unref();
+    }
+    return context;
+  }
+
+  private async intercept(socket: net.Socket, buffered: Buffer, ctx: TunnelContext): Promise<void> {
+    const secureContext = await this.leafContext(ctx.host);
+    if (socket.destroyed) return;
+    socket.unshift(buffered);
+    const tlsSocket = new tls.TLSSocket(socket, { isServer: true, secureContext, ALPNProtocols: ['http/1.1'] });
+    this.tunnels.set(tlsSocket, ctx);
+    tlsSocket.on('error', () => tlsSocket.destroy());
+    this.inner.emit('connection', tlsSocket);
+    socket.resume();
+  }
+
+  // ---------------------------------------------------------------- requests
+
+  /** Checks shared by plain and intercepted requests; undefined when the request may pass. */
+  private requestProblem(req: http.IncomingMessage): Refusal | undefined {
+    const method = req.method ?? '';
+    const headers = req.headers;
+    if (headers.upgrade !== undefined || headers['http2-settings'] !== undefined) {
+      return { status: 403, rule: 'protocol', reason: 'protocol upgrades (WebSocket, h2c) are not allowed' };
+    }
+    if (countRawHeader(req, 'content-length') > 1) {
+      return { status: 400, rule: 'framing', reason: 'repeated Content-Length (request smuggling)' };
+    }
+    const te = headers['transfer-encoding'];
+    if (te !== undefined) {
+      if (headers['content-length'] !== undefined) {
+        return { status: 400, rule: 'framing', reason: 'Content-Length with Transfer-Encoding (request smuggling)' };
+      }
+      if (countRawHeader(req, 'transfer-encoding') > 1 || te.trim().toLowerCase() !== 'chunked') {
+        return { status: 400, rule: 'framing', reason: 'only "Transfer-Encoding: chunked" is accepted' };
+      }
+    }
+    if (countRawHeader(req, 'host') !== 1) {
+      return { status: 400, rule: 'host', reason: 'exactly one Host header is required' };
+    }
+    if (this.options.policy.methods !== undefined) {
+      const override = METHOD_OVERRIDE_HEADERS.find((h) => headers[h] !== undefined);
+      if (override !== undefined) {
+        return { status: 403, rule: 'method', reason: `method-override header ${override} is not allowed` };
+      }
+      const hasBody = (headers['content-length'] !== undefined && headers['content-length'] !== '0') || te !== undefined;
+      if (READ_ONLY_METHODS.has(method) && hasBody) {
+        return { status: 403, rule: 'method', reason: `a body on ${method} is not allowed` };
+      }
+    }
+    return undefined;
+  }
+
+  private async handlePlainRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = req.url ?? '';
+    const refuse = (host: string, port: number, refusal: Refusal) =>
+      this.refuseResponse(req, res, { host, port, scheme: 'http', refusal });
+    const match = /^http:\/\/([^/?#]*)([^#]*)$/i.exec(url);
+    if (match === null) {
+      const reason = /^https:/i.test(url)
+        ? 'HTTPS goes through CONNECT, not as a plain request'
+        : 'a proxy request needs an absolute http:// URL';
+      refuse(hostOfAbsoluteUrl(url) ?? '', 0, { status: 400, rule: 'target', reason });
+      return;
+    }
+    const authority = parseAuthority(match[1] ?? '', { defaultPort: 80 });
+    if (!authority.ok) {
+      refuse(match[1] ?? '', 0, { status: 403, rule: 'target', reason: authority.reason });
+      return;
+    }
+    const { host, port } = authority;
+    const hostHeader = req.headers.host;
+    const headerAuthority = hostHeader === undefined ? undefined : parseAuthority(hostHeader, { defaultPort: 80 });
+    if (headerAuthority === undefined || !headerAuthority.ok || headerAuthority.host !== host || headerAuthority.port !== port) {
+      refuse(host, port, { status: 403, rule: 'host', reason: 'the Host header differs from the URL host' });
+      return;
+    }
+    const decision = this.options.policy.decide({ host, port, method: req.method ?? '', scheme: 'http' });
+    if (!decision.allowed) {
+      refuse(host, port, { status: 403, rule: decision.rule, reason: decision.reason });
+      return;
+    }
+    const problem = this.requestProblem(req);
+    if (problem !== undefined) {
+      refuse(host, port, problem);
+      return;
+    }
+    const abort = new AbortController();
+    res.once('close', () => abort.abort());
+    const vetted = await this.vettedAddress(host, abort.signal);
+    if ('refusal' in vetted) {
+      refuse(host, port, vetted.refusal);
+      return;
+    }
+    this.report({ host, port, method: req.method ?? '', scheme: 'http', allowed: true, rule: decision.rule, reason: decision.reason, address: vetted.address });
+    const path = (match[2] ?? '') === '' ? '/' : (match[2] ?? '/').startsWith('/') ? (match[2] ?? '/') : `/${match[2] ?? ''}`;
+    const headers = forwardHeaders(req.headers);
+    headers.host = port === 80 ? host : `${host}:${port}`;
+    const upstream = http.request({
+      host: vetted.address,
+      port,
+      method: req.method ?? 'GET',
+      path,
+      headers,
+      setHost: false,
+      agent: this.httpAgent,
+      lookup: noLookup as unknown as net.LookupFunction,
+      timeout: this.options.connectTimeoutMs ?? 15_000,
+    });
+    this.relay(req, res, upstream);
+  }
+
+  private async handleInterceptedRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const ctx = this.tunnels.get(req.socket);
+    if (ctx === undefined) throw new BerthError('internal', 'intercepted request without a tunnel');
+    const { host, port } = ctx;
+    const refuse = (refusal: Refusal) => this.refuseResponse(req, res, { host, port, scheme: 'https', refusal });
+    const url = req.url ?? '';
+    if (!url.startsWith('/') && !(url === '*' && req.method === 'OPTIONS')) {
+      refuse({ status: 403, rule: 'target', reason: 'requests inside a tunnel must use a path, not an absolute URL' });
+      return;
+    }
+    const hostHeader = req.headers.host;
+    const headerAuthority = hostHeader === undefined ? undefined : parseAuthority(hostHeader, { defaultPort: 443 });
+    if (headerAuthority === undefined || !headerAuthority.ok || headerAuthority.host !== host || headerAuthority.port !== port) {
+      refuse({ status: 403, rule: 'host', reason: 'the Host header differs from the CONNECT host' });
+      return;
+    }
+    const decision = this.options.policy.decide({ host, port, method: req.method ?? '', scheme: 'https' });
+    if (!decision.allowed) {
+      refuse({ status: 403, rule: decision.rule, reason: decision.reason });
+      return;
+    }
+    const problem = this.requestProblem(req);
+    if (problem !== undefined) {
+      refuse(problem);
+      return;
+    }
+    this.report({ host, port, method: req.method ?? '', scheme: 'https', allowed: true, rule: decision.rule, reason: decision.reason, address: ctx.address });
+    const headers = forwardHeaders(req.headers);
+    headers.host = port === 443 ? host : `${host}:${port}`;
+    const options: https.RequestOptions & Pick<tls.ConnectionOptions, 'secureContext' | 'ALPNProtocols'> = {
+      host: ctx.address,
+      port,
+      servername: host,
+      method: req.method ?? 'GET',
+      path: url,
+      headers,
+      setHost: false,
+      agent: this.httpsAgent,
+      secureContext: this.upstreamTrust,
+      ALPNProtocols: ['http/1.1'],
+      checkServerIdentity: (_name: string, cert: tls.PeerCertificate) => tls.checkServerIdentity(host, cert),
+      lookup: noLookup as unknown as net.LookupFunction,
+      timeout: this.options.connectTimeoutMs ?? 15_000,
+    };
+    const upstream = https.request(options);
+    this.relay(req, res, upstream);
+  }
+
+  private relay(req: http.IncomingMessage, res: http.ServerResponse, upstream: http.ClientRequest): void {
+    upstream.on('response', (answer: http.IncomingMessage) => {
+      const headers = forwardHeaders(answer.headers);
+      res.writeHead(answer.statusCode ?? 502, answer.statusMessage, headers);
+      answer.pipe(res);
+      answer.once('error', () => res.destroy());
+    });
+    upstream.on('timeout', () => upstream.destroy(new Error('upstream timed out')));
+    upstream.on('error', (error: Error) => {
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      const body = `Berth egress proxy could not reach the upstream server: ${printable(error.message)}\n`;
+      res.writeHead(502, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+      res.end(body);
+    });
+    res.once('close', () => {
+      if (!res.writableFinished) upstream.destroy();
+    });
+    req.pipe(upstream);
+  }
+}
+
+function hostOfAbsoluteUrl(url: string): string | undefined {
+  const match = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)/i.exec(url);
+  return match?.[1];
+}
