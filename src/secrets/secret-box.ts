@@ -17,7 +17,15 @@
  *   maintenance process; nothing here logs.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { closeSync, fchmodSync, mkdirSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  fchmodSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
 import { dirname } from 'node:path';
 import { BerthError } from '../errors/berth-error.js';
 
@@ -39,7 +47,9 @@ function aad(environmentId: string, name: string): Buffer {
 
 function keyFromBase64(text: string): Buffer {
   const trimmed = text.trim();
-  const key = /^[A-Za-z0-9+/_-]+={0,2}$/.test(trimmed) ? Buffer.from(trimmed, 'base64') : Buffer.alloc(0);
+  const key = /^[A-Za-z0-9+/_-]+={0,2}$/.test(trimmed)
+    ? Buffer.from(trimmed, 'base64')
+    : Buffer.alloc(0);
   if (key.length !== KEY_BYTES) {
     throw new BerthError(
       'invalid_input',
@@ -51,7 +61,8 @@ function keyFromBase64(text: string): Buffer {
 
 function readKeyFile(file: string): Buffer {
   const stat = statSync(file);
-  if (!stat.isFile()) throw new BerthError('invalid_input', `the secret key file ${file} is not a regular file`);
+  if (!stat.isFile())
+    throw new BerthError('invalid_input', `the secret key file ${file} is not a regular file`);
   if ((stat.mode & 0o077) !== 0) {
     throw new BerthError(
       'invalid_input',
@@ -91,7 +102,8 @@ export class SecretBox {
 
   /** A box over a key given directly (32 bytes). */
   static fromKey(key: Uint8Array): SecretBox {
-    if (key.length !== KEY_BYTES) throw new BerthError('invalid_input', `a secret key has exactly ${KEY_BYTES} bytes`);
+    if (key.length !== KEY_BYTES)
+      throw new BerthError('invalid_input', `a secret key has exactly ${KEY_BYTES} bytes`);
     return new SecretBox(Buffer.from(key));
   }
 
@@ -138,7 +150,10 @@ export class SecretBox {
       const decipher = createDecipheriv('aes-256-gcm', this.key, bytes.subarray(0, IV_BYTES));
       decipher.setAAD(aad(environmentId, name));
       decipher.setAuthTag(bytes.subarray(IV_BYTES, IV_BYTES + TAG_BYTES));
-      return Buffer.concat([decipher.update(bytes.subarray(IV_BYTES + TAG_BYTES)), decipher.final()]).toString('utf8');
+      return Buffer.concat([
+        decipher.update(bytes.subarray(IV_BYTES + TAG_BYTES)),
+        decipher.final(),
+      ]).toString('utf8');
     } catch (error) {
       throw fail(error);
     }

@@ -63,7 +63,8 @@ export class SecretMasker {
     const forms = new Set<string>();
     for (const value of values) for (const form of formsOf(value)) forms.add(form);
     const sorted = [...forms].sort((a, b) => b.length - a.length);
-    this.pattern = sorted.length > 0 ? new RegExp(sorted.map(escapeRegExp).join('|'), 'g') : undefined;
+    this.pattern =
+      sorted.length > 0 ? new RegExp(sorted.map(escapeRegExp).join('|'), 'g') : undefined;
     this.holdBack = Math.max(0, (sorted[0]?.length ?? 0) - 1);
   }
 

@@ -10,7 +10,9 @@ import { environmentSpecSchema } from '../domain/environment/environment-spec.js
  * the document.
  */
 
-const secretValues = z.record(z.string(), z.string()).describe('Secret values by name; write-only, never returned');
+const secretValues = z
+  .record(z.string(), z.string())
+  .describe('Secret values by name; write-only, never returned');
 
 function environmentBodies<S extends z.ZodType>(spec: S) {
   return {
@@ -46,7 +48,9 @@ export const whoamiView = z.object({ id: z.string(), name: z.string(), admin: z.
 export const environmentView = z.object({
   id: z.string().describe('env_…'),
   name: z.string(),
-  spec: environmentSpecSchema.describe('The environment, normalised (shorthands expanded, defaults filled in)'),
+  spec: environmentSpecSchema.describe(
+    'The environment, normalised (shorthands expanded, defaults filled in)',
+  ),
   secrets: z.array(z.string()).describe('Names of the secrets that have a value; never values'),
   createdAt: z.string(),
   updatedAt: z.string(),
@@ -77,7 +81,9 @@ export const createdToken = z.object({
 });
 
 export const errorBody = z.object({
-  code: z.enum(Object.keys(ERROR_CODES) as [keyof typeof ERROR_CODES, ...(keyof typeof ERROR_CODES)[]]),
+  code: z.enum(
+    Object.keys(ERROR_CODES) as [keyof typeof ERROR_CODES, ...(keyof typeof ERROR_CODES)[]],
+  ),
   message: z.string(),
   details: z.record(z.string(), z.unknown()),
   requestId: z.string(),

@@ -30,7 +30,8 @@ type Env = { Variables: { requestId: string; caller: Caller } };
 function bearer(header: string | undefined): string | undefined {
   if (header === undefined) return undefined;
   const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-  if (!match) throw new BerthError('unauthorized', 'the Authorization header must be "Bearer <token>"');
+  if (!match)
+    throw new BerthError('unauthorized', 'the Authorization header must be "Bearer <token>"');
   return match[1];
 }
 
@@ -72,12 +73,20 @@ export function createApp(deps: AppDependencies): Hono<Env> {
     // Unexpected: log it (with the request id) and say as little as possible to the client.
     logger.error({ requestId: c.get('requestId'), err: error }, 'request failed');
     const message =
-      error instanceof BerthError ? error.message : `an internal error occurred (request ${c.get('requestId')})`;
+      error instanceof BerthError
+        ? error.message
+        : `an internal error occurred (request ${c.get('requestId')})`;
     return errorResponse(c, new BerthError('internal', message));
   });
 
   app.notFound((c) =>
-    errorResponse(c, new BerthError('not_found', `no route ${c.req.method} ${c.req.path}`, { method: c.req.method, path: c.req.path })),
+    errorResponse(
+      c,
+      new BerthError('not_found', `no route ${c.req.method} ${c.req.path}`, {
+        method: c.req.method,
+        path: c.req.path,
+      }),
+    ),
   );
 
   app.get('/health', (c) => c.json({ status: 'ok' as const, version: deps.version }));
@@ -99,7 +108,7 @@ export function createApp(deps: AppDependencies): Hono<Env> {
 
   app.get('/v1/environments', async (c) => {
     const list = await environments.list(c.get('caller'));
-    return c.json({ environments: list.map(views.environment) });
+    return c.json({ environments: list.map((environment) => views.environment(environment)) });
   });
 
   app.post('/v1/environments/validate', async (c) => {
@@ -109,7 +118,10 @@ export function createApp(deps: AppDependencies): Hono<Env> {
 
   app.post('/v1/environments', async (c) => {
     const body = await readBody(c.req.raw, requestBodies.create);
-    const created = await environments.create(c.get('caller'), { spec: body.spec, secrets: body.secrets });
+    const created = await environments.create(c.get('caller'), {
+      spec: body.spec,
+      secrets: body.secrets,
+    });
     return c.json(views.environment(created), 201);
   });
 
@@ -134,7 +146,7 @@ export function createApp(deps: AppDependencies): Hono<Env> {
 
   app.get('/v1/tokens', async (c) => {
     const list = await tokens.list(c.get('caller'));
-    return c.json({ tokens: list.map(views.token) });
+    return c.json({ tokens: list.map((token) => views.token(token)) });
   });
 
   app.post('/v1/tokens', async (c) => {

@@ -68,10 +68,16 @@ export async function startServer(config: BerthConfig, logger: Logger): Promise<
       allowLocalRepositories: config.allowLocalRepositories,
     });
     const firstAdmin = await tokens.ensureAdminToken();
-    if (firstAdmin) logger.info({ tokenId: firstAdmin.token.id, name: firstAdmin.token.name }, 'created the admin token');
+    if (firstAdmin)
+      logger.info(
+        { tokenId: firstAdmin.token.id, name: firstAdmin.token.name },
+        'created the admin token',
+      );
 
     const app = createApp({ environments, tokens, logger, version: BERTH_VERSION });
-    const server = createAdaptorServer({ fetch: app.fetch }) as Server;
+    const server = createAdaptorServer({
+      fetch: (request: Request) => app.fetch(request),
+    }) as Server;
     const address = await listen(server, config.port, config.host);
     const url = urlOf(address);
     logger.info({ url, dataDir: config.dataDir, store: store.file }, 'listening');

@@ -43,7 +43,11 @@ function patchNormalised(output: JsonSchema, input: JsonSchema): JsonSchema {
 }
 
 function schemaOf(schema: z.ZodType, io: 'input' | 'output'): JsonSchema {
-  const generated = z.toJSONSchema(schema, { io, target: 'draft-2020-12', unrepresentable: 'any' }) as JsonSchema;
+  const generated = z.toJSONSchema(schema, {
+    io,
+    target: 'draft-2020-12',
+    unrepresentable: 'any',
+  }) as JsonSchema;
   delete generated.$schema;
   return generated;
 }
@@ -67,7 +71,10 @@ function responseSchema(schema: z.ZodType): JsonSchema {
 }
 
 const json = (schema: JsonSchema) => ({ 'application/json': { schema } });
-const ok = (description: string, schema: z.ZodType) => ({ description, content: json(responseSchema(schema)) });
+const ok = (description: string, schema: z.ZodType) => ({
+  description,
+  content: json(responseSchema(schema)),
+});
 const body = (schema: z.ZodType) => ({ required: true, content: json(schemaOf(schema, 'input')) });
 const errorRef = { $ref: '#/components/schemas/Error' };
 const errors = (...codes: (keyof typeof ERROR_CODES)[]) =>
@@ -105,10 +112,16 @@ export function buildOpenApiDocument(version: string): JsonSchema {
     },
     paths: {
       '/health': {
-        get: { summary: 'Liveness and version', responses: { '200': ok('The server is up', healthView) } },
+        get: {
+          summary: 'Liveness and version',
+          responses: { '200': ok('The server is up', healthView) },
+        },
       },
       '/openapi.json': {
-        get: { summary: 'This document', responses: { '200': { description: 'OpenAPI 3.1 document' } } },
+        get: {
+          summary: 'This document',
+          responses: { '200': { description: 'OpenAPI 3.1 document' } },
+        },
       },
       '/v1/whoami': {
         get: {
@@ -129,13 +142,20 @@ export function buildOpenApiDocument(version: string): JsonSchema {
           requestBody: body(documentedRequestBodies.create),
           responses: {
             '201': ok('The environment', environmentView),
-            ...errors('invalid_input', 'invalid_environment', 'conflict', 'payload_too_large', ...common),
+            ...errors(
+              'invalid_input',
+              'invalid_environment',
+              'conflict',
+              'payload_too_large',
+              ...common,
+            ),
           },
         },
       },
       '/v1/environments/validate': {
         post: {
-          summary: "Validate an environment against the schema and this server's rules, storing nothing",
+          summary:
+            "Validate an environment against the schema and this server's rules, storing nothing",
           security: authed,
           requestBody: body(documentedRequestBodies.validate),
           responses: {
@@ -149,7 +169,10 @@ export function buildOpenApiDocument(version: string): JsonSchema {
         get: {
           summary: 'One environment (404 also when the caller is not a member)',
           security: authed,
-          responses: { '200': ok('The environment', environmentView), ...errors('not_found', ...common) },
+          responses: {
+            '200': ok('The environment', environmentView),
+            ...errors('not_found', ...common),
+          },
         },
         put: {
           summary: 'Replace the spec and change secrets, in one step; the name cannot change',
@@ -157,7 +180,14 @@ export function buildOpenApiDocument(version: string): JsonSchema {
           requestBody: body(documentedRequestBodies.update),
           responses: {
             '200': ok('The environment', environmentView),
-            ...errors('invalid_input', 'invalid_environment', 'not_found', 'conflict', 'payload_too_large', ...common),
+            ...errors(
+              'invalid_input',
+              'invalid_environment',
+              'not_found',
+              'conflict',
+              'payload_too_large',
+              ...common,
+            ),
           },
         },
         delete: {
@@ -170,7 +200,10 @@ export function buildOpenApiDocument(version: string): JsonSchema {
         get: {
           summary: 'All tokens (admin)',
           security: authed,
-          responses: { '200': ok('Tokens, revoked ones included', tokenList), ...errors('forbidden', ...common) },
+          responses: {
+            '200': ok('Tokens, revoked ones included', tokenList),
+            ...errors('forbidden', ...common),
+          },
         },
         post: {
           summary: 'Create a token (admin); its value is in this response only',

@@ -25,6 +25,12 @@ export const views = {
     };
   },
   createdToken(token: Token, value: string): CreatedToken {
-    return { id: token.id, name: token.name, admin: token.admin, createdAt: token.createdAt, token: value };
+    return {
+      id: token.id,
+      name: token.name,
+      admin: token.admin,
+      createdAt: token.createdAt,
+      token: value,
+    };
   },
 };

@@ -44,9 +44,13 @@ interface Issue {
 function invalid(issues: Issue[]): BerthError {
   const first = issues[0];
   const more = issues.length > 1 ? ` (and ${issues.length - 1} more)` : '';
-  return new BerthError('invalid_input', `${first ? `${first.path}: ${first.message}` : 'invalid input'}${more}`, {
-    issues,
-  });
+  return new BerthError(
+    'invalid_input',
+    `${first ? `${first.path}: ${first.message}` : 'invalid input'}${more}`,
+    {
+      issues,
+    },
+  );
 }
 
 function notFound(name: string): BerthError {
@@ -58,13 +62,20 @@ function checkSecretValues(secrets: Record<string, string>): Issue[] {
   for (const [name, value] of Object.entries(secrets)) {
     const path = `secrets.${name}`;
     if (!SECRET_NAME.test(name)) {
-      issues.push({ path, message: 'a secret name must be a shell variable name (letters, digits and "_", not starting with a digit)' });
+      issues.push({
+        path,
+        message:
+          'a secret name must be a shell variable name (letters, digits and "_", not starting with a digit)',
+      });
     } else if (typeof value !== 'string') {
       issues.push({ path, message: 'a secret value must be a string' });
     } else if (value === '') {
       issues.push({ path, message: 'a secret value may not be empty' });
     } else if (Buffer.byteLength(value, 'utf8') > SECRET_VALUE_MAX_BYTES) {
-      issues.push({ path, message: `a secret value may be at most ${SECRET_VALUE_MAX_BYTES} bytes` });
+      issues.push({
+        path,
+        message: `a secret value may be at most ${SECRET_VALUE_MAX_BYTES} bytes`,
+      });
     }
   }
   return issues;
@@ -146,7 +157,10 @@ export class EnvironmentService {
       if (!current.secretNames.includes(secret)) {
         issues.push({ path: `removeSecrets[${i}]`, message: `no secret named "${secret}" is set` });
       } else if (Object.hasOwn(given, secret)) {
-        issues.push({ path: `removeSecrets[${i}]`, message: `"${secret}" is both set and removed` });
+        issues.push({
+          path: `removeSecrets[${i}]`,
+          message: `"${secret}" is both set and removed`,
+        });
       }
     });
     if (issues.length > 0) throw invalid(issues);
@@ -171,7 +185,9 @@ export class EnvironmentService {
   /** The secret values of an environment, for the setup and maintenance scripts only. */
   async openSecrets(environmentId: string): Promise<Map<string, string>> {
     const sealed = await this.store.getSecretCiphertexts(environmentId);
-    return new Map(sealed.map((s) => [s.name, this.secretBox.open(environmentId, s.name, s.ciphertext)]));
+    return new Map(
+      sealed.map((s) => [s.name, this.secretBox.open(environmentId, s.name, s.ciphertext)]),
+    );
   }
 
   private checkServerRules(spec: EnvironmentSpec): void {

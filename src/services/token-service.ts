@@ -49,7 +49,11 @@ export class TokenService {
   }
 
   /** Makes a token; the value is in the result only, never stored. */
-  async create(caller: Caller, name: string, admin = false): Promise<{ token: Token; value: string }> {
+  async create(
+    caller: Caller,
+    name: string,
+    admin = false,
+  ): Promise<{ token: Token; value: string }> {
     requireAdmin(caller);
     return this.make(name, admin);
   }
@@ -57,13 +61,21 @@ export class TokenService {
   /** The caller a token value stands for; `unauthorized` if missing, unknown or revoked. */
   async verify(value: string | undefined): Promise<Caller> {
     if (value === undefined || value === '') {
-      throw new BerthError('unauthorized', 'a token is required: send "Authorization: Bearer <token>"');
+      throw new BerthError(
+        'unauthorized',
+        'a token is required: send "Authorization: Bearer <token>"',
+      );
     }
-    const token = value.startsWith(TOKEN_PREFIX) ? await this.store.getTokenByHash(hashToken(value)) : undefined;
+    const token = value.startsWith(TOKEN_PREFIX)
+      ? await this.store.getTokenByHash(hashToken(value))
+      : undefined;
     if (!token) throw new BerthError('unauthorized', 'the token is not valid');
     if (token.revokedAt !== null) throw new BerthError('unauthorized', 'the token was revoked');
     const now = this.now();
-    if (token.lastUsedAt === null || Date.parse(now) - Date.parse(token.lastUsedAt) >= TOUCH_INTERVAL_MS) {
+    if (
+      token.lastUsedAt === null ||
+      Date.parse(now) - Date.parse(token.lastUsedAt) >= TOUCH_INTERVAL_MS
+    ) {
       await this.store.touchToken(token.id, now);
     }
     return { tokenId: token.id, tokenName: token.name, admin: token.admin };
@@ -80,7 +92,8 @@ export class TokenService {
     const token = hasPrefix(idOrName, 'token')
       ? await this.store.getTokenById(idOrName)
       : await this.store.getActiveTokenByName(idOrName);
-    if (!token) throw new BerthError('not_found', `token "${idOrName}" not found`, { token: idOrName });
+    if (!token)
+      throw new BerthError('not_found', `token "${idOrName}" not found`, { token: idOrName });
     if (token.revokedAt !== null) return token;
     if (token.admin && (await this.store.countActiveAdminTokens()) <= 1) {
       throw new BerthError(
@@ -89,7 +102,8 @@ export class TokenService {
       );
     }
     const revoked = await this.store.revokeToken(token.id, this.now());
-    if (!revoked) throw new BerthError('not_found', `token "${idOrName}" not found`, { token: idOrName });
+    if (!revoked)
+      throw new BerthError('not_found', `token "${idOrName}" not found`, { token: idOrName });
     return revoked;
   }
 
@@ -104,7 +118,13 @@ export class TokenService {
   private async make(name: string, admin: boolean): Promise<{ token: Token; value: string }> {
     checkName(name);
     const value = TOKEN_PREFIX + randomBytes(32).toString('base64url');
-    const token = await this.store.createToken({ id: newId('token'), name, hash: hashToken(value), admin, now: this.now() });
+    const token = await this.store.createToken({
+      id: newId('token'),
+      name,
+      hash: hashToken(value),
+      admin,
+      now: this.now(),
+    });
     return { token, value };
   }
 }

@@ -22,7 +22,16 @@ export interface TestServer {
   config: BerthConfig;
   /** Every log line the server wrote (pino JSON). */
   logs: string[];
-  request(method: string, path: string, options?: { token?: string | null; body?: unknown; rawBody?: string | Uint8Array; headers?: Record<string, string> }): Promise<ApiResponse>;
+  request(
+    method: string,
+    path: string,
+    options?: {
+      token?: string | null;
+      body?: unknown;
+      rawBody?: string | Uint8Array;
+      headers?: Record<string, string>;
+    },
+  ): Promise<ApiResponse>;
   /** Creates a token through the API, returning its value. */
   createToken(name: string, admin?: boolean): Promise<string>;
   stop(): Promise<void>;
@@ -30,16 +39,25 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-export async function startTestServer(options: { allowLocalRepositories?: boolean; dataDir?: string } = {}): Promise<TestServer> {
+export async function startTestServer(
+  options: { allowLocalRepositories?: boolean; dataDir?: string } = {},
+): Promise<TestServer> {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'berth-api-'));
   const config = loadConfig(
-    { dataDir, host: '127.0.0.1', port: 0, allowLocalRepositories: options.allowLocalRepositories ?? false, logLevel: 'info' },
+    {
+      dataDir,
+      host: '127.0.0.1',
+      port: 0,
+      allowLocalRepositories: options.allowLocalRepositories ?? false,
+      logLevel: 'info',
+    },
     { HOME: dataDir, BERTH_EXTRA_CA_FILES: '' },
   );
   const logs: string[] = [];
   const logger = createLogger('info', { write: (line: string) => void logs.push(line) });
   const server = await startServer(config, logger);
-  if (server.adminToken === undefined && options.dataDir === undefined) throw new Error('no admin token on first start');
+  if (server.adminToken === undefined && options.dataDir === undefined)
+    throw new Error('no admin token on first start');
   const adminToken = server.adminToken ?? '';
 
   const request: TestServer['request'] = async (method, path, opts = {}) => {
@@ -52,7 +70,11 @@ export async function startTestServer(options: { allowLocalRepositories?: boolea
       body = JSON.stringify(opts.body);
       headers['content-type'] = 'application/json';
     }
-    const response = await fetch(server.url + path, { method, headers, ...(body !== undefined ? { body } : {}) });
+    const response = await fetch(server.url + path, {
+      method,
+      headers,
+      ...(body !== undefined ? { body } : {}),
+    });
     const text = await response.text();
     let json: unknown;
     try {
@@ -79,7 +101,7 @@ export async function startTestServer(options: { allowLocalRepositories?: boolea
     async createToken(name, admin = false) {
       const response = await request('POST', '/v1/tokens', { body: { name, admin } });
       if (response.status !== 201) throw new Error(`token ${name}: ${response.text}`);
-      return response.json.token as string;
+      return (response.json as { token: string }).token;
     },
     stop,
     async close() {

@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-call -- tests poke at JSON bodies */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from './api-server.js';
 
@@ -21,7 +22,10 @@ describe('API smoke', () => {
     expect(me.json).toEqual({ id: expect.stringMatching(/^tok_/), name: 'admin', admin: true });
 
     const created = await server.request('POST', '/v1/environments', {
-      body: { spec: { name: 'app', repository: 'https://git.example/acme/app.git', setup: 'npm ci' }, secrets: { NPM_TOKEN: 'abcd1234' } },
+      body: {
+        spec: { name: 'app', repository: 'https://git.example/acme/app.git', setup: 'npm ci' },
+        secrets: { NPM_TOKEN: 'abcd1234' },
+      },
     });
     expect(created.status).toBe(201);
     expect(created.json).toMatchObject({ name: 'app', secrets: ['NPM_TOKEN'], revision: 1 });

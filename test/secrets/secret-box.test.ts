@@ -54,7 +54,9 @@ describe('SecretBox', () => {
     expect(refusal(() => box.open('env_1', 'T', sealed)).code).toBe('internal');
     const bytes = Buffer.from(sealed.slice(3), 'base64');
     bytes[bytes.length - 1] = (bytes[bytes.length - 1] ?? 0) ^ 1;
-    expect(refusal(() => box.open('env_1', 'S', `v1:${bytes.toString('base64')}`)).code).toBe('internal');
+    expect(refusal(() => box.open('env_1', 'S', `v1:${bytes.toString('base64')}`)).code).toBe(
+      'internal',
+    );
     const other = SecretBox.load({ secretKeyFile: join(tempDir(), 'other') }).box;
     expect(refusal(() => other.open('env_1', 'S', sealed)).code).toBe('internal');
   });
@@ -72,7 +74,9 @@ describe('SecretBox', () => {
   it('refuses a key file of the wrong size', () => {
     const file = join(tempDir(), 'k');
     writeFileSync(file, Buffer.alloc(31), { mode: 0o600 });
-    expect(refusal(() => SecretBox.load({ secretKeyFile: file })).message).toMatch(/has 31 bytes, a key has exactly 32/);
+    expect(refusal(() => SecretBox.load({ secretKeyFile: file })).message).toMatch(
+      /has 31 bytes, a key has exactly 32/,
+    );
   });
 
   it('uses a configured base64 key instead of the file, and refuses a wrong one', () => {
@@ -83,8 +87,9 @@ describe('SecretBox', () => {
     const again = SecretBox.fromKey(Buffer.alloc(32, 7));
     expect(again.open('e', 'n', box.seal('e', 'n', 'v'))).toBe('v');
     expect(() => readFileSync(join(dir, 'never'))).toThrow();
-    expect(refusal(() => SecretBox.load({ secretKeyFile: join(dir, 'x'), secretKey: 'c2hvcnQ=' })).message).toMatch(
-      /base64 of exactly 32 bytes, it decodes to 5/,
-    );
+    expect(
+      refusal(() => SecretBox.load({ secretKeyFile: join(dir, 'x'), secretKey: 'c2hvcnQ=' }))
+        .message,
+    ).toMatch(/base64 of exactly 32 bytes, it decodes to 5/);
   });
 });

@@ -45,7 +45,11 @@ describe('SecretMasker', () => {
       for (const b of [a + 1, a + 3, a + 7]) {
         if (b >= full.length) continue;
         const stream = masker.createStream();
-        const out = stream.push(full.slice(0, a)) + stream.push(full.slice(a, b)) + stream.push(full.slice(b)) + stream.flush();
+        const out =
+          stream.push(full.slice(0, a)) +
+          stream.push(full.slice(a, b)) +
+          stream.push(full.slice(b)) +
+          stream.flush();
         expect(out).toBe('start *** middle *** end ***');
       }
     }

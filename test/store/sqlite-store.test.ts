@@ -29,8 +29,13 @@ describe('SqliteStore file', () => {
     const raw = new BetterSqlite3(join(dir, 'berth.db'), { readonly: true });
     try {
       expect(raw.pragma('journal_mode', { simple: true })).toBe('wal');
-      const tables = raw.prepare("select name from sqlite_master where type = 'table' order by name").pluck().all();
-      expect(tables).toEqual(expect.arrayContaining(['environments', 'environment_secrets', 'tokens']));
+      const tables = raw
+        .prepare("select name from sqlite_master where type = 'table' order by name")
+        .pluck()
+        .all();
+      expect(tables).toEqual(
+        expect.arrayContaining(['environments', 'environment_secrets', 'tokens']),
+      );
     } finally {
       raw.close();
       rmSync(dir, { recursive: true, force: true });

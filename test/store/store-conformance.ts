@@ -52,7 +52,13 @@ export function describeStoreConformance(adapter: string, makeFactory: () => Sto
     it('migrates idempotently and keeps data across a reopen', async () => {
       await store.migrate();
       const id = newId('environment');
-      await store.createEnvironment({ id, spec: spec('app'), createdByTokenId: null, secrets: [], now: T0 });
+      await store.createEnvironment({
+        id,
+        spec: spec('app'),
+        createdByTokenId: null,
+        secrets: [],
+        now: T0,
+      });
       await store.close();
       store = await factory.reopen();
       await store.migrate();
@@ -80,7 +86,10 @@ export function describeStoreConformance(adapter: string, makeFactory: () => Sto
         secretNames: ['API_KEY', 'NPM_TOKEN'],
       });
       expect(created.spec.env).toEqual({ CI: '1' });
-      expect(created.spec.repository).toEqual({ url: 'https://git.example/acme/app.git', defaultBranch: 'main' });
+      expect(created.spec.repository).toEqual({
+        url: 'https://git.example/acme/app.git',
+        defaultBranch: 'main',
+      });
       expect(await store.getEnvironmentById(id)).toEqual(created);
       expect(await store.getEnvironmentByName('payments')).toEqual(created);
       expect(await store.listSecretNames(id)).toEqual(['API_KEY', 'NPM_TOKEN']);
@@ -91,8 +100,20 @@ export function describeStoreConformance(adapter: string, makeFactory: () => Sto
     });
 
     it('lists environments by name with their own secret names', async () => {
-      await store.createEnvironment({ id: newId('environment'), spec: spec('zeta'), createdByTokenId: null, secrets: [{ name: 'Z', ciphertext: 'z' }], now: T0 });
-      await store.createEnvironment({ id: newId('environment'), spec: spec('alpha'), createdByTokenId: null, secrets: [], now: T0 });
+      await store.createEnvironment({
+        id: newId('environment'),
+        spec: spec('zeta'),
+        createdByTokenId: null,
+        secrets: [{ name: 'Z', ciphertext: 'z' }],
+        now: T0,
+      });
+      await store.createEnvironment({
+        id: newId('environment'),
+        spec: spec('alpha'),
+        createdByTokenId: null,
+        secrets: [],
+        now: T0,
+      });
       const list = await store.listEnvironments();
       expect(list.map((e) => [e.spec.name, e.secretNames])).toEqual([
         ['alpha', []],
@@ -101,10 +122,22 @@ export function describeStoreConformance(adapter: string, makeFactory: () => Sto
     });
 
     it('refuses a duplicate name with conflict and stores nothing of the second one', async () => {
-      await store.createEnvironment({ id: newId('environment'), spec: spec('dup'), createdByTokenId: null, secrets: [], now: T0 });
+      await store.createEnvironment({
+        id: newId('environment'),
+        spec: spec('dup'),
+        createdByTokenId: null,
+        secrets: [],
+        now: T0,
+      });
       const secondId = newId('environment');
       const code = await codeOf(
-        store.createEnvironment({ id: secondId, spec: spec('dup'), createdByTokenId: null, secrets: [{ name: 'S', ciphertext: 'x' }], now: T0 }),
+        store.createEnvironment({
+          id: secondId,
+          spec: spec('dup'),
+          createdByTokenId: null,
+          secrets: [{ name: 'S', ciphertext: 'x' }],
+          now: T0,
+        }),
       );
       expect(code).toBe('conflict');
       expect(await store.getEnvironmentById(secondId)).toBeUndefined();
@@ -153,7 +186,13 @@ export function describeStoreConformance(adapter: string, makeFactory: () => Sto
         removeSecrets: ['B', 'NEVER_SET'],
         now: T1,
       });
-      expect(updated).toMatchObject({ id, revision: 2, createdAt: T0, updatedAt: T1, secretNames: ['A', 'C'] });
+      expect(updated).toMatchObject({
+        id,
+        revision: 2,
+        createdAt: T0,
+        updatedAt: T1,
+        secretNames: ['A', 'C'],
+      });
       expect(updated.spec.env).toEqual({ X: 'y' });
       expect(await store.getSecretCiphertexts(id)).toEqual([
         { name: 'A', ciphertext: 'a2' },
@@ -163,11 +202,29 @@ export function describeStoreConformance(adapter: string, makeFactory: () => Sto
 
     it('refuses a rename, an unknown id and a stale revision, changing nothing', async () => {
       const id = newId('environment');
-      await store.createEnvironment({ id, spec: spec('keep'), createdByTokenId: null, secrets: [{ name: 'A', ciphertext: 'a' }], now: T0 });
-      const change = { setSecrets: [{ name: 'B', ciphertext: 'b' }], removeSecrets: ['A'], now: T1 };
-      expect(await codeOf(store.updateEnvironment(id, { ...change, spec: spec('renamed') }))).toBe('invalid_input');
-      expect(await codeOf(store.updateEnvironment('env_missing', { ...change, spec: spec('keep') }))).toBe('not_found');
-      expect(await codeOf(store.updateEnvironment(id, { ...change, spec: spec('keep'), expectedRevision: 7 }))).toBe('conflict');
+      await store.createEnvironment({
+        id,
+        spec: spec('keep'),
+        createdByTokenId: null,
+        secrets: [{ name: 'A', ciphertext: 'a' }],
+        now: T0,
+      });
+      const change = {
+        setSecrets: [{ name: 'B', ciphertext: 'b' }],
+        removeSecrets: ['A'],
+        now: T1,
+      };
+      expect(await codeOf(store.updateEnvironment(id, { ...change, spec: spec('renamed') }))).toBe(
+        'invalid_input',
+      );
+      expect(
+        await codeOf(store.updateEnvironment('env_missing', { ...change, spec: spec('keep') })),
+      ).toBe('not_found');
+      expect(
+        await codeOf(
+          store.updateEnvironment(id, { ...change, spec: spec('keep'), expectedRevision: 7 }),
+        ),
+      ).toBe('conflict');
       const after = await store.getEnvironmentById(id);
       expect(after).toMatchObject({ revision: 1, updatedAt: T0, secretNames: ['A'] });
       expect(await store.getEnvironmentByName('renamed')).toBeUndefined();
@@ -175,7 +232,13 @@ export function describeStoreConformance(adapter: string, makeFactory: () => Sto
 
     it('rolls an update back completely when one of its writes fails', async () => {
       const id = newId('environment');
-      await store.createEnvironment({ id, spec: spec('atomic'), createdByTokenId: null, secrets: [{ name: 'A', ciphertext: 'a' }], now: T0 });
+      await store.createEnvironment({
+        id,
+        spec: spec('atomic'),
+        createdByTokenId: null,
+        secrets: [{ name: 'A', ciphertext: 'a' }],
+        now: T0,
+      });
       const code = await codeOf(
         store.updateEnvironment(id, {
           spec: spec('atomic', { env: { CHANGED: '1' } }),
@@ -192,20 +255,61 @@ export function describeStoreConformance(adapter: string, makeFactory: () => Sto
 
     it('deletes an environment with its secrets; the name can be used again', async () => {
       const id = newId('environment');
-      await store.createEnvironment({ id, spec: spec('gone'), createdByTokenId: null, secrets: [{ name: 'A', ciphertext: 'a' }], now: T0 });
+      await store.createEnvironment({
+        id,
+        spec: spec('gone'),
+        createdByTokenId: null,
+        secrets: [{ name: 'A', ciphertext: 'a' }],
+        now: T0,
+      });
       expect(await store.deleteEnvironment(id)).toBe(true);
       expect(await store.deleteEnvironment(id)).toBe(false);
       expect(await store.getEnvironmentById(id)).toBeUndefined();
       expect(await store.getSecretCiphertexts(id)).toEqual([]);
-      await store.createEnvironment({ id: newId('environment'), spec: spec('gone'), createdByTokenId: null, secrets: [], now: T1 });
+      await store.createEnvironment({
+        id: newId('environment'),
+        spec: spec('gone'),
+        createdByTokenId: null,
+        secrets: [],
+        now: T1,
+      });
       expect((await store.getEnvironmentByName('gone'))?.createdAt).toBe(T1);
     });
 
     it('keeps tokens by hash, with a unique live name, revocation and last use', async () => {
-      const admin = await store.createToken({ id: newId('token'), name: 'admin', hash: 'h-admin', admin: true, now: T0 });
-      expect(admin).toEqual({ id: admin.id, name: 'admin', admin: true, createdAt: T0, lastUsedAt: null, revokedAt: null });
-      const alice = await store.createToken({ id: newId('token'), name: 'alice', hash: 'h-alice', admin: false, now: T1 });
-      expect(await codeOf(store.createToken({ id: newId('token'), name: 'alice', hash: 'h-other', admin: false, now: T1 }))).toBe('conflict');
+      const admin = await store.createToken({
+        id: newId('token'),
+        name: 'admin',
+        hash: 'h-admin',
+        admin: true,
+        now: T0,
+      });
+      expect(admin).toEqual({
+        id: admin.id,
+        name: 'admin',
+        admin: true,
+        createdAt: T0,
+        lastUsedAt: null,
+        revokedAt: null,
+      });
+      const alice = await store.createToken({
+        id: newId('token'),
+        name: 'alice',
+        hash: 'h-alice',
+        admin: false,
+        now: T1,
+      });
+      expect(
+        await codeOf(
+          store.createToken({
+            id: newId('token'),
+            name: 'alice',
+            hash: 'h-other',
+            admin: false,
+            now: T1,
+          }),
+        ),
+      ).toBe('conflict');
 
       expect(await store.getTokenByHash('h-alice')).toEqual(alice);
       expect(await store.getTokenByHash('h-nobody')).toBeUndefined();
@@ -223,7 +327,13 @@ export function describeStoreConformance(adapter: string, makeFactory: () => Sto
       expect(await store.getActiveTokenByName('alice')).toBeUndefined();
       // The revoked token still resolves by hash (so the caller can tell "revoked"), and its name is free again.
       expect((await store.getTokenByHash('h-alice'))?.revokedAt).toBe(T1);
-      const alice2 = await store.createToken({ id: newId('token'), name: 'alice', hash: 'h-alice-2', admin: false, now: '2026-01-01T02:00:00.000Z' });
+      const alice2 = await store.createToken({
+        id: newId('token'),
+        name: 'alice',
+        hash: 'h-alice-2',
+        admin: false,
+        now: '2026-01-01T02:00:00.000Z',
+      });
       expect((await store.getActiveTokenByName('alice'))?.id).toBe(alice2.id);
 
       expect((await store.listTokens()).map((t) => [t.name, t.revokedAt !== null])).toEqual([

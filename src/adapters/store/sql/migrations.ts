@@ -30,7 +30,9 @@ export const STORE_MIGRATIONS: readonly NamedMigration[] = [
         .execute();
       await db.schema
         .createTable('environment_secrets')
-        .addColumn('environment_id', 'text', (c) => c.notNull().references('environments.id').onDelete('cascade'))
+        .addColumn('environment_id', 'text', (c) =>
+          c.notNull().references('environments.id').onDelete('cascade'),
+        )
         .addColumn('name', 'text', (c) => c.notNull())
         .addColumn('ciphertext', 'text', (c) => c.notNull())
         .addColumn('created_at', 'text', (c) => c.notNull())

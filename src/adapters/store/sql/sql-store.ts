@@ -72,7 +72,7 @@ export class SqlStore implements Store {
       throw new BerthError(
         'internal',
         `the store's schema could not be brought up to date${failed ? ` (migration ${failed})` : ''}: ${
-          error instanceof Error ? error.message : String(error)
+          error instanceof Error ? error.message : JSON.stringify(error)
         }`,
         {},
         { cause: error },
@@ -90,7 +90,11 @@ export class SqlStore implements Store {
     const name = environment.spec.name;
     try {
       await this.db.transaction().execute(async (trx) => {
-        const existing = await trx.selectFrom('environments').select('id').where('name', '=', name).executeTakeFirst();
+        const existing = await trx
+          .selectFrom('environments')
+          .select('id')
+          .where('name', '=', name)
+          .executeTakeFirst();
         if (existing) throw environmentExists(name);
         await trx
           .insertInto('environments')
@@ -107,21 +111,34 @@ export class SqlStore implements Store {
         await this.upsertSecrets(trx, environment.id, environment.secrets, environment.now);
       });
     } catch (error) {
-      if (!(error instanceof BerthError) && this.options.isUniqueViolation(error)) throw environmentExists(name);
+      if (!(error instanceof BerthError) && this.options.isUniqueViolation(error))
+        throw environmentExists(name);
       throw error;
     }
     const created = await this.getEnvironmentById(environment.id);
-    if (!created) throw new BerthError('internal', `environment ${environment.id} vanished right after it was stored`);
+    if (!created)
+      throw new BerthError(
+        'internal',
+        `environment ${environment.id} vanished right after it was stored`,
+      );
     return created;
   }
 
   async getEnvironmentById(id: string): Promise<StoredEnvironment | undefined> {
-    const row = await this.db.selectFrom('environments').selectAll().where('id', '=', id).executeTakeFirst();
+    const row = await this.db
+      .selectFrom('environments')
+      .selectAll()
+      .where('id', '=', id)
+      .executeTakeFirst();
     return row ? toEnvironment(row, await this.listSecretNames(row.id)) : undefined;
   }
 
   async getEnvironmentByName(name: string): Promise<StoredEnvironment | undefined> {
-    const row = await this.db.selectFrom('environments').selectAll().where('name', '=', name).executeTakeFirst();
+    const row = await this.db
+      .selectFrom('environments')
+      .selectAll()
+      .where('name', '=', name)
+      .executeTakeFirst();
     return row ? toEnvironment(row, await this.listSecretNames(row.id)) : undefined;
   }
 
@@ -151,9 +168,15 @@ export class SqlStore implements Store {
         .executeTakeFirst();
       if (!row) throw new BerthError('not_found', `environment ${id} not found`, { id });
       if (row.name !== change.spec.name) {
-        throw new BerthError('invalid_input', `an environment cannot be renamed (from "${row.name}" to "${change.spec.name}")`);
+        throw new BerthError(
+          'invalid_input',
+          `an environment cannot be renamed (from "${row.name}" to "${change.spec.name}")`,
+        );
       }
-      if (change.expectedRevision !== undefined && Number(row.revision) !== change.expectedRevision) {
+      if (
+        change.expectedRevision !== undefined &&
+        Number(row.revision) !== change.expectedRevision
+      ) {
         throw new BerthError(
           'conflict',
           `environment "${row.name}" changed meanwhile (revision ${row.revision}, expected ${change.expectedRevision})`,
@@ -162,7 +185,11 @@ export class SqlStore implements Store {
       }
       await trx
         .updateTable('environments')
-        .set({ spec: JSON.stringify(change.spec), updated_at: change.now, revision: Number(row.revision) + 1 })
+        .set({
+          spec: JSON.stringify(change.spec),
+          updated_at: change.now,
+          revision: Number(row.revision) + 1,
+        })
         .where('id', '=', id)
         .execute();
       if (change.removeSecrets.length > 0) {
@@ -197,9 +224,17 @@ export class SqlStore implements Store {
     for (const secret of secrets) {
       await trx
         .insertInto('environment_secrets')
-        .values({ environment_id: environmentId, name: secret.name, ciphertext: secret.ciphertext, created_at: now, updated_at: now })
+        .values({
+          environment_id: environmentId,
+          name: secret.name,
+          ciphertext: secret.ciphertext,
+          created_at: now,
+          updated_at: now,
+        })
         .onConflict((oc) =>
-          oc.columns(['environment_id', 'name']).doUpdateSet({ ciphertext: secret.ciphertext, updated_at: now }),
+          oc
+            .columns(['environment_id', 'name'])
+            .doUpdateSet({ ciphertext: secret.ciphertext, updated_at: now }),
         )
         .execute();
     }
@@ -244,15 +279,28 @@ export class SqlStore implements Store {
         .execute();
     } catch (error) {
       if (this.options.isUniqueViolation(error)) {
-        throw new BerthError('conflict', `a token named "${token.name}" already exists`, { name: token.name });
+        throw new BerthError('conflict', `a token named "${token.name}" already exists`, {
+          name: token.name,
+        });
       }
       throw error;
     }
-    return { id: token.id, name: token.name, admin: token.admin, createdAt: token.now, lastUsedAt: null, revokedAt: null };
+    return {
+      id: token.id,
+      name: token.name,
+      admin: token.admin,
+      createdAt: token.now,
+      lastUsedAt: null,
+      revokedAt: null,
+    };
   }
 
   async getTokenById(id: string): Promise<Token | undefined> {
-    const row = await this.db.selectFrom('tokens').selectAll().where('id', '=', id).executeTakeFirst();
+    const row = await this.db
+      .selectFrom('tokens')
+      .selectAll()
+      .where('id', '=', id)
+      .executeTakeFirst();
     return row ? toToken(row) : undefined;
   }
 
@@ -267,12 +315,21 @@ export class SqlStore implements Store {
   }
 
   async getTokenByHash(hash: string): Promise<Token | undefined> {
-    const row = await this.db.selectFrom('tokens').selectAll().where('hash', '=', hash).executeTakeFirst();
+    const row = await this.db
+      .selectFrom('tokens')
+      .selectAll()
+      .where('hash', '=', hash)
+      .executeTakeFirst();
     return row ? toToken(row) : undefined;
   }
 
   async listTokens(): Promise<Token[]> {
-    const rows = await this.db.selectFrom('tokens').selectAll().orderBy('created_at').orderBy('id').execute();
+    const rows = await this.db
+      .selectFrom('tokens')
+      .selectAll()
+      .orderBy('created_at')
+      .orderBy('id')
+      .execute();
     return rows.map(toToken);
   }
 
