@@ -1,0 +1,511 @@
+/**
+ * DockerRuntime: the SandboxRuntime port over the Docker Engine API (dockerode, API 1.41).
+ *
+ * Threat model. The code inside a sandbox is untrusted: it may be an agent following a hostile
+ * prompt or a repository's hostile setup script. Trusted: the orchestrator process, the Docker
+ * engine, the images Berth built. This adapter guarantees that every sandbox it creates
+ *  - is not privileged, keeps only the capabilities in KEPT_CAPABILITIES (see docs/runtime.md),
+ *    runs with no-new-privileges, a process-count limit, memory (no swap) and CPU limits;
+ *  - has no bind mounts or volumes at all, so neither the Docker socket nor any host path is
+ *    reachable from inside;
+ *  - has IPv6 off and no network at all unless the caller names one;
+ *  - carries `berth.managed=true` and this orchestrator's instance label, like every network
+ *    and image it makes, so a reaper can find what is left behind.
+ * Output from a sandbox is bounded before it is kept (head + tail), so a sandbox cannot exhaust
+ * the orchestrator's memory by printing. Command trees are killed as a whole on timeout/abort.
+ * Not guaranteed here: disk quotas (overlay2 on extfs cannot limit them) and egress policy (the
+ * networks' job).
+ */
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import Docker from 'dockerode';
+import { BerthError } from '../../../errors/berth-error.js';
+import type {
+  CreateSandboxOptions,
+  ExecOptions,
+  ExecResult,
+  ImageInfo,
+  NetworkInfo,
+  RuntimeInfo,
+  SandboxInfo,
+  SandboxRuntime,
+} from '../../../ports/sandbox-runtime.js';
+import { BERTH_LABELS, managedLabels } from '../../../runtime/labels.js';
+import { ExecAgentChannel } from './exec-agent-channel.js';
+import { engineExec } from './engine-exec.js';
+import { readSingleFile, singleFileTar } from './tar-files.js';
+
+/**
+ * Capabilities a sandbox keeps (everything else is dropped). Each is needed by package installs
+ * or by the runtime itself; the reasons are written down in docs/runtime.md.
+ */
+export const KEPT_CAPABILITIES = [
+  'CHOWN',
+  'DAC_OVERRIDE',
+  'FOWNER',
+  'FSETID',
+  'SETUID',
+  'SETGID',
+  'KILL',
+  'NET_BIND_SERVICE',
+] as const;
+
+export interface RuntimeLogger {
+  debug(fields: object, message: string): void;
+  warn(fields: object, message: string): void;
+}
+
+export interface DockerRuntimeOptions {
+  /** Default: /var/run/docker.sock. */
+  socketPath?: string;
+  /** The value of the `berth.instance` label on everything this runtime makes. */
+  instance: string;
+  logger?: RuntimeLogger;
+  /**
+   * How commands reach a sandbox. `agent` (default): one long-lived exec running a small agent,
+   * falling back to `engine` where the agent cannot run. `engine`: one Engine-API exec per command.
+   */
+  execChannel?: 'agent' | 'engine';
+}
+
+const SILENT: RuntimeLogger = { debug: () => undefined, warn: () => undefined };
+
+/** Images Berth builds itself, with the command that builds each. */
+const BUILD_HINTS: Record<string, string> = {
+  'berth/minimal': 'berth image build minimal',
+  'berth/universal': 'berth image build universal',
+};
+
+export class DockerRuntime implements SandboxRuntime {
+  private readonly docker: Docker;
+  private readonly instance: string;
+  private readonly logger: RuntimeLogger;
+  private readonly execChannel: 'agent' | 'engine';
+  /** Per sandbox: the agent channel, or null where the agent cannot run. */
+  private readonly channels = new Map<string, Promise<ExecAgentChannel | null>>();
+
+  constructor(options: DockerRuntimeOptions) {
+    this.docker = new Docker({ socketPath: options.socketPath ?? '/var/run/docker.sock', version: 'v1.41' });
+    this.instance = options.instance;
+    this.logger = options.logger ?? SILENT;
+    this.execChannel = options.execChannel ?? 'agent';
+  }
+
+  /** Labels for a new resource: the caller's, then the ones Berth always sets. */
+  private labelsFor(labels: Record<string, string>): Record<string, string> {
+    return { ...labels, ...managedLabels(this.instance) };
+  }
+
+  private labelFilter(labels: Record<string, string>): string {
+    const all = this.labelsFor(labels);
+    return JSON.stringify({ label: Object.entries(all).map(([k, v]) => `${k}=${v}`) });
+  }
+
+  async info(): Promise<RuntimeInfo> {
+    const version = await this.call('reach the Docker engine', () => this.docker.version());
+    return { name: 'docker', version: version.Version, apiVersion: version.ApiVersion };
+  }
+
+  async create(options: CreateSandboxOptions): Promise<SandboxInfo> {
+    if (!(await this.imageExists(options.image))) throw imageMissing(options.image);
+    const { resources } = options;
+    const memoryBytes = Math.floor(resources.memoryMb * 1024 * 1024);
+    const labels = this.labelsFor({ [BERTH_LABELS.kind]: 'sandbox', ...options.labels });
+    const name = `berth-${randomBytes(6).toString('hex')}`;
+    const container = await this.call('create a sandbox', () =>
+      this.docker.createContainer({
+        name,
+        Image: options.image,
+        Labels: labels,
+        Env: Object.entries(options.env ?? {}).map(([k, v]) => `${k}=${v}`),
+        ...(options.hostname !== undefined ? { Hostname: options.hostname } : {}),
+        ...(options.workdir !== undefined ? { WorkingDir: options.workdir } : {}),
+        // The sandbox idles; commands arrive by exec. docker-init (Init) is PID 1 and reaps orphans.
+        Entrypoint: ['sleep', 'infinity'],
+        Cmd: [],
+        AttachStdin: false,
+        AttachStdout: false,
+        AttachStderr: false,
+        Tty: false,
+        HostConfig: {
+          Init: true,
+          Privileged: false,
+          CapDrop: ['ALL'],
+          CapAdd: [...KEPT_CAPABILITIES],
+          SecurityOpt: ['no-new-privileges'],
+          PidsLimit: resources.pids,
+          Memory: memoryBytes,
+          MemorySwap: memoryBytes,
+          NanoCpus: Math.round(resources.cpus * 1e9),
+          NetworkMode: options.network ?? 'none',
+          Sysctls: {
+            'net.ipv6.conf.all.disable_ipv6': '1',
+            'net.ipv6.conf.default.disable_ipv6': '1',
+          },
+          Binds: [],
+          Mounts: [],
+          IpcMode: 'private',
+          ...(options.extraHosts !== undefined ? { ExtraHosts: options.extraHosts } : {}),
+        },
+        ...(options.signal !== undefined ? { abortSignal: options.signal } : {}),
+      }),
+    );
+    this.logger.debug({ sandboxId: container.id, image: options.image }, 'sandbox created');
+    return { id: container.id, name, image: options.image, labels, state: 'created' };
+  }
+
+  async start(id: string, signal?: AbortSignal): Promise<void> {
+    await this.call(`start sandbox ${id}`, async () => {
+      try {
+        await this.docker.getContainer(id).start(signal !== undefined ? { abortSignal: signal } : {});
+      } catch (error) {
+        if (statusOf(error) === 304) return; // already running
+        throw error;
+      }
+    }, id);
+  }
+
+  async exec(id: string, options: ExecOptions): Promise<ExecResult> {
+    const container = this.docker.getContainer(id);
+    if (this.execChannel === 'agent') {
+      const channel = await this.channelFor(id);
+      if (channel !== null) return channel.run(options);
+    }
+    try {
+      return await engineExec(container, options, () => this.goneError(id));
+    } catch (error) {
+      throw await this.execError(id, error);
+    }
+  }
+
+  private async execError(id: string, error: unknown): Promise<unknown> {
+    if (error instanceof BerthError) return error;
+    return (await this.goneError(id)) ?? this.translate(error, `exec in sandbox ${id}`, id);
+  }
+
+  private channelFor(id: string): Promise<ExecAgentChannel | null> {
+    const existing = this.channels.get(id);
+    if (existing !== undefined) {
+      return existing.then((channel) => {
+        if (channel === null || !channel.closed) return channel;
+        this.channels.delete(id);
+        return this.channelFor(id);
+      });
+    }
+    const opening = this.openChannel(id);
+    this.channels.set(id, opening);
+    opening.catch(() => this.channels.delete(id));
+    return opening;
+  }
+
+  private async openChannel(id: string): Promise<ExecAgentChannel | null> {
+    const container = this.docker.getContainer(id);
+    const inspected = await this.call(`inspect sandbox ${id}`, () => container.inspect(), id);
+    if (!inspected.State.Running) throw new BerthError('sandbox_gone', `sandbox ${id} is not running`, { id });
+    let channel: ExecAgentChannel | null;
+    try {
+      channel = await ExecAgentChannel.open(container, inspected.Config.User ?? '', async () => {
+        this.channels.delete(id);
+        return (
+          (await this.goneError(id)) ??
+          new BerthError('runtime_unavailable', `the exec channel into sandbox ${id} closed unexpectedly`, { id })
+        );
+      });
+    } catch (error) {
+      throw await this.execError(id, error);
+    }
+    if (channel === null) {
+      this.logger.warn({ sandboxId: id }, 'exec agent cannot run in this sandbox; using one Engine-API exec per command');
+    }
+    return channel;
+  }
+
+  /** The sandbox_gone error if the sandbox is no longer running, else undefined. */
+  private async goneError(id: string): Promise<BerthError | undefined> {
+    try {
+      const info = await this.docker.getContainer(id).inspect();
+      if (info.State.Running) return undefined;
+      const why = info.State.OOMKilled ? ' (killed: out of memory)' : ` (exit code ${info.State.ExitCode})`;
+      return new BerthError('sandbox_gone', `sandbox ${id} stopped while the command ran${why}`, { id });
+    } catch (error) {
+      if (statusOf(error) === 404) {
+        return new BerthError('sandbox_gone', `sandbox ${id} was removed while the command ran`, { id });
+      }
+      return this.translate(error, `inspect sandbox ${id}`, id);
+    }
+  }
+
+  async readFile(id: string, filePath: string): Promise<Buffer> {
+    const archive = await this.getArchive(id, filePath);
+    return readSingleFile(archive, filePath);
+  }
+
+  async writeFile(id: string, filePath: string, data: Buffer | string, mode = 0o644): Promise<void> {
+    if (!path.posix.isAbsolute(filePath)) {
+      throw new BerthError('invalid_input', `a sandbox file path must be absolute: ${filePath}`);
+    }
+    const tar = await singleFileTar(filePath.replace(/^\/+/, ''), typeof data === 'string' ? Buffer.from(data) : data, mode);
+    await this.putArchive(id, '/', tar);
+  }
+
+  async putArchive(id: string, dir: string, tar: Readable | Buffer): Promise<void> {
+    await this.call(`copy files into sandbox ${id}`, () => this.docker.getContainer(id).putArchive(tar, { path: dir }), id);
+  }
+
+  async getArchive(id: string, filePath: string): Promise<Readable> {
+    return this.call(
+      `copy ${filePath} out of sandbox ${id}`,
+      async () => (await this.docker.getContainer(id).getArchive({ path: filePath })) as Readable,
+      id,
+      filePath,
+    );
+  }
+
+  async commit(
+    id: string,
+    options: { repository: string; tag: string; labels: Record<string, string> },
+  ): Promise<ImageInfo> {
+    const labels = this.labelsFor({ [BERTH_LABELS.kind]: 'snapshot', ...options.labels });
+    const result = await this.call(
+      `commit sandbox ${id}`,
+      () =>
+        this.docker.getContainer(id).commit({
+          _query: { container: id, repo: options.repository, tag: options.tag, pause: true },
+          _body: { Labels: labels },
+        }) as Promise<{ Id: string }>,
+      id,
+    );
+    return this.inspectImage(result.Id);
+  }
+
+  async stop(id: string, timeoutMs = 10_000): Promise<void> {
+    this.closeChannel(id);
+    await this.call(`stop sandbox ${id}`, async () => {
+      try {
+        await this.docker.getContainer(id).stop({ t: Math.ceil(timeoutMs / 1000) });
+      } catch (error) {
+        if (statusOf(error) === 304) return; // already stopped
+        throw error;
+      }
+    }, id);
+  }
+
+  async remove(id: string): Promise<void> {
+    this.closeChannel(id);
+    try {
+      await this.docker.getContainer(id).remove({ force: true, v: true });
+    } catch (error) {
+      if (statusOf(error) === 404) return;
+      throw this.translate(error, `remove sandbox ${id}`, id);
+    }
+  }
+
+  private closeChannel(id: string): void {
+    const channel = this.channels.get(id);
+    this.channels.delete(id);
+    void channel?.then((c) => c?.close()).catch(() => undefined);
+  }
+
+  async list(labels: Record<string, string>): Promise<SandboxInfo[]> {
+    const containers = await this.call('list sandboxes', () =>
+      this.docker.listContainers({ all: true, filters: this.labelFilter(labels) }),
+    );
+    return containers.map((c) => ({
+      id: c.Id,
+      name: (c.Names[0] ?? '').replace(/^\//, ''),
+      image: c.Image,
+      labels: c.Labels,
+      state: sandboxState(c.State),
+    }));
+  }
+
+  async createNetwork(options: { name: string; internal: boolean; labels: Record<string, string> }): Promise<NetworkInfo> {
+    const labels = this.labelsFor({ [BERTH_LABELS.kind]: 'network', ...options.labels });
+    const network = await this.call(`create network ${options.name}`, () =>
+      this.docker.createNetwork({
+        Name: options.name,
+        CheckDuplicate: true,
+        Driver: 'bridge',
+        Internal: options.internal,
+        EnableIPv6: false,
+        Labels: labels,
+      }),
+    );
+    return this.inspectNetwork(network.id);
+  }
+
+  private async inspectNetwork(idOrName: string): Promise<NetworkInfo> {
+    const info = (await this.call(`inspect network ${idOrName}`, () =>
+      this.docker.getNetwork(idOrName).inspect(),
+    )) as Docker.NetworkInspectInfo;
+    return networkInfo(info);
+  }
+
+  async connect(id: string, network: string, options?: { aliases?: string[] }): Promise<void> {
+    const container = this.docker.getContainer(id);
+    const inspected = await this.call(`inspect sandbox ${id}`, () => container.inspect(), id);
+    // A container on the `none` network cannot join another one; leave `none` first.
+    if (Object.hasOwn(inspected.NetworkSettings.Networks, 'none')) {
+      await this.call(`disconnect sandbox ${id} from none`, () =>
+        this.docker.getNetwork('none').disconnect({ Container: id, Force: true }),
+      );
+    }
+    await this.call(`connect sandbox ${id} to network ${network}`, () =>
+      this.docker.getNetwork(network).connect({
+        Container: id,
+        ...(options?.aliases !== undefined ? { EndpointConfig: { Aliases: options.aliases } } : {}),
+      }),
+    );
+  }
+
+  async disconnect(id: string, network: string): Promise<void> {
+    await this.call(`disconnect sandbox ${id} from network ${network}`, () =>
+      this.docker.getNetwork(network).disconnect({ Container: id, Force: true }),
+    );
+  }
+
+  async removeNetwork(name: string): Promise<void> {
+    try {
+      await this.docker.getNetwork(name).remove();
+    } catch (error) {
+      if (statusOf(error) === 404) return;
+      throw this.translate(error, `remove network ${name}`);
+    }
+  }
+
+  async listNetworks(labels: Record<string, string>): Promise<NetworkInfo[]> {
+    const networks = await this.call('list networks', () =>
+      this.docker.listNetworks({ filters: this.labelFilter(labels) }),
+    );
+    return networks.map(networkInfo);
+  }
+
+  async imageExists(ref: string): Promise<boolean> {
+    try {
+      await this.docker.getImage(ref).inspect();
+      return true;
+    } catch (error) {
+      if (statusOf(error) === 404) return false;
+      throw this.translate(error, `inspect image ${ref}`);
+    }
+  }
+
+  async inspectImage(ref: string): Promise<ImageInfo> {
+    try {
+      const info = await this.docker.getImage(ref).inspect();
+      return {
+        id: info.Id,
+        tags: info.RepoTags ?? [],
+        labels: info.Config.Labels ?? {},
+        sizeBytes: info.Size,
+        createdAt: info.Created,
+      };
+    } catch (error) {
+      if (statusOf(error) === 404) throw imageMissing(ref);
+      throw this.translate(error, `inspect image ${ref}`);
+    }
+  }
+
+  async listImages(labels: Record<string, string>): Promise<ImageInfo[]> {
+    const images = await this.call('list images', () => this.docker.listImages({ filters: this.labelFilter(labels) }));
+    return images.map((i) => ({
+      id: i.Id,
+      tags: (i.RepoTags ?? []).filter((t) => t !== '<none>:<none>'),
+      labels: i.Labels ?? {},
+      sizeBytes: i.Size,
+      createdAt: new Date(i.Created * 1000).toISOString(),
+    }));
+  }
+
+  async removeImage(ref: string): Promise<void> {
+    try {
+      await this.docker.getImage(ref).remove({ force: false, noprune: false });
+    } catch (error) {
+      if (statusOf(error) === 404) return;
+      throw this.translate(error, `remove image ${ref}`);
+    }
+  }
+
+  /** Runs an Engine API call, translating its failures into BerthErrors. */
+  private async call<T>(what: string, run: () => Promise<T>, sandboxId?: string, filePath?: string): Promise<T> {
+    try {
+      return await run();
+    } catch (error) {
+      throw this.translate(error, what, sandboxId, filePath);
+    }
+  }
+
+  private translate(error: unknown, what: string, sandboxId?: string, filePath?: string): BerthError {
+    if (error instanceof BerthError) return error;
+    const status = statusOf(error);
+    const message = engineMessage(error);
+    const details: Record<string, unknown> = { ...(sandboxId !== undefined ? { id: sandboxId } : {}) };
+    if (status === 404) {
+      if (filePath !== undefined && /no such file|could not find the file/i.test(message)) {
+        return new BerthError('not_found', `${filePath} does not exist in sandbox ${sandboxId ?? ''}`.trim(), details, { cause: error });
+      }
+      if (sandboxId !== undefined && /no such container/i.test(message)) {
+        return new BerthError('sandbox_gone', `sandbox ${sandboxId} does not exist`, details, { cause: error });
+      }
+      return new BerthError('not_found', `could not ${what}: ${message}`, details, { cause: error });
+    }
+    if (status === 409) return new BerthError('conflict', `could not ${what}: ${message}`, details, { cause: error });
+    if (status === undefined && isConnectionError(error)) {
+      return new BerthError('runtime_unavailable', `could not ${what}: the Docker engine is not reachable (${message})`, details, { cause: error });
+    }
+    if (error instanceof Error && error.name === 'AbortError') {
+      return new BerthError('cancelled', `cancelled: ${what}`, details, { cause: error });
+    }
+    return new BerthError('internal', `could not ${what}: ${message}`, details, { cause: error });
+  }
+}
+
+/** The error for a missing image; for Berth's own images it names the command that builds them. */
+export function imageMissing(ref: string): BerthError {
+  const repository = ref.replace(/(:[^/:]*)?(@.*)?$/, '');
+  const hint = BUILD_HINTS[repository];
+  const message =
+    hint !== undefined
+      ? `image ${ref} is missing; build it with \`${hint}\``
+      : `image ${ref} is missing; Berth's base images are built with \`berth image build universal\` or \`berth image build minimal\``;
+  return new BerthError('image_missing', message, { image: ref, ...(hint !== undefined ? { buildCommand: hint } : {}) });
+}
+
+function statusOf(error: unknown): number | undefined {
+  if (typeof error === 'object' && error !== null && 'statusCode' in error) {
+    const status = (error as { statusCode: unknown }).statusCode;
+    return typeof status === 'number' ? status : undefined;
+  }
+  return undefined;
+}
+
+function engineMessage(error: unknown): string {
+  if (typeof error === 'object' && error !== null && 'json' in error) {
+    const json = (error as { json: unknown }).json;
+    if (typeof json === 'object' && json !== null && 'message' in json) return String((json as { message: unknown }).message);
+  }
+  return error instanceof Error ? error.message : String(error);
+}
+
+function isConnectionError(error: unknown): boolean {
+  const code = typeof error === 'object' && error !== null && 'code' in error ? (error as { code: unknown }).code : undefined;
+  return code === 'ECONNREFUSED' || code === 'ENOENT' || code === 'ECONNRESET' || code === 'EPIPE';
+}
+
+function sandboxState(state: string): SandboxInfo['state'] {
+  if (state === 'created' || state === 'running' || state === 'exited' || state === 'dead') return state;
+  return 'unknown';
+}
+
+function networkInfo(info: Docker.NetworkInspectInfo): NetworkInfo {
+  const config = info.IPAM?.Config?.[0];
+  return {
+    id: info.Id,
+    name: info.Name,
+    labels: info.Labels ?? {},
+    internal: info.Internal,
+    ...(config?.Gateway !== undefined && config.Gateway !== '' ? { gateway: config.Gateway } : {}),
+    ...(config?.Subnet !== undefined && config.Subnet !== '' ? { subnet: config.Subnet } : {}),
+  };
+}
