@@ -69,6 +69,9 @@ export function createApp(deps: AppDependencies): Hono<Env> {
   });
 
   app.onError((error, c) => {
+    // The rest of an oversized body is never read: the connection cannot be reused.
+    if (error instanceof BerthError && error.code === 'payload_too_large')
+      c.header('connection', 'close');
     if (error instanceof BerthError && error.code !== 'internal') return errorResponse(c, error);
     // Unexpected: log it (with the request id) and say as little as possible to the client.
     logger.error({ requestId: c.get('requestId'), err: error }, 'request failed');

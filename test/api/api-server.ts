@@ -40,7 +40,7 @@ export interface TestServer {
 }
 
 export async function startTestServer(
-  options: { allowLocalRepositories?: boolean; dataDir?: string } = {},
+  options: { allowLocalRepositories?: boolean; dataDir?: string; logLevel?: string } = {},
 ): Promise<TestServer> {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'berth-api-'));
   const config = loadConfig(
@@ -49,12 +49,12 @@ export async function startTestServer(
       host: '127.0.0.1',
       port: 0,
       allowLocalRepositories: options.allowLocalRepositories ?? false,
-      logLevel: 'info',
+      logLevel: options.logLevel ?? 'info',
     },
     { HOME: dataDir, BERTH_EXTRA_CA_FILES: '' },
   );
   const logs: string[] = [];
-  const logger = createLogger('info', { write: (line: string) => void logs.push(line) });
+  const logger = createLogger(config.logLevel, { write: (line: string) => void logs.push(line) });
   const server = await startServer(config, logger);
   if (server.adminToken === undefined && options.dataDir === undefined)
     throw new Error('no admin token on first start');

@@ -1,0 +1,85 @@
+/* eslint-disable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-argument -- tests poke at JSON bodies */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestServer, type TestServer } from './api-server.js';
+
+describe('GET /openapi.json', () => {
+  let server: TestServer;
+  let doc: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  beforeAll(async () => {
+    server = await startTestServer();
+    doc = (await server.request('GET', '/openapi.json', { token: null })).json;
+  });
+  afterAll(async () => {
+    await server.close();
+  });
+
+  it('is an OpenAPI 3.1 document listing every route', () => {
+    expect(doc.openapi).toBe('3.1.0');
+    const routes = Object.entries(doc.paths as Record<string, Record<string, unknown>>).flatMap(
+      ([path, item]) =>
+        Object.keys(item)
+          .filter((k) => k !== 'parameters')
+          .map((method) => `${method.toUpperCase()} ${path}`),
+    );
+    expect(routes.sort()).toEqual(
+      [
+        'GET /health',
+        'GET /openapi.json',
+        'GET /v1/whoami',
+        'GET /v1/environments',
+        'POST /v1/environments',
+        'POST /v1/environments/validate',
+        'GET /v1/environments/{name}',
+        'PUT /v1/environments/{name}',
+        'DELETE /v1/environments/{name}',
+        'GET /v1/tokens',
+        'POST /v1/tokens',
+        'DELETE /v1/tokens/{idOrName}',
+      ].sort(),
+    );
+  });
+
+  it('describes bodies from the zod schemas: strict environment input, normalised output, the error shape', () => {
+    const create = doc.paths['/v1/environments'].post;
+    const body = create.requestBody.content['application/json'].schema;
+    expect(body.additionalProperties).toBe(false);
+    expect(body.required).toEqual(['spec']);
+    expect(body.properties.spec.additionalProperties).toBe(false);
+    expect(
+      body.properties.spec.properties.repository.anyOf.map((s: { type: string }) => s.type),
+    ).toEqual(['string', 'object']);
+    expect(body.properties.spec.properties.internet.properties.access.enum).toEqual([
+      'off',
+      'allowlist',
+      'on',
+    ]);
+
+    const view = create.responses['201'].content['application/json'].schema;
+    expect(Object.keys(view.properties).sort()).toEqual([
+      'createdAt',
+      'id',
+      'name',
+      'revision',
+      'secrets',
+      'spec',
+      'updatedAt',
+    ]);
+    expect(view.properties.spec.properties.repository.type).toBe('object');
+    expect(view.properties.spec.properties.setup.required).toEqual([
+      'script',
+      'strict',
+      'timeoutMs',
+    ]);
+
+    expect(create.responses['409'].content['application/json'].schema).toEqual({
+      $ref: '#/components/schemas/Error',
+    });
+    const error = doc.components.schemas.Error;
+    expect(error.required.sort()).toEqual(['code', 'details', 'message', 'requestId']);
+    expect(error.properties.code.enum).toContain('payload_too_large');
+    expect(doc.paths['/v1/tokens'].get.responses['403']).toBeDefined();
+    expect(
+      doc.paths['/v1/tokens'].post.responses['201'].content['application/json'].schema.required,
+    ).toContain('token');
+  });
+});
