@@ -33,6 +33,7 @@ import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import tls from 'node:tls';
+import { Duplex } from 'node:stream';
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { parseAuthority } from '../domain/internet/authority.js';
 import { normaliseHostName } from '../domain/internet/host-name.js';
@@ -545,12 +546,11 @@ export class EgressProxy {
   private async intercept(socket: net.Socket, buffered: Buffer, ctx: TunnelContext): Promise<void> {
     const secureContext = await this.leafContext(ctx.host);
     if (socket.destroyed) return;
-    socket.unshift(buffered);
-    const tlsSocket = new tls.TLSSocket(socket, { isServer: true, secureContext, ALPNProtocols: ['http/1.1'] });
+    const tlsSocket = new tls.TLSSocket(replayed(socket, buffered), { isServer: true, secureContext, ALPNProtocols: ['http/1.1'] });
     this.tunnels.set(tlsSocket, ctx);
     tlsSocket.on('error', () => tlsSocket.destroy());
+    tlsSocket.once('close', () => socket.destroy());
     this.inner.emit('connection', tlsSocket);
-    socket.resume();
   }
 
   // ---------------------------------------------------------------- requests
@@ -719,6 +719,37 @@ export class EgressProxy {
     });
     req.pipe(upstream);
   }
+}
+
+/**
+ * The client socket as a stream that first yields the bytes already read (the ClientHello).
+ * A TLSSocket built on a net.Socket takes over its handle and would never see bytes put back
+ * with unshift(), so the TLS server reads through this stream instead.
+ */
+function replayed(socket: net.Socket, first: Buffer): Duplex {
+  const stream = new Duplex({
+    read() {
+      socket.resume();
+    },
+    write(chunk: Buffer, _encoding, callback) {
+      socket.write(chunk, callback);
+    },
+    final(callback) {
+      socket.end(callback);
+    },
+    destroy(error, callback) {
+      socket.destroy();
+      callback(error);
+    },
+  });
+  stream.push(first);
+  socket.on('data', (chunk: Buffer) => {
+    if (!stream.push(chunk)) socket.pause();
+  });
+  socket.once('end', () => stream.push(null));
+  socket.once('close', () => stream.destroy());
+  socket.on('error', (error: Error) => stream.destroy(error));
+  return stream;
 }
 
 function hostOfAbsoluteUrl(url: string): string | undefined {

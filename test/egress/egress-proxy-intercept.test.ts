@@ -1,0 +1,166 @@
+import tls from 'node:tls';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { openTunnel, rawExchange, startTestProxy, startTestWorld, statusCodes, tlsExchange, type TestProxy, type TestWorld } from './support/test-world.js';
+
+let world: TestWorld;
+let limited: TestProxy;
+let noCa: TestProxy;
+
+beforeAll(async () => {
+  world = await startTestWorld();
+  limited = await startTestProxy(world, {
+    domains: ['allowed.test', 'pinned.test', 'untrusted.test', 'other-allowed.test'],
+    methods: ['GET', 'HEAD', 'OPTIONS'],
+    tunnelOnly: ['pinned.test'],
+  });
+  noCa = await startTestProxy(world, { domains: ['allowed.test'], methods: ['GET'] }, { withCa: false });
+});
+afterAll(async () => {
+  await Promise.all([limited, noCa].map((p) => p.proxy.close()));
+  await world.close();
+});
+beforeEach(() => {
+  world.requests.length = 0;
+  world.canary.length = 0;
+  world.lookups.length = 0;
+  limited.decisions.length = 0;
+});
+afterEach(() => {
+  expect(world.canary).toEqual([]);
+});
+
+async function intercepted(text: string, host = 'allowed.test', alpn?: string[]) {
+  const tunnel = await openTunnel(limited.port, `${host}:${world.httpsPort}`);
+  expect(tunnel.status).toBe(200);
+  return tlsExchange(tunnel.socket, { servername: host, ca: limited.ca?.certificatePem ?? '', ...(alpn ? { alpn } : {}) }, text);
+}
+
+const H = () => `Host: allowed.test:${world.httpsPort}\r\n`;
+
+describe('TLS interception with method limits', () => {
+  it('serves an allowed GET with a certificate from the environment CA and verifies the upstream', async () => {
+    const tunnel = await openTunnel(limited.port, `allowed.test:${world.httpsPort}`);
+    const issuer = await new Promise<string>((resolve, reject) => {
+      const s = tls.connect({ socket: tunnel.socket, servername: 'allowed.test', ca: limited.ca?.certificatePem ?? '', ALPNProtocols: ['http/1.1'] });
+      s.on('secureConnect', () => {
+        const cert = s.getPeerCertificate();
+        expect(s.alpnProtocol).toBe('http/1.1');
+        expect(cert.subjectaltname).toBe('DNS:allowed.test');
+        s.write(`GET /inside HTTP/1.1\r\n${H()}Connection: close\r\n\r\n`);
+        s.on('data', () => undefined);
+        s.on('end', () => resolve(String(cert.issuer.CN)));
+      });
+      s.on('error', reject);
+    });
+    expect(issuer).toBe('env_test');
+    expect(world.requests).toMatchObject([{ scheme: 'https', method: 'GET', url: '/inside', servername: 'allowed.test', host: `allowed.test:${world.httpsPort}` }]);
+    expect(limited.decisions).toMatchObject([
+      { method: 'CONNECT', scheme: 'connect', allowed: true, reason: 'allowed; methods are checked' },
+      { method: 'GET', scheme: 'https', allowed: true, host: 'allowed.test', address: '127.0.0.2' },
+    ]);
+  });
+
+  it.each(['POST', 'PUT', 'PATCH', 'DELETE', 'PROPFIND', 'PURGE'])('refuses %s inside the tunnel', async (method) => {
+    const { response } = await intercepted(`${method} /x HTTP/1.1\r\n${H()}Content-Length: 2\r\n\r\nhi`);
+    expect(statusCodes(response)).toEqual([403]);
+    expect(response).toContain(`refused allowed.test:${world.httpsPort}: method ${method} is not allowed`);
+    expect(world.requests).toEqual([]);
+    expect(limited.decisions.at(-1)).toMatchObject({ method, scheme: 'https', allowed: false, rule: 'method' });
+  });
+
+  it('refuses a GET with a body', async () => {
+    const { response } = await intercepted(`GET / HTTP/1.1\r\n${H()}Content-Length: 5\r\n\r\nhello`);
+    expect(statusCodes(response)).toEqual([403]);
+    expect(response).toContain('a body on GET is not allowed');
+    expect(world.requests).toEqual([]);
+  });
+
+  it('checks each pipelined request: GET then POST in one write', async () => {
+    const { response } = await intercepted(`GET /one HTTP/1.1\r\n${H()}\r\nPOST /two HTTP/1.1\r\n${H()}Content-Length: 3\r\n\r\nabc`);
+    expect(statusCodes(response)).toEqual([200, 403]);
+    expect(world.requests.map((r) => `${r.method} ${r.url}`)).toEqual(['GET /one']);
+  });
+
+  it('refuses smuggling inside the tunnel (CL+TE, repeated Content-Length)', async () => {
+    const a = await intercepted(`GET /a HTTP/1.1\r\n${H()}Content-Length: 0\r\nContent-Length: 40\r\n\r\nPOST /b HTTP/1.1\r\n${H()}\r\n`);
+    expect(statusCodes(a.response)[0]).toBe(400);
+    const b = await intercepted(`GET /a HTTP/1.1\r\n${H()}Content-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nPOST /b HTTP/1.1\r\n${H()}\r\n`);
+    expect(statusCodes(b.response)[0]).toBe(400);
+    expect(world.requests).toEqual([]);
+  });
+
+  it('refuses a Host header that differs from the CONNECT host', async () => {
+    for (const host of ['other-allowed.test', `evil.test:${world.httpsPort}`, `allowed.test:1`]) {
+      const { response } = await intercepted(`GET / HTTP/1.1\r\nHost: ${host}\r\n\r\n`);
+      expect(statusCodes(response), host).toEqual([403]);
+      expect(response).toContain('the Host header differs from the CONNECT host');
+    }
+    const missing = await intercepted('GET / HTTP/1.0\r\n\r\n');
+    expect(statusCodes(missing.response)).toEqual([403]);
+    expect(world.requests).toEqual([]);
+  });
+
+  it('refuses an absolute URL inside the tunnel', async () => {
+    const { response } = await intercepted(`GET https://other-allowed.test:${world.httpsPort}/ HTTP/1.1\r\n${H()}\r\n`);
+    expect(statusCodes(response)).toEqual([403]);
+    expect(world.requests).toEqual([]);
+  });
+
+  it.each([
+    ['WebSocket', 'Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n'],
+    ['h2c', 'Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n'],
+  ])('refuses a %s upgrade inside the tunnel', async (_label, headers) => {
+    const { response } = await intercepted(`GET / HTTP/1.1\r\n${H()}${headers}\r\n`);
+    expect(statusCodes(response)).toEqual([403]);
+    expect(response).toContain('protocol upgrades');
+    expect(world.requests).toEqual([]);
+  });
+
+  it('refuses a nested CONNECT', async () => {
+    const { response } = await intercepted(`CONNECT evil.test:${world.httpsPort} HTTP/1.1\r\nHost: evil.test:${world.httpsPort}\r\n\r\n`);
+    expect(statusCodes(response)).toEqual([403]);
+    expect(response).toContain('CONNECT inside a tunnel is not allowed');
+  });
+
+  it.each(['X-HTTP-Method-Override', 'X-HTTP-Method', 'X-Method-Override'])('refuses the method-override header %s', async (header) => {
+    const { response } = await intercepted(`GET / HTTP/1.1\r\n${H()}${header}: DELETE\r\n\r\n`);
+    expect(statusCodes(response)).toEqual([403]);
+    expect(world.requests).toEqual([]);
+  });
+
+  it('refuses a client that offers only h2 (ALPN http/1.1 is required)', async () => {
+    const result = await intercepted(`GET / HTTP/1.1\r\n${H()}\r\n`, 'allowed.test', ['h2']);
+    expect(result.response).toBe('');
+    expect(limited.decisions.at(-1)).toMatchObject({ allowed: false, rule: 'tunnel', reason: expect.stringContaining('ALPN') as unknown });
+  });
+
+  it('answers 502 when the upstream certificate is not trusted for the name', async () => {
+    const tunnel = await openTunnel(limited.port, `untrusted.test:${world.httpsPort}`);
+    const { response } = await tlsExchange(tunnel.socket, { servername: 'untrusted.test', ca: limited.ca?.certificatePem ?? '' }, `GET / HTTP/1.1\r\nHost: untrusted.test:${world.httpsPort}\r\nConnection: close\r\n\r\n`);
+    expect(statusCodes(response)).toEqual([502]);
+    expect(world.requests).toEqual([]);
+  });
+
+  it('passes tunnelOnly hosts through untouched (the client sees the upstream certificate)', async () => {
+    const tunnel = await openTunnel(limited.port, `pinned.test:${world.httpsPort}`);
+    const { response } = await tlsExchange(tunnel.socket, { servername: 'pinned.test', ca: world.upstreamCa.certificatePem }, `POST / HTTP/1.1\r\nHost: pinned.test\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx`);
+    expect(statusCodes(response)).toEqual([200]);
+    expect(world.requests).toMatchObject([{ method: 'POST', servername: 'pinned.test' }]);
+  });
+
+  it('a redirect to a refused host is refused when the client follows it', async () => {
+    const target = `https://evil.test:${world.httpsPort}/stolen`;
+    const { response } = await intercepted(`GET /redirect?to=${encodeURIComponent(target)} HTTP/1.1\r\n${H()}Connection: close\r\n\r\n`);
+    expect(statusCodes(response)).toEqual([302]);
+    expect(response).toContain(`location: ${target}`);
+    const follow = await rawExchange(limited.port, `CONNECT evil.test:${world.httpsPort} HTTP/1.1\r\nHost: evil.test:${world.httpsPort}\r\n\r\n`);
+    expect(statusCodes(follow)).toEqual([403]);
+    expect(follow).toContain('evil.test is not on the allowlist');
+  });
+
+  it('refuses method-limited tunnels when no CA is configured', async () => {
+    const response = await rawExchange(noCa.port, `CONNECT allowed.test:${world.httpsPort} HTTP/1.1\r\nHost: allowed.test:${world.httpsPort}\r\n\r\n`);
+    expect(statusCodes(response)).toEqual([403]);
+    expect(response).toContain('no CA');
+  });
+});
