@@ -3,12 +3,12 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import tar from 'tar-stream';
 import { classifyRepositoryUrl } from '../domain/environment/repository-url.js';
 import type { TaskRef } from '../domain/task/task.js';
 import { BerthError } from '../errors/berth-error.js';
 import type { ExecResult, OutputChunk, SandboxRuntime } from '../ports/sandbox-runtime.js';
 import { SANDBOX_STATE_DIR } from './setup-script.js';
+import { tarArchive } from './tar-archive.js';
 
 /**
  * Checks a repository out inside a sandbox: the environment's default branch for the cache, the
@@ -50,7 +50,6 @@ export interface CheckoutResult {
   branch: string | null;
 }
 
-// eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
 const BRANCH_INVALID = /[\s\x00-\x1f\x7f~^:?*[\\]|\.\.|@\{|\/\/|^\/|\/$|\.lock$|\.$|^@$/;
 const SHA = /^[0-9a-f]{4,64}$/i;
 const BUNDLE_PATH = `${SANDBOX_STATE_DIR}/repo.bundle`;
@@ -176,12 +175,7 @@ export async function bundleLocalRepository(path: string, signal?: AbortSignal):
     const file = join(dir, 'repo.bundle');
     await hostGit(['-C', path, 'bundle', 'create', file, '--all'], signal);
     const data = await readFile(file);
-    const pack = tar.pack();
-    pack.entry({ name: 'repo.bundle', mode: 0o600, uid: 0, gid: 0 }, data);
-    pack.finalize();
-    const chunks: Buffer[] = [];
-    for await (const chunk of pack) chunks.push(chunk as Buffer);
-    return Buffer.concat(chunks);
+    return await tarArchive([{ name: 'repo.bundle', data, mode: 0o600 }]);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

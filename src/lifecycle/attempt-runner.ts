@@ -1,0 +1,587 @@
+import { newId } from '../domain/ids.js';
+import type { EnvironmentSpec } from '../domain/environment/environment-spec.js';
+import { isCacheEntryLive, type CacheEntry } from '../domain/cache/cache-entry.js';
+import {
+  cacheKey,
+  cacheKeyParts,
+  explainChange,
+  type CacheKeyParts,
+} from '../domain/cache/cache-key.js';
+import type { AttemptEventBody } from '../domain/task/attempt-event.js';
+import type { AttemptPhase } from '../domain/task/attempt-phase.js';
+import type { AttemptError, AttemptResult } from '../domain/task/attempt.js';
+import type { CommandRecord } from '../domain/task/command-record.js';
+import type { TaskRef } from '../domain/task/task.js';
+import { BerthError, toBerthError } from '../errors/berth-error.js';
+import type { SandboxRuntime } from '../ports/sandbox-runtime.js';
+import { BERTH_LABELS } from '../runtime/labels.js';
+import { SecretMasker } from '../secrets/secret-masker.js';
+import type { AgentPhase } from './agent-phase.js';
+import { CacheBuildLock } from './cache-build-lock.js';
+import type { CacheEntries } from './cache-entries.js';
+import {
+  checkoutRef,
+  cloneRepository,
+  type CheckoutContext,
+  type GitCredentials,
+} from './checkout.js';
+import type { NetworkPolicyEnforcer } from './network-policy-enforcer.js';
+import { PhaseOutput } from './phase-output.js';
+import { collectChanges } from './results.js';
+import type { SandboxContext } from './sandbox-context.js';
+import { runLifecycleScript } from './script-runner.js';
+import { startServices } from './services.js';
+import { EXPORTS_FILE, parseEnvZero } from './setup-script.js';
+
+/**
+ * AttemptRunner: one attempt, DESIGN §2 step by step, with the cache of §3.
+ *
+ *   creating     a per-attempt bridge network (full internet); the sandbox from the live cache
+ *                entry whose key matches (then fetch + check out the task's ref), else from the
+ *                base image (clone of the default branch);
+ *   setup        (no cache entry) the setup script with variables and secrets in its process
+ *                environment only; committed as the cache entry, published atomically; one
+ *                build per environment and key at a time, other attempts wait and reuse it;
+ *   maintenance  (from a cache entry) the maintenance script, same rules;
+ *   services     started in the background, waited for by their readiness checks;
+ *   lockdown     the sandbox leaves the setup network (NetworkPolicyEnforcer);
+ *   agent        the AgentPhase, its commands with the variables and replayed exports, no secrets;
+ *   results      the diff against the checked-out commit, the commands, the final message, and
+ *                the final state committed as a snapshot image (removed after snapshotTtlMs).
+ *
+ * Every sandbox, network and image is labelled with the task and attempt; the sandbox and the
+ * network are removed when the attempt ends, whatever way it ends. Cancellation (the signal)
+ * stops the running command and cleans up.
+ *
+ * Threat model: secrets reach the sandbox only as the environment of the setup/maintenance
+ * processes (never the container's configuration), every text that leaves a phase passes the
+ * SecretMasker, the secret scan stops processes left holding them, and replayed exports never
+ * carry a secret value. Repository locations and refs are handled by checkout.ts (argv only).
+ */
+
+export const WORKSPACE_DIR = '/workspace';
+
+export interface AttemptRunnerOptions {
+  runtime: SandboxRuntime;
+  cache: CacheEntries;
+  enforcer: NetworkPolicyEnforcer;
+  /** Maps an environment's image name (`universal`, `minimal`, or a reference) to a local image. */
+  resolveImage: (name: string) => string;
+  cacheTtlMs: number;
+  snapshotTtlMs: number;
+  allowLocalRepositories: boolean;
+  /** Shared by every runner of this orchestrator, so concurrent attempts build once. */
+  buildLock?: CacheBuildLock;
+  now?: () => Date;
+}
+
+export interface AttemptRun {
+  attemptId: string;
+  taskId: string;
+  environment: { id: string; spec: EnvironmentSpec };
+  /** Secret values by name, opened by the caller; they reach setup and maintenance only. */
+  secrets: Readonly<Record<string, string>>;
+  ref: TaskRef;
+  /** Replaces the environment's repository (`berth run --repo`). */
+  repository?: string | undefined;
+  credentials?: GitCredentials | undefined;
+  prompt: string;
+  agent: AgentPhase;
+  emit: (event: AttemptEventBody) => void;
+  signal: AbortSignal;
+}
+
+export interface AttemptOutcome {
+  phase: 'succeeded' | 'failed' | 'cancelled';
+  cacheHit: boolean | null;
+  result: AttemptResult | null;
+  error: AttemptError | null;
+}
+
+interface Started {
+  ctx: SandboxContext;
+  exports: Record<string, string>;
+  commit: string;
+}
+
+export class AttemptRunner {
+  private readonly buildLock: CacheBuildLock;
+  private readonly now: () => Date;
+
+  constructor(private readonly options: AttemptRunnerOptions) {
+    this.buildLock = options.buildLock ?? new CacheBuildLock();
+    this.now = options.now ?? (() => new Date());
+  }
+
+  /** Runs the attempt to its end; never throws (a failure is the outcome). */
+  async run(run: AttemptRun): Promise<AttemptOutcome> {
+    const { runtime } = this.options;
+    const spec = run.environment.spec;
+    const masker = new SecretMasker(Object.values(run.secrets));
+    const emit = (event: AttemptEventBody) => run.emit(event);
+    const wallClock = AbortSignal.timeout(spec.resources.timeoutMs);
+    const signal = AbortSignal.any([run.signal, wallClock]);
+    const labels = {
+      [BERTH_LABELS.task]: run.taskId,
+      [BERTH_LABELS.attempt]: run.attemptId,
+    };
+    const networkName = `berth-${run.attemptId.replace(/_/g, '-')}`;
+    let sandboxId: string | undefined;
+    let networkMade = false;
+    let phase: AttemptPhase = 'creating';
+    let cacheHit: boolean | null = null;
+    const enterPhase = (next: AttemptPhase) => {
+      phase = next;
+      emit({ type: 'phase', phase: next });
+    };
+    const onSandbox = (id: string) => {
+      sandboxId = id;
+    };
+
+    try {
+      enterPhase('creating');
+      await runtime.createNetwork({
+        name: networkName,
+        internal: false,
+        labels: { ...labels, [BERTH_LABELS.kind]: 'network' },
+      });
+      networkMade = true;
+      const repository = run.repository ?? spec.repository.url;
+      const baseRef = this.options.resolveImage(spec.image);
+      const base = await runtime.inspectImage(baseRef).catch((error: unknown) => {
+        const e = toBerthError(error);
+        if (e.code === 'not_found' || e.code === 'image_missing') {
+          throw new BerthError(
+            'image_missing',
+            `the image "${spec.image}" (${baseRef}) is not built yet`,
+            { image: baseRef },
+          );
+        }
+        throw e;
+      });
+      const parts = cacheKeyParts({
+        environmentId: run.environment.id,
+        baseImageDigest: base.id,
+        repository: { url: repository, defaultBranch: spec.repository.defaultBranch },
+        versions: spec.versions,
+        setup: spec.setup,
+        maintenance: spec.maintenance,
+        env: spec.env,
+        secrets: run.secrets,
+      });
+      const key = cacheKey(parts);
+      const common = { run, masker, emit, signal, labels, networkName, repository, onSandbox };
+
+      let started: Started | undefined;
+      for (let round = 0; started === undefined; round++) {
+        const live = await this.options.cache.findLiveCacheEntry(
+          run.environment.id,
+          key,
+          this.now().toISOString(),
+        );
+        if (live !== undefined) {
+          cacheHit = true;
+          emit({
+            type: 'cache',
+            result: 'hit',
+            reason: `cache entry from ${live.createdAt}`,
+            key,
+            image: live.image,
+          });
+          started = await this.resumeFromCache(common, live, enterPhase);
+          break;
+        }
+        const lockKey = `${run.environment.id}:${key}`;
+        if (round === 0) {
+          const reason = await this.missReason(run.environment.id, key, parts);
+          emit({ type: 'cache', result: 'miss', reason, key });
+        }
+        let own: Started | undefined;
+        let building = false;
+        try {
+          const { value: entry, waited } = await this.buildLock.once(lockKey, async () => {
+            building = true;
+            const built = await this.buildCache(
+              common,
+              { key, parts, baseImage: baseRef },
+              enterPhase,
+            );
+            own = built.started;
+            return built.entry;
+          });
+          if (!waited && own !== undefined) {
+            cacheHit = false;
+            started = own;
+          } else {
+            emit({
+              type: 'cache',
+              result: 'waited',
+              reason: 'another attempt built the cache entry',
+              key,
+              image: entry.image,
+            });
+            cacheHit = true;
+            started = await this.resumeFromCache(common, entry, enterPhase);
+          }
+        } catch (error) {
+          // Another attempt's build failed for a reason of its own (it was cancelled, its sandbox
+          // died): try again, this attempt may build it. A failing script or checkout fails all.
+          const reason = toBerthError(error).details.reason;
+          const shared = reason === 'setup' || reason === 'checkout';
+          if (!building && !signal.aborted && !shared && round < 3) continue;
+          throw error;
+        }
+      }
+
+      const { ctx } = started;
+      // Nothing from here on sees the secrets; the masker stays on for safety.
+      const commandEnv = { ...spec.env, ...started.exports };
+      if (spec.services.length > 0) {
+        enterPhase('services');
+        await startServices(ctx, spec.services, commandEnv);
+      }
+
+      enterPhase('lockdown');
+      const lockdown = await this.options.enforcer.lockdown({
+        runtime,
+        sandboxId: ctx.sandboxId,
+        setupNetwork: networkName,
+        policy: spec.internet,
+        attemptId: run.attemptId,
+        emit,
+        signal,
+      });
+
+      enterPhase('agent');
+      const commands: CommandRecord[] = [];
+      const agentEnv = { ...commandEnv, ...lockdown.env };
+      const outcome = await run.agent.run({
+        attemptId: run.attemptId,
+        prompt: run.prompt,
+        workdir: ctx.workdir,
+        signal,
+        emit,
+        exec: async (command, options = {}) => {
+          const output = new PhaseOutput(masker, emit);
+          const result = await runtime.exec(ctx.sandboxId, {
+            script: command,
+            login: true,
+            env: agentEnv,
+            workdir: ctx.workdir,
+            timeoutMs: options.timeoutMs ?? spec.resources.timeoutMs,
+            signal,
+            onOutput: output.onOutput,
+            maxOutputBytes: 256 * 1024,
+          });
+          output.end();
+          if (signal.aborted) throw signal.reason;
+          const record: CommandRecord = {
+            command: masker.mask(command),
+            exitCode: result.exitCode,
+            output: masker.mask(result.output),
+            phase: 'agent',
+            durationMs: result.durationMs,
+            timedOut: result.timedOut,
+          };
+          commands.push(record);
+          emit({ type: 'command', ...record, phase: 'agent' });
+          return record;
+        },
+      });
+
+      enterPhase('results');
+      const changes = await collectChanges(ctx, started.commit);
+      const snapshot = await this.snapshot(ctx.sandboxId, run, labels);
+      const result: AttemptResult = {
+        baseCommit: started.commit,
+        diff: changes.diff,
+        files: changes.files,
+        message: masker.mask(outcome.message),
+        commands,
+        snapshotImage: snapshot,
+      };
+      if (!outcome.succeeded) {
+        const error = {
+          code: 'task_failed',
+          message: result.message,
+          details: { reason: 'agent' },
+        };
+        emit({ type: 'error', ...error });
+        enterPhase('failed');
+        return { phase: 'failed', cacheHit, result, error };
+      }
+      enterPhase('succeeded');
+      return { phase: 'succeeded', cacheHit, result, error: null };
+    } catch (thrown) {
+      const error = this.describeError(
+        thrown,
+        run.signal,
+        wallClock,
+        spec.resources.timeoutMs,
+        phase,
+        masker,
+      );
+      emit({ type: 'error', code: error.code, message: error.message, details: error.details });
+      const end = error.code === 'cancelled' ? 'cancelled' : 'failed';
+      enterPhase(end);
+      return { phase: end, cacheHit, result: null, error };
+    } finally {
+      await this.cleanup(run, sandboxId, networkMade ? networkName : undefined);
+    }
+  }
+
+  private describeError(
+    thrown: unknown,
+    cancel: AbortSignal,
+    wallClock: AbortSignal,
+    timeoutMs: number,
+    phase: AttemptPhase,
+    masker: SecretMasker,
+  ): AttemptError {
+    if (cancel.aborted) {
+      return {
+        code: 'cancelled',
+        message: `the attempt was cancelled during ${phase}`,
+        details: { phase },
+      };
+    }
+    if (wallClock.aborted) {
+      return {
+        code: 'timeout',
+        message: `the attempt ran out of its time limit (${Math.round(timeoutMs / 1000)} s) during ${phase}`,
+        details: { phase },
+      };
+    }
+    const error = toBerthError(thrown);
+    return {
+      code: error.code,
+      message: masker.mask(error.message),
+      details: { phase, ...error.details },
+    };
+  }
+
+  private async missReason(
+    environmentId: string,
+    key: string,
+    parts: CacheKeyParts,
+  ): Promise<string> {
+    const latest = await this.options.cache.latestCacheEntry(environmentId);
+    if (latest === undefined) return 'no cache entry yet';
+    if (latest.key === key) {
+      return isCacheEntryLive(latest, this.now())
+        ? 'the cache entry was reset'
+        : `the cache entry expired at ${latest.expiresAt}`;
+    }
+    const changes = explainChange(latest.parts, parts);
+    return changes.length > 0
+      ? `cache rebuilt because: ${changes.join(', ')}`
+      : 'the cache key changed';
+  }
+
+  private async newSandbox(common: CommonRun, image: string): Promise<SandboxContext> {
+    const { runtime } = this.options;
+    const spec = common.run.environment.spec;
+    const sandbox = await runtime.create({
+      image,
+      labels: { ...common.labels, [BERTH_LABELS.kind]: 'sandbox' },
+      resources: {
+        cpus: spec.resources.cpus,
+        memoryMb: spec.resources.memoryMb,
+        pids: spec.resources.pids,
+        diskMb: spec.resources.diskMb,
+      },
+      network: common.networkName,
+      hostname: 'berth',
+      workdir: WORKSPACE_DIR,
+      signal: common.signal,
+    });
+    common.onSandbox(sandbox.id);
+    await runtime.start(sandbox.id, common.signal);
+    return {
+      runtime,
+      sandboxId: sandbox.id,
+      workdir: WORKSPACE_DIR,
+      emit: common.emit,
+      masker: common.masker,
+      signal: common.signal,
+    };
+  }
+
+  private checkoutContext(
+    common: CommonRun,
+    ctx: SandboxContext,
+    output: PhaseOutput,
+  ): CheckoutContext {
+    return {
+      runtime: ctx.runtime,
+      sandboxId: ctx.sandboxId,
+      workdir: ctx.workdir,
+      repository: common.repository,
+      defaultBranch: common.run.environment.spec.repository.defaultBranch,
+      allowLocalRepositories: this.options.allowLocalRepositories,
+      credentials: common.run.credentials,
+      signal: common.signal,
+      onOutput: output.onOutput,
+    };
+  }
+
+  /** Cold path: base image, clone, setup, commit and publish the cache entry. */
+  private async buildCache(
+    common: CommonRun,
+    want: { key: string; parts: CacheKeyParts; baseImage: string },
+    enterPhase: (phase: AttemptPhase) => void,
+  ): Promise<{ entry: CacheEntry; started: Started }> {
+    const { run } = common;
+    const spec = run.environment.spec;
+    const ctx = await this.newSandbox(common, want.baseImage);
+    const output = new PhaseOutput(common.masker, common.emit);
+    const checkout = this.checkoutContext(common, ctx, output);
+    const cloned = await cloneRepository(checkout);
+    output.end();
+
+    let exports: Record<string, string> = {};
+    if (spec.setup !== undefined) {
+      enterPhase('setup');
+      const setup = await runLifecycleScript(ctx, {
+        phase: 'setup',
+        spec: spec.setup,
+        env: spec.env,
+        secrets: run.secrets,
+        exports: {},
+      });
+      exports = setup.exports;
+    }
+
+    // Publish: commit first, record after; a crash in between leaves an unrecorded image (GC'd).
+    const createdAt = this.now();
+    const expiresAt = new Date(createdAt.getTime() + this.options.cacheTtlMs);
+    const tag = `${run.environment.id.replace(/_/g, '-')}-${want.key.slice(0, 16)}`;
+    const image = await this.options.runtime.commit(ctx.sandboxId, {
+      repository: 'berth-cache',
+      tag,
+      labels: {
+        [BERTH_LABELS.kind]: 'cache',
+        [BERTH_LABELS.cache]: want.key,
+        'berth.environment': run.environment.id,
+        'berth.expires-at': expiresAt.toISOString(),
+        [BERTH_LABELS.task]: run.taskId,
+        [BERTH_LABELS.attempt]: run.attemptId,
+      },
+    });
+    const entry: CacheEntry = {
+      id: newId('cacheEntry'),
+      environmentId: run.environment.id,
+      key: want.key,
+      parts: want.parts,
+      image: `berth-cache:${tag}`,
+      imageId: image.id,
+      sizeBytes: image.sizeBytes,
+      commit: cloned.commit,
+      exportNames: Object.keys(exports).sort(),
+      createdAt: createdAt.toISOString(),
+      expiresAt: expiresAt.toISOString(),
+    };
+    try {
+      await this.options.cache.publishCacheEntry(entry);
+    } catch (error) {
+      await this.options.runtime.removeImage(image.id).catch(() => undefined);
+      throw error;
+    }
+    common.emit({
+      type: 'cache',
+      result: 'built',
+      reason: 'setup finished; cache entry committed',
+      key: want.key,
+      image: entry.image,
+    });
+
+    let commit = cloned.commit;
+    if (run.ref.branch !== undefined || run.ref.sha !== undefined) {
+      const on = await checkoutRef(checkout, run.ref);
+      output.end();
+      commit = on.commit;
+    }
+    return { entry, started: { ctx, exports, commit } };
+  }
+
+  /** Warm path: the cache entry's image, fetch and check out, maintenance. */
+  private async resumeFromCache(
+    common: CommonRun,
+    entry: CacheEntry,
+    enterPhase: (phase: AttemptPhase) => void,
+  ): Promise<Started> {
+    const { run } = common;
+    const spec = run.environment.spec;
+    const ctx = await this.newSandbox(common, entry.image);
+    const output = new PhaseOutput(common.masker, common.emit);
+    const onRef = await checkoutRef(this.checkoutContext(common, ctx, output), run.ref);
+    output.end();
+    let exports: Record<string, string> = {};
+    if (entry.exportNames.length > 0 || spec.maintenance !== undefined) {
+      exports = Object.fromEntries(
+        parseEnvZero(await ctx.runtime.readFile(ctx.sandboxId, EXPORTS_FILE)),
+      );
+      if (entry.exportNames.length > 0) {
+        common.emit({
+          type: 'log',
+          stream: 'system',
+          text: `replaying variables exported by setup: ${entry.exportNames.join(', ')}\n`,
+        });
+      }
+    }
+    if (spec.maintenance !== undefined) {
+      enterPhase('maintenance');
+      const maintenance = await runLifecycleScript(ctx, {
+        phase: 'maintenance',
+        spec: spec.maintenance,
+        env: spec.env,
+        secrets: run.secrets,
+        exports,
+      });
+      exports = maintenance.exports;
+    }
+    return { ctx, exports, commit: onRef.commit };
+  }
+
+  private async snapshot(
+    sandboxId: string,
+    run: AttemptRun,
+    labels: Record<string, string>,
+  ): Promise<string> {
+    const expiresAt = new Date(this.now().getTime() + this.options.snapshotTtlMs).toISOString();
+    const tag = run.attemptId.replace(/_/g, '-');
+    await this.options.runtime.commit(sandboxId, {
+      repository: 'berth-snapshot',
+      tag,
+      labels: { ...labels, [BERTH_LABELS.kind]: 'snapshot', 'berth.expires-at': expiresAt },
+    });
+    return `berth-snapshot:${tag}`;
+  }
+
+  private async cleanup(
+    run: AttemptRun,
+    sandboxId: string | undefined,
+    network: string | undefined,
+  ): Promise<void> {
+    const { runtime } = this.options;
+    const warn = (what: string) => (error: unknown) =>
+      run.emit({
+        type: 'warning',
+        message: `could not remove the ${what}: ${toBerthError(error).message}`,
+      });
+    if (sandboxId !== undefined) await runtime.remove(sandboxId).catch(warn('sandbox'));
+    await this.options.enforcer.release(run.attemptId).catch(warn('network policy'));
+    if (network !== undefined) await runtime.removeNetwork(network).catch(warn('network'));
+  }
+}
+
+interface CommonRun {
+  run: AttemptRun;
+  masker: SecretMasker;
+  emit: (event: AttemptEventBody) => void;
+  signal: AbortSignal;
+  labels: Record<string, string>;
+  networkName: string;
+  repository: string;
+  onSandbox: (id: string) => void;
+}

@@ -1,0 +1,29 @@
+/**
+ * One build at a time per (environment, cache key) in this orchestrator: the first attempt that
+ * needs a missing cache entry builds it, the others wait for that build and reuse its result
+ * (DESIGN §2: "concurrent tasks of the same environment wait for one build, never build twice").
+ */
+export class CacheBuildLock {
+  private readonly inflight = new Map<string, Promise<unknown>>();
+
+  /** Whether a build for `key` is running now. */
+  isBuilding(key: string): boolean {
+    return this.inflight.has(key);
+  }
+
+  /**
+   * Runs `build` unless a build for `key` is running, in which case it waits for that one.
+   * `waited` says which happened; a failed build rejects every waiter with its error.
+   */
+  async once<T>(key: string, build: () => Promise<T>): Promise<{ value: T; waited: boolean }> {
+    const running = this.inflight.get(key) as Promise<T> | undefined;
+    if (running !== undefined) return { value: await running, waited: true };
+    const promise = build();
+    this.inflight.set(key, promise);
+    try {
+      return { value: await promise, waited: false };
+    } finally {
+      this.inflight.delete(key);
+    }
+  }
+}

@@ -1,0 +1,50 @@
+import type { InternetPolicy } from '../domain/environment/environment-spec.js';
+import type { AttemptEventBody } from '../domain/task/attempt-event.js';
+import type { SandboxRuntime } from '../ports/sandbox-runtime.js';
+
+/**
+ * The internet lockdown seam (DESIGN §2 step 4): before the agent phase the sandbox leaves the
+ * setup network and gets the environment's policy. The egress proxy's enforcer implements this
+ * interface; until it is wired, `NoNetworkEnforcer` applies "no network at all".
+ */
+export interface LockdownContext {
+  runtime: SandboxRuntime;
+  sandboxId: string;
+  /** The per-attempt network used during setup, with full internet. */
+  setupNetwork: string;
+  policy: InternetPolicy;
+  attemptId: string;
+  emit: (event: AttemptEventBody) => void;
+  signal?: AbortSignal | undefined;
+}
+
+export interface LockdownResult {
+  /** Variables every later command gets (proxy settings, CA bundle paths). */
+  env: Record<string, string>;
+}
+
+export interface NetworkPolicyEnforcer {
+  lockdown(context: LockdownContext): Promise<LockdownResult>;
+  /** Releases what `lockdown` made for the attempt (called when the attempt ends). */
+  release(attemptId: string): Promise<void>;
+}
+
+/**
+ * Threat model: after lockdown the sandbox runs untrusted agent commands. This enforcer removes
+ * its only network interface besides loopback, so nothing leaves the sandbox whatever the policy
+ * asks for; a policy that would allow more is narrowed (and the log says so), never widened.
+ */
+export class NoNetworkEnforcer implements NetworkPolicyEnforcer {
+  async lockdown(context: LockdownContext): Promise<LockdownResult> {
+    await context.runtime.disconnect(context.sandboxId, context.setupNetwork);
+    if (context.policy.access !== 'off') {
+      context.emit({
+        type: 'warning',
+        message: `internet access "${context.policy.access}" is not available yet: the sandbox has no network during the agent phase`,
+      });
+    }
+    return { env: {} };
+  }
+
+  async release(): Promise<void> {}
+}

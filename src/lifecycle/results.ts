@@ -1,0 +1,80 @@
+import type { ChangedFile } from '../domain/task/attempt.js';
+import { BerthError } from '../errors/berth-error.js';
+import type { SandboxContext } from './sandbox-context.js';
+import { SANDBOX_STATE_DIR } from './setup-script.js';
+
+/**
+ * The attempt's changes: every file in the working tree (new files included, ignored files not)
+ * is added to a temporary index, never the repository's own, and diffed against the commit the
+ * attempt started from, with binary patches. The agent's own commits are part of the diff too.
+ */
+
+const DIFF_FILE = `${SANDBOX_STATE_DIR}/result.diff`;
+const NUMSTAT_FILE = `${SANDBOX_STATE_DIR}/result.numstat`;
+/** Diffs above this are cut (a marker says so); the snapshot image still holds everything. */
+export const MAX_DIFF_BYTES = 20 * 1024 * 1024;
+
+// $1 base commit, $2 state dir.
+const DIFF_SCRIPT = String.raw`
+set -e
+index="$2/result.index"
+rm -f -- "$index"
+gitdir=$(git rev-parse --git-dir)
+[ -f "$gitdir/index" ] && cp -- "$gitdir/index" "$index"
+export GIT_INDEX_FILE="$index"
+git add -A
+git diff --cached --binary --no-renames --no-ext-diff "$1" -- > "$2/result.diff"
+git diff --cached --numstat --no-renames -z "$1" -- > "$2/result.numstat"
+rm -f -- "$index"
+`;
+
+export function parseNumstat(text: string): ChangedFile[] {
+  const out: ChangedFile[] = [];
+  for (const record of text.split('\0')) {
+    const match = /^(-|\d+)\t(-|\d+)\t([\s\S]+)$/.exec(record);
+    if (!match) continue;
+    const [, added = '-', removed = '-', path = ''] = match;
+    const binary = added === '-' && removed === '-';
+    out.push({
+      path,
+      added: binary ? null : Number(added),
+      removed: binary ? null : Number(removed),
+      binary,
+    });
+  }
+  return out;
+}
+
+export async function collectChanges(
+  ctx: SandboxContext,
+  baseCommit: string,
+): Promise<{ diff: string; files: ChangedFile[] }> {
+  const result = await ctx.runtime.exec(ctx.sandboxId, {
+    argv: ['bash', '-c', DIFF_SCRIPT, 'berth-results', baseCommit, SANDBOX_STATE_DIR],
+    workdir: ctx.workdir,
+    timeoutMs: 300_000,
+    signal: ctx.signal,
+  });
+  if (result.exitCode !== 0) {
+    throw new BerthError(
+      'task_failed',
+      `could not compute the diff: ${result.output.trim().split('\n').slice(-5).join('\n')}`,
+      {
+        reason: 'results',
+      },
+    );
+  }
+  const [diff, numstat] = await Promise.all([
+    ctx.runtime.readFile(ctx.sandboxId, DIFF_FILE),
+    ctx.runtime.readFile(ctx.sandboxId, NUMSTAT_FILE),
+  ]);
+  let text = diff.toString('utf8');
+  if (diff.length > MAX_DIFF_BYTES) {
+    text = `${diff.subarray(0, MAX_DIFF_BYTES).toString('utf8')}\n[berth: diff cut at ${MAX_DIFF_BYTES} bytes of ${diff.length}]\n`;
+    ctx.emit({
+      type: 'warning',
+      message: `the diff is ${diff.length} bytes; only the first ${MAX_DIFF_BYTES} are kept`,
+    });
+  }
+  return { diff: text, files: parseNumstat(numstat.toString('utf8')) };
+}
