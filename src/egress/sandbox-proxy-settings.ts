@@ -1,0 +1,133 @@
+/**
+ * What a locked-down sandbox needs so that ordinary tools use the egress proxy and trust the
+ * environment's CA: variables (both cases where tools disagree) and files (the CA certificate,
+ * a combined trust bundle, apt's proxy configuration). Pure: the runtime writes the files and
+ * sets the variables.
+ *
+ * Threat model note: these settings are a convenience, not the boundary. Code that ignores them
+ * has no route out (the network and the firewall are the boundary). Only the CA certificate is
+ * written into the sandbox, never its key.
+ */
+import { BerthError } from '../errors/berth-error.js';
+
+export interface SandboxProxySettingsInput {
+  /** The proxy as the sandbox reaches it, `http://host:port`. */
+  proxyUrl: string;
+  /** The environment CA certificate (PEM); written into the sandbox. */
+  caCertificatePem: string;
+  /** Where the CA certificate goes (Debian's directory for local CAs by default). */
+  caCertificatePath?: string;
+  /** Where the combined bundle (system CAs + the environment CA) goes. */
+  bundlePath?: string;
+  /** The image's system bundle, from which the combined bundle is built. */
+  systemBundlePath?: string;
+  /** Extra NO_PROXY entries (services inside the sandbox are reached on localhost already). */
+  noProxy?: readonly string[];
+}
+
+export interface SandboxFile {
+  path: string;
+  content: string;
+  mode: number;
+}
+
+export interface SandboxProxySettings {
+  env: Record<string, string>;
+  files: SandboxFile[];
+  /**
+   * Commands (argv, run as root, in order, after the files are written) that put the CA into the
+   * system store and build the combined bundle. A failing `update-ca-certificates` (image without
+   * it) is not fatal: the bundle command does not depend on it.
+   */
+  commands: string[][];
+}
+
+export const DEFAULT_CA_CERTIFICATE_PATH = '/usr/local/share/ca-certificates/berth-egress-ca.crt';
+export const DEFAULT_BUNDLE_PATH = '/etc/berth/ca-bundle.pem';
+export const DEFAULT_SYSTEM_BUNDLE_PATH = '/etc/ssl/certs/ca-certificates.crt';
+export const APT_PROXY_CONF_PATH = '/etc/apt/apt.conf.d/95berth-egress-proxy';
+
+const SAFE_PATH = /^\/[A-Za-z0-9._/-]+$/;
+
+function checkPath(field: string, path: string): string {
+  if (!SAFE_PATH.test(path) || path.includes('..')) {
+    throw new BerthError('invalid_input', `${field} must be an absolute path of plain characters`, { field, path });
+  }
+  return path;
+}
+
+export function sandboxProxySettings(input: SandboxProxySettingsInput): SandboxProxySettings {
+  const match = /^http:\/\/([A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\]):([1-9][0-9]{0,4})\/?$/.exec(input.proxyUrl);
+  if (match === null || Number(match[2]) > 65535) {
+    throw new BerthError('invalid_input', 'proxyUrl must look like http://host:port', { proxyUrl: input.proxyUrl });
+  }
+  const proxyHost = match[1] ?? '';
+  const proxyPort = match[2] ?? '';
+  const proxy = `http://${proxyHost}:${proxyPort}`;
+  if (!input.caCertificatePem.includes('-----BEGIN CERTIFICATE-----') || input.caCertificatePem.includes('PRIVATE KEY')) {
+    throw new BerthError('invalid_input', 'caCertificatePem must be a certificate (and nothing else)');
+  }
+  const caPath = checkPath('caCertificatePath', input.caCertificatePath ?? DEFAULT_CA_CERTIFICATE_PATH);
+  const bundle = checkPath('bundlePath', input.bundlePath ?? DEFAULT_BUNDLE_PATH);
+  const systemBundle = checkPath('systemBundlePath', input.systemBundlePath ?? DEFAULT_SYSTEM_BUNDLE_PATH);
+  const noProxy = ['localhost', '127.0.0.1', '::1', ...(input.noProxy ?? [])];
+  for (const entry of noProxy) {
+    if (!/^[A-Za-z0-9.:*/-]+$/.test(entry)) throw new BerthError('invalid_input', 'invalid NO_PROXY entry', { entry });
+  }
+  const noProxyText = noProxy.join(',');
+  const javaNonProxy = noProxy.filter((h) => !h.includes(':') && !h.includes('/')).join('|');
+
+  const env: Record<string, string> = {
+    HTTP_PROXY: proxy,
+    HTTPS_PROXY: proxy,
+    http_proxy: proxy,
+    https_proxy: proxy,
+    NO_PROXY: noProxyText,
+    no_proxy: noProxyText,
+    // Node adds this to its bundled roots; everything else gets the combined bundle.
+    NODE_EXTRA_CA_CERTS: caPath,
+    SSL_CERT_FILE: bundle,
+    REQUESTS_CA_BUNDLE: bundle,
+    CURL_CA_BUNDLE: bundle,
+    GIT_SSL_CAINFO: bundle,
+    PIP_CERT: bundle,
+    CARGO_HTTP_CAINFO: bundle,
+    CARGO_HTTP_PROXY: proxy,
+    BUNDLE_SSL_CA_CERT: bundle,
+    HEX_CACERTS_PATH: bundle,
+    npm_config_proxy: proxy,
+    npm_config_https_proxy: proxy,
+    npm_config_cafile: bundle,
+    npm_config_noproxy: noProxyText,
+    // Java reads proxies from system properties; its trust store is updated by
+    // update-ca-certificates where ca-certificates-java is installed.
+    JAVA_TOOL_OPTIONS: [
+      `-Dhttp.proxyHost=${proxyHost}`,
+      `-Dhttp.proxyPort=${proxyPort}`,
+      `-Dhttps.proxyHost=${proxyHost}`,
+      `-Dhttps.proxyPort=${proxyPort}`,
+      `-Dhttp.nonProxyHosts=${javaNonProxy}`,
+    ].join(' '),
+  };
+
+  const files: SandboxFile[] = [
+    { path: caPath, content: input.caCertificatePem.endsWith('\n') ? input.caCertificatePem : `${input.caCertificatePem}\n`, mode: 0o644 },
+    {
+      path: APT_PROXY_CONF_PATH,
+      content:
+        `// Written by Berth: apt goes through the egress proxy.\n` +
+        `Acquire::http::Proxy "${proxy}";\nAcquire::https::Proxy "${proxy}";\nAcquire::https::CaInfo "${bundle}";\n`,
+      mode: 0o644,
+    },
+  ];
+
+  const bundleDir = bundle.slice(0, bundle.lastIndexOf('/')) || '/';
+  const commands: string[][] = [
+    ['update-ca-certificates'],
+    ['mkdir', '-p', bundleDir],
+    // Paths are passed as positional parameters, never spliced into the script.
+    ['sh', '-c', 'cat "$1" "$2" > "$3" 2>/dev/null || cat "$2" > "$3"; chmod 0644 "$3"', 'berth-bundle', systemBundle, caPath, bundle],
+  ];
+
+  return { env, files, commands };
+}
