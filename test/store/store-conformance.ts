@@ -345,6 +345,26 @@ export function describeStoreConformance(adapter: string, makeFactory: () => Sto
       expect(await store.countActiveAdminTokens()).toBe(0);
     });
 
+    it('lets exactly one of several concurrent creates of one name win; the rest get conflict', async () => {
+      const results = await Promise.allSettled(
+        Array.from({ length: 8 }, (_, i) =>
+          store.createEnvironment({
+            id: newId('environment'),
+            spec: spec('race'),
+            createdByTokenId: null,
+            secrets: [{ name: 'S', ciphertext: `c${i}` }],
+            now: T0,
+          }),
+        ),
+      );
+      expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+      for (const r of results) {
+        if (r.status === 'rejected') expect((r.reason as BerthError).code).toBe('conflict');
+      }
+      const winner = await store.getEnvironmentByName('race');
+      expect(await store.getSecretCiphertexts(winner?.id ?? '')).toHaveLength(1);
+    });
+
     it('serialises concurrent writers without losing any', async () => {
       await Promise.all(
         Array.from({ length: 20 }, (_, i) =>
