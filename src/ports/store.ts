@@ -1,3 +1,8 @@
+import type { CacheEntry } from '../domain/cache/cache-entry.js';
+import type { Attempt, AttemptError, AttemptResult } from '../domain/task/attempt.js';
+import type { AttemptEvent } from '../domain/task/attempt-event.js';
+import type { AttemptPhase } from '../domain/task/attempt-phase.js';
+import type { Task, TaskStatus } from '../domain/task/task.js';
 import type { Environment } from '../domain/environment/environment.js';
 import type { EnvironmentSpec } from '../domain/environment/environment-spec.js';
 
@@ -63,6 +68,44 @@ export interface NewToken {
   now: string;
 }
 
+// ---- tasks, attempts, their events, cache entries (the task lifecycle) ------------------------
+
+/** What may change on an attempt as it runs. */
+export interface AttemptChange {
+  phase?: AttemptPhase;
+  cacheHit?: boolean | null;
+  error?: AttemptError | null;
+  result?: AttemptResult | null;
+  startedAt?: string | null;
+  finishedAt?: string | null;
+}
+
+/** Conditions an attempt update needs (else it changes nothing and returns false). */
+export interface AttemptCondition {
+  /** The lease must be held by this owner. */
+  leaseOwner?: string;
+  /** The attempt must be in one of these phases. */
+  phases?: readonly AttemptPhase[];
+}
+
+/** An attempt as the queue sees it: with its lease. */
+export interface LeasedAttempt extends Attempt {
+  leaseOwner: string | null;
+  leaseExpiresAt: string | null;
+}
+
+export interface ClaimOptions {
+  /** Who claims (an orchestrator's id); written as the lease owner. */
+  owner: string;
+  now: string;
+  leaseMs: number;
+}
+
+export interface TaskListOptions {
+  environmentId?: string;
+  limit?: number;
+}
+
 export interface Store {
   /** Brings the schema up to date (idempotent; safe to call on every start). */
   migrate(): Promise<void>;
@@ -100,4 +143,43 @@ export interface Store {
   /** Marks the token revoked; returns it, or undefined if unknown. Revoking twice keeps the first time. */
   revokeToken(id: string, now: string): Promise<Token | undefined>;
   countActiveAdminTokens(): Promise<number>;
+
+  // ---- tasks and attempts (the queue is the attempts table, with leases) ----
+
+  /** Stores a task and its (queued) attempts in one transaction. */
+  createTask(task: Task, attempts: readonly Attempt[]): Promise<void>;
+  getTask(id: string): Promise<Task | undefined>;
+  /** Newest first. */
+  listTasks(options?: TaskListOptions): Promise<Task[]>;
+  updateTaskStatus(id: string, status: TaskStatus, now: string): Promise<void>;
+  getAttempt(id: string): Promise<LeasedAttempt | undefined>;
+  /** A task's attempts by index. */
+  listAttempts(taskId: string): Promise<LeasedAttempt[]>;
+  /**
+   * Claims the oldest queued attempt in one transaction: moves it to `creating` and gives it a
+   * lease until `now + leaseMs`. Two claimers never get the same attempt.
+   */
+  claimNextAttempt(options: ClaimOptions): Promise<LeasedAttempt | undefined>;
+  /** Extends a lease held by `owner`; false if the lease is no longer its own. */
+  renewAttemptLease(id: string, owner: string, now: string, leaseMs: number): Promise<boolean>;
+  /** Applies a change when the condition holds; false when it did not (nothing changed). */
+  updateAttempt(id: string, change: AttemptChange, condition?: AttemptCondition): Promise<boolean>;
+  /** Live attempts (claimed, not finished) whose lease expired before `now`. */
+  listExpiredAttempts(now: string): Promise<LeasedAttempt[]>;
+  appendAttemptEvents(events: readonly AttemptEvent[]): Promise<void>;
+  /** An attempt's events with `seq` above `afterSeq`, in order. */
+  listAttemptEvents(attemptId: string, afterSeq?: number, limit?: number): Promise<AttemptEvent[]>;
+
+  // ---- cache entries (recorded only after their image was committed) ----
+
+  findLiveCacheEntry(
+    environmentId: string,
+    key: string,
+    now: string,
+  ): Promise<CacheEntry | undefined>;
+  latestCacheEntry(environmentId: string): Promise<CacheEntry | undefined>;
+  publishCacheEntry(entry: CacheEntry): Promise<void>;
+  /** Newest first; all environments when none is given. */
+  listCacheEntries(environmentId?: string): Promise<CacheEntry[]>;
+  deleteCacheEntries(ids: readonly string[]): Promise<void>;
 }

@@ -38,8 +38,70 @@ export interface TokensTable {
   revoked_at: string | null;
 }
 
+export interface TasksTable {
+  id: string;
+  environment_id: string;
+  prompt: string;
+  command: string | null;
+  ref_branch: string | null;
+  ref_sha: string | null;
+  repository: string | null;
+  attempt_count: number;
+  status: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface AttemptsTable {
+  id: string;
+  task_id: string;
+  idx: number;
+  phase: string;
+  /** 0, 1 or null (not known yet). */
+  cache_hit: number | null;
+  /** JSON text. */
+  error: string | null;
+  /** JSON text (diff, commands, message, snapshot). */
+  result: string | null;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  /** The queue's lease: who runs the attempt and until when (renewed while it runs). */
+  lease_owner: string | null;
+  lease_expires_at: string | null;
+}
+
+export interface AttemptEventsTable {
+  attempt_id: string;
+  seq: number;
+  type: string;
+  /** The whole event as JSON text. */
+  body: string;
+  at: string;
+}
+
+export interface CacheEntriesTable {
+  id: string;
+  environment_id: string;
+  key: string;
+  /** JSON text of the key's parts (no secret values, see cache-key.ts). */
+  parts: string;
+  image: string;
+  image_id: string;
+  size_bytes: number;
+  commit_sha: string;
+  /** JSON text: names of the variables the setup script exported. */
+  export_names: string;
+  created_at: string;
+  expires_at: string;
+}
+
 export interface Database {
   environments: EnvironmentsTable;
   environment_secrets: EnvironmentSecretsTable;
   tokens: TokensTable;
+  tasks: TasksTable;
+  attempts: AttemptsTable;
+  attempt_events: AttemptEventsTable;
+  cache_entries: CacheEntriesTable;
 }

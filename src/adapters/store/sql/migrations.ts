@@ -59,6 +59,85 @@ export const STORE_MIGRATIONS: readonly NamedMigration[] = [
         .execute();
     },
   },
+  {
+    name: '0002_tasks_attempts_events_cache',
+    async up(db) {
+      await db.schema
+        .createTable('tasks')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('environment_id', 'text', (c) => c.notNull())
+        .addColumn('prompt', 'text', (c) => c.notNull())
+        .addColumn('command', 'text')
+        .addColumn('ref_branch', 'text')
+        .addColumn('ref_sha', 'text')
+        .addColumn('repository', 'text')
+        .addColumn('attempt_count', 'integer', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex('tasks_environment_created')
+        .on('tasks')
+        .columns(['environment_id', 'created_at'])
+        .execute();
+      await db.schema
+        .createTable('attempts')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('task_id', 'text', (c) => c.notNull().references('tasks.id').onDelete('cascade'))
+        .addColumn('idx', 'integer', (c) => c.notNull())
+        .addColumn('phase', 'text', (c) => c.notNull())
+        .addColumn('cache_hit', 'integer')
+        .addColumn('error', 'text')
+        .addColumn('result', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('started_at', 'text')
+        .addColumn('finished_at', 'text')
+        .addColumn('lease_owner', 'text')
+        .addColumn('lease_expires_at', 'text')
+        .execute();
+      await db.schema
+        .createIndex('attempts_task')
+        .on('attempts')
+        .columns(['task_id', 'idx'])
+        .execute();
+      await db.schema
+        .createIndex('attempts_queue')
+        .on('attempts')
+        .columns(['phase', 'created_at'])
+        .execute();
+      await db.schema
+        .createTable('attempt_events')
+        .addColumn('attempt_id', 'text', (c) =>
+          c.notNull().references('attempts.id').onDelete('cascade'),
+        )
+        .addColumn('seq', 'integer', (c) => c.notNull())
+        .addColumn('type', 'text', (c) => c.notNull())
+        .addColumn('body', 'text', (c) => c.notNull())
+        .addColumn('at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('attempt_events_pk', ['attempt_id', 'seq'])
+        .execute();
+      await db.schema
+        .createTable('cache_entries')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('environment_id', 'text', (c) => c.notNull())
+        .addColumn('key', 'text', (c) => c.notNull())
+        .addColumn('parts', 'text', (c) => c.notNull())
+        .addColumn('image', 'text', (c) => c.notNull())
+        .addColumn('image_id', 'text', (c) => c.notNull())
+        .addColumn('size_bytes', 'bigint', (c) => c.notNull())
+        .addColumn('commit_sha', 'text', (c) => c.notNull())
+        .addColumn('export_names', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex('cache_entries_environment_key')
+        .on('cache_entries')
+        .columns(['environment_id', 'key', 'created_at'])
+        .execute();
+    },
+  },
 ];
 
 /** Feeds the ordered list to Kysely's Migrator, refusing a list that is out of order. */

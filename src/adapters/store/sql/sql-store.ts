@@ -1,7 +1,16 @@
 import { Migrator, type Kysely, type Selectable, type Transaction } from 'kysely';
 import { BerthError } from '../../../errors/berth-error.js';
 import type { EnvironmentSpec } from '../../../domain/environment/environment-spec.js';
+import type { CacheEntry } from '../../../domain/cache/cache-entry.js';
+import type { Attempt } from '../../../domain/task/attempt.js';
+import type { AttemptEvent } from '../../../domain/task/attempt-event.js';
+import type { Task, TaskStatus } from '../../../domain/task/task.js';
 import type {
+  AttemptChange,
+  AttemptCondition,
+  ClaimOptions,
+  LeasedAttempt,
+  TaskListOptions,
   EnvironmentChange,
   NewEnvironment,
   NewToken,
@@ -11,6 +20,7 @@ import type {
   Token,
 } from '../../../ports/store.js';
 import type { Database, EnvironmentsTable, TokensTable } from './database.js';
+import { TaskTables } from './task-tables.js';
 import { OrderedMigrationProvider, STORE_MIGRATIONS, type NamedMigration } from './migrations.js';
 
 /**
@@ -355,5 +365,83 @@ export class SqlStore implements Store {
       .where('revoked_at', 'is', null)
       .executeTakeFirst();
     return Number(row?.count ?? 0);
+  }
+
+  // ---- tasks, attempts, events, cache entries (queries in task-tables.ts) ----------------------
+
+  private get tasks(): TaskTables {
+    return new TaskTables(this.db);
+  }
+
+  createTask(task: Task, attempts: readonly Attempt[]): Promise<void> {
+    return this.tasks.createTask(task, attempts);
+  }
+
+  getTask(id: string): Promise<Task | undefined> {
+    return this.tasks.getTask(id);
+  }
+
+  listTasks(options?: TaskListOptions): Promise<Task[]> {
+    return this.tasks.listTasks(options);
+  }
+
+  updateTaskStatus(id: string, status: TaskStatus, now: string): Promise<void> {
+    return this.tasks.updateTaskStatus(id, status, now);
+  }
+
+  getAttempt(id: string): Promise<LeasedAttempt | undefined> {
+    return this.tasks.getAttempt(id);
+  }
+
+  listAttempts(taskId: string): Promise<LeasedAttempt[]> {
+    return this.tasks.listAttempts(taskId);
+  }
+
+  claimNextAttempt(options: ClaimOptions): Promise<LeasedAttempt | undefined> {
+    return this.tasks.claimNextAttempt(options);
+  }
+
+  renewAttemptLease(id: string, owner: string, now: string, leaseMs: number): Promise<boolean> {
+    return this.tasks.renewAttemptLease(id, owner, now, leaseMs);
+  }
+
+  updateAttempt(id: string, change: AttemptChange, condition?: AttemptCondition): Promise<boolean> {
+    return this.tasks.updateAttempt(id, change, condition);
+  }
+
+  listExpiredAttempts(now: string): Promise<LeasedAttempt[]> {
+    return this.tasks.listExpiredAttempts(now);
+  }
+
+  appendAttemptEvents(events: readonly AttemptEvent[]): Promise<void> {
+    return this.tasks.appendAttemptEvents(events);
+  }
+
+  listAttemptEvents(attemptId: string, afterSeq?: number, limit?: number): Promise<AttemptEvent[]> {
+    return this.tasks.listAttemptEvents(attemptId, afterSeq, limit);
+  }
+
+  findLiveCacheEntry(
+    environmentId: string,
+    key: string,
+    now: string,
+  ): Promise<CacheEntry | undefined> {
+    return this.tasks.findLiveCacheEntry(environmentId, key, now);
+  }
+
+  latestCacheEntry(environmentId: string): Promise<CacheEntry | undefined> {
+    return this.tasks.latestCacheEntry(environmentId);
+  }
+
+  publishCacheEntry(entry: CacheEntry): Promise<void> {
+    return this.tasks.publishCacheEntry(entry);
+  }
+
+  listCacheEntries(environmentId?: string): Promise<CacheEntry[]> {
+    return this.tasks.listCacheEntries(environmentId);
+  }
+
+  deleteCacheEntries(ids: readonly string[]): Promise<void> {
+    return this.tasks.deleteCacheEntries(ids);
   }
 }
