@@ -1,0 +1,72 @@
+import {
+  AttemptEventSequence,
+  type AttemptEvent,
+  type AttemptEventBody,
+} from '../domain/task/attempt-event.js';
+import { isTerminalPhase } from '../domain/task/attempt-phase.js';
+import { toBerthError } from '../errors/berth-error.js';
+import type { Store } from '../ports/store.js';
+
+export type AttemptEventListener = (event: AttemptEvent) => void;
+
+/**
+ * Records one attempt's events: numbers them, hands them to live listeners at once, and writes
+ * them to the store in order (one write at a time, batched while one is running), moving the
+ * attempt's phase in the store with each phase event. Writes are conditional on the lease, so
+ * an orchestrator that lost an attempt cannot overwrite it.
+ */
+export class AttemptRecorder {
+  private readonly sequence: AttemptEventSequence;
+  private pending: AttemptEvent[] = [];
+  private writing: Promise<void> = Promise.resolve();
+  private failure: unknown;
+
+  constructor(
+    private readonly store: Store,
+    private readonly attemptId: string,
+    private readonly leaseOwner: string,
+    private readonly listeners: ReadonlySet<AttemptEventListener>,
+    now: () => Date = () => new Date(),
+  ) {
+    this.sequence = new AttemptEventSequence(attemptId, now);
+  }
+
+  readonly emit = (body: AttemptEventBody): void => {
+    const event = this.sequence.next(body);
+    for (const listener of this.listeners) {
+      try {
+        listener(event);
+      } catch {
+        // A listener's failure is its own; the log goes on.
+      }
+    }
+    this.pending.push(event);
+    this.writing = this.writing
+      .then(() => this.flushPending())
+      .catch((error: unknown) => {
+        this.failure ??= error;
+      });
+  };
+
+  private async flushPending(): Promise<void> {
+    if (this.pending.length === 0) return;
+    const batch = this.pending;
+    this.pending = [];
+    await this.store.appendAttemptEvents(batch);
+    for (const event of batch) {
+      if (event.type === 'phase' && !isTerminalPhase(event.phase)) {
+        await this.store.updateAttempt(
+          this.attemptId,
+          { phase: event.phase },
+          { leaseOwner: this.leaseOwner },
+        );
+      }
+    }
+  }
+
+  /** Waits until every event so far is stored; throws the first write failure. */
+  async flush(): Promise<void> {
+    await this.writing;
+    if (this.failure !== undefined) throw toBerthError(this.failure);
+  }
+}

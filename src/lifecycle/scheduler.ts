@@ -1,0 +1,441 @@
+import { randomBytes } from 'node:crypto';
+import type { EnvironmentSpec } from '../domain/environment/environment-spec.js';
+import { newId } from '../domain/ids.js';
+import { isTerminalPhase } from '../domain/task/attempt-phase.js';
+import { attemptStatus, type Attempt, type AttemptError } from '../domain/task/attempt.js';
+import { taskStatusOf, type Task, type TaskRef } from '../domain/task/task.js';
+import { BerthError, toBerthError } from '../errors/berth-error.js';
+import type { SandboxRuntime } from '../ports/sandbox-runtime.js';
+import type { LeasedAttempt, Store, StoredEnvironment } from '../ports/store.js';
+import { BERTH_LABELS } from '../runtime/labels.js';
+import type { AgentPhase } from './agent-phase.js';
+import { AttemptRecorder, type AttemptEventListener } from './attempt-recorder.js';
+import type { AttemptRunner } from './attempt-runner.js';
+import { validateBranch, validateSha } from './checkout.js';
+
+/**
+ * The task queue: tasks and their attempts live in the store; attempts are claimed with a lease
+ * (renewed while they run) and run by the AttemptRunner, a configurable number at once.
+ *
+ * Nothing is lost across a restart: on start-up and then every lease period, attempts whose lease
+ * expired (their orchestrator died) are failed with the phase they were in ("orchestrator
+ * restarted during setup"), and their sandboxes and networks are removed. A cache entry is
+ * recorded only after its image was committed, so a build cut short leaves no usable entry (its
+ * image is collected by the cache collector).
+ */
+
+export interface SubmitTask {
+  environmentId: string;
+  prompt: string;
+  command: string | null;
+  ref: TaskRef;
+  repository?: string | null;
+  attempts: number;
+}
+
+export interface SchedulerLogger {
+  info(fields: object, message: string): void;
+  warn(fields: object, message: string): void;
+}
+
+export interface SchedulerOptions {
+  store: Store;
+  runner: AttemptRunner;
+  runtime: SandboxRuntime;
+  /** Opens the environment's sealed secrets (name → value) for setup and maintenance. */
+  openSecrets(environment: StoredEnvironment): Promise<Record<string, string>>;
+  /** The agent phase of a task (a `CommandAgent` for `--command`, the model agent otherwise). */
+  agentFor(task: Task, spec: EnvironmentSpec): AgentPhase;
+  concurrency: number;
+  maxAttempts?: number;
+  /** This orchestrator's lease owner name (unique per process). */
+  owner?: string;
+  leaseMs?: number;
+  pollMs?: number;
+  /** Runs now and then (every 10 minutes and at start), for the cache collector. */
+  housekeeping?: () => Promise<void>;
+  logger?: SchedulerLogger;
+  now?: () => Date;
+}
+
+interface Running {
+  taskId: string;
+  controller: AbortController;
+  done: Promise<void>;
+}
+
+const SILENT: SchedulerLogger = { info: () => undefined, warn: () => undefined };
+
+export class Scheduler {
+  readonly owner: string;
+  private readonly leaseMs: number;
+  private readonly pollMs: number;
+  private readonly now: () => Date;
+  private readonly logger: SchedulerLogger;
+  private readonly running = new Map<string, Running>();
+  private readonly listeners = new Map<string, Set<AttemptEventListener>>();
+  private readonly taskWaiters = new Set<() => void>();
+  private wakeUp: (() => void) | undefined;
+  private stopping = false;
+  private loop: Promise<void> | undefined;
+  private renewTimer: NodeJS.Timeout | undefined;
+  private lastRecovery = 0;
+  private lastHousekeeping = 0;
+
+  constructor(private readonly options: SchedulerOptions) {
+    this.owner = options.owner ?? `orch-${process.pid}-${randomBytes(4).toString('hex')}`;
+    this.leaseMs = options.leaseMs ?? 30_000;
+    this.pollMs = options.pollMs ?? 1_000;
+    this.now = options.now ?? (() => new Date());
+    this.logger = options.logger ?? SILENT;
+  }
+
+  /** Recovers what a previous orchestrator left, then starts claiming attempts. */
+  async start(): Promise<void> {
+    if (this.loop !== undefined) return;
+    await this.recover();
+    this.renewTimer = setInterval(
+      () => void this.renewLeases(),
+      Math.max(1_000, Math.floor(this.leaseMs / 3)),
+    );
+    this.renewTimer.unref();
+    this.loop = this.claimLoop();
+  }
+
+  /** Stops claiming; cancels running attempts when asked, else waits for them. */
+  async stop(options: { cancelRunning?: boolean } = {}): Promise<void> {
+    this.stopping = true;
+    this.wakeUp?.();
+    if (options.cancelRunning)
+      for (const r of this.running.values())
+        r.controller.abort(new BerthError('cancelled', 'the orchestrator is stopping'));
+    await this.loop;
+    await Promise.all([...this.running.values()].map((r) => r.done));
+    if (this.renewTimer !== undefined) clearInterval(this.renewTimer);
+  }
+
+  /** Creates a task with its queued attempts. Bad input is refused here, before anything runs. */
+  async submit(input: SubmitTask): Promise<{ task: Task; attempts: Attempt[] }> {
+    const max = this.options.maxAttempts ?? 8;
+    if (!Number.isInteger(input.attempts) || input.attempts < 1 || input.attempts > max) {
+      throw new BerthError('invalid_input', `attempts must be a whole number from 1 to ${max}`);
+    }
+    if (input.ref.branch !== undefined && input.ref.sha !== undefined) {
+      throw new BerthError('invalid_input', 'give a branch or a commit SHA, not both');
+    }
+    if (input.ref.branch !== undefined) validateBranch(input.ref.branch);
+    const ref: TaskRef = {
+      ...input.ref,
+      ...(input.ref.sha !== undefined ? { sha: validateSha(input.ref.sha) } : {}),
+    };
+    const environment = await this.options.store.getEnvironmentById(input.environmentId);
+    if (environment === undefined)
+      throw new BerthError('not_found', `environment ${input.environmentId} not found`);
+    const now = this.now().toISOString();
+    const task: Task = {
+      id: newId('task'),
+      environmentId: input.environmentId,
+      prompt: input.prompt,
+      command: input.command,
+      ref,
+      repository: input.repository ?? null,
+      attemptCount: input.attempts,
+      status: 'queued',
+      createdAt: now,
+      updatedAt: now,
+    };
+    const attempts: Attempt[] = Array.from({ length: input.attempts }, (_, index) => ({
+      id: newId('attempt'),
+      taskId: task.id,
+      index,
+      phase: 'queued',
+      cacheHit: null,
+      error: null,
+      result: null,
+      createdAt: now,
+      startedAt: null,
+      finishedAt: null,
+    }));
+    await this.options.store.createTask(task, attempts);
+    this.wakeUp?.();
+    return { task, attempts };
+  }
+
+  /** Live events of an attempt run by this orchestrator; returns the unsubscribe function. */
+  subscribe(attemptId: string, listener: AttemptEventListener): () => void {
+    const set = this.listeners.get(attemptId) ?? new Set();
+    set.add(listener);
+    this.listeners.set(attemptId, set);
+    return () => {
+      set.delete(listener);
+      if (set.size === 0) this.listeners.delete(attemptId);
+    };
+  }
+
+  /** Cancels every attempt of the task that has not finished: queued ones at once, running ones by their signal. */
+  async cancel(taskId: string): Promise<void> {
+    const { store } = this.options;
+    const attempts = await store.listAttempts(taskId);
+    if (attempts.length === 0 && (await store.getTask(taskId)) === undefined) {
+      throw new BerthError('not_found', `task ${taskId} not found`);
+    }
+    const now = this.now().toISOString();
+    for (const attempt of attempts) {
+      if (attempt.phase === 'queued') {
+        const error: AttemptError = {
+          code: 'cancelled',
+          message: 'the attempt was cancelled before it started',
+          details: {},
+        };
+        await store.updateAttempt(
+          attempt.id,
+          { phase: 'cancelled', error, finishedAt: now },
+          { phases: ['queued'] },
+        );
+      }
+      this.running
+        .get(attempt.id)
+        ?.controller.abort(new BerthError('cancelled', 'cancelled by request'));
+    }
+    await this.refreshTask(taskId);
+  }
+
+  /** Resolves with the task once every attempt has finished. */
+  async waitForTask(taskId: string, signal?: AbortSignal): Promise<Task> {
+    for (;;) {
+      signal?.throwIfAborted();
+      const attempts = await this.options.store.listAttempts(taskId);
+      if (attempts.length > 0 && attempts.every((a) => isTerminalPhase(a.phase))) {
+        await this.refreshTask(taskId);
+        const task = await this.options.store.getTask(taskId);
+        if (task) return task;
+      }
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          clearTimeout(timer);
+          this.taskWaiters.delete(wake);
+          signal?.removeEventListener('abort', wake);
+          resolve();
+        };
+        const timer = setTimeout(wake, this.pollMs);
+        this.taskWaiters.add(wake);
+        signal?.addEventListener('abort', wake, { once: true });
+      });
+    }
+  }
+
+  /**
+   * Fails attempts whose lease expired (their orchestrator died) with the phase they were in,
+   * and removes their sandboxes and networks. Returns how many were recovered.
+   */
+  async recover(): Promise<number> {
+    const { store } = this.options;
+    this.lastRecovery = Date.now();
+    const expired = await store.listExpiredAttempts(this.now().toISOString());
+    let count = 0;
+    for (const attempt of expired) {
+      if (this.running.has(attempt.id)) continue;
+      const error: AttemptError = {
+        code: 'task_failed',
+        message: `orchestrator restarted during ${attempt.phase}`,
+        details: { reason: 'orchestrator_restart', phase: attempt.phase },
+      };
+      const now = this.now().toISOString();
+      const changed = await store.updateAttempt(
+        attempt.id,
+        { phase: 'failed', error, finishedAt: now },
+        { phases: [attempt.phase] },
+      );
+      if (!changed) continue;
+      count++;
+      const last = (await store.listAttemptEvents(attempt.id)).at(-1)?.seq ?? 0;
+      await store.appendAttemptEvents([
+        {
+          attemptId: attempt.id,
+          seq: last + 1,
+          at: now,
+          type: 'error',
+          code: error.code,
+          message: error.message,
+          details: error.details,
+        },
+        { attemptId: attempt.id, seq: last + 2, at: now, type: 'phase', phase: 'failed' },
+      ]);
+      await this.removeResources(attempt);
+      await this.refreshTask(attempt.taskId);
+      this.logger.warn(
+        { attemptId: attempt.id, phase: attempt.phase },
+        'attempt failed: orchestrator restarted',
+      );
+    }
+    return count;
+  }
+
+  private async removeResources(attempt: LeasedAttempt): Promise<void> {
+    const { runtime } = this.options;
+    const labels = { [BERTH_LABELS.attempt]: attempt.id };
+    try {
+      for (const sandbox of await runtime.list(labels)) await runtime.remove(sandbox.id);
+      for (const network of await runtime.listNetworks(labels))
+        await runtime.removeNetwork(network.name);
+    } catch (error) {
+      this.logger.warn(
+        { attemptId: attempt.id, error: toBerthError(error).message },
+        'could not remove what an attempt left',
+      );
+    }
+  }
+
+  private async claimLoop(): Promise<void> {
+    const { store } = this.options;
+    while (!this.stopping) {
+      try {
+        if (Date.now() - this.lastRecovery > this.leaseMs) await this.recover();
+        if (
+          this.options.housekeeping !== undefined &&
+          Date.now() - this.lastHousekeeping > 10 * 60_000
+        ) {
+          this.lastHousekeeping = Date.now();
+          await this.options
+            .housekeeping()
+            .catch((error: unknown) =>
+              this.logger.warn({ error: toBerthError(error).message }, 'housekeeping failed'),
+            );
+        }
+        while (!this.stopping && this.running.size < this.options.concurrency) {
+          const attempt = await store.claimNextAttempt({
+            owner: this.owner,
+            now: this.now().toISOString(),
+            leaseMs: this.leaseMs,
+          });
+          if (attempt === undefined) break;
+          this.launch(attempt);
+        }
+      } catch (error) {
+        this.logger.warn(
+          { error: toBerthError(error).message },
+          'the task queue could not be read',
+        );
+      }
+      if (this.stopping) break;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          this.wakeUp = undefined;
+          resolve();
+        }, this.pollMs);
+        this.wakeUp = () => {
+          clearTimeout(timer);
+          this.wakeUp = undefined;
+          resolve();
+        };
+      });
+    }
+  }
+
+  private launch(attempt: LeasedAttempt): void {
+    const controller = new AbortController();
+    const done = this.execute(attempt, controller.signal)
+      .catch((error: unknown) => {
+        this.logger.warn(
+          { attemptId: attempt.id, error: toBerthError(error).message },
+          'attempt bookkeeping failed',
+        );
+      })
+      .finally(() => {
+        this.running.delete(attempt.id);
+        this.wakeUp?.();
+        for (const wake of [...this.taskWaiters]) wake();
+      });
+    this.running.set(attempt.id, { taskId: attempt.taskId, controller, done });
+  }
+
+  private async execute(attempt: LeasedAttempt, signal: AbortSignal): Promise<void> {
+    const { store } = this.options;
+    const listeners = this.listeners.get(attempt.id) ?? new Set<AttemptEventListener>();
+    this.listeners.set(attempt.id, listeners);
+    const recorder = new AttemptRecorder(store, attempt.id, this.owner, listeners, this.now);
+    const finish = async (change: Parameters<Store['updateAttempt']>[1]) => {
+      await recorder.flush().catch(() => undefined);
+      await store.updateAttempt(
+        attempt.id,
+        { ...change, finishedAt: this.now().toISOString() },
+        { leaseOwner: this.owner },
+      );
+      await this.refreshTask(attempt.taskId);
+      if (this.listeners.get(attempt.id)?.size === 0) this.listeners.delete(attempt.id);
+    };
+    try {
+      const task = await store.getTask(attempt.taskId);
+      if (task === undefined) throw new BerthError('not_found', `task ${attempt.taskId} not found`);
+      await this.refreshTask(task.id);
+      const environment = await store.getEnvironmentById(task.environmentId);
+      if (environment === undefined) {
+        throw new BerthError('not_found', `the environment of task ${task.id} was deleted`);
+      }
+      const secrets = await this.options.openSecrets(environment);
+      const outcome = await this.options.runner.run({
+        attemptId: attempt.id,
+        taskId: task.id,
+        environment: { id: environment.id, spec: environment.spec },
+        secrets,
+        ref: task.ref,
+        repository: task.repository ?? undefined,
+        prompt: task.prompt,
+        agent: this.options.agentFor(task, environment.spec),
+        emit: recorder.emit,
+        signal,
+      });
+      await finish({
+        phase: outcome.phase,
+        cacheHit: outcome.cacheHit,
+        error: outcome.error,
+        result: outcome.result,
+      });
+    } catch (thrown) {
+      const error = toBerthError(thrown);
+      recorder.emit({
+        type: 'error',
+        code: error.code,
+        message: error.message,
+        details: error.details,
+      });
+      recorder.emit({ type: 'phase', phase: 'failed' });
+      await finish({
+        phase: 'failed',
+        error: { code: error.code, message: error.message, details: error.details },
+      });
+    }
+  }
+
+  private async renewLeases(): Promise<void> {
+    for (const [attemptId, running] of this.running) {
+      try {
+        const ok = await this.options.store.renewAttemptLease(
+          attemptId,
+          this.owner,
+          this.now().toISOString(),
+          this.leaseMs,
+        );
+        if (!ok)
+          running.controller.abort(
+            new BerthError('cancelled', 'the attempt was taken over (its lease was lost)'),
+          );
+      } catch (error) {
+        this.logger.warn(
+          { attemptId, error: toBerthError(error).message },
+          'could not renew a lease',
+        );
+      }
+    }
+  }
+
+  private async refreshTask(taskId: string): Promise<void> {
+    const attempts = await this.options.store.listAttempts(taskId);
+    if (attempts.length === 0) return;
+    const status = taskStatusOf(attempts.map((a) => attemptStatus(a.phase)));
+    const task = await this.options.store.getTask(taskId);
+    if (task !== undefined && task.status !== status) {
+      await this.options.store.updateTaskStatus(taskId, status, this.now().toISOString());
+    }
+  }
+}
