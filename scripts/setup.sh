@@ -24,6 +24,8 @@ command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v iptables >/dev/null || need+=(iptables)
 command -v ip >/dev/null || need+=(iproute2)
 command -v git >/dev/null || need+=(git)
+# PostgreSQL: the store's second adapter is tested against a real server.
+[ -x /usr/lib/postgresql/15/bin/initdb ] || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   if is_debian; then
     say "installing ${need[*]} from Debian's packages"

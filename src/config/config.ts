@@ -20,6 +20,8 @@ const configSchema = z.strictObject({
   /** A base64 AES-256 key given directly (instead of the key file). */
   secretKey: z.string().optional(),
   allowLocalRepositories: z.boolean(),
+  /** A PostgreSQL connection string; without it the store is the SQLite file in the data directory. */
+  databaseUrl: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL').optional(),
   dockerSocket: z.string().min(1),
   /** A short name for this orchestrator, written on every Docker resource it makes. */
   instance: z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/),
@@ -97,6 +99,7 @@ export function loadConfig(flags: ConfigFlags = {}, env: Env = process.env): Ber
     secretKeyFile: resolve(env.BERTH_SECRET_KEY_FILE || join(dataDir, 'secret.key')),
     ...(env.BERTH_SECRET_KEY ? { secretKey: env.BERTH_SECRET_KEY } : {}),
     allowLocalRepositories: flags.allowLocalRepositories ?? bool(env.BERTH_ALLOW_LOCAL_REPOS) ?? false,
+    ...(env.BERTH_DATABASE_URL ? { databaseUrl: env.BERTH_DATABASE_URL } : {}),
     dockerSocket: env.BERTH_DOCKER_SOCKET || '/var/run/docker.sock',
     instance: env.BERTH_INSTANCE || 'default',
     extraCaFiles:

@@ -6,6 +6,7 @@ import { BerthError } from '../errors/berth-error.js';
 import type { Logger } from '../util/logger.js';
 import { BERTH_VERSION } from '../version.js';
 import { SqliteStore } from '../adapters/store/sqlite/sqlite-store.js';
+import { PostgresStore } from '../adapters/store/postgres/postgres-store.js';
 import { SecretBox } from '../secrets/secret-box.js';
 import { EnvironmentService } from '../services/environment-service.js';
 import { TokenService } from '../services/token-service.js';
@@ -58,7 +59,10 @@ async function listen(server: Server, port: number, host: string): Promise<Addre
 export async function startServer(config: BerthConfig, logger: Logger): Promise<RunningServer> {
   const { box, created } = SecretBox.load(config);
   if (created) logger.info({ file: config.secretKeyFile }, 'created the secret key file');
-  const store = SqliteStore.open(config.dataDir);
+  const store =
+    config.databaseUrl !== undefined
+      ? PostgresStore.connect({ connectionString: config.databaseUrl })
+      : SqliteStore.open(config.dataDir);
   try {
     await store.migrate();
     const tokens = new TokenService({ store });
@@ -80,7 +84,10 @@ export async function startServer(config: BerthConfig, logger: Logger): Promise<
     }) as Server;
     const address = await listen(server, config.port, config.host);
     const url = urlOf(address);
-    logger.info({ url, dataDir: config.dataDir, store: store.file }, 'listening');
+    logger.info(
+      { url, dataDir: config.dataDir, store: config.databaseUrl !== undefined ? 'postgresql' : 'sqlite' },
+      'listening',
+    );
 
     let closing: Promise<void> | undefined;
     const close = () => {

@@ -56,7 +56,7 @@ function describe(view: EnvironmentView): string {
     `internet:    ${s.internet.access}${s.internet.access === 'allowlist' ? ` (${[...s.internet.presets, ...s.internet.domains].join(', ') || 'nothing'})` : ''}${s.internet.methods ? `, methods ${s.internet.methods.join(' ')}` : ''}`,
     `services:    ${s.services.map((x) => x.name).join(', ') || 'none'}`,
     `resources:   ${s.resources.cpus} cpu, ${s.resources.memoryMb} MB memory, ${s.resources.pids} processes, ${Math.round(s.resources.timeoutMs / 60000)} min`,
-    `members:     ${s.members.join(', ') || 'admins only'}`,
+    `members:     ${s.members.join(', ') || 'none (admins and the token that created it)'}`,
   ];
   return lines.join('\n');
 }
