@@ -440,12 +440,19 @@ export class EgressProxy {
     this.report({ host, port, method: 'CONNECT', scheme: 'connect', allowed: true, rule: decision.rule, reason: decision.reason, address: vetted.address });
     socket.write('HTTP/1.1 200 Connection established\r\n\r\n');
 
-    const first = await this.readClientHello(socket, head);
     const refuseTunnel = (reason: string) => {
       this.report({ host, port, method: 'CONNECT', scheme: 'connect', allowed: false, rule: 'tunnel', reason });
       // The 200 was sent; the client believes it is in a tunnel, so the only answer is to close.
       socket.destroy();
     };
+    const ctx = { host, port, address: vetted.address };
+    if (intercept) {
+      // TLS is terminated here on the socket's own handle (fast path); the SNI and ALPN checks
+      // happen in the handshake, and nothing is dialled before a request passed its checks.
+      await this.intercept(socket, head, ctx, refuseTunnel);
+      return;
+    }
+    const first = await this.readClientHello(socket, head);
     if ('invalid' in first) {
       refuseTunnel(first.invalid);
       return;
@@ -456,15 +463,7 @@ export class EgressProxy {
       refuseTunnel(sni === undefined ? 'TLS ClientHello without SNI' : `TLS SNI "${printable(sni)}" differs from the CONNECT host`);
       return;
     }
-    if (intercept) {
-      if (first.hello.alpn !== undefined && !first.hello.alpn.includes('http/1.1')) {
-        refuseTunnel('the client does not offer ALPN http/1.1 (needed to check methods)');
-        return;
-      }
-      await this.intercept(socket, first.buffered, { host, port, address: vetted.address });
-    } else {
-      this.passthrough(socket, first.buffered, vetted.address, port);
-    }
+    this.passthrough(socket, first.buffered, vetted.address, port);
   }
 
   /** Reads until a complete ClientHello, without consuming more than the client sent. */
@@ -543,14 +542,65 @@ export class EgressProxy {
     return context;
   }
 
-  private async intercept(socket: net.Socket, buffered: Buffer, ctx: TunnelContext): Promise<void> {
+  private async intercept(
+    socket: net.Socket,
+    head: Buffer,
+    ctx: TunnelContext,
+    refuseTunnel: (reason: string) => void,
+  ): Promise<void> {
     const secureContext = await this.leafContext(ctx.host);
     if (socket.destroyed) return;
-    const tlsSocket = new tls.TLSSocket(replayed(socket, buffered), { isServer: true, secureContext, ALPNProtocols: ['http/1.1'] });
+    let refused: string | undefined;
+    const refuse = (reason: string) => {
+      refused ??= reason;
+    };
+    // Only when the client sent bytes together with its CONNECT does the TLS server need a
+    // replaying stream; otherwise it reads from the socket's handle directly.
+    const stream = head.length > 0 ? replayed(socket, head) : socket;
+    const tlsSocket = new tls.TLSSocket(stream, {
+      isServer: true,
+      secureContext,
+      ALPNProtocols: ['http/1.1'],
+      SNICallback: (servername: string, callback: (error: Error | null, context?: tls.SecureContext) => void) => {
+        const name = normaliseHostName(servername);
+        if (!name.ok || name.name !== ctx.host) {
+          refuse(`TLS SNI "${printable(servername)}" differs from the CONNECT host`);
+          callback(new Error('SNI differs from the CONNECT host'));
+          return;
+        }
+        callback(null, secureContext);
+      },
+    });
     this.tunnels.set(tlsSocket, ctx);
-    tlsSocket.on('error', () => tlsSocket.destroy());
-    tlsSocket.once('close', () => socket.destroy());
-    this.inner.emit('connection', tlsSocket);
+    const timer = setTimeout(() => {
+      refuse('no TLS handshake in time');
+      tlsSocket.destroy();
+    }, this.options.clientHelloTimeoutMs ?? 10_000);
+    tlsSocket.once('close', () => {
+      clearTimeout(timer);
+      socket.destroy();
+    });
+    socket.once('close', () => tlsSocket.destroy());
+    tlsSocket.on('error', (error: Error) => {
+      if (!established) refuse(handshakeFailure(error));
+      tlsSocket.destroy();
+    });
+    let established = false;
+    tlsSocket.once('secure', () => {
+      clearTimeout(timer);
+      const servername = (tlsSocket as tls.TLSSocket & { servername?: string | false }).servername;
+      if (typeof servername !== 'string' || servername === '') refuse('TLS ClientHello without SNI');
+      else if (tlsSocket.alpnProtocol !== false && tlsSocket.alpnProtocol !== 'http/1.1') refuse('ALPN other than http/1.1');
+      if (refused !== undefined) {
+        tlsSocket.destroy();
+        return;
+      }
+      established = true;
+      this.inner.emit('connection', tlsSocket);
+    });
+    tlsSocket.once('close', () => {
+      if (!established) refuseTunnel(refused ?? 'the client closed the tunnel before a TLS handshake');
+    });
   }
 
   // ---------------------------------------------------------------- requests
@@ -750,6 +800,14 @@ function replayed(socket: net.Socket, first: Buffer): Duplex {
   socket.once('close', () => stream.destroy());
   socket.on('error', (error: Error) => stream.destroy(error));
   return stream;
+}
+
+/** A readable reason for a failed server-side handshake (OpenSSL messages are long). */
+function handshakeFailure(error: Error): string {
+  const reason = /error:[0-9A-F]+:[^:]*:[^:]*:([^:]+)/i.exec(error.message)?.[1] ?? error.message.split('\n')[0] ?? '';
+  if (/application protocol/i.test(reason)) return 'the client does not offer ALPN http/1.1 (needed to check methods)';
+  if (/wrong version number|http request|unknown protocol|record layer/i.test(reason)) return 'the first bytes are not a TLS handshake';
+  return `TLS handshake failed (${printable(reason)})`;
 }
 
 function hostOfAbsoluteUrl(url: string): string | undefined {

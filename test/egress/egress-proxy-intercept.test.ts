@@ -35,6 +35,10 @@ async function intercepted(text: string, host = 'allowed.test', alpn?: string[])
   return tlsExchange(tunnel.socket, { servername: host, ca: limited.ca?.certificatePem ?? '', ...(alpn ? { alpn } : {}) }, text);
 }
 
+async function lastDecisionSettled(): Promise<void> {
+  for (let i = 0; i < 50 && limited.decisions.at(-1)?.allowed !== false; i++) await new Promise((r) => setTimeout(r, 20));
+}
+
 const H = () => `Host: allowed.test:${world.httpsPort}\r\n`;
 
 describe('TLS interception with method limits', () => {
@@ -131,7 +135,33 @@ describe('TLS interception with method limits', () => {
   it('refuses a client that offers only h2 (ALPN http/1.1 is required)', async () => {
     const result = await intercepted(`GET / HTTP/1.1\r\n${H()}\r\n`, 'allowed.test', ['h2']);
     expect(result.response).toBe('');
+    await lastDecisionSettled();
     expect(limited.decisions.at(-1)).toMatchObject({ allowed: false, rule: 'tunnel', reason: expect.stringContaining('ALPN') as unknown });
+  });
+
+  it('refuses non-TLS bytes (an SSH banner) in an intercepted tunnel', async () => {
+    const tunnel = await openTunnel(limited.port, `allowed.test:${world.httpsPort}`);
+    tunnel.socket.write('SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n');
+    tunnel.socket.on('data', () => undefined);
+    tunnel.socket.on('error', () => undefined);
+    await new Promise((resolve) => tunnel.socket.once('close', resolve));
+    expect(world.requests).toEqual([]);
+    expect(limited.decisions.at(-1)).toMatchObject({ allowed: false, rule: 'tunnel', reason: 'the first bytes are not a TLS handshake' });
+  });
+
+  it('refuses SNI that differs from the CONNECT host, and a missing SNI', async () => {
+    const a = await openTunnel(limited.port, `allowed.test:${world.httpsPort}`);
+    const mismatch = await tlsExchange(a.socket, { servername: 'other-allowed.test', ca: limited.ca?.certificatePem ?? '' }, 'GET / HTTP/1.1\r\nHost: other-allowed.test\r\n\r\n');
+    expect(mismatch.response).toBe('');
+    await lastDecisionSettled();
+    expect(limited.decisions.at(-1)).toMatchObject({ allowed: false, rule: 'tunnel', reason: 'TLS SNI "other-allowed.test" differs from the CONNECT host' });
+    const b = await openTunnel(limited.port, `allowed.test:${world.httpsPort}`);
+    // The client accepts any certificate here so that it completes the handshake without SNI.
+    const missing = await tlsExchange(b.socket, { servername: '', ca: limited.ca?.certificatePem ?? '', anyCertificate: true }, `GET / HTTP/1.1\r\n${H()}\r\n`);
+    expect(missing.response).toBe('');
+    await lastDecisionSettled();
+    expect(limited.decisions.at(-1)).toMatchObject({ allowed: false, rule: 'tunnel', reason: 'TLS ClientHello without SNI' });
+    expect(world.requests).toEqual([]);
   });
 
   it('answers 502 when the upstream certificate is not trusted for the name', async () => {

@@ -267,7 +267,7 @@ export function openTunnel(port: number, target: string, hostHeader = target): P
 /** TLS over an open tunnel, then raw HTTP text; returns everything received until close or quiet. */
 export function tlsExchange(
   socket: net.Socket,
-  options: { servername: string; ca: string; alpn?: string[] },
+  options: { servername: string; ca: string; alpn?: string[]; anyCertificate?: boolean },
   text: string,
   quietMs = 800,
 ): Promise<{ response: string; error?: Error }> {
@@ -280,6 +280,7 @@ export function tlsExchange(
       servername: options.servername,
       ca: options.ca,
       ALPNProtocols: options.alpn ?? ['http/1.1'],
+      ...(options.anyCertificate === true ? { checkServerIdentity: () => undefined } : {}),
     });
     const done = (error?: Error) => {
       if (settled) return;
