@@ -86,7 +86,10 @@ export class DockerRuntime implements SandboxRuntime {
   private readonly channels = new Map<string, Promise<ExecAgentChannel | null>>();
 
   constructor(options: DockerRuntimeOptions) {
-    this.docker = new Docker({ socketPath: options.socketPath ?? '/var/run/docker.sock', version: 'v1.41' });
+    this.docker = new Docker({
+      socketPath: options.socketPath ?? '/var/run/docker.sock',
+      version: 'v1.41',
+    });
     this.instance = options.instance;
     this.logger = options.logger ?? SILENT;
     this.execChannel = options.execChannel ?? 'agent';
@@ -156,14 +159,20 @@ export class DockerRuntime implements SandboxRuntime {
   }
 
   async start(id: string, signal?: AbortSignal): Promise<void> {
-    await this.call(`start sandbox ${id}`, async () => {
-      try {
-        await this.docker.getContainer(id).start(signal !== undefined ? { abortSignal: signal } : {});
-      } catch (error) {
-        if (statusOf(error) === 304) return; // already running
-        throw error;
-      }
-    }, id);
+    await this.call(
+      `start sandbox ${id}`,
+      async () => {
+        try {
+          await this.docker
+            .getContainer(id)
+            .start(signal !== undefined ? { abortSignal: signal } : {});
+        } catch (error) {
+          if (statusOf(error) === 304) return; // already running
+          throw error;
+        }
+      },
+      id,
+    );
   }
 
   async exec(id: string, options: ExecOptions): Promise<ExecResult> {
@@ -173,7 +182,7 @@ export class DockerRuntime implements SandboxRuntime {
       if (channel !== null) return channel.run(options);
     }
     try {
-      return await engineExec(container, options, () => this.goneError(id));
+      return await engineExec(container, options, (waitMs) => this.goneError(id, waitMs));
     } catch (error) {
       throw await this.execError(id, error);
     }
@@ -202,35 +211,58 @@ export class DockerRuntime implements SandboxRuntime {
   private async openChannel(id: string): Promise<ExecAgentChannel | null> {
     const container = this.docker.getContainer(id);
     const inspected = await this.call(`inspect sandbox ${id}`, () => container.inspect(), id);
-    if (!inspected.State.Running) throw new BerthError('sandbox_gone', `sandbox ${id} is not running`, { id });
+    if (!inspected.State.Running)
+      throw new BerthError('sandbox_gone', `sandbox ${id} is not running`, { id });
     let channel: ExecAgentChannel | null;
     try {
       channel = await ExecAgentChannel.open(container, inspected.Config.User ?? '', async () => {
         this.channels.delete(id);
         return (
-          (await this.goneError(id)) ??
-          new BerthError('runtime_unavailable', `the exec channel into sandbox ${id} closed unexpectedly`, { id })
+          (await this.goneError(id, 3000)) ??
+          new BerthError(
+            'runtime_unavailable',
+            `the exec channel into sandbox ${id} closed unexpectedly`,
+            { id },
+          )
         );
       });
     } catch (error) {
       throw await this.execError(id, error);
     }
     if (channel === null) {
-      this.logger.warn({ sandboxId: id }, 'exec agent cannot run in this sandbox; using one Engine-API exec per command');
+      this.logger.warn(
+        { sandboxId: id },
+        'exec agent cannot run in this sandbox; using one Engine-API exec per command',
+      );
     }
     return channel;
   }
 
-  /** The sandbox_gone error if the sandbox is no longer running, else undefined. */
-  private async goneError(id: string): Promise<BerthError | undefined> {
+  /**
+   * The sandbox_gone error if the sandbox is no longer running, else undefined. The engine may
+   * report a container as running for a moment after its processes died (a kill or removal in
+   * progress), so a caller that saw its stream cut can ask to wait up to `waitMs` for the verdict.
+   */
+  private async goneError(id: string, waitMs = 0): Promise<BerthError | undefined> {
+    const deadline = Date.now() + waitMs;
     try {
-      const info = await this.docker.getContainer(id).inspect();
+      let info = await this.docker.getContainer(id).inspect();
+      while (info.State.Running && !info.State.Restarting && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        info = await this.docker.getContainer(id).inspect();
+      }
       if (info.State.Running) return undefined;
-      const why = info.State.OOMKilled ? ' (killed: out of memory)' : ` (exit code ${info.State.ExitCode})`;
-      return new BerthError('sandbox_gone', `sandbox ${id} stopped while the command ran${why}`, { id });
+      const why = info.State.OOMKilled
+        ? ' (killed: out of memory)'
+        : ` (exit code ${info.State.ExitCode})`;
+      return new BerthError('sandbox_gone', `sandbox ${id} stopped while the command ran${why}`, {
+        id,
+      });
     } catch (error) {
       if (statusOf(error) === 404) {
-        return new BerthError('sandbox_gone', `sandbox ${id} was removed while the command ran`, { id });
+        return new BerthError('sandbox_gone', `sandbox ${id} was removed while the command ran`, {
+          id,
+        });
       }
       return this.translate(error, `inspect sandbox ${id}`, id);
     }
@@ -241,16 +273,29 @@ export class DockerRuntime implements SandboxRuntime {
     return readSingleFile(archive, filePath);
   }
 
-  async writeFile(id: string, filePath: string, data: Buffer | string, mode = 0o644): Promise<void> {
+  async writeFile(
+    id: string,
+    filePath: string,
+    data: Buffer | string,
+    mode = 0o644,
+  ): Promise<void> {
     if (!path.posix.isAbsolute(filePath)) {
       throw new BerthError('invalid_input', `a sandbox file path must be absolute: ${filePath}`);
     }
-    const tar = await singleFileTar(filePath.replace(/^\/+/, ''), typeof data === 'string' ? Buffer.from(data) : data, mode);
+    const tar = await singleFileTar(
+      filePath.replace(/^\/+/, ''),
+      typeof data === 'string' ? Buffer.from(data) : data,
+      mode,
+    );
     await this.putArchive(id, '/', tar);
   }
 
   async putArchive(id: string, dir: string, tar: Readable | Buffer): Promise<void> {
-    await this.call(`copy files into sandbox ${id}`, () => this.docker.getContainer(id).putArchive(tar, { path: dir }), id);
+    await this.call(
+      `copy files into sandbox ${id}`,
+      () => this.docker.getContainer(id).putArchive(tar, { path: dir }),
+      id,
+    );
   }
 
   async getArchive(id: string, filePath: string): Promise<Readable> {
@@ -281,14 +326,18 @@ export class DockerRuntime implements SandboxRuntime {
 
   async stop(id: string, timeoutMs = 10_000): Promise<void> {
     this.closeChannel(id);
-    await this.call(`stop sandbox ${id}`, async () => {
-      try {
-        await this.docker.getContainer(id).stop({ t: Math.ceil(timeoutMs / 1000) });
-      } catch (error) {
-        if (statusOf(error) === 304) return; // already stopped
-        throw error;
-      }
-    }, id);
+    await this.call(
+      `stop sandbox ${id}`,
+      async () => {
+        try {
+          await this.docker.getContainer(id).stop({ t: Math.ceil(timeoutMs / 1000) });
+        } catch (error) {
+          if (statusOf(error) === 304) return; // already stopped
+          throw error;
+        }
+      },
+      id,
+    );
   }
 
   async remove(id: string): Promise<void> {
@@ -320,7 +369,11 @@ export class DockerRuntime implements SandboxRuntime {
     }));
   }
 
-  async createNetwork(options: { name: string; internal: boolean; labels: Record<string, string> }): Promise<NetworkInfo> {
+  async createNetwork(options: {
+    name: string;
+    internal: boolean;
+    labels: Record<string, string>;
+  }): Promise<NetworkInfo> {
     const labels = this.labelsFor({ [BERTH_LABELS.kind]: 'network', ...options.labels });
     const network = await this.call(`create network ${options.name}`, () =>
       this.docker.createNetwork({
@@ -336,9 +389,9 @@ export class DockerRuntime implements SandboxRuntime {
   }
 
   private async inspectNetwork(idOrName: string): Promise<NetworkInfo> {
-    const info = (await this.call(`inspect network ${idOrName}`, () =>
+    const info = await this.call<Docker.NetworkInspectInfo>(`inspect network ${idOrName}`, () =>
       this.docker.getNetwork(idOrName).inspect(),
-    )) as Docker.NetworkInspectInfo;
+    );
     return networkInfo(info);
   }
 
@@ -408,7 +461,9 @@ export class DockerRuntime implements SandboxRuntime {
   }
 
   async listImages(labels: Record<string, string>): Promise<ImageInfo[]> {
-    const images = await this.call('list images', () => this.docker.listImages({ filters: this.labelFilter(labels) }));
+    const images = await this.call('list images', () =>
+      this.docker.listImages({ filters: this.labelFilter(labels) }),
+    );
     return images.map((i) => ({
       id: i.Id,
       tags: (i.RepoTags ?? []).filter((t) => t !== '<none>:<none>'),
@@ -428,7 +483,12 @@ export class DockerRuntime implements SandboxRuntime {
   }
 
   /** Runs an Engine API call, translating its failures into BerthErrors. */
-  private async call<T>(what: string, run: () => Promise<T>, sandboxId?: string, filePath?: string): Promise<T> {
+  private async call<T>(
+    what: string,
+    run: () => Promise<T>,
+    sandboxId?: string,
+    filePath?: string,
+  ): Promise<T> {
     try {
       return await run();
     } catch (error) {
@@ -436,23 +496,45 @@ export class DockerRuntime implements SandboxRuntime {
     }
   }
 
-  private translate(error: unknown, what: string, sandboxId?: string, filePath?: string): BerthError {
+  private translate(
+    error: unknown,
+    what: string,
+    sandboxId?: string,
+    filePath?: string,
+  ): BerthError {
     if (error instanceof BerthError) return error;
     const status = statusOf(error);
     const message = engineMessage(error);
-    const details: Record<string, unknown> = { ...(sandboxId !== undefined ? { id: sandboxId } : {}) };
+    const details: Record<string, unknown> = {
+      ...(sandboxId !== undefined ? { id: sandboxId } : {}),
+    };
     if (status === 404) {
       if (filePath !== undefined && /no such file|could not find the file/i.test(message)) {
-        return new BerthError('not_found', `${filePath} does not exist in sandbox ${sandboxId ?? ''}`.trim(), details, { cause: error });
+        return new BerthError(
+          'not_found',
+          `${filePath} does not exist in sandbox ${sandboxId ?? ''}`.trim(),
+          details,
+          { cause: error },
+        );
       }
       if (sandboxId !== undefined && /no such container/i.test(message)) {
-        return new BerthError('sandbox_gone', `sandbox ${sandboxId} does not exist`, details, { cause: error });
+        return new BerthError('sandbox_gone', `sandbox ${sandboxId} does not exist`, details, {
+          cause: error,
+        });
       }
-      return new BerthError('not_found', `could not ${what}: ${message}`, details, { cause: error });
+      return new BerthError('not_found', `could not ${what}: ${message}`, details, {
+        cause: error,
+      });
     }
-    if (status === 409) return new BerthError('conflict', `could not ${what}: ${message}`, details, { cause: error });
+    if (status === 409)
+      return new BerthError('conflict', `could not ${what}: ${message}`, details, { cause: error });
     if (status === undefined && isConnectionError(error)) {
-      return new BerthError('runtime_unavailable', `could not ${what}: the Docker engine is not reachable (${message})`, details, { cause: error });
+      return new BerthError(
+        'runtime_unavailable',
+        `could not ${what}: the Docker engine is not reachable (${message})`,
+        details,
+        { cause: error },
+      );
     }
     if (error instanceof Error && error.name === 'AbortError') {
       return new BerthError('cancelled', `cancelled: ${what}`, details, { cause: error });
@@ -469,12 +551,15 @@ export function imageMissing(ref: string): BerthError {
     hint !== undefined
       ? `image ${ref} is missing; build it with \`${hint}\``
       : `image ${ref} is missing; Berth's base images are built with \`berth image build universal\` or \`berth image build minimal\``;
-  return new BerthError('image_missing', message, { image: ref, ...(hint !== undefined ? { buildCommand: hint } : {}) });
+  return new BerthError('image_missing', message, {
+    image: ref,
+    ...(hint !== undefined ? { buildCommand: hint } : {}),
+  });
 }
 
 function statusOf(error: unknown): number | undefined {
   if (typeof error === 'object' && error !== null && 'statusCode' in error) {
-    const status = (error as { statusCode: unknown }).statusCode;
+    const status = error.statusCode;
     return typeof status === 'number' ? status : undefined;
   }
   return undefined;
@@ -482,19 +567,21 @@ function statusOf(error: unknown): number | undefined {
 
 function engineMessage(error: unknown): string {
   if (typeof error === 'object' && error !== null && 'json' in error) {
-    const json = (error as { json: unknown }).json;
-    if (typeof json === 'object' && json !== null && 'message' in json) return String((json as { message: unknown }).message);
+    const json = error.json;
+    if (typeof json === 'object' && json !== null && 'message' in json) return String(json.message);
   }
   return error instanceof Error ? error.message : String(error);
 }
 
 function isConnectionError(error: unknown): boolean {
-  const code = typeof error === 'object' && error !== null && 'code' in error ? (error as { code: unknown }).code : undefined;
+  const code =
+    typeof error === 'object' && error !== null && 'code' in error ? error.code : undefined;
   return code === 'ECONNREFUSED' || code === 'ENOENT' || code === 'ECONNRESET' || code === 'EPIPE';
 }
 
 function sandboxState(state: string): SandboxInfo['state'] {
-  if (state === 'created' || state === 'running' || state === 'exited' || state === 'dead') return state;
+  if (state === 'created' || state === 'running' || state === 'exited' || state === 'dead')
+    return state;
   return 'unknown';
 }
 

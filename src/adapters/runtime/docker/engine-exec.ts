@@ -15,9 +15,22 @@ const WRAPPER = 'exec "$@"';
 
 /**
  * Kills every process carrying the marker, in rounds (STOP then KILL) so a fork loop cannot outrun
- * it. Plain sh + /proc: works in any image with a shell.
+ * it. With perl it runs as one process and needs no fork, so it works in a sandbox whose process
+ * limit a fork bomb has exhausted; plain sh + /proc otherwise.
  */
-const KILLER = `m="BERTH_EXEC_ID=$1"
+const KILLER = `if command -v perl >/dev/null 2>&1; then exec perl -e '
+  my $needle = "\\0BERTH_EXEC_ID=$ARGV[0]\\0";
+  for my $round (1 .. 8) {
+    opendir(my $d, "/proc") or last; my @victims;
+    for my $p (readdir $d) {
+      next unless $p =~ /^\\d+$/ && $p != $$;
+      open(my $fh, "<", "/proc/$p/environ") or next; local $/; my $env = <$fh>; close $fh;
+      push @victims, $p if defined $env && index("\\0$env", $needle) >= 0;
+    }
+    last unless @victims; kill "STOP", @victims; kill "KILL", @victims;
+    select(undef, undef, undef, 0.01);
+  }' "$1"; fi
+m="BERTH_EXEC_ID=$1"
 i=0
 while [ $i -lt 8 ]; do
   i=$((i+1)); found=
@@ -38,7 +51,7 @@ done`;
 export async function engineExec(
   container: Docker.Container,
   options: ExecOptions,
-  sandboxGone: () => Promise<BerthError | undefined>,
+  sandboxGone: (waitMs: number) => Promise<BerthError | undefined>,
 ): Promise<ExecResult> {
   const argv = commandOf(options);
   const marker = randomBytes(8).toString('hex');
@@ -106,7 +119,7 @@ export async function engineExec(
     signal?.removeEventListener('abort', onAbort);
   }
   if (aborted) throw cancelled();
-  let exitCode: number | null = null;
+  let exitCode: number | null;
   try {
     const info = await exec.inspect();
     exitCode = info.Running ? null : info.ExitCode;
@@ -115,7 +128,7 @@ export async function engineExec(
   }
   if (exitCode === null || exitCode >= 128) {
     // Killed by a signal or no exit code: tell a dead sandbox apart from a killed command.
-    const gone = await sandboxGone();
+    const gone = await sandboxGone(timedOut ? 0 : 1000);
     if (gone) throw gone;
   }
   if (exitCode === null) exitCode = timedOut ? 137 : -1;

@@ -174,7 +174,8 @@ export class ExecAgentChannel {
         ),
       ];
       if (options.stdin !== undefined) {
-        const data = typeof options.stdin === 'string' ? Buffer.from(options.stdin, 'utf8') : options.stdin;
+        const data =
+          typeof options.stdin === 'string' ? Buffer.from(options.stdin, 'utf8') : options.stdin;
         for (let offset = 0; offset < data.length; offset += 1024 * 1024) {
           frames.push(agentFrame('I', id, data.subarray(offset, offset + 1024 * 1024)));
         }

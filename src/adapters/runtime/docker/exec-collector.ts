@@ -51,7 +51,9 @@ export function commandOf(options: ExecOptions): string[] {
   if (options.argv !== undefined && options.script !== undefined) {
     throw new BerthError('invalid_input', 'exec takes argv or script, not both');
   }
-  if (options.script !== undefined) return ['bash', options.login === true ? '-lc' : '-c', options.script];
-  if (options.argv === undefined || options.argv.length === 0) throw new BerthError('invalid_input', 'exec needs argv or script');
+  if (options.script !== undefined)
+    return ['bash', options.login === true ? '-lc' : '-c', options.script];
+  if (options.argv === undefined || options.argv.length === 0)
+    throw new BerthError('invalid_input', 'exec needs argv or script');
   return options.argv;
 }

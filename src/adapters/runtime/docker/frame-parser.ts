@@ -12,7 +12,9 @@ export interface ParsedFrame {
 }
 
 export class FrameParser {
-  private pending: Buffer = Buffer.alloc(0);
+  /** Unparsed bytes, kept as the chunks they came in so a large frame is copied once. */
+  private chunks: Buffer[] = [];
+  private buffered = 0;
   private readonly headerBytes: number;
 
   constructor(
@@ -23,17 +25,53 @@ export class FrameParser {
   }
 
   push(chunk: Buffer): void {
-    let data = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
-    while (data.length >= this.headerBytes) {
-      const type = data.readUInt8(0);
-      const id = this.layout === 'agent' ? data.readUInt32BE(1) : 0;
-      const size = this.layout === 'agent' ? data.readUInt32BE(5) : data.readUInt32BE(4);
-      if (data.length < this.headerBytes + size) break;
-      this.onFrame({ type, id, payload: data.subarray(this.headerBytes, this.headerBytes + size) });
-      data = data.subarray(this.headerBytes + size);
+    if (chunk.length === 0) return;
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+    while (this.buffered >= this.headerBytes) {
+      const header = this.peek(this.headerBytes);
+      const type = header.readUInt8(0);
+      const id = this.layout === 'agent' ? header.readUInt32BE(1) : 0;
+      const size = this.layout === 'agent' ? header.readUInt32BE(5) : header.readUInt32BE(4);
+      if (this.buffered < this.headerBytes + size) return;
+      const frame = this.take(this.headerBytes + size);
+      this.onFrame({ type, id, payload: frame.subarray(this.headerBytes) });
     }
-    // Keep only the unparsed remainder; copy so a large chunk is not retained by a small tail.
-    this.pending = data.length === 0 ? Buffer.alloc(0) : Buffer.from(data);
+  }
+
+  /** The first n buffered bytes, without consuming them. */
+  private peek(n: number): Buffer {
+    const first = this.chunks[0] as Buffer;
+    if (first.length >= n) return first;
+    const merged = Buffer.concat(this.chunks);
+    this.chunks = [merged];
+    return merged;
+  }
+
+  /** Consumes and returns the first n buffered bytes. */
+  private take(n: number): Buffer {
+    const first = this.chunks[0] as Buffer;
+    this.buffered -= n;
+    if (first.length >= n) {
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+      return first.subarray(0, n);
+    }
+    const parts: Buffer[] = [];
+    let needed = n;
+    while (needed > 0) {
+      const chunk = this.chunks[0] as Buffer;
+      if (chunk.length <= needed) {
+        parts.push(chunk);
+        this.chunks.shift();
+        needed -= chunk.length;
+      } else {
+        parts.push(chunk.subarray(0, needed));
+        this.chunks[0] = chunk.subarray(needed);
+        needed = 0;
+      }
+    }
+    return Buffer.concat(parts, n);
   }
 }
 

@@ -5,7 +5,10 @@ import { BerthError } from '../../../errors/berth-error.js';
 /** A tar archive holding one regular file at `name` (relative; parents are created by the engine). */
 export async function singleFileTar(name: string, data: Buffer, mode: number): Promise<Buffer> {
   const pack = tarStream.pack();
-  pack.entry({ name, size: data.length, mode, type: 'file', mtime: new Date(), uid: 0, gid: 0 }, data);
+  pack.entry(
+    { name, size: data.length, mode, type: 'file', mtime: new Date(), uid: 0, gid: 0 },
+    data,
+  );
   pack.finalize();
   const chunks: Buffer[] = [];
   for await (const chunk of pack as AsyncIterable<Buffer>) chunks.push(chunk);
@@ -20,7 +23,10 @@ export async function readSingleFile(archive: Readable, filePath: string): Promi
     if (entry.header.type !== 'file') {
       entry.resume();
       archive.destroy();
-      throw new BerthError('invalid_input', `${filePath} is not a regular file (it is a ${entry.header.type ?? 'special file'})`);
+      throw new BerthError(
+        'invalid_input',
+        `${filePath} is not a regular file (it is a ${entry.header.type ?? 'special file'})`,
+      );
     }
     const chunks: Buffer[] = [];
     for await (const chunk of entry as AsyncIterable<Buffer>) chunks.push(chunk);

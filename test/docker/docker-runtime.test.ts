@@ -1,0 +1,71 @@
+import { randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import {
+  DockerRuntime,
+  KEPT_CAPABILITIES,
+} from '../../src/adapters/runtime/docker/docker-runtime.js';
+import { runtimeConformance } from './runtime-conformance.js';
+import { testImage } from './runtime-test-image.js';
+
+const instance = `test-${randomBytes(4).toString('hex')}`;
+
+runtimeConformance('DockerRuntime (exec agent)', async () => ({
+  runtime: new DockerRuntime({ instance }),
+  image: await testImage(),
+  makeRuntime: () => new DockerRuntime({ instance }),
+}));
+
+runtimeConformance('DockerRuntime (one Engine-API exec per command)', async () => ({
+  runtime: new DockerRuntime({ instance, execChannel: 'engine' }),
+  image: await testImage(),
+  makeRuntime: () => new DockerRuntime({ instance, execChannel: 'engine' }),
+}));
+
+describe('DockerRuntime specifics', () => {
+  it('keeps exactly the documented capabilities', async () => {
+    const runtime = new DockerRuntime({ instance });
+    const sandbox = await runtime.create({
+      image: await testImage(),
+      labels: { 'berth.task': 'caps' },
+      resources: { cpus: 1, memoryMb: 128, pids: 64 },
+    });
+    try {
+      await runtime.start(sandbox.id);
+      const status = (await runtime.exec(sandbox.id, { argv: ['cat', '/proc/self/status'] }))
+        .stdout;
+      const bits: Record<string, number> = {
+        CHOWN: 0,
+        DAC_OVERRIDE: 1,
+        FOWNER: 3,
+        FSETID: 4,
+        KILL: 5,
+        SETGID: 6,
+        SETUID: 7,
+        NET_BIND_SERVICE: 10,
+      };
+      const expected = KEPT_CAPABILITIES.reduce(
+        (mask, cap) => mask | (1n << BigInt(bits[cap] ?? 63)),
+        0n,
+      );
+      const capEff = BigInt(`0x${/CapEff:\s*([0-9a-f]+)/.exec(status)?.[1] ?? '0'}`);
+      expect(capEff.toString(16)).toBe(expected.toString(16));
+      const limit = (
+        await runtime.exec(sandbox.id, {
+          argv: ['cat', '/sys/fs/cgroup/memory/memory.limit_in_bytes'],
+        })
+      ).stdout;
+      expect(limit.trim()).toBe(String(128 * 1024 * 1024));
+      const pids = (
+        await runtime.exec(sandbox.id, { argv: ['cat', '/sys/fs/cgroup/pids/pids.max'] })
+      ).stdout;
+      expect(pids.trim()).toBe('64');
+    } finally {
+      await runtime.remove(sandbox.id);
+    }
+  });
+
+  it('fails with runtime_unavailable when the engine socket does not exist', async () => {
+    const runtime = new DockerRuntime({ instance, socketPath: '/nonexistent/docker.sock' });
+    await expect(runtime.info()).rejects.toMatchObject({ code: 'runtime_unavailable' });
+  });
+});
