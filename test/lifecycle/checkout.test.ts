@@ -88,13 +88,13 @@ describe('local repositories', () => {
     extract.on('entry', (header, stream, next) => {
       names.push(header.name);
       const parts: Buffer[] = [];
-      stream.on('data', (c: Buffer) => parts.push(c));
+      stream.on('data', (c: unknown) => parts.push(c as Buffer));
       stream.on('end', () => {
         bundle = Buffer.concat(parts);
         next();
       });
     });
-    const done = new Promise((resolve) => extract.on('finish', resolve));
+    const done = new Promise<void>((resolve) => extract.on('finish', () => resolve()));
     extract.end(archive);
     await done;
     expect(names).toEqual(['repo.bundle']);

@@ -1,0 +1,73 @@
+import type { EnvironmentSpec } from '../domain/environment/environment-spec.js';
+import type { Task } from '../domain/task/task.js';
+import type { SandboxRuntime } from '../ports/sandbox-runtime.js';
+import type { Store, StoredEnvironment } from '../ports/store.js';
+import type { AgentPhase } from './agent-phase.js';
+import { AttemptRunner } from './attempt-runner.js';
+import { CacheBuildLock } from './cache-build-lock.js';
+import { CacheCollector } from './cache-collector.js';
+import { CommandAgent } from './command-agent.js';
+import { resolveImageName } from './image-names.js';
+import { NoNetworkEnforcer } from './network-policy-enforcer.js';
+import { Scheduler, type SchedulerLogger } from './scheduler.js';
+
+/**
+ * The task lifecycle put together once, for `berth serve` and `berth run` alike: the attempt
+ * runner (with one cache build lock for the whole orchestrator), the scheduler with its queue,
+ * and the cache collector as its housekeeping.
+ */
+
+export interface OrchestratorOptions {
+  store: Store;
+  runtime: SandboxRuntime;
+  openSecrets(environment: StoredEnvironment): Promise<Record<string, string>>;
+  /** The agent for a prompt; undefined when no model is configured (tasks then need a command). */
+  modelAgent?: ((task: Task, spec: EnvironmentSpec) => AgentPhase) | undefined;
+  cacheTtlMs: number;
+  snapshotTtlMs: number;
+  allowLocalRepositories: boolean;
+  concurrency: number;
+  maxAttempts: number;
+  resolveImage?: ((name: string) => string) | undefined;
+  pollMs?: number | undefined;
+  logger?: SchedulerLogger | undefined;
+}
+
+export interface Orchestrator {
+  scheduler: Scheduler;
+  collector: CacheCollector;
+}
+
+export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
+  const { store, runtime } = options;
+  const runner = new AttemptRunner({
+    runtime,
+    cache: store,
+    enforcer: new NoNetworkEnforcer(),
+    resolveImage: options.resolveImage ?? resolveImageName,
+    cacheTtlMs: options.cacheTtlMs,
+    snapshotTtlMs: options.snapshotTtlMs,
+    allowLocalRepositories: options.allowLocalRepositories,
+    buildLock: new CacheBuildLock(),
+  });
+  const collector = new CacheCollector(store, runtime);
+  const scheduler = new Scheduler({
+    store,
+    runner,
+    runtime,
+    openSecrets: (environment) => options.openSecrets(environment),
+    agentFor: (task, spec) => {
+      if (task.command !== null) return new CommandAgent(task.command);
+      if (options.modelAgent) return options.modelAgent(task, spec);
+      throw new Error('no agent: this task has no command and no model is configured');
+    },
+    concurrency: options.concurrency,
+    maxAttempts: options.maxAttempts,
+    ...(options.pollMs !== undefined ? { pollMs: options.pollMs } : {}),
+    ...(options.logger ? { logger: options.logger } : {}),
+    housekeeping: async () => {
+      await collector.collect();
+    },
+  });
+  return { scheduler, collector };
+}

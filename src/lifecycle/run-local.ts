@@ -1,0 +1,283 @@
+import { readFile } from 'node:fs/promises';
+import { DockerRuntime } from '../adapters/runtime/docker/docker-runtime.js';
+import { SqliteStore } from '../adapters/store/sqlite/sqlite-store.js';
+import { parseEnvironmentFile } from '../domain/environment/environment-file.js';
+import type { EnvironmentSpec } from '../domain/environment/environment-spec.js';
+import { newId } from '../domain/ids.js';
+import type { AttemptEvent } from '../domain/task/attempt-event.js';
+import { attemptStatus, type Attempt } from '../domain/task/attempt.js';
+import { BerthError, toBerthError } from '../errors/berth-error.js';
+import type { SandboxRuntime } from '../ports/sandbox-runtime.js';
+import type { Store } from '../ports/store.js';
+import { AttemptRunner } from './attempt-runner.js';
+import { CacheBuildLock } from './cache-build-lock.js';
+import { CacheCollector } from './cache-collector.js';
+import { CommandAgent } from './command-agent.js';
+import { resolveImageName } from './image-names.js';
+import { NoNetworkEnforcer } from './network-policy-enforcer.js';
+import { Scheduler } from './scheduler.js';
+
+/**
+ * `berth run`: one task end to end on this machine, without a server, for CI and scripts. The
+ * environment comes from a file; tasks, attempts, their logs and the cache live in an embedded
+ * SQLite store in the data directory (so the cache is reused by the next run). Progress goes to
+ * stderr, the result to stdout (one JSON object with `json`); the exit code is 0 only when every
+ * attempt succeeded.
+ */
+
+export interface RunLocalOptions {
+  envFile: string;
+  /** Replaces the file's repository (a URL, or a local path: allowed here, it is the user's machine). */
+  repo?: string | undefined;
+  branch?: string | undefined;
+  sha?: string | undefined;
+  attempts?: number | undefined;
+  command?: string | undefined;
+  prompt?: string | undefined;
+  json?: boolean | undefined;
+  dataDir: string;
+  /** The value of a secret the environment declares (the CLI reads it from its own environment). */
+  lookupSecret?: ((name: string) => string | undefined) | undefined;
+  instance?: string | undefined;
+  dockerSocket?: string | undefined;
+  cacheTtlMs?: number | undefined;
+  snapshotTtlMs?: number | undefined;
+  concurrency?: number | undefined;
+  maxAttempts?: number | undefined;
+  /** Maps `minimal`/`universal` to a local image; defaults to the image builder's names. */
+  resolveImage?: ((name: string) => string) | undefined;
+  /** For tests: a runtime to use instead of Docker at `dockerSocket`. */
+  runtime?: SandboxRuntime | undefined;
+  /** Cancels the run (Ctrl-C); attempts stop and clean up. */
+  signal?: AbortSignal | undefined;
+}
+
+export interface RunLocalIo {
+  stdout(text: string): void;
+  stderr(text: string): void;
+}
+
+export interface RunLocalCommand {
+  command: string;
+  exitCode: number;
+  output: string;
+}
+
+export interface RunLocalAttempt {
+  id: string;
+  status: string;
+  diff: string;
+  message: string;
+  error: string | null;
+  commands: RunLocalCommand[];
+  cacheHit: boolean | null;
+  files: { path: string; added: number | null; removed: number | null; binary: boolean }[];
+  baseCommit: string | null;
+  snapshotImage: string | null;
+  errorDetails: Record<string, unknown> | null;
+}
+
+export interface RunLocalResult {
+  task: { id: string; status: string };
+  attempts: RunLocalAttempt[];
+}
+
+export const AGENT_NOT_BUILT =
+  'the agent is not built yet: give --command "…" to run a command as the agent phase (for example --command "npm test")';
+
+async function ensureEnvironment(store: Store, spec: EnvironmentSpec): Promise<string> {
+  const now = new Date().toISOString();
+  const existing = await store.getEnvironmentByName(spec.name);
+  if (existing === undefined) {
+    const created = await store.createEnvironment({
+      id: newId('environment'),
+      spec,
+      createdByTokenId: null,
+      secrets: [],
+      now,
+    });
+    return created.id;
+  }
+  if (JSON.stringify(existing.spec) !== JSON.stringify(spec)) {
+    await store.updateEnvironment(existing.id, { spec, setSecrets: [], removeSecrets: [], now });
+  }
+  return existing.id;
+}
+
+function attemptResult(attempt: Attempt): RunLocalAttempt {
+  return {
+    id: attempt.id,
+    status: attemptStatus(attempt.phase),
+    diff: attempt.result?.diff ?? '',
+    message: attempt.result?.message ?? '',
+    error: attempt.error?.message ?? null,
+    commands: (attempt.result?.commands ?? []).map((c) => ({
+      command: c.command,
+      exitCode: c.exitCode,
+      output: c.output,
+    })),
+    cacheHit: attempt.cacheHit,
+    files: attempt.result?.files ?? [],
+    baseCommit: attempt.result?.baseCommit ?? null,
+    snapshotImage: attempt.result?.snapshotImage ?? null,
+    errorDetails: attempt.error?.details ?? null,
+  };
+}
+
+/** One line (or block) of progress for stderr. */
+export function formatProgress(event: AttemptEvent, prefix: string): string {
+  switch (event.type) {
+    case 'phase':
+      return `${prefix}== ${event.phase}\n`;
+    case 'log':
+      return event.text === ''
+        ? ''
+        : prefix === ''
+          ? event.text
+          : event.text.replace(/^(?=.)/gm, prefix);
+    case 'cache':
+      return `${prefix}cache ${event.result}: ${event.reason}\n`;
+    case 'warning':
+      return `${prefix}warning: ${event.message}\n`;
+    case 'error': {
+      const tail =
+        typeof event.details?.logTail === 'string' && event.details.logTail !== ''
+          ? `\n${event.details.logTail}`
+          : '';
+      return `${prefix}error: ${event.message}${tail.replace(/\n/g, `\n${prefix}  `)}\n`;
+    }
+    case 'command':
+      return `${prefix}$ ${event.command}  (exit code ${event.exitCode})\n`;
+  }
+}
+
+function formatHuman(result: RunLocalResult): string {
+  const lines: string[] = [`task ${result.task.id}: ${result.task.status}`];
+  for (const attempt of result.attempts) {
+    lines.push(
+      `attempt ${attempt.id}: ${attempt.status}${attempt.error ? ` (${attempt.error})` : ''}`,
+    );
+    if (attempt.message !== '') lines.push(`  ${attempt.message}`);
+    const files = attempt.files.map((f) => `  ${f.binary ? 'binary ' : ''}${f.path}`);
+    if (files.length > 0) lines.push(`  changed files:`, ...files);
+  }
+  const diffs = result.attempts.filter((a) => a.diff !== '');
+  if (diffs.length === 1) lines.push('', diffs[0]?.diff.trimEnd() ?? '');
+  return `${lines.join('\n')}\n`;
+}
+
+export async function runLocal(options: RunLocalOptions, io: RunLocalIo): Promise<number> {
+  let store: SqliteStore | undefined;
+  let scheduler: Scheduler | undefined;
+  try {
+    if (options.command === undefined || options.command.trim() === '') {
+      throw new BerthError('invalid_input', AGENT_NOT_BUILT);
+    }
+    let text: string;
+    try {
+      text = await readFile(options.envFile, 'utf8');
+    } catch (error) {
+      throw new BerthError(
+        'invalid_input',
+        `cannot read the environment file ${options.envFile}: ${(error as Error).message}`,
+      );
+    }
+    const spec = parseEnvironmentFile(text, options.envFile);
+    const secrets: Record<string, string> = {};
+    const missing: string[] = [];
+    for (const name of spec.secrets) {
+      const value = options.lookupSecret?.(name);
+      if (value === undefined) missing.push(name);
+      else secrets[name] = value;
+    }
+    if (missing.length > 0) {
+      throw new BerthError(
+        'invalid_input',
+        `the environment declares secrets that are not set: ${missing.join(', ')} (set them as variables of the same name)`,
+      );
+    }
+    const attempts = options.attempts ?? 1;
+    const runtime =
+      options.runtime ??
+      new DockerRuntime({
+        socketPath: options.dockerSocket ?? '/var/run/docker.sock',
+        instance: options.instance ?? 'default',
+      });
+    try {
+      await runtime.info();
+    } catch (error) {
+      throw new BerthError(
+        'runtime_unavailable',
+        `the Docker engine is not reachable: ${toBerthError(error).message}`,
+      );
+    }
+    store = SqliteStore.open(options.dataDir);
+    await store.migrate();
+    const environmentId = await ensureEnvironment(store, spec);
+
+    const runner = new AttemptRunner({
+      runtime,
+      cache: store,
+      enforcer: new NoNetworkEnforcer(),
+      resolveImage: options.resolveImage ?? resolveImageName,
+      cacheTtlMs: options.cacheTtlMs ?? 12 * 3600_000,
+      snapshotTtlMs: options.snapshotTtlMs ?? 7 * 24 * 3600_000,
+      allowLocalRepositories: true,
+      buildLock: new CacheBuildLock(),
+    });
+    const collector = new CacheCollector(store, runtime);
+    const command = options.command;
+    scheduler = new Scheduler({
+      store,
+      runner,
+      runtime,
+      openSecrets: () => Promise.resolve(secrets),
+      agentFor: () => new CommandAgent(command),
+      concurrency: Math.min(attempts, options.concurrency ?? 4),
+      maxAttempts: options.maxAttempts ?? 8,
+      pollMs: 200,
+      housekeeping: async () => {
+        await collector.collect();
+      },
+    });
+    const { task, attempts: created } = await scheduler.submit({
+      environmentId,
+      prompt: options.prompt ?? '',
+      command,
+      ref: {
+        ...(options.branch !== undefined ? { branch: options.branch } : {}),
+        ...(options.sha !== undefined ? { sha: options.sha } : {}),
+      },
+      repository: options.repo ?? null,
+      attempts,
+    });
+    for (const attempt of created) {
+      const prefix = attempts > 1 ? `[${attempt.index + 1}] ` : '';
+      scheduler.subscribe(attempt.id, (event) => io.stderr(formatProgress(event, prefix)));
+    }
+    io.stderr(
+      `task ${task.id} on environment ${spec.name}: ${attempts} attempt(s), running "${command}"\n`,
+    );
+    const sched = scheduler;
+    const onAbort = () => void sched.cancel(task.id).catch(() => undefined);
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    await scheduler.start();
+    const finished = await scheduler.waitForTask(task.id);
+    options.signal?.removeEventListener('abort', onAbort);
+    const result: RunLocalResult = {
+      task: { id: finished.id, status: finished.status },
+      attempts: (await store.listAttempts(task.id)).map(attemptResult),
+    };
+    io.stdout(options.json ? `${JSON.stringify(result, null, 2)}\n` : formatHuman(result));
+    return result.attempts.every((a) => a.status === 'succeeded') ? 0 : 1;
+  } catch (thrown) {
+    const error = toBerthError(thrown);
+    if (options.json)
+      io.stdout(`${JSON.stringify({ error: { code: error.code, message: error.message } })}\n`);
+    io.stderr(`berth run: ${error.message}\n`);
+    return error.exitCode;
+  } finally {
+    await scheduler?.stop({ cancelRunning: true });
+    await store?.close();
+  }
+}
