@@ -18,6 +18,7 @@ export const ERROR_CODES = {
   cancelled: { http: 409, exit: 1 },
   task_failed: { http: 500, exit: 1 },
   server_unreachable: { http: 502, exit: 1 },
+  model_error: { http: 502, exit: 1 },
   internal: { http: 500, exit: 1 },
 } as const;
 
