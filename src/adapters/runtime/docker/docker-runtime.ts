@@ -478,6 +478,13 @@ export class DockerRuntime implements SandboxRuntime {
       await this.docker.getImage(ref).remove({ force: false, noprune: false });
     } catch (error) {
       if (statusOf(error) === 404) return;
+      // An image id with several tags is removed with all its tags; an image in use stays refused.
+      if (statusOf(error) === 409 && /multiple repositories/.test(engineMessage(error))) {
+        await this.call(`remove image ${ref}`, () =>
+          this.docker.getImage(ref).remove({ force: true }),
+        );
+        return;
+      }
       throw this.translate(error, `remove image ${ref}`);
     }
   }
