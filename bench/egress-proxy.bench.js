@@ -1,3 +1,4 @@
+/* global process, Buffer, URL, console */
 // Egress proxy benchmark, all on loopback: an HTTPS server on 127.0.0.2 answering for
 // bench.test, the proxy on 127.0.0.1 (one passthrough-tunnel policy, one method-limited policy
 // with TLS interception), and the same requests made directly for comparison. The client, the
@@ -29,26 +30,29 @@ const CHUNK = Buffer.alloc(256 * 1024, 0x61);
 
 async function startServer(upstreamCa) {
   const leaf = await upstreamCa.leafFor(HOST);
-  const server = https.createServer({ key: leaf.privateKeyPem, cert: leaf.certificatePem, ALPNProtocols: ['http/1.1'] }, (req, res) => {
-    const url = new URL(req.url ?? '/', 'https://x');
-    if (url.pathname === '/bytes') {
-      const total = Number(url.searchParams.get('n'));
-      res.writeHead(200, { 'content-length': total, 'content-type': 'application/octet-stream' });
-      let sent = 0;
-      const pump = () => {
-        while (sent < total) {
-          const piece = CHUNK.subarray(0, Math.min(CHUNK.length, total - sent));
-          sent += piece.length;
-          if (!res.write(piece)) return res.once('drain', pump);
-        }
-        res.end();
-      };
-      pump();
-      return;
-    }
-    res.writeHead(200, { 'content-type': 'text/plain', 'content-length': 2 });
-    res.end('ok');
-  });
+  const server = https.createServer(
+    { key: leaf.privateKeyPem, cert: leaf.certificatePem, ALPNProtocols: ['http/1.1'] },
+    (req, res) => {
+      const url = new URL(req.url ?? '/', 'https://x');
+      if (url.pathname === '/bytes') {
+        const total = Number(url.searchParams.get('n'));
+        res.writeHead(200, { 'content-length': total, 'content-type': 'application/octet-stream' });
+        let sent = 0;
+        const pump = () => {
+          while (sent < total) {
+            const piece = CHUNK.subarray(0, Math.min(CHUNK.length, total - sent));
+            sent += piece.length;
+            if (!res.write(piece)) return res.once('drain', pump);
+          }
+          res.end();
+        };
+        pump();
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': 2 });
+      res.end('ok');
+    },
+  );
   server.keepAliveTimeout = 60_000;
   await new Promise((resolve) => server.listen(0, SERVER_ADDRESS, resolve));
   return server;
@@ -56,7 +60,13 @@ async function startServer(upstreamCa) {
 
 async function startProxy(port, upstreamCa, methods) {
   const policy = new EgressPolicy(
-    { access: 'allowlist', presets: [], domains: [HOST], tunnelOnly: [], ...(methods ? { methods } : {}) },
+    {
+      access: 'allowlist',
+      presets: [],
+      domains: [HOST],
+      tunnelOnly: [],
+      ...(methods ? { methods } : {}),
+    },
     { extraPorts: { tunnel: [port] } },
   );
   const ca = methods ? await CertificateAuthority.create({ commonName: 'env_bench' }) : undefined;
@@ -81,7 +91,9 @@ function rawSocket(serverPort, proxyPort) {
       s.once('error', reject);
       return;
     }
-    const s = net.connect(proxyPort, PROXY_ADDRESS, () => s.write(`CONNECT ${HOST}:${serverPort} HTTP/1.1\r\nHost: ${HOST}:${serverPort}\r\n\r\n`));
+    const s = net.connect(proxyPort, PROXY_ADDRESS, () =>
+      s.write(`CONNECT ${HOST}:${serverPort} HTTP/1.1\r\nHost: ${HOST}:${serverPort}\r\n\r\n`),
+    );
     s.once('error', reject);
     let head = '';
     const onData = (d) => {
@@ -99,9 +111,14 @@ function rawSocket(serverPort, proxyPort) {
 async function oneRequest(serverPort, proxyPort, ca, path) {
   const socket = await rawSocket(serverPort, proxyPort);
   return new Promise((resolve, reject) => {
-    const secure = tls.connect({ socket, servername: HOST, ca, ALPNProtocols: ['http/1.1'] }, () => {
-      secure.write(`GET ${path} HTTP/1.1\r\nHost: ${HOST}:${serverPort}\r\nConnection: close\r\n\r\n`);
-    });
+    const secure = tls.connect(
+      { socket, servername: HOST, ca, ALPNProtocols: ['http/1.1'] },
+      () => {
+        secure.write(
+          `GET ${path} HTTP/1.1\r\nHost: ${HOST}:${serverPort}\r\nConnection: close\r\n\r\n`,
+        );
+      },
+    );
     let bytes = 0;
     secure.on('data', (d) => (bytes += d.length));
     secure.on('end', () => {
@@ -125,7 +142,12 @@ async function latency(label, serverPort, proxyPort, ca) {
     samples.push(Number(process.hrtime.bigint() - t) / 1e6);
   }
   samples.sort((a, b) => a - b);
-  return { label, p50: percentile(samples, 50), p90: percentile(samples, 90), p99: percentile(samples, 99) };
+  return {
+    label,
+    p50: percentile(samples, 50),
+    p90: percentile(samples, 90),
+    p99: percentile(samples, 99),
+  };
 }
 
 async function throughput(label, serverPort, proxyPort, ca) {
@@ -148,7 +170,10 @@ async function concurrency(label, serverPort, proxyPort, ca) {
     Array.from({ length: CONCURRENT }, async () => {
       const socket = await rawSocket(serverPort, proxyPort);
       return new Promise((resolve, reject) => {
-        const secure = tls.connect({ socket, servername: HOST, ca, ALPNProtocols: ['http/1.1'] }, () => resolve(secure));
+        const secure = tls.connect(
+          { socket, servername: HOST, ca, ALPNProtocols: ['http/1.1'] },
+          () => resolve(secure),
+        );
         secure.once('error', reject);
       });
     }),
@@ -160,13 +185,18 @@ async function concurrency(label, serverPort, proxyPort, ca) {
         new Promise((resolve, reject) => {
           let text = '';
           secure.on('data', (d) => (text += d.toString('latin1')));
-          secure.on('end', () => (text.startsWith('HTTP/1.1 200') ? resolve() : reject(new Error(text.slice(0, 40)))));
+          secure.on('end', () =>
+            text.startsWith('HTTP/1.1 200') ? resolve() : reject(new Error(text.slice(0, 40))),
+          );
           secure.on('error', reject);
-          secure.write(`GET / HTTP/1.1\r\nHost: ${HOST}:${serverPort}\r\nConnection: close\r\n\r\n`);
+          secure.write(
+            `GET / HTTP/1.1\r\nHost: ${HOST}:${serverPort}\r\nConnection: close\r\n\r\n`,
+          );
         }),
     ),
   );
-  const errors = opened.length - live.length + answered.filter((r) => r.status === 'rejected').length;
+  const errors =
+    opened.length - live.length + answered.filter((r) => r.status === 'rejected').length;
   return { label, connections: CONCURRENT, errors, ms: Number(process.hrtime.bigint() - t) / 1e6 };
 }
 
@@ -196,7 +226,12 @@ async function main() {
   const server = await startWorker({ role: 'server', upstreamCaPem });
   const serverPort = server.port;
   const tunnel = await startWorker({ role: 'proxy', upstreamCaPem, serverPort });
-  const intercept = await startWorker({ role: 'proxy', upstreamCaPem, serverPort, methods: ['GET', 'HEAD'] });
+  const intercept = await startWorker({
+    role: 'proxy',
+    upstreamCaPem,
+    serverPort,
+    methods: ['GET', 'HEAD'],
+  });
   const upstreamPem = upstreamCa.certificatePem;
   const interceptPem = intercept.caPem;
 
@@ -225,19 +260,30 @@ async function main() {
     latencyMs: lat,
     addedLatencyP50Ms: { tunnel: lat[1].p50 - direct.p50, intercept: lat[2].p50 - direct.p50 },
     throughput: thr,
-    throughputRatio: { tunnel: thr[1].mbPerSecond / thr[0].mbPerSecond, intercept: thr[2].mbPerSecond / thr[0].mbPerSecond },
+    throughputRatio: {
+      tunnel: thr[1].mbPerSecond / thr[0].mbPerSecond,
+      intercept: thr[2].mbPerSecond / thr[0].mbPerSecond,
+    },
     concurrency: conc,
   };
   console.log(JSON.stringify(summary, null, 2));
   const f = (n) => n.toFixed(2);
-  console.log('\n| path | new HTTPS request p50 / p90 / p99 (ms) | added p50 (ms) | 100 MB download (MB/s) | vs direct |');
+  console.log(
+    '\n| path | new HTTPS request p50 / p90 / p99 (ms) | added p50 (ms) | 100 MB download (MB/s) | vs direct |',
+  );
   console.log('| --- | --- | --- | --- | --- |');
   for (let i = 0; i < 3; i++) {
     const added = i === 0 ? '-' : f(lat[i].p50 - direct.p50);
-    const ratio = i === 0 ? '100 %' : `${Math.round((thr[i].mbPerSecond / thr[0].mbPerSecond) * 100)} %`;
-    console.log(`| ${lat[i].label} | ${f(lat[i].p50)} / ${f(lat[i].p90)} / ${f(lat[i].p99)} | ${added} | ${thr[i].mbPerSecond.toFixed(0)} | ${ratio} |`);
+    const ratio =
+      i === 0 ? '100 %' : `${Math.round((thr[i].mbPerSecond / thr[0].mbPerSecond) * 100)} %`;
+    console.log(
+      `| ${lat[i].label} | ${f(lat[i].p50)} / ${f(lat[i].p90)} / ${f(lat[i].p99)} | ${added} | ${thr[i].mbPerSecond.toFixed(0)} | ${ratio} |`,
+    );
   }
-  for (const c of conc) console.log(`\n${c.label}: ${c.connections} concurrent connections held, ${c.errors} errors, ${f(c.ms)} ms`);
+  for (const c of conc)
+    console.log(
+      `\n${c.label}: ${c.connections} concurrent connections held, ${c.errors} errors, ${f(c.ms)} ms`,
+    );
 }
 
 if (isMainThread) await main();

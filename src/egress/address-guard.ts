@@ -13,7 +13,11 @@
  * allowance whose host patterns match the name being dialled; the proxy's own addresses are
  * refused even when an allowance covers them.
  */
-import { findMatchingRule, parseDomainPattern, type DomainRule } from '../domain/internet/host-name.js';
+import {
+  findMatchingRule,
+  parseDomainPattern,
+  type DomainRule,
+} from '../domain/internet/host-name.js';
 import { BerthError } from '../errors/berth-error.js';
 
 export interface ParsedAddress {
@@ -90,7 +94,13 @@ export function parseCidr(text: string): Cidr {
   const parsed = parseIpAddress(addr ?? '');
   const bits = parsed?.family === 4 ? 32 : 128;
   const prefix = prefixText === undefined ? bits : Number(prefixText);
-  if (parsed === undefined || !/^[0-9]{0,3}$/.test(prefixText ?? '') || !Number.isInteger(prefix) || prefix < 0 || prefix > bits) {
+  if (
+    parsed === undefined ||
+    !/^[0-9]{0,3}$/.test(prefixText ?? '') ||
+    !Number.isInteger(prefix) ||
+    prefix < 0 ||
+    prefix > bits
+  ) {
     throw new BerthError('invalid_input', `not an address range: ${text}`, { range: text });
   }
   return { family: parsed.family, base: maskOf(parsed.value, prefix, bits), prefix };
@@ -152,7 +162,11 @@ const REFUSED: ReadonlyArray<[string, string]> = [
   ['ff00::/8', 'multicast'],
 ];
 
-const REFUSED_RANGES: readonly RefusedRange[] = REFUSED.map(([text, reason]) => ({ cidr: parseCidr(text), text, reason }));
+const REFUSED_RANGES: readonly RefusedRange[] = REFUSED.map(([text, reason]) => ({
+  cidr: parseCidr(text),
+  text,
+  reason,
+}));
 /** Everything outside global unicast is refused, whatever the table above says. */
 const GLOBAL_UNICAST_V6 = parseCidr('2000::/3');
 
@@ -190,7 +204,8 @@ export class AddressGuard {
       range: a.range,
       hosts: a.hosts?.map((pattern) => {
         const parsed = parseDomainPattern(pattern);
-        if (!parsed.ok) throw new BerthError('invalid_input', `address allowance: ${parsed.reason}`, { pattern });
+        if (!parsed.ok)
+          throw new BerthError('invalid_input', `address allowance: ${parsed.reason}`, { pattern });
         return parsed.rule;
       }),
     }));
@@ -203,18 +218,28 @@ export class AddressGuard {
   /** Whether `address` may be dialled for `host` (a normalised host name). */
   vet(address: string, host?: string): AddressVerdict {
     const parsed = parseIpAddress(address);
-    if (parsed === undefined) return { allowed: false, address, reason: 'not an IP address', rule: 'unparsable' };
+    if (parsed === undefined)
+      return { allowed: false, address, reason: 'not an IP address', rule: 'unparsable' };
     if (this.own.some((o) => o.family === parsed.family && o.value === parsed.value)) {
       return { allowed: false, address, reason: "the proxy's own address", rule: 'own-address' };
     }
     const refused = this.refusal(parsed);
-    if (refused === undefined) return { allowed: true, address, family: parsed.family, rule: 'public' };
+    if (refused === undefined)
+      return { allowed: true, address, family: parsed.family, rule: 'public' };
     for (const allowance of this.allowances) {
       if (!cidrContains(allowance.cidr, parsed)) continue;
-      if (allowance.hosts !== undefined && (host === undefined || findMatchingRule(allowance.hosts, host) === undefined)) {
+      if (
+        allowance.hosts !== undefined &&
+        (host === undefined || findMatchingRule(allowance.hosts, host) === undefined)
+      ) {
         continue;
       }
-      return { allowed: true, address, family: parsed.family, rule: `allowance:${allowance.range}` };
+      return {
+        allowed: true,
+        address,
+        family: parsed.family,
+        rule: `allowance:${allowance.range}`,
+      };
     }
     return { allowed: false, address, reason: `${refused.reason} address`, rule: refused.text };
   }

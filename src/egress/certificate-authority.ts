@@ -61,7 +61,11 @@ export class CertificateAuthority {
   private leafKeys: Promise<{ keys: CryptoKeyPair; pem: string }> | undefined;
   private readonly leaves = new Map<string, Promise<LeafCertificate>>();
 
-  private constructor(certificate: x509.X509Certificate, privateKey: CryptoKey, privateKeyPem: string) {
+  private constructor(
+    certificate: x509.X509Certificate,
+    privateKey: CryptoKey,
+    privateKeyPem: string,
+  ) {
     this.certificate = certificate;
     this.privateKey = privateKey;
     this.privateKeyPem = privateKeyPem;
@@ -81,7 +85,9 @@ export class CertificateAuthority {
       extensions: [
         new x509.BasicConstraintsExtension(true, 0, true),
         new x509.KeyUsagesExtension(
-          x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature,
+          x509.KeyUsageFlags.keyCertSign |
+            x509.KeyUsageFlags.cRLSign |
+            x509.KeyUsageFlags.digitalSignature,
           true,
         ),
         await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
@@ -99,13 +105,20 @@ export class CertificateAuthority {
       // Refuse a key that does not belong to the certificate: sign and verify one message.
       const probe = randomBytes(32);
       const signature = await webcrypto.subtle.sign(ALGORITHM, privateKey, probe);
-      const publicKey = await certificate.publicKey.export(ALGORITHM, ['verify']);
+      const publicKey = (await certificate.publicKey.export(ALGORITHM, [
+        'verify',
+      ])) as unknown as CryptoKey;
       if (!(await webcrypto.subtle.verify(ALGORITHM, publicKey, signature, probe))) {
         throw new Error('the private key does not match the certificate');
       }
       return new CertificateAuthority(certificate, privateKey, pem.privateKeyPem);
     } catch (error) {
-      throw new BerthError('invalid_input', 'not a usable egress CA (certificate and ECDSA P-256 key in PEM)', {}, { cause: error });
+      throw new BerthError(
+        'invalid_input',
+        'not a usable egress CA (certificate and ECDSA P-256 key in PEM)',
+        {},
+        { cause: error },
+      );
     }
   }
 
@@ -123,14 +136,21 @@ export class CertificateAuthority {
   leafFor(host: string): Promise<LeafCertificate> {
     const name = normaliseHostName(host);
     if (!name.ok || name.name !== host) {
-      return Promise.reject(new BerthError('invalid_input', 'a leaf certificate needs a normalised host name', { host }));
+      return Promise.reject(
+        new BerthError('invalid_input', 'a leaf certificate needs a normalised host name', {
+          host,
+        }),
+      );
     }
     const cached = this.leaves.get(host);
     if (cached !== undefined) return this.renewIfOld(host, cached);
     return this.mint(host);
   }
 
-  private async renewIfOld(host: string, cached: Promise<LeafCertificate>): Promise<LeafCertificate> {
+  private async renewIfOld(
+    host: string,
+    cached: Promise<LeafCertificate>,
+  ): Promise<LeafCertificate> {
     const leaf = await cached;
     if (leaf.notAfter.getTime() - Date.now() > LEAF_RENEW_BEFORE_MS) return leaf;
     if (this.leaves.get(host) === cached) this.leaves.delete(host);
@@ -159,7 +179,9 @@ export class CertificateAuthority {
     })();
     const { keys, pem } = await this.leafKeys;
     const now = Date.now();
-    const notAfter = new Date(Math.min(now + LEAF_VALIDITY_MS, this.certificate.notAfter.getTime()));
+    const notAfter = new Date(
+      Math.min(now + LEAF_VALIDITY_MS, this.certificate.notAfter.getTime()),
+    );
     const certificate = await x509.X509CertificateGenerator.create({
       serialNumber: serialNumber(),
       subject: `CN=${host}`,

@@ -125,7 +125,6 @@ function noLookup(hostname: string, _options: unknown, callback: (error: Error) 
 }
 
 function printable(text: string): string {
-  // eslint-disable-next-line no-control-regex
   return text.replace(/[^\x20-\x7e]/g, '?').slice(0, 256);
 }
 
@@ -183,12 +182,19 @@ export class EgressProxy {
   constructor(options: EgressProxyOptions) {
     this.options = options;
     this.resolver = options.resolver ?? systemResolver;
-    const ca = [...(options.useBundledRoots === false ? [] : tls.rootCertificates), ...(options.upstreamCa ?? [])];
+    const ca = [
+      ...(options.useBundledRoots === false ? [] : tls.rootCertificates),
+      ...(options.upstreamCa ?? []),
+    ];
     this.upstreamTrust = tls.createSecureContext(ca.length > 0 ? { ca } : {});
     this.httpAgent = new http.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 32 });
     this.httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 32 });
 
-    const serverOptions: http.ServerOptions = { requestTimeout: 0, headersTimeout: 30_000, maxHeaderSize: 32 * 1024 };
+    const serverOptions: http.ServerOptions = {
+      requestTimeout: 0,
+      headersTimeout: 30_000,
+      maxHeaderSize: 32 * 1024,
+    };
     this.server = http.createServer(serverOptions);
     this.server.on('connection', (socket: net.Socket) => this.track(socket));
     this.server.on('connect', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
@@ -197,16 +203,24 @@ export class EgressProxy {
     this.server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
       this.handlePlainRequest(req, res).catch((error: unknown) => this.failResponse(res, error));
     });
-    this.server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket) => this.refuseUpgrade(req, socket, 'http'));
+    this.server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket) =>
+      this.refuseUpgrade(req, socket, 'http'),
+    );
     this.server.on('clientError', (error: NodeJS.ErrnoException, socket: net.Socket) =>
       this.handleClientError(error, socket, 'http'),
     );
 
     this.inner = http.createServer(serverOptions);
     this.inner.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
-      this.handleInterceptedRequest(req, res).catch((error: unknown) => this.failResponse(res, error));
+      try {
+        this.handleInterceptedRequest(req, res);
+      } catch (error) {
+        this.failResponse(res, error);
+      }
     });
-    this.inner.on('upgrade', (req: http.IncomingMessage, socket: net.Socket) => this.refuseUpgrade(req, socket, 'https'));
+    this.inner.on('upgrade', (req: http.IncomingMessage, socket: net.Socket) =>
+      this.refuseUpgrade(req, socket, 'https'),
+    );
     this.inner.on('connect', (req: http.IncomingMessage, socket: net.Socket) => {
       const ctx = this.tunnels.get(socket);
       this.refuseSocket(socket, {
@@ -214,7 +228,11 @@ export class EgressProxy {
         port: ctx?.port ?? 0,
         method: 'CONNECT',
         scheme: 'https',
-        refusal: { status: 403, rule: 'protocol', reason: 'CONNECT inside a tunnel is not allowed' },
+        refusal: {
+          status: 403,
+          rule: 'protocol',
+          reason: 'CONNECT inside a tunnel is not allowed',
+        },
       });
     });
     this.inner.on('clientError', (error: NodeJS.ErrnoException, socket: net.Socket) =>
@@ -228,13 +246,17 @@ export class EgressProxy {
     await new Promise<void>((resolve, reject) => {
       const onError = (error: Error) => reject(error);
       this.server.once('error', onError);
-      this.server.listen({ host: options.host, port: options.port ?? 0, signal: options.signal }, () => {
-        this.server.off('error', onError);
-        resolve();
-      });
+      this.server.listen(
+        { host: options.host, port: options.port ?? 0, signal: options.signal },
+        () => {
+          this.server.off('error', onError);
+          resolve();
+        },
+      );
     });
     const address = this.server.address();
-    if (address === null || typeof address === 'string') throw new BerthError('internal', 'proxy did not bind a TCP port');
+    if (address === null || typeof address === 'string')
+      throw new BerthError('internal', 'proxy did not bind a TCP port');
     this.address = address;
     const own = [...(this.options.guard?.ownAddresses ?? [])];
     if (address.address === '0.0.0.0' || address.address === '::') {
@@ -250,8 +272,10 @@ export class EgressProxy {
 
   /** `http://host:port` of the listener. */
   get url(): string {
-    if (this.address === undefined) throw new BerthError('internal', 'the egress proxy is not listening');
-    const host = this.address.family === 'IPv6' ? `[${this.address.address}]` : this.address.address;
+    if (this.address === undefined)
+      throw new BerthError('internal', 'the egress proxy is not listening');
+    const host =
+      this.address.family === 'IPv6' ? `[${this.address.address}]` : this.address.address;
     return `http://${host}:${this.address.port}`;
   }
 
@@ -297,7 +321,9 @@ export class EgressProxy {
       ...(r.refusal.address !== undefined ? { address: r.refusal.address } : {}),
     });
     if (socket.writable) {
-      socket.end(rawResponse(r.refusal.status, refusalBody(r.host, r.port || undefined, r.refusal.reason)));
+      socket.end(
+        rawResponse(r.refusal.status, refusalBody(r.host, r.port || undefined, r.refusal.reason)),
+      );
       socket.setTimeout(5_000, () => socket.destroy());
     } else {
       socket.destroy();
@@ -335,7 +361,11 @@ export class EgressProxy {
     res.once('finish', () => req.socket.destroySoon());
   }
 
-  private handleClientError(error: NodeJS.ErrnoException, socket: net.Socket, scheme: EgressScheme): void {
+  private handleClientError(
+    error: NodeJS.ErrnoException,
+    socket: net.Socket,
+    scheme: EgressScheme,
+  ): void {
     const ctx = this.tunnels.get(socket);
     const reason = `malformed HTTP request (${error.code ?? error.message})`;
     if (error.code === 'ECONNRESET' || !socket.writable) {
@@ -358,7 +388,11 @@ export class EgressProxy {
       port: ctx?.port ?? 0,
       method: req.method ?? '',
       scheme,
-      refusal: { status: 403, rule: 'protocol', reason: 'protocol upgrades (WebSocket, h2c) are not allowed' },
+      refusal: {
+        status: 403,
+        rule: 'protocol',
+        reason: 'protocol upgrades (WebSocket, h2c) are not allowed',
+      },
     });
   }
 
@@ -372,22 +406,33 @@ export class EgressProxy {
       return;
     }
     const body = `Berth egress proxy error: ${printable(error instanceof Error ? error.message : String(error))}\n`;
-    res.writeHead(502, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' });
+    res.writeHead(502, {
+      'content-type': 'text/plain; charset=utf-8',
+      'content-length': Buffer.byteLength(body),
+      connection: 'close',
+    });
     res.end(body);
   }
 
   // ---------------------------------------------------------------- resolution
 
   /** Resolves once and returns the first address the guard accepts, or a refusal. */
-  private async vettedAddress(host: string, signal: AbortSignal): Promise<{ address: string } | { refusal: Refusal }> {
+  private async vettedAddress(
+    host: string,
+    signal: AbortSignal,
+  ): Promise<{ address: string } | { refusal: Refusal }> {
     let addresses: string[];
     try {
       addresses = await this.resolver(host, signal);
     } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code ?? (error instanceof Error ? error.message : 'error');
-      return { refusal: { status: 502, rule: 'dns', reason: `${host} could not be resolved (${code})` } };
+      const code =
+        (error as NodeJS.ErrnoException).code ?? (error instanceof Error ? error.message : 'error');
+      return {
+        refusal: { status: 502, rule: 'dns', reason: `${host} could not be resolved (${code})` },
+      };
     }
-    if (addresses.length === 0) return { refusal: { status: 502, rule: 'dns', reason: `${host} has no address` } };
+    if (addresses.length === 0)
+      return { refusal: { status: 502, rule: 'dns', reason: `${host} has no address` } };
     let firstRefusal: Refusal | undefined;
     for (const address of addresses) {
       const verdict = this.guard.vet(address, host);
@@ -399,12 +444,18 @@ export class EgressProxy {
         address,
       };
     }
-    return { refusal: firstRefusal ?? { status: 403, rule: 'address', reason: 'no usable address' } };
+    return {
+      refusal: firstRefusal ?? { status: 403, rule: 'address', reason: 'no usable address' },
+    };
   }
 
   // ---------------------------------------------------------------- CONNECT
 
-  private async handleConnect(req: http.IncomingMessage, socket: net.Socket, head: Buffer): Promise<void> {
+  private async handleConnect(
+    req: http.IncomingMessage,
+    socket: net.Socket,
+    head: Buffer,
+  ): Promise<void> {
     const target = req.url ?? '';
     const authority = parseAuthority(target);
     if (!authority.ok) {
@@ -418,7 +469,8 @@ export class EgressProxy {
       return;
     }
     const { host, port } = authority;
-    const refuse = (refusal: Refusal) => this.refuseSocket(socket, { host, port, method: 'CONNECT', scheme: 'connect', refusal });
+    const refuse = (refusal: Refusal) =>
+      this.refuseSocket(socket, { host, port, method: 'CONNECT', scheme: 'connect', refusal });
     const decision = this.options.policy.decide({ host, port, scheme: 'connect' });
     if (!decision.allowed) {
       refuse({ status: 403, rule: decision.rule, reason: decision.reason });
@@ -426,7 +478,11 @@ export class EgressProxy {
     }
     const intercept = decision.tunnel === 'intercept';
     if (intercept && this.options.ca === undefined) {
-      refuse({ status: 403, rule: 'config', reason: 'methods are limited but the proxy has no CA to check them' });
+      refuse({
+        status: 403,
+        rule: 'config',
+        reason: 'methods are limited but the proxy has no CA to check them',
+      });
       return;
     }
     const abort = new AbortController();
@@ -437,11 +493,28 @@ export class EgressProxy {
       return;
     }
     if (socket.destroyed) return;
-    this.report({ host, port, method: 'CONNECT', scheme: 'connect', allowed: true, rule: decision.rule, reason: decision.reason, address: vetted.address });
+    this.report({
+      host,
+      port,
+      method: 'CONNECT',
+      scheme: 'connect',
+      allowed: true,
+      rule: decision.rule,
+      reason: decision.reason,
+      address: vetted.address,
+    });
     socket.write('HTTP/1.1 200 Connection established\r\n\r\n');
 
     const refuseTunnel = (reason: string) => {
-      this.report({ host, port, method: 'CONNECT', scheme: 'connect', allowed: false, rule: 'tunnel', reason });
+      this.report({
+        host,
+        port,
+        method: 'CONNECT',
+        scheme: 'connect',
+        allowed: false,
+        rule: 'tunnel',
+        reason,
+      });
       // The 200 was sent; the client believes it is in a tunnel, so the only answer is to close.
       socket.destroy();
     };
@@ -460,7 +533,11 @@ export class EgressProxy {
     const sni = first.hello.serverName;
     const sniName = sni === undefined ? undefined : normaliseHostName(sni);
     if (sniName === undefined || !sniName.ok || sniName.name !== host) {
-      refuseTunnel(sni === undefined ? 'TLS ClientHello without SNI' : `TLS SNI "${printable(sni)}" differs from the CONNECT host`);
+      refuseTunnel(
+        sni === undefined
+          ? 'TLS ClientHello without SNI'
+          : `TLS SNI "${printable(sni)}" differs from the CONNECT host`,
+      );
       return;
     }
     this.passthrough(socket, first.buffered, vetted.address, port);
@@ -492,7 +569,8 @@ export class EgressProxy {
         buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
         check();
       };
-      const onClose = () => finish({ invalid: 'the client closed the tunnel before sending a ClientHello' });
+      const onClose = () =>
+        finish({ invalid: 'the client closed the tunnel before sending a ClientHello' });
       const timer = setTimeout(
         () => finish({ invalid: 'no TLS ClientHello received in time' }),
         this.options.clientHelloTimeoutMs ?? 10_000,
@@ -505,7 +583,11 @@ export class EgressProxy {
   }
 
   private dial(address: string, port: number): net.Socket {
-    const upstream = net.connect({ host: address, port, lookup: noLookup as unknown as net.LookupFunction });
+    const upstream = net.connect({
+      host: address,
+      port,
+      lookup: noLookup as unknown as net.LookupFunction,
+    });
     this.track(upstream);
     upstream.setTimeout(this.options.connectTimeoutMs ?? 15_000, () => upstream.destroy());
     upstream.once('connect', () => upstream.setTimeout(this.options.idleTimeoutMs ?? 300_000));
@@ -533,7 +615,11 @@ export class EgressProxy {
     if (context === undefined) {
       const ca = this.options.ca;
       if (ca === undefined) return Promise.reject(new BerthError('internal', 'no CA'));
-      context = ca.leafFor(host).then((leaf) => tls.createSecureContext({ key: leaf.privateKeyPem, cert: leaf.certificatePem }));
+      context = ca
+        .leafFor(host)
+        .then((leaf) =>
+          tls.createSecureContext({ key: leaf.privateKeyPem, cert: leaf.certificatePem }),
+        );
       this.leafContexts.set(host, context);
       context.catch(() => this.leafContexts.delete(host));
       // Leaf certificates are renewed by the CA; drop the context before the leaf would expire.
@@ -561,7 +647,10 @@ export class EgressProxy {
       isServer: true,
       secureContext,
       ALPNProtocols: ['http/1.1'],
-      SNICallback: (servername: string, callback: (error: Error | null, context?: tls.SecureContext) => void) => {
+      SNICallback: (
+        servername: string,
+        callback: (error: Error | null, context?: tls.SecureContext) => void,
+      ) => {
         const name = normaliseHostName(servername);
         if (!name.ok || name.name !== ctx.host) {
           refuse(`TLS SNI "${printable(servername)}" differs from the CONNECT host`);
@@ -589,8 +678,10 @@ export class EgressProxy {
     tlsSocket.once('secure', () => {
       clearTimeout(timer);
       const servername = (tlsSocket as tls.TLSSocket & { servername?: string | false }).servername;
-      if (typeof servername !== 'string' || servername === '') refuse('TLS ClientHello without SNI');
-      else if (tlsSocket.alpnProtocol !== false && tlsSocket.alpnProtocol !== 'http/1.1') refuse('ALPN other than http/1.1');
+      if (typeof servername !== 'string' || servername === '')
+        refuse('TLS ClientHello without SNI');
+      else if (tlsSocket.alpnProtocol !== false && tlsSocket.alpnProtocol !== 'http/1.1')
+        refuse('ALPN other than http/1.1');
       if (refused !== undefined) {
         tlsSocket.destroy();
         return;
@@ -599,7 +690,8 @@ export class EgressProxy {
       this.inner.emit('connection', tlsSocket);
     });
     tlsSocket.once('close', () => {
-      if (!established) refuseTunnel(refused ?? 'the client closed the tunnel before a TLS handshake');
+      if (!established)
+        refuseTunnel(refused ?? 'the client closed the tunnel before a TLS handshake');
     });
   }
 
@@ -610,18 +702,34 @@ export class EgressProxy {
     const method = req.method ?? '';
     const headers = req.headers;
     if (headers.upgrade !== undefined || headers['http2-settings'] !== undefined) {
-      return { status: 403, rule: 'protocol', reason: 'protocol upgrades (WebSocket, h2c) are not allowed' };
+      return {
+        status: 403,
+        rule: 'protocol',
+        reason: 'protocol upgrades (WebSocket, h2c) are not allowed',
+      };
     }
     if (countRawHeader(req, 'content-length') > 1) {
-      return { status: 400, rule: 'framing', reason: 'repeated Content-Length (request smuggling)' };
+      return {
+        status: 400,
+        rule: 'framing',
+        reason: 'repeated Content-Length (request smuggling)',
+      };
     }
     const te = headers['transfer-encoding'];
     if (te !== undefined) {
       if (headers['content-length'] !== undefined) {
-        return { status: 400, rule: 'framing', reason: 'Content-Length with Transfer-Encoding (request smuggling)' };
+        return {
+          status: 400,
+          rule: 'framing',
+          reason: 'Content-Length with Transfer-Encoding (request smuggling)',
+        };
       }
       if (countRawHeader(req, 'transfer-encoding') > 1 || te.trim().toLowerCase() !== 'chunked') {
-        return { status: 400, rule: 'framing', reason: 'only "Transfer-Encoding: chunked" is accepted' };
+        return {
+          status: 400,
+          rule: 'framing',
+          reason: 'only "Transfer-Encoding: chunked" is accepted',
+        };
       }
     }
     if (countRawHeader(req, 'host') !== 1) {
@@ -630,9 +738,15 @@ export class EgressProxy {
     if (this.options.policy.methods !== undefined) {
       const override = METHOD_OVERRIDE_HEADERS.find((h) => headers[h] !== undefined);
       if (override !== undefined) {
-        return { status: 403, rule: 'method', reason: `method-override header ${override} is not allowed` };
+        return {
+          status: 403,
+          rule: 'method',
+          reason: `method-override header ${override} is not allowed`,
+        };
       }
-      const hasBody = (headers['content-length'] !== undefined && headers['content-length'] !== '0') || te !== undefined;
+      const hasBody =
+        (headers['content-length'] !== undefined && headers['content-length'] !== '0') ||
+        te !== undefined;
       if (READ_ONLY_METHODS.has(method) && hasBody) {
         return { status: 403, rule: 'method', reason: `a body on ${method} is not allowed` };
       }
@@ -640,7 +754,10 @@ export class EgressProxy {
     return undefined;
   }
 
-  private async handlePlainRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  private async handlePlainRequest(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+  ): Promise<void> {
     const url = req.url ?? '';
     const refuse = (host: string, port: number, refusal: Refusal) =>
       this.refuseResponse(req, res, { host, port, scheme: 'http', refusal });
@@ -659,12 +776,27 @@ export class EgressProxy {
     }
     const { host, port } = authority;
     const hostHeader = req.headers.host;
-    const headerAuthority = hostHeader === undefined ? undefined : parseAuthority(hostHeader, { defaultPort: 80 });
-    if (headerAuthority === undefined || !headerAuthority.ok || headerAuthority.host !== host || headerAuthority.port !== port) {
-      refuse(host, port, { status: 403, rule: 'host', reason: 'the Host header differs from the URL host' });
+    const headerAuthority =
+      hostHeader === undefined ? undefined : parseAuthority(hostHeader, { defaultPort: 80 });
+    if (
+      headerAuthority === undefined ||
+      !headerAuthority.ok ||
+      headerAuthority.host !== host ||
+      headerAuthority.port !== port
+    ) {
+      refuse(host, port, {
+        status: 403,
+        rule: 'host',
+        reason: 'the Host header differs from the URL host',
+      });
       return;
     }
-    const decision = this.options.policy.decide({ host, port, method: req.method ?? '', scheme: 'http' });
+    const decision = this.options.policy.decide({
+      host,
+      port,
+      method: req.method ?? '',
+      scheme: 'http',
+    });
     if (!decision.allowed) {
       refuse(host, port, { status: 403, rule: decision.rule, reason: decision.reason });
       return;
@@ -681,8 +813,22 @@ export class EgressProxy {
       refuse(host, port, vetted.refusal);
       return;
     }
-    this.report({ host, port, method: req.method ?? '', scheme: 'http', allowed: true, rule: decision.rule, reason: decision.reason, address: vetted.address });
-    const path = (match[2] ?? '') === '' ? '/' : (match[2] ?? '/').startsWith('/') ? (match[2] ?? '/') : `/${match[2] ?? ''}`;
+    this.report({
+      host,
+      port,
+      method: req.method ?? '',
+      scheme: 'http',
+      allowed: true,
+      rule: decision.rule,
+      reason: decision.reason,
+      address: vetted.address,
+    });
+    const path =
+      (match[2] ?? '') === ''
+        ? '/'
+        : (match[2] ?? '/').startsWith('/')
+          ? (match[2] ?? '/')
+          : `/${match[2] ?? ''}`;
     const headers = forwardHeaders(req.headers);
     headers.host = port === 80 ? host : `${host}:${port}`;
     const upstream = http.request({
@@ -699,23 +845,43 @@ export class EgressProxy {
     this.relay(req, res, upstream);
   }
 
-  private async handleInterceptedRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  private handleInterceptedRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
     const ctx = this.tunnels.get(req.socket);
     if (ctx === undefined) throw new BerthError('internal', 'intercepted request without a tunnel');
     const { host, port } = ctx;
-    const refuse = (refusal: Refusal) => this.refuseResponse(req, res, { host, port, scheme: 'https', refusal });
+    const refuse = (refusal: Refusal) =>
+      this.refuseResponse(req, res, { host, port, scheme: 'https', refusal });
     const url = req.url ?? '';
     if (!url.startsWith('/') && !(url === '*' && req.method === 'OPTIONS')) {
-      refuse({ status: 403, rule: 'target', reason: 'requests inside a tunnel must use a path, not an absolute URL' });
+      refuse({
+        status: 403,
+        rule: 'target',
+        reason: 'requests inside a tunnel must use a path, not an absolute URL',
+      });
       return;
     }
     const hostHeader = req.headers.host;
-    const headerAuthority = hostHeader === undefined ? undefined : parseAuthority(hostHeader, { defaultPort: 443 });
-    if (headerAuthority === undefined || !headerAuthority.ok || headerAuthority.host !== host || headerAuthority.port !== port) {
-      refuse({ status: 403, rule: 'host', reason: 'the Host header differs from the CONNECT host' });
+    const headerAuthority =
+      hostHeader === undefined ? undefined : parseAuthority(hostHeader, { defaultPort: 443 });
+    if (
+      headerAuthority === undefined ||
+      !headerAuthority.ok ||
+      headerAuthority.host !== host ||
+      headerAuthority.port !== port
+    ) {
+      refuse({
+        status: 403,
+        rule: 'host',
+        reason: 'the Host header differs from the CONNECT host',
+      });
       return;
     }
-    const decision = this.options.policy.decide({ host, port, method: req.method ?? '', scheme: 'https' });
+    const decision = this.options.policy.decide({
+      host,
+      port,
+      method: req.method ?? '',
+      scheme: 'https',
+    });
     if (!decision.allowed) {
       refuse({ status: 403, rule: decision.rule, reason: decision.reason });
       return;
@@ -725,10 +891,20 @@ export class EgressProxy {
       refuse(problem);
       return;
     }
-    this.report({ host, port, method: req.method ?? '', scheme: 'https', allowed: true, rule: decision.rule, reason: decision.reason, address: ctx.address });
+    this.report({
+      host,
+      port,
+      method: req.method ?? '',
+      scheme: 'https',
+      allowed: true,
+      rule: decision.rule,
+      reason: decision.reason,
+      address: ctx.address,
+    });
     const headers = forwardHeaders(req.headers);
     headers.host = port === 443 ? host : `${host}:${port}`;
-    const options: https.RequestOptions & Pick<tls.ConnectionOptions, 'secureContext' | 'ALPNProtocols'> = {
+    const options: https.RequestOptions &
+      Pick<tls.ConnectionOptions, 'secureContext' | 'ALPNProtocols'> = {
       host: ctx.address,
       port,
       servername: host,
@@ -739,7 +915,8 @@ export class EgressProxy {
       agent: this.httpsAgent,
       secureContext: this.upstreamTrust,
       ALPNProtocols: ['http/1.1'],
-      checkServerIdentity: (_name: string, cert: tls.PeerCertificate) => tls.checkServerIdentity(host, cert),
+      checkServerIdentity: (_name: string, cert: tls.PeerCertificate) =>
+        tls.checkServerIdentity(host, cert),
       lookup: noLookup as unknown as net.LookupFunction,
       timeout: this.options.connectTimeoutMs ?? 15_000,
     };
@@ -747,7 +924,11 @@ export class EgressProxy {
     this.relay(req, res, upstream);
   }
 
-  private relay(req: http.IncomingMessage, res: http.ServerResponse, upstream: http.ClientRequest): void {
+  private relay(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    upstream: http.ClientRequest,
+  ): void {
     upstream.on('response', (answer: http.IncomingMessage) => {
       const headers = forwardHeaders(answer.headers);
       res.writeHead(answer.statusCode ?? 502, answer.statusMessage, headers);
@@ -761,7 +942,10 @@ export class EgressProxy {
         return;
       }
       const body = `Berth egress proxy could not reach the upstream server: ${printable(error.message)}\n`;
-      res.writeHead(502, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+      res.writeHead(502, {
+        'content-type': 'text/plain; charset=utf-8',
+        'content-length': Buffer.byteLength(body),
+      });
       res.end(body);
     });
     res.once('close', () => {
@@ -804,9 +988,14 @@ function replayed(socket: net.Socket, first: Buffer): Duplex {
 
 /** A readable reason for a failed server-side handshake (OpenSSL messages are long). */
 function handshakeFailure(error: Error): string {
-  const reason = /error:[0-9A-F]+:[^:]*:[^:]*:([^:]+)/i.exec(error.message)?.[1] ?? error.message.split('\n')[0] ?? '';
-  if (/application protocol/i.test(reason)) return 'the client does not offer ALPN http/1.1 (needed to check methods)';
-  if (/wrong version number|http request|unknown protocol|record layer/i.test(reason)) return 'the first bytes are not a TLS handshake';
+  const reason =
+    /error:[0-9A-F]+:[^:]*:[^:]*:([^:]+)/i.exec(error.message)?.[1] ??
+    error.message.split('\n')[0] ??
+    '';
+  if (/application protocol/i.test(reason))
+    return 'the client does not offer ALPN http/1.1 (needed to check methods)';
+  if (/wrong version number|http request|unknown protocol|record layer/i.test(reason))
+    return 'the first bytes are not a TLS handshake';
   return `TLS handshake failed (${printable(reason)})`;
 }
 

@@ -51,28 +51,48 @@ const SAFE_PATH = /^\/[A-Za-z0-9._/-]+$/;
 
 function checkPath(field: string, path: string): string {
   if (!SAFE_PATH.test(path) || path.includes('..')) {
-    throw new BerthError('invalid_input', `${field} must be an absolute path of plain characters`, { field, path });
+    throw new BerthError('invalid_input', `${field} must be an absolute path of plain characters`, {
+      field,
+      path,
+    });
   }
   return path;
 }
 
 export function sandboxProxySettings(input: SandboxProxySettingsInput): SandboxProxySettings {
-  const match = /^http:\/\/([A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\]):([1-9][0-9]{0,4})\/?$/.exec(input.proxyUrl);
+  const match = /^http:\/\/([A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\]):([1-9][0-9]{0,4})\/?$/.exec(
+    input.proxyUrl,
+  );
   if (match === null || Number(match[2]) > 65535) {
-    throw new BerthError('invalid_input', 'proxyUrl must look like http://host:port', { proxyUrl: input.proxyUrl });
+    throw new BerthError('invalid_input', 'proxyUrl must look like http://host:port', {
+      proxyUrl: input.proxyUrl,
+    });
   }
   const proxyHost = match[1] ?? '';
   const proxyPort = match[2] ?? '';
   const proxy = `http://${proxyHost}:${proxyPort}`;
-  if (!input.caCertificatePem.includes('-----BEGIN CERTIFICATE-----') || input.caCertificatePem.includes('PRIVATE KEY')) {
-    throw new BerthError('invalid_input', 'caCertificatePem must be a certificate (and nothing else)');
+  if (
+    !input.caCertificatePem.includes('-----BEGIN CERTIFICATE-----') ||
+    input.caCertificatePem.includes('PRIVATE KEY')
+  ) {
+    throw new BerthError(
+      'invalid_input',
+      'caCertificatePem must be a certificate (and nothing else)',
+    );
   }
-  const caPath = checkPath('caCertificatePath', input.caCertificatePath ?? DEFAULT_CA_CERTIFICATE_PATH);
+  const caPath = checkPath(
+    'caCertificatePath',
+    input.caCertificatePath ?? DEFAULT_CA_CERTIFICATE_PATH,
+  );
   const bundle = checkPath('bundlePath', input.bundlePath ?? DEFAULT_BUNDLE_PATH);
-  const systemBundle = checkPath('systemBundlePath', input.systemBundlePath ?? DEFAULT_SYSTEM_BUNDLE_PATH);
+  const systemBundle = checkPath(
+    'systemBundlePath',
+    input.systemBundlePath ?? DEFAULT_SYSTEM_BUNDLE_PATH,
+  );
   const noProxy = ['localhost', '127.0.0.1', '::1', ...(input.noProxy ?? [])];
   for (const entry of noProxy) {
-    if (!/^[A-Za-z0-9.:*/-]+$/.test(entry)) throw new BerthError('invalid_input', 'invalid NO_PROXY entry', { entry });
+    if (!/^[A-Za-z0-9.:*/-]+$/.test(entry))
+      throw new BerthError('invalid_input', 'invalid NO_PROXY entry', { entry });
   }
   const noProxyText = noProxy.join(',');
   const javaNonProxy = noProxy.filter((h) => !h.includes(':') && !h.includes('/')).join('|');
@@ -111,7 +131,13 @@ export function sandboxProxySettings(input: SandboxProxySettingsInput): SandboxP
   };
 
   const files: SandboxFile[] = [
-    { path: caPath, content: input.caCertificatePem.endsWith('\n') ? input.caCertificatePem : `${input.caCertificatePem}\n`, mode: 0o644 },
+    {
+      path: caPath,
+      content: input.caCertificatePem.endsWith('\n')
+        ? input.caCertificatePem
+        : `${input.caCertificatePem}\n`,
+      mode: 0o644,
+    },
     {
       path: APT_PROXY_CONF_PATH,
       content:
@@ -126,7 +152,15 @@ export function sandboxProxySettings(input: SandboxProxySettingsInput): SandboxP
     ['update-ca-certificates'],
     ['mkdir', '-p', bundleDir],
     // Paths are passed as positional parameters, never spliced into the script.
-    ['sh', '-c', 'cat "$1" "$2" > "$3" 2>/dev/null || cat "$2" > "$3"; chmod 0644 "$3"', 'berth-bundle', systemBundle, caPath, bundle],
+    [
+      'sh',
+      '-c',
+      'cat "$1" "$2" > "$3" 2>/dev/null || cat "$2" > "$3"; chmod 0644 "$3"',
+      'berth-bundle',
+      systemBundle,
+      caPath,
+      bundle,
+    ],
   ];
 
   return { env, files, commands };

@@ -27,8 +27,10 @@ const CLIENT_HELLO = 1;
 /** Parses the ClientHello at the start of `data` (possibly spread over several TLS records). */
 export function parseClientHello(data: Buffer): ClientHelloResult {
   if (data.length === 0) return { status: 'incomplete' };
-  if (data[0] !== HANDSHAKE) return { status: 'invalid', reason: 'the first bytes are not a TLS handshake' };
-  if (data.length >= 2 && data[1] !== 3) return { status: 'invalid', reason: 'the first bytes are not a TLS handshake' };
+  if (data[0] !== HANDSHAKE)
+    return { status: 'invalid', reason: 'the first bytes are not a TLS handshake' };
+  if (data.length >= 2 && data[1] !== 3)
+    return { status: 'invalid', reason: 'the first bytes are not a TLS handshake' };
   // Reassemble the handshake message from consecutive handshake records.
   const fragments: Buffer[] = [];
   let offset = 0;
@@ -40,16 +42,20 @@ export function parseClientHello(data: Buffer): ClientHelloResult {
       return { status: 'invalid', reason: 'a ClientHello record is not a TLS handshake record' };
     }
     const recordLength = data.readUInt16BE(offset + 3);
-    if (recordLength === 0 || recordLength > 16384 + 2048) return { status: 'invalid', reason: 'bad TLS record length' };
-    if (data.length < offset + RECORD_HEADER + recordLength) return tooLong(data) ?? { status: 'incomplete' };
+    if (recordLength === 0 || recordLength > 16384 + 2048)
+      return { status: 'invalid', reason: 'bad TLS record length' };
+    if (data.length < offset + RECORD_HEADER + recordLength)
+      return tooLong(data) ?? { status: 'incomplete' };
     fragments.push(data.subarray(offset + RECORD_HEADER, offset + RECORD_HEADER + recordLength));
     have += recordLength;
     offset += RECORD_HEADER + recordLength;
     if (handshakeLength === undefined && have >= 4) {
       const first = Buffer.concat(fragments);
-      if (first[0] !== CLIENT_HELLO) return { status: 'invalid', reason: 'the first handshake message is not a ClientHello' };
+      if (first[0] !== CLIENT_HELLO)
+        return { status: 'invalid', reason: 'the first handshake message is not a ClientHello' };
       handshakeLength = first.readUIntBE(1, 3);
-      if (handshakeLength > CLIENT_HELLO_MAX_BYTES) return { status: 'invalid', reason: 'ClientHello too large' };
+      if (handshakeLength > CLIENT_HELLO_MAX_BYTES)
+        return { status: 'invalid', reason: 'ClientHello too large' };
     }
     if (handshakeLength !== undefined && have >= 4 + handshakeLength) break;
   }
@@ -57,19 +63,25 @@ export function parseClientHello(data: Buffer): ClientHelloResult {
   try {
     return { status: 'complete', hello: parseBody(message) };
   } catch (error) {
-    return { status: 'invalid', reason: error instanceof Error ? error.message : 'malformed ClientHello' };
+    return {
+      status: 'invalid',
+      reason: error instanceof Error ? error.message : 'malformed ClientHello',
+    };
   }
 }
 
 function tooLong(data: Buffer): ClientHelloResult | undefined {
-  return data.length > CLIENT_HELLO_MAX_BYTES ? { status: 'invalid', reason: 'ClientHello too large' } : undefined;
+  return data.length > CLIENT_HELLO_MAX_BYTES
+    ? { status: 'invalid', reason: 'ClientHello too large' }
+    : undefined;
 }
 
 class Reader {
   private offset = 0;
   constructor(private readonly buffer: Buffer) {}
   private need(n: number): void {
-    if (this.offset + n > this.buffer.length) throw new Error('malformed ClientHello (truncated field)');
+    if (this.offset + n > this.buffer.length)
+      throw new Error('malformed ClientHello (truncated field)');
   }
   u8(): number {
     this.need(1);

@@ -8,7 +8,10 @@ import { execFile } from 'node:child_process';
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IptablesFirewall, type SandboxNetworkFirewallSpec } from '../../src/adapters/firewall/iptables-firewall.js';
+import {
+  IptablesFirewall,
+  type SandboxNetworkFirewallSpec,
+} from '../../src/adapters/firewall/iptables-firewall.js';
 
 import { testImage } from './runtime-test-image.js';
 
@@ -21,10 +24,17 @@ async function probeImage(): Promise<string> {
   }
 }
 
-function run(argv: string[], timeoutMs = 60_000): Promise<{ code: number; stdout: string; stderr: string }> {
+function run(
+  argv: string[],
+  timeoutMs = 60_000,
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     execFile(argv[0] ?? '', argv.slice(1), { timeout: timeoutMs }, (error, stdout, stderr) => {
-      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
+      resolve({
+        code: error ? (typeof error.code === 'number' ? error.code : 1) : 0,
+        stdout,
+        stderr,
+      });
     });
   });
 }
@@ -39,19 +49,39 @@ const canaryHits: number[] = [];
 let proxyPort = 0;
 let canaryPort = 0;
 
-function listen(host: string, onConnection: (s: net.Socket) => void): Promise<{ server: net.Server; port: number }> {
+function listen(
+  host: string,
+  onConnection: (s: net.Socket) => void,
+): Promise<{ server: net.Server; port: number }> {
   return new Promise((resolve, reject) => {
     const server = net.createServer(onConnection);
     server.once('error', reject);
-    server.listen(0, host, () => resolve({ server, port: (server.address() as net.AddressInfo).port }));
+    server.listen(0, host, () =>
+      resolve({ server, port: (server.address() as net.AddressInfo).port }),
+    );
   });
 }
 
 async function probeFromSandbox(gateway: string): Promise<string> {
   const script = [proxyPort, canaryPort]
-    .map((p) => `if timeout 3 bash -c 'exec 3<>/dev/tcp/${gateway}/${p}' 2>/dev/null; then echo "${p} open"; else echo "${p} closed"; fi`)
+    .map(
+      (p) =>
+        `if timeout 3 bash -c 'exec 3<>/dev/tcp/${gateway}/${p}' 2>/dev/null; then echo "${p} open"; else echo "${p} closed"; fi`,
+    )
     .join('; ');
-  const result = await run(['docker', 'run', '--rm', '--network', name, '--label', 'berth.test=egress-firewall', await probeImage(), 'bash', '-c', script]);
+  const result = await run([
+    'docker',
+    'run',
+    '--rm',
+    '--network',
+    name,
+    '--label',
+    'berth.test=egress-firewall',
+    await probeImage(),
+    'bash',
+    '-c',
+    script,
+  ]);
   expect(result.stderr).not.toMatch(/Unable to find image|No such image/);
   return result.stdout;
 }
@@ -60,9 +90,26 @@ describe('IptablesFirewall on a real Docker network (docker)', () => {
   let gateway = '';
 
   beforeAll(async () => {
-    const created = await run(['docker', 'network', 'create', '--internal', '--label', 'berth.test=egress-firewall', '-o', `com.docker.network.bridge.name=${bridge}`, name]);
+    const created = await run([
+      'docker',
+      'network',
+      'create',
+      '--internal',
+      '--label',
+      'berth.test=egress-firewall',
+      '-o',
+      `com.docker.network.bridge.name=${bridge}`,
+      name,
+    ]);
     expect(created.code, created.stderr).toBe(0);
-    const inspected = await run(['docker', 'network', 'inspect', '-f', '{{(index .IPAM.Config 0).Subnet}} {{(index .IPAM.Config 0).Gateway}}', name]);
+    const inspected = await run([
+      'docker',
+      'network',
+      'inspect',
+      '-f',
+      '{{(index .IPAM.Config 0).Subnet}} {{(index .IPAM.Config 0).Gateway}}',
+      name,
+    ]);
     const [subnet = '', gw = ''] = inspected.stdout.trim().split(' ');
     gateway = gw;
     const proxy = await listen(gateway, (s) => {

@@ -60,7 +60,16 @@ const REFUSED: Array<[string, string]> = [
   ['[::1]', 'not an IP address'],
 ];
 
-const ALLOWED = ['8.8.8.8', '1.1.1.1', '93.184.216.34', '172.32.0.1', '100.128.0.1', '169.253.255.255', '2606:4700::1111', '2a00:1450:4001:80b::200e'];
+const ALLOWED = [
+  '8.8.8.8',
+  '1.1.1.1',
+  '93.184.216.34',
+  '172.32.0.1',
+  '100.128.0.1',
+  '169.253.255.255',
+  '2606:4700::1111',
+  '2a00:1450:4001:80b::200e',
+];
 
 describe('AddressGuard default refusals', () => {
   const guard = new AddressGuard();
@@ -84,7 +93,10 @@ describe('AddressGuard allowances', () => {
   });
 
   it('allows an allowance only for the named hosts', () => {
-    expect(guard.vet('127.0.0.2', 'allowed.test')).toMatchObject({ allowed: true, rule: 'allowance:127.0.0.2' });
+    expect(guard.vet('127.0.0.2', 'allowed.test')).toMatchObject({
+      allowed: true,
+      rule: 'allowance:127.0.0.2',
+    });
     expect(guard.vet('127.0.0.2', 'a.svc.test').allowed).toBe(true);
     expect(guard.vet('127.0.0.2', 'other.test').allowed).toBe(false);
     expect(guard.vet('127.0.0.2').allowed).toBe(false);
@@ -102,14 +114,19 @@ describe('AddressGuard allowances', () => {
   });
 
   it("refuses the proxy's own addresses even inside an allowance", () => {
-    expect(guard.vet('10.20.0.1', 'any.test')).toMatchObject({ allowed: false, rule: 'own-address' });
+    expect(guard.vet('10.20.0.1', 'any.test')).toMatchObject({
+      allowed: false,
+      rule: 'own-address',
+    });
     expect(guard.vet('127.0.0.1', 'allowed.test').allowed).toBe(false);
   });
 
   it('rejects malformed allowances', () => {
     expect(() => new AddressGuard({ allow: [{ range: '10.0.0.0/33' }] })).toThrow();
     expect(() => new AddressGuard({ allow: [{ range: 'example.test' }] })).toThrow();
-    expect(() => new AddressGuard({ allow: [{ range: '10.0.0.0/8', hosts: ['a*b.test'] }] })).toThrow();
+    expect(
+      () => new AddressGuard({ allow: [{ range: '10.0.0.0/8', hosts: ['a*b.test'] }] }),
+    ).toThrow();
   });
 });
 

@@ -39,10 +39,15 @@ describe('CertificateAuthority', () => {
     const leaf = new X509Certificate((await again.leafFor('x.example')).certificatePem);
     expect(leaf.verify(new X509Certificate(ca.certificatePem).publicKey)).toBe(true);
     const other = await CertificateAuthority.create({ commonName: 'other' });
-    await expect(CertificateAuthority.fromPem({ certificatePem: pem.certificatePem, privateKeyPem: other.toPem().privateKeyPem })).rejects.toThrow(
-      /not a usable egress CA/,
-    );
-    await expect(CertificateAuthority.fromPem({ certificatePem: 'nope', privateKeyPem: 'nope' })).rejects.toThrow();
+    await expect(
+      CertificateAuthority.fromPem({
+        certificatePem: pem.certificatePem,
+        privateKeyPem: other.toPem().privateKeyPem,
+      }),
+    ).rejects.toThrow(/not a usable egress CA/);
+    await expect(
+      CertificateAuthority.fromPem({ certificatePem: 'nope', privateKeyPem: 'nope' }),
+    ).rejects.toThrow();
   });
 
   it('the certificate handed to sandboxes carries no private key', async () => {

@@ -8,7 +8,10 @@ import {
 } from '../../src/domain/internet/preset-hosts.js';
 import type { InternetPolicy } from '../../src/domain/environment/environment-spec.js';
 
-function policy(internet: Partial<InternetPolicy>, extra?: { tunnel?: number[]; http?: number[] }): EgressPolicy {
+function policy(
+  internet: Partial<InternetPolicy>,
+  extra?: { tunnel?: number[]; http?: number[] },
+): EgressPolicy {
   return new EgressPolicy(
     { access: 'allowlist', presets: [], domains: [], tunnelOnly: [], ...internet },
     {
@@ -32,7 +35,9 @@ describe('EgressPolicy', () => {
       rule: 'access:on',
       tunnel: 'passthrough',
     });
-    expect(p.decide({ host: 'anything.example', port: 80, scheme: 'http', method: 'POST' }).allowed).toBe(true);
+    expect(
+      p.decide({ host: 'anything.example', port: 80, scheme: 'http', method: 'POST' }).allowed,
+    ).toBe(true);
     expect(p.decide({ host: 'anything.example', port: 22, scheme: 'connect' }).rule).toBe('port');
     expect(p.decide({ host: '127.0.0.1', port: 443, scheme: 'connect' }).rule).toBe('host');
   });
@@ -57,9 +62,19 @@ describe('EgressPolicy', () => {
     expect(allowed('allowed.test..')).toBe(false);
     // IDN look-alike: Cyrillic "а" is a different name once in punycode
     expect(allowed('\u0430llowed.test')).toBe(false);
-    expect(p.decide({ host: '\u0430llowed.test', port: 443, scheme: 'connect' }).host).toMatch(/^xn--/);
+    expect(p.decide({ host: '\u0430llowed.test', port: 443, scheme: 'connect' }).host).toMatch(
+      /^xn--/,
+    );
     // IP forms
-    for (const ip of ['127.1', '2130706433', '0x7f.1', '[::ffff:127.0.0.1]', '::1', '127.0.0.1', '0177.0.0.1']) {
+    for (const ip of [
+      '127.1',
+      '2130706433',
+      '0x7f.1',
+      '[::ffff:127.0.0.1]',
+      '::1',
+      '127.0.0.1',
+      '0177.0.0.1',
+    ]) {
       const d = p.decide({ host: ip, port: 443, scheme: 'connect' });
       expect(d.allowed, ip).toBe(false);
       expect(d.rule, ip).toBe('host');
@@ -68,13 +83,15 @@ describe('EgressPolicy', () => {
 
   it('names the rule that allowed, including presets', () => {
     const p = policy({ domains: ['*.suffix.test'], presets: ['common-dependencies'] });
-    expect(p.decide({ host: 'x.suffix.test', port: 443, scheme: 'connect' }).rule).toBe('domain:*.suffix.test');
+    expect(p.decide({ host: 'x.suffix.test', port: 443, scheme: 'connect' }).rule).toBe(
+      'domain:*.suffix.test',
+    );
     expect(p.decide({ host: 'pkgs.example', port: 443, scheme: 'connect' }).rule).toBe(
       'preset:common-dependencies:pkgs.example',
     );
-    expect(p.decide({ host: 'a.mirror.example', port: 80, scheme: 'http', method: 'GET' }).rule).toBe(
-      'preset:common-dependencies:*.mirror.example',
-    );
+    expect(
+      p.decide({ host: 'a.mirror.example', port: 80, scheme: 'http', method: 'GET' }).rule,
+    ).toBe('preset:common-dependencies:*.mirror.example');
     expect(p.decide({ host: 'other.example', port: 443, scheme: 'connect' })).toMatchObject({
       allowed: false,
       rule: 'no-match',
@@ -87,26 +104,59 @@ describe('EgressPolicy', () => {
     expect(p.decide({ host: 'allowed.test', port: 443, scheme: 'connect' }).allowed).toBe(true);
     expect(p.decide({ host: 'allowed.test', port: 80, scheme: 'connect' }).allowed).toBe(false);
     expect(p.decide({ host: 'allowed.test', port: 22, scheme: 'connect' }).rule).toBe('port');
-    expect(p.decide({ host: 'allowed.test', port: 80, scheme: 'http', method: 'GET' }).allowed).toBe(true);
-    expect(p.decide({ host: 'allowed.test', port: 443, scheme: 'http', method: 'GET' }).allowed).toBe(false);
+    expect(
+      p.decide({ host: 'allowed.test', port: 80, scheme: 'http', method: 'GET' }).allowed,
+    ).toBe(true);
+    expect(
+      p.decide({ host: 'allowed.test', port: 443, scheme: 'http', method: 'GET' }).allowed,
+    ).toBe(false);
     const wider = policy({ domains: ['allowed.test'] }, { tunnel: [8443] });
-    expect(wider.decide({ host: 'allowed.test', port: 8443, scheme: 'connect' }).allowed).toBe(true);
-    expect(wider.decide({ host: 'allowed.test', port: 8444, scheme: 'connect' }).allowed).toBe(false);
+    expect(wider.decide({ host: 'allowed.test', port: 8443, scheme: 'connect' }).allowed).toBe(
+      true,
+    );
+    expect(wider.decide({ host: 'allowed.test', port: 8444, scheme: 'connect' }).allowed).toBe(
+      false,
+    );
   });
 
   it('limits methods as a set and decides interception per host', () => {
-    const p = policy({ domains: ['allowed.test', 'pinned.test'], methods: ['GET', 'HEAD'], tunnelOnly: ['pinned.test'] });
-    expect(p.decide({ host: 'allowed.test', port: 443, scheme: 'connect' }).tunnel).toBe('intercept');
-    expect(p.decide({ host: 'pinned.test', port: 443, scheme: 'connect' }).tunnel).toBe('passthrough');
-    expect(p.decide({ host: 'allowed.test', port: 443, scheme: 'https', method: 'GET' }).allowed).toBe(true);
-    for (const method of ['POST', 'PUT', 'PATCH', 'DELETE', 'PROPFIND', 'get', 'CONNECT', 'G ET', '']) {
+    const p = policy({
+      domains: ['allowed.test', 'pinned.test'],
+      methods: ['GET', 'HEAD'],
+      tunnelOnly: ['pinned.test'],
+    });
+    expect(p.decide({ host: 'allowed.test', port: 443, scheme: 'connect' }).tunnel).toBe(
+      'intercept',
+    );
+    expect(p.decide({ host: 'pinned.test', port: 443, scheme: 'connect' }).tunnel).toBe(
+      'passthrough',
+    );
+    expect(
+      p.decide({ host: 'allowed.test', port: 443, scheme: 'https', method: 'GET' }).allowed,
+    ).toBe(true);
+    for (const method of [
+      'POST',
+      'PUT',
+      'PATCH',
+      'DELETE',
+      'PROPFIND',
+      'get',
+      'CONNECT',
+      'G ET',
+      '',
+    ]) {
       const d = p.decide({ host: 'allowed.test', port: 443, scheme: 'https', method });
       expect(d.allowed, method).toBe(false);
       expect(d.rule, method).toBe('method');
     }
     const unlimited = policy({ domains: ['allowed.test'] });
-    expect(unlimited.decide({ host: 'allowed.test', port: 80, scheme: 'http', method: 'DELETE' }).allowed).toBe(true);
-    expect(unlimited.decide({ host: 'allowed.test', port: 443, scheme: 'connect' }).tunnel).toBe('passthrough');
+    expect(
+      unlimited.decide({ host: 'allowed.test', port: 80, scheme: 'http', method: 'DELETE' })
+        .allowed,
+    ).toBe(true);
+    expect(unlimited.decide({ host: 'allowed.test', port: 443, scheme: 'connect' }).tunnel).toBe(
+      'passthrough',
+    );
   });
 
   it('tunnelOnly does not allow a host by itself', () => {
@@ -117,10 +167,17 @@ describe('EgressPolicy', () => {
   it('forEnvironment expands common-dependencies with the image registries', () => {
     const p = EgressPolicy.forEnvironment(
       { access: 'allowlist', presets: ['common-dependencies'], domains: [], tunnelOnly: [] },
-      { npmRegistry: 'https://npm-mirror.example/', aptSources: 'deb http://apt-mirror.example/debian bookworm main\n' },
+      {
+        npmRegistry: 'https://npm-mirror.example/',
+        aptSources: 'deb http://apt-mirror.example/debian bookworm main\n',
+      },
     );
-    expect(p.decide({ host: 'npm-mirror.example', port: 443, scheme: 'connect' }).allowed).toBe(true);
-    expect(p.decide({ host: 'apt-mirror.example', port: 80, scheme: 'http', method: 'GET' }).allowed).toBe(true);
+    expect(p.decide({ host: 'npm-mirror.example', port: 443, scheme: 'connect' }).allowed).toBe(
+      true,
+    );
+    expect(
+      p.decide({ host: 'apt-mirror.example', port: 80, scheme: 'http', method: 'GET' }).allowed,
+    ).toBe(true);
     expect(p.decide({ host: 'pypi.org', port: 443, scheme: 'connect' }).allowed).toBe(true);
   });
 });
@@ -145,7 +202,10 @@ describe('preset hosts', () => {
     ].join('\n');
     expect(aptSourceUrls(aptSources)).toContain('http://continued.example/debian');
     expect(
-      hostsFromImageConfiguration({ npmRegistry: 'https://Registry.Mirror.Example:4873/npm/', aptSources }).sort(),
+      hostsFromImageConfiguration({
+        npmRegistry: 'https://Registry.Mirror.Example:4873/npm/',
+        aptSources,
+      }).sort(),
     ).toEqual(
       [
         'registry.mirror.example',
@@ -159,7 +219,12 @@ describe('preset hosts', () => {
   });
 
   it('ignores what is not an http(s) URL with a DNS name', () => {
-    expect(hostsFromImageConfiguration({ npmRegistry: 'file:///srv/npm', aptSources: 'deb cdrom:[Debian]/ bookworm main' })).toEqual([]);
+    expect(
+      hostsFromImageConfiguration({
+        npmRegistry: 'file:///srv/npm',
+        aptSources: 'deb cdrom:[Debian]/ bookworm main',
+      }),
+    ).toEqual([]);
     expect(hostsFromImageConfiguration({ npmRegistry: 'http://10.0.0.1:4873/' })).toEqual([]);
   });
 

@@ -1,12 +1,26 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { rawExchange, openTunnel, startTestProxy, startTestWorld, tlsExchange, statusCodes, SERVER_ADDRESS, type TestProxy, type TestWorld } from './support/test-world.js';
+import {
+  rawExchange,
+  openTunnel,
+  startTestProxy,
+  startTestWorld,
+  tlsExchange,
+  statusCodes,
+  SERVER_ADDRESS,
+  type TestProxy,
+  type TestWorld,
+} from './support/test-world.js';
 
 let world: TestWorld;
 let proxy: TestProxy;
 
 beforeAll(async () => {
   world = await startTestWorld();
-  proxy = await startTestProxy(world, { domains: ['allowed.test', '*.ok.test', 'loopback.test', 'rebind.test', 'mixed.test'] }, { withCa: false });
+  proxy = await startTestProxy(
+    world,
+    { domains: ['allowed.test', '*.ok.test', 'loopback.test', 'rebind.test', 'mixed.test'] },
+    { withCa: false },
+  );
 });
 afterAll(async () => {
   await proxy.proxy.close();
@@ -31,11 +45,24 @@ describe('CONNECT tunnels (no method limits)', () => {
   it('tunnels TLS to an allowed host, verified end to end by the client', async () => {
     const tunnel = await openTunnel(proxy.port, `allowed.test:${world.httpsPort}`);
     expect(tunnel.status).toBe(200);
-    const { response } = await tlsExchange(tunnel.socket, { servername: 'allowed.test', ca: world.upstreamCa.certificatePem }, `POST /x HTTP/1.1\r\nHost: allowed.test\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi`);
+    const { response } = await tlsExchange(
+      tunnel.socket,
+      { servername: 'allowed.test', ca: world.upstreamCa.certificatePem },
+      `POST /x HTTP/1.1\r\nHost: allowed.test\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi`,
+    );
     expect(statusCodes(response)).toEqual([200]);
-    expect(world.requests).toMatchObject([{ scheme: 'https', method: 'POST', servername: 'allowed.test', body: 'hi' }]);
+    expect(world.requests).toMatchObject([
+      { scheme: 'https', method: 'POST', servername: 'allowed.test', body: 'hi' },
+    ]);
     expect(proxy.decisions).toMatchObject([
-      { host: 'allowed.test', method: 'CONNECT', scheme: 'connect', allowed: true, rule: 'domain:allowed.test', address: SERVER_ADDRESS },
+      {
+        host: 'allowed.test',
+        method: 'CONNECT',
+        scheme: 'connect',
+        allowed: true,
+        rule: 'domain:allowed.test',
+        address: SERVER_ADDRESS,
+      },
     ]);
     expect(proxy.decisions[0]?.at).toBeInstanceOf(Date);
   });
@@ -56,23 +83,30 @@ describe('CONNECT tunnels (no method limits)', () => {
     ['127.0.0.2', 'IP literals'],
     ['[::ffff:127.0.0.1]', 'IP literals'],
     ['[::1]', 'IP literals'],
-  ])('refuses CONNECT %s with 403 naming the host and the reason, before resolving', async (host, reason) => {
-    const response = await rawExchange(proxy.port, connectRequest(`${host}:${world.httpsPort}`));
-    expect(statusCodes(response)).toEqual([403]);
-    const body = response.slice(response.indexOf('\r\n\r\n') + 4);
-    expect(body).toContain('refused');
-    expect(body).toContain(reason);
-    expect(body).toContain(host.replace(/^\[|\]$/g, '').slice(0, 6));
-    expect(world.lookups).toEqual([]);
-    expect(proxy.decisions).toHaveLength(1);
-    expect(proxy.decisions[0]).toMatchObject({ allowed: false, method: 'CONNECT' });
-  });
+  ])(
+    'refuses CONNECT %s with 403 naming the host and the reason, before resolving',
+    async (host, reason) => {
+      const response = await rawExchange(proxy.port, connectRequest(`${host}:${world.httpsPort}`));
+      expect(statusCodes(response)).toEqual([403]);
+      const body = response.slice(response.indexOf('\r\n\r\n') + 4);
+      expect(body).toContain('refused');
+      expect(body).toContain(reason);
+      expect(body).toContain(host.replace(/^\[|\]$/g, '').slice(0, 6));
+      expect(world.lookups).toEqual([]);
+      expect(proxy.decisions).toHaveLength(1);
+      expect(proxy.decisions[0]).toMatchObject({ allowed: false, method: 'CONNECT' });
+    },
+  );
 
   it('matches case-insensitively and with one trailing dot (still the same host)', async () => {
     for (const host of ['ALLOWED.Test', 'allowed.test.']) {
       const tunnel = await openTunnel(proxy.port, `${host}:${world.httpsPort}`);
       expect(tunnel.status, host).toBe(200);
-      const { response } = await tlsExchange(tunnel.socket, { servername: 'allowed.test', ca: world.upstreamCa.certificatePem }, 'GET / HTTP/1.1\r\nHost: allowed.test\r\nConnection: close\r\n\r\n');
+      const { response } = await tlsExchange(
+        tunnel.socket,
+        { servername: 'allowed.test', ca: world.upstreamCa.certificatePem },
+        'GET / HTTP/1.1\r\nHost: allowed.test\r\nConnection: close\r\n\r\n',
+      );
       expect(statusCodes(response)).toEqual([200]);
     }
     expect(proxy.decisions.map((d) => d.host)).toEqual(['allowed.test', 'allowed.test']);
@@ -93,7 +127,10 @@ describe('CONNECT tunnels (no method limits)', () => {
     ['port 22', 'allowed.test:22', 'port 22 is not allowed'],
     ['port 80 over CONNECT', 'allowed.test:80', 'port 80 is not allowed'],
   ])('refuses a malformed or odd CONNECT target (%s)', async (_label, target, reason) => {
-    const response = await rawExchange(proxy.port, connectRequest(target.replace('PORT', String(world.httpsPort))));
+    const response = await rawExchange(
+      proxy.port,
+      connectRequest(target.replace('PORT', String(world.httpsPort))),
+    );
     expect(statusCodes(response)).toEqual([403]);
     expect(response).toContain(reason);
     expect(world.lookups).toEqual([]);
@@ -118,17 +155,26 @@ describe('CONNECT tunnels (no method limits)', () => {
   });
 
   it('refuses an allowed name that resolves to a loopback address, naming it', async () => {
-    const response = await rawExchange(proxy.port, connectRequest(`loopback.test:${world.httpsPort}`));
+    const response = await rawExchange(
+      proxy.port,
+      connectRequest(`loopback.test:${world.httpsPort}`),
+    );
     expect(statusCodes(response)).toEqual([403]);
     expect(response).toContain('loopback.test resolves to 127.0.0.9, a refused loopback address');
-    expect(proxy.decisions).toMatchObject([{ allowed: false, rule: 'address:127.0.0.0/8', address: '127.0.0.9' }]);
+    expect(proxy.decisions).toMatchObject([
+      { allowed: false, rule: 'address:127.0.0.0/8', address: '127.0.0.9' },
+    ]);
   });
 
   it('dials the vetted address of the one lookup it made (DNS rebinding cannot win)', async () => {
     // The test resolver answers 127.0.0.2 (allowed for rebind.test) once, then the canary address.
     const tunnel = await openTunnel(proxy.port, `rebind.test:${world.httpsPort}`);
     expect(tunnel.status).toBe(200);
-    const { response } = await tlsExchange(tunnel.socket, { servername: 'rebind.test', ca: world.upstreamCa.certificatePem }, 'GET / HTTP/1.1\r\nHost: rebind.test\r\nConnection: close\r\n\r\n');
+    const { response } = await tlsExchange(
+      tunnel.socket,
+      { servername: 'rebind.test', ca: world.upstreamCa.certificatePem },
+      'GET / HTTP/1.1\r\nHost: rebind.test\r\nConnection: close\r\n\r\n',
+    );
     expect(statusCodes(response)).toEqual([200]);
     expect(world.lookups).toEqual(['rebind.test']);
     expect(world.requests).toMatchObject([{ servername: 'rebind.test' }]);
@@ -142,7 +188,9 @@ describe('CONNECT tunnels (no method limits)', () => {
     // mixed.test resolves to [127.0.0.9, 127.0.0.2]; only 127.0.0.2 is allowed for it.
     const tunnel = await openTunnel(proxy.port, `mixed.test:${world.httpsPort}`);
     expect(tunnel.status).toBe(200);
-    expect(proxy.decisions).toMatchObject([{ host: 'mixed.test', allowed: true, address: SERVER_ADDRESS }]);
+    expect(proxy.decisions).toMatchObject([
+      { host: 'mixed.test', allowed: true, address: SERVER_ADDRESS },
+    ]);
     tunnel.socket.destroy();
   });
 
@@ -152,7 +200,11 @@ describe('CONNECT tunnels (no method limits)', () => {
     tunnel.socket.write('SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n');
     await new Promise((resolve) => tunnel.socket.once('close', resolve));
     expect(world.requests).toEqual([]);
-    expect(proxy.decisions.at(-1)).toMatchObject({ allowed: false, rule: 'tunnel', reason: 'the first bytes are not a TLS handshake' });
+    expect(proxy.decisions.at(-1)).toMatchObject({
+      allowed: false,
+      rule: 'tunnel',
+      reason: 'the first bytes are not a TLS handshake',
+    });
   });
 
   it('refuses plain HTTP sent into a tunnel', async () => {
@@ -164,24 +216,42 @@ describe('CONNECT tunnels (no method limits)', () => {
 
   it('refuses a ClientHello whose SNI differs from the CONNECT host', async () => {
     const tunnel = await openTunnel(proxy.port, `allowed.test:${world.httpsPort}`);
-    const result = await tlsExchange(tunnel.socket, { servername: 'evil.test', ca: world.upstreamCa.certificatePem }, 'GET / HTTP/1.1\r\nHost: evil.test\r\n\r\n');
+    const result = await tlsExchange(
+      tunnel.socket,
+      { servername: 'evil.test', ca: world.upstreamCa.certificatePem },
+      'GET / HTTP/1.1\r\nHost: evil.test\r\n\r\n',
+    );
     expect(result.response).toBe('');
     expect(result.error).toBeDefined();
-    expect(proxy.decisions.at(-1)).toMatchObject({ allowed: false, rule: 'tunnel', reason: 'TLS SNI "evil.test" differs from the CONNECT host' });
+    expect(proxy.decisions.at(-1)).toMatchObject({
+      allowed: false,
+      rule: 'tunnel',
+      reason: 'TLS SNI "evil.test" differs from the CONNECT host',
+    });
     expect(world.requests).toEqual([]);
   });
 
   it('refuses a ClientHello without SNI', async () => {
     const tunnel = await openTunnel(proxy.port, `allowed.test:${world.httpsPort}`);
     // Node sends no SNI when servername is an empty string... use an IP-like name which it omits.
-    const result = await tlsExchange(tunnel.socket, { servername: '', ca: world.upstreamCa.certificatePem }, 'GET / HTTP/1.1\r\n\r\n');
+    const result = await tlsExchange(
+      tunnel.socket,
+      { servername: '', ca: world.upstreamCa.certificatePem },
+      'GET / HTTP/1.1\r\n\r\n',
+    );
     expect(result.response).toBe('');
-    expect(proxy.decisions.at(-1)).toMatchObject({ allowed: false, reason: 'TLS ClientHello without SNI' });
+    expect(proxy.decisions.at(-1)).toMatchObject({
+      allowed: false,
+      reason: 'TLS ClientHello without SNI',
+    });
   });
 
   it('refuses a tunnel that stays silent', async () => {
     const tunnel = await openTunnel(proxy.port, `allowed.test:${world.httpsPort}`);
     await new Promise((resolve) => tunnel.socket.once('close', resolve));
-    expect(proxy.decisions.at(-1)).toMatchObject({ allowed: false, reason: 'no TLS ClientHello received in time' });
+    expect(proxy.decisions.at(-1)).toMatchObject({
+      allowed: false,
+      reason: 'no TLS ClientHello received in time',
+    });
   });
 });

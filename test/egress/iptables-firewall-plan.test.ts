@@ -1,7 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { firewallPlan } from '../../src/adapters/firewall/iptables-firewall.js';
 
-const spec = { networkId: 'a1b2c3d4', bridge: 'br-a1b2c3d4', subnet: '172.30.5.0/24', proxyAddress: '172.30.5.1', proxyPort: 3128 };
+const spec = {
+  networkId: 'a1b2c3d4',
+  bridge: 'br-a1b2c3d4',
+  subnet: '172.30.5.0/24',
+  proxyAddress: '172.30.5.1',
+  proxyPort: 3128,
+};
 
 describe('firewallPlan', () => {
   it('accepts only TCP to the proxy port from the bridge, drops the rest, forwards nothing', () => {
@@ -11,7 +17,9 @@ describe('firewallPlan', () => {
       ['-p', 'tcp', '-d', '172.30.5.1', '--dport', '3128', '-j', 'ACCEPT'],
       ['-j', 'DROP'],
     ]);
-    const heads = plan.headRules.map((r) => `${r.tool} ${r.chain} ${r.spec.filter((a) => !a.startsWith('berth:')).join(' ')}`);
+    const heads = plan.headRules.map(
+      (r) => `${r.tool} ${r.chain} ${r.spec.filter((a) => !a.startsWith('berth:')).join(' ')}`,
+    );
     expect(heads).toEqual([
       'iptables INPUT -i br-a1b2c3d4 -m comment --comment -j BERTH-A1B2C3D4',
       'iptables DOCKER-USER -i br-a1b2c3d4 -m comment --comment -j DROP',

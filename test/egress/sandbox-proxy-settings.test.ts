@@ -4,10 +4,21 @@ import { sandboxProxySettings } from '../../src/egress/sandbox-proxy-settings.js
 const PEM = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
 
 describe('sandboxProxySettings', () => {
-  const settings = sandboxProxySettings({ proxyUrl: 'http://172.30.0.1:3128', caCertificatePem: PEM });
+  const settings = sandboxProxySettings({
+    proxyUrl: 'http://172.30.0.1:3128',
+    caCertificatePem: PEM,
+  });
 
   it('sets the proxy in both cases and for npm, cargo and Java', () => {
-    for (const name of ['HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy', 'npm_config_proxy', 'npm_config_https_proxy', 'CARGO_HTTP_PROXY']) {
+    for (const name of [
+      'HTTP_PROXY',
+      'HTTPS_PROXY',
+      'http_proxy',
+      'https_proxy',
+      'npm_config_proxy',
+      'npm_config_https_proxy',
+      'CARGO_HTTP_PROXY',
+    ]) {
       expect(settings.env[name], name).toBe('http://172.30.0.1:3128');
     }
     expect(settings.env.NO_PROXY).toBe('localhost,127.0.0.1,::1');
@@ -18,27 +29,63 @@ describe('sandboxProxySettings', () => {
   });
 
   it('points every tool at the CA or the combined bundle', () => {
-    expect(settings.env.NODE_EXTRA_CA_CERTS).toBe('/usr/local/share/ca-certificates/berth-egress-ca.crt');
-    for (const name of ['SSL_CERT_FILE', 'REQUESTS_CA_BUNDLE', 'CURL_CA_BUNDLE', 'GIT_SSL_CAINFO', 'PIP_CERT', 'CARGO_HTTP_CAINFO', 'npm_config_cafile']) {
+    expect(settings.env.NODE_EXTRA_CA_CERTS).toBe(
+      '/usr/local/share/ca-certificates/berth-egress-ca.crt',
+    );
+    for (const name of [
+      'SSL_CERT_FILE',
+      'REQUESTS_CA_BUNDLE',
+      'CURL_CA_BUNDLE',
+      'GIT_SSL_CAINFO',
+      'PIP_CERT',
+      'CARGO_HTTP_CAINFO',
+      'npm_config_cafile',
+    ]) {
       expect(settings.env[name], name).toBe('/etc/berth/ca-bundle.pem');
     }
   });
 
   it('writes the CA certificate and an apt proxy configuration, and builds the bundle without a shell splice', () => {
-    expect(settings.files.map((f) => f.path)).toEqual(['/usr/local/share/ca-certificates/berth-egress-ca.crt', '/etc/apt/apt.conf.d/95berth-egress-proxy']);
+    expect(settings.files.map((f) => f.path)).toEqual([
+      '/usr/local/share/ca-certificates/berth-egress-ca.crt',
+      '/etc/apt/apt.conf.d/95berth-egress-proxy',
+    ]);
     expect(settings.files[0]?.content).toBe(PEM);
     expect(settings.files[1]?.content).toContain('Acquire::http::Proxy "http://172.30.0.1:3128";');
     expect(settings.files[1]?.content).toContain('Acquire::https::Proxy "http://172.30.0.1:3128";');
     expect(settings.commands[0]).toEqual(['update-ca-certificates']);
-    expect(settings.commands[2]?.slice(-3)).toEqual(['/etc/ssl/certs/ca-certificates.crt', '/usr/local/share/ca-certificates/berth-egress-ca.crt', '/etc/berth/ca-bundle.pem']);
+    expect(settings.commands[2]?.slice(-3)).toEqual([
+      '/etc/ssl/certs/ca-certificates.crt',
+      '/usr/local/share/ca-certificates/berth-egress-ca.crt',
+      '/etc/berth/ca-bundle.pem',
+    ]);
   });
 
   it('refuses bad input', () => {
-    expect(() => sandboxProxySettings({ proxyUrl: 'https://x:1', caCertificatePem: PEM })).toThrow(/proxyUrl/);
-    expect(() => sandboxProxySettings({ proxyUrl: 'http://x:1"\nAcquire::x', caCertificatePem: PEM })).toThrow(/proxyUrl/);
-    expect(() => sandboxProxySettings({ proxyUrl: 'http://x:99999', caCertificatePem: PEM })).toThrow(/proxyUrl/);
-    expect(() => sandboxProxySettings({ proxyUrl: 'http://x:1', caCertificatePem: `${PEM}-----BEGIN PRIVATE KEY-----` })).toThrow(/certificate/);
-    expect(() => sandboxProxySettings({ proxyUrl: 'http://x:1', caCertificatePem: PEM, bundlePath: '/etc/$(id)' })).toThrow(/bundlePath/);
-    expect(() => sandboxProxySettings({ proxyUrl: 'http://x:1', caCertificatePem: PEM, noProxy: ['a b'] })).toThrow(/NO_PROXY/);
+    expect(() => sandboxProxySettings({ proxyUrl: 'https://x:1', caCertificatePem: PEM })).toThrow(
+      /proxyUrl/,
+    );
+    expect(() =>
+      sandboxProxySettings({ proxyUrl: 'http://x:1"\nAcquire::x', caCertificatePem: PEM }),
+    ).toThrow(/proxyUrl/);
+    expect(() =>
+      sandboxProxySettings({ proxyUrl: 'http://x:99999', caCertificatePem: PEM }),
+    ).toThrow(/proxyUrl/);
+    expect(() =>
+      sandboxProxySettings({
+        proxyUrl: 'http://x:1',
+        caCertificatePem: `${PEM}-----BEGIN PRIVATE KEY-----`,
+      }),
+    ).toThrow(/certificate/);
+    expect(() =>
+      sandboxProxySettings({
+        proxyUrl: 'http://x:1',
+        caCertificatePem: PEM,
+        bundlePath: '/etc/$(id)',
+      }),
+    ).toThrow(/bundlePath/);
+    expect(() =>
+      sandboxProxySettings({ proxyUrl: 'http://x:1', caCertificatePem: PEM, noProxy: ['a b'] }),
+    ).toThrow(/NO_PROXY/);
   });
 });

@@ -33,26 +33,44 @@ async function captureClientHello(options: tls.ConnectionOptions): Promise<Buffe
 function fragment(hello: Buffer, at: number): Buffer {
   const body = hello.subarray(5);
   const header = (len: number) => Buffer.from([22, 3, 1, len >> 8, len & 0xff]);
-  return Buffer.concat([header(at), body.subarray(0, at), header(body.length - at), body.subarray(at)]);
+  return Buffer.concat([
+    header(at),
+    body.subarray(0, at),
+    header(body.length - at),
+    body.subarray(at),
+  ]);
 }
 
 describe('parseClientHello', () => {
   it('reads SNI and ALPN from a real ClientHello', async () => {
-    const hello = await captureClientHello({ servername: 'registry.example', ALPNProtocols: ['h2', 'http/1.1'] });
-    expect(parseClientHello(hello)).toEqual({ status: 'complete', hello: { serverName: 'registry.example', alpn: ['h2', 'http/1.1'] } });
+    const hello = await captureClientHello({
+      servername: 'registry.example',
+      ALPNProtocols: ['h2', 'http/1.1'],
+    });
+    expect(parseClientHello(hello)).toEqual({
+      status: 'complete',
+      hello: { serverName: 'registry.example', alpn: ['h2', 'http/1.1'] },
+    });
   });
 
   it('asks for more until the message is complete, also across records', async () => {
     const hello = await captureClientHello({ servername: 'a.example' });
-    for (const cut of [1, 3, 5, 9, hello.length - 1]) expect(parseClientHello(hello.subarray(0, cut)).status).toBe('incomplete');
+    for (const cut of [1, 3, 5, 9, hello.length - 1])
+      expect(parseClientHello(hello.subarray(0, cut)).status).toBe('incomplete');
     const split = fragment(hello, 10);
     expect(parseClientHello(split.subarray(0, 20)).status).toBe('incomplete');
-    expect(parseClientHello(split)).toMatchObject({ status: 'complete', hello: { serverName: 'a.example' } });
+    expect(parseClientHello(split)).toMatchObject({
+      status: 'complete',
+      hello: { serverName: 'a.example' },
+    });
   });
 
   it('reports a ClientHello without SNI', async () => {
     const hello = await captureClientHello({ servername: '' });
-    expect(parseClientHello(hello)).toMatchObject({ status: 'complete', hello: { serverName: undefined } });
+    expect(parseClientHello(hello)).toMatchObject({
+      status: 'complete',
+      hello: { serverName: undefined },
+    });
   });
 
   it.each([

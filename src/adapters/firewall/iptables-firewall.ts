@@ -42,7 +42,10 @@ export interface CommandResult {
   stderr: string;
 }
 
-export type CommandRunner = (argv: readonly string[], signal?: AbortSignal) => Promise<CommandResult>;
+export type CommandRunner = (
+  argv: readonly string[],
+  signal?: AbortSignal,
+) => Promise<CommandResult>;
 
 export const execFileRunner: CommandRunner = (argv, signal) =>
   new Promise((resolve, reject) => {
@@ -53,7 +56,14 @@ export const execFileRunner: CommandRunner = (argv, signal) =>
     }
     execFile(file, args, { signal, timeout: 30_000 }, (error, stdout, stderr) => {
       if (error && typeof error.code !== 'number') {
-        reject(new BerthError('runtime_unavailable', `${file} could not run: ${error.message}`, {}, { cause: error }));
+        reject(
+          new BerthError(
+            'runtime_unavailable',
+            `${file} could not run: ${error.message}`,
+            {},
+            { cause: error },
+          ),
+        );
         return;
       }
       resolve({ exitCode: error ? Number(error.code) : 0, stdout, stderr });
@@ -82,15 +92,21 @@ function validate(spec: SandboxNetworkFirewallSpec): void {
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/.test(spec.bridge)) {
     throw new BerthError('invalid_input', 'not a network interface name', { bridge: spec.bridge });
   }
-  if (!/^[a-z0-9]{4,64}$/i.test(spec.networkId)) throw new BerthError('invalid_input', 'invalid network id', { networkId: spec.networkId });
+  if (!/^[a-z0-9]{4,64}$/i.test(spec.networkId))
+    throw new BerthError('invalid_input', 'invalid network id', { networkId: spec.networkId });
   const ipv4 = /^(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])){3}$/;
   const [subnetAddress, prefix] = spec.subnet.split('/');
   if (!ipv4.test(subnetAddress ?? '') || !/^([0-9]|[12][0-9]|3[0-2])$/.test(prefix ?? '')) {
     throw new BerthError('invalid_input', 'subnet must be an IPv4 CIDR', { subnet: spec.subnet });
   }
-  if (!ipv4.test(spec.proxyAddress)) throw new BerthError('invalid_input', 'proxyAddress must be an IPv4 address', { proxyAddress: spec.proxyAddress });
+  if (!ipv4.test(spec.proxyAddress))
+    throw new BerthError('invalid_input', 'proxyAddress must be an IPv4 address', {
+      proxyAddress: spec.proxyAddress,
+    });
   if (!Number.isInteger(spec.proxyPort) || spec.proxyPort < 1 || spec.proxyPort > 65535) {
-    throw new BerthError('invalid_input', 'proxyPort must be a TCP port', { proxyPort: spec.proxyPort });
+    throw new BerthError('invalid_input', 'proxyPort must be a TCP port', {
+      proxyPort: spec.proxyPort,
+    });
   }
 }
 
@@ -98,7 +114,12 @@ function validate(spec: SandboxNetworkFirewallSpec): void {
 export function firewallPlan(spec: SandboxNetworkFirewallSpec): FirewallPlan {
   validate(spec);
   const chain = `BERTH-${spec.networkId.slice(0, 12).toUpperCase()}`;
-  const comment = ['-m', 'comment', '--comment', `berth:${spec.networkId.slice(0, 12)}:${spec.subnet}`];
+  const comment = [
+    '-m',
+    'comment',
+    '--comment',
+    `berth:${spec.networkId.slice(0, 12)}:${spec.subnet}`,
+  ];
   return {
     chain,
     chainRules: [
@@ -106,14 +127,49 @@ export function firewallPlan(spec: SandboxNetworkFirewallSpec): FirewallPlan {
       ['-j', 'DROP'],
     ],
     headRules: [
-      { tool: 'iptables', table: 'filter', chain: 'INPUT', spec: ['-i', spec.bridge, ...comment, '-j', chain] },
-      { tool: 'iptables', table: 'filter', chain: 'DOCKER-USER', spec: ['-i', spec.bridge, ...comment, '-j', 'DROP'] },
-      { tool: 'iptables', table: 'filter', chain: 'DOCKER-USER', spec: ['-o', spec.bridge, ...comment, '-j', 'DROP'] },
+      {
+        tool: 'iptables',
+        table: 'filter',
+        chain: 'INPUT',
+        spec: ['-i', spec.bridge, ...comment, '-j', chain],
+      },
+      {
+        tool: 'iptables',
+        table: 'filter',
+        chain: 'DOCKER-USER',
+        spec: ['-i', spec.bridge, ...comment, '-j', 'DROP'],
+      },
+      {
+        tool: 'iptables',
+        table: 'filter',
+        chain: 'DOCKER-USER',
+        spec: ['-o', spec.bridge, ...comment, '-j', 'DROP'],
+      },
       // Belt and braces where Docker's chain is not consulted (for example a forward that bypasses it).
-      { tool: 'iptables', table: 'filter', chain: 'FORWARD', spec: ['-i', spec.bridge, ...comment, '-j', 'DROP'] },
-      { tool: 'ip6tables', table: 'filter', chain: 'INPUT', spec: ['-i', spec.bridge, ...comment, '-j', 'DROP'] },
-      { tool: 'ip6tables', table: 'filter', chain: 'FORWARD', spec: ['-i', spec.bridge, ...comment, '-j', 'DROP'] },
-      { tool: 'ip6tables', table: 'filter', chain: 'FORWARD', spec: ['-o', spec.bridge, ...comment, '-j', 'DROP'] },
+      {
+        tool: 'iptables',
+        table: 'filter',
+        chain: 'FORWARD',
+        spec: ['-i', spec.bridge, ...comment, '-j', 'DROP'],
+      },
+      {
+        tool: 'ip6tables',
+        table: 'filter',
+        chain: 'INPUT',
+        spec: ['-i', spec.bridge, ...comment, '-j', 'DROP'],
+      },
+      {
+        tool: 'ip6tables',
+        table: 'filter',
+        chain: 'FORWARD',
+        spec: ['-i', spec.bridge, ...comment, '-j', 'DROP'],
+      },
+      {
+        tool: 'ip6tables',
+        table: 'filter',
+        chain: 'FORWARD',
+        spec: ['-o', spec.bridge, ...comment, '-j', 'DROP'],
+      },
     ],
   };
 }
@@ -138,14 +194,20 @@ export class IptablesFirewall {
     const plan = firewallPlan(spec);
     // The chain first (flushed and refilled in order), then the jumps into it.
     const created = await this.run(['iptables', '-w', '-t', 'filter', '-N', plan.chain], signal);
-    if (created.exitCode !== 0 && !/exists/i.test(created.stderr)) this.fail('create chain', created);
+    if (created.exitCode !== 0 && !/exists/i.test(created.stderr))
+      this.fail('create chain', created);
     await this.must(['iptables', '-w', '-t', 'filter', '-F', plan.chain], signal);
-    for (const rule of plan.chainRules) await this.must(['iptables', '-w', '-t', 'filter', '-A', plan.chain, ...rule], signal);
+    for (const rule of plan.chainRules)
+      await this.must(['iptables', '-w', '-t', 'filter', '-A', plan.chain, ...rule], signal);
     for (const rule of plan.headRules) {
       signal?.throwIfAborted();
       const exists = await this.check(rule, signal);
       if (exists === 'unavailable') continue;
-      if (!exists) await this.must([rule.tool, '-w', '-t', rule.table, '-I', rule.chain, '1', ...rule.spec], signal);
+      if (!exists)
+        await this.must(
+          [rule.tool, '-w', '-t', rule.table, '-I', rule.chain, '1', ...rule.spec],
+          signal,
+        );
     }
   }
 
@@ -156,11 +218,15 @@ export class IptablesFirewall {
       for (let i = 0; i < 16; i++) {
         const exists = await this.check(rule, signal);
         if (exists !== true) break;
-        await this.must([rule.tool, '-w', '-t', rule.table, '-D', rule.chain, ...rule.spec], signal);
+        await this.must(
+          [rule.tool, '-w', '-t', rule.table, '-D', rule.chain, ...rule.spec],
+          signal,
+        );
       }
     }
     const flushed = await this.run(['iptables', '-w', '-t', 'filter', '-F', plan.chain], signal);
-    if (flushed.exitCode === 0) await this.must(['iptables', '-w', '-t', 'filter', '-X', plan.chain], signal);
+    if (flushed.exitCode === 0)
+      await this.must(['iptables', '-w', '-t', 'filter', '-X', plan.chain], signal);
   }
 
   /** Whether every rule of the plan is in place (for health checks and tests). */
@@ -178,17 +244,27 @@ export class IptablesFirewall {
   private async check(rule: Rule, signal?: AbortSignal): Promise<boolean | 'unavailable'> {
     let result: CommandResult;
     try {
-      result = await this.run([rule.tool, '-w', '-t', rule.table, '-C', rule.chain, ...rule.spec], signal);
+      result = await this.run(
+        [rule.tool, '-w', '-t', rule.table, '-C', rule.chain, ...rule.spec],
+        signal,
+      );
     } catch (error) {
       if (rule.tool === 'ip6tables' && !this.requireIpv6) return 'unavailable';
       throw error;
     }
     if (result.exitCode === 0) return true;
-    if (rule.tool === 'ip6tables' && !this.requireIpv6 && /can't initialize|not found|No chain|does not exist/i.test(result.stderr)) {
+    if (
+      rule.tool === 'ip6tables' &&
+      !this.requireIpv6 &&
+      /can't initialize|not found|No chain|does not exist/i.test(result.stderr)
+    ) {
       return 'unavailable';
     }
     if (rule.chain === 'DOCKER-USER' && /No chain|does not exist/i.test(result.stderr)) {
-      throw new BerthError('runtime_unavailable', 'the DOCKER-USER chain is missing: is Docker running with iptables enabled?');
+      throw new BerthError(
+        'runtime_unavailable',
+        'the DOCKER-USER chain is missing: is Docker running with iptables enabled?',
+      );
     }
     return false;
   }
@@ -199,6 +275,9 @@ export class IptablesFirewall {
   }
 
   private fail(what: string, result: CommandResult): never {
-    throw new BerthError('runtime_unavailable', `firewall: ${what} failed: ${result.stderr.trim() || `exit ${result.exitCode}`}`);
+    throw new BerthError(
+      'runtime_unavailable',
+      `firewall: ${what} failed: ${result.stderr.trim() || `exit ${result.exitCode}`}`,
+    );
   }
 }

@@ -7,8 +7,7 @@ import { normaliseHostName } from './host-name.js';
  */
 
 export type AuthorityResult =
-  | { ok: true; host: string; port: number }
-  | { ok: false; reason: string };
+  { ok: true; host: string; port: number } | { ok: false; reason: string };
 
 export interface AuthorityOptions {
   /** Used when the authority has no port; when absent a port is required (CONNECT). */
@@ -18,7 +17,8 @@ export interface AuthorityOptions {
 export function parseAuthority(raw: string, options: AuthorityOptions = {}): AuthorityResult {
   if (raw.length === 0) return { ok: false, reason: 'empty authority' };
   if (raw.length > 300) return { ok: false, reason: 'authority too long' };
-  if (/[\x00-\x20\x7f-\xff]/.test(raw)) return { ok: false, reason: 'authority contains white space or control characters' };
+  if (/[\x00-\x20\x7f-\xff]/.test(raw))
+    return { ok: false, reason: 'authority contains white space or control characters' };
   if (raw.includes('@')) return { ok: false, reason: 'userinfo is not allowed in the authority' };
   if (raw.startsWith('[')) return { ok: false, reason: 'IP literals are not allowed' };
   const colon = raw.lastIndexOf(':');
@@ -27,7 +27,8 @@ export function parseAuthority(raw: string, options: AuthorityOptions = {}): Aut
   if (colon !== -1) {
     hostText = raw.slice(0, colon);
     const portText = raw.slice(colon + 1);
-    if (!/^[1-9][0-9]{0,4}$/.test(portText)) return { ok: false, reason: `invalid port "${portText}"` };
+    if (!/^[1-9][0-9]{0,4}$/.test(portText))
+      return { ok: false, reason: `invalid port "${portText}"` };
     port = Number(portText);
     if (port > 65535) return { ok: false, reason: `invalid port "${portText}"` };
   } else if (options.defaultPort === undefined) {

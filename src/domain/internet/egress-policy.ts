@@ -1,7 +1,12 @@
 import type { InternetPolicy } from '../environment/environment-spec.js';
 import { commonDependencyHosts, type ImagePackageConfiguration } from './preset-hosts.js';
 import { BerthError } from '../../errors/berth-error.js';
-import { findMatchingRule, normaliseHostName, parseDomainPattern, type DomainRule } from './host-name.js';
+import {
+  findMatchingRule,
+  normaliseHostName,
+  parseDomainPattern,
+  type DomainRule,
+} from './host-name.js';
 
 /**
  * The internet policy of one attempt as the egress proxy applies it. Pure: no I/O, plain values
@@ -77,7 +82,8 @@ export class EgressPolicy {
         ? new Set(internet.methods.map((m) => m.toUpperCase()))
         : undefined;
     this.rules = [];
-    for (const pattern of internet.domains) this.rules.push({ rule: mustParse(pattern), source: 'domain' });
+    for (const pattern of internet.domains)
+      this.rules.push({ rule: mustParse(pattern), source: 'domain' });
     for (const preset of internet.presets) {
       const expansion = options.presets?.[preset];
       if (expansion === undefined) continue;
@@ -111,7 +117,11 @@ export class EgressPolicy {
 
   decide(request: EgressRequest): EgressDecision {
     if (this.access === 'off') {
-      return { allowed: false, rule: 'access:off', reason: 'internet access is off for this environment' };
+      return {
+        allowed: false,
+        rule: 'access:off',
+        reason: 'internet access is off for this environment',
+      };
     }
     const name = normaliseHostName(request.host);
     if (!name.ok) return { allowed: false, rule: 'host', reason: name.reason };
@@ -133,18 +143,30 @@ export class EgressPolicy {
     } else {
       const match = this.rules.find((r) => findMatchingRule([r.rule], host) !== undefined);
       if (match === undefined) {
-        return { allowed: false, rule: 'no-match', reason: `${host} is not on the allowlist`, host };
+        return {
+          allowed: false,
+          rule: 'no-match',
+          reason: `${host} is not on the allowlist`,
+          host,
+        };
       }
       rule = `${match.source}:${match.rule.pattern}`;
     }
 
     if (request.scheme === 'connect') {
       const tunnel = this.intercepts(host) ? 'intercept' : 'passthrough';
-      return { allowed: true, rule, reason: tunnel === 'intercept' ? 'allowed; methods are checked' : 'allowed', host, tunnel };
+      return {
+        allowed: true,
+        rule,
+        reason: tunnel === 'intercept' ? 'allowed; methods are checked' : 'allowed',
+        host,
+        tunnel,
+      };
     }
 
     const method = request.method ?? '';
-    if (!HTTP_TOKEN.test(method)) return { allowed: false, rule: 'method', reason: 'not a valid HTTP method', host };
+    if (!HTTP_TOKEN.test(method))
+      return { allowed: false, rule: 'method', reason: 'not a valid HTTP method', host };
     if (method === 'CONNECT') {
       return { allowed: false, rule: 'method', reason: 'CONNECT is not allowed here', host };
     }
@@ -164,7 +186,9 @@ function mustParse(pattern: string): DomainRule {
   const parsed = parseDomainPattern(pattern);
   // The environment schema validated these already; a failure here is a programming error.
   if (!parsed.ok) {
-    throw new BerthError('invalid_environment', `invalid domain pattern: ${parsed.reason}`, { pattern });
+    throw new BerthError('invalid_environment', `invalid domain pattern: ${parsed.reason}`, {
+      pattern,
+    });
   }
   return parsed.rule;
 }

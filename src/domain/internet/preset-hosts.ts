@@ -83,7 +83,12 @@ export function aptSourceUrls(text: string): string[] {
     const field = /^URIs:\s*(.*)$/i.exec(line);
     if (field) {
       inUris = true;
-      urls.push(...(field[1] ?? '').trim().split(/\s+/).filter((u) => u !== ''));
+      urls.push(
+        ...(field[1] ?? '')
+          .trim()
+          .split(/\s+/)
+          .filter((u) => u !== ''),
+      );
       continue;
     }
     const oneLine = /^\s*deb(?:-src)?\s+(?:\[[^\]]*\]\s+)?(\S+)/.exec(line);

@@ -10,7 +10,11 @@ import https from 'node:https';
 import net from 'node:net';
 import tls from 'node:tls';
 import { CertificateAuthority } from '../../../src/egress/certificate-authority.js';
-import { EgressProxy, type EgressDecisionEvent, type EgressProxyOptions } from '../../../src/egress/egress-proxy.js';
+import {
+  EgressProxy,
+  type EgressDecisionEvent,
+  type EgressProxyOptions,
+} from '../../../src/egress/egress-proxy.js';
 import { EgressPolicy } from '../../../src/domain/internet/egress-policy.js';
 import type { InternetPolicy } from '../../../src/domain/environment/environment-spec.js';
 import type { AddressAllowance } from '../../../src/egress/address-guard.js';
@@ -50,7 +54,13 @@ const CANARY_NAMES = [
   'loopback.test',
 ];
 
-const SERVER_NAMES = ['allowed.test', 'a.ok.test', 'pinned.test', 'untrusted.test', 'other-allowed.test'];
+const SERVER_NAMES = [
+  'allowed.test',
+  'a.ok.test',
+  'pinned.test',
+  'untrusted.test',
+  'other-allowed.test',
+];
 
 /** Address allowances for the proxy: test servers only for their own names; never loopback.test. */
 export const TEST_ALLOWANCES: AddressAllowance[] = [
@@ -77,8 +87,16 @@ function handler(scheme: 'http' | 'https', requests: RecordedRequest[]) {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const servername = scheme === 'https' ? (req.socket as tls.TLSSocket).servername || undefined : undefined;
-      requests.push({ scheme, method: req.method ?? '', url: req.url ?? '', host: req.headers.host, servername, body: Buffer.concat(chunks).toString() });
+      const servername =
+        scheme === 'https' ? (req.socket as tls.TLSSocket).servername || undefined : undefined;
+      requests.push({
+        scheme,
+        method: req.method ?? '',
+        url: req.url ?? '',
+        host: req.headers.host,
+        servername,
+        body: Buffer.concat(chunks).toString(),
+      });
       const url = new URL(req.url ?? '/', 'http://x');
       if (url.pathname === '/redirect') {
         res.writeHead(302, { location: url.searchParams.get('to') ?? '/' });
@@ -104,8 +122,17 @@ function handler(scheme: 'http' | 'https', requests: RecordedRequest[]) {
         pump();
         return;
       }
-      const body = JSON.stringify({ method: req.method, url: req.url, host: req.headers.host, servername, bodyLength: chunks.reduce((n, c) => n + c.length, 0) });
-      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+      const body = JSON.stringify({
+        method: req.method,
+        url: req.url,
+        host: req.headers.host,
+        servername,
+        bodyLength: chunks.reduce((n, c) => n + c.length, 0),
+      });
+      res.writeHead(200, {
+        'content-type': 'application/json',
+        'content-length': Buffer.byteLength(body),
+      });
       res.end(body);
     });
   };
@@ -117,10 +144,16 @@ export async function startTestWorld(): Promise<TestWorld> {
   const contexts = new Map<string, tls.SecureContext>();
   for (const name of SERVER_NAMES) {
     const leaf = await (name === 'untrusted.test' ? strangerCa : upstreamCa).leafFor(name);
-    contexts.set(name, tls.createSecureContext({ key: leaf.privateKeyPem, cert: leaf.certificatePem }));
+    contexts.set(
+      name,
+      tls.createSecureContext({ key: leaf.privateKeyPem, cert: leaf.certificatePem }),
+    );
   }
   const rebindLeaf = await upstreamCa.leafFor('rebind.test');
-  contexts.set('rebind.test', tls.createSecureContext({ key: rebindLeaf.privateKeyPem, cert: rebindLeaf.certificatePem }));
+  contexts.set(
+    'rebind.test',
+    tls.createSecureContext({ key: rebindLeaf.privateKeyPem, cert: rebindLeaf.certificatePem }),
+  );
   const fallback = contexts.get('allowed.test');
 
   const requests: RecordedRequest[] = [];
@@ -129,7 +162,12 @@ export async function startTestWorld(): Promise<TestWorld> {
   const httpServer = http.createServer(handler('http', requests));
   const httpsServer = https.createServer(
     {
-      ...(fallback !== undefined ? { SNICallback: (name: string, cb: (e: Error | null, c?: tls.SecureContext) => void) => cb(null, contexts.get(name) ?? fallback) } : {}),
+      ...(fallback !== undefined
+        ? {
+            SNICallback: (name: string, cb: (e: Error | null, c?: tls.SecureContext) => void) =>
+              cb(null, contexts.get(name) ?? fallback),
+          }
+        : {}),
       ALPNProtocols: ['http/1.1'],
     },
     handler('https', requests),
@@ -149,7 +187,8 @@ export async function startTestWorld(): Promise<TestWorld> {
       socket.end();
     }),
   );
-  for (const [i, server] of canaries.entries()) await listen(server, CANARY_ADDRESS, i === 0 ? httpPort : httpsPort);
+  for (const [i, server] of canaries.entries())
+    await listen(server, CANARY_ADDRESS, i === 0 ? httpPort : httpsPort);
 
   let rebindCalls = 0;
   const resolver = (host: string): Promise<string[]> => {
@@ -161,7 +200,9 @@ export async function startTestWorld(): Promise<TestWorld> {
       return Promise.resolve([rebindCalls === 1 ? SERVER_ADDRESS : CANARY_ADDRESS]);
     }
     if (host === 'mixed.test') return Promise.resolve([CANARY_ADDRESS, SERVER_ADDRESS]);
-    const error = Object.assign(new Error(`test resolver: no such name ${host}`), { code: 'ENOTFOUND' });
+    const error = Object.assign(new Error(`test resolver: no such name ${host}`), {
+      code: 'ENOTFOUND',
+    });
     return Promise.reject(error);
   };
 
@@ -195,9 +236,13 @@ export async function startTestProxy(
     { access: 'allowlist', presets: [], domains: [], tunnelOnly: [], ...internet },
     { extraPorts: { tunnel: [world.httpsPort], http: [world.httpPort] } },
   );
-  const ca = extra.withCa === false ? undefined : await CertificateAuthority.create({ commonName: 'env_test' });
+  const ca =
+    extra.withCa === false
+      ? undefined
+      : await CertificateAuthority.create({ commonName: 'env_test' });
   const decisions: EgressDecisionEvent[] = [];
-  const { withCa: _withCa, ...rest } = extra;
+  const rest: Partial<EgressProxyOptions> & { withCa?: boolean } = { ...extra };
+  delete rest.withCa;
   const proxy = new EgressProxy({
     policy,
     resolver: world.resolver,
@@ -242,12 +287,18 @@ export function rawExchange(port: number, data: string | Buffer, quietMs = 800):
 }
 
 /** Opens a CONNECT tunnel; resolves with the status line and the socket (left open on 200). */
-export function openTunnel(port: number, target: string, hostHeader = target): Promise<{ status: number; head: string; socket: net.Socket }> {
+export function openTunnel(
+  port: number,
+  target: string,
+  hostHeader = target,
+): Promise<{ status: number; head: string; socket: net.Socket }> {
   return new Promise((resolve, reject) => {
     const socket = net.connect(port, PROXY_ADDRESS);
     let buffer = '';
     socket.on('error', reject);
-    socket.on('connect', () => socket.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${hostHeader}\r\n\r\n`));
+    socket.on('connect', () =>
+      socket.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${hostHeader}\r\n\r\n`),
+    );
     const onData = (chunk: Buffer) => {
       buffer += chunk.toString('latin1');
       const end = buffer.indexOf('\r\n\r\n');
@@ -287,7 +338,10 @@ export function tlsExchange(
       settled = true;
       clearTimeout(timer);
       secure.destroy();
-      resolve({ response: Buffer.concat(chunks).toString('latin1'), ...(error !== undefined ? { error } : {}) });
+      resolve({
+        response: Buffer.concat(chunks).toString('latin1'),
+        ...(error !== undefined ? { error } : {}),
+      });
     };
     const arm = () => {
       clearTimeout(timer);
@@ -301,7 +355,7 @@ export function tlsExchange(
       chunks.push(c);
       arm();
     });
-    secure.on('error', (e) => done(e));
+    secure.on('error', (e: Error) => done(e));
     secure.on('close', () => done());
   });
 }
