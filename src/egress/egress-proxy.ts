@@ -76,6 +76,8 @@ export interface EgressProxyOptions {
   /** How long a tunnel waits for the client's ClientHello. */
   clientHelloTimeoutMs?: number;
   connectTimeoutMs?: number;
+  /** Connections the listener accepts at once (a sandbox cannot exhaust the orchestrator). */
+  maxConnections?: number;
 }
 
 export interface ListenOptions {
@@ -196,6 +198,7 @@ export class EgressProxy {
       maxHeaderSize: 32 * 1024,
     };
     this.server = http.createServer(serverOptions);
+    this.server.maxConnections = options.maxConnections ?? 2048;
     this.server.on('connection', (socket: net.Socket) => this.track(socket));
     this.server.on('connect', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
       this.handleConnect(req, socket, head).catch((error: unknown) => this.fail(socket, error));
@@ -661,6 +664,10 @@ export class EgressProxy {
       },
     });
     this.tunnels.set(tlsSocket, ctx);
+    // The TLS socket now owns the connection: the idle timeout moves to it (the raw socket sees
+    // no reads or writes of its own any more and would time out on a long transfer).
+    socket.setTimeout(0);
+    tlsSocket.setTimeout(this.options.idleTimeoutMs ?? 300_000, () => tlsSocket.destroy());
     const timer = setTimeout(() => {
       refuse('no TLS handshake in time');
       tlsSocket.destroy();
