@@ -45,4 +45,24 @@ export class ApiClient {
     }
     return parsed as T;
   }
+
+  /** Opens a server-sent event stream; yields its raw bytes. */
+  async stream(path: string, signal?: AbortSignal): Promise<AsyncIterable<Uint8Array>> {
+    const headers: Record<string, string> = { accept: 'text/event-stream' };
+    if (this.token !== undefined) headers.authorization = `Bearer ${this.token}`;
+    let response: Response;
+    try {
+      response = await fetch(new URL(path, this.baseUrl), { headers, ...(signal ? { signal } : {}) });
+    } catch (error) {
+      throw new BerthError('server_unreachable', `cannot reach the Berth server at ${this.baseUrl}`, {}, { cause: error });
+    }
+    if (!response.ok || response.body === null) {
+      const err = (await response.json().catch(() => undefined)) as { code?: unknown; message?: unknown } | undefined;
+      throw new BerthError(
+        isErrorCode(err?.code) ? err.code : 'internal',
+        typeof err?.message === 'string' ? err.message : `the server answered ${response.status}`,
+      );
+    }
+    return response.body;
+  }
 }

@@ -5,6 +5,8 @@ import { registerTokenCommands } from './commands/token-command.js';
 import { registerLoginCommand } from './commands/login-command.js';
 import { registerServeCommand } from './commands/serve-command.js';
 import { registerDoctorCommand } from './commands/doctor-command.js';
+import { registerExecCommand, registerTaskCommands } from './commands/task-command.js';
+import { registerRunCommand } from './commands/run-command.js';
 import { BerthError, toBerthError } from '../errors/berth-error.js';
 import { BERTH_VERSION } from '../version.js';
 
@@ -28,6 +30,9 @@ export function buildProgram(ctx: CliContext): Command {
   registerEnvCommands(program, ctx);
   registerTokenCommands(program, ctx);
   registerDoctorCommand(program, ctx);
+  registerExecCommand(program, ctx);
+  registerTaskCommands(program, ctx);
+  registerRunCommand(program, ctx);
   return program;
 }
 

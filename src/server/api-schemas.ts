@@ -92,3 +92,97 @@ export const errorBody = z.object({
 export type EnvironmentView = z.output<typeof environmentView>;
 export type TokenView = z.output<typeof tokenView>;
 export type CreatedToken = z.output<typeof createdToken>;
+
+// ---- tasks ---------------------------------------------------------------------------------
+
+export const createTaskBody = z.strictObject({
+  environment: z.string().min(1).describe('The environment name'),
+  prompt: z.string().max(64 * 1024).optional().describe('What the agent is asked to do'),
+  command: z.string().max(64 * 1024).optional().describe('A command run as the agent phase instead of the agent'),
+  branch: z.string().optional(),
+  sha: z.string().optional(),
+  attempts: z.number().int().min(1).optional().describe('Independent attempts (default 1)'),
+});
+
+const changedFile = z.object({
+  path: z.string(),
+  added: z.number().nullable(),
+  removed: z.number().nullable(),
+  binary: z.boolean(),
+});
+
+export const commandView = z.object({
+  command: z.string(),
+  exitCode: z.number().int(),
+  output: z.string().describe('stdout and stderr interleaved, secrets masked, head and tail kept'),
+  phase: z.string(),
+  durationMs: z.number(),
+  timedOut: z.boolean(),
+});
+
+export const attemptView = z.object({
+  id: z.string().describe('att_…'),
+  index: z.number().int(),
+  status: z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled']),
+  phase: z.string(),
+  cacheHit: z.boolean().nullable(),
+  diff: z.string().describe('git diff --binary against the checked-out commit'),
+  message: z.string().describe('The final message'),
+  error: z.string().nullable(),
+  errorCode: z.string().nullable(),
+  errorDetails: z.record(z.string(), z.unknown()).nullable(),
+  commands: z.array(commandView),
+  files: z.array(changedFile),
+  filesChanged: z.number().int(),
+  linesAdded: z.number().int(),
+  linesRemoved: z.number().int(),
+  baseCommit: z.string().nullable(),
+  snapshotImage: z.string().nullable(),
+  createdAt: z.string(),
+  startedAt: z.string().nullable(),
+  finishedAt: z.string().nullable(),
+  durationMs: z.number().nullable(),
+});
+
+export const taskView = z.object({
+  id: z.string().describe('task_…'),
+  environment: z.string(),
+  status: z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled']),
+  prompt: z.string(),
+  command: z.string().nullable(),
+  branch: z.string().nullable(),
+  sha: z.string().nullable(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+  attempts: z.array(attemptView),
+});
+
+export const taskList = z.object({ tasks: z.array(taskView) });
+
+export const attemptEvent = z
+  .object({ attemptId: z.string(), seq: z.number().int(), at: z.string(), type: z.string() })
+  .catchall(z.unknown())
+  .describe('One event of the attempt log (phase, log, command, cache, warning, error, …)');
+
+export const eventList = z.object({ events: z.array(attemptEvent) });
+
+export const diffView = z.object({ attempt: z.string(), baseCommit: z.string().nullable(), diff: z.string() });
+
+export const cacheEntryView = z.object({
+  id: z.string(),
+  key: z.string(),
+  image: z.string(),
+  imageId: z.string(),
+  sizeBytes: z.number(),
+  commit: z.string(),
+  exportNames: z.array(z.string()),
+  createdAt: z.string(),
+  expiresAt: z.string(),
+  ageMs: z.number(),
+  live: z.boolean(),
+});
+
+export const cacheView = z.object({ environment: z.string(), entries: z.array(cacheEntryView) });
+
+export type TaskViewBody = z.output<typeof taskView>;
+export type AttemptViewBody = z.output<typeof attemptView>;

@@ -5,6 +5,8 @@ import type { Logger } from '../util/logger.js';
 import type { Caller } from '../services/caller.js';
 import type { EnvironmentService } from '../services/environment-service.js';
 import type { TokenService } from '../services/token-service.js';
+import type { TaskService } from '../services/task-service.js';
+import { registerTaskRoutes } from './task-routes.js';
 import type { ErrorBody } from '../errors/berth-error.js';
 import { requestBodies } from './api-schemas.js';
 import { buildOpenApiDocument } from './openapi.js';
@@ -21,6 +23,8 @@ import { views } from './views.js';
 export interface AppDependencies {
   environments: EnvironmentService;
   tokens: TokenService;
+  /** Tasks need a sandbox runtime; without one the task routes are absent. */
+  tasks?: TaskService;
   logger: Logger;
   version: string;
 }
@@ -164,6 +168,8 @@ export function createApp(deps: AppDependencies): Hono<Env> {
     await tokens.revoke(c.get('caller'), c.req.param('idOrName'));
     return c.body(null, 204);
   });
+
+  if (deps.tasks) registerTaskRoutes(app, deps.tasks);
 
   return app;
 }

@@ -11,6 +11,10 @@ import { SecretBox } from '../secrets/secret-box.js';
 import { EnvironmentService } from '../services/environment-service.js';
 import { TokenService } from '../services/token-service.js';
 import { createApp } from './app.js';
+import { DockerRuntime } from '../adapters/runtime/docker/docker-runtime.js';
+import { createOrchestrator } from '../lifecycle/orchestrator.js';
+import { TaskService } from '../services/task-service.js';
+import { AGENT_NOT_BUILT } from '../lifecycle/run-local.js';
 
 /**
  * The server's composition root: opens the store (SQLite in the data directory), loads the
@@ -78,7 +82,33 @@ export async function startServer(config: BerthConfig, logger: Logger): Promise<
         'created the admin token',
       );
 
-    const app = createApp({ environments, tokens, logger, version: BERTH_VERSION });
+    const runtime = new DockerRuntime({ socketPath: config.dockerSocket, instance: config.instance });
+    const { scheduler, collector } = createOrchestrator({
+      store,
+      runtime,
+      openSecrets: async (environment) => Object.fromEntries(await environments.openSecrets(environment.id)),
+      cacheTtlMs: config.cacheTtlMs,
+      snapshotTtlMs: config.snapshotTtlMs,
+      allowLocalRepositories: config.allowLocalRepositories,
+      concurrency: config.concurrency,
+      maxAttempts: config.maxAttempts,
+      logger: logger.child({ part: 'scheduler' }),
+    });
+    const tasks = new TaskService({
+      store,
+      runner: scheduler,
+      resetCache: (environmentId) => collector.reset(environmentId),
+      agentAvailable: false,
+      agentUnavailableReason: AGENT_NOT_BUILT,
+    });
+    try {
+      await scheduler.start();
+    } catch (error) {
+      // The engine may be down: the API still serves environments; tasks wait until it is back.
+      logger.warn({ err: error }, 'the scheduler could not start; tasks will wait for the Docker engine');
+    }
+
+    const app = createApp({ environments, tokens, tasks, logger, version: BERTH_VERSION });
     const server = createAdaptorServer({
       fetch: (request: Request) => app.fetch(request),
     }) as Server;
@@ -96,6 +126,8 @@ export async function startServer(config: BerthConfig, logger: Logger): Promise<
           server.close(() => resolve());
           server.closeAllConnections();
         });
+        // Running attempts stop and clean up; anything left is recovered on the next start.
+        await scheduler.stop({ cancelRunning: true });
         await store.close();
       })();
       return closing;

@@ -5,6 +5,7 @@ import { collect, withClientOptions, type ClientOptions } from '../client-option
 import { parseEnvironmentFile } from '../../domain/environment/environment-file.js';
 import { BerthError } from '../../errors/berth-error.js';
 import type { EnvironmentSpec } from '../../domain/environment/environment-spec.js';
+import type { CacheEntryView } from '../../server/task-views.js';
 
 interface EnvironmentView {
   id: string;
@@ -147,4 +148,40 @@ export function registerEnvCommands(program: Command, ctx: CliContext): void {
       if (options.json) ctx.json({ valid: true, spec });
       else ctx.out(`${options.file}: valid environment "${spec.name}"`);
     });
+
+  const cache = env.command('cache').description("an environment's cache entry");
+  withClientOptions(cache.command('show').description('key, age, size and commit of the cache entries').argument('<env>', 'environment name')).action(
+    async (name: string, options: ClientOptions) => {
+      const view = await ctx.client(options).request<{ environment: string; entries: CacheEntryView[] }>(
+        'GET',
+        `/v1/environments/${encodeURIComponent(name)}/cache`,
+      );
+      if (options.json) return ctx.json(view);
+      if (view.entries.length === 0) return ctx.out(`${name}: no cache entry (the next task runs the setup script)`);
+      ctx.out(
+        formatTable(
+          view.entries.map((e) => ({
+            key: e.key.slice(0, 16),
+            age: `${Math.round(e.ageMs / 60000)} min`,
+            size: `${Math.round(e.sizeBytes / 1e6)} MB`,
+            commit: e.commit.slice(0, 12),
+            state: e.live ? 'live' : 'expired',
+            expires: e.expiresAt,
+            image: e.image,
+          })),
+          ['key', 'age', 'size', 'commit', 'state', 'expires', 'image'],
+        ),
+      );
+    },
+  );
+  withClientOptions(cache.command('reset').description('drop the cache entries; the next task runs setup again').argument('<env>', 'environment name')).action(
+    async (name: string, options: ClientOptions) => {
+      const view = await ctx.client(options).request<{ environment: string; removed: number }>(
+        'DELETE',
+        `/v1/environments/${encodeURIComponent(name)}/cache`,
+      );
+      if (options.json) ctx.json(view);
+      else ctx.out(`${name}: dropped ${view.removed} cache entr${view.removed === 1 ? 'y' : 'ies'}`);
+    },
+  );
 }

@@ -1,0 +1,71 @@
+import type { Command } from 'commander';
+import type { CliContext } from '../cli-context.js';
+import { BerthError } from '../../errors/berth-error.js';
+
+interface RunOptions {
+  envFile: string;
+  repo?: string;
+  branch?: string;
+  sha?: string;
+  attempts: string;
+  command?: string;
+  json?: boolean;
+  dataDir?: string;
+}
+
+export function registerRunCommand(program: Command, ctx: CliContext): void {
+  program
+    .command('run')
+    .description('run one task end to end on this machine, without a server (for CI and scripts)')
+    .requiredOption('--env-file <file>', 'environment file (YAML); secrets it declares are read from variables of the same name')
+    .option('--repo <url-or-path>', "use this repository instead of the file's")
+    .option('--branch <branch>', 'check out this branch')
+    .option('--sha <sha>', 'check out this commit')
+    .option('--attempts <n>', 'independent attempts', '1')
+    .option('--command <command>', 'run this command as the agent phase')
+    .option('--data-dir <dir>', 'where the embedded store and cache records live (else BERTH_DATA_DIR, else the XDG data home)')
+    .option('--json', 'print the result as one JSON object')
+    .argument('[prompt]', 'what the agent is asked to do')
+    .action(async (prompt: string | undefined, options: RunOptions) => {
+      const attempts = Number(options.attempts);
+      if (!Number.isInteger(attempts) || attempts < 1) {
+        throw new BerthError('invalid_input', `--attempts must be a whole number from 1 (got ${options.attempts})`);
+      }
+      if (options.branch !== undefined && options.sha !== undefined) {
+        throw new BerthError('invalid_input', 'give either --branch or --sha, not both');
+      }
+      const config = ctx.config({ dataDir: options.dataDir });
+      const { runLocal } = await import('../../lifecycle/run-local.js');
+      const controller = new AbortController();
+      const stop = () => controller.abort(new BerthError('cancelled', 'interrupted'));
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      try {
+        ctx.exitCode = await runLocal(
+          {
+            envFile: options.envFile,
+            repo: options.repo,
+            branch: options.branch,
+            sha: options.sha,
+            attempts,
+            command: options.command,
+            prompt,
+            json: options.json,
+            dataDir: config.dataDir,
+            lookupSecret: (name) => ctx.variable(name),
+            instance: config.instance,
+            dockerSocket: config.dockerSocket,
+            cacheTtlMs: config.cacheTtlMs,
+            snapshotTtlMs: config.snapshotTtlMs,
+            concurrency: config.concurrency,
+            maxAttempts: config.maxAttempts,
+            signal: controller.signal,
+          },
+          { stdout: (text) => ctx.io.stdout.write(text), stderr: (text) => ctx.io.stderr.write(text) },
+        );
+      } finally {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+      }
+    });
+}

@@ -1,0 +1,217 @@
+import type { Command } from 'commander';
+import { formatTable, type CliContext } from '../cli-context.js';
+import { withClientOptions, type ClientOptions } from '../client-options.js';
+import type { ApiClient } from '../api-client.js';
+import type { AttemptViewBody, TaskViewBody } from '../../server/api-schemas.js';
+import type { AttemptEvent } from '../../domain/task/attempt-event.js';
+import { formatProgress } from '../../lifecycle/run-local.js';
+import { BerthError } from '../../errors/berth-error.js';
+
+/** `berth exec` and `berth task …`: tasks on a server. */
+
+const TERMINAL = new Set(['succeeded', 'failed', 'cancelled']);
+
+function path(taskId: string, rest = ''): string {
+  return `/v1/tasks/${encodeURIComponent(taskId)}${rest}`;
+}
+
+function seconds(ms: number | null): string {
+  return ms === null ? '-' : `${(ms / 1000).toFixed(1)}s`;
+}
+
+export function describeTask(task: TaskViewBody): string {
+  const lines = [
+    `task ${task.id}: ${task.status}`,
+    `environment: ${task.environment}${task.branch ? `, branch ${task.branch}` : ''}${task.sha ? `, sha ${task.sha}` : ''}`,
+    task.command !== null ? `command: ${task.command}` : `prompt: ${task.prompt}`,
+    '',
+    formatTable(
+      task.attempts.map((a) => ({
+        attempt: a.id,
+        status: a.status,
+        phase: a.phase,
+        cache: a.cacheHit === null ? '-' : a.cacheHit ? 'hit' : 'built',
+        files: String(a.filesChanged),
+        lines: `+${a.linesAdded} -${a.linesRemoved}`,
+        time: seconds(a.durationMs),
+      })),
+      ['attempt', 'status', 'phase', 'cache', 'files', 'lines', 'time'],
+    ),
+  ];
+  for (const a of task.attempts) {
+    if (a.error) lines.push('', `${a.id} failed: ${a.error}`);
+    else if (a.message) lines.push('', `${a.id}: ${a.message}`);
+  }
+  return lines.join('\n');
+}
+
+/** Reads a server-sent event stream of an attempt, calling back per event; resolves at its end. */
+export async function followEvents(
+  client: ApiClient,
+  taskId: string,
+  attemptId: string,
+  onEvent: (event: AttemptEvent) => void,
+  signal?: AbortSignal,
+): Promise<void> {
+  const response = await client.stream(path(taskId, `/attempts/${encodeURIComponent(attemptId)}/events`), signal);
+  const decoder = new TextDecoder();
+  let buffer = '';
+  for await (const chunk of response) {
+    buffer += decoder.decode(chunk, { stream: true });
+    let end: number;
+    while ((end = buffer.indexOf('\n\n')) >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      let type = 'message';
+      let data = '';
+      for (const line of block.split('\n')) {
+        if (line.startsWith('event:')) type = line.slice(6).trim();
+        else if (line.startsWith('data:')) data += line.slice(5).trimStart();
+      }
+      if (type === 'end') return;
+      if (data !== '') onEvent(JSON.parse(data) as AttemptEvent);
+    }
+  }
+}
+
+/** Waits for a task to finish, printing each attempt's progress to stderr as it happens. */
+export async function waitForTask(ctx: CliContext, client: ApiClient, task: TaskViewBody, quiet: boolean): Promise<TaskViewBody> {
+  const many = task.attempts.length > 1;
+  await Promise.all(
+    task.attempts.map((attempt: AttemptViewBody) =>
+      followEvents(client, task.id, attempt.id, (event) => {
+        if (!quiet) ctx.io.stderr.write(formatProgress(event, many ? `[${attempt.id}] ` : ''));
+      }),
+    ),
+  );
+  for (;;) {
+    const current = await client.request<TaskViewBody>('GET', path(task.id));
+    if (TERMINAL.has(current.status)) return current;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+export function registerExecCommand(program: Command, ctx: CliContext): void {
+  withClientOptions(
+    program
+      .command('exec')
+      .description('run a task on a server: a prompt for the agent, or --command')
+      .requiredOption('--env <env>', 'environment name')
+      .option('--branch <branch>', 'check out this branch')
+      .option('--sha <sha>', 'check out this commit')
+      .option('--attempts <n>', 'independent attempts', '1')
+      .option('--command <command>', 'run this command as the agent phase (instead of the agent)')
+      .option('--wait', 'wait for the task to finish, showing its progress; exit code 0 only if every attempt succeeded')
+      .argument('[prompt]', 'what the agent is asked to do'),
+  ).action(
+    async (
+      prompt: string | undefined,
+      options: ClientOptions & { env: string; branch?: string; sha?: string; attempts: string; command?: string; wait?: boolean },
+    ) => {
+      const attempts = Number(options.attempts);
+      if (!Number.isInteger(attempts) || attempts < 1) {
+        throw new BerthError('invalid_input', `--attempts must be a whole number from 1 (got ${options.attempts})`);
+      }
+      const client = ctx.client(options);
+      let task = await client.request<TaskViewBody>('POST', '/v1/tasks', {
+        environment: options.env,
+        ...(prompt !== undefined ? { prompt } : {}),
+        ...(options.command !== undefined ? { command: options.command } : {}),
+        ...(options.branch !== undefined ? { branch: options.branch } : {}),
+        ...(options.sha !== undefined ? { sha: options.sha } : {}),
+        attempts,
+      });
+      if (!options.wait) {
+        if (options.json) ctx.json(task);
+        else ctx.out(`submitted task ${task.id} (${task.attempts.length} attempt${task.attempts.length > 1 ? 's' : ''}); follow it with: berth task logs ${task.id} --follow`);
+        return;
+      }
+      if (!options.json) ctx.err(`task ${task.id} submitted`);
+      task = await waitForTask(ctx, client, task, false);
+      if (options.json) ctx.json(task);
+      else ctx.out(describeTask(task));
+      if (task.status !== 'succeeded') ctx.exitCode = 1;
+    },
+  );
+}
+
+export function registerTaskCommands(program: Command, ctx: CliContext): void {
+  const task = program.command('task').description('tasks and their attempts');
+
+  withClientOptions(
+    task
+      .command('list')
+      .description('recent tasks')
+      .option('--env <env>', 'only this environment')
+      .option('--limit <n>', 'at most this many', '20'),
+  ).action(async (options: ClientOptions & { env?: string; limit: string }) => {
+    const query = new URLSearchParams({ limit: options.limit, ...(options.env ? { environment: options.env } : {}) });
+    const { tasks } = await ctx.client(options).request<{ tasks: TaskViewBody[] }>('GET', `/v1/tasks?${query.toString()}`);
+    if (options.json) return ctx.json({ tasks });
+    if (tasks.length === 0) return ctx.out('no tasks');
+    ctx.out(
+      formatTable(
+        tasks.map((t) => ({
+          task: t.id,
+          environment: t.environment,
+          status: t.status,
+          attempts: String(t.attempts.length),
+          created: t.createdAt,
+          what: (t.command ?? t.prompt).slice(0, 50),
+        })),
+        ['task', 'environment', 'status', 'attempts', 'created', 'what'],
+      ),
+    );
+  });
+
+  withClientOptions(task.command('show').description('a task and its attempts side by side').argument('<task>')).action(
+    async (taskId: string, options: ClientOptions) => {
+      const view = await ctx.client(options).request<TaskViewBody>('GET', path(taskId));
+      if (options.json) ctx.json(view);
+      else ctx.out(describeTask(view));
+    },
+  );
+
+  withClientOptions(
+    task
+      .command('logs')
+      .description("an attempt's log")
+      .argument('<task>')
+      .option('--attempt <attempt>', 'which attempt (default: the first)')
+      .option('-f, --follow', 'keep streaming until the attempt ends'),
+  ).action(async (taskId: string, options: ClientOptions & { attempt?: string; follow?: boolean }) => {
+    const client = ctx.client(options);
+    const view = await client.request<TaskViewBody>('GET', path(taskId));
+    const attempt = options.attempt ?? view.attempts[0]?.id;
+    if (attempt === undefined || !view.attempts.some((a) => a.id === attempt)) {
+      throw new BerthError('not_found', `attempt ${options.attempt ?? ''} of task ${taskId} not found (attempts: ${view.attempts.map((a) => a.id).join(', ')})`);
+    }
+    const print = (event: AttemptEvent) => {
+      if (options.json) ctx.out(JSON.stringify(event));
+      else ctx.io.stdout.write(formatProgress(event, ''));
+    };
+    if (options.follow) return followEvents(client, taskId, attempt, print);
+    let after = 0;
+    for (;;) {
+      const { events } = await client.request<{ events: AttemptEvent[] }>('GET', `${path(taskId, `/attempts/${encodeURIComponent(attempt)}/events`)}?after=${after}`);
+      for (const event of events) print(event);
+      if (events.length === 0) break;
+      after = events[events.length - 1]?.seq ?? after;
+    }
+  });
+
+  withClientOptions(
+    task.command('diff').description("an attempt's diff (git apply accepts it)").argument('<task>').option('--attempt <attempt>', 'which attempt (default: the first)'),
+  ).action(async (taskId: string, options: ClientOptions & { attempt?: string }) => {
+    const query = options.attempt ? `?attempt=${encodeURIComponent(options.attempt)}` : '';
+    const view = await ctx.client(options).request<{ attempt: string; baseCommit: string | null; diff: string }>('GET', path(taskId, `/diff${query}`));
+    if (options.json) ctx.json(view);
+    else ctx.io.stdout.write(view.diff);
+  });
+
+  withClientOptions(task.command('cancel').description('stop a task').argument('<task>')).action(async (taskId: string, options: ClientOptions) => {
+    const view = await ctx.client(options).request<TaskViewBody>('POST', path(taskId, '/cancel'));
+    if (options.json) ctx.json(view);
+    else ctx.out(`cancelled task ${view.id} (${view.status})`);
+  });
+}

@@ -1,0 +1,129 @@
+import type { Hono } from 'hono';
+import { streamSSE } from 'hono/streaming';
+import { isTerminalPhase } from '../domain/task/attempt-phase.js';
+import { BerthError } from '../errors/berth-error.js';
+import type { Caller } from '../services/caller.js';
+import type { TaskService } from '../services/task-service.js';
+import { createTaskBody } from './api-schemas.js';
+import { readBody } from './request-body.js';
+import { attemptView, cacheEntryView, taskView } from './task-views.js';
+
+/**
+ * Task routes: submit, list, show, events (JSON pages, or a live server-sent event stream),
+ * diff, cancel, and an environment's cache.
+ */
+
+type Env = { Variables: { requestId: string; caller: Caller } };
+
+function intParam(value: string | undefined, name: string, fallback: number): number {
+  if (value === undefined || value === '') return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new BerthError('invalid_input', `${name} must be a whole number`);
+  return n;
+}
+
+/** How often a live stream looks at the store when no event woke it (another orchestrator's attempt). */
+const STREAM_POLL_MS = 500;
+
+export function registerTaskRoutes(app: Hono<Env>, tasks: TaskService, now: () => Date = () => new Date()): void {
+  app.post('/v1/tasks', async (c) => {
+    const body = await readBody(c.req.raw, createTaskBody);
+    const detail = await tasks.submit(c.get('caller'), body);
+    return c.json(taskView(detail.task, detail.environment.spec.name, detail.attempts), 201);
+  });
+
+  app.get('/v1/tasks', async (c) => {
+    const list = await tasks.list(c.get('caller'), {
+      environment: c.req.query('environment'),
+      limit: intParam(c.req.query('limit'), 'limit', 50),
+    });
+    const out = [];
+    for (const { task, environment } of list) {
+      const detail = await tasks.get(c.get('caller'), task.id);
+      out.push(taskView(task, environment.spec.name, detail.attempts));
+    }
+    return c.json({ tasks: out });
+  });
+
+  app.get('/v1/tasks/:id', async (c) => {
+    const detail = await tasks.get(c.get('caller'), c.req.param('id'));
+    return c.json(taskView(detail.task, detail.environment.spec.name, detail.attempts));
+  });
+
+  app.post('/v1/tasks/:id/cancel', async (c) => {
+    const detail = await tasks.cancel(c.get('caller'), c.req.param('id'));
+    return c.json(taskView(detail.task, detail.environment.spec.name, detail.attempts));
+  });
+
+  app.get('/v1/tasks/:id/diff', async (c) => {
+    const { attempt } = await tasks.attempt(c.get('caller'), c.req.param('id'), c.req.query('attempt'));
+    const view = attemptView(attempt);
+    return c.json({ attempt: view.id, baseCommit: view.baseCommit, diff: view.diff });
+  });
+
+  app.get('/v1/tasks/:id/attempts/:attempt/events', async (c) => {
+    const caller = c.get('caller');
+    const taskId = c.req.param('id');
+    const attemptId = c.req.param('attempt');
+    const after = intParam(c.req.query('after') ?? c.req.header('last-event-id'), 'after', 0);
+    const live = (c.req.header('accept') ?? '').includes('text/event-stream');
+    if (!live) {
+      const events = await tasks.events(caller, taskId, attemptId, after, intParam(c.req.query('limit'), 'limit', 1000));
+      return c.json({ events });
+    }
+    await tasks.attempt(caller, taskId, attemptId); // visibility, before the stream starts
+    return streamSSE(c, async (stream) => {
+      let seq = after;
+      let wake: (() => void) | undefined;
+      const unsubscribe = tasks.subscribe(attemptId, () => wake?.());
+      const closed = new Promise<void>((resolve) => stream.onAbort(resolve));
+      let open = true;
+      void closed.then(() => (open = false));
+      try {
+        while (open) {
+          const events = await tasks.events(caller, taskId, attemptId, seq, 500);
+          for (const event of events) {
+            await stream.writeSSE({ id: String(event.seq), event: event.type, data: JSON.stringify(event) });
+            seq = event.seq;
+          }
+          if (events.length === 500) continue;
+          const { attempt } = await tasks.attempt(caller, taskId, attemptId);
+          if (isTerminalPhase(attempt.phase)) {
+            // Everything recorded before the attempt finished has been sent.
+            const rest = await tasks.events(caller, taskId, attemptId, seq, 10_000);
+            for (const event of rest) {
+              await stream.writeSSE({ id: String(event.seq), event: event.type, data: JSON.stringify(event) });
+              seq = event.seq;
+            }
+            await stream.writeSSE({ event: 'end', data: JSON.stringify(attemptView(attempt)) });
+            break;
+          }
+          await Promise.race([
+            closed,
+            new Promise<void>((resolve) => {
+              const timer = setTimeout(resolve, STREAM_POLL_MS);
+              wake = () => {
+                clearTimeout(timer);
+                resolve();
+              };
+            }),
+          ]);
+          wake = undefined;
+        }
+      } finally {
+        unsubscribe();
+      }
+    });
+  });
+
+  app.get('/v1/environments/:name/cache', async (c) => {
+    const { environment, entries } = await tasks.cache(c.get('caller'), c.req.param('name'));
+    const at = now();
+    return c.json({ environment: environment.spec.name, entries: entries.map((e) => cacheEntryView(e, at)) });
+  });
+
+  app.delete('/v1/environments/:name/cache', async (c) => {
+    const removed = await tasks.resetCache(c.get('caller'), c.req.param('name'));
+    return c.json({ environment: c.req.param('name'), removed });
+  });
+}

@@ -1,0 +1,83 @@
+import type { CacheEntry } from '../domain/cache/cache-entry.js';
+import type { z } from 'zod';
+import { attemptStatus, type Attempt } from '../domain/task/attempt.js';
+import type { AttemptViewBody, TaskViewBody, cacheEntryView as cacheEntrySchema } from './api-schemas.js';
+import type { Task } from '../domain/task/task.js';
+
+/**
+ * How tasks and attempts are shown, in one place for the API, `berth run --json` and the CLI.
+ * The names `id`, `status`, `diff`, `message`, `error`, `commands[].command|exitCode|output` are
+ * a contract (issue 4).
+ */
+
+export type AttemptView = AttemptViewBody;
+export type TaskView = TaskViewBody;
+
+export function attemptView(attempt: Attempt): AttemptView {
+  const files = attempt.result?.files ?? [];
+  const started = attempt.startedAt ? Date.parse(attempt.startedAt) : NaN;
+  const finished = attempt.finishedAt ? Date.parse(attempt.finishedAt) : NaN;
+  return {
+    id: attempt.id,
+    index: attempt.index,
+    status: attemptStatus(attempt.phase),
+    phase: attempt.phase,
+    cacheHit: attempt.cacheHit,
+    diff: attempt.result?.diff ?? '',
+    message: attempt.result?.message ?? '',
+    error: attempt.error?.message ?? null,
+    errorCode: attempt.error?.code ?? null,
+    errorDetails: attempt.error?.details ?? null,
+    commands: (attempt.result?.commands ?? []).map((c) => ({
+      command: c.command,
+      exitCode: c.exitCode,
+      output: c.output,
+      phase: c.phase,
+      durationMs: c.durationMs,
+      timedOut: c.timedOut,
+    })),
+    files,
+    filesChanged: files.length,
+    linesAdded: files.reduce((n, f) => n + (f.added ?? 0), 0),
+    linesRemoved: files.reduce((n, f) => n + (f.removed ?? 0), 0),
+    baseCommit: attempt.result?.baseCommit ?? null,
+    snapshotImage: attempt.result?.snapshotImage ?? null,
+    createdAt: attempt.createdAt,
+    startedAt: attempt.startedAt,
+    finishedAt: attempt.finishedAt,
+    durationMs: Number.isFinite(started) && Number.isFinite(finished) ? finished - started : null,
+  };
+}
+
+export function taskView(task: Task, environmentName: string, attempts: readonly Attempt[]): TaskView {
+  return {
+    id: task.id,
+    environment: environmentName,
+    status: task.status,
+    prompt: task.prompt,
+    command: task.command,
+    branch: task.ref.branch ?? null,
+    sha: task.ref.sha ?? null,
+    createdAt: task.createdAt,
+    updatedAt: task.updatedAt,
+    attempts: attempts.map(attemptView),
+  };
+}
+
+export type CacheEntryView = z.output<typeof cacheEntrySchema>;
+
+export function cacheEntryView(entry: CacheEntry, now: Date): CacheEntryView {
+  return {
+    id: entry.id,
+    key: entry.key,
+    image: entry.image,
+    imageId: entry.imageId,
+    sizeBytes: entry.sizeBytes,
+    commit: entry.commit,
+    exportNames: entry.exportNames,
+    createdAt: entry.createdAt,
+    expiresAt: entry.expiresAt,
+    ageMs: now.getTime() - Date.parse(entry.createdAt),
+    live: Date.parse(entry.expiresAt) > now.getTime(),
+  };
+}

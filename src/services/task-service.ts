@@ -1,0 +1,163 @@
+import type { CacheEntry } from '../domain/cache/cache-entry.js';
+import type { AttemptEvent } from '../domain/task/attempt-event.js';
+import type { Task } from '../domain/task/task.js';
+import { BerthError } from '../errors/berth-error.js';
+import type { LeasedAttempt, Store, StoredEnvironment } from '../ports/store.js';
+import type { Caller } from './caller.js';
+import { EnvironmentService } from './environment-service.js';
+
+/**
+ * Tasks as the API and the CLI see them: submitting against an environment the caller may use,
+ * reading tasks, attempts and their logs, cancelling, and an environment's cache. A task is
+ * visible exactly when its environment is; anything else is `not_found`, like a missing one.
+ */
+
+export interface TaskSubmission {
+  environment: string;
+  prompt?: string | undefined;
+  command?: string | undefined;
+  branch?: string | undefined;
+  sha?: string | undefined;
+  attempts?: number | undefined;
+}
+
+/** What the scheduler offers the service (the lifecycle's Scheduler implements it). */
+export interface TaskRunner {
+  submit(input: {
+    environmentId: string;
+    prompt: string;
+    command: string | null;
+    ref: { branch?: string; sha?: string };
+    attempts: number;
+  }): Promise<{ task: Task }>;
+  cancel(taskId: string): Promise<void>;
+  subscribe(attemptId: string, listener: (event: AttemptEvent) => void): () => void;
+}
+
+export interface TaskServiceOptions {
+  store: Store;
+  runner: TaskRunner;
+  /** Drops an environment's cache entries and their images; returns how many. */
+  resetCache(environmentId: string): Promise<number>;
+  /** Whether a prompt (not only `--command`) can run: the agent needs a model. */
+  agentAvailable: boolean;
+  agentUnavailableReason: string;
+}
+
+export interface TaskDetail {
+  task: Task;
+  environment: StoredEnvironment;
+  attempts: LeasedAttempt[];
+}
+
+function notFound(taskId: string): BerthError {
+  return new BerthError('not_found', `task ${taskId} not found`, { task: taskId });
+}
+
+export class TaskService {
+  constructor(private readonly options: TaskServiceOptions) {}
+
+  private async environmentFor(caller: Caller, environmentId: string): Promise<StoredEnvironment | undefined> {
+    const environment = await this.options.store.getEnvironmentById(environmentId);
+    return environment && EnvironmentService.canSee(caller, environment) ? environment : undefined;
+  }
+
+  private async visibleEnvironment(caller: Caller, name: string): Promise<StoredEnvironment> {
+    const environment = await this.options.store.getEnvironmentByName(name);
+    if (!environment || !EnvironmentService.canSee(caller, environment)) {
+      throw new BerthError('not_found', `environment ${name} not found`, { environment: name });
+    }
+    return environment;
+  }
+
+  async submit(caller: Caller, input: TaskSubmission): Promise<TaskDetail> {
+    const environment = await this.visibleEnvironment(caller, input.environment);
+    const command = input.command?.trim() ? input.command : null;
+    const prompt = input.prompt ?? '';
+    if (command === null && prompt.trim() === '') {
+      throw new BerthError('invalid_input', 'give a prompt, or a command to run with --command');
+    }
+    if (command === null && !this.options.agentAvailable) {
+      throw new BerthError('invalid_input', this.options.agentUnavailableReason);
+    }
+    if (input.branch !== undefined && input.sha !== undefined) {
+      throw new BerthError('invalid_input', 'give either a branch or a SHA, not both');
+    }
+    const { task } = await this.options.runner.submit({
+      environmentId: environment.id,
+      prompt,
+      command,
+      ref: {
+        ...(input.branch !== undefined ? { branch: input.branch } : {}),
+        ...(input.sha !== undefined ? { sha: input.sha } : {}),
+      },
+      attempts: input.attempts ?? 1,
+    });
+    return this.get(caller, task.id);
+  }
+
+  async list(caller: Caller, options: { environment?: string | undefined; limit?: number | undefined }): Promise<Array<{ task: Task; environment: StoredEnvironment }>> {
+    const { store } = this.options;
+    const only = options.environment !== undefined ? await this.visibleEnvironment(caller, options.environment) : undefined;
+    const tasks = await store.listTasks({
+      ...(only ? { environmentId: only.id } : {}),
+      limit: Math.min(options.limit ?? 50, 500),
+    });
+    const out: Array<{ task: Task; environment: StoredEnvironment }> = [];
+    const seen = new Map<string, StoredEnvironment | undefined>();
+    for (const task of tasks) {
+      if (!seen.has(task.environmentId)) seen.set(task.environmentId, await this.environmentFor(caller, task.environmentId));
+      const environment = seen.get(task.environmentId);
+      if (environment) out.push({ task, environment });
+    }
+    return out;
+  }
+
+  async get(caller: Caller, taskId: string): Promise<TaskDetail> {
+    const { store } = this.options;
+    const task = await store.getTask(taskId);
+    const environment = task ? await this.environmentFor(caller, task.environmentId) : undefined;
+    if (!task || !environment) throw notFound(taskId);
+    return { task, environment, attempts: await store.listAttempts(taskId) };
+  }
+
+  /** The attempt of a task by id, or the only/first one when none is named. */
+  async attempt(caller: Caller, taskId: string, attemptId?: string): Promise<{ detail: TaskDetail; attempt: LeasedAttempt }> {
+    const detail = await this.get(caller, taskId);
+    const attempt = attemptId === undefined ? detail.attempts[0] : detail.attempts.find((a) => a.id === attemptId);
+    if (!attempt) {
+      throw new BerthError('not_found', `attempt ${attemptId ?? '(first)'} of task ${taskId} not found`, {
+        task: taskId,
+        attempts: detail.attempts.map((a) => a.id),
+      });
+    }
+    return { detail, attempt };
+  }
+
+  async events(caller: Caller, taskId: string, attemptId: string, afterSeq = 0, limit = 1000): Promise<AttemptEvent[]> {
+    const { attempt } = await this.attempt(caller, taskId, attemptId);
+    return this.options.store.listAttemptEvents(attempt.id, afterSeq, limit);
+  }
+
+  /** Live events of an attempt; the caller must have checked visibility with `attempt`. */
+  subscribe(attemptId: string, listener: (event: AttemptEvent) => void): () => void {
+    return this.options.runner.subscribe(attemptId, listener);
+  }
+
+  async cancel(caller: Caller, taskId: string): Promise<TaskDetail> {
+    await this.get(caller, taskId);
+    await this.options.runner.cancel(taskId);
+    return this.get(caller, taskId);
+  }
+
+  async cache(caller: Caller, environmentName: string): Promise<{ environment: StoredEnvironment; entries: CacheEntry[] }> {
+    const environment = await this.visibleEnvironment(caller, environmentName);
+    return { environment, entries: await this.options.store.listCacheEntries(environment.id) };
+  }
+
+  async resetCache(caller: Caller, environmentName: string): Promise<number> {
+    const environment = await this.visibleEnvironment(caller, environmentName);
+    return this.options.resetCache(environment.id);
+  }
+}
+
