@@ -137,6 +137,15 @@ export class AttemptRunner {
     const onSandbox = (id: string) => {
       sandboxId = id;
     };
+    // Cancellation reaches the running command through the signal; should that not end it at
+    // once, the sandbox itself is removed a second later, so a cancel never waits on a command.
+    let killTimer: NodeJS.Timeout | undefined;
+    const onAbort = () => {
+      killTimer = setTimeout(() => {
+        if (sandboxId !== undefined) void runtime.remove(sandboxId).catch(() => undefined);
+      }, 1_000);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
 
     try {
       enterPhase('creating');
@@ -326,6 +335,8 @@ export class AttemptRunner {
       enterPhase(end);
       return { phase: end, cacheHit, result: null, error };
     } finally {
+      clearTimeout(killTimer);
+      signal.removeEventListener('abort', onAbort);
       await this.cleanup(run, sandboxId, networkMade ? networkName : undefined);
     }
   }

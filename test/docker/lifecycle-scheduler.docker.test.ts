@@ -1,0 +1,203 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DockerRuntime } from '../../src/adapters/runtime/docker/docker-runtime.js';
+import { SqliteStore } from '../../src/adapters/store/sqlite/sqlite-store.js';
+import { parseEnvironmentSpec } from '../../src/domain/environment/environment-file.js';
+import { newId } from '../../src/domain/ids.js';
+import type { AttemptPhase } from '../../src/domain/task/attempt-phase.js';
+import { AttemptRunner } from '../../src/lifecycle/attempt-runner.js';
+import { CacheCollector } from '../../src/lifecycle/cache-collector.js';
+import { CommandAgent } from '../../src/lifecycle/command-agent.js';
+import { NoNetworkEnforcer } from '../../src/lifecycle/network-policy-enforcer.js';
+import { Scheduler } from '../../src/lifecycle/scheduler.js';
+import { lifecycleTestImage, makeSampleRepository } from './lifecycle-support.js';
+
+/** The queue on a real engine and a real SQLite file: cancel, recovery after a crash, image GC. */
+
+const instance = `lcsched-${process.pid}`;
+let image: string;
+let repo: ReturnType<typeof makeSampleRepository>;
+let dir: string;
+let store: SqliteStore;
+let runtime: DockerRuntime;
+let environmentId: string;
+
+function scheduler(command: string): Scheduler {
+  const runner = new AttemptRunner({
+    runtime,
+    cache: store,
+    enforcer: new NoNetworkEnforcer(),
+    resolveImage: () => image,
+    cacheTtlMs: 3600_000,
+    snapshotTtlMs: 3600_000,
+    allowLocalRepositories: true,
+  });
+  return new Scheduler({
+    store,
+    runner,
+    runtime,
+    openSecrets: () => Promise.resolve({}),
+    agentFor: () => new CommandAgent(command),
+    concurrency: 2,
+    pollMs: 100,
+    leaseMs: 5_000,
+  });
+}
+
+beforeAll(async () => {
+  image = lifecycleTestImage();
+  repo = makeSampleRepository();
+  dir = mkdtempSync(join(tmpdir(), 'berth-scheduler-'));
+  store = SqliteStore.open(dir);
+  await store.migrate();
+  runtime = new DockerRuntime({ instance });
+  environmentId = newId('environment');
+  await store.createEnvironment({
+    id: environmentId,
+    spec: parseEnvironmentSpec({ name: 'sched', repository: repo.dir, image: 'minimal' }),
+    createdByTokenId: null,
+    secrets: [],
+    now: new Date().toISOString(),
+  });
+});
+
+afterAll(async () => {
+  await store.close();
+  const images = execFileSync(
+    'docker',
+    ['images', '-q', '--filter', `label=berth.instance=${instance}`],
+    { encoding: 'utf8' },
+  ).trim();
+  if (images !== '') execFileSync('docker', ['rmi', '-f', ...new Set(images.split('\n'))]);
+  rmSync(dir, { recursive: true, force: true });
+  rmSync(repo.dir, { recursive: true, force: true });
+});
+
+describe('the task queue on a real engine', () => {
+  it('cancels a running attempt, stops its command and removes its sandbox and network', async () => {
+    const queue = scheduler('sleep 300');
+    await queue.start();
+    try {
+      const { task, attempts } = await queue.submit({
+        environmentId,
+        prompt: '',
+        command: 'sleep 300',
+        ref: {},
+        attempts: 1,
+      });
+      const attemptId = attempts[0]?.id ?? '';
+      const phases: AttemptPhase[] = [];
+      const inAgent = new Promise<void>((resolve) => {
+        queue.subscribe(attemptId, (event) => {
+          if (event.type !== 'phase') return;
+          phases.push(event.phase);
+          if (event.phase === 'agent') resolve();
+        });
+      });
+      await inAgent;
+      const started = Date.now();
+      await queue.cancel(task.id);
+      const done = await queue.waitForTask(task.id);
+      console.log(`cancel took ${Date.now() - started} ms`);
+      expect(done.status).toBe('cancelled');
+      const attempt = await store.getAttempt(attemptId);
+      expect(attempt?.phase).toBe('cancelled');
+      expect(attempt?.error?.message).toBe('the attempt was cancelled during agent');
+      expect(phases.at(-1)).toBe('cancelled');
+      expect(await runtime.list({ 'berth.attempt': attemptId })).toEqual([]);
+      expect(await runtime.listNetworks({ 'berth.attempt': attemptId })).toEqual([]);
+    } finally {
+      await queue.stop({ cancelRunning: true });
+    }
+  });
+
+  it('fails an attempt whose orchestrator died, with the phase it was in, and removes what it left', async () => {
+    const queue = scheduler('true');
+    const { task, attempts } = await queue.submit({
+      environmentId,
+      prompt: '',
+      command: 'true',
+      ref: {},
+      attempts: 1,
+    });
+    const attemptId = attempts[0]?.id ?? '';
+    // A previous orchestrator claimed it, got to setup and died (its lease ran out).
+    const past = new Date(Date.now() - 60_000).toISOString();
+    expect(
+      (await store.claimNextAttempt({ owner: 'dead-orchestrator', now: past, leaseMs: 1_000 }))?.id,
+    ).toBe(attemptId);
+    await store.updateAttempt(attemptId, { phase: 'setup' }, { leaseOwner: 'dead-orchestrator' });
+    const labels = { 'berth.task': task.id, 'berth.attempt': attemptId };
+    await runtime.createNetwork({ name: `berth-left-${process.pid}`, internal: false, labels });
+    const left = await runtime.create({
+      image,
+      labels,
+      resources: { cpus: 1, memoryMb: 128, pids: 64 },
+    });
+
+    expect(await queue.recover()).toBe(1);
+    const attempt = await store.getAttempt(attemptId);
+    expect(attempt?.phase).toBe('failed');
+    expect(attempt?.error?.message).toBe('orchestrator restarted during setup');
+    expect((await store.getTask(task.id))?.status).toBe('failed');
+    const events = await store.listAttemptEvents(attemptId);
+    expect(events.map((e) => e.type)).toEqual(['error', 'phase']);
+    expect((await runtime.list({ 'berth.attempt': attemptId })).map((s) => s.id)).not.toContain(
+      left.id,
+    );
+    expect(await runtime.listNetworks({ 'berth.attempt': attemptId })).toEqual([]);
+    expect(await queue.recover()).toBe(0);
+  });
+
+  it('collects a cache image that was committed but never recorded, and keeps a recorded one', async () => {
+    const sandbox = await runtime.create({
+      image,
+      labels: {},
+      resources: { cpus: 1, memoryMb: 128, pids: 64 },
+    });
+    try {
+      const orphan = await runtime.commit(sandbox.id, {
+        repository: 'berth-cache',
+        tag: `orphan-${process.pid}`,
+        labels: { 'berth.kind': 'cache' },
+      });
+      const kept = await runtime.commit(sandbox.id, {
+        repository: 'berth-cache',
+        tag: `kept-${process.pid}`,
+        labels: { 'berth.kind': 'cache', 'berth.marker': 'kept' },
+      });
+      const now = new Date();
+      await store.publishCacheEntry({
+        id: newId('cacheEntry'),
+        environmentId,
+        key: 'k',
+        parts: {
+          version: 1,
+          baseImage: 'x',
+          repository: { url: repo.dir, defaultBranch: 'main' },
+          versions: {},
+          setup: null,
+          maintenance: null,
+          env: {},
+          secrets: {},
+        },
+        image: `berth-cache:kept-${process.pid}`,
+        imageId: kept.id,
+        sizeBytes: kept.sizeBytes,
+        commit: repo.mainCommit,
+        exportNames: [],
+        createdAt: now.toISOString(),
+        expiresAt: new Date(now.getTime() + 3600_000).toISOString(),
+      });
+      const result = await new CacheCollector(store, runtime, 0).collect();
+      expect(result.images).toBeGreaterThanOrEqual(1);
+      expect(await runtime.imageExists(orphan.id)).toBe(false);
+      expect(await runtime.imageExists(kept.id)).toBe(true);
+    } finally {
+      await runtime.remove(sandbox.id);
+    }
+  });
+});
