@@ -10,6 +10,12 @@ import {
   tokenList,
   validateResult,
   whoamiView,
+  createTaskBody,
+  taskView,
+  taskList,
+  eventList,
+  diffView,
+  cacheView,
 } from './api-schemas.js';
 
 /**
@@ -213,6 +219,74 @@ export function buildOpenApiDocument(version: string): JsonSchema {
             '201': ok('The token and its value', createdToken),
             ...errors('invalid_input', 'forbidden', 'conflict', ...common),
           },
+        },
+      },
+      '/v1/tasks': {
+        get: {
+          summary: 'Recent tasks of the environments the caller may see (?environment=NAME&limit=N)',
+          security: authed,
+          responses: { '200': ok('Tasks, newest first', taskList), ...errors('invalid_input', ...common) },
+        },
+        post: {
+          summary: 'Submit a task: a prompt for the agent, or a command run as the agent phase',
+          security: authed,
+          requestBody: body(createTaskBody),
+          responses: {
+            '201': ok('The task with its queued attempts', taskView),
+            ...errors('invalid_input', 'not_found', 'payload_too_large', ...common),
+          },
+        },
+      },
+      '/v1/tasks/{id}': {
+        parameters: [nameParam('id', 'The task id (task_…)')],
+        get: {
+          summary: 'A task and its attempts',
+          security: authed,
+          responses: { '200': ok('The task', taskView), ...errors('not_found', ...common) },
+        },
+      },
+      '/v1/tasks/{id}/cancel': {
+        parameters: [nameParam('id', 'The task id')],
+        post: {
+          summary: 'Cancel every attempt that has not finished',
+          security: authed,
+          responses: { '200': ok('The task', taskView), ...errors('not_found', ...common) },
+        },
+      },
+      '/v1/tasks/{id}/diff': {
+        parameters: [nameParam('id', 'The task id')],
+        get: {
+          summary: "An attempt's diff (?attempt=ID; default the first)",
+          security: authed,
+          responses: { '200': ok('The diff', diffView), ...errors('not_found', ...common) },
+        },
+      },
+      '/v1/tasks/{id}/attempts/{attempt}/events': {
+        parameters: [nameParam('id', 'The task id'), nameParam('attempt', 'The attempt id (att_…)')],
+        get: {
+          summary:
+            "An attempt's events after ?after=SEQ. With Accept: text/event-stream, a live server-sent event stream (event = the event type, id = its seq; a final `end` event carries the attempt)",
+          security: authed,
+          responses: {
+            '200': {
+              description: 'Events',
+              content: { ...json(responseSchema(eventList)), 'text/event-stream': { schema: { type: 'string' } } },
+            },
+            ...errors('invalid_input', 'not_found', ...common),
+          },
+        },
+      },
+      '/v1/environments/{name}/cache': {
+        parameters: [nameParam('name', 'The environment name')],
+        get: {
+          summary: "The environment's cache entries: key, age, size, commit",
+          security: authed,
+          responses: { '200': ok('Cache entries', cacheView), ...errors('not_found', ...common) },
+        },
+        delete: {
+          summary: 'Reset the cache: drop the entries and their images',
+          security: authed,
+          responses: { '200': { description: '{ environment, removed }' }, ...errors('not_found', ...common) },
         },
       },
       '/v1/tokens/{idOrName}': {

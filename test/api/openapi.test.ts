@@ -35,6 +35,14 @@ describe('GET /openapi.json', () => {
         'GET /v1/tokens',
         'POST /v1/tokens',
         'DELETE /v1/tokens/{idOrName}',
+        'GET /v1/tasks',
+        'POST /v1/tasks',
+        'GET /v1/tasks/{id}',
+        'POST /v1/tasks/{id}/cancel',
+        'GET /v1/tasks/{id}/diff',
+        'GET /v1/tasks/{id}/attempts/{attempt}/events',
+        'GET /v1/environments/{name}/cache',
+        'DELETE /v1/environments/{name}/cache',
       ].sort(),
     );
   });
