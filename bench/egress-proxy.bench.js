@@ -20,7 +20,7 @@ const QUICK = process.argv.includes('--quick');
 const LATENCY_RUNS = QUICK ? 60 : 300;
 const WARMUP = 30;
 const DOWNLOAD_BYTES = 100 * 1024 * 1024;
-const DOWNLOAD_RUNS = QUICK ? 1 : 3;
+const DOWNLOAD_RUNS = QUICK ? 1 : 5;
 const CONCURRENT = 200;
 const HOST = 'bench.test';
 const SERVER_ADDRESS = '127.0.0.2';
@@ -133,34 +133,50 @@ function percentile(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
-async function latency(label, serverPort, proxyPort, ca) {
-  for (let i = 0; i < WARMUP; i++) await oneRequest(serverPort, proxyPort, ca, '/');
-  const samples = [];
+/**
+ * Latency of a new HTTPS request per path. The paths are measured in rotation (direct, tunnel,
+ * intercept, direct, …) so that load from elsewhere on the machine hits all of them alike; the
+ * added latency is the median of the per-round differences.
+ */
+async function latencies(paths) {
+  for (const p of paths) for (let i = 0; i < WARMUP; i++) await oneRequest(p.serverPort, p.proxyPort, p.ca, '/');
+  const samples = paths.map(() => []);
   for (let i = 0; i < LATENCY_RUNS; i++) {
-    const t = process.hrtime.bigint();
-    await oneRequest(serverPort, proxyPort, ca, '/');
-    samples.push(Number(process.hrtime.bigint() - t) / 1e6);
+    for (const [k, p] of paths.entries()) {
+      const t = process.hrtime.bigint();
+      await oneRequest(p.serverPort, p.proxyPort, p.ca, '/');
+      samples[k].push(Number(process.hrtime.bigint() - t) / 1e6);
+    }
   }
-  samples.sort((a, b) => a - b);
-  return {
-    label,
-    p50: percentile(samples, 50),
-    p90: percentile(samples, 90),
-    p99: percentile(samples, 99),
-  };
+  return paths.map((p, k) => {
+    const added = samples[k].map((v, i) => v - samples[0][i]).sort((a, b) => a - b);
+    const sorted = [...samples[k]].sort((a, b) => a - b);
+    return {
+      label: p.label,
+      p50: percentile(sorted, 50),
+      p90: percentile(sorted, 90),
+      p99: percentile(sorted, 99),
+      addedP50: percentile(added, 50),
+    };
+  });
 }
 
-async function throughput(label, serverPort, proxyPort, ca) {
-  const rates = [];
+/** 100 MB downloads, in rotation like the latencies; the median rate per path. */
+async function throughputs(paths) {
+  const rates = paths.map(() => []);
   for (let i = 0; i < DOWNLOAD_RUNS; i++) {
-    const t = process.hrtime.bigint();
-    const bytes = await oneRequest(serverPort, proxyPort, ca, `/bytes?n=${DOWNLOAD_BYTES}`);
-    const seconds = Number(process.hrtime.bigint() - t) / 1e9;
-    if (bytes < DOWNLOAD_BYTES) throw new Error(`${label}: short download ${bytes}`);
-    rates.push(DOWNLOAD_BYTES / 1024 / 1024 / seconds);
+    for (const [k, p] of paths.entries()) {
+      const t = process.hrtime.bigint();
+      const bytes = await oneRequest(p.serverPort, p.proxyPort, p.ca, `/bytes?n=${DOWNLOAD_BYTES}`);
+      const seconds = Number(process.hrtime.bigint() - t) / 1e9;
+      if (bytes < DOWNLOAD_BYTES) throw new Error(`${p.label}: short download ${bytes}`);
+      rates[k].push(DOWNLOAD_BYTES / 1024 / 1024 / seconds);
+    }
   }
-  rates.sort((a, b) => a - b);
-  return { label, mbPerSecond: rates[Math.floor(rates.length / 2)] };
+  return paths.map((p, k) => {
+    const sorted = [...rates[k]].sort((a, b) => a - b);
+    return { label: p.label, mbPerSecond: sorted[Math.floor(sorted.length / 2)] };
+  });
 }
 
 /** Opens `CONCURRENT` TLS connections at once, holds them all, then makes one request on each. */
@@ -235,16 +251,14 @@ async function main() {
   const upstreamPem = upstreamCa.certificatePem;
   const interceptPem = intercept.caPem;
 
-  const lat = [
-    await latency('direct', serverPort, undefined, upstreamPem),
-    await latency('tunnel', serverPort, tunnel.port, upstreamPem),
-    await latency('intercept', serverPort, intercept.port, interceptPem),
+  const paths = [
+    { label: 'direct', serverPort, proxyPort: undefined, ca: upstreamPem },
+    { label: 'tunnel', serverPort, proxyPort: tunnel.port, ca: upstreamPem },
+    { label: 'intercept', serverPort, proxyPort: intercept.port, ca: interceptPem },
   ];
-  const thr = [
-    await throughput('direct', serverPort, undefined, upstreamPem),
-    await throughput('tunnel', serverPort, tunnel.port, upstreamPem),
-    await throughput('intercept', serverPort, intercept.port, interceptPem),
-  ];
+  const loadBefore = os.loadavg()[0];
+  const lat = await latencies(paths);
+  const thr = await throughputs(paths);
   const conc = [
     await concurrency('tunnel', serverPort, tunnel.port, upstreamPem),
     await concurrency('intercept', serverPort, intercept.port, interceptPem),
@@ -252,13 +266,13 @@ async function main() {
 
   for (const w of [tunnel, intercept, server]) await w.worker.terminate();
 
-  const direct = lat[0];
   const summary = {
     date: new Date().toISOString(),
     node: process.version,
     cpus: os.cpus().length,
     latencyMs: lat,
-    addedLatencyP50Ms: { tunnel: lat[1].p50 - direct.p50, intercept: lat[2].p50 - direct.p50 },
+    loadAverage1m: { before: loadBefore, after: os.loadavg()[0] },
+    addedLatencyP50Ms: { tunnel: lat[1].addedP50, intercept: lat[2].addedP50 },
     throughput: thr,
     throughputRatio: {
       tunnel: thr[1].mbPerSecond / thr[0].mbPerSecond,
@@ -273,7 +287,7 @@ async function main() {
   );
   console.log('| --- | --- | --- | --- | --- |');
   for (let i = 0; i < 3; i++) {
-    const added = i === 0 ? '-' : f(lat[i].p50 - direct.p50);
+    const added = i === 0 ? '-' : f(lat[i].addedP50);
     const ratio =
       i === 0 ? '100 %' : `${Math.round((thr[i].mbPerSecond / thr[0].mbPerSecond) * 100)} %`;
     console.log(
