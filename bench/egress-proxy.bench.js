@@ -139,7 +139,8 @@ function percentile(sorted, p) {
  * added latency is the median of the per-round differences.
  */
 async function latencies(paths) {
-  for (const p of paths) for (let i = 0; i < WARMUP; i++) await oneRequest(p.serverPort, p.proxyPort, p.ca, '/');
+  for (const p of paths)
+    for (let i = 0; i < WARMUP; i++) await oneRequest(p.serverPort, p.proxyPort, p.ca, '/');
   const samples = paths.map(() => []);
   for (let i = 0; i < LATENCY_RUNS; i++) {
     for (const [k, p] of paths.entries()) {
