@@ -304,6 +304,8 @@ export class EgressProxy {
 
   private track(socket: net.Socket): void {
     this.sockets.add(socket);
+    // A reset from a client or an upstream must never become an unhandled error in the orchestrator.
+    socket.on('error', () => socket.destroy());
     socket.once('close', () => this.sockets.delete(socket));
     const idle = this.options.idleTimeoutMs ?? 300_000;
     socket.setTimeout(idle, () => socket.destroy());
