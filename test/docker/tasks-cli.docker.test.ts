@@ -1,0 +1,168 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { runBerth, startServe, tempDir, type ServeHandle } from '../support/cli.js';
+import { lifecycleTestImage, makeSampleRepository } from './lifecycle-support.js';
+
+/** `berth exec` and `berth task …` through a real server, on the real Docker engine. */
+
+const SECRET = 'tok-7c1f-tasks-cli-canary';
+
+interface AttemptJson {
+  id: string;
+  status: string;
+  cacheHit: boolean | null;
+  diff: string;
+  message: string;
+  error: string | null;
+  commands: Array<{ command: string; exitCode: number; output: string }>;
+}
+interface TaskJson {
+  id: string;
+  status: string;
+  attempts: AttemptJson[];
+}
+
+let server: ServeHandle;
+let auth: string[];
+let repo: ReturnType<typeof makeSampleRepository>;
+
+async function berth(...args: string[]) {
+  return runBerth([...args, ...auth]);
+}
+
+async function execJson(...args: string[]): Promise<TaskJson> {
+  const r = await berth('exec', '--env', 'svc', '--wait', '--json', ...args);
+  expect(r.stdout, r.stderr).not.toBe('');
+  return JSON.parse(r.stdout) as TaskJson;
+}
+
+beforeAll(async () => {
+  const image = lifecycleTestImage();
+  repo = makeSampleRepository();
+  server = await startServe(['--allow-local-repos']);
+  auth = ['--url', server.url, '--token', server.adminToken];
+  const file = join(tempDir('tasks-cli'), 'svc.yaml');
+  writeFileSync(
+    file,
+    `name: svc
+repository: ${repo.dir}
+image: ${image}
+secrets: [API_TOKEN]
+setup: |
+  echo "setup ran; token length \${#API_TOKEN}"
+  export GREETING=hello
+`,
+  );
+  const created = await berth('env', 'create', '--file', file, '--secret', `API_TOKEN=${SECRET}`);
+  expect(created.code, created.stderr).toBe(0);
+}, 180_000);
+
+afterAll(async () => {
+  await server?.stop();
+});
+
+describe('tasks through the server (docker)', () => {
+  it('runs a command as the agent phase, then reuses the cache', async () => {
+    const first = await execJson('--command', 'echo "$GREETING from $(pwd)"; ./test.sh; echo "secret=[${API_TOKEN:-}]"');
+    expect(first.status).toBe('succeeded');
+    const [attempt] = first.attempts;
+    expect(attempt?.cacheHit).toBe(false);
+    const run = attempt?.commands.find((c) => c.command.includes('GREETING'));
+    expect(run?.exitCode).toBe(0);
+    expect(run?.output).toContain('hello from /workspace');
+    expect(run?.output).toContain('tests passed');
+    expect(run?.output).toContain('secret=[]'); // secrets are gone in the agent phase
+
+    const second = await execJson('--command', 'true');
+    expect(second.attempts[0]?.cacheHit).toBe(true);
+
+    const logs = await berth('task', 'logs', first.id);
+    expect(logs.stdout).toContain('setup ran; token length');
+    expect(logs.stdout).toContain('== agent');
+    expect(logs.stdout + JSON.stringify(first)).not.toContain(SECRET);
+  });
+
+  it('prints a diff that git apply accepts, and follows a log to its end', async () => {
+    const task = await execJson('--command', 'echo changed >> README.md && printf "new\\n" > added.txt && mkdir -p build && touch build/ignored');
+    expect(task.status).toBe('succeeded');
+    const diff = await berth('task', 'diff', task.id);
+    expect(diff.code).toBe(0);
+    expect(diff.stdout).toContain('+++ b/added.txt');
+    expect(diff.stdout).not.toContain('build/ignored');
+    const clone = tempDir('apply');
+    execFileSync('git', ['clone', '-q', repo.dir, clone]);
+    const patch = join(clone, '..', `${task.id}.patch`);
+    writeFileSync(patch, diff.stdout);
+    execFileSync('git', ['-C', clone, 'apply', '--check', patch]);
+
+    const follow = await berth('task', 'logs', task.id, '--follow');
+    expect(follow.code).toBe(0);
+    expect(follow.stdout).toContain('== succeeded');
+  });
+
+  it('shows attempts side by side and runs several attempts', async () => {
+    const task = await execJson('--attempts', '2', '--command', 'echo attempt');
+    expect(task.attempts).toHaveLength(2);
+    expect(task.attempts.every((a) => a.status === 'succeeded')).toBe(true);
+    const show = await berth('task', 'show', task.id);
+    for (const a of task.attempts) expect(show.stdout).toContain(a.id);
+  });
+
+  it('cancels a running task within seconds', async () => {
+    const submitted = await berth('exec', '--env', 'svc', '--command', 'sleep 300', '--json');
+    const task = JSON.parse(submitted.stdout) as TaskJson;
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const show = JSON.parse((await berth('task', 'show', task.id, '--json')).stdout) as TaskJson & { attempts: Array<{ phase: string }> };
+      if (show.attempts[0]?.phase === 'agent') break;
+      if (Date.now() > deadline) throw new Error('the task never reached the agent phase');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const asked = Date.now();
+    expect((await berth('task', 'cancel', task.id)).code).toBe(0);
+    for (;;) {
+      const show = JSON.parse((await berth('task', 'show', task.id, '--json')).stdout) as TaskJson;
+      if (show.status === 'cancelled') break;
+      expect(Date.now() - asked).toBeLessThan(15_000);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  });
+
+  it('shows and resets the cache', async () => {
+    const show = JSON.parse((await berth('env', 'cache', 'show', 'svc', '--json')).stdout) as { entries: Array<{ key: string; live: boolean; commit: string }> };
+    expect(show.entries.length).toBeGreaterThan(0);
+    expect(show.entries[0]?.live).toBe(true);
+    expect(show.entries[0]?.commit).toBe(repo.mainCommit);
+    const reset = JSON.parse((await berth('env', 'cache', 'reset', 'svc', '--json')).stdout) as { removed: number };
+    expect(reset.removed).toBeGreaterThan(0);
+    const after = await execJson('--command', 'true');
+    expect(after.attempts[0]?.cacheHit).toBe(false);
+  });
+
+  it('refuses bad input clearly', async () => {
+    const prompt = await berth('exec', '--env', 'svc', 'fix the tests');
+    expect(prompt.code).toBe(2);
+    expect(prompt.stderr).toMatch(/--command/);
+    const both = await berth('exec', '--env', 'svc', '--branch', 'main', '--sha', repo.mainCommit, '--command', 'true');
+    expect(both.code).toBe(2);
+    const badBranch = await berth('exec', '--env', 'svc', '--branch', '--upload-pack=x', '--command', 'true');
+    expect(badBranch.code).toBe(2);
+    const missingEnv = await berth('exec', '--env', 'nope', '--command', 'true');
+    expect(missingEnv.code).toBe(1);
+    expect(missingEnv.stderr).toMatch(/environment nope not found/);
+    const missingTask = await berth('task', 'show', 'task_doesnotexist');
+    expect(missingTask.code).toBe(1);
+  });
+
+  it('hides tasks from tokens that are not members', async () => {
+    const task = await execJson('--command', 'true');
+    const made = JSON.parse((await berth('token', 'create', 'outsider', '--json')).stdout) as { token: string };
+    const other = ['--url', server.url, '--token', made.token];
+    const show = await runBerth(['task', 'show', task.id, '--json', ...other]);
+    expect(JSON.parse(show.stdout).error.code).toBe('not_found');
+    const list = await runBerth(['task', 'list', '--json', ...other]);
+    expect(JSON.parse(list.stdout).tasks).toEqual([]);
+  });
+});
