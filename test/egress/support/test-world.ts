@@ -230,7 +230,7 @@ export interface TestProxy {
 export async function startTestProxy(
   world: TestWorld,
   internet: Partial<InternetPolicy>,
-  extra: Partial<EgressProxyOptions> & { withCa?: boolean } = {},
+  extra: Partial<EgressProxyOptions> & { withCa?: boolean; listenHost?: string } = {},
 ): Promise<TestProxy> {
   const policy = new EgressPolicy(
     { access: 'allowlist', presets: [], domains: [], tunnelOnly: [], ...internet },
@@ -241,8 +241,11 @@ export async function startTestProxy(
       ? undefined
       : await CertificateAuthority.create({ commonName: 'env_test' });
   const decisions: EgressDecisionEvent[] = [];
-  const rest: Partial<EgressProxyOptions> & { withCa?: boolean } = { ...extra };
+  const rest: Partial<EgressProxyOptions> & { withCa?: boolean; listenHost?: string } = {
+    ...extra,
+  };
   delete rest.withCa;
+  delete rest.listenHost;
   const proxy = new EgressProxy({
     policy,
     resolver: world.resolver,
@@ -254,7 +257,7 @@ export async function startTestProxy(
     clientHelloTimeoutMs: 2_000,
     ...rest,
   });
-  const address = await proxy.listen({ host: PROXY_ADDRESS });
+  const address = await proxy.listen({ host: extra.listenHost ?? PROXY_ADDRESS });
   return { proxy, port: address.port, ca, decisions };
 }
 
