@@ -4,7 +4,6 @@ import { SqliteStore } from '../adapters/store/sqlite/sqlite-store.js';
 import { parseEnvironmentFile } from '../domain/environment/environment-file.js';
 import type { EnvironmentSpec } from '../domain/environment/environment-spec.js';
 import { newId } from '../domain/ids.js';
-import type { AttemptEvent } from '../domain/task/attempt-event.js';
 import { attemptStatus, type Attempt } from '../domain/task/attempt.js';
 import { BerthError, toBerthError } from '../errors/berth-error.js';
 import type { SandboxRuntime } from '../ports/sandbox-runtime.js';
@@ -16,6 +15,9 @@ import { CommandAgent } from './command-agent.js';
 import { resolveImageName } from './image-names.js';
 import { NoNetworkEnforcer } from './network-policy-enforcer.js';
 import { Scheduler } from './scheduler.js';
+import { formatProgress } from './progress-format.js';
+
+export { formatProgress };
 
 /**
  * `berth run`: one task end to end on this machine, without a server, for CI and scripts. The
@@ -122,33 +124,6 @@ function attemptResult(attempt: Attempt): RunLocalAttempt {
     snapshotImage: attempt.result?.snapshotImage ?? null,
     errorDetails: attempt.error?.details ?? null,
   };
-}
-
-/** One line (or block) of progress for stderr. */
-export function formatProgress(event: AttemptEvent, prefix: string): string {
-  switch (event.type) {
-    case 'phase':
-      return `${prefix}== ${event.phase}\n`;
-    case 'log':
-      return event.text === ''
-        ? ''
-        : prefix === ''
-          ? event.text
-          : event.text.replace(/^(?=.)/gm, prefix);
-    case 'cache':
-      return `${prefix}cache ${event.result}: ${event.reason}\n`;
-    case 'warning':
-      return `${prefix}warning: ${event.message}\n`;
-    case 'error': {
-      const tail =
-        typeof event.details?.logTail === 'string' && event.details.logTail !== ''
-          ? `\n${event.details.logTail}`
-          : '';
-      return `${prefix}error: ${event.message}${tail.replace(/\n/g, `\n${prefix}  `)}\n`;
-    }
-    case 'command':
-      return `${prefix}$ ${event.command}  (exit code ${event.exitCode})\n`;
-  }
 }
 
 function formatHuman(result: RunLocalResult): string {

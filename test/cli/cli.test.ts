@@ -77,6 +77,8 @@ describe('berth CLI against a real server', () => {
     ['malformed YAML', 'name: a\nrepository: [oops\n', /line \d+, column \d+/],
     ['a misspelled field', 'name: a\nrepository: https://x.test/r.git\nsetpu: x\n', /unknown field "setpu"/],
     ['a bad domain pattern', 'name: a\nrepository: https://x.test/r.git\ninternet: { access: allowlist, domains: ["*evil.com"] }\n', /internet\.domains\[0\]/],
+    ['the pattern "*."', 'name: a\nrepository: https://x.test/r.git\ninternet: { access: allowlist, domains: ["*."] }\n', /internet\.domains\[0\]/],
+    ['a pattern with a space', 'name: a\nrepository: https://x.test/r.git\ninternet: { access: allowlist, domains: ["exa mple.com"] }\n', /internet\.domains\[0\]/],
     ['an IP literal', 'name: a\nrepository: https://x.test/r.git\ninternet: { access: allowlist, domains: ["10.1.2.3"] }\n', /IP literal/],
     ['an unknown method', 'name: a\nrepository: https://x.test/r.git\ninternet: { access: allowlist, methods: [BREW] }\n', /internet\.methods\[0\]/],
     ['an option as repository', 'name: a\nrepository: "--upload-pack=touch /tmp/x"\n', /git option/],

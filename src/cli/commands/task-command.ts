@@ -4,7 +4,7 @@ import { withClientOptions, type ClientOptions } from '../client-options.js';
 import type { ApiClient } from '../api-client.js';
 import type { AttemptViewBody, TaskViewBody } from '../../server/api-schemas.js';
 import type { AttemptEvent } from '../../domain/task/attempt-event.js';
-import { formatProgress } from '../../lifecycle/run-local.js';
+import { formatProgress } from '../../lifecycle/progress-format.js';
 import { BerthError } from '../../errors/berth-error.js';
 
 /** `berth exec` and `berth task …`: tasks on a server. */
