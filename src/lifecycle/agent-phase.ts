@@ -1,5 +1,6 @@
 import type { AttemptEventBody } from '../domain/task/attempt-event.js';
 import type { CommandRecord } from '../domain/task/command-record.js';
+import type { SandboxRuntime } from '../ports/sandbox-runtime.js';
 
 /**
  * The agent seam (DESIGN §2 step 5): what runs after lockdown. The model-driven agent implements
@@ -14,6 +15,13 @@ export interface AgentContext {
   exec(command: string, options?: { timeoutMs?: number }): Promise<CommandRecord>;
   emit(event: AttemptEventBody): void;
   signal: AbortSignal;
+  /** For the model agent (src/agent), whose tools read and write files: the sandbox itself. */
+  runtime?: SandboxRuntime;
+  sandboxId?: string;
+  /** The agent phase's variables (environment variables, replayed exports, proxy settings; no secrets). */
+  env?: Record<string, string>;
+  /** Masks secret values in texts the agent logs or sends to the model. */
+  mask?: (text: string) => string;
 }
 
 export interface AgentOutcome {

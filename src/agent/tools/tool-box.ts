@@ -24,7 +24,9 @@ export class ToolBox {
   /** The tools as the model API describes them (JSON Schema from the zod schemas). */
   definitions(): ToolDefinition[] {
     return [...this.tools.values()].map((tool) => {
-      const parameters: Record<string, unknown> = { ...z.toJSONSchema(tool.schema, { io: 'input' }) };
+      const parameters: Record<string, unknown> = {
+        ...z.toJSONSchema(tool.schema, { io: 'input' }),
+      };
       delete parameters.$schema;
       return { name: tool.name, description: tool.description, parameters };
     });
