@@ -1,4 +1,4 @@
-/* global process, console */
+/* global process, console, performance */
 // Sandbox runtime benchmark: DockerRuntime against the docker CLI / raw Engine API in the same run.
 //  1. create + start a sandbox vs `docker run -d IMAGE sleep infinity` (same image)
 //  2. exec round trip of `true`: exec agent, Engine-API exec, `docker exec` CLI
