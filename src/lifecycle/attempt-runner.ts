@@ -22,6 +22,8 @@ import type { CacheEntries } from './cache-entries.js';
 import {
   checkoutRef,
   cloneRepository,
+  bundleLocalRepository,
+  parseRepositoryLocation,
   type CheckoutContext,
   type GitCredentials,
 } from './checkout.js';
@@ -29,9 +31,8 @@ import type { NetworkPolicyEnforcer } from './network-policy-enforcer.js';
 import { PhaseOutput } from './phase-output.js';
 import { collectChanges } from './results.js';
 import type { SandboxContext } from './sandbox-context.js';
-import { runLifecycleScript } from './script-runner.js';
+import { readExports, runLifecycleScript } from './script-runner.js';
 import { startServices } from './services.js';
-import { EXPORTS_FILE, parseEnvZero } from './setup-script.js';
 
 /**
  * AttemptRunner: one attempt, DESIGN §2 step by step, with the cache of §3.
@@ -140,21 +141,16 @@ export class AttemptRunner {
     // Cancellation reaches the running command through the signal; should that not end it at
     // once, the sandbox itself is removed a second later, so a cancel never waits on a command.
     let killTimer: NodeJS.Timeout | undefined;
+    let killing: Promise<void> | undefined;
     const onAbort = () => {
       killTimer = setTimeout(() => {
-        if (sandboxId !== undefined) void runtime.remove(sandboxId).catch(() => undefined);
+        if (sandboxId !== undefined) killing = runtime.remove(sandboxId).catch(() => undefined);
       }, 1_000);
     };
     signal.addEventListener('abort', onAbort, { once: true });
 
     try {
       enterPhase('creating');
-      await runtime.createNetwork({
-        name: networkName,
-        internal: false,
-        labels: { ...labels, [BERTH_LABELS.kind]: 'network' },
-      });
-      networkMade = true;
       const repository = run.repository ?? spec.repository.url;
       const baseRef = this.options.resolveImage(spec.image);
       const base = await runtime.inspectImage(baseRef).catch((error: unknown) => {
@@ -179,7 +175,36 @@ export class AttemptRunner {
         secrets: run.secrets,
       });
       const key = cacheKey(parts);
-      const common = { run, masker, emit, signal, labels, networkName, repository, onSandbox };
+      // A local repository is bundled on the host while the sandbox starts.
+      const location = parseRepositoryLocation(repository, this.options.allowLocalRepositories);
+      const bundle =
+        location.kind === 'local' ? bundleLocalRepository(location.location, signal) : undefined;
+      bundle?.catch(() => undefined);
+      // The setup network (full internet) is made when a step needs it: setup, maintenance, or a
+      // fetch from a remote repository. A cached start from a local repository goes without.
+      const ensureNetwork = async (): Promise<string> => {
+        if (!networkMade) {
+          await runtime.createNetwork({
+            name: networkName,
+            internal: false,
+            labels: { ...labels, [BERTH_LABELS.kind]: 'network' },
+          });
+          networkMade = true;
+        }
+        return networkName;
+      };
+      const common: CommonRun = {
+        run,
+        masker,
+        emit,
+        signal,
+        labels,
+        repository,
+        bundle,
+        onSandbox,
+        network: async (needed) =>
+          needed || location.kind !== 'local' ? await ensureNetwork() : undefined,
+      };
 
       let started: Started | undefined;
       for (let round = 0; started === undefined; round++) {
@@ -254,7 +279,7 @@ export class AttemptRunner {
       const lockdown = await this.options.enforcer.lockdown({
         runtime,
         sandboxId: ctx.sandboxId,
-        setupNetwork: networkName,
+        setupNetwork: networkMade ? networkName : null,
         policy: spec.internet,
         attemptId: run.attemptId,
         emit,
@@ -337,6 +362,7 @@ export class AttemptRunner {
     } finally {
       clearTimeout(killTimer);
       signal.removeEventListener('abort', onAbort);
+      await killing;
       await this.cleanup(run, sandboxId, networkMade ? networkName : undefined);
     }
   }
@@ -389,7 +415,11 @@ export class AttemptRunner {
       : 'the cache key changed';
   }
 
-  private async newSandbox(common: CommonRun, image: string): Promise<SandboxContext> {
+  private async newSandbox(
+    common: CommonRun,
+    image: string,
+    network: string | undefined,
+  ): Promise<SandboxContext> {
     const { runtime } = this.options;
     const spec = common.run.environment.spec;
     const sandbox = await runtime.create({
@@ -401,7 +431,7 @@ export class AttemptRunner {
         pids: spec.resources.pids,
         diskMb: spec.resources.diskMb,
       },
-      network: common.networkName,
+      ...(network !== undefined ? { network } : {}),
       hostname: 'berth',
       workdir: WORKSPACE_DIR,
       signal: common.signal,
@@ -431,6 +461,7 @@ export class AttemptRunner {
       defaultBranch: common.run.environment.spec.repository.defaultBranch,
       allowLocalRepositories: this.options.allowLocalRepositories,
       credentials: common.run.credentials,
+      bundle: common.bundle,
       signal: common.signal,
       onOutput: output.onOutput,
     };
@@ -444,7 +475,7 @@ export class AttemptRunner {
   ): Promise<{ entry: CacheEntry; started: Started }> {
     const { run } = common;
     const spec = run.environment.spec;
-    const ctx = await this.newSandbox(common, want.baseImage);
+    const ctx = await this.newSandbox(common, want.baseImage, await common.network(true));
     const output = new PhaseOutput(common.masker, common.emit);
     const checkout = this.checkoutContext(common, ctx, output);
     const cloned = await cloneRepository(checkout);
@@ -523,22 +554,24 @@ export class AttemptRunner {
   ): Promise<Started> {
     const { run } = common;
     const spec = run.environment.spec;
-    const ctx = await this.newSandbox(common, entry.image);
+    const ctx = await this.newSandbox(
+      common,
+      entry.image,
+      await common.network(spec.maintenance !== undefined),
+    );
     const output = new PhaseOutput(common.masker, common.emit);
     const onRef = await checkoutRef(this.checkoutContext(common, ctx, output), run.ref);
     output.end();
-    let exports: Record<string, string> = {};
-    if (entry.exportNames.length > 0 || spec.maintenance !== undefined) {
-      exports = Object.fromEntries(
-        parseEnvZero(await ctx.runtime.readFile(ctx.sandboxId, EXPORTS_FILE)),
-      );
-      if (entry.exportNames.length > 0) {
-        common.emit({
-          type: 'log',
-          stream: 'system',
-          text: `replaying variables exported by setup: ${entry.exportNames.join(', ')}\n`,
-        });
-      }
+    // Login shells get the exports from the profile file in the image; they are read here only
+    // when a maintenance script will add to them.
+    let exports: Record<string, string> =
+      spec.maintenance !== undefined ? await readExports(ctx) : {};
+    if (entry.exportNames.length > 0) {
+      common.emit({
+        type: 'log',
+        stream: 'system',
+        text: `replaying variables exported by setup: ${entry.exportNames.join(', ')}\n`,
+      });
     }
     if (spec.maintenance !== undefined) {
       enterPhase('maintenance');
@@ -592,7 +625,10 @@ interface CommonRun {
   emit: (event: AttemptEventBody) => void;
   signal: AbortSignal;
   labels: Record<string, string>;
-  networkName: string;
+  /** A pre-made bundle of a local repository. */
+  bundle: Promise<Buffer> | undefined;
+  /** The network to start a sandbox on: made on first need; undefined when none is needed. */
+  network: (needed: boolean) => Promise<string | undefined>;
   repository: string;
   onSandbox: (id: string) => void;
 }

@@ -8,7 +8,7 @@ import type { TaskRef } from '../domain/task/task.js';
 import { BerthError } from '../errors/berth-error.js';
 import type { ExecResult, OutputChunk, SandboxRuntime } from '../ports/sandbox-runtime.js';
 import { SANDBOX_STATE_DIR } from './setup-script.js';
-import { tarArchive } from './tar-archive.js';
+import { writeSandboxFile } from './sandbox-files.js';
 
 /**
  * Checks a repository out inside a sandbox: the environment's default branch for the cache, the
@@ -41,6 +41,8 @@ export interface CheckoutContext {
   credentials?: GitCredentials | undefined;
   signal?: AbortSignal | undefined;
   onOutput?: ((chunk: OutputChunk) => void) | undefined;
+  /** A bundle of a local repository made ahead of time (see `bundleLocalRepository`). */
+  bundle?: Promise<Buffer> | undefined;
   /** Time limit of each git command (clone of a big repository may take long). */
   timeoutMs?: number;
 }
@@ -161,7 +163,7 @@ async function hostGit(args: string[], signal?: AbortSignal): Promise<string> {
   });
 }
 
-/** A tar holding a bundle of every ref of the local repository at `path`, made on the host. */
+/** A bundle of every ref of the local repository at `path`, made on the host. */
 export async function bundleLocalRepository(path: string, signal?: AbortSignal): Promise<Buffer> {
   try {
     await stat(join(path, '.'));
@@ -174,8 +176,7 @@ export async function bundleLocalRepository(path: string, signal?: AbortSignal):
   try {
     const file = join(dir, 'repo.bundle');
     await hostGit(['-C', path, 'bundle', 'create', file, '--all'], signal);
-    const data = await readFile(file);
-    return await tarArchive([{ name: 'repo.bundle', data, mode: 0o600 }]);
+    return await readFile(file);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -210,9 +211,11 @@ async function git(
 }
 
 async function putBundle(ctx: CheckoutContext, path: string): Promise<void> {
-  const archive = await bundleLocalRepository(path, ctx.signal);
-  await ctx.runtime.exec(ctx.sandboxId, { argv: ['mkdir', '-p', SANDBOX_STATE_DIR] });
-  await ctx.runtime.putArchive(ctx.sandboxId, SANDBOX_STATE_DIR, archive);
+  const archive = await (ctx.bundle ?? bundleLocalRepository(path, ctx.signal));
+  await writeSandboxFile(ctx.runtime, ctx.sandboxId, BUNDLE_PATH, archive, {
+    mode: 0o600,
+    ...(ctx.signal ? { signal: ctx.signal } : {}),
+  });
 }
 
 async function removeBundle(ctx: CheckoutContext): Promise<void> {

@@ -1,12 +1,9 @@
-/**
- * The local image for an environment's `image` field: Berth's own images by their short names
- * (`minimal`, `universal`, built by `berth image build`), anything else as the reference given.
- */
-export const BERTH_IMAGES: Readonly<Record<string, string>> = {
-  minimal: 'berth/minimal:latest',
-  universal: 'berth/universal:latest',
-};
+import { BASE_IMAGE_NAMES, imageRefFor } from '../images/image-builder.js';
 
+/**
+ * The local image for an environment's `image` field: Berth's own base images by their short
+ * names (`minimal`, `universal`, built by `berth image build`), any other reference as given.
+ */
 export function resolveImageName(name: string): string {
-  return BERTH_IMAGES[name] ?? name;
+  return (BASE_IMAGE_NAMES as readonly string[]).includes(name) ? imageRefFor(name) : name;
 }

@@ -10,8 +10,8 @@ import type { SandboxRuntime } from '../ports/sandbox-runtime.js';
 export interface LockdownContext {
   runtime: SandboxRuntime;
   sandboxId: string;
-  /** The per-attempt network used during setup, with full internet. */
-  setupNetwork: string;
+  /** The per-attempt network used during setup, with full internet (null: it had none). */
+  setupNetwork: string | null;
   policy: InternetPolicy;
   attemptId: string;
   emit: (event: AttemptEventBody) => void;
@@ -36,7 +36,8 @@ export interface NetworkPolicyEnforcer {
  */
 export class NoNetworkEnforcer implements NetworkPolicyEnforcer {
   async lockdown(context: LockdownContext): Promise<LockdownResult> {
-    await context.runtime.disconnect(context.sandboxId, context.setupNetwork);
+    if (context.setupNetwork !== null)
+      await context.runtime.disconnect(context.sandboxId, context.setupNetwork);
     if (context.policy.access !== 'off') {
       context.emit({
         type: 'warning',

@@ -1,5 +1,6 @@
 import type { ChangedFile } from '../domain/task/attempt.js';
 import { BerthError } from '../errors/berth-error.js';
+import { readSandboxFile } from './sandbox-files.js';
 import type { SandboxContext } from './sandbox-context.js';
 import { SANDBOX_STATE_DIR } from './setup-script.js';
 
@@ -64,9 +65,9 @@ export async function collectChanges(
       },
     );
   }
-  const [diff, numstat] = await Promise.all([
-    ctx.runtime.readFile(ctx.sandboxId, DIFF_FILE),
-    ctx.runtime.readFile(ctx.sandboxId, NUMSTAT_FILE),
+  const [diff = Buffer.alloc(0), numstat = Buffer.alloc(0)] = await Promise.all([
+    readSandboxFile(ctx.runtime, ctx.sandboxId, DIFF_FILE, ctx.signal),
+    readSandboxFile(ctx.runtime, ctx.sandboxId, NUMSTAT_FILE, ctx.signal),
   ]);
   let text = diff.toString('utf8');
   if (diff.length > MAX_DIFF_BYTES) {

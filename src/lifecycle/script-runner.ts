@@ -15,7 +15,7 @@ import {
   wrapScript,
   type ScriptPhase,
 } from './setup-script.js';
-import { tarArchive } from './tar-archive.js';
+import { readSandboxFile, writeSandboxFile } from './sandbox-files.js';
 
 /** Sourced by every login shell after /etc/profile's own PATH, so replayed exports win. */
 export const PROFILE_EXPORTS_FILE = '/etc/profile.d/zz-berth-exports.sh';
@@ -47,11 +47,18 @@ export async function writeExports(
     ...Object.entries(exports).map(([name, value]) => `export ${name}=${shellQuote(value)}`),
     '',
   ].join('\n');
-  const archive = await tarArchive([
-    { name: EXPORTS_FILE.replace(/^\//, ''), data: formatEnvZero(exports), mode: 0o644 },
-    { name: PROFILE_EXPORTS_FILE.replace(/^\//, ''), data: profile, mode: 0o644 },
-  ]);
-  await ctx.runtime.putArchive(ctx.sandboxId, '/', archive);
+  await writeSandboxFile(ctx.runtime, ctx.sandboxId, EXPORTS_FILE, formatEnvZero(exports), {
+    signal: ctx.signal,
+  });
+  await writeSandboxFile(ctx.runtime, ctx.sandboxId, PROFILE_EXPORTS_FILE, profile, {
+    signal: ctx.signal,
+  });
+}
+
+/** The exports recorded in the sandbox (kept in a cache image), empty when there are none. */
+export async function readExports(ctx: SandboxContext): Promise<Record<string, string>> {
+  const data = await readSandboxFile(ctx.runtime, ctx.sandboxId, EXPORTS_FILE, ctx.signal);
+  return data === undefined ? {} : Object.fromEntries(parseEnvZero(data));
 }
 
 /**
@@ -65,11 +72,16 @@ export async function runLifecycleScript(
 ): Promise<ScriptRunResult> {
   const files = scriptFiles(run.phase);
   const started = Date.now();
-  await ctx.runtime.writeFile(ctx.sandboxId, files.scriptPath, run.spec.script, 0o644);
   const output = new PhaseOutput(ctx.masker, ctx.emit);
   const result = await ctx.runtime.exec(ctx.sandboxId, {
-    script: wrapScript({ phase: run.phase, strict: run.spec.strict, workdir: ctx.workdir }),
+    script: wrapScript({
+      phase: run.phase,
+      strict: run.spec.strict,
+      workdir: ctx.workdir,
+      scriptFromStdin: true,
+    }),
     login: true,
+    stdin: run.spec.script,
     env: { ...run.env, ...run.exports, ...run.secrets },
     workdir: ctx.workdir,
     timeoutMs: run.spec.timeoutMs,
@@ -80,13 +92,8 @@ export async function runLifecycleScript(
   output.end();
   if (ctx.signal.aborted) throw ctx.signal.reason;
 
-  const read = async (path: string) => {
-    try {
-      return await ctx.runtime.readFile(ctx.sandboxId, path);
-    } catch {
-      return Buffer.alloc(0);
-    }
-  };
+  const read = async (path: string) =>
+    (await readSandboxFile(ctx.runtime, ctx.sandboxId, path, ctx.signal)) ?? Buffer.alloc(0);
   const [errors, envStart, envEnd] = await Promise.all([
     read(files.errorsPath),
     read(files.envStartPath),

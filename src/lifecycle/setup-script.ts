@@ -50,6 +50,8 @@ export interface WrapOptions {
   strict: boolean;
   workdir: string;
   stateDir?: string;
+  /** The user's script arrives on the wrapper's stdin (saves writing it separately). */
+  scriptFromStdin?: boolean;
 }
 
 /** The wrapper program (run as `bash -l -c PROGRAM`); the user's script goes to `scriptPath`. */
@@ -58,6 +60,9 @@ export function wrapScript(options: WrapOptions): string {
   const q = shellQuote;
   return [
     `# Berth runs the ${options.phase} script (src/lifecycle/setup-script.ts).`,
+    options.scriptFromStdin
+      ? `mkdir -p -- ${q(options.stateDir ?? SANDBOX_STATE_DIR)} && cat > ${q(files.scriptPath)} && exec < /dev/null`
+      : '',
     `: > ${q(files.errorsPath)}`,
     `env -0 > ${q(files.envStartPath)}`,
     // The secret scan looks for files newer than this one; file times are coarse (a few ms), so

@@ -3,7 +3,6 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import tar from 'tar-stream';
 import {
   bundleLocalRepository,
   parseRepositoryLocation,
@@ -71,7 +70,7 @@ describe('repository locations', () => {
 });
 
 describe('local repositories', () => {
-  it('are bundled on the host into a tar holding every branch', async () => {
+  it('are bundled on the host with every branch', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'berth-checkout-'));
     dirs.push(dir);
     const git = (...args: string[]) =>
@@ -81,23 +80,7 @@ describe('local repositories', () => {
     git('add', 'a.txt');
     git('-c', 'user.name=t', '-c', 'user.email=t@t.example', 'commit', '-qm', 'first');
     git('branch', 'other');
-    const archive = await bundleLocalRepository(dir);
-    const extract = tar.extract();
-    const names: string[] = [];
-    let bundle = Buffer.alloc(0);
-    extract.on('entry', (header, stream, next) => {
-      names.push(header.name);
-      const parts: Buffer[] = [];
-      stream.on('data', (c: unknown) => parts.push(c as Buffer));
-      stream.on('end', () => {
-        bundle = Buffer.concat(parts);
-        next();
-      });
-    });
-    const done = new Promise<void>((resolve) => extract.on('finish', () => resolve()));
-    extract.end(archive);
-    await done;
-    expect(names).toEqual(['repo.bundle']);
+    const bundle = await bundleLocalRepository(dir);
     const file = join(dir, 'check.bundle');
     await writeFile(file, bundle);
     const heads = execFileSync('git', ['bundle', 'list-heads', file], { encoding: 'utf8' });
