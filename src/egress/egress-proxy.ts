@@ -591,6 +591,7 @@ export class EgressProxy {
     const upstream = net.connect({
       host: address,
       port,
+      noDelay: true,
       lookup: noLookup as unknown as net.LookupFunction,
     });
     this.track(upstream);
@@ -600,6 +601,8 @@ export class EgressProxy {
   }
 
   private passthrough(socket: net.Socket, buffered: Buffer, address: string, port: number): void {
+    // A tunnel relays handshakes of small records: no Nagle delay on either side.
+    socket.setNoDelay(true);
     const upstream = this.dial(address, port);
     upstream.write(buffered);
     socket.pipe(upstream);
@@ -938,6 +941,7 @@ export class EgressProxy {
     res: http.ServerResponse,
     upstream: http.ClientRequest,
   ): void {
+    upstream.setNoDelay(true);
     upstream.on('response', (answer: http.IncomingMessage) => {
       const headers = forwardHeaders(answer.headers);
       res.writeHead(answer.statusCode ?? 502, answer.statusMessage, headers);
