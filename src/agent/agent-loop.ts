@@ -7,7 +7,7 @@ import type { AgentSandbox } from './agent-sandbox.js';
 import { AgentsMd } from './agents-md.js';
 import { cutMiddle } from './cut-middle.js';
 import { agentsMdMessage, systemPrompt, type AgentEnvironmentInfo } from './system-prompt.js';
-import type { ToolContext, ToolOutcome } from './tools/agent-tool.js';
+import type { CommandOutputSink, ToolContext, ToolOutcome } from './tools/agent-tool.js';
 import { ToolBox } from './tools/tool-box.js';
 
 export interface AgentLimits {
@@ -42,6 +42,8 @@ export interface AgentLoopInput {
   emit: (event: AttemptEventBody | AgentEventBody) => void;
   /** Masks secret values in everything the agent logs or sends to the model. */
   mask?: (text: string) => string;
+  /** A live-log sink per command (the lifecycle's PhaseOutput); without it, only results are logged. */
+  commandOutput?: () => CommandOutputSink;
   signal: AbortSignal;
   tools?: ToolBox;
   /** The conversation of an earlier turn of the task (a follow-up continues it). */
@@ -316,6 +318,7 @@ async function runTool(
     mask,
     touched: (paths) => state.touched.push(...paths),
     remainingMs: () => Math.max(0, state.deadline - Date.now()),
+    ...(input.commandOutput ? { commandOutput: input.commandOutput } : {}),
   };
   const started = Date.now();
   let outcome: ToolOutcome;

@@ -1,3 +1,5 @@
+import type { OutputChunk } from '../ports/sandbox-runtime.js';
+
 /**
  * What the agent's tools need from a sandbox: run an argv, read, write and delete files. Paths
  * are absolute paths inside the sandbox; the tools confine them to the workspace before calling
@@ -10,6 +12,8 @@ export interface AgentExecOptions {
   signal?: AbortSignal;
   /** Bound on the output kept (head and tail). */
   maxOutputBytes?: number;
+  /** Output as the command writes it (for the live log). */
+  onOutput?: (chunk: OutputChunk) => void;
 }
 
 export interface AgentExecResult {

@@ -47,6 +47,7 @@ export class ModelAgent implements AgentPhase {
       // The agent's events join AttemptEventBody once the lifecycle formats them (agent-event.ts).
       emit: (event) => context.emit(event as AttemptEventBody),
       ...(context.mask ? { mask: context.mask } : {}),
+      ...(context.commandOutput ? { commandOutput: context.commandOutput } : {}),
       ...(this.options.modelName !== undefined ? { modelName: this.options.modelName } : {}),
       ...(this.options.limits ? { limits: this.options.limits } : {}),
       ...(this.options.environment ? { environment: this.options.environment } : {}),

@@ -23,6 +23,7 @@ export class RuntimeAgentSandbox implements AgentSandbox {
       ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
       ...(options.signal !== undefined ? { signal: options.signal } : {}),
       maxOutputBytes: options.maxOutputBytes ?? 256 * 1024,
+      ...(options.onOutput !== undefined ? { onOutput: options.onOutput } : {}),
     });
     return {
       exitCode: result.exitCode,

@@ -1,6 +1,6 @@
 import type { AttemptEventBody } from '../domain/task/attempt-event.js';
 import type { CommandRecord } from '../domain/task/command-record.js';
-import type { SandboxRuntime } from '../ports/sandbox-runtime.js';
+import type { OutputChunk, SandboxRuntime } from '../ports/sandbox-runtime.js';
 
 /**
  * The agent seam (DESIGN §2 step 5): what runs after lockdown. The model-driven agent implements
@@ -22,6 +22,8 @@ export interface AgentContext {
   env?: Record<string, string>;
   /** Masks secret values in texts the agent logs or sends to the model. */
   mask?: (text: string) => string;
+  /** A live-log sink for one command's output, e.g. `() => new PhaseOutput(masker, emit)`. */
+  commandOutput?: () => { onOutput(chunk: OutputChunk): void; end(): void };
 }
 
 export interface AgentOutcome {

@@ -66,6 +66,11 @@ async function runAgent(
     sandboxId: box.id,
     env: { CI: '1' },
     mask: (t) => t,
+    commandOutput: () => ({
+      onOutput: (chunk) =>
+        events.push({ type: 'log', stream: chunk.stream, text: chunk.data.toString('utf8') }),
+      end: () => events.push({ type: 'log', stream: 'system', text: '(command ended)' }),
+    }),
   };
   const agent = new ModelAgent({
     model: new OpenAiCompatibleModel({
@@ -176,6 +181,9 @@ describe('the model agent in a real sandbox', () => {
     expect(types.filter((t) => t === 'agent_turn')).toHaveLength(6);
     expect(types.filter((t) => t === 'command')).toHaveLength(3);
     expect(types).toContain('plan');
+    const live = events.flatMap((e) => (e.type === 'log' ? [e.text] : [])).join('');
+    expect(live).toContain('FAIL: add 2 3 gave -1\n(command ended)');
+    expect(live).toContain('tests passed\n(command ended)');
     expect(types.at(-1)).toBe('agent_end');
   });
 

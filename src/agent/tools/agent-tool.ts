@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import type { AttemptEventBody } from '../../domain/task/attempt-event.js';
+import type { OutputChunk } from '../../ports/sandbox-runtime.js';
 import type { AgentEventBody } from '../agent-event.js';
 import type { AgentSandbox } from '../agent-sandbox.js';
 
@@ -14,6 +15,14 @@ export interface ToolContext {
   touched(relativePaths: string[]): void;
   /** Milliseconds left of the attempt's wall time. */
   remainingMs(): number;
+  /** A live-log sink for one command's output (masks and emits it), when the caller gives one. */
+  commandOutput?: () => CommandOutputSink;
+}
+
+export interface CommandOutputSink {
+  onOutput(chunk: OutputChunk): void;
+  /** Flushes what is held back; called once when the command ended. */
+  end(): void;
 }
 
 /** What the model is told, and facts for the log. */

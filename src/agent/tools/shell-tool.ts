@@ -1,5 +1,6 @@
 import { posix } from 'node:path';
 import { z } from 'zod';
+import type { OutputChunk } from '../../ports/sandbox-runtime.js';
 import type { AgentTool } from './agent-tool.js';
 import { cutMiddle } from '../cut-middle.js';
 
@@ -65,12 +66,19 @@ export const shellTool: AgentTool<ShellArgs> = {
     touchedWords(argv, (paths) => context.touched(paths));
     const requested = Math.min(args.timeout_ms ?? SHELL_DEFAULT_TIMEOUT_MS, SHELL_MAX_TIMEOUT_MS);
     const timeoutMs = Math.max(1, Math.min(requested, context.remainingMs()));
-    const result = await context.sandbox.exec(argv, {
-      workdir,
-      timeoutMs,
-      signal: context.signal,
-      maxOutputBytes: SHELL_MAX_OUTPUT_CHARS * 4,
-    });
+    const live = context.commandOutput?.();
+    let result;
+    try {
+      result = await context.sandbox.exec(argv, {
+        workdir,
+        timeoutMs,
+        signal: context.signal,
+        maxOutputBytes: SHELL_MAX_OUTPUT_CHARS * 4,
+        ...(live ? { onOutput: (chunk: OutputChunk) => live.onOutput(chunk) } : {}),
+      });
+    } finally {
+      live?.end();
+    }
     if (context.signal.aborted) throw context.signal.reason;
     const output = context.mask(result.output);
     const shown = cutMiddle(output, SHELL_MAX_OUTPUT_CHARS, result.omittedBytes);
