@@ -65,7 +65,10 @@ afterAll(async () => {
 
 describe('tasks through the server (docker)', () => {
   it('runs a command as the agent phase, then reuses the cache', async () => {
-    const first = await execJson('--command', 'echo "$GREETING from $(pwd)"; ./test.sh; echo "secret=[${API_TOKEN:-}]"');
+    const first = await execJson(
+      '--command',
+      'echo "$GREETING from $(pwd)"; ./test.sh; echo "secret=[${API_TOKEN:-}]"',
+    );
     expect(first.status).toBe('succeeded');
     const [attempt] = first.attempts;
     expect(attempt?.cacheHit).toBe(false);
@@ -85,7 +88,10 @@ describe('tasks through the server (docker)', () => {
   });
 
   it('prints a diff that git apply accepts, and follows a log to its end', async () => {
-    const task = await execJson('--command', 'echo changed >> README.md && printf "new\\n" > added.txt && mkdir -p build && touch build/ignored');
+    const task = await execJson(
+      '--command',
+      'echo changed >> README.md && printf "new\\n" > added.txt && mkdir -p build && touch build/ignored',
+    );
     expect(task.status).toBe('succeeded');
     const diff = await berth('task', 'diff', task.id);
     expect(diff.code).toBe(0);
@@ -115,7 +121,9 @@ describe('tasks through the server (docker)', () => {
     const task = JSON.parse(submitted.stdout) as TaskJson;
     const deadline = Date.now() + 60_000;
     for (;;) {
-      const show = JSON.parse((await berth('task', 'show', task.id, '--json')).stdout) as TaskJson & { attempts: Array<{ phase: string }> };
+      const show = JSON.parse(
+        (await berth('task', 'show', task.id, '--json')).stdout,
+      ) as TaskJson & { attempts: Array<{ phase: string }> };
       if (show.attempts[0]?.phase === 'agent') break;
       if (Date.now() > deadline) throw new Error('the task never reached the agent phase');
       await new Promise((r) => setTimeout(r, 200));
@@ -131,11 +139,15 @@ describe('tasks through the server (docker)', () => {
   });
 
   it('shows and resets the cache', async () => {
-    const show = JSON.parse((await berth('env', 'cache', 'show', 'svc', '--json')).stdout) as { entries: Array<{ key: string; live: boolean; commit: string }> };
+    const show = JSON.parse((await berth('env', 'cache', 'show', 'svc', '--json')).stdout) as {
+      entries: Array<{ key: string; live: boolean; commit: string }>;
+    };
     expect(show.entries.length).toBeGreaterThan(0);
     expect(show.entries[0]?.live).toBe(true);
     expect(show.entries[0]?.commit).toBe(repo.mainCommit);
-    const reset = JSON.parse((await berth('env', 'cache', 'reset', 'svc', '--json')).stdout) as { removed: number };
+    const reset = JSON.parse((await berth('env', 'cache', 'reset', 'svc', '--json')).stdout) as {
+      removed: number;
+    };
     expect(reset.removed).toBeGreaterThan(0);
     const after = await execJson('--command', 'true');
     expect(after.attempts[0]?.cacheHit).toBe(false);
@@ -145,9 +157,27 @@ describe('tasks through the server (docker)', () => {
     const prompt = await berth('exec', '--env', 'svc', 'fix the tests');
     expect(prompt.code).toBe(2);
     expect(prompt.stderr).toMatch(/--command/);
-    const both = await berth('exec', '--env', 'svc', '--branch', 'main', '--sha', repo.mainCommit, '--command', 'true');
+    const both = await berth(
+      'exec',
+      '--env',
+      'svc',
+      '--branch',
+      'main',
+      '--sha',
+      repo.mainCommit,
+      '--command',
+      'true',
+    );
     expect(both.code).toBe(2);
-    const badBranch = await berth('exec', '--env', 'svc', '--branch', '--upload-pack=x', '--command', 'true');
+    const badBranch = await berth(
+      'exec',
+      '--env',
+      'svc',
+      '--branch',
+      '--upload-pack=x',
+      '--command',
+      'true',
+    );
     expect(badBranch.code).toBe(2);
     const missingEnv = await berth('exec', '--env', 'nope', '--command', 'true');
     expect(missingEnv.code).toBe(1);
@@ -158,7 +188,9 @@ describe('tasks through the server (docker)', () => {
 
   it('hides tasks from tokens that are not members', async () => {
     const task = await execJson('--command', 'true');
-    const made = JSON.parse((await berth('token', 'create', 'outsider', '--json')).stdout) as { token: string };
+    const made = JSON.parse((await berth('token', 'create', 'outsider', '--json')).stdout) as {
+      token: string;
+    };
     const other = ['--url', server.url, '--token', made.token];
     const show = await runBerth(['task', 'show', task.id, '--json', ...other]);
     expect(JSON.parse(show.stdout).error.code).toBe('not_found');
