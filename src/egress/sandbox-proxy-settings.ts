@@ -106,6 +106,9 @@ export function sandboxProxySettings(input: SandboxProxySettingsInput): SandboxP
     no_proxy: noProxyText,
     // Node adds this to its bundled roots; everything else gets the combined bundle.
     NODE_EXTRA_CA_CERTS: caPath,
+    // Node's own http/https/fetch honour HTTP(S)_PROXY only with this set (Node 22.21+, 24.5+);
+    // older Node ignores it, and code there needs a proxy agent (npm has its own settings below).
+    NODE_USE_ENV_PROXY: '1',
     SSL_CERT_FILE: bundle,
     REQUESTS_CA_BUNDLE: bundle,
     CURL_CA_BUNDLE: bundle,
