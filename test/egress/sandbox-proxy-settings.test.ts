@@ -32,6 +32,7 @@ describe('sandboxProxySettings', () => {
     expect(settings.env.NODE_EXTRA_CA_CERTS).toBe(
       '/usr/local/share/ca-certificates/berth-egress-ca.crt',
     );
+    expect(settings.env.NODE_USE_ENV_PROXY).toBe('1');
     for (const name of [
       'SSL_CERT_FILE',
       'REQUESTS_CA_BUNDLE',
