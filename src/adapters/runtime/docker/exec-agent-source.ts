@@ -168,7 +168,10 @@ while (1) {
     vec($rin, fileno($job->{err}), 1) = 1 if $job->{err};
     vec($win, fileno($job->{in}), 1) = 1 if $job->{in} && length $job->{inbuf};
   }
-  my $timeout = %jobs ? 0.05 : undef;
+  # A SIGCHLD that arrived after the last waitpid must not leave select() waiting: its handler has
+  # run by now (perl runs handlers between ops). A job whose pipes are closed is about to exit.
+  my $closing = grep { !$_->{out} && !$_->{err} } values %jobs;
+  my $timeout = $got_chld ? 0 : $closing ? 0.002 : %jobs ? 0.05 : undef;
   my $n = select(my $rout = $rin, my $wout = $win, undef, $timeout);
   if ($n > 0) {
     if ($stdin_open && vec($rout, 0, 1)) {
