@@ -7,6 +7,7 @@ import { registerServeCommand } from './commands/serve-command.js';
 import { registerDoctorCommand } from './commands/doctor-command.js';
 import { registerExecCommand, registerTaskCommands } from './commands/task-command.js';
 import { registerRunCommand } from './commands/run-command.js';
+import { registerImageCommand } from './commands/image-command.js';
 import { BerthError, toBerthError } from '../errors/berth-error.js';
 import { BERTH_VERSION } from '../version.js';
 
@@ -33,6 +34,7 @@ export function buildProgram(ctx: CliContext): Command {
   registerExecCommand(program, ctx);
   registerTaskCommands(program, ctx);
   registerRunCommand(program, ctx);
+  registerImageCommand(program, ctx);
   return program;
 }
 

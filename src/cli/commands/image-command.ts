@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import type { CliContext } from '../cli-context.js';
 import { BerthError } from '../../errors/berth-error.js';
-import { buildImage } from '../../images/build-image.js';
 import { BASE_IMAGE_NAMES, type BaseImageName } from '../../images/image-builder.js';
 
 /** `berth image build minimal|universal`. */
@@ -21,7 +20,8 @@ export function registerImageCommand(program: Command, ctx?: CliContext): void {
       'debootstrap',
     )
     .option('--docker-socket <path>', 'the Docker engine socket')
-    .action(async (name: string, options: { baseSource: string; dockerSocket?: string }) => {
+    .option('--json', 'print the built image as JSON (progress goes to stderr)')
+    .action(async (name: string, options: { baseSource: string; dockerSocket?: string; json?: boolean }) => {
       if (!(BASE_IMAGE_NAMES as readonly string[]).includes(name)) {
         throw new BerthError(
           'invalid_input',
@@ -32,17 +32,20 @@ export function registerImageCommand(program: Command, ctx?: CliContext): void {
         throw new BerthError('invalid_input', '--base-source must be debootstrap or registry');
       }
       const socket = options.dockerSocket ?? ctx?.config().dockerSocket;
+      const { buildImage } = await import('../../images/build-image.js');
+      const progress = options.json && ctx !== undefined ? (line: string) => ctx.err(line) : out;
       const controller = new AbortController();
       const onSignal = (): void => controller.abort();
       process.once('SIGINT', onSignal);
       try {
         const built = await buildImage(name as BaseImageName, {
           baseSource: options.baseSource,
-          onProgress: out,
+          onProgress: progress,
           signal: controller.signal,
           ...(socket !== undefined ? { runtimeSocket: socket } : {}),
         });
-        out(`built ${built.ref} (${built.id})`);
+        if (options.json && ctx !== undefined) ctx.json({ image: built.ref, id: built.id });
+        else out(`built ${built.ref} (${built.id})`);
       } finally {
         process.off('SIGINT', onSignal);
       }
