@@ -1,4 +1,4 @@
-/* global process, console, performance */
+/* global process, console, performance, AbortController */
 // Agent loop benchmark: the orchestrator's overhead per tool call, with a fake Chat Completions
 // server on loopback (streaming, like a real API) and a real sandbox (DockerRuntime, exec agent).
 //  A. model answer received -> command started: the fake server's end of the streamed answer to
