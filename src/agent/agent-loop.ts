@@ -28,6 +28,20 @@ export const DEFAULT_AGENT_LIMITS: AgentLimits = {
   loopRepeats: 4,
 };
 
+export type AgentLimitsOverride = { [K in keyof AgentLimits]?: AgentLimits[K] | undefined };
+
+/** Limits layered: defaults, then each override in order (undefined values skipped). */
+export function mergeAgentLimits(...overrides: (AgentLimitsOverride | undefined)[]): AgentLimits {
+  const limits = { ...DEFAULT_AGENT_LIMITS };
+  for (const override of overrides) {
+    for (const key of Object.keys(limits) as (keyof AgentLimits)[]) {
+      const value = override?.[key];
+      if (value !== undefined) limits[key] = value;
+    }
+  }
+  return limits;
+}
+
 export type AgentStopReason =
   'completed' | 'max_turns' | 'wall_time' | 'max_tokens' | 'loop' | 'model_error';
 
@@ -38,7 +52,8 @@ export interface AgentLoopInput {
   sandbox: AgentSandbox;
   prompt: string;
   environment?: AgentEnvironmentInfo;
-  limits?: Partial<AgentLimits>;
+  /** Per-server or per-task limits; a missing (or undefined) one takes its default. */
+  limits?: AgentLimitsOverride;
   emit: (event: AttemptEventBody | AgentEventBody) => void;
   /** Masks secret values in everything the agent logs or sends to the model. */
   mask?: (text: string) => string;
@@ -75,7 +90,7 @@ export const EVENT_TEXT_MAX_CHARS = 4000;
  * request and the running command and rejects with the signal's reason.
  */
 export async function runAgentLoop(input: AgentLoopInput): Promise<AgentLoopResult> {
-  const limits = { ...DEFAULT_AGENT_LIMITS, ...input.limits };
+  const limits = mergeAgentLimits(input.limits);
   const mask = input.mask ?? ((text: string) => text);
   const tools = input.tools ?? new ToolBox();
   const definitions = tools.definitions();

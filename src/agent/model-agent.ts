@@ -3,7 +3,7 @@ import type { CommandRecord } from '../domain/task/command-record.js';
 import { BerthError } from '../errors/berth-error.js';
 import type { AgentContext, AgentOutcome, AgentPhase } from '../lifecycle/agent-phase.js';
 import type { ChatMessage, ModelClient } from '../ports/model-client.js';
-import { runAgentLoop, type AgentLimits, type AgentStopReason } from './agent-loop.js';
+import { runAgentLoop, type AgentLimitsOverride, type AgentStopReason } from './agent-loop.js';
 import type { AgentSandbox } from './agent-sandbox.js';
 import { RuntimeAgentSandbox } from './runtime-agent-sandbox.js';
 import type { AgentEnvironmentInfo } from './system-prompt.js';
@@ -13,7 +13,7 @@ export interface ModelAgentOptions {
   model: ModelClient;
   /** Another model than the client's default (chosen by the environment or the task). */
   modelName?: string;
-  limits?: Partial<AgentLimits>;
+  limits?: AgentLimitsOverride;
   environment?: AgentEnvironmentInfo;
   /** The conversation of the attempt this one follows up. */
   history?: ChatMessage[];
