@@ -55,6 +55,7 @@ const PROBE = [
   'echo "setup-runs=$(wc -l < /root/setup-runs)"',
   'test -f /root/maintenance-ran && echo maintenance=yes || echo maintenance=no',
   'cat /tmp/service-ready',
+  'exec 3<>/dev/tcp/127.0.0.1/8080 && read -r reply <&3 && echo "web=$reply"',
   // The secret is searched for without writing it in this command: it is rebuilt at run time.
   's="sup3r-s3cret-$(printf value)-42"',
   'echo "env-hits=$(env | grep -c -- "$s")"',
@@ -84,6 +85,10 @@ describe('berth run on a real Docker engine', () => {
         '  - name: marker',
         '    command: echo up > /tmp/service-ready; exec sleep 600',
         '    ready: { command: test -f /tmp/service-ready }',
+        '  - name: web',
+        // A one-line TCP server (perl is in the minimal image): answers "pong" to each connection.
+        "    command: perl -MIO::Socket::INET -e '$s = IO::Socket::INET->new(LocalAddr => q(127.0.0.1:8080), Listen => 5, ReuseAddr => 1) or die; while ($c = $s->accept) { print $c qq(pong\\n); close $c }'",
+        '    ready: { port: 8080 }',
         '',
       ].join('\n'),
     );
@@ -118,6 +123,7 @@ describe('berth run on a real Docker engine', () => {
     expect(output).toContain('setup-runs=1');
     expect(output).toContain('maintenance=no');
     expect(output).toContain('up');
+    expect(output).toContain('web=pong');
     expect(output).toContain('env-hits=0');
     expect(output).toContain('proc-hits=0');
     expect(output).toContain('file-hits=0');
@@ -151,6 +157,7 @@ describe('berth run on a real Docker engine', () => {
     expect(out2).toContain('setup-runs=1');
     expect(out2).toContain('maintenance=yes');
     expect(out2).toContain('up');
+    expect(out2).toContain('web=pong');
     expect(out2).toContain('env-hits=0');
     expect(out2).toContain('proc-hits=0');
     expect(out2).toContain('file-hits=0');

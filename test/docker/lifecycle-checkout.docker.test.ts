@@ -1,0 +1,164 @@
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DockerRuntime } from '../../src/adapters/runtime/docker/docker-runtime.js';
+import {
+  checkoutRef,
+  cloneRepository,
+  type CheckoutContext,
+} from '../../src/lifecycle/checkout.js';
+import { lifecycleTestImage, makeSampleRepository } from './lifecycle-support.js';
+
+/**
+ * Checkout of a private repository over HTTP with credentials: a git server (git http-backend
+ * behind Basic authentication) on the test network's gateway address, on this machine. The
+ * credentials must reach git and nothing else: not .git/config, not a file, not the container.
+ */
+
+const USER = 'bot';
+const TOKEN = 'tok-9f8e7d6c5b4a';
+const instance = `lcco-${process.pid}`;
+let repo: ReturnType<typeof makeSampleRepository>;
+let root: string;
+let server: Server;
+let runtime: DockerRuntime;
+const network = `berth-lcco-${process.pid}`;
+let sandboxId = '';
+let url = '';
+const seen: { authorized: number; refused: number } = { authorized: 0, refused: 0 };
+
+function gitBackend(req: IncomingMessage, res: ServerResponse): void {
+  const auth = req.headers.authorization ?? '';
+  if (auth !== `Basic ${Buffer.from(`${USER}:${TOKEN}`).toString('base64')}`) {
+    seen.refused++;
+    res.writeHead(401, { 'WWW-Authenticate': 'Basic realm="test"' }).end();
+    return;
+  }
+  seen.authorized++;
+  const u = new URL(req.url ?? '/', 'http://x');
+  const cgi = spawn('git', ['http-backend'], {
+    env: {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      GIT_PROJECT_ROOT: root,
+      GIT_HTTP_EXPORT_ALL: '1',
+      PATH_INFO: u.pathname,
+      QUERY_STRING: u.search.slice(1),
+      REQUEST_METHOD: req.method ?? 'GET',
+      CONTENT_TYPE: req.headers['content-type'] ?? '',
+      REMOTE_USER: USER,
+      REMOTE_ADDR: '127.0.0.1',
+    },
+  });
+  req.pipe(cgi.stdin);
+  let head = Buffer.alloc(0);
+  let headersDone = false;
+  cgi.stdout.on('data', (chunk: Buffer) => {
+    if (headersDone) {
+      res.write(chunk);
+      return;
+    }
+    head = Buffer.concat([head, chunk]);
+    const end = head.indexOf('\r\n\r\n');
+    if (end < 0) return;
+    headersDone = true;
+    let status = 200;
+    for (const line of head.subarray(0, end).toString().split('\r\n')) {
+      const [name = '', ...rest] = line.split(':');
+      const value = rest.join(':').trim();
+      if (name.toLowerCase() === 'status') status = Number(value.split(' ')[0]);
+      else res.setHeader(name, value);
+    }
+    res.writeHead(status);
+    res.write(head.subarray(end + 4));
+  });
+  cgi.stdout.on('end', () => res.end());
+}
+
+beforeAll(async () => {
+  const image = lifecycleTestImage();
+  repo = makeSampleRepository();
+  root = mkdtempSync(join(tmpdir(), 'berth-git-http-'));
+  execFileSync('git', ['clone', '-q', '--bare', repo.dir, join(root, 'app.git')]);
+  runtime = new DockerRuntime({ instance });
+  const net = await runtime.createNetwork({ name: network, internal: false, labels: {} });
+  if (net.gateway === undefined) throw new Error('the test network has no gateway address');
+  server = createServer(gitBackend);
+  server.listen(0, net.gateway);
+  await once(server, 'listening');
+  url = `http://${USER}:${TOKEN}@${net.gateway}:${(server.address() as AddressInfo).port}/app.git`;
+  const sandbox = await runtime.create({
+    image,
+    labels: {},
+    resources: { cpus: 1, memoryMb: 256, pids: 128 },
+    network,
+    workdir: '/workspace',
+  });
+  sandboxId = sandbox.id;
+  await runtime.start(sandboxId);
+});
+
+afterAll(async () => {
+  if (sandboxId !== '') await runtime.remove(sandboxId);
+  await runtime.removeNetwork(network).catch(() => undefined);
+  server.close();
+  rmSync(root, { recursive: true, force: true });
+  rmSync(repo.dir, { recursive: true, force: true });
+});
+
+describe('checkout of a private repository', () => {
+  it('clones and fetches with credentials that are left nowhere in the sandbox', async () => {
+    const ctx: CheckoutContext = {
+      runtime,
+      sandboxId,
+      workdir: '/workspace',
+      repository: url,
+      defaultBranch: 'main',
+      allowLocalRepositories: false,
+    };
+    expect((await cloneRepository(ctx)).commit).toBe(repo.mainCommit);
+    expect((await checkoutRef(ctx, { branch: 'feature' })).commit).toBe(repo.featureCommit);
+    expect((await checkoutRef(ctx, { sha: repo.mainCommit })).commit).toBe(repo.mainCommit);
+    expect(seen.authorized).toBeGreaterThan(0);
+
+    const sh = async (script: string) =>
+      (await runtime.exec(sandboxId, { script, workdir: '/workspace' })).stdout;
+    expect((await sh('git remote get-url origin')).trim()).toBe(
+      url.replace(`${USER}:${TOKEN}@`, ''),
+    );
+    expect(
+      await sh(
+        `grep -rlsF -- "$(printf '%s' tok-9f8e; printf '%s' 7d6c5b4a)" /workspace /root /etc /tmp /var/lib/berth || true`,
+      ),
+    ).toBe('');
+    expect(await sh('cat /proc/1/environ | tr "\\0" "\\n" | grep -c BERTH_GIT || true')).toBe(
+      '0\n',
+    );
+    const inspect = execFileSync('docker', ['inspect', sandboxId], { encoding: 'utf8' });
+    expect(inspect).not.toContain(TOKEN);
+  });
+
+  it('fails clearly without the credentials, and on a commit that does not exist', async () => {
+    const ctx: CheckoutContext = {
+      runtime,
+      sandboxId,
+      workdir: '/workspace',
+      repository: url,
+      defaultBranch: 'main',
+      allowLocalRepositories: false,
+    };
+    await expect(checkoutRef(ctx, { sha: 'f'.repeat(40) })).rejects.toThrow(/does not exist/);
+    const refusedBefore = seen.refused;
+    await expect(
+      checkoutRef(
+        { ...ctx, repository: url.replace(`${USER}:${TOKEN}@`, '') },
+        { branch: 'feature' },
+      ),
+    ).rejects.toThrow(/could not fetch the branch "feature"/);
+    expect(seen.refused).toBeGreaterThan(refusedBefore);
+  });
+});
