@@ -29,3 +29,63 @@ describe('model configuration', () => {
     );
   });
 });
+
+describe('formatAgentEvent', () => {
+  it('prints calls, results, plans and the end in one line each', async () => {
+    const { formatAgentEvent } = await import('../../src/agent/format-agent-event.js');
+    expect(
+      formatAgentEvent(
+        {
+          type: 'tool_call',
+          turn: 1,
+          callId: 'c',
+          tool: 'shell',
+          arguments: '{"command":\n ["ls"]}',
+        },
+        '[1] ',
+      ),
+    ).toBe('[1] > shell {"command": ["ls"]}\n');
+    expect(
+      formatAgentEvent(
+        {
+          type: 'tool_result',
+          turn: 1,
+          callId: 'c',
+          tool: 'shell',
+          ok: false,
+          output: 'Exit code: 1\nWall time: 0.1 s',
+          durationMs: 5,
+        },
+        '',
+      ),
+    ).toBe('< shell (failed): Exit code: 1\n');
+    expect(
+      formatAgentEvent(
+        {
+          type: 'plan',
+          plan: [
+            { step: 'a', status: 'completed' },
+            { step: 'b', status: 'in_progress' },
+          ],
+        },
+        '',
+      ),
+    ).toBe('plan:\n  [x] a\n  [~] b\n');
+    expect(
+      formatAgentEvent({ type: 'agent_end', reason: 'loop', turns: 4, message: 'x' }, ''),
+    ).toBe('agent ended (loop) after 4 turns\n');
+    expect(
+      formatAgentEvent(
+        {
+          type: 'usage',
+          turn: 1,
+          promptTokens: 1,
+          completionTokens: 1,
+          totalPromptTokens: 1,
+          totalCompletionTokens: 1,
+        },
+        '',
+      ),
+    ).toBe('');
+  });
+});
