@@ -208,6 +208,17 @@ describe('berth run on a real Docker engine', () => {
     expect(next.stderr).toContain('cache miss: no cache entry yet');
   });
 
+  it('stops a setup script that hangs at its time limit', async () => {
+    const file = envFile(
+      'lc-hang',
+      'setup:\n  script: |\n    echo started\n    sleep 300\n  timeoutMs: 2000\n',
+    );
+    const run = await runJson({ ...base(), envFile: file, command: 'true' });
+    expect(run.code).toBe(1);
+    expect(run.result.attempts[0]?.error).toBe('setup script timed out after 2 s');
+    expect(run.result.attempts[0]?.errorDetails).toMatchObject({ reason: 'setup', timedOut: true });
+  });
+
   it('runs three attempts of a new environment with exactly one setup', async () => {
     const file = envFile('lc-three', 'setup: |\n  echo one-setup-run\n  sleep 1\n');
     const run = await runJson({
