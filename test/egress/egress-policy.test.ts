@@ -182,6 +182,40 @@ describe('EgressPolicy', () => {
   });
 });
 
+describe('registries on non-default ports', () => {
+  const p = EgressPolicy.forEnvironment(
+    {
+      access: 'allowlist',
+      presets: ['common-dependencies'],
+      domains: ['allowed.test'],
+      tunnelOnly: [],
+    },
+    {
+      npmRegistry: 'https://npm.corp.example:8443/repository/npm/',
+      aptSources:
+        'deb http://apt.corp.example:8081/debian bookworm main\ndeb https://plain.corp.example:443/x b m\n',
+    },
+  );
+  it('allows the port an image registry names, for that host only', () => {
+    expect(p.decide({ host: 'npm.corp.example', port: 8443, scheme: 'connect' })).toMatchObject({
+      allowed: true,
+      rule: 'preset:common-dependencies:npm.corp.example',
+    });
+    expect(
+      p.decide({ host: 'apt.corp.example', port: 8081, scheme: 'http', method: 'GET' }).allowed,
+    ).toBe(true);
+    expect(p.decide({ host: 'npm.corp.example', port: 443, scheme: 'connect' }).allowed).toBe(true);
+    expect(p.decide({ host: 'npm.corp.example', port: 8444, scheme: 'connect' }).rule).toBe('port');
+    expect(p.decide({ host: 'allowed.test', port: 8443, scheme: 'connect' }).rule).toBe('port');
+    expect(p.decide({ host: 'pypi.org', port: 8081, scheme: 'http', method: 'GET' }).rule).toBe(
+      'port',
+    );
+    expect(p.decide({ host: 'plain.corp.example', port: 443, scheme: 'connect' }).allowed).toBe(
+      true,
+    );
+  });
+});
+
 describe('preset hosts', () => {
   it('reads the npm registry and apt sources in both formats', () => {
     const aptSources = [
@@ -208,9 +242,9 @@ describe('preset hosts', () => {
       }).sort(),
     ).toEqual(
       [
-        'registry.mirror.example',
+        'registry.mirror.example:4873',
         'one-line.example',
-        'src.example',
+        'src.example:8080',
         'deb822-a.example',
         'deb822-b.example',
         'continued.example',

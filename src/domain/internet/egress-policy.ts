@@ -59,6 +59,8 @@ export interface EgressPolicyOptions {
 interface SourcedRule {
   rule: DomainRule;
   source: string;
+  /** Ports this rule allows besides the defaults (from a preset entry such as `mirror.example:8081`). */
+  ports?: ReadonlySet<number>;
 }
 
 export const DEFAULT_TUNNEL_PORTS: readonly number[] = [443];
@@ -87,10 +89,19 @@ export class EgressPolicy {
     for (const preset of internet.presets) {
       const expansion = options.presets?.[preset];
       if (expansion === undefined) continue;
-      for (const pattern of expansion) {
+      for (const entry of expansion) {
+        // An entry is a pattern, optionally with one port (`mirror.example:8081`).
+        const withPort = /^(.*):([1-9][0-9]{0,4})$/.exec(entry);
+        const pattern = withPort?.[1] ?? entry;
+        const port = withPort?.[2] !== undefined ? Number(withPort[2]) : undefined;
         const parsed = parseDomainPattern(pattern);
         // A preset expansion comes partly from an image's configuration; a bad entry is skipped, not fatal.
-        if (parsed.ok) this.rules.push({ rule: parsed.rule, source: `preset:${preset}` });
+        if (!parsed.ok || (port !== undefined && port > 65535)) continue;
+        this.rules.push({
+          rule: parsed.rule,
+          source: `preset:${preset}`,
+          ...(port !== undefined ? { ports: new Set([port]) } : {}),
+        });
       }
     }
     this.tunnelOnly = internet.tunnelOnly.map(mustParse);
@@ -128,21 +139,22 @@ export class EgressPolicy {
     const host = name.name;
 
     const ports = request.scheme === 'http' ? this.httpPorts : this.tunnelPorts;
-    if (!Number.isInteger(request.port) || !ports.has(request.port)) {
-      return {
-        allowed: false,
-        rule: 'port',
-        reason: `port ${request.port} is not allowed for ${request.scheme === 'http' ? 'plain HTTP' : 'HTTPS'} (allowed: ${[...ports].join(', ')})`,
-        host,
-      };
-    }
+    const portRefusal = (): EgressDecision => ({
+      allowed: false,
+      rule: 'port',
+      reason: `port ${request.port} is not allowed for ${request.scheme === 'http' ? 'plain HTTP' : 'HTTPS'} (allowed: ${[...ports].join(', ')})`,
+      host,
+    });
+    if (!Number.isInteger(request.port)) return portRefusal();
 
     let rule: string;
     if (this.access === 'on') {
+      if (!ports.has(request.port)) return portRefusal();
       rule = 'access:on';
     } else {
-      const match = this.rules.find((r) => findMatchingRule([r.rule], host) !== undefined);
-      if (match === undefined) {
+      const matches = this.rules.filter((r) => findMatchingRule([r.rule], host) !== undefined);
+      const first = matches[0];
+      if (first === undefined) {
         return {
           allowed: false,
           rule: 'no-match',
@@ -150,6 +162,11 @@ export class EgressPolicy {
           host,
         };
       }
+      // The default ports for the scheme, or a port a matching rule names for itself.
+      const match = ports.has(request.port)
+        ? first
+        : matches.find((r) => r.ports?.has(request.port) === true);
+      if (match === undefined) return portRefusal();
       rule = `${match.source}:${match.rule.pattern}`;
     }
 

@@ -51,17 +51,27 @@ export interface ImagePackageConfiguration {
   aptSources?: string;
 }
 
-/** The host name of a URL, normalised; undefined when it is not an http(s) URL with a DNS name. */
-function hostOfUrl(raw: string): string | undefined {
+/**
+ * The registry a URL points at: its normalised host name, followed by `:port` when the port is
+ * not the scheme's default (a mirror on :8081 is allowed on that port, for that host only).
+ * Undefined when it is not an http(s) URL with a DNS name.
+ */
+function registryOfUrl(raw: string): string | undefined {
   // apt accepts transport prefixes such as "mirror+http://" or "tor+https://".
   const match = /^(?:[a-z0-9]+\+)?(https?):\/\/([^/?#\s]+)/i.exec(raw.trim());
   if (!match) return undefined;
+  const scheme = (match[1] ?? '').toLowerCase();
   let authority = match[2] ?? '';
   if (authority.includes('@')) authority = authority.slice(authority.lastIndexOf('@') + 1);
   if (authority.startsWith('[')) return undefined; // IP literal
-  const host = authority.replace(/:[0-9]*$/, '');
+  const portMatch = /:([0-9]*)$/.exec(authority);
+  const host = portMatch ? authority.slice(0, portMatch.index) : authority;
   const normalised = normaliseHostName(host);
-  return normalised.ok ? normalised.name : undefined;
+  if (!normalised.ok) return undefined;
+  const port = portMatch?.[1] ? Number(portMatch[1]) : undefined;
+  if (port === undefined || port === (scheme === 'https' ? 443 : 80)) return normalised.name;
+  if (!Number.isInteger(port) || port < 1 || port > 65535) return undefined;
+  return `${normalised.name}:${port}`;
 }
 
 /** URLs named by apt sources, in both the one-line and the deb822 format. Comments are ignored. */
@@ -97,16 +107,19 @@ export function aptSourceUrls(text: string): string[] {
   return urls;
 }
 
-/** Host names the image's own package configuration points at (npm registry, apt mirrors). */
+/**
+ * The registries the image's own package configuration points at (npm registry, apt mirrors):
+ * host names, with `:port` when a registry is not on its scheme's default port.
+ */
 export function hostsFromImageConfiguration(config: ImagePackageConfiguration): string[] {
   const hosts = new Set<string>();
   if (config.npmRegistry !== undefined) {
-    const host = hostOfUrl(config.npmRegistry);
+    const host = registryOfUrl(config.npmRegistry);
     if (host !== undefined) hosts.add(host);
   }
   if (config.aptSources !== undefined) {
     for (const url of aptSourceUrls(config.aptSources)) {
-      const host = hostOfUrl(url);
+      const host = registryOfUrl(url);
       if (host !== undefined) hosts.add(host);
     }
   }
