@@ -70,6 +70,43 @@ describe('DockerRuntime specifics', () => {
     }
   });
 
+  it('falls back to one Engine-API exec per command in an image without perl', async () => {
+    const runtime = new DockerRuntime({ instance });
+    const resources = { cpus: 1, memoryMb: 128, pids: 64 };
+    const donor = await runtime.create({ image: await testImage(), labels: {}, resources });
+    await runtime.start(donor.id);
+    await runtime.exec(donor.id, { script: 'rm -f /usr/bin/perl /usr/bin/perl5*' });
+    const image = await runtime.commit(donor.id, {
+      repository: `berth-noperl-${instance}`,
+      tag: 'test',
+      labels: {},
+    });
+    await runtime.remove(donor.id);
+    const sandbox = await runtime.create({ image: image.id, labels: {}, resources });
+    try {
+      await runtime.start(sandbox.id);
+      const result = await runtime.exec(sandbox.id, {
+        script: 'command -v perl || echo "no perl"; exit 3',
+        env: { A: 'b' },
+      });
+      expect(result).toMatchObject({ exitCode: 3, stdout: 'no perl\n' });
+      const controller = new AbortController();
+      setTimeout(() => controller.abort(), 500);
+      await expect(
+        runtime.exec(sandbox.id, { script: 'sleep 123 & wait', signal: controller.signal }),
+      ).rejects.toMatchObject({
+        code: 'cancelled',
+      });
+      const left = await runtime.exec(sandbox.id, {
+        script: 'cat /proc/[0-9]*/cmdline | tr "\\0" " "',
+      });
+      expect(left.stdout).not.toContain('sleep 123');
+    } finally {
+      await runtime.remove(sandbox.id);
+      await runtime.removeImage(image.id);
+    }
+  });
+
   it('fails with runtime_unavailable when the engine socket does not exist', async () => {
     const runtime = new DockerRuntime({ instance, socketPath: '/nonexistent/docker.sock' });
     await expect(runtime.info()).rejects.toMatchObject({ code: 'runtime_unavailable' });

@@ -7,7 +7,7 @@ import { EXEC_AGENT_SOURCE } from './exec-agent-source.js';
 import { ExecCollector, commandOf } from './exec-collector.js';
 import { FrameParser, agentFrame, packStrings } from './frame-parser.js';
 
-const HELLO_TIMEOUT_MS = 10_000;
+const HELLO_TIMEOUT_MS = 30_000;
 /** After a kill, how long to wait for the agent to report the exit before giving up on it. */
 const KILL_GRACE_MS = 5_000;
 
@@ -46,26 +46,30 @@ export class ExecAgentChannel {
     });
     const stream = await exec.start({ hijack: true, stdin: true });
     const channel = new ExecAgentChannel(stream, onClosed);
-    const ready = await channel.waitForHello();
-    if (!ready) {
-      stream.destroy();
-      return null;
-    }
-    return channel;
+    const hello = await channel.waitForHello();
+    if (hello === 'ready') return channel;
+    stream.destroy();
+    if (hello === 'ended') return null;
+    // Slow (a loaded machine), not unable: fail this call, let the next one try again.
+    throw new BerthError(
+      'runtime_unavailable',
+      `the exec agent did not start within ${HELLO_TIMEOUT_MS / 1000} s`,
+    );
   }
 
   get closed(): boolean {
     return this.closedError !== undefined;
   }
 
-  private waitForHello(): Promise<boolean> {
+  /** `ready`; `ended`: the exec ended without a hello (no perl in the image); `slow`: timed out. */
+  private waitForHello(): Promise<'ready' | 'ended' | 'slow'> {
     return new Promise((resolve) => {
       let helloSeen = false;
       const agentParser = new FrameParser('agent', (frame) => {
         if (!helloSeen && frame.type === 0x48 /* H */) {
           helloSeen = true;
           clearTimeout(timer);
-          resolve(true);
+          resolve('ready');
           return;
         }
         this.onAgentFrame(frame.type, frame.id, frame.payload);
@@ -74,13 +78,13 @@ export class ExecAgentChannel {
         if (frame.type === 1) agentParser.push(frame.payload);
       });
       const timer = setTimeout(() => {
-        if (!helloSeen) resolve(false);
+        if (!helloSeen) resolve('slow');
       }, HELLO_TIMEOUT_MS);
       this.stream.on('data', (chunk: Buffer) => dockerParser.push(chunk));
       const ended = (): void => {
         clearTimeout(timer);
         if (!helloSeen) {
-          resolve(false);
+          resolve('ended');
           return;
         }
         void this.handleClose();
