@@ -105,6 +105,9 @@ const HOP_BY_HOP = new Set([
   'upgrade',
   'http2-settings',
 ]);
+const LEAF_CONTEXT_TTL_MS = 24 * 3600_000;
+/** Bounds memory when `access: on` with method limits meets a sandbox that visits many hosts. */
+const LEAF_CONTEXT_MAX = 1000;
 const METHOD_OVERRIDE_HEADERS = ['x-http-method-override', 'x-http-method', 'x-method-override'];
 const READ_ONLY_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
@@ -173,7 +176,10 @@ export class EgressProxy {
   private readonly inner: http.Server;
   private readonly sockets = new Set<net.Socket>();
   private readonly tunnels = new WeakMap<net.Socket, TunnelContext>();
-  private readonly leafContexts = new Map<string, Promise<tls.SecureContext>>();
+  private readonly leafContexts = new Map<
+    string,
+    { context: Promise<tls.SecureContext>; createdAt: number }
+  >();
   private readonly upstreamTrust: tls.SecureContext;
   private readonly httpAgent: http.Agent;
   private readonly httpsAgent: https.Agent;
@@ -619,20 +625,28 @@ export class EgressProxy {
   }
 
   private leafContext(host: string): Promise<tls.SecureContext> {
-    let context = this.leafContexts.get(host);
-    if (context === undefined) {
-      const ca = this.options.ca;
-      if (ca === undefined) return Promise.reject(new BerthError('internal', 'no CA'));
-      context = ca
-        .leafFor(host)
-        .then((leaf) =>
-          tls.createSecureContext({ key: leaf.privateKeyPem, cert: leaf.certificatePem }),
-        );
-      this.leafContexts.set(host, context);
-      context.catch(() => this.leafContexts.delete(host));
-      // Leaf certificates are renewed by the CA; drop the context before the leaf would expire.
-      setTimeout(() => this.leafContexts.delete(host), 24 * 3600_000).unref();
+    const cached = this.leafContexts.get(host);
+    // Leaf certificates are renewed by the CA a day before they expire; a context is kept a day.
+    if (cached !== undefined && Date.now() - cached.createdAt < LEAF_CONTEXT_TTL_MS) {
+      return cached.context;
     }
+    const ca = this.options.ca;
+    if (ca === undefined) return Promise.reject(new BerthError('internal', 'no CA'));
+    this.leafContexts.delete(host);
+    if (this.leafContexts.size >= LEAF_CONTEXT_MAX) {
+      const oldest = this.leafContexts.keys().next();
+      if (oldest.done !== true) this.leafContexts.delete(oldest.value);
+    }
+    const context = ca
+      .leafFor(host)
+      .then((leaf) =>
+        tls.createSecureContext({ key: leaf.privateKeyPem, cert: leaf.certificatePem }),
+      );
+    const entry = { context, createdAt: Date.now() };
+    this.leafContexts.set(host, entry);
+    context.catch(() => {
+      if (this.leafContexts.get(host) === entry) this.leafContexts.delete(host);
+    });
     return context;
   }
 
