@@ -204,7 +204,7 @@ export async function runAgentLoop(input: AgentLoopInput): Promise<AgentLoopResu
           message: mask(failure.message),
           details: { turn: turns },
         });
-        return finish('model_error', `Stopped: the model API failed: ${failure.message}`);
+        return finish('model_error', `Stopped: ${failure.message}`);
       }
 
       usage.promptTokens += turn.usage.promptTokens;
@@ -247,14 +247,8 @@ export async function runAgentLoop(input: AgentLoopInput): Promise<AgentLoopResu
       const touched: string[] = [];
       let stop: AgentLoopResult | undefined;
       for (const call of calls) {
-        if (stop) {
-          messages.push({
-            role: 'tool',
-            toolCallId: call.id,
-            content: 'Not run: the agent was stopped.',
-          });
-          continue;
-        }
+        // Once stopped, finish() has answered the remaining calls with "Not run".
+        if (stop) continue;
         const key = `${call.name}\u0000${canonicalArguments(call.arguments)}`;
         repeats = key === repeatKey ? repeats + 1 : 1;
         repeatKey = key;

@@ -181,6 +181,25 @@ describe('the agent loop', () => {
     });
   });
 
+  it('answers every call of the turn that hit the loop limit exactly once', async () => {
+    const sandbox = new InMemorySandbox();
+    const twoCalls: FakeTurn = {
+      toolCalls: [
+        { name: 'shell', arguments: { command: ['bash', '-lc', 'cat a.txt'] }, id: 'loop_4' },
+        { name: 'shell', arguments: { command: ['ls'] }, id: 'after_loop' },
+      ],
+    };
+    const { result } = await run(
+      [shell('cat a.txt'), shell('cat a.txt'), shell('cat a.txt'), twoCalls],
+      sandbox,
+    );
+    expect(result.stopReason).toBe('loop');
+    const answers = result.messages.flatMap((m) => (m.role === 'tool' ? [m.toolCallId] : []));
+    expect(new Set(answers).size).toBe(answers.length);
+    expect(answers.slice(-2)).toEqual(['loop_4', 'after_loop']);
+    expect(sandbox.commands).toHaveLength(3);
+  });
+
   it('does not count calls with different arguments as a loop', async () => {
     const sandbox = new InMemorySandbox();
     const { result } = await run(
@@ -247,7 +266,7 @@ describe('the agent loop', () => {
     });
     expect(result).toMatchObject({ stopReason: 'model_error', succeeded: false });
     expect(result.message).toBe(
-      'Stopped: the model API failed: the model API refused the request with HTTP 400: context too long',
+      'Stopped: the model API refused the request with HTTP 400: context too long',
     );
     expect(events.find((e) => e.type === 'error')).toMatchObject({ code: 'model_error' });
     expect(sandbox.commands).toHaveLength(1);

@@ -230,7 +230,7 @@ describe('the model agent in a real sandbox', () => {
     const { outcome, events } = await runAgent([], {}, undefined, `http://127.0.0.1:${port}/v1`);
     expect(outcome).toMatchObject({ stopReason: 'model_error', succeeded: false, turns: 1 });
     expect(outcome.message).toMatch(
-      /^Stopped: the model API failed: the model API failed after 3 tries: network error \(ECONNREFUSED\)/,
+      /^Stopped: the model API failed after 3 tries: network error \(ECONNREFUSED\)/,
     );
     expect(events.filter((e) => e.type === 'warning')).toHaveLength(2);
   });
