@@ -209,9 +209,13 @@ export class EgressProxy {
     this.server.on('connect', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
       this.handleConnect(req, socket, head).catch((error: unknown) => this.fail(socket, error));
     });
-    this.server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const plain = (req: http.IncomingMessage, res: http.ServerResponse) => {
       this.handlePlainRequest(req, res).catch((error: unknown) => this.failResponse(res, error));
-    });
+    };
+    this.server.on('request', plain);
+    // `Expect: 100-continue` is checked like any request; the 100 comes from the upstream, so a
+    // refused request is answered before the client sends its body.
+    this.server.on('checkContinue', plain);
     this.server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket) =>
       this.refuseUpgrade(req, socket, 'http'),
     );
@@ -220,13 +224,15 @@ export class EgressProxy {
     );
 
     this.inner = http.createServer(serverOptions);
-    this.inner.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const intercepted = (req: http.IncomingMessage, res: http.ServerResponse) => {
       try {
         this.handleInterceptedRequest(req, res);
       } catch (error) {
         this.failResponse(res, error);
       }
-    });
+    };
+    this.inner.on('request', intercepted);
+    this.inner.on('checkContinue', intercepted);
     this.inner.on('upgrade', (req: http.IncomingMessage, socket: net.Socket) =>
       this.refuseUpgrade(req, socket, 'https'),
     );
@@ -956,6 +962,7 @@ export class EgressProxy {
     upstream: http.ClientRequest,
   ): void {
     upstream.setNoDelay(true);
+    upstream.on('continue', () => res.writeContinue());
     upstream.on('response', (answer: http.IncomingMessage) => {
       const headers = forwardHeaders(answer.headers);
       res.writeHead(answer.statusCode ?? 502, answer.statusMessage, headers);

@@ -1,4 +1,5 @@
 import http from 'node:http';
+import net from 'node:net';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   PROXY_ADDRESS,
@@ -240,6 +241,25 @@ describe('plain HTTP through the proxy', () => {
     expect(world.requests).toEqual([]);
   });
 
+  it('relays 100-continue from the upstream for an allowed request', async () => {
+    const host = `allowed.test:${world.httpPort}`;
+    const socket = net.connect(open.port, PROXY_ADDRESS);
+    let text = '';
+    socket.on('data', (d: Buffer) => {
+      text += d.toString('latin1');
+      if (text.includes('100 Continue') && !text.includes('sent')) {
+        text += '(sent)';
+        socket.write('hello');
+      }
+    });
+    socket.write(
+      `POST http://${host}/upload HTTP/1.1\r\nHost: ${host}\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n`,
+    );
+    await new Promise((resolve) => socket.once('close', resolve));
+    expect(statusCodes(text)).toEqual([100, 200]);
+    expect(world.requests).toMatchObject([{ method: 'POST', url: '/upload', body: 'hello' }]);
+  });
+
   it('a redirect is just a response: following it to a refused host is refused', async () => {
     const first = await proxied(
       open,
@@ -306,6 +326,16 @@ describe('plain HTTP with method limits (GET, HEAD, OPTIONS)', () => {
       expect(world.requests).toEqual([]);
     },
   );
+
+  it('refuses a request that waits for 100-continue before it sends its body', async () => {
+    const host = `allowed.test:${world.httpPort}`;
+    const response = await rawExchange(
+      limited.port,
+      `PUT http://${host}/x HTTP/1.1\r\nHost: ${host}\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n`,
+    );
+    expect(statusCodes(response)).toEqual([403]);
+    expect(world.requests).toEqual([]);
+  });
 
   it('checks each pipelined request: GET then POST in one write', async () => {
     const host = `allowed.test:${world.httpPort}`;
