@@ -2,7 +2,7 @@ import { createServer } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { OpenAiCompatibleModel } from '../../src/adapters/model/openai-compatible-model.js';
 import type { ModelRetryInfo, ToolDefinition } from '../../src/ports/model-client.js';
-import { FakeModelServer } from '../support/fake-model-server.js';
+import { FakeModelServer, type FakeReply, type FakeRequest } from '../support/fake-model-server.js';
 
 const TOOLS: ToolDefinition[] = [
   {
@@ -118,6 +118,71 @@ describe('OpenAiCompatibleModel', () => {
         ],
       },
       { role: 'tool', tool_call_id: 'c1', content: 'exit code 0' },
+    ]);
+  });
+
+  it('asks again without stream_options when a server refuses them, and remembers', async () => {
+    const refuseOptions = (request: FakeRequest): FakeReply =>
+      request.body.stream_options
+        ? {
+            fail: 'status',
+            status: 400,
+            body: { error: { message: 'Unrecognized request argument supplied: stream_options' } },
+          }
+        : { content: 'ok', usage: null };
+    server = await FakeModelServer.start([refuseOptions, refuseOptions, refuseOptions]);
+    const client = model(server.baseUrl);
+    expect((await client.complete(request)).message.content).toBe('ok');
+    expect((await client.complete(request)).message.content).toBe('ok');
+    expect(server.requests.map((r) => r.body.stream_options !== undefined)).toEqual([
+      true,
+      false,
+      false,
+    ]);
+  });
+
+  it('reads whole tool calls sent one per chunk without an index, and names repeated in deltas', async () => {
+    const chunk = (delta: unknown, finish: string | null = null): string =>
+      `data: ${JSON.stringify({ choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
+    server = await FakeModelServer.start([
+      {
+        raw:
+          chunk({ role: 'assistant', content: null }) +
+          chunk({
+            tool_calls: [{ id: 'a', function: { name: 'shell', arguments: '{"command":["ls"]}' } }],
+          }) +
+          chunk({ tool_calls: [{ id: 'b', function: { name: 'update_plan', arguments: '{}' } }] }) +
+          chunk({}, 'tool_calls') +
+          'data: [DONE]\n\n',
+      },
+      {
+        raw:
+          chunk({
+            tool_calls: [
+              {
+                index: 0,
+                id: 'c',
+                type: 'function',
+                function: { name: 'shell', arguments: '{"comm' },
+              },
+            ],
+          }) +
+          chunk({
+            tool_calls: [{ index: 0, function: { name: 'shell', arguments: 'and":["ls"]}' } }],
+          }) +
+          chunk({}, 'tool_calls') +
+          'data: [DONE]\n\n',
+      },
+    ]);
+    const first = await model(server.baseUrl).complete(request);
+    expect(first.message.toolCalls).toEqual([
+      { id: 'a', name: 'shell', arguments: '{"command":["ls"]}' },
+      { id: 'b', name: 'update_plan', arguments: '{}' },
+    ]);
+    expect(first.usage.estimated).toBe(true);
+    const second = await model(server.baseUrl).complete(request);
+    expect(second.message.toolCalls).toEqual([
+      { id: 'c', name: 'shell', arguments: '{"command":["ls"]}' },
     ]);
   });
 

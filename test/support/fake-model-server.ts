@@ -49,7 +49,13 @@ export type FakeFailure =
   /** A stream that starts and then the connection is cut. */
   | { fail: 'cut' };
 
-export type FakeReply = FakeAnswer | FakeFailure;
+/** A 200 with exactly this body (for wire variants of other servers). */
+export interface FakeRaw {
+  raw: string;
+  contentType?: string;
+}
+
+export type FakeReply = FakeAnswer | FakeFailure | FakeRaw;
 export type FakeTurn = FakeReply | ((request: FakeRequest) => FakeReply);
 
 export interface FakeModelServerOptions {
@@ -127,6 +133,11 @@ export class FakeModelServer {
       return;
     }
     const reply = typeof turn === 'function' ? turn(request) : turn;
+    if ('raw' in reply) {
+      res.writeHead(200, { 'content-type': reply.contentType ?? 'text/event-stream' });
+      res.end(reply.raw);
+      return;
+    }
     if ('fail' in reply) {
       this.fail(reply, res, body.stream === true);
       return;

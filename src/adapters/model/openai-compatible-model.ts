@@ -72,6 +72,8 @@ export class OpenAiCompatibleModel implements ModelClient {
   private readonly retryBaseMs: number;
   private readonly maxRetryDelayMs: number;
   private readonly fetchImpl: typeof fetch;
+  /** Whether to ask for usage in the stream; turned off when the server refuses the option. */
+  private streamUsage = true;
 
   constructor(private readonly options: OpenAiCompatibleModelOptions) {
     let base: URL;
@@ -102,6 +104,30 @@ export class OpenAiCompatibleModel implements ModelClient {
   }
 
   async complete(request: ModelRequest, options: ModelCallOptions = {}): Promise<ModelTurn> {
+    try {
+      return await this.completeWith(request, options, this.streamUsage);
+    } catch (error) {
+      // Some servers (older vLLM and proxies) refuse stream_options: ask once more without it,
+      // and remember.
+      if (
+        this.streamUsage &&
+        error instanceof BerthError &&
+        error.code === 'model_error' &&
+        error.details.status === 400 &&
+        error.message.includes('stream_options')
+      ) {
+        this.streamUsage = false;
+        return this.completeWith(request, options, false);
+      }
+      throw error;
+    }
+  }
+
+  private async completeWith(
+    request: ModelRequest,
+    options: ModelCallOptions,
+    streamUsage: boolean,
+  ): Promise<ModelTurn> {
     const body = JSON.stringify({
       ...this.options.extraBody,
       model: request.model ?? this.options.model,
@@ -115,7 +141,7 @@ export class OpenAiCompatibleModel implements ModelClient {
           }
         : {}),
       stream: this.stream,
-      ...(this.stream ? { stream_options: { include_usage: true } } : {}),
+      ...(this.stream && streamUsage ? { stream_options: { include_usage: true } } : {}),
     });
     for (let attempt = 0; ; attempt += 1) {
       throwIfCancelled(options.signal);
@@ -281,11 +307,25 @@ async function readStream(
       delta.tool_calls.forEach((raw, position) => {
         const part = record(raw);
         if (!part) return;
-        const index = typeof part.index === 'number' ? part.index : position;
+        const id = typeof part.id === 'string' && part.id !== '' ? part.id : undefined;
+        let index = typeof part.index === 'number' ? part.index : position;
+        // Without an index, a new id at a known position is a new call (servers that send
+        // whole calls one chunk each).
+        const known = calls.get(index);
+        if (
+          typeof part.index !== 'number' &&
+          known &&
+          id !== undefined &&
+          known.id !== '' &&
+          known.id !== id
+        ) {
+          index = Math.max(...calls.keys()) + 1;
+        }
         const fn = record(part.function) ?? {};
         const call = calls.get(index) ?? { id: '', name: '', arguments: '' };
-        if (typeof part.id === 'string' && part.id !== '') call.id = part.id;
-        if (typeof fn.name === 'string') call.name += fn.name;
+        if (id !== undefined) call.id = id;
+        // A name comes whole in the first delta; some servers repeat it in later ones.
+        if (typeof fn.name === 'string' && fn.name !== call.name) call.name += fn.name;
         if (typeof fn.arguments === 'string') call.arguments += fn.arguments;
         else if (fn.arguments !== undefined && fn.arguments !== null)
           call.arguments += JSON.stringify(fn.arguments);
