@@ -119,6 +119,9 @@ const FIX = [
 
 describe('the model agent in a real sandbox', () => {
   it('reads AGENTS.md, runs the failing tests, patches the bug, runs them again and answers', async () => {
+    await box.sh(
+      'cd /workspace && git init -q && git add -A && git -c user.name=t -c user.email=t@berth.example commit -qm initial',
+    );
     const { outcome, events } = await runAgent([
       (request) => {
         const system = request.body.messages[0]?.content ?? '';
@@ -169,6 +172,12 @@ describe('the model agent in a real sandbox', () => {
       exitCode: 0,
       output: 'tests passed\n',
     });
+    // The diff the results would show: exactly the fix.
+    expect((await box.sh('cd /workspace && git status --porcelain')).output).toBe(
+      ' M src/add.sh\n',
+    );
+    const diff = (await box.sh('cd /workspace && git diff')).output;
+    expect(diff).toContain('-add() { echo $(( $1 - $2 )); }\n+add() { echo $(( $1 + $2 )); }');
 
     const system = server?.requests[0]?.body.messages[0]?.content ?? '';
     expect(system).toContain('node 22');
