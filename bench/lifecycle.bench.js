@@ -1,4 +1,4 @@
-/* global process, console */
+/* global process, console, setTimeout */
 // Task lifecycle benchmark on the local Docker engine, through the Scheduler + AttemptRunner with
 // an embedded SQLite store (what `berth run` and `berth serve` use):
 //  - cached task: submit -> the first agent-phase command running (the command prints the time it
@@ -22,7 +22,8 @@ import { AttemptRunner } from '../dist/lifecycle/attempt-runner.js';
 import { CacheBuildLock } from '../dist/lifecycle/cache-build-lock.js';
 import { CommandAgent } from '../dist/lifecycle/command-agent.js';
 import { NoNetworkEnforcer } from '../dist/lifecycle/network-policy-enforcer.js';
-import { Scheduler } from '../dist/lifecycle/scheduler.js';
+import { leaseOwnerId, Scheduler } from '../dist/lifecycle/scheduler.js';
+import { WarmPool } from '../dist/lifecycle/warm-pool.js';
 
 const QUICK = process.argv.includes('--quick');
 const imageFlag = process.argv.indexOf('--image');
@@ -85,25 +86,29 @@ async function main() {
   const store = SqliteStore.open(join(work, 'data'));
   await store.migrate();
   const runtime = new DockerRuntime({ instance: INSTANCE });
-  const runner = new AttemptRunner({
-    runtime,
-    cache: store,
-    enforcer: new NoNetworkEnforcer(),
-    resolveImage: () => IMAGE,
-    cacheTtlMs: 3600_000,
-    snapshotTtlMs: 3600_000,
-    allowLocalRepositories: true,
-    buildLock: new CacheBuildLock(),
-  });
-  const scheduler = new Scheduler({
-    store,
-    runner,
-    runtime,
-    openSecrets: () => Promise.resolve({}),
-    agentFor: (task) => new CommandAgent(task.command ?? 'true'),
-    concurrency: 4,
-    pollMs: 200,
-  });
+  const buildLock = new CacheBuildLock();
+  const makeScheduler = (warmPool, owner) =>
+    new Scheduler({
+      store,
+      runner: new AttemptRunner({
+        runtime,
+        cache: store,
+        enforcer: new NoNetworkEnforcer(),
+        resolveImage: () => IMAGE,
+        cacheTtlMs: 3600_000,
+        snapshotTtlMs: 3600_000,
+        allowLocalRepositories: true,
+        buildLock,
+        ...(warmPool ? { warmPool } : {}),
+      }),
+      runtime,
+      openSecrets: () => Promise.resolve({}),
+      agentFor: (task) => new CommandAgent(task.command ?? 'true'),
+      concurrency: 4,
+      pollMs: 200,
+      ...(owner ? { owner, warmPool } : {}),
+    });
+  let scheduler = makeScheduler();
   await scheduler.start();
 
   const environment = async (name, setup) => {
@@ -147,7 +152,8 @@ async function main() {
     const s0 = /setup-start=(\d+)/.exec(setupText);
     const s1 = /setup-end=(\d+)/.exec(setupText);
     const setupMs = s0 && s1 ? ms(BigInt(s1[1]) - BigInt(s0[1])) : 0;
-    return { toAgentMs: ms(started - submitted), setupMs, cacheHit: attempt.cacheHit };
+    const warm = setupText.includes('started ahead of time');
+    return { toAgentMs: ms(started - submitted), setupMs, cacheHit: attempt.cacheHit, warm };
   };
 
   // Baseline: a plain container start and exit, in the same run.
@@ -202,6 +208,22 @@ async function main() {
   }
   const burstMs = Date.now() - burstStart;
 
+  // Cached again, with a warm pool: a sandbox from the entry started ahead of time.
+  await scheduler.stop();
+  const owner = leaseOwnerId();
+  const warmPool = new WarmPool(runtime, owner);
+  scheduler = makeScheduler(warmPool, owner);
+  await scheduler.start();
+  await runTask(cachedEnv);
+  const warm = [];
+  let warmUsed = 0;
+  for (let i = 0; i < CACHED_RUNS; i++) {
+    // Between tasks, as between users' tasks: time for the pool to start the next sandbox.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const r = await runTask(cachedEnv);
+    warm.push(r.toAgentMs);
+    if (r.warm) warmUsed++;
+  }
   await scheduler.stop();
   await store.close();
   const images = docker('images', '-q', '--filter', `label=berth.instance=${INSTANCE}`);
@@ -213,6 +235,7 @@ async function main() {
     image: IMAGE,
     dockerRunTrueMs: summary(baseline),
     cachedSubmitToAgentMs: summary(cached),
+    cachedWarmPoolSubmitToAgentMs: { ...summary(warm), warmUsed },
     coldSubmitToAgentMs: summary(cold.map((c) => c.total)),
     coldSetupScriptMs: summary(cold.map((c) => c.setup)),
     coldOverheadMs: summary(cold.map((c) => c.overhead)),
@@ -225,6 +248,7 @@ async function main() {
 | --- | --- | --- | --- | --- | --- |
 | \`docker run --rm IMAGE true\` | ${result.dockerRunTrueMs.p50} ms | ${result.dockerRunTrueMs.p90} ms | ${result.dockerRunTrueMs.min} ms | ${result.dockerRunTrueMs.max} ms | ${result.dockerRunTrueMs.n} |
 | cached task: submit → first agent command running | ${result.cachedSubmitToAgentMs.p50} ms | ${result.cachedSubmitToAgentMs.p90} ms | ${result.cachedSubmitToAgentMs.min} ms | ${result.cachedSubmitToAgentMs.max} ms | ${result.cachedSubmitToAgentMs.n} |
+| cached task, warm pool (${warmUsed}/${warm.length} warm) | ${result.cachedWarmPoolSubmitToAgentMs.p50} ms | ${result.cachedWarmPoolSubmitToAgentMs.p90} ms | ${result.cachedWarmPoolSubmitToAgentMs.min} ms | ${result.cachedWarmPoolSubmitToAgentMs.max} ms | ${warm.length} |
 | cold task: submit → first agent command | ${result.coldSubmitToAgentMs.p50} ms | ${result.coldSubmitToAgentMs.p90} ms | ${result.coldSubmitToAgentMs.min} ms | ${result.coldSubmitToAgentMs.max} ms | ${result.coldSubmitToAgentMs.n} |
 | cold task: overhead beyond the setup script | ${result.coldOverheadMs.p50} ms | ${result.coldOverheadMs.p90} ms | ${result.coldOverheadMs.min} ms | ${result.coldOverheadMs.max} ms | ${result.coldOverheadMs.n} |
 

@@ -31,6 +31,10 @@ export interface AgentOutcome {
   message: string;
   /** False when the agent could not do what it was asked (the attempt then fails, with results). */
   succeeded: boolean;
+  /** Commands the agent ran through its own tools (not through `exec`). */
+  commands?: CommandRecord[];
+  /** Model tokens the agent used. */
+  usage?: { promptTokens: number; completionTokens: number };
 }
 
 export interface AgentPhase {

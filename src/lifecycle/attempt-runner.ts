@@ -13,7 +13,7 @@ import type { AttemptError, AttemptResult } from '../domain/task/attempt.js';
 import type { CommandRecord } from '../domain/task/command-record.js';
 import type { TaskRef } from '../domain/task/task.js';
 import { BerthError, toBerthError } from '../errors/berth-error.js';
-import type { SandboxRuntime } from '../ports/sandbox-runtime.js';
+import type { SandboxResources, SandboxRuntime } from '../ports/sandbox-runtime.js';
 import { BERTH_LABELS } from '../runtime/labels.js';
 import { SecretMasker } from '../secrets/secret-masker.js';
 import type { AgentPhase } from './agent-phase.js';
@@ -33,6 +33,8 @@ import { collectChanges } from './results.js';
 import type { SandboxContext } from './sandbox-context.js';
 import { readExports, runLifecycleScript } from './script-runner.js';
 import { startServices } from './services.js';
+import { runVerification } from './verify-phase.js';
+import type { WarmPool, WarmSpec } from './warm-pool.js';
 
 /**
  * AttemptRunner: one attempt, DESIGN §2 step by step, with the cache of §3.
@@ -71,6 +73,8 @@ export interface AttemptRunnerOptions {
   cacheTtlMs: number;
   snapshotTtlMs: number;
   allowLocalRepositories: boolean;
+  /** Sandboxes started ahead of time for cached starts that need no network. */
+  warmPool?: WarmPool;
   /** Shared by every runner of this orchestrator, so concurrent attempts build once. */
   buildLock?: CacheBuildLock;
   now?: () => Date;
@@ -295,6 +299,11 @@ export class AttemptRunner {
         workdir: ctx.workdir,
         signal,
         emit,
+        runtime,
+        sandboxId: ctx.sandboxId,
+        env: agentEnv,
+        mask: (text) => masker.mask(text),
+        commandOutput: () => new PhaseOutput(masker, emit),
         exec: async (command, options = {}) => {
           const output = new PhaseOutput(masker, emit);
           const result = await runtime.exec(ctx.sandboxId, {
@@ -326,13 +335,20 @@ export class AttemptRunner {
       enterPhase('results');
       const changes = await collectChanges(ctx, started.commit);
       const snapshot = await this.snapshot(ctx.sandboxId, run, labels);
+      const verification =
+        spec.verify !== undefined
+          ? await runVerification(ctx, spec.verify, agentEnv, spec.resources.timeoutMs)
+          : undefined;
       const result: AttemptResult = {
         baseCommit: started.commit,
         diff: changes.diff,
         files: changes.files,
         message: masker.mask(outcome.message),
-        commands,
+        // The model agent runs its tools itself and reports the commands it ran.
+        commands: [...commands, ...(outcome.commands ?? [])],
         snapshotImage: snapshot,
+        ...(outcome.usage ? { usage: outcome.usage } : {}),
+        ...(verification ? { verification } : {}),
       };
       if (!outcome.succeeded) {
         const error = {
@@ -415,6 +431,38 @@ export class AttemptRunner {
       : 'the cache key changed';
   }
 
+  private resourcesOf(spec: EnvironmentSpec): SandboxResources {
+    return {
+      cpus: spec.resources.cpus,
+      memoryMb: spec.resources.memoryMb,
+      pids: spec.resources.pids,
+      diskMb: spec.resources.diskMb,
+    };
+  }
+
+  /** A sandbox the warm pool started ahead of time, checked to be alive; undefined if none. */
+  private async takeWarm(common: CommonRun, spec: WarmSpec): Promise<SandboxContext | undefined> {
+    const { runtime, warmPool } = this.options;
+    const id = warmPool?.take(spec);
+    if (id === undefined) return undefined;
+    common.onSandbox(id);
+    try {
+      await runtime.exec(id, { argv: ['true'], timeoutMs: 10_000, signal: common.signal });
+    } catch {
+      await runtime.remove(id).catch(() => undefined);
+      return undefined;
+    }
+    common.emit({ type: 'log', stream: 'system', text: 'using a sandbox started ahead of time\n' });
+    return {
+      runtime,
+      sandboxId: id,
+      workdir: WORKSPACE_DIR,
+      emit: common.emit,
+      masker: common.masker,
+      signal: common.signal,
+    };
+  }
+
   private async newSandbox(
     common: CommonRun,
     image: string,
@@ -425,12 +473,7 @@ export class AttemptRunner {
     const sandbox = await runtime.create({
       image,
       labels: { ...common.labels, [BERTH_LABELS.kind]: 'sandbox' },
-      resources: {
-        cpus: spec.resources.cpus,
-        memoryMb: spec.resources.memoryMb,
-        pids: spec.resources.pids,
-        diskMb: spec.resources.diskMb,
-      },
+      resources: this.resourcesOf(spec),
       ...(network !== undefined ? { network } : {}),
       hostname: 'berth',
       workdir: WORKSPACE_DIR,
@@ -554,11 +597,16 @@ export class AttemptRunner {
   ): Promise<Started> {
     const { run } = common;
     const spec = run.environment.spec;
-    const ctx = await this.newSandbox(
-      common,
-      entry.image,
-      await common.network(spec.maintenance !== undefined),
-    );
+    const network = await common.network(spec.maintenance !== undefined);
+    const warmSpec: WarmSpec = {
+      image: entry.image,
+      resources: this.resourcesOf(spec),
+      workdir: WORKSPACE_DIR,
+    };
+    let ctx = network === undefined ? await this.takeWarm(common, warmSpec) : undefined;
+    ctx ??= await this.newSandbox(common, entry.image, network);
+    // The next attempt from this entry finds a sandbox already started.
+    if (network === undefined) this.options.warmPool?.fill(warmSpec);
     const output = new PhaseOutput(common.masker, common.emit);
     const onRef = await checkoutRef(this.checkoutContext(common, ctx, output), run.ref);
     output.end();

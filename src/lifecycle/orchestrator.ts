@@ -1,5 +1,4 @@
 import type { EnvironmentSpec } from '../domain/environment/environment-spec.js';
-import type { Task } from '../domain/task/task.js';
 import type { SandboxRuntime } from '../ports/sandbox-runtime.js';
 import type { Store, StoredEnvironment } from '../ports/store.js';
 import type { AgentPhase } from './agent-phase.js';
@@ -10,6 +9,26 @@ import { CommandAgent } from './command-agent.js';
 import { resolveImageName } from './image-names.js';
 import { NoNetworkEnforcer } from './network-policy-enforcer.js';
 import { Scheduler, type SchedulerLogger } from './scheduler.js';
+import { ModelAgent } from '../agent/model-agent.js';
+import type { ModelClient } from '../ports/model-client.js';
+
+/** The agent for a prompt: the model loop, with what the environment offers in its system prompt. */
+export function modelAgentFor(model: ModelClient, spec: EnvironmentSpec): AgentPhase {
+  return new ModelAgent({
+    model,
+    ...(spec.model !== undefined ? { modelName: spec.model } : {}),
+    environment: {
+      name: spec.name,
+      languages: { ...spec.versions },
+      internet: {
+        access: spec.internet.access,
+        presets: [...spec.internet.presets],
+        domains: [...spec.internet.domains],
+        ...(spec.internet.methods ? { methods: [...spec.internet.methods] } : {}),
+      },
+    },
+  });
+}
 
 /**
  * The task lifecycle put together once, for `berth serve` and `berth run` alike: the attempt
@@ -21,8 +40,8 @@ export interface OrchestratorOptions {
   store: Store;
   runtime: SandboxRuntime;
   openSecrets(environment: StoredEnvironment): Promise<Record<string, string>>;
-  /** The agent for a prompt; undefined when no model is configured (tasks then need a command). */
-  modelAgent?: ((task: Task, spec: EnvironmentSpec) => AgentPhase) | undefined;
+  /** The model for prompts; undefined when none is configured (tasks then need a command). */
+  model?: ModelClient | undefined;
   cacheTtlMs: number;
   snapshotTtlMs: number;
   allowLocalRepositories: boolean;
@@ -58,7 +77,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     openSecrets: (environment) => options.openSecrets(environment),
     agentFor: (task, spec) => {
       if (task.command !== null) return new CommandAgent(task.command);
-      if (options.modelAgent) return options.modelAgent(task, spec);
+      if (options.model) return modelAgentFor(options.model, spec);
       throw new Error('no agent: this task has no command and no model is configured');
     },
     concurrency: options.concurrency,

@@ -11,6 +11,7 @@ import { BERTH_LABELS } from '../runtime/labels.js';
 import type { AgentPhase } from './agent-phase.js';
 import { AttemptRecorder, type AttemptEventListener } from './attempt-recorder.js';
 import type { AttemptRunner } from './attempt-runner.js';
+import { WARM_OWNER_LABEL, type WarmPool } from './warm-pool.js';
 import { validateBranch, validateSha } from './checkout.js';
 
 /**
@@ -52,6 +53,8 @@ export interface SchedulerOptions {
   owner?: string;
   leaseMs?: number;
   pollMs?: number;
+  /** Drained when the scheduler stops (its sandboxes carry this scheduler's owner name). */
+  warmPool?: WarmPool;
   /** Runs now and then (every 10 minutes and at start), for the cache collector. */
   housekeeping?: () => Promise<void>;
   logger?: SchedulerLogger;
@@ -62,6 +65,11 @@ interface Running {
   taskId: string;
   controller: AbortController;
   done: Promise<void>;
+}
+
+/** A lease owner name unique to this process (give the same one to the scheduler and its warm pool). */
+export function leaseOwnerId(): string {
+  return `orch-${process.pid}-${randomBytes(4).toString('hex')}`;
 }
 
 const SILENT: SchedulerLogger = { info: () => undefined, warn: () => undefined };
@@ -83,7 +91,7 @@ export class Scheduler {
   private lastHousekeeping = 0;
 
   constructor(private readonly options: SchedulerOptions) {
-    this.owner = options.owner ?? `orch-${process.pid}-${randomBytes(4).toString('hex')}`;
+    this.owner = options.owner ?? leaseOwnerId();
     this.leaseMs = options.leaseMs ?? 30_000;
     this.pollMs = options.pollMs ?? 1_000;
     this.now = options.now ?? (() => new Date());
@@ -112,6 +120,7 @@ export class Scheduler {
     await this.loop;
     await Promise.all([...this.running.values()].map((r) => r.done));
     if (this.renewTimer !== undefined) clearInterval(this.renewTimer);
+    await this.options.warmPool?.drain();
   }
 
   /** Creates a task with its queued attempts. Bad input is refused here, before anything runs. */
@@ -268,7 +277,28 @@ export class Scheduler {
         'attempt failed: orchestrator restarted',
       );
     }
+    await this.removeDeadWarmSandboxes();
     return count;
+  }
+
+  /** Warm sandboxes (taken or not) of orchestrators that hold no live lease: they are gone. */
+  private async removeDeadWarmSandboxes(): Promise<void> {
+    const { runtime, store } = this.options;
+    try {
+      const now = this.now().toISOString();
+      const alive = new Map<string, boolean>();
+      for (const sandbox of await runtime.list({})) {
+        const owner = sandbox.labels[WARM_OWNER_LABEL];
+        if (owner === undefined || owner === this.owner) continue;
+        if (!alive.has(owner)) alive.set(owner, (await store.countLiveLeases(owner, now)) > 0);
+        if (alive.get(owner) === false) await runtime.remove(sandbox.id);
+      }
+    } catch (error) {
+      this.logger.warn(
+        { error: toBerthError(error).message },
+        'could not remove warm sandboxes left behind',
+      );
+    }
   }
 
   private async removeResources(attempt: LeasedAttempt): Promise<void> {

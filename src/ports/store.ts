@@ -164,6 +164,8 @@ export interface Store {
   renewAttemptLease(id: string, owner: string, now: string, leaseMs: number): Promise<boolean>;
   /** Applies a change when the condition holds; false when it did not (nothing changed). */
   updateAttempt(id: string, change: AttemptChange, condition?: AttemptCondition): Promise<boolean>;
+  /** How many attempts `owner` holds a lease on that has not expired at `now`. */
+  countLiveLeases(owner: string, now: string): Promise<number>;
   /** Live attempts (claimed, not finished) whose lease expired before `now`. */
   listExpiredAttempts(now: string): Promise<LeasedAttempt[]>;
   appendAttemptEvents(events: readonly AttemptEvent[]): Promise<void>;

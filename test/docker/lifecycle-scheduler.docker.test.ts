@@ -12,7 +12,8 @@ import { AttemptRunner } from '../../src/lifecycle/attempt-runner.js';
 import { CacheCollector } from '../../src/lifecycle/cache-collector.js';
 import { CommandAgent } from '../../src/lifecycle/command-agent.js';
 import { NoNetworkEnforcer } from '../../src/lifecycle/network-policy-enforcer.js';
-import { Scheduler } from '../../src/lifecycle/scheduler.js';
+import { leaseOwnerId, Scheduler } from '../../src/lifecycle/scheduler.js';
+import { WARM_OWNER_LABEL, WarmPool } from '../../src/lifecycle/warm-pool.js';
 import { lifecycleTestImage, makeSampleRepository } from './lifecycle-support.js';
 
 /** The queue on a real engine and a real SQLite file: cancel, recovery after a crash, image GC. */
@@ -77,6 +78,79 @@ afterAll(async () => {
 });
 
 describe('the task queue on a real engine', () => {
+  it('starts cached attempts on sandboxes started ahead of time, and leaves none behind', async () => {
+    const owner = leaseOwnerId();
+    const warmPool = new WarmPool(runtime, owner);
+    const runner = new AttemptRunner({
+      runtime,
+      cache: store,
+      enforcer: new NoNetworkEnforcer(),
+      resolveImage: () => image,
+      cacheTtlMs: 3600_000,
+      snapshotTtlMs: 3600_000,
+      allowLocalRepositories: true,
+      warmPool,
+    });
+    const queue = new Scheduler({
+      store,
+      runner,
+      runtime,
+      owner,
+      warmPool,
+      openSecrets: () => Promise.resolve({}),
+      agentFor: () => new CommandAgent('cat README.md'),
+      concurrency: 1,
+      pollMs: 100,
+    });
+    const warm = await store.createEnvironment({
+      id: newId('environment'),
+      spec: parseEnvironmentSpec({
+        name: 'warm',
+        repository: repo.dir,
+        image: 'minimal',
+        setup: 'touch /root/set-up',
+      }),
+      createdByTokenId: null,
+      secrets: [],
+      now: new Date().toISOString(),
+    });
+    await queue.start();
+    const used: boolean[] = [];
+    try {
+      for (let i = 0; i < 3; i++) {
+        const { task, attempts } = await queue.submit({
+          environmentId: warm.id,
+          prompt: '',
+          command: 'cat README.md',
+          ref: {},
+          attempts: 1,
+        });
+        expect((await queue.waitForTask(task.id)).status).toBe('succeeded');
+        const events = await store.listAttemptEvents(attempts[0]?.id ?? '');
+        used.push(events.some((e) => e.type === 'log' && e.text.includes('started ahead of time')));
+        // Give the pool time to start the next one (it does so in the background).
+        await new Promise((resolve) => setTimeout(resolve, 2_500));
+      }
+    } finally {
+      await queue.stop();
+    }
+    // The first built the cache, the second resumed normally and filled the pool, the third used it.
+    expect(used).toEqual([false, false, true]);
+    expect(await runtime.list({ [WARM_OWNER_LABEL]: owner })).toEqual([]);
+  });
+
+  it('removes warm sandboxes of an orchestrator that holds no lease', async () => {
+    const left = await runtime.create({
+      image,
+      labels: { [WARM_OWNER_LABEL]: 'orch-dead-1234' },
+      resources: { cpus: 1, memoryMb: 128, pids: 64 },
+    });
+    await scheduler('true').recover();
+    expect(
+      (await runtime.list({ [WARM_OWNER_LABEL]: 'orch-dead-1234' })).map((s) => s.id),
+    ).not.toContain(left.id);
+  });
+
   it('cancels a running attempt, stops its command and removes its sandbox and network', async () => {
     const queue = scheduler('sleep 300');
     await queue.start();

@@ -409,6 +409,10 @@ export class SqlStore implements Store {
     return this.tasks.updateAttempt(id, change, condition);
   }
 
+  countLiveLeases(owner: string, now: string): Promise<number> {
+    return this.tasks.countLiveLeases(owner, now);
+  }
+
   listExpiredAttempts(now: string): Promise<LeasedAttempt[]> {
     return this.tasks.listExpiredAttempts(now);
   }

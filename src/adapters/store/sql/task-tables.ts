@@ -258,6 +258,16 @@ export class TaskTables {
     return Number(result.numUpdatedRows) === 1;
   }
 
+  async countLiveLeases(owner: string, now: string): Promise<number> {
+    const row = await this.db
+      .selectFrom('attempts')
+      .select((eb) => eb.fn.countAll().as('count'))
+      .where('lease_owner', '=', owner)
+      .where('lease_expires_at', '>', now)
+      .executeTakeFirst();
+    return Number(row?.count ?? 0);
+  }
+
   async listExpiredAttempts(now: string): Promise<LeasedAttempt[]> {
     const rows = await this.db
       .selectFrom('attempts')
