@@ -97,6 +97,8 @@ describe('tasks and attempts in the SQLite store', () => {
     expect(await store.renewAttemptLease(b?.id ?? '', 'orch-1', T1, 90_000)).toBe(true);
     expect(await store.renewAttemptLease(b?.id ?? '', 'someone-else', T1, 90_000)).toBe(false);
     expect((await store.listExpiredAttempts(T1)).map((x) => x.id)).toEqual([a?.id]);
+    expect(await store.countLiveLeases('orch-1', T1)).toBe(1);
+    expect(await store.countLiveLeases('orch-2', T1)).toBe(0);
   });
 
   it('updates an attempt only under its condition, and a finished one holds no lease', async () => {
