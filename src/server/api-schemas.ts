@@ -120,6 +120,15 @@ export const commandView = z.object({
   timedOut: z.boolean(),
 });
 
+export const verificationView = z.object({
+  command: z.string(),
+  exitCode: z.number().int(),
+  output: z.string().describe('stdout and stderr interleaved, secrets masked, head and tail kept'),
+  passed: z.boolean().describe('Exit code 0; a failed verification does not fail the attempt'),
+  durationMs: z.number(),
+  timedOut: z.boolean(),
+});
+
 export const attemptView = z.object({
   id: z.string().describe('att_…'),
   index: z.number().int(),
@@ -142,6 +151,10 @@ export const attemptView = z.object({
   startedAt: z.string().nullable(),
   finishedAt: z.string().nullable(),
   durationMs: z.number().nullable(),
+  verification: verificationView
+    .nullable()
+    .describe("The environment's verify command as Berth ran it after the agent; null without one"),
+  tokens: z.number().int().nullable().describe('Model tokens used (prompt + completion); null when none were recorded'),
 });
 
 export const taskView = z.object({

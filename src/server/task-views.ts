@@ -15,6 +15,7 @@ export type TaskView = TaskViewBody;
 
 export function attemptView(attempt: Attempt): AttemptView {
   const files = attempt.result?.files ?? [];
+  const usage = attempt.result?.usage;
   const started = attempt.startedAt ? Date.parse(attempt.startedAt) : NaN;
   const finished = attempt.finishedAt ? Date.parse(attempt.finishedAt) : NaN;
   return {
@@ -46,6 +47,8 @@ export function attemptView(attempt: Attempt): AttemptView {
     startedAt: attempt.startedAt,
     finishedAt: attempt.finishedAt,
     durationMs: Number.isFinite(started) && Number.isFinite(finished) ? finished - started : null,
+    verification: attempt.result?.verification ?? null,
+    tokens: usage ? usage.promptTokens + usage.completionTokens : null,
   };
 }
 

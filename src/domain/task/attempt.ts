@@ -20,6 +20,22 @@ export interface AttemptResult {
   commands: CommandRecord[];
   /** The image holding the attempt's final state, for follow-ups (removed after a while). */
   snapshotImage: string | null;
+  /** Model tokens used by the agent (absent for `--command` tasks). */
+  usage?: { promptTokens: number; completionTokens: number };
+  /** The environment's `verify` command as Berth ran it after the agent (absent without one). */
+  verification?: AttemptVerification;
+}
+
+/** The environment's `verify` command, run by Berth in the attempt's sandbox. */
+export interface AttemptVerification {
+  command: string;
+  exitCode: number;
+  /** stdout and stderr interleaved, secret values masked, bounded. */
+  output: string;
+  /** Exit code 0 and not timed out. A failed verification does not fail the attempt. */
+  passed: boolean;
+  durationMs: number;
+  timedOut: boolean;
 }
 
 /** Why an attempt failed, in words a user can act on. */
