@@ -202,7 +202,10 @@ export async function runLocal(options: RunLocalOptions, io: RunLocalIo): Promis
     });
     const collector = new CacheCollector(store, runtime);
     const command = options.command;
+    // The data directory may be shared (with `berth serve` or another run): claim our task only.
+    const onlyTasks = new Set<string>();
     scheduler = new Scheduler({
+      onlyTasks,
       store,
       runner,
       runtime,
@@ -226,6 +229,7 @@ export async function runLocal(options: RunLocalOptions, io: RunLocalIo): Promis
       repository: options.repo ?? null,
       attempts,
     });
+    onlyTasks.add(task.id);
     for (const attempt of created) {
       const prefix = attempts > 1 ? `[${attempt.index + 1}] ` : '';
       scheduler.subscribe(attempt.id, (event) => io.stderr(formatProgress(event, prefix)));

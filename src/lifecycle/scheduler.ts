@@ -53,6 +53,8 @@ export interface SchedulerOptions {
   owner?: string;
   leaseMs?: number;
   pollMs?: number;
+  /** When given, only attempts of these tasks are claimed (a `berth run` claims its own only). */
+  onlyTasks?: ReadonlySet<string>;
   /** Drained when the scheduler stops (its sandboxes carry this scheduler's owner name). */
   warmPool?: WarmPool;
   /** Runs now and then (every 10 minutes and at start), for the cache collector. */
@@ -333,7 +335,9 @@ export class Scheduler {
             );
         }
         while (!this.stopping && this.running.size < this.options.concurrency) {
+          const only = this.options.onlyTasks;
           const attempt = await store.claimNextAttempt({
+            ...(only !== undefined ? { taskIds: [...only] } : {}),
             owner: this.owner,
             now: this.now().toISOString(),
             leaseMs: this.leaseMs,

@@ -99,6 +99,8 @@ export interface ClaimOptions {
   owner: string;
   now: string;
   leaseMs: number;
+  /** Only attempts of these tasks (a `berth run` sharing a data directory claims its own only). */
+  taskIds?: readonly string[];
 }
 
 export interface TaskListOptions {

@@ -202,6 +202,21 @@ describe('applyHunks', () => {
     expect(applyHunks('one\ntwo\n', anchored.hunks, 'a')).toBe('one\none and a half\ntwo\n');
   });
 
+  it('keeps CRLF line ends, and matches typographic quotes and dashes as ASCII', () => {
+    const op = update(
+      parsePatch('*** Begin Patch\n*** Update File: a\n@@\n a\n-b\n+c\n*** End Patch')[0],
+    );
+    expect(applyHunks('a\r\nb\r\nz\r\n', op.hunks, 'a')).toBe('a\r\nc\r\nz\r\n');
+    const typo = update(
+      parsePatch(
+        '*** Begin Patch\n*** Update File: a\n-say("it\'s - ok")\n+say("fine")\n*** End Patch',
+      )[0],
+    );
+    expect(applyHunks('say(\u201Cit\u2019s \u2013 ok\u201D)\n', typo.hunks, 'a')).toBe(
+      'say("fine")\n',
+    );
+  });
+
   it('keeps a missing final newline as it was', () => {
     const op = update(parsePatch('*** Begin Patch\n*** Update File: a\n-b\n+c\n*** End Patch')[0]);
     expect(applyHunks('a\nb', op.hunks, 'a')).toBe('a\nc');

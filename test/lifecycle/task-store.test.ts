@@ -57,7 +57,7 @@ describe('tasks and attempts in the SQLite store', () => {
   it('stores a task with its attempts and reads them back', async () => {
     const t = task('task_a', 2);
     await store.createTask(t.task, t.attempts);
-    expect(await store.getTask('task_a')).toEqual(t.task);
+    expect(await store.getTask('task_a')).toMatchObject(t.task);
     const attempts = await store.listAttempts('task_a');
     expect(attempts.map((a) => [a.id, a.index, a.phase, a.leaseOwner])).toEqual([
       ['att_task_a_0', 0, 'queued', null],
@@ -72,6 +72,17 @@ describe('tasks and attempts in the SQLite store', () => {
     const newer = task('task_new', 1, T1);
     await store.createTask(newer.task, newer.attempts);
     await store.createTask(older.task, older.attempts);
+    expect(
+      await store.claimNextAttempt({ owner: 'orch-1', now: T1, leaseMs: 30_000, taskIds: [] }),
+    ).toBeUndefined();
+    const own = await store.claimNextAttempt({
+      owner: 'orch-9',
+      now: T1,
+      leaseMs: 30_000,
+      taskIds: ['task_new'],
+    });
+    expect(own?.id).toBe('att_task_new_0');
+    await store.updateAttempt(own?.id ?? '', { phase: 'queued' });
     const first = await store.claimNextAttempt({ owner: 'orch-1', now: T1, leaseMs: 30_000 });
     expect(first).toMatchObject({
       id: 'att_task_old_0',

@@ -4,11 +4,14 @@ import type { Hunk } from './patch-operation.js';
 /**
  * Applies hunks to a file's text, in order, each found by its context and removed lines (not by
  * line numbers, which models get wrong): first exactly, then ignoring trailing white space, then
- * ignoring white space at both ends. A unified diff's line number is only a hint where to look
- * first. Throws a BerthError naming the file and the hunk that did not match; the text itself is
+ * ignoring white space at both ends, then also reading typographic dashes, quotes and spaces as
+ * their ASCII forms. A unified diff's line number is only a hint where to look first. A file
+ * with CRLF line ends keeps them. Throws a BerthError naming the file and the hunk that did not match; the text itself is
  * never modified, the caller gets a new one.
  */
-export function applyHunks(text: string, hunks: Hunk[], file: string): string {
+export function applyHunks(original: string, hunks: Hunk[], file: string): string {
+  const crlf = original.includes('\r\n');
+  const text = crlf ? original.replace(/\r\n/g, '\n') : original;
   const endsWithNewline = text === '' || text.endsWith('\n');
   const lines = text === '' ? [] : (endsWithNewline ? text.slice(0, -1) : text).split('\n');
   let cursor = 0;
@@ -55,10 +58,30 @@ export function applyHunks(text: string, hunks: Hunk[], file: string): string {
     cursor = at + replacement.length;
   }
   if (lines.length === 0) return '';
-  return `${lines.join('\n')}${endsWithNewline ? '\n' : ''}`;
+  const joined = `${lines.join('\n')}${endsWithNewline ? '\n' : ''}`;
+  return crlf ? joined.replace(/\n/g, '\r\n') : joined;
 }
 
-const NORMALISERS: ((line: string) => string)[] = [(l) => l, (l) => l.trimEnd(), (l) => l.trim()];
+const TYPOGRAPHIC: [RegExp, string][] = [
+  [/[\u2010-\u2015\u2212]/g, '-'],
+  [/[\u2018\u2019\u201A\u201B]/g, "'"],
+  [/[\u201C\u201D\u201E\u201F]/g, '"'],
+  [/[\u00A0\u2002-\u200A\u202F\u205F\u3000]/g, ' '],
+];
+
+function ascii(line: string): string {
+  return TYPOGRAPHIC.reduce(
+    (text, [pattern, replacement]) => text.replace(pattern, replacement),
+    line.trim(),
+  );
+}
+
+const NORMALISERS: ((line: string) => string)[] = [
+  (l) => l,
+  (l) => l.trimEnd(),
+  (l) => l.trim(),
+  ascii,
+];
 
 /** The index where `needle` occurs in `lines` at or after `from` (only there when `exact`). */
 function find(

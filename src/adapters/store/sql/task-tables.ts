@@ -171,11 +171,12 @@ export class TaskTables {
   async claimNextAttempt(options: ClaimOptions): Promise<LeasedAttempt | undefined> {
     const expires = new Date(Date.parse(options.now) + options.leaseMs).toISOString();
     return this.db.transaction().execute(async (trx) => {
+      if (options.taskIds !== undefined && options.taskIds.length === 0) return undefined;
       for (let tries = 0; tries < 5; tries++) {
-        const next = await trx
-          .selectFrom('attempts')
-          .select('id')
-          .where('phase', '=', 'queued')
+        let query = trx.selectFrom('attempts').select('id').where('phase', '=', 'queued');
+        if (options.taskIds !== undefined)
+          query = query.where('task_id', 'in', [...options.taskIds]);
+        const next = await query
           .orderBy('created_at')
           .orderBy('idx')
           .orderBy('id')
