@@ -619,14 +619,22 @@ export class EgressProxy {
     upstream.write(buffered);
     socket.pipe(upstream);
     upstream.pipe(socket);
-    const closeBoth = () => {
+    const abort = () => {
       socket.destroy();
       upstream.destroy();
     };
-    socket.once('error', closeBoth);
-    upstream.once('error', closeBoth);
-    socket.once('close', closeBoth);
-    upstream.once('close', closeBoth);
+    socket.once('error', abort);
+    upstream.once('error', abort);
+    // When the upstream is done, `pipe` has ended the client side: let it flush what is still
+    // queued for a slow client (destroying it here would cut the end of a download), and only
+    // then close, or after a grace period if the client never reads it.
+    upstream.once('close', () => {
+      if (socket.destroyed) return;
+      socket.end();
+      setTimeout(() => socket.destroy(), 60_000).unref();
+    });
+    // A client that is gone cannot receive anything more.
+    socket.once('close', () => upstream.destroy());
     socket.resume();
   }
 
