@@ -14,7 +14,9 @@ import { createApp } from './app.js';
 import { DockerRuntime } from '../adapters/runtime/docker/docker-runtime.js';
 import { createOrchestrator } from '../lifecycle/orchestrator.js';
 import { TaskService } from '../services/task-service.js';
-import { AGENT_NOT_BUILT } from '../lifecycle/run-local.js';
+import { Reaper } from '../runtime/reaper.js';
+import { resourceLiveness } from '../lifecycle/resource-liveness.js';
+import { modelClientFromConfig } from '../adapters/model/model-client-from-config.js';
 
 /**
  * The server's composition root: opens the store (SQLite in the data directory), loads the
@@ -83,9 +85,12 @@ export async function startServer(config: BerthConfig, logger: Logger): Promise<
       );
 
     const runtime = new DockerRuntime({ socketPath: config.dockerSocket, instance: config.instance });
+    // Without a model, tasks can still run a command (`berth exec --command`).
+    const model = config.model.baseUrl !== undefined ? modelClientFromConfig(config.model) : undefined;
     const { scheduler, collector } = createOrchestrator({
       store,
       runtime,
+      model,
       openSecrets: async (environment) => Object.fromEntries(await environments.openSecrets(environment.id)),
       cacheTtlMs: config.cacheTtlMs,
       snapshotTtlMs: config.snapshotTtlMs,
@@ -98,11 +103,19 @@ export async function startServer(config: BerthConfig, logger: Logger): Promise<
       store,
       runner: scheduler,
       resetCache: (environmentId) => collector.reset(environmentId),
-      agentAvailable: false,
-      agentUnavailableReason: AGENT_NOT_BUILT,
+      agentAvailable: model !== undefined,
+      agentUnavailableReason:
+        'no model is configured on the server (start it with BERTH_MODEL_BASE_URL, BERTH_MODEL_API_KEY and BERTH_MODEL), so a task needs --command',
+    });
+    // Sandboxes, networks and images that belong to nothing live (a crash) go, now and every 5 minutes.
+    const reaper = new Reaper({
+      runtime,
+      isLive: resourceLiveness(store, { owner: scheduler.owner }),
+      logger: logger.child({ part: 'reaper' }),
     });
     try {
       await scheduler.start();
+      await reaper.start();
     } catch (error) {
       // The engine may be down: the API still serves environments; tasks wait until it is back.
       logger.warn({ err: error }, 'the scheduler could not start; tasks will wait for the Docker engine');
@@ -127,6 +140,7 @@ export async function startServer(config: BerthConfig, logger: Logger): Promise<
           server.closeAllConnections();
         });
         // Running attempts stop and clean up; anything left is recovered on the next start.
+        await reaper.stop();
         await scheduler.stop({ cancelRunning: true });
         await store.close();
       })();

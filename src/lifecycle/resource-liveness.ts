@@ -1,0 +1,47 @@
+import { isTerminalPhase } from '../domain/task/attempt-phase.js';
+import type { Store } from '../ports/store.js';
+import { BERTH_LABELS } from '../runtime/labels.js';
+import { WARM_OWNER_LABEL } from './warm-pool.js';
+
+/**
+ * Whether a labelled Docker resource still belongs to something live, for the reaper: a sandbox
+ * or network of an attempt that has not finished, a warm sandbox of this orchestrator, a cache
+ * image whose entry is recorded and live (or that is being published right now), a snapshot
+ * before its expiry. Anything else is left over from a crash and may go.
+ */
+export function resourceLiveness(
+  store: Store,
+  options: { owner: string; now?: () => Date; publishGraceMs?: number },
+): (labels: Record<string, string>) => Promise<boolean> {
+  const now = options.now ?? (() => new Date());
+  const grace = options.publishGraceMs ?? 10 * 60_000;
+  return async (labels) => {
+    const warmOwner = labels[WARM_OWNER_LABEL];
+    if (warmOwner !== undefined) return warmOwner === options.owner;
+    const kind = labels[BERTH_LABELS.kind];
+    const at = now();
+    const expiresAt = Date.parse(labels['berth.expires-at'] ?? '');
+    if (kind === 'snapshot') return Number.isFinite(expiresAt) && expiresAt > at.getTime();
+    if (kind === 'cache') {
+      const entries = await store.listCacheEntries();
+      if (
+        entries.some(
+          (e) => e.key === labels[BERTH_LABELS.cache] && Date.parse(e.expiresAt) > at.getTime(),
+        )
+      )
+        return true;
+      // A build between its commit and its publish: its attempt is still running.
+      const attemptId = labels[BERTH_LABELS.attempt];
+      const attempt = attemptId ? await store.getAttempt(attemptId) : undefined;
+      return (
+        attempt !== undefined &&
+        !isTerminalPhase(attempt.phase) &&
+        at.getTime() - Date.parse(attempt.createdAt) < 24 * 3600_000 + grace
+      );
+    }
+    const attemptId = labels[BERTH_LABELS.attempt];
+    if (attemptId === undefined) return false;
+    const attempt = await store.getAttempt(attemptId);
+    return attempt !== undefined && !isTerminalPhase(attempt.phase);
+  };
+}
