@@ -11,6 +11,8 @@ interface RunOptions {
   command?: string;
   json?: boolean;
   dataDir?: string;
+  modelBaseUrl?: string;
+  model?: string;
 }
 
 export function registerRunCommand(program: Command, ctx: CliContext): void {
@@ -24,6 +26,8 @@ export function registerRunCommand(program: Command, ctx: CliContext): void {
     .option('--attempts <n>', 'independent attempts', '1')
     .option('--command <command>', 'run this command as the agent phase')
     .option('--data-dir <dir>', 'where the embedded store and cache records live (else BERTH_DATA_DIR, else the XDG data home)')
+    .option('--model-base-url <url>', 'OpenAI-compatible API for the agent (else BERTH_MODEL_BASE_URL; key: BERTH_MODEL_API_KEY)')
+    .option('--model <name>', 'model name (else BERTH_MODEL)')
     .option('--json', 'print the result as one JSON object')
     .argument('[prompt]', 'what the agent is asked to do')
     .action(async (prompt: string | undefined, options: RunOptions) => {
@@ -34,7 +38,7 @@ export function registerRunCommand(program: Command, ctx: CliContext): void {
       if (options.branch !== undefined && options.sha !== undefined) {
         throw new BerthError('invalid_input', 'give either --branch or --sha, not both');
       }
-      const config = ctx.config({ dataDir: options.dataDir });
+      const config = ctx.config({ dataDir: options.dataDir, modelBaseUrl: options.modelBaseUrl, model: options.model });
       const { runLocal } = await import('../../lifecycle/run-local.js');
       const controller = new AbortController();
       const stop = () => controller.abort(new BerthError('cancelled', 'interrupted'));

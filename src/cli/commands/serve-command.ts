@@ -8,6 +8,8 @@ interface ServeOptions {
   port?: string;
   allowLocalRepos?: boolean;
   logLevel?: string;
+  modelBaseUrl?: string;
+  model?: string;
   json?: boolean;
 }
 
@@ -20,6 +22,8 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
     .option('--port <port>', 'port to listen on (else BERTH_PORT, else 8420)')
     .option('--allow-local-repos', 'allow environments whose repository is a local path')
     .option('--log-level <level>', 'fatal, error, warn, info, debug or trace')
+    .option('--model-base-url <url>', 'OpenAI-compatible API for the agent (else BERTH_MODEL_BASE_URL; key: BERTH_MODEL_API_KEY)')
+    .option('--model <name>', 'model name (else BERTH_MODEL)')
     .option('--json', 'print the URL (and the first admin token) as JSON')
     .action(async (options: ServeOptions) => {
       const config = ctx.config({
@@ -28,6 +32,8 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
         port: options.port,
         allowLocalRepositories: options.allowLocalRepos,
         logLevel: options.logLevel,
+        modelBaseUrl: options.modelBaseUrl,
+        model: options.model,
       });
       const logger = createLogger(config.logLevel);
       // Loaded here so that commands which need no server start fast.
