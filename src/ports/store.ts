@@ -154,6 +154,8 @@ export interface Store {
   /** Newest first. */
   listTasks(options?: TaskListOptions): Promise<Task[]>;
   updateTaskStatus(id: string, status: TaskStatus, now: string): Promise<void>;
+  /** Records the attempt picked for the task (the caller checked it belongs to the task). */
+  pickAttempt(taskId: string, attemptId: string, now: string): Promise<void>;
   getAttempt(id: string): Promise<LeasedAttempt | undefined>;
   /** A task's attempts by index. */
   listAttempts(taskId: string): Promise<LeasedAttempt[]>;

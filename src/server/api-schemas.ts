@@ -167,7 +167,17 @@ export const taskView = z.object({
   sha: z.string().nullable(),
   createdAt: z.string(),
   updatedAt: z.string(),
+  picked: z
+    .string()
+    .nullable()
+    .describe('The picked attempt (berth task pick); a lone attempt is picked already; null until one is'),
   attempts: z.array(attemptView),
+});
+
+export const pickTaskBody = z.strictObject({ attempt: z.string().min(1).describe('The attempt id (att_…)') });
+
+export const pickResult = taskView.extend({
+  warning: z.string().nullable().describe('Set when the picked attempt did not succeed'),
 });
 
 export const taskList = z.object({ tasks: z.array(taskView) });

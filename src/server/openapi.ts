@@ -16,6 +16,8 @@ import {
   eventList,
   diffView,
   cacheView,
+  pickTaskBody,
+  pickResult,
 } from './api-schemas.js';
 
 /**
@@ -251,6 +253,18 @@ export function buildOpenApiDocument(version: string): JsonSchema {
           summary: 'Cancel every attempt that has not finished',
           security: authed,
           responses: { '200': ok('The task', taskView), ...errors('not_found', ...common) },
+        },
+      },
+      '/v1/tasks/{id}/pick': {
+        parameters: [nameParam('id', 'The task id')],
+        post: {
+          summary: 'Pick the attempt that becomes the PR, is applied, or takes follow-ups (a failed one with a warning)',
+          security: authed,
+          requestBody: body(pickTaskBody),
+          responses: {
+            '200': ok('The task, with `picked` set', pickResult),
+            ...errors('invalid_input', 'not_found', 'conflict', ...common),
+          },
         },
       },
       '/v1/tasks/{id}/diff': {

@@ -4,7 +4,7 @@ import { isTerminalPhase } from '../domain/task/attempt-phase.js';
 import { BerthError } from '../errors/berth-error.js';
 import type { Caller } from '../services/caller.js';
 import type { TaskService } from '../services/task-service.js';
-import { createTaskBody } from './api-schemas.js';
+import { createTaskBody, pickTaskBody } from './api-schemas.js';
 import { readBody } from './request-body.js';
 import { attemptView, cacheEntryView, taskView } from './task-views.js';
 
@@ -53,6 +53,12 @@ export function registerTaskRoutes(app: Hono<Env>, tasks: TaskService, now: () =
   app.post('/v1/tasks/:id/cancel', async (c) => {
     const detail = await tasks.cancel(c.get('caller'), c.req.param('id'));
     return c.json(taskView(detail.task, detail.environment.spec.name, detail.attempts));
+  });
+
+  app.post('/v1/tasks/:id/pick', async (c) => {
+    const body = await readBody(c.req.raw, pickTaskBody);
+    const { detail, warning } = await tasks.pick(c.get('caller'), c.req.param('id'), body.attempt);
+    return c.json({ ...taskView(detail.task, detail.environment.spec.name, detail.attempts), warning });
   });
 
   app.get('/v1/tasks/:id/diff', async (c) => {

@@ -52,6 +52,12 @@ export function attemptView(attempt: Attempt): AttemptView {
   };
 }
 
+/** The picked attempt's id: the one chosen, or the only attempt of a one-attempt task. */
+export function pickedAttempt(task: Task, attempts: readonly Attempt[]): string | null {
+  if (task.pickedAttemptId) return task.pickedAttemptId;
+  return task.attemptCount === 1 ? (attempts[0]?.id ?? null) : null;
+}
+
 export function taskView(task: Task, environmentName: string, attempts: readonly Attempt[]): TaskView {
   return {
     id: task.id,
@@ -63,6 +69,7 @@ export function taskView(task: Task, environmentName: string, attempts: readonly
     sha: task.ref.sha ?? null,
     createdAt: task.createdAt,
     updatedAt: task.updatedAt,
+    picked: pickedAttempt(task, attempts),
     attempts: attempts.map(attemptView),
   };
 }

@@ -1,5 +1,6 @@
 import type { CacheEntry } from '../domain/cache/cache-entry.js';
 import type { AttemptEvent } from '../domain/task/attempt-event.js';
+import { attemptStatus } from '../domain/task/attempt.js';
 import type { Task } from '../domain/task/task.js';
 import { BerthError } from '../errors/berth-error.js';
 import type { LeasedAttempt, Store, StoredEnvironment } from '../ports/store.js';
@@ -121,10 +122,11 @@ export class TaskService {
     return { task, environment, attempts: await store.listAttempts(taskId) };
   }
 
-  /** The attempt of a task by id, or the only/first one when none is named. */
+  /** The attempt of a task by id, or the picked one (else the first) when none is named. */
   async attempt(caller: Caller, taskId: string, attemptId?: string): Promise<{ detail: TaskDetail; attempt: LeasedAttempt }> {
     const detail = await this.get(caller, taskId);
-    const attempt = attemptId === undefined ? detail.attempts[0] : detail.attempts.find((a) => a.id === attemptId);
+    const wanted = attemptId ?? detail.task.pickedAttemptId ?? undefined;
+    const attempt = wanted === undefined ? detail.attempts[0] : detail.attempts.find((a) => a.id === wanted);
     if (!attempt) {
       throw new BerthError('not_found', `attempt ${attemptId ?? '(first)'} of task ${taskId} not found`, {
         task: taskId,
@@ -132,6 +134,35 @@ export class TaskService {
       });
     }
     return { detail, attempt };
+  }
+
+  /**
+   * Marks the attempt the user chose. A failed or cancelled attempt may be picked (its diff may
+   * still be useful), with a warning; one that has not finished, or does not exist, is refused.
+   */
+  async pick(caller: Caller, taskId: string, attemptId: string): Promise<{ detail: TaskDetail; warning: string | null }> {
+    const detail = await this.get(caller, taskId);
+    const attempt = detail.attempts.find((a) => a.id === attemptId);
+    if (!attempt) {
+      const ids = detail.attempts.map((a) => a.id);
+      throw new BerthError('not_found', `task ${taskId} has no attempt ${attemptId} (its attempts: ${ids.join(', ')})`, {
+        task: taskId,
+        attempts: ids,
+      });
+    }
+    const status = attemptStatus(attempt.phase);
+    if (status === 'queued' || status === 'running') {
+      throw new BerthError('conflict', `attempt ${attemptId} has not finished yet (${attempt.phase}); pick it once it has`, {
+        attempt: attemptId,
+        phase: attempt.phase,
+      });
+    }
+    await this.options.store.pickAttempt(taskId, attemptId, new Date().toISOString());
+    const warning =
+      status === 'succeeded'
+        ? null
+        : `attempt ${attemptId} ${status === 'failed' ? 'failed' : 'was cancelled'}${attempt.error ? ` (${attempt.error.message})` : ''}; it is picked anyway`;
+    return { detail: await this.get(caller, taskId), warning };
   }
 
   async events(caller: Caller, taskId: string, attemptId: string, afterSeq = 0, limit = 1000): Promise<AttemptEvent[]> {

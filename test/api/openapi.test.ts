@@ -40,6 +40,7 @@ describe('GET /openapi.json', () => {
         'GET /v1/tasks/{id}',
         'POST /v1/tasks/{id}/cancel',
         'GET /v1/tasks/{id}/diff',
+        'POST /v1/tasks/{id}/pick',
         'GET /v1/tasks/{id}/attempts/{attempt}/events',
         'GET /v1/environments/{name}/cache',
         'DELETE /v1/environments/{name}/cache',

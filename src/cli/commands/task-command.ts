@@ -27,17 +27,23 @@ export function describeTask(task: TaskViewBody): string {
     '',
     formatTable(
       task.attempts.map((a) => ({
+        picked: a.id === task.picked ? '*' : '',
         attempt: a.id,
         status: a.status,
         phase: a.phase,
         cache: a.cacheHit === null ? '-' : a.cacheHit ? 'hit' : 'built',
         files: String(a.filesChanged),
         lines: `+${a.linesAdded} -${a.linesRemoved}`,
+        verify: a.verification === null ? '-' : a.verification.passed ? 'passed' : `failed (${a.verification.exitCode})`,
         time: seconds(a.durationMs),
+        tokens: a.tokens === null ? '-' : String(a.tokens),
       })),
-      ['attempt', 'status', 'phase', 'cache', 'files', 'lines', 'time'],
+      ['picked', 'attempt', 'status', 'phase', 'cache', 'files', 'lines', 'verify', 'time', 'tokens'],
     ),
   ];
+  if (task.attempts.length > 1) {
+    lines.push('', task.picked !== null ? `picked: ${task.picked}` : `none picked yet: berth task pick ${task.id} ATTEMPT`);
+  }
   for (const a of task.attempts) {
     if (a.error) lines.push('', `${a.id} failed: ${a.error}`);
     else if (a.message) lines.push('', `${a.id}: ${a.message}`);
@@ -201,12 +207,21 @@ export function registerTaskCommands(program: Command, ctx: CliContext): void {
   });
 
   withClientOptions(
-    task.command('diff').description("an attempt's diff (git apply accepts it)").argument('<task>').option('--attempt <attempt>', 'which attempt (default: the first)'),
+    task.command('diff').description("an attempt's diff (git apply accepts it)").argument('<task>').option('--attempt <attempt>', 'which attempt (default: the picked one, else the first)'),
   ).action(async (taskId: string, options: ClientOptions & { attempt?: string }) => {
     const query = options.attempt ? `?attempt=${encodeURIComponent(options.attempt)}` : '';
     const view = await ctx.client(options).request<{ attempt: string; baseCommit: string | null; diff: string }>('GET', path(taskId, `/diff${query}`));
     if (options.json) ctx.json(view);
     else ctx.io.stdout.write(view.diff);
+  });
+
+  withClientOptions(
+    task.command('pick').description('pick the attempt that becomes the PR, is applied, or takes follow-ups').argument('<task>').argument('<attempt>'),
+  ).action(async (taskId: string, attemptId: string, options: ClientOptions) => {
+    const view = await ctx.client(options).request<TaskViewBody & { warning: string | null }>('POST', path(taskId, '/pick'), { attempt: attemptId });
+    if (view.warning !== null) ctx.err(`warning: ${view.warning}`);
+    if (options.json) ctx.json(view);
+    else ctx.out(`picked ${view.picked ?? attemptId} for task ${view.id}`);
   });
 
   withClientOptions(task.command('cancel').description('stop a task').argument('<task>')).action(async (taskId: string, options: ClientOptions) => {

@@ -20,6 +20,8 @@ export interface Task {
   /** A repository location replacing the environment's (`berth run --repo`). */
   repository: string | null;
   attemptCount: number;
+  /** The attempt chosen with `berth task pick` (null until one is; a lone attempt is picked by default). */
+  pickedAttemptId?: string | null;
   status: TaskStatus;
   createdAt: string;
   updatedAt: string;

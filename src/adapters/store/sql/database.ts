@@ -47,6 +47,8 @@ export interface TasksTable {
   ref_sha: string | null;
   repository: string | null;
   attempt_count: number;
+  /** Added by migration 0003; null until an attempt is picked. */
+  picked_attempt_id: ColumnType<string | null, string | null | undefined, string | null>;
   status: string;
   created_at: string;
   updated_at: string;

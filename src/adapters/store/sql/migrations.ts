@@ -138,6 +138,12 @@ export const STORE_MIGRATIONS: readonly NamedMigration[] = [
         .execute();
     },
   },
+  {
+    name: '0003_task_picked_attempt',
+    async up(db) {
+      await db.schema.alterTable('tasks').addColumn('picked_attempt_id', 'text').execute();
+    },
+  },
 ];
 
 /** Feeds the ordered list to Kysely's Migrator, refusing a list that is out of order. */

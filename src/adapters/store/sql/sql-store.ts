@@ -389,6 +389,10 @@ export class SqlStore implements Store {
     return this.tasks.updateTaskStatus(id, status, now);
   }
 
+  pickAttempt(taskId: string, attemptId: string, now: string): Promise<void> {
+    return this.tasks.pickAttempt(taskId, attemptId, now);
+  }
+
   getAttempt(id: string): Promise<LeasedAttempt | undefined> {
     return this.tasks.getAttempt(id);
   }

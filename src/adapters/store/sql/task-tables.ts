@@ -33,6 +33,7 @@ function toTask(row: Selectable<TasksTable>): Task {
     },
     repository: row.repository,
     attemptCount: Number(row.attempt_count),
+    pickedAttemptId: row.picked_attempt_id ?? null,
     status: row.status as TaskStatus,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
@@ -146,6 +147,14 @@ export class TaskTables {
       .updateTable('tasks')
       .set({ status, updated_at: now })
       .where('id', '=', id)
+      .execute();
+  }
+
+  async pickAttempt(taskId: string, attemptId: string, now: string): Promise<void> {
+    await this.db
+      .updateTable('tasks')
+      .set({ picked_attempt_id: attemptId, updated_at: now })
+      .where('id', '=', taskId)
       .execute();
   }
 
