@@ -241,7 +241,11 @@ export async function runAgentLoop(input: AgentLoopInput): Promise<AgentLoopResu
             'Stopped: the model ran out of output tokens without an answer.',
           );
         }
-        return finish('completed', turn.message.content ?? '');
+        const answer = turn.message.content?.trim() ?? '';
+        return finish(
+          'completed',
+          answer !== '' ? answer : 'The agent finished without a final message.',
+        );
       }
 
       const touched: string[] = [];

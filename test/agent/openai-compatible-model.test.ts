@@ -353,6 +353,13 @@ describe('OpenAiCompatibleModel', () => {
     );
   });
 
+  it('never shows the API key when the client is logged', async () => {
+    const { inspect } = await import('node:util');
+    const client = model('http://127.0.0.1:9/v1');
+    expect(inspect(client, { depth: 5, showHidden: true })).not.toContain(KEY);
+    expect(JSON.stringify(client)).not.toContain(KEY);
+  });
+
   it('refuses a base URL that is not http(s)', () => {
     expect(() => new OpenAiCompatibleModel({ baseUrl: 'file:///etc', model: 'm' })).toThrow(
       /http or https/,

@@ -74,8 +74,14 @@ export class OpenAiCompatibleModel implements ModelClient {
   private readonly fetchImpl: typeof fetch;
   /** Whether to ask for usage in the stream; turned off when the server refuses the option. */
   private streamUsage = true;
+  /** Kept in an ES private field so that logging the client never prints the key. */
+  readonly #authorization: string | undefined;
+  private readonly options: Omit<OpenAiCompatibleModelOptions, 'apiKey'>;
 
-  constructor(private readonly options: OpenAiCompatibleModelOptions) {
+  constructor(options: OpenAiCompatibleModelOptions) {
+    const { apiKey, ...rest } = options;
+    this.options = rest;
+    this.#authorization = apiKey ? `Bearer ${apiKey}` : undefined;
     let base: URL;
     try {
       base = new URL(options.baseUrl);
@@ -205,7 +211,7 @@ export class OpenAiCompatibleModel implements ModelClient {
           headers: {
             'content-type': 'application/json',
             accept: this.stream ? 'text/event-stream' : 'application/json',
-            ...(this.options.apiKey ? { authorization: `Bearer ${this.options.apiKey}` } : {}),
+            ...(this.#authorization !== undefined ? { authorization: this.#authorization } : {}),
           },
           body,
           signal,
