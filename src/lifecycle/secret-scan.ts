@@ -9,8 +9,9 @@ import { SANDBOX_STATE_DIR } from './setup-script.js';
  * Threat model: the script is trusted to use secrets, not to keep them out of files. This scan
  * looks at the files the script changed (newer than a marker made when it started) under the
  * places tools write configuration (home directories, /etc, /opt, /srv, /usr/local, temporary
- * directories, the workspace) and warns with their paths; it does not remove what it finds (the
- * owner must fix the script). Processes whose environment holds a secret value are stopped, so
+ * directories, the workspace; not inside node_modules or .git/objects, which hold installed or
+ * compressed content and would make the scan slow) and warns with their paths; it does not
+ * remove what it finds (the owner must fix the script). Processes whose environment holds a secret value are stopped, so
  * no secret survives into the agent phase through /proc. It finds verbatim values (each line of
  * a multi-line value); a value the script transformed (encoded, split) is not found.
  */
@@ -39,7 +40,8 @@ if [ -n "${'$'}{BERTH_SCAN_0-}" ] && [ -e "$marker" ]; then
   for d in /root /home /etc /opt /srv /usr/local /tmp /var/tmp "$workspace"; do
     [ -d "$d" ] && roots+=("$d")
   done
-  find "${'$'}{roots[@]}" -xdev -type f -newer "$marker" -size -4M -not -path '${SANDBOX_STATE_DIR}/*' -print0 2>/dev/null \
+  find "${'$'}{roots[@]}" -xdev \( -path '*/node_modules' -o -path '*/.git/objects' -o -path '${SANDBOX_STATE_DIR}' \) -prune \
+    -o -type f -newer "$marker" -size -4M -print0 2>/dev/null \
     | xargs -0 -r grep -lsF -f <(patterns) -- 2>/dev/null | sed 's/^/file:/'
   for p in /proc/[0-9]*; do
     pid=${'$'}{p#/proc/}
@@ -93,6 +95,12 @@ export async function scanForSecrets(
     signal: ctx.signal,
     maxOutputBytes: 256 * 1024,
   });
+  if (result.timedOut) {
+    ctx.emit({
+      type: 'warning',
+      message: `the secret scan after the ${options.phase} script did not finish in time; files it did not reach were not checked`,
+    });
+  }
   const files = new Set<string>();
   const processes: string[] = [];
   for (const line of result.stdout.split('\n')) {
