@@ -1,7 +1,18 @@
 import type { AttemptEvent } from '../domain/task/attempt-event.js';
+import type { AgentEventBody } from '../agent/agent-event.js';
+import { formatAgentEvent } from '../agent/format-agent-event.js';
+
+const AGENT_EVENT_TYPES = new Set(['agent_turn', 'agent_end', 'plan', 'tool_call', 'tool_result', 'usage']);
+
+function isAgentEvent(event: { type: string }): event is AgentEventBody {
+  return AGENT_EVENT_TYPES.has(event.type);
+}
 
 /** One line (or block) of progress for stderr. */
 export function formatProgress(event: AttemptEvent, prefix: string): string {
+  // The agent's events share the log; their own formatter knows them.
+  const loose = event as { type: string };
+  if (isAgentEvent(loose)) return formatAgentEvent(loose, prefix);
   switch (event.type) {
     case 'phase':
       return `${prefix}== ${event.phase}\n`;
@@ -25,4 +36,5 @@ export function formatProgress(event: AttemptEvent, prefix: string): string {
     case 'command':
       return `${prefix}$ ${event.command}  (exit code ${event.exitCode})\n`;
   }
+  return '';
 }
