@@ -140,3 +140,11 @@ export function clientEnv(env: Env = process.env): { url?: string; token?: strin
 export function readVariable(name: string, env: Env = process.env): string | undefined {
   return env[name];
 }
+
+/** The environment for a child process on the host (git): this process's own, plus `extra`. */
+export function childEnvironment(
+  extra: Record<string, string> = {},
+  env: Env = process.env,
+): Record<string, string | undefined> {
+  return { ...env, ...extra };
+}

@@ -6,6 +6,7 @@ import type { AttemptViewBody, TaskViewBody } from '../../server/api-schemas.js'
 import type { AttemptEvent } from '../../domain/task/attempt-event.js';
 import { formatProgress } from '../../lifecycle/progress-format.js';
 import { BerthError } from '../../errors/berth-error.js';
+import { registerApplyCommand } from './apply-command.js';
 
 /** `berth exec` and `berth task …`: tasks on a server. */
 
@@ -223,6 +224,8 @@ export function registerTaskCommands(program: Command, ctx: CliContext): void {
     if (options.json) ctx.json(view);
     else ctx.out(`picked ${view.picked ?? attemptId} for task ${view.id}`);
   });
+
+  registerApplyCommand(task, ctx);
 
   withClientOptions(task.command('cancel').description('stop a task').argument('<task>')).action(async (taskId: string, options: ClientOptions) => {
     const view = await ctx.client(options).request<TaskViewBody>('POST', path(taskId, '/cancel'));
