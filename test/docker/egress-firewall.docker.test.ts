@@ -5,6 +5,7 @@
  * canary (so the test would fail if the firewall did nothing).
  */
 import { execFile } from 'node:child_process';
+import dgram from 'node:dgram';
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -46,6 +47,9 @@ let spec: SandboxNetworkFirewallSpec;
 const firewall = new IptablesFirewall();
 const servers: net.Server[] = [];
 const canaryHits: number[] = [];
+/** DNS queries that reached the host's bridge address (a resolver the sandbox could use to exfiltrate). */
+const dnsQueries: string[] = [];
+let dnsCanary: dgram.Socket | undefined;
 let proxyPort = 0;
 let canaryPort = 0;
 
@@ -63,18 +67,22 @@ function listen(
 }
 
 async function probeFromSandbox(gateway: string): Promise<string> {
-  const script = [proxyPort, canaryPort]
+  const tcp = [proxyPort, canaryPort]
     .map(
       (p) =>
         `if timeout 3 bash -c 'exec 3<>/dev/tcp/${gateway}/${p}' 2>/dev/null; then echo "${p} open"; else echo "${p} closed"; fi`,
     )
     .join('; ');
+  // Docker's embedded resolver forwards from the container's namespace to the --dns server.
+  const script = `${tcp}; timeout 4 getent hosts exfil-${id}.test >/dev/null; echo dns-done`;
   const result = await run([
     'docker',
     'run',
     '--rm',
     '--network',
     name,
+    '--dns',
+    gateway,
     '--label',
     'berth.test=egress-firewall',
     await probeImage(),
@@ -122,6 +130,13 @@ describe('IptablesFirewall on a real Docker network (docker)', () => {
       s.destroy();
     });
     servers.push(proxy.server, canary.server);
+    const udp = dgram.createSocket('udp4');
+    udp.on('message', (_message, remote) => dnsQueries.push(remote.address));
+    await new Promise<void>((resolve, reject) => {
+      udp.once('error', reject);
+      udp.bind(53, gateway, () => resolve());
+    });
+    dnsCanary = udp;
     proxyPort = proxy.port;
     canaryPort = canary.port;
     spec = { networkId: id, bridge, subnet, proxyAddress: gateway, proxyPort };
@@ -130,17 +145,20 @@ describe('IptablesFirewall on a real Docker network (docker)', () => {
   afterAll(async () => {
     if (spec !== undefined) await firewall.remove(spec);
     for (const s of servers) s.close();
+    dnsCanary?.close();
     await run(['docker', 'network', 'rm', name]);
   });
 
-  it('without the firewall the canary port on the host is reachable (control)', async () => {
+  it('without the firewall the canary port and a resolver on the host are reachable (control)', async () => {
     const out = await probeFromSandbox(gateway);
     expect(out).toContain(`${canaryPort} open`);
     expect(canaryHits.length).toBe(1);
+    expect(dnsQueries.length).toBeGreaterThan(0);
   });
 
-  it('with the firewall only the proxy port is reachable, and installing twice changes nothing', async () => {
+  it('with the firewall only the proxy port is reachable (no DNS either), and installing twice changes nothing', async () => {
     canaryHits.length = 0;
+    dnsQueries.length = 0;
     await firewall.install(spec);
     const before = (await run(['iptables', '-S'])).stdout;
     await firewall.install(spec);
@@ -150,6 +168,8 @@ describe('IptablesFirewall on a real Docker network (docker)', () => {
     expect(out).toContain(`${proxyPort} open`);
     expect(out).toContain(`${canaryPort} closed`);
     expect(canaryHits).toEqual([]);
+    expect(out).toContain('dns-done');
+    expect(dnsQueries).toEqual([]);
   });
 
   it('removal deletes every rule it added', async () => {

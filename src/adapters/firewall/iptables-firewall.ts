@@ -17,9 +17,9 @@
  * - IPv6: everything from or to the bridge is dropped in INPUT and FORWARD.
  * Installing is idempotent (a per-network chain is flushed and refilled; jump rules are added
  * only when missing) and removal deletes exactly what install added.
- * Not covered: Docker's embedded DNS inside the container's namespace (the runtime must give
- * sandboxes no resolver that forwards outside, see docs/internet.md), and loopback inside the
- * container (its own services).
+ * Docker's embedded DNS forwards from the container's namespace, so a resolver on the host's
+ * bridge address is dropped like any other port (tested); loopback inside the container (its own
+ * services) is not this module's concern.
  */
 import { execFile } from 'node:child_process';
 import { BerthError } from '../../errors/berth-error.js';
