@@ -12,11 +12,11 @@ import type { ToolBox } from './tools/tool-box.js';
 export interface ModelAgentOptions {
   model: ModelClient;
   /** Another model than the client's default (chosen by the environment or the task). */
-  modelName?: string;
-  limits?: AgentLimitsOverride;
-  environment?: AgentEnvironmentInfo;
+  modelName?: string | undefined;
+  limits?: AgentLimitsOverride | undefined;
+  environment?: AgentEnvironmentInfo | undefined;
   /** The conversation of the attempt this one follows up. */
-  history?: ChatMessage[];
+  history?: ChatMessage[] | undefined;
   /** How to reach the sandbox; default: `RuntimeAgentSandbox` over the context's runtime. */
   sandbox?: (context: AgentContext) => AgentSandbox;
   tools?: ToolBox;
