@@ -17,7 +17,14 @@ export function resourceLiveness(
   const grace = options.publishGraceMs ?? 10 * 60_000;
   return async (labels) => {
     const warmOwner = labels[WARM_OWNER_LABEL];
-    if (warmOwner !== undefined) return warmOwner === options.owner;
+    // Another orchestrator's warm sandbox is live while that orchestrator holds a lease (it may
+    // be running an attempt in it); see Scheduler.removeDeadWarmSandboxes.
+    if (warmOwner !== undefined) {
+      return (
+        warmOwner === options.owner ||
+        (await store.countLiveLeases(warmOwner, now().toISOString())) > 0
+      );
+    }
     const kind = labels[BERTH_LABELS.kind];
     const at = now();
     const expiresAt = Date.parse(labels['berth.expires-at'] ?? '');
