@@ -1,6 +1,7 @@
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { readdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { BerthError } from '../errors/berth-error.js';
 import { formatPath } from '../domain/environment/environment-file.js';
@@ -32,6 +33,17 @@ const configSchema = z.strictObject({
   concurrency: z.number().int().min(1).max(64),
   maxAttempts: z.number().int().min(1).max(64),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+  /** A token for GitHub's REST API and HTTPS pushes to GitHub remotes (`berth task pr`). */
+  githubToken: z.string().min(1).optional(),
+  /** GitHub's API base: the public one, or `https://HOST/api/v3` for GitHub Enterprise. */
+  githubApiUrl: z.url({ protocol: /^https?$/ }),
+  /**
+   * Repository locations that stand for a GitHub repository although their URL does not say so
+   * (a mirror, a local bare repository in tests): location → `OWNER/REPO`.
+   */
+  githubRemotes: z.record(z.string().min(1), z.string().regex(/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/, 'must be OWNER/REPO')),
+  /** Author and committer of the commits Berth pushes for pull requests. */
+  gitAuthor: z.strictObject({ name: z.string().min(1), email: z.string().min(3) }),
   model: z.strictObject({
     baseUrl: z.string().optional(),
     apiKey: z.string().optional(),
@@ -89,6 +101,18 @@ export function defaultConfigDir(env: Env): string {
   return join(env.XDG_CONFIG_HOME || join(home, '.config'), 'berth');
 }
 
+/** `LOCATION=OWNER/REPO` pairs separated by commas (a location holding `=` or `,` cannot be given). */
+function parseGithubRemotes(value: string | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of (value ?? '').split(',')) {
+    if (pair.trim() === '') continue;
+    const at = pair.lastIndexOf('=');
+    if (at <= 0) throw new BerthError('invalid_input', `configuration: BERTH_GITHUB_REMOTES: "${pair}" is not LOCATION=OWNER/REPO`);
+    out[pair.slice(0, at).trim()] = pair.slice(at + 1).trim();
+  }
+  return out;
+}
+
 export function loadConfig(flags: ConfigFlags = {}, env: Env = process.env): BerthConfig {
   const dataDir = resolve(flags.dataDir ?? (env.BERTH_DATA_DIR || defaultDataDir(env)));
   const raw = {
@@ -101,7 +125,8 @@ export function loadConfig(flags: ConfigFlags = {}, env: Env = process.env): Ber
     allowLocalRepositories: flags.allowLocalRepositories ?? bool(env.BERTH_ALLOW_LOCAL_REPOS) ?? false,
     ...(env.BERTH_DATABASE_URL ? { databaseUrl: env.BERTH_DATABASE_URL } : {}),
     dockerSocket: env.BERTH_DOCKER_SOCKET || '/var/run/docker.sock',
-    instance: env.BERTH_INSTANCE || 'default',
+    // One store, one instance: resources are reaped by what this data directory's store knows.
+    instance: env.BERTH_INSTANCE || `d${createHash('sha256').update(dataDir).digest('hex').slice(0, 12)}`,
     extraCaFiles:
       env.BERTH_EXTRA_CA_FILES !== undefined
         ? env.BERTH_EXTRA_CA_FILES.split(':').filter((f) => f !== '')
@@ -111,6 +136,13 @@ export function loadConfig(flags: ConfigFlags = {}, env: Env = process.env): Ber
     concurrency: int(env.BERTH_CONCURRENCY) ?? 4,
     maxAttempts: int(env.BERTH_MAX_ATTEMPTS) ?? 8,
     logLevel: flags.logLevel ?? (env.BERTH_LOG_LEVEL || 'info'),
+    ...(env.BERTH_GITHUB_TOKEN ? { githubToken: env.BERTH_GITHUB_TOKEN } : {}),
+    githubApiUrl: (env.BERTH_GITHUB_API_URL || 'https://api.github.com').replace(/\/+$/, ''),
+    githubRemotes: parseGithubRemotes(env.BERTH_GITHUB_REMOTES),
+    gitAuthor: {
+      name: env.BERTH_GIT_AUTHOR_NAME || 'Berth',
+      email: env.BERTH_GIT_AUTHOR_EMAIL || 'berth@localhost',
+    },
     model: {
       ...((flags.modelBaseUrl ?? env.BERTH_MODEL_BASE_URL) ? { baseUrl: flags.modelBaseUrl ?? env.BERTH_MODEL_BASE_URL } : {}),
       ...(env.BERTH_MODEL_API_KEY ? { apiKey: env.BERTH_MODEL_API_KEY } : {}),

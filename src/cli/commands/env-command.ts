@@ -6,6 +6,7 @@ import { parseEnvironmentFile } from '../../domain/environment/environment-file.
 import { BerthError } from '../../errors/berth-error.js';
 import type { EnvironmentSpec } from '../../domain/environment/environment-spec.js';
 import type { CacheEntryView } from '../../server/task-views.js';
+import { registerEnvTestCommand } from './task-command.js';
 
 interface EnvironmentView {
   id: string;
@@ -148,6 +149,8 @@ export function registerEnvCommands(program: Command, ctx: CliContext): void {
       if (options.json) ctx.json({ valid: true, spec });
       else ctx.out(`${options.file}: valid environment "${spec.name}"`);
     });
+
+  registerEnvTestCommand(env, ctx);
 
   const cache = env.command('cache').description("an environment's cache entry");
   withClientOptions(cache.command('show').description('key, age, size and commit of the cache entries').argument('<env>', 'environment name')).action(

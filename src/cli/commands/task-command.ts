@@ -142,6 +142,81 @@ export function registerExecCommand(program: Command, ctx: CliContext): void {
   );
 }
 
+/**
+ * `berth env test ENV`: the lifecycle up to lockdown, then a command (or, with -it, an
+ * interactive shell), printing everything, so a user can see why a tool is missing.
+ */
+export function registerEnvTestCommand(env: Command, ctx: CliContext): void {
+  withClientOptions(
+    env
+      .command('test')
+      .description('run the lifecycle up to lockdown, then a command or an interactive shell, printing everything')
+      .argument('<env>', 'environment name')
+      .option('--command <command>', 'the command to run after lockdown', 'echo "environment ready in $(pwd)"')
+      .option('--branch <branch>', 'check out this branch')
+      .option('--sha <sha>', 'check out this commit')
+      .option('-i, --interactive', 'keep stdin open (with -t: a shell in the sandbox)')
+      .option('-t, --tty', 'a terminal: with -i, open a login shell in the sandbox (needs the Docker CLI on the server machine)'),
+  ).action(
+    async (
+      name: string,
+      options: ClientOptions & { command: string; branch?: string; sha?: string; interactive?: boolean; tty?: boolean },
+    ) => {
+      const client = ctx.client(options);
+      const shell = options.interactive === true && options.tty === true;
+      let task = await client.request<TaskViewBody>('POST', '/v1/tasks', {
+        environment: name,
+        // A shell needs the sandbox to stay up: the task holds it until the shell ends.
+        command: shell ? 'sleep 86400' : options.command,
+        ...(options.branch !== undefined ? { branch: options.branch } : {}),
+        ...(options.sha !== undefined ? { sha: options.sha } : {}),
+        attempts: 1,
+      });
+      const attempt = task.attempts[0];
+      if (attempt === undefined) throw new BerthError('internal', 'the task has no attempt');
+      ctx.err(`task ${task.id}, attempt ${attempt.id}`);
+      if (shell) {
+        const { openShell } = await import('../sandbox-shell.js');
+        const controller = new AbortController();
+        let reachedAgent = false;
+        const following = followEvents(
+          client,
+          task.id,
+          attempt.id,
+          (event) => {
+            ctx.io.stderr.write(formatProgress(event, ''));
+            if (event.type === 'phase' && event.phase === 'agent' && !reachedAgent) {
+              reachedAgent = true;
+              controller.abort();
+            }
+          },
+          controller.signal,
+        ).catch(() => undefined);
+        await following;
+        if (!reachedAgent) {
+          task = await client.request<TaskViewBody>('GET', path(task.id));
+          ctx.err(`the lifecycle ended before the shell could open: ${task.attempts[0]?.error ?? task.status}`);
+          ctx.exitCode = 1;
+          return;
+        }
+        try {
+          ctx.exitCode = await openShell(attempt.id);
+        } finally {
+          await client.request<TaskViewBody>('POST', path(task.id, '/cancel'));
+        }
+        return;
+      }
+      task = await waitForTask(ctx, client, task, options.json === true);
+      const done = task.attempts[0];
+      const command = done?.commands.find((c) => c.phase === 'agent');
+      if (options.json) ctx.json(task);
+      else if (command) ctx.out(command.output.trimEnd());
+      if (done?.error) ctx.err(`berth: ${done.error}`);
+      ctx.exitCode = command ? (command.exitCode === 0 ? 0 : Math.min(command.exitCode, 255)) : 1;
+    },
+  );
+}
+
 export function registerTaskCommands(program: Command, ctx: CliContext): void {
   const task = program.command('task').description('tasks and their attempts');
 
