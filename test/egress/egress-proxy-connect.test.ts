@@ -1,6 +1,7 @@
 import tls from 'node:tls';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
+  eagerTlsExchange,
   rawExchange,
   openTunnel,
   startTestProxy,
@@ -225,6 +226,18 @@ describe('CONNECT tunnels (no method limits)', () => {
       secure.on('error', reject);
     });
     expect(received).toBeGreaterThan(size);
+  });
+
+  it('handles a ClientHello sent together with the CONNECT', async () => {
+    const { head, response } = await eagerTlsExchange(
+      proxy.port,
+      `allowed.test:${world.httpsPort}`,
+      { servername: 'allowed.test', ca: world.upstreamCa.certificatePem },
+      'GET /eager HTTP/1.1\r\nHost: allowed.test\r\nConnection: close\r\n\r\n',
+    );
+    expect(head).toMatch(/^HTTP\/1\.1 200/);
+    expect(statusCodes(response)).toEqual([200]);
+    expect(world.requests).toMatchObject([{ url: '/eager', servername: 'allowed.test' }]);
   });
 
   it('refuses non-TLS bytes (an SSH banner) in a tunnel without dialling', async () => {

@@ -1,6 +1,7 @@
 import tls from 'node:tls';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
+  eagerTlsExchange,
   openTunnel,
   rawExchange,
   startTestProxy,
@@ -255,6 +256,18 @@ describe('TLS interception with method limits', () => {
       reason: 'TLS ClientHello without SNI',
     });
     expect(world.requests).toEqual([]);
+  });
+
+  it('handles a ClientHello sent together with the CONNECT', async () => {
+    const { head, response } = await eagerTlsExchange(
+      limited.port,
+      `allowed.test:${world.httpsPort}`,
+      { servername: 'allowed.test', ca: limited.ca?.certificatePem ?? '' },
+      `GET /eager HTTP/1.1\r\n${H()}\r\nPOST /eager HTTP/1.1\r\n${H()}Content-Length: 1\r\n\r\nx`,
+    );
+    expect(head).toMatch(/^HTTP\/1\.1 200/);
+    expect(statusCodes(response)).toEqual([200, 403]);
+    expect(world.requests.map((r) => `${r.method} ${r.url}`)).toEqual(['GET /eager']);
   });
 
   it('answers 502 when the upstream certificate is not trusted for the name', async () => {

@@ -9,6 +9,7 @@ import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import tls from 'node:tls';
+import { Duplex } from 'node:stream';
 import { CertificateAuthority } from '../../../src/egress/certificate-authority.js';
 import {
   EgressProxy,
@@ -365,4 +366,78 @@ export function tlsExchange(
 
 export function statusCodes(response: string): number[] {
   return [...response.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => Number(m[1]));
+}
+
+/**
+ * CONNECT and the ClientHello in one write (what some clients do to save a round trip), then
+ * TLS and one raw HTTP exchange over it; returns the proxy's head and the HTTP response text.
+ */
+export function eagerTlsExchange(
+  port: number,
+  target: string,
+  options: { servername: string; ca: string },
+  text: string,
+): Promise<{ head: string; response: string }> {
+  return new Promise((resolve) => {
+    const raw = net.connect(port, PROXY_ADDRESS);
+    let sentConnect = false;
+    let head = Buffer.alloc(0);
+    let headDone = false;
+    const chunks: Buffer[] = [];
+    const carrier = new Duplex({
+      read() {},
+      write(chunk: Buffer, _encoding, callback) {
+        if (!sentConnect) {
+          sentConnect = true;
+          raw.write(
+            Buffer.concat([
+              Buffer.from(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`),
+              chunk,
+            ]),
+          );
+        } else {
+          raw.write(chunk);
+        }
+        callback();
+      },
+    });
+    raw.on('data', (d: Buffer) => {
+      if (headDone) {
+        carrier.push(d);
+        return;
+      }
+      head = Buffer.concat([head, d]);
+      const end = head.indexOf('\r\n\r\n');
+      if (end === -1) return;
+      headDone = true;
+      const rest = head.subarray(end + 4);
+      head = head.subarray(0, end + 4);
+      if (rest.length > 0) carrier.push(rest);
+    });
+    raw.on('error', () => undefined);
+    raw.on('close', () => carrier.push(null));
+    const secure = tls.connect({
+      socket: carrier,
+      servername: options.servername,
+      ca: options.ca,
+      ALPNProtocols: ['http/1.1'],
+    });
+    let settled = false;
+    const done = () => {
+      if (settled) return;
+      settled = true;
+      secure.destroy();
+      raw.destroy();
+      resolve({
+        head: head.toString('latin1'),
+        response: Buffer.concat(chunks).toString('latin1'),
+      });
+    };
+    secure.on('secureConnect', () => secure.write(text));
+    secure.on('data', (c: Buffer) => chunks.push(c));
+    secure.on('end', done);
+    secure.on('close', done);
+    secure.on('error', done);
+    setTimeout(done, 5_000).unref();
+  });
 }
