@@ -1,8 +1,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { PostgresStore } from '../../src/adapters/store/postgres/postgres-store.js';
 import { SqliteStore } from '../../src/adapters/store/sqlite/sqlite-store.js';
+import type { Store } from '../../src/ports/store.js';
+import { findPostgresBin, startPostgres, type PostgresServer } from '../store/postgres-server.js';
 import { cacheKeyParts, cacheKey } from '../../src/domain/cache/cache-key.js';
 import type { CacheEntry } from '../../src/domain/cache/cache-entry.js';
 import type { Attempt } from '../../src/domain/task/attempt.js';
@@ -41,179 +44,239 @@ function task(id: string, attempts: number, createdAt = T0): { task: Task; attem
   };
 }
 
-let dir: string;
-let store: SqliteStore;
-beforeEach(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'berth-task-store-'));
-  store = SqliteStore.open(dir);
-  await store.migrate();
-});
-afterEach(async () => {
-  await store.close();
-  rmSync(dir, { recursive: true, force: true });
-});
-
-describe('tasks and attempts in the SQLite store', () => {
-  it('stores a task with its attempts and reads them back', async () => {
-    const t = task('task_a', 2);
-    await store.createTask(t.task, t.attempts);
-    expect(await store.getTask('task_a')).toMatchObject(t.task);
-    const attempts = await store.listAttempts('task_a');
-    expect(attempts.map((a) => [a.id, a.index, a.phase, a.leaseOwner])).toEqual([
-      ['att_task_a_0', 0, 'queued', null],
-      ['att_task_a_1', 1, 'queued', null],
-    ]);
-    await store.updateTaskStatus('task_a', 'running', T1);
-    expect((await store.listTasks({ environmentId: 'env_1' }))[0]?.status).toBe('running');
-  });
-
-  it('claims queued attempts oldest first, each once, with a lease', async () => {
-    const older = task('task_old', 1, T0);
-    const newer = task('task_new', 1, T1);
-    await store.createTask(newer.task, newer.attempts);
-    await store.createTask(older.task, older.attempts);
-    expect(
-      await store.claimNextAttempt({ owner: 'orch-1', now: T1, leaseMs: 30_000, taskIds: [] }),
-    ).toBeUndefined();
-    const own = await store.claimNextAttempt({
-      owner: 'orch-9',
-      now: T1,
-      leaseMs: 30_000,
-      taskIds: ['task_new'],
+/** The task tables' behaviour, run against each store adapter (a fresh, migrated store each test). */
+function describeTaskStore(
+  adapter: string,
+  open: () => Promise<{ store: Store; cleanup: () => void }>,
+): void {
+  describe(`task tables: ${adapter}`, () => {
+    let store: Store;
+    let cleanup: () => void;
+    beforeEach(async () => {
+      ({ store, cleanup } = await open());
+      await store.migrate();
     });
-    expect(own?.id).toBe('att_task_new_0');
-    await store.updateAttempt(own?.id ?? '', { phase: 'queued' });
-    const first = await store.claimNextAttempt({ owner: 'orch-1', now: T1, leaseMs: 30_000 });
-    expect(first).toMatchObject({
-      id: 'att_task_old_0',
-      phase: 'creating',
-      leaseOwner: 'orch-1',
-      leaseExpiresAt: '2026-01-01T00:01:30.000Z',
+    afterEach(async () => {
+      await store.close();
+      cleanup();
     });
-    const claims = await Promise.all([
-      store.claimNextAttempt({ owner: 'orch-1', now: T1, leaseMs: 30_000 }),
-      store.claimNextAttempt({ owner: 'orch-2', now: T1, leaseMs: 30_000 }),
-    ]);
-    expect(claims.filter((c) => c !== undefined).map((c) => c?.id)).toEqual(['att_task_new_0']);
-    expect(
-      await store.claimNextAttempt({ owner: 'orch-1', now: T1, leaseMs: 30_000 }),
-    ).toBeUndefined();
+    taskStoreTests(() => store);
   });
+}
 
-  it('finds attempts whose lease expired, and a renewed lease keeps one alive', async () => {
-    const t = task('task_l', 2);
-    await store.createTask(t.task, t.attempts);
-    const a = await store.claimNextAttempt({ owner: 'orch-1', now: T0, leaseMs: 30_000 });
-    const b = await store.claimNextAttempt({ owner: 'orch-1', now: T0, leaseMs: 30_000 });
-    expect(await store.renewAttemptLease(b?.id ?? '', 'orch-1', T1, 90_000)).toBe(true);
-    expect(await store.renewAttemptLease(b?.id ?? '', 'someone-else', T1, 90_000)).toBe(false);
-    expect((await store.listExpiredAttempts(T1)).map((x) => x.id)).toEqual([a?.id]);
-    expect(await store.countLiveLeases('orch-1', T1)).toBe(1);
-    expect(await store.countLiveLeases('orch-2', T1)).toBe(0);
+describeTaskStore('SqliteStore', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'berth-task-store-'));
+  return Promise.resolve({
+    store: SqliteStore.open(dir),
+    cleanup: () => rmSync(dir, { recursive: true, force: true }),
   });
+});
 
-  it('updates an attempt only under its condition, and a finished one holds no lease', async () => {
-    const t = task('task_u', 1);
-    await store.createTask(t.task, t.attempts);
-    const a = await store.claimNextAttempt({ owner: 'orch-1', now: T0, leaseMs: 30_000 });
-    const id = a?.id ?? '';
-    expect(await store.updateAttempt(id, { phase: 'setup' }, { leaseOwner: 'orch-2' })).toBe(false);
-    expect(
-      await store.updateAttempt(id, { phase: 'setup', cacheHit: false }, { leaseOwner: 'orch-1' }),
-    ).toBe(true);
-    const result = {
-      baseCommit: 'abc',
-      diff: 'd',
-      files: [],
-      message: 'ok',
-      commands: [],
-      snapshotImage: null,
+const postgresBin = findPostgresBin();
+if (postgresBin === undefined) {
+  describe('task tables: PostgresStore', () => {
+    it.skip('needs PostgreSQL binaries (apt-get install postgresql); none under /usr/lib/postgresql', () => {});
+  });
+} else {
+  let server: PostgresServer | undefined;
+  beforeAll(() => {
+    server = startPostgres(postgresBin);
+  });
+  afterAll(() => {
+    server?.stop();
+  });
+  describeTaskStore('PostgresStore', async () => {
+    if (!server) throw new Error('PostgreSQL did not start');
+    const database = await server.createDatabase();
+    return {
+      store: await PostgresStore.connect({
+        host: server.socketDir,
+        user: server.user,
+        database,
+        max: 5,
+      }),
+      cleanup: () => undefined,
     };
-    expect(
-      await store.updateAttempt(
-        id,
-        { phase: 'succeeded', result, finishedAt: T2 },
-        { phases: ['setup'] },
-      ),
-    ).toBe(true);
-    const done = await store.getAttempt(id);
-    expect(done).toMatchObject({
-      phase: 'succeeded',
-      cacheHit: false,
-      result,
-      finishedAt: T2,
-      leaseOwner: null,
-      leaseExpiresAt: null,
+  });
+}
+
+function taskStoreTests(current: () => Store): void {
+  describe('tasks and attempts', () => {
+    let store: Store;
+    beforeEach(() => {
+      store = current();
     });
-    expect(await store.updateAttempt(id, { phase: 'cancelled' }, { phases: ['queued'] })).toBe(
-      false,
-    );
+    it('stores a task with its attempts and reads them back', async () => {
+      const t = task('task_a', 2);
+      await store.createTask(t.task, t.attempts);
+      expect(await store.getTask('task_a')).toMatchObject(t.task);
+      const attempts = await store.listAttempts('task_a');
+      expect(attempts.map((a) => [a.id, a.index, a.phase, a.leaseOwner])).toEqual([
+        ['att_task_a_0', 0, 'queued', null],
+        ['att_task_a_1', 1, 'queued', null],
+      ]);
+      await store.updateTaskStatus('task_a', 'running', T1);
+      expect((await store.listTasks({ environmentId: 'env_1' }))[0]?.status).toBe('running');
+    });
+
+    it('claims queued attempts oldest first, each once, with a lease', async () => {
+      const older = task('task_old', 1, T0);
+      const newer = task('task_new', 1, T1);
+      await store.createTask(newer.task, newer.attempts);
+      await store.createTask(older.task, older.attempts);
+      expect(
+        await store.claimNextAttempt({ owner: 'orch-1', now: T1, leaseMs: 30_000, taskIds: [] }),
+      ).toBeUndefined();
+      const own = await store.claimNextAttempt({
+        owner: 'orch-9',
+        now: T1,
+        leaseMs: 30_000,
+        taskIds: ['task_new'],
+      });
+      expect(own?.id).toBe('att_task_new_0');
+      await store.updateAttempt(own?.id ?? '', { phase: 'queued' });
+      const first = await store.claimNextAttempt({ owner: 'orch-1', now: T1, leaseMs: 30_000 });
+      expect(first).toMatchObject({
+        id: 'att_task_old_0',
+        phase: 'creating',
+        leaseOwner: 'orch-1',
+        leaseExpiresAt: '2026-01-01T00:01:30.000Z',
+      });
+      const claims = await Promise.all([
+        store.claimNextAttempt({ owner: 'orch-1', now: T1, leaseMs: 30_000 }),
+        store.claimNextAttempt({ owner: 'orch-2', now: T1, leaseMs: 30_000 }),
+      ]);
+      expect(claims.filter((c) => c !== undefined).map((c) => c?.id)).toEqual(['att_task_new_0']);
+      expect(
+        await store.claimNextAttempt({ owner: 'orch-1', now: T1, leaseMs: 30_000 }),
+      ).toBeUndefined();
+    });
+
+    it('finds attempts whose lease expired, and a renewed lease keeps one alive', async () => {
+      const t = task('task_l', 2);
+      await store.createTask(t.task, t.attempts);
+      const a = await store.claimNextAttempt({ owner: 'orch-1', now: T0, leaseMs: 30_000 });
+      const b = await store.claimNextAttempt({ owner: 'orch-1', now: T0, leaseMs: 30_000 });
+      expect(await store.renewAttemptLease(b?.id ?? '', 'orch-1', T1, 90_000)).toBe(true);
+      expect(await store.renewAttemptLease(b?.id ?? '', 'someone-else', T1, 90_000)).toBe(false);
+      expect((await store.listExpiredAttempts(T1)).map((x) => x.id)).toEqual([a?.id]);
+      expect(await store.countLiveLeases('orch-1', T1)).toBe(1);
+      expect(await store.countLiveLeases('orch-2', T1)).toBe(0);
+    });
+
+    it('updates an attempt only under its condition, and a finished one holds no lease', async () => {
+      const t = task('task_u', 1);
+      await store.createTask(t.task, t.attempts);
+      const a = await store.claimNextAttempt({ owner: 'orch-1', now: T0, leaseMs: 30_000 });
+      const id = a?.id ?? '';
+      expect(await store.updateAttempt(id, { phase: 'setup' }, { leaseOwner: 'orch-2' })).toBe(
+        false,
+      );
+      expect(
+        await store.updateAttempt(
+          id,
+          { phase: 'setup', cacheHit: false },
+          { leaseOwner: 'orch-1' },
+        ),
+      ).toBe(true);
+      const result = {
+        baseCommit: 'abc',
+        diff: 'd',
+        files: [],
+        message: 'ok',
+        commands: [],
+        snapshotImage: null,
+      };
+      expect(
+        await store.updateAttempt(
+          id,
+          { phase: 'succeeded', result, finishedAt: T2 },
+          { phases: ['setup'] },
+        ),
+      ).toBe(true);
+      const done = await store.getAttempt(id);
+      expect(done).toMatchObject({
+        phase: 'succeeded',
+        cacheHit: false,
+        result,
+        finishedAt: T2,
+        leaseOwner: null,
+        leaseExpiresAt: null,
+      });
+      expect(await store.updateAttempt(id, { phase: 'cancelled' }, { phases: ['queued'] })).toBe(
+        false,
+      );
+    });
+
+    it('keeps events in order and pages after a sequence number', async () => {
+      const t = task('task_e', 1);
+      await store.createTask(t.task, t.attempts);
+      const attemptId = 'att_task_e_0';
+      await store.appendAttemptEvents([
+        { attemptId, seq: 1, at: T0, type: 'phase', phase: 'creating' },
+        { attemptId, seq: 2, at: T0, type: 'log', stream: 'stdout', text: 'hi\n' },
+      ]);
+      await store.appendAttemptEvents([
+        { attemptId, seq: 3, at: T1, type: 'cache', result: 'miss', reason: 'no cache entry yet' },
+      ]);
+      expect((await store.listAttemptEvents(attemptId)).map((e) => e.seq)).toEqual([1, 2, 3]);
+      expect(await store.listAttemptEvents(attemptId, 2)).toEqual([
+        { attemptId, seq: 3, at: T1, type: 'cache', result: 'miss', reason: 'no cache entry yet' },
+      ]);
+    });
   });
 
-  it('keeps events in order and pages after a sequence number', async () => {
-    const t = task('task_e', 1);
-    await store.createTask(t.task, t.attempts);
-    const attemptId = 'att_task_e_0';
-    await store.appendAttemptEvents([
-      { attemptId, seq: 1, at: T0, type: 'phase', phase: 'creating' },
-      { attemptId, seq: 2, at: T0, type: 'log', stream: 'stdout', text: 'hi\n' },
-    ]);
-    await store.appendAttemptEvents([
-      { attemptId, seq: 3, at: T1, type: 'cache', result: 'miss', reason: 'no cache entry yet' },
-    ]);
-    expect((await store.listAttemptEvents(attemptId)).map((e) => e.seq)).toEqual([1, 2, 3]);
-    expect(await store.listAttemptEvents(attemptId, 2)).toEqual([
-      { attemptId, seq: 3, at: T1, type: 'cache', result: 'miss', reason: 'no cache entry yet' },
-    ]);
-  });
-});
+  describe('cache entries', () => {
+    let store: Store;
+    beforeEach(() => {
+      store = current();
+    });
+    const parts = cacheKeyParts({
+      environmentId: 'env_1',
+      baseImageDigest: 'sha256:x',
+      repository: { url: 'https://git.example/a.git', defaultBranch: 'main' },
+      versions: {},
+      env: {},
+      secrets: {},
+    });
+    const entry = (
+      id: string,
+      createdAt: string,
+      expiresAt: string,
+      key = cacheKey(parts),
+    ): CacheEntry => ({
+      id,
+      environmentId: 'env_1',
+      key,
+      parts,
+      image: `berth-cache:${id}`,
+      imageId: `sha256:${id}`,
+      sizeBytes: 123_456_789_012,
+      commit: 'abc',
+      exportNames: ['FOO'],
+      createdAt,
+      expiresAt,
+    });
 
-describe('cache entries in the SQLite store', () => {
-  const parts = cacheKeyParts({
-    environmentId: 'env_1',
-    baseImageDigest: 'sha256:x',
-    repository: { url: 'https://git.example/a.git', defaultBranch: 'main' },
-    versions: {},
-    env: {},
-    secrets: {},
+    it('finds the newest live entry for a key and never an expired one', async () => {
+      const key = cacheKey(parts);
+      await store.publishCacheEntry(entry('cache_old', T0, T1));
+      expect(await store.findLiveCacheEntry('env_1', key, T1)).toBeUndefined();
+      await store.publishCacheEntry(entry('cache_new', T1, '2026-01-01T12:01:00.000Z'));
+      await store.publishCacheEntry(
+        entry('cache_other', T2, '2026-01-01T12:02:00.000Z', 'other-key'),
+      );
+      expect(await store.findLiveCacheEntry('env_1', key, T2)).toEqual(
+        entry('cache_new', T1, '2026-01-01T12:01:00.000Z'),
+      );
+      expect((await store.latestCacheEntry('env_1'))?.id).toBe('cache_other');
+      expect((await store.listCacheEntries()).map((e) => e.id)).toEqual([
+        'cache_other',
+        'cache_new',
+        'cache_old',
+      ]);
+      await store.deleteCacheEntries(['cache_new', 'cache_other']);
+      expect((await store.listCacheEntries('env_1')).map((e) => e.id)).toEqual(['cache_old']);
+    });
   });
-  const entry = (
-    id: string,
-    createdAt: string,
-    expiresAt: string,
-    key = cacheKey(parts),
-  ): CacheEntry => ({
-    id,
-    environmentId: 'env_1',
-    key,
-    parts,
-    image: `berth-cache:${id}`,
-    imageId: `sha256:${id}`,
-    sizeBytes: 123_456_789_012,
-    commit: 'abc',
-    exportNames: ['FOO'],
-    createdAt,
-    expiresAt,
-  });
-
-  it('finds the newest live entry for a key and never an expired one', async () => {
-    const key = cacheKey(parts);
-    await store.publishCacheEntry(entry('cache_old', T0, T1));
-    expect(await store.findLiveCacheEntry('env_1', key, T1)).toBeUndefined();
-    await store.publishCacheEntry(entry('cache_new', T1, '2026-01-01T12:01:00.000Z'));
-    await store.publishCacheEntry(
-      entry('cache_other', T2, '2026-01-01T12:02:00.000Z', 'other-key'),
-    );
-    expect(await store.findLiveCacheEntry('env_1', key, T2)).toEqual(
-      entry('cache_new', T1, '2026-01-01T12:01:00.000Z'),
-    );
-    expect((await store.latestCacheEntry('env_1'))?.id).toBe('cache_other');
-    expect((await store.listCacheEntries()).map((e) => e.id)).toEqual([
-      'cache_other',
-      'cache_new',
-      'cache_old',
-    ]);
-    await store.deleteCacheEntries(['cache_new', 'cache_other']);
-    expect((await store.listCacheEntries('env_1')).map((e) => e.id)).toEqual(['cache_old']);
-  });
-});
+}
