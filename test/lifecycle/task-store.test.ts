@@ -89,7 +89,7 @@ if (postgresBin === undefined) {
     if (!server) throw new Error('PostgreSQL did not start');
     const database = await server.createDatabase();
     return {
-      store: await PostgresStore.connect({
+      store: PostgresStore.connect({
         host: server.socketDir,
         user: server.user,
         database,
