@@ -19,6 +19,7 @@ export const ERROR_CODES = {
   task_failed: { http: 500, exit: 1 },
   server_unreachable: { http: 502, exit: 1 },
   model_error: { http: 502, exit: 1 },
+  remote_error: { http: 502, exit: 1 },
   internal: { http: 500, exit: 1 },
 } as const;
 

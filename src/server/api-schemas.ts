@@ -176,6 +176,23 @@ export const taskView = z.object({
 
 export const pickTaskBody = z.strictObject({ attempt: z.string().min(1).describe('The attempt id (att_…)') });
 
+export const pullRequestBody = z.strictObject({
+  title: z.string().max(256).optional().describe("The pull request's title (default: the prompt's first line)"),
+  draft: z.boolean().optional().describe('Open it as a draft'),
+});
+
+export const pullRequestResult = z.object({
+  attempt: z.string().describe('The attempt whose diff was pushed (the picked one)'),
+  branch: z.string().describe('berth/<task-id>'),
+  remote: z.string().describe('The remote pushed to (without credentials)'),
+  commit: z.string().describe('The commit pushed'),
+  base: z.string().describe('The branch the pull request goes into'),
+  pullRequest: z
+    .object({ url: z.string(), number: z.number().int(), created: z.boolean().describe('false: an open one was updated') })
+    .nullable()
+    .describe('null when the remote is not on GitHub (only the branch is pushed)'),
+});
+
 export const pickResult = taskView.extend({
   warning: z.string().nullable().describe('Set when the picked attempt did not succeed'),
 });

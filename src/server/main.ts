@@ -14,6 +14,7 @@ import { createApp } from './app.js';
 import { DockerRuntime } from '../adapters/runtime/docker/docker-runtime.js';
 import { createOrchestrator } from '../lifecycle/orchestrator.js';
 import { TaskService } from '../services/task-service.js';
+import { PullRequestService } from '../services/pull-request-service.js';
 import { Reaper } from '../runtime/reaper.js';
 import { resourceLiveness } from '../lifecycle/resource-liveness.js';
 import { modelClientFromConfig } from '../adapters/model/model-client-from-config.js';
@@ -103,6 +104,13 @@ export async function startServer(config: BerthConfig, logger: Logger): Promise<
       store,
       runner: scheduler,
       resetCache: (environmentId) => collector.reset(environmentId),
+      pullRequests: new PullRequestService({
+        githubToken: config.githubToken,
+        githubApiUrl: config.githubApiUrl,
+        githubRemotes: config.githubRemotes,
+        gitAuthor: config.gitAuthor,
+        allowLocalRepositories: config.allowLocalRepositories,
+      }),
       agentAvailable: model !== undefined,
       agentUnavailableReason:
         'no model is configured on the server (start it with BERTH_MODEL_BASE_URL, BERTH_MODEL_API_KEY and BERTH_MODEL), so a task needs --command',

@@ -18,6 +18,8 @@ import {
   cacheView,
   pickTaskBody,
   pickResult,
+  pullRequestBody,
+  pullRequestResult,
 } from './api-schemas.js';
 
 /**
@@ -264,6 +266,19 @@ export function buildOpenApiDocument(version: string): JsonSchema {
           responses: {
             '200': ok('The task, with `picked` set', pickResult),
             ...errors('invalid_input', 'not_found', 'conflict', ...common),
+          },
+        },
+      },
+      '/v1/tasks/{id}/pr': {
+        parameters: [nameParam('id', 'The task id')],
+        post: {
+          summary:
+            "Push the picked attempt's diff as branch berth/<task-id> and, for GitHub, open (or, run again, update) the pull request",
+          security: authed,
+          requestBody: body(pullRequestBody),
+          responses: {
+            '200': ok('What was pushed and the pull request', pullRequestResult),
+            ...errors('invalid_input', 'not_found', 'conflict', 'forbidden', 'remote_error', ...common),
           },
         },
       },

@@ -6,6 +6,7 @@ import { BerthError } from '../errors/berth-error.js';
 import type { LeasedAttempt, Store, StoredEnvironment } from '../ports/store.js';
 import type { Caller } from './caller.js';
 import { EnvironmentService } from './environment-service.js';
+import type { PullRequestOpener, PullRequestOutcome } from './pull-request-service.js';
 
 /**
  * Tasks as the API and the CLI see them: submitting against an environment the caller may use,
@@ -43,6 +44,8 @@ export interface TaskServiceOptions {
   /** Whether a prompt (not only `--command`) can run: the agent needs a model. */
   agentAvailable: boolean;
   agentUnavailableReason: string;
+  /** Pushes a picked diff and opens a pull request (`berth task pr`); absent: refused. */
+  pullRequests?: PullRequestOpener;
 }
 
 export interface TaskDetail {
@@ -163,6 +166,57 @@ export class TaskService {
         ? null
         : `attempt ${attemptId} ${status === 'failed' ? 'failed' : 'was cancelled'}${attempt.error ? ` (${attempt.error.message})` : ''}; it is picked anyway`;
     return { detail: await this.get(caller, taskId), warning };
+  }
+
+  /** The picked attempt (a lone attempt is picked already); `conflict` when none is picked yet. */
+  async pickedAttempt(caller: Caller, taskId: string): Promise<{ detail: TaskDetail; attempt: LeasedAttempt }> {
+    const detail = await this.get(caller, taskId);
+    const { task, attempts } = detail;
+    const id = task.pickedAttemptId ?? (task.attemptCount === 1 ? attempts[0]?.id : undefined);
+    const attempt = attempts.find((a) => a.id === id);
+    if (!attempt) {
+      throw new BerthError(
+        'conflict',
+        `task ${taskId} has ${attempts.length} attempts and none is picked: berth task pick ${taskId} ATTEMPT (attempts: ${attempts.map((a) => a.id).join(', ')})`,
+        { task: taskId, attempts: attempts.map((a) => a.id) },
+      );
+    }
+    return { detail, attempt };
+  }
+
+  /**
+   * Pushes the picked attempt's diff as branch `berth/<task-id>` (committed with the prompt, or
+   * the command, as message) and, for GitHub, opens or updates the pull request into the task's
+   * branch, else the environment's default branch.
+   */
+  async pullRequest(
+    caller: Caller,
+    taskId: string,
+    options: { title?: string | undefined; draft?: boolean | undefined },
+  ): Promise<PullRequestOutcome & { attempt: string }> {
+    const opener = this.options.pullRequests;
+    if (!opener) throw new BerthError('invalid_input', 'pull requests are not set up on this server');
+    const { detail, attempt } = await this.pickedAttempt(caller, taskId);
+    const { task, environment } = detail;
+    const result = attempt.result;
+    if (!result) {
+      throw new BerthError('invalid_input', `attempt ${attempt.id} has no result (${attempt.error?.message ?? attempt.phase}); there is nothing to push`);
+    }
+    const what = (task.prompt.trim() !== '' ? task.prompt : (task.command ?? '')).trim();
+    const firstLine = what.split('\n')[0] ?? '';
+    const title = options.title?.trim() || (firstLine.length > 72 ? `${firstLine.slice(0, 71)}…` : firstLine) || `Berth task ${task.id}`;
+    const outcome = await opener.open({
+      taskId: task.id,
+      repository: task.repository ?? environment.spec.repository.url,
+      base: task.ref.branch ?? environment.spec.repository.defaultBranch,
+      baseCommit: result.baseCommit,
+      diff: result.diff,
+      commitMessage: what || `Berth task ${task.id}`,
+      title,
+      body: `${result.message}\n\n---\nMade by Berth: task ${task.id}, attempt ${attempt.id}.`,
+      draft: options.draft ?? false,
+    });
+    return { ...outcome, attempt: attempt.id };
   }
 
   async events(caller: Caller, taskId: string, attemptId: string, afterSeq = 0, limit = 1000): Promise<AttemptEvent[]> {

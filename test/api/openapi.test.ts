@@ -41,6 +41,7 @@ describe('GET /openapi.json', () => {
         'POST /v1/tasks/{id}/cancel',
         'GET /v1/tasks/{id}/diff',
         'POST /v1/tasks/{id}/pick',
+        'POST /v1/tasks/{id}/pr',
         'GET /v1/tasks/{id}/attempts/{attempt}/events',
         'GET /v1/environments/{name}/cache',
         'DELETE /v1/environments/{name}/cache',

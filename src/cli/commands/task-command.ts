@@ -7,6 +7,7 @@ import type { AttemptEvent } from '../../domain/task/attempt-event.js';
 import { formatProgress } from '../../lifecycle/progress-format.js';
 import { BerthError } from '../../errors/berth-error.js';
 import { registerApplyCommand } from './apply-command.js';
+import { registerPrCommand } from './pr-command.js';
 
 /** `berth exec` and `berth task …`: tasks on a server. */
 
@@ -301,6 +302,7 @@ export function registerTaskCommands(program: Command, ctx: CliContext): void {
   });
 
   registerApplyCommand(task, ctx);
+  registerPrCommand(task, ctx);
 
   withClientOptions(task.command('cancel').description('stop a task').argument('<task>')).action(async (taskId: string, options: ClientOptions) => {
     const view = await ctx.client(options).request<TaskViewBody>('POST', path(taskId, '/cancel'));

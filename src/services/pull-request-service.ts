@@ -1,0 +1,213 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BerthError, toBerthError } from '../errors/berth-error.js';
+import { GitHubClient, type PullRequest } from '../git/github-client.js';
+import { parseGitHubRemote, type GitHubRepository } from '../git/github-remote.js';
+import { runGit, runGitOk } from '../git/run-git.js';
+import { parseRepositoryLocation } from '../lifecycle/checkout.js';
+
+/**
+ * `berth task pr`: the picked attempt's diff becomes a branch `berth/<task-id>` on the
+ * repository's remote and, for GitHub (and GitHub Enterprise by API base), a pull request.
+ *
+ * Threat model: this runs in the orchestrator, never in a sandbox, because it holds the
+ * credentials (the GitHub token, credentials written in the repository URL); they reach git only
+ * as `http.extraHeader` through GIT_CONFIG_* variables of the one git process that needs them
+ * (never argv, never a file, never a message) and the GitHub API as a header. The repository is
+ * cloned into a fresh temporary directory, hooks off, and removed afterwards; the diff is applied
+ * with `git apply` (no code from the repository runs). Re-running updates the same branch
+ * (force-with-lease against the value just read, so a concurrent push is not overwritten) and
+ * the same pull request. A failure says what was already done.
+ */
+
+export interface PullRequestSettings {
+  githubToken?: string | undefined;
+  githubApiUrl: string;
+  githubRemotes: Readonly<Record<string, string>>;
+  gitAuthor: { name: string; email: string };
+  allowLocalRepositories: boolean;
+}
+
+export interface OpenPullRequestInput {
+  taskId: string;
+  /** The repository location (the task's override, else the environment's). */
+  repository: string;
+  /** The branch the pull request goes into. */
+  base: string;
+  baseCommit: string;
+  diff: string;
+  commitMessage: string;
+  title: string;
+  body: string;
+  draft: boolean;
+  signal?: AbortSignal;
+}
+
+export interface PullRequestOutcome {
+  branch: string;
+  /** The remote, without credentials. */
+  remote: string;
+  commit: string;
+  base: string;
+  pullRequest: (PullRequest & { created: boolean }) | null;
+}
+
+/** What the task service needs (so it can be left out where pull requests are not set up). */
+export interface PullRequestOpener {
+  open(input: OpenPullRequestInput): Promise<PullRequestOutcome>;
+}
+
+const TIMEOUT_MS = 10 * 60_000;
+
+function basicHeader(username: string, password: string): string {
+  return `Authorization: Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
+}
+
+function gitTail(text: string): string {
+  return text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('hint:'))
+    .slice(-6)
+    .join('\n');
+}
+
+export class PullRequestService implements PullRequestOpener {
+  constructor(private readonly settings: PullRequestSettings) {}
+
+  async open(input: OpenPullRequestInput): Promise<PullRequestOutcome> {
+    if (input.diff.trim() === '') {
+      throw new BerthError('invalid_input', 'the attempt changed nothing; there is nothing to push');
+    }
+    const signal = input.signal ? AbortSignal.any([input.signal, AbortSignal.timeout(TIMEOUT_MS)]) : AbortSignal.timeout(TIMEOUT_MS);
+    const location = parseRepositoryLocation(input.repository, this.settings.allowLocalRepositories);
+    const github =
+      parseGitHubRemote(input.repository, { apiUrl: this.settings.githubApiUrl, remotes: this.settings.githubRemotes }) ??
+      parseGitHubRemote(location.location, { apiUrl: this.settings.githubApiUrl, remotes: this.settings.githubRemotes });
+    const remote = location.location;
+    const branch = `berth/${input.taskId}`;
+    const authEnv = this.authEnv(location, github);
+
+    const dir = mkdtempSync(join(tmpdir(), 'berth-pr-'));
+    const work = join(dir, 'repo');
+    const patch = join(dir, 'attempt.diff');
+    try {
+      const safe = ['-c', 'core.hooksPath=/dev/null', '-c', 'commit.gpgSign=false', '-c', 'credential.helper='];
+      const cloned = await runGit([...safe, 'clone', '-q', '--no-checkout', '--', remote, work], { cwd: dir, env: authEnv, signal });
+      if (cloned.code !== 0) {
+        throw new BerthError('remote_error', `could not clone ${remote}: ${gitTail(cloned.stderr)}; nothing was pushed`, { remote });
+      }
+      const git = (args: string[], env: Record<string, string> = {}) => runGit([...safe, ...args], { cwd: work, env, signal });
+      const checkout = await git(['checkout', '-q', '--detach', input.baseCommit]);
+      if (checkout.code !== 0) {
+        throw new BerthError(
+          'conflict',
+          `the repository ${remote} does not have commit ${input.baseCommit.slice(0, 12)} the attempt started from; nothing was pushed`,
+          { remote, baseCommit: input.baseCommit },
+        );
+      }
+      writeFileSync(patch, input.diff);
+      const applied = await git(['apply', '--index', '--binary', '--', patch]);
+      if (applied.code !== 0) {
+        throw new BerthError('conflict', `the diff does not apply to ${input.baseCommit.slice(0, 12)}: ${gitTail(applied.stderr)}; nothing was pushed`);
+      }
+      const author = this.settings.gitAuthor;
+      await runGitOk(
+        [...safe, '-c', `user.name=${author.name}`, '-c', `user.email=${author.email}`, 'commit', '-q', '--no-verify', '-F', '-'],
+        {
+          cwd: work,
+          signal,
+          input: input.commitMessage.endsWith('\n') ? input.commitMessage : `${input.commitMessage}\n`,
+          env: {
+            GIT_AUTHOR_NAME: author.name,
+            GIT_AUTHOR_EMAIL: author.email,
+            GIT_COMMITTER_NAME: author.name,
+            GIT_COMMITTER_EMAIL: author.email,
+          },
+        },
+        'could not commit the diff',
+      );
+      const commit = (await runGitOk(['rev-parse', 'HEAD'], { cwd: work, signal }, 'rev-parse')).trim();
+
+      // The branch's value on the remote right now: the push replaces exactly that (or creates it).
+      const listed = await git(['ls-remote', '--', 'origin', `refs/heads/${branch}`], authEnv);
+      if (listed.code !== 0) {
+        throw new BerthError('remote_error', `could not read ${remote}: ${gitTail(listed.stderr)}; nothing was pushed`, { remote });
+      }
+      const expected = listed.stdout.split(/\s+/)[0] ?? '';
+      const pushed = await git(
+        ['push', '--porcelain', `--force-with-lease=refs/heads/${branch}:${expected}`, 'origin', `HEAD:refs/heads/${branch}`],
+        authEnv,
+      );
+      if (pushed.code !== 0) {
+        throw new BerthError('remote_error', `the remote ${remote} refused the push of ${branch}: ${gitTail(pushed.stderr + '\n' + pushed.stdout)}; nothing was pushed`, {
+          remote,
+          branch,
+        });
+      }
+      const done = { branch, remote, commit, base: input.base };
+      if (github === undefined) return { ...done, pullRequest: null };
+      const pullRequest = await this.openOrUpdate(github, input, branch, remote, signal);
+      return { ...done, pullRequest };
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  private async openOrUpdate(
+    repo: GitHubRepository,
+    input: OpenPullRequestInput,
+    branch: string,
+    remote: string,
+    signal: AbortSignal,
+  ): Promise<PullRequest & { created: boolean }> {
+    const pushed = `the branch ${branch} was pushed to ${remote}`;
+    const token = this.settings.githubToken;
+    if (token === undefined) {
+      throw new BerthError('remote_error', `${pushed}; the pull request was not opened: no GitHub token is configured (BERTH_GITHUB_TOKEN)`, {
+        branch,
+        pushed: true,
+      });
+    }
+    const client = new GitHubClient(this.settings.githubApiUrl, token);
+    const fields = { title: input.title, body: input.body };
+    let existing: PullRequest | undefined;
+    try {
+      existing = await client.findOpenPull(repo, branch, signal);
+    } catch (error) {
+      throw this.after(pushed, 'the pull request was not opened', error, branch);
+    }
+    if (existing) {
+      try {
+        return { ...(await client.updatePull(repo, existing.number, fields, signal)), created: false };
+      } catch (error) {
+        throw this.after(pushed, `pull request #${existing.number} was not updated`, error, branch);
+      }
+    }
+    try {
+      const created = await client.createPull(repo, { ...fields, head: branch, base: input.base, draft: input.draft }, signal);
+      return { ...created, created: true };
+    } catch (error) {
+      throw this.after(pushed, 'the pull request was not opened', error, branch);
+    }
+  }
+
+  private after(pushed: string, notDone: string, error: unknown, branch: string): BerthError {
+    const e = toBerthError(error);
+    return new BerthError('remote_error', `${pushed}; ${notDone}: ${e.message}`, { ...e.details, branch, pushed: true }, { cause: error });
+  }
+
+  /** Credentials for git over HTTPS, as GIT_CONFIG_* variables of the git processes that talk to the remote. */
+  private authEnv(
+    location: ReturnType<typeof parseRepositoryLocation>,
+    github: GitHubRepository | undefined,
+  ): Record<string, string> {
+    if (location.kind !== 'remote' || !/^https?:/.test(location.location)) return {};
+    let header: string | undefined;
+    if (location.credentials) header = basicHeader(location.credentials.username, location.credentials.password);
+    else if (github && this.settings.githubToken) header = basicHeader('x-access-token', this.settings.githubToken);
+    if (header === undefined) return {};
+    return { GIT_CONFIG_COUNT: '1', GIT_CONFIG_KEY_0: 'http.extraHeader', GIT_CONFIG_VALUE_0: header };
+  }
+}
