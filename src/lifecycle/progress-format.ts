@@ -2,7 +2,14 @@ import type { AttemptEvent } from '../domain/task/attempt-event.js';
 import type { AgentEventBody } from '../agent/agent-event.js';
 import { formatAgentEvent } from '../agent/format-agent-event.js';
 
-const AGENT_EVENT_TYPES = new Set(['agent_turn', 'agent_end', 'plan', 'tool_call', 'tool_result', 'usage']);
+const AGENT_EVENT_TYPES = new Set([
+  'agent_turn',
+  'agent_end',
+  'plan',
+  'tool_call',
+  'tool_result',
+  'usage',
+]);
 
 function isAgentEvent(event: { type: string }): event is AgentEventBody {
   return AGENT_EVENT_TYPES.has(event.type);
