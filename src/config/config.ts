@@ -44,6 +44,12 @@ const configSchema = z.strictObject({
   githubRemotes: z.record(z.string().min(1), z.string().regex(/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/, 'must be OWNER/REPO')),
   /** Author and committer of the commits Berth pushes for pull requests. */
   gitAuthor: z.strictObject({ name: z.string().min(1), email: z.string().min(3) }),
+  /** Limits of the model agent per attempt (unset: the agent's defaults). */
+  agentLimits: z.strictObject({
+    maxTurns: z.number().int().min(1).optional(),
+    wallTimeMs: z.number().int().min(1000).optional(),
+    maxTokens: z.number().int().min(1000).optional(),
+  }),
   model: z.strictObject({
     baseUrl: z.string().optional(),
     apiKey: z.string().optional(),
@@ -142,6 +148,11 @@ export function loadConfig(flags: ConfigFlags = {}, env: Env = process.env): Ber
     gitAuthor: {
       name: env.BERTH_GIT_AUTHOR_NAME || 'Berth',
       email: env.BERTH_GIT_AUTHOR_EMAIL || 'berth@localhost',
+    },
+    agentLimits: {
+      ...(int(env.BERTH_AGENT_MAX_TURNS) !== undefined ? { maxTurns: int(env.BERTH_AGENT_MAX_TURNS) } : {}),
+      ...(int(env.BERTH_AGENT_WALL_TIME_MS) !== undefined ? { wallTimeMs: int(env.BERTH_AGENT_WALL_TIME_MS) } : {}),
+      ...(int(env.BERTH_AGENT_MAX_TOKENS) !== undefined ? { maxTokens: int(env.BERTH_AGENT_MAX_TOKENS) } : {}),
     },
     model: {
       ...((flags.modelBaseUrl ?? env.BERTH_MODEL_BASE_URL) ? { baseUrl: flags.modelBaseUrl ?? env.BERTH_MODEL_BASE_URL } : {}),

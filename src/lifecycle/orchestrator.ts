@@ -11,11 +11,13 @@ import { NoNetworkEnforcer } from './network-policy-enforcer.js';
 import { Scheduler, type SchedulerLogger } from './scheduler.js';
 import { ModelAgent } from '../agent/model-agent.js';
 import type { ModelClient } from '../ports/model-client.js';
+import type { AgentLimitsOverride } from '../agent/agent-loop.js';
 
 /** The agent for a prompt: the model loop, with what the environment offers in its system prompt. */
-export function modelAgentFor(model: ModelClient, spec: EnvironmentSpec): AgentPhase {
+export function modelAgentFor(model: ModelClient, spec: EnvironmentSpec, limits: AgentLimitsOverride = {}): AgentPhase {
   return new ModelAgent({
     model,
+    limits,
     ...(spec.model !== undefined ? { modelName: spec.model } : {}),
     environment: {
       name: spec.name,
@@ -42,6 +44,9 @@ export interface OrchestratorOptions {
   openSecrets(environment: StoredEnvironment): Promise<Record<string, string>>;
   /** The model for prompts; undefined when none is configured (tasks then need a command). */
   model?: ModelClient | undefined;
+  agentLimits?: AgentLimitsOverride | undefined;
+  /** Only these tasks are claimed (a `berth run` sharing a data directory runs its own only). */
+  onlyTasks?: ReadonlySet<string> | undefined;
   cacheTtlMs: number;
   snapshotTtlMs: number;
   allowLocalRepositories: boolean;
@@ -77,11 +82,12 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     openSecrets: (environment) => options.openSecrets(environment),
     agentFor: (task, spec) => {
       if (task.command !== null) return new CommandAgent(task.command);
-      if (options.model) return modelAgentFor(options.model, spec);
+      if (options.model) return modelAgentFor(options.model, spec, options.agentLimits);
       throw new Error('no agent: this task has no command and no model is configured');
     },
     concurrency: options.concurrency,
     maxAttempts: options.maxAttempts,
+    ...(options.onlyTasks ? { onlyTasks: options.onlyTasks } : {}),
     ...(options.pollMs !== undefined ? { pollMs: options.pollMs } : {}),
     ...(options.logger ? { logger: options.logger } : {}),
     housekeeping: async () => {

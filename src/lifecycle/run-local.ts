@@ -4,18 +4,15 @@ import { SqliteStore } from '../adapters/store/sqlite/sqlite-store.js';
 import { parseEnvironmentFile } from '../domain/environment/environment-file.js';
 import type { EnvironmentSpec } from '../domain/environment/environment-spec.js';
 import { newId } from '../domain/ids.js';
-import { attemptStatus, type Attempt } from '../domain/task/attempt.js';
 import { BerthError, toBerthError } from '../errors/berth-error.js';
 import type { SandboxRuntime } from '../ports/sandbox-runtime.js';
 import type { Store } from '../ports/store.js';
-import { AttemptRunner } from './attempt-runner.js';
-import { CacheBuildLock } from './cache-build-lock.js';
-import { CacheCollector } from './cache-collector.js';
-import { CommandAgent } from './command-agent.js';
-import { resolveImageName } from './image-names.js';
-import { NoNetworkEnforcer } from './network-policy-enforcer.js';
-import { Scheduler } from './scheduler.js';
+import type { Scheduler } from './scheduler.js';
+import { createOrchestrator } from './orchestrator.js';
+import type { ModelClient } from '../ports/model-client.js';
+import type { AgentLimitsOverride } from '../agent/agent-loop.js';
 import { formatProgress } from './progress-format.js';
+import { attemptView, type AttemptView } from '../server/task-views.js';
 
 export { formatProgress };
 
@@ -48,6 +45,9 @@ export interface RunLocalOptions {
   maxAttempts?: number | undefined;
   /** Maps `minimal`/`universal` to a local image; defaults to the image builder's names. */
   resolveImage?: ((name: string) => string) | undefined;
+  /** The model for a prompt (without one, a command is needed). */
+  model?: ModelClient | undefined;
+  agentLimits?: AgentLimitsOverride | undefined;
   /** For tests: a runtime to use instead of Docker at `dockerSocket`. */
   runtime?: SandboxRuntime | undefined;
   /** Cancels the run (Ctrl-C); attempts stop and clean up. */
@@ -59,25 +59,8 @@ export interface RunLocalIo {
   stderr(text: string): void;
 }
 
-export interface RunLocalCommand {
-  command: string;
-  exitCode: number;
-  output: string;
-}
-
-export interface RunLocalAttempt {
-  id: string;
-  status: string;
-  diff: string;
-  message: string;
-  error: string | null;
-  commands: RunLocalCommand[];
-  cacheHit: boolean | null;
-  files: { path: string; added: number | null; removed: number | null; binary: boolean }[];
-  baseCommit: string | null;
-  snapshotImage: string | null;
-  errorDetails: Record<string, unknown> | null;
-}
+/** An attempt as `berth run --json` shows it: the same view as the API's. */
+export type RunLocalAttempt = AttemptView;
 
 export interface RunLocalResult {
   task: { id: string; status: string };
@@ -85,7 +68,7 @@ export interface RunLocalResult {
 }
 
 export const AGENT_NOT_BUILT =
-  'the agent is not built yet: give --command "…" to run a command as the agent phase (for example --command "npm test")';
+  'no model is configured for the agent: set BERTH_MODEL_BASE_URL, BERTH_MODEL_API_KEY and BERTH_MODEL (or --model-base-url and --model), or give --command "…" to run a command instead (for example --command "npm test")';
 
 async function ensureEnvironment(store: Store, spec: EnvironmentSpec): Promise<string> {
   const now = new Date().toISOString();
@@ -106,25 +89,6 @@ async function ensureEnvironment(store: Store, spec: EnvironmentSpec): Promise<s
   return existing.id;
 }
 
-function attemptResult(attempt: Attempt): RunLocalAttempt {
-  return {
-    id: attempt.id,
-    status: attemptStatus(attempt.phase),
-    diff: attempt.result?.diff ?? '',
-    message: attempt.result?.message ?? '',
-    error: attempt.error?.message ?? null,
-    commands: (attempt.result?.commands ?? []).map((c) => ({
-      command: c.command,
-      exitCode: c.exitCode,
-      output: c.output,
-    })),
-    cacheHit: attempt.cacheHit,
-    files: attempt.result?.files ?? [],
-    baseCommit: attempt.result?.baseCommit ?? null,
-    snapshotImage: attempt.result?.snapshotImage ?? null,
-    errorDetails: attempt.error?.details ?? null,
-  };
-}
 
 function formatHuman(result: RunLocalResult): string {
   const lines: string[] = [`task ${result.task.id}: ${result.task.status}`];
@@ -145,7 +109,11 @@ export async function runLocal(options: RunLocalOptions, io: RunLocalIo): Promis
   let store: SqliteStore | undefined;
   let scheduler: Scheduler | undefined;
   try {
-    if (options.command === undefined || options.command.trim() === '') {
+    const hasCommand = options.command !== undefined && options.command.trim() !== '';
+    if (!hasCommand && (options.prompt === undefined || options.prompt.trim() === '')) {
+      throw new BerthError('invalid_input', 'give a prompt, or a command to run with --command');
+    }
+    if (!hasCommand && options.model === undefined) {
       throw new BerthError('invalid_input', AGENT_NOT_BUILT);
     }
     let text: string;
@@ -190,34 +158,26 @@ export async function runLocal(options: RunLocalOptions, io: RunLocalIo): Promis
     await store.migrate();
     const environmentId = await ensureEnvironment(store, spec);
 
-    const runner = new AttemptRunner({
-      runtime,
-      cache: store,
-      enforcer: new NoNetworkEnforcer(),
-      resolveImage: options.resolveImage ?? resolveImageName,
-      cacheTtlMs: options.cacheTtlMs ?? 12 * 3600_000,
-      snapshotTtlMs: options.snapshotTtlMs ?? 7 * 24 * 3600_000,
-      allowLocalRepositories: true,
-      buildLock: new CacheBuildLock(),
-    });
-    const collector = new CacheCollector(store, runtime);
-    const command = options.command;
+    const command = options.command !== undefined && options.command.trim() !== '' ? options.command : null;
     // The data directory may be shared (with `berth serve` or another run): claim our task only.
     const onlyTasks = new Set<string>();
-    scheduler = new Scheduler({
-      onlyTasks,
+    const orchestrator = createOrchestrator({
       store,
-      runner,
       runtime,
+      model: options.model,
+      agentLimits: options.agentLimits,
       openSecrets: () => Promise.resolve(secrets),
-      agentFor: () => new CommandAgent(command),
+      resolveImage: options.resolveImage,
+      cacheTtlMs: options.cacheTtlMs ?? 12 * 3600_000,
+      snapshotTtlMs: options.snapshotTtlMs ?? 7 * 24 * 3600_000,
+      // `berth run` works on the user's own machine: a local path is theirs to give.
+      allowLocalRepositories: true,
       concurrency: Math.min(attempts, options.concurrency ?? 4),
       maxAttempts: options.maxAttempts ?? 8,
       pollMs: 200,
-      housekeeping: async () => {
-        await collector.collect();
-      },
+      onlyTasks,
     });
+    scheduler = orchestrator.scheduler;
     const { task, attempts: created } = await scheduler.submit({
       environmentId,
       prompt: options.prompt ?? '',
@@ -235,7 +195,7 @@ export async function runLocal(options: RunLocalOptions, io: RunLocalIo): Promis
       scheduler.subscribe(attempt.id, (event) => io.stderr(formatProgress(event, prefix)));
     }
     io.stderr(
-      `task ${task.id} on environment ${spec.name}: ${attempts} attempt(s), running "${command}"\n`,
+      `task ${task.id} on environment ${spec.name}: ${attempts} attempt(s), ${command !== null ? `running "${command}"` : 'the agent working on the prompt'}\n`,
     );
     const sched = scheduler;
     const onAbort = () => void sched.cancel(task.id).catch(() => undefined);
@@ -245,7 +205,7 @@ export async function runLocal(options: RunLocalOptions, io: RunLocalIo): Promis
     options.signal?.removeEventListener('abort', onAbort);
     const result: RunLocalResult = {
       task: { id: finished.id, status: finished.status },
-      attempts: (await store.listAttempts(task.id)).map(attemptResult),
+      attempts: (await store.listAttempts(task.id)).map(attemptView),
     };
     io.stdout(options.json ? `${JSON.stringify(result, null, 2)}\n` : formatHuman(result));
     return result.attempts.every((a) => a.status === 'succeeded') ? 0 : 1;

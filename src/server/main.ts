@@ -92,6 +92,7 @@ export async function startServer(config: BerthConfig, logger: Logger): Promise<
       store,
       runtime,
       model,
+      agentLimits: config.agentLimits,
       openSecrets: async (environment) => Object.fromEntries(await environments.openSecrets(environment.id)),
       cacheTtlMs: config.cacheTtlMs,
       snapshotTtlMs: config.snapshotTtlMs,

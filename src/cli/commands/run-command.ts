@@ -40,6 +40,10 @@ export function registerRunCommand(program: Command, ctx: CliContext): void {
       }
       const config = ctx.config({ dataDir: options.dataDir, modelBaseUrl: options.modelBaseUrl, model: options.model });
       const { runLocal } = await import('../../lifecycle/run-local.js');
+      const hasCommand = options.command !== undefined && options.command.trim() !== '';
+      const { modelClientFromConfig } = await import('../../adapters/model/model-client-from-config.js');
+      // A prompt needs a model; a command does not (the model settings are then not needed).
+      const model = !hasCommand && config.model.baseUrl !== undefined ? modelClientFromConfig(config.model) : undefined;
       const controller = new AbortController();
       const stop = () => controller.abort(new BerthError('cancelled', 'interrupted'));
       process.once('SIGINT', stop);
@@ -63,6 +67,8 @@ export function registerRunCommand(program: Command, ctx: CliContext): void {
             snapshotTtlMs: config.snapshotTtlMs,
             concurrency: config.concurrency,
             maxAttempts: config.maxAttempts,
+            model,
+            agentLimits: config.agentLimits,
             signal: controller.signal,
           },
           { stdout: (text) => ctx.io.stdout.write(text), stderr: (text) => ctx.io.stderr.write(text) },
