@@ -1,0 +1,244 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { BERTH_BIN, runBerth, startServe, tempDir, type CliResult, type ServeHandle } from '../support/cli.js';
+import { FakeGitHub } from '../support/fake-github.js';
+import { lifecycleTestImage, makeSampleRepository } from './lifecycle-support.js';
+
+/**
+ * Best-of-N through the CLI, a real server and the real Docker engine: three attempts from one
+ * setup, each verified by the environment's `verify` command; a pick; `apply` into a fresh clone
+ * (and its refusals); a pull request against a local bare remote standing for acme/svc on the
+ * fake GitHub API (twice: same branch, same PR; then a 401).
+ */
+
+interface AttemptJson {
+  id: string;
+  status: string;
+  diff: string;
+  baseCommit: string | null;
+  verification: { command: string; exitCode: number; output: string; passed: boolean } | null;
+  tokens: number | null;
+}
+interface TaskJson {
+  id: string;
+  status: string;
+  picked: string | null;
+  attempts: AttemptJson[];
+}
+
+let server: ServeHandle;
+let fake: FakeGitHub;
+let auth: string[];
+let bare: string;
+
+function git(dir: string, ...args: string[]): string {
+  return execFileSync('git', ['-C', dir, '-c', 'user.name=T', '-c', 'user.email=t@berth.example', ...args], { encoding: 'utf8' }).trim();
+}
+
+function berth(...args: string[]): Promise<CliResult> {
+  return runBerth([...args, ...auth]);
+}
+
+/** The CLI run from a directory (for `berth task apply`). */
+function berthIn(cwd: string, ...args: string[]): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BERTH_BIN, ...args, ...auth], {
+      cwd,
+      env: { ...process.env, BERTH_URL: undefined, BERTH_TOKEN: undefined },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+async function execJson(...args: string[]): Promise<TaskJson> {
+  const r = await berth('exec', '--env', 'svc', '--wait', '--json', ...args);
+  expect(r.stdout, r.stderr).not.toBe('');
+  return JSON.parse(r.stdout) as TaskJson;
+}
+
+function clone(): string {
+  const dir = tempDir('bon-clone');
+  execFileSync('git', ['clone', '-q', bare, dir]);
+  return dir;
+}
+
+/** Everything `git status` and the work tree say, to show a refusal changed nothing. */
+function state(dir: string): string {
+  return git(dir, 'status', '--porcelain', '--untracked-files=all') + git(dir, 'diff') + git(dir, 'rev-parse', 'HEAD');
+}
+
+let best: TaskJson;
+
+beforeAll(async () => {
+  const image = lifecycleTestImage();
+  const repo = makeSampleRepository();
+  bare = join(tempDir('bon-remote'), 'svc.git');
+  execFileSync('git', ['clone', '-q', '--bare', repo.dir, bare]);
+  fake = new FakeGitHub({ token: 'ghs-berth-test', repositories: { 'acme/svc': bare } });
+  await fake.start();
+  server = await startServe(['--allow-local-repos'], {
+    BERTH_GITHUB_TOKEN: 'ghs-berth-test',
+    BERTH_GITHUB_API_URL: fake.url,
+    BERTH_GITHUB_REMOTES: `${bare}=acme/svc`,
+  });
+  auth = ['--url', server.url, '--token', server.adminToken];
+  const file = join(tempDir('bon'), 'svc.yaml');
+  writeFileSync(
+    file,
+    `name: svc
+repository: ${bare}
+image: ${image}
+setup: |
+  echo "setup ran"
+verify: ./test.sh
+`,
+  );
+  const created = await berth('env', 'create', '--file', file);
+  expect(created.code, created.stderr).toBe(0);
+}, 180_000);
+
+afterAll(async () => {
+  await server?.stop();
+  await fake?.stop();
+});
+
+describe('best-of-N, pick, apply, pull request (docker)', () => {
+  it('runs three attempts from one setup, each with its own diff and verification', async () => {
+    best = await execJson(
+      '--attempts',
+      '3',
+      '--command',
+      'echo "answer $(od -An -N8 -tx8 /dev/urandom | tr -d " ")" > answer.txt; echo "wrote $(cat answer.txt)"',
+    );
+    expect(best.status).toBe('succeeded');
+    expect(best.attempts).toHaveLength(3);
+    const diffs = best.attempts.map((a) => a.diff);
+    for (const diff of diffs) expect(diff).toContain('+++ b/answer.txt');
+    expect(new Set(diffs).size).toBe(3);
+    for (const a of best.attempts) {
+      expect(a.verification).toMatchObject({ command: './test.sh', exitCode: 0, passed: true });
+      expect(a.verification?.output).toContain('tests passed');
+      expect(a.tokens).toBeNull();
+    }
+    expect(best.picked).toBeNull();
+
+    let setups = 0;
+    for (const a of best.attempts) {
+      const logs = await berth('task', 'logs', best.id, '--attempt', a.id);
+      setups += logs.stdout.split('\n').filter((line) => line.includes('setup ran')).length;
+    }
+    expect(setups).toBe(1);
+
+    const show = await berth('task', 'show', best.id);
+    expect(show.stdout).toMatch(/VERIFY\s+TIME\s+TOKENS/);
+    expect(show.stdout.match(/passed/g)).toHaveLength(3);
+    expect(show.stdout).toContain(`none picked yet: berth task pick ${best.id} ATTEMPT`);
+  });
+
+  it('records a failing verification without failing the attempt; a lone attempt is picked already', async () => {
+    const broken = await execJson('--command', "echo 'add() { echo 0; }' > src/add.sh");
+    const [attempt] = broken.attempts;
+    expect(attempt?.status).toBe('succeeded');
+    expect(attempt?.verification).toMatchObject({ passed: false });
+    expect(attempt?.verification?.exitCode).not.toBe(0);
+    expect(broken.picked).toBe(attempt?.id);
+    const show = await berth('task', 'show', broken.id);
+    expect(show.stdout).toContain(`failed (${attempt?.verification?.exitCode})`);
+  });
+
+  it('picks: unknown refused naming the attempts, a failed one with a warning, the chosen one marked', async () => {
+    const unknown = await berth('task', 'pick', best.id, 'att_nope');
+    expect(unknown.code).not.toBe(0);
+    for (const a of best.attempts) expect(unknown.stderr).toContain(a.id);
+
+    const failed = await execJson('--command', 'exit 3');
+    expect(failed.status).toBe('failed');
+    const pickFailed = await berth('task', 'pick', failed.id, failed.attempts[0]!.id);
+    expect(pickFailed.code).toBe(0);
+    expect(pickFailed.stderr).toContain('warning: attempt');
+    expect(pickFailed.stderr).toContain('failed');
+
+    const chosen = best.attempts[1]!;
+    const pick = await berth('task', 'pick', best.id, chosen.id);
+    expect(pick.code, pick.stderr).toBe(0);
+    expect(pick.stderr).toBe('');
+    const show = await berth('task', 'show', best.id, '--json');
+    expect((JSON.parse(show.stdout) as TaskJson).picked).toBe(chosen.id);
+    const table = await berth('task', 'show', best.id);
+    expect(table.stdout).toMatch(new RegExp(`\\*\\s+${chosen.id}`));
+  });
+
+  it('applies the pick to a fresh clone, and refuses (changing nothing) where it cannot', async () => {
+    const chosen = best.attempts[1]!;
+    const wanted = /^\+(answer .*)$/m.exec(chosen.diff)?.[1];
+    const dir = clone();
+    const applied = await berthIn(dir, 'task', 'apply', best.id);
+    expect(applied.code, applied.stderr).toBe(0);
+    expect(readFileSync(join(dir, 'answer.txt'), 'utf8')).toBe(`${wanted}\n`);
+
+    const outside = tempDir('bon-outside');
+    const notGit = await berthIn(outside, 'task', 'apply', best.id);
+    expect(notGit.code).not.toBe(0);
+    expect(notGit.stderr).toContain('not inside a git checkout');
+    expect(existsSync(join(outside, 'answer.txt'))).toBe(false);
+
+    const other = tempDir('bon-other');
+    git(other, 'init', '-q', '-b', 'main');
+    writeFileSync(join(other, 'README.md'), '# sample\n');
+    git(other, 'add', '-A');
+    git(other, 'commit', '-qm', 'another repository');
+    const otherBefore = state(other);
+    const foreign = await berthIn(other, 'task', 'apply', best.id);
+    expect(foreign.code).not.toBe(0);
+    expect(foreign.stderr).toContain(`does not have commit ${chosen.baseCommit?.slice(0, 12)}`);
+    expect(state(other)).toBe(otherBefore);
+
+    const conflicted = clone();
+    writeFileSync(join(conflicted, 'answer.txt'), 'my own answer\n');
+    git(conflicted, 'add', '-A');
+    git(conflicted, 'commit', '-qm', 'my answer');
+    const before = state(conflicted);
+    const conflict = await berthIn(conflicted, 'task', 'apply', best.id);
+    expect(conflict.code).not.toBe(0);
+    expect(conflict.stderr).toContain('answer.txt');
+    expect(conflict.stderr).toContain('nothing was changed');
+    expect(state(conflicted)).toBe(before);
+  });
+
+  it('opens a pull request from the pick; run again it updates the same branch and PR; 401 says what was done', async () => {
+    const chosen = best.attempts[1]!;
+    const first = await berth('task', 'pr', best.id, '--json');
+    expect(first.code, first.stderr).toBe(0);
+    const opened = JSON.parse(first.stdout) as { branch: string; commit: string; attempt: string; pullRequest: { number: number; url: string; created: boolean } };
+    expect(opened).toMatchObject({ branch: `berth/${best.id}`, attempt: chosen.id, pullRequest: { number: 1, created: true } });
+    expect(git(bare, 'rev-parse', `refs/heads/berth/${best.id}`)).toBe(opened.commit);
+    expect(git(bare, 'log', '-1', '--format=%an|%s', opened.commit)).toMatch(/^Berth\|echo "answer/);
+    expect(git(bare, 'show', `${opened.commit}:answer.txt`)).toBe(/^\+(answer .*)$/m.exec(chosen.diff)?.[1]);
+    const create = fake.requests.find((r) => r.method === 'POST');
+    expect(create?.headers.authorization).toBe('Bearer ghs-berth-test');
+    expect(create?.body).toMatchObject({ head: `berth/${best.id}`, base: 'main', draft: false });
+    expect(String(create?.body?.body)).toContain('The command exited with code 0');
+
+    const again = await berth('task', 'pr', best.id, '--title', 'Best answer');
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout.trim()).toBe(opened.pullRequest.url);
+    expect(again.stderr).toContain('pull request #1 updated');
+    expect(fake.pulls).toHaveLength(1);
+    expect(fake.pulls[0]?.title).toBe('Best answer');
+
+    fake.token = 'ghs-rotated';
+    const denied = await berth('task', 'pr', best.id);
+    expect(denied.code).not.toBe(0);
+    expect(denied.stderr).toContain(`the branch berth/${best.id} was pushed`);
+    expect(denied.stderr).toContain('GitHub answered 401: Bad credentials');
+    fake.token = 'ghs-berth-test';
+  });
+});
