@@ -63,6 +63,8 @@ import type { WarmPool, WarmSpec } from './warm-pool.js';
  */
 
 export const WORKSPACE_DIR = '/workspace';
+/** Output kept in an attempt's log (stdout and stderr of every phase together). */
+export const MAX_LOG_BYTES = 32 * 1024 * 1024;
 
 export interface AttemptRunnerOptions {
   runtime: SandboxRuntime;
@@ -123,7 +125,23 @@ export class AttemptRunner {
     const { runtime } = this.options;
     const spec = run.environment.spec;
     const masker = new SecretMasker(Object.values(run.secrets));
-    const emit = (event: AttemptEventBody) => run.emit(event);
+    // The log keeps at most MAX_LOG_BYTES of output per attempt; beyond, a warning says so once.
+    let logBytes = 0;
+    const emit = (event: AttemptEventBody) => {
+      if (event.type === 'log' && event.stream !== 'system') {
+        logBytes += Buffer.byteLength(event.text, 'utf8');
+        if (logBytes > MAX_LOG_BYTES) {
+          if (logBytes - Buffer.byteLength(event.text, 'utf8') <= MAX_LOG_BYTES) {
+            run.emit({
+              type: 'warning',
+              message: `the attempt's output passed ${MAX_LOG_BYTES / 1024 / 1024} MB; the rest of it is not kept in the log (commands keep their own head and tail)`,
+            });
+          }
+          return;
+        }
+      }
+      run.emit(event);
+    };
     const wallClock = AbortSignal.timeout(spec.resources.timeoutMs);
     const signal = AbortSignal.any([run.signal, wallClock]);
     const labels = {
