@@ -242,3 +242,15 @@ RUN set -eu; d=${dir}; mkdir -p "$d/lib/node_modules/npm" "$d/etc"; \\
 ENV PATH=${dir}/bin:$PATH
 `;
 }
+
+/** The lifecycle's `prepareImage`: a base image with an environment's pinned versions on top. */
+export function languageImagePreparer(
+  layer: LanguageLayer,
+): (
+  name: string,
+  baseRef: string,
+  versions: LanguageVersions,
+  options: { signal: AbortSignal; onProgress: (line: string) => void },
+) => Promise<string> {
+  return async (name, baseRef, versions, options) => (await layer.prepare(name, baseRef, versions, options)).ref;
+}

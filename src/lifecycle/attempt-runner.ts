@@ -34,6 +34,7 @@ import type { SandboxContext } from './sandbox-context.js';
 import { readExports, runLifecycleScript } from './script-runner.js';
 import { startServices } from './services.js';
 import { runVerification } from './verify-phase.js';
+import { recordTurnStart, startFromSnapshot, turnDiff, type FollowUpStart } from './follow-up-turn.js';
 import type { WarmPool, WarmSpec } from './warm-pool.js';
 
 /**
@@ -72,6 +73,16 @@ export interface AttemptRunnerOptions {
   enforcer: NetworkPolicyEnforcer;
   /** Maps an environment's image name (`universal`, `minimal`, or a reference) to a local image. */
   resolveImage: (name: string) => string;
+  /**
+   * The image with the environment's pinned language versions installed (built once, reused);
+   * the base itself when there are none. Without it, pinned versions are not installed.
+   */
+  prepareImage?: (
+    name: string,
+    baseRef: string,
+    versions: EnvironmentSpec['versions'],
+    options: { signal: AbortSignal; onProgress: (line: string) => void },
+  ) => Promise<string>;
   cacheTtlMs: number;
   snapshotTtlMs: number;
   allowLocalRepositories: boolean;
@@ -94,6 +105,8 @@ export interface AttemptRun {
   credentials?: GitCredentials | undefined;
   prompt: string;
   agent: AgentPhase;
+  /** A follow-up turn: start from this snapshot (no checkout, setup, maintenance); diff against baseCommit. */
+  resume?: (FollowUpStart & { baseCommit: string }) | undefined;
   emit: (event: AttemptEventBody) => void;
   signal: AbortSignal;
 }
@@ -109,6 +122,8 @@ interface Started {
   ctx: SandboxContext;
   exports: Record<string, string>;
   commit: string;
+  /** A follow-up turn: the tree its working state started from. */
+  turnStart?: string;
 }
 
 export class AttemptRunner {
@@ -174,7 +189,14 @@ export class AttemptRunner {
     try {
       enterPhase('creating');
       const repository = run.repository ?? spec.repository.url;
-      const baseRef = this.options.resolveImage(spec.image);
+      const plainRef = this.options.resolveImage(spec.image);
+      const baseRef =
+        this.options.prepareImage && Object.keys(spec.versions).length > 0
+          ? await this.options.prepareImage(spec.image, plainRef, spec.versions, {
+              signal,
+              onProgress: (line) => emit({ type: 'log', stream: 'system', text: `${line}\n` }),
+            })
+          : plainRef;
       const base = await runtime.inspectImage(baseRef).catch((error: unknown) => {
         const e = toBerthError(error);
         if (e.code === 'not_found' || e.code === 'image_missing') {
@@ -228,7 +250,8 @@ export class AttemptRunner {
           needed || location.kind !== 'local' ? await ensureNetwork() : undefined,
       };
 
-      let started: Started | undefined;
+      // A follow-up turn starts from its parent's snapshot; the cache loop below is then skipped.
+      let started: Started | undefined = run.resume ? await this.resumeSnapshot(common, run.resume) : undefined;
       for (let round = 0; started === undefined; round++) {
         const live = await this.options.cache.findLiveCacheEntry(
           run.environment.id,
@@ -352,6 +375,7 @@ export class AttemptRunner {
 
       enterPhase('results');
       const changes = await collectChanges(ctx, started.commit);
+      const ownDiff = started.turnStart !== undefined ? await turnDiff(ctx, started.turnStart) : undefined;
       const snapshot = await this.snapshot(ctx.sandboxId, run, labels);
       const verification =
         spec.verify !== undefined
@@ -367,6 +391,7 @@ export class AttemptRunner {
         snapshotImage: snapshot,
         ...(outcome.usage ? { usage: outcome.usage } : {}),
         ...(verification ? { verification } : {}),
+        ...(ownDiff !== undefined ? { turnDiff: ownDiff } : {}),
       };
       if (!outcome.succeeded) {
         const error = {
@@ -605,6 +630,26 @@ export class AttemptRunner {
       commit = on.commit;
     }
     return { entry, started: { ctx, exports, commit } };
+  }
+
+  /** Follow-up path: the parent attempt's snapshot, as it ended (see follow-up-turn.ts). */
+  private async resumeSnapshot(
+    common: CommonRun,
+    resume: FollowUpStart & { baseCommit: string },
+  ): Promise<Started> {
+    const ctx = await startFromSnapshot({
+      runtime: this.options.runtime,
+      start: resume,
+      labels: common.labels,
+      resources: this.resourcesOf(common.run.environment.spec),
+      workdir: WORKSPACE_DIR,
+      masker: common.masker,
+      emit: common.emit,
+      signal: common.signal,
+      onSandbox: common.onSandbox,
+      snapshotTtlMs: this.options.snapshotTtlMs,
+    });
+    return { ctx, exports: {}, commit: resume.baseCommit, turnStart: await recordTurnStart(ctx) };
   }
 
   /** Warm path: the cache entry's image, fetch and check out, maintenance. */

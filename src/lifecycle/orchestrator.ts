@@ -2,12 +2,13 @@ import type { EnvironmentSpec } from '../domain/environment/environment-spec.js'
 import type { SandboxRuntime } from '../ports/sandbox-runtime.js';
 import type { Store, StoredEnvironment } from '../ports/store.js';
 import type { AgentPhase } from './agent-phase.js';
-import { AttemptRunner } from './attempt-runner.js';
+import { AttemptRunner, type AttemptRunnerOptions } from './attempt-runner.js';
 import { CacheBuildLock } from './cache-build-lock.js';
 import { CacheCollector } from './cache-collector.js';
 import { CommandAgent } from './command-agent.js';
 import { resolveImageName } from './image-names.js';
 import { NoNetworkEnforcer } from './network-policy-enforcer.js';
+import { EgressEnforcer, type EgressEnforcerOptions } from '../egress/egress-enforcer.js';
 import { Scheduler, type SchedulerLogger } from './scheduler.js';
 import { ModelAgent } from '../agent/model-agent.js';
 import type { ModelClient } from '../ports/model-client.js';
@@ -53,8 +54,12 @@ export interface OrchestratorOptions {
   concurrency: number;
   maxAttempts: number;
   resolveImage?: ((name: string) => string) | undefined;
+  /** Installs pinned language versions on top of the base image (see AttemptRunnerOptions). */
+  prepareImage?: AttemptRunnerOptions['prepareImage'] | undefined;
   pollMs?: number | undefined;
   logger?: SchedulerLogger | undefined;
+  /** Internet policies `allowlist`/`on` through the egress proxy; without it the agent phase has no network. */
+  egress?: EgressEnforcerOptions | undefined;
 }
 
 export interface Orchestrator {
@@ -67,8 +72,9 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
   const runner = new AttemptRunner({
     runtime,
     cache: store,
-    enforcer: new NoNetworkEnforcer(),
+    enforcer: options.egress ? new EgressEnforcer(options.egress) : new NoNetworkEnforcer(),
     resolveImage: options.resolveImage ?? resolveImageName,
+    ...(options.prepareImage ? { prepareImage: options.prepareImage } : {}),
     cacheTtlMs: options.cacheTtlMs,
     snapshotTtlMs: options.snapshotTtlMs,
     allowLocalRepositories: options.allowLocalRepositories,

@@ -9,6 +9,9 @@ import type { SandboxRuntime } from '../ports/sandbox-runtime.js';
 import type { Store } from '../ports/store.js';
 import type { Scheduler } from './scheduler.js';
 import { createOrchestrator } from './orchestrator.js';
+import type { EgressEnforcerOptions } from '../egress/egress-enforcer.js';
+import { DockerImageEngine } from '../adapters/runtime/docker/docker-image-engine.js';
+import { LanguageLayer, languageImagePreparer } from '../images/language-versions.js';
 import type { ModelClient } from '../ports/model-client.js';
 import type { AgentLimitsOverride } from '../agent/agent-loop.js';
 import { formatProgress } from './progress-format.js';
@@ -52,6 +55,8 @@ export interface RunLocalOptions {
   runtime?: SandboxRuntime | undefined;
   /** Cancels the run (Ctrl-C); attempts stop and clean up. */
   signal?: AbortSignal | undefined;
+  /** The egress proxy's settings (internet `allowlist`/`on`); without them the agent phase has no network. */
+  egress?: EgressEnforcerOptions | undefined;
 }
 
 export interface RunLocalIo {
@@ -168,6 +173,11 @@ export async function runLocal(options: RunLocalOptions, io: RunLocalIo): Promis
       agentLimits: options.agentLimits,
       openSecrets: () => Promise.resolve(secrets),
       resolveImage: options.resolveImage,
+      prepareImage: languageImagePreparer(
+        new LanguageLayer({
+          engine: new DockerImageEngine({ socketPath: options.dockerSocket ?? '/var/run/docker.sock' }),
+        }),
+      ),
       cacheTtlMs: options.cacheTtlMs ?? 12 * 3600_000,
       snapshotTtlMs: options.snapshotTtlMs ?? 7 * 24 * 3600_000,
       // `berth run` works on the user's own machine: a local path is theirs to give.
@@ -176,6 +186,7 @@ export async function runLocal(options: RunLocalOptions, io: RunLocalIo): Promis
       maxAttempts: options.maxAttempts ?? 8,
       pollMs: 200,
       onlyTasks,
+      egress: options.egress,
     });
     scheduler = orchestrator.scheduler;
     const { task, attempts: created } = await scheduler.submit({

@@ -13,9 +13,12 @@ import { TokenService } from '../services/token-service.js';
 import { createApp } from './app.js';
 import { DockerRuntime } from '../adapters/runtime/docker/docker-runtime.js';
 import { createOrchestrator } from '../lifecycle/orchestrator.js';
+import { egressSettingsFromConfig } from '../egress/egress-settings-from-config.js';
 import { TaskService } from '../services/task-service.js';
 import { PullRequestService } from '../services/pull-request-service.js';
 import { Reaper } from '../runtime/reaper.js';
+import { DockerImageEngine } from '../adapters/runtime/docker/docker-image-engine.js';
+import { LanguageLayer, languageImagePreparer } from '../images/language-versions.js';
 import { resourceLiveness } from '../lifecycle/resource-liveness.js';
 import { modelClientFromConfig } from '../adapters/model/model-client-from-config.js';
 
@@ -73,10 +76,15 @@ export async function startServer(config: BerthConfig, logger: Logger): Promise<
   try {
     await store.migrate();
     const tokens = new TokenService({ store });
+    // Pinned language versions: checked when an environment is saved, installed on first use.
+    const languages = new LanguageLayer({ engine: new DockerImageEngine({ socketPath: config.dockerSocket }) });
     const environments = new EnvironmentService({
       store,
       secretBox: box,
       allowLocalRepositories: config.allowLocalRepositories,
+      checkAvailability: async (spec) => {
+        if (Object.keys(spec.versions).length > 0) await languages.resolve(spec.image, spec.versions);
+      },
     });
     const firstAdmin = await tokens.ensureAdminToken();
     if (firstAdmin)
@@ -88,11 +96,16 @@ export async function startServer(config: BerthConfig, logger: Logger): Promise<
     const runtime = new DockerRuntime({ socketPath: config.dockerSocket, instance: config.instance });
     // Without a model, tasks can still run a command (`berth exec --command`).
     const model = config.model.baseUrl !== undefined ? modelClientFromConfig(config.model) : undefined;
+    const egress = await egressSettingsFromConfig(config);
+    if (egress.unreadable.length > 0)
+      logger.warn({ files: egress.unreadable }, 'extra CA files that are not readable certificates are skipped');
     const { scheduler, collector } = createOrchestrator({
       store,
       runtime,
+      egress: egress.options,
       model,
       agentLimits: config.agentLimits,
+      prepareImage: languageImagePreparer(languages),
       openSecrets: async (environment) => Object.fromEntries(await environments.openSecrets(environment.id)),
       cacheTtlMs: config.cacheTtlMs,
       snapshotTtlMs: config.snapshotTtlMs,

@@ -33,6 +33,11 @@ export interface EnvironmentServiceOptions {
   store: Store;
   secretBox: SecretBox;
   allowLocalRepositories: boolean;
+  /**
+   * Checks what needs the outside world, such as whether pinned language versions can be had
+   * (refusing with `invalid_environment` naming the language and version).
+   */
+  checkAvailability?: (spec: EnvironmentSpec) => Promise<void>;
   now?: () => string;
 }
 
@@ -90,9 +95,11 @@ export class EnvironmentService {
   private readonly secretBox: SecretBox;
   private readonly allowLocalRepositories: boolean;
   private readonly now: () => string;
+  private readonly checkAvailability: ((spec: EnvironmentSpec) => Promise<void>) | undefined;
 
   constructor(options: EnvironmentServiceOptions) {
     this.store = options.store;
+    this.checkAvailability = options.checkAvailability;
     this.secretBox = options.secretBox;
     this.allowLocalRepositories = options.allowLocalRepositories;
     this.now = options.now ?? (() => new Date().toISOString());
@@ -117,6 +124,7 @@ export class EnvironmentService {
     const given = input.secrets ?? {};
     const secretIssues = checkSecretValues(given);
     let spec = this.validate(input.spec);
+    await this.checkAvailability?.(spec);
     if (secretIssues.length > 0) throw invalid(secretIssues);
     spec = this.declare(spec, Object.keys(given));
     const id = newId('environment');
@@ -145,6 +153,7 @@ export class EnvironmentService {
     const given = input.secrets ?? {};
     const remove = unique(input.removeSecrets ?? []);
     let spec = this.validate(input.spec);
+    await this.checkAvailability?.(spec);
     if (spec.name !== name) {
       throw new BerthError(
         'invalid_input',
