@@ -55,7 +55,8 @@ fi
 command -v node >/dev/null || die "Node.js 20 or newer is needed (apt-get install nodejs npm)"
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "installing npm dependencies"
-  npm ci --no-audit --no-fund --loglevel=error
+  # Native addons compile here (no prebuilt binaries are downloaded from outside).
+  npm_config_build_from_source=true npm ci --no-audit --no-fund --loglevel=error
 fi
 say "building"
 npx tsc -b
