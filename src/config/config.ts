@@ -28,6 +28,15 @@ const configSchema = z.strictObject({
   instance: z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/),
   /** PEM files that sandboxes and the egress proxy trust besides the public roots. */
   extraCaFiles: z.array(z.string()),
+  /**
+   * Names the egress proxy resolves itself before DNS (`BERTH_EGRESS_HOSTS=name=addr,...`): a
+   * split-horizon name or a test server. The address guard still vets the answer.
+   */
+  egressHosts: z.record(z.string().min(1), z.union([z.ipv4(), z.ipv6()], { error: 'must be an IP address' })),
+  /** Address ranges the egress proxy may dial for any allowed name (`BERTH_EGRESS_ALLOW=10.1.0.0/16,...`). */
+  egressAllow: z.array(z.union([z.cidrv4(), z.cidrv6()], { error: 'must be a CIDR range such as 10.0.0.0/8' })),
+  /** Ports the egress proxy allows besides 443 and 80 (`BERTH_EGRESS_PORTS=8080,8443`). */
+  egressPorts: z.array(z.number().int().min(1).max(65535)),
   cacheTtlMs: z.number().int().positive(),
   snapshotTtlMs: z.number().int().positive(),
   concurrency: z.number().int().min(1).max(64),
@@ -119,6 +128,25 @@ function parseGithubRemotes(value: string | undefined): Record<string, string> {
   return out;
 }
 
+/** A comma-separated list, blanks dropped. */
+function list(value: string | undefined): string[] {
+  return (value ?? '')
+    .split(',')
+    .map((v) => v.trim())
+    .filter((v) => v !== '');
+}
+
+/** `NAME=ADDRESS` pairs separated by commas; names lower-cased, one trailing dot dropped. */
+function parseEgressHosts(value: string | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of list(value)) {
+    const at = pair.indexOf('=');
+    if (at <= 0) throw new BerthError('invalid_input', `configuration: BERTH_EGRESS_HOSTS: "${pair}" is not NAME=ADDRESS`);
+    out[pair.slice(0, at).trim().toLowerCase().replace(/\.$/, '')] = pair.slice(at + 1).trim();
+  }
+  return out;
+}
+
 export function loadConfig(flags: ConfigFlags = {}, env: Env = process.env): BerthConfig {
   const dataDir = resolve(flags.dataDir ?? (env.BERTH_DATA_DIR || defaultDataDir(env)));
   const raw = {
@@ -137,6 +165,9 @@ export function loadConfig(flags: ConfigFlags = {}, env: Env = process.env): Ber
       env.BERTH_EXTRA_CA_FILES !== undefined
         ? env.BERTH_EXTRA_CA_FILES.split(':').filter((f) => f !== '')
         : hostExtraCaFiles(),
+    egressHosts: parseEgressHosts(env.BERTH_EGRESS_HOSTS),
+    egressAllow: list(env.BERTH_EGRESS_ALLOW),
+    egressPorts: list(env.BERTH_EGRESS_PORTS).map(Number),
     cacheTtlMs: int(env.BERTH_CACHE_TTL_MS) ?? 12 * 3600_000,
     snapshotTtlMs: int(env.BERTH_SNAPSHOT_TTL_MS) ?? 7 * 24 * 3600_000,
     concurrency: int(env.BERTH_CONCURRENCY) ?? 4,

@@ -42,6 +42,8 @@ export function formatProgress(event: AttemptEvent, prefix: string): string {
     }
     case 'command':
       return `${prefix}$ ${event.command}  (exit code ${event.exitCode})\n`;
+    case 'egress':
+      return `${prefix}egress ${event.allowed ? 'allowed' : 'denied'} ${event.method} ${event.host}:${event.port} (${event.rule})${event.allowed ? '' : `: ${event.reason}`}\n`;
   }
   return '';
 }

@@ -115,7 +115,13 @@ export interface SandboxRuntime {
   remove(id: string): Promise<void>;
   list(labels: Record<string, string>): Promise<SandboxInfo[]>;
 
-  createNetwork(options: { name: string; internal: boolean; labels: Record<string, string> }): Promise<NetworkInfo>;
+  /** `bridgeName`: the host interface name of the network (≤ 15 characters), where the runtime has one. */
+  createNetwork(options: {
+    name: string;
+    internal: boolean;
+    labels: Record<string, string>;
+    bridgeName?: string;
+  }): Promise<NetworkInfo>;
   connect(id: string, network: string, options?: { aliases?: string[] }): Promise<void>;
   disconnect(id: string, network: string): Promise<void>;
   removeNetwork(name: string): Promise<void>;

@@ -44,6 +44,9 @@ export function registerRunCommand(program: Command, ctx: CliContext): void {
       const { modelClientFromConfig } = await import('../../adapters/model/model-client-from-config.js');
       // A prompt needs a model; a command does not (the model settings are then not needed).
       const model = !hasCommand && config.model.baseUrl !== undefined ? modelClientFromConfig(config.model) : undefined;
+      const { egressSettingsFromConfig } = await import('../../egress/egress-settings-from-config.js');
+      const egress = await egressSettingsFromConfig(config);
+      for (const file of egress.unreadable) ctx.io.stderr.write(`warning: extra CA file ${file} is not a readable certificate; skipped\n`);
       const controller = new AbortController();
       const stop = () => controller.abort(new BerthError('cancelled', 'interrupted'));
       process.once('SIGINT', stop);
@@ -69,6 +72,7 @@ export function registerRunCommand(program: Command, ctx: CliContext): void {
             maxAttempts: config.maxAttempts,
             model,
             agentLimits: config.agentLimits,
+            egress: egress.options,
             signal: controller.signal,
           },
           { stdout: (text) => ctx.io.stdout.write(text), stderr: (text) => ctx.io.stderr.write(text) },

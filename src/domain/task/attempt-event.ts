@@ -23,7 +23,19 @@ export type AttemptEventBody =
       key?: string;
       image?: string;
     }
-  | { type: 'error'; code: string; message: string; details?: Record<string, unknown> };
+  | { type: 'error'; code: string; message: string; details?: Record<string, unknown> }
+  | {
+      /** One decision of the egress proxy (agent phase, policies `allowlist` and `on`). */
+      type: 'egress';
+      host: string;
+      port: number;
+      method: string;
+      /** `connect` (a tunnel), `http` (plain HTTP), `https` (a request inside an intercepted tunnel). */
+      scheme: string;
+      allowed: boolean;
+      rule: string;
+      reason: string;
+    };
 
 export type AttemptEventType = AttemptEventBody['type'];
 

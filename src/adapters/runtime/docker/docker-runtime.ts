@@ -373,6 +373,7 @@ export class DockerRuntime implements SandboxRuntime {
     name: string;
     internal: boolean;
     labels: Record<string, string>;
+    bridgeName?: string;
   }): Promise<NetworkInfo> {
     const labels = this.labelsFor({ [BERTH_LABELS.kind]: 'network', ...options.labels });
     const network = await this.call(`create network ${options.name}`, () =>
@@ -383,6 +384,9 @@ export class DockerRuntime implements SandboxRuntime {
         Internal: options.internal,
         EnableIPv6: false,
         Labels: labels,
+        ...(options.bridgeName !== undefined
+          ? { Options: { 'com.docker.network.bridge.name': options.bridgeName } }
+          : {}),
       }),
     );
     return this.inspectNetwork(network.id);

@@ -1,0 +1,252 @@
+/**
+ * Threat model. After lockdown the sandbox runs untrusted agent commands that may try to reach
+ * anything: the outside world directly, the host's services (the Berth API, the Docker API),
+ * other sandboxes, metadata addresses. This enforcer is what puts the sandbox behind the egress
+ * proxy for the policies `allowlist` and `on` (policy `off` is `NoNetworkEnforcer`: no network).
+ *
+ * Trusted: the orchestrator's configuration (upstream CAs, the operator's host map and address
+ * allowances), the runtime, the host's netfilter. Untrusted: the sandbox, including the files
+ * it holds. The npm and apt settings read from it only widen the `common-dependencies` preset to
+ * the registries that image names (the environment owner's choice), never the address checks.
+ *
+ * Guarantees, per attempt:
+ * - the sandbox leaves its setup network and joins a fresh `--internal` network of its own;
+ * - the firewall pins that network to the proxy's port on the gateway address before the sandbox
+ *   is connected, so there is no moment in which it reaches anything else;
+ * - the proxy, listening on the gateway address, applies the environment's policy; every
+ *   decision goes to the attempt's log;
+ * - the CA's key stays in this process; only its certificate is written into the sandbox;
+ * - a lockdown that fails halfway undoes what it made, and the error fails the attempt (the
+ *   agent never runs with less than the policy asks for); `release` undoes everything, and
+ *   both are safe to repeat.
+ */
+import { createHash } from 'node:crypto';
+import {
+  IptablesFirewall,
+  type SandboxNetworkFirewallSpec,
+} from '../adapters/firewall/iptables-firewall.js';
+import { EgressPolicy } from '../domain/internet/egress-policy.js';
+import { normaliseHostName } from '../domain/internet/host-name.js';
+import { BerthError, toBerthError } from '../errors/berth-error.js';
+import {
+  NoNetworkEnforcer,
+  type LockdownContext,
+  type LockdownResult,
+  type NetworkPolicyEnforcer,
+} from '../lifecycle/network-policy-enforcer.js';
+import { BERTH_LABELS } from '../runtime/labels.js';
+import type { SandboxRuntime } from '../ports/sandbox-runtime.js';
+import { CertificateAuthority } from './certificate-authority.js';
+import { EgressProxy, systemResolver, type Resolver } from './egress-proxy.js';
+import { readImagePackageConfiguration } from './read-image-package-configuration.js';
+import { sandboxProxySettings } from './sandbox-proxy-settings.js';
+
+/** The firewall the enforcer drives (IptablesFirewall; injectable for other hosts). */
+export interface SandboxNetworkFirewall {
+  install(spec: SandboxNetworkFirewallSpec, signal?: AbortSignal): Promise<void>;
+  remove(spec: SandboxNetworkFirewallSpec, signal?: AbortSignal): Promise<void>;
+}
+
+export interface EgressEnforcerOptions {
+  /** PEM certificates trusted for upstream servers besides the system roots (`extraCaFiles`, read once). */
+  upstreamCa?: readonly string[];
+  /**
+   * Names the proxy resolves itself, before DNS (`BERTH_EGRESS_HOSTS`): normalised name →
+   * address. The answer is still vetted by the address guard.
+   */
+  hosts?: Readonly<Record<string, string>>;
+  /** Address ranges (CIDR) the guard allows for every host (`BERTH_EGRESS_ALLOW`). */
+  allow?: readonly string[];
+  /** Ports allowed besides 443 (CONNECT) and 80 (plain HTTP), for both (`BERTH_EGRESS_PORTS`). */
+  extraPorts?: readonly number[];
+  firewall?: SandboxNetworkFirewall;
+  /** The resolver behind `hosts` (the system resolver by default). */
+  resolver?: Resolver;
+}
+
+interface AttemptEgress {
+  network?: string;
+  firewallSpec?: SandboxNetworkFirewallSpec;
+  firewallInstalled?: boolean;
+  proxy?: EgressProxy;
+  released: boolean;
+}
+
+/** A short, stable id for the attempt's network resources (chain and bridge names). */
+function networkIdOf(attemptId: string): string {
+  return createHash('sha256').update(attemptId).digest('hex').slice(0, 12);
+}
+
+export class EgressEnforcer implements NetworkPolicyEnforcer {
+  private readonly options: EgressEnforcerOptions;
+  private readonly firewall: SandboxNetworkFirewall;
+  private readonly resolver: Resolver;
+  private readonly noNetwork = new NoNetworkEnforcer();
+  private readonly attempts = new Map<string, AttemptEgress>();
+  private readonly runtimes = new Map<string, SandboxRuntime>();
+
+  constructor(options: EgressEnforcerOptions = {}) {
+    this.options = options;
+    this.firewall = options.firewall ?? new IptablesFirewall();
+    const hosts = new Map<string, string>();
+    for (const [name, address] of Object.entries(options.hosts ?? {})) {
+      const normalised = normaliseHostName(name);
+      if (!normalised.ok)
+        throw new BerthError('invalid_input', `egress hosts: "${name}" is not a host name`);
+      hosts.set(normalised.name, address);
+    }
+    const fallback = options.resolver ?? systemResolver;
+    this.resolver = async (host, signal) => {
+      const mapped = hosts.get(host);
+      return mapped !== undefined ? [mapped] : fallback(host, signal);
+    };
+  }
+
+  async lockdown(context: LockdownContext): Promise<LockdownResult> {
+    if (context.policy.access === 'off') return this.noNetwork.lockdown(context);
+    const { runtime, sandboxId, attemptId, signal } = context;
+    if (this.attempts.has(attemptId)) await this.release(attemptId);
+    const state: AttemptEgress = { released: false };
+    this.attempts.set(attemptId, state);
+    this.runtimes.set(attemptId, runtime);
+    try {
+      // The image's registries, read while nothing of the agent has run in this attempt.
+      const image = await readImagePackageConfiguration(runtime, sandboxId, signal);
+      const extra = this.options.extraPorts ?? [];
+      const policy = EgressPolicy.forEnvironment(
+        context.policy,
+        image,
+        extra.length > 0 ? { tunnel: extra, http: extra } : undefined,
+      );
+
+      const id = networkIdOf(attemptId);
+      const name = `berth-egress-${attemptId.replace(/_/g, '-')}`;
+      state.network = name;
+      const network = await runtime.createNetwork({
+        name,
+        internal: true,
+        bridgeName: `bq${id}`,
+        labels: { [BERTH_LABELS.attempt]: attemptId, [BERTH_LABELS.kind]: 'network' },
+      });
+      if (network.gateway === undefined || network.subnet === undefined) {
+        throw new BerthError('runtime_unavailable', `the sandbox network ${name} has no IPv4 gateway`);
+      }
+      signal?.throwIfAborted();
+
+      // One CA per attempt for now (the key lives in this process only; see docs/internet.md).
+      const ca = await CertificateAuthority.create({ commonName: `Berth egress ${attemptId}` });
+      const proxy = new EgressProxy({
+        policy,
+        ca,
+        resolver: this.resolver,
+        ...(this.options.upstreamCa !== undefined ? { upstreamCa: this.options.upstreamCa } : {}),
+        ...(this.options.allow !== undefined && this.options.allow.length > 0
+          ? { guard: { allow: this.options.allow.map((range) => ({ range })) } }
+          : {}),
+        onDecision: (decision) => {
+          if (state.released) return;
+          context.emit({
+            type: 'egress',
+            host: decision.host,
+            port: decision.port,
+            method: decision.method,
+            scheme: decision.scheme,
+            allowed: decision.allowed,
+            rule: decision.rule,
+            reason: decision.reason,
+          });
+        },
+      });
+      state.proxy = proxy;
+      const address = await proxy.listen({
+        host: network.gateway,
+        ...(signal !== undefined ? { signal } : {}),
+      });
+
+      const spec: SandboxNetworkFirewallSpec = {
+        networkId: id,
+        bridge: `bq${id}`,
+        subnet: network.subnet,
+        proxyAddress: network.gateway,
+        proxyPort: address.port,
+      };
+      state.firewallSpec = spec;
+      state.firewallInstalled = true;
+      await this.firewall.install(spec, signal);
+
+      // Only now does the sandbox move: from full internet to the pinned network.
+      if (context.setupNetwork !== null)
+        await runtime.disconnect(sandboxId, context.setupNetwork);
+      await runtime.connect(sandboxId, name);
+
+      const settings = sandboxProxySettings({
+        proxyUrl: `http://${network.gateway}:${address.port}`,
+        caCertificatePem: ca.certificatePem,
+      });
+      const dirs = [...new Set(settings.files.map((f) => f.path.slice(0, f.path.lastIndexOf('/'))))];
+      await runtime.exec(sandboxId, { argv: ['mkdir', '-p', ...dirs], user: 'root', timeoutMs: 30_000 });
+      for (const file of settings.files)
+        await runtime.writeFile(sandboxId, file.path, file.content, file.mode);
+      for (const argv of settings.commands) {
+        const result = await runtime.exec(sandboxId, {
+          argv,
+          user: 'root',
+          timeoutMs: 60_000,
+          maxOutputBytes: 16 * 1024,
+          ...(signal !== undefined ? { signal } : {}),
+        });
+        // update-ca-certificates may be missing from an image; the bundle does not depend on it.
+        if (result.exitCode !== 0 && argv[0] !== 'update-ca-certificates') {
+          throw new BerthError('runtime_unavailable', `lockdown: ${argv[0]} failed in the sandbox`, {
+            exitCode: result.exitCode,
+            output: result.output.slice(-2000),
+          });
+        }
+      }
+      const presetNote =
+        context.policy.presets.length > 0
+          ? `; from the image: npm registry ${image.npmRegistry ?? '(none)'}, apt sources ${image.aptSources !== undefined ? 'read' : '(none)'}`
+          : '';
+      context.emit({
+        type: 'log',
+        stream: 'system',
+        text: `internet ${context.policy.access}: the sandbox reaches only the egress proxy at ${network.gateway}:${address.port}${presetNote}\n`,
+      });
+      return { env: settings.env };
+    } catch (error) {
+      // Undo what was made; the network goes once the sandbox has left it (here, or after the
+      // runner removed the sandbox and calls `release` again).
+      if (state.network !== undefined)
+        await runtime.disconnect(sandboxId, state.network).catch(() => undefined);
+      await this.release(attemptId).catch(() => undefined);
+      throw toBerthError(error);
+    }
+  }
+
+  async release(attemptId: string): Promise<void> {
+    const state = this.attempts.get(attemptId);
+    const runtime = this.runtimes.get(attemptId);
+    if (state === undefined) return;
+    state.released = true;
+    const failures: string[] = [];
+    const attempt = async (what: string, step: () => Promise<void>) => {
+      try {
+        await step();
+      } catch (error) {
+        failures.push(`${what}: ${toBerthError(error).message}`);
+      }
+    };
+    const { proxy, firewallSpec, network } = state;
+    if (proxy !== undefined) await attempt('proxy', () => proxy.close());
+    if (firewallSpec !== undefined && state.firewallInstalled === true)
+      await attempt('firewall', () => this.firewall.remove(firewallSpec));
+    // The sandbox is usually removed by now; a network with a container left still goes.
+    if (network !== undefined && runtime !== undefined)
+      await attempt('network', () => runtime.removeNetwork(network));
+    if (failures.length > 0) {
+      throw new BerthError('runtime_unavailable', `egress release incomplete: ${failures.join('; ')}`);
+    }
+    this.attempts.delete(attemptId);
+    this.runtimes.delete(attemptId);
+  }
+}

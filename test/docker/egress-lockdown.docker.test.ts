@@ -1,0 +1,166 @@
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { lifecycleTestImage, makeSampleRepository, runJson } from './lifecycle-support.js';
+
+/**
+ * Internet lockdown through the real lifecycle (`berth run` → runLocal → EgressEnforcer) on a
+ * real Docker engine (needs root for the firewall). The "outside world" is an HTTP server on the
+ * host's loopback that the proxy reaches under the test names `allowed.test`/`denied.test`
+ * (egress host map + an address allowance for 127.0.0.0/8); a canary on every host address
+ * records any direct connection. No packet leaves the machine.
+ */
+
+const instance = `egtest-${process.pid}`;
+let image: string;
+let repo: ReturnType<typeof makeSampleRepository>;
+let work: string;
+let server: http.Server;
+let serverPort = 0;
+const requests: string[] = [];
+let canary: net.Server;
+let canaryPort = 0;
+const canaryHits: string[] = [];
+let dockerGateway = '';
+
+const docker = (...args: string[]) => execFileSync('docker', args, { encoding: 'utf8' }).trim();
+
+beforeAll(async () => {
+  image = lifecycleTestImage();
+  repo = makeSampleRepository();
+  work = mkdtempSync(join(tmpdir(), 'berth-egress-lockdown-'));
+  server = http.createServer((req, res) => {
+    requests.push(`${req.method} ${req.headers.host} ${req.url}`);
+    res.end(`hello from ${req.headers.host}\n`);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  serverPort = (server.address() as net.AddressInfo).port;
+  canary = net.createServer((socket) => {
+    canaryHits.push(String(socket.remoteAddress));
+    socket.on('error', () => undefined);
+    socket.destroy();
+  });
+  await new Promise<void>((resolve) => canary.listen(0, '0.0.0.0', resolve));
+  canaryPort = (canary.address() as net.AddressInfo).port;
+  dockerGateway = docker('network', 'inspect', '-f', '{{(index .IPAM.Config 0).Gateway}}', 'bridge');
+});
+
+afterAll(() => {
+  server?.close();
+  canary?.close();
+  const leftovers = docker('ps', '-aq', '--filter', `label=berth.instance=${instance}`);
+  const networks = docker('network', 'ls', '-q', '--filter', `label=berth.instance=${instance}`);
+  const images = docker('images', '-q', '--filter', `label=berth.instance=${instance}`);
+  if (leftovers !== '') docker('rm', '-f', ...leftovers.split('\n'));
+  if (images !== '') docker('rmi', '-f', ...new Set(images.split('\n')));
+  rmSync(work, { recursive: true, force: true });
+  rmSync(repo.dir, { recursive: true, force: true });
+  expect(leftovers).toBe('');
+  expect(networks).toBe('');
+});
+
+function envFile(name: string, internet: string): string {
+  const file = join(work, `${name}.yaml`);
+  writeFileSync(
+    file,
+    `name: ${name}\nrepository: ${repo.dir}\nimage: minimal\ninternet: ${internet}\n`,
+  );
+  return file;
+}
+
+const base = () => ({
+  dataDir: join(work, 'data'),
+  instance,
+  resolveImage: () => image,
+  egress: {
+    hosts: { 'allowed.test': '127.0.0.1', 'denied.test': '127.0.0.1' },
+    allow: ['127.0.0.0/8'],
+    extraPorts: [serverPort],
+  },
+});
+
+/** The agent-phase command: fetches through the proxy variables (perl's HTTP::Tiny honours them), then tries direct routes. */
+const probe = () =>
+  [
+    `fetch() { perl -MHTTP::Tiny -e '$r = HTTP::Tiny->new(timeout => 10)->get($ARGV[0]); print "$r->{status} $r->{content}"' "$1"; echo; }`,
+    `echo "allowed: $(fetch http://allowed.test:${serverPort}/a)"`,
+    `echo "denied: $(fetch http://denied.test:${serverPort}/d)"`,
+    'proxy=${HTTP_PROXY#http://}; gw=${proxy%:*}; echo "proxy=${proxy:-none}"',
+    `for target in "$gw" ${dockerGateway} 127.0.0.1; do`,
+    `  [ -n "$target" ] || continue`,
+    `  if timeout 3 bash -c "exec 3<>/dev/tcp/$target/${canaryPort}" 2>/dev/null; then echo "direct $target: open"; else echo "direct $target: closed"; fi`,
+    `done`,
+    `echo "keys=$(grep -rls 'PRIVATE KEY' /etc /usr/local/share/ca-certificates 2>/dev/null | wc -l)"`,
+    `echo "routes=$(awk 'NR>1' /proc/net/route | wc -l)"`,
+  ].join('\n');
+
+function firewallChainOf(attemptId: string): string {
+  return `BERTH-${createHash('sha256').update(attemptId).digest('hex').slice(0, 12).toUpperCase()}`;
+}
+
+describe('internet lockdown through the egress proxy (docker)', () => {
+  it('allowlist: allowed names pass through the proxy, others get its 403, nothing else is reachable', async () => {
+    requests.length = 0;
+    const run = await runJson({
+      ...base(),
+      envFile: envFile('eg-allowlist', '{ access: allowlist, domains: [allowed.test] }'),
+      command: probe(),
+    });
+    expect(run.code, run.stderr).toBe(0);
+    const attempt = run.result.attempts[0];
+    const output = attempt?.commands[0]?.output ?? '';
+    expect(output).toContain(`allowed: 200 hello from allowed.test:${serverPort}`);
+    expect(output).toMatch(/denied: 403 Berth egress proxy refused denied\.test:\d+: denied\.test is not on the allowlist/);
+    expect(output).toMatch(/proxy=\d+\.\d+\.\d+\.\d+:\d+/);
+    expect(output).toMatch(/direct \d+\.\d+\.\d+\.\d+: closed/);
+    expect(output).not.toContain(': open');
+    expect(output).toContain('keys=0');
+    expect(requests).toEqual([`GET allowed.test:${serverPort} /a`]);
+    expect(canaryHits).toEqual([]);
+    // Every decision is in the attempt's log.
+    expect(run.stderr).toContain(`egress allowed GET allowed.test:${serverPort} (domain:allowed.test)`);
+    expect(run.stderr).toContain(`egress denied GET denied.test:${serverPort} (no-match)`);
+    // The firewall rules went with the attempt.
+    const rules = execFileSync('iptables', ['-w', '-S'], { encoding: 'utf8' });
+    expect(rules).not.toContain(firewallChainOf(attempt?.id ?? ''));
+  });
+
+  it('on: every name passes (address checks still apply) and is logged', async () => {
+    requests.length = 0;
+    const run = await runJson({
+      ...base(),
+      envFile: envFile('eg-on', '{ access: "on" }'),
+      command: probe(),
+    });
+    expect(run.code, run.stderr).toBe(0);
+    const output = run.result.attempts[0]?.commands[0]?.output ?? '';
+    expect(output).toContain(`allowed: 200 hello from allowed.test:${serverPort}`);
+    expect(output).toContain(`denied: 200 hello from denied.test:${serverPort}`);
+    expect(output).not.toContain(': open');
+    expect(canaryHits).toEqual([]);
+    expect(run.stderr).toContain(`egress allowed GET denied.test:${serverPort} (access:on)`);
+  });
+
+  it('off: no network at all, nothing reaches the proxy', async () => {
+    requests.length = 0;
+    const run = await runJson({
+      ...base(),
+      envFile: envFile('eg-off', '{ access: "off" }'),
+      command: probe(),
+    });
+    expect(run.code, run.stderr).toBe(0);
+    const output = run.result.attempts[0]?.commands[0]?.output ?? '';
+    expect(output).toContain('proxy=none');
+    expect(output).toMatch(/allowed: 599 /);
+    expect(output).toContain('routes=0');
+    expect(output).not.toContain(': open');
+    expect(requests).toEqual([]);
+    expect(canaryHits).toEqual([]);
+    expect(run.stderr).not.toContain('egress ');
+  });
+});
