@@ -414,8 +414,19 @@ export class Scheduler {
         secrets,
         ref: task.ref,
         repository: task.repository ?? undefined,
-        prompt: task.prompt,
-        agent: this.options.agentFor(task, environment.spec),
+        // A follow-up turn has its own prompt or command and starts from its parent's snapshot.
+        prompt: attempt.followUp?.prompt ?? task.prompt,
+        agent: this.options.agentFor(
+          attempt.followUp ? { ...task, prompt: attempt.followUp.prompt, command: attempt.followUp.command } : task,
+          environment.spec,
+        ),
+        resume: attempt.followUp
+          ? {
+              image: attempt.followUp.snapshotImage,
+              parentAttemptId: attempt.followUp.parentAttemptId,
+              baseCommit: attempt.followUp.baseCommit,
+            }
+          : undefined,
         emit: recorder.emit,
         signal,
       });

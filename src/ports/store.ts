@@ -154,6 +154,8 @@ export interface Store {
   /** Newest first. */
   listTasks(options?: TaskListOptions): Promise<Task[]>;
   updateTaskStatus(id: string, status: TaskStatus, now: string): Promise<void>;
+  /** Adds a queued follow-up turn to its task and picks it, in one transaction. */
+  addFollowUpAttempt(attempt: Attempt, now: string): Promise<void>;
   /** Records the attempt picked for the task (the caller checked it belongs to the task). */
   pickAttempt(taskId: string, attemptId: string, now: string): Promise<void>;
   getAttempt(id: string): Promise<LeasedAttempt | undefined>;

@@ -155,6 +155,12 @@ export const attemptView = z.object({
     .nullable()
     .describe("The environment's verify command as Berth ran it after the agent; null without one"),
   tokens: z.number().int().nullable().describe('Model tokens used (prompt + completion); null when none were recorded'),
+  followUpOf: z.string().nullable().describe('A follow-up turn: the attempt it continues'),
+  request: z.string().nullable().describe("A follow-up turn: its prompt (or command) as given"),
+  turnDiff: z
+    .string()
+    .nullable()
+    .describe("A follow-up turn: its own change; `diff` stays the whole change against the original commit"),
 });
 
 export const taskView = z.object({
@@ -192,6 +198,13 @@ export const pullRequestResult = z.object({
     .nullable()
     .describe('null when the remote is not on GitHub (only the branch is pushed)'),
 });
+
+export const followUpBody = z.strictObject({
+  prompt: z.string().max(64 * 1024).optional().describe('What the agent is asked next'),
+  command: z.string().max(64 * 1024).optional().describe('A command run as the agent phase instead'),
+});
+
+export const followUpResult = taskView.extend({ attempt: z.string().describe('The new turn (att_…), now the pick') });
 
 export const pickResult = taskView.extend({
   warning: z.string().nullable().describe('Set when the picked attempt did not succeed'),

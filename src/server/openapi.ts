@@ -20,6 +20,8 @@ import {
   pickResult,
   pullRequestBody,
   pullRequestResult,
+  followUpBody,
+  followUpResult,
 } from './api-schemas.js';
 
 /**
@@ -265,6 +267,19 @@ export function buildOpenApiDocument(version: string): JsonSchema {
           requestBody: body(pickTaskBody),
           responses: {
             '200': ok('The task, with `picked` set', pickResult),
+            ...errors('invalid_input', 'not_found', 'conflict', ...common),
+          },
+        },
+      },
+      '/v1/tasks/{id}/followup': {
+        parameters: [nameParam('id', 'The task id')],
+        post: {
+          summary:
+            "A follow-up turn on the picked attempt: a new attempt from its snapshot, with the prompt (or command); it becomes the pick",
+          security: authed,
+          requestBody: body(followUpBody),
+          responses: {
+            '201': ok('The task, with the queued turn', followUpResult),
             ...errors('invalid_input', 'not_found', 'conflict', ...common),
           },
         },

@@ -4,7 +4,7 @@ import { isTerminalPhase } from '../domain/task/attempt-phase.js';
 import { BerthError } from '../errors/berth-error.js';
 import type { Caller } from '../services/caller.js';
 import type { TaskService } from '../services/task-service.js';
-import { createTaskBody, pickTaskBody, pullRequestBody } from './api-schemas.js';
+import { createTaskBody, followUpBody, pickTaskBody, pullRequestBody } from './api-schemas.js';
 import { readBody } from './request-body.js';
 import { attemptView, cacheEntryView, taskView } from './task-views.js';
 
@@ -59,6 +59,12 @@ export function registerTaskRoutes(app: Hono<Env>, tasks: TaskService, now: () =
     const body = await readBody(c.req.raw, pickTaskBody);
     const { detail, warning } = await tasks.pick(c.get('caller'), c.req.param('id'), body.attempt);
     return c.json({ ...taskView(detail.task, detail.environment.spec.name, detail.attempts), warning });
+  });
+
+  app.post('/v1/tasks/:id/followup', async (c) => {
+    const body = await readBody(c.req.raw, followUpBody);
+    const { detail, attempt } = await tasks.followUp(c.get('caller'), c.req.param('id'), body);
+    return c.json({ ...taskView(detail.task, detail.environment.spec.name, detail.attempts), attempt: attempt.id }, 201);
   });
 
   app.post('/v1/tasks/:id/pr', async (c) => {

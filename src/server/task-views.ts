@@ -48,6 +48,9 @@ export function attemptView(attempt: Attempt): AttemptView {
     finishedAt: attempt.finishedAt,
     durationMs: Number.isFinite(started) && Number.isFinite(finished) ? finished - started : null,
     verification: attempt.result?.verification ?? null,
+    followUpOf: attempt.followUp?.parentAttemptId ?? null,
+    request: attempt.followUp?.request ?? null,
+    turnDiff: attempt.result?.turnDiff ?? null,
     tokens: usage ? usage.promptTokens + usage.completionTokens : null,
   };
 }

@@ -1,6 +1,7 @@
 import type { CacheEntry } from '../domain/cache/cache-entry.js';
 import type { AttemptEvent } from '../domain/task/attempt-event.js';
-import { attemptStatus } from '../domain/task/attempt.js';
+import { attemptStatus, type Attempt } from '../domain/task/attempt.js';
+import { newId } from '../domain/ids.js';
 import type { Task } from '../domain/task/task.js';
 import { BerthError } from '../errors/berth-error.js';
 import type { LeasedAttempt, Store, StoredEnvironment } from '../ports/store.js';
@@ -182,6 +183,69 @@ export class TaskService {
       );
     }
     return { detail, attempt };
+  }
+
+  /**
+   * A follow-up turn on the picked attempt: a new attempt of the same task that starts from the
+   * picked attempt's snapshot, asked `prompt` (with the earlier prompt and final message for
+   * context) or running `command`. It becomes the pick. Refused when the picked attempt has not
+   * finished or left no snapshot; an expired snapshot fails the turn with a message saying so.
+   */
+  async followUp(
+    caller: Caller,
+    taskId: string,
+    input: { prompt?: string | undefined; command?: string | undefined },
+  ): Promise<{ detail: TaskDetail; attempt: LeasedAttempt }> {
+    const command = input.command?.trim() ? input.command : null;
+    const request = input.prompt ?? '';
+    if (command === null && request.trim() === '') {
+      throw new BerthError('invalid_input', 'give a follow-up prompt, or a command to run with --command');
+    }
+    if (command === null && !this.options.agentAvailable) {
+      throw new BerthError('invalid_input', this.options.agentUnavailableReason);
+    }
+    const { detail, attempt: parent } = await this.pickedAttempt(caller, taskId);
+    const status = attemptStatus(parent.phase);
+    if (status === 'queued' || status === 'running') {
+      throw new BerthError('conflict', `attempt ${parent.id} has not finished yet (${parent.phase}); follow up once it has`);
+    }
+    const snapshotImage = parent.result?.snapshotImage;
+    if (!parent.result || !snapshotImage) {
+      throw new BerthError('conflict', `attempt ${parent.id} left no snapshot to continue from (${parent.error?.message ?? 'no result'})`, {
+        attempt: parent.id,
+      });
+    }
+    const earlier = parent.followUp?.request ?? (detail.task.prompt || detail.task.command || '');
+    const prompt =
+      command !== null
+        ? request
+        : `This continues earlier work in the same workspace.\n\nEarlier request:\n${earlier}\n\nYour final message then:\n${parent.result.message}\n\nFollow-up request:\n${request}`;
+    const now = new Date().toISOString();
+    const attempt: Attempt = {
+      id: newId('attempt'),
+      taskId,
+      index: detail.attempts.length,
+      phase: 'queued',
+      cacheHit: null,
+      error: null,
+      result: null,
+      followUp: {
+        parentAttemptId: parent.id,
+        request: command ?? request,
+        prompt,
+        command,
+        snapshotImage,
+        baseCommit: parent.followUp?.baseCommit ?? parent.result.baseCommit,
+      },
+      createdAt: now,
+      startedAt: null,
+      finishedAt: null,
+    };
+    await this.options.store.addFollowUpAttempt(attempt, now);
+    const after = await this.get(caller, taskId);
+    const stored = after.attempts.find((a) => a.id === attempt.id);
+    if (!stored) throw new BerthError('internal', `follow-up ${attempt.id} was not stored`);
+    return { detail: after, attempt: stored };
   }
 
   /**

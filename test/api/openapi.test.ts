@@ -42,6 +42,7 @@ describe('GET /openapi.json', () => {
         'GET /v1/tasks/{id}/diff',
         'POST /v1/tasks/{id}/pick',
         'POST /v1/tasks/{id}/pr',
+        'POST /v1/tasks/{id}/followup',
         'GET /v1/tasks/{id}/attempts/{attempt}/events',
         'GET /v1/environments/{name}/cache',
         'DELETE /v1/environments/{name}/cache',

@@ -16,6 +16,10 @@ import { lifecycleTestImage, makeSampleRepository } from './lifecycle-support.js
 interface AttemptJson {
   id: string;
   status: string;
+  error: string | null;
+  followUpOf: string | null;
+  turnDiff: string | null;
+  snapshotImage: string | null;
   diff: string;
   baseCommit: string | null;
   verification: { command: string; exitCode: number; output: string; passed: boolean } | null;
@@ -240,5 +244,39 @@ describe('best-of-N, pick, apply, pull request (docker)', () => {
     expect(denied.stderr).toContain(`the branch berth/${best.id} was pushed`);
     expect(denied.stderr).toContain('GitHub answered 401: Bad credentials');
     fake.token = 'ghs-berth-test';
+  });
+
+  it('follows up on the pick from its snapshot: the whole diff and the turn own diff, no setup; an expired snapshot is named', async () => {
+    const chosen = best.attempts[1]!;
+    const r = await berth('task', 'followup', best.id, '--command', 'echo more >> answer.txt && echo extra > second.txt', '--wait', '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const after = JSON.parse(r.stdout) as TaskJson & { attempt: string };
+    const turn = after.attempts.find((a) => a.id === after.attempt);
+    expect(turn).toMatchObject({ status: 'succeeded', followUpOf: chosen.id });
+    expect(after.picked).toBe(turn?.id);
+    expect(turn?.baseCommit).toBe(chosen.baseCommit);
+    // The whole change against the original commit: the first turn's answer and this turn's lines.
+    expect(turn?.diff).toMatch(/^\+answer [0-9a-f]+$/m);
+    expect(turn?.diff).toMatch(/^\+more$/m);
+    expect(turn?.diff).toContain('+++ b/second.txt');
+    // The turn's own change: only what it added.
+    expect(turn?.turnDiff).toMatch(/^\+more$/m);
+    expect(turn?.turnDiff).toContain('+++ b/second.txt');
+    expect(turn?.turnDiff).not.toMatch(/^\+answer /m);
+    expect(turn?.verification).toMatchObject({ passed: true });
+    const logs = await berth('task', 'logs', best.id, '--attempt', turn!.id);
+    expect(logs.stdout).toContain(`continuing attempt ${chosen.id}`);
+    expect(logs.stdout).not.toContain('setup ran');
+
+    // A snapshot that is gone (expired and collected): the turn fails and says why.
+    const other = best.attempts[0]!;
+    execFileSync('docker', ['image', 'rm', '-f', other.snapshotImage!], { stdio: 'ignore' });
+    expect((await berth('task', 'pick', best.id, other.id)).code).toBe(0);
+    const expired = await berth('task', 'followup', best.id, '--command', 'true', '--wait', '--json');
+    expect(expired.code).not.toBe(0);
+    const failedTurn = (JSON.parse(expired.stdout) as TaskJson).attempts.at(-1);
+    expect(failedTurn?.status).toBe('failed');
+    expect(failedTurn?.error).toContain(`the snapshot of attempt ${other.id}`);
+    expect(failedTurn?.error).toContain('is gone');
   });
 });

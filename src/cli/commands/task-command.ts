@@ -8,6 +8,7 @@ import { formatProgress } from '../../lifecycle/progress-format.js';
 import { BerthError } from '../../errors/berth-error.js';
 import { registerApplyCommand } from './apply-command.js';
 import { registerPrCommand } from './pr-command.js';
+import { registerFollowUpCommand } from './followup-command.js';
 
 /** `berth exec` and `berth task …`: tasks on a server. */
 
@@ -303,6 +304,7 @@ export function registerTaskCommands(program: Command, ctx: CliContext): void {
 
   registerApplyCommand(task, ctx);
   registerPrCommand(task, ctx);
+  registerFollowUpCommand(task, ctx);
 
   withClientOptions(task.command('cancel').description('stop a task').argument('<task>')).action(async (taskId: string, options: ClientOptions) => {
     const view = await ctx.client(options).request<TaskViewBody>('POST', path(taskId, '/cancel'));

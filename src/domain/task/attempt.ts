@@ -24,6 +24,24 @@ export interface AttemptResult {
   usage?: { promptTokens: number; completionTokens: number };
   /** The environment's `verify` command as Berth ran it after the agent (absent without one). */
   verification?: AttemptVerification;
+  /** A follow-up turn's own change (against the state it resumed); `diff` stays the whole change. */
+  turnDiff?: string;
+}
+
+/** What makes an attempt a follow-up turn: it continues another attempt from its snapshot. */
+export interface AttemptFollowUp {
+  /** The attempt this turn continues. */
+  parentAttemptId: string;
+  /** The follow-up as the user wrote it. */
+  request: string;
+  /** What the agent is asked: the request, with the earlier turn's prompt and final message. */
+  prompt: string;
+  /** A command run as the agent phase instead (`--command`). */
+  command: string | null;
+  /** The parent's final state: the sandbox starts from it (no checkout, setup or maintenance). */
+  snapshotImage: string;
+  /** The original commit: `diff` stays the whole change against it. */
+  baseCommit: string;
 }
 
 /** The environment's `verify` command, run by Berth in the attempt's sandbox. */
@@ -55,6 +73,8 @@ export interface Attempt {
   cacheHit: boolean | null;
   error: AttemptError | null;
   result: AttemptResult | null;
+  /** Set on a follow-up turn (absent or null on a task's own attempts). */
+  followUp?: AttemptFollowUp | null;
   createdAt: string;
   startedAt: string | null;
   finishedAt: string | null;

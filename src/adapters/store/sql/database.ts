@@ -65,6 +65,8 @@ export interface AttemptsTable {
   error: string | null;
   /** JSON text (diff, commands, message, snapshot). */
   result: string | null;
+  /** JSON text of a follow-up turn's AttemptFollowUp (migration 0004); null otherwise. */
+  follow_up: string | null;
   created_at: string;
   started_at: string | null;
   finished_at: string | null;

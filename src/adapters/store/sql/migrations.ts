@@ -144,6 +144,12 @@ export const STORE_MIGRATIONS: readonly NamedMigration[] = [
       await db.schema.alterTable('tasks').addColumn('picked_attempt_id', 'text').execute();
     },
   },
+  {
+    name: '0004_attempt_follow_up',
+    async up(db) {
+      await db.schema.alterTable('attempts').addColumn('follow_up', 'text').execute();
+    },
+  },
 ];
 
 /** Feeds the ordered list to Kysely's Migrator, refusing a list that is out of order. */

@@ -389,6 +389,10 @@ export class SqlStore implements Store {
     return this.tasks.updateTaskStatus(id, status, now);
   }
 
+  addFollowUpAttempt(attempt: Attempt, now: string): Promise<void> {
+    return this.tasks.addFollowUpAttempt(attempt, now);
+  }
+
   pickAttempt(taskId: string, attemptId: string, now: string): Promise<void> {
     return this.tasks.pickAttempt(taskId, attemptId, now);
   }

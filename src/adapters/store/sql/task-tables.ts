@@ -1,7 +1,7 @@
 import type { Kysely, Selectable } from 'kysely';
 import type { CacheEntry } from '../../../domain/cache/cache-entry.js';
 import type { CacheKeyParts } from '../../../domain/cache/cache-key.js';
-import type { Attempt, AttemptError, AttemptResult } from '../../../domain/task/attempt.js';
+import type { Attempt, AttemptError, AttemptFollowUp, AttemptResult } from '../../../domain/task/attempt.js';
 import type { AttemptEvent } from '../../../domain/task/attempt-event.js';
 import { isAttemptPhase, TERMINAL_PHASES } from '../../../domain/task/attempt-phase.js';
 import type { Task, TaskStatus } from '../../../domain/task/task.js';
@@ -51,6 +51,7 @@ function toAttempt(row: Selectable<AttemptsTable>): LeasedAttempt {
     cacheHit: row.cache_hit === null ? null : Number(row.cache_hit) === 1,
     error: row.error === null ? null : (JSON.parse(row.error) as AttemptError),
     result: row.result === null ? null : (JSON.parse(row.result) as AttemptResult),
+    followUp: row.follow_up ? (JSON.parse(row.follow_up) as AttemptFollowUp) : null,
     createdAt: row.created_at,
     startedAt: row.started_at,
     finishedAt: row.finished_at,
@@ -84,6 +85,7 @@ function attemptRow(attempt: Attempt): AttemptsTable {
     cache_hit: attempt.cacheHit === null ? null : attempt.cacheHit ? 1 : 0,
     error: attempt.error === null ? null : JSON.stringify(attempt.error),
     result: attempt.result === null ? null : JSON.stringify(attempt.result),
+    follow_up: attempt.followUp ? JSON.stringify(attempt.followUp) : null,
     created_at: attempt.createdAt,
     started_at: attempt.startedAt,
     finished_at: attempt.finishedAt,
@@ -148,6 +150,17 @@ export class TaskTables {
       .set({ status, updated_at: now })
       .where('id', '=', id)
       .execute();
+  }
+
+  async addFollowUpAttempt(attempt: Attempt, now: string): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      await trx.insertInto('attempts').values(attemptRow(attempt)).execute();
+      await trx
+        .updateTable('tasks')
+        .set({ picked_attempt_id: attempt.id, status: 'running', updated_at: now })
+        .where('id', '=', attempt.taskId)
+        .execute();
+    });
   }
 
   async pickAttempt(taskId: string, attemptId: string, now: string): Promise<void> {
