@@ -64,11 +64,11 @@ afterAll(() => {
   expect(networks).toBe('');
 });
 
-function envFile(name: string, internet: string): string {
+function envFile(name: string, internet: string, extra = ''): string {
   const file = join(work, `${name}.yaml`);
   writeFileSync(
     file,
-    `name: ${name}\nrepository: ${repo.dir}\nimage: minimal\ninternet: ${internet}\n`,
+    `name: ${name}\nrepository: ${repo.dir}\nimage: minimal\ninternet: ${internet}\n${extra}`,
   );
   return file;
 }
@@ -78,7 +78,7 @@ const base = () => ({
   instance,
   resolveImage: () => image,
   egress: {
-    hosts: { 'allowed.test': '127.0.0.1', 'denied.test': '127.0.0.1' },
+    hosts: { 'allowed.test': '127.0.0.1', 'denied.test': '127.0.0.1', 'mirror.test': '127.0.0.1' },
     allow: ['127.0.0.0/8'],
     extraPorts: [serverPort],
   },
@@ -90,6 +90,7 @@ const probe = () =>
     `fetch() { perl -MHTTP::Tiny -e '$r = HTTP::Tiny->new(timeout => 10)->get($ARGV[0]); print "$r->{status} $r->{content}"' "$1"; echo; }`,
     `echo "allowed: $(fetch http://allowed.test:${serverPort}/a)"`,
     `echo "denied: $(fetch http://denied.test:${serverPort}/d)"`,
+    `echo "mirror: $(fetch http://mirror.test:${serverPort}/m)"`,
     'proxy=${HTTP_PROXY#http://}; gw=${proxy%:*}; echo "proxy=${proxy:-none}"',
     `for target in "$gw" ${dockerGateway} 127.0.0.1; do`,
     `  [ -n "$target" ] || continue`,
@@ -108,7 +109,12 @@ describe('internet lockdown through the egress proxy (docker)', () => {
     requests.length = 0;
     const run = await runJson({
       ...base(),
-      envFile: envFile('eg-allowlist', '{ access: allowlist, domains: [allowed.test] }'),
+      envFile: envFile(
+        'eg-allowlist',
+        '{ access: allowlist, presets: [common-dependencies], domains: [allowed.test] }',
+        // The image's apt sources name the mirror: the preset allows it, read at lockdown.
+        `setup: echo "deb http://mirror.test:${serverPort}/debian bookworm main" > /etc/apt/sources.list.d/berth-test.list\n`,
+      ),
       command: probe(),
     });
     expect(run.code, run.stderr).toBe(0);
@@ -116,15 +122,22 @@ describe('internet lockdown through the egress proxy (docker)', () => {
     const output = attempt?.commands[0]?.output ?? '';
     expect(output).toContain(`allowed: 200 hello from allowed.test:${serverPort}`);
     expect(output).toMatch(/denied: 403 Berth egress proxy refused denied\.test:\d+: denied\.test is not on the allowlist/);
+    expect(output).toContain(`mirror: 200 hello from mirror.test:${serverPort}`);
     expect(output).toMatch(/proxy=\d+\.\d+\.\d+\.\d+:\d+/);
     expect(output).toMatch(/direct \d+\.\d+\.\d+\.\d+: closed/);
     expect(output).not.toContain(': open');
     expect(output).toContain('keys=0');
-    expect(requests).toEqual([`GET allowed.test:${serverPort} /a`]);
+    expect(requests).toEqual([
+      `GET allowed.test:${serverPort} /a`,
+      `GET mirror.test:${serverPort} /m`,
+    ]);
     expect(canaryHits).toEqual([]);
     // Every decision is in the attempt's log.
     expect(run.stderr).toContain(`egress allowed GET allowed.test:${serverPort} (domain:allowed.test)`);
     expect(run.stderr).toContain(`egress denied GET denied.test:${serverPort} (no-match)`);
+    expect(run.stderr).toContain(
+      `egress allowed GET mirror.test:${serverPort} (preset:common-dependencies:mirror.test)`,
+    );
     // The firewall rules went with the attempt.
     const rules = execFileSync('iptables', ['-w', '-S'], { encoding: 'utf8' });
     expect(rules).not.toContain(firewallChainOf(attempt?.id ?? ''));
@@ -141,6 +154,7 @@ describe('internet lockdown through the egress proxy (docker)', () => {
     const output = run.result.attempts[0]?.commands[0]?.output ?? '';
     expect(output).toContain(`allowed: 200 hello from allowed.test:${serverPort}`);
     expect(output).toContain(`denied: 200 hello from denied.test:${serverPort}`);
+    expect(output).toContain(`mirror: 200 hello from mirror.test:${serverPort}`);
     expect(output).not.toContain(': open');
     expect(canaryHits).toEqual([]);
     expect(run.stderr).toContain(`egress allowed GET denied.test:${serverPort} (access:on)`);
