@@ -2,10 +2,12 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CertificateAuthority } from '../../src/egress/certificate-authority.js';
 import { lifecycleTestImage, makeSampleRepository, runJson } from './lifecycle-support.js';
 
 /**
@@ -22,6 +24,10 @@ let repo: ReturnType<typeof makeSampleRepository>;
 let work: string;
 let server: http.Server;
 let serverPort = 0;
+let tlsServer: https.Server;
+let tlsPort = 0;
+/** The "public" CA of the test world: the proxy trusts it for upstreams (like BERTH_EXTRA_CA_FILES). */
+let worldCa: CertificateAuthority;
 const requests: string[] = [];
 let canary: net.Server;
 let canaryPort = 0;
@@ -40,6 +46,15 @@ beforeAll(async () => {
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   serverPort = (server.address() as net.AddressInfo).port;
+  worldCa = await CertificateAuthority.create({ commonName: 'egress lockdown test world' });
+  const leaf = await worldCa.leafFor('allowed.test');
+  tlsServer = https.createServer({ cert: leaf.certificatePem, key: leaf.privateKeyPem }, (req, res) => {
+    requests.push(`TLS ${req.method} ${req.headers.host} ${req.url}`);
+    res.statusCode = 404;
+    res.end('no repository here\n');
+  });
+  await new Promise<void>((resolve) => tlsServer.listen(0, '127.0.0.1', resolve));
+  tlsPort = (tlsServer.address() as net.AddressInfo).port;
   canary = net.createServer((socket) => {
     canaryHits.push(String(socket.remoteAddress));
     socket.on('error', () => undefined);
@@ -52,6 +67,7 @@ beforeAll(async () => {
 
 afterAll(() => {
   server?.close();
+  tlsServer?.close();
   canary?.close();
   const leftovers = docker('ps', '-aq', '--filter', `label=berth.instance=${instance}`);
   const networks = docker('network', 'ls', '-q', '--filter', `label=berth.instance=${instance}`);
@@ -80,7 +96,8 @@ const base = () => ({
   egress: {
     hosts: { 'allowed.test': '127.0.0.1', 'denied.test': '127.0.0.1', 'mirror.test': '127.0.0.1' },
     allow: ['127.0.0.0/8'],
-    extraPorts: [serverPort],
+    extraPorts: [serverPort, tlsPort],
+    upstreamCa: [worldCa.certificatePem],
   },
 });
 
@@ -91,6 +108,9 @@ const probe = () =>
     `echo "allowed: $(fetch http://allowed.test:${serverPort}/a)"`,
     `echo "denied: $(fetch http://denied.test:${serverPort}/d)"`,
     `echo "mirror: $(fetch http://mirror.test:${serverPort}/m)"`,
+    `echo "post: $(perl -MHTTP::Tiny -e '$r = HTTP::Tiny->new(timeout => 10)->post_form($ARGV[0], { a => 1 }); print "$r->{status} $r->{content}"' http://allowed.test:${serverPort}/p)"`,
+    // HTTPS through the proxy: git trusts the proxy's CA through the variables Berth sets.
+    `echo "git: $(timeout 30 git ls-remote https://allowed.test:${tlsPort}/repo.git 2>&1 | head -3)"`,
     'proxy=${HTTP_PROXY#http://}; gw=${proxy%:*}; echo "proxy=${proxy:-none}"',
     `for target in "$gw" ${dockerGateway} 127.0.0.1; do`,
     `  [ -n "$target" ] || continue`,
@@ -111,7 +131,7 @@ describe('internet lockdown through the egress proxy (docker)', () => {
       ...base(),
       envFile: envFile(
         'eg-allowlist',
-        '{ access: allowlist, presets: [common-dependencies], domains: [allowed.test] }',
+        '{ access: allowlist, presets: [common-dependencies], domains: [allowed.test], methods: [GET, HEAD] }',
         // The image's apt sources name the mirror: the preset allows it, read at lockdown.
         `setup: echo "deb http://mirror.test:${serverPort}/debian bookworm main" > /etc/apt/sources.list.d/berth-test.list\n`,
       ),
@@ -123,6 +143,10 @@ describe('internet lockdown through the egress proxy (docker)', () => {
     expect(output).toContain(`allowed: 200 hello from allowed.test:${serverPort}`);
     expect(output).toMatch(/denied: 403 Berth egress proxy refused denied\.test:\d+: denied\.test is not on the allowlist/);
     expect(output).toContain(`mirror: 200 hello from mirror.test:${serverPort}`);
+    // Method limits: a POST is refused over plain HTTP; HTTPS is intercepted with the attempt's CA.
+    expect(output).toMatch(/post: 403 Berth egress proxy refused allowed\.test:\d+: /);
+    expect(output).toMatch(/git: .*not found/);
+    expect(output).not.toContain('SSL certificate problem');
     expect(output).toMatch(/proxy=\d+\.\d+\.\d+\.\d+:\d+/);
     expect(output).toMatch(/direct \d+\.\d+\.\d+\.\d+: closed/);
     expect(output).not.toContain(': open');
@@ -130,11 +154,14 @@ describe('internet lockdown through the egress proxy (docker)', () => {
     expect(requests).toEqual([
       `GET allowed.test:${serverPort} /a`,
       `GET mirror.test:${serverPort} /m`,
+      `TLS GET allowed.test:${tlsPort} /repo.git/info/refs?service=git-upload-pack`,
     ]);
     expect(canaryHits).toEqual([]);
     // Every decision is in the attempt's log.
     expect(run.stderr).toContain(`egress allowed GET allowed.test:${serverPort} (domain:allowed.test)`);
     expect(run.stderr).toContain(`egress denied GET denied.test:${serverPort} (no-match)`);
+    expect(run.stderr).toContain(`egress denied POST allowed.test:${serverPort} (method)`);
+    expect(run.stderr).toContain(`egress allowed CONNECT allowed.test:${tlsPort} (domain:allowed.test)`);
     expect(run.stderr).toContain(
       `egress allowed GET mirror.test:${serverPort} (preset:common-dependencies:mirror.test)`,
     );
