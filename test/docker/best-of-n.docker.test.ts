@@ -264,6 +264,8 @@ describe('best-of-N, pick, apply, pull request (docker)', () => {
     expect(turn?.turnDiff).toContain('+++ b/second.txt');
     expect(turn?.turnDiff).not.toMatch(/^\+answer /m);
     expect(turn?.verification).toMatchObject({ passed: true });
+    const show = await berth('task', 'show', best.id);
+    expect(show.stdout).toContain(`${turn?.id} follows up ${chosen.id}: echo more >> answer.txt`);
     const logs = await berth('task', 'logs', best.id, '--attempt', turn!.id);
     expect(logs.stdout).toContain(`continuing attempt ${chosen.id}`);
     expect(logs.stdout).not.toContain('setup ran');

@@ -48,6 +48,7 @@ export function describeTask(task: TaskViewBody): string {
     lines.push('', task.picked !== null ? `picked: ${task.picked}` : `none picked yet: berth task pick ${task.id} ATTEMPT`);
   }
   for (const a of task.attempts) {
+    if (a.followUpOf !== null) lines.push('', `${a.id} follows up ${a.followUpOf}: ${a.request ?? ''}`);
     if (a.error) lines.push('', `${a.id} failed: ${a.error}`);
     else if (a.message) lines.push('', `${a.id}: ${a.message}`);
   }
