@@ -6,10 +6,11 @@ import { BerthError } from '../errors/berth-error.js';
  * Docker CLI of this machine, so it works where the CLI runs beside the server's engine; the
  * sandbox is found by its attempt label, never by a name a user typed.
  */
-export async function openShell(attemptId: string): Promise<number> {
+export async function openShell(attemptId: string, sandboxId?: string): Promise<number> {
   let id: string;
   try {
-    id = execFileSync('docker', ['ps', '-q', '--filter', `label=berth.attempt=${attemptId}`, '--filter', 'label=berth.kind=sandbox'], {
+    const filter = sandboxId !== undefined && /^[0-9a-f]{12,64}$/.test(sandboxId) ? `id=${sandboxId}` : `label=berth.attempt=${attemptId}`;
+    id = execFileSync('docker', ['ps', '-q', '--filter', filter, '--filter', 'label=berth.managed=true'], {
       encoding: 'utf8',
     })
       .trim()

@@ -174,6 +174,8 @@ export class AttemptRunner {
     };
     const onSandbox = (id: string) => {
       sandboxId = id;
+      // Named in the log, so a user (or `berth env test -it`) can find the container.
+      emit({ type: 'log', stream: 'system', text: `sandbox ${id.slice(0, 12)}\n` });
     };
     // Cancellation reaches the running command through the signal; should that not end it at
     // once, the sandbox itself is removed a second later, so a cancel never waits on a command.

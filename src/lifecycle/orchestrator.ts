@@ -9,7 +9,8 @@ import { CommandAgent } from './command-agent.js';
 import { resolveImageName } from './image-names.js';
 import { NoNetworkEnforcer } from './network-policy-enforcer.js';
 import { EgressEnforcer, type EgressEnforcerOptions } from '../egress/egress-enforcer.js';
-import { Scheduler, type SchedulerLogger } from './scheduler.js';
+import { Scheduler, leaseOwnerId, type SchedulerLogger } from './scheduler.js';
+import { WarmPool } from './warm-pool.js';
 import { ModelAgent } from '../agent/model-agent.js';
 import type { ModelClient } from '../ports/model-client.js';
 import type { AgentLimitsOverride } from '../agent/agent-loop.js';
@@ -57,6 +58,8 @@ export interface OrchestratorOptions {
   /** Installs pinned language versions on top of the base image (see AttemptRunnerOptions). */
   prepareImage?: AttemptRunnerOptions['prepareImage'] | undefined;
   pollMs?: number | undefined;
+  /** Keep a sandbox started ahead of time per cache entry (a long-running server; not `berth run`). */
+  warmPool?: boolean | undefined;
   logger?: SchedulerLogger | undefined;
   /** Internet policies `allowlist`/`on` through the egress proxy; without it the agent phase has no network. */
   egress?: EgressEnforcerOptions | undefined;
@@ -69,6 +72,8 @@ export interface Orchestrator {
 
 export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
   const { store, runtime } = options;
+  const owner = leaseOwnerId();
+  const warmPool = options.warmPool ? new WarmPool(runtime, owner) : undefined;
   const runner = new AttemptRunner({
     runtime,
     cache: store,
@@ -79,9 +84,12 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     snapshotTtlMs: options.snapshotTtlMs,
     allowLocalRepositories: options.allowLocalRepositories,
     buildLock: new CacheBuildLock(),
+    ...(warmPool ? { warmPool } : {}),
   });
   const collector = new CacheCollector(store, runtime);
   const scheduler = new Scheduler({
+    owner,
+    ...(warmPool ? { warmPool } : {}),
     store,
     runner,
     runtime,

@@ -112,6 +112,7 @@ export async function startServer(config: BerthConfig, logger: Logger): Promise<
       allowLocalRepositories: config.allowLocalRepositories,
       concurrency: config.concurrency,
       maxAttempts: config.maxAttempts,
+      warmPool: true,
       logger: logger.child({ part: 'scheduler' }),
     });
     const tasks = new TaskService({

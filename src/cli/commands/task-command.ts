@@ -182,12 +182,15 @@ export function registerEnvTestCommand(env: Command, ctx: CliContext): void {
         const { openShell } = await import('../sandbox-shell.js');
         const controller = new AbortController();
         let reachedAgent = false;
+        let sandboxId: string | undefined;
         const following = followEvents(
           client,
           task.id,
           attempt.id,
           (event) => {
             ctx.io.stderr.write(formatProgress(event, ''));
+            const named = event.type === 'log' && event.stream === 'system' ? /^sandbox ([0-9a-f]{12})\b/.exec(event.text) : null;
+            if (named) sandboxId = named[1];
             if (event.type === 'phase' && event.phase === 'agent' && !reachedAgent) {
               reachedAgent = true;
               controller.abort();
@@ -203,7 +206,7 @@ export function registerEnvTestCommand(env: Command, ctx: CliContext): void {
           return;
         }
         try {
-          ctx.exitCode = await openShell(attempt.id);
+          ctx.exitCode = await openShell(attempt.id, sandboxId);
         } finally {
           await client.request<TaskViewBody>('POST', path(task.id, '/cancel'));
         }
