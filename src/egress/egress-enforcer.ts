@@ -129,7 +129,10 @@ export class EgressEnforcer implements NetworkPolicyEnforcer {
         labels: { [BERTH_LABELS.attempt]: attemptId, [BERTH_LABELS.kind]: 'network' },
       });
       if (network.gateway === undefined || network.subnet === undefined) {
-        throw new BerthError('runtime_unavailable', `the sandbox network ${name} has no IPv4 gateway`);
+        throw new BerthError(
+          'runtime_unavailable',
+          `the sandbox network ${name} has no IPv4 gateway`,
+        );
       }
       signal?.throwIfAborted();
 
@@ -175,16 +178,21 @@ export class EgressEnforcer implements NetworkPolicyEnforcer {
       await this.firewall.install(spec, signal);
 
       // Only now does the sandbox move: from full internet to the pinned network.
-      if (context.setupNetwork !== null)
-        await runtime.disconnect(sandboxId, context.setupNetwork);
+      if (context.setupNetwork !== null) await runtime.disconnect(sandboxId, context.setupNetwork);
       await runtime.connect(sandboxId, name);
 
       const settings = sandboxProxySettings({
         proxyUrl: `http://${network.gateway}:${address.port}`,
         caCertificatePem: ca.certificatePem,
       });
-      const dirs = [...new Set(settings.files.map((f) => f.path.slice(0, f.path.lastIndexOf('/'))))];
-      await runtime.exec(sandboxId, { argv: ['mkdir', '-p', ...dirs], user: 'root', timeoutMs: 30_000 });
+      const dirs = [
+        ...new Set(settings.files.map((f) => f.path.slice(0, f.path.lastIndexOf('/')))),
+      ];
+      await runtime.exec(sandboxId, {
+        argv: ['mkdir', '-p', ...dirs],
+        user: 'root',
+        timeoutMs: 30_000,
+      });
       for (const file of settings.files)
         await runtime.writeFile(sandboxId, file.path, file.content, file.mode);
       for (const argv of settings.commands) {
@@ -197,10 +205,14 @@ export class EgressEnforcer implements NetworkPolicyEnforcer {
         });
         // update-ca-certificates may be missing from an image; the bundle does not depend on it.
         if (result.exitCode !== 0 && argv[0] !== 'update-ca-certificates') {
-          throw new BerthError('runtime_unavailable', `lockdown: ${argv[0]} failed in the sandbox`, {
-            exitCode: result.exitCode,
-            output: result.output.slice(-2000),
-          });
+          throw new BerthError(
+            'runtime_unavailable',
+            `lockdown: ${argv[0]} failed in the sandbox`,
+            {
+              exitCode: result.exitCode,
+              output: result.output.slice(-2000),
+            },
+          );
         }
       }
       const presetNote =
@@ -244,7 +256,10 @@ export class EgressEnforcer implements NetworkPolicyEnforcer {
     if (network !== undefined && runtime !== undefined)
       await attempt('network', () => runtime.removeNetwork(network));
     if (failures.length > 0) {
-      throw new BerthError('runtime_unavailable', `egress release incomplete: ${failures.join('; ')}`);
+      throw new BerthError(
+        'runtime_unavailable',
+        `egress release incomplete: ${failures.join('; ')}`,
+      );
     }
     this.attempts.delete(attemptId);
     this.runtimes.delete(attemptId);

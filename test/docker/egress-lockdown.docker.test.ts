@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
+import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CertificateAuthority } from '../../src/egress/certificate-authority.js';
@@ -32,7 +32,8 @@ const requests: string[] = [];
 let canary: net.Server;
 let canaryPort = 0;
 const canaryHits: string[] = [];
-let dockerGateway = '';
+/** Host addresses a sandbox tries to reach directly (space-separated). */
+let hostAddresses = '';
 
 const docker = (...args: string[]) => execFileSync('docker', args, { encoding: 'utf8' }).trim();
 
@@ -48,11 +49,14 @@ beforeAll(async () => {
   serverPort = (server.address() as net.AddressInfo).port;
   worldCa = await CertificateAuthority.create({ commonName: 'egress lockdown test world' });
   const leaf = await worldCa.leafFor('allowed.test');
-  tlsServer = https.createServer({ cert: leaf.certificatePem, key: leaf.privateKeyPem }, (req, res) => {
-    requests.push(`TLS ${req.method} ${req.headers.host} ${req.url}`);
-    res.statusCode = 404;
-    res.end('no repository here\n');
-  });
+  tlsServer = https.createServer(
+    { cert: leaf.certificatePem, key: leaf.privateKeyPem },
+    (req, res) => {
+      requests.push(`TLS ${req.method} ${req.headers.host} ${req.url}`);
+      res.statusCode = 404;
+      res.end('no repository here\n');
+    },
+  );
   await new Promise<void>((resolve) => tlsServer.listen(0, '127.0.0.1', resolve));
   tlsPort = (tlsServer.address() as net.AddressInfo).port;
   canary = net.createServer((socket) => {
@@ -62,7 +66,16 @@ beforeAll(async () => {
   });
   await new Promise<void>((resolve) => canary.listen(0, '0.0.0.0', resolve));
   canaryPort = (canary.address() as net.AddressInfo).port;
-  dockerGateway = docker('network', 'inspect', '-f', '{{(index .IPAM.Config 0).Gateway}}', 'bridge');
+  // The host's own addresses: Docker's default bridge and the host's outward interfaces (a
+  // connection to them stays on this machine).
+  const docker0 = /inet (\d+\.\d+\.\d+\.\d+)\//.exec(
+    execFileSync('ip', ['-4', '-o', 'addr', 'show', 'docker0'], { encoding: 'utf8' }),
+  )?.[1];
+  const outward = Object.values(networkInterfaces())
+    .flat()
+    .filter((i) => i !== undefined && i.family === 'IPv4' && !i.internal)
+    .map((i) => i?.address ?? '');
+  hostAddresses = [...new Set([docker0 ?? '', ...outward].filter((a) => a !== ''))].join(' ');
 });
 
 afterAll(() => {
@@ -112,7 +125,7 @@ const probe = () =>
     // HTTPS through the proxy: git trusts the proxy's CA through the variables Berth sets.
     `echo "git: $(timeout 30 git ls-remote https://allowed.test:${tlsPort}/repo.git 2>&1 | head -3)"`,
     'proxy=${HTTP_PROXY#http://}; gw=${proxy%:*}; echo "proxy=${proxy:-none}"',
-    `for target in "$gw" ${dockerGateway} 127.0.0.1; do`,
+    `for target in "$gw" ${hostAddresses} 127.0.0.1; do`,
     `  [ -n "$target" ] || continue`,
     `  if timeout 3 bash -c "exec 3<>/dev/tcp/$target/${canaryPort}" 2>/dev/null; then echo "direct $target: open"; else echo "direct $target: closed"; fi`,
     `done`,
@@ -141,7 +154,9 @@ describe('internet lockdown through the egress proxy (docker)', () => {
     const attempt = run.result.attempts[0];
     const output = attempt?.commands[0]?.output ?? '';
     expect(output).toContain(`allowed: 200 hello from allowed.test:${serverPort}`);
-    expect(output).toMatch(/denied: 403 Berth egress proxy refused denied\.test:\d+: denied\.test is not on the allowlist/);
+    expect(output).toMatch(
+      /denied: 403 Berth egress proxy refused denied\.test:\d+: denied\.test is not on the allowlist/,
+    );
     expect(output).toContain(`mirror: 200 hello from mirror.test:${serverPort}`);
     // Method limits: a POST is refused over plain HTTP; HTTPS is intercepted with the attempt's CA.
     expect(output).toMatch(/post: 403 Berth egress proxy refused allowed\.test:\d+: /);
@@ -149,6 +164,9 @@ describe('internet lockdown through the egress proxy (docker)', () => {
     expect(output).not.toContain('SSL certificate problem');
     expect(output).toMatch(/proxy=\d+\.\d+\.\d+\.\d+:\d+/);
     expect(output).toMatch(/direct \d+\.\d+\.\d+\.\d+: closed/);
+    expect(hostAddresses).toContain('.');
+    for (const address of hostAddresses.split(' '))
+      expect(output).toContain(`direct ${address}: closed`);
     expect(output).not.toContain(': open');
     expect(output).toContain('keys=0');
     expect(requests).toEqual([
@@ -158,10 +176,14 @@ describe('internet lockdown through the egress proxy (docker)', () => {
     ]);
     expect(canaryHits).toEqual([]);
     // Every decision is in the attempt's log.
-    expect(run.stderr).toContain(`egress allowed GET allowed.test:${serverPort} (domain:allowed.test)`);
+    expect(run.stderr).toContain(
+      `egress allowed GET allowed.test:${serverPort} (domain:allowed.test)`,
+    );
     expect(run.stderr).toContain(`egress denied GET denied.test:${serverPort} (no-match)`);
     expect(run.stderr).toContain(`egress denied POST allowed.test:${serverPort} (method)`);
-    expect(run.stderr).toContain(`egress allowed CONNECT allowed.test:${tlsPort} (domain:allowed.test)`);
+    expect(run.stderr).toContain(
+      `egress allowed CONNECT allowed.test:${tlsPort} (domain:allowed.test)`,
+    );
     expect(run.stderr).toContain(
       `egress allowed GET mirror.test:${serverPort} (preset:common-dependencies:mirror.test)`,
     );
@@ -187,17 +209,54 @@ describe('internet lockdown through the egress proxy (docker)', () => {
     expect(run.stderr).toContain(`egress allowed GET denied.test:${serverPort} (access:on)`);
   });
 
+  it('a lockdown that fails halfway fails the attempt and leaves nothing behind', async () => {
+    requests.length = 0;
+    const removed: string[] = [];
+    const run = await runJson({
+      ...base(),
+      egress: {
+        ...base().egress,
+        firewall: {
+          install: () => Promise.reject(new Error('the firewall refused (test)')),
+          remove: (spec) => {
+            removed.push(spec.bridge);
+            return Promise.resolve();
+          },
+        },
+      },
+      envFile: envFile('eg-on', '{ access: "on" }'),
+      command: probe(),
+    });
+    expect(run.code).not.toBe(0);
+    expect(run.result.attempts[0]?.status).toBe('failed');
+    expect(run.stderr).toContain('the firewall refused (test)');
+    // The agent never ran, the half-installed rules were removed (the network: see afterAll).
+    expect(run.result.attempts[0]?.commands ?? []).toEqual([]);
+    expect(removed).toHaveLength(1);
+    expect(requests).toEqual([]);
+  });
+
   it('off: no network at all, nothing reaches the proxy', async () => {
     requests.length = 0;
     const run = await runJson({
       ...base(),
       envFile: envFile('eg-off', '{ access: "off" }'),
-      command: probe(),
+      // Without a network every name lookup waits for its timeout: only direct routes are tried.
+      command: [
+        'proxy=${HTTP_PROXY#http://}; echo "proxy=${proxy:-none}"',
+        'echo "interfaces=$(ls /sys/class/net | tr "\\n" " ")"',
+        `for target in ${hostAddresses} 127.0.0.1; do`,
+        `  if timeout 3 bash -c "exec 3<>/dev/tcp/$target/${canaryPort}" 2>/dev/null; then echo "direct $target: open"; else echo "direct $target: closed"; fi`,
+        'done',
+        `echo "routes=$(awk 'NR>1' /proc/net/route | wc -l)"`,
+      ].join('\n'),
     });
     expect(run.code, run.stderr).toBe(0);
     const output = run.result.attempts[0]?.commands[0]?.output ?? '';
     expect(output).toContain('proxy=none');
-    expect(output).toMatch(/allowed: 599 /);
+    expect(output).toContain('interfaces=lo \n');
+    for (const address of hostAddresses.split(' '))
+      expect(output).toContain(`direct ${address}: closed`);
     expect(output).toContain('routes=0');
     expect(output).not.toContain(': open');
     expect(requests).toEqual([]);
