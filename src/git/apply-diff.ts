@@ -53,6 +53,11 @@ export function filesInApplyErrors(stderr: string): string[] {
   return [...files];
 }
 
+/** Whether results.ts cut this diff at its size limit (its last line says so). */
+export function isCutDiff(diff: string): boolean {
+  return /\n\[berth: diff cut at \d+ bytes of \d+\]\n?$/.test(diff);
+}
+
 export async function applyDiff(input: ApplyDiffInput): Promise<ApplyDiffOutcome> {
   const signal = input.signal;
   const inside = await runGit(['rev-parse', '--show-toplevel'], { cwd: input.cwd, ...(signal ? { signal } : {}) });
@@ -65,6 +70,9 @@ export async function applyDiff(input: ApplyDiffInput): Promise<ApplyDiffOutcome
   const git = (args: string[]) => runGit(args, { cwd: root, ...(signal ? { signal } : {}) });
   if (!/^[0-9a-f]{40,64}$/.test(input.baseCommit)) {
     throw new BerthError('invalid_input', `the attempt's base commit "${input.baseCommit}" is not a commit id`);
+  }
+  if (isCutDiff(input.diff)) {
+    throw new BerthError('invalid_input', 'the diff was cut at its size limit, so it cannot be applied whole; nothing was changed');
   }
   const base = await git(['cat-file', '-e', `${input.baseCommit}^{commit}`]);
   if (base.code !== 0) {

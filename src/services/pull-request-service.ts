@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BerthError, toBerthError } from '../errors/berth-error.js';
+import { isCutDiff } from '../git/apply-diff.js';
 import { GitHubClient, type PullRequest } from '../git/github-client.js';
 import { parseGitHubRemote, type GitHubRepository } from '../git/github-remote.js';
 import { runGit, runGitOk } from '../git/run-git.js';
@@ -79,6 +80,9 @@ export class PullRequestService implements PullRequestOpener {
   async open(input: OpenPullRequestInput): Promise<PullRequestOutcome> {
     if (input.diff.trim() === '') {
       throw new BerthError('invalid_input', 'the attempt changed nothing; there is nothing to push');
+    }
+    if (isCutDiff(input.diff)) {
+      throw new BerthError('invalid_input', 'the diff was cut at its size limit, so it cannot be pushed whole; nothing was pushed');
     }
     const signal = input.signal ? AbortSignal.any([input.signal, AbortSignal.timeout(TIMEOUT_MS)]) : AbortSignal.timeout(TIMEOUT_MS);
     const location = parseRepositoryLocation(input.repository, this.settings.allowLocalRepositories);

@@ -92,6 +92,15 @@ describe('applyDiff', () => {
     expect(state(other)).toBe(before);
   });
 
+  it('refuses a diff that was cut at its size limit', async () => {
+    const dir = clone();
+    const before = state(dir);
+    const cut = `${diff.slice(0, 40)}\n[berth: diff cut at 40 bytes of ${diff.length}]\n`;
+    const error = await applyDiff({ cwd: dir, diff: cut, baseCommit: base }).catch((e: unknown) => e);
+    expect((error as BerthError).message).toContain('the diff was cut');
+    expect(state(dir)).toBe(before);
+  });
+
   it('reads file names out of git apply complaints', () => {
     expect(
       filesInApplyErrors(
