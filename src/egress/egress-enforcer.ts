@@ -105,6 +105,7 @@ export class EgressEnforcer implements NetworkPolicyEnforcer {
   async lockdown(context: LockdownContext): Promise<LockdownResult> {
     if (context.policy.access === 'off') return this.noNetwork.lockdown(context);
     const { runtime, sandboxId, attemptId, signal } = context;
+    const startedAt = Date.now();
     if (this.attempts.has(attemptId)) await this.release(attemptId);
     const state: AttemptEgress = { released: false };
     this.attempts.set(attemptId, state);
@@ -222,7 +223,7 @@ export class EgressEnforcer implements NetworkPolicyEnforcer {
       context.emit({
         type: 'log',
         stream: 'system',
-        text: `internet ${context.policy.access}: the sandbox reaches only the egress proxy at ${network.gateway}:${address.port}${presetNote}\n`,
+        text: `internet ${context.policy.access}: the sandbox reaches only the egress proxy at ${network.gateway}:${address.port}${presetNote} (lockdown took ${Date.now() - startedAt} ms)\n`,
       });
       return { env: settings.env };
     } catch (error) {

@@ -180,6 +180,9 @@ describe('internet lockdown through the egress proxy (docker)', () => {
       `egress allowed GET allowed.test:${serverPort} (domain:allowed.test)`,
     );
     expect(run.stderr).toContain(`egress denied GET denied.test:${serverPort} (no-match)`);
+    expect(run.stderr).toMatch(
+      /internet allowlist: the sandbox reaches only the egress proxy at .*apt sources read/,
+    );
     expect(run.stderr).toContain(`egress denied POST allowed.test:${serverPort} (method)`);
     expect(run.stderr).toContain(
       `egress allowed CONNECT allowed.test:${tlsPort} (domain:allowed.test)`,
