@@ -40,6 +40,7 @@ import { CertificateAuthority } from './certificate-authority.js';
 import { EgressProxy, systemResolver, type Resolver } from './egress-proxy.js';
 import { readImagePackageConfiguration } from './read-image-package-configuration.js';
 import { sandboxProxySettings } from './sandbox-proxy-settings.js';
+import { egressBridgeName, sweepStaleEgressRules } from './sweep-stale-egress-rules.js';
 
 /** The firewall the enforcer drives (IptablesFirewall; injectable for other hosts). */
 export interface SandboxNetworkFirewall {
@@ -84,6 +85,8 @@ export class EgressEnforcer implements NetworkPolicyEnforcer {
   private readonly noNetwork = new NoNetworkEnforcer();
   private readonly attempts = new Map<string, AttemptEgress>();
   private readonly runtimes = new Map<string, SandboxRuntime>();
+  /** Rules left by an orchestrator that died mid-attempt are swept once, at the first lockdown. */
+  private swept: Promise<string[]> | undefined;
 
   constructor(options: EgressEnforcerOptions = {}) {
     this.options = options;
@@ -106,6 +109,14 @@ export class EgressEnforcer implements NetworkPolicyEnforcer {
     if (context.policy.access === 'off') return this.noNetwork.lockdown(context);
     const { runtime, sandboxId, attemptId, signal } = context;
     const startedAt = Date.now();
+    this.swept ??= sweepStaleEgressRules({ firewall: this.firewall }).catch((error: unknown) => {
+      context.emit({
+        type: 'warning',
+        message: `could not sweep stale egress firewall rules: ${toBerthError(error).message}`,
+      });
+      return [];
+    });
+    await this.swept;
     if (this.attempts.has(attemptId)) await this.release(attemptId);
     const state: AttemptEgress = { released: false };
     this.attempts.set(attemptId, state);
@@ -126,7 +137,7 @@ export class EgressEnforcer implements NetworkPolicyEnforcer {
       const network = await runtime.createNetwork({
         name,
         internal: true,
-        bridgeName: `bq${id}`,
+        bridgeName: egressBridgeName(id),
         labels: { [BERTH_LABELS.attempt]: attemptId, [BERTH_LABELS.kind]: 'network' },
       });
       if (network.gateway === undefined || network.subnet === undefined) {
@@ -169,7 +180,7 @@ export class EgressEnforcer implements NetworkPolicyEnforcer {
 
       const spec: SandboxNetworkFirewallSpec = {
         networkId: id,
-        bridge: `bq${id}`,
+        bridge: egressBridgeName(id),
         subnet: network.subnet,
         proxyAddress: network.gateway,
         proxyPort: address.port,

@@ -1,0 +1,53 @@
+import { existsSync } from 'node:fs';
+import {
+  execFileRunner,
+  IptablesFirewall,
+  type CommandRunner,
+} from '../adapters/firewall/iptables-firewall.js';
+import type { SandboxNetworkFirewall } from './egress-enforcer.js';
+
+/** The bridge interface of an attempt's egress network: `bq` + the network id (12 hex). */
+export function egressBridgeName(networkId: string): string {
+  return `bq${networkId}`;
+}
+
+const INPUT_JUMP =
+  /^-A INPUT -i (bq([0-9a-f]{12})) -m comment --comment "?berth:([0-9a-f]{12}):([0-9.]+\/[0-9]+)"? -j BERTH-([0-9A-F]{12})\s*$/;
+
+export interface SweepOptions {
+  firewall?: SandboxNetworkFirewall;
+  runner?: CommandRunner;
+  /** Whether a network interface exists (default: /sys/class/net). */
+  bridgeExists?: (bridge: string) => boolean;
+  signal?: AbortSignal;
+}
+
+/**
+ * Removes the firewall rules of egress networks whose bridge is gone: what an orchestrator that
+ * was killed mid-attempt left behind (the reaper removes the network; the rules stay). Only
+ * rules of egress networks (`bq<id>` bridges) are touched, and only when their bridge no longer
+ * exists, so a live attempt of any orchestrator on this host keeps its rules. Returns the bridges
+ * swept.
+ */
+export async function sweepStaleEgressRules(options: SweepOptions = {}): Promise<string[]> {
+  const run = options.runner ?? execFileRunner;
+  const firewall = options.firewall ?? new IptablesFirewall({ runner: run });
+  const exists =
+    options.bridgeExists ?? ((bridge: string) => existsSync(`/sys/class/net/${bridge}`));
+  const listed = await run(['iptables', '-w', '-t', 'filter', '-S', 'INPUT'], options.signal);
+  if (listed.exitCode !== 0) return [];
+  const swept: string[] = [];
+  for (const line of listed.stdout.split('\n')) {
+    const match = INPUT_JUMP.exec(line.trim());
+    if (match === null) continue;
+    const [, bridge = '', id = '', commentId = '', subnet = '', chain = ''] = match;
+    if (commentId !== id || chain !== id.toUpperCase() || exists(bridge)) continue;
+    // The proxy's address and port only appear in the chain, which `remove` flushes whole.
+    await firewall.remove(
+      { networkId: id, bridge, subnet, proxyAddress: '127.0.0.1', proxyPort: 1 },
+      options.signal,
+    );
+    swept.push(bridge);
+  }
+  return swept;
+}
