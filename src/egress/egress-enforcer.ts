@@ -264,7 +264,8 @@ export class EgressEnforcer implements NetworkPolicyEnforcer {
     if (proxy !== undefined) await attempt('proxy', () => proxy.close());
     if (firewallSpec !== undefined && state.firewallInstalled === true)
       await attempt('firewall', () => this.firewall.remove(firewallSpec));
-    // The sandbox is usually removed by now; a network with a container left still goes.
+    // The runner removes the sandbox first; while a container is still attached the removal fails,
+    // the state is kept and a later `release` finishes the job.
     if (network !== undefined && runtime !== undefined)
       await attempt('network', () => runtime.removeNetwork(network));
     if (failures.length > 0) {
