@@ -46,4 +46,23 @@ describe('language versions (docker)', () => {
     expect(task.status, r.stderr).toBe('succeeded');
     expect(task.attempts[0]?.commands[0]?.output).toMatch(/^v22\./m);
   });
+
+  it('installs dependencies from the package registry in setup, then reuses them from the cache', async () => {
+    const file = join(dir, 'deps.yaml');
+    // The registry is the one the image was built with (the host's npm setting), reached in setup.
+    writeFileSync(
+      file,
+      `name: deps\nrepository: ${repoDir}\nimage: minimal\nversions: { node: "22" }\nsetup: |\n  npm init -y >/dev/null\n  npm install --no-audit --no-fund is-number@7.0.0\n`,
+    );
+    expect((await runBerth(['env', 'create', '--file', file, ...auth])).code).toBe(0);
+    const check = `node -e "console.log('is-number', require('is-number')(5))"`;
+    const first = await runBerth(['exec', '--env', 'deps', '--command', check, '--wait', '--json', ...auth]);
+    const cold = JSON.parse(first.stdout) as { status: string; attempts: Array<{ cacheHit: boolean; commands: Array<{ output: string }> }> };
+    expect(cold.status, first.stderr).toBe('succeeded');
+    expect(cold.attempts[0]?.commands[0]?.output).toContain('is-number true');
+    const second = await runBerth(['exec', '--env', 'deps', '--command', check, '--wait', '--json', ...auth]);
+    const warm = JSON.parse(second.stdout) as typeof cold;
+    expect(warm.attempts[0]?.cacheHit).toBe(true);
+    expect(warm.attempts[0]?.commands[0]?.output).toContain('is-number true');
+  });
 });
