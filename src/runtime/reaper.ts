@@ -45,14 +45,14 @@ export class Reaper {
 
   /** Reaps once now (start-up), then on the interval until `stop()`. */
   async start(): Promise<ReapReport> {
-    const first = await this.reapOnce();
+    // The interval runs even when the first pass fails (the engine may be back later).
     this.timer ??= setInterval(() => {
       this.reapOnce().catch((error: unknown) => {
         this.options.logger?.warn({ err: error }, 'reaper pass failed');
       });
     }, this.intervalMs);
     this.timer.unref();
-    return first;
+    return this.reapOnce();
   }
 
   async stop(): Promise<void> {

@@ -136,13 +136,12 @@ export async function startServer(config: BerthConfig, logger: Logger): Promise<
       isLive: resourceLiveness(store, { owner: scheduler.owner }),
       logger: logger.child({ part: 'reaper' }),
     });
-    try {
-      await scheduler.start();
-      await reaper.start();
-    } catch (error) {
-      // The engine may be down: the API still serves environments; tasks wait until it is back.
-      logger.warn({ err: error }, 'the scheduler could not start; tasks will wait for the Docker engine');
-    }
+    await scheduler.start();
+    // The engine may be down: the API still serves, attempts fail with the engine's reason, and
+    // the reaper tries again on its interval.
+    await reaper.start().catch((error: unknown) => {
+      logger.warn({ err: error }, 'the reaper could not reach the Docker engine; it tries again later');
+    });
 
     const app = createApp({ environments, tokens, tasks, logger, version: BERTH_VERSION });
     const server = createAdaptorServer({
