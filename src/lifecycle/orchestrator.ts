@@ -1,4 +1,5 @@
 import type { EnvironmentSpec } from '../domain/environment/environment-spec.js';
+import type { Task } from '../domain/task/task.js';
 import type { SandboxRuntime } from '../ports/sandbox-runtime.js';
 import type { Store, StoredEnvironment } from '../ports/store.js';
 import type { AgentPhase } from './agent-phase.js';
@@ -16,11 +17,18 @@ import type { ModelClient } from '../ports/model-client.js';
 import type { AgentLimitsOverride } from '../agent/agent-loop.js';
 
 /** The agent for a prompt: the model loop, with what the environment offers in its system prompt. */
-export function modelAgentFor(model: ModelClient, spec: EnvironmentSpec, limits: AgentLimitsOverride = {}): AgentPhase {
+export function modelAgentFor(
+  model: ModelClient,
+  spec: EnvironmentSpec,
+  limits: AgentLimitsOverride = {},
+  task?: Task,
+): AgentPhase {
+  // The task's choice wins over the environment's, which wins over the server's.
+  const modelName = task?.agent?.model ?? spec.model;
   return new ModelAgent({
     model,
-    limits,
-    ...(spec.model !== undefined ? { modelName: spec.model } : {}),
+    limits: { ...limits, ...(task?.agent?.limits ?? {}) },
+    ...(modelName !== undefined ? { modelName } : {}),
     environment: {
       name: spec.name,
       languages: { ...spec.versions },
@@ -96,7 +104,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     openSecrets: (environment) => options.openSecrets(environment),
     agentFor: (task, spec) => {
       if (task.command !== null) return new CommandAgent(task.command);
-      if (options.model) return modelAgentFor(options.model, spec, options.agentLimits);
+      if (options.model) return modelAgentFor(options.model, spec, options.agentLimits, task);
       throw new Error('no agent: this task has no command and no model is configured');
     },
     concurrency: options.concurrency,

@@ -3,7 +3,7 @@ import type { EnvironmentSpec } from '../domain/environment/environment-spec.js'
 import { newId } from '../domain/ids.js';
 import { isTerminalPhase } from '../domain/task/attempt-phase.js';
 import { attemptStatus, type Attempt, type AttemptError } from '../domain/task/attempt.js';
-import { taskStatusOf, type Task, type TaskRef } from '../domain/task/task.js';
+import { taskStatusOf, type Task, type TaskAgentOptions, type TaskRef } from '../domain/task/task.js';
 import { BerthError, toBerthError } from '../errors/berth-error.js';
 import type { SandboxRuntime } from '../ports/sandbox-runtime.js';
 import type { LeasedAttempt, Store, StoredEnvironment } from '../ports/store.js';
@@ -32,6 +32,8 @@ export interface SubmitTask {
   ref: TaskRef;
   repository?: string | null;
   attempts: number;
+  /** The task's own model and agent limits. */
+  agent?: TaskAgentOptions | null;
 }
 
 export interface SchedulerLogger {
@@ -151,6 +153,7 @@ export class Scheduler {
       ref,
       repository: input.repository ?? null,
       attemptCount: input.attempts,
+      agent: input.agent ?? null,
       status: 'queued',
       createdAt: now,
       updatedAt: now,

@@ -102,6 +102,15 @@ export const createTaskBody = z.strictObject({
   branch: z.string().optional(),
   sha: z.string().optional(),
   attempts: z.number().int().min(1).optional().describe('Independent attempts (default 1)'),
+  model: z.string().min(1).max(200).optional().describe("The agent's model for this task"),
+  limits: z
+    .strictObject({
+      maxTurns: z.number().int().min(1).max(1000).optional(),
+      wallTimeMs: z.number().int().min(1000).max(24 * 3600_000).optional(),
+      maxTokens: z.number().int().min(1000).max(1_000_000_000).optional(),
+    })
+    .optional()
+    .describe("The agent's limits for this task (over the server's)"),
 });
 
 const changedFile = z.object({

@@ -2,7 +2,7 @@ import type { CacheEntry } from '../domain/cache/cache-entry.js';
 import type { AttemptEvent } from '../domain/task/attempt-event.js';
 import { attemptStatus, type Attempt } from '../domain/task/attempt.js';
 import { newId } from '../domain/ids.js';
-import type { Task } from '../domain/task/task.js';
+import type { Task, TaskAgentOptions } from '../domain/task/task.js';
 import { BerthError } from '../errors/berth-error.js';
 import type { LeasedAttempt, Store, StoredEnvironment } from '../ports/store.js';
 import type { Caller } from './caller.js';
@@ -22,6 +22,8 @@ export interface TaskSubmission {
   branch?: string | undefined;
   sha?: string | undefined;
   attempts?: number | undefined;
+  model?: string | undefined;
+  limits?: { maxTurns?: number | undefined; wallTimeMs?: number | undefined; maxTokens?: number | undefined } | undefined;
 }
 
 /** What the scheduler offers the service (the lifecycle's Scheduler implements it). */
@@ -32,6 +34,7 @@ export interface TaskRunner {
     command: string | null;
     ref: { branch?: string; sha?: string };
     attempts: number;
+    agent?: TaskAgentOptions | null;
   }): Promise<{ task: Task }>;
   cancel(taskId: string): Promise<void>;
   subscribe(attemptId: string, listener: (event: AttemptEvent) => void): () => void;
@@ -53,6 +56,16 @@ export interface TaskDetail {
   task: Task;
   environment: StoredEnvironment;
   attempts: LeasedAttempt[];
+}
+
+/** The task's own agent options, without empty fields; null when it chose nothing. */
+function agentOptions(input: TaskSubmission): TaskAgentOptions | null {
+  const limits = Object.fromEntries(Object.entries(input.limits ?? {}).filter(([, v]) => v !== undefined));
+  const out: TaskAgentOptions = {
+    ...(input.model !== undefined ? { model: input.model } : {}),
+    ...(Object.keys(limits).length > 0 ? { limits } : {}),
+  };
+  return Object.keys(out).length > 0 ? out : null;
 }
 
 function notFound(taskId: string): BerthError {
@@ -97,6 +110,7 @@ export class TaskService {
         ...(input.sha !== undefined ? { sha: input.sha } : {}),
       },
       attempts: input.attempts ?? 1,
+      agent: agentOptions(input),
     });
     return this.get(caller, task.id);
   }

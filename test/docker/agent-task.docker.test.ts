@@ -97,6 +97,18 @@ describe('a prompt through the server with the model agent (docker)', () => {
     expect(execFileSync('sh', ['test.sh'], { cwd: clone, encoding: 'utf8' })).toContain('tests passed');
   });
 
+  it("takes the task's own model and limits", async () => {
+    const before = model.requests.length;
+    model.push(shell('true'), shell('true'));
+    const r = await runBerth(['exec', '--env', 'adder', '--wait', '--json', '--model', 'other-model', '--max-turns', '2', 'Loop.', ...auth]);
+    const task = JSON.parse(r.stdout) as { status: string; attempts: Array<{ error: string | null; message: string }> };
+    expect(`${task.attempts[0]?.error ?? ''} ${task.attempts[0]?.message ?? ''}`).toMatch(/turn/i);
+    const sent = model.requests.slice(before);
+    expect(sent).toHaveLength(2);
+    expect(sent.every((q) => q.body.model === 'other-model')).toBe(true);
+    expect(model.remainingTurns).toBe(0);
+  });
+
   it('ends with a reason when the model API answers 400', async () => {
     model.push({ fail: 'status', status: 400, body: { error: { message: 'bad model name' } } });
     const r = await runBerth(['exec', '--env', 'adder', '--wait', '--json', 'Do something.', ...auth]);

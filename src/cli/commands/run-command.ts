@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import type { CliContext } from '../cli-context.js';
 import { BerthError } from '../../errors/berth-error.js';
+import { agentLimitsFrom } from '../agent-options.js';
 
 interface RunOptions {
   envFile: string;
@@ -13,6 +14,9 @@ interface RunOptions {
   dataDir?: string;
   modelBaseUrl?: string;
   model?: string;
+  maxTurns?: string;
+  maxTokens?: string;
+  maxTimeMs?: string;
 }
 
 export function registerRunCommand(program: Command, ctx: CliContext): void {
@@ -28,6 +32,9 @@ export function registerRunCommand(program: Command, ctx: CliContext): void {
     .option('--data-dir <dir>', 'where the embedded store and cache records live (else BERTH_DATA_DIR, else the XDG data home)')
     .option('--model-base-url <url>', 'OpenAI-compatible API for the agent (else BERTH_MODEL_BASE_URL; key: BERTH_MODEL_API_KEY)')
     .option('--model <name>', 'model name (else BERTH_MODEL)')
+    .option('--max-turns <n>', 'at most this many model turns per attempt')
+    .option('--max-tokens <n>', 'at most this many model tokens per attempt')
+    .option('--max-time-ms <ms>', "at most this long for the agent's work per attempt")
     .option('--json', 'print the result as one JSON object')
     .argument('[prompt]', 'what the agent is asked to do')
     .action(async (prompt: string | undefined, options: RunOptions) => {
@@ -71,7 +78,7 @@ export function registerRunCommand(program: Command, ctx: CliContext): void {
             concurrency: config.concurrency,
             maxAttempts: config.maxAttempts,
             model,
-            agentLimits: config.agentLimits,
+            agentLimits: { ...config.agentLimits, ...agentLimitsFrom(options) },
             egress: egress.options,
             signal: controller.signal,
           },

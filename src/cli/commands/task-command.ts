@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { formatTable, type CliContext } from '../cli-context.js';
 import { withClientOptions, type ClientOptions } from '../client-options.js';
+import { agentLimitsFrom, withAgentOptions, type AgentFlags } from '../agent-options.js';
 import type { ApiClient } from '../api-client.js';
 import type { AttemptViewBody, TaskViewBody } from '../../server/api-schemas.js';
 import type { AttemptEvent } from '../../domain/task/attempt-event.js';
@@ -102,7 +103,7 @@ export async function waitForTask(ctx: CliContext, client: ApiClient, task: Task
 }
 
 export function registerExecCommand(program: Command, ctx: CliContext): void {
-  withClientOptions(
+  const exec = withClientOptions(
     program
       .command('exec')
       .description('run a task on a server: a prompt for the agent, or --command')
@@ -113,15 +114,17 @@ export function registerExecCommand(program: Command, ctx: CliContext): void {
       .option('--command <command>', 'run this command as the agent phase (instead of the agent)')
       .option('--wait', 'wait for the task to finish, showing its progress; exit code 0 only if every attempt succeeded')
       .argument('[prompt]', 'what the agent is asked to do'),
-  ).action(
+  );
+  withAgentOptions(exec).action(
     async (
       prompt: string | undefined,
-      options: ClientOptions & { env: string; branch?: string; sha?: string; attempts: string; command?: string; wait?: boolean },
+      options: ClientOptions & AgentFlags & { env: string; branch?: string; sha?: string; attempts: string; command?: string; wait?: boolean },
     ) => {
       const attempts = Number(options.attempts);
       if (!Number.isInteger(attempts) || attempts < 1) {
         throw new BerthError('invalid_input', `--attempts must be a whole number from 1 (got ${options.attempts})`);
       }
+      const limits = agentLimitsFrom(options);
       const client = ctx.client(options);
       let task = await client.request<TaskViewBody>('POST', '/v1/tasks', {
         environment: options.env,
@@ -130,6 +133,8 @@ export function registerExecCommand(program: Command, ctx: CliContext): void {
         ...(options.branch !== undefined ? { branch: options.branch } : {}),
         ...(options.sha !== undefined ? { sha: options.sha } : {}),
         attempts,
+        ...(options.model !== undefined ? { model: options.model } : {}),
+        ...(Object.keys(limits).length > 0 ? { limits } : {}),
       });
       if (!options.wait) {
         if (options.json) ctx.json(task);

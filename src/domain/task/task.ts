@@ -8,6 +8,12 @@ export interface TaskRef {
   sha?: string;
 }
 
+/** What a task may choose for its agent, over the environment's and the server's settings. */
+export interface TaskAgentOptions {
+  model?: string;
+  limits?: { maxTurns?: number; wallTimeMs?: number; maxTokens?: number };
+}
+
 /** One request against one environment, with N independent attempts. */
 export interface Task {
   id: string;
@@ -21,6 +27,8 @@ export interface Task {
   repository: string | null;
   attemptCount: number;
   /** The attempt chosen with `berth task pick` (null until one is; a lone attempt is picked by default). */
+  /** The agent's model and limits for this task (the environment's and server's otherwise). */
+  agent?: TaskAgentOptions | null;
   pickedAttemptId?: string | null;
   status: TaskStatus;
   createdAt: string;

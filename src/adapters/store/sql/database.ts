@@ -49,6 +49,8 @@ export interface TasksTable {
   attempt_count: number;
   /** Added by migration 0003; null until an attempt is picked. */
   picked_attempt_id: ColumnType<string | null, string | null | undefined, string | null>;
+  /** JSON of the task's agent options (model, limits), or null. */
+  agent_options: ColumnType<string | null, string | null | undefined, string | null>;
   status: string;
   created_at: string;
   updated_at: string;

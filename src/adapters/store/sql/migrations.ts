@@ -150,6 +150,12 @@ export const STORE_MIGRATIONS: readonly NamedMigration[] = [
       await db.schema.alterTable('attempts').addColumn('follow_up', 'text').execute();
     },
   },
+  {
+    name: '0005_task_agent_options',
+    async up(db) {
+      await db.schema.alterTable('tasks').addColumn('agent_options', 'text').execute();
+    },
+  },
 ];
 
 /** Feeds the ordered list to Kysely's Migrator, refusing a list that is out of order. */

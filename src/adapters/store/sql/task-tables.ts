@@ -4,7 +4,7 @@ import type { CacheKeyParts } from '../../../domain/cache/cache-key.js';
 import type { Attempt, AttemptError, AttemptFollowUp, AttemptResult } from '../../../domain/task/attempt.js';
 import type { AttemptEvent } from '../../../domain/task/attempt-event.js';
 import { isAttemptPhase, TERMINAL_PHASES } from '../../../domain/task/attempt-phase.js';
-import type { Task, TaskStatus } from '../../../domain/task/task.js';
+import type { Task, TaskAgentOptions, TaskStatus } from '../../../domain/task/task.js';
 import { BerthError } from '../../../errors/berth-error.js';
 import type {
   AttemptChange,
@@ -34,6 +34,7 @@ function toTask(row: Selectable<TasksTable>): Task {
     repository: row.repository,
     attemptCount: Number(row.attempt_count),
     pickedAttemptId: row.picked_attempt_id ?? null,
+    agent: row.agent_options ? (JSON.parse(row.agent_options) as TaskAgentOptions) : null,
     status: row.status as TaskStatus,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
@@ -113,6 +114,7 @@ export class TaskTables {
           ref_sha: task.ref.sha ?? null,
           repository: task.repository,
           attempt_count: task.attemptCount,
+          agent_options: task.agent ? JSON.stringify(task.agent) : null,
           status: task.status,
           created_at: task.createdAt,
           updated_at: task.updatedAt,
