@@ -15,13 +15,24 @@ import { createInterface } from 'node:readline';
 
 const QUICK = process.argv.includes('--quick');
 const imageFlag = process.argv.indexOf('--image');
-const IMAGE = imageFlag > 0 ? process.argv[imageFlag + 1] : (process.env.BERTH_TEST_IMAGE ?? 'berth/minimal:latest');
+const IMAGE =
+  imageFlag > 0
+    ? process.argv[imageFlag + 1]
+    : (process.env.BERTH_TEST_IMAGE ?? 'berth/minimal:latest');
 const RUNS = QUICK ? 1 : 3;
 const BIN = resolve(import.meta.dirname, '../bin/berth.js');
 const COMMAND = 'echo "answer $(od -An -N4 -tx4 /dev/urandom)" > answer.txt';
 
 function git(dir, ...args) {
-  execFileSync('git', ['-C', dir, '-c', 'user.name=B', '-c', 'user.email=b@berth.example', ...args]);
+  execFileSync('git', [
+    '-C',
+    dir,
+    '-c',
+    'user.name=B',
+    '-c',
+    'user.email=b@berth.example',
+    ...args,
+  ]);
 }
 
 function berth(args) {
@@ -44,26 +55,55 @@ writeFileSync(join(repo, 'README.md'), '# bench\n');
 git(repo, 'add', '-A');
 git(repo, 'commit', '-qm', 'initial');
 
-const server = spawn(process.execPath, [BIN, 'serve', '--json', '--port', '0', '--data-dir', join(root, 'data'), '--allow-local-repos'], {
-  env: { ...process.env, BERTH_CONCURRENCY: '8', BERTH_LOG_LEVEL: 'warn', BERTH_CONFIG_DIR: join(root, 'config') },
-  stdio: ['ignore', 'pipe', 'inherit'],
-});
-const first = await new Promise((resolveLine) => createInterface({ input: server.stdout }).once('line', resolveLine));
+const server = spawn(
+  process.execPath,
+  [BIN, 'serve', '--json', '--port', '0', '--data-dir', join(root, 'data'), '--allow-local-repos'],
+  {
+    env: {
+      ...process.env,
+      BERTH_CONCURRENCY: '8',
+      BERTH_LOG_LEVEL: 'warn',
+      BERTH_CONFIG_DIR: join(root, 'config'),
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  },
+);
+const first = await new Promise((resolveLine) =>
+  createInterface({ input: server.stdout }).once('line', resolveLine),
+);
 const { url, adminToken } = JSON.parse(first);
 const auth = ['--url', url, '--token', adminToken];
 
 try {
-  writeFileSync(join(root, 'bench.yaml'), `name: bench\nrepository: ${repo}\nimage: ${IMAGE}\nsetup: echo "setup ran"\n`);
+  writeFileSync(
+    join(root, 'bench.yaml'),
+    `name: bench\nrepository: ${repo}\nimage: ${IMAGE}\nsetup: echo "setup ran"\n`,
+  );
   const created = await berth(['env', 'create', '--file', join(root, 'bench.yaml'), ...auth]);
   if (created.code !== 0) throw new Error(created.stderr);
 
   const run = async (n) => {
     const start = process.hrtime.bigint();
-    const r = await berth(['exec', '--env', 'bench', '--attempts', String(n), '--wait', '--json', '--command', COMMAND, ...auth]);
+    const r = await berth([
+      'exec',
+      '--env',
+      'bench',
+      '--attempts',
+      String(n),
+      '--wait',
+      '--json',
+      '--command',
+      COMMAND,
+      ...auth,
+    ]);
     const ms = Number(process.hrtime.bigint() - start) / 1e6;
     const task = JSON.parse(r.stdout);
     if (task.status !== 'succeeded') throw new Error(`task ${task.id} ${task.status}: ${r.stderr}`);
-    return { ms, diffs: new Set(task.attempts.map((a) => a.diff)).size, hits: task.attempts.filter((a) => a.cacheHit).length };
+    return {
+      ms,
+      diffs: new Set(task.attempts.map((a) => a.diff)).size,
+      hits: task.attempts.filter((a) => a.cacheHit).length,
+    };
   };
 
   await run(1); // builds the cache entry
@@ -77,7 +117,10 @@ try {
   console.log(
     JSON.stringify(
       {
-        machine: `${os.cpus().length} cores, load ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`,
+        machine: `${os.cpus().length} cores, load ${os
+          .loadavg()
+          .map((l) => l.toFixed(1))
+          .join(' ')}`,
         image: IMAGE,
         runs: RUNS,
         n1Ms: results[1].map((r) => Math.round(r.ms)),

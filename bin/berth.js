@@ -4,7 +4,9 @@ import { fileURLToPath } from 'node:url';
 
 const entry = new URL('../dist/cli/main.js', import.meta.url);
 if (!existsSync(fileURLToPath(entry))) {
-  process.stderr.write('berth: the project is not built yet; run: bash scripts/setup.sh (or npx tsc -b)\n');
+  process.stderr.write(
+    'berth: the project is not built yet; run: bash scripts/setup.sh (or npx tsc -b)\n',
+  );
   process.exit(1);
 }
 const { main } = await import(entry.href);

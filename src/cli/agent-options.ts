@@ -9,7 +9,10 @@ export interface AgentFlags {
   maxTimeMs?: string;
 }
 
-export function withAgentOptions(command: Command, modelHelp = "the agent's model for this task"): Command {
+export function withAgentOptions(
+  command: Command,
+  modelHelp = "the agent's model for this task",
+): Command {
   return command
     .option('--model <name>', modelHelp)
     .option('--max-turns <n>', 'at most this many model turns per attempt')
@@ -20,12 +23,17 @@ export function withAgentOptions(command: Command, modelHelp = "the agent's mode
 function whole(value: string | undefined, flag: string): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new BerthError('invalid_input', `${flag} must be a whole number from 1 (got ${value})`);
+  if (!Number.isInteger(n) || n < 1)
+    throw new BerthError('invalid_input', `${flag} must be a whole number from 1 (got ${value})`);
   return n;
 }
 
 /** The limits the flags give, without unset ones. */
-export function agentLimitsFrom(flags: AgentFlags): { maxTurns?: number; maxTokens?: number; wallTimeMs?: number } {
+export function agentLimitsFrom(flags: AgentFlags): {
+  maxTurns?: number;
+  maxTokens?: number;
+  wallTimeMs?: number;
+} {
   const maxTurns = whole(flags.maxTurns, '--max-turns');
   const maxTokens = whole(flags.maxTokens, '--max-tokens');
   const wallTimeMs = whole(flags.maxTimeMs, '--max-time-ms');

@@ -33,14 +33,21 @@ export class ApiClient {
       try {
         parsed = JSON.parse(text);
       } catch {
-        throw new BerthError('internal', `the server answered ${response.status} with a body that is not JSON`);
+        throw new BerthError(
+          'internal',
+          `the server answered ${response.status} with a body that is not JSON`,
+        );
       }
     }
     if (!response.ok) {
       const err = parsed as { code?: unknown; message?: unknown; details?: unknown } | undefined;
       const code = isErrorCode(err?.code) ? err.code : 'internal';
-      const message = typeof err?.message === 'string' ? err.message : `the server answered ${response.status}`;
-      const details = err?.details && typeof err.details === 'object' ? (err.details as Record<string, unknown>) : {};
+      const message =
+        typeof err?.message === 'string' ? err.message : `the server answered ${response.status}`;
+      const details =
+        err?.details && typeof err.details === 'object'
+          ? (err.details as Record<string, unknown>)
+          : {};
       throw new BerthError(code, message, details);
     }
     return parsed as T;
@@ -52,12 +59,21 @@ export class ApiClient {
     if (this.token !== undefined) headers.authorization = `Bearer ${this.token}`;
     let response: Response;
     try {
-      response = await fetch(new URL(path, this.baseUrl), { headers, ...(signal ? { signal } : {}) });
+      response = await fetch(new URL(path, this.baseUrl), {
+        headers,
+        ...(signal ? { signal } : {}),
+      });
     } catch (error) {
-      throw new BerthError('server_unreachable', `cannot reach the Berth server at ${this.baseUrl}`, {}, { cause: error });
+      throw new BerthError(
+        'server_unreachable',
+        `cannot reach the Berth server at ${this.baseUrl}`,
+        {},
+        { cause: error },
+      );
     }
     if (!response.ok || response.body === null) {
-      const err = (await response.json().catch(() => undefined)) as { code?: unknown; message?: unknown } | undefined;
+      const err = (await response.json().catch(() => undefined)) as
+        { code?: unknown; message?: unknown } | undefined;
       throw new BerthError(
         isErrorCode(err?.code) ? err.code : 'internal',
         typeof err?.message === 'string' ? err.message : `the server answered ${response.status}`,

@@ -1,7 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { ApiClient } from './api-client.js';
 import { readLogin } from './login-file.js';
-import { clientEnv, loadConfig, readVariable, type BerthConfig, type ConfigFlags } from '../config/config.js';
+import {
+  clientEnv,
+  loadConfig,
+  readVariable,
+  type BerthConfig,
+  type ConfigFlags,
+} from '../config/config.js';
 import { BerthError } from '../errors/berth-error.js';
 
 /** What every command gets: where output goes and how to reach the server. */
@@ -28,15 +34,22 @@ export class CliContext {
   /** Server URL and token: flags, then BERTH_URL/BERTH_TOKEN, then the login file. */
   client(flags: ClientFlags): ApiClient {
     const env = clientEnv();
-    const needLogin = (flags.url ?? env.url) === undefined || (flags.token ?? env.token) === undefined;
+    const needLogin =
+      (flags.url ?? env.url) === undefined || (flags.token ?? env.token) === undefined;
     const login = needLogin ? readLogin(this.config().configDir) : undefined;
     const url = flags.url ?? env.url ?? login?.url;
     const token = flags.token ?? env.token ?? login?.token;
     if (url === undefined) {
-      throw new BerthError('invalid_input', 'no server given: use --url, BERTH_URL, or `berth login`');
+      throw new BerthError(
+        'invalid_input',
+        'no server given: use --url, BERTH_URL, or `berth login`',
+      );
     }
     if (token === undefined) {
-      throw new BerthError('unauthorized', 'no token given: use --token, BERTH_TOKEN, or `berth login`');
+      throw new BerthError(
+        'unauthorized',
+        'no token given: use --token, BERTH_TOKEN, or `berth login`',
+      );
     }
     return new ApiClient(url, token);
   }
@@ -61,7 +74,8 @@ export class CliContext {
     try {
       return readFileSync(path, 'utf8');
     } catch (error) {
-      const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : String(error);
+      const reason =
+        (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : String(error);
       throw new BerthError('invalid_input', `cannot read ${path}: ${reason}`);
     }
   }
@@ -70,6 +84,13 @@ export class CliContext {
 /** Prints a table of rows with the given columns. */
 export function formatTable(rows: Array<Record<string, string>>, columns: string[]): string {
   const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => (r[c] ?? '').length)));
-  const line = (values: string[]) => values.map((v, i) => v.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
-  return [line(columns.map((c) => c.toUpperCase())), ...rows.map((r) => line(columns.map((c) => r[c] ?? '')))].join('\n');
+  const line = (values: string[]) =>
+    values
+      .map((v, i) => v.padEnd(widths[i] ?? 0))
+      .join('  ')
+      .trimEnd();
+  return [
+    line(columns.map((c) => c.toUpperCase())),
+    ...rows.map((r) => line(columns.map((c) => r[c] ?? ''))),
+  ].join('\n');
 }

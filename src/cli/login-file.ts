@@ -21,11 +21,15 @@ export function readLogin(configDir: string): Login | undefined {
   }
   try {
     const value = JSON.parse(text) as Partial<Login>;
-    if (typeof value.url === 'string' && typeof value.token === 'string') return { url: value.url, token: value.token };
+    if (typeof value.url === 'string' && typeof value.token === 'string')
+      return { url: value.url, token: value.token };
   } catch {
     // fall through
   }
-  throw new BerthError('invalid_input', `the login file ${loginPath(configDir)} is damaged; run \`berth login\` again`);
+  throw new BerthError(
+    'invalid_input',
+    `the login file ${loginPath(configDir)} is damaged; run \`berth login\` again`,
+  );
 }
 
 export function writeLogin(configDir: string, login: Login): string {

@@ -38,7 +38,10 @@ export function buildProgram(ctx: CliContext): Command {
   return program;
 }
 
-export async function main(argv: string[], io: CliIo = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+export async function main(
+  argv: string[],
+  io: CliIo = { stdout: process.stdout, stderr: process.stderr },
+): Promise<number> {
   const ctx = new CliContext(io);
   const program = buildProgram(ctx);
   try {
@@ -52,7 +55,9 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
     const berthError = toBerthError(error);
     ctx.err(`berth: ${berthError.message}`);
     if (argv.includes('--json')) {
-      ctx.json({ error: { code: berthError.code, message: berthError.message, details: berthError.details } });
+      ctx.json({
+        error: { code: berthError.code, message: berthError.message, details: berthError.details },
+      });
     }
     if (!(error instanceof BerthError) && error instanceof Error && error.stack) {
       // An unexpected failure: the message above is what the user needs; the stack helps a bug report.

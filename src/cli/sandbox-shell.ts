@@ -9,16 +9,35 @@ import { BerthError } from '../errors/berth-error.js';
 export async function openShell(attemptId: string, sandboxId?: string): Promise<number> {
   let id: string;
   try {
-    const filter = sandboxId !== undefined && /^[0-9a-f]{12,64}$/.test(sandboxId) ? `id=${sandboxId}` : `label=berth.attempt=${attemptId}`;
-    id = execFileSync('docker', ['ps', '-q', '--filter', filter, '--filter', 'label=berth.managed=true'], {
-      encoding: 'utf8',
-    })
-      .trim()
-      .split('\n')[0] ?? '';
+    const filter =
+      sandboxId !== undefined && /^[0-9a-f]{12,64}$/.test(sandboxId)
+        ? `id=${sandboxId}`
+        : `label=berth.attempt=${attemptId}`;
+    id =
+      execFileSync(
+        'docker',
+        ['ps', '-q', '--filter', filter, '--filter', 'label=berth.managed=true'],
+        {
+          encoding: 'utf8',
+        },
+      )
+        .trim()
+        .split('\n')[0] ?? '';
   } catch (error) {
-    throw new BerthError('runtime_unavailable', 'an interactive shell needs the Docker CLI on the machine the server runs on', {}, { cause: error });
+    throw new BerthError(
+      'runtime_unavailable',
+      'an interactive shell needs the Docker CLI on the machine the server runs on',
+      {},
+      { cause: error },
+    );
   }
-  if (id === '') throw new BerthError('sandbox_gone', `the sandbox of attempt ${attemptId} is not running on this machine`);
-  const child = spawn('docker', ['exec', '-it', '-w', '/workspace', id, 'bash', '-l'], { stdio: 'inherit' });
+  if (id === '')
+    throw new BerthError(
+      'sandbox_gone',
+      `the sandbox of attempt ${attemptId} is not running on this machine`,
+    );
+  const child = spawn('docker', ['exec', '-it', '-w', '/workspace', id, 'bash', '-l'], {
+    stdio: 'inherit',
+  });
   return new Promise((resolve) => child.on('close', (code) => resolve(code ?? 1)));
 }

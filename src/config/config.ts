@@ -22,7 +22,10 @@ const configSchema = z.strictObject({
   secretKey: z.string().optional(),
   allowLocalRepositories: z.boolean(),
   /** A PostgreSQL connection string; without it the store is the SQLite file in the data directory. */
-  databaseUrl: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL').optional(),
+  databaseUrl: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
+    .optional(),
   dockerSocket: z.string().min(1),
   /** A short name for this orchestrator, written on every Docker resource it makes. */
   instance: z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/),
@@ -32,9 +35,14 @@ const configSchema = z.strictObject({
    * Names the egress proxy resolves itself before DNS (`BERTH_EGRESS_HOSTS=name=addr,...`): a
    * split-horizon name or a test server. The address guard still vets the answer.
    */
-  egressHosts: z.record(z.string().min(1), z.union([z.ipv4(), z.ipv6()], { error: 'must be an IP address' })),
+  egressHosts: z.record(
+    z.string().min(1),
+    z.union([z.ipv4(), z.ipv6()], { error: 'must be an IP address' }),
+  ),
   /** Address ranges the egress proxy may dial for any allowed name (`BERTH_EGRESS_ALLOW=10.1.0.0/16,...`). */
-  egressAllow: z.array(z.union([z.cidrv4(), z.cidrv6()], { error: 'must be a CIDR range such as 10.0.0.0/8' })),
+  egressAllow: z.array(
+    z.union([z.cidrv4(), z.cidrv6()], { error: 'must be a CIDR range such as 10.0.0.0/8' }),
+  ),
   /** Ports the egress proxy allows besides 443 and 80 (`BERTH_EGRESS_PORTS=8080,8443`). */
   egressPorts: z.array(z.number().int().min(1).max(65535)),
   cacheTtlMs: z.number().int().positive(),
@@ -50,7 +58,10 @@ const configSchema = z.strictObject({
    * Repository locations that stand for a GitHub repository although their URL does not say so
    * (a mirror, a local bare repository in tests): location → `OWNER/REPO`.
    */
-  githubRemotes: z.record(z.string().min(1), z.string().regex(/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/, 'must be OWNER/REPO')),
+  githubRemotes: z.record(
+    z.string().min(1),
+    z.string().regex(/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/, 'must be OWNER/REPO'),
+  ),
   /** Author and committer of the commits Berth pushes for pull requests. */
   gitAuthor: z.strictObject({ name: z.string().min(1), email: z.string().min(3) }),
   /** Limits of the model agent per attempt (unset: the agent's defaults). */
@@ -122,7 +133,11 @@ function parseGithubRemotes(value: string | undefined): Record<string, string> {
   for (const pair of (value ?? '').split(',')) {
     if (pair.trim() === '') continue;
     const at = pair.lastIndexOf('=');
-    if (at <= 0) throw new BerthError('invalid_input', `configuration: BERTH_GITHUB_REMOTES: "${pair}" is not LOCATION=OWNER/REPO`);
+    if (at <= 0)
+      throw new BerthError(
+        'invalid_input',
+        `configuration: BERTH_GITHUB_REMOTES: "${pair}" is not LOCATION=OWNER/REPO`,
+      );
     out[pair.slice(0, at).trim()] = pair.slice(at + 1).trim();
   }
   return out;
@@ -141,7 +156,11 @@ function parseEgressHosts(value: string | undefined): Record<string, string> {
   const out: Record<string, string> = {};
   for (const pair of list(value)) {
     const at = pair.indexOf('=');
-    if (at <= 0) throw new BerthError('invalid_input', `configuration: BERTH_EGRESS_HOSTS: "${pair}" is not NAME=ADDRESS`);
+    if (at <= 0)
+      throw new BerthError(
+        'invalid_input',
+        `configuration: BERTH_EGRESS_HOSTS: "${pair}" is not NAME=ADDRESS`,
+      );
     out[pair.slice(0, at).trim().toLowerCase().replace(/\.$/, '')] = pair.slice(at + 1).trim();
   }
   return out;
@@ -156,11 +175,13 @@ export function loadConfig(flags: ConfigFlags = {}, env: Env = process.env): Ber
     port: int(flags.port) ?? int(env.BERTH_PORT) ?? 8420,
     secretKeyFile: resolve(env.BERTH_SECRET_KEY_FILE || join(dataDir, 'secret.key')),
     ...(env.BERTH_SECRET_KEY ? { secretKey: env.BERTH_SECRET_KEY } : {}),
-    allowLocalRepositories: flags.allowLocalRepositories ?? bool(env.BERTH_ALLOW_LOCAL_REPOS) ?? false,
+    allowLocalRepositories:
+      flags.allowLocalRepositories ?? bool(env.BERTH_ALLOW_LOCAL_REPOS) ?? false,
     ...(env.BERTH_DATABASE_URL ? { databaseUrl: env.BERTH_DATABASE_URL } : {}),
     dockerSocket: env.BERTH_DOCKER_SOCKET || '/var/run/docker.sock',
     // One store, one instance: resources are reaped by what this data directory's store knows.
-    instance: env.BERTH_INSTANCE || `d${createHash('sha256').update(dataDir).digest('hex').slice(0, 12)}`,
+    instance:
+      env.BERTH_INSTANCE || `d${createHash('sha256').update(dataDir).digest('hex').slice(0, 12)}`,
     extraCaFiles:
       env.BERTH_EXTRA_CA_FILES !== undefined
         ? env.BERTH_EXTRA_CA_FILES.split(':').filter((f) => f !== '')
@@ -181,12 +202,20 @@ export function loadConfig(flags: ConfigFlags = {}, env: Env = process.env): Ber
       email: env.BERTH_GIT_AUTHOR_EMAIL || 'berth@localhost',
     },
     agentLimits: {
-      ...(int(env.BERTH_AGENT_MAX_TURNS) !== undefined ? { maxTurns: int(env.BERTH_AGENT_MAX_TURNS) } : {}),
-      ...(int(env.BERTH_AGENT_WALL_TIME_MS) !== undefined ? { wallTimeMs: int(env.BERTH_AGENT_WALL_TIME_MS) } : {}),
-      ...(int(env.BERTH_AGENT_MAX_TOKENS) !== undefined ? { maxTokens: int(env.BERTH_AGENT_MAX_TOKENS) } : {}),
+      ...(int(env.BERTH_AGENT_MAX_TURNS) !== undefined
+        ? { maxTurns: int(env.BERTH_AGENT_MAX_TURNS) }
+        : {}),
+      ...(int(env.BERTH_AGENT_WALL_TIME_MS) !== undefined
+        ? { wallTimeMs: int(env.BERTH_AGENT_WALL_TIME_MS) }
+        : {}),
+      ...(int(env.BERTH_AGENT_MAX_TOKENS) !== undefined
+        ? { maxTokens: int(env.BERTH_AGENT_MAX_TOKENS) }
+        : {}),
     },
     model: {
-      ...((flags.modelBaseUrl ?? env.BERTH_MODEL_BASE_URL) ? { baseUrl: flags.modelBaseUrl ?? env.BERTH_MODEL_BASE_URL } : {}),
+      ...((flags.modelBaseUrl ?? env.BERTH_MODEL_BASE_URL)
+        ? { baseUrl: flags.modelBaseUrl ?? env.BERTH_MODEL_BASE_URL }
+        : {}),
       ...(env.BERTH_MODEL_API_KEY ? { apiKey: env.BERTH_MODEL_API_KEY } : {}),
       ...((flags.model ?? env.BERTH_MODEL) ? { model: flags.model ?? env.BERTH_MODEL } : {}),
     },

@@ -18,7 +18,11 @@ export interface DoctorCheck {
 
 const SETUP = 'sudo bash scripts/setup.sh';
 
-function engineGet(socketPath: string, path: string, timeoutMs = 3000): Promise<{ status: number; body: string }> {
+function engineGet(
+  socketPath: string,
+  path: string,
+  timeoutMs = 3000,
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = request({ socketPath, path, method: 'GET', timeout: timeoutMs }, (res) => {
       let body = '';
@@ -56,7 +60,11 @@ export async function runDoctor(config: BerthConfig): Promise<DoctorCheck[]> {
       name: 'docker engine',
       ok: engineUp && api >= 1.41,
       detail: `engine ${version.Version ?? '?'} (API ${version.ApiVersion ?? '?'}) at ${config.dockerSocket}`,
-      ...(api < 1.41 ? { fix: 'install a Docker engine with API 1.41 or newer (Debian 12: apt-get install docker.io)' } : {}),
+      ...(api < 1.41
+        ? {
+            fix: 'install a Docker engine with API 1.41 or newer (Debian 12: apt-get install docker.io)',
+          }
+        : {}),
     });
   } catch (error) {
     const installed = hasCommand('dockerd');
@@ -64,13 +72,20 @@ export async function runDoctor(config: BerthConfig): Promise<DoctorCheck[]> {
       name: 'docker engine',
       ok: false,
       detail: `no engine answers at ${config.dockerSocket} (${(error as Error).message})`,
-      fix: installed ? 'start it: sudo dockerd >/var/log/dockerd.log 2>&1 & (or: sudo systemctl start docker)' : `install and start it: ${SETUP}`,
+      fix: installed
+        ? 'start it: sudo dockerd >/var/log/dockerd.log 2>&1 & (or: sudo systemctl start docker)'
+        : `install and start it: ${SETUP}`,
     });
   }
 
   for (const image of REQUIRED_IMAGES) {
     if (!engineUp) {
-      checks.push({ name: `image ${image}`, ok: false, detail: 'cannot check without the engine', fix: `start the engine first (${SETUP})` });
+      checks.push({
+        name: `image ${image}`,
+        ok: false,
+        detail: 'cannot check without the engine',
+        fix: `start the engine first (${SETUP})`,
+      });
       continue;
     }
     const { status } = await engineGet(config.dockerSocket, `/images/${image}/json`);
@@ -86,7 +101,9 @@ export async function runDoctor(config: BerthConfig): Promise<DoctorCheck[]> {
   checks.push({
     name: 'debootstrap',
     ok: hasCommand('debootstrap'),
-    detail: hasCommand('debootstrap') ? 'present (base images are built from a Debian root file system)' : 'missing: base images cannot be built',
+    detail: hasCommand('debootstrap')
+      ? 'present (base images are built from a Debian root file system)'
+      : 'missing: base images cannot be built',
     ...(hasCommand('debootstrap') ? {} : { fix: 'sudo apt-get install debootstrap' }),
   });
 
@@ -113,7 +130,11 @@ export async function runDoctor(config: BerthConfig): Promise<DoctorCheck[]> {
         ...((mode & 0o077) === 0 ? {} : { fix: `chmod 600 ${config.secretKeyFile}` }),
       });
     } catch {
-      checks.push({ name: 'secret key', ok: true, detail: `${config.secretKeyFile} will be created on first start` });
+      checks.push({
+        name: 'secret key',
+        ok: true,
+        detail: `${config.secretKeyFile} will be created on first start`,
+      });
     }
   }
   return checks;

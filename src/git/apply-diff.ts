@@ -60,19 +60,32 @@ export function isCutDiff(diff: string): boolean {
 
 export async function applyDiff(input: ApplyDiffInput): Promise<ApplyDiffOutcome> {
   const signal = input.signal;
-  const inside = await runGit(['rev-parse', '--show-toplevel'], { cwd: input.cwd, ...(signal ? { signal } : {}) });
+  const inside = await runGit(['rev-parse', '--show-toplevel'], {
+    cwd: input.cwd,
+    ...(signal ? { signal } : {}),
+  });
   if (inside.code !== 0 || inside.stdout.trim() === '') {
-    throw new BerthError('invalid_input', `${input.cwd} is not inside a git checkout; run berth task apply in a clone of the repository`, {
-      cwd: input.cwd,
-    });
+    throw new BerthError(
+      'invalid_input',
+      `${input.cwd} is not inside a git checkout; run berth task apply in a clone of the repository`,
+      {
+        cwd: input.cwd,
+      },
+    );
   }
   const root = inside.stdout.trim();
   const git = (args: string[]) => runGit(args, { cwd: root, ...(signal ? { signal } : {}) });
   if (!/^[0-9a-f]{40,64}$/.test(input.baseCommit)) {
-    throw new BerthError('invalid_input', `the attempt's base commit "${input.baseCommit}" is not a commit id`);
+    throw new BerthError(
+      'invalid_input',
+      `the attempt's base commit "${input.baseCommit}" is not a commit id`,
+    );
   }
   if (isCutDiff(input.diff)) {
-    throw new BerthError('invalid_input', 'the diff was cut at its size limit, so it cannot be applied whole; nothing was changed');
+    throw new BerthError(
+      'invalid_input',
+      'the diff was cut at its size limit, so it cannot be applied whole; nothing was changed',
+    );
   }
   const base = await git(['cat-file', '-e', `${input.baseCommit}^{commit}`]);
   if (base.code !== 0) {
@@ -91,7 +104,8 @@ export async function applyDiff(input: ApplyDiffInput): Promise<ApplyDiffOutcome
     const plain = await git(['apply', '--check', '--', patch]);
     if (plain.code === 0) {
       const applied = await git(['apply', '--', patch]);
-      if (applied.code !== 0) throw new BerthError('conflict', `git apply failed: ${applied.stderr.trim()}`);
+      if (applied.code !== 0)
+        throw new BerthError('conflict', `git apply failed: ${applied.stderr.trim()}`);
       return { root, mode: 'clean' };
     }
     const threeWay = await git(['apply', '--3way', '--check', '--', patch]);
@@ -100,10 +114,14 @@ export async function applyDiff(input: ApplyDiffInput): Promise<ApplyDiffOutcome
     );
     if (threeWay.code === 0 && conflicted.length === 0) {
       const applied = await git(['apply', '--3way', '--', patch]);
-      if (applied.code !== 0) throw new BerthError('conflict', `git apply --3way failed: ${applied.stderr.trim()}`);
+      if (applied.code !== 0)
+        throw new BerthError('conflict', `git apply --3way failed: ${applied.stderr.trim()}`);
       return { root, mode: 'three-way' };
     }
-    const files = conflicted.length > 0 ? conflicted : filesInApplyErrors(threeWay.stderr + '\n' + plain.stderr);
+    const files =
+      conflicted.length > 0
+        ? conflicted
+        : filesInApplyErrors(threeWay.stderr + '\n' + plain.stderr);
     throw new BerthError(
       'conflict',
       `the diff conflicts with this checkout in ${files.length > 0 ? files.join(', ') : 'some files'}; nothing was changed`,

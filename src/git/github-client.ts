@@ -29,9 +29,22 @@ export class GitHubClient {
   ) {}
 
   /** The open pull request whose head is `owner:branch`, if any. */
-  async findOpenPull(repo: GitHubRepository, branch: string, signal?: AbortSignal): Promise<PullRequest | undefined> {
-    const query = new URLSearchParams({ head: `${repo.owner}:${branch}`, state: 'open', per_page: '1' });
-    const list = await this.call<Array<{ number: number; html_url: string }>>('GET', `${this.repoPath(repo)}/pulls?${query.toString()}`, undefined, signal);
+  async findOpenPull(
+    repo: GitHubRepository,
+    branch: string,
+    signal?: AbortSignal,
+  ): Promise<PullRequest | undefined> {
+    const query = new URLSearchParams({
+      head: `${repo.owner}:${branch}`,
+      state: 'open',
+      per_page: '1',
+    });
+    const list = await this.call<Array<{ number: number; html_url: string }>>(
+      'GET',
+      `${this.repoPath(repo)}/pulls?${query.toString()}`,
+      undefined,
+      signal,
+    );
     const first = Array.isArray(list) ? list[0] : undefined;
     return first ? { number: first.number, url: first.html_url } : undefined;
   }
@@ -41,12 +54,27 @@ export class GitHubClient {
     fields: PullRequestFields & { head: string; base: string; draft: boolean },
     signal?: AbortSignal,
   ): Promise<PullRequest> {
-    const created = await this.call<{ number: number; html_url: string }>('POST', `${this.repoPath(repo)}/pulls`, fields, signal);
+    const created = await this.call<{ number: number; html_url: string }>(
+      'POST',
+      `${this.repoPath(repo)}/pulls`,
+      fields,
+      signal,
+    );
     return { number: created.number, url: created.html_url };
   }
 
-  async updatePull(repo: GitHubRepository, number: number, fields: PullRequestFields, signal?: AbortSignal): Promise<PullRequest> {
-    const updated = await this.call<{ number: number; html_url: string }>('PATCH', `${this.repoPath(repo)}/pulls/${number}`, fields, signal);
+  async updatePull(
+    repo: GitHubRepository,
+    number: number,
+    fields: PullRequestFields,
+    signal?: AbortSignal,
+  ): Promise<PullRequest> {
+    const updated = await this.call<{ number: number; html_url: string }>(
+      'PATCH',
+      `${this.repoPath(repo)}/pulls/${number}`,
+      fields,
+      signal,
+    );
     return { number: updated.number, url: updated.html_url };
   }
 
@@ -54,7 +82,12 @@ export class GitHubClient {
     return `/repos/${encodeURIComponent(repo.owner)}/${encodeURIComponent(repo.repo)}`;
   }
 
-  private async call<T>(method: string, path: string, body: unknown, signal?: AbortSignal): Promise<T> {
+  private async call<T>(
+    method: string,
+    path: string,
+    body: unknown,
+    signal?: AbortSignal,
+  ): Promise<T> {
     const headers: Record<string, string> = {
       accept: 'application/vnd.github+json',
       authorization: `Bearer ${this.token}`,
@@ -71,7 +104,12 @@ export class GitHubClient {
         signal: signal ?? AbortSignal.timeout(30_000),
       });
     } catch (error) {
-      throw new BerthError('remote_error', `cannot reach the GitHub API at ${this.apiUrl}: ${(error as Error).message}`, {}, { cause: error });
+      throw new BerthError(
+        'remote_error',
+        `cannot reach the GitHub API at ${this.apiUrl}: ${(error as Error).message}`,
+        {},
+        { cause: error },
+      );
     }
     const text = await response.text();
     let parsed: unknown;
@@ -81,9 +119,13 @@ export class GitHubClient {
       parsed = undefined;
     }
     if (!response.ok) {
-      throw new BerthError('remote_error', `GitHub answered ${response.status}: ${githubMessage(parsed, text)}`, {
-        status: response.status,
-      });
+      throw new BerthError(
+        'remote_error',
+        `GitHub answered ${response.status}: ${githubMessage(parsed, text)}`,
+        {
+          status: response.status,
+        },
+      );
     }
     return parsed as T;
   }
@@ -92,13 +134,21 @@ export class GitHubClient {
 /** GitHub's error body: `{ message, errors: [{ message } | { resource, field, code }], documentation_url }`. */
 export function githubMessage(parsed: unknown, text: string): string {
   const body = parsed as { message?: unknown; errors?: unknown } | undefined;
-  const message = typeof body?.message === 'string' ? body.message : text.slice(0, 300) || 'no message';
+  const message =
+    typeof body?.message === 'string' ? body.message : text.slice(0, 300) || 'no message';
   const details = Array.isArray(body?.errors)
     ? body.errors
         .map((e: unknown) => {
-          const item = e as { message?: unknown; resource?: unknown; field?: unknown; code?: unknown };
+          const item = e as {
+            message?: unknown;
+            resource?: unknown;
+            field?: unknown;
+            code?: unknown;
+          };
           if (typeof item.message === 'string') return item.message;
-          return [item.resource, item.field, item.code].filter((x) => typeof x === 'string').join(' ');
+          return [item.resource, item.field, item.code]
+            .filter((x) => typeof x === 'string')
+            .join(' ');
         })
         .filter((s: string) => s !== '')
     : [];

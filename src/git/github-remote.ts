@@ -35,7 +35,10 @@ function split(ownerRepo: string): GitHubRepository | undefined {
   return { owner: match[1], repo: match[2] };
 }
 
-export function parseGitHubRemote(location: string, settings: GitHubRemoteSettings): GitHubRepository | undefined {
+export function parseGitHubRemote(
+  location: string,
+  settings: GitHubRemoteSettings,
+): GitHubRepository | undefined {
   const mapped = settings.remotes[location];
   if (mapped !== undefined) return split(mapped);
   const hosts = githubHosts(settings.apiUrl);
@@ -48,6 +51,7 @@ export function parseGitHubRemote(location: string, settings: GitHubRemoteSettin
     return undefined;
   }
   if (!['https:', 'http:', 'ssh:'].includes(url.protocol)) return undefined;
-  if (!hosts.includes(url.host.toLowerCase()) && !hosts.includes(url.hostname.toLowerCase())) return undefined;
+  if (!hosts.includes(url.host.toLowerCase()) && !hosts.includes(url.hostname.toLowerCase()))
+    return undefined;
   return split(url.pathname.replace(/^\//, ''));
 }

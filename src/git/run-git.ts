@@ -38,7 +38,14 @@ export function runGit(args: readonly string[], options: RunGitOptions): Promise
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     child.on('error', (error: NodeJS.ErrnoException) => {
       if (error.code === 'ENOENT') {
-        reject(new BerthError('invalid_input', 'git is not installed (or not on PATH)', {}, { cause: error }));
+        reject(
+          new BerthError(
+            'invalid_input',
+            'git is not installed (or not on PATH)',
+            {},
+            { cause: error },
+          ),
+        );
       } else reject(error);
     });
     child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
@@ -48,7 +55,11 @@ export function runGit(args: readonly string[], options: RunGitOptions): Promise
 }
 
 /** Like runGit, but a non-zero exit is a BerthError carrying git's own message. */
-export async function runGitOk(args: readonly string[], options: RunGitOptions, what: string): Promise<string> {
+export async function runGitOk(
+  args: readonly string[],
+  options: RunGitOptions,
+  what: string,
+): Promise<string> {
   const result = await runGit(args, options);
   if (result.code !== 0) {
     const message = (result.stderr.trim() || result.stdout.trim()).split('\n').slice(-6).join('\n');

@@ -252,5 +252,6 @@ export function languageImagePreparer(
   versions: LanguageVersions,
   options: { signal: AbortSignal; onProgress: (line: string) => void },
 ) => Promise<string> {
-  return async (name, baseRef, versions, options) => (await layer.prepare(name, baseRef, versions, options)).ref;
+  return async (name, baseRef, versions, options) =>
+    (await layer.prepare(name, baseRef, versions, options)).ref;
 }

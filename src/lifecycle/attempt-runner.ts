@@ -34,7 +34,12 @@ import type { SandboxContext } from './sandbox-context.js';
 import { readExports, runLifecycleScript } from './script-runner.js';
 import { startServices } from './services.js';
 import { runVerification } from './verify-phase.js';
-import { recordTurnStart, startFromSnapshot, turnDiff, type FollowUpStart } from './follow-up-turn.js';
+import {
+  recordTurnStart,
+  startFromSnapshot,
+  turnDiff,
+  type FollowUpStart,
+} from './follow-up-turn.js';
 import type { WarmPool, WarmSpec } from './warm-pool.js';
 
 /**
@@ -253,7 +258,9 @@ export class AttemptRunner {
       };
 
       // A follow-up turn starts from its parent's snapshot; the cache loop below is then skipped.
-      let started: Started | undefined = run.resume ? await this.resumeSnapshot(common, run.resume) : undefined;
+      let started: Started | undefined = run.resume
+        ? await this.resumeSnapshot(common, run.resume)
+        : undefined;
       for (let round = 0; started === undefined; round++) {
         const live = await this.options.cache.findLiveCacheEntry(
           run.environment.id,
@@ -377,7 +384,8 @@ export class AttemptRunner {
 
       enterPhase('results');
       const changes = await collectChanges(ctx, started.commit);
-      const ownDiff = started.turnStart !== undefined ? await turnDiff(ctx, started.turnStart) : undefined;
+      const ownDiff =
+        started.turnStart !== undefined ? await turnDiff(ctx, started.turnStart) : undefined;
       const snapshot = await this.snapshot(ctx.sandboxId, run, labels);
       const verification =
         spec.verify !== undefined

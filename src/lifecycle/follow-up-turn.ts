@@ -46,7 +46,11 @@ export async function startFromSnapshot(options: SnapshotSandboxOptions): Promis
       { reason: 'snapshot_expired', image: start.image },
     );
   }
-  options.emit({ type: 'log', stream: 'system', text: `continuing attempt ${start.parentAttemptId} from its snapshot ${start.image}\n` });
+  options.emit({
+    type: 'log',
+    stream: 'system',
+    text: `continuing attempt ${start.parentAttemptId} from its snapshot ${start.image}\n`,
+  });
   const sandbox = await runtime.create({
     image: start.image,
     labels: { ...options.labels, [BERTH_LABELS.kind]: 'sandbox' },
@@ -90,9 +94,13 @@ export async function recordTurnStart(ctx: SandboxContext): Promise<string> {
   });
   const tree = result.output.trim().split('\n').at(-1) ?? '';
   if (result.exitCode !== 0 || !/^[0-9a-f]{40,64}$/.test(tree)) {
-    throw new BerthError('task_failed', `could not record the state the follow-up starts from: ${result.output.trim().slice(-300)}`, {
-      reason: 'results',
-    });
+    throw new BerthError(
+      'task_failed',
+      `could not record the state the follow-up starts from: ${result.output.trim().slice(-300)}`,
+      {
+        reason: 'results',
+      },
+    );
   }
   return tree;
 }
@@ -119,10 +127,19 @@ export async function turnDiff(ctx: SandboxContext, startTree: string): Promise<
     signal: ctx.signal,
   });
   if (result.exitCode !== 0) {
-    throw new BerthError('task_failed', `could not compute the follow-up's own diff: ${result.output.trim().slice(-300)}`, {
-      reason: 'results',
-    });
+    throw new BerthError(
+      'task_failed',
+      `could not compute the follow-up's own diff: ${result.output.trim().slice(-300)}`,
+      {
+        reason: 'results',
+      },
+    );
   }
-  const diff = await readSandboxFile(ctx.runtime, ctx.sandboxId, `${SANDBOX_STATE_DIR}/turn.diff`, ctx.signal);
+  const diff = await readSandboxFile(
+    ctx.runtime,
+    ctx.sandboxId,
+    `${SANDBOX_STATE_DIR}/turn.diff`,
+    ctx.signal,
+  );
   return (diff ?? Buffer.alloc(0)).toString('utf8');
 }

@@ -94,7 +94,6 @@ async function ensureEnvironment(store: Store, spec: EnvironmentSpec): Promise<s
   return existing.id;
 }
 
-
 function formatHuman(result: RunLocalResult): string {
   const lines: string[] = [`task ${result.task.id}: ${result.task.status}`];
   for (const attempt of result.attempts) {
@@ -163,7 +162,8 @@ export async function runLocal(options: RunLocalOptions, io: RunLocalIo): Promis
     await store.migrate();
     const environmentId = await ensureEnvironment(store, spec);
 
-    const command = options.command !== undefined && options.command.trim() !== '' ? options.command : null;
+    const command =
+      options.command !== undefined && options.command.trim() !== '' ? options.command : null;
     // The data directory may be shared (with `berth serve` or another run): claim our task only.
     const onlyTasks = new Set<string>();
     const orchestrator = createOrchestrator({
@@ -175,7 +175,9 @@ export async function runLocal(options: RunLocalOptions, io: RunLocalIo): Promis
       resolveImage: options.resolveImage,
       prepareImage: languageImagePreparer(
         new LanguageLayer({
-          engine: new DockerImageEngine({ socketPath: options.dockerSocket ?? '/var/run/docker.sock' }),
+          engine: new DockerImageEngine({
+            socketPath: options.dockerSocket ?? '/var/run/docker.sock',
+          }),
         }),
       ),
       cacheTtlMs: options.cacheTtlMs ?? 12 * 3600_000,

@@ -3,7 +3,12 @@ import type { EnvironmentSpec } from '../domain/environment/environment-spec.js'
 import { newId } from '../domain/ids.js';
 import { isTerminalPhase } from '../domain/task/attempt-phase.js';
 import { attemptStatus, type Attempt, type AttemptError } from '../domain/task/attempt.js';
-import { taskStatusOf, type Task, type TaskAgentOptions, type TaskRef } from '../domain/task/task.js';
+import {
+  taskStatusOf,
+  type Task,
+  type TaskAgentOptions,
+  type TaskRef,
+} from '../domain/task/task.js';
 import { BerthError, toBerthError } from '../errors/berth-error.js';
 import type { SandboxRuntime } from '../ports/sandbox-runtime.js';
 import type { LeasedAttempt, Store, StoredEnvironment } from '../ports/store.js';
@@ -420,7 +425,9 @@ export class Scheduler {
         // A follow-up turn has its own prompt or command and starts from its parent's snapshot.
         prompt: attempt.followUp?.prompt ?? task.prompt,
         agent: this.options.agentFor(
-          attempt.followUp ? { ...task, prompt: attempt.followUp.prompt, command: attempt.followUp.command } : task,
+          attempt.followUp
+            ? { ...task, prompt: attempt.followUp.prompt, command: attempt.followUp.command }
+            : task,
           environment.spec,
         ),
         resume: attempt.followUp

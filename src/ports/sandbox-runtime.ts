@@ -110,7 +110,10 @@ export interface SandboxRuntime {
   putArchive(id: string, dir: string, tar: Readable | Buffer): Promise<void>;
   /** A tar stream of `path` inside the sandbox. */
   getArchive(id: string, path: string): Promise<Readable>;
-  commit(id: string, options: { repository: string; tag: string; labels: Record<string, string> }): Promise<ImageInfo>;
+  commit(
+    id: string,
+    options: { repository: string; tag: string; labels: Record<string, string> },
+  ): Promise<ImageInfo>;
   stop(id: string, timeoutMs?: number): Promise<void>;
   remove(id: string): Promise<void>;
   list(labels: Record<string, string>): Promise<SandboxInfo[]>;

@@ -97,8 +97,16 @@ export type CreatedToken = z.output<typeof createdToken>;
 
 export const createTaskBody = z.strictObject({
   environment: z.string().min(1).describe('The environment name'),
-  prompt: z.string().max(64 * 1024).optional().describe('What the agent is asked to do'),
-  command: z.string().max(64 * 1024).optional().describe('A command run as the agent phase instead of the agent'),
+  prompt: z
+    .string()
+    .max(64 * 1024)
+    .optional()
+    .describe('What the agent is asked to do'),
+  command: z
+    .string()
+    .max(64 * 1024)
+    .optional()
+    .describe('A command run as the agent phase instead of the agent'),
   branch: z.string().optional(),
   sha: z.string().optional(),
   attempts: z.number().int().min(1).optional().describe('Independent attempts (default 1)'),
@@ -106,7 +114,12 @@ export const createTaskBody = z.strictObject({
   limits: z
     .strictObject({
       maxTurns: z.number().int().min(1).max(1000).optional(),
-      wallTimeMs: z.number().int().min(1000).max(24 * 3600_000).optional(),
+      wallTimeMs: z
+        .number()
+        .int()
+        .min(1000)
+        .max(24 * 3600_000)
+        .optional(),
       maxTokens: z.number().int().min(1000).max(1_000_000_000).optional(),
     })
     .optional()
@@ -163,13 +176,19 @@ export const attemptView = z.object({
   verification: verificationView
     .nullable()
     .describe("The environment's verify command as Berth ran it after the agent; null without one"),
-  tokens: z.number().int().nullable().describe('Model tokens used (prompt + completion); null when none were recorded'),
+  tokens: z
+    .number()
+    .int()
+    .nullable()
+    .describe('Model tokens used (prompt + completion); null when none were recorded'),
   followUpOf: z.string().nullable().describe('A follow-up turn: the attempt it continues'),
-  request: z.string().nullable().describe("A follow-up turn: its prompt (or command) as given"),
+  request: z.string().nullable().describe('A follow-up turn: its prompt (or command) as given'),
   turnDiff: z
     .string()
     .nullable()
-    .describe("A follow-up turn: its own change; `diff` stays the whole change against the original commit"),
+    .describe(
+      'A follow-up turn: its own change; `diff` stays the whole change against the original commit',
+    ),
 });
 
 export const taskView = z.object({
@@ -185,14 +204,22 @@ export const taskView = z.object({
   picked: z
     .string()
     .nullable()
-    .describe('The picked attempt (berth task pick); a lone attempt is picked already; null until one is'),
+    .describe(
+      'The picked attempt (berth task pick); a lone attempt is picked already; null until one is',
+    ),
   attempts: z.array(attemptView),
 });
 
-export const pickTaskBody = z.strictObject({ attempt: z.string().min(1).describe('The attempt id (att_…)') });
+export const pickTaskBody = z.strictObject({
+  attempt: z.string().min(1).describe('The attempt id (att_…)'),
+});
 
 export const pullRequestBody = z.strictObject({
-  title: z.string().max(256).optional().describe("The pull request's title (default: the prompt's first line)"),
+  title: z
+    .string()
+    .max(256)
+    .optional()
+    .describe("The pull request's title (default: the prompt's first line)"),
   draft: z.boolean().optional().describe('Open it as a draft'),
 });
 
@@ -203,17 +230,31 @@ export const pullRequestResult = z.object({
   commit: z.string().describe('The commit pushed'),
   base: z.string().describe('The branch the pull request goes into'),
   pullRequest: z
-    .object({ url: z.string(), number: z.number().int(), created: z.boolean().describe('false: an open one was updated') })
+    .object({
+      url: z.string(),
+      number: z.number().int(),
+      created: z.boolean().describe('false: an open one was updated'),
+    })
     .nullable()
     .describe('null when the remote is not on GitHub (only the branch is pushed)'),
 });
 
 export const followUpBody = z.strictObject({
-  prompt: z.string().max(64 * 1024).optional().describe('What the agent is asked next'),
-  command: z.string().max(64 * 1024).optional().describe('A command run as the agent phase instead'),
+  prompt: z
+    .string()
+    .max(64 * 1024)
+    .optional()
+    .describe('What the agent is asked next'),
+  command: z
+    .string()
+    .max(64 * 1024)
+    .optional()
+    .describe('A command run as the agent phase instead'),
 });
 
-export const followUpResult = taskView.extend({ attempt: z.string().describe('The new turn (att_…), now the pick') });
+export const followUpResult = taskView.extend({
+  attempt: z.string().describe('The new turn (att_…), now the pick'),
+});
 
 export const pickResult = taskView.extend({
   warning: z.string().nullable().describe('Set when the picked attempt did not succeed'),
@@ -228,7 +269,11 @@ export const attemptEvent = z
 
 export const eventList = z.object({ events: z.array(attemptEvent) });
 
-export const diffView = z.object({ attempt: z.string(), baseCommit: z.string().nullable(), diff: z.string() });
+export const diffView = z.object({
+  attempt: z.string(),
+  baseCommit: z.string().nullable(),
+  diff: z.string(),
+});
 
 export const cacheEntryView = z.object({
   id: z.string(),

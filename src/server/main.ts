@@ -77,13 +77,16 @@ export async function startServer(config: BerthConfig, logger: Logger): Promise<
     await store.migrate();
     const tokens = new TokenService({ store });
     // Pinned language versions: checked when an environment is saved, installed on first use.
-    const languages = new LanguageLayer({ engine: new DockerImageEngine({ socketPath: config.dockerSocket }) });
+    const languages = new LanguageLayer({
+      engine: new DockerImageEngine({ socketPath: config.dockerSocket }),
+    });
     const environments = new EnvironmentService({
       store,
       secretBox: box,
       allowLocalRepositories: config.allowLocalRepositories,
       checkAvailability: async (spec) => {
-        if (Object.keys(spec.versions).length > 0) await languages.resolve(spec.image, spec.versions);
+        if (Object.keys(spec.versions).length > 0)
+          await languages.resolve(spec.image, spec.versions);
       },
     });
     const firstAdmin = await tokens.ensureAdminToken();
@@ -93,12 +96,19 @@ export async function startServer(config: BerthConfig, logger: Logger): Promise<
         'created the admin token',
       );
 
-    const runtime = new DockerRuntime({ socketPath: config.dockerSocket, instance: config.instance });
+    const runtime = new DockerRuntime({
+      socketPath: config.dockerSocket,
+      instance: config.instance,
+    });
     // Without a model, tasks can still run a command (`berth exec --command`).
-    const model = config.model.baseUrl !== undefined ? modelClientFromConfig(config.model) : undefined;
+    const model =
+      config.model.baseUrl !== undefined ? modelClientFromConfig(config.model) : undefined;
     const egress = await egressSettingsFromConfig(config);
     if (egress.unreadable.length > 0)
-      logger.warn({ files: egress.unreadable }, 'extra CA files that are not readable certificates are skipped');
+      logger.warn(
+        { files: egress.unreadable },
+        'extra CA files that are not readable certificates are skipped',
+      );
     const { scheduler, collector } = createOrchestrator({
       store,
       runtime,
@@ -106,7 +116,8 @@ export async function startServer(config: BerthConfig, logger: Logger): Promise<
       model,
       agentLimits: config.agentLimits,
       prepareImage: languageImagePreparer(languages),
-      openSecrets: async (environment) => Object.fromEntries(await environments.openSecrets(environment.id)),
+      openSecrets: async (environment) =>
+        Object.fromEntries(await environments.openSecrets(environment.id)),
       cacheTtlMs: config.cacheTtlMs,
       snapshotTtlMs: config.snapshotTtlMs,
       allowLocalRepositories: config.allowLocalRepositories,
@@ -140,7 +151,10 @@ export async function startServer(config: BerthConfig, logger: Logger): Promise<
     // The engine may be down: the API still serves, attempts fail with the engine's reason, and
     // the reaper tries again on its interval.
     await reaper.start().catch((error: unknown) => {
-      logger.warn({ err: error }, 'the reaper could not reach the Docker engine; it tries again later');
+      logger.warn(
+        { err: error },
+        'the reaper could not reach the Docker engine; it tries again later',
+      );
     });
 
     const app = createApp({ environments, tokens, tasks, logger, version: BERTH_VERSION });
@@ -150,7 +164,11 @@ export async function startServer(config: BerthConfig, logger: Logger): Promise<
     const address = await listen(server, config.port, config.host);
     const url = urlOf(address);
     logger.info(
-      { url, dataDir: config.dataDir, store: config.databaseUrl !== undefined ? 'postgresql' : 'sqlite' },
+      {
+        url,
+        dataDir: config.dataDir,
+        store: config.databaseUrl !== undefined ? 'postgresql' : 'sqlite',
+      },
       'listening',
     );
 

@@ -229,9 +229,13 @@ export function buildOpenApiDocument(version: string): JsonSchema {
       },
       '/v1/tasks': {
         get: {
-          summary: 'Recent tasks of the environments the caller may see (?environment=NAME&limit=N)',
+          summary:
+            'Recent tasks of the environments the caller may see (?environment=NAME&limit=N)',
           security: authed,
-          responses: { '200': ok('Tasks, newest first', taskList), ...errors('invalid_input', ...common) },
+          responses: {
+            '200': ok('Tasks, newest first', taskList),
+            ...errors('invalid_input', ...common),
+          },
         },
         post: {
           summary: 'Submit a task: a prompt for the agent, or a command run as the agent phase',
@@ -262,7 +266,8 @@ export function buildOpenApiDocument(version: string): JsonSchema {
       '/v1/tasks/{id}/pick': {
         parameters: [nameParam('id', 'The task id')],
         post: {
-          summary: 'Pick the attempt that becomes the PR, is applied, or takes follow-ups (a failed one with a warning)',
+          summary:
+            'Pick the attempt that becomes the PR, is applied, or takes follow-ups (a failed one with a warning)',
           security: authed,
           requestBody: body(pickTaskBody),
           responses: {
@@ -275,7 +280,7 @@ export function buildOpenApiDocument(version: string): JsonSchema {
         parameters: [nameParam('id', 'The task id')],
         post: {
           summary:
-            "A follow-up turn on the picked attempt: a new attempt from its snapshot, with the prompt (or command); it becomes the pick",
+            'A follow-up turn on the picked attempt: a new attempt from its snapshot, with the prompt (or command); it becomes the pick',
           security: authed,
           requestBody: body(followUpBody),
           responses: {
@@ -293,7 +298,14 @@ export function buildOpenApiDocument(version: string): JsonSchema {
           requestBody: body(pullRequestBody),
           responses: {
             '200': ok('What was pushed and the pull request', pullRequestResult),
-            ...errors('invalid_input', 'not_found', 'conflict', 'forbidden', 'remote_error', ...common),
+            ...errors(
+              'invalid_input',
+              'not_found',
+              'conflict',
+              'forbidden',
+              'remote_error',
+              ...common,
+            ),
           },
         },
       },
@@ -306,7 +318,10 @@ export function buildOpenApiDocument(version: string): JsonSchema {
         },
       },
       '/v1/tasks/{id}/attempts/{attempt}/events': {
-        parameters: [nameParam('id', 'The task id'), nameParam('attempt', 'The attempt id (att_…)')],
+        parameters: [
+          nameParam('id', 'The task id'),
+          nameParam('attempt', 'The attempt id (att_…)'),
+        ],
         get: {
           summary:
             "An attempt's events after ?after=SEQ. With Accept: text/event-stream, a live server-sent event stream (event = the event type, id = its seq; a final `end` event carries the attempt)",
@@ -314,7 +329,10 @@ export function buildOpenApiDocument(version: string): JsonSchema {
           responses: {
             '200': {
               description: 'Events',
-              content: { ...json(responseSchema(eventList)), 'text/event-stream': { schema: { type: 'string' } } },
+              content: {
+                ...json(responseSchema(eventList)),
+                'text/event-stream': { schema: { type: 'string' } },
+              },
             },
             ...errors('invalid_input', 'not_found', ...common),
           },
@@ -330,7 +348,10 @@ export function buildOpenApiDocument(version: string): JsonSchema {
         delete: {
           summary: 'Reset the cache: drop the entries and their images',
           security: authed,
-          responses: { '200': { description: '{ environment, removed }' }, ...errors('not_found', ...common) },
+          responses: {
+            '200': { description: '{ environment, removed }' },
+            ...errors('not_found', ...common),
+          },
         },
       },
       '/v1/tokens/{idOrName}': {

@@ -18,14 +18,19 @@ type Env = { Variables: { requestId: string; caller: Caller } };
 function intParam(value: string | undefined, name: string, fallback: number): number {
   if (value === undefined || value === '') return fallback;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new BerthError('invalid_input', `${name} must be a whole number`);
+  if (!Number.isInteger(n) || n < 0)
+    throw new BerthError('invalid_input', `${name} must be a whole number`);
   return n;
 }
 
 /** How often a live stream looks at the store when no event woke it (another orchestrator's attempt). */
 const STREAM_POLL_MS = 500;
 
-export function registerTaskRoutes(app: Hono<Env>, tasks: TaskService, now: () => Date = () => new Date()): void {
+export function registerTaskRoutes(
+  app: Hono<Env>,
+  tasks: TaskService,
+  now: () => Date = () => new Date(),
+): void {
   app.post('/v1/tasks', async (c) => {
     const body = await readBody(c.req.raw, createTaskBody);
     const detail = await tasks.submit(c.get('caller'), body);
@@ -58,13 +63,22 @@ export function registerTaskRoutes(app: Hono<Env>, tasks: TaskService, now: () =
   app.post('/v1/tasks/:id/pick', async (c) => {
     const body = await readBody(c.req.raw, pickTaskBody);
     const { detail, warning } = await tasks.pick(c.get('caller'), c.req.param('id'), body.attempt);
-    return c.json({ ...taskView(detail.task, detail.environment.spec.name, detail.attempts), warning });
+    return c.json({
+      ...taskView(detail.task, detail.environment.spec.name, detail.attempts),
+      warning,
+    });
   });
 
   app.post('/v1/tasks/:id/followup', async (c) => {
     const body = await readBody(c.req.raw, followUpBody);
     const { detail, attempt } = await tasks.followUp(c.get('caller'), c.req.param('id'), body);
-    return c.json({ ...taskView(detail.task, detail.environment.spec.name, detail.attempts), attempt: attempt.id }, 201);
+    return c.json(
+      {
+        ...taskView(detail.task, detail.environment.spec.name, detail.attempts),
+        attempt: attempt.id,
+      },
+      201,
+    );
   });
 
   app.post('/v1/tasks/:id/pr', async (c) => {
@@ -73,7 +87,11 @@ export function registerTaskRoutes(app: Hono<Env>, tasks: TaskService, now: () =
   });
 
   app.get('/v1/tasks/:id/diff', async (c) => {
-    const { attempt } = await tasks.attempt(c.get('caller'), c.req.param('id'), c.req.query('attempt'));
+    const { attempt } = await tasks.attempt(
+      c.get('caller'),
+      c.req.param('id'),
+      c.req.query('attempt'),
+    );
     const view = attemptView(attempt);
     return c.json({ attempt: view.id, baseCommit: view.baseCommit, diff: view.diff });
   });
@@ -85,7 +103,13 @@ export function registerTaskRoutes(app: Hono<Env>, tasks: TaskService, now: () =
     const after = intParam(c.req.query('after') ?? c.req.header('last-event-id'), 'after', 0);
     const live = (c.req.header('accept') ?? '').includes('text/event-stream');
     if (!live) {
-      const events = await tasks.events(caller, taskId, attemptId, after, intParam(c.req.query('limit'), 'limit', 1000));
+      const events = await tasks.events(
+        caller,
+        taskId,
+        attemptId,
+        after,
+        intParam(c.req.query('limit'), 'limit', 1000),
+      );
       return c.json({ events });
     }
     await tasks.attempt(caller, taskId, attemptId); // visibility, before the stream starts
@@ -100,7 +124,11 @@ export function registerTaskRoutes(app: Hono<Env>, tasks: TaskService, now: () =
         while (open) {
           const events = await tasks.events(caller, taskId, attemptId, seq, 500);
           for (const event of events) {
-            await stream.writeSSE({ id: String(event.seq), event: event.type, data: JSON.stringify(event) });
+            await stream.writeSSE({
+              id: String(event.seq),
+              event: event.type,
+              data: JSON.stringify(event),
+            });
             seq = event.seq;
           }
           if (events.length === 500) continue;
@@ -109,7 +137,11 @@ export function registerTaskRoutes(app: Hono<Env>, tasks: TaskService, now: () =
             // Everything recorded before the attempt finished has been sent.
             const rest = await tasks.events(caller, taskId, attemptId, seq, 10_000);
             for (const event of rest) {
-              await stream.writeSSE({ id: String(event.seq), event: event.type, data: JSON.stringify(event) });
+              await stream.writeSSE({
+                id: String(event.seq),
+                event: event.type,
+                data: JSON.stringify(event),
+              });
               seq = event.seq;
             }
             await stream.writeSSE({ event: 'end', data: JSON.stringify(attemptView(attempt)) });
@@ -136,7 +168,10 @@ export function registerTaskRoutes(app: Hono<Env>, tasks: TaskService, now: () =
   app.get('/v1/environments/:name/cache', async (c) => {
     const { environment, entries } = await tasks.cache(c.get('caller'), c.req.param('name'));
     const at = now();
-    return c.json({ environment: environment.spec.name, entries: entries.map((e) => cacheEntryView(e, at)) });
+    return c.json({
+      environment: environment.spec.name,
+      entries: entries.map((e) => cacheEntryView(e, at)),
+    });
   });
 
   app.delete('/v1/environments/:name/cache', async (c) => {

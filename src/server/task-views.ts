@@ -1,7 +1,11 @@
 import type { CacheEntry } from '../domain/cache/cache-entry.js';
 import type { z } from 'zod';
 import { attemptStatus, type Attempt } from '../domain/task/attempt.js';
-import type { AttemptViewBody, TaskViewBody, cacheEntryView as cacheEntrySchema } from './api-schemas.js';
+import type {
+  AttemptViewBody,
+  TaskViewBody,
+  cacheEntryView as cacheEntrySchema,
+} from './api-schemas.js';
 import type { Task } from '../domain/task/task.js';
 
 /**
@@ -61,7 +65,11 @@ export function pickedAttempt(task: Task, attempts: readonly Attempt[]): string 
   return task.attemptCount === 1 ? (attempts[0]?.id ?? null) : null;
 }
 
-export function taskView(task: Task, environmentName: string, attempts: readonly Attempt[]): TaskView {
+export function taskView(
+  task: Task,
+  environmentName: string,
+  attempts: readonly Attempt[],
+): TaskView {
   return {
     id: task.id,
     environment: environmentName,

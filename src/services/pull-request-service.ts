@@ -79,16 +79,33 @@ export class PullRequestService implements PullRequestOpener {
 
   async open(input: OpenPullRequestInput): Promise<PullRequestOutcome> {
     if (input.diff.trim() === '') {
-      throw new BerthError('invalid_input', 'the attempt changed nothing; there is nothing to push');
+      throw new BerthError(
+        'invalid_input',
+        'the attempt changed nothing; there is nothing to push',
+      );
     }
     if (isCutDiff(input.diff)) {
-      throw new BerthError('invalid_input', 'the diff was cut at its size limit, so it cannot be pushed whole; nothing was pushed');
+      throw new BerthError(
+        'invalid_input',
+        'the diff was cut at its size limit, so it cannot be pushed whole; nothing was pushed',
+      );
     }
-    const signal = input.signal ? AbortSignal.any([input.signal, AbortSignal.timeout(TIMEOUT_MS)]) : AbortSignal.timeout(TIMEOUT_MS);
-    const location = parseRepositoryLocation(input.repository, this.settings.allowLocalRepositories);
+    const signal = input.signal
+      ? AbortSignal.any([input.signal, AbortSignal.timeout(TIMEOUT_MS)])
+      : AbortSignal.timeout(TIMEOUT_MS);
+    const location = parseRepositoryLocation(
+      input.repository,
+      this.settings.allowLocalRepositories,
+    );
     const github =
-      parseGitHubRemote(input.repository, { apiUrl: this.settings.githubApiUrl, remotes: this.settings.githubRemotes }) ??
-      parseGitHubRemote(location.location, { apiUrl: this.settings.githubApiUrl, remotes: this.settings.githubRemotes });
+      parseGitHubRemote(input.repository, {
+        apiUrl: this.settings.githubApiUrl,
+        remotes: this.settings.githubRemotes,
+      }) ??
+      parseGitHubRemote(location.location, {
+        apiUrl: this.settings.githubApiUrl,
+        remotes: this.settings.githubRemotes,
+      });
     const remote = location.location;
     const branch = `berth/${input.taskId}`;
     const authEnv = this.authEnv(location, github);
@@ -97,12 +114,28 @@ export class PullRequestService implements PullRequestOpener {
     const work = join(dir, 'repo');
     const patch = join(dir, 'attempt.diff');
     try {
-      const safe = ['-c', 'core.hooksPath=/dev/null', '-c', 'commit.gpgSign=false', '-c', 'credential.helper='];
-      const cloned = await runGit([...safe, 'clone', '-q', '--no-checkout', '--', remote, work], { cwd: dir, env: authEnv, signal });
+      const safe = [
+        '-c',
+        'core.hooksPath=/dev/null',
+        '-c',
+        'commit.gpgSign=false',
+        '-c',
+        'credential.helper=',
+      ];
+      const cloned = await runGit([...safe, 'clone', '-q', '--no-checkout', '--', remote, work], {
+        cwd: dir,
+        env: authEnv,
+        signal,
+      });
       if (cloned.code !== 0) {
-        throw new BerthError('remote_error', `could not clone ${remote}: ${gitTail(cloned.stderr)}; nothing was pushed`, { remote });
+        throw new BerthError(
+          'remote_error',
+          `could not clone ${remote}: ${gitTail(cloned.stderr)}; nothing was pushed`,
+          { remote },
+        );
       }
-      const git = (args: string[], env: Record<string, string> = {}) => runGit([...safe, ...args], { cwd: work, env, signal });
+      const git = (args: string[], env: Record<string, string> = {}) =>
+        runGit([...safe, ...args], { cwd: work, env, signal });
       const checkout = await git(['checkout', '-q', '--detach', input.baseCommit]);
       if (checkout.code !== 0) {
         throw new BerthError(
@@ -114,15 +147,31 @@ export class PullRequestService implements PullRequestOpener {
       writeFileSync(patch, input.diff);
       const applied = await git(['apply', '--index', '--binary', '--', patch]);
       if (applied.code !== 0) {
-        throw new BerthError('conflict', `the diff does not apply to ${input.baseCommit.slice(0, 12)}: ${gitTail(applied.stderr)}; nothing was pushed`);
+        throw new BerthError(
+          'conflict',
+          `the diff does not apply to ${input.baseCommit.slice(0, 12)}: ${gitTail(applied.stderr)}; nothing was pushed`,
+        );
       }
       const author = this.settings.gitAuthor;
       await runGitOk(
-        [...safe, '-c', `user.name=${author.name}`, '-c', `user.email=${author.email}`, 'commit', '-q', '--no-verify', '-F', '-'],
+        [
+          ...safe,
+          '-c',
+          `user.name=${author.name}`,
+          '-c',
+          `user.email=${author.email}`,
+          'commit',
+          '-q',
+          '--no-verify',
+          '-F',
+          '-',
+        ],
         {
           cwd: work,
           signal,
-          input: input.commitMessage.endsWith('\n') ? input.commitMessage : `${input.commitMessage}\n`,
+          input: input.commitMessage.endsWith('\n')
+            ? input.commitMessage
+            : `${input.commitMessage}\n`,
           env: {
             GIT_AUTHOR_NAME: author.name,
             GIT_AUTHOR_EMAIL: author.email,
@@ -132,23 +181,39 @@ export class PullRequestService implements PullRequestOpener {
         },
         'could not commit the diff',
       );
-      const commit = (await runGitOk(['rev-parse', 'HEAD'], { cwd: work, signal }, 'rev-parse')).trim();
+      const commit = (
+        await runGitOk(['rev-parse', 'HEAD'], { cwd: work, signal }, 'rev-parse')
+      ).trim();
 
       // The branch's value on the remote right now: the push replaces exactly that (or creates it).
       const listed = await git(['ls-remote', '--', 'origin', `refs/heads/${branch}`], authEnv);
       if (listed.code !== 0) {
-        throw new BerthError('remote_error', `could not read ${remote}: ${gitTail(listed.stderr)}; nothing was pushed`, { remote });
+        throw new BerthError(
+          'remote_error',
+          `could not read ${remote}: ${gitTail(listed.stderr)}; nothing was pushed`,
+          { remote },
+        );
       }
       const expected = listed.stdout.split(/\s+/)[0] ?? '';
       const pushed = await git(
-        ['push', '--porcelain', `--force-with-lease=refs/heads/${branch}:${expected}`, 'origin', `HEAD:refs/heads/${branch}`],
+        [
+          'push',
+          '--porcelain',
+          `--force-with-lease=refs/heads/${branch}:${expected}`,
+          'origin',
+          `HEAD:refs/heads/${branch}`,
+        ],
         authEnv,
       );
       if (pushed.code !== 0) {
-        throw new BerthError('remote_error', `the remote ${remote} refused the push of ${branch}: ${gitTail(pushed.stderr + '\n' + pushed.stdout)}; nothing was pushed`, {
-          remote,
-          branch,
-        });
+        throw new BerthError(
+          'remote_error',
+          `the remote ${remote} refused the push of ${branch}: ${gitTail(pushed.stderr + '\n' + pushed.stdout)}; nothing was pushed`,
+          {
+            remote,
+            branch,
+          },
+        );
       }
       const done = { branch, remote, commit, base: input.base };
       if (github === undefined) return { ...done, pullRequest: null };
@@ -169,10 +234,14 @@ export class PullRequestService implements PullRequestOpener {
     const pushed = `the branch ${branch} was pushed to ${remote}`;
     const token = this.settings.githubToken;
     if (token === undefined) {
-      throw new BerthError('remote_error', `${pushed}; the pull request was not opened: no GitHub token is configured (BERTH_GITHUB_TOKEN)`, {
-        branch,
-        pushed: true,
-      });
+      throw new BerthError(
+        'remote_error',
+        `${pushed}; the pull request was not opened: no GitHub token is configured (BERTH_GITHUB_TOKEN)`,
+        {
+          branch,
+          pushed: true,
+        },
+      );
     }
     const client = new GitHubClient(this.settings.githubApiUrl, token);
     const fields = { title: input.title, body: input.body };
@@ -184,13 +253,20 @@ export class PullRequestService implements PullRequestOpener {
     }
     if (existing) {
       try {
-        return { ...(await client.updatePull(repo, existing.number, fields, signal)), created: false };
+        return {
+          ...(await client.updatePull(repo, existing.number, fields, signal)),
+          created: false,
+        };
       } catch (error) {
         throw this.after(pushed, `pull request #${existing.number} was not updated`, error, branch);
       }
     }
     try {
-      const created = await client.createPull(repo, { ...fields, head: branch, base: input.base, draft: input.draft }, signal);
+      const created = await client.createPull(
+        repo,
+        { ...fields, head: branch, base: input.base, draft: input.draft },
+        signal,
+      );
       return { ...created, created: true };
     } catch (error) {
       throw this.after(pushed, 'the pull request was not opened', error, branch);
@@ -199,7 +275,12 @@ export class PullRequestService implements PullRequestOpener {
 
   private after(pushed: string, notDone: string, error: unknown, branch: string): BerthError {
     const e = toBerthError(error);
-    return new BerthError('remote_error', `${pushed}; ${notDone}: ${e.message}`, { ...e.details, branch, pushed: true }, { cause: error });
+    return new BerthError(
+      'remote_error',
+      `${pushed}; ${notDone}: ${e.message}`,
+      { ...e.details, branch, pushed: true },
+      { cause: error },
+    );
   }
 
   /** Credentials for git over HTTPS, as GIT_CONFIG_* variables of the git processes that talk to the remote. */
@@ -209,9 +290,15 @@ export class PullRequestService implements PullRequestOpener {
   ): Record<string, string> {
     if (location.kind !== 'remote' || !/^https?:/.test(location.location)) return {};
     let header: string | undefined;
-    if (location.credentials) header = basicHeader(location.credentials.username, location.credentials.password);
-    else if (github && this.settings.githubToken) header = basicHeader('x-access-token', this.settings.githubToken);
+    if (location.credentials)
+      header = basicHeader(location.credentials.username, location.credentials.password);
+    else if (github && this.settings.githubToken)
+      header = basicHeader('x-access-token', this.settings.githubToken);
     if (header === undefined) return {};
-    return { GIT_CONFIG_COUNT: '1', GIT_CONFIG_KEY_0: 'http.extraHeader', GIT_CONFIG_VALUE_0: header };
+    return {
+      GIT_CONFIG_COUNT: '1',
+      GIT_CONFIG_KEY_0: 'http.extraHeader',
+      GIT_CONFIG_VALUE_0: header,
+    };
   }
 }

@@ -23,7 +23,13 @@ export interface TaskSubmission {
   sha?: string | undefined;
   attempts?: number | undefined;
   model?: string | undefined;
-  limits?: { maxTurns?: number | undefined; wallTimeMs?: number | undefined; maxTokens?: number | undefined } | undefined;
+  limits?:
+    | {
+        maxTurns?: number | undefined;
+        wallTimeMs?: number | undefined;
+        maxTokens?: number | undefined;
+      }
+    | undefined;
 }
 
 /** What the scheduler offers the service (the lifecycle's Scheduler implements it). */
@@ -60,7 +66,9 @@ export interface TaskDetail {
 
 /** The task's own agent options, without empty fields; null when it chose nothing. */
 function agentOptions(input: TaskSubmission): TaskAgentOptions | null {
-  const limits = Object.fromEntries(Object.entries(input.limits ?? {}).filter(([, v]) => v !== undefined));
+  const limits = Object.fromEntries(
+    Object.entries(input.limits ?? {}).filter(([, v]) => v !== undefined),
+  );
   const out: TaskAgentOptions = {
     ...(input.model !== undefined ? { model: input.model } : {}),
     ...(Object.keys(limits).length > 0 ? { limits } : {}),
@@ -75,7 +83,10 @@ function notFound(taskId: string): BerthError {
 export class TaskService {
   constructor(private readonly options: TaskServiceOptions) {}
 
-  private async environmentFor(caller: Caller, environmentId: string): Promise<StoredEnvironment | undefined> {
+  private async environmentFor(
+    caller: Caller,
+    environmentId: string,
+  ): Promise<StoredEnvironment | undefined> {
     const environment = await this.options.store.getEnvironmentById(environmentId);
     return environment && EnvironmentService.canSee(caller, environment) ? environment : undefined;
   }
@@ -115,9 +126,15 @@ export class TaskService {
     return this.get(caller, task.id);
   }
 
-  async list(caller: Caller, options: { environment?: string | undefined; limit?: number | undefined }): Promise<Array<{ task: Task; environment: StoredEnvironment }>> {
+  async list(
+    caller: Caller,
+    options: { environment?: string | undefined; limit?: number | undefined },
+  ): Promise<Array<{ task: Task; environment: StoredEnvironment }>> {
     const { store } = this.options;
-    const only = options.environment !== undefined ? await this.visibleEnvironment(caller, options.environment) : undefined;
+    const only =
+      options.environment !== undefined
+        ? await this.visibleEnvironment(caller, options.environment)
+        : undefined;
     const tasks = await store.listTasks({
       ...(only ? { environmentId: only.id } : {}),
       limit: Math.min(options.limit ?? 50, 500),
@@ -125,7 +142,8 @@ export class TaskService {
     const out: Array<{ task: Task; environment: StoredEnvironment }> = [];
     const seen = new Map<string, StoredEnvironment | undefined>();
     for (const task of tasks) {
-      if (!seen.has(task.environmentId)) seen.set(task.environmentId, await this.environmentFor(caller, task.environmentId));
+      if (!seen.has(task.environmentId))
+        seen.set(task.environmentId, await this.environmentFor(caller, task.environmentId));
       const environment = seen.get(task.environmentId);
       if (environment) out.push({ task, environment });
     }
@@ -141,15 +159,24 @@ export class TaskService {
   }
 
   /** The attempt of a task by id, or the picked one (else the first) when none is named. */
-  async attempt(caller: Caller, taskId: string, attemptId?: string): Promise<{ detail: TaskDetail; attempt: LeasedAttempt }> {
+  async attempt(
+    caller: Caller,
+    taskId: string,
+    attemptId?: string,
+  ): Promise<{ detail: TaskDetail; attempt: LeasedAttempt }> {
     const detail = await this.get(caller, taskId);
     const wanted = attemptId ?? detail.task.pickedAttemptId ?? undefined;
-    const attempt = wanted === undefined ? detail.attempts[0] : detail.attempts.find((a) => a.id === wanted);
+    const attempt =
+      wanted === undefined ? detail.attempts[0] : detail.attempts.find((a) => a.id === wanted);
     if (!attempt) {
-      throw new BerthError('not_found', `attempt ${attemptId ?? '(first)'} of task ${taskId} not found`, {
-        task: taskId,
-        attempts: detail.attempts.map((a) => a.id),
-      });
+      throw new BerthError(
+        'not_found',
+        `attempt ${attemptId ?? '(first)'} of task ${taskId} not found`,
+        {
+          task: taskId,
+          attempts: detail.attempts.map((a) => a.id),
+        },
+      );
     }
     return { detail, attempt };
   }
@@ -158,22 +185,34 @@ export class TaskService {
    * Marks the attempt the user chose. A failed or cancelled attempt may be picked (its diff may
    * still be useful), with a warning; one that has not finished, or does not exist, is refused.
    */
-  async pick(caller: Caller, taskId: string, attemptId: string): Promise<{ detail: TaskDetail; warning: string | null }> {
+  async pick(
+    caller: Caller,
+    taskId: string,
+    attemptId: string,
+  ): Promise<{ detail: TaskDetail; warning: string | null }> {
     const detail = await this.get(caller, taskId);
     const attempt = detail.attempts.find((a) => a.id === attemptId);
     if (!attempt) {
       const ids = detail.attempts.map((a) => a.id);
-      throw new BerthError('not_found', `task ${taskId} has no attempt ${attemptId} (its attempts: ${ids.join(', ')})`, {
-        task: taskId,
-        attempts: ids,
-      });
+      throw new BerthError(
+        'not_found',
+        `task ${taskId} has no attempt ${attemptId} (its attempts: ${ids.join(', ')})`,
+        {
+          task: taskId,
+          attempts: ids,
+        },
+      );
     }
     const status = attemptStatus(attempt.phase);
     if (status === 'queued' || status === 'running') {
-      throw new BerthError('conflict', `attempt ${attemptId} has not finished yet (${attempt.phase}); pick it once it has`, {
-        attempt: attemptId,
-        phase: attempt.phase,
-      });
+      throw new BerthError(
+        'conflict',
+        `attempt ${attemptId} has not finished yet (${attempt.phase}); pick it once it has`,
+        {
+          attempt: attemptId,
+          phase: attempt.phase,
+        },
+      );
     }
     await this.options.store.pickAttempt(taskId, attemptId, new Date().toISOString());
     const warning =
@@ -184,7 +223,10 @@ export class TaskService {
   }
 
   /** The picked attempt (a lone attempt is picked already); `conflict` when none is picked yet. */
-  async pickedAttempt(caller: Caller, taskId: string): Promise<{ detail: TaskDetail; attempt: LeasedAttempt }> {
+  async pickedAttempt(
+    caller: Caller,
+    taskId: string,
+  ): Promise<{ detail: TaskDetail; attempt: LeasedAttempt }> {
     const detail = await this.get(caller, taskId);
     const { task, attempts } = detail;
     const id = task.pickedAttemptId ?? (task.attemptCount === 1 ? attempts[0]?.id : undefined);
@@ -213,7 +255,10 @@ export class TaskService {
     const command = input.command?.trim() ? input.command : null;
     const request = input.prompt ?? '';
     if (command === null && request.trim() === '') {
-      throw new BerthError('invalid_input', 'give a follow-up prompt, or a command to run with --command');
+      throw new BerthError(
+        'invalid_input',
+        'give a follow-up prompt, or a command to run with --command',
+      );
     }
     if (command === null && !this.options.agentAvailable) {
       throw new BerthError('invalid_input', this.options.agentUnavailableReason);
@@ -221,13 +266,20 @@ export class TaskService {
     const { detail, attempt: parent } = await this.pickedAttempt(caller, taskId);
     const status = attemptStatus(parent.phase);
     if (status === 'queued' || status === 'running') {
-      throw new BerthError('conflict', `attempt ${parent.id} has not finished yet (${parent.phase}); follow up once it has`);
+      throw new BerthError(
+        'conflict',
+        `attempt ${parent.id} has not finished yet (${parent.phase}); follow up once it has`,
+      );
     }
     const snapshotImage = parent.result?.snapshotImage;
     if (!parent.result || !snapshotImage) {
-      throw new BerthError('conflict', `attempt ${parent.id} left no snapshot to continue from (${parent.error?.message ?? 'no result'})`, {
-        attempt: parent.id,
-      });
+      throw new BerthError(
+        'conflict',
+        `attempt ${parent.id} left no snapshot to continue from (${parent.error?.message ?? 'no result'})`,
+        {
+          attempt: parent.id,
+        },
+      );
     }
     const earlier = parent.followUp?.request ?? (detail.task.prompt || detail.task.command || '');
     const prompt =
@@ -273,16 +325,23 @@ export class TaskService {
     options: { title?: string | undefined; draft?: boolean | undefined },
   ): Promise<PullRequestOutcome & { attempt: string }> {
     const opener = this.options.pullRequests;
-    if (!opener) throw new BerthError('invalid_input', 'pull requests are not set up on this server');
+    if (!opener)
+      throw new BerthError('invalid_input', 'pull requests are not set up on this server');
     const { detail, attempt } = await this.pickedAttempt(caller, taskId);
     const { task, environment } = detail;
     const result = attempt.result;
     if (!result) {
-      throw new BerthError('invalid_input', `attempt ${attempt.id} has no result (${attempt.error?.message ?? attempt.phase}); there is nothing to push`);
+      throw new BerthError(
+        'invalid_input',
+        `attempt ${attempt.id} has no result (${attempt.error?.message ?? attempt.phase}); there is nothing to push`,
+      );
     }
     const what = (task.prompt.trim() !== '' ? task.prompt : (task.command ?? '')).trim();
     const firstLine = what.split('\n')[0] ?? '';
-    const title = options.title?.trim() || (firstLine.length > 72 ? `${firstLine.slice(0, 71)}…` : firstLine) || `Berth task ${task.id}`;
+    const title =
+      options.title?.trim() ||
+      (firstLine.length > 72 ? `${firstLine.slice(0, 71)}…` : firstLine) ||
+      `Berth task ${task.id}`;
     const outcome = await opener.open({
       taskId: task.id,
       repository: task.repository ?? environment.spec.repository.url,
@@ -297,7 +356,13 @@ export class TaskService {
     return { ...outcome, attempt: attempt.id };
   }
 
-  async events(caller: Caller, taskId: string, attemptId: string, afterSeq = 0, limit = 1000): Promise<AttemptEvent[]> {
+  async events(
+    caller: Caller,
+    taskId: string,
+    attemptId: string,
+    afterSeq = 0,
+    limit = 1000,
+  ): Promise<AttemptEvent[]> {
     const { attempt } = await this.attempt(caller, taskId, attemptId);
     return this.options.store.listAttemptEvents(attempt.id, afterSeq, limit);
   }
@@ -313,7 +378,10 @@ export class TaskService {
     return this.get(caller, taskId);
   }
 
-  async cache(caller: Caller, environmentName: string): Promise<{ environment: StoredEnvironment; entries: CacheEntry[] }> {
+  async cache(
+    caller: Caller,
+    environmentName: string,
+  ): Promise<{ environment: StoredEnvironment; entries: CacheEntry[] }> {
     const environment = await this.visibleEnvironment(caller, environmentName);
     return { environment, entries: await this.options.store.listCacheEntries(environment.id) };
   }
@@ -323,4 +391,3 @@ export class TaskService {
     return this.options.resetCache(environment.id);
   }
 }
-

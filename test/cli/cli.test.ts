@@ -35,7 +35,16 @@ describe('berth CLI against a real server', () => {
 
   it('creates, lists, shows, updates and deletes an environment; secrets show names only', async () => {
     const f = file('pay.yaml', envYaml('pay'));
-    const created = await runBerth(['env', 'create', '--file', f, '--secret', `NPM_TOKEN=${SECRET}`, '--json', ...auth]);
+    const created = await runBerth([
+      'env',
+      'create',
+      '--file',
+      f,
+      '--secret',
+      `NPM_TOKEN=${SECRET}`,
+      '--json',
+      ...auth,
+    ]);
     expect(created.code, created.stderr).toBe(0);
     const view = JSON.parse(created.stdout) as { id: string; secrets: string[] };
     expect(view.id).toMatch(/^env_/);
@@ -54,7 +63,9 @@ describe('berth CLI against a real server', () => {
     const f2 = file('pay2.yaml', envYaml('pay', 'env: { NODE_ENV: test }\n'));
     const updated = await runBerth(['env', 'update', 'pay', '--file', f2, '--json', ...auth]);
     expect(updated.code, updated.stderr).toBe(0);
-    expect((JSON.parse(updated.stdout) as { revision: number; spec: { env: object } }).spec.env).toEqual({ NODE_ENV: 'test' });
+    expect(
+      (JSON.parse(updated.stdout) as { revision: number; spec: { env: object } }).spec.env,
+    ).toEqual({ NODE_ENV: 'test' });
 
     const deleted = await runBerth(['env', 'delete', 'pay', ...auth]);
     expect(deleted.code).toBe(0);
@@ -65,39 +76,99 @@ describe('berth CLI against a real server', () => {
 
   it('takes a secret from a variable with --secret-from-env', async () => {
     const f = file('fromenv.yaml', envYaml('fromenv'));
-    const r = await runBerth(['env', 'create', '--file', f, '--secret-from-env', 'NPM_TOKEN', ...auth], { NPM_TOKEN: SECRET });
+    const r = await runBerth(
+      ['env', 'create', '--file', f, '--secret-from-env', 'NPM_TOKEN', ...auth],
+      { NPM_TOKEN: SECRET },
+    );
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout + r.stderr).not.toContain(SECRET);
-    const missing = await runBerth(['env', 'create', '--file', f, '--secret-from-env', 'NOPE_NOT_SET', ...auth]);
+    const missing = await runBerth([
+      'env',
+      'create',
+      '--file',
+      f,
+      '--secret-from-env',
+      'NOPE_NOT_SET',
+      ...auth,
+    ]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('NOPE_NOT_SET');
   });
 
   it.each([
     ['malformed YAML', 'name: a\nrepository: [oops\n', /line \d+, column \d+/],
-    ['a misspelled field', 'name: a\nrepository: https://x.test/r.git\nsetpu: x\n', /unknown field "setpu"/],
-    ['a bad domain pattern', 'name: a\nrepository: https://x.test/r.git\ninternet: { access: allowlist, domains: ["*evil.com"] }\n', /internet\.domains\[0\]/],
-    ['the pattern "*."', 'name: a\nrepository: https://x.test/r.git\ninternet: { access: allowlist, domains: ["*."] }\n', /internet\.domains\[0\]/],
-    ['a pattern with a space', 'name: a\nrepository: https://x.test/r.git\ninternet: { access: allowlist, domains: ["exa mple.com"] }\n', /internet\.domains\[0\]/],
-    ['an IP literal', 'name: a\nrepository: https://x.test/r.git\ninternet: { access: allowlist, domains: ["10.1.2.3"] }\n', /IP literal/],
-    ['an unknown method', 'name: a\nrepository: https://x.test/r.git\ninternet: { access: allowlist, methods: [BREW] }\n', /internet\.methods\[0\]/],
-    ['an option as repository', 'name: a\nrepository: "--upload-pack=touch /tmp/x"\n', /git option/],
+    [
+      'a misspelled field',
+      'name: a\nrepository: https://x.test/r.git\nsetpu: x\n',
+      /unknown field "setpu"/,
+    ],
+    [
+      'a bad domain pattern',
+      'name: a\nrepository: https://x.test/r.git\ninternet: { access: allowlist, domains: ["*evil.com"] }\n',
+      /internet\.domains\[0\]/,
+    ],
+    [
+      'the pattern "*."',
+      'name: a\nrepository: https://x.test/r.git\ninternet: { access: allowlist, domains: ["*."] }\n',
+      /internet\.domains\[0\]/,
+    ],
+    [
+      'a pattern with a space',
+      'name: a\nrepository: https://x.test/r.git\ninternet: { access: allowlist, domains: ["exa mple.com"] }\n',
+      /internet\.domains\[0\]/,
+    ],
+    [
+      'an IP literal',
+      'name: a\nrepository: https://x.test/r.git\ninternet: { access: allowlist, domains: ["10.1.2.3"] }\n',
+      /IP literal/,
+    ],
+    [
+      'an unknown method',
+      'name: a\nrepository: https://x.test/r.git\ninternet: { access: allowlist, methods: [BREW] }\n',
+      /internet\.methods\[0\]/,
+    ],
+    [
+      'an option as repository',
+      'name: a\nrepository: "--upload-pack=touch /tmp/x"\n',
+      /git option/,
+    ],
     ['an empty repository', 'name: a\nrepository: ""\n', /empty/],
-    ['an oversized script', `name: a\nrepository: https://x.test/r.git\nsetup: "${'x'.repeat(70_000)}"\n`, /at most 65536 bytes/],
-  ])('refuses %s with one line and exit code 2 (validate and create)', async (_label, text, message) => {
-    const f = file(`bad-${Math.random()}.yaml`, text);
-    for (const args of [['env', 'validate', '--file', f], ['env', 'create', '--file', f, ...auth]]) {
-      const r = await runBerth(args);
-      expect(r.code).toBe(2);
-      expect(r.stderr.trim().split('\n')).toHaveLength(1);
-      expect(r.stderr).toMatch(message);
-    }
-  });
+    [
+      'an oversized script',
+      `name: a\nrepository: https://x.test/r.git\nsetup: "${'x'.repeat(70_000)}"\n`,
+      /at most 65536 bytes/,
+    ],
+  ])(
+    'refuses %s with one line and exit code 2 (validate and create)',
+    async (_label, text, message) => {
+      const f = file(`bad-${Math.random()}.yaml`, text);
+      for (const args of [
+        ['env', 'validate', '--file', f],
+        ['env', 'create', '--file', f, ...auth],
+      ]) {
+        const r = await runBerth(args);
+        expect(r.code).toBe(2);
+        expect(r.stderr.trim().split('\n')).toHaveLength(1);
+        expect(r.stderr).toMatch(message);
+      }
+    },
+  );
 
   it('refuses a duplicate name with exit code 2', async () => {
     const f = file('dup.yaml', envYaml('dup'));
-    expect((await runBerth(['env', 'create', '-f', f, '--secret', 'NPM_TOKEN=x', ...auth])).code).toBe(0);
-    const again = await runBerth(['env', 'create', '-f', f, '--secret', 'NPM_TOKEN=x', '--json', ...auth]);
+    expect(
+      (await runBerth(['env', 'create', '-f', f, '--secret', 'NPM_TOKEN=x', ...auth])).code,
+    ).toBe(0);
+    const again = await runBerth([
+      'env',
+      'create',
+      '-f',
+      f,
+      '--secret',
+      'NPM_TOKEN=x',
+      '--json',
+      ...auth,
+    ]);
     expect(again.code).toBe(2);
     expect(JSON.parse(again.stdout)).toMatchObject({ error: { code: 'conflict' } });
   });
@@ -111,7 +182,15 @@ describe('berth CLI against a real server', () => {
   });
 
   it('refuses an unknown token (401) and hides environments from non-members (404)', async () => {
-    const bad = await runBerth(['env', 'list', '--url', server.url, '--token', 'berth_not-a-real-token', '--json']);
+    const bad = await runBerth([
+      'env',
+      'list',
+      '--url',
+      server.url,
+      '--token',
+      'berth_not-a-real-token',
+      '--json',
+    ]);
     expect(bad.code).toBe(2);
     expect(JSON.parse(bad.stdout)).toMatchObject({ error: { code: 'unauthorized' } });
 
@@ -119,26 +198,76 @@ describe('berth CLI against a real server', () => {
     expect(made.code, made.stderr).toBe(0);
     const mallory = (JSON.parse(made.stdout) as { token: string }).token;
     const f = file('private.yaml', envYaml('private'));
-    expect((await runBerth(['env', 'create', '-f', f, '--secret', 'NPM_TOKEN=x', ...auth])).code).toBe(0);
-    const hidden = await runBerth(['env', 'show', 'private', '--json', '--url', server.url, '--token', mallory]);
-    const missing = await runBerth(['env', 'show', 'no-such-env', '--json', '--url', server.url, '--token', mallory]);
+    expect(
+      (await runBerth(['env', 'create', '-f', f, '--secret', 'NPM_TOKEN=x', ...auth])).code,
+    ).toBe(0);
+    const hidden = await runBerth([
+      'env',
+      'show',
+      'private',
+      '--json',
+      '--url',
+      server.url,
+      '--token',
+      mallory,
+    ]);
+    const missing = await runBerth([
+      'env',
+      'show',
+      'no-such-env',
+      '--json',
+      '--url',
+      server.url,
+      '--token',
+      mallory,
+    ]);
     expect(hidden.code).toBe(1);
-    expect(JSON.parse(hidden.stdout).error.code).toBe('not_found');
+    expect((JSON.parse(hidden.stdout) as { error: { code: string } }).error.code).toBe('not_found');
     // The refusal does not reveal that the environment exists.
     expect(hidden.stderr.replace('private', 'X')).toBe(missing.stderr.replace('no-such-env', 'X'));
     const list = await runBerth(['env', 'list', '--json', '--url', server.url, '--token', mallory]);
-    expect(JSON.parse(list.stdout).environments).toEqual([]);
+    expect((JSON.parse(list.stdout) as { environments: unknown[] }).environments).toEqual([]);
 
     const member = file('shared.yaml', envYaml('shared', 'members: [mallory]\n'));
-    expect((await runBerth(['env', 'create', '-f', member, '--secret', 'NPM_TOKEN=x', ...auth])).code).toBe(0);
-    const visible = await runBerth(['env', 'show', 'shared', '--url', server.url, '--token', mallory]);
+    expect(
+      (await runBerth(['env', 'create', '-f', member, '--secret', 'NPM_TOKEN=x', ...auth])).code,
+    ).toBe(0);
+    const visible = await runBerth([
+      'env',
+      'show',
+      'shared',
+      '--url',
+      server.url,
+      '--token',
+      mallory,
+    ]);
     expect(visible.code, visible.stderr).toBe(0);
-    const forbidden = await runBerth(['token', 'list', '--json', '--url', server.url, '--token', mallory]);
-    expect(JSON.parse(forbidden.stdout).error.code).toBe('forbidden');
+    const forbidden = await runBerth([
+      'token',
+      'list',
+      '--json',
+      '--url',
+      server.url,
+      '--token',
+      mallory,
+    ]);
+    expect((JSON.parse(forbidden.stdout) as { error: { code: string } }).error.code).toBe(
+      'forbidden',
+    );
 
     expect((await runBerth(['token', 'revoke', 'mallory', ...auth])).code).toBe(0);
-    const revoked = await runBerth(['env', 'list', '--json', '--url', server.url, '--token', mallory]);
-    expect(JSON.parse(revoked.stdout).error.code).toBe('unauthorized');
+    const revoked = await runBerth([
+      'env',
+      'list',
+      '--json',
+      '--url',
+      server.url,
+      '--token',
+      mallory,
+    ]);
+    expect((JSON.parse(revoked.stdout) as { error: { code: string } }).error.code).toBe(
+      'unauthorized',
+    );
   });
 
   it('lists tokens without values or hashes', async () => {
@@ -147,7 +276,15 @@ describe('berth CLI against a real server', () => {
     expect(r.stdout).not.toContain(server.adminToken);
     const tokens = (JSON.parse(r.stdout) as { tokens: Array<Record<string, unknown>> }).tokens;
     expect(tokens.length).toBeGreaterThan(0);
-    for (const t of tokens) expect(Object.keys(t).sort()).toEqual(['admin', 'createdAt', 'id', 'lastUsedAt', 'name', 'revokedAt']);
+    for (const t of tokens)
+      expect(Object.keys(t).sort()).toEqual([
+        'admin',
+        'createdAt',
+        'id',
+        'lastUsedAt',
+        'name',
+        'revokedAt',
+      ]);
   });
 
   it('logs in, then takes URL and token from the login file, then from the variables', async () => {
@@ -157,9 +294,15 @@ describe('berth CLI against a real server', () => {
     expect(login.code, login.stderr).toBe(0);
     expect(statSync(join(configDir, 'login.json')).mode & 0o777).toBe(0o600);
     expect((await runBerth(['env', 'list'], env)).code).toBe(0);
-    const viaVars = await runBerth(['env', 'list'], { BERTH_URL: server.url, BERTH_TOKEN: 'berth_wrong', BERTH_CONFIG_DIR: configDir });
+    const viaVars = await runBerth(['env', 'list'], {
+      BERTH_URL: server.url,
+      BERTH_TOKEN: 'berth_wrong',
+      BERTH_CONFIG_DIR: configDir,
+    });
     expect(viaVars.code).toBe(2); // the variable wins over the login file
-    const noLogin = await runBerth(['env', 'list'], { BERTH_CONFIG_DIR: join(dir, 'empty-config') });
+    const noLogin = await runBerth(['env', 'list'], {
+      BERTH_CONFIG_DIR: join(dir, 'empty-config'),
+    });
     expect(noLogin.code).toBe(2);
     expect(noLogin.stderr).toMatch(/berth login/);
   });
@@ -172,7 +315,9 @@ describe('berth CLI against a real server', () => {
 
   it('never writes a secret value to the log or in plaintext to the database files', async () => {
     const f = file('leak.yaml', envYaml('leak'));
-    expect((await runBerth(['env', 'create', '-f', f, '--secret', `NPM_TOKEN=${SECRET}`, ...auth])).code).toBe(0);
+    expect(
+      (await runBerth(['env', 'create', '-f', f, '--secret', `NPM_TOKEN=${SECRET}`, ...auth])).code,
+    ).toBe(0);
     await runBerth(['env', 'show', 'leak', '--json', ...auth]);
     expect(server.logLines.length).toBeGreaterThan(0);
     expect(server.logLines.join('\n')).not.toContain(SECRET);

@@ -9,7 +9,9 @@ let server: ServeHandle;
 let auth: string[];
 
 beforeAll(async () => {
-  server = await startServe(['--allow-local-repos'], { BERTH_DOCKER_SOCKET: '/nonexistent/docker.sock' });
+  server = await startServe(['--allow-local-repos'], {
+    BERTH_DOCKER_SOCKET: '/nonexistent/docker.sock',
+  });
   auth = ['--url', server.url, '--token', server.adminToken];
 });
 
@@ -22,9 +24,21 @@ describe('the Docker engine unavailable', () => {
     const file = join(tempDir('engine-down'), 'env.yaml');
     writeFileSync(file, 'name: down\nrepository: /srv/repos/down\nimage: minimal\n');
     expect((await runBerth(['env', 'create', '--file', file, ...auth])).code).toBe(0);
-    const r = await runBerth(['exec', '--env', 'down', '--command', 'true', '--wait', '--json', ...auth]);
+    const r = await runBerth([
+      'exec',
+      '--env',
+      'down',
+      '--command',
+      'true',
+      '--wait',
+      '--json',
+      ...auth,
+    ]);
     expect(r.code).toBe(1);
-    const task = JSON.parse(r.stdout) as { status: string; attempts: Array<{ error: string | null }> };
+    const task = JSON.parse(r.stdout) as {
+      status: string;
+      attempts: Array<{ error: string | null }>;
+    };
     expect(task.status).toBe('failed');
     expect(task.attempts[0]?.error).toMatch(/Docker engine is not reachable/);
   });

@@ -4,7 +4,13 @@ import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runBerth, startServe, tempDir, type ServeHandle } from '../support/cli.js';
-import { FakeModelServer, lastToolResult, messagesText, type FakeRequest, type FakeTurn } from '../support/fake-model-server.js';
+import {
+  FakeModelServer,
+  lastToolResult,
+  messagesText,
+  type FakeRequest,
+  type FakeTurn,
+} from '../support/fake-model-server.js';
 import { lifecycleTestImage } from './lifecycle-support.js';
 
 /**
@@ -17,22 +23,34 @@ import { lifecycleTestImage } from './lifecycle-support.js';
 const API_KEY = 'sk-agent-task-key-5512';
 
 function git(dir: string, ...args: string[]): string {
-  return execFileSync('git', ['-C', dir, '-c', 'user.name=T', '-c', 'user.email=t@berth.example', ...args], { encoding: 'utf8' });
+  return execFileSync(
+    'git',
+    ['-C', dir, '-c', 'user.name=T', '-c', 'user.email=t@berth.example', ...args],
+    { encoding: 'utf8' },
+  );
 }
 
 function sampleRepository(): string {
   const dir = mkdtempSync(join(tmpdir(), 'berth-agent-repo-'));
   git(dir, 'init', '-q', '-b', 'main');
-  writeFileSync(join(dir, 'AGENTS.md'), '# Conventions\n\nRun `sh test.sh` before finishing; it must print "tests passed".\n');
+  writeFileSync(
+    join(dir, 'AGENTS.md'),
+    '# Conventions\n\nRun `sh test.sh` before finishing; it must print "tests passed".\n',
+  );
   mkdirSync(join(dir, 'src'));
   writeFileSync(join(dir, 'src', 'add.sh'), '# add two numbers\nadd() { echo $(( $1 - $2 )); }\n');
-  writeFileSync(join(dir, 'test.sh'), '#!/bin/sh\n. ./src/add.sh\nif [ "$(add 2 3)" = 5 ]; then echo "tests passed"; else echo "FAIL: add 2 3 gave $(add 2 3)"; exit 1; fi\n');
+  writeFileSync(
+    join(dir, 'test.sh'),
+    '#!/bin/sh\n. ./src/add.sh\nif [ "$(add 2 3)" = 5 ]; then echo "tests passed"; else echo "FAIL: add 2 3 gave $(add 2 3)"; exit 1; fi\n',
+  );
   git(dir, 'add', '-A');
   git(dir, 'commit', '-qm', 'initial');
   return dir;
 }
 
-const shell = (command: string): FakeTurn => ({ toolCalls: [{ name: 'shell', arguments: { command: ['bash', '-lc', command] } }] });
+const shell = (command: string): FakeTurn => ({
+  toolCalls: [{ name: 'shell', arguments: { command: ['bash', '-lc', command] } }],
+});
 function after(expected: RegExp, next: FakeTurn): FakeTurn {
   return (request: FakeRequest) => {
     const result = lastToolResult(request);
@@ -40,7 +58,15 @@ function after(expected: RegExp, next: FakeTurn): FakeTurn {
     return typeof next === 'function' ? next(request) : next;
   };
 }
-const FIX = ['*** Begin Patch', '*** Update File: src/add.sh', '@@', ' # add two numbers', '-add() { echo $(( $1 - $2 )); }', '+add() { echo $(( $1 + $2 )); }', '*** End Patch'].join('\n');
+const FIX = [
+  '*** Begin Patch',
+  '*** Update File: src/add.sh',
+  '@@',
+  ' # add two numbers',
+  '-add() { echo $(( $1 - $2 )); }',
+  '+add() { echo $(( $1 + $2 )); }',
+  '*** End Patch',
+].join('\n');
 
 let model: FakeModelServer;
 let server: ServeHandle;
@@ -51,9 +77,12 @@ beforeAll(async () => {
   const image = lifecycleTestImage();
   repo = sampleRepository();
   model = await FakeModelServer.start([]);
-  server = await startServe(['--allow-local-repos', '--model-base-url', model.baseUrl, '--model', 'fake-coder'], {
-    BERTH_MODEL_API_KEY: API_KEY,
-  });
+  server = await startServe(
+    ['--allow-local-repos', '--model-base-url', model.baseUrl, '--model', 'fake-coder'],
+    {
+      BERTH_MODEL_API_KEY: API_KEY,
+    },
+  );
   auth = ['--url', server.url, '--token', server.adminToken];
   const file = join(tempDir('agent-task'), 'env.yaml');
   writeFileSync(file, `name: adder\nrepository: ${repo}\nimage: ${image}\nsetup: echo ready\n`);
@@ -69,14 +98,33 @@ describe('a prompt through the server with the model agent (docker)', () => {
   it('fixes a failing test and hands back a diff that makes it pass', async () => {
     model.push(
       shell('sh test.sh'),
-      after(/FAIL: add 2 3 gave -1/, { toolCalls: [{ name: 'apply_patch', arguments: { input: FIX } }] }),
+      after(/FAIL: add 2 3 gave -1/, {
+        toolCalls: [{ name: 'apply_patch', arguments: { input: FIX } }],
+      }),
       after(/src\/add\.sh/, shell('sh test.sh')),
-      after(/tests passed/, { content: 'Fixed add(): it subtracted instead of adding. `sh test.sh` passes.' }),
+      after(/tests passed/, {
+        content: 'Fixed add(): it subtracted instead of adding. `sh test.sh` passes.',
+      }),
     );
-    const r = await runBerth(['exec', '--env', 'adder', '--wait', '--json', 'The tests fail. Fix the bug.', ...auth]);
+    const r = await runBerth([
+      'exec',
+      '--env',
+      'adder',
+      '--wait',
+      '--json',
+      'The tests fail. Fix the bug.',
+      ...auth,
+    ]);
     expect(r.stdout, r.stderr).not.toBe('');
     if (!r.stdout.includes('"status"')) throw new Error(r.stdout + r.stderr);
-    const task = JSON.parse(r.stdout) as { status: string; attempts: Array<{ diff: string; message: string; commands: Array<{ command: string; exitCode: number }> }> };
+    const task = JSON.parse(r.stdout) as {
+      status: string;
+      attempts: Array<{
+        diff: string;
+        message: string;
+        commands: Array<{ command: string; exitCode: number }>;
+      }>;
+    };
     expect(task.status).toBe('succeeded');
     const [attempt] = task.attempts;
     expect(attempt?.message).toContain('Fixed add()');
@@ -94,14 +142,31 @@ describe('a prompt through the server with the model agent (docker)', () => {
     const patch = join(clone, '..', 'fix.patch');
     writeFileSync(patch, attempt?.diff ?? '');
     git(clone, 'apply', patch);
-    expect(execFileSync('sh', ['test.sh'], { cwd: clone, encoding: 'utf8' })).toContain('tests passed');
+    expect(execFileSync('sh', ['test.sh'], { cwd: clone, encoding: 'utf8' })).toContain(
+      'tests passed',
+    );
   });
 
   it("takes the task's own model and limits", async () => {
     const before = model.requests.length;
     model.push(shell('true'), shell('true'));
-    const r = await runBerth(['exec', '--env', 'adder', '--wait', '--json', '--model', 'other-model', '--max-turns', '2', 'Loop.', ...auth]);
-    const task = JSON.parse(r.stdout) as { status: string; attempts: Array<{ error: string | null; message: string }> };
+    const r = await runBerth([
+      'exec',
+      '--env',
+      'adder',
+      '--wait',
+      '--json',
+      '--model',
+      'other-model',
+      '--max-turns',
+      '2',
+      'Loop.',
+      ...auth,
+    ]);
+    const task = JSON.parse(r.stdout) as {
+      status: string;
+      attempts: Array<{ error: string | null; message: string }>;
+    };
     expect(`${task.attempts[0]?.error ?? ''} ${task.attempts[0]?.message ?? ''}`).toMatch(/turn/i);
     const sent = model.requests.slice(before);
     expect(sent).toHaveLength(2);
@@ -111,8 +176,19 @@ describe('a prompt through the server with the model agent (docker)', () => {
 
   it('ends with a reason when the model API answers 400', async () => {
     model.push({ fail: 'status', status: 400, body: { error: { message: 'bad model name' } } });
-    const r = await runBerth(['exec', '--env', 'adder', '--wait', '--json', 'Do something.', ...auth]);
-    const task = JSON.parse(r.stdout) as { status: string; attempts: Array<{ error: string | null; message: string }> };
+    const r = await runBerth([
+      'exec',
+      '--env',
+      'adder',
+      '--wait',
+      '--json',
+      'Do something.',
+      ...auth,
+    ]);
+    const task = JSON.parse(r.stdout) as {
+      status: string;
+      attempts: Array<{ error: string | null; message: string }>;
+    };
     expect(task.status).toBe('failed');
     expect(`${task.attempts[0]?.error ?? ''} ${task.attempts[0]?.message ?? ''}`).toMatch(/400/);
   });

@@ -2,7 +2,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BERTH_BIN, runBerth, startServe, tempDir, type CliResult, type ServeHandle } from '../support/cli.js';
+import {
+  BERTH_BIN,
+  runBerth,
+  startServe,
+  tempDir,
+  type CliResult,
+  type ServeHandle,
+} from '../support/cli.js';
 import { FakeGitHub } from '../support/fake-github.js';
 import { lifecycleTestImage, makeSampleRepository } from './lifecycle-support.js';
 
@@ -38,7 +45,11 @@ let auth: string[];
 let bare: string;
 
 function git(dir: string, ...args: string[]): string {
-  return execFileSync('git', ['-C', dir, '-c', 'user.name=T', '-c', 'user.email=t@berth.example', ...args], { encoding: 'utf8' }).trim();
+  return execFileSync(
+    'git',
+    ['-C', dir, '-c', 'user.name=T', '-c', 'user.email=t@berth.example', ...args],
+    { encoding: 'utf8' },
+  ).trim();
 }
 
 function berth(...args: string[]): Promise<CliResult> {
@@ -76,7 +87,11 @@ function clone(): string {
 
 /** Everything `git status` and the work tree say, to show a refusal changed nothing. */
 function state(dir: string): string {
-  return git(dir, 'status', '--porcelain', '--untracked-files=all') + git(dir, 'diff') + git(dir, 'rev-parse', 'HEAD');
+  return (
+    git(dir, 'status', '--porcelain', '--untracked-files=all') +
+    git(dir, 'diff') +
+    git(dir, 'rev-parse', 'HEAD')
+  );
 }
 
 let best: TaskJson;
@@ -221,11 +236,24 @@ describe('best-of-N, pick, apply, pull request (docker)', () => {
     const chosen = best.attempts[1]!;
     const first = await berth('task', 'pr', best.id, '--json');
     expect(first.code, first.stderr).toBe(0);
-    const opened = JSON.parse(first.stdout) as { branch: string; commit: string; attempt: string; pullRequest: { number: number; url: string; created: boolean } };
-    expect(opened).toMatchObject({ branch: `berth/${best.id}`, attempt: chosen.id, pullRequest: { number: 1, created: true } });
+    const opened = JSON.parse(first.stdout) as {
+      branch: string;
+      commit: string;
+      attempt: string;
+      pullRequest: { number: number; url: string; created: boolean };
+    };
+    expect(opened).toMatchObject({
+      branch: `berth/${best.id}`,
+      attempt: chosen.id,
+      pullRequest: { number: 1, created: true },
+    });
     expect(git(bare, 'rev-parse', `refs/heads/berth/${best.id}`)).toBe(opened.commit);
-    expect(git(bare, 'log', '-1', '--format=%an|%s', opened.commit)).toMatch(/^Berth\|echo "answer/);
-    expect(git(bare, 'show', `${opened.commit}:answer.txt`)).toBe(/^\+(answer .*)$/m.exec(chosen.diff)?.[1]);
+    expect(git(bare, 'log', '-1', '--format=%an|%s', opened.commit)).toMatch(
+      /^Berth\|echo "answer/,
+    );
+    expect(git(bare, 'show', `${opened.commit}:answer.txt`)).toBe(
+      /^\+(answer .*)$/m.exec(chosen.diff)?.[1],
+    );
     const create = fake.requests.find((r) => r.method === 'POST');
     expect(create?.headers.authorization).toBe('Bearer ghs-berth-test');
     expect(create?.body).toMatchObject({ head: `berth/${best.id}`, base: 'main', draft: false });
@@ -248,7 +276,15 @@ describe('best-of-N, pick, apply, pull request (docker)', () => {
 
   it('follows up on the pick from its snapshot: the whole diff and the turn own diff, no setup; an expired snapshot is named', async () => {
     const chosen = best.attempts[1]!;
-    const r = await berth('task', 'followup', best.id, '--command', 'echo more >> answer.txt && echo extra > second.txt', '--wait', '--json');
+    const r = await berth(
+      'task',
+      'followup',
+      best.id,
+      '--command',
+      'echo more >> answer.txt && echo extra > second.txt',
+      '--wait',
+      '--json',
+    );
     expect(r.code, r.stderr).toBe(0);
     const after = JSON.parse(r.stdout) as TaskJson & { attempt: string };
     const turn = after.attempts.find((a) => a.id === after.attempt);
@@ -274,7 +310,15 @@ describe('best-of-N, pick, apply, pull request (docker)', () => {
     const other = best.attempts[0]!;
     execFileSync('docker', ['image', 'rm', '-f', other.snapshotImage!], { stdio: 'ignore' });
     expect((await berth('task', 'pick', best.id, other.id)).code).toBe(0);
-    const expired = await berth('task', 'followup', best.id, '--command', 'true', '--wait', '--json');
+    const expired = await berth(
+      'task',
+      'followup',
+      best.id,
+      '--command',
+      'true',
+      '--wait',
+      '--json',
+    );
     expect(expired.code).not.toBe(0);
     const failedTurn = (JSON.parse(expired.stdout) as TaskJson).attempts.at(-1);
     expect(failedTurn?.status).toBe('failed');

@@ -193,8 +193,8 @@ describe('tasks through the server (docker)', () => {
     };
     const other = ['--url', server.url, '--token', made.token];
     const show = await runBerth(['task', 'show', task.id, '--json', ...other]);
-    expect(JSON.parse(show.stdout).error.code).toBe('not_found');
+    expect((JSON.parse(show.stdout) as { error: { code: string } }).error.code).toBe('not_found');
     const list = await runBerth(['task', 'list', '--json', ...other]);
-    expect(JSON.parse(list.stdout).tasks).toEqual([]);
+    expect((JSON.parse(list.stdout) as { tasks: unknown[] }).tasks).toEqual([]);
   });
 });

@@ -13,7 +13,10 @@ let repoDir: string;
 
 function envFile(name: string, versions: string): string {
   const file = join(dir, `${name}.yaml`);
-  writeFileSync(file, `name: ${name}\nrepository: ${repoDir}\nimage: minimal\nversions: ${versions}\n`);
+  writeFileSync(
+    file,
+    `name: ${name}\nrepository: ${repoDir}\nimage: minimal\nversions: ${versions}\n`,
+  );
   return file;
 }
 
@@ -34,15 +37,36 @@ describe('language versions (docker)', () => {
     ['{ node: "99" }', /node 99 cannot be had/],
     ['{ python: "3.12" }', /python 3\.12 cannot be had/],
   ])('refuses %s naming the language and version', async (versions, message) => {
-    const r = await runBerth(['env', 'create', '--file', envFile(`v${Math.random().toString(36).slice(2, 8)}`, versions), ...auth]);
+    const r = await runBerth([
+      'env',
+      'create',
+      '--file',
+      envFile(`v${Math.random().toString(36).slice(2, 8)}`, versions),
+      ...auth,
+    ]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(message);
   });
 
   it('installs node 22 during image preparation and runs it in the agent phase', async () => {
-    expect((await runBerth(['env', 'create', '--file', envFile('node22', '{ node: "22" }'), ...auth])).code).toBe(0);
-    const r = await runBerth(['exec', '--env', 'node22', '--command', 'node --version', '--wait', '--json', ...auth]);
-    const task = JSON.parse(r.stdout) as { status: string; attempts: Array<{ commands: Array<{ output: string }> }> };
+    expect(
+      (await runBerth(['env', 'create', '--file', envFile('node22', '{ node: "22" }'), ...auth]))
+        .code,
+    ).toBe(0);
+    const r = await runBerth([
+      'exec',
+      '--env',
+      'node22',
+      '--command',
+      'node --version',
+      '--wait',
+      '--json',
+      ...auth,
+    ]);
+    const task = JSON.parse(r.stdout) as {
+      status: string;
+      attempts: Array<{ commands: Array<{ output: string }> }>;
+    };
     expect(task.status, r.stderr).toBe('succeeded');
     expect(task.attempts[0]?.commands[0]?.output).toMatch(/^v22\./m);
   });
@@ -56,11 +80,32 @@ describe('language versions (docker)', () => {
     );
     expect((await runBerth(['env', 'create', '--file', file, ...auth])).code).toBe(0);
     const check = `node -e "console.log('is-number', require('is-number')(5))"`;
-    const first = await runBerth(['exec', '--env', 'deps', '--command', check, '--wait', '--json', ...auth]);
-    const cold = JSON.parse(first.stdout) as { status: string; attempts: Array<{ cacheHit: boolean; commands: Array<{ output: string }> }> };
+    const first = await runBerth([
+      'exec',
+      '--env',
+      'deps',
+      '--command',
+      check,
+      '--wait',
+      '--json',
+      ...auth,
+    ]);
+    const cold = JSON.parse(first.stdout) as {
+      status: string;
+      attempts: Array<{ cacheHit: boolean; commands: Array<{ output: string }> }>;
+    };
     expect(cold.status, first.stderr).toBe('succeeded');
     expect(cold.attempts[0]?.commands[0]?.output).toContain('is-number true');
-    const second = await runBerth(['exec', '--env', 'deps', '--command', check, '--wait', '--json', ...auth]);
+    const second = await runBerth([
+      'exec',
+      '--env',
+      'deps',
+      '--command',
+      check,
+      '--wait',
+      '--json',
+      ...auth,
+    ]);
     const warm = JSON.parse(second.stdout) as typeof cold;
     expect(warm.attempts[0]?.cacheHit).toBe(true);
     expect(warm.attempts[0]?.commands[0]?.output).toContain('is-number true');

@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { parseEnvironmentFile, parseEnvironmentSpec } from '../../src/domain/environment/environment-file.js';
+import {
+  parseEnvironmentFile,
+  parseEnvironmentSpec,
+} from '../../src/domain/environment/environment-file.js';
 import { BerthError } from '../../src/errors/berth-error.js';
 import { SCRIPT_MAX_BYTES } from '../../src/domain/environment/environment-spec.js';
 
@@ -13,7 +16,9 @@ function refusal(text: string): BerthError {
   throw new Error('expected a refusal');
 }
 
-function issues(error: BerthError): Array<{ path: string; message: string; line?: number; column?: number }> {
+function issues(
+  error: BerthError,
+): Array<{ path: string; message: string; line?: number; column?: number }> {
   return error.details.issues as Array<{ path: string; message: string; line?: number }>;
 }
 
@@ -22,7 +27,10 @@ const base = 'name: payments\nrepository: https://git.example.test/acme/payments
 describe('environment files', () => {
   it('fills in defaults and normalises shorthands', () => {
     const spec = parseEnvironmentFile(`${base}setup: npm ci\n`);
-    expect(spec.repository).toEqual({ url: 'https://git.example.test/acme/payments.git', defaultBranch: 'main' });
+    expect(spec.repository).toEqual({
+      url: 'https://git.example.test/acme/payments.git',
+      defaultBranch: 'main',
+    });
     expect(spec.setup).toEqual({ script: 'npm ci', strict: true, timeoutMs: 1_800_000 });
     expect(spec.image).toBe('universal');
     expect(spec.internet.access).toBe('off');
@@ -63,10 +71,15 @@ verify: npm test
     expect(issues(error).find((i) => i.path === 'setpu')?.line).toBe(3);
   });
 
-  it.each(['*.', 'exa mple.com', '*evil.com', '192.168.1.1', '[::1]'])('refuses the domain pattern %j', (pattern) => {
-    const error = refusal(`${base}internet: { access: allowlist, domains: [${JSON.stringify(pattern)}] }\n`);
-    expect(issues(error)[0]?.path).toBe('internet.domains[0]');
-  });
+  it.each(['*.', 'exa mple.com', '*evil.com', '192.168.1.1', '[::1]'])(
+    'refuses the domain pattern %j',
+    (pattern) => {
+      const error = refusal(
+        `${base}internet: { access: allowlist, domains: [${JSON.stringify(pattern)}] }\n`,
+      );
+      expect(issues(error)[0]?.path).toBe('internet.domains[0]');
+    },
+  );
 
   it('refuses an HTTP method that does not exist', () => {
     const error = refusal(`${base}internet: { access: allowlist, methods: [GET, FETCH] }\n`);
@@ -95,10 +108,15 @@ verify: npm test
   it('refuses reserved and duplicate names', () => {
     expect(issues(refusal(`${base}env: { HTTPS_PROXY: x }\n`))[0]?.path).toBe('env.HTTPS_PROXY');
     expect(issues(refusal(`${base}secrets: [A, A]\n`))[0]?.message).toMatch(/duplicate/);
-    expect(issues(refusal(`${base}services: [{name: a, command: x}, {name: a, command: y}]\n`))[0]?.message).toMatch(/duplicate/);
+    expect(
+      issues(refusal(`${base}services: [{name: a, command: x}, {name: a, command: y}]\n`))[0]
+        ?.message,
+    ).toMatch(/duplicate/);
   });
 
   it('validates JSON values the same way', () => {
-    expect(() => parseEnvironmentSpec({ name: 'a', repository: 'https://x.test/r', extra: 1 })).toThrow(/unknown field "extra"/);
+    expect(() =>
+      parseEnvironmentSpec({ name: 'a', repository: 'https://x.test/r', extra: 1 }),
+    ).toThrow(/unknown field "extra"/);
   });
 });

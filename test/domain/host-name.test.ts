@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { findMatchingRule, normaliseHostName, parseDomainPattern, type DomainRule } from '../../src/domain/internet/host-name.js';
+import {
+  findMatchingRule,
+  normaliseHostName,
+  parseDomainPattern,
+  type DomainRule,
+} from '../../src/domain/internet/host-name.js';
 
 function rules(...patterns: string[]): DomainRule[] {
   return patterns.map((p) => {
@@ -15,24 +20,38 @@ describe('host names', () => {
     expect(normaliseHostName('bücher.test')).toEqual({ ok: true, name: 'xn--bcher-kva.test' });
   });
 
-  it.each(['127.1', '2130706433', '0x7f.1', '[::ffff:127.0.0.1]', '::1', '10.0.0.1', '1.2.3.4.'])('refuses the IP form %s', (raw) => {
-    const result = normaliseHostName(raw);
-    expect(result.ok).toBe(false);
-  });
-
-  it.each(['a..test', '.test', 'example.test..', 'exa mple.test', 'user@example.test', 'example.test:443', '-a.test', 'a-.test', 'x', ''])(
-    'refuses the malformed name %j',
+  it.each(['127.1', '2130706433', '0x7f.1', '[::ffff:127.0.0.1]', '::1', '10.0.0.1', '1.2.3.4.'])(
+    'refuses the IP form %s',
     (raw) => {
-      expect(normaliseHostName(raw).ok).toBe(false);
+      const result = normaliseHostName(raw);
+      expect(result.ok).toBe(false);
     },
   );
+
+  it.each([
+    'a..test',
+    '.test',
+    'example.test..',
+    'exa mple.test',
+    'user@example.test',
+    'example.test:443',
+    '-a.test',
+    'a-.test',
+    'x',
+    '',
+  ])('refuses the malformed name %j', (raw) => {
+    expect(normaliseHostName(raw).ok).toBe(false);
+  });
 });
 
 describe('allowlist patterns', () => {
-  it.each(['*.', 'exa mple.com', '*evil.com', '1.2.3.4', 'a.*.test', '**.test', '*', '*.*.test'])('refuses %j', (pattern) => {
-    const result = parseDomainPattern(pattern);
-    expect(result.ok).toBe(false);
-  });
+  it.each(['*.', 'exa mple.com', '*evil.com', '1.2.3.4', 'a.*.test', '**.test', '*', '*.*.test'])(
+    'refuses %j',
+    (pattern) => {
+      const result = parseDomainPattern(pattern);
+      expect(result.ok).toBe(false);
+    },
+  );
 
   it('matches exact names and suffixes only on a label boundary', () => {
     const list = rules('example.test', '*.pkg.test');
@@ -48,6 +67,10 @@ describe('allowlist patterns', () => {
 
   it('normalises patterns the same way as names', () => {
     const [rule] = rules('*.Bücher.Test.');
-    expect(rule).toEqual({ pattern: '*.xn--bcher-kva.test', kind: 'suffix', name: 'xn--bcher-kva.test' });
+    expect(rule).toEqual({
+      pattern: '*.xn--bcher-kva.test',
+      kind: 'suffix',
+      name: 'xn--bcher-kva.test',
+    });
   });
 });

@@ -9,9 +9,13 @@ import { BerthError } from '../../src/errors/berth-error.js';
 /** `berth task apply`'s core on real git checkouts: applies, merges three-way, or changes nothing. */
 
 function git(dir: string, ...args: string[]): string {
-  return execFileSync('git', ['-C', dir, '-c', 'user.name=T', '-c', 'user.email=t@berth.example', ...args], {
-    encoding: 'utf8',
-  });
+  return execFileSync(
+    'git',
+    ['-C', dir, '-c', 'user.name=T', '-c', 'user.email=t@berth.example', ...args],
+    {
+      encoding: 'utf8',
+    },
+  );
 }
 
 let origin: string;
@@ -26,7 +30,9 @@ function clone(): string {
 
 /** What a checkout looks like (status and contents), to show nothing changed. */
 function state(dir: string): string {
-  return git(dir, 'status', '--porcelain') + readFileSync(join(dir, 'f.txt'), 'utf8') + git(dir, 'diff');
+  return (
+    git(dir, 'status', '--porcelain') + readFileSync(join(dir, 'f.txt'), 'utf8') + git(dir, 'diff')
+  );
 }
 
 beforeEach(() => {
@@ -78,7 +84,9 @@ describe('applyDiff', () => {
 
   it('refuses outside a git checkout and on another repository', async () => {
     const plain = mkdtempSync(join(tmpdir(), 'berth-apply-plain-'));
-    const outside = await applyDiff({ cwd: plain, diff, baseCommit: base }).catch((e: unknown) => e);
+    const outside = await applyDiff({ cwd: plain, diff, baseCommit: base }).catch(
+      (e: unknown) => e,
+    );
     expect((outside as BerthError).message).toContain('not inside a git checkout');
 
     const other = mkdtempSync(join(tmpdir(), 'berth-apply-other-'));
@@ -87,7 +95,9 @@ describe('applyDiff', () => {
     git(other, 'add', '-A');
     git(other, 'commit', '-qm', 'same content, other history');
     const before = state(other);
-    const foreign = await applyDiff({ cwd: other, diff, baseCommit: base }).catch((e: unknown) => e);
+    const foreign = await applyDiff({ cwd: other, diff, baseCommit: base }).catch(
+      (e: unknown) => e,
+    );
     expect((foreign as BerthError).message).toContain(`does not have commit ${base.slice(0, 12)}`);
     expect(state(other)).toBe(before);
   });
@@ -96,7 +106,9 @@ describe('applyDiff', () => {
     const dir = clone();
     const before = state(dir);
     const cut = `${diff.slice(0, 40)}\n[berth: diff cut at 40 bytes of ${diff.length}]\n`;
-    const error = await applyDiff({ cwd: dir, diff: cut, baseCommit: base }).catch((e: unknown) => e);
+    const error = await applyDiff({ cwd: dir, diff: cut, baseCommit: base }).catch(
+      (e: unknown) => e,
+    );
     expect((error as BerthError).message).toContain('the diff was cut');
     expect(state(dir)).toBe(before);
   });

@@ -5,7 +5,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { BerthError } from '../../src/errors/berth-error.js';
 import { parseGitHubRemote } from '../../src/git/github-remote.js';
-import { PullRequestService, type OpenPullRequestInput } from '../../src/services/pull-request-service.js';
+import {
+  PullRequestService,
+  type OpenPullRequestInput,
+} from '../../src/services/pull-request-service.js';
 import { FakeGitHub } from '../support/fake-github.js';
 
 /**
@@ -14,7 +17,11 @@ import { FakeGitHub } from '../support/fake-github.js';
  */
 
 function git(dir: string, ...args: string[]): string {
-  return execFileSync('git', ['-C', dir, '-c', 'user.name=T', '-c', 'user.email=t@berth.example', ...args], { encoding: 'utf8' }).trim();
+  return execFileSync(
+    'git',
+    ['-C', dir, '-c', 'user.name=T', '-c', 'user.email=t@berth.example', ...args],
+    { encoding: 'utf8' },
+  ).trim();
 }
 
 let fake: FakeGitHub;
@@ -22,7 +29,10 @@ let bare: string;
 let base: string;
 let diff: string;
 
-function service(token = 'ghs-good', remotes: Record<string, string> = { [bare]: 'acme/svc' }): PullRequestService {
+function service(
+  token = 'ghs-good',
+  remotes: Record<string, string> = { [bare]: 'acme/svc' },
+): PullRequestService {
   return new PullRequestService({
     githubToken: token,
     githubApiUrl: fake.url,
@@ -76,9 +86,13 @@ beforeEach(() => {
   writeFileSync(join(work, 'add.sh'), 'add() { echo $(( $1 + $2 )); }\n');
   writeFileSync(join(work, 'NOTES.md'), 'fixed\n');
   git(work, 'add', '-A');
-  diff = execFileSync('git', ['-C', work, 'diff', '--cached', '--binary', base], { encoding: 'utf8' });
+  diff = execFileSync('git', ['-C', work, 'diff', '--cached', '--binary', base], {
+    encoding: 'utf8',
+  });
   rmSync(work, { recursive: true, force: true });
-  (fake as unknown as { options: { repositories: Record<string, string> } }).options.repositories['acme/svc'] = bare;
+  (fake as unknown as { options: { repositories: Record<string, string> } }).options.repositories[
+    'acme/svc'
+  ] = bare;
   fake.token = 'ghs-good';
   fake.requests.length = 0;
   fake.pulls.length = 0;
@@ -88,26 +102,52 @@ describe('PullRequestService', () => {
   it('pushes berth/<task> and opens a PR; run again it updates the same branch and PR', async () => {
     const first = await service().open(input('task_pr1'));
     expect(first.branch).toBe('berth/task_pr1');
-    expect(first.pullRequest).toEqual({ number: 1, url: 'https://github.example/acme/svc/pull/1', created: true });
+    expect(first.pullRequest).toEqual({
+      number: 1,
+      url: 'https://github.example/acme/svc/pull/1',
+      created: true,
+    });
     expect(git(bare, 'rev-parse', 'refs/heads/berth/task_pr1')).toBe(first.commit);
-    expect(git(bare, 'log', '-1', '--format=%an <%ae>|%s|%P', first.commit)).toBe(`Berth <berth@localhost>|Fix the adder|${base}`);
+    expect(git(bare, 'log', '-1', '--format=%an <%ae>|%s|%P', first.commit)).toBe(
+      `Berth <berth@localhost>|Fix the adder|${base}`,
+    );
     expect(git(bare, 'show', `${first.commit}:add.sh`)).toContain('$1 + $2');
 
     const create = fake.requests.find((r) => r.method === 'POST');
     expect(create?.path).toBe('/repos/acme/svc/pulls');
     expect(create?.headers.accept).toBe('application/vnd.github+json');
     expect(create?.headers['x-github-api-version']).toBe('2022-11-28');
-    expect(create?.body).toEqual({ title: 'Fix the adder', body: 'I fixed the adder.', head: 'berth/task_pr1', base: 'main', draft: false });
+    expect(create?.body).toEqual({
+      title: 'Fix the adder',
+      body: 'I fixed the adder.',
+      head: 'berth/task_pr1',
+      base: 'main',
+      draft: false,
+    });
 
-    const second = await service().open(input('task_pr1', { title: 'Fix the adder, again', body: 'Better.', commitMessage: 'Fix the adder properly' }));
-    expect(second.pullRequest).toEqual({ number: 1, url: 'https://github.example/acme/svc/pull/1', created: false });
+    const second = await service().open(
+      input('task_pr1', {
+        title: 'Fix the adder, again',
+        body: 'Better.',
+        commitMessage: 'Fix the adder properly',
+      }),
+    );
+    expect(second.pullRequest).toEqual({
+      number: 1,
+      url: 'https://github.example/acme/svc/pull/1',
+      created: false,
+    });
     expect(second.commit).not.toBe(first.commit);
     expect(git(bare, 'rev-parse', 'refs/heads/berth/task_pr1')).toBe(second.commit);
     expect(fake.pulls).toHaveLength(1);
     expect(fake.pulls[0]).toMatchObject({ title: 'Fix the adder, again', body: 'Better.' });
     const lookup = fake.requests.filter((r) => r.method === 'GET').at(-1);
-    expect(lookup?.path).toBe('/repos/acme/svc/pulls?head=acme%3Aberth%2Ftask_pr1&state=open&per_page=1');
-    expect(fake.requests.some((r) => r.method === 'PATCH' && r.path === '/repos/acme/svc/pulls/1')).toBe(true);
+    expect(lookup?.path).toBe(
+      '/repos/acme/svc/pulls?head=acme%3Aberth%2Ftask_pr1&state=open&per_page=1',
+    );
+    expect(
+      fake.requests.some((r) => r.method === 'PATCH' && r.path === '/repos/acme/svc/pulls/1'),
+    ).toBe(true);
   });
 
   it('a remote that is not on GitHub gets the branch only', async () => {
@@ -123,7 +163,9 @@ describe('PullRequestService', () => {
     expect(unauthorized.message).toBe(
       `the branch berth/task_401 was pushed to ${bare}; the pull request was not opened: GitHub answered 401: Bad credentials`,
     );
-    expect(git(bare, 'rev-parse', '--verify', 'refs/heads/berth/task_401')).toMatch(/^[0-9a-f]{40}$/);
+    expect(git(bare, 'rev-parse', '--verify', 'refs/heads/berth/task_401')).toMatch(
+      /^[0-9a-f]{40}$/,
+    );
 
     const badBase = await failure(service().open(input('task_422', { base: 'no-such-branch' })));
     expect(badBase.message).toBe(
@@ -143,17 +185,31 @@ describe('PullRequestService', () => {
     expect(fake.requests).toHaveLength(0);
     rmSync(hook);
 
-    const broken = await failure(service().open(input('task_broken', { diff: diff.replace('$1 - $2', '$1 * $2') })));
+    const broken = await failure(
+      service().open(input('task_broken', { diff: diff.replace('$1 - $2', '$1 * $2') })),
+    );
     expect(broken.code).toBe('conflict');
     expect(broken.message).toContain('nothing was pushed');
     expect(git(bare, 'for-each-ref', 'refs/heads/berth/')).toBe('');
   });
 
   it('knows GitHub remotes by URL, by Enterprise host and by configuration', () => {
-    const settings = { apiUrl: 'https://github.acme.example/api/v3', remotes: { '/srv/git/svc.git': 'acme/svc' } };
-    expect(parseGitHubRemote('https://github.com/acme/svc.git', settings)).toEqual({ owner: 'acme', repo: 'svc' });
-    expect(parseGitHubRemote('git@github.com:acme/svc.git', settings)).toEqual({ owner: 'acme', repo: 'svc' });
-    expect(parseGitHubRemote('https://github.acme.example/team/app', settings)).toEqual({ owner: 'team', repo: 'app' });
+    const settings = {
+      apiUrl: 'https://github.acme.example/api/v3',
+      remotes: { '/srv/git/svc.git': 'acme/svc' },
+    };
+    expect(parseGitHubRemote('https://github.com/acme/svc.git', settings)).toEqual({
+      owner: 'acme',
+      repo: 'svc',
+    });
+    expect(parseGitHubRemote('git@github.com:acme/svc.git', settings)).toEqual({
+      owner: 'acme',
+      repo: 'svc',
+    });
+    expect(parseGitHubRemote('https://github.acme.example/team/app', settings)).toEqual({
+      owner: 'team',
+      repo: 'app',
+    });
     expect(parseGitHubRemote('/srv/git/svc.git', settings)).toEqual({ owner: 'acme', repo: 'svc' });
     expect(parseGitHubRemote('https://gitlab.example/acme/svc.git', settings)).toBeUndefined();
     expect(parseGitHubRemote('https://github.com/acme', settings)).toBeUndefined();

@@ -13,7 +13,11 @@ export interface CliResult {
   stderr: string;
 }
 
-export function runBerth(args: string[], env: Record<string, string | undefined> = {}, input?: string): Promise<CliResult> {
+export function runBerth(
+  args: string[],
+  env: Record<string, string | undefined> = {},
+  input?: string,
+): Promise<CliResult> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(process.execPath, [BERTH_BIN, ...args], {
       env: { ...process.env, BERTH_URL: undefined, BERTH_TOKEN: undefined, ...env },
@@ -44,18 +48,32 @@ export interface ServeHandle {
 }
 
 /** Starts `berth serve --json --port 0` and waits for its first line. */
-export async function startServe(extraArgs: string[] = [], env: Record<string, string> = {}): Promise<ServeHandle> {
+export async function startServe(
+  extraArgs: string[] = [],
+  env: Record<string, string> = {},
+): Promise<ServeHandle> {
   const dataDir = tempDir('data');
-  const child = spawn(process.execPath, [BERTH_BIN, 'serve', '--json', '--port', '0', '--data-dir', dataDir, ...extraArgs], {
-    env: { ...process.env, BERTH_LOG_LEVEL: 'debug', BERTH_CONFIG_DIR: join(dataDir, 'config'), ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [BERTH_BIN, 'serve', '--json', '--port', '0', '--data-dir', dataDir, ...extraArgs],
+    {
+      env: {
+        ...process.env,
+        BERTH_LOG_LEVEL: 'debug',
+        BERTH_CONFIG_DIR: join(dataDir, 'config'),
+        ...env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   const logLines: string[] = [];
-  createInterface({ input: child.stderr! }).on('line', (line) => logLines.push(line));
+  createInterface({ input: child.stderr }).on('line', (line) => logLines.push(line));
   const first = await new Promise<string>((resolveLine, reject) => {
-    const rl = createInterface({ input: child.stdout! });
+    const rl = createInterface({ input: child.stdout });
     rl.once('line', resolveLine);
-    child.once('exit', (code) => reject(new Error(`berth serve exited with ${code}: ${logLines.join('\n')}`)));
+    child.once('exit', (code) =>
+      reject(new Error(`berth serve exited with ${code}: ${logLines.join('\n')}`)),
+    );
   });
   const parsed = JSON.parse(first) as { url: string; adminToken: string };
   return {

@@ -69,7 +69,12 @@ export class FakeGitHub {
         } catch {
           body = undefined;
         }
-        this.requests.push({ method: req.method ?? '', path: req.url ?? '', headers: req.headers, body });
+        this.requests.push({
+          method: req.method ?? '',
+          path: req.url ?? '',
+          headers: req.headers,
+          body,
+        });
         const { status, payload } = this.answer(req, body, raw);
         res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' });
         res.end(JSON.stringify(payload));
@@ -80,24 +85,40 @@ export class FakeGitHub {
   }
 
   async stop(): Promise<void> {
-    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    await new Promise<void>((resolve) =>
+      this.server ? this.server.close(() => resolve()) : resolve(),
+    );
   }
 
-  private answer(req: IncomingMessage, body: Record<string, unknown> | undefined, raw: string): { status: number; payload: unknown } {
+  private answer(
+    req: IncomingMessage,
+    body: Record<string, unknown> | undefined,
+    raw: string,
+  ): { status: number; payload: unknown } {
     const docs = 'https://docs.github.example/rest';
     if (req.headers.authorization !== `Bearer ${this.token}`) {
-      return { status: 401, payload: { message: 'Bad credentials', documentation_url: docs, status: '401' } };
+      return {
+        status: 401,
+        payload: { message: 'Bad credentials', documentation_url: docs, status: '401' },
+      };
     }
     const version = req.headers['x-github-api-version'];
     if (version !== undefined && !SUPPORTED_VERSIONS.includes(String(version))) {
-      return { status: 400, payload: { message: `API version ${String(version)} is not supported.`, documentation_url: docs } };
+      return {
+        status: 400,
+        payload: {
+          message: `API version ${String(version)} is not supported.`,
+          documentation_url: docs,
+        },
+      };
     }
     const next = this.scripted.shift();
     if (next) return { status: next.status, payload: next.body };
     const url = new URL(req.url ?? '/', 'http://fake');
     const match = /^\/repos\/([^/]+)\/([^/]+)\/pulls(?:\/(\d+))?$/.exec(url.pathname);
     const bare = match ? this.options.repositories[`${match[1]}/${match[2]}`] : undefined;
-    if (!match || bare === undefined) return { status: 404, payload: { message: 'Not Found', documentation_url: docs } };
+    if (!match || bare === undefined)
+      return { status: 404, payload: { message: 'Not Found', documentation_url: docs } };
     const [, owner = '', repo = '', number] = match;
     const invalid = (errors: unknown[]) => ({
       status: 422,
@@ -107,22 +128,40 @@ export class FakeGitHub {
       const head = url.searchParams.get('head');
       const state = url.searchParams.get('state') ?? 'open';
       const list = this.pulls.filter(
-        (p) => p.owner === owner && p.repo === repo && (head === null || `${owner}:${p.head}` === head) && (state === 'all' || p.state === state),
+        (p) =>
+          p.owner === owner &&
+          p.repo === repo &&
+          (head === null || `${owner}:${p.head}` === head) &&
+          (state === 'all' || p.state === state),
       );
       return { status: 200, payload: list.map((p) => this.view(p)) };
     }
     if (req.method === 'POST' && number === undefined) {
-      if (body === undefined) return { status: 400, payload: { message: `Problems parsing JSON: ${raw.slice(0, 40)}` } };
+      if (body === undefined)
+        return { status: 400, payload: { message: `Problems parsing JSON: ${raw.slice(0, 40)}` } };
       const errors: unknown[] = [];
       for (const field of ['head', 'base'] as const) {
-        if (typeof body[field] !== 'string') errors.push({ resource: 'PullRequest', field, code: 'missing_field' });
-        else if (!this.branchExists(bare, body[field])) errors.push({ resource: 'PullRequest', field, code: 'invalid' });
+        if (typeof body[field] !== 'string')
+          errors.push({ resource: 'PullRequest', field, code: 'missing_field' });
+        else if (!this.branchExists(bare, body[field]))
+          errors.push({ resource: 'PullRequest', field, code: 'invalid' });
       }
-      if (typeof body.title !== 'string' || body.title === '') errors.push({ resource: 'PullRequest', field: 'title', code: 'missing_field' });
+      if (typeof body.title !== 'string' || body.title === '')
+        errors.push({ resource: 'PullRequest', field: 'title', code: 'missing_field' });
       if (errors.length > 0) return invalid(errors);
       const head = String(body.head);
-      if (this.pulls.some((p) => p.owner === owner && p.repo === repo && p.head === head && p.state === 'open')) {
-        return invalid([{ resource: 'PullRequest', code: 'custom', message: `A pull request already exists for ${owner}:${head}.` }]);
+      if (
+        this.pulls.some(
+          (p) => p.owner === owner && p.repo === repo && p.head === head && p.state === 'open',
+        )
+      ) {
+        return invalid([
+          {
+            resource: 'PullRequest',
+            code: 'custom',
+            message: `A pull request already exists for ${owner}:${head}.`,
+          },
+        ]);
       }
       const pull: FakePull = {
         number: this.pulls.length + 1,
@@ -139,7 +178,9 @@ export class FakeGitHub {
       return { status: 201, payload: this.view(pull) };
     }
     if (req.method === 'PATCH' && number !== undefined) {
-      const pull = this.pulls.find((p) => p.owner === owner && p.repo === repo && p.number === Number(number));
+      const pull = this.pulls.find(
+        (p) => p.owner === owner && p.repo === repo && p.number === Number(number),
+      );
       if (!pull) return { status: 404, payload: { message: 'Not Found', documentation_url: docs } };
       if (typeof body?.title === 'string') pull.title = body.title;
       if (typeof body?.body === 'string') pull.body = body.body;
@@ -150,7 +191,11 @@ export class FakeGitHub {
 
   private branchExists(bare: string, branch: string): boolean {
     try {
-      execFileSync('git', ['-C', bare, 'rev-parse', '--verify', '--quiet', `refs/heads/${branch}`], { stdio: 'ignore' });
+      execFileSync(
+        'git',
+        ['-C', bare, 'rev-parse', '--verify', '--quiet', `refs/heads/${branch}`],
+        { stdio: 'ignore' },
+      );
       return true;
     } catch {
       return false;

@@ -12,24 +12,42 @@ export function registerApplyCommand(task: Command, ctx: CliContext): void {
   withClientOptions(
     task
       .command('apply')
-      .description("apply the picked (or given) attempt's diff to the git checkout you are in (three-way where possible)")
+      .description(
+        "apply the picked (or given) attempt's diff to the git checkout you are in (three-way where possible)",
+      )
       .argument('<task>')
       .option('--attempt <attempt>', 'which attempt (default: the picked one, else the first)'),
   ).action(async (taskId: string, options: ClientOptions & { attempt?: string }) => {
     const query = options.attempt ? `?attempt=${encodeURIComponent(options.attempt)}` : '';
     const view = await ctx
       .client(options)
-      .request<{ attempt: string; baseCommit: string | null; diff: string }>('GET', `/v1/tasks/${encodeURIComponent(taskId)}/diff${query}`);
+      .request<{ attempt: string; baseCommit: string | null; diff: string }>(
+        'GET',
+        `/v1/tasks/${encodeURIComponent(taskId)}/diff${query}`,
+      );
     if (view.baseCommit === null) {
-      throw new BerthError('invalid_input', `attempt ${view.attempt} has no result to apply (it did not get to its results)`);
+      throw new BerthError(
+        'invalid_input',
+        `attempt ${view.attempt} has no result to apply (it did not get to its results)`,
+      );
     }
     if (view.diff === '') {
       if (options.json) ctx.json({ attempt: view.attempt, applied: false, reason: 'empty diff' });
       else ctx.out(`attempt ${view.attempt} changed nothing; nothing to apply`);
       return;
     }
-    const outcome = await applyDiff({ cwd: process.cwd(), diff: view.diff, baseCommit: view.baseCommit });
-    if (options.json) return ctx.json({ attempt: view.attempt, applied: true, root: outcome.root, mode: outcome.mode });
+    const outcome = await applyDiff({
+      cwd: process.cwd(),
+      diff: view.diff,
+      baseCommit: view.baseCommit,
+    });
+    if (options.json)
+      return ctx.json({
+        attempt: view.attempt,
+        applied: true,
+        root: outcome.root,
+        mode: outcome.mode,
+      });
     ctx.out(
       outcome.mode === 'clean'
         ? `applied attempt ${view.attempt} to ${outcome.root} (working tree; review with git diff)`

@@ -18,7 +18,9 @@ export function registerDoctorCommand(program: Command, ctx: CliContext): void {
           ctx.out(`${check.ok ? 'ok     ' : 'MISSING'} ${check.name}: ${check.detail}`);
           if (!check.ok && check.fix) ctx.out(`        fix: ${check.fix}`);
         }
-        ctx.out(ok ? 'everything Berth needs is here' : 'some things are missing (see "fix" above)');
+        ctx.out(
+          ok ? 'everything Berth needs is here' : 'some things are missing (see "fix" above)',
+        );
       }
       if (!ok) ctx.exitCode = 1;
     });

@@ -24,7 +24,10 @@ interface SecretOptions {
 }
 
 /** Reads and checks an environment file locally (line and column on refusal), returning what to send. */
-function readEnvironmentFile(ctx: CliContext, file: string): { raw: unknown; spec: EnvironmentSpec } {
+function readEnvironmentFile(
+  ctx: CliContext,
+  file: string,
+): { raw: unknown; spec: EnvironmentSpec } {
   const text = ctx.readFile(file);
   const spec = parseEnvironmentFile(text, file);
   return { raw: parseYaml(text) as unknown, spec };
@@ -34,12 +37,17 @@ function secretsFrom(ctx: CliContext, options: SecretOptions): Record<string, st
   const secrets: Record<string, string> = {};
   for (const pair of options.secret ?? []) {
     const eq = pair.indexOf('=');
-    if (eq <= 0) throw new BerthError('invalid_input', `--secret takes NAME=VALUE (got a value without "=")`);
+    if (eq <= 0)
+      throw new BerthError('invalid_input', `--secret takes NAME=VALUE (got a value without "=")`);
     secrets[pair.slice(0, eq)] = pair.slice(eq + 1);
   }
   for (const name of options.secretFromEnv ?? []) {
     const value = ctx.variable(name);
-    if (value === undefined) throw new BerthError('invalid_input', `--secret-from-env ${name}: the variable ${name} is not set`);
+    if (value === undefined)
+      throw new BerthError(
+        'invalid_input',
+        `--secret-from-env ${name}: the variable ${name} is not set`,
+      );
     secrets[name] = value;
   }
   return secrets;
@@ -50,7 +58,13 @@ function describe(view: EnvironmentView): string {
   const lines = [
     `name:        ${view.name} (${view.id}, revision ${view.revision})`,
     `repository:  ${s.repository.url} (default branch ${s.repository.defaultBranch})`,
-    `image:       ${s.image}${Object.keys(s.versions).length ? ` with ${Object.entries(s.versions).map(([k, v]) => `${k} ${v}`).join(', ')}` : ''}`,
+    `image:       ${s.image}${
+      Object.keys(s.versions).length
+        ? ` with ${Object.entries(s.versions)
+            .map(([k, v]) => `${k} ${v}`)
+            .join(', ')}`
+        : ''
+    }`,
     `setup:       ${s.setup ? `${s.setup.script.split('\n').length} line(s)${s.setup.strict ? '' : ' (not strict)'}` : 'none'}`,
     `maintenance: ${s.maintenance ? `${s.maintenance.script.split('\n').length} line(s)` : 'none'}`,
     `variables:   ${Object.keys(s.env).join(', ') || 'none'}`,
@@ -72,18 +86,26 @@ export function registerEnvCommands(program: Command, ctx: CliContext): void {
       .description('create an environment from a YAML file')
       .requiredOption('-f, --file <file>', 'environment file (YAML)')
       .option('--secret <NAME=VALUE>', 'a secret value (repeatable)', collect)
-      .option('--secret-from-env <NAME>', 'a secret taken from this variable (repeatable)', collect),
+      .option(
+        '--secret-from-env <NAME>',
+        'a secret taken from this variable (repeatable)',
+        collect,
+      ),
   ).action(async (options: ClientOptions & SecretOptions & { file: string }) => {
     const { raw } = readEnvironmentFile(ctx, options.file);
     const secrets = secretsFrom(ctx, options);
-    const view = await ctx.client(options).request<EnvironmentView>('POST', '/v1/environments', { spec: raw, secrets });
+    const view = await ctx
+      .client(options)
+      .request<EnvironmentView>('POST', '/v1/environments', { spec: raw, secrets });
     if (options.json) ctx.json(view);
     else ctx.out(`created environment ${view.name} (${view.id})`);
   });
 
   withClientOptions(env.command('list').description('list the environments you can see')).action(
     async (options: ClientOptions) => {
-      const { environments } = await ctx.client(options).request<{ environments: EnvironmentView[] }>('GET', '/v1/environments');
+      const { environments } = await ctx
+        .client(options)
+        .request<{ environments: EnvironmentView[] }>('GET', '/v1/environments');
       if (options.json) return ctx.json({ environments });
       if (environments.length === 0) return ctx.out('no environments');
       ctx.out(
@@ -102,13 +124,15 @@ export function registerEnvCommands(program: Command, ctx: CliContext): void {
     },
   );
 
-  withClientOptions(env.command('show').description('show one environment').argument('<env>', 'environment name')).action(
-    async (name: string, options: ClientOptions) => {
-      const view = await ctx.client(options).request<EnvironmentView>('GET', `/v1/environments/${encodeURIComponent(name)}`);
-      if (options.json) ctx.json(view);
-      else ctx.out(describe(view));
-    },
-  );
+  withClientOptions(
+    env.command('show').description('show one environment').argument('<env>', 'environment name'),
+  ).action(async (name: string, options: ClientOptions) => {
+    const view = await ctx
+      .client(options)
+      .request<EnvironmentView>('GET', `/v1/environments/${encodeURIComponent(name)}`);
+    if (options.json) ctx.json(view);
+    else ctx.out(describe(view));
+  });
 
   withClientOptions(
     env
@@ -119,25 +143,37 @@ export function registerEnvCommands(program: Command, ctx: CliContext): void {
       .option('--secret <NAME=VALUE>', 'set a secret (repeatable)', collect)
       .option('--secret-from-env <NAME>', 'set a secret from this variable (repeatable)', collect)
       .option('--remove-secret <NAME>', 'remove a secret (repeatable)', collect),
-  ).action(async (name: string, options: ClientOptions & SecretOptions & { file: string; removeSecret?: string[] }) => {
-    const { raw } = readEnvironmentFile(ctx, options.file);
-    const secrets = secretsFrom(ctx, options);
-    const view = await ctx.client(options).request<EnvironmentView>('PUT', `/v1/environments/${encodeURIComponent(name)}`, {
-      spec: raw,
-      secrets,
-      removeSecrets: options.removeSecret ?? [],
-    });
-    if (options.json) ctx.json(view);
-    else ctx.out(`updated environment ${view.name} (revision ${view.revision})`);
-  });
-
-  withClientOptions(env.command('delete').description('delete an environment').argument('<env>', 'environment name')).action(
-    async (name: string, options: ClientOptions) => {
-      await ctx.client(options).request<undefined>('DELETE', `/v1/environments/${encodeURIComponent(name)}`);
-      if (options.json) ctx.json({ deleted: name });
-      else ctx.out(`deleted environment ${name}`);
+  ).action(
+    async (
+      name: string,
+      options: ClientOptions & SecretOptions & { file: string; removeSecret?: string[] },
+    ) => {
+      const { raw } = readEnvironmentFile(ctx, options.file);
+      const secrets = secretsFrom(ctx, options);
+      const view = await ctx
+        .client(options)
+        .request<EnvironmentView>('PUT', `/v1/environments/${encodeURIComponent(name)}`, {
+          spec: raw,
+          secrets,
+          removeSecrets: options.removeSecret ?? [],
+        });
+      if (options.json) ctx.json(view);
+      else ctx.out(`updated environment ${view.name} (revision ${view.revision})`);
     },
   );
+
+  withClientOptions(
+    env
+      .command('delete')
+      .description('delete an environment')
+      .argument('<env>', 'environment name'),
+  ).action(async (name: string, options: ClientOptions) => {
+    await ctx
+      .client(options)
+      .request<undefined>('DELETE', `/v1/environments/${encodeURIComponent(name)}`);
+    if (options.json) ctx.json({ deleted: name });
+    else ctx.out(`deleted environment ${name}`);
+  });
 
   env
     .command('validate')
@@ -153,38 +189,49 @@ export function registerEnvCommands(program: Command, ctx: CliContext): void {
   registerEnvTestCommand(env, ctx);
 
   const cache = env.command('cache').description("an environment's cache entry");
-  withClientOptions(cache.command('show').description('key, age, size and commit of the cache entries').argument('<env>', 'environment name')).action(
-    async (name: string, options: ClientOptions) => {
-      const view = await ctx.client(options).request<{ environment: string; entries: CacheEntryView[] }>(
+  withClientOptions(
+    cache
+      .command('show')
+      .description('key, age, size and commit of the cache entries')
+      .argument('<env>', 'environment name'),
+  ).action(async (name: string, options: ClientOptions) => {
+    const view = await ctx
+      .client(options)
+      .request<{ environment: string; entries: CacheEntryView[] }>(
         'GET',
         `/v1/environments/${encodeURIComponent(name)}/cache`,
       );
-      if (options.json) return ctx.json(view);
-      if (view.entries.length === 0) return ctx.out(`${name}: no cache entry (the next task runs the setup script)`);
-      ctx.out(
-        formatTable(
-          view.entries.map((e) => ({
-            key: e.key.slice(0, 16),
-            age: `${Math.round(e.ageMs / 60000)} min`,
-            size: `${Math.round(e.sizeBytes / 1e6)} MB`,
-            commit: e.commit.slice(0, 12),
-            state: e.live ? 'live' : 'expired',
-            expires: e.expiresAt,
-            image: e.image,
-          })),
-          ['key', 'age', 'size', 'commit', 'state', 'expires', 'image'],
-        ),
-      );
-    },
-  );
-  withClientOptions(cache.command('reset').description('drop the cache entries; the next task runs setup again').argument('<env>', 'environment name')).action(
-    async (name: string, options: ClientOptions) => {
-      const view = await ctx.client(options).request<{ environment: string; removed: number }>(
+    if (options.json) return ctx.json(view);
+    if (view.entries.length === 0)
+      return ctx.out(`${name}: no cache entry (the next task runs the setup script)`);
+    ctx.out(
+      formatTable(
+        view.entries.map((e) => ({
+          key: e.key.slice(0, 16),
+          age: `${Math.round(e.ageMs / 60000)} min`,
+          size: `${Math.round(e.sizeBytes / 1e6)} MB`,
+          commit: e.commit.slice(0, 12),
+          state: e.live ? 'live' : 'expired',
+          expires: e.expiresAt,
+          image: e.image,
+        })),
+        ['key', 'age', 'size', 'commit', 'state', 'expires', 'image'],
+      ),
+    );
+  });
+  withClientOptions(
+    cache
+      .command('reset')
+      .description('drop the cache entries; the next task runs setup again')
+      .argument('<env>', 'environment name'),
+  ).action(async (name: string, options: ClientOptions) => {
+    const view = await ctx
+      .client(options)
+      .request<{ environment: string; removed: number }>(
         'DELETE',
         `/v1/environments/${encodeURIComponent(name)}/cache`,
       );
-      if (options.json) ctx.json(view);
-      else ctx.out(`${name}: dropped ${view.removed} cache entr${view.removed === 1 ? 'y' : 'ies'}`);
-    },
-  );
+    if (options.json) ctx.json(view);
+    else ctx.out(`${name}: dropped ${view.removed} cache entr${view.removed === 1 ? 'y' : 'ies'}`);
+  });
 }

@@ -12,37 +12,55 @@ export function registerFollowUpCommand(task: Command, ctx: CliContext): void {
   withClientOptions(
     task
       .command('followup')
-      .description("continue the picked attempt: a new turn from its container state (it becomes the pick)")
+      .description(
+        'continue the picked attempt: a new turn from its container state (it becomes the pick)',
+      )
       .argument('<task>')
       .argument('[prompt]', 'what the agent is asked next')
       .option('--command <command>', 'run this command as the agent phase (instead of the agent)')
-      .option('--wait', "wait for the turn to finish, showing its progress; exit code 0 only if it succeeded"),
-  ).action(async (taskId: string, prompt: string | undefined, options: ClientOptions & { command?: string; wait?: boolean }) => {
-    const client = ctx.client(options);
-    const path = `/v1/tasks/${encodeURIComponent(taskId)}`;
-    const created = await client.request<TaskViewBody & { attempt: string }>('POST', `${path}/followup`, {
-      ...(prompt !== undefined ? { prompt } : {}),
-      ...(options.command !== undefined ? { command: options.command } : {}),
-    });
-    if (!options.wait) {
-      if (options.json) ctx.json(created);
-      else ctx.out(`follow-up ${created.attempt} queued on task ${created.id}; follow it with: berth task logs ${created.id} --attempt ${created.attempt} --follow`);
-      return;
-    }
-    if (!options.json) ctx.err(`follow-up ${created.attempt} of task ${created.id}`);
-    await followEvents(client, created.id, created.attempt, (event) => {
-      if (!options.json) ctx.io.stderr.write(formatProgress(event, ''));
-    });
-    let view: TaskViewBody;
-    for (;;) {
-      view = await client.request<TaskViewBody>('GET', path);
+      .option(
+        '--wait',
+        'wait for the turn to finish, showing its progress; exit code 0 only if it succeeded',
+      ),
+  ).action(
+    async (
+      taskId: string,
+      prompt: string | undefined,
+      options: ClientOptions & { command?: string; wait?: boolean },
+    ) => {
+      const client = ctx.client(options);
+      const path = `/v1/tasks/${encodeURIComponent(taskId)}`;
+      const created = await client.request<TaskViewBody & { attempt: string }>(
+        'POST',
+        `${path}/followup`,
+        {
+          ...(prompt !== undefined ? { prompt } : {}),
+          ...(options.command !== undefined ? { command: options.command } : {}),
+        },
+      );
+      if (!options.wait) {
+        if (options.json) ctx.json(created);
+        else
+          ctx.out(
+            `follow-up ${created.attempt} queued on task ${created.id}; follow it with: berth task logs ${created.id} --attempt ${created.attempt} --follow`,
+          );
+        return;
+      }
+      if (!options.json) ctx.err(`follow-up ${created.attempt} of task ${created.id}`);
+      await followEvents(client, created.id, created.attempt, (event) => {
+        if (!options.json) ctx.io.stderr.write(formatProgress(event, ''));
+      });
+      let view: TaskViewBody;
+      for (;;) {
+        view = await client.request<TaskViewBody>('GET', path);
+        const turn = view.attempts.find((a) => a.id === created.attempt);
+        if (turn && TERMINAL.has(turn.status)) break;
+        await new Promise((r) => setTimeout(r, 200));
+      }
       const turn = view.attempts.find((a) => a.id === created.attempt);
-      if (turn && TERMINAL.has(turn.status)) break;
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    const turn = view.attempts.find((a) => a.id === created.attempt);
-    if (options.json) ctx.json({ ...view, attempt: created.attempt });
-    else ctx.out(describeTask(view));
-    if (turn?.status !== 'succeeded') ctx.exitCode = 1;
-  });
+      if (options.json) ctx.json({ ...view, attempt: created.attempt });
+      else ctx.out(describeTask(view));
+      if (turn?.status !== 'succeeded') ctx.exitCode = 1;
+    },
+  );
 }

@@ -16,10 +16,19 @@ export function registerLoginCommand(program: Command, ctx: CliContext): void {
       const env = clientEnv();
       const url = options.url ?? env.url ?? 'http://127.0.0.1:8420';
       const token = options.token ?? env.token;
-      if (token === undefined) throw new BerthError('invalid_input', 'give the token with --token or BERTH_TOKEN');
-      const who = await new ApiClient(url, token).request<{ id: string; name: string; admin: boolean }>('GET', '/v1/whoami');
+      if (token === undefined)
+        throw new BerthError('invalid_input', 'give the token with --token or BERTH_TOKEN');
+      const who = await new ApiClient(url, token).request<{
+        id: string;
+        name: string;
+        admin: boolean;
+      }>('GET', '/v1/whoami');
       const path = writeLogin(ctx.config().configDir, { url, token });
-      if (options.json) ctx.json({ url, token: { id: who.id, name: who.name, admin: who.admin }, file: path });
-      else ctx.out(`logged in to ${url} as ${who.name}${who.admin ? ' (admin)' : ''}; saved in ${path}`);
+      if (options.json)
+        ctx.json({ url, token: { id: who.id, name: who.name, admin: who.admin }, file: path });
+      else
+        ctx.out(
+          `logged in to ${url} as ${who.name}${who.admin ? ' (admin)' : ''}; saved in ${path}`,
+        );
     });
 }

@@ -9,20 +9,28 @@ export function registerPrCommand(task: Command, ctx: CliContext): void {
   withClientOptions(
     task
       .command('pr')
-      .description("push the picked attempt's diff as branch berth/<task> and, for GitHub, open (or update) a pull request")
+      .description(
+        "push the picked attempt's diff as branch berth/<task> and, for GitHub, open (or update) a pull request",
+      )
       .argument('<task>')
       .option('--title <title>', "the pull request's title (default: the prompt's first line)")
       .option('--draft', 'open it as a draft'),
   ).action(async (taskId: string, options: ClientOptions & { title?: string; draft?: boolean }) => {
     const result = await ctx
       .client(options)
-      .request<z.output<typeof pullRequestResult>>('POST', `/v1/tasks/${encodeURIComponent(taskId)}/pr`, {
-        ...(options.title !== undefined ? { title: options.title } : {}),
-        ...(options.draft ? { draft: true } : {}),
-      });
+      .request<z.output<typeof pullRequestResult>>(
+        'POST',
+        `/v1/tasks/${encodeURIComponent(taskId)}/pr`,
+        {
+          ...(options.title !== undefined ? { title: options.title } : {}),
+          ...(options.draft ? { draft: true } : {}),
+        },
+      );
     if (options.json) return ctx.json(result);
     if (result.pullRequest === null) {
-      ctx.err(`pushed ${result.commit.slice(0, 12)} (attempt ${result.attempt}) to ${result.remote}; not a GitHub remote, so no pull request`);
+      ctx.err(
+        `pushed ${result.commit.slice(0, 12)} (attempt ${result.attempt}) to ${result.remote}; not a GitHub remote, so no pull request`,
+      );
       ctx.out(result.branch);
       return;
     }

@@ -23,14 +23,23 @@ export function registerRunCommand(program: Command, ctx: CliContext): void {
   program
     .command('run')
     .description('run one task end to end on this machine, without a server (for CI and scripts)')
-    .requiredOption('--env-file <file>', 'environment file (YAML); secrets it declares are read from variables of the same name')
+    .requiredOption(
+      '--env-file <file>',
+      'environment file (YAML); secrets it declares are read from variables of the same name',
+    )
     .option('--repo <url-or-path>', "use this repository instead of the file's")
     .option('--branch <branch>', 'check out this branch')
     .option('--sha <sha>', 'check out this commit')
     .option('--attempts <n>', 'independent attempts', '1')
     .option('--command <command>', 'run this command as the agent phase')
-    .option('--data-dir <dir>', 'where the embedded store and cache records live (else BERTH_DATA_DIR, else the XDG data home)')
-    .option('--model-base-url <url>', 'OpenAI-compatible API for the agent (else BERTH_MODEL_BASE_URL; key: BERTH_MODEL_API_KEY)')
+    .option(
+      '--data-dir <dir>',
+      'where the embedded store and cache records live (else BERTH_DATA_DIR, else the XDG data home)',
+    )
+    .option(
+      '--model-base-url <url>',
+      'OpenAI-compatible API for the agent (else BERTH_MODEL_BASE_URL; key: BERTH_MODEL_API_KEY)',
+    )
     .option('--model <name>', 'model name (else BERTH_MODEL)')
     .option('--max-turns <n>', 'at most this many model turns per attempt')
     .option('--max-tokens <n>', 'at most this many model tokens per attempt')
@@ -40,20 +49,35 @@ export function registerRunCommand(program: Command, ctx: CliContext): void {
     .action(async (prompt: string | undefined, options: RunOptions) => {
       const attempts = Number(options.attempts);
       if (!Number.isInteger(attempts) || attempts < 1) {
-        throw new BerthError('invalid_input', `--attempts must be a whole number from 1 (got ${options.attempts})`);
+        throw new BerthError(
+          'invalid_input',
+          `--attempts must be a whole number from 1 (got ${options.attempts})`,
+        );
       }
       if (options.branch !== undefined && options.sha !== undefined) {
         throw new BerthError('invalid_input', 'give either --branch or --sha, not both');
       }
-      const config = ctx.config({ dataDir: options.dataDir, modelBaseUrl: options.modelBaseUrl, model: options.model });
+      const config = ctx.config({
+        dataDir: options.dataDir,
+        modelBaseUrl: options.modelBaseUrl,
+        model: options.model,
+      });
       const { runLocal } = await import('../../lifecycle/run-local.js');
       const hasCommand = options.command !== undefined && options.command.trim() !== '';
-      const { modelClientFromConfig } = await import('../../adapters/model/model-client-from-config.js');
+      const { modelClientFromConfig } =
+        await import('../../adapters/model/model-client-from-config.js');
       // A prompt needs a model; a command does not (the model settings are then not needed).
-      const model = !hasCommand && config.model.baseUrl !== undefined ? modelClientFromConfig(config.model) : undefined;
-      const { egressSettingsFromConfig } = await import('../../egress/egress-settings-from-config.js');
+      const model =
+        !hasCommand && config.model.baseUrl !== undefined
+          ? modelClientFromConfig(config.model)
+          : undefined;
+      const { egressSettingsFromConfig } =
+        await import('../../egress/egress-settings-from-config.js');
       const egress = await egressSettingsFromConfig(config);
-      for (const file of egress.unreadable) ctx.io.stderr.write(`warning: extra CA file ${file} is not a readable certificate; skipped\n`);
+      for (const file of egress.unreadable)
+        ctx.io.stderr.write(
+          `warning: extra CA file ${file} is not a readable certificate; skipped\n`,
+        );
       const controller = new AbortController();
       const stop = () => controller.abort(new BerthError('cancelled', 'interrupted'));
       process.once('SIGINT', stop);
@@ -82,7 +106,10 @@ export function registerRunCommand(program: Command, ctx: CliContext): void {
             egress: egress.options,
             signal: controller.signal,
           },
-          { stdout: (text) => ctx.io.stdout.write(text), stderr: (text) => ctx.io.stderr.write(text) },
+          {
+            stdout: (text) => ctx.io.stdout.write(text),
+            stderr: (text) => ctx.io.stderr.write(text),
+          },
         );
       } finally {
         process.off('SIGINT', stop);

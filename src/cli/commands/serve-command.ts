@@ -22,7 +22,10 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
     .option('--port <port>', 'port to listen on (else BERTH_PORT, else 8420)')
     .option('--allow-local-repos', 'allow environments whose repository is a local path')
     .option('--log-level <level>', 'fatal, error, warn, info, debug or trace')
-    .option('--model-base-url <url>', 'OpenAI-compatible API for the agent (else BERTH_MODEL_BASE_URL; key: BERTH_MODEL_API_KEY)')
+    .option(
+      '--model-base-url <url>',
+      'OpenAI-compatible API for the agent (else BERTH_MODEL_BASE_URL; key: BERTH_MODEL_API_KEY)',
+    )
     .option('--model <name>', 'model name (else BERTH_MODEL)')
     .option('--json', 'print the URL (and the first admin token) as JSON')
     .action(async (options: ServeOptions) => {
@@ -40,12 +43,20 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
       const { startServer } = await import('../../server/main.js');
       const server = await startServer(config, logger);
       if (options.json) {
-        ctx.out(JSON.stringify({ url: server.url, dataDir: config.dataDir, ...(server.adminToken ? { adminToken: server.adminToken } : {}) }));
+        ctx.out(
+          JSON.stringify({
+            url: server.url,
+            dataDir: config.dataDir,
+            ...(server.adminToken ? { adminToken: server.adminToken } : {}),
+          }),
+        );
       } else {
         ctx.out(`Berth is listening on ${server.url} (data in ${config.dataDir})`);
         if (server.adminToken) {
           ctx.out(`Admin token (shown once, keep it): ${server.adminToken}`);
-          ctx.out(`Log the CLI in with: npx berth login --url ${server.url} --token ${server.adminToken}`);
+          ctx.out(
+            `Log the CLI in with: npx berth login --url ${server.url} --token ${server.adminToken}`,
+          );
         }
       }
       await new Promise<void>((resolve) => {

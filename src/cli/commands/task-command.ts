@@ -38,18 +38,40 @@ export function describeTask(task: TaskViewBody): string {
         cache: a.cacheHit === null ? '-' : a.cacheHit ? 'hit' : 'built',
         files: String(a.filesChanged),
         lines: `+${a.linesAdded} -${a.linesRemoved}`,
-        verify: a.verification === null ? '-' : a.verification.passed ? 'passed' : `failed (${a.verification.exitCode})`,
+        verify:
+          a.verification === null
+            ? '-'
+            : a.verification.passed
+              ? 'passed'
+              : `failed (${a.verification.exitCode})`,
         time: seconds(a.durationMs),
         tokens: a.tokens === null ? '-' : String(a.tokens),
       })),
-      ['picked', 'attempt', 'status', 'phase', 'cache', 'files', 'lines', 'verify', 'time', 'tokens'],
+      [
+        'picked',
+        'attempt',
+        'status',
+        'phase',
+        'cache',
+        'files',
+        'lines',
+        'verify',
+        'time',
+        'tokens',
+      ],
     ),
   ];
   if (task.attempts.length > 1) {
-    lines.push('', task.picked !== null ? `picked: ${task.picked}` : `none picked yet: berth task pick ${task.id} ATTEMPT`);
+    lines.push(
+      '',
+      task.picked !== null
+        ? `picked: ${task.picked}`
+        : `none picked yet: berth task pick ${task.id} ATTEMPT`,
+    );
   }
   for (const a of task.attempts) {
-    if (a.followUpOf !== null) lines.push('', `${a.id} follows up ${a.followUpOf}: ${a.request ?? ''}`);
+    if (a.followUpOf !== null)
+      lines.push('', `${a.id} follows up ${a.followUpOf}: ${a.request ?? ''}`);
     if (a.error) lines.push('', `${a.id} failed: ${a.error}`);
     else if (a.message) lines.push('', `${a.id}: ${a.message}`);
   }
@@ -64,7 +86,10 @@ export async function followEvents(
   onEvent: (event: AttemptEvent) => void,
   signal?: AbortSignal,
 ): Promise<void> {
-  const response = await client.stream(path(taskId, `/attempts/${encodeURIComponent(attemptId)}/events`), signal);
+  const response = await client.stream(
+    path(taskId, `/attempts/${encodeURIComponent(attemptId)}/events`),
+    signal,
+  );
   const decoder = new TextDecoder();
   let buffer = '';
   for await (const chunk of response) {
@@ -86,7 +111,12 @@ export async function followEvents(
 }
 
 /** Waits for a task to finish, printing each attempt's progress to stderr as it happens. */
-export async function waitForTask(ctx: CliContext, client: ApiClient, task: TaskViewBody, quiet: boolean): Promise<TaskViewBody> {
+export async function waitForTask(
+  ctx: CliContext,
+  client: ApiClient,
+  task: TaskViewBody,
+  quiet: boolean,
+): Promise<TaskViewBody> {
   const many = task.attempts.length > 1;
   await Promise.all(
     task.attempts.map((attempt: AttemptViewBody) =>
@@ -112,17 +142,31 @@ export function registerExecCommand(program: Command, ctx: CliContext): void {
       .option('--sha <sha>', 'check out this commit')
       .option('--attempts <n>', 'independent attempts', '1')
       .option('--command <command>', 'run this command as the agent phase (instead of the agent)')
-      .option('--wait', 'wait for the task to finish, showing its progress; exit code 0 only if every attempt succeeded')
+      .option(
+        '--wait',
+        'wait for the task to finish, showing its progress; exit code 0 only if every attempt succeeded',
+      )
       .argument('[prompt]', 'what the agent is asked to do'),
   );
   withAgentOptions(exec).action(
     async (
       prompt: string | undefined,
-      options: ClientOptions & AgentFlags & { env: string; branch?: string; sha?: string; attempts: string; command?: string; wait?: boolean },
+      options: ClientOptions &
+        AgentFlags & {
+          env: string;
+          branch?: string;
+          sha?: string;
+          attempts: string;
+          command?: string;
+          wait?: boolean;
+        },
     ) => {
       const attempts = Number(options.attempts);
       if (!Number.isInteger(attempts) || attempts < 1) {
-        throw new BerthError('invalid_input', `--attempts must be a whole number from 1 (got ${options.attempts})`);
+        throw new BerthError(
+          'invalid_input',
+          `--attempts must be a whole number from 1 (got ${options.attempts})`,
+        );
       }
       const limits = agentLimitsFrom(options);
       const client = ctx.client(options);
@@ -138,7 +182,10 @@ export function registerExecCommand(program: Command, ctx: CliContext): void {
       });
       if (!options.wait) {
         if (options.json) ctx.json(task);
-        else ctx.out(`submitted task ${task.id} (${task.attempts.length} attempt${task.attempts.length > 1 ? 's' : ''}); follow it with: berth task logs ${task.id} --follow`);
+        else
+          ctx.out(
+            `submitted task ${task.id} (${task.attempts.length} attempt${task.attempts.length > 1 ? 's' : ''}); follow it with: berth task logs ${task.id} --follow`,
+          );
         return;
       }
       if (!options.json) ctx.err(`task ${task.id} submitted`);
@@ -158,17 +205,32 @@ export function registerEnvTestCommand(env: Command, ctx: CliContext): void {
   withClientOptions(
     env
       .command('test')
-      .description('run the lifecycle up to lockdown, then a command or an interactive shell, printing everything')
+      .description(
+        'run the lifecycle up to lockdown, then a command or an interactive shell, printing everything',
+      )
       .argument('<env>', 'environment name')
-      .option('--command <command>', 'the command to run after lockdown', 'echo "environment ready in $(pwd)"')
+      .option(
+        '--command <command>',
+        'the command to run after lockdown',
+        'echo "environment ready in $(pwd)"',
+      )
       .option('--branch <branch>', 'check out this branch')
       .option('--sha <sha>', 'check out this commit')
       .option('-i, --interactive', 'keep stdin open (with -t: a shell in the sandbox)')
-      .option('-t, --tty', 'a terminal: with -i, open a login shell in the sandbox (needs the Docker CLI on the server machine)'),
+      .option(
+        '-t, --tty',
+        'a terminal: with -i, open a login shell in the sandbox (needs the Docker CLI on the server machine)',
+      ),
   ).action(
     async (
       name: string,
-      options: ClientOptions & { command: string; branch?: string; sha?: string; interactive?: boolean; tty?: boolean },
+      options: ClientOptions & {
+        command: string;
+        branch?: string;
+        sha?: string;
+        interactive?: boolean;
+        tty?: boolean;
+      },
     ) => {
       const client = ctx.client(options);
       const shell = options.interactive === true && options.tty === true;
@@ -194,7 +256,10 @@ export function registerEnvTestCommand(env: Command, ctx: CliContext): void {
           attempt.id,
           (event) => {
             ctx.io.stderr.write(formatProgress(event, ''));
-            const named = event.type === 'log' && event.stream === 'system' ? /^sandbox ([0-9a-f]{12})\b/.exec(event.text) : null;
+            const named =
+              event.type === 'log' && event.stream === 'system'
+                ? /^sandbox ([0-9a-f]{12})\b/.exec(event.text)
+                : null;
             if (named) sandboxId = named[1];
             if (event.type === 'phase' && event.phase === 'agent' && !reachedAgent) {
               reachedAgent = true;
@@ -206,7 +271,9 @@ export function registerEnvTestCommand(env: Command, ctx: CliContext): void {
         await following;
         if (!reachedAgent) {
           task = await client.request<TaskViewBody>('GET', path(task.id));
-          ctx.err(`the lifecycle ended before the shell could open: ${task.attempts[0]?.error ?? task.status}`);
+          ctx.err(
+            `the lifecycle ended before the shell could open: ${task.attempts[0]?.error ?? task.status}`,
+          );
           ctx.exitCode = 1;
           return;
         }
@@ -238,8 +305,13 @@ export function registerTaskCommands(program: Command, ctx: CliContext): void {
       .option('--env <env>', 'only this environment')
       .option('--limit <n>', 'at most this many', '20'),
   ).action(async (options: ClientOptions & { env?: string; limit: string }) => {
-    const query = new URLSearchParams({ limit: options.limit, ...(options.env ? { environment: options.env } : {}) });
-    const { tasks } = await ctx.client(options).request<{ tasks: TaskViewBody[] }>('GET', `/v1/tasks?${query.toString()}`);
+    const query = new URLSearchParams({
+      limit: options.limit,
+      ...(options.env ? { environment: options.env } : {}),
+    });
+    const { tasks } = await ctx
+      .client(options)
+      .request<{ tasks: TaskViewBody[] }>('GET', `/v1/tasks?${query.toString()}`);
     if (options.json) return ctx.json({ tasks });
     if (tasks.length === 0) return ctx.out('no tasks');
     ctx.out(
@@ -257,13 +329,13 @@ export function registerTaskCommands(program: Command, ctx: CliContext): void {
     );
   });
 
-  withClientOptions(task.command('show').description('a task and its attempts side by side').argument('<task>')).action(
-    async (taskId: string, options: ClientOptions) => {
-      const view = await ctx.client(options).request<TaskViewBody>('GET', path(taskId));
-      if (options.json) ctx.json(view);
-      else ctx.out(describeTask(view));
-    },
-  );
+  withClientOptions(
+    task.command('show').description('a task and its attempts side by side').argument('<task>'),
+  ).action(async (taskId: string, options: ClientOptions) => {
+    const view = await ctx.client(options).request<TaskViewBody>('GET', path(taskId));
+    if (options.json) ctx.json(view);
+    else ctx.out(describeTask(view));
+  });
 
   withClientOptions(
     task
@@ -272,40 +344,65 @@ export function registerTaskCommands(program: Command, ctx: CliContext): void {
       .argument('<task>')
       .option('--attempt <attempt>', 'which attempt (default: the first)')
       .option('-f, --follow', 'keep streaming until the attempt ends'),
-  ).action(async (taskId: string, options: ClientOptions & { attempt?: string; follow?: boolean }) => {
-    const client = ctx.client(options);
-    const view = await client.request<TaskViewBody>('GET', path(taskId));
-    const attempt = options.attempt ?? view.attempts[0]?.id;
-    if (attempt === undefined || !view.attempts.some((a) => a.id === attempt)) {
-      throw new BerthError('not_found', `attempt ${options.attempt ?? ''} of task ${taskId} not found (attempts: ${view.attempts.map((a) => a.id).join(', ')})`);
-    }
-    const print = (event: AttemptEvent) => {
-      if (options.json) ctx.out(JSON.stringify(event));
-      else ctx.io.stdout.write(formatProgress(event, ''));
-    };
-    if (options.follow) return followEvents(client, taskId, attempt, print);
-    let after = 0;
-    for (;;) {
-      const { events } = await client.request<{ events: AttemptEvent[] }>('GET', `${path(taskId, `/attempts/${encodeURIComponent(attempt)}/events`)}?after=${after}`);
-      for (const event of events) print(event);
-      if (events.length === 0) break;
-      after = events[events.length - 1]?.seq ?? after;
-    }
-  });
+  ).action(
+    async (taskId: string, options: ClientOptions & { attempt?: string; follow?: boolean }) => {
+      const client = ctx.client(options);
+      const view = await client.request<TaskViewBody>('GET', path(taskId));
+      const attempt = options.attempt ?? view.attempts[0]?.id;
+      if (attempt === undefined || !view.attempts.some((a) => a.id === attempt)) {
+        throw new BerthError(
+          'not_found',
+          `attempt ${options.attempt ?? ''} of task ${taskId} not found (attempts: ${view.attempts.map((a) => a.id).join(', ')})`,
+        );
+      }
+      const print = (event: AttemptEvent) => {
+        if (options.json) ctx.out(JSON.stringify(event));
+        else ctx.io.stdout.write(formatProgress(event, ''));
+      };
+      if (options.follow) return followEvents(client, taskId, attempt, print);
+      let after = 0;
+      for (;;) {
+        const { events } = await client.request<{ events: AttemptEvent[] }>(
+          'GET',
+          `${path(taskId, `/attempts/${encodeURIComponent(attempt)}/events`)}?after=${after}`,
+        );
+        for (const event of events) print(event);
+        if (events.length === 0) break;
+        after = events[events.length - 1]?.seq ?? after;
+      }
+    },
+  );
 
   withClientOptions(
-    task.command('diff').description("an attempt's diff (git apply accepts it)").argument('<task>').option('--attempt <attempt>', 'which attempt (default: the picked one, else the first)'),
+    task
+      .command('diff')
+      .description("an attempt's diff (git apply accepts it)")
+      .argument('<task>')
+      .option('--attempt <attempt>', 'which attempt (default: the picked one, else the first)'),
   ).action(async (taskId: string, options: ClientOptions & { attempt?: string }) => {
     const query = options.attempt ? `?attempt=${encodeURIComponent(options.attempt)}` : '';
-    const view = await ctx.client(options).request<{ attempt: string; baseCommit: string | null; diff: string }>('GET', path(taskId, `/diff${query}`));
+    const view = await ctx
+      .client(options)
+      .request<{ attempt: string; baseCommit: string | null; diff: string }>(
+        'GET',
+        path(taskId, `/diff${query}`),
+      );
     if (options.json) ctx.json(view);
     else ctx.io.stdout.write(view.diff);
   });
 
   withClientOptions(
-    task.command('pick').description('pick the attempt that becomes the PR, is applied, or takes follow-ups').argument('<task>').argument('<attempt>'),
+    task
+      .command('pick')
+      .description('pick the attempt that becomes the PR, is applied, or takes follow-ups')
+      .argument('<task>')
+      .argument('<attempt>'),
   ).action(async (taskId: string, attemptId: string, options: ClientOptions) => {
-    const view = await ctx.client(options).request<TaskViewBody & { warning: string | null }>('POST', path(taskId, '/pick'), { attempt: attemptId });
+    const view = await ctx
+      .client(options)
+      .request<TaskViewBody & { warning: string | null }>('POST', path(taskId, '/pick'), {
+        attempt: attemptId,
+      });
     if (view.warning !== null) ctx.err(`warning: ${view.warning}`);
     if (options.json) ctx.json(view);
     else ctx.out(`picked ${view.picked ?? attemptId} for task ${view.id}`);
@@ -315,9 +412,11 @@ export function registerTaskCommands(program: Command, ctx: CliContext): void {
   registerPrCommand(task, ctx);
   registerFollowUpCommand(task, ctx);
 
-  withClientOptions(task.command('cancel').description('stop a task').argument('<task>')).action(async (taskId: string, options: ClientOptions) => {
-    const view = await ctx.client(options).request<TaskViewBody>('POST', path(taskId, '/cancel'));
-    if (options.json) ctx.json(view);
-    else ctx.out(`cancelled task ${view.id} (${view.status})`);
-  });
+  withClientOptions(task.command('cancel').description('stop a task').argument('<task>')).action(
+    async (taskId: string, options: ClientOptions) => {
+      const view = await ctx.client(options).request<TaskViewBody>('POST', path(taskId, '/cancel'));
+      if (options.json) ctx.json(view);
+      else ctx.out(`cancelled task ${view.id} (${view.status})`);
+    },
+  );
 }

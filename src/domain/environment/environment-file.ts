@@ -41,7 +41,8 @@ function issuesOf(error: z.ZodError): RawIssue[] {
 }
 
 function describeIssue(issue: SpecIssue): string {
-  const where = issue.line !== undefined ? ` (line ${issue.line}, column ${issue.column ?? 1})` : '';
+  const where =
+    issue.line !== undefined ? ` (line ${issue.line}, column ${issue.column ?? 1})` : '';
   return `${issue.path}: ${issue.message}${where}`;
 }
 
@@ -62,12 +63,14 @@ function checkUnique(spec: EnvironmentSpec): SpecIssue[] {
   const issues: SpecIssue[] = [];
   const seen = new Set<string>();
   spec.services.forEach((service, i) => {
-    if (seen.has(service.name)) issues.push({ path: `services[${i}].name`, message: `duplicate service "${service.name}"` });
+    if (seen.has(service.name))
+      issues.push({ path: `services[${i}].name`, message: `duplicate service "${service.name}"` });
     seen.add(service.name);
   });
   const secrets = new Set<string>();
   spec.secrets.forEach((name, i) => {
-    if (secrets.has(name)) issues.push({ path: `secrets[${i}]`, message: `duplicate secret "${name}"` });
+    if (secrets.has(name))
+      issues.push({ path: `secrets[${i}]`, message: `duplicate secret "${name}"` });
     if (Object.hasOwn(spec.env, name)) {
       issues.push({ path: `secrets[${i}]`, message: `"${name}" is both a variable and a secret` });
     }
@@ -90,7 +93,11 @@ export function parseEnvironmentSpec(value: unknown, source = 'environment'): En
   return result.data;
 }
 
-function locate(doc: Document, lines: LineCounter, path: PropertyKey[]): { line: number; column: number } | undefined {
+function locate(
+  doc: Document,
+  lines: LineCounter,
+  path: PropertyKey[],
+): { line: number; column: number } | undefined {
   for (let depth = path.length; depth >= 0; depth--) {
     const node: unknown = doc.getIn(path.slice(0, depth) as unknown[], true);
     if (isNode(node) && node.range) {
@@ -110,7 +117,10 @@ export function parseEnvironmentFile(text: string, source = 'environment file'):
       const pos = error.linePos?.[0];
       return {
         path: '(yaml)',
-        message: (error.message.split('\n')[0] ?? 'malformed YAML').replace(/ at line \d+, column \d+:?$/, ''),
+        message: (error.message.split('\n')[0] ?? 'malformed YAML').replace(
+          / at line \d+, column \d+:?$/,
+          '',
+        ),
         ...(pos ? { line: pos.line, column: pos.col } : {}),
       };
     });
@@ -118,7 +128,14 @@ export function parseEnvironmentFile(text: string, source = 'environment file'):
   }
   const value: unknown = doc.toJS();
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw refusal(source, [{ path: '(root)', message: 'an environment file must be a mapping of fields', line: 1, column: 1 }]);
+    throw refusal(source, [
+      {
+        path: '(root)',
+        message: 'an environment file must be a mapping of fields',
+        line: 1,
+        column: 1,
+      },
+    ]);
   }
   const result = environmentSpecSchema.safeParse(value);
   if (!result.success) {

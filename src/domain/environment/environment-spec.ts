@@ -16,23 +16,36 @@ export const LANGUAGES = ['node', 'python', 'go', 'rust', 'java', 'ruby'] as con
 const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** Variables the sandbox must own; an environment may not set them. */
-const RESERVED_VARIABLES = /^(BERTH_.*|HTTPS?_PROXY|https?_proxy|NO_PROXY|no_proxy|ALL_PROXY|all_proxy)$/;
+const RESERVED_VARIABLES =
+  /^(BERTH_.*|HTTPS?_PROXY|https?_proxy|NO_PROXY|no_proxy|ALL_PROXY|all_proxy)$/;
 
 const nameSchema = z
   .string()
-  .regex(NAME, 'use 1-63 lower-case letters, digits, ".", "_" or "-", starting with a letter or digit');
+  .regex(
+    NAME,
+    'use 1-63 lower-case letters, digits, ".", "_" or "-", starting with a letter or digit',
+  );
 
 const variableName = z
   .string()
-  .regex(VARIABLE_NAME, 'must be a shell variable name (letters, digits and "_", not starting with a digit)')
-  .refine((name) => !RESERVED_VARIABLES.test(name), 'this variable is set by Berth and cannot be overridden');
+  .regex(
+    VARIABLE_NAME,
+    'must be a shell variable name (letters, digits and "_", not starting with a digit)',
+  )
+  .refine(
+    (name) => !RESERVED_VARIABLES.test(name),
+    'this variable is set by Berth and cannot be overridden',
+  );
 
 const branchName = z
   .string()
   .min(1)
   .max(255)
   .refine((b) => !b.startsWith('-'), 'a branch name cannot start with "-"')
-  .refine((b) => !/[\s\x00-\x1f\x7f~^:?*[\\]|\.\.|@\{|\/\/|^\/|\/$|\.lock$|\.$/.test(b), 'not a valid git branch name');
+  .refine(
+    (b) => !/[\s\x00-\x1f\x7f~^:?*[\\]|\.\.|@\{|\/\/|^\/|\/$|\.lock$|\.$/.test(b),
+    'not a valid git branch name',
+  );
 
 const repositoryUrl = z.string().superRefine((url, ctx) => {
   const result = classifyRepositoryUrl(url);
@@ -46,7 +59,9 @@ const repositoryObject = z.strictObject({
 
 const repository = z
   .union([repositoryUrl, repositoryObject])
-  .transform((value) => (typeof value === 'string' ? { url: value, defaultBranch: 'main' } : value));
+  .transform((value) =>
+    typeof value === 'string' ? { url: value, defaultBranch: 'main' } : value,
+  );
 
 const scriptText = z
   .string()
@@ -59,7 +74,12 @@ const scriptObject = z.strictObject({
   script: scriptText,
   /** Run with `set -euo pipefail` (stop at the first failing command). */
   strict: z.boolean().default(true),
-  timeoutMs: z.number().int().positive().max(6 * 3600_000).default(30 * 60_000),
+  timeoutMs: z
+    .number()
+    .int()
+    .positive()
+    .max(6 * 3600_000)
+    .default(30 * 60_000),
 });
 
 const script = z
@@ -104,10 +124,25 @@ const service = z.strictObject({
 
 const resources = z.strictObject({
   cpus: z.number().positive().max(64).default(2),
-  memoryMb: z.number().int().min(64).max(256 * 1024).default(4096),
-  diskMb: z.number().int().min(100).max(1024 * 1024).default(20 * 1024),
+  memoryMb: z
+    .number()
+    .int()
+    .min(64)
+    .max(256 * 1024)
+    .default(4096),
+  diskMb: z
+    .number()
+    .int()
+    .min(100)
+    .max(1024 * 1024)
+    .default(20 * 1024),
   pids: z.number().int().min(16).max(65536).default(1024),
-  timeoutMs: z.number().int().positive().max(24 * 3600_000).default(3600_000),
+  timeoutMs: z
+    .number()
+    .int()
+    .positive()
+    .max(24 * 3600_000)
+    .default(3600_000),
 });
 
 const versionValue = z
@@ -119,7 +154,12 @@ export const environmentSpecSchema = z.strictObject({
   name: nameSchema,
   description: z.string().max(2000).optional(),
   repository,
-  image: z.string().min(1).max(255).regex(/^[a-z0-9][a-z0-9._/:@-]*$/, 'not a valid image name').default('universal'),
+  image: z
+    .string()
+    .min(1)
+    .max(255)
+    .regex(/^[a-z0-9][a-z0-9._/:@-]*$/, 'not a valid image name')
+    .default('universal'),
   versions: z.partialRecord(z.enum(LANGUAGES), versionValue).default({}),
   setup: script.optional(),
   maintenance: script.optional(),
@@ -128,7 +168,13 @@ export const environmentSpecSchema = z.strictObject({
   secrets: z.array(variableName).default([]),
   internet: internet.default({ access: 'off', presets: [], domains: [], tunnelOnly: [] }),
   services: z.array(service).max(20).default([]),
-  resources: resources.default({ cpus: 2, memoryMb: 4096, diskMb: 20 * 1024, pids: 1024, timeoutMs: 3600_000 }),
+  resources: resources.default({
+    cpus: 2,
+    memoryMb: 4096,
+    diskMb: 20 * 1024,
+    pids: 1024,
+    timeoutMs: 3600_000,
+  }),
   /** Names of the tokens that may see and use this environment (admins always may). */
   members: z.array(z.string().min(1).max(100)).default([]),
   /** A command Berth runs itself after the agent to judge an attempt (for example `npm test`). */

@@ -7,14 +7,18 @@ import { isAbsolute } from 'node:path';
  */
 export type RepositoryKind = 'https' | 'http' | 'ssh' | 'git' | 'local';
 
-export type RepositoryUrlResult = { ok: true; kind: RepositoryKind } | { ok: false; reason: string };
+export type RepositoryUrlResult =
+  { ok: true; kind: RepositoryKind } | { ok: false; reason: string };
 
 const SCP_LIKE = /^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s]+$/;
 
 export function classifyRepositoryUrl(url: string): RepositoryUrlResult {
   if (url.trim() === '') return { ok: false, reason: 'the repository URL is empty' };
   if (url.startsWith('-')) {
-    return { ok: false, reason: 'the repository URL starts with "-" and would be read as a git option' };
+    return {
+      ok: false,
+      reason: 'the repository URL starts with "-" and would be read as a git option',
+    };
   }
   if (/[\s\x00-\x1f\x7f]/.test(url)) {
     return { ok: false, reason: 'the repository URL contains whitespace or control characters' };
@@ -37,12 +41,16 @@ export function classifyRepositoryUrl(url: string): RepositoryUrlResult {
       return { ok: true, kind: scheme };
     }
     if (scheme === 'file') return { ok: true, kind: 'local' };
-    return { ok: false, reason: `the URL scheme "${scheme}" is not supported (use https, ssh, git or a local path)` };
+    return {
+      ok: false,
+      reason: `the URL scheme "${scheme}" is not supported (use https, ssh, git or a local path)`,
+    };
   }
   if (SCP_LIKE.test(url)) return { ok: true, kind: 'ssh' };
   if (isAbsolute(url)) return { ok: true, kind: 'local' };
   return {
     ok: false,
-    reason: 'the repository must be an https, ssh or git URL, user@host:path, or an absolute local path',
+    reason:
+      'the repository must be an https, ssh or git URL, user@host:path, or an absolute local path',
   };
 }

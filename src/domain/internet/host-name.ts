@@ -60,7 +60,10 @@ export function parseDomainPattern(pattern: string): DomainRuleResult {
     return { ok: true, rule: { pattern: `*.${rest.name}`, kind: 'suffix', name: rest.name } };
   }
   if (pattern.includes('*')) {
-    return { ok: false, reason: `"${pattern}": a wildcard is only allowed as a whole first label ("*.example.com")` };
+    return {
+      ok: false,
+      reason: `"${pattern}": a wildcard is only allowed as a whole first label ("*.example.com")`,
+    };
   }
   const exact = normaliseHostName(pattern);
   if (!exact.ok) return { ok: false, reason: `"${pattern}": ${exact.reason}` };
@@ -74,6 +77,9 @@ export function ruleMatches(rule: DomainRule, host: string): boolean {
 }
 
 /** The first rule that matches the host, if any. */
-export function findMatchingRule(rules: readonly DomainRule[], host: string): DomainRule | undefined {
+export function findMatchingRule(
+  rules: readonly DomainRule[],
+  host: string,
+): DomainRule | undefined {
   return rules.find((rule) => ruleMatches(rule, host));
 }

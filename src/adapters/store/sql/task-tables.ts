@@ -1,7 +1,12 @@
 import type { Kysely, Selectable } from 'kysely';
 import type { CacheEntry } from '../../../domain/cache/cache-entry.js';
 import type { CacheKeyParts } from '../../../domain/cache/cache-key.js';
-import type { Attempt, AttemptError, AttemptFollowUp, AttemptResult } from '../../../domain/task/attempt.js';
+import type {
+  Attempt,
+  AttemptError,
+  AttemptFollowUp,
+  AttemptResult,
+} from '../../../domain/task/attempt.js';
 import type { AttemptEvent } from '../../../domain/task/attempt-event.js';
 import { isAttemptPhase, TERMINAL_PHASES } from '../../../domain/task/attempt-phase.js';
 import type { Task, TaskAgentOptions, TaskStatus } from '../../../domain/task/task.js';
