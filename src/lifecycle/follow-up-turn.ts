@@ -1,9 +1,9 @@
+import { collectChanges } from './results.js';
 import { BerthError, toBerthError } from '../errors/berth-error.js';
 import type { SandboxResources, SandboxRuntime } from '../ports/sandbox-runtime.js';
 import { BERTH_LABELS } from '../runtime/labels.js';
 import type { SecretMasker } from '../secrets/secret-masker.js';
 import type { AttemptEventBody } from '../domain/task/attempt-event.js';
-import { readSandboxFile } from './sandbox-files.js';
 import type { SandboxContext } from './sandbox-context.js';
 import { SANDBOX_STATE_DIR } from './setup-script.js';
 
@@ -105,41 +105,8 @@ export async function recordTurnStart(ctx: SandboxContext): Promise<string> {
   return tree;
 }
 
-// $1 tree, $2 state dir.
-const TURN_DIFF_SCRIPT = String.raw`
-set -e
-index="$2/turn.index"
-rm -f -- "$index"
-gitdir=$(git rev-parse --git-dir)
-[ -f "$gitdir/index" ] && cp -- "$gitdir/index" "$index"
-export GIT_INDEX_FILE="$index"
-git add -A
-git diff --cached --binary --no-renames --no-ext-diff "$1" -- > "$2/turn.diff"
-rm -f -- "$index"
-`;
-
 /** This turn's own change: the working tree against the tree recorded when the turn started. */
 export async function turnDiff(ctx: SandboxContext, startTree: string): Promise<string> {
-  const result = await ctx.runtime.exec(ctx.sandboxId, {
-    argv: ['bash', '-c', TURN_DIFF_SCRIPT, 'berth-turn', startTree, SANDBOX_STATE_DIR],
-    workdir: ctx.workdir,
-    timeoutMs: 300_000,
-    signal: ctx.signal,
-  });
-  if (result.exitCode !== 0) {
-    throw new BerthError(
-      'task_failed',
-      `could not compute the follow-up's own diff: ${result.output.trim().slice(-300)}`,
-      {
-        reason: 'results',
-      },
-    );
-  }
-  const diff = await readSandboxFile(
-    ctx.runtime,
-    ctx.sandboxId,
-    `${SANDBOX_STATE_DIR}/turn.diff`,
-    ctx.signal,
-  );
-  return (diff ?? Buffer.alloc(0)).toString('utf8');
+  // The same diff as the results', against the tree the turn started from.
+  return (await collectChanges(ctx, startTree)).diff;
 }
