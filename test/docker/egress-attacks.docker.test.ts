@@ -148,6 +148,20 @@ describe('attacks on the lockdown from inside a sandbox (docker)', () => {
         'h2c',
         `GET http://allowed.test:${p}/ HTTP/1.1\\r\\nHost: allowed.test:${p}\\r\\nConnection: Upgrade, HTTP2-Settings\\r\\nUpgrade: h2c\\r\\nHTTP2-Settings: AAMAAABkAAQAAP__\\r\\n\\r\\n`,
       ],
+      // Refused as an IP literal before any lookup or dial: no packet goes anywhere.
+      [
+        'metadata',
+        `GET http://169.254.169.254/latest/meta-data/ HTTP/1.1\\r\\nHost: 169.254.169.254\\r\\n\\r\\n`,
+      ],
+      [
+        'empty-label',
+        `CONNECT allowed..test:${p} HTTP/1.1\\r\\nHost: allowed..test:${p}\\r\\n\\r\\n`,
+      ],
+      // "allowed.test" with a Cyrillic "а": its punycode form is not on the allowlist.
+      [
+        'idn-lookalike',
+        `GET http://\u0430llowed.test:${p}/ HTTP/1.1\\r\\nHost: \u0430llowed.test:${p}\\r\\n\\r\\n`,
+      ],
       [
         'ssh-over-connect',
         `CONNECT allowed.test:${p} HTTP/1.1\\r\\nHost: allowed.test:${p}\\r\\n\\r\\nSSH-2.0-OpenSSH_9.2\\r\\n`,
