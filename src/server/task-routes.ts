@@ -42,12 +42,11 @@ export function registerTaskRoutes(
       environment: c.req.query('environment'),
       limit: intParam(c.req.query('limit'), 'limit', 50),
     });
-    const out = [];
-    for (const { task, environment } of list) {
-      const detail = await tasks.get(c.get('caller'), task.id);
-      out.push(taskView(task, environment.spec.name, detail.attempts));
-    }
-    return c.json({ tasks: out });
+    return c.json({
+      tasks: list.map(({ task, environment, attempts }) =>
+        taskView(task, environment.spec.name, attempts),
+      ),
+    });
   });
 
   app.get('/v1/tasks/:id', async (c) => {

@@ -129,7 +129,7 @@ export class TaskService {
   async list(
     caller: Caller,
     options: { environment?: string | undefined; limit?: number | undefined },
-  ): Promise<Array<{ task: Task; environment: StoredEnvironment }>> {
+  ): Promise<TaskDetail[]> {
     const { store } = this.options;
     const only =
       options.environment !== undefined
@@ -139,13 +139,13 @@ export class TaskService {
       ...(only ? { environmentId: only.id } : {}),
       limit: Math.min(options.limit ?? 50, 500),
     });
-    const out: Array<{ task: Task; environment: StoredEnvironment }> = [];
+    const out: TaskDetail[] = [];
     const seen = new Map<string, StoredEnvironment | undefined>();
     for (const task of tasks) {
       if (!seen.has(task.environmentId))
         seen.set(task.environmentId, await this.environmentFor(caller, task.environmentId));
       const environment = seen.get(task.environmentId);
-      if (environment) out.push({ task, environment });
+      if (environment) out.push({ task, environment, attempts: await store.listAttempts(task.id) });
     }
     return out;
   }
