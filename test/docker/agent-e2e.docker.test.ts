@@ -4,12 +4,8 @@ import { OpenAiCompatibleModel } from '../../src/adapters/model/openai-compatibl
 import { ModelAgent, type ModelAgentOptions } from '../../src/agent/model-agent.js';
 import type { AttemptEventBody } from '../../src/domain/task/attempt-event.js';
 import type { AgentContext } from '../../src/lifecycle/agent-phase.js';
-import {
-  FakeModelServer,
-  lastToolResult,
-  type FakeRequest,
-  type FakeTurn,
-} from '../support/fake-model-server.js';
+import { FakeModelServer, type FakeTurn } from '../support/fake-model-server.js';
+import { ADDER_FIX, BUGGY_ADDER, after, answer, shell } from '../support/scripted-turns.js';
 import { startAgentTestSandbox, type AgentTestSandbox } from './agent-support.js';
 
 /**
@@ -18,13 +14,6 @@ import { startAgentTestSandbox, type AgentTestSandbox } from './agent-support.js
  */
 
 const KEY = 'sk-e2e-secret-key-4411';
-const SAMPLE = {
-  'AGENTS.md':
-    '# Conventions\n\nRun `sh test.sh` before finishing; it must print "tests passed".\n',
-  'src/add.sh': '# add two numbers\nadd() { echo $(( $1 - $2 )); }\n',
-  'test.sh':
-    '#!/bin/sh\nset -e\n. ./src/add.sh\nif [ "$(add 2 3)" = 5 ]; then echo "tests passed"; else echo "FAIL: add 2 3 gave $(add 2 3)"; exit 1; fi\n',
-};
 
 let box: AgentTestSandbox;
 let server: FakeModelServer | undefined;
@@ -35,7 +24,7 @@ afterAll(async () => {
   await box?.remove();
 });
 beforeEach(async () => {
-  await box.reset(SAMPLE);
+  await box.reset(BUGGY_ADDER);
 });
 afterEach(async () => {
   await server?.close();
@@ -93,30 +82,6 @@ async function runAgent(
   return { outcome: await agent.run(context), events };
 }
 
-const shell = (command: string, extra: Record<string, unknown> = {}): FakeTurn => ({
-  toolCalls: [{ name: 'shell', arguments: { command: ['bash', '-lc', command], ...extra } }],
-});
-const answer = (content: string): FakeTurn => ({ content });
-
-/** A turn that checks the previous tool result before going on (else it gives up, failing the test). */
-function after(expected: RegExp, next: FakeTurn): FakeTurn {
-  return (request: FakeRequest) => {
-    const result = lastToolResult(request);
-    if (!expected.test(result)) return { content: `UNEXPECTED tool result: ${result}` };
-    return typeof next === 'function' ? next(request) : next;
-  };
-}
-
-const FIX = [
-  '*** Begin Patch',
-  '*** Update File: src/add.sh',
-  '@@',
-  ' # add two numbers',
-  '-add() { echo $(( $1 - $2 )); }',
-  '+add() { echo $(( $1 + $2 )); }',
-  '*** End Patch',
-].join('\n');
-
 describe('the model agent in a real sandbox', () => {
   it('reads AGENTS.md, runs the failing tests, patches the bug, runs them again and answers', async () => {
     await box.sh(
@@ -144,7 +109,7 @@ describe('the model agent in a real sandbox', () => {
       },
       shell('sh test.sh'),
       after(/^Exit code: 1\n[\s\S]*FAIL: add 2 3 gave -1/, shell('cat src/add.sh')),
-      after(/\$1 - \$2/, { toolCalls: [{ name: 'apply_patch', arguments: { input: FIX } }] }),
+      after(/\$1 - \$2/, { toolCalls: [{ name: 'apply_patch', arguments: { input: ADDER_FIX } }] }),
       after(/^Applied\. Changed files:\nM src\/add\.sh$/, shell('sh test.sh')),
       after(
         /^Exit code: 0\n[\s\S]*tests passed/,

@@ -4,13 +4,8 @@ import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runBerth, startServe, tempDir, type ServeHandle } from '../support/cli.js';
-import {
-  FakeModelServer,
-  lastToolResult,
-  messagesText,
-  type FakeRequest,
-  type FakeTurn,
-} from '../support/fake-model-server.js';
+import { FakeModelServer, messagesText } from '../support/fake-model-server.js';
+import { ADDER_FIX, BUGGY_ADDER, after, shell } from '../support/scripted-turns.js';
 import { lifecycleTestImage } from './lifecycle-support.js';
 
 /**
@@ -33,40 +28,12 @@ function git(dir: string, ...args: string[]): string {
 function sampleRepository(): string {
   const dir = mkdtempSync(join(tmpdir(), 'berth-agent-repo-'));
   git(dir, 'init', '-q', '-b', 'main');
-  writeFileSync(
-    join(dir, 'AGENTS.md'),
-    '# Conventions\n\nRun `sh test.sh` before finishing; it must print "tests passed".\n',
-  );
   mkdirSync(join(dir, 'src'));
-  writeFileSync(join(dir, 'src', 'add.sh'), '# add two numbers\nadd() { echo $(( $1 - $2 )); }\n');
-  writeFileSync(
-    join(dir, 'test.sh'),
-    '#!/bin/sh\n. ./src/add.sh\nif [ "$(add 2 3)" = 5 ]; then echo "tests passed"; else echo "FAIL: add 2 3 gave $(add 2 3)"; exit 1; fi\n',
-  );
+  for (const [path, text] of Object.entries(BUGGY_ADDER)) writeFileSync(join(dir, path), text);
   git(dir, 'add', '-A');
   git(dir, 'commit', '-qm', 'initial');
   return dir;
 }
-
-const shell = (command: string): FakeTurn => ({
-  toolCalls: [{ name: 'shell', arguments: { command: ['bash', '-lc', command] } }],
-});
-function after(expected: RegExp, next: FakeTurn): FakeTurn {
-  return (request: FakeRequest) => {
-    const result = lastToolResult(request);
-    if (!expected.test(result)) return { content: `UNEXPECTED tool result: ${result}` };
-    return typeof next === 'function' ? next(request) : next;
-  };
-}
-const FIX = [
-  '*** Begin Patch',
-  '*** Update File: src/add.sh',
-  '@@',
-  ' # add two numbers',
-  '-add() { echo $(( $1 - $2 )); }',
-  '+add() { echo $(( $1 + $2 )); }',
-  '*** End Patch',
-].join('\n');
 
 let model: FakeModelServer;
 let server: ServeHandle;
@@ -99,7 +66,7 @@ describe('a prompt through the server with the model agent (docker)', () => {
     model.push(
       shell('sh test.sh'),
       after(/FAIL: add 2 3 gave -1/, {
-        toolCalls: [{ name: 'apply_patch', arguments: { input: FIX } }],
+        toolCalls: [{ name: 'apply_patch', arguments: { input: ADDER_FIX } }],
       }),
       after(/src\/add\.sh/, shell('sh test.sh')),
       after(/tests passed/, {
