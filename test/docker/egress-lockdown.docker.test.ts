@@ -8,6 +8,7 @@ import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CertificateAuthority } from '../../src/egress/certificate-authority.js';
+import { removeInstanceLeftovers, startCanary, type Canary } from './egress-world.js';
 import { lifecycleTestImage, makeSampleRepository, runJson } from './lifecycle-support.js';
 
 /**
@@ -29,13 +30,9 @@ let tlsPort = 0;
 /** The "public" CA of the test world: the proxy trusts it for upstreams (like BERTH_EXTRA_CA_FILES). */
 let worldCa: CertificateAuthority;
 const requests: string[] = [];
-let canary: net.Server;
-let canaryPort = 0;
-const canaryHits: string[] = [];
+let canary: Canary;
 /** Host addresses a sandbox tries to reach directly (space-separated). */
 let hostAddresses = '';
-
-const docker = (...args: string[]) => execFileSync('docker', args, { encoding: 'utf8' }).trim();
 
 beforeAll(async () => {
   image = lifecycleTestImage();
@@ -59,13 +56,7 @@ beforeAll(async () => {
   );
   await new Promise<void>((resolve) => tlsServer.listen(0, '127.0.0.1', resolve));
   tlsPort = (tlsServer.address() as net.AddressInfo).port;
-  canary = net.createServer((socket) => {
-    canaryHits.push(String(socket.remoteAddress));
-    socket.on('error', () => undefined);
-    socket.destroy();
-  });
-  await new Promise<void>((resolve) => canary.listen(0, '0.0.0.0', resolve));
-  canaryPort = (canary.address() as net.AddressInfo).port;
+  canary = await startCanary();
   // The host's own addresses: Docker's default bridge and the host's outward interfaces (a
   // connection to them stays on this machine).
   const docker0 = /inet (\d+\.\d+\.\d+\.\d+)\//.exec(
@@ -82,14 +73,10 @@ afterAll(() => {
   server?.close();
   tlsServer?.close();
   canary?.close();
-  const leftovers = docker('ps', '-aq', '--filter', `label=berth.instance=${instance}`);
-  const networks = docker('network', 'ls', '-q', '--filter', `label=berth.instance=${instance}`);
-  const images = docker('images', '-q', '--filter', `label=berth.instance=${instance}`);
-  if (leftovers !== '') docker('rm', '-f', ...leftovers.split('\n'));
-  if (images !== '') docker('rmi', '-f', ...new Set(images.split('\n')));
+  const { containers, networks } = removeInstanceLeftovers(instance);
   rmSync(work, { recursive: true, force: true });
   rmSync(repo.dir, { recursive: true, force: true });
-  expect(leftovers).toBe('');
+  expect(containers).toBe('');
   expect(networks).toBe('');
 });
 
@@ -127,7 +114,7 @@ const probe = () =>
     'proxy=${HTTP_PROXY#http://}; gw=${proxy%:*}; echo "proxy=${proxy:-none}"',
     `for target in "$gw" ${hostAddresses} 127.0.0.1; do`,
     `  [ -n "$target" ] || continue`,
-    `  if timeout 3 bash -c "exec 3<>/dev/tcp/$target/${canaryPort}" 2>/dev/null; then echo "direct $target: open"; else echo "direct $target: closed"; fi`,
+    `  if timeout 3 bash -c "exec 3<>/dev/tcp/$target/${canary.port}" 2>/dev/null; then echo "direct $target: open"; else echo "direct $target: closed"; fi`,
     `done`,
     `echo "keys=$(grep -rls 'PRIVATE KEY' /etc /usr/local/share/ca-certificates 2>/dev/null | wc -l)"`,
     `echo "routes=$(awk 'NR>1' /proc/net/route | wc -l)"`,
@@ -174,7 +161,7 @@ describe('internet lockdown through the egress proxy (docker)', () => {
       `GET mirror.test:${serverPort} /m`,
       `TLS GET allowed.test:${tlsPort} /repo.git/info/refs?service=git-upload-pack`,
     ]);
-    expect(canaryHits).toEqual([]);
+    expect(canary.hits).toEqual([]);
     // Every decision is in the attempt's log.
     expect(run.stderr).toContain(
       `egress allowed GET allowed.test:${serverPort} (domain:allowed.test)`,
@@ -208,7 +195,7 @@ describe('internet lockdown through the egress proxy (docker)', () => {
     expect(output).toContain(`denied: 200 hello from denied.test:${serverPort}`);
     expect(output).toContain(`mirror: 200 hello from mirror.test:${serverPort}`);
     expect(output).not.toContain(': open');
-    expect(canaryHits).toEqual([]);
+    expect(canary.hits).toEqual([]);
     expect(run.stderr).toContain(`egress allowed GET denied.test:${serverPort} (access:on)`);
   });
 
@@ -249,7 +236,7 @@ describe('internet lockdown through the egress proxy (docker)', () => {
         'proxy=${HTTP_PROXY#http://}; echo "proxy=${proxy:-none}"',
         'echo "interfaces=$(ls /sys/class/net | tr "\\n" " ")"',
         `for target in ${hostAddresses} 127.0.0.1; do`,
-        `  if timeout 3 bash -c "exec 3<>/dev/tcp/$target/${canaryPort}" 2>/dev/null; then echo "direct $target: open"; else echo "direct $target: closed"; fi`,
+        `  if timeout 3 bash -c "exec 3<>/dev/tcp/$target/${canary.port}" 2>/dev/null; then echo "direct $target: open"; else echo "direct $target: closed"; fi`,
         'done',
         `echo "routes=$(awk 'NR>1' /proc/net/route | wc -l)"`,
       ].join('\n'),
@@ -263,7 +250,7 @@ describe('internet lockdown through the egress proxy (docker)', () => {
     expect(output).toContain('routes=0');
     expect(output).not.toContain(': open');
     expect(requests).toEqual([]);
-    expect(canaryHits).toEqual([]);
+    expect(canary.hits).toEqual([]);
     expect(run.stderr).not.toContain('egress ');
   });
 });
