@@ -104,11 +104,25 @@ export class Reaper {
         await attempt('network', network.name, () => runtime.removeNetwork(network.id));
       }
     }
-    for (const image of await runtime.listImages({})) {
+    // Snapshots are children of cache images and the engine refuses a parent while a child
+    // exists: newest first, and what the engine refused once is tried again after the rest.
+    const images = (await runtime.listImages({})).sort((a, b) =>
+      b.createdAt.localeCompare(a.createdAt),
+    );
+    const deferred: typeof images = [];
+    for (const image of images) {
       const kind = image.labels[BERTH_LABELS.kind];
       if (kind === undefined || !REAPED_IMAGE_KINDS.has(kind)) continue;
-      if (!(await isLive(image.labels)))
-        await attempt('image', image.id, () => runtime.removeImage(image.id));
+      if (await isLive(image.labels)) continue;
+      try {
+        await runtime.removeImage(image.id);
+        report.images.push(image.id);
+      } catch {
+        deferred.push(image);
+      }
+    }
+    for (const image of deferred) {
+      await attempt('image', image.id, () => runtime.removeImage(image.id));
     }
     const removed = report.sandboxes.length + report.networks.length + report.images.length;
     if (removed > 0 || report.failures.length > 0) {

@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import net from 'node:net';
+import { removeInstanceImages } from '../support/docker-cleanup.js';
 
 /** Pieces shared by the lockdown tests: a TCP canary on every host address, and the clean-up check. */
 
@@ -32,8 +33,7 @@ export function removeInstanceLeftovers(instance: string): {
   const docker = (...args: string[]) => execFileSync('docker', args, { encoding: 'utf8' }).trim();
   const containers = docker('ps', '-aq', '--filter', `label=berth.instance=${instance}`);
   const networks = docker('network', 'ls', '-q', '--filter', `label=berth.instance=${instance}`);
-  const images = docker('images', '-q', '--filter', `label=berth.instance=${instance}`);
   if (containers !== '') docker('rm', '-f', ...containers.split('\n'));
-  if (images !== '') docker('rmi', '-f', ...new Set(images.split('\n')));
+  removeInstanceImages(instance);
   return { containers, networks };
 }

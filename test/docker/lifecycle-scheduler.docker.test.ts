@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +13,7 @@ import { CommandAgent } from '../../src/lifecycle/command-agent.js';
 import { NoNetworkEnforcer } from '../../src/lifecycle/network-policy-enforcer.js';
 import { leaseOwnerId, Scheduler } from '../../src/lifecycle/scheduler.js';
 import { WARM_OWNER_LABEL, WarmPool } from '../../src/lifecycle/warm-pool.js';
+import { removeInstanceImages } from '../support/docker-cleanup.js';
 import { lifecycleTestImage, makeSampleRepository } from './lifecycle-support.js';
 
 /** The queue on a real engine and a real SQLite file: cancel, recovery after a crash, image GC. */
@@ -67,12 +67,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await store.close();
-  const images = execFileSync(
-    'docker',
-    ['images', '-q', '--filter', `label=berth.instance=${instance}`],
-    { encoding: 'utf8' },
-  ).trim();
-  if (images !== '') execFileSync('docker', ['rmi', '-f', ...new Set(images.split('\n'))]);
+  removeInstanceImages(instance);
   rmSync(dir, { recursive: true, force: true });
   rmSync(repo.dir, { recursive: true, force: true });
 });

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AGENT_NOT_BUILT } from '../../src/lifecycle/run-local.js';
+import { removeInstanceImages } from '../support/docker-cleanup.js';
 import { lifecycleTestImage, makeSampleRepository, runJson } from './lifecycle-support.js';
 
 /**
@@ -28,8 +29,7 @@ afterAll(() => {
   const docker = (...args: string[]) => execFileSync('docker', args, { encoding: 'utf8' }).trim();
   const leftovers = docker('ps', '-aq', '--filter', `label=berth.instance=${instance}`);
   const networks = docker('network', 'ls', '-q', '--filter', `label=berth.instance=${instance}`);
-  const images = docker('images', '-q', '--filter', `label=berth.instance=${instance}`);
-  if (images !== '') docker('rmi', '-f', ...new Set(images.split('\n')));
+  removeInstanceImages(instance);
   rmSync(work, { recursive: true, force: true });
   rmSync(repo.dir, { recursive: true, force: true });
   // Every attempt removes its sandbox and network, whatever way it ended.

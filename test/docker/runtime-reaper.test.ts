@@ -95,6 +95,33 @@ describe('Reaper over DockerRuntime', () => {
     }
   });
 
+  it('removes a cache image and the snapshot made on top of it in one pass', async () => {
+    const instance = `reaper-${randomBytes(4).toString('hex')}`;
+    const runtime = new DockerRuntime({ instance });
+    const labels = { 'berth.attempt': 'att_gone' };
+    const first = await runtime.create({ image: await testImage(), labels, resources: RESOURCES });
+    const parent = await runtime.commit(first.id, {
+      repository: `berth-reaper-test-${instance}`,
+      tag: 'cache',
+      labels: { ...labels, 'berth.kind': 'cache' },
+    });
+    const second = await runtime.create({ image: parent.id, labels, resources: RESOURCES });
+    const child = await runtime.commit(second.id, {
+      repository: `berth-reaper-test-${instance}`,
+      tag: 'snap',
+      labels: { ...labels, 'berth.kind': 'snapshot' },
+    });
+    try {
+      const report = await new Reaper({ runtime, isLive: () => Promise.resolve(false) }).reapOnce();
+      expect(report.failures).toEqual([]);
+      expect([...report.images].sort()).toEqual([parent.id, child.id].sort());
+      expect(await runtime.imageExists(parent.id)).toBe(false);
+    } finally {
+      for (const id of [first.id, second.id]) await runtime.remove(id).catch(() => undefined);
+      for (const id of [child.id, parent.id]) await runtime.removeImage(id).catch(() => undefined);
+    }
+  });
+
   it('runs on its interval until stopped', async () => {
     const instance = `reaper-${randomBytes(4).toString('hex')}`;
     const runtime = new DockerRuntime({ instance });
