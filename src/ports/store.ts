@@ -108,6 +108,17 @@ export interface TaskListOptions {
   limit?: number;
 }
 
+/**
+ * An environment's egress CA (TLS interception for method limits): the certificate, public, and
+ * its private key sealed by the caller (SecretBox); the store never sees the key in clear.
+ */
+export interface StoredEgressCa {
+  environmentId: string;
+  certificatePem: string;
+  sealedPrivateKey: string;
+  createdAt: string;
+}
+
 export interface Store {
   /** Brings the schema up to date (idempotent; safe to call on every start). */
   migrate(): Promise<void>;
@@ -124,7 +135,7 @@ export interface Store {
    * `not_found` if the id is unknown. The name may not change (`spec.name` must match).
    */
   updateEnvironment(id: string, change: EnvironmentChange): Promise<StoredEnvironment>;
-  /** Deletes the environment and its secrets; false if there was none. */
+  /** Deletes the environment, its secrets and its egress CA; false if there was none. */
   deleteEnvironment(id: string): Promise<boolean>;
 
   /** Names of the secrets stored for an environment, sorted. */
@@ -190,4 +201,13 @@ export interface Store {
   /** Newest first; all environments when none is given. */
   listCacheEntries(environmentId?: string): Promise<CacheEntry[]>;
   deleteCacheEntries(ids: readonly string[]): Promise<void>;
+
+  // ---- egress CAs (one per environment; deleted with the environment) ----
+
+  getEgressCa(environmentId: string): Promise<StoredEgressCa | undefined>;
+  /**
+   * Stores the environment's CA unless it has one already, and returns the one stored: when two
+   * orchestrators create one at once, the first write wins and both use it.
+   */
+  putEgressCaIfAbsent(ca: StoredEgressCa): Promise<StoredEgressCa>;
 }

@@ -276,6 +276,56 @@ export function describeStoreConformance(adapter: string, makeFactory: () => Sto
       expect((await store.getEnvironmentByName('gone'))?.createdAt).toBe(T1);
     });
 
+    it('keeps one egress CA per environment: the first write wins, deleted with the environment', async () => {
+      const id = newId('environment');
+      const other = newId('environment');
+      for (const [envId, name] of [
+        [id, 'ca-a'],
+        [other, 'ca-b'],
+      ] as const) {
+        await store.createEnvironment({
+          id: envId,
+          spec: spec(name),
+          createdByTokenId: null,
+          secrets: [],
+          now: T0,
+        });
+      }
+      expect(await store.getEgressCa(id)).toBeUndefined();
+      const first = {
+        environmentId: id,
+        certificatePem: 'cert-1',
+        sealedPrivateKey: 'v1:k1',
+        createdAt: T0,
+      };
+      const second = {
+        environmentId: id,
+        certificatePem: 'cert-2',
+        sealedPrivateKey: 'v1:k2',
+        createdAt: T1,
+      };
+      const raced = await Promise.all([
+        store.putEgressCaIfAbsent(first),
+        store.putEgressCaIfAbsent(second),
+      ]);
+      expect(raced[0]).toEqual(raced[1]);
+      const kept = raced[0];
+      expect([first, second]).toContainEqual(kept);
+      expect(await store.putEgressCaIfAbsent({ ...second, certificatePem: 'cert-3' })).toEqual(
+        kept,
+      );
+      await store.putEgressCaIfAbsent({ ...first, environmentId: other, certificatePem: 'cert-b' });
+      expect((await store.getEgressCa(other))?.certificatePem).toBe('cert-b');
+
+      await store.close();
+      store = await factory.reopen();
+      expect(await store.getEgressCa(id)).toEqual(kept);
+
+      expect(await store.deleteEnvironment(id)).toBe(true);
+      expect(await store.getEgressCa(id)).toBeUndefined();
+      expect((await store.getEgressCa(other))?.certificatePem).toBe('cert-b');
+    });
+
     it('keeps tokens by hash, with a unique live name, revocation and last use', async () => {
       const admin = await store.createToken({
         id: newId('token'),

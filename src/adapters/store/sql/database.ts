@@ -102,6 +102,14 @@ export interface CacheEntriesTable {
   expires_at: string;
 }
 
+export interface EgressCasTable {
+  environment_id: string;
+  certificate_pem: string;
+  /** The CA's private key sealed with the SecretBox; never the key in clear. */
+  sealed_private_key: string;
+  created_at: string;
+}
+
 export interface Database {
   environments: EnvironmentsTable;
   environment_secrets: EnvironmentSecretsTable;
@@ -110,4 +118,5 @@ export interface Database {
   attempts: AttemptsTable;
   attempt_events: AttemptEventsTable;
   cache_entries: CacheEntriesTable;
+  egress_cas: EgressCasTable;
 }

@@ -156,6 +156,18 @@ export const STORE_MIGRATIONS: readonly NamedMigration[] = [
       await db.schema.alterTable('tasks').addColumn('agent_options', 'text').execute();
     },
   },
+  {
+    name: '0006_egress_cas',
+    async up(db) {
+      await db.schema
+        .createTable('egress_cas')
+        .addColumn('environment_id', 'text', (c) => c.primaryKey())
+        .addColumn('certificate_pem', 'text', (c) => c.notNull())
+        .addColumn('sealed_private_key', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute();
+    },
+  },
 ];
 
 /** Feeds the ordered list to Kysely's Migrator, refusing a list that is out of order. */

@@ -16,6 +16,7 @@ import type {
   NewToken,
   SealedSecret,
   Store,
+  StoredEgressCa,
   StoredEnvironment,
   Token,
 } from '../../../ports/store.js';
@@ -220,6 +221,7 @@ export class SqlStore implements Store {
     return this.db.transaction().execute(async (trx) => {
       // Explicit, so no adapter depends on the driver enforcing ON DELETE CASCADE.
       await trx.deleteFrom('environment_secrets').where('environment_id', '=', id).execute();
+      await trx.deleteFrom('egress_cas').where('environment_id', '=', id).execute();
       const result = await trx.deleteFrom('environments').where('id', '=', id).executeTakeFirst();
       return Number(result.numDeletedRows) > 0;
     });
@@ -455,5 +457,40 @@ export class SqlStore implements Store {
 
   deleteCacheEntries(ids: readonly string[]): Promise<void> {
     return this.tasks.deleteCacheEntries(ids);
+  }
+
+  // ---- egress CAs -----------------------------------------------------------------------------
+
+  async getEgressCa(environmentId: string): Promise<StoredEgressCa | undefined> {
+    const row = await this.db
+      .selectFrom('egress_cas')
+      .selectAll()
+      .where('environment_id', '=', environmentId)
+      .executeTakeFirst();
+    return row === undefined
+      ? undefined
+      : {
+          environmentId: row.environment_id,
+          certificatePem: row.certificate_pem,
+          sealedPrivateKey: row.sealed_private_key,
+          createdAt: row.created_at,
+        };
+  }
+
+  async putEgressCaIfAbsent(ca: StoredEgressCa): Promise<StoredEgressCa> {
+    await this.db
+      .insertInto('egress_cas')
+      .values({
+        environment_id: ca.environmentId,
+        certificate_pem: ca.certificatePem,
+        sealed_private_key: ca.sealedPrivateKey,
+        created_at: ca.createdAt,
+      })
+      .onConflict((oc) => oc.column('environment_id').doNothing())
+      .execute();
+    const stored = await this.getEgressCa(ca.environmentId);
+    if (stored === undefined)
+      throw new BerthError('internal', `the egress CA of ${ca.environmentId} vanished when stored`);
+    return stored;
   }
 }
