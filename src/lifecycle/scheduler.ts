@@ -2,9 +2,9 @@ import { randomBytes } from 'node:crypto';
 import type { EnvironmentSpec } from '../domain/environment/environment-spec.js';
 import { newId } from '../domain/ids.js';
 import { isTerminalPhase } from '../domain/task/attempt-phase.js';
-import { attemptStatus, type Attempt, type AttemptError } from '../domain/task/attempt.js';
+import type { Attempt, AttemptError } from '../domain/task/attempt.js';
 import {
-  taskStatusOf,
+  taskStatusOfTurns,
   type Task,
   type TaskAgentOptions,
   type TaskRef,
@@ -487,7 +487,8 @@ export class Scheduler {
   private async refreshTask(taskId: string): Promise<void> {
     const attempts = await this.options.store.listAttempts(taskId);
     if (attempts.length === 0) return;
-    const status = taskStatusOf(attempts.map((a) => attemptStatus(a.phase)));
+    // The latest turn decides (a follow-up after a failed attempt; see taskStatusOfTurns).
+    const status = taskStatusOfTurns(attempts);
     const task = await this.options.store.getTask(taskId);
     if (task !== undefined && task.status !== status) {
       await this.options.store.updateTaskStatus(taskId, status, this.now().toISOString());

@@ -1,4 +1,4 @@
-import type { AttemptStatus } from './attempt.js';
+import { attemptStatus, type Attempt, type AttemptStatus } from './attempt.js';
 
 export type TaskStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 
@@ -46,4 +46,31 @@ export function taskStatusOf(attempts: readonly AttemptStatus[]): TaskStatus {
   if (attempts.every((s) => s === 'succeeded')) return 'succeeded';
   if (attempts.every((s) => s === 'cancelled')) return 'cancelled';
   return 'failed';
+}
+
+/**
+ * The task's status from its latest turn. A turn is the task's own N attempts (the first turn) or
+ * one follow-up attempt; the latest is the follow-up with the highest index, else the first turn.
+ * - While an attempt of an earlier turn is still queued or running, the task is `running`.
+ * - Otherwise the latest turn decides, by `taskStatusOf` over its attempts: a follow-up that
+ *   succeeded makes the task `succeeded` whatever earlier turns did (a failed best-of-N attempt,
+ *   a failed earlier follow-up), and one that failed makes it `failed`; earlier turns stay on the
+ *   task as they ended.
+ */
+export function taskStatusOfTurns(
+  attempts: readonly Pick<Attempt, 'index' | 'phase' | 'followUp'>[],
+): TaskStatus {
+  const followUps = attempts.filter((a) => a.followUp);
+  const last = followUps.reduce<(typeof attempts)[number] | undefined>(
+    (latest, a) => (latest === undefined || a.index > latest.index ? a : latest),
+    undefined,
+  );
+  const latest = last ? [last] : attempts.filter((a) => !a.followUp);
+  const earlier = attempts.filter((a) => !latest.includes(a));
+  const live = (a: (typeof attempts)[number]) => {
+    const status = attemptStatus(a.phase);
+    return status === 'queued' || status === 'running';
+  };
+  if (earlier.some(live)) return 'running';
+  return taskStatusOf(latest.map((a) => attemptStatus(a.phase)));
 }
