@@ -1,4 +1,5 @@
 import type { CacheEntry } from '../domain/cache/cache-entry.js';
+import type { CacheBuildClaim, CacheBuildRequest } from '../domain/cache/cache-build-claim.js';
 import type { Attempt, AttemptError, AttemptResult } from '../domain/task/attempt.js';
 import type { AttemptEvent } from '../domain/task/attempt-event.js';
 import type { AttemptPhase } from '../domain/task/attempt-phase.js';
@@ -201,6 +202,21 @@ export interface Store {
   /** Newest first; all environments when none is given. */
   listCacheEntries(environmentId?: string): Promise<CacheEntry[]>;
   deleteCacheEntries(ids: readonly string[]): Promise<void>;
+
+  // ---- cache builds (who builds a missing cache entry; shared by every orchestrator) ----
+
+  /**
+   * Claims the build of (environment, key) for `owner` until `now + leaseMs`, atomically: true
+   * when the build was free, its lease had expired (the builder died), or it is `owner`'s
+   * already; false while another owner's lease runs. Two claimers never both get true.
+   */
+  claimCacheBuild(request: CacheBuildRequest): Promise<boolean>;
+  /** Extends `owner`'s lease; false when the claim is no longer its own. */
+  renewCacheBuild(request: CacheBuildRequest): Promise<boolean>;
+  /** Drops `owner`'s claim (the entry was published or the build failed); others' are kept. */
+  releaseCacheBuild(environmentId: string, key: string, owner: string): Promise<void>;
+  /** The current claim, live or expired. */
+  getCacheBuild(environmentId: string, key: string): Promise<CacheBuildClaim | undefined>;
 
   // ---- egress CAs (one per environment; deleted with the environment) ----
 

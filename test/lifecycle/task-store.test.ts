@@ -279,4 +279,60 @@ function taskStoreTests(current: () => Store): void {
       expect((await store.listCacheEntries('env_1')).map((e) => e.id)).toEqual(['cache_old']);
     });
   });
+
+  describe('cache builds', () => {
+    let store: Store;
+    beforeEach(() => {
+      store = current();
+    });
+    const at = (seconds: number) => new Date(Date.parse(T0) + seconds * 1000).toISOString();
+    const request = (owner: string, seconds: number, leaseMs = 30_000) => ({
+      environmentId: 'env_1',
+      key: 'k1',
+      owner,
+      now: at(seconds),
+      leaseMs,
+    });
+
+    it('gives a build to one owner until its lease runs out, then lets another take it over', async () => {
+      expect(await store.claimCacheBuild(request('orch-a/att_1', 0))).toBe(true);
+      expect(await store.getCacheBuild('env_1', 'k1')).toEqual({
+        environmentId: 'env_1',
+        key: 'k1',
+        owner: 'orch-a/att_1',
+        claimedAt: at(0),
+        expiresAt: at(30),
+      });
+      expect(await store.claimCacheBuild(request('orch-b/att_2', 10))).toBe(false);
+      // Its own claim again is fine (idempotent); another key is another build.
+      expect(await store.claimCacheBuild(request('orch-a/att_1', 10))).toBe(true);
+      expect(await store.claimCacheBuild({ ...request('orch-b/att_2', 10), key: 'k2' })).toBe(true);
+      // Renewed, the lease runs on; not renewed, it expires and another owner takes the build.
+      expect(await store.renewCacheBuild(request('orch-a/att_1', 20))).toBe(true);
+      expect(await store.renewCacheBuild(request('orch-b/att_2', 20))).toBe(false);
+      expect(await store.claimCacheBuild(request('orch-b/att_2', 45))).toBe(false);
+      expect(await store.claimCacheBuild(request('orch-b/att_2', 50))).toBe(true);
+      expect((await store.getCacheBuild('env_1', 'k1'))?.owner).toBe('orch-b/att_2');
+      // The old owner has lost it: it cannot renew or release what is no longer its own.
+      expect(await store.renewCacheBuild(request('orch-a/att_1', 51))).toBe(false);
+      await store.releaseCacheBuild('env_1', 'k1', 'orch-a/att_1');
+      expect((await store.getCacheBuild('env_1', 'k1'))?.owner).toBe('orch-b/att_2');
+      await store.releaseCacheBuild('env_1', 'k1', 'orch-b/att_2');
+      expect(await store.getCacheBuild('env_1', 'k1')).toBeUndefined();
+      expect(await store.claimCacheBuild(request('orch-c/att_3', 52))).toBe(true);
+    });
+
+    it('lets exactly one of many concurrent claimers win, on a free build and on an expired one', async () => {
+      const claims = await Promise.all(
+        Array.from({ length: 12 }, (_, i) => store.claimCacheBuild(request(`orch-${i}/att`, 0))),
+      );
+      expect(claims.filter(Boolean)).toHaveLength(1);
+      const takeovers = await Promise.all(
+        Array.from({ length: 12 }, (_, i) => store.claimCacheBuild(request(`late-${i}/att`, 60))),
+      );
+      expect(takeovers.filter(Boolean)).toHaveLength(1);
+      const winner = takeovers.findIndex(Boolean);
+      expect((await store.getCacheBuild('env_1', 'k1'))?.owner).toBe(`late-${winner}/att`);
+    });
+  });
 }

@@ -110,6 +110,15 @@ export interface EgressCasTable {
   created_at: string;
 }
 
+/** A cache entry being built (migration 0007): the builder's claim and its lease. */
+export interface CacheBuildsTable {
+  environment_id: string;
+  key: string;
+  owner: string;
+  claimed_at: string;
+  expires_at: string;
+}
+
 export interface Database {
   environments: EnvironmentsTable;
   environment_secrets: EnvironmentSecretsTable;
@@ -118,5 +127,6 @@ export interface Database {
   attempts: AttemptsTable;
   attempt_events: AttemptEventsTable;
   cache_entries: CacheEntriesTable;
+  cache_builds: CacheBuildsTable;
   egress_cas: EgressCasTable;
 }

@@ -168,6 +168,21 @@ export const STORE_MIGRATIONS: readonly NamedMigration[] = [
         .execute();
     },
   },
+  {
+    name: '0007_cache_builds',
+    async up(db) {
+      // One row per cache entry being built: who builds it and until when its lease runs.
+      await db.schema
+        .createTable('cache_builds')
+        .addColumn('environment_id', 'text', (c) => c.notNull())
+        .addColumn('key', 'text', (c) => c.notNull())
+        .addColumn('owner', 'text', (c) => c.notNull())
+        .addColumn('claimed_at', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('cache_builds_pk', ['environment_id', 'key'])
+        .execute();
+    },
+  },
 ];
 
 /** Feeds the ordered list to Kysely's Migrator, refusing a list that is out of order. */

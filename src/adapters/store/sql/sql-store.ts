@@ -22,6 +22,11 @@ import type {
 } from '../../../ports/store.js';
 import type { Database, EnvironmentsTable, TokensTable } from './database.js';
 import { TaskTables } from './task-tables.js';
+import { CacheBuildTable } from './cache-build-table.js';
+import type {
+  CacheBuildClaim,
+  CacheBuildRequest,
+} from '../../../domain/cache/cache-build-claim.js';
 import { OrderedMigrationProvider, STORE_MIGRATIONS, type NamedMigration } from './migrations.js';
 
 /**
@@ -457,6 +462,22 @@ export class SqlStore implements Store {
 
   deleteCacheEntries(ids: readonly string[]): Promise<void> {
     return this.tasks.deleteCacheEntries(ids);
+  }
+
+  claimCacheBuild(request: CacheBuildRequest): Promise<boolean> {
+    return new CacheBuildTable(this.db).claim(request);
+  }
+
+  renewCacheBuild(request: CacheBuildRequest): Promise<boolean> {
+    return new CacheBuildTable(this.db).renew(request);
+  }
+
+  releaseCacheBuild(environmentId: string, key: string, owner: string): Promise<void> {
+    return new CacheBuildTable(this.db).release(environmentId, key, owner);
+  }
+
+  getCacheBuild(environmentId: string, key: string): Promise<CacheBuildClaim | undefined> {
+    return new CacheBuildTable(this.db).get(environmentId, key);
   }
 
   // ---- egress CAs -----------------------------------------------------------------------------
