@@ -18,6 +18,7 @@ import { BERTH_LABELS } from '../runtime/labels.js';
 import { SecretMasker } from '../secrets/secret-masker.js';
 import type { AgentPhase } from './agent-phase.js';
 import { CacheBuildLock } from './cache-build-lock.js';
+import { CacheBuildLease } from './cache-build-lease.js';
 import type { CacheEntries } from './cache-entries.js';
 import {
   checkoutRef,
@@ -95,6 +96,13 @@ export interface AttemptRunnerOptions {
   warmPool?: WarmPool;
   /** Shared by every runner of this orchestrator, so concurrent attempts build once. */
   buildLock?: CacheBuildLock;
+  /**
+   * This orchestrator's name in the store's build claims (its lease owner): with the claims,
+   * orchestrators sharing one store build a missing cache entry once between them.
+   */
+  buildOwner?: string;
+  /** The store-side build claims (lease length, polling); made from `cache` when not given. */
+  buildLease?: CacheBuildLease;
   now?: () => Date;
 }
 
@@ -133,10 +141,14 @@ interface Started {
 
 export class AttemptRunner {
   private readonly buildLock: CacheBuildLock;
+  private readonly buildLease: CacheBuildLease;
+  private readonly buildOwner: string;
   private readonly now: () => Date;
 
   constructor(private readonly options: AttemptRunnerOptions) {
     this.buildLock = options.buildLock ?? new CacheBuildLock();
+    this.buildLease = options.buildLease ?? new CacheBuildLease({ store: options.cache });
+    this.buildOwner = options.buildOwner ?? `runner-${newId('attempt').slice(4, 16)}`;
     this.now = options.now ?? (() => new Date());
   }
 
@@ -286,16 +298,56 @@ export class AttemptRunner {
         }
         let own: Started | undefined;
         let building = false;
+        let builtElsewhere = false;
         try {
+          // In this orchestrator its attempts wait for each other in memory (the lock); across
+          // orchestrators on one store, the build is claimed in the store (the lease).
           const { value: entry, waited } = await this.buildLock.once(lockKey, async () => {
+            const turn = await this.buildLease.acquire({
+              environmentId: run.environment.id,
+              key,
+              owner: `${this.buildOwner}/${run.attemptId}`,
+              signal,
+              onWait: (claim) =>
+                emit({
+                  type: 'log',
+                  stream: 'system',
+                  text: `waiting for the cache entry that ${claim.owner} is building (since ${claim.claimedAt})\n`,
+                }),
+              onRenewFailed: (reason) =>
+                emit({
+                  type: 'warning',
+                  message: `could not renew the claim on the cache build: ${reason}`,
+                }),
+            });
+            if ('entry' in turn) {
+              builtElsewhere = true;
+              return turn.entry;
+            }
+            if (turn.held.tookOverFrom !== undefined) {
+              emit({
+                type: 'log',
+                stream: 'system',
+                text: `the build of the cache entry by ${turn.held.tookOverFrom.owner} stopped (its lease ran out at ${turn.held.tookOverFrom.expiresAt}); building it here\n`,
+              });
+            }
             building = true;
-            const built = await this.buildCache(
-              common,
-              { key, parts, baseImage: baseRef },
-              enterPhase,
-            );
-            own = built.started;
-            return built.entry;
+            try {
+              const built = await this.buildCache(
+                common,
+                { key, parts, baseImage: baseRef },
+                enterPhase,
+              );
+              own = built.started;
+              return built.entry;
+            } finally {
+              await turn.held.release().catch((error: unknown) =>
+                emit({
+                  type: 'warning',
+                  message: `could not release the claim on the cache build: ${toBerthError(error).message}`,
+                }),
+              );
+            }
           });
           if (!waited && own !== undefined) {
             cacheHit = false;
@@ -304,7 +356,10 @@ export class AttemptRunner {
             emit({
               type: 'cache',
               result: 'waited',
-              reason: 'another attempt built the cache entry',
+              reason:
+                builtElsewhere && !waited
+                  ? 'another orchestrator built the cache entry'
+                  : 'another attempt built the cache entry',
               key,
               image: entry.image,
             });
