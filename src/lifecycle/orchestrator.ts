@@ -11,17 +11,10 @@ import { CommandAgent } from './command-agent.js';
 import { resolveImageName } from './image-names.js';
 import { NoNetworkEnforcer } from './network-policy-enforcer.js';
 import { EgressEnforcer, type EgressEnforcerOptions } from '../egress/egress-enforcer.js';
-import { EnvironmentCertificateAuthorities } from '../egress/environment-certificate-authorities.js';
-import type { SecretBox } from '../secrets/secret-box.js';
-import {
-  Scheduler,
-  leaseOwnerId,
-  type AgentConversation,
-  type SchedulerLogger,
-} from './scheduler.js';
+import { Scheduler, leaseOwnerId, type SchedulerLogger } from './scheduler.js';
 import { WarmPool } from './warm-pool.js';
 import { ModelAgent } from '../agent/model-agent.js';
-import type { ChatMessage, ModelClient } from '../ports/model-client.js';
+import type { ModelClient } from '../ports/model-client.js';
 import type { AgentLimitsOverride } from '../agent/agent-loop.js';
 
 /** The agent for a prompt: the model loop, with what the environment offers in its system prompt. */
@@ -30,14 +23,11 @@ export function modelAgentFor(
   spec: EnvironmentSpec,
   limits: AgentLimitsOverride = {},
   task?: Task,
-  conversation?: AgentConversation,
 ): AgentPhase {
   // The task's choice wins over the environment's, which wins over the server's.
   const modelName = task?.agent?.model ?? spec.model;
   return new ModelAgent({
     model,
-    ...(conversation?.history ? { history: conversation.history } : {}),
-    ...(conversation ? { saveConversation: (m: ChatMessage[]) => conversation.save(m) } : {}),
     limits: { ...limits, ...(task?.agent?.limits ?? {}) },
     ...(modelName !== undefined ? { modelName } : {}),
     environment: {
@@ -84,11 +74,6 @@ export interface OrchestratorOptions {
   logger?: SchedulerLogger | undefined;
   /** Internet policies `allowlist`/`on` through the egress proxy; without it the agent phase has no network. */
   egress?: EgressEnforcerOptions | undefined;
-  /**
-   * Seals each environment's egress CA key in the store (one CA per environment, kept across
-   * restarts). Without it the CAs live in this process only.
-   */
-  secretBox?: SecretBox | undefined;
 }
 
 export interface Orchestrator {
@@ -103,14 +88,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
   const runner = new AttemptRunner({
     runtime,
     cache: store,
-    enforcer: options.egress
-      ? new EgressEnforcer({
-          certificateAuthorities: new EnvironmentCertificateAuthorities(
-            options.secretBox ? { store, box: options.secretBox } : {},
-          ),
-          ...options.egress,
-        })
-      : new NoNetworkEnforcer(),
+    enforcer: options.egress ? new EgressEnforcer(options.egress) : new NoNetworkEnforcer(),
     resolveImage: options.resolveImage ?? resolveImageName,
     ...(options.prepareImage ? { prepareImage: options.prepareImage } : {}),
     cacheTtlMs: options.cacheTtlMs,
@@ -132,10 +110,9 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     runner,
     runtime,
     openSecrets: (environment) => options.openSecrets(environment),
-    agentFor: (task, spec, conversation) => {
+    agentFor: (task, spec) => {
       if (task.command !== null) return new CommandAgent(task.command);
-      if (options.model)
-        return modelAgentFor(options.model, spec, options.agentLimits, task, conversation);
+      if (options.model) return modelAgentFor(options.model, spec, options.agentLimits, task);
       throw new Error('no agent: this task has no command and no model is configured');
     },
     concurrency: options.concurrency,
