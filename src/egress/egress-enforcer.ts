@@ -15,7 +15,8 @@
  *   is connected, so there is no moment in which it reaches anything else;
  * - the proxy, listening on the gateway address, applies the environment's policy; every
  *   decision goes to the attempt's log;
- * - the CA's key stays in this process; only its certificate is written into the sandbox;
+ * - the CA is the environment's (EnvironmentCertificateAuthorities: key in this process and,
+ *   sealed, in the store); only its certificate is written into the sandbox;
  * - a lockdown that fails halfway undoes what it made, and the error fails the attempt (the
  *   agent never runs with less than the policy asks for); `release` undoes everything, and
  *   both are safe to repeat.
@@ -27,6 +28,7 @@ import {
 } from '../adapters/firewall/iptables-firewall.js';
 import { EgressPolicy } from '../domain/internet/egress-policy.js';
 import { normaliseHostName } from '../domain/internet/host-name.js';
+import type { ImagePackageConfiguration } from '../domain/internet/preset-hosts.js';
 import { BerthError, toBerthError } from '../errors/berth-error.js';
 import {
   NoNetworkEnforcer,
@@ -36,7 +38,10 @@ import {
 } from '../lifecycle/network-policy-enforcer.js';
 import { BERTH_LABELS } from '../runtime/labels.js';
 import type { SandboxRuntime } from '../ports/sandbox-runtime.js';
-import { CertificateAuthority } from './certificate-authority.js';
+import {
+  EnvironmentCertificateAuthorities,
+  type CertificateAuthoritySource,
+} from './environment-certificate-authorities.js';
 import { EgressProxy, systemResolver, type Resolver } from './egress-proxy.js';
 import { readImagePackageConfiguration } from './read-image-package-configuration.js';
 import { sandboxProxySettings } from './sandbox-proxy-settings.js';
@@ -63,6 +68,11 @@ export interface EgressEnforcerOptions {
   firewall?: SandboxNetworkFirewall;
   /** The resolver behind `hosts` (the system resolver by default). */
   resolver?: Resolver;
+  /**
+   * Each environment's CA (kept in the store by the orchestrator). Default: one per environment
+   * in this process's memory only.
+   */
+  certificateAuthorities?: CertificateAuthoritySource;
 }
 
 interface AttemptEgress {
@@ -82,6 +92,7 @@ export class EgressEnforcer implements NetworkPolicyEnforcer {
   private readonly options: EgressEnforcerOptions;
   private readonly firewall: SandboxNetworkFirewall;
   private readonly resolver: Resolver;
+  private readonly authorities: CertificateAuthoritySource;
   private readonly noNetwork = new NoNetworkEnforcer();
   private readonly attempts = new Map<string, AttemptEgress>();
   private readonly runtimes = new Map<string, SandboxRuntime>();
@@ -91,6 +102,7 @@ export class EgressEnforcer implements NetworkPolicyEnforcer {
   constructor(options: EgressEnforcerOptions = {}) {
     this.options = options;
     this.firewall = options.firewall ?? new IptablesFirewall();
+    this.authorities = options.certificateAuthorities ?? new EnvironmentCertificateAuthorities();
     const hosts = new Map<string, string>();
     for (const [name, address] of Object.entries(options.hosts ?? {})) {
       const normalised = normaliseHostName(name);
@@ -121,25 +133,41 @@ export class EgressEnforcer implements NetworkPolicyEnforcer {
     const state: AttemptEgress = { released: false };
     this.attempts.set(attemptId, state);
     this.runtimes.set(attemptId, runtime);
+    const timings: string[] = [];
+    const timed = async <T>(what: string, step: () => Promise<T>): Promise<T> => {
+      const at = Date.now();
+      const value = await step();
+      timings.push(`${what} ${Date.now() - at}`);
+      return value;
+    };
     try {
-      // The image's registries, read while nothing of the agent has run in this attempt.
-      const image = await readImagePackageConfiguration(runtime, sandboxId, signal);
-      const extra = this.options.extraPorts ?? [];
-      const policy = EgressPolicy.forEnvironment(
-        context.policy,
-        image,
-        extra.length > 0 ? { tunnel: extra, http: extra } : undefined,
-      );
-
       const id = networkIdOf(attemptId);
       const name = `berth-egress-${attemptId.replace(/_/g, '-')}`;
       state.network = name;
-      const network = await runtime.createNetwork({
-        name,
-        internal: true,
-        bridgeName: egressBridgeName(id),
-        labels: { [BERTH_LABELS.attempt]: attemptId, [BERTH_LABELS.kind]: 'network' },
-      });
+      // Independent steps at once; every one is waited for (settled) before anything is undone.
+      const [image, network, ca] = await allSettledOrThrow([
+        // The image's registries, read while nothing of the agent has run in this attempt; only
+        // the common-dependencies preset uses them.
+        timed('read-image', () =>
+          context.policy.access === 'allowlist' && context.policy.presets.length > 0
+            ? readImagePackageConfiguration(runtime, sandboxId, signal)
+            : Promise.resolve<ImagePackageConfiguration>({}),
+        ),
+        timed('network', () =>
+          runtime.createNetwork({
+            name,
+            internal: true,
+            bridgeName: egressBridgeName(id),
+            labels: { [BERTH_LABELS.attempt]: attemptId, [BERTH_LABELS.kind]: 'network' },
+          }),
+        ),
+        timed('ca', () => this.authorities.forEnvironment(context.environmentId)),
+        // Leaving the setup network first: the sandbox joins the pinned network only below.
+        timed('leave-setup', async () => {
+          if (context.setupNetwork !== null)
+            await runtime.disconnect(sandboxId, context.setupNetwork);
+        }),
+      ] as const);
       if (network.gateway === undefined || network.subnet === undefined) {
         throw new BerthError(
           'runtime_unavailable',
@@ -147,9 +175,13 @@ export class EgressEnforcer implements NetworkPolicyEnforcer {
         );
       }
       signal?.throwIfAborted();
+      const extra = this.options.extraPorts ?? [];
+      const policy = EgressPolicy.forEnvironment(
+        context.policy,
+        image,
+        extra.length > 0 ? { tunnel: extra, http: extra } : undefined,
+      );
 
-      // One CA per attempt for now (the key lives in this process only; see docs/internet.md).
-      const ca = await CertificateAuthority.create({ commonName: `Berth egress ${attemptId}` });
       const proxy = new EgressProxy({
         policy,
         ca,
@@ -187,46 +219,20 @@ export class EgressEnforcer implements NetworkPolicyEnforcer {
       };
       state.firewallSpec = spec;
       state.firewallInstalled = true;
-      await this.firewall.install(spec, signal);
-
-      // Only now does the sandbox move: from full internet to the pinned network.
-      if (context.setupNetwork !== null) await runtime.disconnect(sandboxId, context.setupNetwork);
-      await runtime.connect(sandboxId, name);
-
       const settings = sandboxProxySettings({
         proxyUrl: `http://${network.gateway}:${address.port}`,
         caCertificatePem: ca.certificatePem,
       });
-      const dirs = [
-        ...new Set(settings.files.map((f) => f.path.slice(0, f.path.lastIndexOf('/')))),
-      ];
-      await runtime.exec(sandboxId, {
-        argv: ['mkdir', '-p', ...dirs],
-        user: 'root',
-        timeoutMs: 30_000,
-      });
-      for (const file of settings.files)
-        await runtime.writeFile(sandboxId, file.path, file.content, file.mode);
-      for (const argv of settings.commands) {
-        const result = await runtime.exec(sandboxId, {
-          argv,
-          user: 'root',
-          timeoutMs: 60_000,
-          maxOutputBytes: 16 * 1024,
-          ...(signal !== undefined ? { signal } : {}),
-        });
-        // update-ca-certificates may be missing from an image; the bundle does not depend on it.
-        if (result.exitCode !== 0 && argv[0] !== 'update-ca-certificates') {
-          throw new BerthError(
-            'runtime_unavailable',
-            `lockdown: ${argv[0]} failed in the sandbox`,
-            {
-              exitCode: result.exitCode,
-              output: result.output.slice(-2000),
-            },
-          );
-        }
-      }
+      await allSettledOrThrow([
+        // Only once the firewall pins the network does the sandbox join it.
+        timed('firewall+join', async () => {
+          await this.firewall.install(spec, signal);
+          signal?.throwIfAborted();
+          await runtime.connect(sandboxId, name);
+        }),
+        // The trust store and the settings files need no network: written meanwhile.
+        timed('trust', () => this.writeSettings(runtime, sandboxId, settings, signal)),
+      ] as const);
       const presetNote =
         context.policy.presets.length > 0
           ? `; from the image: npm registry ${image.npmRegistry ?? '(none)'}, apt sources ${image.aptSources !== undefined ? 'read' : '(none)'}`
@@ -234,7 +240,7 @@ export class EgressEnforcer implements NetworkPolicyEnforcer {
       context.emit({
         type: 'log',
         stream: 'system',
-        text: `internet ${context.policy.access}: the sandbox reaches only the egress proxy at ${network.gateway}:${address.port}${presetNote} (lockdown took ${Date.now() - startedAt} ms)\n`,
+        text: `internet ${context.policy.access}: the sandbox reaches only the egress proxy at ${network.gateway}:${address.port}${presetNote} (lockdown took ${Date.now() - startedAt} ms: ${timings.join(', ')})\n`,
       });
       return { env: settings.env };
     } catch (error) {
@@ -244,6 +250,42 @@ export class EgressEnforcer implements NetworkPolicyEnforcer {
         await runtime.disconnect(sandboxId, state.network).catch(() => undefined);
       await this.release(attemptId).catch(() => undefined);
       throw toBerthError(error);
+    }
+  }
+
+  /** The CA certificate, apt's proxy file and the trust commands, in the sandbox as root. */
+  private async writeSettings(
+    runtime: SandboxRuntime,
+    sandboxId: string,
+    settings: ReturnType<typeof sandboxProxySettings>,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    const dirs = [...new Set(settings.files.map((f) => f.path.slice(0, f.path.lastIndexOf('/'))))];
+    await runtime.exec(sandboxId, {
+      argv: ['mkdir', '-p', ...dirs],
+      user: 'root',
+      timeoutMs: 30_000,
+      ...(signal !== undefined ? { signal } : {}),
+    });
+    await Promise.all(
+      settings.files.map((file) =>
+        runtime.writeFile(sandboxId, file.path, file.content, file.mode),
+      ),
+    );
+    for (const argv of settings.commands) {
+      const result = await runtime.exec(sandboxId, {
+        argv,
+        user: 'root',
+        timeoutMs: 60_000,
+        maxOutputBytes: 16 * 1024,
+        ...(signal !== undefined ? { signal } : {}),
+      });
+      if (result.exitCode !== 0) {
+        throw new BerthError('runtime_unavailable', `lockdown: ${argv[0]} failed in the sandbox`, {
+          exitCode: result.exitCode,
+          output: result.output.slice(-2000),
+        });
+      }
     }
   }
 
@@ -277,4 +319,13 @@ export class EgressEnforcer implements NetworkPolicyEnforcer {
     this.attempts.delete(attemptId);
     this.runtimes.delete(attemptId);
   }
+}
+
+/** Like Promise.all, but waits for every step to settle before throwing the first failure. */
+async function allSettledOrThrow<T extends readonly unknown[]>(steps: {
+  readonly [K in keyof T]: Promise<T[K]>;
+}): Promise<T> {
+  const settled = await Promise.allSettled(steps);
+  for (const result of settled) if (result.status === 'rejected') throw result.reason;
+  return settled.map((r) => (r as PromiseFulfilledResult<unknown>).value) as unknown as T;
 }

@@ -36,11 +36,37 @@ export interface SandboxProxySettings {
   files: SandboxFile[];
   /**
    * Commands (argv, run as root, in order, after the files are written) that put the CA into the
-   * system store and build the combined bundle. A failing `update-ca-certificates` (image without
-   * it) is not fatal: the bundle command does not depend on it.
+   * system store and build the combined bundle (see TRUST_SCRIPT: fast, and a no-op when the
+   * sandbox has this CA already).
    */
   commands: string[][];
 }
+
+/** Where the installed CA is remembered, so a sandbox that has it already (a snapshot) skips the work. */
+export const INSTALLED_CA_MARKER_PATH = '/etc/berth/egress-ca.pem';
+
+/**
+ * Puts the CA into the system store and the combined bundle without running
+ * `update-ca-certificates` (2+ s) where it is not needed: the CA is appended to the system
+ * bundle (what OpenSSL, GnuTLS and curl read; `update-ca-certificates` rebuilds it later from
+ * the .crt file, which keeps the CA) and the combined bundle is a copy of that. Images with hooks
+ * (Java's keystore) get the full `update-ca-certificates`. Nothing is done when the marker says
+ * this CA is installed already. Paths are positional parameters, never spliced into the script.
+ */
+const TRUST_SCRIPT = [
+  'system="$1"; ca="$2"; bundle="$3"; marker="$4"',
+  '{ read -r _; read -r line; } < "$ca"',
+  'if [ -f "$marker" ] && [ -f "$bundle" ] && [ "$(cat "$marker")" = "$(cat "$ca")" ]; then exit 0; fi',
+  'if [ -n "$(ls -A /etc/ca-certificates/update.d 2>/dev/null)" ] && command -v update-ca-certificates >/dev/null 2>&1; then',
+  '  update-ca-certificates >/dev/null 2>&1 || true',
+  'elif [ -f "$system" ] && ! grep -qxF -- "$line" "$system"; then',
+  '  cat "$ca" >> "$system"',
+  'fi',
+  'if [ -f "$system" ]; then cat "$system" > "$bundle.tmp"; else : > "$bundle.tmp"; fi',
+  'grep -qxF -- "$line" "$bundle.tmp" || cat "$ca" >> "$bundle.tmp"',
+  'chmod 0644 "$bundle.tmp" && mv -f "$bundle.tmp" "$bundle"',
+  'cp "$ca" "$marker" && chmod 0644 "$marker"',
+].join('\n');
 
 export const DEFAULT_CA_CERTIFICATE_PATH = '/usr/local/share/ca-certificates/berth-egress-ca.crt';
 export const DEFAULT_BUNDLE_PATH = '/etc/berth/ca-bundle.pem';
@@ -152,17 +178,22 @@ export function sandboxProxySettings(input: SandboxProxySettingsInput): SandboxP
 
   const bundleDir = bundle.slice(0, bundle.lastIndexOf('/')) || '/';
   const commands: string[][] = [
-    ['update-ca-certificates'],
-    ['mkdir', '-p', bundleDir],
+    [
+      'mkdir',
+      '-p',
+      bundleDir,
+      INSTALLED_CA_MARKER_PATH.slice(0, INSTALLED_CA_MARKER_PATH.lastIndexOf('/')),
+    ],
     // Paths are passed as positional parameters, never spliced into the script.
     [
       'sh',
       '-c',
-      'cat "$1" "$2" > "$3" 2>/dev/null || cat "$2" > "$3"; chmod 0644 "$3"',
-      'berth-bundle',
+      TRUST_SCRIPT,
+      'berth-trust',
       systemBundle,
       caPath,
       bundle,
+      INSTALLED_CA_MARKER_PATH,
     ],
   ];
 

@@ -391,6 +391,7 @@ export class AttemptRunner {
         setupNetwork: networkMade ? networkName : null,
         policy: spec.internet,
         attemptId: run.attemptId,
+        environmentId: run.environment.id,
         emit,
         signal,
       });

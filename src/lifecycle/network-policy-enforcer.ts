@@ -14,6 +14,8 @@ export interface LockdownContext {
   setupNetwork: string | null;
   policy: InternetPolicy;
   attemptId: string;
+  /** The environment the attempt belongs to (its egress CA is the environment's). */
+  environmentId: string;
   emit: (event: AttemptEventBody) => void;
   signal?: AbortSignal | undefined;
 }

@@ -11,6 +11,8 @@ import { CommandAgent } from './command-agent.js';
 import { resolveImageName } from './image-names.js';
 import { NoNetworkEnforcer } from './network-policy-enforcer.js';
 import { EgressEnforcer, type EgressEnforcerOptions } from '../egress/egress-enforcer.js';
+import { EnvironmentCertificateAuthorities } from '../egress/environment-certificate-authorities.js';
+import type { SecretBox } from '../secrets/secret-box.js';
 import { Scheduler, leaseOwnerId, type SchedulerLogger } from './scheduler.js';
 import { WarmPool } from './warm-pool.js';
 import { ModelAgent } from '../agent/model-agent.js';
@@ -74,6 +76,11 @@ export interface OrchestratorOptions {
   logger?: SchedulerLogger | undefined;
   /** Internet policies `allowlist`/`on` through the egress proxy; without it the agent phase has no network. */
   egress?: EgressEnforcerOptions | undefined;
+  /**
+   * Seals each environment's egress CA key in the store (one CA per environment, kept across
+   * restarts). Without it the CAs live in this process only.
+   */
+  secretBox?: SecretBox | undefined;
 }
 
 export interface Orchestrator {
@@ -88,7 +95,14 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
   const runner = new AttemptRunner({
     runtime,
     cache: store,
-    enforcer: options.egress ? new EgressEnforcer(options.egress) : new NoNetworkEnforcer(),
+    enforcer: options.egress
+      ? new EgressEnforcer({
+          certificateAuthorities: new EnvironmentCertificateAuthorities(
+            options.secretBox ? { store, box: options.secretBox } : {},
+          ),
+          ...options.egress,
+        })
+      : new NoNetworkEnforcer(),
     resolveImage: options.resolveImage ?? resolveImageName,
     ...(options.prepareImage ? { prepareImage: options.prepareImage } : {}),
     cacheTtlMs: options.cacheTtlMs,

@@ -10,6 +10,7 @@ import type { Store } from '../ports/store.js';
 import type { Scheduler } from './scheduler.js';
 import { createOrchestrator } from './orchestrator.js';
 import type { EgressEnforcerOptions } from '../egress/egress-enforcer.js';
+import { SecretBox, type SecretKeySource } from '../secrets/secret-box.js';
 import { DockerImageEngine } from '../adapters/runtime/docker/docker-image-engine.js';
 import { LanguageLayer, languageImagePreparer } from '../images/language-versions.js';
 import type { ModelClient } from '../ports/model-client.js';
@@ -57,6 +58,8 @@ export interface RunLocalOptions {
   signal?: AbortSignal | undefined;
   /** The egress proxy's settings (internet `allowlist`/`on`); without them the agent phase has no network. */
   egress?: EgressEnforcerOptions | undefined;
+  /** Where the key that seals each environment's egress CA in the store comes from. */
+  secretKey?: SecretKeySource | undefined;
 }
 
 export interface RunLocalIo {
@@ -189,6 +192,9 @@ export async function runLocal(options: RunLocalOptions, io: RunLocalIo): Promis
       pollMs: 200,
       onlyTasks,
       egress: options.egress,
+      ...(options.egress !== undefined && options.secretKey !== undefined
+        ? { secretBox: SecretBox.load(options.secretKey).box }
+        : {}),
     });
     scheduler = orchestrator.scheduler;
     const { task, attempts: created } = await scheduler.submit({

@@ -113,6 +113,7 @@ export async function startServer(config: BerthConfig, logger: Logger): Promise<
       store,
       runtime,
       egress: egress.options,
+      secretBox: box,
       model,
       agentLimits: config.agentLimits,
       prepareImage: languageImagePreparer(languages),

@@ -54,11 +54,12 @@ describe('sandboxProxySettings', () => {
     expect(settings.files[0]?.content).toBe(PEM);
     expect(settings.files[1]?.content).toContain('Acquire::http::Proxy "http://172.30.0.1:3128";');
     expect(settings.files[1]?.content).toContain('Acquire::https::Proxy "http://172.30.0.1:3128";');
-    expect(settings.commands[0]).toEqual(['update-ca-certificates']);
-    expect(settings.commands[2]?.slice(-3)).toEqual([
+    expect(settings.commands.flat()).not.toContain('update-ca-certificates');
+    expect(settings.commands[1]?.slice(-4)).toEqual([
       '/etc/ssl/certs/ca-certificates.crt',
       '/usr/local/share/ca-certificates/berth-egress-ca.crt',
       '/etc/berth/ca-bundle.pem',
+      '/etc/berth/egress-ca.pem',
     ]);
   });
 

@@ -104,6 +104,7 @@ export function registerRunCommand(program: Command, ctx: CliContext): void {
             model,
             agentLimits: { ...config.agentLimits, ...agentLimitsFrom(options) },
             egress: egress.options,
+            secretKey: { secretKeyFile: config.secretKeyFile, secretKey: config.secretKey },
             signal: controller.signal,
           },
           {
