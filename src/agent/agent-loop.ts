@@ -61,7 +61,10 @@ export interface AgentLoopInput {
   commandOutput?: () => CommandOutputSink;
   signal: AbortSignal;
   tools?: ToolBox;
-  /** The conversation of an earlier turn of the task (a follow-up continues it). */
+  /**
+   * The conversation of an earlier turn of the task (a follow-up continues it): its messages after
+   * the system prompt, which is replaced by a fresh one; the new prompt comes after them.
+   */
   history?: ChatMessage[];
 }
 
@@ -142,20 +145,19 @@ export async function runAgentLoop(input: AgentLoopInput): Promise<AgentLoopResu
   const messages: ChatMessage[] = [];
   try {
     const agentsMd = await AgentsMd.discover(input.sandbox, signal);
-    if (input.history && input.history.length > 0) {
-      messages.push(...input.history);
-    } else {
-      messages.push({
-        role: 'system',
-        content: mask(
-          systemPrompt({
-            workdir: input.sandbox.workdir,
-            agentsMd,
-            ...(input.environment ? { environment: input.environment } : {}),
-          }),
-        ),
-      });
-    }
+    // The system prompt is made afresh (AGENTS.md and the environment may have changed since an
+    // earlier turn); a follow-up's earlier conversation follows it without its own system prompt.
+    messages.push({
+      role: 'system',
+      content: mask(
+        systemPrompt({
+          workdir: input.sandbox.workdir,
+          agentsMd,
+          ...(input.environment ? { environment: input.environment } : {}),
+        }),
+      ),
+    });
+    messages.push(...(input.history ?? []).filter((m) => m.role !== 'system'));
     messages.push({ role: 'user', content: input.prompt });
 
     for (;;) {

@@ -1,11 +1,12 @@
 import type { AttemptEventBody } from '../domain/task/attempt-event.js';
 import type { CommandRecord } from '../domain/task/command-record.js';
-import { BerthError } from '../errors/berth-error.js';
+import { BerthError, toBerthError } from '../errors/berth-error.js';
 import type { AgentContext, AgentOutcome, AgentPhase } from '../lifecycle/agent-phase.js';
 import type { ChatMessage, ModelClient } from '../ports/model-client.js';
 import { runAgentLoop, type AgentLimitsOverride, type AgentStopReason } from './agent-loop.js';
 import type { AgentSandbox } from './agent-sandbox.js';
 import { RuntimeAgentSandbox } from './runtime-agent-sandbox.js';
+import { conversationToStore } from './stored-conversation.js';
 import type { AgentEnvironmentInfo } from './system-prompt.js';
 import type { ToolBox } from './tools/tool-box.js';
 
@@ -15,8 +16,13 @@ export interface ModelAgentOptions {
   modelName?: string | undefined;
   limits?: AgentLimitsOverride | undefined;
   environment?: AgentEnvironmentInfo | undefined;
-  /** The conversation of the attempt this one follows up. */
+  /** The conversation of the attempt this one follows up (its stored messages). */
   history?: ChatMessage[] | undefined;
+  /**
+   * Keeps the conversation when the loop ends (masked and bounded, see stored-conversation.ts), so
+   * a follow-up can resume it. A failure to keep it is a warning in the log, not a failed attempt.
+   */
+  saveConversation?: ((messages: ChatMessage[]) => Promise<void>) | undefined;
   /** How to reach the sandbox; default: `RuntimeAgentSandbox` over the context's runtime. */
   sandbox?: (context: AgentContext) => AgentSandbox;
   tools?: ToolBox;
@@ -54,6 +60,16 @@ export class ModelAgent implements AgentPhase {
       ...(this.options.history ? { history: this.options.history } : {}),
       ...(this.options.tools ? { tools: this.options.tools } : {}),
     });
+    if (this.options.saveConversation) {
+      try {
+        await this.options.saveConversation(conversationToStore(result.messages, context.mask));
+      } catch (error) {
+        context.emit({
+          type: 'warning',
+          message: `the conversation could not be kept, so a follow-up will not resume it: ${toBerthError(error).message}`,
+        });
+      }
+    }
     return {
       message: result.message,
       succeeded: result.succeeded,

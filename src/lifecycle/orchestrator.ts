@@ -13,10 +13,15 @@ import { NoNetworkEnforcer } from './network-policy-enforcer.js';
 import { EgressEnforcer, type EgressEnforcerOptions } from '../egress/egress-enforcer.js';
 import { EnvironmentCertificateAuthorities } from '../egress/environment-certificate-authorities.js';
 import type { SecretBox } from '../secrets/secret-box.js';
-import { Scheduler, leaseOwnerId, type SchedulerLogger } from './scheduler.js';
+import {
+  Scheduler,
+  leaseOwnerId,
+  type AgentConversation,
+  type SchedulerLogger,
+} from './scheduler.js';
 import { WarmPool } from './warm-pool.js';
 import { ModelAgent } from '../agent/model-agent.js';
-import type { ModelClient } from '../ports/model-client.js';
+import type { ChatMessage, ModelClient } from '../ports/model-client.js';
 import type { AgentLimitsOverride } from '../agent/agent-loop.js';
 
 /** The agent for a prompt: the model loop, with what the environment offers in its system prompt. */
@@ -25,11 +30,14 @@ export function modelAgentFor(
   spec: EnvironmentSpec,
   limits: AgentLimitsOverride = {},
   task?: Task,
+  conversation?: AgentConversation,
 ): AgentPhase {
   // The task's choice wins over the environment's, which wins over the server's.
   const modelName = task?.agent?.model ?? spec.model;
   return new ModelAgent({
     model,
+    ...(conversation?.history ? { history: conversation.history } : {}),
+    ...(conversation ? { saveConversation: (m: ChatMessage[]) => conversation.save(m) } : {}),
     limits: { ...limits, ...(task?.agent?.limits ?? {}) },
     ...(modelName !== undefined ? { modelName } : {}),
     environment: {
@@ -124,9 +132,10 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     runner,
     runtime,
     openSecrets: (environment) => options.openSecrets(environment),
-    agentFor: (task, spec) => {
+    agentFor: (task, spec, conversation) => {
       if (task.command !== null) return new CommandAgent(task.command);
-      if (options.model) return modelAgentFor(options.model, spec, options.agentLimits, task);
+      if (options.model)
+        return modelAgentFor(options.model, spec, options.agentLimits, task, conversation);
       throw new Error('no agent: this task has no command and no model is configured');
     },
     concurrency: options.concurrency,

@@ -10,6 +10,7 @@ import {
   type TaskRef,
 } from '../domain/task/task.js';
 import { BerthError, toBerthError } from '../errors/berth-error.js';
+import type { ChatMessage } from '../ports/model-client.js';
 import type { SandboxRuntime } from '../ports/sandbox-runtime.js';
 import type { LeasedAttempt, Store, StoredEnvironment } from '../ports/store.js';
 import { BERTH_LABELS } from '../runtime/labels.js';
@@ -18,6 +19,7 @@ import { AttemptRecorder, type AttemptEventListener } from './attempt-recorder.j
 import type { AttemptRunner } from './attempt-runner.js';
 import { WARM_OWNER_LABEL, type WarmPool } from './warm-pool.js';
 import { validateBranch, validateSha } from './checkout.js';
+import { repositoryCredentials } from './repository-credentials.js';
 
 /**
  * The task queue: tasks and their attempts live in the store; attempts are claimed with a lease
@@ -41,6 +43,14 @@ export interface SubmitTask {
   agent?: TaskAgentOptions | null;
 }
 
+/** The model conversation an attempt's agent resumes and keeps (see stored-conversation.ts). */
+export interface AgentConversation {
+  /** The earlier turn's conversation, for a follow-up whose parent kept one. */
+  history?: ChatMessage[];
+  /** Stores this attempt's conversation (masked and bounded by the agent). */
+  save(messages: ChatMessage[]): Promise<void>;
+}
+
 export interface SchedulerLogger {
   info(fields: object, message: string): void;
   warn(fields: object, message: string): void;
@@ -52,8 +62,12 @@ export interface SchedulerOptions {
   runtime: SandboxRuntime;
   /** Opens the environment's sealed secrets (name → value) for setup and maintenance. */
   openSecrets(environment: StoredEnvironment): Promise<Record<string, string>>;
-  /** The agent phase of a task (a `CommandAgent` for `--command`, the model agent otherwise). */
-  agentFor(task: Task, spec: EnvironmentSpec): AgentPhase;
+  /**
+   * The agent phase of a task (a `CommandAgent` for `--command`, the model agent otherwise). The
+   * model agent resumes `conversation.history` (a follow-up's parent's) and keeps its own with
+   * `conversation.save`.
+   */
+  agentFor(task: Task, spec: EnvironmentSpec, conversation?: AgentConversation): AgentPhase;
   concurrency: number;
   maxAttempts?: number;
   /** This orchestrator's lease owner name (unique per process). */
@@ -415,6 +429,23 @@ export class Scheduler {
         throw new BerthError('not_found', `the environment of task ${task.id} was deleted`);
       }
       const secrets = await this.options.openSecrets(environment);
+      // A follow-up turn has its own prompt or command and starts from its parent's snapshot. It
+      // resumes the parent's conversation when one was kept, asked the request as written; else
+      // it is asked the request with the earlier prompt and final message in front of it.
+      const followUp = attempt.followUp ?? undefined;
+      const history =
+        followUp && followUp.command === null
+          ? await store.getConversation(followUp.parentAttemptId)
+          : undefined;
+      const prompt = followUp
+        ? history !== undefined
+          ? followUp.request
+          : followUp.prompt
+        : task.prompt;
+      const conversation: AgentConversation = {
+        ...(history !== undefined ? { history } : {}),
+        save: (messages) => store.putConversation(attempt.id, messages, this.now().toISOString()),
+      };
       const outcome = await this.options.runner.run({
         attemptId: attempt.id,
         taskId: task.id,
@@ -422,13 +453,13 @@ export class Scheduler {
         secrets,
         ref: task.ref,
         repository: task.repository ?? undefined,
-        // A follow-up turn has its own prompt or command and starts from its parent's snapshot.
-        prompt: attempt.followUp?.prompt ?? task.prompt,
+        // The environment's git credentials, for its own repository only (the checkout's helper).
+        credentials: repositoryCredentials(environment.spec, secrets, task.repository),
+        prompt,
         agent: this.options.agentFor(
-          attempt.followUp
-            ? { ...task, prompt: attempt.followUp.prompt, command: attempt.followUp.command }
-            : task,
+          followUp ? { ...task, prompt, command: followUp.command } : task,
           environment.spec,
+          conversation,
         ),
         resume: attempt.followUp
           ? {

@@ -6,6 +6,7 @@ import type { AttemptPhase } from '../domain/task/attempt-phase.js';
 import type { Task, TaskStatus } from '../domain/task/task.js';
 import type { Environment } from '../domain/environment/environment.js';
 import type { EnvironmentSpec } from '../domain/environment/environment-spec.js';
+import type { ChatMessage } from './model-client.js';
 
 /**
  * The store port: everything Berth keeps between restarts. Adapters: `SqliteStore` (embedded,
@@ -202,6 +203,16 @@ export interface Store {
   /** Newest first; all environments when none is given. */
   listCacheEntries(environmentId?: string): Promise<CacheEntry[]>;
   deleteCacheEntries(ids: readonly string[]): Promise<void>;
+
+  // ---- agent conversations (a follow-up resumes its parent attempt's) ----
+
+  /**
+   * Stores the model conversation of an attempt (the caller masked and bounded it), replacing
+   * the one stored before; removed with the attempt.
+   */
+  putConversation(attemptId: string, messages: readonly ChatMessage[], now: string): Promise<void>;
+  /** The conversation stored for an attempt, or undefined (a `--command` run, an older attempt). */
+  getConversation(attemptId: string): Promise<ChatMessage[] | undefined>;
 
   // ---- cache builds (who builds a missing cache entry; shared by every orchestrator) ----
 

@@ -131,6 +131,8 @@ export async function startServer(config: BerthConfig, logger: Logger): Promise<
       store,
       runner: scheduler,
       resetCache: (environmentId) => collector.reset(environmentId),
+      openSecrets: async (environment) =>
+        Object.fromEntries(await environments.openSecrets(environment.id)),
       pullRequests: new PullRequestService({
         githubToken: config.githubToken,
         githubApiUrl: config.githubApiUrl,

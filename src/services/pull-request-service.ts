@@ -6,14 +6,15 @@ import { isCutDiff } from '../git/apply-diff.js';
 import { GitHubClient, type PullRequest } from '../git/github-client.js';
 import { parseGitHubRemote, type GitHubRepository } from '../git/github-remote.js';
 import { runGit, runGitOk } from '../git/run-git.js';
-import { parseRepositoryLocation } from '../lifecycle/checkout.js';
+import { parseRepositoryLocation, type GitCredentials } from '../lifecycle/checkout.js';
 
 /**
  * `berth task pr`: the picked attempt's diff becomes a branch `berth/<task-id>` on the
  * repository's remote and, for GitHub (and GitHub Enterprise by API base), a pull request.
  *
  * Threat model: this runs in the orchestrator, never in a sandbox, because it holds the
- * credentials (the GitHub token, credentials written in the repository URL); they reach git only
+ * credentials (the environment's `repository.credentials` secret, the server's GitHub token,
+ * credentials written in the repository URL); they reach git only
  * as `http.extraHeader` through GIT_CONFIG_* variables of the one git process that needs them
  * (never argv, never a file, never a message) and the GitHub API as a header. The repository is
  * cloned into a fresh temporary directory, hooks off, and removed afterwards; the diff is applied
@@ -42,6 +43,12 @@ export interface OpenPullRequestInput {
   title: string;
   body: string;
   draft: boolean;
+  /**
+   * The environment's git credentials (`repository.credentials`): for the clone and the push over
+   * HTTPS, and as the GitHub API token. Without them: credentials in the URL, then the server's
+   * BERTH_GITHUB_TOKEN for a GitHub remote.
+   */
+  credentials?: GitCredentials | undefined;
   signal?: AbortSignal;
 }
 
@@ -108,7 +115,7 @@ export class PullRequestService implements PullRequestOpener {
       });
     const remote = location.location;
     const branch = `berth/${input.taskId}`;
-    const authEnv = this.authEnv(location, github);
+    const authEnv = this.authEnv(location, github, input.credentials);
 
     const dir = mkdtempSync(join(tmpdir(), 'berth-pr-'));
     const work = join(dir, 'repo');
@@ -232,11 +239,12 @@ export class PullRequestService implements PullRequestOpener {
     signal: AbortSignal,
   ): Promise<PullRequest & { created: boolean }> {
     const pushed = `the branch ${branch} was pushed to ${remote}`;
-    const token = this.settings.githubToken;
+    // The environment's token first (it may reach only its own repositories), then the server's.
+    const token = input.credentials?.password ?? this.settings.githubToken;
     if (token === undefined) {
       throw new BerthError(
         'remote_error',
-        `${pushed}; the pull request was not opened: no GitHub token is configured (BERTH_GITHUB_TOKEN)`,
+        `${pushed}; the pull request was not opened: no GitHub token is configured (the environment's repository.credentials, or BERTH_GITHUB_TOKEN)`,
         {
           branch,
           pushed: true,
@@ -287,10 +295,12 @@ export class PullRequestService implements PullRequestOpener {
   private authEnv(
     location: ReturnType<typeof parseRepositoryLocation>,
     github: GitHubRepository | undefined,
+    credentials: GitCredentials | undefined,
   ): Record<string, string> {
     if (location.kind !== 'remote' || !/^https?:/.test(location.location)) return {};
     let header: string | undefined;
-    if (location.credentials)
+    if (credentials) header = basicHeader(credentials.username, credentials.password);
+    else if (location.credentials)
       header = basicHeader(location.credentials.username, location.credentials.password);
     else if (github && this.settings.githubToken)
       header = basicHeader('x-access-token', this.settings.githubToken);

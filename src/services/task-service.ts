@@ -8,6 +8,8 @@ import type { LeasedAttempt, Store, StoredEnvironment } from '../ports/store.js'
 import type { Caller } from './caller.js';
 import { EnvironmentService } from './environment-service.js';
 import type { PullRequestOpener, PullRequestOutcome } from './pull-request-service.js';
+import type { GitCredentials } from '../lifecycle/checkout.js';
+import { repositoryCredentials } from '../lifecycle/repository-credentials.js';
 
 /**
  * Tasks as the API and the CLI see them: submitting against an environment the caller may use,
@@ -56,6 +58,8 @@ export interface TaskServiceOptions {
   agentUnavailableReason: string;
   /** Pushes a picked diff and opens a pull request (`berth task pr`); absent: refused. */
   pullRequests?: PullRequestOpener;
+  /** Opens an environment's secrets, for its `repository.credentials` (`task pr`). */
+  openSecrets?: (environment: StoredEnvironment) => Promise<Record<string, string>>;
 }
 
 export interface TaskDetail {
@@ -243,8 +247,9 @@ export class TaskService {
 
   /**
    * A follow-up turn on the picked attempt: a new attempt of the same task that starts from the
-   * picked attempt's snapshot, asked `prompt` (with the earlier prompt and final message for
-   * context) or running `command`. It becomes the pick. Refused when the picked attempt has not
+   * picked attempt's snapshot and resumes its stored conversation, asked `prompt` (when no
+   * conversation was kept: with the earlier prompt and final message for context), or running
+   * `command`. It becomes the pick. Refused when the picked attempt has not
    * finished or left no snapshot; an expired snapshot fails the turn with a message saying so.
    */
   async followUp(
@@ -342,7 +347,19 @@ export class TaskService {
       options.title?.trim() ||
       (firstLine.length > 72 ? `${firstLine.slice(0, 71)}…` : firstLine) ||
       `Berth task ${task.id}`;
+    // The environment's git credentials, for its own repository only (repository-credentials.ts).
+    let credentials: GitCredentials | undefined;
+    if (environment.spec.repository.credentials !== undefined) {
+      if (!this.options.openSecrets)
+        throw new BerthError('internal', 'the task service cannot open secrets for the push');
+      credentials = repositoryCredentials(
+        environment.spec,
+        await this.options.openSecrets(environment),
+        task.repository,
+      );
+    }
     const outcome = await opener.open({
+      ...(credentials ? { credentials } : {}),
       taskId: task.id,
       repository: task.repository ?? environment.spec.repository.url,
       base: task.ref.branch ?? environment.spec.repository.defaultBranch,

@@ -326,6 +326,67 @@ export function describeStoreConformance(adapter: string, makeFactory: () => Sto
       expect((await store.getEgressCa(other))?.certificatePem).toBe('cert-b');
     });
 
+    it("keeps an attempt's model conversation, replaced on each store, across a reopen", async () => {
+      const env = await store.createEnvironment({
+        id: newId('environment'),
+        spec: spec('talk'),
+        createdByTokenId: null,
+        secrets: [],
+        now: T0,
+      });
+      const taskId = newId('task');
+      const attemptId = newId('attempt');
+      await store.createTask(
+        {
+          id: taskId,
+          environmentId: env.id,
+          prompt: 'fix it',
+          command: null,
+          ref: {},
+          repository: null,
+          attemptCount: 1,
+          status: 'queued',
+          createdAt: T0,
+          updatedAt: T0,
+        },
+        [
+          {
+            id: attemptId,
+            taskId,
+            index: 0,
+            phase: 'queued',
+            cacheHit: null,
+            error: null,
+            result: null,
+            createdAt: T0,
+            startedAt: null,
+            finishedAt: null,
+          },
+        ],
+      );
+      expect(await store.getConversation(attemptId)).toBeUndefined();
+      const messages = [
+        { role: 'system' as const, content: 'You are a coding agent.' },
+        { role: 'user' as const, content: 'Fix the tests — ünïcode and "quotes"' },
+        {
+          role: 'assistant' as const,
+          content: null,
+          toolCalls: [{ id: 'call_1', name: 'shell', arguments: '{"command":["sh","test.sh"]}' }],
+        },
+        { role: 'tool' as const, toolCallId: 'call_1', content: `FAIL\n${'x'.repeat(200_000)}` },
+        { role: 'assistant' as const, content: 'Fixed it.' },
+      ];
+      await store.putConversation(attemptId, messages, T0);
+      expect(await store.getConversation(attemptId)).toEqual(messages);
+      const longer = [...messages, { role: 'user' as const, content: 'And the docs.' }];
+      await store.putConversation(attemptId, longer, T1);
+      expect(await store.getConversation(attemptId)).toEqual(longer);
+      await store.close();
+      store = await factory.reopen();
+      expect(await store.getConversation(attemptId)).toEqual(longer);
+      expect(await store.getConversation('att_unknown')).toBeUndefined();
+    });
+
     it('keeps tokens by hash, with a unique live name, revocation and last use', async () => {
       const admin = await store.createToken({
         id: newId('token'),

@@ -52,9 +52,26 @@ const repositoryUrl = z.string().superRefine((url, ctx) => {
   if (!result.ok) ctx.addIssue({ code: 'custom', message: result.reason });
 });
 
+/**
+ * Credentials for a private repository over HTTPS: one of the environment's secrets (a token),
+ * sent with `username` (default `x-access-token`, what GitHub expects; GitLab takes any name,
+ * Bitbucket `x-token-auth`). The orchestrator uses them for the checkout, the `task pr` push and
+ * as the GitHub API token; the sandbox never keeps them.
+ */
+const repositoryCredentials = z.strictObject({
+  secret: variableName,
+  username: z
+    .string()
+    .min(1)
+    .max(200)
+    .regex(/^[^\s:]+$/, 'a user name has no spaces and no ":"')
+    .optional(),
+});
+
 const repositoryObject = z.strictObject({
   url: repositoryUrl,
   defaultBranch: branchName.default('main'),
+  credentials: repositoryCredentials.optional(),
 });
 
 const repository = z
@@ -150,37 +167,56 @@ const versionValue = z
   .transform((v) => String(v))
   .refine((v) => /^[0-9][0-9A-Za-z.+-]{0,31}$/.test(v), 'a version looks like "22" or "3.12.1"');
 
-export const environmentSpecSchema = z.strictObject({
-  name: nameSchema,
-  description: z.string().max(2000).optional(),
-  repository,
-  image: z
-    .string()
-    .min(1)
-    .max(255)
-    .regex(/^[a-z0-9][a-z0-9._/:@-]*$/, 'not a valid image name')
-    .default('universal'),
-  versions: z.partialRecord(z.enum(LANGUAGES), versionValue).default({}),
-  setup: script.optional(),
-  maintenance: script.optional(),
-  env: z.record(variableName, z.string().max(32 * 1024)).default({}),
-  /** Names of the secrets this environment expects; values are given apart, never in the file. */
-  secrets: z.array(variableName).default([]),
-  internet: internet.default({ access: 'off', presets: [], domains: [], tunnelOnly: [] }),
-  services: z.array(service).max(20).default([]),
-  resources: resources.default({
-    cpus: 2,
-    memoryMb: 4096,
-    diskMb: 20 * 1024,
-    pids: 1024,
-    timeoutMs: 3600_000,
-  }),
-  /** Names of the tokens that may see and use this environment (admins always may). */
-  members: z.array(z.string().min(1).max(100)).default([]),
-  /** A command Berth runs itself after the agent to judge an attempt (for example `npm test`). */
-  verify: z.string().min(1).max(SCRIPT_MAX_BYTES).optional(),
-  model: z.string().min(1).max(200).optional(),
-});
+export const environmentSpecSchema = z
+  .strictObject({
+    name: nameSchema,
+    description: z.string().max(2000).optional(),
+    repository,
+    image: z
+      .string()
+      .min(1)
+      .max(255)
+      .regex(/^[a-z0-9][a-z0-9._/:@-]*$/, 'not a valid image name')
+      .default('universal'),
+    versions: z.partialRecord(z.enum(LANGUAGES), versionValue).default({}),
+    setup: script.optional(),
+    maintenance: script.optional(),
+    env: z.record(variableName, z.string().max(32 * 1024)).default({}),
+    /** Names of the secrets this environment expects; values are given apart, never in the file. */
+    secrets: z.array(variableName).default([]),
+    internet: internet.default({ access: 'off', presets: [], domains: [], tunnelOnly: [] }),
+    services: z.array(service).max(20).default([]),
+    resources: resources.default({
+      cpus: 2,
+      memoryMb: 4096,
+      diskMb: 20 * 1024,
+      pids: 1024,
+      timeoutMs: 3600_000,
+    }),
+    /** Names of the tokens that may see and use this environment (admins always may). */
+    members: z.array(z.string().min(1).max(100)).default([]),
+    /** A command Berth runs itself after the agent to judge an attempt (for example `npm test`). */
+    verify: z.string().min(1).max(SCRIPT_MAX_BYTES).optional(),
+    model: z.string().min(1).max(200).optional(),
+  })
+  .superRefine((spec, ctx) => {
+    const credentials = spec.repository.credentials;
+    if (credentials === undefined) return;
+    if (!spec.secrets.includes(credentials.secret)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['repository', 'credentials', 'secret'],
+        message: `"${credentials.secret}" is not one of this environment's secrets (add it under "secrets")`,
+      });
+    }
+    if (/^https?:\/\/[^/]*@/i.test(spec.repository.url)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['repository', 'credentials'],
+        message: 'the URL carries credentials already; give them in one place only',
+      });
+    }
+  });
 
 /** What a user writes (shorthands allowed). */
 export type EnvironmentSpecInput = z.input<typeof environmentSpecSchema>;

@@ -34,7 +34,11 @@ export interface AttemptFollowUp {
   parentAttemptId: string;
   /** The follow-up as the user wrote it. */
   request: string;
-  /** What the agent is asked: the request, with the earlier turn's prompt and final message. */
+  /**
+   * What the agent is asked when the parent kept no conversation (a `--command` run, an attempt
+   * from before conversations were stored): the request, with the earlier turn's prompt and final
+   * message. When the parent's conversation is stored, the agent resumes it and is asked `request`.
+   */
   prompt: string;
   /** A command run as the agent phase instead (`--command`). */
   command: string | null;

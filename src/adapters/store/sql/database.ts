@@ -119,6 +119,14 @@ export interface CacheBuildsTable {
   expires_at: string;
 }
 
+/** An attempt's model conversation (migration 0008), for a follow-up to resume. */
+export interface AttemptConversationsTable {
+  attempt_id: string;
+  /** JSON text of the Chat Completions messages (masked and bounded before storing). */
+  messages: string;
+  updated_at: string;
+}
+
 export interface Database {
   environments: EnvironmentsTable;
   environment_secrets: EnvironmentSecretsTable;
@@ -126,6 +134,7 @@ export interface Database {
   tasks: TasksTable;
   attempts: AttemptsTable;
   attempt_events: AttemptEventsTable;
+  attempt_conversations: AttemptConversationsTable;
   cache_entries: CacheEntriesTable;
   cache_builds: CacheBuildsTable;
   egress_cas: EgressCasTable;

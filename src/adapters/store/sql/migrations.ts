@@ -183,6 +183,21 @@ export const STORE_MIGRATIONS: readonly NamedMigration[] = [
         .execute();
     },
   },
+  {
+    name: '0008_attempt_conversations',
+    async up(db) {
+      // The model conversation of an attempt (JSON of Chat Completions messages, masked and
+      // bounded by the agent), for a follow-up to resume. A table of its own keeps attempt reads light.
+      await db.schema
+        .createTable('attempt_conversations')
+        .addColumn('attempt_id', 'text', (c) =>
+          c.primaryKey().references('attempts.id').onDelete('cascade'),
+        )
+        .addColumn('messages', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .execute();
+    },
+  },
 ];
 
 /** Feeds the ordered list to Kysely's Migrator, refusing a list that is out of order. */

@@ -22,6 +22,8 @@ import type {
 } from '../../../ports/store.js';
 import type { Database, EnvironmentsTable, TokensTable } from './database.js';
 import { TaskTables } from './task-tables.js';
+import { ConversationTable } from './conversation-table.js';
+import type { ChatMessage } from '../../../ports/model-client.js';
 import { CacheBuildTable } from './cache-build-table.js';
 import type {
   CacheBuildClaim,
@@ -462,6 +464,14 @@ export class SqlStore implements Store {
 
   deleteCacheEntries(ids: readonly string[]): Promise<void> {
     return this.tasks.deleteCacheEntries(ids);
+  }
+
+  putConversation(attemptId: string, messages: readonly ChatMessage[], now: string): Promise<void> {
+    return new ConversationTable(this.db).put(attemptId, messages, now);
+  }
+
+  getConversation(attemptId: string): Promise<ChatMessage[] | undefined> {
+    return new ConversationTable(this.db).get(attemptId);
   }
 
   claimCacheBuild(request: CacheBuildRequest): Promise<boolean> {

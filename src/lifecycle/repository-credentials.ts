@@ -1,0 +1,35 @@
+import type { EnvironmentSpec } from '../domain/environment/environment-spec.js';
+import { BerthError } from '../errors/berth-error.js';
+import type { GitCredentials } from './checkout.js';
+
+/** The user name sent with a token when the environment names none (what GitHub expects). */
+export const DEFAULT_GIT_USERNAME = 'x-access-token';
+
+/**
+ * The environment's git credentials (`repository.credentials`: one of its secrets and a user
+ * name), for the orchestrator's own git work: the checkout (through the one-shot credential
+ * helper, see checkout.ts), the `task pr` push and the GitHub API.
+ *
+ * Threat model: the value is a secret of the environment; it goes only to the environment's own
+ * repository. A task that replaces the repository (`berth run --repo`) gets none, so a user cannot
+ * send an environment's token to a server of their choosing.
+ */
+export function repositoryCredentials(
+  spec: EnvironmentSpec,
+  secrets: Readonly<Record<string, string>>,
+  repository?: string | null,
+): GitCredentials | undefined {
+  const credentials = spec.repository.credentials;
+  if (credentials === undefined) return undefined;
+  if (repository !== undefined && repository !== null && repository !== spec.repository.url)
+    return undefined;
+  const password = secrets[credentials.secret];
+  if (password === undefined || password === '') {
+    throw new BerthError(
+      'invalid_input',
+      `the secret "${credentials.secret}" named by repository.credentials has no value: set it with berth env update ${spec.name} --secret ${credentials.secret}=VALUE`,
+      { environment: spec.name, secret: credentials.secret },
+    );
+  }
+  return { username: credentials.username ?? DEFAULT_GIT_USERNAME, password };
+}
