@@ -15,6 +15,11 @@
  * - Names are resolved once per CONNECT or plain request by the proxy itself; every address is
  *   vetted by the guard and the proxy dials the vetted address literal (no second lookup, so DNS
  *   rebinding between check and dial cannot win).
+ * - The machine's own addresses (all but loopback, whatever the link state, re-read as bridges
+ *   come and go, and the listener's) are never dialled, even when an operator's allowance covers
+ *   them: a name that resolves to the host itself does not reach the host's services.
+ * - Only HTTP/1.0 and HTTP/1.1 requests pass (a request line cut short by CR or LF parses as
+ *   HTTP/0.9 and is refused).
  * - Nothing is dialled before the client's first bytes in a tunnel were read and found to be a
  *   TLS ClientHello whose SNI names the CONNECT host.
  * - With method limits (interception), every request inside the tunnel, pipelined or not, is
@@ -40,6 +45,7 @@ import { normaliseHostName } from '../domain/internet/host-name.js';
 import type { EgressPolicy, EgressScheme } from '../domain/internet/egress-policy.js';
 import { BerthError } from '../errors/berth-error.js';
 import { AddressGuard, type AddressGuardOptions } from './address-guard.js';
+import { machineAddresses } from './machine-addresses.js';
 import type { CertificateAuthority } from './certificate-authority.js';
 import { parseClientHello, type ClientHello } from './tls-client-hello.js';
 
@@ -110,6 +116,12 @@ const LEAF_CONTEXT_TTL_MS = 24 * 3600_000;
 const LEAF_CONTEXT_MAX = 1000;
 const METHOD_OVERRIDE_HEADERS = ['x-http-method-override', 'x-http-method', 'x-method-override'];
 const READ_ONLY_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+/** HTTP/0.9 (a request line cut short by CR or LF) and 2.0 request lines are refused. */
+const UNSUPPORTED_VERSION = {
+  status: 400,
+  rule: 'protocol',
+  reason: 'only HTTP/1.0 and HTTP/1.1 requests are accepted',
+} as const;
 
 interface Refusal {
   status: number;
@@ -184,6 +196,10 @@ export class EgressProxy {
   private readonly httpAgent: http.Agent;
   private readonly httpsAgent: https.Agent;
   private guard = new AddressGuard();
+  /** Own addresses from the options and the listener; the machine's are added by `currentGuard`. */
+  private listenerAddresses: string[] = [];
+  private machineAddressesKey: string | undefined;
+  private machineAddressesReadAt = 0;
   private address: net.AddressInfo | undefined;
   private closed = false;
 
@@ -281,8 +297,33 @@ export class EgressProxy {
     } else {
       own.push(address.address);
     }
-    this.guard = new AddressGuard({ ...this.options.guard, ownAddresses: own });
+    this.listenerAddresses = own;
+    this.machineAddressesKey = undefined;
+    this.machineAddressesReadAt = 0;
+    this.currentGuard();
     return address;
+  }
+
+  /**
+   * The guard, with the machine's addresses (loopback aside) among the own addresses. They are
+   * read again at most once a second: other sandboxes' bridges come and go.
+   * Loopback is refused by the guard anyway; an operator who allows it (a mirror on this host's
+   * loopback, the test worlds) does so on purpose, and the listener's address stays own.
+   */
+  private currentGuard(): AddressGuard {
+    const now = Date.now();
+    if (now - this.machineAddressesReadAt < 1000) return this.guard;
+    this.machineAddressesReadAt = now;
+    const machine = machineAddresses();
+    const key = machine.join(' ');
+    if (key !== this.machineAddressesKey) {
+      this.machineAddressesKey = key;
+      this.guard = new AddressGuard({
+        ...this.options.guard,
+        ownAddresses: [...this.listenerAddresses, ...machine],
+      });
+    }
+    return this.guard;
   }
 
   /** `http://host:port` of the listener. */
@@ -451,8 +492,9 @@ export class EgressProxy {
     if (addresses.length === 0)
       return { refusal: { status: 502, rule: 'dns', reason: `${host} has no address` } };
     let firstRefusal: Refusal | undefined;
+    const guard = this.currentGuard();
     for (const address of addresses) {
-      const verdict = this.guard.vet(address, host);
+      const verdict = guard.vet(address, host);
       if (verdict.allowed) return { address: verdict.address };
       firstRefusal ??= {
         status: 403,
@@ -474,6 +516,16 @@ export class EgressProxy {
     head: Buffer,
   ): Promise<void> {
     const target = req.url ?? '';
+    if (req.httpVersionMajor !== 1) {
+      this.refuseSocket(socket, {
+        host: target,
+        port: 0,
+        method: 'CONNECT',
+        scheme: 'connect',
+        refusal: UNSUPPORTED_VERSION,
+      });
+      return;
+    }
     const authority = parseAuthority(target);
     if (!authority.ok) {
       this.refuseSocket(socket, {
@@ -741,6 +793,7 @@ export class EgressProxy {
   private requestProblem(req: http.IncomingMessage): Refusal | undefined {
     const method = req.method ?? '';
     const headers = req.headers;
+    if (req.httpVersionMajor !== 1) return UNSUPPORTED_VERSION;
     if (headers.upgrade !== undefined || headers['http2-settings'] !== undefined) {
       return {
         status: 403,
