@@ -116,8 +116,13 @@ export function parseRepositoryLocation(
   return { kind: 'remote', location: repository };
 }
 
-/** `git -c …` arguments installing a credential helper that reads this exec's environment only. */
-function credentialArgs(credentials: GitCredentials | undefined): {
+/**
+ * `git -c …` arguments installing a credential helper that reads this git process's environment
+ * only (BERTH_GIT_USERNAME/BERTH_GIT_PASSWORD, in `env`); without credentials, no helper at all.
+ * git asks the helper after the server's 401 challenge, so a refusal is git's "Authentication
+ * failed" for the remote, and nothing is ever stored.
+ */
+export function credentialArgs(credentials: GitCredentials | undefined): {
   args: string[];
   env: Record<string, string>;
 } {

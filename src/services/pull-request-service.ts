@@ -6,7 +6,11 @@ import { isCutDiff } from '../git/apply-diff.js';
 import { GitHubClient, type PullRequest } from '../git/github-client.js';
 import { parseGitHubRemote, type GitHubRepository } from '../git/github-remote.js';
 import { runGit, runGitOk } from '../git/run-git.js';
-import { parseRepositoryLocation, type GitCredentials } from '../lifecycle/checkout.js';
+import {
+  credentialArgs,
+  parseRepositoryLocation,
+  type GitCredentials,
+} from '../lifecycle/checkout.js';
 
 /**
  * `berth task pr`: the picked attempt's diff becomes a branch `berth/<task-id>` on the
@@ -15,8 +19,9 @@ import { parseRepositoryLocation, type GitCredentials } from '../lifecycle/check
  * Threat model: this runs in the orchestrator, never in a sandbox, because it holds the
  * credentials (the environment's `repository.credentials` secret, the server's GitHub token,
  * credentials written in the repository URL); they reach git only
- * as `http.extraHeader` through GIT_CONFIG_* variables of the one git process that needs them
- * (never argv, never a file, never a message) and the GitHub API as a header. The repository is
+ * through a one-shot credential helper reading variables of the git process that talks to the
+ * remote (never argv, never a file, never a message; see `credentialArgs`) and the GitHub API
+ * as a header. The repository is
  * cloned into a fresh temporary directory, hooks off, and removed afterwards; the diff is applied
  * with `git apply` (no code from the repository runs). Re-running updates the same branch
  * (force-with-lease against the value just read, so a concurrent push is not overwritten) and
@@ -68,10 +73,6 @@ export interface PullRequestOpener {
 
 const TIMEOUT_MS = 10 * 60_000;
 
-function basicHeader(username: string, password: string): string {
-  return `Authorization: Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
-}
-
 function gitTail(text: string): string {
   return text
     .split('\n')
@@ -115,7 +116,7 @@ export class PullRequestService implements PullRequestOpener {
       });
     const remote = location.location;
     const branch = `berth/${input.taskId}`;
-    const authEnv = this.authEnv(location, github, input.credentials);
+    const auth = this.auth(location, github, input.credentials);
 
     const dir = mkdtempSync(join(tmpdir(), 'berth-pr-'));
     const work = join(dir, 'repo');
@@ -129,11 +130,10 @@ export class PullRequestService implements PullRequestOpener {
         '-c',
         'credential.helper=',
       ];
-      const cloned = await runGit([...safe, 'clone', '-q', '--no-checkout', '--', remote, work], {
-        cwd: dir,
-        env: authEnv,
-        signal,
-      });
+      const cloned = await runGit(
+        [...safe, ...auth.args, 'clone', '-q', '--no-checkout', '--', remote, work],
+        { cwd: dir, env: auth.env, signal },
+      );
       if (cloned.code !== 0) {
         throw new BerthError(
           'remote_error',
@@ -141,8 +141,12 @@ export class PullRequestService implements PullRequestOpener {
           { remote },
         );
       }
-      const git = (args: string[], env: Record<string, string> = {}) =>
-        runGit([...safe, ...args], { cwd: work, env, signal });
+      const git = (args: string[], withAuth = false) =>
+        runGit([...safe, ...(withAuth ? auth.args : []), ...args], {
+          cwd: work,
+          env: withAuth ? auth.env : {},
+          signal,
+        });
       const checkout = await git(['checkout', '-q', '--detach', input.baseCommit]);
       if (checkout.code !== 0) {
         throw new BerthError(
@@ -193,7 +197,7 @@ export class PullRequestService implements PullRequestOpener {
       ).trim();
 
       // The branch's value on the remote right now: the push replaces exactly that (or creates it).
-      const listed = await git(['ls-remote', '--', 'origin', `refs/heads/${branch}`], authEnv);
+      const listed = await git(['ls-remote', '--', 'origin', `refs/heads/${branch}`], true);
       if (listed.code !== 0) {
         throw new BerthError(
           'remote_error',
@@ -210,7 +214,7 @@ export class PullRequestService implements PullRequestOpener {
           'origin',
           `HEAD:refs/heads/${branch}`,
         ],
-        authEnv,
+        true,
       );
       if (pushed.code !== 0) {
         throw new BerthError(
@@ -291,24 +295,24 @@ export class PullRequestService implements PullRequestOpener {
     );
   }
 
-  /** Credentials for git over HTTPS, as GIT_CONFIG_* variables of the git processes that talk to the remote. */
-  private authEnv(
+  /**
+   * Credentials for git over HTTP(S), for the git processes that talk to the remote: the
+   * environment's, else those written in the URL, else the server's GitHub token for a GitHub
+   * remote (as `x-access-token`).
+   */
+  private auth(
     location: ReturnType<typeof parseRepositoryLocation>,
     github: GitHubRepository | undefined,
     credentials: GitCredentials | undefined,
-  ): Record<string, string> {
-    if (location.kind !== 'remote' || !/^https?:/.test(location.location)) return {};
-    let header: string | undefined;
-    if (credentials) header = basicHeader(credentials.username, credentials.password);
-    else if (location.credentials)
-      header = basicHeader(location.credentials.username, location.credentials.password);
-    else if (github && this.settings.githubToken)
-      header = basicHeader('x-access-token', this.settings.githubToken);
-    if (header === undefined) return {};
-    return {
-      GIT_CONFIG_COUNT: '1',
-      GIT_CONFIG_KEY_0: 'http.extraHeader',
-      GIT_CONFIG_VALUE_0: header,
-    };
+  ): { args: string[]; env: Record<string, string> } {
+    if (location.kind !== 'remote' || !/^https?:/.test(location.location))
+      return { args: [], env: {} };
+    const chosen =
+      credentials ??
+      location.credentials ??
+      (github && this.settings.githubToken
+        ? { username: 'x-access-token', password: this.settings.githubToken }
+        : undefined);
+    return chosen ? credentialArgs(chosen) : { args: [], env: {} };
   }
 }

@@ -1,0 +1,146 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BerthError } from '../../src/errors/berth-error.js';
+import {
+  PullRequestService,
+  type OpenPullRequestInput,
+} from '../../src/services/pull-request-service.js';
+import { FakeGitHub } from '../support/fake-github.js';
+import { GitHttpServer } from '../support/git-http-server.js';
+
+/**
+ * `task pr` with an environment's git credentials (`repository.credentials`): the push to a
+ * private HTTP remote (git http-backend behind Basic authentication) and the GitHub API both use
+ * the environment's token, not the server's; a wrong token fails with the remote's own message.
+ */
+
+const USER = 'berth-bot';
+const ENV_TOKEN = 'ghp-environment-token-3391';
+const SERVER_TOKEN = 'ghs-server-token-1177';
+
+function git(dir: string, ...args: string[]): string {
+  return execFileSync(
+    'git',
+    ['-C', dir, '-c', 'user.name=T', '-c', 'user.email=t@berth.example', ...args],
+    { encoding: 'utf8' },
+  ).trim();
+}
+
+let root: string;
+let bare: string;
+let base: string;
+let diff: string;
+let remote: GitHttpServer;
+let fake: FakeGitHub;
+let url: string;
+
+function service(): PullRequestService {
+  return new PullRequestService({
+    githubToken: SERVER_TOKEN,
+    githubApiUrl: fake.url,
+    githubRemotes: { [url]: 'acme/private' },
+    gitAuthor: { name: 'Berth', email: 'berth@localhost' },
+    allowLocalRepositories: false,
+  });
+}
+
+function input(taskId: string, extra: Partial<OpenPullRequestInput> = {}): OpenPullRequestInput {
+  return {
+    taskId,
+    repository: url,
+    base: 'main',
+    baseCommit: base,
+    diff,
+    commitMessage: 'Fix the adder',
+    title: 'Fix the adder',
+    body: 'I fixed the adder.',
+    draft: false,
+    credentials: { username: USER, password: ENV_TOKEN },
+    ...extra,
+  };
+}
+
+beforeAll(async () => {
+  root = mkdtempSync(join(tmpdir(), 'berth-pr-private-'));
+  const work = join(root, 'work');
+  execFileSync('git', ['init', '-q', '-b', 'main', work]);
+  writeFileSync(join(work, 'add.sh'), 'add() { echo $(( $1 - $2 )); }\n');
+  git(work, 'add', '-A');
+  git(work, 'commit', '-qm', 'initial');
+  base = git(work, 'rev-parse', 'HEAD');
+  bare = join(root, 'git', 'app.git');
+  execFileSync('git', ['clone', '-q', '--bare', work, bare]);
+  writeFileSync(join(work, 'add.sh'), 'add() { echo $(( $1 + $2 )); }\n');
+  git(work, 'add', '-A');
+  diff = execFileSync('git', ['-C', work, 'diff', '--cached', '--binary', base], {
+    encoding: 'utf8',
+  });
+  remote = new GitHttpServer(join(root, 'git'), USER, ENV_TOKEN);
+  await remote.start();
+  url = remote.url('app.git');
+  fake = new FakeGitHub({ token: ENV_TOKEN, repositories: { 'acme/private': bare } });
+  await fake.start();
+});
+
+afterAll(async () => {
+  await remote.stop();
+  await fake.stop();
+  rmSync(root, { recursive: true, force: true });
+});
+
+describe('task pr with the environment credentials', () => {
+  it('pushes with them to a private remote and opens the PR with them as the API token', async () => {
+    const done = await service().open(input('task_priv1'));
+    expect(git(bare, 'rev-parse', 'refs/heads/berth/task_priv1')).toBe(done.commit);
+    expect(remote.seen.authorized).toBeGreaterThan(0);
+    const basic = `Basic ${Buffer.from(`${USER}:${ENV_TOKEN}`).toString('base64')}`;
+    expect(remote.seen.authorizations.filter((a) => a !== '')).toEqual(
+      expect.arrayContaining([basic]),
+    );
+    expect(done.pullRequest).toMatchObject({ number: 1, created: true });
+    expect(fake.requests.length).toBeGreaterThan(0);
+    for (const request of fake.requests)
+      expect(request.headers.authorization).toBe(`Bearer ${ENV_TOKEN}`);
+    // The remote as reported carries no credentials.
+    expect(done.remote).toBe(url);
+  });
+
+  it('without them the private remote refuses, and the message is the remote answer', async () => {
+    const error = await service()
+      .open(input('task_priv2', { credentials: undefined }))
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect(error).toBeInstanceOf(BerthError);
+    expect((error as BerthError).code).toBe('remote_error');
+    expect((error as BerthError).message).toContain(`could not clone ${url}`);
+    expect((error as BerthError).message).toMatch(/Authentication failed|could not read Username/);
+    expect((error as BerthError).message).toContain('nothing was pushed');
+  });
+
+  it('a wrong token: the remote message, nothing pushed, the token not in the message', async () => {
+    remote.password = 'rotated-token';
+    try {
+      const error = await service()
+        .open(input('task_priv3'))
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+      expect(error).toBeInstanceOf(BerthError);
+      const message = (error as BerthError).message;
+      expect(message).toContain('Authentication failed');
+      expect(message).toContain('nothing was pushed');
+      expect(message).not.toContain(ENV_TOKEN);
+      expect(() =>
+        git(bare, 'rev-parse', '--verify', '-q', 'refs/heads/berth/task_priv3'),
+      ).toThrow();
+    } finally {
+      remote.password = ENV_TOKEN;
+    }
+  });
+});
