@@ -46,6 +46,8 @@ const configSchema = z.strictObject({
   /** Ports the egress proxy allows besides 443 and 80 (`BERTH_EGRESS_PORTS=8080,8443`). */
   egressPorts: z.array(z.number().int().min(1).max(65535)),
   cacheTtlMs: z.number().int().positive(),
+  /** No attempt starts and no cache entry is built with less free disk where Docker keeps its data (0: off). */
+  minFreeDiskMb: z.number().int().min(0),
   snapshotTtlMs: z.number().int().positive(),
   concurrency: z.number().int().min(1).max(64),
   maxAttempts: z.number().int().min(1).max(64),
@@ -190,6 +192,7 @@ export function loadConfig(flags: ConfigFlags = {}, env: Env = process.env): Ber
     egressAllow: list(env.BERTH_EGRESS_ALLOW),
     egressPorts: list(env.BERTH_EGRESS_PORTS).map(Number),
     cacheTtlMs: int(env.BERTH_CACHE_TTL_MS) ?? 12 * 3600_000,
+    minFreeDiskMb: int(env.BERTH_MIN_FREE_DISK_MB) ?? 2048,
     snapshotTtlMs: int(env.BERTH_SNAPSHOT_TTL_MS) ?? 7 * 24 * 3600_000,
     concurrency: int(env.BERTH_CONCURRENCY) ?? 4,
     maxAttempts: int(env.BERTH_MAX_ATTEMPTS) ?? 8,

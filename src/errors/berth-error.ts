@@ -14,6 +14,8 @@ export const ERROR_CODES = {
   image_missing: { http: 424, exit: 1 },
   runtime_unavailable: { http: 503, exit: 1 },
   sandbox_gone: { http: 410, exit: 1 },
+  /** A sandbox wrote past its disk limit, or the engine's disk is (nearly) full. */
+  disk_full: { http: 507, exit: 1 },
   timeout: { http: 504, exit: 1 },
   cancelled: { http: 409, exit: 1 },
   task_failed: { http: 500, exit: 1 },

@@ -19,6 +19,8 @@ import { SecretMasker } from '../secrets/secret-masker.js';
 import type { AgentPhase } from './agent-phase.js';
 import { CacheBuildLock } from './cache-build-lock.js';
 import { CacheBuildLease } from './cache-build-lease.js';
+import { DiskWatchdog } from './disk-watchdog.js';
+import { FreeDiskFloor } from './free-disk-floor.js';
 import type { CacheEntries } from './cache-entries.js';
 import {
   checkoutRef,
@@ -103,6 +105,10 @@ export interface AttemptRunnerOptions {
   buildOwner?: string;
   /** The store-side build claims (lease length, polling); made from `cache` when not given. */
   buildLease?: CacheBuildLease;
+  /** Enforces `resources.diskMb` (one per orchestrator); made from `runtime` when not given. */
+  diskWatchdog?: DiskWatchdog;
+  /** No attempt starts and no cache entry is built with less free disk than this (default 2048; 0: off). */
+  minFreeDiskMb?: number;
   now?: () => Date;
 }
 
@@ -143,12 +149,21 @@ export class AttemptRunner {
   private readonly buildLock: CacheBuildLock;
   private readonly buildLease: CacheBuildLease;
   private readonly buildOwner: string;
+  private readonly diskWatchdog: DiskWatchdog;
+  private readonly freeDisk: FreeDiskFloor;
   private readonly now: () => Date;
 
   constructor(private readonly options: AttemptRunnerOptions) {
     this.buildLock = options.buildLock ?? new CacheBuildLock();
     this.buildLease = options.buildLease ?? new CacheBuildLease({ store: options.cache });
     this.buildOwner = options.buildOwner ?? `runner-${newId('attempt').slice(4, 16)}`;
+    const { runtime } = options;
+    this.diskWatchdog =
+      options.diskWatchdog ?? new DiskWatchdog({ usage: runtime.sandboxDiskUsage?.bind(runtime) });
+    this.freeDisk = new FreeDiskFloor(
+      runtime.storage?.bind(runtime),
+      options.minFreeDiskMb ?? 2048,
+    );
     this.now = options.now ?? (() => new Date());
   }
 
@@ -175,7 +190,10 @@ export class AttemptRunner {
       run.emit(event);
     };
     const wallClock = AbortSignal.timeout(spec.resources.timeoutMs);
-    const signal = AbortSignal.any([run.signal, wallClock]);
+    // The disk watchdog stops an attempt that writes past `resources.diskMb` through this signal.
+    const diskLimit = new AbortController();
+    const signal = AbortSignal.any([run.signal, wallClock, diskLimit.signal]);
+    let unwatchDisk: () => void = () => undefined;
     const labels = {
       [BERTH_LABELS.task]: run.taskId,
       [BERTH_LABELS.attempt]: run.attemptId,
@@ -191,6 +209,18 @@ export class AttemptRunner {
     };
     const onSandbox = (id: string) => {
       sandboxId = id;
+      unwatchDisk();
+      const limitMb = spec.resources.diskMb;
+      unwatchDisk = this.diskWatchdog.watch(id, limitMb * 1024 * 1024, (written) => {
+        const writtenMb = Math.round(written / 1024 / 1024);
+        diskLimit.abort(
+          new BerthError(
+            'disk_full',
+            `disk limit exceeded: wrote ${writtenMb} MB, limit ${limitMb} MB (resources.diskMb)`,
+            { writtenMb, limitMb },
+          ),
+        );
+      });
       // Named in the log, so a user (or `berth env test -it`) can find the container.
       emit({ type: 'log', stream: 'system', text: `sandbox ${id.slice(0, 12)}\n` });
     };
@@ -207,6 +237,7 @@ export class AttemptRunner {
 
     try {
       enterPhase('creating');
+      await this.freeDisk.check('start an attempt');
       const repository = run.repository ?? spec.repository.url;
       const plainRef = this.options.resolveImage(spec.image);
       const baseRef =
@@ -340,6 +371,10 @@ export class AttemptRunner {
               );
               own = built.started;
               return built.entry;
+            } catch (error) {
+              // Waiters get the reason itself (their own sandbox would pass the same limit).
+              if (diskLimit.signal.aborted) throw diskLimit.signal.reason;
+              throw error;
             } finally {
               await turn.held.release().catch((error: unknown) =>
                 emit({
@@ -370,7 +405,8 @@ export class AttemptRunner {
           // Another attempt's build failed for a reason of its own (it was cancelled, its sandbox
           // died): try again, this attempt may build it. A failing script or checkout fails all.
           const reason = toBerthError(error).details.reason;
-          const shared = reason === 'setup' || reason === 'checkout';
+          const shared =
+            reason === 'setup' || reason === 'checkout' || toBerthError(error).code === 'disk_full';
           if (!building && !signal.aborted && !shared && round < 3) continue;
           throw error;
         }
@@ -475,6 +511,7 @@ export class AttemptRunner {
       const error = this.describeError(
         thrown,
         run.signal,
+        diskLimit.signal,
         wallClock,
         spec.resources.timeoutMs,
         phase,
@@ -486,6 +523,7 @@ export class AttemptRunner {
       return { phase: end, cacheHit, result: null, error };
     } finally {
       clearTimeout(killTimer);
+      unwatchDisk();
       signal.removeEventListener('abort', onAbort);
       await killing;
       await this.cleanup(run, sandboxId, networkMade ? networkName : undefined);
@@ -495,6 +533,7 @@ export class AttemptRunner {
   private describeError(
     thrown: unknown,
     cancel: AbortSignal,
+    diskLimit: AbortSignal,
     wallClock: AbortSignal,
     timeoutMs: number,
     phase: AttemptPhase,
@@ -505,6 +544,14 @@ export class AttemptRunner {
         code: 'cancelled',
         message: `the attempt was cancelled during ${phase}`,
         details: { phase },
+      };
+    }
+    if (diskLimit.aborted) {
+      const reason = toBerthError(diskLimit.reason);
+      return {
+        code: reason.code,
+        message: reason.message,
+        details: { phase, ...reason.details },
       };
     }
     if (wallClock.aborted) {
@@ -627,6 +674,7 @@ export class AttemptRunner {
   ): Promise<{ entry: CacheEntry; started: Started }> {
     const { run } = common;
     const spec = run.environment.spec;
+    await this.freeDisk.check('build a cache entry');
     const ctx = await this.newSandbox(common, want.baseImage, await common.network(true));
     const output = new PhaseOutput(common.masker, common.emit);
     const checkout = this.checkoutContext(common, ctx, output);

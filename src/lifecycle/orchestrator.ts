@@ -6,6 +6,7 @@ import type { AgentPhase } from './agent-phase.js';
 import { AttemptRunner, type AttemptRunnerOptions } from './attempt-runner.js';
 import { CacheBuildLock } from './cache-build-lock.js';
 import { CacheBuildLease } from './cache-build-lease.js';
+import { DiskWatchdog } from './disk-watchdog.js';
 import { CacheCollector } from './cache-collector.js';
 import { CommandAgent } from './command-agent.js';
 import { resolveImageName } from './image-names.js';
@@ -79,6 +80,10 @@ export interface OrchestratorOptions {
   pollMs?: number | undefined;
   /** How long a cache build's claim in the store lasts unless renewed (default 30 s). */
   cacheBuildLeaseMs?: number | undefined;
+  /** No attempt starts and no cache entry is built with less free disk than this (default 2048 MB). */
+  minFreeDiskMb?: number | undefined;
+  /** How often the disk watchdog measures the running sandboxes (default 2 s). */
+  diskPollMs?: number | undefined;
   /** Keep a sandbox started ahead of time per cache entry (a long-running server; not `berth run`). */
   warmPool?: boolean | undefined;
   logger?: SchedulerLogger | undefined;
@@ -118,6 +123,17 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     allowLocalRepositories: options.allowLocalRepositories,
     buildLock: new CacheBuildLock(),
     buildOwner: owner,
+    // One watchdog for every attempt of this orchestrator: one Engine API call per poll.
+    diskWatchdog: new DiskWatchdog({
+      usage: runtime.sandboxDiskUsage?.bind(runtime),
+      ...(options.diskPollMs !== undefined ? { intervalMs: options.diskPollMs } : {}),
+      onError: (error) =>
+        options.logger?.warn(
+          { error: error instanceof Error ? error.message : String(error) },
+          'the disk watchdog could not measure the sandboxes',
+        ),
+    }),
+    ...(options.minFreeDiskMb !== undefined ? { minFreeDiskMb: options.minFreeDiskMb } : {}),
     buildLease: new CacheBuildLease({
       store,
       ...(options.cacheBuildLeaseMs !== undefined ? { leaseMs: options.cacheBuildLeaseMs } : {}),

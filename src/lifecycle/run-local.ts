@@ -44,6 +44,8 @@ export interface RunLocalOptions {
   instance?: string | undefined;
   dockerSocket?: string | undefined;
   cacheTtlMs?: number | undefined;
+  /** Free disk below which no attempt starts (default 2048 MB; 0: off). */
+  minFreeDiskMb?: number | undefined;
   snapshotTtlMs?: number | undefined;
   concurrency?: number | undefined;
   maxAttempts?: number | undefined;
@@ -184,6 +186,7 @@ export async function runLocal(options: RunLocalOptions, io: RunLocalIo): Promis
         }),
       ),
       cacheTtlMs: options.cacheTtlMs ?? 12 * 3600_000,
+      minFreeDiskMb: options.minFreeDiskMb,
       snapshotTtlMs: options.snapshotTtlMs ?? 7 * 24 * 3600_000,
       // `berth run` works on the user's own machine: a local path is theirs to give.
       allowLocalRepositories: true,

@@ -92,6 +92,22 @@ export interface NetworkInfo {
   subnet?: string;
 }
 
+/** How much a running sandbox has written beyond its image. */
+export interface SandboxDiskUsage {
+  id: string;
+  labels: Record<string, string>;
+  /** Size of the sandbox's writable layer (files it added or changed), in bytes. */
+  writableBytes: number;
+}
+
+/** Where the engine keeps images and sandboxes, and the space left there when it can be read. */
+export interface RuntimeStorage {
+  rootDir: string;
+  /** Undefined when the directory is not on this machine (a remote engine). */
+  freeBytes?: number;
+  totalBytes?: number;
+}
+
 export interface RuntimeInfo {
   name: string;
   version: string;
@@ -134,4 +150,12 @@ export interface SandboxRuntime {
   inspectImage(ref: string): Promise<ImageInfo>;
   listImages(labels: Record<string, string>): Promise<ImageInfo[]>;
   removeImage(ref: string): Promise<void>;
+
+  /**
+   * The writable-layer size of every running sandbox of this instance, in one call (the disk
+   * watchdog polls it). Absent where the runtime cannot tell.
+   */
+  sandboxDiskUsage?(): Promise<SandboxDiskUsage[]>;
+  /** Where the engine keeps its data and the free space there. Absent where unknown. */
+  storage?(): Promise<RuntimeStorage>;
 }

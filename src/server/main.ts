@@ -120,6 +120,7 @@ export async function startServer(config: BerthConfig, logger: Logger): Promise<
       openSecrets: async (environment) =>
         Object.fromEntries(await environments.openSecrets(environment.id)),
       cacheTtlMs: config.cacheTtlMs,
+      minFreeDiskMb: config.minFreeDiskMb,
       snapshotTtlMs: config.snapshotTtlMs,
       allowLocalRepositories: config.allowLocalRepositories,
       concurrency: config.concurrency,

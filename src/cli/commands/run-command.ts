@@ -98,6 +98,7 @@ export function registerRunCommand(program: Command, ctx: CliContext): void {
             instance: config.instance,
             dockerSocket: config.dockerSocket,
             cacheTtlMs: config.cacheTtlMs,
+            minFreeDiskMb: config.minFreeDiskMb,
             snapshotTtlMs: config.snapshotTtlMs,
             concurrency: config.concurrency,
             maxAttempts: config.maxAttempts,

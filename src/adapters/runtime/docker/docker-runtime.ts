@@ -13,10 +13,11 @@
  *    and image it makes, so a reaper can find what is left behind.
  * Output from a sandbox is bounded before it is kept (head + tail), so a sandbox cannot exhaust
  * the orchestrator's memory by printing. Command trees are killed as a whole on timeout/abort.
- * Not guaranteed here: disk quotas (overlay2 on extfs cannot limit them) and egress policy (the
- * networks' job).
+ * Not guaranteed here: disk quotas (overlay2 on extfs cannot limit them; the orchestrator's disk
+ * watchdog polls `sandboxDiskUsage` instead) and egress policy (the networks' job).
  */
 import path from 'node:path';
+import { statfs } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import Docker from 'dockerode';
@@ -28,6 +29,8 @@ import type {
   ImageInfo,
   NetworkInfo,
   RuntimeInfo,
+  RuntimeStorage,
+  SandboxDiskUsage,
   SandboxInfo,
   SandboxRuntime,
 } from '../../../ports/sandbox-runtime.js';
@@ -84,6 +87,8 @@ export class DockerRuntime implements SandboxRuntime {
   private readonly execChannel: 'agent' | 'engine';
   /** Per sandbox: the agent channel, or null where the agent cannot run. */
   private readonly channels = new Map<string, Promise<ExecAgentChannel | null>>();
+  /** The engine's data directory (DockerRootDir), read once. */
+  private rootDir: Promise<string> | undefined;
 
   constructor(options: DockerRuntimeOptions) {
     this.docker = new Docker({
@@ -493,6 +498,51 @@ export class DockerRuntime implements SandboxRuntime {
     }
   }
 
+  /**
+   * One `GET /containers/json?size=1` for every running sandbox of this instance: SizeRw is what
+   * each wrote beyond its image. The engine walks each writable layer to answer, so the cost grows
+   * with the number of files sandboxes wrote (see docs/benchmarks.md).
+   */
+  async sandboxDiskUsage(): Promise<SandboxDiskUsage[]> {
+    const containers = await this.call("measure the sandboxes' disk use", () =>
+      this.docker.listContainers({ all: false, size: true, filters: this.labelFilter({}) }),
+    );
+    return containers.map((c) => ({
+      id: c.Id,
+      labels: c.Labels,
+      writableBytes: (c as { SizeRw?: number }).SizeRw ?? 0,
+    }));
+  }
+
+  /**
+   * The engine's data directory and the space free there. The directory is statfs'ed on this
+   * machine (the engine is reached through a local socket); where it is not a local path (an
+   * engine inside a VM), only the directory is known.
+   */
+  async storage(): Promise<RuntimeStorage> {
+    this.rootDir ??= this.call("read the Docker engine's data directory", async () => {
+      const info = (await this.docker.info()) as { DockerRootDir?: string };
+      return info.DockerRootDir ?? '/var/lib/docker';
+    });
+    let rootDir: string;
+    try {
+      rootDir = await this.rootDir;
+    } catch (error) {
+      this.rootDir = undefined;
+      throw error;
+    }
+    try {
+      const stats = await statfs(rootDir);
+      return {
+        rootDir,
+        freeBytes: stats.bavail * stats.bsize,
+        totalBytes: stats.blocks * stats.bsize,
+      };
+    } catch {
+      return { rootDir };
+    }
+  }
+
   /** Runs an Engine API call, translating its failures into BerthErrors. */
   private async call<T>(
     what: string,
@@ -536,6 +586,14 @@ export class DockerRuntime implements SandboxRuntime {
       return new BerthError('not_found', `could not ${what}: ${message}`, details, {
         cause: error,
       });
+    }
+    if (/no space left on device/i.test(message)) {
+      return new BerthError(
+        'disk_full',
+        `could not ${what}: the Docker engine's disk is full (no space left on device)`,
+        { ...details, engineMessage: message },
+        { cause: error },
+      );
     }
     if (status === 409)
       return new BerthError('conflict', `could not ${what}: ${message}`, details, { cause: error });
