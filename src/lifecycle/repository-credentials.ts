@@ -27,7 +27,7 @@ export function repositoryCredentials(
   if (password === undefined || password === '') {
     throw new BerthError(
       'invalid_input',
-      `the secret "${credentials.secret}" named by repository.credentials has no value: set it with berth env update ${spec.name} --secret ${credentials.secret}=VALUE`,
+      `the secret "${credentials.secret}" named by repository.credentials has no value: set it with berth env update ${spec.name} --file FILE --secret ${credentials.secret}=VALUE`,
       { environment: spec.name, secret: credentials.secret },
     );
   }

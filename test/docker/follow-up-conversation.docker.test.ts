@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { runBerth, startServe, tempDir, type ServeHandle } from '../support/cli.js';
 import { FakeModelServer, type FakeRequest } from '../support/fake-model-server.js';
 import { ADDER_FIX, BUGGY_ADDER, after, shell } from '../support/scripted-turns.js';
+import { removeInstanceImages } from '../support/docker-cleanup.js';
 import { lifecycleTestImage } from './lifecycle-support.js';
 
 /**
@@ -19,6 +20,7 @@ import { lifecycleTestImage } from './lifecycle-support.js';
  * attempt in the first turn), succeeded after the follow-up, failed after a failing follow-up.
  */
 
+const INSTANCE = `followconv-${process.pid}`;
 const API_KEY = 'sk-follow-up-conversation-8812';
 const SECRET = 'dk-deploy-key-5521-zz';
 const PROMPT = 'The tests fail. Fix the bug.';
@@ -67,7 +69,7 @@ beforeAll(async () => {
   model = await FakeModelServer.start([]);
   server = await startServe(
     ['--allow-local-repos', '--model-base-url', model.baseUrl, '--model', 'fake-coder'],
-    { BERTH_MODEL_API_KEY: API_KEY, BERTH_CONCURRENCY: '1' },
+    { BERTH_MODEL_API_KEY: API_KEY, BERTH_CONCURRENCY: '1', BERTH_INSTANCE: INSTANCE },
   );
   auth = ['--url', server.url, '--token', server.adminToken];
   const file = join(tempDir('followup'), 'env.yaml');
@@ -89,6 +91,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await server?.stop();
+  removeInstanceImages(INSTANCE);
   await model?.close();
 });
 
