@@ -346,6 +346,52 @@ describe('request-level attacks on the proxy from inside a sandbox (docker)', ()
       refused,
     );
 
+    // The other request checks, inside the intercepted tunnel (the plain HTTP forms are in
+    // egress-attacks.docker.test.ts).
+    tls(
+      'https-get-with-body',
+      at,
+      '-servername allowed.test',
+      `GET /tls-body HTTP/1.1\r\nHost: ${at}\r\nContent-Length: 4\r\n\r\nbody`,
+      /^403$/,
+    );
+    tls(
+      'https-method-override',
+      at,
+      '-servername allowed.test',
+      get('/tls-override', at, 'X-HTTP-Method-Override: DELETE\r\n'),
+      /^403$/,
+    );
+    tls(
+      'https-websocket',
+      at,
+      '-servername allowed.test',
+      get(
+        '/tls-ws',
+        at,
+        'Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n',
+      ),
+      /^403$/,
+    );
+    tls(
+      'https-h2c',
+      at,
+      '-servername allowed.test',
+      get(
+        '/tls-h2c',
+        at,
+        'Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n',
+      ),
+      /^403$/,
+    );
+    tls(
+      'https-alpn-h2-only',
+      at,
+      '-servername allowed.test -alpn h2',
+      get('/tls-h2', at),
+      /^closed$/,
+    );
+
     // 7. Methods other than GET/HEAD, over plain HTTP and inside the intercepted tunnel. PURGE is
     // a method Node's parser knows (the policy refuses it: 403); BREW one it does not (400).
     const methodRefusal = (method: string) => (method === 'BREW' ? /^400$/ : /^403$/);
@@ -423,6 +469,15 @@ describe('request-level attacks on the proxy from inside a sandbox (docker)', ()
     expect(log).toContain(`egress denied POST allowed.test:${P} (method)`);
     expect(log).toContain(`egress denied POST allowed.test:${T} (method)`);
     expect(log).toContain(`egress denied GET rebind.test:${P} (address:`);
+    // The tunnels closed after their 200 were closed for the reason the probe aimed at.
+    for (const reason of [
+      'TLS SNI "other-allowed.test" differs from the CONNECT host',
+      'TLS SNI "denied.test" differs from the CONNECT host',
+      'TLS ClientHello without SNI',
+      'the client does not offer ALPN http/1.1',
+    ])
+      expect(log).toContain(`egress denied CONNECT allowed.test:${T} (tunnel): ${reason}`);
+    expect(log).toContain('only HTTP/1.0 and HTTP/1.1 requests are accepted');
     for (const name of ['loopback', 'mapped', 'bridge', 'host', 'private']) {
       expect(log).toContain(`egress denied GET internal-${name}.test:${P} (address:`);
       expect(log).toContain(`egress denied CONNECT internal-${name}.test:${T} (address:`);
