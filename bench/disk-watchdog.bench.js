@@ -1,4 +1,4 @@
-/* global process, console, setTimeout */
+/* global process, console, setTimeout, AbortController */
 // Disk watchdog benchmark on the local Docker engine:
 //  - the cost of one watchdog poll (`sandboxDiskUsage()`: one GET /containers/json?size=1 for all
 //    running sandboxes) with 1, 4 and 8 running sandboxes, each fresh and then each having written
