@@ -26,6 +26,7 @@ import {
   checkoutRef,
   cloneRepository,
   bundleLocalRepository,
+  localBranchHead,
   parseRepositoryLocation,
   type CheckoutContext,
   type GitCredentials,
@@ -72,6 +73,8 @@ import type { WarmPool, WarmSpec } from './warm-pool.js';
  */
 
 export const WORKSPACE_DIR = '/workspace';
+/** How long a follow-up looks for a snapshot another orchestrator may still be committing. */
+const SNAPSHOT_WAIT_MS = 5_000;
 /** Output kept in an attempt's log (stdout and stderr of every phase together). */
 export const MAX_LOG_BYTES = 32 * 1024 * 1024;
 
@@ -128,6 +131,11 @@ export interface AttemptRun {
   resume?: (FollowUpStart & { baseCommit: string }) | undefined;
   emit: (event: AttemptEventBody) => void;
   signal: AbortSignal;
+  /**
+   * Return as soon as the result is known: the snapshot commit (when no verification runs on
+   * it) and the clean-up continue in `outcome.settled` (the scheduler records the result first).
+   */
+  returnEarly?: boolean | undefined;
 }
 
 export interface AttemptOutcome {
@@ -135,6 +143,11 @@ export interface AttemptOutcome {
   cacheHit: boolean | null;
   result: AttemptResult | null;
   error: AttemptError | null;
+  /**
+   * With `returnEarly`: what still runs after the result (the snapshot commit when no
+   * verification needed it first, the sandbox's removal). Never rejects.
+   */
+  settled?: Promise<void>;
 }
 
 interface Started {
@@ -147,6 +160,8 @@ interface Started {
 
 export class AttemptRunner {
   private readonly buildLock: CacheBuildLock;
+  /** Snapshots being committed after their attempt's result, by image: follow-ups wait for them. */
+  private readonly snapshotsInFlight = new Map<string, Promise<void>>();
   private readonly buildLease: CacheBuildLease;
   private readonly buildOwner: string;
   private readonly diskWatchdog: DiskWatchdog;
@@ -168,7 +183,24 @@ export class AttemptRunner {
   }
 
   /** Runs the attempt to its end; never throws (a failure is the outcome). */
+  /**
+   * Runs the attempt to its end; never throws (a failure is the outcome). With
+   * `run.returnEarly`, it returns as soon as the result is known and the snapshot commit and
+   * clean-up go on in `outcome.settled` (follow-ups of this runner wait for the snapshot).
+   */
   async run(run: AttemptRun): Promise<AttemptOutcome> {
+    const tail: { settled?: Promise<void> } = {};
+    const outcome = await this.runAttempt(run, tail);
+    if (tail.settled === undefined) return outcome;
+    if (run.returnEarly === true) return { ...outcome, settled: tail.settled };
+    await tail.settled;
+    return outcome;
+  }
+
+  private async runAttempt(
+    run: AttemptRun,
+    tail: { settled?: Promise<void> },
+  ): Promise<AttemptOutcome> {
     const { runtime } = this.options;
     const spec = run.environment.spec;
     const masker = new SecretMasker(Object.values(run.secrets));
@@ -201,6 +233,10 @@ export class AttemptRunner {
     const networkName = `berth-${run.attemptId.replace(/_/g, '-')}`;
     let sandboxId: string | undefined;
     let networkMade = false;
+    /** Warm sandboxes for this cache entry are topped up once the attempt has ended. */
+    let warmAfter: WarmSpec | undefined;
+    /** The snapshot, when it is committed after the result (see `run`). */
+    let deferredSnapshot: { image: string; commit: () => Promise<unknown> } | undefined;
     let phase: AttemptPhase = 'creating';
     let cacheHit: boolean | null = null;
     const enterPhase = (next: AttemptPhase) => {
@@ -269,11 +305,27 @@ export class AttemptRunner {
         secrets: run.secrets,
       });
       const key = cacheKey(parts);
-      // A local repository is bundled on the host while the sandbox starts.
+      // A local repository is bundled on the host when a checkout needs it (started before the
+      // sandbox, so the two overlap); its default branch's commit is read at once (cheap), so a
+      // cached start already at that commit skips the bundle, the fetch and the checkout.
       const location = parseRepositoryLocation(repository, this.options.allowLocalRepositories);
+      let bundling: Promise<Buffer> | undefined;
       const bundle =
-        location.kind === 'local' ? bundleLocalRepository(location.location, signal) : undefined;
-      bundle?.catch(() => undefined);
+        location.kind === 'local'
+          ? () => {
+              if (bundling === undefined) {
+                bundling = bundleLocalRepository(location.location, signal);
+                bundling.catch(() => undefined);
+              }
+              return bundling;
+            }
+          : undefined;
+      const localHead =
+        location.kind === 'local' && run.ref.branch === undefined && run.ref.sha === undefined
+          ? localBranchHead(location.location, spec.repository.defaultBranch, signal).catch(
+              () => undefined,
+            )
+          : undefined;
       // The setup network (full internet) is made when a step needs it: setup, maintenance, or a
       // fetch from a remote repository. A cached start from a local repository goes without.
       const ensureNetwork = async (): Promise<string> => {
@@ -295,7 +347,9 @@ export class AttemptRunner {
         labels,
         repository,
         bundle,
+        localHead,
         onSandbox,
+        onWarmable: (warm) => (warmAfter = warm),
         network: async (needed) =>
           needed || location.kind !== 'local' ? await ensureNetwork() : undefined,
       };
@@ -478,7 +532,17 @@ export class AttemptRunner {
       const changes = await collectChanges(ctx, started.commit);
       const ownDiff =
         started.turnStart !== undefined ? await turnDiff(ctx, started.turnStart) : undefined;
-      const snapshot = await this.snapshot(ctx.sandboxId, run, labels);
+      // Without a verification to run after it, the final state is committed once the result is
+      // out (the user does not wait on the engine's commit); follow-ups wait for it.
+      let snapshot: string;
+      if (spec.verify === undefined && run.returnEarly === true) {
+        const sandbox = ctx.sandboxId;
+        snapshot = this.snapshotImageOf(run);
+        deferredSnapshot = {
+          image: snapshot,
+          commit: () => this.snapshot(sandbox, run, labels),
+        };
+      } else snapshot = await this.snapshot(ctx.sandboxId, run, labels);
       const verification =
         spec.verify !== undefined
           ? await runVerification(ctx, spec.verify, agentEnv, spec.resources.timeoutMs)
@@ -526,7 +590,26 @@ export class AttemptRunner {
       unwatchDisk();
       signal.removeEventListener('abort', onAbort);
       await killing;
-      await this.cleanup(run, sandboxId, networkMade ? networkName : undefined);
+      const snapshotLater = deferredSnapshot;
+      const finishUp = async () => {
+        if (snapshotLater !== undefined) {
+          await snapshotLater.commit().catch((error: unknown) =>
+            emit({
+              type: 'warning',
+              message: `the final state could not be kept for follow-ups: ${toBerthError(error).message}`,
+            }),
+          );
+        }
+        await this.cleanup(run, sandboxId, networkMade ? networkName : undefined);
+        if (warmAfter !== undefined) this.options.warmPool?.fill(warmAfter);
+      };
+      if (snapshotLater === undefined) await finishUp();
+      else {
+        const settled = finishUp().catch(() => undefined);
+        this.snapshotsInFlight.set(snapshotLater.image, settled);
+        void settled.then(() => this.snapshotsInFlight.delete(snapshotLater.image));
+        tail.settled = settled;
+      }
     }
   }
 
@@ -660,7 +743,7 @@ export class AttemptRunner {
       defaultBranch: common.run.environment.spec.repository.defaultBranch,
       allowLocalRepositories: this.options.allowLocalRepositories,
       credentials: common.run.credentials,
-      bundle: common.bundle,
+      bundle: common.bundle?.(),
       signal: common.signal,
       onOutput: output.onOutput,
     };
@@ -675,6 +758,7 @@ export class AttemptRunner {
     const { run } = common;
     const spec = run.environment.spec;
     await this.freeDisk.check('build a cache entry');
+    void common.bundle?.(); // made on the host while the sandbox starts
     const ctx = await this.newSandbox(common, want.baseImage, await common.network(true));
     const output = new PhaseOutput(common.masker, common.emit);
     const checkout = this.checkoutContext(common, ctx, output);
@@ -751,6 +835,7 @@ export class AttemptRunner {
     common: CommonRun,
     resume: FollowUpStart & { baseCommit: string },
   ): Promise<Started> {
+    await this.snapshotReady(resume.image, common);
     const ctx = await startFromSnapshot({
       runtime: this.options.runtime,
       start: resume,
@@ -766,6 +851,32 @@ export class AttemptRunner {
     return { ctx, exports: {}, commit: resume.baseCommit, turnStart: await recordTurnStart(ctx) };
   }
 
+  /**
+   * A snapshot committed after its attempt's result: in this runner, waited for; made by another
+   * orchestrator (one store), looked for a few seconds before the follow-up says it is gone.
+   */
+  private async snapshotReady(image: string, common: CommonRun): Promise<void> {
+    const inFlight = this.snapshotsInFlight.get(image);
+    if (inFlight !== undefined) {
+      common.emit({
+        type: 'log',
+        stream: 'system',
+        text: `waiting for the snapshot ${image} to be committed\n`,
+      });
+      await inFlight;
+      return;
+    }
+    for (let i = 0; i < SNAPSHOT_WAIT_MS / 250; i++) {
+      const found = await this.options.runtime.inspectImage(image).then(
+        () => true,
+        () => false,
+      );
+      if (found) return;
+      common.signal.throwIfAborted();
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
+
   /** Warm path: the cache entry's image, fetch and check out, maintenance. */
   private async resumeFromCache(
     common: CommonRun,
@@ -775,6 +886,9 @@ export class AttemptRunner {
     const { run } = common;
     const spec = run.environment.spec;
     const network = await common.network(spec.maintenance !== undefined);
+    const atEntryCommit =
+      common.localHead !== undefined && (await common.localHead) === entry.commit;
+    if (!atEntryCommit) void common.bundle?.();
     const warmSpec: WarmSpec = {
       image: entry.image,
       resources: this.resourcesOf(spec),
@@ -782,10 +896,12 @@ export class AttemptRunner {
     };
     let ctx = network === undefined ? await this.takeWarm(common, warmSpec) : undefined;
     ctx ??= await this.newSandbox(common, entry.image, network);
-    // The next attempt from this entry finds a sandbox already started.
-    if (network === undefined) this.options.warmPool?.fill(warmSpec);
+    // The next attempts from this entry find sandboxes already started (made after this one ends).
+    if (network === undefined) common.onWarmable(warmSpec);
     const output = new PhaseOutput(common.masker, common.emit);
-    const onRef = await checkoutRef(this.checkoutContext(common, ctx, output), run.ref);
+    const onRef =
+      (atEntryCommit ? await this.onEntryCommit(common, ctx, entry) : undefined) ??
+      (await checkoutRef(this.checkoutContext(common, ctx, output), run.ref));
     output.end();
     // Login shells get the exports from the profile file in the image; they are read here only
     // when a maintenance script will add to them.
@@ -810,6 +926,40 @@ export class AttemptRunner {
       exports = maintenance.exports;
     }
     return { ctx, exports, commit: onRef.commit };
+  }
+
+  /**
+   * The task asks for the default branch and the local repository's branch is still at the
+   * commit the cache entry was cloned at: the entry's checkout is the task's, nothing to fetch.
+   * Checked in the sandbox (HEAD on that branch, at that commit); undefined sends the caller to
+   * the full checkout.
+   */
+  private async onEntryCommit(
+    common: CommonRun,
+    ctx: SandboxContext,
+    entry: CacheEntry,
+  ): Promise<{ commit: string; branch: string } | undefined> {
+    const branch = common.run.environment.spec.repository.defaultBranch;
+    const head = await this.options.runtime
+      .exec(ctx.sandboxId, {
+        argv: ['git', 'rev-parse', 'HEAD', '--symbolic-full-name', 'HEAD'],
+        workdir: ctx.workdir,
+        timeoutMs: 30_000,
+        signal: common.signal,
+      })
+      .catch(() => undefined);
+    if (head?.exitCode !== 0 || head.stdout.trim() !== `${entry.commit}\nrefs/heads/${branch}`)
+      return undefined;
+    common.emit({
+      type: 'log',
+      stream: 'system',
+      text: `${branch} is at the cache entry's commit ${entry.commit.slice(0, 12)}: nothing to fetch\n`,
+    });
+    return { commit: entry.commit, branch };
+  }
+
+  private snapshotImageOf(run: AttemptRun): string {
+    return `berth-snapshot:${run.attemptId.replace(/_/g, '-')}`;
   }
 
   private async snapshot(
@@ -850,10 +1000,14 @@ interface CommonRun {
   emit: (event: AttemptEventBody) => void;
   signal: AbortSignal;
   labels: Record<string, string>;
-  /** A pre-made bundle of a local repository. */
-  bundle: Promise<Buffer> | undefined;
+  /** The bundle of a local repository (made on first call). */
+  bundle: (() => Promise<Buffer>) | undefined;
+  /** A local repository's default branch commit on the host, when the task asks for that branch. */
+  localHead: Promise<string | undefined> | undefined;
   /** The network to start a sandbox on: made on first need; undefined when none is needed. */
   network: (needed: boolean) => Promise<string | undefined>;
   repository: string;
   onSandbox: (id: string) => void;
+  /** The attempt resumed from a cache entry the warm pool can serve. */
+  onWarmable: (spec: WarmSpec) => void;
 }

@@ -168,6 +168,22 @@ async function hostGit(args: string[], signal?: AbortSignal): Promise<string> {
   });
 }
 
+/**
+ * The commit a branch of the local repository at `path` points at on the host; undefined when
+ * there is none (or the repository cannot be read: the checkout then says why).
+ */
+export async function localBranchHead(
+  path: string,
+  branch: string,
+  signal?: AbortSignal,
+): Promise<string | undefined> {
+  const ref = `refs/heads/${validateBranch(branch)}^{commit}`;
+  return await hostGit(['-C', path, 'rev-parse', '--verify', '--quiet', ref], signal).then(
+    (out) => (/^[0-9a-f]{40,64}$/.test(out.trim()) ? out.trim() : undefined),
+    () => undefined,
+  );
+}
+
 /** A bundle of every ref of the local repository at `path`, made on the host. */
 export async function bundleLocalRepository(path: string, signal?: AbortSignal): Promise<Buffer> {
   try {

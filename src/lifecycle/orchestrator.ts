@@ -104,7 +104,9 @@ export interface Orchestrator {
 export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
   const { store, runtime } = options;
   const owner = leaseOwnerId();
-  const warmPool = options.warmPool ? new WarmPool(runtime, owner) : undefined;
+  const warmPool = options.warmPool
+    ? new WarmPool(runtime, owner, { maxPerKey: options.concurrency })
+    : undefined;
   const runner = new AttemptRunner({
     runtime,
     cache: store,

@@ -5,7 +5,8 @@ import { WARM_OWNER_LABEL } from './warm-pool.js';
 
 /**
  * Whether a labelled Docker resource still belongs to something live, for the reaper: a sandbox
- * or network of an attempt that has not finished, a warm sandbox of this orchestrator, a cache
+ * or network of an attempt that has not finished (or whose lease is still held: its snapshot is
+ * being committed after the result), a warm sandbox of this orchestrator, a cache
  * image whose entry is recorded and live (or that is being published right now), a snapshot
  * before its expiry. Anything else is left over from a crash and may go.
  */
@@ -49,6 +50,11 @@ export function resourceLiveness(
     const attemptId = labels[BERTH_LABELS.attempt];
     if (attemptId === undefined) return false;
     const attempt = await store.getAttempt(attemptId);
-    return attempt !== undefined && !isTerminalPhase(attempt.phase);
+    // A finished attempt whose lease is still held is committing its snapshot and cleaning up.
+    return (
+      attempt !== undefined &&
+      (!isTerminalPhase(attempt.phase) ||
+        (attempt.leaseExpiresAt !== null && Date.parse(attempt.leaseExpiresAt) > at.getTime()))
+    );
   };
 }

@@ -470,6 +470,7 @@ export class Scheduler {
           : undefined,
         emit: recorder.emit,
         signal,
+        returnEarly: true,
       });
       await finish({
         phase: outcome.phase,
@@ -477,6 +478,12 @@ export class Scheduler {
         error: outcome.error,
         result: outcome.result,
       });
+      // The result is recorded; the snapshot commit and the clean-up may still run (the attempt
+      // keeps its slot and its lease until they end).
+      if (outcome.settled !== undefined) {
+        await outcome.settled;
+        await recorder.flush().catch(() => undefined);
+      }
     } catch (thrown) {
       const error = toBerthError(thrown);
       recorder.emit({

@@ -2,9 +2,12 @@ import type { SandboxResources, SandboxRuntime } from '../ports/sandbox-runtime.
 import { BERTH_LABELS } from '../runtime/labels.js';
 
 /**
- * Sandboxes started ahead of time from a cache entry, so the next attempt that resumes from it
- * skips the engine's container start (most of a cached start's time). One per (image, limits),
- * made in the background after an attempt used the entry, with no network, removed after
+ * Sandboxes started ahead of time from a cache entry, so the next attempts that resume from it
+ * skip the engine's container start (most of a cached start's time). Per (image, limits) the pool
+ * keeps as many as the last burst of attempts took (attempts taking within `burstMs` of each
+ * other, for example the N attempts of one best-of-N task), at most `maxPerKey`. They are made
+ * in the background shortly after an attempt of the entry ended (so they do not compete with the
+ * attempts still running), `makeConcurrency` at a time, with no network, removed after
  * `maxIdleMs` unused and when the pool is drained.
  *
  * Threat model: a warm sandbox has run nothing but Berth's own `true` (to open the exec channel);
@@ -27,16 +30,52 @@ interface Idle {
   timer: NodeJS.Timeout;
 }
 
+interface Demand {
+  /** The current burst of takes: when it began and how many it had. */
+  burstStart: number;
+  burstCount: number;
+  /** How many to keep ready: the largest recent burst. */
+  target: number;
+  lastTake: number;
+}
+
+export interface WarmPoolOptions {
+  /** Unused warm sandboxes are removed after this long (10 minutes). */
+  maxIdleMs?: number;
+  /** The most kept ready per (image, limits) (8; the orchestrator passes its concurrency). */
+  maxPerKey?: number;
+  /** Takes this close to the first of a burst count as one burst (5 s). */
+  burstMs?: number;
+  /** The top-up starts this long after the last `fill` call (1 s). */
+  fillDelayMs?: number;
+  /** Sandboxes started at once while topping up (2). */
+  makeConcurrency?: number;
+}
+
 export class WarmPool {
-  private readonly idle = new Map<string, Idle>();
+  private readonly idle = new Map<string, Idle[]>();
   private readonly filling = new Map<string, Promise<void>>();
+  private readonly scheduled = new Map<string, NodeJS.Timeout>();
+  private readonly demand = new Map<string, Demand>();
+  private readonly maxIdleMs: number;
+  private readonly maxPerKey: number;
+  private readonly burstMs: number;
+  private readonly fillDelayMs: number;
+  private readonly makeConcurrency: number;
   private draining = false;
 
   constructor(
     private readonly runtime: SandboxRuntime,
     private readonly owner: string,
-    private readonly maxIdleMs = 10 * 60_000,
-  ) {}
+    options: WarmPoolOptions | number = {},
+  ) {
+    const o = typeof options === 'number' ? { maxIdleMs: options } : options;
+    this.maxIdleMs = o.maxIdleMs ?? 10 * 60_000;
+    this.maxPerKey = Math.max(1, o.maxPerKey ?? 8);
+    this.burstMs = o.burstMs ?? 5_000;
+    this.fillDelayMs = o.fillDelayMs ?? 1_000;
+    this.makeConcurrency = Math.max(1, o.makeConcurrency ?? 2);
+  }
 
   private keyOf(spec: WarmSpec): string {
     return JSON.stringify([spec.image, spec.resources, spec.workdir]);
@@ -45,20 +84,69 @@ export class WarmPool {
   /** A started sandbox for `spec`, or undefined. The caller owns (and removes) it from now on. */
   take(spec: WarmSpec): string | undefined {
     const key = this.keyOf(spec);
-    const idle = this.idle.get(key);
+    this.recordDemand(key);
+    const list = this.idle.get(key);
+    const idle = list?.shift();
+    if (list !== undefined && list.length === 0) this.idle.delete(key);
     if (idle === undefined) return undefined;
-    this.idle.delete(key);
     clearTimeout(idle.timer);
     return idle.sandboxId;
   }
 
-  /** Starts one sandbox for `spec` in the background unless one is ready or being made. */
+  /** How many sandboxes are ready for `spec` (for tests and logs). */
+  ready(spec: WarmSpec): number {
+    return this.idle.get(this.keyOf(spec))?.length ?? 0;
+  }
+
+  /**
+   * Tops the pool for `spec` up to the recent demand, in the background, `fillDelayMs` after the
+   * last call (an attempt of the entry ended; its siblings end about then too).
+   */
   fill(spec: WarmSpec): void {
+    if (this.draining) return;
     const key = this.keyOf(spec);
-    if (this.draining || this.idle.has(key) || this.filling.has(key)) return;
-    const making = this.make(key, spec)
-      .catch(() => undefined)
-      .finally(() => this.filling.delete(key));
+    clearTimeout(this.scheduled.get(key));
+    const timer = setTimeout(() => {
+      this.scheduled.delete(key);
+      this.topUp(key, spec);
+    }, this.fillDelayMs);
+    timer.unref();
+    this.scheduled.set(key, timer);
+  }
+
+  private recordDemand(key: string): void {
+    const now = Date.now();
+    const d = this.demand.get(key);
+    if (d === undefined || now - d.lastTake > this.maxIdleMs) {
+      this.demand.set(key, { burstStart: now, burstCount: 1, target: 1, lastTake: now });
+      return;
+    }
+    if (now - d.burstStart <= this.burstMs) d.burstCount++;
+    else {
+      d.burstStart = now;
+      d.burstCount = 1;
+    }
+    d.target = Math.max(d.target, d.burstCount);
+    d.lastTake = now;
+  }
+
+  private topUp(key: string, spec: WarmSpec): void {
+    if (this.draining || this.filling.has(key)) return;
+    const target = Math.min(this.maxPerKey, this.demand.get(key)?.target ?? 1);
+    const missing = target - (this.idle.get(key)?.length ?? 0);
+    if (missing <= 0) return;
+    const making = (async () => {
+      let left = missing;
+      const worker = async () => {
+        while (left > 0 && !this.draining) {
+          left--;
+          await this.make(key, spec).catch(() => undefined);
+        }
+      };
+      await Promise.all(
+        Array.from({ length: Math.min(this.makeConcurrency, missing) }, () => worker()),
+      );
+    })().finally(() => this.filling.delete(key));
     this.filling.set(key, making);
   }
 
@@ -82,19 +170,26 @@ export class WarmPool {
       return;
     }
     const timer = setTimeout(() => {
-      if (this.idle.get(key)?.sandboxId !== sandbox.id) return;
-      this.idle.delete(key);
+      const list = this.idle.get(key);
+      const at = list?.findIndex((i) => i.sandboxId === sandbox.id) ?? -1;
+      if (list === undefined || at < 0) return;
+      list.splice(at, 1);
+      if (list.length === 0) this.idle.delete(key);
       void this.runtime.remove(sandbox.id).catch(() => undefined);
     }, this.maxIdleMs);
     timer.unref();
-    this.idle.set(key, { sandboxId: sandbox.id, since: Date.now(), timer });
+    const list = this.idle.get(key) ?? [];
+    list.push({ sandboxId: sandbox.id, since: Date.now(), timer });
+    this.idle.set(key, list);
   }
 
   /** Removes every idle sandbox and stops making new ones. */
   async drain(): Promise<void> {
     this.draining = true;
+    for (const timer of this.scheduled.values()) clearTimeout(timer);
+    this.scheduled.clear();
     await Promise.all([...this.filling.values()]);
-    const idle = [...this.idle.values()];
+    const idle = [...this.idle.values()].flat();
     this.idle.clear();
     for (const entry of idle) {
       clearTimeout(entry.timer);

@@ -1,0 +1,225 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DockerRuntime } from '../../src/adapters/runtime/docker/docker-runtime.js';
+import { SqliteStore } from '../../src/adapters/store/sqlite/sqlite-store.js';
+import { parseEnvironmentSpec } from '../../src/domain/environment/environment-file.js';
+import { newId } from '../../src/domain/ids.js';
+import type { Attempt } from '../../src/domain/task/attempt.js';
+import { AttemptRunner } from '../../src/lifecycle/attempt-runner.js';
+import { CommandAgent } from '../../src/lifecycle/command-agent.js';
+import { NoNetworkEnforcer } from '../../src/lifecycle/network-policy-enforcer.js';
+import { leaseOwnerId, Scheduler } from '../../src/lifecycle/scheduler.js';
+import { WARM_OWNER_LABEL, WarmPool, type WarmSpec } from '../../src/lifecycle/warm-pool.js';
+import { removeInstanceImages } from '../support/docker-cleanup.js';
+import { lifecycleTestImage, makeSampleRepository } from './lifecycle-support.js';
+
+/**
+ * The fast paths of a cached attempt on a real engine and a real SQLite file: the snapshot
+ * committed after the result (a follow-up waits for it), the checkout skipped when the default
+ * branch is still at the cache entry's commit (and not when it moved), and a warm pool sized to
+ * the burst of attempts that used it.
+ */
+
+const instance = `lcfast-${process.pid}`;
+let image: string;
+let repo: ReturnType<typeof makeSampleRepository>;
+let dir: string;
+let store: SqliteStore;
+let environmentId: string;
+
+/** The real runtime, with commits held back a while (so "after the result" is observable). */
+class SlowCommitRuntime extends DockerRuntime {
+  override async commit(id: string, options: Parameters<DockerRuntime['commit']>[1]) {
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    return await super.commit(id, options);
+  }
+}
+
+const runtime = new SlowCommitRuntime({ instance });
+
+function scheduler(): Scheduler {
+  const runner = new AttemptRunner({
+    runtime,
+    cache: store,
+    enforcer: new NoNetworkEnforcer(),
+    resolveImage: () => image,
+    cacheTtlMs: 3600_000,
+    snapshotTtlMs: 3600_000,
+    allowLocalRepositories: true,
+  });
+  return new Scheduler({
+    store,
+    runner,
+    runtime,
+    openSecrets: () => Promise.resolve({}),
+    agentFor: (task) => new CommandAgent(task.command ?? 'true'),
+    concurrency: 2,
+    pollMs: 100,
+  });
+}
+
+function git(...args: string[]): string {
+  return execFileSync(
+    'git',
+    ['-C', repo.dir, '-c', 'user.name=B', '-c', 'user.email=b@berth.example', ...args],
+    { encoding: 'utf8' },
+  ).trim();
+}
+
+async function systemLog(attemptId: string): Promise<string> {
+  return (await store.listAttemptEvents(attemptId))
+    .map((e) => (e.type === 'log' ? e.text : e.type === 'warning' ? e.message : ''))
+    .join('');
+}
+
+beforeAll(async () => {
+  image = lifecycleTestImage();
+  repo = makeSampleRepository();
+  dir = mkdtempSync(join(tmpdir(), 'berth-fast-paths-'));
+  store = SqliteStore.open(dir);
+  await store.migrate();
+  environmentId = newId('environment');
+  await store.createEnvironment({
+    id: environmentId,
+    spec: parseEnvironmentSpec({ name: 'fast', repository: repo.dir, image: 'minimal' }),
+    createdByTokenId: null,
+    secrets: [],
+    now: new Date().toISOString(),
+  });
+});
+
+afterAll(async () => {
+  await store.close();
+  const left = execFileSync(
+    'docker',
+    ['ps', '-aq', '--filter', `label=berth.instance=${instance}`],
+    { encoding: 'utf8' },
+  ).trim();
+  if (left !== '') execFileSync('docker', ['rm', '-f', ...left.split('\n')]);
+  removeInstanceImages(instance);
+  rmSync(dir, { recursive: true, force: true });
+  rmSync(repo.dir, { recursive: true, force: true });
+  expect(left).toBe('');
+});
+
+describe('fast paths of a cached attempt (docker)', () => {
+  it('records the result before the snapshot commit; a follow-up right after waits for the snapshot and continues from it', async () => {
+    const queue = scheduler();
+    await queue.start();
+    try {
+      const { task, attempts } = await queue.submit({
+        environmentId,
+        prompt: '',
+        command: 'echo "first turn" > turn1.txt',
+        ref: {},
+        attempts: 1,
+      });
+      expect((await queue.waitForTask(task.id)).status).toBe('succeeded');
+      const parent = await store.getAttempt(attempts[0]?.id ?? '');
+      const snapshotImage = parent?.result?.snapshotImage ?? '';
+      expect(parent?.result?.diff).toContain('turn1.txt');
+      // The result is out while the (held back) commit is still running.
+      await expect(runtime.inspectImage(snapshotImage)).rejects.toThrow();
+
+      const now = new Date().toISOString();
+      const followUp: Attempt = {
+        id: newId('attempt'),
+        taskId: task.id,
+        index: 1,
+        phase: 'queued',
+        cacheHit: null,
+        error: null,
+        result: null,
+        followUp: {
+          parentAttemptId: parent?.id ?? '',
+          request: 'cat turn1.txt',
+          prompt: '',
+          command: 'cat turn1.txt',
+          snapshotImage,
+          baseCommit: parent?.result?.baseCommit ?? '',
+        },
+        createdAt: now,
+        startedAt: null,
+        finishedAt: null,
+      };
+      await store.addFollowUpAttempt(followUp, now);
+      expect((await queue.waitForTask(task.id)).status).toBe('succeeded');
+      const turn = await store.getAttempt(followUp.id);
+      expect(turn?.phase, JSON.stringify(turn?.error)).toBe('succeeded');
+      expect(turn?.result?.commands[0]?.output).toContain('first turn');
+      expect(await systemLog(followUp.id)).toContain(`waiting for the snapshot ${snapshotImage}`);
+      await runtime.inspectImage(snapshotImage);
+    } finally {
+      await queue.stop();
+    }
+  });
+
+  it('skips the fetch while the default branch is at the cache entry commit, and fetches once it moved', async () => {
+    const queue = scheduler();
+    await queue.start();
+    try {
+      const run = async (command: string) => {
+        const { task, attempts } = await queue.submit({
+          environmentId,
+          prompt: '',
+          command,
+          ref: {},
+          attempts: 1,
+        });
+        expect((await queue.waitForTask(task.id)).status).toBe('succeeded');
+        const attempt = await store.getAttempt(attempts[0]?.id ?? '');
+        return {
+          commit: attempt?.result?.baseCommit,
+          output: attempt?.result?.commands[0]?.output ?? '',
+          log: await systemLog(attempts[0]?.id ?? ''),
+        };
+      };
+      const cached = await run('git rev-parse --abbrev-ref HEAD; git status --porcelain');
+      expect(cached.commit).toBe(repo.mainCommit);
+      expect(cached.log).toContain("main is at the cache entry's commit");
+      expect(cached.output.trim()).toBe('main');
+
+      writeFileSync(join(repo.dir, 'later.txt'), 'added after the cache entry\n');
+      git('add', 'later.txt');
+      git('commit', '-qm', 'later');
+      const moved = await run('cat later.txt; git rev-parse --abbrev-ref HEAD');
+      expect(moved.commit).toBe(git('rev-parse', 'HEAD'));
+      expect(moved.log).not.toContain("at the cache entry's commit");
+      expect(moved.output).toContain('added after the cache entry');
+      expect(moved.output).toContain('main');
+    } finally {
+      await queue.stop();
+    }
+  });
+
+  it('keeps as many warm sandboxes as the last burst of attempts took, up to its cap', async () => {
+    const owner = leaseOwnerId();
+    const pool = new WarmPool(runtime, owner, { fillDelayMs: 0, maxPerKey: 3 });
+    const spec: WarmSpec = {
+      image,
+      resources: { cpus: 1, memoryMb: 256, pids: 128 },
+      workdir: '/workspace',
+    };
+    try {
+      // A burst of four attempts found none ready; the pool then makes three (its cap).
+      for (let i = 0; i < 4; i++) expect(pool.take(spec)).toBeUndefined();
+      pool.fill(spec);
+      for (let i = 0; i < 300 && pool.ready(spec) < 3; i++)
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(pool.ready(spec)).toBe(3);
+      const taken = [pool.take(spec), pool.take(spec), pool.take(spec)];
+      expect(new Set(taken).size).toBe(3);
+      expect(pool.take(spec)).toBeUndefined();
+      for (const id of taken) {
+        expect(id).toBeDefined();
+        await runtime.remove(id ?? '');
+      }
+    } finally {
+      await pool.drain();
+    }
+    expect(await runtime.list({ [WARM_OWNER_LABEL]: owner })).toEqual([]);
+  });
+});
