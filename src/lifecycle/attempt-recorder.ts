@@ -27,8 +27,10 @@ export class AttemptRecorder {
     private readonly leaseOwner: string,
     private readonly listeners: ReadonlySet<AttemptEventListener>,
     now: () => Date = () => new Date(),
+    /** The attempt's last stored event number (not 0 when it starts over after a restart). */
+    lastSeq = 0,
   ) {
-    this.sequence = new AttemptEventSequence(attemptId, now);
+    this.sequence = new AttemptEventSequence(attemptId, now, lastSeq);
   }
 
   readonly emit = (body: AttemptEventBody): void => {

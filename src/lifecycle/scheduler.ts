@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { EnvironmentSpec } from '../domain/environment/environment-spec.js';
 import { newId } from '../domain/ids.js';
-import { isTerminalPhase } from '../domain/task/attempt-phase.js';
+import { isTerminalPhase, type AttemptPhase } from '../domain/task/attempt-phase.js';
+import type { AttemptEvent } from '../domain/task/attempt-event.js';
 import type { Attempt, AttemptError } from '../domain/task/attempt.js';
 import {
   taskStatusOfTurns,
@@ -96,6 +97,17 @@ export function leaseOwnerId(): string {
 }
 
 const SILENT: SchedulerLogger = { info: () => undefined, warn: () => undefined };
+
+/** Phases an attempt restarts from scratch in after an orchestrator restart (no agent work yet). */
+const BEFORE_AGENT: readonly AttemptPhase[] = [
+  'creating',
+  'setup',
+  'maintenance',
+  'services',
+  'lockdown',
+];
+/** How many times an attempt starts over before a restart fails it (a crash loop stops). */
+const MAX_RESTARTS = 2;
 
 export class Scheduler {
   readonly owner: string;
@@ -258,8 +270,9 @@ export class Scheduler {
   }
 
   /**
-   * Fails attempts whose lease expired (their orchestrator died) with the phase they were in,
-   * and removes their sandboxes and networks. Returns how many were recovered.
+   * Recovers attempts whose lease expired (their orchestrator died): their sandboxes and networks
+   * are removed; one that had not reached the agent phase starts over (back in the queue, at most
+   * MAX_RESTARTS times), any other is failed with the phase it was in. Returns how many.
    */
   async recover(): Promise<number> {
     const { store } = this.options;
@@ -268,20 +281,57 @@ export class Scheduler {
     let count = 0;
     for (const attempt of expired) {
       if (this.running.has(attempt.id)) continue;
+      // Exactly one orchestrator takes the dead one's lease; it alone cleans up and decides.
+      const taken = await store.takeOverExpiredAttempt(
+        attempt.id,
+        attempt.phase,
+        this.owner,
+        this.now().toISOString(),
+        this.leaseMs,
+      );
+      if (!taken) continue;
+      count++;
+      await this.removeResources(attempt);
+      const events = await this.allEvents(attempt.id);
+      const last = events.at(-1)?.seq ?? 0;
+      const restarts = events.filter(
+        (e) => e.type === 'warning' && e.details?.reason === 'orchestrator_restart',
+      ).length;
+      const now = this.now().toISOString();
+      if (BEFORE_AGENT.includes(attempt.phase) && restarts < MAX_RESTARTS) {
+        // Nothing the agent did is lost: it had not started. The attempt runs again from the top.
+        await store.appendAttemptEvents([
+          {
+            attemptId: attempt.id,
+            seq: last + 1,
+            at: now,
+            type: 'warning',
+            message: `orchestrator restarted during ${attempt.phase}; the attempt starts over`,
+            details: { reason: 'orchestrator_restart', phase: attempt.phase },
+          },
+          { attemptId: attempt.id, seq: last + 2, at: now, type: 'phase', phase: 'queued' },
+        ]);
+        await store.requeueAttempt(attempt.id, this.owner);
+        await this.refreshTask(attempt.taskId);
+        this.wakeUp?.();
+        this.logger.warn(
+          { attemptId: attempt.id, phase: attempt.phase },
+          'attempt queued again: orchestrator restarted',
+        );
+        continue;
+      }
       const error: AttemptError = {
         code: 'task_failed',
-        message: `orchestrator restarted during ${attempt.phase}`,
+        message:
+          `orchestrator restarted during ${attempt.phase}` +
+          (restarts > 0 ? ` (the attempt had started over ${restarts} time(s) already)` : ''),
         details: { reason: 'orchestrator_restart', phase: attempt.phase },
       };
-      const now = this.now().toISOString();
-      const changed = await store.updateAttempt(
+      await store.updateAttempt(
         attempt.id,
         { phase: 'failed', error, finishedAt: now },
-        { phases: [attempt.phase] },
+        { leaseOwner: this.owner },
       );
-      if (!changed) continue;
-      count++;
-      const last = (await store.listAttemptEvents(attempt.id)).at(-1)?.seq ?? 0;
       await store.appendAttemptEvents([
         {
           attemptId: attempt.id,
@@ -294,7 +344,6 @@ export class Scheduler {
         },
         { attemptId: attempt.id, seq: last + 2, at: now, type: 'phase', phase: 'failed' },
       ]);
-      await this.removeResources(attempt);
       await this.refreshTask(attempt.taskId);
       this.logger.warn(
         { attemptId: attempt.id, phase: attempt.phase },
@@ -303,6 +352,20 @@ export class Scheduler {
     }
     await this.removeDeadWarmSandboxes();
     return count;
+  }
+
+  /** Every stored event of an attempt, page by page. */
+  private async allEvents(attemptId: string): Promise<AttemptEvent[]> {
+    const all: AttemptEvent[] = [];
+    for (;;) {
+      const page = await this.options.store.listAttemptEvents(
+        attemptId,
+        all.at(-1)?.seq ?? 0,
+        5_000,
+      );
+      all.push(...page);
+      if (page.length < 5_000) return all;
+    }
   }
 
   /** Warm sandboxes (taken or not) of orchestrators that hold no live lease: they are gone. */
@@ -409,7 +472,16 @@ export class Scheduler {
     const { store } = this.options;
     const listeners = this.listeners.get(attempt.id) ?? new Set<AttemptEventListener>();
     this.listeners.set(attempt.id, listeners);
-    const recorder = new AttemptRecorder(store, attempt.id, this.owner, listeners, this.now);
+    // An attempt that started over after a restart numbers its events on from its earlier ones.
+    const lastSeq = (await this.allEvents(attempt.id)).at(-1)?.seq ?? 0;
+    const recorder = new AttemptRecorder(
+      store,
+      attempt.id,
+      this.owner,
+      listeners,
+      this.now,
+      lastSeq,
+    );
     const finish = async (change: Parameters<Store['updateAttempt']>[1]) => {
       await recorder.flush().catch(() => undefined);
       await store.updateAttempt(

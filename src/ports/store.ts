@@ -187,6 +187,20 @@ export interface Store {
   countLiveLeases(owner: string, now: string): Promise<number>;
   /** Live attempts (claimed, not finished) whose lease expired before `now`. */
   listExpiredAttempts(now: string): Promise<LeasedAttempt[]>;
+  /**
+   * Takes over the lease of a live attempt whose lease expired before `now` (its orchestrator
+   * died) and that is still in `phase`: the lease becomes `owner`'s until `now + leaseMs`. One
+   * statement, so of several orchestrators recovering at once exactly one gets true.
+   */
+  takeOverExpiredAttempt(
+    id: string,
+    phase: AttemptPhase,
+    owner: string,
+    now: string,
+    leaseMs: number,
+  ): Promise<boolean>;
+  /** Puts an attempt whose lease `owner` holds back in the queue (no lease, not started). */
+  requeueAttempt(id: string, owner: string): Promise<boolean>;
   appendAttemptEvents(events: readonly AttemptEvent[]): Promise<void>;
   /** An attempt's events with `seq` above `afterSeq`, in order. */
   listAttemptEvents(attemptId: string, afterSeq?: number, limit?: number): Promise<AttemptEvent[]>;

@@ -183,42 +183,121 @@ describe('the task queue on a real engine', () => {
     }
   });
 
-  it('fails an attempt whose orchestrator died, with the phase it was in, and removes what it left', async () => {
-    const queue = scheduler('true');
+  it('after an orchestrator died: starts an attempt over that had not reached the agent, fails one that had, removes what both left', async () => {
+    const queue = scheduler('cat README.md');
     const { task, attempts } = await queue.submit({
+      environmentId,
+      prompt: '',
+      command: 'cat README.md',
+      ref: {},
+      attempts: 2,
+    });
+    const [inSetup, inAgent] = attempts.map((a) => a.id);
+    if (inSetup === undefined || inAgent === undefined) throw new Error('two attempts expected');
+    // A previous orchestrator claimed both, got one to setup and one to the agent, and died.
+    const past = new Date(Date.now() - 60_000).toISOString();
+    for (const [id, phase] of [
+      [inSetup, 'setup'],
+      [inAgent, 'agent'],
+    ] as const) {
+      expect(
+        (await store.claimNextAttempt({ owner: 'dead-orchestrator', now: past, leaseMs: 1_000 }))
+          ?.id,
+      ).toBe(id);
+      await store.updateAttempt(id, { phase }, { leaseOwner: 'dead-orchestrator' });
+      await store.appendAttemptEvents([
+        { attemptId: id, seq: 1, at: past, type: 'phase', phase: 'creating' },
+        { attemptId: id, seq: 2, at: past, type: 'phase', phase },
+      ]);
+    }
+    const left: string[] = [];
+    for (const id of [inSetup, inAgent]) {
+      const labels = { 'berth.task': task.id, 'berth.attempt': id };
+      // The dead run's network has the name the next run of the attempt will want.
+      await runtime.createNetwork({
+        name: `berth-${id.replace(/_/g, '-')}`,
+        internal: false,
+        labels,
+      });
+      const sandbox = await runtime.create({
+        image,
+        labels,
+        resources: { cpus: 1, memoryMb: 128, pids: 64 },
+      });
+      left.push(sandbox.id);
+    }
+
+    expect(await queue.recover()).toBe(2);
+    expect(await queue.recover()).toBe(0);
+    const failed = await store.getAttempt(inAgent);
+    expect(failed?.phase).toBe('failed');
+    expect(failed?.error?.message).toBe('orchestrator restarted during agent');
+    expect((await store.listAttemptEvents(inAgent)).map((e) => e.type)).toEqual([
+      'phase',
+      'phase',
+      'error',
+      'phase',
+    ]);
+    const requeued = await store.getAttempt(inSetup);
+    expect(requeued).toMatchObject({ phase: 'queued', leaseOwner: null, startedAt: null });
+    const restartEvent = (await store.listAttemptEvents(inSetup)).at(-2);
+    expect(restartEvent).toMatchObject({
+      seq: 3,
+      type: 'warning',
+      message: 'orchestrator restarted during setup; the attempt starts over',
+    });
+    for (const id of [inSetup, inAgent]) {
+      expect((await runtime.list({ 'berth.attempt': id })).map((s) => s.id)).toEqual([]);
+      expect(await runtime.listNetworks({ 'berth.attempt': id })).toEqual([]);
+    }
+    const remaining = (await runtime.list({})).map((s) => s.id);
+    expect(left.filter((id) => remaining.includes(id))).toEqual([]);
+
+    // The attempt that started over runs to its end; its log goes on from the earlier events.
+    await queue.start();
+    try {
+      const done = await queue.waitForTask(task.id, AbortSignal.timeout(60_000));
+      expect(done.status).toBe('failed');
+      const rerun = await store.getAttempt(inSetup);
+      expect(rerun?.phase).toBe('succeeded');
+      expect(rerun?.result?.commands[0]?.output).toContain('# sample');
+      const seqs = (await store.listAttemptEvents(inSetup)).map((e) => e.seq);
+      expect(seqs).toEqual(seqs.map((_, i) => i + 1));
+      expect(seqs.length).toBeGreaterThan(4);
+    } finally {
+      await queue.stop({ cancelRunning: true });
+    }
+  });
+
+  it('fails an attempt that already started over twice when its orchestrator dies again', async () => {
+    const queue = scheduler('true');
+    const { attempts } = await queue.submit({
       environmentId,
       prompt: '',
       command: 'true',
       ref: {},
       attempts: 1,
     });
-    const attemptId = attempts[0]?.id ?? '';
-    // A previous orchestrator claimed it, got to setup and died (its lease ran out).
+    const id = attempts[0]?.id ?? '';
     const past = new Date(Date.now() - 60_000).toISOString();
-    expect(
-      (await store.claimNextAttempt({ owner: 'dead-orchestrator', now: past, leaseMs: 1_000 }))?.id,
-    ).toBe(attemptId);
-    await store.updateAttempt(attemptId, { phase: 'setup' }, { leaseOwner: 'dead-orchestrator' });
-    const labels = { 'berth.task': task.id, 'berth.attempt': attemptId };
-    await runtime.createNetwork({ name: `berth-left-${process.pid}`, internal: false, labels });
-    const left = await runtime.create({
-      image,
-      labels,
-      resources: { cpus: 1, memoryMb: 128, pids: 64 },
-    });
-
-    expect(await queue.recover()).toBe(1);
-    const attempt = await store.getAttempt(attemptId);
-    expect(attempt?.phase).toBe('failed');
-    expect(attempt?.error?.message).toBe('orchestrator restarted during setup');
-    expect((await store.getTask(task.id))?.status).toBe('failed');
-    const events = await store.listAttemptEvents(attemptId);
-    expect(events.map((e) => e.type)).toEqual(['error', 'phase']);
-    expect((await runtime.list({ 'berth.attempt': attemptId })).map((s) => s.id)).not.toContain(
-      left.id,
+    await store.claimNextAttempt({ owner: 'dead-orchestrator', now: past, leaseMs: 1_000 });
+    await store.updateAttempt(id, { phase: 'setup' }, { leaseOwner: 'dead-orchestrator' });
+    await store.appendAttemptEvents(
+      [1, 2].map((seq) => ({
+        attemptId: id,
+        seq,
+        at: past,
+        type: 'warning' as const,
+        message: 'orchestrator restarted during setup; the attempt starts over',
+        details: { reason: 'orchestrator_restart', phase: 'setup' },
+      })),
     );
-    expect(await runtime.listNetworks({ 'berth.attempt': attemptId })).toEqual([]);
-    expect(await queue.recover()).toBe(0);
+    expect(await queue.recover()).toBe(1);
+    const attempt = await store.getAttempt(id);
+    expect(attempt?.phase).toBe('failed');
+    expect(attempt?.error?.message).toBe(
+      'orchestrator restarted during setup (the attempt had started over 2 time(s) already)',
+    );
   });
 
   it('collects a cache image that was committed but never recorded, and keeps a recorded one', async () => {

@@ -164,6 +164,41 @@ function taskStoreTests(current: () => Store): void {
       expect(await store.countLiveLeases('orch-2', T1)).toBe(0);
     });
 
+    it('lets exactly one recoverer take over an expired lease, and puts the attempt back in the queue', async () => {
+      const t = task('task_r', 1);
+      await store.createTask(t.task, t.attempts);
+      const a = await store.claimNextAttempt({ owner: 'dead', now: T0, leaseMs: 30_000 });
+      await store.updateAttempt(a?.id ?? '', { phase: 'setup' }, { leaseOwner: 'dead' });
+      const id = a?.id ?? '';
+      // Not expired yet, or not in that phase any more: nothing taken.
+      expect(await store.takeOverExpiredAttempt(id, 'setup', 'orch-1', T0, 30_000)).toBe(false);
+      expect(await store.takeOverExpiredAttempt(id, 'agent', 'orch-1', T1, 30_000)).toBe(false);
+      const takers = await Promise.all(
+        ['orch-1', 'orch-2', 'orch-3'].map((owner) =>
+          store.takeOverExpiredAttempt(id, 'setup', owner, T1, 30_000),
+        ),
+      );
+      expect(takers.filter(Boolean)).toHaveLength(1);
+      const winner = `orch-${takers.indexOf(true) + 1}`;
+      expect(await store.getAttempt(id)).toMatchObject({
+        phase: 'setup',
+        leaseOwner: winner,
+        leaseExpiresAt: '2026-01-01T00:01:30.000Z',
+      });
+      expect(await store.listExpiredAttempts(T1)).toEqual([]);
+      expect(await store.requeueAttempt(id, 'dead')).toBe(false);
+      expect(await store.requeueAttempt(id, winner)).toBe(true);
+      expect(await store.getAttempt(id)).toMatchObject({
+        phase: 'queued',
+        leaseOwner: null,
+        leaseExpiresAt: null,
+        startedAt: null,
+      });
+      expect(
+        (await store.claimNextAttempt({ owner: 'orch-4', now: T2, leaseMs: 30_000 }))?.id,
+      ).toBe(id);
+    });
+
     it('updates an attempt only under its condition, and a finished one holds no lease', async () => {
       const t = task('task_u', 1);
       await store.createTask(t.task, t.attempts);

@@ -48,11 +48,11 @@ export type AttemptEvent = AttemptEventBody & {
 
 /** Numbers events and stamps them with a time; one per attempt. */
 export class AttemptEventSequence {
-  private seq = 0;
-
   constructor(
     private readonly attemptId: string,
     private readonly now: () => Date = () => new Date(),
+    /** The last number already used (an attempt started over after a restart goes on from it). */
+    private seq = 0,
   ) {}
 
   next(body: AttemptEventBody): AttemptEvent {

@@ -4,6 +4,7 @@ import type { EnvironmentSpec } from '../../../domain/environment/environment-sp
 import type { CacheEntry } from '../../../domain/cache/cache-entry.js';
 import type { Attempt } from '../../../domain/task/attempt.js';
 import type { AttemptEvent } from '../../../domain/task/attempt-event.js';
+import type { AttemptPhase } from '../../../domain/task/attempt-phase.js';
 import type { Task, TaskStatus } from '../../../domain/task/task.js';
 import type {
   AttemptChange,
@@ -432,6 +433,20 @@ export class SqlStore implements Store {
 
   listExpiredAttempts(now: string): Promise<LeasedAttempt[]> {
     return this.tasks.listExpiredAttempts(now);
+  }
+
+  takeOverExpiredAttempt(
+    id: string,
+    phase: AttemptPhase,
+    owner: string,
+    now: string,
+    leaseMs: number,
+  ): Promise<boolean> {
+    return this.tasks.takeOverExpiredAttempt(id, phase, owner, now, leaseMs);
+  }
+
+  requeueAttempt(id: string, owner: string): Promise<boolean> {
+    return this.tasks.requeueAttempt(id, owner);
   }
 
   appendAttemptEvents(events: readonly AttemptEvent[]): Promise<void> {

@@ -309,6 +309,36 @@ export class TaskTables {
     return rows.filter((row) => LIVE_NOT_QUEUED(row.phase)).map(toAttempt);
   }
 
+  async takeOverExpiredAttempt(
+    id: string,
+    phase: string,
+    owner: string,
+    now: string,
+    leaseMs: number,
+  ): Promise<boolean> {
+    const result = await this.db
+      .updateTable('attempts')
+      .set({
+        lease_owner: owner,
+        lease_expires_at: new Date(Date.parse(now) + leaseMs).toISOString(),
+      })
+      .where('id', '=', id)
+      .where('phase', '=', phase)
+      .where('lease_expires_at', '<', now)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
+  async requeueAttempt(id: string, owner: string): Promise<boolean> {
+    const result = await this.db
+      .updateTable('attempts')
+      .set({ phase: 'queued', lease_owner: null, lease_expires_at: null, started_at: null })
+      .where('id', '=', id)
+      .where('lease_owner', '=', owner)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
   async appendAttemptEvents(events: readonly AttemptEvent[]): Promise<void> {
     if (events.length === 0) return;
     await this.db.transaction().execute(async (trx) => {
