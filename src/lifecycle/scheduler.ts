@@ -27,8 +27,10 @@ import { repositoryCredentials } from './repository-credentials.js';
  * (renewed while they run) and run by the AttemptRunner, a configurable number at once.
  *
  * Nothing is lost across a restart: on start-up and then every lease period, attempts whose lease
- * expired (their orchestrator died) are failed with the phase they were in ("orchestrator
- * restarted during setup"), and their sandboxes and networks are removed. A cache entry is
+ * expired (their orchestrator died) are taken over by one orchestrator, their sandboxes and
+ * networks removed; those that had not reached the agent phase start over from the queue (at most
+ * twice), the others are failed with the phase they were in ("orchestrator restarted during
+ * agent"). A cache entry is
  * recorded only after its image was committed, so a build cut short leaves no usable entry (its
  * image is collected by the cache collector).
  */
