@@ -300,7 +300,11 @@ export class Scheduler {
         (e) => e.type === 'warning' && e.details?.reason === 'orchestrator_restart',
       ).length;
       const now = this.now().toISOString();
-      if (BEFORE_AGENT.includes(attempt.phase) && restarts < MAX_RESTARTS) {
+      // Started over only where someone will run it: a `berth run` (claiming its own tasks only)
+      // fails what another run left, since nobody would take it from the queue.
+      const willRun =
+        this.options.onlyTasks === undefined || this.options.onlyTasks.has(attempt.taskId);
+      if (willRun && BEFORE_AGENT.includes(attempt.phase) && restarts < MAX_RESTARTS) {
         // Nothing the agent did is lost: it had not started. The attempt runs again from the top.
         await store.appendAttemptEvents([
           {

@@ -269,9 +269,8 @@ describe('the task queue on a real engine', () => {
     }
   });
 
-  it('fails an attempt that already started over twice when its orchestrator dies again', async () => {
-    const queue = scheduler('true');
-    const { attempts } = await queue.submit({
+  it('a berth run (claiming its own tasks only) fails what another run left instead of queueing it', async () => {
+    const { task, attempts } = await scheduler('true').submit({
       environmentId,
       prompt: '',
       command: 'true',
@@ -280,7 +279,53 @@ describe('the task queue on a real engine', () => {
     });
     const id = attempts[0]?.id ?? '';
     const past = new Date(Date.now() - 60_000).toISOString();
-    await store.claimNextAttempt({ owner: 'dead-orchestrator', now: past, leaseMs: 1_000 });
+    await store.claimNextAttempt({
+      owner: 'dead-run',
+      now: past,
+      leaseMs: 1_000,
+      taskIds: [task.id],
+    });
+    await store.updateAttempt(id, { phase: 'setup' }, { leaseOwner: 'dead-run' });
+    const run = new Scheduler({
+      store,
+      runner: new AttemptRunner({
+        runtime,
+        cache: store,
+        enforcer: new NoNetworkEnforcer(),
+        resolveImage: () => image,
+        cacheTtlMs: 3600_000,
+        snapshotTtlMs: 3600_000,
+        allowLocalRepositories: true,
+      }),
+      runtime,
+      openSecrets: () => Promise.resolve({}),
+      agentFor: () => new CommandAgent('true'),
+      concurrency: 1,
+      onlyTasks: new Set(['task_of_this_run']),
+    });
+    expect(await run.recover()).toBe(1);
+    const attempt = await store.getAttempt(id);
+    expect(attempt?.phase).toBe('failed');
+    expect(attempt?.error?.message).toBe('orchestrator restarted during setup');
+  });
+
+  it('fails an attempt that already started over twice when its orchestrator dies again', async () => {
+    const queue = scheduler('true');
+    const { task, attempts } = await queue.submit({
+      environmentId,
+      prompt: '',
+      command: 'true',
+      ref: {},
+      attempts: 1,
+    });
+    const id = attempts[0]?.id ?? '';
+    const past = new Date(Date.now() - 60_000).toISOString();
+    await store.claimNextAttempt({
+      owner: 'dead-orchestrator',
+      now: past,
+      leaseMs: 1_000,
+      taskIds: [task.id],
+    });
     await store.updateAttempt(id, { phase: 'setup' }, { leaseOwner: 'dead-orchestrator' });
     await store.appendAttemptEvents(
       [1, 2].map((seq) => ({
