@@ -130,8 +130,10 @@ export function sandboxProxySettings(input: SandboxProxySettingsInput): SandboxP
     https_proxy: proxy,
     NO_PROXY: noProxyText,
     no_proxy: noProxyText,
-    // Node adds this to its bundled roots; everything else gets the combined bundle.
-    NODE_EXTRA_CA_CERTS: caPath,
+    // Node adds these to its bundled roots. The combined bundle, not the CA alone: it carries the
+    // site's own CAs from the system store too (a mirror or a TLS-intercepting proxy upstream,
+    // reached through a passthrough tunnel or a tunnel-only host, presents those).
+    NODE_EXTRA_CA_CERTS: bundle,
     // Node's own http/https/fetch honour HTTP(S)_PROXY only with this set (Node 22.21+, 24.5+);
     // older Node ignores it, and code there needs a proxy agent (npm has its own settings below).
     NODE_USE_ENV_PROXY: '1',
