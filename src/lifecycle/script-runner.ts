@@ -119,8 +119,14 @@ export async function runLifecycleScript(
   });
   if (failure !== undefined) {
     const logTail = output.tail();
-    throw new BerthError('task_failed', ctx.masker.mask(failure.message), {
+    // A full disk shows in the output first; say so, so nobody hunts a bug in the script.
+    const diskFull = /no space left on device/i.test(logTail);
+    const message = diskFull
+      ? `${failure.message} (the output says "No space left on device": a disk is full)`
+      : failure.message;
+    throw new BerthError('task_failed', ctx.masker.mask(message), {
       reason: run.phase,
+      ...(diskFull ? { diskFull: true } : {}),
       exitCode: failure.exitCode,
       timedOut: failure.timedOut,
       ...(failure.line !== undefined ? { line: failure.line } : {}),

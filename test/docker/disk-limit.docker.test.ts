@@ -124,6 +124,33 @@ describe('disk limits on a real engine', () => {
     }
   });
 
+  it('says a disk is full when a setup script fails on "No space left on device"', async () => {
+    // /dev/shm is the sandbox's own 64 MB tmpfs: filling it never touches the host's disk.
+    const envId = await environment('disk-shm', {
+      setup: 'echo filling\nhead -c 100000000 /dev/zero > /dev/shm/fill\necho never here',
+    });
+    const orch = orchestrator();
+    try {
+      const { task, attempts } = await orch.scheduler.submit({
+        environmentId: envId,
+        prompt: '',
+        command: 'true',
+        ref: {},
+        attempts: 1,
+      });
+      await orch.scheduler.start();
+      await orch.scheduler.waitForTask(task.id, AbortSignal.timeout(60_000));
+      const attempt = await store.getAttempt(attempts[0]?.id ?? '');
+      expect(attempt?.phase).toBe('failed');
+      expect(attempt?.error?.message).toBe(
+        'setup script failed at line 2: `head -c 100000000 /dev/zero > /dev/shm/fill` exited with code 1 (the output says "No space left on device": a disk is full)',
+      );
+      expect(attempt?.error?.details).toMatchObject({ reason: 'setup', diskFull: true });
+    } finally {
+      await orch.scheduler.stop({ cancelRunning: true });
+    }
+  });
+
   it('refuses to start an attempt below the free-disk floor, naming the space and the floor', async () => {
     const envId = await environment('disk-floor');
     // A floor no disk here reaches (a petabyte): the check refuses before anything is created.
