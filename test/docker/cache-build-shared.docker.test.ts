@@ -32,7 +32,7 @@ const dirs: string[] = [];
 const SETUP = [
   'cat /proc/sys/kernel/random/uuid > /root/build-id',
   'echo "setup ran" >> /root/setup-runs',
-  'sleep 3',
+  'sleep 5',
 ].join('\n');
 const COMMAND = 'cat /root/build-id; wc -l < /root/setup-runs';
 
@@ -250,7 +250,7 @@ for (const backend of backends) {
             key,
             owner: dead,
             now: claimedAt.toISOString(),
-            leaseMs: 4_000,
+            leaseMs: 6_000,
           }),
         ).toBe(true);
         const b = orchestrator(storeB, instances[1] ?? '', { cacheBuildLeaseMs: 3_000 });
@@ -272,7 +272,7 @@ for (const backend of backends) {
           expect(entries).toHaveLength(1);
           expect(entries[0]?.key).toBe(key);
           expect(Date.parse(entries[0]?.createdAt ?? '')).toBeGreaterThanOrEqual(
-            claimedAt.getTime() + 4_000,
+            claimedAt.getTime() + 6_000,
           );
           expect(await storeB.getCacheBuild(environmentId, key)).toBeUndefined();
         } finally {
