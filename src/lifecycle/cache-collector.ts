@@ -6,7 +6,8 @@ import { BERTH_LABELS } from '../runtime/labels.js';
  * Garbage collection of Berth's images: cache entries that expired (or whose environment is
  * gone) are dropped from the store and their images removed; cache images no entry records (a
  * build cut short between commit and publish) are removed once older than a grace period; and
- * attempt snapshots are removed after their time (`berth.expires-at`).
+ * attempt snapshots are removed after their time (`berth.expires-at`). Cache build claims whose
+ * lease ran out more than the grace period ago (their builder died, nobody waited) are dropped.
  */
 export class CacheCollector {
   constructor(
@@ -33,6 +34,8 @@ export class CacheCollector {
       (e) => Date.parse(e.expiresAt) <= now.getTime() || !environments.has(e.environmentId),
     );
     await this.store.deleteCacheEntries(dead.map((e) => e.id));
+    // Claims of builders that died long ago (a live waiter would have taken them over).
+    await this.store.deleteExpiredCacheBuilds(new Date(now.getTime() - this.graceMs).toISOString());
     const kept = new Set(entries.filter((e) => !dead.includes(e)).map((e) => e.imageId));
 
     let images = 0;

@@ -242,6 +242,8 @@ export interface Store {
   releaseCacheBuild(environmentId: string, key: string, owner: string): Promise<void>;
   /** The current claim, live or expired. */
   getCacheBuild(environmentId: string, key: string): Promise<CacheBuildClaim | undefined>;
+  /** Drops claims whose lease ran out before `now` (builders that died); returns how many. */
+  deleteExpiredCacheBuilds(now: string): Promise<number>;
 
   // ---- egress CAs (one per environment; deleted with the environment) ----
 

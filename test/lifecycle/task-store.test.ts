@@ -355,6 +355,11 @@ function taskStoreTests(current: () => Store): void {
       await store.releaseCacheBuild('env_1', 'k1', 'orch-b/att_2');
       expect(await store.getCacheBuild('env_1', 'k1')).toBeUndefined();
       expect(await store.claimCacheBuild(request('orch-c/att_3', 52))).toBe(true);
+      // Only claims whose lease ran out are dropped by the collector's sweep.
+      expect(await store.deleteExpiredCacheBuilds(at(60))).toBe(1);
+      expect(await store.getCacheBuild('env_1', 'k2')).toBeUndefined();
+      expect(await store.deleteExpiredCacheBuilds(at(60))).toBe(0);
+      expect((await store.getCacheBuild('env_1', 'k1'))?.owner).toBe('orch-c/att_3');
     });
 
     it('lets exactly one of many concurrent claimers win, on a free build and on an expired one', async () => {

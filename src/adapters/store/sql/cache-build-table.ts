@@ -70,6 +70,14 @@ export class CacheBuildTable {
       .execute();
   }
 
+  async deleteExpired(now: string): Promise<number> {
+    const result = await this.db
+      .deleteFrom('cache_builds')
+      .where('expires_at', '<', now)
+      .executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+
   async get(environmentId: string, key: string): Promise<CacheBuildClaim | undefined> {
     const row = await this.db
       .selectFrom('cache_builds')

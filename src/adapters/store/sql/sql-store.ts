@@ -505,6 +505,10 @@ export class SqlStore implements Store {
     return new CacheBuildTable(this.db).get(environmentId, key);
   }
 
+  deleteExpiredCacheBuilds(now: string): Promise<number> {
+    return new CacheBuildTable(this.db).deleteExpired(now);
+  }
+
   // ---- egress CAs -----------------------------------------------------------------------------
 
   async getEgressCa(environmentId: string): Promise<StoredEgressCa | undefined> {
