@@ -124,6 +124,44 @@ describe('disk limits on a real engine', () => {
     }
   });
 
+  it('stops a setup that writes past the limit: no cache entry, and the attempts waiting for it fail the same way', async () => {
+    const envId = await environment('disk-setup', {
+      resources: { diskMb: 100 },
+      setup: WRITER,
+    });
+    const orch = orchestrator();
+    try {
+      const { task, attempts } = await orch.scheduler.submit({
+        environmentId: envId,
+        prompt: '',
+        command: 'true',
+        ref: {},
+        attempts: 2,
+      });
+      await orch.scheduler.start();
+      await orch.scheduler.waitForTask(task.id, AbortSignal.timeout(120_000));
+      const stored = await Promise.all(attempts.map((a) => store.getAttempt(a.id)));
+      expect(stored.map((a) => a?.phase)).toEqual(['failed', 'failed']);
+      for (const attempt of stored) {
+        expect(attempt?.error?.code).toBe('disk_full');
+        expect(attempt?.error?.message).toMatch(/^disk limit exceeded: wrote \d+ MB, limit 100 MB/);
+      }
+      // One setup ran (the other attempt waited for it); nothing was published.
+      const setups = await Promise.all(
+        attempts.map(async (a) =>
+          (await store.listAttemptEvents(a.id)).some(
+            (e) => e.type === 'phase' && e.phase === 'setup',
+          ),
+        ),
+      );
+      expect(setups.filter(Boolean)).toHaveLength(1);
+      expect(await store.listCacheEntries(envId)).toEqual([]);
+      for (const a of attempts) expect(await runtime.list({ 'berth.attempt': a.id })).toEqual([]);
+    } finally {
+      await orch.scheduler.stop({ cancelRunning: true });
+    }
+  });
+
   it('says a disk is full when a setup script fails on "No space left on device"', async () => {
     // /dev/shm is the sandbox's own 64 MB tmpfs: filling it never touches the host's disk.
     const envId = await environment('disk-shm', {
