@@ -158,7 +158,8 @@ beforeAll(() => {
 
 afterAll(() => {
   postgres?.stop();
-  for (const instance of instances) removeInstanceImages(instance);
+  // A cache image of one instance may have snapshots of the other as children: two passes.
+  for (const instance of [...instances, ...instances]) removeInstanceImages(instance);
   for (const dir of [...dirs, repo.dir]) rmSync(dir, { recursive: true, force: true });
 });
 
