@@ -225,11 +225,11 @@ export class EgressEnforcer implements NetworkPolicyEnforcer {
       });
       await allSettledOrThrow([
         // Only once the firewall pins the network does the sandbox join it.
-        timed('firewall+join', async () => {
-          await this.firewall.install(spec, signal);
+        (async () => {
+          await timed('firewall', () => this.firewall.install(spec, signal));
           signal?.throwIfAborted();
-          await runtime.connect(sandboxId, name);
-        }),
+          await timed('join', () => runtime.connect(sandboxId, name));
+        })(),
         // The trust store and the settings files need no network: written meanwhile.
         timed('trust', () => this.writeSettings(runtime, sandboxId, settings, signal)),
       ] as const);
