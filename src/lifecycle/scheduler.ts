@@ -293,7 +293,8 @@ export class Scheduler {
       );
       if (!taken) continue;
       count++;
-      await this.removeResources(attempt);
+      // What is left must be gone before the attempt runs again (its network name is reused).
+      const cleaned = await this.removeResources(attempt);
       const events = await this.allEvents(attempt.id);
       const last = events.at(-1)?.seq ?? 0;
       const restarts = events.filter(
@@ -304,7 +305,7 @@ export class Scheduler {
       // fails what another run left, since nobody would take it from the queue.
       const willRun =
         this.options.onlyTasks === undefined || this.options.onlyTasks.has(attempt.taskId);
-      if (willRun && BEFORE_AGENT.includes(attempt.phase) && restarts < MAX_RESTARTS) {
+      if (willRun && cleaned && BEFORE_AGENT.includes(attempt.phase) && restarts < MAX_RESTARTS) {
         // Nothing the agent did is lost: it had not started. The attempt runs again from the top.
         await store.appendAttemptEvents([
           {
@@ -394,18 +395,21 @@ export class Scheduler {
     }
   }
 
-  private async removeResources(attempt: LeasedAttempt): Promise<void> {
+  /** Removes an attempt's sandboxes and networks; false when that could not be done. */
+  private async removeResources(attempt: LeasedAttempt): Promise<boolean> {
     const { runtime } = this.options;
     const labels = { [BERTH_LABELS.attempt]: attempt.id };
     try {
       for (const sandbox of await runtime.list(labels)) await runtime.remove(sandbox.id);
       for (const network of await runtime.listNetworks(labels))
         await runtime.removeNetwork(network.name);
+      return true;
     } catch (error) {
       this.logger.warn(
         { attemptId: attempt.id, error: toBerthError(error).message },
         'could not remove what an attempt left',
       );
+      return false;
     }
   }
 
