@@ -32,6 +32,7 @@ import type { ImagePackageConfiguration } from '../domain/internet/preset-hosts.
 import { BerthError, toBerthError } from '../errors/berth-error.js';
 import {
   NoNetworkEnforcer,
+  type CacheImageContext,
   type LockdownContext,
   type LockdownResult,
   type NetworkPolicyEnforcer,
@@ -44,7 +45,7 @@ import {
 } from './environment-certificate-authorities.js';
 import { EgressProxy, systemResolver, type Resolver } from './egress-proxy.js';
 import { readImagePackageConfiguration } from './read-image-package-configuration.js';
-import { sandboxProxySettings } from './sandbox-proxy-settings.js';
+import { DEFAULT_CA_CERTIFICATE_PATH, sandboxProxySettings } from './sandbox-proxy-settings.js';
 import { egressBridgeName, sweepStaleEgressRules } from './sweep-stale-egress-rules.js';
 
 /** The firewall the enforcer drives (IptablesFirewall; injectable for other hosts). */
@@ -231,7 +232,10 @@ export class EgressEnforcer implements NetworkPolicyEnforcer {
           await timed('join', () => runtime.connect(sandboxId, name));
         })(),
         // The trust store and the settings files need no network: written meanwhile.
-        timed('trust', () => this.writeSettings(runtime, sandboxId, settings, signal)),
+        timed('trust', async () => {
+          if (await this.writeSettings(runtime, sandboxId, settings, signal))
+            timings.push('CA already in the image');
+        }),
       ] as const);
       const presetNote =
         context.policy.presets.length > 0
@@ -253,13 +257,39 @@ export class EgressEnforcer implements NetworkPolicyEnforcer {
     }
   }
 
-  /** The CA certificate, apt's proxy file and the trust commands, in the sandbox as root. */
+  /**
+   * The environment's CA into a sandbox about to become its cache image (policies `allowlist` and
+   * `on`), so the lockdowns of attempts from it find it there (the trust script's marker) and skip
+   * the work; `update-ca-certificates` with hooks (Java) is what this saves most. The certificate
+   * only, as at lockdown; apt's proxy file is per attempt and written then.
+   */
+  async prepareCacheImage(context: CacheImageContext): Promise<void> {
+    if (context.policy.access === 'off') return;
+    const ca = await this.authorities.forEnvironment(context.environmentId);
+    const settings = sandboxProxySettings({
+      // Only the trust part is used: the proxy's address is not known before an attempt.
+      proxyUrl: 'http://127.0.0.1:9',
+      caCertificatePem: ca.certificatePem,
+    });
+    await this.writeSettings(
+      context.runtime,
+      context.sandboxId,
+      { ...settings, files: settings.files.filter((f) => f.path === DEFAULT_CA_CERTIFICATE_PATH) },
+      context.signal,
+    );
+  }
+
+  /**
+   * The CA certificate, apt's proxy file and the trust commands, in the sandbox as root. True
+   * when the trust script found this CA installed already.
+   */
   private async writeSettings(
     runtime: SandboxRuntime,
     sandboxId: string,
     settings: ReturnType<typeof sandboxProxySettings>,
     signal: AbortSignal | undefined,
-  ): Promise<void> {
+  ): Promise<boolean> {
+    let present = false;
     const dirs = [...new Set(settings.files.map((f) => f.path.slice(0, f.path.lastIndexOf('/'))))];
     await runtime.exec(sandboxId, {
       argv: ['mkdir', '-p', ...dirs],
@@ -286,7 +316,9 @@ export class EgressEnforcer implements NetworkPolicyEnforcer {
           output: result.output.slice(-2000),
         });
       }
+      if (result.stdout.trim() === 'present') present = true;
     }
+    return present;
   }
 
   async release(attemptId: string): Promise<void> {

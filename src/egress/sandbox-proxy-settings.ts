@@ -56,7 +56,7 @@ export const INSTALLED_CA_MARKER_PATH = '/etc/berth/egress-ca.pem';
 const TRUST_SCRIPT = [
   'system="$1"; ca="$2"; bundle="$3"; marker="$4"',
   '{ read -r _; read -r line; } < "$ca"',
-  'if [ -f "$marker" ] && [ -f "$bundle" ] && [ "$(cat "$marker")" = "$(cat "$ca")" ]; then exit 0; fi',
+  'if [ -f "$marker" ] && [ -f "$bundle" ] && [ "$(cat "$marker")" = "$(cat "$ca")" ]; then echo present; exit 0; fi',
   'if [ -n "$(ls -A /etc/ca-certificates/update.d 2>/dev/null)" ] && command -v update-ca-certificates >/dev/null 2>&1; then',
   '  update-ca-certificates >/dev/null 2>&1 || true',
   'elif [ -f "$system" ] && ! grep -qxF -- "$line" "$system"; then',

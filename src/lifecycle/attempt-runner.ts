@@ -778,6 +778,22 @@ export class AttemptRunner {
       exports = setup.exports;
     }
 
+    // The environment's CA into the image once, so attempts from it skip the trust store work.
+    await this.options.enforcer
+      .prepareCacheImage?.({
+        runtime: this.options.runtime,
+        sandboxId: ctx.sandboxId,
+        environmentId: run.environment.id,
+        policy: spec.internet,
+        signal: common.signal,
+      })
+      .catch((error: unknown) =>
+        common.emit({
+          type: 'warning',
+          message: `could not put the egress CA into the cache image (each lockdown installs it): ${toBerthError(error).message}`,
+        }),
+      );
+
     // Publish: commit first, record after; a crash in between leaves an unrecorded image (GC'd).
     const createdAt = this.now();
     const expiresAt = new Date(createdAt.getTime() + this.options.cacheTtlMs);

@@ -25,8 +25,23 @@ export interface LockdownResult {
   env: Record<string, string>;
 }
 
+/** A sandbox about to be committed as a cache entry (after its setup script). */
+export interface CacheImageContext {
+  runtime: SandboxRuntime;
+  sandboxId: string;
+  environmentId: string;
+  policy: InternetPolicy;
+  signal?: AbortSignal | undefined;
+}
+
 export interface NetworkPolicyEnforcer {
   lockdown(context: LockdownContext): Promise<LockdownResult>;
+  /**
+   * Puts what every later lockdown of the environment would install anyway (the CA's
+   * certificate in the trust store) into the cache image once. Optional; a failure only costs
+   * the lockdowns that time.
+   */
+  prepareCacheImage?(context: CacheImageContext): Promise<void>;
   /** Releases what `lockdown` made for the attempt (called when the attempt ends). */
   release(attemptId: string): Promise<void>;
 }

@@ -96,6 +96,8 @@ async function run(name: string, attempts: number) {
     },
   });
   expect(result.code, result.stderr).toBe(0);
+  // The CA went into the cache image when it was built: every lockdown finds it there.
+  expect(result.stderr.split('CA already in the image').length - 1).toBe(attempts);
   return result.result.attempts.map((a) => {
     const output = a.commands[0]?.output ?? '';
     // Intercepted (the proxy's leaf, signed by the environment's CA) and trusted both ways.
