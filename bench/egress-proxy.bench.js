@@ -1,12 +1,19 @@
-/* global process, Buffer, URL, console */
+/* global process, Buffer, URL, console, setTimeout */
 // Egress proxy benchmark, all on loopback: an HTTPS server on 127.0.0.2 answering for
 // bench.test, the proxy on 127.0.0.1 (one passthrough-tunnel policy, one method-limited policy
 // with TLS interception), and the same requests made directly for comparison. The client, the
 // server and the proxies each run on their own thread (worker_threads), as they would be
 // separate processes in production.
 //
-// Run: npx tsc -b && node bench/egress-proxy.bench.js [--quick]
+// Besides the uncapped downloads (as fast as client, server and proxy can go on this machine),
+// the same downloads are made with the server sending at a fixed line rate (1 Gbit/s, the fastest
+// link such a host has): there the question is whether the proxy keeps up with the link. For each
+// download the proxy thread's own CPU time is read (/proc/thread-self/stat), so its cost per
+// 100 MB can be compared between runs even when the machine is loaded.
+//
+// Run: npx tsc -b && node bench/egress-proxy.bench.js [--quick] [--throughput-only]
 // Prints a JSON summary and a Markdown table for docs/benchmarks.md.
+import { readFileSync } from 'node:fs';
 import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
@@ -17,6 +24,9 @@ import { EgressProxy } from '../dist/egress/egress-proxy.js';
 import { EgressPolicy } from '../dist/domain/internet/egress-policy.js';
 
 const QUICK = process.argv.includes('--quick');
+const THROUGHPUT_ONLY = process.argv.includes('--throughput-only');
+/** The line rate of the paced downloads: 1 Gbit/s. */
+const LINE_RATE_BYTES_PER_SECOND = 125_000_000;
 const LATENCY_RUNS = QUICK ? 60 : 300;
 const WARMUP = 30;
 const DOWNLOAD_BYTES = 100 * 1024 * 1024;
@@ -36,15 +46,26 @@ async function startServer(upstreamCa) {
       const url = new URL(req.url ?? '/', 'https://x');
       if (url.pathname === '/bytes') {
         const total = Number(url.searchParams.get('n'));
+        // Bytes per second; 0 = as fast as the connection takes them.
+        const rate = Number(url.searchParams.get('rate') ?? 0);
         res.writeHead(200, { 'content-length': total, 'content-type': 'application/octet-stream' });
+        const start = process.hrtime.bigint();
         let sent = 0;
         const pump = () => {
-          while (sent < total) {
-            const piece = CHUNK.subarray(0, Math.min(CHUNK.length, total - sent));
+          // Paced: never ahead of rate × elapsed time; the timer comes back for the rest.
+          const budget =
+            rate > 0
+              ? Math.floor((Number(process.hrtime.bigint() - start) / 1e9) * rate) - sent
+              : total - sent;
+          let allowed = Math.min(budget, total - sent);
+          while (allowed > 0) {
+            const piece = CHUNK.subarray(0, Math.min(CHUNK.length, allowed));
             sent += piece.length;
+            allowed -= piece.length;
             if (!res.write(piece)) return res.once('drain', pump);
           }
-          res.end();
+          if (sent >= total) res.end();
+          else setTimeout(pump, 1);
         };
         pump();
         return;
@@ -162,22 +183,50 @@ async function latencies(paths) {
   });
 }
 
-/** 100 MB downloads, in rotation like the latencies; the median rate per path. */
-async function throughputs(paths) {
+/** CPU time (ms) the worker's own thread has used so far. */
+function threadCpuMs(worker) {
+  return new Promise((resolve) => {
+    worker.once('message', (m) => resolve(m.cpuMs));
+    worker.postMessage('cpu');
+  });
+}
+
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
+}
+
+/**
+ * 100 MB downloads, in rotation like the latencies; the median rate per path and the median CPU
+ * time of the proxy thread per 100 MB. `rate` paces the server (bytes per second, 0 = uncapped).
+ */
+async function throughputs(paths, rate = 0) {
   const rates = paths.map(() => []);
+  const cpu = paths.map(() => []);
   for (let i = 0; i < DOWNLOAD_RUNS; i++) {
     for (const [k, p] of paths.entries()) {
+      const cpuBefore = p.worker ? await threadCpuMs(p.worker) : 0;
       const t = process.hrtime.bigint();
-      const bytes = await oneRequest(p.serverPort, p.proxyPort, p.ca, `/bytes?n=${DOWNLOAD_BYTES}`);
+      const bytes = await oneRequest(
+        p.serverPort,
+        p.proxyPort,
+        p.ca,
+        `/bytes?n=${DOWNLOAD_BYTES}&rate=${rate}`,
+      );
       const seconds = Number(process.hrtime.bigint() - t) / 1e9;
       if (bytes < DOWNLOAD_BYTES) throw new Error(`${p.label}: short download ${bytes}`);
       rates[k].push(DOWNLOAD_BYTES / 1024 / 1024 / seconds);
+      if (p.worker)
+        cpu[k].push(
+          ((await threadCpuMs(p.worker)) - cpuBefore) * ((100 * 1024 * 1024) / DOWNLOAD_BYTES),
+        );
     }
   }
-  return paths.map((p, k) => {
-    const sorted = [...rates[k]].sort((a, b) => a - b);
-    return { label: p.label, mbPerSecond: sorted[Math.floor(sorted.length / 2)] };
-  });
+  return paths.map((p, k) => ({
+    label: p.label,
+    mbPerSecond: median(rates[k]),
+    ...(p.worker ? { proxyCpuMsPer100Mb: median(cpu[k]) } : {}),
+  }));
 }
 
 /** Opens `CONCURRENT` TLS connections at once, holds them all, then makes one request on each. */
@@ -227,6 +276,12 @@ function startWorker(data) {
 
 async function workerMain() {
   const { role, upstreamCaPem, serverPort, methods } = workerData;
+  // utime + stime of this thread, in clock ticks (100 per second on Linux).
+  parentPort.on('message', (message) => {
+    if (message !== 'cpu') return;
+    const fields = readFileSync('/proc/thread-self/stat', 'utf8').split(') ')[1].split(' ');
+    parentPort.postMessage({ cpuMs: (Number(fields[11]) + Number(fields[12])) * 10 });
+  });
   const upstreamCa = await CertificateAuthority.fromPem(upstreamCaPem);
   if (role === 'server') {
     const server = await startServer(upstreamCa);
@@ -254,16 +309,34 @@ async function main() {
 
   const paths = [
     { label: 'direct', serverPort, proxyPort: undefined, ca: upstreamPem },
-    { label: 'tunnel', serverPort, proxyPort: tunnel.port, ca: upstreamPem },
-    { label: 'intercept', serverPort, proxyPort: intercept.port, ca: interceptPem },
+    {
+      label: 'tunnel',
+      serverPort,
+      proxyPort: tunnel.port,
+      ca: upstreamPem,
+      worker: tunnel.worker,
+    },
+    {
+      label: 'intercept',
+      serverPort,
+      proxyPort: intercept.port,
+      ca: interceptPem,
+      worker: intercept.worker,
+    },
   ];
   const loadBefore = os.loadavg()[0];
-  const lat = await latencies(paths);
+  const none = { label: '', p50: NaN, p90: NaN, p99: NaN, addedP50: NaN };
+  const lat = THROUGHPUT_ONLY
+    ? paths.map((p) => ({ ...none, label: p.label }))
+    : await latencies(paths);
   const thr = await throughputs(paths);
-  const conc = [
-    await concurrency('tunnel', serverPort, tunnel.port, upstreamPem),
-    await concurrency('intercept', serverPort, intercept.port, interceptPem),
-  ];
+  const paced = await throughputs(paths, LINE_RATE_BYTES_PER_SECOND);
+  const conc = THROUGHPUT_ONLY
+    ? []
+    : [
+        await concurrency('tunnel', serverPort, tunnel.port, upstreamPem),
+        await concurrency('intercept', serverPort, intercept.port, interceptPem),
+      ];
 
   for (const w of [tunnel, intercept, server]) await w.worker.terminate();
 
@@ -279,20 +352,23 @@ async function main() {
       tunnel: thr[1].mbPerSecond / thr[0].mbPerSecond,
       intercept: thr[2].mbPerSecond / thr[0].mbPerSecond,
     },
+    lineRate: { bytesPerSecond: LINE_RATE_BYTES_PER_SECOND, throughput: paced },
     concurrency: conc,
   };
   console.log(JSON.stringify(summary, null, 2));
   const f = (n) => n.toFixed(2);
+  const load = `${loadBefore.toFixed(1)}-${os.loadavg()[0].toFixed(1)}`;
   console.log(
-    '\n| path | new HTTPS request p50 / p90 / p99 (ms) | added p50 (ms) | 100 MB download (MB/s) | vs direct |',
+    `\n| load avg | path | new HTTPS request p50 / p90 / p99 (ms) | added p50 (ms) | 100 MB uncapped (MB/s) | vs direct | proxy CPU per 100 MB (ms) | 100 MB at 1 Gbit/s (MB/s) | vs direct | proxy CPU per 100 MB (ms) |`,
   );
-  console.log('| --- | --- | --- | --- | --- |');
+  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (let i = 0; i < 3; i++) {
     const added = i === 0 ? '-' : f(lat[i].addedP50);
-    const ratio =
-      i === 0 ? '100 %' : `${Math.round((thr[i].mbPerSecond / thr[0].mbPerSecond) * 100)} %`;
+    const ratio = (r) =>
+      i === 0 ? '100 %' : `${Math.round((r[i].mbPerSecond / r[0].mbPerSecond) * 100)} %`;
+    const cpu = (r) => (i === 0 ? '-' : r[i].proxyCpuMsPer100Mb.toFixed(0));
     console.log(
-      `| ${lat[i].label} | ${f(lat[i].p50)} / ${f(lat[i].p90)} / ${f(lat[i].p99)} | ${added} | ${thr[i].mbPerSecond.toFixed(0)} | ${ratio} |`,
+      `| ${load} | ${lat[i].label} | ${f(lat[i].p50)} / ${f(lat[i].p90)} / ${f(lat[i].p99)} | ${added} | ${thr[i].mbPerSecond.toFixed(0)} | ${ratio(thr)} | ${cpu(thr)} | ${paced[i].mbPerSecond.toFixed(0)} | ${ratio(paced)} | ${cpu(paced)} |`,
     );
   }
   for (const c of conc)
