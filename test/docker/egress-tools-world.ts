@@ -1,6 +1,7 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import type http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -15,7 +16,9 @@ import { CertificateAuthority } from '../../src/egress/certificate-authority.js'
  * BERTH_EXTRA_CA_FILES) and the sandbox trusts through its system store:
  *
  * - `files.test`: plain files (`/x`, anything else answers its path);
- * - `git.test`: a bare repository served as static files (git's "dumb" HTTP protocol, GET only);
+ * - `git.test`: a bare repository served as static files (git's "dumb" HTTP protocol, GET only)
+ *   at `/repo.git`, and the same repository through `git http-backend` (the "smart" protocol, whose
+ *   fetch is a POST) at `/smart/repo.git`;
  * - `npm.test`: an npm registry (packument JSON + a tarball made with `npm pack`);
  * - `pypi.test`: a PEP 503 simple index with one pure-Python wheel built here.
  *
@@ -166,6 +169,51 @@ function makeBareRepository(dir: string): string {
   return join(dir, 'git-root');
 }
 
+/** `git http-backend` as a CGI program: the smart HTTP protocol, as forges speak it. */
+function smartGit(
+  root: string,
+  pathInfo: string,
+  url: string,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+): void {
+  const child = spawn('git', ['http-backend'], {
+    env: {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      GIT_PROJECT_ROOT: root,
+      GIT_HTTP_EXPORT_ALL: '1',
+      PATH_INFO: pathInfo,
+      QUERY_STRING: url.includes('?') ? url.slice(url.indexOf('?') + 1) : '',
+      REQUEST_METHOD: req.method ?? 'GET',
+      CONTENT_TYPE: req.headers['content-type'] ?? '',
+      HTTP_CONTENT_ENCODING: req.headers['content-encoding'] ?? '',
+      REMOTE_ADDR: '127.0.0.1',
+    },
+  });
+  req.pipe(child.stdin);
+  const out: Buffer[] = [];
+  child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
+  child.on('close', () => {
+    const all = Buffer.concat(out);
+    const end = all.indexOf('\r\n\r\n');
+    const split = end >= 0 ? end + 4 : all.indexOf('\n\n') + 2;
+    const head = all.subarray(0, Math.max(0, split)).toString('latin1');
+    let status = 200;
+    const headers: Record<string, string> = {};
+    for (const line of head.split(/\r?\n/)) {
+      const colon = line.indexOf(':');
+      if (colon <= 0) continue;
+      const name = line.slice(0, colon).trim().toLowerCase();
+      const value = line.slice(colon + 1).trim();
+      if (name === 'status') status = Number.parseInt(value, 10);
+      else headers[name] = value;
+    }
+    const body = all.subarray(Math.max(0, split));
+    res.writeHead(status, { ...headers, 'content-length': body.length });
+    res.end(body);
+  });
+}
+
 export async function startToolsWorld(): Promise<ToolsWorld> {
   const dir = mkdtempSync(join(tmpdir(), 'berth-egress-tools-world-'));
   const ca = await CertificateAuthority.create({ commonName: 'egress tools test world' });
@@ -205,6 +253,10 @@ export async function startToolsWorld(): Promise<ToolsWorld> {
       const origin = `https://${host}:${port}`;
       if (host === 'files.test') {
         send(200, 'text/plain', `file ${path} served to ${req.headers['user-agent'] ?? '?'}\n`);
+        return;
+      }
+      if (host === 'git.test' && path.startsWith('/smart/')) {
+        smartGit(gitRoot, path.slice('/smart'.length), url, req, res);
         return;
       }
       if (host === 'git.test') {

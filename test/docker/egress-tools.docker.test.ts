@@ -118,16 +118,20 @@ function probe(): string {
     `let b = ''; r.on('data', (d) => (b += d)); r.on('end', () => console.log(r.statusCode, b.trim()));`,
     `}).on('error', (e) => console.log('error', e.code || '', e.message));`,
   ].join(' ');
+  const nodeFetch = `fetch('https://files.test:${p}/fetch').then(async (r) => console.log(r.status, (await r.text()).trim()), (e) => console.log('error', e.cause?.code ?? '', e.message))`;
   return [
     'echo "node-version: $(node --version)"',
     `echo "curl: $(curl -sS --max-time 30 https://files.test:${p}/x 2>&1)"`,
     `echo "git: $(timeout 60 git clone -q https://git.test:${p}/repo.git /tmp/clone 2>&1 && cat /tmp/clone/README)"`,
+    // The smart protocol (what forges speak) fetches with a POST.
+    `echo "smart git: $(timeout 60 git clone -q https://git.test:${p}/smart/repo.git /tmp/smart 2>&1 && cat /tmp/smart/README)"`,
     `timeout 120 npm install --no-audit --no-fund --fetch-retries=0 ${world.npmPackage.name} >/tmp/npm.log 2>&1; rc=$?`,
     // Node's own warnings (NODE_USE_ENV_PROXY's "EnvHttpProxyAgent is experimental") go to stderr.
     `echo "npm: $rc $(node -e "console.log(require('${world.npmPackage.name}'))" 2>/tmp/node.err)"; [ $rc = 0 ] || tail -20 /tmp/npm.log /tmp/node.err`,
     `timeout 120 python3 -m pip download --no-deps --disable-pip-version-check -d /tmp/dl --index-url https://pypi.test:${p}/simple/ ${world.pyPackage.name} >/tmp/pip.log 2>&1; rc=$?`,
     `echo "pip: $rc $(ls /tmp/dl 2>&1)"; [ $rc = 0 ] || tail -20 /tmp/pip.log`,
     `echo "node: $(timeout 30 node -e "${nodeGet.replace(/"/g, '\\"')}" 2>/tmp/node.err)"; cat /tmp/node.err`,
+    `echo "fetch: $(timeout 30 node -e "${nodeFetch}" 2>/tmp/node.err)"; cat /tmp/node.err`,
     // Nothing went around the proxy.
     `proxy=\${HTTP_PROXY#http://}; gw=\${proxy%:*}`,
     `if timeout 3 bash -c "exec 3<>/dev/tcp/$gw/${canary.port}" 2>/dev/null; then echo "direct: open"; else echo "direct: closed"; fi`,
@@ -158,15 +162,26 @@ describe('curl, git, npm, pip and node through the egress proxy (docker)', () =>
       expect(output, output).toMatch(/^node-version: v22\./m);
       expect(output, output).toContain('curl: file /x served to curl/');
       expect(output, output).toContain('git: cloned through the egress proxy');
+      if (mode.startsWith('intercepted')) {
+        // Method limits without POST: the smart protocol's fetch is refused (docs/internet.md).
+        expect(output, output).toMatch(/smart git: .*403/);
+        expect(run.stderr).toContain(`egress denied POST git.test:${p} (method)`);
+        expect(world.requests).not.toContain('git.test POST /smart/repo.git/git-upload-pack');
+      } else {
+        expect(output, output).toContain('smart git: cloned through the egress proxy');
+        expect(world.requests).toContain('git.test POST /smart/repo.git/git-upload-pack');
+      }
       expect(output, output).toContain(`npm: 0 tiny npm package ${world.npmPackage.version}`);
       expect(output, output).toContain(`pip: 0 ${world.pyPackage.wheel}`);
       expect(output, output).toContain('node: 200 file /node served to');
+      expect(output, output).toContain('fetch: 200 file /fetch served to node');
       expect(output).toContain('direct: closed');
       expect(canary.hits).toEqual([]);
 
       // The world served each tool, and every request came through the proxy's allowed decisions.
       expect(world.requests).toContain('files.test GET /x');
       expect(world.requests).toContain('files.test GET /node');
+      expect(world.requests).toContain('files.test GET /fetch');
       expect(world.requests).toContain('git.test GET /repo.git/HEAD');
       expect(world.requests).toContain(`npm.test GET /${world.npmPackage.name}`);
       expect(world.requests).toContain(
@@ -181,7 +196,15 @@ describe('curl, git, npm, pip and node through the egress proxy (docker)', () =>
         if (mode.startsWith('intercepted')) expect(run.stderr).toContain(checked);
         else expect(run.stderr).not.toContain(checked);
       }
-      expect(run.stderr).not.toContain('egress denied');
+      // Nothing else was refused.
+      const denied = run.stderr.split('\n').filter((line) => line.includes('egress denied'));
+      if (mode.startsWith('intercepted')) {
+        expect(denied.length).toBeGreaterThan(0);
+        for (const line of denied)
+          expect(line).toContain(`egress denied POST git.test:${p} (method)`);
+      } else {
+        expect(denied).toEqual([]);
+      }
     },
     600_000,
   );
