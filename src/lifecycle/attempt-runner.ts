@@ -13,7 +13,7 @@ import type { AttemptError, AttemptResult } from '../domain/task/attempt.js';
 import type { CommandRecord } from '../domain/task/command-record.js';
 import type { TaskRef } from '../domain/task/task.js';
 import { BerthError, toBerthError } from '../errors/berth-error.js';
-import type { SandboxResources, SandboxRuntime } from '../ports/sandbox-runtime.js';
+import type { ExecResult, SandboxResources, SandboxRuntime } from '../ports/sandbox-runtime.js';
 import { BERTH_LABELS } from '../runtime/labels.js';
 import { SecretMasker } from '../secrets/secret-masker.js';
 import type { AgentPhase } from './agent-phase.js';
@@ -73,6 +73,8 @@ import type { WarmPool, WarmSpec } from './warm-pool.js';
  */
 
 export const WORKSPACE_DIR = '/workspace';
+/** The checked-out commit and the branch HEAD is on (`HEAD` when detached). */
+const HEAD_PROBE = ['git', 'rev-parse', 'HEAD', '--symbolic-full-name', 'HEAD'];
 /** How long a follow-up looks for a snapshot another orchestrator may still be committing. */
 const SNAPSHOT_WAIT_MS = 5_000;
 /** Output kept in an attempt's log (stdout and stderr of every phase together). */
@@ -160,6 +162,8 @@ interface Started {
 
 export class AttemptRunner {
   private readonly buildLock: CacheBuildLock;
+  /** Look-ups in flight, shared by the attempts that ask the same at the same moment. */
+  private readonly inFlight = new Map<string, Promise<unknown>>();
   /** Snapshots being committed after their attempt's result, by image: follow-ups wait for them. */
   private readonly snapshotsInFlight = new Map<string, Promise<void>>();
   private readonly buildLease: CacheBuildLease;
@@ -283,17 +287,19 @@ export class AttemptRunner {
               onProgress: (line) => emit({ type: 'log', stream: 'system', text: `${line}\n` }),
             })
           : plainRef;
-      const base = await runtime.inspectImage(baseRef).catch((error: unknown) => {
-        const e = toBerthError(error);
-        if (e.code === 'not_found' || e.code === 'image_missing') {
-          throw new BerthError(
-            'image_missing',
-            `the image "${spec.image}" (${baseRef}) is not built yet`,
-            { image: baseRef },
-          );
-        }
-        throw e;
-      });
+      const base = await this.shared(`image:${baseRef}`, () => runtime.inspectImage(baseRef)).catch(
+        (error: unknown) => {
+          const e = toBerthError(error);
+          if (e.code === 'not_found' || e.code === 'image_missing') {
+            throw new BerthError(
+              'image_missing',
+              `the image "${spec.image}" (${baseRef}) is not built yet`,
+              { image: baseRef },
+            );
+          }
+          throw e;
+        },
+      );
       const parts = cacheKeyParts({
         environmentId: run.environment.id,
         baseImageDigest: base.id,
@@ -322,9 +328,9 @@ export class AttemptRunner {
           : undefined;
       const localHead =
         location.kind === 'local' && run.ref.branch === undefined && run.ref.sha === undefined
-          ? localBranchHead(location.location, spec.repository.defaultBranch, signal).catch(
-              () => undefined,
-            )
+          ? this.shared(`head:${location.location}\0${spec.repository.defaultBranch}`, () =>
+              localBranchHead(location.location, spec.repository.defaultBranch),
+            ).catch(() => undefined)
           : undefined;
       // The setup network (full internet) is made when a step needs it: setup, maintenance, or a
       // fetch from a remote repository. A cached start from a local repository goes without.
@@ -613,6 +619,18 @@ export class AttemptRunner {
     }
   }
 
+  /**
+   * One engine or host look-up for all the attempts that start together (the N attempts of a
+   * task ask for the same image and branch at once); the answer is not kept once it arrived.
+   */
+  private shared<T>(key: string, lookUp: () => Promise<T>): Promise<T> {
+    const pending = this.inFlight.get(key) as Promise<T> | undefined;
+    if (pending !== undefined) return pending;
+    const started = lookUp().finally(() => this.inFlight.delete(key));
+    this.inFlight.set(key, started);
+    return started;
+  }
+
   private describeError(
     thrown: unknown,
     cancel: AbortSignal,
@@ -680,25 +698,43 @@ export class AttemptRunner {
   }
 
   /** A sandbox the warm pool started ahead of time, checked to be alive; undefined if none. */
-  private async takeWarm(common: CommonRun, spec: WarmSpec): Promise<SandboxContext | undefined> {
+  /**
+   * A sandbox the warm pool started ahead of time, checked to be alive; undefined if none. The
+   * check is `probe` when given (a command the caller needs anyway; its result is returned), else
+   * `true`.
+   */
+  private async takeWarm(
+    common: CommonRun,
+    spec: WarmSpec,
+    probe?: string[],
+  ): Promise<{ ctx: SandboxContext; probed?: ExecResult } | undefined> {
     const { runtime, warmPool } = this.options;
     const id = warmPool?.take(spec);
     if (id === undefined) return undefined;
     common.onSandbox(id);
+    let probed: ExecResult;
     try {
-      await runtime.exec(id, { argv: ['true'], timeoutMs: 10_000, signal: common.signal });
+      probed = await runtime.exec(id, {
+        argv: probe ?? ['true'],
+        workdir: WORKSPACE_DIR,
+        timeoutMs: 10_000,
+        signal: common.signal,
+      });
     } catch {
       await runtime.remove(id).catch(() => undefined);
       return undefined;
     }
     common.emit({ type: 'log', stream: 'system', text: 'using a sandbox started ahead of time\n' });
     return {
-      runtime,
-      sandboxId: id,
-      workdir: WORKSPACE_DIR,
-      emit: common.emit,
-      masker: common.masker,
-      signal: common.signal,
+      ctx: {
+        runtime,
+        sandboxId: id,
+        workdir: WORKSPACE_DIR,
+        emit: common.emit,
+        masker: common.masker,
+        signal: common.signal,
+      },
+      ...(probe !== undefined ? { probed } : {}),
     };
   }
 
@@ -910,13 +946,17 @@ export class AttemptRunner {
       resources: this.resourcesOf(spec),
       workdir: WORKSPACE_DIR,
     };
-    let ctx = network === undefined ? await this.takeWarm(common, warmSpec) : undefined;
-    ctx ??= await this.newSandbox(common, entry.image, network);
+    // A warm sandbox's liveness check is the HEAD check when that is needed (one exec, not two).
+    const warm =
+      network === undefined
+        ? await this.takeWarm(common, warmSpec, atEntryCommit ? HEAD_PROBE : undefined)
+        : undefined;
+    const ctx = warm?.ctx ?? (await this.newSandbox(common, entry.image, network));
     // The next attempts from this entry find sandboxes already started (made after this one ends).
     if (network === undefined) common.onWarmable(warmSpec);
     const output = new PhaseOutput(common.masker, common.emit);
     const onRef =
-      (atEntryCommit ? await this.onEntryCommit(common, ctx, entry) : undefined) ??
+      (atEntryCommit ? await this.onEntryCommit(common, ctx, entry, warm?.probed) : undefined) ??
       (await checkoutRef(this.checkoutContext(common, ctx, output), run.ref));
     output.end();
     // Login shells get the exports from the profile file in the image; they are read here only
@@ -954,16 +994,19 @@ export class AttemptRunner {
     common: CommonRun,
     ctx: SandboxContext,
     entry: CacheEntry,
+    probed: ExecResult | undefined,
   ): Promise<{ commit: string; branch: string } | undefined> {
     const branch = common.run.environment.spec.repository.defaultBranch;
-    const head = await this.options.runtime
-      .exec(ctx.sandboxId, {
-        argv: ['git', 'rev-parse', 'HEAD', '--symbolic-full-name', 'HEAD'],
-        workdir: ctx.workdir,
-        timeoutMs: 30_000,
-        signal: common.signal,
-      })
-      .catch(() => undefined);
+    const head =
+      probed ??
+      (await this.options.runtime
+        .exec(ctx.sandboxId, {
+          argv: HEAD_PROBE,
+          workdir: ctx.workdir,
+          timeoutMs: 30_000,
+          signal: common.signal,
+        })
+        .catch(() => undefined));
     if (head?.exitCode !== 0 || head.stdout.trim() !== `${entry.commit}\nrefs/heads/${branch}`)
       return undefined;
     common.emit({
