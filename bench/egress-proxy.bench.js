@@ -356,7 +356,7 @@ async function main() {
     concurrency: conc,
   };
   console.log(JSON.stringify(summary, null, 2));
-  const f = (n) => n.toFixed(2);
+  const f = (n) => (Number.isNaN(n) ? '-' : n.toFixed(2));
   const load = `${loadBefore.toFixed(1)}-${os.loadavg()[0].toFixed(1)}`;
   console.log(
     `\n| load avg | path | new HTTPS request p50 / p90 / p99 (ms) | added p50 (ms) | 100 MB uncapped (MB/s) | vs direct | proxy CPU per 100 MB (ms) | 100 MB at 1 Gbit/s (MB/s) | vs direct | proxy CPU per 100 MB (ms) |`,
