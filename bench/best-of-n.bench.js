@@ -27,6 +27,7 @@ const RUNS = QUICK ? 1 : 3;
 // tops itself up in the background then. The same pause precedes N = 1 and N = 8.
 const gapFlag = process.argv.indexOf('--gap-ms');
 const GAP_MS = gapFlag > 0 ? Number(process.argv[gapFlag + 1]) : 4000;
+const INSTANCE = `bench-bon-${process.pid}`;
 const BIN = resolve(import.meta.dirname, '../bin/berth.js');
 const COMMAND = 'echo "answer $(od -An -N4 -tx4 /dev/urandom)" > answer.txt';
 
@@ -89,6 +90,7 @@ const server = spawn(
       BERTH_CONCURRENCY: '8',
       BERTH_LOG_LEVEL: 'warn',
       BERTH_CONFIG_DIR: join(root, 'config'),
+      BERTH_INSTANCE: INSTANCE,
     },
     stdio: ['ignore', 'pipe', 'inherit'],
   },
@@ -177,4 +179,21 @@ try {
   server.kill('SIGTERM');
   await new Promise((r) => server.once('exit', r));
   rmSync(root, { recursive: true, force: true });
+  // The run's snapshots and cache entry (snapshots first: they are children of the cache image).
+  for (const kind of ['snapshot', 'cache']) {
+    const ids = execFileSync(
+      'docker',
+      [
+        'images',
+        '-q',
+        '--filter',
+        `label=berth.instance=${INSTANCE}`,
+        '--filter',
+        `label=berth.kind=${kind}`,
+      ],
+      { encoding: 'utf8' },
+    ).trim();
+    if (ids !== '')
+      execFileSync('docker', ['rmi', '-f', ...new Set(ids.split('\n'))], { stdio: 'ignore' });
+  }
 }

@@ -56,6 +56,7 @@ function quantile(values, q) {
 }
 
 const totals = [];
+let caInImage = 0;
 const steps = {};
 try {
   for (let i = 0; i <= RUNS; i++) {
@@ -80,9 +81,11 @@ try {
     if (i === 0) continue; // the first run builds the cache entry
     totals.push(Number(line[1]));
     for (const part of line[2].split(', ')) {
-      const [name, value] = part.split(' ');
-      (steps[name] ??= []).push(Number(value));
+      const step = /^(\S+) (\d+)$/.exec(part);
+      if (step === null) continue; // a note, such as "CA already in the image"
+      (steps[step[1]] ??= []).push(Number(step[2]));
     }
+    if (line[2].includes('CA already in the image')) caInImage++;
   }
   const summary = (values) => ({
     p50: Math.round(quantile(values, 0.5)),
@@ -98,6 +101,7 @@ try {
         image: IMAGE,
         runs: RUNS,
         lockdownMs: summary(totals),
+        caAlreadyInImage: `${caInImage} of ${totals.length}`,
         stepsMs: Object.fromEntries(Object.entries(steps).map(([k, v]) => [k, summary(v)])),
       },
       null,
@@ -111,12 +115,22 @@ try {
     { encoding: 'utf8' },
   ).trim();
   if (left !== '') execFileSync('docker', ['rm', '-f', ...left.split('\n')]);
-  const images = execFileSync(
-    'docker',
-    ['images', '-q', '--filter', `label=berth.instance=${INSTANCE}`],
-    { encoding: 'utf8' },
-  ).trim();
-  if (images !== '')
-    execFileSync('docker', ['rmi', '-f', ...new Set(images.split('\n'))], { stdio: 'ignore' });
+  // Snapshots first: they are children of the cache image.
+  for (const kind of ['snapshot', 'cache']) {
+    const ids = execFileSync(
+      'docker',
+      [
+        'images',
+        '-q',
+        '--filter',
+        `label=berth.instance=${INSTANCE}`,
+        '--filter',
+        `label=berth.kind=${kind}`,
+      ],
+      { encoding: 'utf8' },
+    ).trim();
+    if (ids !== '')
+      execFileSync('docker', ['rmi', '-f', ...new Set(ids.split('\n'))], { stdio: 'ignore' });
+  }
   rmSync(root, { recursive: true, force: true });
 }
