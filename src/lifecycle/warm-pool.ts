@@ -46,7 +46,7 @@ export interface WarmPoolOptions {
   maxPerKey?: number;
   /** Takes this close to the first of a burst count as one burst (5 s). */
   burstMs?: number;
-  /** The top-up starts this long after the last `fill` call (1 s). */
+  /** The top-up starts this long after the last `fill` call (300 ms). */
   fillDelayMs?: number;
   /** Sandboxes started at once while topping up (2). */
   makeConcurrency?: number;
@@ -73,7 +73,7 @@ export class WarmPool {
     this.maxIdleMs = o.maxIdleMs ?? 10 * 60_000;
     this.maxPerKey = Math.max(1, o.maxPerKey ?? 8);
     this.burstMs = o.burstMs ?? 5_000;
-    this.fillDelayMs = o.fillDelayMs ?? 1_000;
+    this.fillDelayMs = o.fillDelayMs ?? 300;
     this.makeConcurrency = Math.max(1, o.makeConcurrency ?? 2);
   }
 
