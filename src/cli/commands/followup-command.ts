@@ -3,7 +3,7 @@ import type { CliContext } from '../cli-context.js';
 import { withClientOptions, type ClientOptions } from '../client-options.js';
 import type { TaskViewBody } from '../../server/api-schemas.js';
 import { formatProgress } from '../../lifecycle/progress-format.js';
-import { describeTask, followEvents } from './task-command.js';
+import { describeTask, followEvents, statusPollDelayMs } from './task-command.js';
 
 const TERMINAL = new Set(['succeeded', 'failed', 'cancelled']);
 
@@ -51,11 +51,11 @@ export function registerFollowUpCommand(task: Command, ctx: CliContext): void {
         if (!options.json) ctx.io.stderr.write(formatProgress(event, ''));
       });
       let view: TaskViewBody;
-      for (;;) {
+      for (let poll = 0; ; poll++) {
         view = await client.request<TaskViewBody>('GET', path);
         const turn = view.attempts.find((a) => a.id === created.attempt);
         if (turn && TERMINAL.has(turn.status)) break;
-        await new Promise((r) => setTimeout(r, 200));
+        await new Promise((r) => setTimeout(r, statusPollDelayMs(poll)));
       }
       const turn = view.attempts.find((a) => a.id === created.attempt);
       if (options.json) ctx.json({ ...view, attempt: created.attempt });

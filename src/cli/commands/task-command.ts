@@ -125,11 +125,19 @@ export async function waitForTask(
       }),
     ),
   );
-  for (;;) {
+  // The task's status can lag its attempts' streams by a moment: poll at once, then tightly for
+  // that moment (25 ms), backing off to 200 ms for a task that stays open longer (a few requests
+  // in the first half second, then five a second, as before).
+  for (let poll = 0; ; poll++) {
     const current = await client.request<TaskViewBody>('GET', path(task.id));
     if (TERMINAL.has(current.status)) return current;
-    await new Promise((r) => setTimeout(r, 200));
+    await new Promise((r) => setTimeout(r, statusPollDelayMs(poll)));
   }
+}
+
+/** Milliseconds before the next task-status poll after `poll` polls: 25, 25, 25, 25, 50, 100, 200, 200, … */
+export function statusPollDelayMs(poll: number): number {
+  return poll < 4 ? 25 : Math.min(200, 25 * 2 ** (poll - 3));
 }
 
 export function registerExecCommand(program: Command, ctx: CliContext): void {
