@@ -1,20 +1,18 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerRuntime } from '../../src/adapters/runtime/docker/docker-runtime.js';
-import { SqliteStore } from '../../src/adapters/store/sqlite/sqlite-store.js';
-import { parseEnvironmentSpec } from '../../src/domain/environment/environment-file.js';
 import { newId } from '../../src/domain/ids.js';
 import type { Attempt } from '../../src/domain/task/attempt.js';
-import { AttemptRunner } from '../../src/lifecycle/attempt-runner.js';
-import { CommandAgent } from '../../src/lifecycle/command-agent.js';
-import { NoNetworkEnforcer } from '../../src/lifecycle/network-policy-enforcer.js';
-import { leaseOwnerId, Scheduler } from '../../src/lifecycle/scheduler.js';
+import { leaseOwnerId, type Scheduler } from '../../src/lifecycle/scheduler.js';
 import { WARM_OWNER_LABEL, WarmPool, type WarmSpec } from '../../src/lifecycle/warm-pool.js';
-import { removeInstanceImages } from '../support/docker-cleanup.js';
-import { lifecycleTestImage, makeSampleRepository } from './lifecycle-support.js';
+import {
+  closeTaskQueueWorld,
+  commandScheduler,
+  openTaskQueueWorld,
+  type TaskQueueWorld,
+} from './task-queue-support.js';
 
 /**
  * The fast paths of a cached attempt on a real engine and a real SQLite file: the snapshot
@@ -24,11 +22,7 @@ import { lifecycleTestImage, makeSampleRepository } from './lifecycle-support.js
  */
 
 const instance = `lcfast-${process.pid}`;
-let image: string;
-let repo: ReturnType<typeof makeSampleRepository>;
-let dir: string;
-let store: SqliteStore;
-let environmentId: string;
+let world: TaskQueueWorld;
 
 /** The real runtime, with commits held back a while (so "after the result" is observable). */
 class SlowCommitRuntime extends DockerRuntime {
@@ -41,67 +35,35 @@ class SlowCommitRuntime extends DockerRuntime {
 const runtime = new SlowCommitRuntime({ instance });
 
 function scheduler(): Scheduler {
-  const runner = new AttemptRunner({
-    runtime,
-    cache: store,
-    enforcer: new NoNetworkEnforcer(),
-    resolveImage: () => image,
-    cacheTtlMs: 3600_000,
-    snapshotTtlMs: 3600_000,
-    allowLocalRepositories: true,
-  });
-  return new Scheduler({
-    store,
-    runner,
-    runtime,
-    openSecrets: () => Promise.resolve({}),
-    agentFor: (task) => new CommandAgent(task.command ?? 'true'),
-    concurrency: 2,
-    pollMs: 100,
-  });
+  return commandScheduler(world, runtime);
 }
 
 function git(...args: string[]): string {
   return execFileSync(
     'git',
-    ['-C', repo.dir, '-c', 'user.name=B', '-c', 'user.email=b@berth.example', ...args],
+    ['-C', world.repo.dir, '-c', 'user.name=B', '-c', 'user.email=b@berth.example', ...args],
     { encoding: 'utf8' },
   ).trim();
 }
 
 async function systemLog(attemptId: string): Promise<string> {
-  return (await store.listAttemptEvents(attemptId))
+  return (await world.store.listAttemptEvents(attemptId))
     .map((e) => (e.type === 'log' ? e.text : e.type === 'warning' ? e.message : ''))
     .join('');
 }
 
 beforeAll(async () => {
-  image = lifecycleTestImage();
-  repo = makeSampleRepository();
-  dir = mkdtempSync(join(tmpdir(), 'berth-fast-paths-'));
-  store = SqliteStore.open(dir);
-  await store.migrate();
-  environmentId = newId('environment');
-  await store.createEnvironment({
-    id: environmentId,
-    spec: parseEnvironmentSpec({ name: 'fast', repository: repo.dir, image: 'minimal' }),
-    createdByTokenId: null,
-    secrets: [],
-    now: new Date().toISOString(),
-  });
+  world = await openTaskQueueWorld('fast');
 });
 
 afterAll(async () => {
-  await store.close();
   const left = execFileSync(
     'docker',
     ['ps', '-aq', '--filter', `label=berth.instance=${instance}`],
     { encoding: 'utf8' },
   ).trim();
   if (left !== '') execFileSync('docker', ['rm', '-f', ...left.split('\n')]);
-  removeInstanceImages(instance);
-  rmSync(dir, { recursive: true, force: true });
-  rmSync(repo.dir, { recursive: true, force: true });
+  await closeTaskQueueWorld(world, instance);
   expect(left).toBe('');
 });
 
@@ -111,14 +73,14 @@ describe('fast paths of a cached attempt (docker)', () => {
     await queue.start();
     try {
       const { task, attempts } = await queue.submit({
-        environmentId,
+        environmentId: world.environmentId,
         prompt: '',
         command: 'echo "first turn" > turn1.txt',
         ref: {},
         attempts: 1,
       });
       expect((await queue.waitForTask(task.id)).status).toBe('succeeded');
-      const parent = await store.getAttempt(attempts[0]?.id ?? '');
+      const parent = await world.store.getAttempt(attempts[0]?.id ?? '');
       const snapshotImage = parent?.result?.snapshotImage ?? '';
       expect(parent?.result?.diff).toContain('turn1.txt');
       // The result is out while the (held back) commit is still running.
@@ -145,9 +107,9 @@ describe('fast paths of a cached attempt (docker)', () => {
         startedAt: null,
         finishedAt: null,
       };
-      await store.addFollowUpAttempt(followUp, now);
+      await world.store.addFollowUpAttempt(followUp, now);
       expect((await queue.waitForTask(task.id)).status).toBe('succeeded');
-      const turn = await store.getAttempt(followUp.id);
+      const turn = await world.store.getAttempt(followUp.id);
       expect(turn?.phase, JSON.stringify(turn?.error)).toBe('succeeded');
       expect(turn?.result?.commands[0]?.output).toContain('first turn');
       expect(await systemLog(followUp.id)).toContain(`waiting for the snapshot ${snapshotImage}`);
@@ -163,14 +125,14 @@ describe('fast paths of a cached attempt (docker)', () => {
     try {
       const run = async (command: string) => {
         const { task, attempts } = await queue.submit({
-          environmentId,
+          environmentId: world.environmentId,
           prompt: '',
           command,
           ref: {},
           attempts: 1,
         });
         expect((await queue.waitForTask(task.id)).status).toBe('succeeded');
-        const attempt = await store.getAttempt(attempts[0]?.id ?? '');
+        const attempt = await world.store.getAttempt(attempts[0]?.id ?? '');
         return {
           commit: attempt?.result?.baseCommit,
           output: attempt?.result?.commands[0]?.output ?? '',
@@ -178,11 +140,11 @@ describe('fast paths of a cached attempt (docker)', () => {
         };
       };
       const cached = await run('git rev-parse --abbrev-ref HEAD; git status --porcelain');
-      expect(cached.commit).toBe(repo.mainCommit);
+      expect(cached.commit).toBe(world.repo.mainCommit);
       expect(cached.log).toContain("main is at the cache entry's commit");
       expect(cached.output.trim()).toBe('main');
 
-      writeFileSync(join(repo.dir, 'later.txt'), 'added after the cache entry\n');
+      writeFileSync(join(world.repo.dir, 'later.txt'), 'added after the cache entry\n');
       git('add', 'later.txt');
       git('commit', '-qm', 'later');
       const moved = await run('cat later.txt; git rev-parse --abbrev-ref HEAD');
@@ -199,7 +161,7 @@ describe('fast paths of a cached attempt (docker)', () => {
     const owner = leaseOwnerId();
     const pool = new WarmPool(runtime, owner, { fillDelayMs: 0, maxPerKey: 3 });
     const spec: WarmSpec = {
-      image,
+      image: world.image,
       resources: { cpus: 1, memoryMb: 256, pids: 128 },
       workdir: '/workspace',
     };

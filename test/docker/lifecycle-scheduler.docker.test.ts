@@ -1,127 +1,60 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerRuntime } from '../../src/adapters/runtime/docker/docker-runtime.js';
-import { SqliteStore } from '../../src/adapters/store/sqlite/sqlite-store.js';
-import { parseEnvironmentSpec } from '../../src/domain/environment/environment-file.js';
 import { newId } from '../../src/domain/ids.js';
 import type { AttemptPhase } from '../../src/domain/task/attempt-phase.js';
-import { AttemptRunner } from '../../src/lifecycle/attempt-runner.js';
 import { CacheCollector } from '../../src/lifecycle/cache-collector.js';
-import { CommandAgent } from '../../src/lifecycle/command-agent.js';
-import { NoNetworkEnforcer } from '../../src/lifecycle/network-policy-enforcer.js';
-import { leaseOwnerId, Scheduler } from '../../src/lifecycle/scheduler.js';
+import { leaseOwnerId, type Scheduler } from '../../src/lifecycle/scheduler.js';
 import { WARM_OWNER_LABEL, WarmPool } from '../../src/lifecycle/warm-pool.js';
-import { removeInstanceImages } from '../support/docker-cleanup.js';
-import { lifecycleTestImage, makeSampleRepository } from './lifecycle-support.js';
+import {
+  addEnvironment,
+  closeTaskQueueWorld,
+  commandScheduler,
+  openTaskQueueWorld,
+  type TaskQueueWorld,
+} from './task-queue-support.js';
 
 /** The queue on a real engine and a real SQLite file: cancel, recovery after a crash, image GC. */
 
 const instance = `lcsched-${process.pid}`;
-let image: string;
-let repo: ReturnType<typeof makeSampleRepository>;
-let dir: string;
-let store: SqliteStore;
-let runtime: DockerRuntime;
-let environmentId: string;
+const runtime = new DockerRuntime({ instance });
+let world: TaskQueueWorld;
 
-function scheduler(command: string): Scheduler {
-  const runner = new AttemptRunner({
-    runtime,
-    cache: store,
-    enforcer: new NoNetworkEnforcer(),
-    resolveImage: () => image,
-    cacheTtlMs: 3600_000,
-    snapshotTtlMs: 3600_000,
-    allowLocalRepositories: true,
-  });
-  return new Scheduler({
-    store,
-    runner,
-    runtime,
-    openSecrets: () => Promise.resolve({}),
-    agentFor: () => new CommandAgent(command),
-    concurrency: 2,
-    pollMs: 100,
-    leaseMs: 5_000,
-  });
+/** The test queue (leases of 5 s), its agent phase running each task's command. */
+function scheduler(): Scheduler {
+  return commandScheduler(world, runtime, { leaseMs: 5_000 });
 }
 
 beforeAll(async () => {
-  image = lifecycleTestImage();
-  repo = makeSampleRepository();
-  dir = mkdtempSync(join(tmpdir(), 'berth-scheduler-'));
-  store = SqliteStore.open(dir);
-  await store.migrate();
-  runtime = new DockerRuntime({ instance });
-  environmentId = newId('environment');
-  await store.createEnvironment({
-    id: environmentId,
-    spec: parseEnvironmentSpec({ name: 'sched', repository: repo.dir, image: 'minimal' }),
-    createdByTokenId: null,
-    secrets: [],
-    now: new Date().toISOString(),
-  });
+  world = await openTaskQueueWorld('sched');
 });
 
 afterAll(async () => {
-  await store.close();
-  removeInstanceImages(instance);
-  rmSync(dir, { recursive: true, force: true });
-  rmSync(repo.dir, { recursive: true, force: true });
+  await closeTaskQueueWorld(world, instance);
 });
 
 describe('the task queue on a real engine', () => {
   it('starts cached attempts on sandboxes started ahead of time, and leaves none behind', async () => {
     const owner = leaseOwnerId();
     const warmPool = new WarmPool(runtime, owner);
-    const runner = new AttemptRunner({
-      runtime,
-      cache: store,
-      enforcer: new NoNetworkEnforcer(),
-      resolveImage: () => image,
-      cacheTtlMs: 3600_000,
-      snapshotTtlMs: 3600_000,
-      allowLocalRepositories: true,
-      warmPool,
-    });
-    const queue = new Scheduler({
-      store,
-      runner,
-      runtime,
-      owner,
-      warmPool,
-      openSecrets: () => Promise.resolve({}),
-      agentFor: () => new CommandAgent('cat README.md'),
-      concurrency: 1,
-      pollMs: 100,
-    });
-    const warm = await store.createEnvironment({
-      id: newId('environment'),
-      spec: parseEnvironmentSpec({
-        name: 'warm',
-        repository: repo.dir,
-        image: 'minimal',
-        setup: 'touch /root/set-up',
-      }),
-      createdByTokenId: null,
-      secrets: [],
-      now: new Date().toISOString(),
+    const queue = commandScheduler(world, runtime, { owner, warmPool, concurrency: 1 });
+    const warm = await addEnvironment(world.store, {
+      name: 'warm',
+      repository: world.repo.dir,
+      setup: 'touch /root/set-up',
     });
     await queue.start();
     const used: boolean[] = [];
     try {
       for (let i = 0; i < 3; i++) {
         const { task, attempts } = await queue.submit({
-          environmentId: warm.id,
+          environmentId: warm,
           prompt: '',
           command: 'cat README.md',
           ref: {},
           attempts: 1,
         });
         expect((await queue.waitForTask(task.id)).status).toBe('succeeded');
-        const events = await store.listAttemptEvents(attempts[0]?.id ?? '');
+        const events = await world.store.listAttemptEvents(attempts[0]?.id ?? '');
         used.push(events.some((e) => e.type === 'log' && e.text.includes('started ahead of time')));
         // Give the pool time to start the next one (it does so in the background).
         await new Promise((resolve) => setTimeout(resolve, 2_500));
@@ -136,22 +69,22 @@ describe('the task queue on a real engine', () => {
 
   it('removes warm sandboxes of an orchestrator that holds no lease', async () => {
     const left = await runtime.create({
-      image,
+      image: world.image,
       labels: { [WARM_OWNER_LABEL]: 'orch-dead-1234' },
       resources: { cpus: 1, memoryMb: 128, pids: 64 },
     });
-    await scheduler('true').recover();
+    await scheduler().recover();
     expect(
       (await runtime.list({ [WARM_OWNER_LABEL]: 'orch-dead-1234' })).map((s) => s.id),
     ).not.toContain(left.id);
   });
 
   it('cancels a running attempt, stops its command and removes its sandbox and network', async () => {
-    const queue = scheduler('sleep 300');
+    const queue = scheduler();
     await queue.start();
     try {
       const { task, attempts } = await queue.submit({
-        environmentId,
+        environmentId: world.environmentId,
         prompt: '',
         command: 'sleep 300',
         ref: {},
@@ -172,7 +105,7 @@ describe('the task queue on a real engine', () => {
       const done = await queue.waitForTask(task.id);
       console.log(`cancel took ${Date.now() - started} ms`);
       expect(done.status).toBe('cancelled');
-      const attempt = await store.getAttempt(attemptId);
+      const attempt = await world.store.getAttempt(attemptId);
       expect(attempt?.phase).toBe('cancelled');
       expect(attempt?.error?.message).toBe('the attempt was cancelled during agent');
       expect(phases.at(-1)).toBe('cancelled');
@@ -184,9 +117,9 @@ describe('the task queue on a real engine', () => {
   });
 
   it('after an orchestrator died: starts an attempt over that had not reached the agent, fails one that had, removes what both left', async () => {
-    const queue = scheduler('cat README.md');
+    const queue = scheduler();
     const { task, attempts } = await queue.submit({
-      environmentId,
+      environmentId: world.environmentId,
       prompt: '',
       command: 'cat README.md',
       ref: {},
@@ -201,11 +134,16 @@ describe('the task queue on a real engine', () => {
       [inAgent, 'agent'],
     ] as const) {
       expect(
-        (await store.claimNextAttempt({ owner: 'dead-orchestrator', now: past, leaseMs: 1_000 }))
-          ?.id,
+        (
+          await world.store.claimNextAttempt({
+            owner: 'dead-orchestrator',
+            now: past,
+            leaseMs: 1_000,
+          })
+        )?.id,
       ).toBe(id);
-      await store.updateAttempt(id, { phase }, { leaseOwner: 'dead-orchestrator' });
-      await store.appendAttemptEvents([
+      await world.store.updateAttempt(id, { phase }, { leaseOwner: 'dead-orchestrator' });
+      await world.store.appendAttemptEvents([
         { attemptId: id, seq: 1, at: past, type: 'phase', phase: 'creating' },
         { attemptId: id, seq: 2, at: past, type: 'phase', phase },
       ]);
@@ -220,7 +158,7 @@ describe('the task queue on a real engine', () => {
         labels,
       });
       const sandbox = await runtime.create({
-        image,
+        image: world.image,
         labels,
         resources: { cpus: 1, memoryMb: 128, pids: 64 },
       });
@@ -229,18 +167,18 @@ describe('the task queue on a real engine', () => {
 
     expect(await queue.recover()).toBe(2);
     expect(await queue.recover()).toBe(0);
-    const failed = await store.getAttempt(inAgent);
+    const failed = await world.store.getAttempt(inAgent);
     expect(failed?.phase).toBe('failed');
     expect(failed?.error?.message).toBe('orchestrator restarted during agent');
-    expect((await store.listAttemptEvents(inAgent)).map((e) => e.type)).toEqual([
+    expect((await world.store.listAttemptEvents(inAgent)).map((e) => e.type)).toEqual([
       'phase',
       'phase',
       'error',
       'phase',
     ]);
-    const requeued = await store.getAttempt(inSetup);
+    const requeued = await world.store.getAttempt(inSetup);
     expect(requeued).toMatchObject({ phase: 'queued', leaseOwner: null, startedAt: null });
-    const restartEvent = (await store.listAttemptEvents(inSetup)).at(-2);
+    const restartEvent = (await world.store.listAttemptEvents(inSetup)).at(-2);
     expect(restartEvent).toMatchObject({
       seq: 3,
       type: 'warning',
@@ -258,10 +196,10 @@ describe('the task queue on a real engine', () => {
     try {
       const done = await queue.waitForTask(task.id, AbortSignal.timeout(60_000));
       expect(done.status).toBe('failed');
-      const rerun = await store.getAttempt(inSetup);
+      const rerun = await world.store.getAttempt(inSetup);
       expect(rerun?.phase).toBe('succeeded');
       expect(rerun?.result?.commands[0]?.output).toContain('# sample');
-      const seqs = (await store.listAttemptEvents(inSetup)).map((e) => e.seq);
+      const seqs = (await world.store.listAttemptEvents(inSetup)).map((e) => e.seq);
       expect(seqs).toEqual(seqs.map((_, i) => i + 1));
       expect(seqs.length).toBeGreaterThan(4);
     } finally {
@@ -270,8 +208,8 @@ describe('the task queue on a real engine', () => {
   });
 
   it('a berth run (claiming its own tasks only) fails what another run left instead of queueing it', async () => {
-    const { task, attempts } = await scheduler('true').submit({
-      environmentId,
+    const { task, attempts } = await scheduler().submit({
+      environmentId: world.environmentId,
       prompt: '',
       command: 'true',
       ref: {},
@@ -279,40 +217,27 @@ describe('the task queue on a real engine', () => {
     });
     const id = attempts[0]?.id ?? '';
     const past = new Date(Date.now() - 60_000).toISOString();
-    await store.claimNextAttempt({
+    await world.store.claimNextAttempt({
       owner: 'dead-run',
       now: past,
       leaseMs: 1_000,
       taskIds: [task.id],
     });
-    await store.updateAttempt(id, { phase: 'setup' }, { leaseOwner: 'dead-run' });
-    const run = new Scheduler({
-      store,
-      runner: new AttemptRunner({
-        runtime,
-        cache: store,
-        enforcer: new NoNetworkEnforcer(),
-        resolveImage: () => image,
-        cacheTtlMs: 3600_000,
-        snapshotTtlMs: 3600_000,
-        allowLocalRepositories: true,
-      }),
-      runtime,
-      openSecrets: () => Promise.resolve({}),
-      agentFor: () => new CommandAgent('true'),
+    await world.store.updateAttempt(id, { phase: 'setup' }, { leaseOwner: 'dead-run' });
+    const run = commandScheduler(world, runtime, {
       concurrency: 1,
       onlyTasks: new Set(['task_of_this_run']),
     });
     expect(await run.recover()).toBe(1);
-    const attempt = await store.getAttempt(id);
+    const attempt = await world.store.getAttempt(id);
     expect(attempt?.phase).toBe('failed');
     expect(attempt?.error?.message).toBe('orchestrator restarted during setup');
   });
 
   it('fails an attempt that already started over twice when its orchestrator dies again', async () => {
-    const queue = scheduler('true');
+    const queue = scheduler();
     const { task, attempts } = await queue.submit({
-      environmentId,
+      environmentId: world.environmentId,
       prompt: '',
       command: 'true',
       ref: {},
@@ -320,14 +245,14 @@ describe('the task queue on a real engine', () => {
     });
     const id = attempts[0]?.id ?? '';
     const past = new Date(Date.now() - 60_000).toISOString();
-    await store.claimNextAttempt({
+    await world.store.claimNextAttempt({
       owner: 'dead-orchestrator',
       now: past,
       leaseMs: 1_000,
       taskIds: [task.id],
     });
-    await store.updateAttempt(id, { phase: 'setup' }, { leaseOwner: 'dead-orchestrator' });
-    await store.appendAttemptEvents(
+    await world.store.updateAttempt(id, { phase: 'setup' }, { leaseOwner: 'dead-orchestrator' });
+    await world.store.appendAttemptEvents(
       [1, 2].map((seq) => ({
         attemptId: id,
         seq,
@@ -338,7 +263,7 @@ describe('the task queue on a real engine', () => {
       })),
     );
     expect(await queue.recover()).toBe(1);
-    const attempt = await store.getAttempt(id);
+    const attempt = await world.store.getAttempt(id);
     expect(attempt?.phase).toBe('failed');
     expect(attempt?.error?.message).toBe(
       'orchestrator restarted during setup (the attempt had started over 2 time(s) already)',
@@ -347,7 +272,7 @@ describe('the task queue on a real engine', () => {
 
   it('collects a cache image that was committed but never recorded, and keeps a recorded one', async () => {
     const sandbox = await runtime.create({
-      image,
+      image: world.image,
       labels: {},
       resources: { cpus: 1, memoryMb: 128, pids: 64 },
     });
@@ -363,14 +288,14 @@ describe('the task queue on a real engine', () => {
         labels: { 'berth.kind': 'cache', 'berth.marker': 'kept' },
       });
       const now = new Date();
-      await store.publishCacheEntry({
+      await world.store.publishCacheEntry({
         id: newId('cacheEntry'),
-        environmentId,
+        environmentId: world.environmentId,
         key: 'k',
         parts: {
           version: 1,
           baseImage: 'x',
-          repository: { url: repo.dir, defaultBranch: 'main' },
+          repository: { url: world.repo.dir, defaultBranch: 'main' },
           versions: {},
           setup: null,
           maintenance: null,
@@ -380,12 +305,12 @@ describe('the task queue on a real engine', () => {
         image: `berth-cache:kept-${process.pid}`,
         imageId: kept.id,
         sizeBytes: kept.sizeBytes,
-        commit: repo.mainCommit,
+        commit: world.repo.mainCommit,
         exportNames: [],
         createdAt: now.toISOString(),
         expiresAt: new Date(now.getTime() + 3600_000).toISOString(),
       });
-      const result = await new CacheCollector(store, runtime, 0).collect();
+      const result = await new CacheCollector(world.store, runtime, 0).collect();
       expect(result.images).toBeGreaterThanOrEqual(1);
       expect(await runtime.imageExists(orphan.id)).toBe(false);
       expect(await runtime.imageExists(kept.id)).toBe(true);
