@@ -1,7 +1,4 @@
-import { execFileSync, spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +9,7 @@ import {
   cloneRepository,
   type CheckoutContext,
 } from '../../src/lifecycle/checkout.js';
+import { GitHttpServer } from '../support/git-http-server.js';
 import { lifecycleTestImage, makeSampleRepository } from './lifecycle-support.js';
 
 /**
@@ -25,59 +23,11 @@ const TOKEN = 'tok-9f8e7d6c5b4a';
 const instance = `lcco-${process.pid}`;
 let repo: ReturnType<typeof makeSampleRepository>;
 let root: string;
-let server: Server;
+let server: GitHttpServer;
 let runtime: DockerRuntime;
 const network = `berth-lcco-${process.pid}`;
 let sandboxId = '';
 let url = '';
-const seen: { authorized: number; refused: number } = { authorized: 0, refused: 0 };
-
-function gitBackend(req: IncomingMessage, res: ServerResponse): void {
-  const auth = req.headers.authorization ?? '';
-  if (auth !== `Basic ${Buffer.from(`${USER}:${TOKEN}`).toString('base64')}`) {
-    seen.refused++;
-    res.writeHead(401, { 'WWW-Authenticate': 'Basic realm="test"' }).end();
-    return;
-  }
-  seen.authorized++;
-  const u = new URL(req.url ?? '/', 'http://x');
-  const cgi = spawn('git', ['http-backend'], {
-    env: {
-      PATH: process.env.PATH ?? '/usr/bin:/bin',
-      GIT_PROJECT_ROOT: root,
-      GIT_HTTP_EXPORT_ALL: '1',
-      PATH_INFO: u.pathname,
-      QUERY_STRING: u.search.slice(1),
-      REQUEST_METHOD: req.method ?? 'GET',
-      CONTENT_TYPE: req.headers['content-type'] ?? '',
-      REMOTE_USER: USER,
-      REMOTE_ADDR: '127.0.0.1',
-    },
-  });
-  req.pipe(cgi.stdin);
-  let head = Buffer.alloc(0);
-  let headersDone = false;
-  cgi.stdout.on('data', (chunk: Buffer) => {
-    if (headersDone) {
-      res.write(chunk);
-      return;
-    }
-    head = Buffer.concat([head, chunk]);
-    const end = head.indexOf('\r\n\r\n');
-    if (end < 0) return;
-    headersDone = true;
-    let status = 200;
-    for (const line of head.subarray(0, end).toString().split('\r\n')) {
-      const [name = '', ...rest] = line.split(':');
-      const value = rest.join(':').trim();
-      if (name.toLowerCase() === 'status') status = Number(value.split(' ')[0]);
-      else res.setHeader(name, value);
-    }
-    res.writeHead(status);
-    res.write(head.subarray(end + 4));
-  });
-  cgi.stdout.on('end', () => res.end());
-}
 
 beforeAll(async () => {
   const image = lifecycleTestImage();
@@ -87,10 +37,9 @@ beforeAll(async () => {
   runtime = new DockerRuntime({ instance });
   const net = await runtime.createNetwork({ name: network, internal: false, labels: {} });
   if (net.gateway === undefined) throw new Error('the test network has no gateway address');
-  server = createServer(gitBackend);
-  server.listen(0, net.gateway);
-  await once(server, 'listening');
-  url = `http://${USER}:${TOKEN}@${net.gateway}:${(server.address() as AddressInfo).port}/app.git`;
+  server = new GitHttpServer(root, USER, TOKEN);
+  await server.start(net.gateway);
+  url = server.url('app.git').replace('http://', `http://${USER}:${TOKEN}@`);
   const sandbox = await runtime.create({
     image,
     labels: {},
@@ -105,7 +54,7 @@ beforeAll(async () => {
 afterAll(async () => {
   if (sandboxId !== '') await runtime.remove(sandboxId);
   await runtime.removeNetwork(network).catch(() => undefined);
-  server.close();
+  await server.stop();
   rmSync(root, { recursive: true, force: true });
   rmSync(repo.dir, { recursive: true, force: true });
 });
@@ -123,7 +72,7 @@ describe('checkout of a private repository', () => {
     expect((await cloneRepository(ctx)).commit).toBe(repo.mainCommit);
     expect((await checkoutRef(ctx, { branch: 'feature' })).commit).toBe(repo.featureCommit);
     expect((await checkoutRef(ctx, { sha: repo.mainCommit })).commit).toBe(repo.mainCommit);
-    expect(seen.authorized).toBeGreaterThan(0);
+    expect(server.seen.authorized).toBeGreaterThan(0);
 
     const sh = async (script: string) =>
       (await runtime.exec(sandboxId, { script, workdir: '/workspace' })).stdout;
@@ -152,13 +101,13 @@ describe('checkout of a private repository', () => {
       allowLocalRepositories: false,
     };
     await expect(checkoutRef(ctx, { sha: 'f'.repeat(40) })).rejects.toThrow(/does not exist/);
-    const refusedBefore = seen.refused;
+    const refusedBefore = server.seen.refused;
     await expect(
       checkoutRef(
         { ...ctx, repository: url.replace(`${USER}:${TOKEN}@`, '') },
         { branch: 'feature' },
       ),
     ).rejects.toThrow(/could not fetch the branch "feature"/);
-    expect(seen.refused).toBeGreaterThan(refusedBefore);
+    expect(server.seen.refused).toBeGreaterThan(refusedBefore);
   });
 });
