@@ -1,0 +1,358 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { probeResult, removeInstanceLeftovers, startCanary, type Canary } from './egress-world.js';
+import { lifecycleTestImage, makeSampleRepository, runJson } from './lifecycle-support.js';
+
+/**
+ * "Another sandbox", from inside a real sandbox through the real lifecycle (`berth run
+ * --attempts 2`, policy `allowlist`): both attempts are locked down at the same time, each on its
+ * own egress network. Each attempt's command starts listeners inside its sandbox that record every
+ * connection, then waits for the test to tell it the other sandbox's addresses (every IPv4 address
+ * the test saw on the other container while it ran, its setup network's included while it still
+ * exists on this host, and the other network's gateway with the other attempt's proxy port).
+ * It then tries them all directly (the listeners' ports and a few others), and through its own
+ * proxy: CONNECT and plain HTTP to the other's address literal and to a name the test resolver
+ * maps to it. Expected: nothing connects, the proxy answers 403 (an IP literal; a name resolving to
+ * a private address), neither listener records anything but its own control connection over
+ * 127.0.0.1, and the canary on the host records nothing.
+ * The test hands the addresses over with `docker exec` (it finds the sandboxes by the instance
+ * label) and only hands over addresses the host routes to one of its own bridges, so no probe can
+ * leave the machine.
+ */
+
+const run = promisify(execFile);
+const instance = `egattack-sbx-${process.pid}`;
+const LISTEN_PORTS = [8080, 9000];
+const PROBE_PORTS = [...LISTEN_PORTS, 22, 80, 443, 2375];
+let repo: ReturnType<typeof makeSampleRepository>;
+let work: string;
+let image: string;
+let canary: Canary;
+
+async function docker(...args: string[]): Promise<string> {
+  return (await run('docker', args, { encoding: 'utf8', timeout: 15_000 })).stdout.trim();
+}
+
+/** Whether a file exists in a running container (false when the container is gone). */
+async function hasFile(id: string, path: string): Promise<boolean> {
+  try {
+    await docker('exec', id, 'test', '-e', path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Writes a file into a running container, atomically (the sandbox polls for it). */
+async function writeInto(id: string, path: string, text: string): Promise<void> {
+  await docker(
+    'exec',
+    id,
+    'sh',
+    '-c',
+    'printf %s "$1" > "$2.tmp" && mv "$2.tmp" "$2"',
+    'sh',
+    text,
+    path,
+  );
+}
+
+/** Whether this host routes `address` to one of its own Docker bridges (never out of the machine). */
+async function routedToLocalBridge(address: string): Promise<boolean> {
+  const route = await run('ip', ['-4', '-o', 'route', 'get', address], { encoding: 'utf8' })
+    .then((r) => r.stdout)
+    .catch(() => '');
+  const dev = / dev (\S+)/.exec(route)?.[1] ?? '';
+  return /^(bq|br-|docker)/.test(dev) && !/ via /.test(route);
+}
+
+/** The sandbox's part: listeners, the handover, the probes, and at the end what the listeners saw. */
+const PROBES = String.raw`
+use strict; use Socket; use Fcntl; use IO::Socket::INET;
+# Direct: non-blocking connects to every address:port, 3 s in all; prints each with its outcome.
+sub scan {
+  my %pending;
+  for my $t (@_) {
+    my ($a, $p) = split /:/, $t;
+    socket(my $s, PF_INET, SOCK_STREAM, 0) or die "socket: $!";
+    fcntl($s, F_SETFL, fcntl($s, F_GETFL, 0) | O_NONBLOCK);
+    connect($s, pack_sockaddr_in($p, inet_aton($a)));
+    $pending{fileno $s} = [$s, $t];
+  }
+  my $deadline = time + 3;
+  my %result;
+  while (%pending && (my $left = $deadline - time) > 0) {
+    my $w = ''; vec($w, $_, 1) = 1 for keys %pending;
+    my $ready = $w;
+    last if select(undef, $ready, undef, $left) <= 0;
+    for my $fd (keys %pending) {
+      next unless vec($ready, $fd, 1);
+      my ($s, $t) = @{ delete $pending{$fd} };
+      my $err = unpack('i', getsockopt($s, SOL_SOCKET, SO_ERROR));
+      $result{$t} = $err == 0 ? 'open' : 'refused';
+      close $s;
+    }
+  }
+  $result{$_->[1]} = 'timeout', close $_->[0] for values %pending;
+  return %result;
+}
+# Through the proxy: one request, the status line and the last line of the answer.
+sub ask {
+  my ($host, $port, $payload) = @_;
+  my $s = IO::Socket::INET->new(PeerAddr => $host, PeerPort => $port, Timeout => 5) or return 'no-connection';
+  syswrite($s, $payload);
+  my $all = '';
+  eval { local $SIG{ALRM} = sub { die "timeout\n" }; alarm 5; while (sysread($s, my $buf, 65536)) { $all .= $buf } alarm 0; };
+  $all =~ s/\r//g;
+  my ($status) = $all =~ m{^(HTTP/1\.[01] \d{3})};
+  my @lines = grep { /\S/ } split /\n/, $all;
+  return $all eq '' ? 'closed' : ($status // 'no-status') . ' | ' . ($lines[-1] // '');
+}
+my $mode = shift @ARGV;
+if ($mode eq 'scan') {
+  my %r = scan(@ARGV);
+  print "direct $_: $r{$_}\n" for sort keys %r;
+} elsif ($mode eq 'ask') {
+  my ($name, $host, $port, $payload) = @ARGV;
+  print "proxy $name: ", ask($host, $port, $payload), "\n";
+}
+`;
+
+/** Listeners on every port of LISTEN_PORTS; each accepted connection appends `port <- peer` to /tmp/hits. */
+const LISTENERS = String.raw`
+use strict; use IO::Socket::INET; use IO::Select;
+my $sel = IO::Select->new;
+for my $p (@ARGV) {
+  $sel->add(IO::Socket::INET->new(LocalAddr => '0.0.0.0', LocalPort => $p, Listen => 16, ReuseAddr => 1) or die "listen $p: $!");
+}
+open(my $f, '>', '/tmp/listening'); close $f;
+while (1) {
+  for my $l ($sel->can_read) {
+    my $c = $l->accept or next;
+    open(my $h, '>>', '/tmp/hits'); print $h $l->sockport, ' <- ', $c->peerhost, "\n"; close $h;
+    close $c;
+  }
+}
+`;
+
+const COMMAND = [
+  `cat > /tmp/probes.pl <<'PERL'${PROBES}PERL`,
+  `cat > /tmp/listeners.pl <<'PERL'${LISTENERS}PERL`,
+  `perl /tmp/listeners.pl ${LISTEN_PORTS.join(' ')} >/tmp/listeners.log 2>&1 &`,
+  'listeners=$!',
+  'echo "$HTTP_PROXY" > /tmp/self-proxy',
+  'proxy=${HTTP_PROXY#http://}; gw=${proxy%:*}; port=${proxy##*:}; echo "proxy=$gw:$port"',
+  // The handover: the test writes the other sandbox's addresses here once both are listening.
+  'for i in $(seq 1 250); do [ -s /tmp/peer ] && break; sleep 0.1; done',
+  '[ -s /tmp/peer ] && . /tmp/peer; echo "peer-addresses: ${PEER_ADDRESSES:-missing}"',
+  'echo "peer-proxy: ${PEER_PROXY:-missing}"; echo "peer-name: ${PEER_NAME:-missing}"',
+  // Positive control: the own listeners answer over loopback (so "nothing connected" means something).
+  `perl /tmp/probes.pl scan ${LISTEN_PORTS.map((p) => `127.0.0.1:${p}`).join(' ')}`,
+  // Direct: every address of the other sandbox on the listeners' ports and a few others, and the
+  // other network's gateway on the other attempt's proxy port.
+  `targets="$(for a in $PEER_ADDRESSES; do for p in ${PROBE_PORTS.join(' ')}; do echo "$a:$p"; done; done) $PEER_PROXY"`,
+  'perl /tmp/probes.pl scan $targets',
+  // Through the own proxy: the other's address literal and a name that resolves to it.
+  'first=${PEER_ADDRESSES%% *}',
+  ...[8080, 443].flatMap((p) => [
+    `perl /tmp/probes.pl ask connect-ip-${p} "$gw" "$port" "CONNECT $first:${p} HTTP/1.1"$'\\r\\n'"Host: $first:${p}"$'\\r\\n\\r\\n'`,
+    `perl /tmp/probes.pl ask connect-name-${p} "$gw" "$port" "CONNECT $PEER_NAME:${p} HTTP/1.1"$'\\r\\n'"Host: $PEER_NAME:${p}"$'\\r\\n\\r\\n'`,
+  ]),
+  `perl /tmp/probes.pl ask get-ip "$gw" "$port" "GET http://$first:8080/ HTTP/1.1"$'\\r\\n'"Host: $first:8080"$'\\r\\nConnection: close\\r\\n\\r\\n'`,
+  `perl /tmp/probes.pl ask get-name "$gw" "$port" "GET http://$PEER_NAME:8080/ HTTP/1.1"$'\\r\\n'"Host: $PEER_NAME:8080"$'\\r\\nConnection: close\\r\\n\\r\\n'`,
+  `perl /tmp/probes.pl ask connect-peer-proxy "$gw" "$port" "CONNECT $PEER_PROXY HTTP/1.1"$'\\r\\n'"Host: $PEER_PROXY"$'\\r\\n\\r\\n'`,
+  // Wait until the other sandbox has probed too, then report what reached the listeners.
+  'touch /tmp/probed',
+  'for i in $(seq 1 250); do [ -e /tmp/all-probed ] && break; sleep 0.1; done',
+  'echo "all-probed: $([ -e /tmp/all-probed ] && echo yes || echo no)"',
+  `echo "hits: $(sort /tmp/hits 2>/dev/null | tr '\\n' ';')"`,
+  'kill $listeners',
+].join('\n');
+
+interface Seen {
+  /** Every `address gateway` pair seen on the container, by network name. */
+  networks: Map<string, { address: string; gateway: string }>;
+}
+
+/**
+ * Watches the instance's sandboxes while the run goes on: records every address each one has,
+ * hands each listening sandbox the other's addresses, then tells both when both have probed.
+ */
+async function coordinate(done: { value: boolean }, log: string[]): Promise<Map<string, Seen>> {
+  const seen = new Map<string, Seen>();
+  const handedOver = new Set<string>();
+  let released = false;
+  const record = async (id: string): Promise<void> => {
+    const lines = await docker(
+      'inspect',
+      '-f',
+      '{{range $n, $c := .NetworkSettings.Networks}}{{$n}} {{$c.IPAddress}} {{$c.Gateway}}\n{{end}}',
+      id,
+    ).catch(() => '');
+    const entry = seen.get(id) ?? { networks: new Map() };
+    for (const line of lines.split('\n')) {
+      const [network = '', address = '', gateway = ''] = line.trim().split(' ');
+      if (/^\d+\.\d+\.\d+\.\d+$/.test(address)) entry.networks.set(network, { address, gateway });
+    }
+    seen.set(id, entry);
+  };
+  while (!done.value) {
+    const ids = (
+      await docker('ps', '-q', '--no-trunc', '--filter', `label=berth.instance=${instance}`)
+    )
+      .split('\n')
+      .filter((id) => id !== '');
+    for (const id of ids) await record(id);
+    const listening: string[] = [];
+    for (const id of ids) if (await hasFile(id, '/tmp/listening')) listening.push(id);
+    if (listening.length === 2 && handedOver.size === 0) {
+      // Once more now that both run their commands (they were locked down since the last look).
+      for (const id of listening) await record(id);
+      for (const [self, other] of [
+        [listening[0] ?? '', listening[1] ?? ''],
+        [listening[1] ?? '', listening[0] ?? ''],
+      ] as const) {
+        const otherSeen = [...(seen.get(other)?.networks.values() ?? [])];
+        const addresses: string[] = [];
+        for (const { address } of otherSeen)
+          if (await routedToLocalBridge(address)) addresses.push(address);
+        const otherProxy = (await docker('exec', other, 'cat', '/tmp/self-proxy')).replace(
+          /^http:\/\//,
+          '',
+        );
+        const name = `peer-${other.slice(0, 12)}.peers.test`;
+        peerNames.set(name, addresses[0] ?? '');
+        log.push(
+          `${self.slice(0, 12)} <- ${other.slice(0, 12)}: seen ${otherSeen.map((s) => s.address).join(' ')}; handed ${addresses.join(' ')} ${otherProxy}`,
+        );
+        await writeInto(
+          self,
+          '/tmp/peer',
+          `PEER_ADDRESSES="${addresses.join(' ')}"\nPEER_PROXY="${otherProxy}"\nPEER_NAME="${name}"\n`,
+        );
+        handedOver.add(self);
+      }
+    }
+    if (handedOver.size === 2 && !released) {
+      const probed = await Promise.all([...handedOver].map((id) => hasFile(id, '/tmp/probed')));
+      if (probed.every(Boolean)) {
+        for (const id of handedOver) await writeInto(id, '/tmp/all-probed', 'yes');
+        released = true;
+      }
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return seen;
+}
+
+/** Names the proxy's test resolver maps to the other sandbox's address (filled at handover). */
+const peerNames = new Map<string, string>();
+
+beforeAll(async () => {
+  image = lifecycleTestImage();
+  repo = makeSampleRepository();
+  work = mkdtempSync(join(tmpdir(), 'berth-egress-attacks-sbx-'));
+  canary = await startCanary();
+});
+
+afterAll(() => {
+  canary?.close();
+  const { containers, networks } = removeInstanceLeftovers(instance);
+  rmSync(work, { recursive: true, force: true });
+  rmSync(repo.dir, { recursive: true, force: true });
+  expect(containers).toBe('');
+  expect(networks).toBe('');
+});
+
+describe('another sandbox, from inside a locked-down sandbox (docker)', () => {
+  it('two attempts locked down together reach none of each other’s addresses, directly or through the proxy', async () => {
+    const file = join(work, 'env.yaml');
+    writeFileSync(
+      file,
+      `name: eg-attacks-sandboxes\nrepository: ${repo.dir}\nimage: minimal\n` +
+        `internet: { access: allowlist, domains: ["*.peers.test"] }\n` +
+        // The setup runs long enough for the test to see the building sandbox's setup address.
+        `setup: |\n  sleep 2\n`,
+    );
+    const done = { value: false };
+    const log: string[] = [];
+    const watching = coordinate(done, log);
+    const result = await runJson({
+      dataDir: join(work, 'data'),
+      instance,
+      envFile: file,
+      command: COMMAND,
+      attempts: 2,
+      resolveImage: () => image,
+      egress: {
+        extraPorts: [8080],
+        upstreamCa: [],
+        resolver: (host) => {
+          const address = peerNames.get(host);
+          if (address === undefined || address === '')
+            return Promise.reject(new Error(`${host}: unknown`));
+          return Promise.resolve([address]);
+        },
+      },
+    }).finally(() => {
+      done.value = true;
+    });
+    const seen = await watching;
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.result.attempts).toHaveLength(2);
+    // Both sandboxes were locked down on networks of their own at the same time; the one that
+    // built the cache entry had a setup network too, whose address (still on this host's bridge
+    // until the attempt ends) the other one was handed as well.
+    expect(log, log.join('\n')).toHaveLength(2);
+    expect(Math.max(...log.map((l) => l.split('; handed ')[1]?.split(' ').length ?? 0))).toBe(3);
+
+    for (const attempt of result.result.attempts) {
+      const output = attempt.commands[0]?.output ?? '';
+      const context = `attempt ${attempt.index}:\n${output}\n${log.join('\n')}`;
+      const proxy = /^proxy=(\d+\.\d+\.\d+\.\d+):(\d+)$/m.exec(output);
+      expect(proxy, context).not.toBeNull();
+      const peers = probeResult(output, 'peer-addresses').split(' ');
+      expect(peers[0], context).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+      // The other sandbox sits on another network: its address is not in this one's subnet, and
+      // its proxy listens on another gateway.
+      const peerProxy = probeResult(output, 'peer-proxy');
+      expect(peerProxy, context).toMatch(/^\d+\.\d+\.\d+\.\d+:\d+$/);
+      expect(peerProxy, context).not.toBe(`${proxy?.[1]}:${proxy?.[2]}`);
+
+      // Control: the own listeners answer over loopback.
+      for (const p of LISTEN_PORTS)
+        expect(probeResult(output, `direct 127.0.0.1:${p}`)).toBe('open');
+      // Direct: nothing of the other sandbox answers.
+      const targets = [...peers.flatMap((a) => PROBE_PORTS.map((p) => `${a}:${p}`)), peerProxy];
+      for (const t of targets)
+        expect(`${t}: ${probeResult(output, `direct ${t}`)}`, context).toMatch(
+          /: (refused|timeout)$/,
+        );
+      // Through the proxy: an IP literal is refused, a name resolving to the other sandbox too.
+      for (const p of [8080, 443])
+        expect(probeResult(output, `proxy connect-ip-${p}`), context).toMatch(
+          /^HTTP\/1\.[01] 403 /,
+        );
+      expect(probeResult(output, 'proxy get-ip'), context).toMatch(/^HTTP\/1\.[01] 403 /);
+      expect(probeResult(output, 'proxy connect-peer-proxy'), context).toMatch(
+        /^HTTP\/1\.[01] 403 /,
+      );
+      for (const name of ['connect-name-8080', 'connect-name-443', 'get-name'])
+        expect(probeResult(output, `proxy ${name}`), context).toMatch(
+          /^HTTP\/1\.[01] 403 \| .*resolves to \d+\.\d+\.\d+\.\d+, a refused private /,
+        );
+      // The listeners saw their own control connections only, and only after both had probed.
+      expect(probeResult(output, 'all-probed'), context).toBe('yes');
+      expect(probeResult(output, 'hits'), context).toBe(
+        LISTEN_PORTS.map((p) => `${p} <- 127.0.0.1;`).join(''),
+      );
+    }
+    // Every sandbox of the run was seen (the two attempts, and the cache build's if it had one).
+    expect(seen.size).toBeGreaterThanOrEqual(2);
+    expect(canary.hits).toEqual([]);
+  }, 120_000);
+});
