@@ -11,6 +11,7 @@ import {
   closeTaskQueueWorld,
   commandScheduler,
   openTaskQueueWorld,
+  submitCommand,
   type TaskQueueWorld,
 } from './task-queue-support.js';
 
@@ -72,13 +73,11 @@ describe('fast paths of a cached attempt (docker)', () => {
     const queue = scheduler();
     await queue.start();
     try {
-      const { task, attempts } = await queue.submit({
-        environmentId: world.environmentId,
-        prompt: '',
-        command: 'echo "first turn" > turn1.txt',
-        ref: {},
-        attempts: 1,
-      });
+      const { task, attempts } = await submitCommand(
+        queue,
+        world.environmentId,
+        'echo "first turn" > turn1.txt',
+      );
       expect((await queue.waitForTask(task.id)).status).toBe('succeeded');
       const parent = await world.store.getAttempt(attempts[0]?.id ?? '');
       const snapshotImage = parent?.result?.snapshotImage ?? '';
@@ -124,13 +123,7 @@ describe('fast paths of a cached attempt (docker)', () => {
     await queue.start();
     try {
       const run = async (command: string) => {
-        const { task, attempts } = await queue.submit({
-          environmentId: world.environmentId,
-          prompt: '',
-          command,
-          ref: {},
-          attempts: 1,
-        });
+        const { task, attempts } = await submitCommand(queue, world.environmentId, command);
         expect((await queue.waitForTask(task.id)).status).toBe('succeeded');
         const attempt = await world.store.getAttempt(attempts[0]?.id ?? '');
         return {

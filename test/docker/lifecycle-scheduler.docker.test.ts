@@ -10,6 +10,7 @@ import {
   closeTaskQueueWorld,
   commandScheduler,
   openTaskQueueWorld,
+  submitCommand,
   type TaskQueueWorld,
 } from './task-queue-support.js';
 
@@ -22,6 +23,17 @@ let world: TaskQueueWorld;
 /** The test queue (leases of 5 s), its agent phase running each task's command. */
 function scheduler(): Scheduler {
   return commandScheduler(world, runtime, { leaseMs: 5_000 });
+}
+
+/**
+ * What an orchestrator `owner` that died leaves behind: the task's attempt `attemptId` claimed a
+ * minute ago (its lease long run out) and in setup. Returns the claim's time.
+ */
+async function leaveInSetup(owner: string, taskId: string, attemptId: string): Promise<string> {
+  const past = new Date(Date.now() - 60_000).toISOString();
+  await world.store.claimNextAttempt({ owner, now: past, leaseMs: 1_000, taskIds: [taskId] });
+  await world.store.updateAttempt(attemptId, { phase: 'setup' }, { leaseOwner: owner });
+  return past;
 }
 
 beforeAll(async () => {
@@ -46,13 +58,7 @@ describe('the task queue on a real engine', () => {
     const used: boolean[] = [];
     try {
       for (let i = 0; i < 3; i++) {
-        const { task, attempts } = await queue.submit({
-          environmentId: warm,
-          prompt: '',
-          command: 'cat README.md',
-          ref: {},
-          attempts: 1,
-        });
+        const { task, attempts } = await submitCommand(queue, warm, 'cat README.md');
         expect((await queue.waitForTask(task.id)).status).toBe('succeeded');
         const events = await world.store.listAttemptEvents(attempts[0]?.id ?? '');
         used.push(events.some((e) => e.type === 'log' && e.text.includes('started ahead of time')));
@@ -83,13 +89,7 @@ describe('the task queue on a real engine', () => {
     const queue = scheduler();
     await queue.start();
     try {
-      const { task, attempts } = await queue.submit({
-        environmentId: world.environmentId,
-        prompt: '',
-        command: 'sleep 300',
-        ref: {},
-        attempts: 1,
-      });
+      const { task, attempts } = await submitCommand(queue, world.environmentId, 'sleep 300');
       const attemptId = attempts[0]?.id ?? '';
       const phases: AttemptPhase[] = [];
       const inAgent = new Promise<void>((resolve) => {
@@ -118,13 +118,7 @@ describe('the task queue on a real engine', () => {
 
   it('after an orchestrator died: starts an attempt over that had not reached the agent, fails one that had, removes what both left', async () => {
     const queue = scheduler();
-    const { task, attempts } = await queue.submit({
-      environmentId: world.environmentId,
-      prompt: '',
-      command: 'cat README.md',
-      ref: {},
-      attempts: 2,
-    });
+    const { task, attempts } = await submitCommand(queue, world.environmentId, 'cat README.md', 2);
     const [inSetup, inAgent] = attempts.map((a) => a.id);
     if (inSetup === undefined || inAgent === undefined) throw new Error('two attempts expected');
     // A previous orchestrator claimed both, got one to setup and one to the agent, and died.
@@ -208,22 +202,9 @@ describe('the task queue on a real engine', () => {
   });
 
   it('a berth run (claiming its own tasks only) fails what another run left instead of queueing it', async () => {
-    const { task, attempts } = await scheduler().submit({
-      environmentId: world.environmentId,
-      prompt: '',
-      command: 'true',
-      ref: {},
-      attempts: 1,
-    });
+    const { task, attempts } = await submitCommand(scheduler(), world.environmentId, 'true');
     const id = attempts[0]?.id ?? '';
-    const past = new Date(Date.now() - 60_000).toISOString();
-    await world.store.claimNextAttempt({
-      owner: 'dead-run',
-      now: past,
-      leaseMs: 1_000,
-      taskIds: [task.id],
-    });
-    await world.store.updateAttempt(id, { phase: 'setup' }, { leaseOwner: 'dead-run' });
+    await leaveInSetup('dead-run', task.id, id);
     const run = commandScheduler(world, runtime, {
       concurrency: 1,
       onlyTasks: new Set(['task_of_this_run']),
@@ -236,22 +217,9 @@ describe('the task queue on a real engine', () => {
 
   it('fails an attempt that already started over twice when its orchestrator dies again', async () => {
     const queue = scheduler();
-    const { task, attempts } = await queue.submit({
-      environmentId: world.environmentId,
-      prompt: '',
-      command: 'true',
-      ref: {},
-      attempts: 1,
-    });
+    const { task, attempts } = await submitCommand(queue, world.environmentId, 'true');
     const id = attempts[0]?.id ?? '';
-    const past = new Date(Date.now() - 60_000).toISOString();
-    await world.store.claimNextAttempt({
-      owner: 'dead-orchestrator',
-      now: past,
-      leaseMs: 1_000,
-      taskIds: [task.id],
-    });
-    await world.store.updateAttempt(id, { phase: 'setup' }, { leaseOwner: 'dead-orchestrator' });
+    const past = await leaveInSetup('dead-orchestrator', task.id, id);
     await world.store.appendAttemptEvents(
       [1, 2].map((seq) => ({
         attemptId: id,

@@ -106,3 +106,13 @@ export function commandScheduler(
     ...extra,
   });
 }
+
+/** Submits a task of `attempts` attempts (one by default) whose agent phase runs `command`. */
+export async function submitCommand(
+  queue: Scheduler,
+  environmentId: string,
+  command: string,
+  attempts = 1,
+): ReturnType<Scheduler['submit']> {
+  return await queue.submit({ environmentId, prompt: '', command, ref: {}, attempts });
+}
