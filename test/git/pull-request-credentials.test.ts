@@ -1,15 +1,20 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BerthError } from '../../src/errors/berth-error.js';
 import {
   PullRequestService,
   type OpenPullRequestInput,
 } from '../../src/services/pull-request-service.js';
 import { FakeGitHub } from '../support/fake-github.js';
 import { GitHttpServer } from '../support/git-http-server.js';
+import {
+  adderPullRequest,
+  berthErrorOf,
+  makeAdderRemote,
+  type AdderRemote,
+} from '../support/pull-request-support.js';
+import { runGit } from '../support/run-git.js';
 
 /**
  * `task pr` with an environment's git credentials (`repository.credentials`): the push to a
@@ -21,18 +26,9 @@ const USER = 'berth-bot';
 const ENV_TOKEN = 'ghp-environment-token-3391';
 const SERVER_TOKEN = 'ghs-server-token-1177';
 
-function git(dir: string, ...args: string[]): string {
-  return execFileSync(
-    'git',
-    ['-C', dir, '-c', 'user.name=T', '-c', 'user.email=t@berth.example', ...args],
-    { encoding: 'utf8' },
-  ).trim();
-}
-
 let root: string;
 let bare: string;
-let base: string;
-let diff: string;
+let adder: AdderRemote;
 let remote: GitHttpServer;
 let fake: FakeGitHub;
 let url: string;
@@ -48,36 +44,16 @@ function service(): PullRequestService {
 }
 
 function input(taskId: string, extra: Partial<OpenPullRequestInput> = {}): OpenPullRequestInput {
-  return {
-    taskId,
-    repository: url,
-    base: 'main',
-    baseCommit: base,
-    diff,
-    commitMessage: 'Fix the adder',
-    title: 'Fix the adder',
-    body: 'I fixed the adder.',
-    draft: false,
+  return adderPullRequest(url, adder, taskId, {
     credentials: { username: USER, password: ENV_TOKEN },
     ...extra,
-  };
+  });
 }
 
 beforeAll(async () => {
   root = mkdtempSync(join(tmpdir(), 'berth-pr-private-'));
-  const work = join(root, 'work');
-  execFileSync('git', ['init', '-q', '-b', 'main', work]);
-  writeFileSync(join(work, 'add.sh'), 'add() { echo $(( $1 - $2 )); }\n');
-  git(work, 'add', '-A');
-  git(work, 'commit', '-qm', 'initial');
-  base = git(work, 'rev-parse', 'HEAD');
   bare = join(root, 'git', 'app.git');
-  execFileSync('git', ['clone', '-q', '--bare', work, bare]);
-  writeFileSync(join(work, 'add.sh'), 'add() { echo $(( $1 + $2 )); }\n');
-  git(work, 'add', '-A');
-  diff = execFileSync('git', ['-C', work, 'diff', '--cached', '--binary', base], {
-    encoding: 'utf8',
-  });
+  adder = makeAdderRemote(bare);
   remote = new GitHttpServer(join(root, 'git'), USER, ENV_TOKEN);
   await remote.start();
   url = remote.url('app.git');
@@ -94,7 +70,7 @@ afterAll(async () => {
 describe('task pr with the environment credentials', () => {
   it('pushes with them to a private remote and opens the PR with them as the API token', async () => {
     const done = await service().open(input('task_priv1'));
-    expect(git(bare, 'rev-parse', 'refs/heads/berth/task_priv1')).toBe(done.commit);
+    expect(runGit(bare, 'rev-parse', 'refs/heads/berth/task_priv1')).toBe(done.commit);
     expect(remote.seen.authorized).toBeGreaterThan(0);
     const basic = `Basic ${Buffer.from(`${USER}:${ENV_TOKEN}`).toString('base64')}`;
     expect(remote.seen.authorizations.filter((a) => a !== '')).toEqual(
@@ -109,35 +85,24 @@ describe('task pr with the environment credentials', () => {
   });
 
   it('without them the private remote refuses, and the message is the remote answer', async () => {
-    const error = await service()
-      .open(input('task_priv2', { credentials: undefined }))
-      .then(
-        () => undefined,
-        (e: unknown) => e,
-      );
-    expect(error).toBeInstanceOf(BerthError);
-    expect((error as BerthError).code).toBe('remote_error');
-    expect((error as BerthError).message).toContain(`could not clone ${url}`);
-    expect((error as BerthError).message).toMatch(/Authentication failed|could not read Username/);
-    expect((error as BerthError).message).toContain('nothing was pushed');
+    const error = await berthErrorOf(
+      service().open(input('task_priv2', { credentials: undefined })),
+    );
+    expect(error.code).toBe('remote_error');
+    expect(error.message).toContain(`could not clone ${url}`);
+    expect(error.message).toMatch(/Authentication failed|could not read Username/);
+    expect(error.message).toContain('nothing was pushed');
   });
 
   it('a wrong token: the remote message, nothing pushed, the token not in the message', async () => {
     remote.password = 'rotated-token';
     try {
-      const error = await service()
-        .open(input('task_priv3'))
-        .then(
-          () => undefined,
-          (e: unknown) => e,
-        );
-      expect(error).toBeInstanceOf(BerthError);
-      const message = (error as BerthError).message;
+      const { message } = await berthErrorOf(service().open(input('task_priv3')));
       expect(message).toContain('Authentication failed');
       expect(message).toContain('nothing was pushed');
       expect(message).not.toContain(ENV_TOKEN);
       expect(() =>
-        git(bare, 'rev-parse', '--verify', '-q', 'refs/heads/berth/task_priv3'),
+        runGit(bare, 'rev-parse', '--verify', '-q', 'refs/heads/berth/task_priv3'),
       ).toThrow();
     } finally {
       remote.password = ENV_TOKEN;

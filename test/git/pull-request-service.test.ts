@@ -1,33 +1,29 @@
-import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { BerthError } from '../../src/errors/berth-error.js';
 import { parseGitHubRemote } from '../../src/git/github-remote.js';
 import {
   PullRequestService,
   type OpenPullRequestInput,
 } from '../../src/services/pull-request-service.js';
 import { FakeGitHub } from '../support/fake-github.js';
+import {
+  adderPullRequest,
+  berthErrorOf,
+  makeAdderRemote,
+  type AdderRemote,
+} from '../support/pull-request-support.js';
+import { runGit } from '../support/run-git.js';
 
 /**
  * The pull request service on real git repositories (a local bare remote) and the fake GitHub
  * API: push, open, re-run (same branch, same PR updated), and each failure saying what was done.
  */
 
-function git(dir: string, ...args: string[]): string {
-  return execFileSync(
-    'git',
-    ['-C', dir, '-c', 'user.name=T', '-c', 'user.email=t@berth.example', ...args],
-    { encoding: 'utf8' },
-  ).trim();
-}
-
 let fake: FakeGitHub;
 let bare: string;
-let base: string;
-let diff: string;
+let adder: AdderRemote;
 
 function service(
   token = 'ghs-good',
@@ -43,27 +39,7 @@ function service(
 }
 
 function input(taskId: string, extra: Partial<OpenPullRequestInput> = {}): OpenPullRequestInput {
-  return {
-    taskId,
-    repository: bare,
-    base: 'main',
-    baseCommit: base,
-    diff,
-    commitMessage: 'Fix the adder',
-    title: 'Fix the adder',
-    body: 'I fixed the adder.',
-    draft: false,
-    ...extra,
-  };
-}
-
-async function failure(p: Promise<unknown>): Promise<BerthError> {
-  const error = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(BerthError);
-  return error as BerthError;
+  return adderPullRequest(bare, adder, taskId, extra);
 }
 
 beforeAll(async () => {
@@ -75,21 +51,8 @@ afterAll(async () => {
 });
 
 beforeEach(() => {
-  const work = mkdtempSync(join(tmpdir(), 'berth-pr-work-'));
-  git(work, 'init', '-q', '-b', 'main');
-  writeFileSync(join(work, 'add.sh'), 'add() { echo $(( $1 - $2 )); }\n');
-  git(work, 'add', '-A');
-  git(work, 'commit', '-qm', 'initial');
-  base = git(work, 'rev-parse', 'HEAD');
   bare = mkdtempSync(join(tmpdir(), 'berth-pr-bare-'));
-  execFileSync('git', ['clone', '-q', '--bare', work, bare]);
-  writeFileSync(join(work, 'add.sh'), 'add() { echo $(( $1 + $2 )); }\n');
-  writeFileSync(join(work, 'NOTES.md'), 'fixed\n');
-  git(work, 'add', '-A');
-  diff = execFileSync('git', ['-C', work, 'diff', '--cached', '--binary', base], {
-    encoding: 'utf8',
-  });
-  rmSync(work, { recursive: true, force: true });
+  adder = makeAdderRemote(bare, { 'NOTES.md': 'fixed\n' });
   (fake as unknown as { options: { repositories: Record<string, string> } }).options.repositories[
     'acme/svc'
   ] = bare;
@@ -107,11 +70,11 @@ describe('PullRequestService', () => {
       url: 'https://github.example/acme/svc/pull/1',
       created: true,
     });
-    expect(git(bare, 'rev-parse', 'refs/heads/berth/task_pr1')).toBe(first.commit);
-    expect(git(bare, 'log', '-1', '--format=%an <%ae>|%s|%P', first.commit)).toBe(
-      `Berth <berth@localhost>|Fix the adder|${base}`,
+    expect(runGit(bare, 'rev-parse', 'refs/heads/berth/task_pr1')).toBe(first.commit);
+    expect(runGit(bare, 'log', '-1', '--format=%an <%ae>|%s|%P', first.commit)).toBe(
+      `Berth <berth@localhost>|Fix the adder|${adder.base}`,
     );
-    expect(git(bare, 'show', `${first.commit}:add.sh`)).toContain('$1 + $2');
+    expect(runGit(bare, 'show', `${first.commit}:add.sh`)).toContain('$1 + $2');
 
     const create = fake.requests.find((r) => r.method === 'POST');
     expect(create?.path).toBe('/repos/acme/svc/pulls');
@@ -138,7 +101,7 @@ describe('PullRequestService', () => {
       created: false,
     });
     expect(second.commit).not.toBe(first.commit);
-    expect(git(bare, 'rev-parse', 'refs/heads/berth/task_pr1')).toBe(second.commit);
+    expect(runGit(bare, 'rev-parse', 'refs/heads/berth/task_pr1')).toBe(second.commit);
     expect(fake.pulls).toHaveLength(1);
     expect(fake.pulls[0]).toMatchObject({ title: 'Fix the adder, again', body: 'Better.' });
     const lookup = fake.requests.filter((r) => r.method === 'GET').at(-1);
@@ -153,21 +116,23 @@ describe('PullRequestService', () => {
   it('a remote that is not on GitHub gets the branch only', async () => {
     const outcome = await service('ghs-good', {}).open(input('task_plain'));
     expect(outcome.pullRequest).toBeNull();
-    expect(git(bare, 'rev-parse', 'refs/heads/berth/task_plain')).toBe(outcome.commit);
+    expect(runGit(bare, 'rev-parse', 'refs/heads/berth/task_plain')).toBe(outcome.commit);
     expect(fake.requests).toHaveLength(0);
   });
 
   it('401 and 422 say the branch was pushed and why the PR was not opened', async () => {
-    const unauthorized = await failure(service('ghs-wrong').open(input('task_401')));
+    const unauthorized = await berthErrorOf(service('ghs-wrong').open(input('task_401')));
     expect(unauthorized.code).toBe('remote_error');
     expect(unauthorized.message).toBe(
       `the branch berth/task_401 was pushed to ${bare}; the pull request was not opened: GitHub answered 401: Bad credentials`,
     );
-    expect(git(bare, 'rev-parse', '--verify', 'refs/heads/berth/task_401')).toMatch(
+    expect(runGit(bare, 'rev-parse', '--verify', 'refs/heads/berth/task_401')).toMatch(
       /^[0-9a-f]{40}$/,
     );
 
-    const badBase = await failure(service().open(input('task_422', { base: 'no-such-branch' })));
+    const badBase = await berthErrorOf(
+      service().open(input('task_422', { base: 'no-such-branch' })),
+    );
     expect(badBase.message).toBe(
       `the branch berth/task_422 was pushed to ${bare}; the pull request was not opened: GitHub answered 422: Validation Failed (PullRequest base invalid)`,
     );
@@ -177,7 +142,7 @@ describe('PullRequestService', () => {
     const hook = join(bare, 'hooks', 'pre-receive');
     writeFileSync(hook, '#!/bin/sh\necho "pushes to berth/* need a review" >&2\nexit 1\n');
     chmodSync(hook, 0o755);
-    const refused = await failure(service().open(input('task_refused')));
+    const refused = await berthErrorOf(service().open(input('task_refused')));
     expect(refused.code).toBe('remote_error');
     expect(refused.message).toContain(`the remote ${bare} refused the push of berth/task_refused`);
     expect(refused.message).toContain('pushes to berth/* need a review');
@@ -185,12 +150,12 @@ describe('PullRequestService', () => {
     expect(fake.requests).toHaveLength(0);
     rmSync(hook);
 
-    const broken = await failure(
-      service().open(input('task_broken', { diff: diff.replace('$1 - $2', '$1 * $2') })),
+    const broken = await berthErrorOf(
+      service().open(input('task_broken', { diff: adder.diff.replace('$1 - $2', '$1 * $2') })),
     );
     expect(broken.code).toBe('conflict');
     expect(broken.message).toContain('nothing was pushed');
-    expect(git(bare, 'for-each-ref', 'refs/heads/berth/')).toBe('');
+    expect(runGit(bare, 'for-each-ref', 'refs/heads/berth/')).toBe('');
   });
 
   it('knows GitHub remotes by URL, by Enterprise host and by configuration', () => {
