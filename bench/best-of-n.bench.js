@@ -20,7 +20,8 @@
 // bytes each snapshot adds (image size minus the cache image's) and what its top layer holds.
 //
 // Run: npx tsc -b && node bench/best-of-n.bench.js [--quick] [--image REF] [--gap-ms MS]
-//        [--modes model:0,model:150,command] [--trace]
+//        [--modes model:0,model:150,command] [--repo-kb KB] [--trace]
+// The repository holds README.md and data.bin, KB (default 1024) KB of random bytes.
 // The server runs with BERTH_CONCURRENCY=8 (all attempts at once). Prints a JSON summary.
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -56,6 +57,8 @@ const MODES = (modesFlag > 0 ? process.argv[modesFlag + 1] : 'model:0,model:150,
     if (!match) throw new Error(`--modes: ${m} is neither command nor model:MS`);
     return { name: m, latencyMs: Number(match[1]) };
   });
+const repoKbFlag = process.argv.indexOf('--repo-kb');
+const REPO_KB = repoKbFlag > 0 ? Number(process.argv[repoKbFlag + 1]) : 1024;
 const PROMPT = 'Add a notes file for this attempt.';
 /** Lines of the file each attempt's patch adds (64 bytes a line). */
 const NOTE_LINES = 64;
@@ -247,6 +250,9 @@ const repo = join(root, 'repo');
 mkdirSync(repo);
 git(repo, 'init', '-q', '-b', 'main');
 writeFileSync(join(repo, 'README.md'), '# bench\n');
+// A committed file of random bytes, so that the repository's pack is not tiny: a snapshot that
+// copied it up (rather than only what the attempt wrote) shows in the disk figures.
+writeFileSync(join(repo, 'data.bin'), randomBytes(REPO_KB * 1024));
 git(repo, 'add', '-A');
 git(repo, 'commit', '-qm', 'initial');
 

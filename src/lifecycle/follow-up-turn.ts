@@ -79,7 +79,7 @@ rm -f -- "$index"
 gitdir=$(git rev-parse --git-dir)
 [ -f "$gitdir/index" ] && cp -- "$gitdir/index" "$index"
 export GIT_INDEX_FILE="$index"
-git add -A
+git -c core.checkStat=minimal -c core.trustctime=false add -A
 git write-tree
 rm -f -- "$index"
 `;
