@@ -57,6 +57,9 @@ async function agentRun(
   return { saved, events };
 }
 
+/** The roles of the first turn's messages: its system prompt, request, tool call and result, answer. */
+const FIRST_TURN_ROLES = ['system', 'user', 'assistant', 'tool', 'assistant'];
+
 describe('the stored conversation', () => {
   it('is kept masked after a run and resumed by the next turn after a fresh system prompt', async () => {
     const sandbox = new InMemorySandbox({ 'AGENTS.md': 'Run `make check`.\n' }, () => ({
@@ -69,7 +72,7 @@ describe('the stored conversation', () => {
       'Print the token.',
     );
     const saved = first.saved ?? [];
-    expect(saved.map((m) => m.role)).toEqual(['system', 'user', 'assistant', 'tool', 'assistant']);
+    expect(saved.map((m) => m.role)).toEqual(FIRST_TURN_ROLES);
     expect(JSON.stringify(saved)).not.toContain(SECRET);
     expect(JSON.stringify(saved)).toContain('***');
     expect(JSON.stringify(saved)).not.toContain(KEY);
@@ -79,14 +82,7 @@ describe('the stored conversation', () => {
     sandbox.files.set('/workspace/AGENTS.md', 'Run `make verify` now.\n');
     const second = await agentRun([{ content: 'ok' }], sandbox, 'And now?', saved);
     const sent = server?.requests[0]?.body.messages ?? [];
-    expect(sent.map((m) => m.role)).toEqual([
-      'system',
-      'user',
-      'assistant',
-      'tool',
-      'assistant',
-      'user',
-    ]);
+    expect(sent.map((m) => m.role)).toEqual([...FIRST_TURN_ROLES, 'user']);
     expect(sent[0]?.content).toContain('make verify');
     expect(JSON.stringify(sent)).not.toContain('make check');
     expect(sent[1]?.content).toBe('Print the token.');
@@ -95,15 +91,7 @@ describe('the stored conversation', () => {
     expect(sent[5]?.content).toBe('And now?');
     expect(server?.requests[0]?.raw).not.toContain(SECRET);
     // The follow-up's own conversation holds both turns, for the turn after it.
-    expect(second.saved?.map((m) => m.role)).toEqual([
-      'system',
-      'user',
-      'assistant',
-      'tool',
-      'assistant',
-      'user',
-      'assistant',
-    ]);
+    expect(second.saved?.map((m) => m.role)).toEqual([...FIRST_TURN_ROLES, 'user', 'assistant']);
   });
 
   it('a failure to store it is a warning, not a failed run', async () => {
