@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,7 +8,7 @@ import {
   hostAddresses,
   hostListeningPorts,
   probeResult,
-  removeInstanceLeftovers,
+  cleanUpInstance,
   startCanary,
   type Canary,
 } from './egress-world.js';
@@ -114,11 +114,7 @@ beforeAll(async () => {
 afterAll(() => {
   canary?.close();
   if (neighbour.id !== '') execFileSync('docker', ['rm', '-f', neighbour.id], { stdio: 'ignore' });
-  const { containers, networks } = removeInstanceLeftovers(instance);
-  rmSync(work, { recursive: true, force: true });
-  rmSync(repo.dir, { recursive: true, force: true });
-  expect(containers).toBe('');
-  expect(networks).toBe('');
+  cleanUpInstance(instance, work, repo.dir);
 });
 
 describe('network-level attacks on the lockdown from inside a sandbox (docker)', () => {

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,7 +7,7 @@ import {
   hostAddresses,
   probeResult,
   RAW_HTTP_CLIENT,
-  removeInstanceLeftovers,
+  cleanUpInstance,
   shellPayload,
   startCanaryAt,
   startWorldServers,
@@ -66,11 +66,7 @@ beforeAll(async () => {
 afterAll(() => {
   world?.close();
   canary?.close();
-  const { containers, networks } = removeInstanceLeftovers(instance);
-  rmSync(work, { recursive: true, force: true });
-  rmSync(repo.dir, { recursive: true, force: true });
-  expect(containers).toBe('');
-  expect(networks).toBe('');
+  cleanUpInstance(instance, work, repo.dir);
 });
 
 /** The test resolver: fixed answers, two names that change their answer on every lookup. */

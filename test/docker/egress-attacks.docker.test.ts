@@ -1,11 +1,11 @@
 import dgram from 'node:dgram';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { removeInstanceLeftovers, startCanary, type Canary } from './egress-world.js';
+import { cleanUpInstance, loopbackEgress, startCanary, type Canary } from './egress-world.js';
 import { lifecycleTestImage, makeSampleRepository, runJson } from './lifecycle-support.js';
 
 /**
@@ -65,11 +65,7 @@ afterAll(() => {
   server?.close();
   canary?.close();
   udpCanary?.close();
-  const { containers, networks } = removeInstanceLeftovers(instance);
-  rmSync(work, { recursive: true, force: true });
-  rmSync(repo.dir, { recursive: true, force: true });
-  expect(containers).toBe('');
-  expect(networks).toBe('');
+  cleanUpInstance(instance, work, repo.dir);
 });
 
 describe('attacks on the lockdown from inside a sandbox (docker)', () => {
@@ -180,17 +176,11 @@ describe('attacks on the lockdown from inside a sandbox (docker)', () => {
       envFile: file,
       command,
       resolveImage: () => image,
-      egress: {
-        hosts: {
-          'allowed.test': '127.0.0.1',
-          'denied.test': '127.0.0.1',
-          'evil-allowed.test': '127.0.0.1',
-          'allowed.test.evil.test': '127.0.0.1',
-        },
-        allow: ['127.0.0.0/8'],
-        extraPorts: [serverPort],
-        upstreamCa: [],
-      },
+      egress: loopbackEgress(
+        ['allowed.test', 'denied.test', 'evil-allowed.test', 'allowed.test.evil.test'],
+        [serverPort],
+        [],
+      ),
     });
     expect(run.code, run.stderr).toBe(0);
     const output = run.result.attempts[0]?.commands[0]?.output ?? '';

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import type net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -9,7 +9,7 @@ import { SqliteStore } from '../../src/adapters/store/sqlite/sqlite-store.js';
 import { CertificateAuthority } from '../../src/egress/certificate-authority.js';
 import { EnvironmentCertificateAuthorities } from '../../src/egress/environment-certificate-authorities.js';
 import { SecretBox } from '../../src/secrets/secret-box.js';
-import { removeInstanceLeftovers } from './egress-world.js';
+import { cleanUpInstance, loopbackEgress } from './egress-world.js';
 import { lifecycleTestImage, makeSampleRepository, runJson } from './lifecycle-support.js';
 
 /**
@@ -50,11 +50,7 @@ beforeAll(async () => {
 
 afterAll(() => {
   tlsServer?.close();
-  const { containers, networks } = removeInstanceLeftovers(instance);
-  rmSync(work, { recursive: true, force: true });
-  rmSync(repo.dir, { recursive: true, force: true });
-  expect(containers).toBe('');
-  expect(networks).toBe('');
+  cleanUpInstance(instance, work, repo.dir);
 });
 
 const dataDir = () => join(work, 'data');
@@ -88,12 +84,7 @@ async function run(name: string, attempts: number) {
     command: probe(),
     attempts,
     secretKey: { secretKeyFile: secretKeyFile() },
-    egress: {
-      hosts: { 'allowed.test': '127.0.0.1' },
-      allow: ['127.0.0.0/8'],
-      extraPorts: [tlsPort],
-      upstreamCa: [worldCa.certificatePem],
-    },
+    egress: loopbackEgress(['allowed.test'], [tlsPort], [worldCa.certificatePem]),
   });
   expect(result.code, result.stderr).toBe(0);
   // The CA went into the cache image when it was built: every lockdown finds it there.

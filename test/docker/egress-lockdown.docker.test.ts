@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
@@ -8,7 +8,7 @@ import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CertificateAuthority } from '../../src/egress/certificate-authority.js';
-import { removeInstanceLeftovers, startCanary, type Canary } from './egress-world.js';
+import { cleanUpInstance, loopbackEgress, startCanary, type Canary } from './egress-world.js';
 import { lifecycleTestImage, makeSampleRepository, runJson } from './lifecycle-support.js';
 
 /**
@@ -73,11 +73,7 @@ afterAll(() => {
   server?.close();
   tlsServer?.close();
   canary?.close();
-  const { containers, networks } = removeInstanceLeftovers(instance);
-  rmSync(work, { recursive: true, force: true });
-  rmSync(repo.dir, { recursive: true, force: true });
-  expect(containers).toBe('');
-  expect(networks).toBe('');
+  cleanUpInstance(instance, work, repo.dir);
 });
 
 function envFile(name: string, internet: string, extra = ''): string {
@@ -93,12 +89,11 @@ const base = () => ({
   dataDir: join(work, 'data'),
   instance,
   resolveImage: () => image,
-  egress: {
-    hosts: { 'allowed.test': '127.0.0.1', 'denied.test': '127.0.0.1', 'mirror.test': '127.0.0.1' },
-    allow: ['127.0.0.0/8'],
-    extraPorts: [serverPort, tlsPort],
-    upstreamCa: [worldCa.certificatePem],
-  },
+  egress: loopbackEgress(
+    ['allowed.test', 'denied.test', 'mirror.test'],
+    [serverPort, tlsPort],
+    [worldCa.certificatePem],
+  ),
 });
 
 /** The agent-phase command: fetches through the proxy variables (perl's HTTP::Tiny honours them), then tries direct routes. */

@@ -1,9 +1,9 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { removeInstanceLeftovers, startCanary, type Canary } from './egress-world.js';
+import { cleanUpInstance, loopbackEgress, startCanary, type Canary } from './egress-world.js';
 import { startToolsWorld, WORLD_HOSTS, type ToolsWorld } from './egress-tools-world.js';
 import { lifecycleTestImage, runJson } from './lifecycle-support.js';
 
@@ -62,10 +62,7 @@ beforeAll(async () => {
 afterAll(() => {
   world?.close();
   canary?.close();
-  const { containers, networks } = removeInstanceLeftovers(instance);
-  rmSync(work, { recursive: true, force: true });
-  expect(containers).toBe('');
-  expect(networks).toBe('');
+  cleanUpInstance(instance, work);
 });
 
 function envFile(internet: string): string {
@@ -102,12 +99,7 @@ const base = () => ({
   dataDir: join(work, 'data'),
   instance,
   resolveImage: () => image,
-  egress: {
-    hosts: Object.fromEntries(WORLD_HOSTS.map((h) => [h, '127.0.0.1'])),
-    allow: ['127.0.0.0/8'],
-    extraPorts: [world.port],
-    upstreamCa: [world.ca.certificatePem],
-  },
+  egress: loopbackEgress(WORLD_HOSTS, [world.port], [world.ca.certificatePem]),
 });
 
 /** The agent-phase command: each tool once, with nothing but what the sandbox was given. */

@@ -1,10 +1,13 @@
 import { execFileSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import { networkInterfaces } from 'node:os';
 import tls from 'node:tls';
+import { expect } from 'vitest';
 import type { CertificateAuthority } from '../../src/egress/certificate-authority.js';
+import type { EgressEnforcerOptions } from '../../src/egress/egress-enforcer.js';
 import { removeInstanceImages } from '../support/docker-cleanup.js';
 
 /** Pieces shared by the lockdown tests: a TCP canary on every host address, and the clean-up check. */
@@ -41,6 +44,35 @@ export function removeInstanceLeftovers(instance: string): {
   if (containers !== '') docker('rm', '-f', ...containers.split('\n'));
   removeInstanceImages(instance);
   return { containers, networks };
+}
+
+/**
+ * A test's clean-up: removes what its Berth instance left and the test's `folders`, then fails the
+ * test if any container or network of the instance was left.
+ */
+export function cleanUpInstance(instance: string, ...folders: string[]): void {
+  const { containers, networks } = removeInstanceLeftovers(instance);
+  for (const folder of folders) rmSync(folder, { recursive: true, force: true });
+  expect(containers).toBe('');
+  expect(networks).toBe('');
+}
+
+/**
+ * Proxy settings for a test world on this host's loopback: each of `names` resolves to 127.0.0.1,
+ * the loopback range is allowed, the world's `ports` may be tunnelled to, and its `upstreamCa` is
+ * trusted for upstreams.
+ */
+export function loopbackEgress(
+  names: readonly string[],
+  ports: readonly number[],
+  upstreamCa: readonly string[],
+): EgressEnforcerOptions {
+  return {
+    hosts: Object.fromEntries(names.map((name) => [name, '127.0.0.1'])),
+    allow: ['127.0.0.0/8'],
+    extraPorts: ports,
+    upstreamCa,
+  };
 }
 
 /** The host's own IPv4 addresses a sandbox might aim at: Docker's default bridge and the outward interfaces. */
