@@ -73,7 +73,7 @@ async function routedToLocalBridge(address: string): Promise<boolean> {
 /** The sandbox's part: listeners, the handover, the probes, and at the end what the listeners saw. */
 const PROBES = String.raw`
 use strict; use Socket; use Fcntl; use IO::Socket::INET;
-# Direct: non-blocking connects to every address:port, 3 s in all; prints each with its outcome.
+# Direct: non-blocking connects to every address:port, 2 s in all; prints each with its outcome.
 sub scan {
   my %pending;
   for my $t (@_) {
@@ -83,7 +83,7 @@ sub scan {
     connect($s, pack_sockaddr_in($p, inet_aton($a)));
     $pending{fileno $s} = [$s, $t];
   }
-  my $deadline = time + 3;
+  my $deadline = time + 2;
   my %result;
   while (%pending && (my $left = $deadline - time) > 0) {
     my $w = ''; vec($w, $_, 1) = 1 for keys %pending;
@@ -106,7 +106,7 @@ sub ask {
   my $s = IO::Socket::INET->new(PeerAddr => $host, PeerPort => $port, Timeout => 5) or return 'no-connection';
   syswrite($s, $payload);
   my $all = '';
-  eval { local $SIG{ALRM} = sub { die "timeout\n" }; alarm 5; while (sysread($s, my $buf, 65536)) { $all .= $buf } alarm 0; };
+  eval { local $SIG{ALRM} = sub { die "timeout\n" }; alarm 2; while (sysread($s, my $buf, 65536)) { $all .= $buf } alarm 0; };
   $all =~ s/\r//g;
   my ($status) = $all =~ m{^(HTTP/1\.[01] \d{3})};
   my @lines = grep { /\S/ } split /\n/, $all;
@@ -145,6 +145,7 @@ const COMMAND = [
   `perl /tmp/listeners.pl ${LISTEN_PORTS.join(' ')} >/tmp/listeners.log 2>&1 &`,
   'listeners=$!',
   'echo "$HTTP_PROXY" > /tmp/self-proxy',
+
   'proxy=${HTTP_PROXY#http://}; gw=${proxy%:*}; port=${proxy##*:}; echo "proxy=$gw:$port"',
   // The handover: the test writes the other sandbox's addresses here once both are listening.
   'for i in $(seq 1 250); do [ -s /tmp/peer ] && break; sleep 0.1; done',
@@ -155,18 +156,24 @@ const COMMAND = [
   // Direct: every address of the other sandbox on the listeners' ports and a few others, and the
   // other network's gateway on the other attempt's proxy port.
   `targets="$(for a in $PEER_ADDRESSES; do for p in ${PROBE_PORTS.join(' ')}; do echo "$a:$p"; done; done) $PEER_PROXY"`,
-  'perl /tmp/probes.pl scan $targets',
+  'perl /tmp/probes.pl scan $targets & scan=$!',
   // Through the own proxy: the other's address literal and a name that resolves to it.
-  'first=${PEER_ADDRESSES%% *}',
-  ...[8080, 443].flatMap((p) => [
-    `perl /tmp/probes.pl ask connect-ip-${p} "$gw" "$port" "CONNECT $first:${p} HTTP/1.1"$'\\r\\n'"Host: $first:${p}"$'\\r\\n\\r\\n'`,
-    `perl /tmp/probes.pl ask connect-name-${p} "$gw" "$port" "CONNECT $PEER_NAME:${p} HTTP/1.1"$'\\r\\n'"Host: $PEER_NAME:${p}"$'\\r\\n\\r\\n'`,
-  ]),
-  `perl /tmp/probes.pl ask get-ip "$gw" "$port" "GET http://$first:8080/ HTTP/1.1"$'\\r\\n'"Host: $first:8080"$'\\r\\nConnection: close\\r\\n\\r\\n'`,
-  `perl /tmp/probes.pl ask get-name "$gw" "$port" "GET http://$PEER_NAME:8080/ HTTP/1.1"$'\\r\\n'"Host: $PEER_NAME:8080"$'\\r\\nConnection: close\\r\\n\\r\\n'`,
-  `perl /tmp/probes.pl ask connect-peer-proxy "$gw" "$port" "CONNECT $PEER_PROXY HTTP/1.1"$'\\r\\n'"Host: $PEER_PROXY"$'\\r\\n\\r\\n'`,
+  // (in parallel, each one line of output, at most 2 s each).
+  'first=${PEER_ADDRESSES%% *}; asks=""',
+
+  ...[
+    ...[8080, 443].flatMap((p) => [
+      `perl /tmp/probes.pl ask connect-ip-${p} "$gw" "$port" "CONNECT $first:${p} HTTP/1.1"$'\\r\\n'"Host: $first:${p}"$'\\r\\n\\r\\n'`,
+      `perl /tmp/probes.pl ask connect-name-${p} "$gw" "$port" "CONNECT $PEER_NAME:${p} HTTP/1.1"$'\\r\\n'"Host: $PEER_NAME:${p}"$'\\r\\n\\r\\n'`,
+    ]),
+    `perl /tmp/probes.pl ask get-ip "$gw" "$port" "GET http://$first:8080/ HTTP/1.1"$'\\r\\n'"Host: $first:8080"$'\\r\\nConnection: close\\r\\n\\r\\n'`,
+    `perl /tmp/probes.pl ask get-name "$gw" "$port" "GET http://$PEER_NAME:8080/ HTTP/1.1"$'\\r\\n'"Host: $PEER_NAME:8080"$'\\r\\nConnection: close\\r\\n\\r\\n'`,
+    `perl /tmp/probes.pl ask connect-peer-proxy "$gw" "$port" "CONNECT $PEER_PROXY HTTP/1.1"$'\\r\\n'"Host: $PEER_PROXY"$'\\r\\n\\r\\n'`,
+  ].map((line) => `${line} & asks="$asks $!"`),
+  'wait $scan $asks',
   // Wait until the other sandbox has probed too, then report what reached the listeners.
   'touch /tmp/probed',
+
   'for i in $(seq 1 250); do [ -e /tmp/all-probed ] && break; sleep 0.1; done',
   'echo "all-probed: $([ -e /tmp/all-probed ] && echo yes || echo no)"',
   `echo "hits: $(sort /tmp/hits 2>/dev/null | tr '\\n' ';')"`,
@@ -185,6 +192,8 @@ interface Seen {
 async function coordinate(done: { value: boolean }, log: string[]): Promise<Map<string, Seen>> {
   const seen = new Map<string, Seen>();
   const handedOver = new Set<string>();
+  /** Sandboxes whose listeners are up, with their own proxy's `address:port`. */
+  const listening = new Map<string, string>();
   let released = false;
   const record = async (id: string): Promise<void> => {
     const lines = await docker(
@@ -206,45 +215,57 @@ async function coordinate(done: { value: boolean }, log: string[]): Promise<Map<
     )
       .split('\n')
       .filter((id) => id !== '');
-    for (const id of ids) await record(id);
-    const listening: string[] = [];
-    for (const id of ids) if (await hasFile(id, '/tmp/listening')) listening.push(id);
-    if (listening.length === 2 && handedOver.size === 0) {
+    // Listening sandboxes are past their lockdown; until the handover, look at every sandbox.
+    if (handedOver.size === 0) {
+      await Promise.all(
+        ids.map(async (id) => {
+          await record(id);
+          const proxy = await docker(
+            'exec',
+            id,
+            'sh',
+            '-c',
+            'test -e /tmp/listening && cat /tmp/self-proxy',
+          ).catch(() => undefined);
+          if (proxy !== undefined) listening.set(id, proxy.replace(/^http:\/\//, ''));
+        }),
+      );
+    }
+    if (listening.size === 2 && handedOver.size === 0) {
+      const [first = '', second = ''] = [...listening.keys()];
       // Once more now that both run their commands (they were locked down since the last look).
-      for (const id of listening) await record(id);
+      await Promise.all([record(first), record(second)]);
+      const handovers: Array<[string, string]> = [];
       for (const [self, other] of [
-        [listening[0] ?? '', listening[1] ?? ''],
-        [listening[1] ?? '', listening[0] ?? ''],
+        [first, second],
+        [second, first],
       ] as const) {
         const otherSeen = [...(seen.get(other)?.networks.values() ?? [])];
         const addresses: string[] = [];
         for (const { address } of otherSeen)
           if (await routedToLocalBridge(address)) addresses.push(address);
-        const otherProxy = (await docker('exec', other, 'cat', '/tmp/self-proxy')).replace(
-          /^http:\/\//,
-          '',
-        );
+        const otherProxy = listening.get(other) ?? '';
         const name = `peer-${other.slice(0, 12)}.peers.test`;
         peerNames.set(name, addresses[0] ?? '');
         log.push(
           `${self.slice(0, 12)} <- ${other.slice(0, 12)}: seen ${otherSeen.map((s) => s.address).join(' ')}; handed ${addresses.join(' ')} ${otherProxy}`,
         );
-        await writeInto(
+        handovers.push([
           self,
-          '/tmp/peer',
           `PEER_ADDRESSES="${addresses.join(' ')}"\nPEER_PROXY="${otherProxy}"\nPEER_NAME="${name}"\n`,
-        );
+        ]);
         handedOver.add(self);
       }
+      await Promise.all(handovers.map(([id, text]) => writeInto(id, '/tmp/peer', text)));
     }
     if (handedOver.size === 2 && !released) {
       const probed = await Promise.all([...handedOver].map((id) => hasFile(id, '/tmp/probed')));
       if (probed.every(Boolean)) {
-        for (const id of handedOver) await writeInto(id, '/tmp/all-probed', 'yes');
+        await Promise.all([...handedOver].map((id) => writeInto(id, '/tmp/all-probed', 'yes')));
         released = true;
       }
     }
-    await new Promise((r) => setTimeout(r, 200));
+    await new Promise((r) => setTimeout(r, 100));
   }
   return seen;
 }
@@ -268,91 +289,120 @@ afterAll(() => {
   expect(networks).toBe('');
 });
 
+/** One task with two attempts running COMMAND, coordinated by the test; `allow`: the operator's allowance. */
+async function runPair(
+  name: string,
+  setup: string,
+  allow: readonly string[],
+): Promise<{ run: Awaited<ReturnType<typeof runJson>>; log: string[]; seen: Map<string, Seen> }> {
+  const file = join(work, `${name}.yaml`);
+  writeFileSync(
+    file,
+    `name: ${name}\nrepository: ${repo.dir}\nimage: minimal\n` +
+      `internet: { access: allowlist, domains: ["*.peers.test"] }\n` +
+      `setup: |\n  ${setup}\n`,
+  );
+  const done = { value: false };
+  const log: string[] = [];
+  const watching = coordinate(done, log);
+  const run = await runJson({
+    dataDir: join(work, 'data'),
+    instance,
+    envFile: file,
+    command: COMMAND,
+    attempts: 2,
+    resolveImage: () => image,
+    egress: {
+      extraPorts: [8080],
+      upstreamCa: [],
+      allow,
+      resolver: (host) => {
+        const address = peerNames.get(host);
+        if (address === undefined || address === '')
+          return Promise.reject(new Error(`${host}: unknown`));
+        return Promise.resolve([address]);
+      },
+    },
+  }).finally(() => {
+    done.value = true;
+  });
+  return { run, log, seen: await watching };
+}
+
+/** What every attempt must show: the control worked, nothing of the other sandbox was reached directly. */
+function expectIsolated(output: string, context: string): { peers: string[] } {
+  const proxy = /^proxy=(\d+\.\d+\.\d+\.\d+):(\d+)$/m.exec(output);
+  expect(proxy, context).not.toBeNull();
+  const peers = probeResult(output, 'peer-addresses').split(' ');
+  expect(peers[0], context).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+  // The other attempt's proxy listens on another gateway (its own network).
+  const peerProxy = probeResult(output, 'peer-proxy');
+  expect(peerProxy, context).toMatch(/^\d+\.\d+\.\d+\.\d+:\d+$/);
+  expect(peerProxy, context).not.toBe(`${proxy?.[1]}:${proxy?.[2]}`);
+  // Control: the own listeners answer over loopback.
+  for (const p of LISTEN_PORTS)
+    expect(probeResult(output, `direct 127.0.0.1:${p}`), context).toBe('open');
+  // Direct: nothing of the other sandbox answers.
+  const targets = [...peers.flatMap((a) => PROBE_PORTS.map((p) => `${a}:${p}`)), peerProxy];
+  for (const t of targets)
+    expect(`${t}: ${probeResult(output, `direct ${t}`)}`, context).toMatch(/: (refused|timeout)$/);
+  // IP literals (the other's address, its gateway and proxy port) are refused by the proxy.
+  for (const probe of ['connect-ip-8080', 'connect-ip-443', 'get-ip', 'connect-peer-proxy'])
+    expect(probeResult(output, `proxy ${probe}`), context).toMatch(
+      /^HTTP\/1\.[01] 403 \| .*IP literals are not allowed/,
+    );
+  // The listeners saw their own control connections only, and only after both had probed.
+  expect(probeResult(output, 'all-probed'), context).toBe('yes');
+  expect(probeResult(output, 'hits'), context).toBe(
+    LISTEN_PORTS.map((p) => `${p} <- 127.0.0.1;`).join(''),
+  );
+  return { peers };
+}
+
 describe('another sandbox, from inside a locked-down sandbox (docker)', () => {
   it('two attempts locked down together reach none of each other’s addresses, directly or through the proxy', async () => {
-    const file = join(work, 'env.yaml');
-    writeFileSync(
-      file,
-      `name: eg-attacks-sandboxes\nrepository: ${repo.dir}\nimage: minimal\n` +
-        `internet: { access: allowlist, domains: ["*.peers.test"] }\n` +
-        // The setup runs long enough for the test to see the building sandbox's setup address.
-        `setup: |\n  sleep 2\n`,
-    );
-    const done = { value: false };
-    const log: string[] = [];
-    const watching = coordinate(done, log);
-    const result = await runJson({
-      dataDir: join(work, 'data'),
-      instance,
-      envFile: file,
-      command: COMMAND,
-      attempts: 2,
-      resolveImage: () => image,
-      egress: {
-        extraPorts: [8080],
-        upstreamCa: [],
-        resolver: (host) => {
-          const address = peerNames.get(host);
-          if (address === undefined || address === '')
-            return Promise.reject(new Error(`${host}: unknown`));
-          return Promise.resolve([address]);
-        },
-      },
-    }).finally(() => {
-      done.value = true;
-    });
-    const seen = await watching;
-    expect(result.code, result.stderr).toBe(0);
-    expect(result.result.attempts).toHaveLength(2);
+    // The setup runs long enough for the test to see the building sandbox's setup address.
+    const { run, log, seen } = await runPair('eg-attacks-sandboxes', 'sleep 2', []);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.result.attempts).toHaveLength(2);
     // Both sandboxes were locked down on networks of their own at the same time; the one that
     // built the cache entry had a setup network too, whose address (still on this host's bridge
     // until the attempt ends) the other one was handed as well.
     expect(log, log.join('\n')).toHaveLength(2);
     expect(Math.max(...log.map((l) => l.split('; handed ')[1]?.split(' ').length ?? 0))).toBe(3);
-
-    for (const attempt of result.result.attempts) {
+    for (const attempt of run.result.attempts) {
       const output = attempt.commands[0]?.output ?? '';
-      const context = `attempt ${attempt.index}:\n${output}\n${log.join('\n')}`;
-      const proxy = /^proxy=(\d+\.\d+\.\d+\.\d+):(\d+)$/m.exec(output);
-      expect(proxy, context).not.toBeNull();
-      const peers = probeResult(output, 'peer-addresses').split(' ');
-      expect(peers[0], context).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
-      // The other sandbox sits on another network: its address is not in this one's subnet, and
-      // its proxy listens on another gateway.
-      const peerProxy = probeResult(output, 'peer-proxy');
-      expect(peerProxy, context).toMatch(/^\d+\.\d+\.\d+\.\d+:\d+$/);
-      expect(peerProxy, context).not.toBe(`${proxy?.[1]}:${proxy?.[2]}`);
-
-      // Control: the own listeners answer over loopback.
-      for (const p of LISTEN_PORTS)
-        expect(probeResult(output, `direct 127.0.0.1:${p}`)).toBe('open');
-      // Direct: nothing of the other sandbox answers.
-      const targets = [...peers.flatMap((a) => PROBE_PORTS.map((p) => `${a}:${p}`)), peerProxy];
-      for (const t of targets)
-        expect(`${t}: ${probeResult(output, `direct ${t}`)}`, context).toMatch(
-          /: (refused|timeout)$/,
-        );
-      // Through the proxy: an IP literal is refused, a name resolving to the other sandbox too.
-      for (const p of [8080, 443])
-        expect(probeResult(output, `proxy connect-ip-${p}`), context).toMatch(
-          /^HTTP\/1\.[01] 403 /,
-        );
-      expect(probeResult(output, 'proxy get-ip'), context).toMatch(/^HTTP\/1\.[01] 403 /);
-      expect(probeResult(output, 'proxy connect-peer-proxy'), context).toMatch(
-        /^HTTP\/1\.[01] 403 /,
-      );
+      expectIsolated(output, `attempt ${attempt.index}:\n${output}\n${log.join('\n')}`);
+      // A name the resolver maps to the other sandbox: the address guard refuses it.
       for (const name of ['connect-name-8080', 'connect-name-443', 'get-name'])
-        expect(probeResult(output, `proxy ${name}`), context).toMatch(
+        expect(probeResult(output, `proxy ${name}`), output).toMatch(
           /^HTTP\/1\.[01] 403 \| .*resolves to \d+\.\d+\.\d+\.\d+, a refused private /,
         );
-      // The listeners saw their own control connections only, and only after both had probed.
-      expect(probeResult(output, 'all-probed'), context).toBe('yes');
-      expect(probeResult(output, 'hits'), context).toBe(
-        LISTEN_PORTS.map((p) => `${p} <- 127.0.0.1;`).join(''),
+    }
+    expect(seen.size).toBeGreaterThanOrEqual(2);
+    expect(canary.hits).toEqual([]);
+  }, 120_000);
+
+  it('with an operator allowance covering the sandbox networks, the proxy dials the other sandbox and the firewall lets no answer back', async () => {
+    // Docker's address pools (the sandbox networks are made from them). Only the peer names
+    // resolve, to addresses on this host's bridges; IP literals stay refused. Same environment:
+    // both attempts start from the cache entry the first test made (when run alone, one builds it).
+    const { run, log } = await runPair('eg-attacks-sandboxes', 'sleep 2', [
+      '172.16.0.0/12',
+      '192.168.0.0/16',
+    ]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(log, log.join('\n')).toHaveLength(2);
+    for (const attempt of run.result.attempts) {
+      const output = attempt.commands[0]?.output ?? '';
+      expectIsolated(output, `attempt ${attempt.index}:\n${output}\n${log.join('\n')}`);
+      // The guard lets the name through (no 403): the proxy dials the other sandbox from the
+      // other network's gateway, and the firewall drops the answer coming in on that bridge, so
+      // no connection is made (the listener above recorded nothing).
+      expect(probeResult(output, 'proxy get-name'), output).toMatch(
+        /^(closed|HTTP\/1\.[01] 50\d )/,
       );
     }
-    // Every sandbox of the run was seen (the two attempts, and the cache build's if it had one).
-    expect(seen.size).toBeGreaterThanOrEqual(2);
     expect(canary.hits).toEqual([]);
   }, 120_000);
 });
