@@ -397,7 +397,10 @@ try {
       medianN1Ms: Math.round(one),
       medianN8Ms: Math.round(eight),
       ratio: Number((eight / one).toFixed(2)),
-      disk: await diskOf(results[8].at(-1), mode),
+      // Another run's clean-up on the same engine can remove an image under our feet: say so, go on.
+      disk: await diskOf(results[8].at(-1), mode).catch((error) => ({
+        error: String(error.message ?? error).trim(),
+      })),
     });
     console.error(
       `${mode.name}: N=1 ${Math.round(one)} ms, N=8 ${Math.round(eight)} ms, ${(eight / one).toFixed(2)}×`,
