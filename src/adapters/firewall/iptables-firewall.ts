@@ -10,7 +10,9 @@
  *
  * Guarantees, keyed on the bridge interface (not on source addresses, so spoofing does not help):
  * - INPUT: from the bridge, only TCP to the proxy's address and port is accepted; everything
- *   else that reaches the host itself from this network is dropped (other ports, ICMP, UDP/DNS).
+ *   else that reaches the host itself from this network is dropped (other ports, ICMP, UDP/DNS),
+ *   answers included: a connection the host opens into the sandbox (another attempt's proxy
+ *   dialling it under an operator allowance that covers Docker's pools) gets no SYN-ACK back.
  * - FORWARD (through DOCKER-USER, which Docker evaluates first): nothing is forwarded from or to
  *   the bridge, so no other network, no other sandbox, no outside address, even if a route or
  *   NAT rule elsewhere would allow it.
