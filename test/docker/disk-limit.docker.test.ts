@@ -6,6 +6,7 @@ import { DockerRuntime } from '../../src/adapters/runtime/docker/docker-runtime.
 import { SqliteStore } from '../../src/adapters/store/sqlite/sqlite-store.js';
 import { parseEnvironmentSpec } from '../../src/domain/environment/environment-file.js';
 import { newId } from '../../src/domain/ids.js';
+import type { Attempt } from '../../src/domain/task/attempt.js';
 import { createOrchestrator, type Orchestrator } from '../../src/lifecycle/orchestrator.js';
 import { removeInstanceImages } from '../support/docker-cleanup.js';
 import { lifecycleTestImage, makeSampleRepository } from './lifecycle-support.js';
@@ -54,6 +55,29 @@ async function environment(name: string, extra: Record<string, unknown> = {}): P
     now: new Date().toISOString(),
   });
   return id;
+}
+
+/**
+ * Submits a task of `attempts` attempts running `true` on `environmentId`, starts the queue and
+ * waits (at most `timeoutMs`) for the task to end; returns its attempts, as submitted and as stored.
+ */
+async function runToEnd(
+  orch: Orchestrator,
+  environmentId: string,
+  attempts: number,
+  timeoutMs: number,
+): Promise<{ attempts: Attempt[]; stored: Array<Attempt | undefined> }> {
+  const submitted = await orch.scheduler.submit({
+    environmentId,
+    prompt: '',
+    command: 'true',
+    ref: {},
+    attempts,
+  });
+  await orch.scheduler.start();
+  await orch.scheduler.waitForTask(submitted.task.id, AbortSignal.timeout(timeoutMs));
+  const stored = await Promise.all(submitted.attempts.map((a) => store.getAttempt(a.id)));
+  return { attempts: submitted.attempts, stored };
 }
 
 beforeAll(async () => {
@@ -131,16 +155,7 @@ describe('disk limits on a real engine', () => {
     });
     const orch = orchestrator();
     try {
-      const { task, attempts } = await orch.scheduler.submit({
-        environmentId: envId,
-        prompt: '',
-        command: 'true',
-        ref: {},
-        attempts: 2,
-      });
-      await orch.scheduler.start();
-      await orch.scheduler.waitForTask(task.id, AbortSignal.timeout(120_000));
-      const stored = await Promise.all(attempts.map((a) => store.getAttempt(a.id)));
+      const { attempts, stored } = await runToEnd(orch, envId, 2, 120_000);
       expect(stored.map((a) => a?.phase)).toEqual(['failed', 'failed']);
       for (const attempt of stored) {
         expect(attempt?.error?.code).toBe('disk_full');
@@ -169,16 +184,7 @@ describe('disk limits on a real engine', () => {
     });
     const orch = orchestrator();
     try {
-      const { task, attempts } = await orch.scheduler.submit({
-        environmentId: envId,
-        prompt: '',
-        command: 'true',
-        ref: {},
-        attempts: 1,
-      });
-      await orch.scheduler.start();
-      await orch.scheduler.waitForTask(task.id, AbortSignal.timeout(60_000));
-      const attempt = await store.getAttempt(attempts[0]?.id ?? '');
+      const [attempt] = (await runToEnd(orch, envId, 1, 60_000)).stored;
       expect(attempt?.phase).toBe('failed');
       expect(attempt?.error?.message).toBe(
         'setup script failed at line 2: `head -c 100000000 /dev/zero > /dev/shm/fill` exited with code 1 (the output says "No space left on device": a disk is full)',
@@ -194,16 +200,7 @@ describe('disk limits on a real engine', () => {
     // A floor no disk here reaches (a petabyte): the check refuses before anything is created.
     const orch = orchestrator(1024 * 1024 * 1024);
     try {
-      const { task, attempts } = await orch.scheduler.submit({
-        environmentId: envId,
-        prompt: '',
-        command: 'true',
-        ref: {},
-        attempts: 1,
-      });
-      await orch.scheduler.start();
-      await orch.scheduler.waitForTask(task.id, AbortSignal.timeout(60_000));
-      const attempt = await store.getAttempt(attempts[0]?.id ?? '');
+      const [attempt] = (await runToEnd(orch, envId, 1, 60_000)).stored;
       expect(attempt?.phase).toBe('failed');
       expect(attempt?.error?.code).toBe('disk_full');
       expect(attempt?.error?.message).toMatch(
