@@ -1,11 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runBerth, startServe, tempDir, type ServeHandle } from '../support/cli.js';
 import { FakeModelServer, messagesText } from '../support/fake-model-server.js';
-import { ADDER_FIX, BUGGY_ADDER, after, shell } from '../support/scripted-turns.js';
+import { makeBuggyAdderRepository } from '../support/buggy-adder-repository.js';
+import { runGit } from '../support/run-git.js';
+import { ADDER_FIX, after, shell } from '../support/scripted-turns.js';
 import { lifecycleTestImage } from './lifecycle-support.js';
 
 /**
@@ -17,24 +18,6 @@ import { lifecycleTestImage } from './lifecycle-support.js';
 
 const API_KEY = 'sk-agent-task-key-5512';
 
-function git(dir: string, ...args: string[]): string {
-  return execFileSync(
-    'git',
-    ['-C', dir, '-c', 'user.name=T', '-c', 'user.email=t@berth.example', ...args],
-    { encoding: 'utf8' },
-  );
-}
-
-function sampleRepository(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'berth-agent-repo-'));
-  git(dir, 'init', '-q', '-b', 'main');
-  mkdirSync(join(dir, 'src'));
-  for (const [path, text] of Object.entries(BUGGY_ADDER)) writeFileSync(join(dir, path), text);
-  git(dir, 'add', '-A');
-  git(dir, 'commit', '-qm', 'initial');
-  return dir;
-}
-
 let model: FakeModelServer;
 let server: ServeHandle;
 let repo: string;
@@ -42,7 +25,7 @@ let auth: string[];
 
 beforeAll(async () => {
   const image = lifecycleTestImage();
-  repo = sampleRepository();
+  repo = makeBuggyAdderRepository('agent-repo');
   model = await FakeModelServer.start([]);
   server = await startServe(
     ['--allow-local-repos', '--model-base-url', model.baseUrl, '--model', 'fake-coder'],
@@ -108,7 +91,7 @@ describe('a prompt through the server with the model agent (docker)', () => {
     execFileSync('git', ['clone', '-q', repo, clone]);
     const patch = join(clone, '..', 'fix.patch');
     writeFileSync(patch, attempt?.diff ?? '');
-    git(clone, 'apply', patch);
+    runGit(clone, 'apply', patch);
     expect(execFileSync('sh', ['test.sh'], { cwd: clone, encoding: 'utf8' })).toContain(
       'tests passed',
     );

@@ -1,11 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runBerth, startServe, tempDir, type ServeHandle } from '../support/cli.js';
 import { FakeModelServer, type FakeRequest } from '../support/fake-model-server.js';
-import { ADDER_FIX, BUGGY_ADDER, after, shell } from '../support/scripted-turns.js';
+import { makeBuggyAdderRepository } from '../support/buggy-adder-repository.js';
+import { ADDER_FIX, after, shell } from '../support/scripted-turns.js';
 import { removeInstanceImages } from '../support/docker-cleanup.js';
 import { lifecycleTestImage } from './lifecycle-support.js';
 
@@ -40,14 +39,6 @@ interface TaskJson {
   attempts: AttemptJson[];
 }
 
-function git(dir: string, ...args: string[]): string {
-  return execFileSync(
-    'git',
-    ['-C', dir, '-c', 'user.name=T', '-c', 'user.email=t@berth.example', ...args],
-    { encoding: 'utf8' },
-  );
-}
-
 let model: FakeModelServer;
 let server: ServeHandle;
 let auth: string[];
@@ -60,12 +51,7 @@ async function berthJson(...args: string[]): Promise<TaskJson & { attempt?: stri
 
 beforeAll(async () => {
   const image = lifecycleTestImage();
-  const repo = mkdtempSync(join(tmpdir(), 'berth-followup-repo-'));
-  git(repo, 'init', '-q', '-b', 'main');
-  mkdirSync(join(repo, 'src'));
-  for (const [path, text] of Object.entries(BUGGY_ADDER)) writeFileSync(join(repo, path), text);
-  git(repo, 'add', '-A');
-  git(repo, 'commit', '-qm', 'initial');
+  const repo = makeBuggyAdderRepository('followup-repo');
   model = await FakeModelServer.start([]);
   server = await startServe(
     ['--allow-local-repos', '--model-base-url', model.baseUrl, '--model', 'fake-coder'],
