@@ -11,6 +11,7 @@ import {
   type ServeHandle,
 } from '../support/cli.js';
 import { FakeGitHub } from '../support/fake-github.js';
+import { runGit } from '../support/run-git.js';
 import { lifecycleTestImage, makeSampleRepository } from './lifecycle-support.js';
 
 /**
@@ -43,14 +44,6 @@ let server: ServeHandle;
 let fake: FakeGitHub;
 let auth: string[];
 let bare: string;
-
-function git(dir: string, ...args: string[]): string {
-  return execFileSync(
-    'git',
-    ['-C', dir, '-c', 'user.name=T', '-c', 'user.email=t@berth.example', ...args],
-    { encoding: 'utf8' },
-  ).trim();
-}
 
 function berth(...args: string[]): Promise<CliResult> {
   return runBerth([...args, ...auth]);
@@ -88,9 +81,9 @@ function clone(): string {
 /** Everything `git status` and the work tree say, to show a refusal changed nothing. */
 function state(dir: string): string {
   return (
-    git(dir, 'status', '--porcelain', '--untracked-files=all') +
-    git(dir, 'diff') +
-    git(dir, 'rev-parse', 'HEAD')
+    runGit(dir, 'status', '--porcelain', '--untracked-files=all') +
+    runGit(dir, 'diff') +
+    runGit(dir, 'rev-parse', 'HEAD')
   );
 }
 
@@ -210,10 +203,10 @@ describe('best-of-N, pick, apply, pull request (docker)', () => {
     expect(existsSync(join(outside, 'answer.txt'))).toBe(false);
 
     const other = tempDir('bon-other');
-    git(other, 'init', '-q', '-b', 'main');
+    runGit(other, 'init', '-q', '-b', 'main');
     writeFileSync(join(other, 'README.md'), '# sample\n');
-    git(other, 'add', '-A');
-    git(other, 'commit', '-qm', 'another repository');
+    runGit(other, 'add', '-A');
+    runGit(other, 'commit', '-qm', 'another repository');
     const otherBefore = state(other);
     const foreign = await berthIn(other, 'task', 'apply', best.id);
     expect(foreign.code).not.toBe(0);
@@ -222,8 +215,8 @@ describe('best-of-N, pick, apply, pull request (docker)', () => {
 
     const conflicted = clone();
     writeFileSync(join(conflicted, 'answer.txt'), 'my own answer\n');
-    git(conflicted, 'add', '-A');
-    git(conflicted, 'commit', '-qm', 'my answer');
+    runGit(conflicted, 'add', '-A');
+    runGit(conflicted, 'commit', '-qm', 'my answer');
     const before = state(conflicted);
     const conflict = await berthIn(conflicted, 'task', 'apply', best.id);
     expect(conflict.code).not.toBe(0);
@@ -247,11 +240,11 @@ describe('best-of-N, pick, apply, pull request (docker)', () => {
       attempt: chosen.id,
       pullRequest: { number: 1, created: true },
     });
-    expect(git(bare, 'rev-parse', `refs/heads/berth/${best.id}`)).toBe(opened.commit);
-    expect(git(bare, 'log', '-1', '--format=%an|%s', opened.commit)).toMatch(
+    expect(runGit(bare, 'rev-parse', `refs/heads/berth/${best.id}`)).toBe(opened.commit);
+    expect(runGit(bare, 'log', '-1', '--format=%an|%s', opened.commit)).toMatch(
       /^Berth\|echo "answer/,
     );
-    expect(git(bare, 'show', `${opened.commit}:answer.txt`)).toBe(
+    expect(runGit(bare, 'show', `${opened.commit}:answer.txt`)).toBe(
       /^\+(answer .*)$/m.exec(chosen.diff)?.[1],
     );
     const create = fake.requests.find((r) => r.method === 'POST');
