@@ -361,8 +361,9 @@ function expectIsolated(output: string, context: string): { peers: string[] } {
 
 describe('another sandbox, from inside a locked-down sandbox (docker)', () => {
   it('two attempts locked down together reach none of each other’s addresses, directly or through the proxy', async () => {
-    // The setup runs long enough for the test to see the building sandbox's setup address.
-    const { run, log, seen } = await runPair('eg-attacks-sandboxes', 'sleep 2', []);
+    // The setup runs long enough for the test to see the building sandbox's setup address, even
+    // on a loaded machine where each `docker inspect` takes a while.
+    const { run, log, seen } = await runPair('eg-attacks-sandboxes', 'sleep 4', []);
     expect(run.code, run.stderr).toBe(0);
     expect(run.result.attempts).toHaveLength(2);
     // Both sandboxes were locked down on networks of their own at the same time; the one that
@@ -387,7 +388,7 @@ describe('another sandbox, from inside a locked-down sandbox (docker)', () => {
     // Docker's address pools (the sandbox networks are made from them). Only the peer names
     // resolve, to addresses on this host's bridges; IP literals stay refused. Same environment:
     // both attempts start from the cache entry the first test made (when run alone, one builds it).
-    const { run, log } = await runPair('eg-attacks-sandboxes', 'sleep 2', [
+    const { run, log } = await runPair('eg-attacks-sandboxes', 'sleep 4', [
       '172.16.0.0/12',
       '192.168.0.0/16',
     ]);
