@@ -30,16 +30,13 @@ import { mkdtempSync, mkdirSync, readdirSync, lstatSync, rmSync, writeFileSync }
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import { benchImage, removeBenchInstance } from './bench-support.js';
 
 const QUICK = process.argv.includes('--quick');
 // --trace: after the runs, prints where the time of the last N = 8 run went (phase events of each
 // attempt, in ms from submit) on stderr.
 const TRACE = process.argv.includes('--trace');
-const imageFlag = process.argv.indexOf('--image');
-const IMAGE =
-  imageFlag > 0
-    ? process.argv[imageFlag + 1]
-    : (process.env.BERTH_TEST_IMAGE ?? 'berth/minimal:latest');
+const IMAGE = benchImage();
 const RUNS = QUICK ? 1 : 3;
 // Pause between two measured runs (tasks from people are not back to back); the server's warm pool
 // tops itself up in the background then. The same pause precedes N = 1 and N = 8.
@@ -430,21 +427,5 @@ try {
   fake.server.closeAllConnections();
   fake.server.close();
   rmSync(root, { recursive: true, force: true });
-  // The run's snapshots and cache entry (snapshots first: they are children of the cache image).
-  for (const kind of ['snapshot', 'cache']) {
-    const ids = execFileSync(
-      'docker',
-      [
-        'images',
-        '-q',
-        '--filter',
-        `label=berth.instance=${INSTANCE}`,
-        '--filter',
-        `label=berth.kind=${kind}`,
-      ],
-      { encoding: 'utf8' },
-    ).trim();
-    if (ids !== '')
-      execFileSync('docker', ['rmi', '-f', ...new Set(ids.split('\n'))], { stdio: 'ignore' });
-  }
+  removeBenchInstance(INSTANCE);
 }

@@ -15,12 +15,9 @@ import { SqliteStore } from '../dist/adapters/store/sqlite/sqlite-store.js';
 import { parseEnvironmentSpec } from '../dist/domain/environment/environment-file.js';
 import { newId } from '../dist/domain/ids.js';
 import { createOrchestrator } from '../dist/lifecycle/orchestrator.js';
+import { benchImage } from './bench-support.js';
 
-const imageFlag = process.argv.indexOf('--image');
-const IMAGE =
-  imageFlag > 0
-    ? process.argv[imageFlag + 1]
-    : (process.env.BERTH_TEST_IMAGE ?? 'berth/minimal:latest');
+const IMAGE = benchImage();
 const INSTANCES = [`bench-cbs-a-${process.pid}`, `bench-cbs-b-${process.pid}`];
 
 const dir = mkdtempSync(join(os.tmpdir(), 'berth-bench-cbs-'));

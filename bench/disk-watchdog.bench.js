@@ -10,12 +10,9 @@
 // Writes at most 8 × 2000 small files and 400 MB per overshoot run, removed at the end.
 import { DockerRuntime } from '../dist/adapters/runtime/docker/docker-runtime.js';
 import { DiskWatchdog } from '../dist/lifecycle/disk-watchdog.js';
+import { benchImage } from './bench-support.js';
 
-const imageFlag = process.argv.indexOf('--image');
-const IMAGE =
-  imageFlag > 0
-    ? process.argv[imageFlag + 1]
-    : (process.env.BERTH_TEST_IMAGE ?? 'berth/minimal:latest');
+const IMAGE = benchImage();
 const runtime = new DockerRuntime({ instance: `bench-disk-${process.pid}` });
 const MB = 1024 * 1024;
 

@@ -24,13 +24,10 @@ import { CommandAgent } from '../dist/lifecycle/command-agent.js';
 import { NoNetworkEnforcer } from '../dist/lifecycle/network-policy-enforcer.js';
 import { leaseOwnerId, Scheduler } from '../dist/lifecycle/scheduler.js';
 import { WarmPool } from '../dist/lifecycle/warm-pool.js';
+import { benchImage } from './bench-support.js';
 
 const QUICK = process.argv.includes('--quick');
-const imageFlag = process.argv.indexOf('--image');
-const IMAGE =
-  imageFlag > 0
-    ? process.argv[imageFlag + 1]
-    : (process.env.BERTH_TEST_IMAGE ?? 'berth/minimal:latest');
+const IMAGE = benchImage();
 const CACHED_RUNS = QUICK ? 5 : 15;
 const COLD_RUNS = QUICK ? 2 : 3;
 const BASELINE_RUNS = QUICK ? 5 : 10;

@@ -13,13 +13,10 @@ import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { runLocal } from '../dist/lifecycle/run-local.js';
+import { benchImage, removeBenchInstance } from './bench-support.js';
 
 const QUICK = process.argv.includes('--quick');
-const imageFlag = process.argv.indexOf('--image');
-const IMAGE =
-  imageFlag > 0
-    ? process.argv[imageFlag + 1]
-    : (process.env.BERTH_TEST_IMAGE ?? 'berth/minimal:latest');
+const IMAGE = benchImage();
 const RUNS = QUICK ? 4 : 10;
 const INSTANCE = `bench-lockdown-${process.pid}`;
 
@@ -109,28 +106,6 @@ try {
     ),
   );
 } finally {
-  const left = execFileSync(
-    'docker',
-    ['ps', '-aq', '--filter', `label=berth.instance=${INSTANCE}`],
-    { encoding: 'utf8' },
-  ).trim();
-  if (left !== '') execFileSync('docker', ['rm', '-f', ...left.split('\n')]);
-  // Snapshots first: they are children of the cache image.
-  for (const kind of ['snapshot', 'cache']) {
-    const ids = execFileSync(
-      'docker',
-      [
-        'images',
-        '-q',
-        '--filter',
-        `label=berth.instance=${INSTANCE}`,
-        '--filter',
-        `label=berth.kind=${kind}`,
-      ],
-      { encoding: 'utf8' },
-    ).trim();
-    if (ids !== '')
-      execFileSync('docker', ['rmi', '-f', ...new Set(ids.split('\n'))], { stdio: 'ignore' });
-  }
+  removeBenchInstance(INSTANCE);
   rmSync(root, { recursive: true, force: true });
 }
