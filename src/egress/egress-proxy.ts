@@ -45,7 +45,7 @@ import { normaliseHostName } from '../domain/internet/host-name.js';
 import type { EgressPolicy, EgressScheme } from '../domain/internet/egress-policy.js';
 import { BerthError } from '../errors/berth-error.js';
 import { AddressGuard, type AddressGuardOptions } from './address-guard.js';
-import { machineAddresses } from './machine-addresses.js';
+import { recentMachineAddresses } from './machine-addresses.js';
 import type { CertificateAuthority } from './certificate-authority.js';
 import { parseClientHello, type ClientHello } from './tls-client-hello.js';
 
@@ -207,7 +207,6 @@ export class EgressProxy {
   /** Own addresses from the options and the listener; the machine's are added by `currentGuard`. */
   private listenerAddresses: string[] = [];
   private machineAddressesKey: string | undefined;
-  private machineAddressesReadAt = 0;
   private address: net.AddressInfo | undefined;
   private closed = false;
 
@@ -307,22 +306,19 @@ export class EgressProxy {
     }
     this.listenerAddresses = own;
     this.machineAddressesKey = undefined;
-    this.machineAddressesReadAt = 0;
-    this.currentGuard();
+    this.currentGuard(0);
     return address;
   }
 
   /**
    * The guard, with the machine's addresses (loopback aside) among the own addresses. They are
-   * read again at most once a second: other sandboxes' bridges come and go.
+   * read again at most once a second for the whole process: other sandboxes' bridges come and
+   * go. The guard is rebuilt only when they changed.
    * Loopback is refused by the guard anyway; an operator who allows it (a mirror on this host's
    * loopback, the test worlds) does so on purpose, and the listener's address stays own.
    */
-  private currentGuard(): AddressGuard {
-    const now = Date.now();
-    if (now - this.machineAddressesReadAt < 1000) return this.guard;
-    this.machineAddressesReadAt = now;
-    const machine = machineAddresses();
+  private currentGuard(maxAgeMs = 1000): AddressGuard {
+    const machine = recentMachineAddresses(maxAgeMs);
     const key = machine.join(' ');
     if (key !== this.machineAddressesKey) {
       this.machineAddressesKey = key;

@@ -22,6 +22,19 @@ function readProc(path: string): string {
   }
 }
 
+let cached: { at: number; addresses: string[] } | undefined;
+
+/**
+ * The machine's addresses as read at most `maxAgeMs` ago: one read of `/proc` serves every proxy
+ * of the process (one per attempt), however many connections they check.
+ */
+export function recentMachineAddresses(maxAgeMs: number, now = Date.now()): string[] {
+  if (cached === undefined || now - cached.at >= maxAgeMs) {
+    cached = { at: now, addresses: machineAddresses() };
+  }
+  return cached.addresses;
+}
+
 /** The machine's addresses, loopback aside, sorted (a stable key for "did they change"). */
 export function machineAddresses(): string[] {
   const found = new Set<string>();
