@@ -1,11 +1,6 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { PostgresStore } from '../../src/adapters/store/postgres/postgres-store.js';
-import { SqliteStore } from '../../src/adapters/store/sqlite/sqlite-store.js';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Store } from '../../src/ports/store.js';
-import { findPostgresBin, startPostgres, type PostgresServer } from '../store/postgres-server.js';
+import { describeEachStore } from '../store/each-store.js';
 import { cacheKeyParts, cacheKey } from '../../src/domain/cache/cache-key.js';
 import type { CacheEntry } from '../../src/domain/cache/cache-entry.js';
 import type { Attempt } from '../../src/domain/task/attempt.js';
@@ -64,41 +59,7 @@ function describeTaskStore(
   });
 }
 
-describeTaskStore('SqliteStore', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'berth-task-store-'));
-  return Promise.resolve({
-    store: SqliteStore.open(dir),
-    cleanup: () => rmSync(dir, { recursive: true, force: true }),
-  });
-});
-
-const postgresBin = findPostgresBin();
-if (postgresBin === undefined) {
-  describe('task tables: PostgresStore', () => {
-    it.skip('needs PostgreSQL binaries (apt-get install postgresql); none under /usr/lib/postgresql', () => {});
-  });
-} else {
-  let server: PostgresServer | undefined;
-  beforeAll(() => {
-    server = startPostgres(postgresBin);
-  });
-  afterAll(() => {
-    server?.stop();
-  });
-  describeTaskStore('PostgresStore', async () => {
-    if (!server) throw new Error('PostgreSQL did not start');
-    const database = await server.createDatabase();
-    return {
-      store: PostgresStore.connect({
-        host: server.socketDir,
-        user: server.user,
-        database,
-        max: 5,
-      }),
-      cleanup: () => undefined,
-    };
-  });
-}
+describeEachStore('task tables', describeTaskStore);
 
 function taskStoreTests(current: () => Store): void {
   describe('tasks and attempts', () => {
