@@ -195,7 +195,8 @@ async function coordinate(done: { value: boolean }, log: string[]): Promise<Map<
   /** Sandboxes whose listeners are up, with their own proxy's `address:port`. */
   const listening = new Map<string, string>();
   let released = false;
-  const record = async (id: string): Promise<void> => {
+  /** Records the container's addresses; returns the names of the networks it is on now. */
+  const record = async (id: string): Promise<string[]> => {
     const lines = await docker(
       'inspect',
       '-f',
@@ -208,6 +209,10 @@ async function coordinate(done: { value: boolean }, log: string[]): Promise<Map<
       if (/^\d+\.\d+\.\d+\.\d+$/.test(address)) entry.networks.set(network, { address, gateway });
     }
     seen.set(id, entry);
+    return lines
+      .split('\n')
+      .map((line) => line.trim().split(' ')[0] ?? '')
+      .filter((name) => name !== '');
   };
   while (!done.value) {
     const ids = (
@@ -219,7 +224,11 @@ async function coordinate(done: { value: boolean }, log: string[]): Promise<Map<
     if (handedOver.size === 0) {
       await Promise.all(
         ids.map(async (id) => {
-          await record(id);
+          // No `docker exec` before the sandbox has joined its egress network: until then Berth
+          // may be committing it (paused), and on this engine (runc, cgroup v1) an exec started
+          // into a container being frozen hangs and takes the engine's lock on it for good.
+          const networks = await record(id);
+          if (!networks.some((name) => name.startsWith('berth-egress-'))) return;
           const proxy = await docker(
             'exec',
             id,
