@@ -6,6 +6,7 @@ import type { SecretMasker } from '../secrets/secret-masker.js';
 import type { AttemptEventBody } from '../domain/task/attempt-event.js';
 import type { SandboxContext } from './sandbox-context.js';
 import { SANDBOX_STATE_DIR } from './setup-script.js';
+import { STAGE_WORKING_TREE } from './stage-working-tree.js';
 
 /**
  * A follow-up turn (DESIGN §5): the sandbox starts from the picked attempt's snapshot image, the
@@ -75,11 +76,7 @@ export async function startFromSnapshot(options: SnapshotSandboxOptions): Promis
 const TREE_SCRIPT = String.raw`
 set -e
 index="$1/turn.index"
-rm -f -- "$index"
-gitdir=$(git rev-parse --git-dir)
-[ -f "$gitdir/index" ] && cp -- "$gitdir/index" "$index"
-export GIT_INDEX_FILE="$index"
-git -c core.checkStat=minimal -c core.trustctime=false add -A
+${STAGE_WORKING_TREE}
 git write-tree
 rm -f -- "$index"
 `;

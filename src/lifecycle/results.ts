@@ -3,6 +3,7 @@ import { BerthError } from '../errors/berth-error.js';
 import { readSandboxFile } from './sandbox-files.js';
 import type { SandboxContext } from './sandbox-context.js';
 import { SANDBOX_STATE_DIR } from './setup-script.js';
+import { STAGE_WORKING_TREE } from './stage-working-tree.js';
 
 /**
  * The attempt's changes: every file in the working tree (new files included, ignored files not)
@@ -16,20 +17,10 @@ const NUMSTAT_FILE = `${SANDBOX_STATE_DIR}/result.numstat`;
 export const MAX_DIFF_BYTES = 20 * 1024 * 1024;
 
 // $1 base commit, $2 state dir.
-// core.checkStat=minimal, core.trustctime=false: a sandbox from a committed image (cache entry,
-// snapshot) has its files' mtimes cut to whole seconds and new inodes, so by the default checks
-// every tracked file looks changed; `git add` then hashes the whole tree again and, finding each
-// object already packed, "freshens" the pack (sets its mtime), which makes overlayfs copy the whole
-// pack into the sandbox's layer and into its snapshot (a 1 MB repository: 1 MB per attempt).
-// Comparing whole-second mtimes and sizes only keeps the layer to what the attempt wrote.
 const DIFF_SCRIPT = String.raw`
 set -e
 index="$2/result.index"
-rm -f -- "$index"
-gitdir=$(git rev-parse --git-dir)
-[ -f "$gitdir/index" ] && cp -- "$gitdir/index" "$index"
-export GIT_INDEX_FILE="$index"
-git -c core.checkStat=minimal -c core.trustctime=false add -A
+${STAGE_WORKING_TREE}
 git diff --cached --binary --no-renames --no-ext-diff "$1" -- > "$2/result.diff"
 git diff --cached --numstat --no-renames -z "$1" -- > "$2/result.numstat"
 rm -f -- "$index"

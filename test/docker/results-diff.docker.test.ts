@@ -1,0 +1,108 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { collectChanges } from '../../src/lifecycle/results.js';
+import { recordTurnStart } from '../../src/lifecycle/follow-up-turn.js';
+import type { SandboxContext } from '../../src/lifecycle/sandbox-context.js';
+import { SANDBOX_STATE_DIR } from '../../src/lifecycle/setup-script.js';
+import { SecretMasker } from '../../src/secrets/secret-masker.js';
+import { startAgentTestSandbox, type AgentTestSandbox } from './agent-support.js';
+
+/**
+ * The attempt's diff must see every change, even one that keeps a file's size and lands in the
+ * second its index entry was recorded (the checkout and the agent's first patch can be that
+ * close): same size, same inode, same whole-second mtime. Git's own answer is its racy-index
+ * check (an entry recorded in the second the index was written is compared by content), which
+ * needs the index's own mtime kept.
+ */
+
+let box: AgentTestSandbox;
+let ctx: SandboxContext;
+
+beforeAll(async () => {
+  box = await startAgentTestSandbox();
+  ctx = {
+    runtime: box.runtime,
+    sandboxId: box.id,
+    workdir: '/workspace',
+    emit: () => undefined,
+    masker: new SecretMasker([]),
+    signal: new AbortController().signal,
+  };
+});
+afterAll(async () => {
+  await box?.remove();
+});
+
+/** A committed repository in /workspace; its commit. */
+async function commitSample(): Promise<string> {
+  await box.reset({ 'src/add.sh': 'add() { echo $(( $1 - $2 )); }\n' });
+  const r = await box.sh(
+    `mkdir -p ${SANDBOX_STATE_DIR} && cd /workspace && git init -q -b main && git add -A &&
+     git -c user.name=t -c user.email=t@t commit -qm one && git rev-parse HEAD`,
+  );
+  expect(r.exitCode, r.output).toBe(0);
+  return r.output.trim().split('\n').at(-1) ?? '';
+}
+
+/**
+ * Rewrites the file in place with the same size, sets its mtime to the index entry's whole second,
+ * then lets that second pass, so a check made now sees nothing but the stat data.
+ */
+async function sameSizeEditInTheRecordedSecond(): Promise<void> {
+  await box.sandbox.writeFile('/workspace/src/add.sh', 'add() { echo $(( $1 + $2 )); }\n');
+  const r = await box.sh(
+    `cd /workspace && sec=$(git ls-files --debug src/add.sh | sed -n 's/^  mtime: \\([0-9]*\\):.*/\\1/p') &&
+     touch -m -d "@$sec" src/add.sh && stat -c %Y src/add.sh && echo "$sec" && sleep 1.1`,
+  );
+  const [fileSec, entrySec] = r.output.trim().split('\n');
+  expect(fileSec).toBe(entrySec);
+}
+
+describe('the results diff (docker)', () => {
+  it('sees a same-size edit whose whole-second mtime matches the index entry', async () => {
+    const base = await commitSample();
+    await sameSizeEditInTheRecordedSecond();
+    const { diff, files } = await collectChanges(ctx, base);
+    expect(diff).toContain('+add() { echo $(( $1 + $2 )); }');
+    expect(files.map((f) => f.path)).toEqual(['src/add.sh']);
+  });
+
+  it("takes such an edit into a follow-up turn's starting tree", async () => {
+    await commitSample();
+    const before = await recordTurnStart(ctx);
+    await sameSizeEditInTheRecordedSecond();
+    const after = await recordTurnStart(ctx);
+    expect(after).not.toBe(before);
+  });
+
+  it('adds nothing but the change to a sandbox from a committed image (the pack is not copied up)', async () => {
+    const base = await commitSample();
+    const packed = await box.sh(
+      'cd /workspace && head -c 2000000 /dev/urandom | base64 > big.txt && git add -A && ' +
+        'git -c user.name=t -c user.email=t@t commit -qm big && git gc -q && git rev-parse HEAD',
+    );
+    expect(packed.exitCode, packed.output).toBe(0);
+    const image = await box.runtime.commit(box.id, {
+      repository: 'berth-results-test',
+      tag: randomBytes(4).toString('hex'),
+      labels: { 'berth.task': 'results-test' },
+    });
+    const from = await box.runtime.create({
+      image: image.id,
+      labels: { 'berth.task': 'results-test' },
+      resources: { cpus: 1, memoryMb: 256, pids: 256 },
+    });
+    try {
+      await box.runtime.start(from.id);
+      await box.runtime.exec(from.id, { script: 'echo changed > /workspace/src/add.sh' });
+      const { files } = await collectChanges({ ...ctx, sandboxId: from.id }, base);
+      expect(files.map((f) => f.path).sort()).toEqual(['big.txt', 'src/add.sh']);
+      const changed = execFileSync('docker', ['diff', from.id], { encoding: 'utf8' });
+      expect(changed).not.toMatch(/objects\/pack\/pack-.*\.pack/);
+    } finally {
+      await box.runtime.remove(from.id);
+      await box.runtime.removeImage(image.id);
+    }
+  });
+});
