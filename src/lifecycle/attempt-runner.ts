@@ -38,6 +38,7 @@ import type { SandboxContext } from './sandbox-context.js';
 import { readExports, runLifecycleScript } from './script-runner.js';
 import { startServices } from './services.js';
 import { runVerification } from './verify-phase.js';
+import { imageMissing } from '../runtime/image-missing.js';
 import {
   recordTurnStart,
   startFromSnapshot,
@@ -291,11 +292,7 @@ export class AttemptRunner {
         (error: unknown) => {
           const e = toBerthError(error);
           if (e.code === 'not_found' || e.code === 'image_missing') {
-            throw new BerthError(
-              'image_missing',
-              `the image "${spec.image}" (${baseRef}) is not built yet`,
-              { image: baseRef },
-            );
+            throw imageMissing(baseRef);
           }
           throw e;
         },

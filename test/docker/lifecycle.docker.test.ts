@@ -253,4 +253,16 @@ describe('berth run on a real Docker engine', () => {
       'could not fetch the branch "no-such-branch"',
     );
   });
+
+  it('names the command that builds a base image that is not built', async () => {
+    const file = envFile('lc-no-image', '');
+    const run = await runJson({
+      ...base(),
+      envFile: file,
+      command: 'true',
+      resolveImage: () => `berth/universal:not-built-${process.pid}`,
+    });
+    expect(run.code).toBe(1);
+    expect(run.result.attempts[0]?.error).toContain('build it with `berth image build universal`');
+  });
 });

@@ -38,6 +38,7 @@ import { BERTH_LABELS, managedLabels } from '../../../runtime/labels.js';
 import { ExecAgentChannel } from './exec-agent-channel.js';
 import { engineExec } from './engine-exec.js';
 import { readSingleFile, singleFileTar } from './tar-files.js';
+import { imageMissing } from '../../../runtime/image-missing.js';
 
 /**
  * Capabilities a sandbox keeps (everything else is dropped). Each is needed by package installs
@@ -75,11 +76,6 @@ export interface DockerRuntimeOptions {
 const SILENT: RuntimeLogger = { debug: () => undefined, warn: () => undefined };
 
 /** Images Berth builds itself, with the command that builds each. */
-const BUILD_HINTS: Record<string, string> = {
-  'berth/minimal': 'berth image build minimal',
-  'berth/universal': 'berth image build universal',
-};
-
 export class DockerRuntime implements SandboxRuntime {
   private readonly docker: Docker;
   private readonly instance: string;
@@ -610,20 +606,6 @@ export class DockerRuntime implements SandboxRuntime {
     }
     return new BerthError('internal', `could not ${what}: ${message}`, details, { cause: error });
   }
-}
-
-/** The error for a missing image; for Berth's own images it names the command that builds them. */
-export function imageMissing(ref: string): BerthError {
-  const repository = ref.replace(/(:[^/:]*)?(@.*)?$/, '');
-  const hint = BUILD_HINTS[repository];
-  const message =
-    hint !== undefined
-      ? `image ${ref} is missing; build it with \`${hint}\``
-      : `image ${ref} is missing; Berth's base images are built with \`berth image build universal\` or \`berth image build minimal\``;
-  return new BerthError('image_missing', message, {
-    image: ref,
-    ...(hint !== undefined ? { buildCommand: hint } : {}),
-  });
 }
 
 function statusOf(error: unknown): number | undefined {
