@@ -81,12 +81,21 @@ beforeAll(async () => {
   const root = tempDir('private-git');
   bare = join(root, 'app.git');
   execFileSync('git', ['clone', '-q', '--bare', repo.dir, bare]);
-  // The Docker bridge's gateway: an address of this machine that sandboxes reach.
-  const gateway = execFileSync(
-    'docker',
-    ['network', 'inspect', 'bridge', '-f', '{{(index .IPAM.Config 0).Gateway}}'],
-    { encoding: 'utf8' },
-  ).trim();
+  // The Docker bridge's gateway: an address of this machine that sandboxes reach. A freshly
+  // started engine may leave it out of the default bridge's IPAM config; docker0 carries it.
+  const gateway =
+    execFileSync(
+      'docker',
+      ['network', 'inspect', 'bridge', '-f', '{{range .IPAM.Config}}{{.Gateway}}{{end}}'],
+      {
+        encoding: 'utf8',
+      },
+    ).trim() ||
+    (/inet (\d+\.\d+\.\d+\.\d+)\//.exec(
+      execFileSync('ip', ['-4', '-o', 'addr', 'show', 'dev', 'docker0'], { encoding: 'utf8' }),
+    )?.[1] ??
+      '');
+  expect(gateway, 'the Docker bridge has no IPv4 gateway').toMatch(/^\d+\.\d+\.\d+\.\d+$/);
   remote = new GitHttpServer(root, USER, TOKEN);
   await remote.start(gateway);
   url = remote.url('app.git');
