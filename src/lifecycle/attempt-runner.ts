@@ -159,6 +159,8 @@ interface Started {
   commit: string;
   /** A follow-up turn: the tree its working state started from. */
   turnStart?: string;
+  /** The cache entry's image it started from (absent for a follow-up, which starts from a snapshot). */
+  image?: string;
 }
 
 export class AttemptRunner {
@@ -390,7 +392,7 @@ export class AttemptRunner {
         try {
           // In this orchestrator its attempts wait for each other in memory (the lock); across
           // orchestrators on one store, the build is claimed in the store (the lease).
-          const { value: entry, waited } = await this.buildLock.once(lockKey, async () => {
+          const { value: entry, waited } = await this.buildLock.once(lockKey, signal, async () => {
             const turn = await this.buildLease.acquire({
               environmentId: run.environment.id,
               key,
@@ -478,6 +480,18 @@ export class AttemptRunner {
       }
 
       enterPhase('lockdown');
+      // What the lockdown reads the image's registries from: never a sandbox an agent ran in, so a
+      // follow-up names its environment's current cache entry (or the base image).
+      const startImage =
+        started.image ??
+        (
+          await this.options.cache.findLiveCacheEntry(
+            run.environment.id,
+            key,
+            this.now().toISOString(),
+          )
+        )?.image ??
+        baseRef;
       const lockdown = await this.options.enforcer.lockdown({
         runtime,
         sandboxId: ctx.sandboxId,
@@ -485,6 +499,7 @@ export class AttemptRunner {
         policy: spec.internet,
         attemptId: run.attemptId,
         environmentId: run.environment.id,
+        image: startImage,
         emit,
         signal,
       });
@@ -812,7 +827,7 @@ export class AttemptRunner {
     }
 
     // The environment's CA into the image once, so attempts from it skip the trust store work.
-    await this.options.enforcer
+    const prepared = await this.options.enforcer
       .prepareCacheImage?.({
         runtime: this.options.runtime,
         sandboxId: ctx.sandboxId,
@@ -820,12 +835,13 @@ export class AttemptRunner {
         policy: spec.internet,
         signal: common.signal,
       })
-      .catch((error: unknown) =>
+      .catch((error: unknown) => {
         common.emit({
           type: 'warning',
           message: `could not put the egress CA into the cache image (each lockdown installs it): ${toBerthError(error).message}`,
-        }),
-      );
+        });
+        return undefined;
+      });
 
     // Publish: commit first, record after; a crash in between leaves an unrecorded image (GC'd).
     const createdAt = this.now();
@@ -835,6 +851,7 @@ export class AttemptRunner {
       repository: 'berth-cache',
       tag,
       labels: {
+        ...prepared?.labels,
         [BERTH_LABELS.kind]: 'cache',
         [BERTH_LABELS.cache]: want.key,
         'berth.environment': run.environment.id,
@@ -876,7 +893,7 @@ export class AttemptRunner {
       output.end();
       commit = on.commit;
     }
-    return { entry, started: { ctx, exports, commit } };
+    return { entry, started: { ctx, exports, commit, image: entry.image } };
   }
 
   /** Follow-up path: the parent attempt's snapshot, as it ended (see follow-up-turn.ts). */
@@ -978,7 +995,7 @@ export class AttemptRunner {
       });
       exports = maintenance.exports;
     }
-    return { ctx, exports, commit: onRef.commit };
+    return { ctx, exports, commit: onRef.commit, image: entry.image };
   }
 
   /**

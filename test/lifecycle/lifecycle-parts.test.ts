@@ -39,19 +39,38 @@ describe('CacheBuildLock', () => {
       builds++;
       return new Promise<string>((resolve) => (release = resolve));
     };
-    const first = lock.once('env:key', build);
-    const second = lock.once('env:key', build);
-    const other = lock.once('env:other', () => Promise.resolve('x'));
+    const first = lock.once('env:key', undefined, build);
+    const second = lock.once('env:key', undefined, build);
+    const other = lock.once('env:other', undefined, () => Promise.resolve('x'));
     release('image-1');
     expect(await first).toEqual({ value: 'image-1', waited: false });
     expect(await second).toEqual({ value: 'image-1', waited: true });
     expect(await other).toEqual({ value: 'x', waited: false });
     expect(builds).toBe(1);
-    const failing = lock.once('env:key', () => Promise.reject(new Error('setup failed')));
-    const waiter = lock.once('env:key', build);
+    const failing = lock.once('env:key', undefined, () =>
+      Promise.reject(new Error('setup failed')),
+    );
+    const waiter = lock.once('env:key', undefined, build);
     await expect(failing).rejects.toThrow('setup failed');
     await expect(waiter).rejects.toThrow('setup failed');
     expect(lock.isBuilding('env:key')).toBe(false);
+  });
+
+  it('stops a waiter whose signal aborts while the build goes on', async () => {
+    const lock = new CacheBuildLock();
+    let release: (value: string) => void = () => undefined;
+    const first = lock.once(
+      'env:key',
+      undefined,
+      () => new Promise<string>((resolve) => (release = resolve)),
+    );
+    const cancel = new AbortController();
+    const waiter = lock.once('env:key', cancel.signal, () => Promise.resolve('never'));
+    cancel.abort(new Error('cancelled by request'));
+    await expect(waiter).rejects.toThrow('cancelled by request');
+    expect(lock.isBuilding('env:key')).toBe(true);
+    release('image-1');
+    expect(await first).toEqual({ value: 'image-1', waited: false });
   });
 });
 
