@@ -5,17 +5,18 @@
 //  3. commit of a sandbox holding 200 MB of new files: time and image size
 //  4. 8 sandboxes from one image, each writing 10 MB: disk used beyond the image
 //
-// Run: npx tsc -b && node bench/runtime.bench.js [--quick]
-// Needs the minimal image (`berth image build minimal`). Prints a Markdown table for
-// docs/benchmarks.md.
+// Run: npx tsc -b && node bench/runtime.bench.js [--quick] [--image REF]
+// Needs the minimal image (`berth image build minimal`; --image or BERTH_TEST_IMAGE names another,
+// see bench-support.js). Prints a Markdown table for docs/benchmarks.md.
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import { randomBytes } from 'node:crypto';
 import Docker from 'dockerode';
 import { DockerRuntime } from '../dist/adapters/runtime/docker/docker-runtime.js';
+import { benchImage } from './bench-support.js';
 
 const QUICK = process.argv.includes('--quick');
-const IMAGE = process.env.BERTH_BENCH_IMAGE ?? 'berth/minimal:latest';
+const IMAGE = benchImage();
 const CREATE_RUNS = QUICK ? 4 : 12;
 const EXEC_RUNS = QUICK ? 200 : 1000;
 const ENGINE_EXEC_RUNS = QUICK ? 50 : 200;
@@ -55,7 +56,9 @@ async function sandbox() {
 
 async function main() {
   if (!(await runtime.imageExists(IMAGE))) {
-    console.error(`${IMAGE} is missing: run \`berth image build minimal\` first`);
+    console.error(
+      `${IMAGE} is missing: run \`berth image build minimal\` first (or pass --image REF)`,
+    );
     process.exit(1);
   }
   const rows = [];
