@@ -43,7 +43,7 @@ export function mergeAgentLimits(...overrides: (AgentLimitsOverride | undefined)
 }
 
 export type AgentStopReason =
-  'completed' | 'max_turns' | 'wall_time' | 'max_tokens' | 'loop' | 'model_error';
+  'completed' | 'max_turns' | 'wall_time' | 'attempt_time' | 'max_tokens' | 'loop' | 'model_error';
 
 export interface AgentLoopInput {
   model: ModelClient;
@@ -60,6 +60,12 @@ export interface AgentLoopInput {
   /** A live-log sink per command (the lifecycle's PhaseOutput); without it, only results are logged. */
   commandOutput?: () => CommandOutputSink;
   signal: AbortSignal;
+  /**
+   * When (epoch ms) the loop must have ended for its attempt to collect the results in time (the
+   * environment's `resources.timeoutMs`, less a margin): the agent's wall time is cut to it, and
+   * when it is what ends the loop the stop reason is `attempt_time`.
+   */
+  deadline?: number;
   tools?: ToolBox;
   /**
    * The conversation of an earlier turn of the task (a follow-up continues it): its messages after
@@ -98,14 +104,23 @@ export async function runAgentLoop(input: AgentLoopInput): Promise<AgentLoopResu
   const tools = input.tools ?? new ToolBox();
   const definitions = tools.definitions();
   const started = Date.now();
-  const deadline = started + limits.wallTimeMs;
+  // The attempt's own time limit, when nearer than the agent's wall time, ends the loop first.
+  const attemptBound = input.deadline !== undefined && input.deadline < started + limits.wallTimeMs;
+  const deadline = attemptBound ? (input.deadline ?? 0) : started + limits.wallTimeMs;
   const emit = input.emit;
+  const timeUp = (): AgentLoopResult =>
+    attemptBound
+      ? finish(
+          'attempt_time',
+          "Stopped: the attempt's time limit (the environment's resources.timeoutMs) was near; the agent stopped with what it had, leaving time to collect the results.",
+        )
+      : finish('wall_time', wallTimeText(limits));
 
   // The wall clock aborts whatever runs when it expires; the caller's signal cancels.
   const wall = new AbortController();
   const wallTimer = setTimeout(
     () => wall.abort(new BerthError('timeout', 'the agent wall time is over')),
-    Math.max(0, limits.wallTimeMs),
+    Math.max(0, deadline - started),
   );
   const signal = AbortSignal.any([input.signal, wall.signal]);
   const checkCancelled = (): void => {
@@ -167,8 +182,7 @@ export async function runAgentLoop(input: AgentLoopInput): Promise<AgentLoopResu
           'max_turns',
           `Stopped: the limit of ${limits.maxTurns} model turns was reached before the agent finished.`,
         );
-      if (Date.now() >= deadline || wall.signal.aborted)
-        return finish('wall_time', wallTimeText(limits));
+      if (Date.now() >= deadline || wall.signal.aborted) return timeUp();
       if (usage.promptTokens + usage.completionTokens >= limits.maxTokens) {
         return finish(
           'max_tokens',
@@ -198,7 +212,7 @@ export async function runAgentLoop(input: AgentLoopInput): Promise<AgentLoopResu
         );
       } catch (error) {
         checkCancelled();
-        if (wall.signal.aborted) return finish('wall_time', wallTimeText(limits));
+        if (wall.signal.aborted) return timeUp();
         const failure = toBerthError(error);
         emit({
           type: 'error',
@@ -292,8 +306,7 @@ export async function runAgentLoop(input: AgentLoopInput): Promise<AgentLoopResu
           commands,
         });
         messages.push({ role: 'tool', toolCallId: call.id, content: outcome.output });
-        if (wall.signal.aborted && !input.signal.aborted)
-          stop = finish('wall_time', wallTimeText(limits));
+        if (wall.signal.aborted && !input.signal.aborted) stop = timeUp();
       }
       if (stop) return stop;
 
@@ -305,7 +318,7 @@ export async function runAgentLoop(input: AgentLoopInput): Promise<AgentLoopResu
     }
   } catch (error) {
     if (input.signal.aborted) throw cancelledError(input.signal);
-    if (wall.signal.aborted) return finish('wall_time', wallTimeText(limits));
+    if (wall.signal.aborted) return timeUp();
     throw error;
   } finally {
     clearTimeout(wallTimer);

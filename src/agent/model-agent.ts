@@ -53,6 +53,7 @@ export class ModelAgent implements AgentPhase {
       // The agent's events join AttemptEventBody once the lifecycle formats them (agent-event.ts).
       emit: (event) => context.emit(event as AttemptEventBody),
       ...(context.mask ? { mask: context.mask } : {}),
+      ...(context.deadline !== undefined ? { deadline: context.deadline } : {}),
       ...(context.commandOutput ? { commandOutput: context.commandOutput } : {}),
       ...(this.options.modelName !== undefined ? { modelName: this.options.modelName } : {}),
       ...(this.options.limits ? { limits: this.options.limits } : {}),

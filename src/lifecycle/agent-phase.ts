@@ -15,6 +15,11 @@ export interface AgentContext {
   exec(command: string, options?: { timeoutMs?: number }): Promise<CommandRecord>;
   emit(event: AttemptEventBody): void;
   signal: AbortSignal;
+  /**
+   * When (epoch ms) the agent should have stopped so that the attempt, within its time limit
+   * (`resources.timeoutMs`), still collects the diff and runs its verification.
+   */
+  deadline?: number;
   /** For the model agent (src/agent), whose tools read and write files: the sandbox itself. */
   runtime?: SandboxRuntime;
   sandboxId?: string;
@@ -39,4 +44,14 @@ export interface AgentOutcome {
 
 export interface AgentPhase {
   run(context: AgentContext): Promise<AgentOutcome>;
+}
+
+/**
+ * The agent's deadline within an attempt that started at `startedAt` with the time limit
+ * `timeoutMs`: a fifth of the limit (at least 10 s, at most 2 min) is kept for the results (the
+ * diff, the snapshot, the verification), so an agent stopped by the attempt's time keeps its diff.
+ */
+export function agentDeadline(startedAt: number, timeoutMs: number): number {
+  const marginMs = Math.min(120_000, Math.max(10_000, Math.round(timeoutMs / 5)));
+  return startedAt + Math.max(0, timeoutMs - marginMs);
 }

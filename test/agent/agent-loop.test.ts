@@ -251,6 +251,29 @@ describe('the agent loop', () => {
     expect(sandbox.commands[0]?.options.timeoutMs).toBeLessThanOrEqual(400);
   });
 
+  it("stops at the attempt's deadline when it comes before the wall time, saying so", async () => {
+    const sandbox = new InMemorySandbox({}, hangingHandler);
+    const started = Date.now();
+    const { result, events } = await run([shell('sleep 1000')], sandbox, {
+      limits: { wallTimeMs: 60_000 },
+      deadline: Date.now() + 400,
+    });
+    expect(result).toMatchObject({ stopReason: 'attempt_time', succeeded: false, turns: 1 });
+    expect(result.message).toContain("the attempt's time limit");
+    expect(result.message).toContain('resources.timeoutMs');
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(sandbox.commands[0]?.options.timeoutMs).toBeLessThanOrEqual(400);
+    expect(events.at(-1)).toMatchObject({ type: 'agent_end', reason: 'attempt_time' });
+
+    // A deadline after the wall time leaves the wall time in charge.
+    await server?.close();
+    const later = await run([shell('sleep 1000')], new InMemorySandbox({}, hangingHandler), {
+      limits: { wallTimeMs: 300 },
+      deadline: Date.now() + 60_000,
+    });
+    expect(later.result.stopReason).toBe('wall_time');
+  });
+
   it('retries a 500 with a warning event, and ends with model_error when the API refuses', async () => {
     const sandbox = new InMemorySandbox();
     const { result, events } = await run(
