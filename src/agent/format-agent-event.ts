@@ -25,8 +25,11 @@ export function formatAgentEvent(event: AgentEventBody, prefix: string): string 
             `${prefix}  [${p.status === 'completed' ? 'x' : p.status === 'in_progress' ? '~' : ' '}] ${oneLine(p.step)}\n`,
         )
         .join('')}`;
-    case 'usage':
-      return '';
+    case 'usage': {
+      const total = event.promptTokens + event.completionTokens;
+      const attempt = event.totalPromptTokens + event.totalCompletionTokens;
+      return `${prefix}tokens: prompt ${event.promptTokens}, completion ${event.completionTokens}, total ${total} (attempt total ${attempt})${event.estimated === true ? ' (estimated)' : ''}\n`;
+    }
     case 'agent_end':
       return `${prefix}agent ended (${event.reason}) after ${event.turns} turns\n`;
   }

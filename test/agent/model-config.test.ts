@@ -31,7 +31,7 @@ describe('model configuration', () => {
 });
 
 describe('formatAgentEvent', () => {
-  it('prints calls, results, plans and the end in one line each', async () => {
+  it('prints calls, results, plans, tokens and the end in one line each', async () => {
     const { formatAgentEvent } = await import('../../src/agent/format-agent-event.js');
     expect(
       formatAgentEvent(
@@ -86,6 +86,22 @@ describe('formatAgentEvent', () => {
         },
         '',
       ),
-    ).toBe('');
+    ).toBe('tokens: prompt 1, completion 1, total 2 (attempt total 2)\n');
+    expect(
+      formatAgentEvent(
+        {
+          type: 'usage',
+          turn: 2,
+          promptTokens: 1200,
+          completionTokens: 34,
+          totalPromptTokens: 2300,
+          totalCompletionTokens: 80,
+          estimated: true,
+        },
+        '[a1] ',
+      ),
+    ).toBe(
+      '[a1] tokens: prompt 1200, completion 34, total 1234 (attempt total 2380) (estimated)\n',
+    );
   });
 });
