@@ -21,6 +21,7 @@ import {
   type SchedulerLogger,
 } from './scheduler.js';
 import { WarmPool } from './warm-pool.js';
+import { agentEnvironmentInfo } from '../agent/agent-environment-info.js';
 import { ModelAgent } from '../agent/model-agent.js';
 import type { ChatMessage, ModelClient } from '../ports/model-client.js';
 import type { AgentLimitsOverride } from '../agent/agent-loop.js';
@@ -41,16 +42,7 @@ export function modelAgentFor(
     ...(conversation ? { saveConversation: (m: ChatMessage[]) => conversation.save(m) } : {}),
     limits: { ...limits, ...(task?.agent?.limits ?? {}) },
     ...(modelName !== undefined ? { modelName } : {}),
-    environment: {
-      name: spec.name,
-      languages: { ...spec.versions },
-      internet: {
-        access: spec.internet.access,
-        presets: [...spec.internet.presets],
-        domains: [...spec.internet.domains],
-        ...(spec.internet.methods ? { methods: [...spec.internet.methods] } : {}),
-      },
-    },
+    environment: agentEnvironmentInfo(spec),
   });
 }
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { agentEnvironmentInfo } from '../../src/agent/agent-environment-info.js';
 import { AgentsMd } from '../../src/agent/agents-md.js';
-import { systemPrompt } from '../../src/agent/system-prompt.js';
+import { agentsMdMessage, systemPrompt } from '../../src/agent/system-prompt.js';
 import { environmentSpecSchema } from '../../src/domain/environment/environment-spec.js';
 import { InMemorySandbox } from './support/in-memory-sandbox.js';
 
@@ -57,5 +57,28 @@ describe('the system prompt', () => {
     expect(prompt).toContain('- Internet: off. No network access');
     expect(prompt).toContain('The repository has no AGENTS.md at its root.');
     expect(prompt).not.toContain('More AGENTS.md');
+  });
+
+  it('shows two nested levels of AGENTS.md outer first, once each, nearest stated to win', async () => {
+    const agentsMd = await AgentsMd.discover(
+      new InMemorySandbox({
+        'AGENTS.md': 'root rules\n',
+        'pkg/AGENTS.md': 'pkg rules: tabs\n',
+        'pkg/sub/AGENTS.md': 'sub rules: spaces\n',
+        'pkg/sub/x.ts': 'x\n',
+        'other/y.ts': 'y\n',
+      }),
+    );
+    const prompt = systemPrompt({ workdir: '/w', agentsMd });
+    expect(prompt).toContain('More AGENTS.md files exist in: pkg, pkg/sub.');
+    expect(prompt).toContain('the AGENTS.md nearest to the file wins');
+    expect(await agentsMd.forPaths(['other/y.ts'])).toEqual([]);
+    const files = await agentsMd.forPaths(['pkg/sub/x.ts']);
+    expect(files.map((f) => f.dir)).toEqual(['pkg', 'pkg/sub']);
+    const message = agentsMdMessage(files);
+    expect(message.indexOf('pkg rules')).toBeLessThan(message.indexOf('sub rules'));
+    expect(message).toContain('wins over outer ones where they disagree');
+    // Shown once: working there again adds nothing.
+    expect(await agentsMd.forPaths(['pkg/sub/x.ts', 'pkg/z.ts'])).toEqual([]);
   });
 });
