@@ -2,6 +2,28 @@ import type { Command } from 'commander';
 import type { CliContext } from '../cli-context.js';
 import { BerthError } from '../../errors/berth-error.js';
 import { agentLimitsFrom } from '../agent-options.js';
+import { agentLimitsSchema } from '../../agent/agent-limits-schema.js';
+
+const LIMIT_FLAGS: Record<string, string> = {
+  maxTurns: '--max-turns',
+  maxTokens: '--max-tokens',
+  wallTimeMs: '--max-time-ms',
+};
+
+/** The limit flags, held to the rules a task's limits meet through the API (agentLimitsSchema). */
+function checkedAgentLimits(options: RunOptions): ReturnType<typeof agentLimitsFrom> {
+  const limits = agentLimitsFrom(options);
+  const parsed = agentLimitsSchema.safeParse(limits);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const key = String(issue?.path[0] ?? '');
+    throw new BerthError(
+      'invalid_input',
+      `${LIMIT_FLAGS[key] ?? key}: ${issue?.message ?? 'not a valid limit'} (got ${String(limits[key as keyof typeof limits])})`,
+    );
+  }
+  return limits;
+}
 
 interface RunOptions {
   envFile: string;
@@ -57,6 +79,7 @@ export function registerRunCommand(program: Command, ctx: CliContext): void {
       if (options.branch !== undefined && options.sha !== undefined) {
         throw new BerthError('invalid_input', 'give either --branch or --sha, not both');
       }
+      const agentLimits = checkedAgentLimits(options);
       const config = ctx.config({
         dataDir: options.dataDir,
         modelBaseUrl: options.modelBaseUrl,
@@ -103,7 +126,7 @@ export function registerRunCommand(program: Command, ctx: CliContext): void {
             concurrency: config.concurrency,
             maxAttempts: config.maxAttempts,
             model,
-            agentLimits: { ...config.agentLimits, ...agentLimitsFrom(options) },
+            agentLimits: { ...config.agentLimits, ...agentLimits },
             egress: egress.options,
             secretKey: { secretKeyFile: config.secretKeyFile, secretKey: config.secretKey },
             signal: controller.signal,
