@@ -10,7 +10,7 @@ import { registerTaskRoutes } from './task-routes.js';
 import type { ErrorBody } from '../errors/berth-error.js';
 import { requestBodies } from './api-schemas.js';
 import { buildOpenApiDocument } from './openapi.js';
-import { readBody } from './request-body.js';
+import { isYamlBody, readBody, readYamlSpec } from './request-body.js';
 import { views } from './views.js';
 
 /**
@@ -118,16 +118,21 @@ export function createApp(deps: AppDependencies): Hono<Env> {
     return c.json({ environments: list.map((environment) => views.environment(environment)) });
   });
 
+  // The environment routes take JSON ({ spec, … }) or, with a YAML Content-Type, an
+  // environment file as the whole body (the spec alone: secret values need the JSON shape).
+  const yamlOr = async <T>(request: Request, json: () => Promise<T>) =>
+    isYamlBody(request) ? { spec: await readYamlSpec(request) } : json();
+
   app.post('/v1/environments/validate', async (c) => {
-    const body = await readBody(c.req.raw, requestBodies.validate);
+    const body = await yamlOr(c.req.raw, () => readBody(c.req.raw, requestBodies.validate));
     return c.json({ valid: true as const, spec: environments.validate(body.spec) });
   });
 
   app.post('/v1/environments', async (c) => {
-    const body = await readBody(c.req.raw, requestBodies.create);
+    const body = await yamlOr(c.req.raw, () => readBody(c.req.raw, requestBodies.create));
     const created = await environments.create(c.get('caller'), {
       spec: body.spec,
-      secrets: body.secrets,
+      secrets: 'secrets' in body ? body.secrets : undefined,
     });
     return c.json(views.environment(created), 201);
   });
@@ -137,11 +142,11 @@ export function createApp(deps: AppDependencies): Hono<Env> {
   });
 
   app.put('/v1/environments/:name', async (c) => {
-    const body = await readBody(c.req.raw, requestBodies.update);
+    const body = await yamlOr(c.req.raw, () => readBody(c.req.raw, requestBodies.update));
     const updated = await environments.update(c.get('caller'), c.req.param('name'), {
       spec: body.spec,
-      secrets: body.secrets,
-      removeSecrets: body.removeSecrets,
+      secrets: 'secrets' in body ? body.secrets : undefined,
+      removeSecrets: 'removeSecrets' in body ? body.removeSecrets : undefined,
     });
     return c.json(views.environment(updated));
   });

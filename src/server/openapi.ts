@@ -23,6 +23,8 @@ import {
   followUpBody,
   followUpResult,
 } from './api-schemas.js';
+import { environmentSpecSchema } from '../domain/environment/environment-spec.js';
+import { YAML_MEDIA_TYPES } from './request-body.js';
 
 /**
  * The OpenAPI 3.1 document of the API, generated from the same zod schemas the server parses
@@ -88,6 +90,21 @@ const ok = (description: string, schema: z.ZodType) => ({
   content: json(responseSchema(schema)),
 });
 const body = (schema: z.ZodType) => ({ required: true, content: json(schemaOf(schema, 'input')) });
+/** The environment routes take JSON or, under a YAML media type, an environment file alone. */
+const environmentBody = (schema: z.ZodType) => ({
+  required: true,
+  description:
+    'JSON in this shape, or an environment file (YAML) as the whole body with Content-Type application/yaml, text/yaml or application/x-yaml: the spec alone, no secret values (set those with the JSON shape); a YAML refusal gives line and column in details.issues',
+  content: {
+    ...json(schemaOf(schema, 'input')),
+    ...Object.fromEntries(
+      YAML_MEDIA_TYPES.map((type) => [
+        type,
+        { schema: { $ref: '#/components/schemas/EnvironmentFile' } },
+      ]),
+    ),
+  },
+});
 const errorRef = { $ref: '#/components/schemas/Error' };
 const errors = (...codes: (keyof typeof ERROR_CODES)[]) =>
   Object.fromEntries(
@@ -120,7 +137,10 @@ export function buildOpenApiDocument(version: string): JsonSchema {
     },
     components: {
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
-      schemas: { Error: schemaOf(errorBody, 'output') },
+      schemas: {
+        Error: schemaOf(errorBody, 'output'),
+        EnvironmentFile: schemaOf(environmentSpecSchema, 'input'),
+      },
     },
     paths: {
       '/health': {
@@ -151,7 +171,7 @@ export function buildOpenApiDocument(version: string): JsonSchema {
         post: {
           summary: 'Create an environment (with its secrets, in one step)',
           security: authed,
-          requestBody: body(documentedRequestBodies.create),
+          requestBody: environmentBody(documentedRequestBodies.create),
           responses: {
             '201': ok('The environment', environmentView),
             ...errors(
@@ -169,7 +189,7 @@ export function buildOpenApiDocument(version: string): JsonSchema {
           summary:
             "Validate an environment against the schema and this server's rules, storing nothing",
           security: authed,
-          requestBody: body(documentedRequestBodies.validate),
+          requestBody: environmentBody(documentedRequestBodies.validate),
           responses: {
             '200': ok('The normalised environment', validateResult),
             ...errors('invalid_input', 'invalid_environment', 'payload_too_large', ...common),
@@ -189,7 +209,7 @@ export function buildOpenApiDocument(version: string): JsonSchema {
         put: {
           summary: 'Replace the spec and change secrets, in one step; the name cannot change',
           security: authed,
-          requestBody: body(documentedRequestBodies.update),
+          requestBody: environmentBody(documentedRequestBodies.update),
           responses: {
             '200': ok('The environment', environmentView),
             ...errors(

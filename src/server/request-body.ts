@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import { BerthError } from '../errors/berth-error.js';
-import { formatPath } from '../domain/environment/environment-file.js';
+import { formatPath, parseEnvironmentFile } from '../domain/environment/environment-file.js';
+import type { EnvironmentSpec } from '../domain/environment/environment-spec.js';
 
 /** The largest request body the API accepts. */
 export const MAX_BODY_BYTES = 1024 * 1024;
@@ -15,8 +16,17 @@ function tooLarge(): BerthError {
   );
 }
 
-/** Reads a request's body as JSON, refusing more than MAX_BODY_BYTES without reading it all. */
-export async function readJson(request: Request): Promise<unknown> {
+/** The media types under which a body is an environment file (YAML) rather than JSON. */
+export const YAML_MEDIA_TYPES = ['application/yaml', 'text/yaml', 'application/x-yaml'] as const;
+
+/** Whether the request's Content-Type says YAML (parameters such as charset are ignored). */
+export function isYamlBody(request: Request): boolean {
+  const mediaType = (request.headers.get('content-type') ?? '').split(';')[0]?.trim().toLowerCase();
+  return (YAML_MEDIA_TYPES as readonly string[]).includes(mediaType ?? '');
+}
+
+/** Reads a request's body as text, refusing more than MAX_BODY_BYTES without reading it all. */
+export async function readText(request: Request): Promise<string> {
   const declared = Number(request.headers.get('content-length') ?? '0');
   if (Number.isFinite(declared) && declared > MAX_BODY_BYTES) throw tooLarge();
   const chunks: Uint8Array[] = [];
@@ -34,7 +44,20 @@ export async function readJson(request: Request): Promise<unknown> {
       chunks.push(value);
     }
   }
-  const text = Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/**
+ * Reads a YAML body as an environment file: the spec alone, parsed like `berth env validate
+ * --file`, so a refusal carries the line and column (`details.issues[].line`, `.column`).
+ */
+export async function readYamlSpec(request: Request): Promise<EnvironmentSpec> {
+  return parseEnvironmentFile(await readText(request), 'request body');
+}
+
+/** Reads a request's body as JSON, refusing more than MAX_BODY_BYTES without reading it all. */
+export async function readJson(request: Request): Promise<unknown> {
+  const text = await readText(request);
   if (text.trim() === '')
     throw new BerthError('invalid_input', 'the request body is empty; a JSON object is expected');
   try {

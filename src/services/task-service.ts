@@ -98,7 +98,8 @@ export class TaskService {
   private async visibleEnvironment(caller: Caller, name: string): Promise<StoredEnvironment> {
     const environment = await this.options.store.getEnvironmentByName(name);
     if (!environment || !EnvironmentService.canSee(caller, environment)) {
-      throw new BerthError('not_found', `environment ${name} not found`, { environment: name });
+      // The same refusal as the environment routes' (EnvironmentService), word for word.
+      throw new BerthError('not_found', `environment "${name}" not found`, { name });
     }
     return environment;
   }

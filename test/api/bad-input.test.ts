@@ -1,4 +1,4 @@
-/* eslint-disable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-argument, @typescript-eslint/no-unsafe-return -- tests poke at JSON bodies */
+/* eslint-disable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-argument, @typescript-eslint/no-unsafe-return -- tests poke at JSON bodies */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type ApiResponse, type TestServer } from './api-server.js';
 
@@ -50,6 +50,85 @@ describe('API refusals of bad input', () => {
       'invalid_input',
     );
     await expectNothingStored();
+  });
+
+  const yaml = (method: string, path: string, text: string, type = 'application/yaml') =>
+    server.request(method, path, { rawBody: text, headers: { 'content-type': type } });
+
+  it('refuses malformed YAML with its line and column, on every environment route', async () => {
+    const text = `name: bad\nrepository: [${REPO}\nsetup: npm ci\n`;
+    for (const [method, path] of [
+      ['POST', '/v1/environments'],
+      ['POST', '/v1/environments/validate'],
+      ['PUT', '/v1/environments/bad'],
+    ] as const) {
+      const response = await yaml(method, path, text);
+      expectError(response, 400, 'invalid_environment');
+      expect(response.json.message).toMatch(/^request body: \(yaml\): .*\(line \d+, column \d+\)/);
+      const first = issue(response) as { path: string; line?: number; column?: number };
+      expect(first.path).toBe('(yaml)');
+      expect(first.line).toBeGreaterThanOrEqual(2);
+      expect(first.column).toBeGreaterThan(0);
+    }
+    await expectNothingStored();
+  });
+
+  it('refuses a misspelled field in YAML, naming it with its line and column', async () => {
+    const response = await yaml(
+      'POST',
+      '/v1/environments',
+      `name: bad\nrepository: ${REPO}\nsetpu: npm ci\n`,
+      'text/yaml; charset=utf-8',
+    );
+    expectError(response, 400, 'invalid_environment');
+    expect(issue(response)).toEqual({
+      path: 'setpu',
+      message: 'unknown field "setpu"',
+      line: 3,
+      column: 1,
+    });
+    expect(response.json.message).toBe(
+      'request body: setpu: unknown field "setpu" (line 3, column 1)',
+    );
+    await expectNothingStored();
+  });
+
+  it('creates, validates and updates an environment from a YAML body', async () => {
+    const text = [
+      'name: from-yaml',
+      `repository: ${REPO}`,
+      'setup: npm ci',
+      'secrets: [NPM_TOKEN]',
+      'internet:',
+      '  access: allowlist',
+      '  domains: [Example.COM]',
+      '',
+    ].join('\n');
+    const validated = await yaml('POST', '/v1/environments/validate', text, 'application/x-yaml');
+    expect(validated.status, validated.text).toBe(200);
+    expect(validated.json.spec.internet.domains).toEqual(['Example.COM']);
+    expectError(await server.request('GET', '/v1/environments/from-yaml'), 404, 'not_found');
+
+    const created = await yaml('POST', '/v1/environments', text);
+    expect(created.status, created.text).toBe(201);
+    expect(created.json).toMatchObject({ name: 'from-yaml', revision: 1, secrets: [] });
+    expect(created.json.spec.setup).toEqual({
+      script: 'npm ci',
+      strict: true,
+      timeoutMs: 1_800_000,
+    });
+    const stored = await server.request('GET', '/v1/environments/from-yaml');
+    expect(stored.json.spec).toEqual(created.json.spec);
+
+    // Secret values come with the JSON shape; a later YAML update keeps them.
+    const withSecret = await server.request('PUT', '/v1/environments/from-yaml', {
+      body: { spec: stored.json.spec, secrets: { NPM_TOKEN: 'v' } },
+    });
+    expect(withSecret.status, withSecret.text).toBe(200);
+    const updated = await yaml('PUT', '/v1/environments/from-yaml', `${text}verify: npm test\n`);
+    expect(updated.status, updated.text).toBe(200);
+    expect(updated.json).toMatchObject({ revision: 3, secrets: ['NPM_TOKEN'] });
+    expect(updated.json.spec.verify).toBe('npm test');
   });
 
   it('refuses a body that is not the expected object, naming the field', async () => {
@@ -117,14 +196,20 @@ describe('API refusals of bad input', () => {
     await expectNothingStored();
   });
 
-  it('names why an IP literal is refused', async () => {
-    const response = await create({
-      name: 'bad',
-      repository: REPO,
-      internet: { access: 'allowlist', domains: ['10.0.0.1'] },
-    });
-    expect(issue(response).message).toMatch(/IP literal/);
-  });
+  it.each(['10.0.0.1', '127.0.0.1', '[::1]', '::1', 'fe80::1', '*.[::1]'])(
+    'names why the IP literal %j is refused',
+    async (literal) => {
+      const response = await create({
+        name: 'bad',
+        repository: REPO,
+        internet: { access: 'allowlist', domains: [literal] },
+      });
+      expectError(response, 400, 'invalid_environment');
+      expect(issue(response).path).toBe('internet.domains[0]');
+      expect(issue(response).message).toMatch(/IP literal/);
+      await expectNothingStored();
+    },
+  );
 
   it('refuses an HTTP method that does not exist', async () => {
     const response = await create({
@@ -277,6 +362,26 @@ describe('API refusals of bad input', () => {
     expect(streamed.status).toBe(413);
     expect(((await streamed.json()) as { code: string }).code).toBe('payload_too_large');
     await expectNothingStored();
+  });
+
+  it('answers an unknown environment with the same 404 on the environment, cache and task routes', async () => {
+    for (const response of [
+      await server.request('GET', '/v1/environments/nope'),
+      await server.request('PUT', '/v1/environments/nope', {
+        body: { spec: { name: 'nope', repository: REPO } },
+      }),
+      await server.request('DELETE', '/v1/environments/nope'),
+      await server.request('GET', '/v1/environments/nope/cache'),
+      await server.request('DELETE', '/v1/environments/nope/cache'),
+      await server.request('GET', '/v1/tasks?environment=nope'),
+      await server.request('POST', '/v1/tasks', {
+        body: { environment: 'nope', command: 'true' },
+      }),
+    ]) {
+      expectError(response, 404, 'not_found');
+      expect(response.json.message).toBe('environment "nope" not found');
+      expect(response.json.details).toEqual({ name: 'nope' });
+    }
   });
 
   it('answers an unknown route with a 404 in the error shape', async () => {

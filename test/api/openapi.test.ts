@@ -65,6 +65,26 @@ describe('GET /openapi.json', () => {
       'on',
     ]);
 
+    // An environment file as a YAML body, on the three environment routes that take a spec.
+    for (const route of [
+      create,
+      doc.paths['/v1/environments/validate'].post,
+      doc.paths['/v1/environments/{name}'].put,
+    ]) {
+      expect(Object.keys(route.requestBody.content).sort()).toEqual([
+        'application/json',
+        'application/x-yaml',
+        'application/yaml',
+        'text/yaml',
+      ]);
+      expect(route.requestBody.content['application/yaml'].schema).toEqual({
+        $ref: '#/components/schemas/EnvironmentFile',
+      });
+    }
+    const file = doc.components.schemas.EnvironmentFile;
+    expect(file.additionalProperties).toBe(false);
+    expect(file.required).toEqual(expect.arrayContaining(['name', 'repository']));
+
     const view = create.responses['201'].content['application/json'].schema;
     expect(Object.keys(view.properties).sort()).toEqual([
       'createdAt',

@@ -68,7 +68,23 @@ verify: npm test
     expect(paths).toContain('setpu');
     expect(paths).toContain('internet.acess');
     expect(error.message).toContain('unknown field "setpu"');
-    expect(issues(error).find((i) => i.path === 'setpu')?.line).toBe(3);
+    // At the key, not at its value: line 3, column 1 (the value starts at column 8).
+    expect(issues(error).find((i) => i.path === 'setpu')).toMatchObject({ line: 3, column: 1 });
+    expect(issues(error).find((i) => i.path === 'internet.acess')).toMatchObject({
+      line: 4,
+      column: 13,
+    });
+    expect(error.message).toContain('setpu: unknown field "setpu" (line 3, column 1)');
+  });
+
+  it('points at the first of several unknown fields in block style', () => {
+    const error = refusal(`${base}internet:\n  access: on\n  acess: on\n  metods: [GET]\n`);
+    expect(issues(error)[0]).toMatchObject({
+      path: 'internet',
+      message: 'unknown fields "acess", "metods"',
+      line: 5,
+      column: 3,
+    });
   });
 
   it.each(['*.', 'exa mple.com', '*evil.com', '192.168.1.1', '[::1]'])(

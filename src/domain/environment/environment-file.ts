@@ -1,4 +1,4 @@
-import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
+import { LineCounter, parseDocument, isMap, isNode, isScalar, type Document } from 'yaml';
 import type { z } from 'zod';
 import { BerthError } from '../../errors/berth-error.js';
 import { environmentSpecSchema, type EnvironmentSpec } from './environment-spec.js';
@@ -27,6 +27,8 @@ export function formatPath(path: readonly PropertyKey[]): string {
 interface RawIssue {
   rawPath: PropertyKey[];
   message: string;
+  /** For unknown fields: the mapping that holds them and the first one's name. */
+  unknownKey?: { mapPath: PropertyKey[]; key: string };
 }
 
 function issuesOf(error: z.ZodError): RawIssue[] {
@@ -34,7 +36,11 @@ function issuesOf(error: z.ZodError): RawIssue[] {
     if (issue.code === 'unrecognized_keys') {
       const keys = issue.keys.map((k) => `"${k}"`).join(', ');
       const rawPath = issue.keys.length === 1 ? [...issue.path, issue.keys[0] ?? ''] : issue.path;
-      return { rawPath, message: `unknown field${issue.keys.length > 1 ? 's' : ''} ${keys}` };
+      return {
+        rawPath,
+        message: `unknown field${issue.keys.length > 1 ? 's' : ''} ${keys}`,
+        unknownKey: { mapPath: issue.path, key: issue.keys[0] ?? '' },
+      };
     }
     return { rawPath: issue.path, message: issue.message };
   });
@@ -93,11 +99,27 @@ export function parseEnvironmentSpec(value: unknown, source = 'environment'): En
   return result.data;
 }
 
+/** Where an issue is in the file: an unknown field at its key, anything else at its value. */
 function locate(
   doc: Document,
   lines: LineCounter,
-  path: PropertyKey[],
+  issue: RawIssue,
 ): { line: number; column: number } | undefined {
+  if (issue.unknownKey) {
+    const { mapPath, key } = issue.unknownKey;
+    const map: unknown =
+      mapPath.length === 0 ? doc.contents : doc.getIn(mapPath as unknown[], true);
+    if (isMap(map)) {
+      const pair = map.items.find((item) =>
+        isScalar(item.key) ? String(item.key.value) === key : item.key === key,
+      );
+      if (pair && isNode(pair.key) && pair.key.range) {
+        const pos = lines.linePos(pair.key.range[0]);
+        return { line: pos.line, column: pos.col };
+      }
+    }
+  }
+  const path = issue.rawPath;
   for (let depth = path.length; depth >= 0; depth--) {
     const node: unknown = doc.getIn(path.slice(0, depth) as unknown[], true);
     if (isNode(node) && node.range) {
@@ -142,7 +164,7 @@ export function parseEnvironmentFile(text: string, source = 'environment file'):
     const issues = issuesOf(result.error).map((issue) => ({
       path: formatPath(issue.rawPath),
       message: issue.message,
-      ...locate(doc, lines, issue.rawPath),
+      ...locate(doc, lines, issue),
     }));
     throw refusal(source, issues);
   }

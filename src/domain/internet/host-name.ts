@@ -22,11 +22,12 @@ export type HostNameResult = { ok: true; name: string } | { ok: false; reason: s
 export function normaliseHostName(raw: string): HostNameResult {
   if (raw.length === 0) return { ok: false, reason: 'empty host name' };
   if (raw.length > 253 + 1) return { ok: false, reason: 'host name too long' };
+  // Before the character check: an IPv6 literal ([::1], fe80::1) is refused as what it is.
+  const unbracketed = raw.startsWith('[') && raw.endsWith(']') ? raw.slice(1, -1) : raw;
+  if (isIP(unbracketed) !== 0) return { ok: false, reason: 'IP literals are not allowed' };
   if (/[\s\x00-\x1f\x7f/\\@:?#[\]%]/.test(raw)) {
     return { ok: false, reason: 'host name contains a character that is not allowed' };
   }
-  const unbracketed = raw.startsWith('[') ? raw.slice(1, -1) : raw;
-  if (isIP(unbracketed) !== 0) return { ok: false, reason: 'IP literals are not allowed' };
   let name = raw.endsWith('.') ? raw.slice(0, -1) : raw;
   if (looksLikeIpv4(name)) return { ok: false, reason: 'IP literals are not allowed' };
   const ascii = domainToASCII(name.toLowerCase());
