@@ -27,13 +27,49 @@ runtimeConformance(
   { skipHeavy: 'output bounding is shared with the agent path, which runs the gigabyte case' },
 );
 
+/**
+ * A sandbox's memory, process and CPU limits from inside it: cgroup v2 (`memory.max`,
+ * `pids.max`, `cpu.max` = "QUOTA PERIOD") or v1 (`memory.limit_in_bytes`, `pids.max`,
+ * `cpu.cfs_quota_us` and `cpu.cfs_period_us`).
+ */
+async function cgroupLimits(
+  runtime: DockerRuntime,
+  id: string,
+): Promise<{ memoryBytes: string; pids: string; cpuQuotaUs: number; cpuPeriodUs: number }> {
+  const { stdout, exitCode, stderr } = await runtime.exec(id, {
+    script: `set -e
+cd /sys/fs/cgroup
+if [ -f cgroup.controllers ]; then
+  echo "memory $(cat memory.max)"; echo "pids $(cat pids.max)"; echo "cpu $(cat cpu.max)"
+else
+  echo "memory $(cat memory/memory.limit_in_bytes)"; echo "pids $(cat pids/pids.max)"
+  echo "cpu $(cat cpu/cpu.cfs_quota_us) $(cat cpu/cpu.cfs_period_us)"
+fi`,
+  });
+  expect(exitCode, stderr).toBe(0);
+  const field = (name: string): string[] =>
+    stdout
+      .split('\n')
+      .find((line) => line.startsWith(`${name} `))
+      ?.split(' ')
+      .slice(1) ?? [];
+  const [quota, period] = field('cpu');
+  return {
+    memoryBytes: field('memory')[0] ?? '',
+    pids: field('pids')[0] ?? '',
+    cpuQuotaUs: Number(quota),
+    cpuPeriodUs: Number(period),
+  };
+}
+
 describe('DockerRuntime specifics', () => {
-  it('keeps exactly the documented capabilities', async () => {
+  it('keeps exactly the documented capabilities and the requested limits', async () => {
+    const resources = { cpus: 0.5, memoryMb: 128, pids: 64 };
     const runtime = new DockerRuntime({ instance });
     const sandbox = await runtime.create({
       image: await testImage(),
       labels: { 'berth.task': 'caps' },
-      resources: { cpus: 1, memoryMb: 128, pids: 64 },
+      resources,
     });
     try {
       await runtime.start(sandbox.id);
@@ -55,16 +91,13 @@ describe('DockerRuntime specifics', () => {
       );
       const capEff = BigInt(`0x${/CapEff:\s*([0-9a-f]+)/.exec(status)?.[1] ?? '0'}`);
       expect(capEff.toString(16)).toBe(expected.toString(16));
-      const limit = (
-        await runtime.exec(sandbox.id, {
-          argv: ['cat', '/sys/fs/cgroup/memory/memory.limit_in_bytes'],
-        })
-      ).stdout;
-      expect(limit.trim()).toBe(String(128 * 1024 * 1024));
-      const pids = (
-        await runtime.exec(sandbox.id, { argv: ['cat', '/sys/fs/cgroup/pids/pids.max'] })
-      ).stdout;
-      expect(pids.trim()).toBe('64');
+      // The limits as the kernel holds them, read from the sandbox's own cgroup (v1 or v2).
+      const limits = await cgroupLimits(runtime, sandbox.id);
+      expect(limits.memoryBytes).toBe(String(resources.memoryMb * 1024 * 1024));
+      expect(limits.pids).toBe(String(resources.pids));
+      // NanoCpus becomes a CFS quota per period: 0.5 CPU = 50 ms of every 100 ms.
+      expect(limits.cpuPeriodUs).toBeGreaterThan(0);
+      expect(limits.cpuQuotaUs / limits.cpuPeriodUs).toBeCloseTo(resources.cpus, 5);
     } finally {
       await runtime.remove(sandbox.id);
     }
