@@ -16,7 +16,7 @@ import { BerthError, toBerthError } from '../errors/berth-error.js';
 import type { ExecResult, SandboxResources, SandboxRuntime } from '../ports/sandbox-runtime.js';
 import { BERTH_LABELS } from '../runtime/labels.js';
 import { SecretMasker } from '../secrets/secret-masker.js';
-import type { AgentPhase } from './agent-phase.js';
+import { agentDeadline, type AgentPhase } from './agent-phase.js';
 import { CacheBuildLock } from './cache-build-lock.js';
 import { CacheBuildLease } from './cache-build-lease.js';
 import { DiskWatchdog } from './disk-watchdog.js';
@@ -229,6 +229,8 @@ export class AttemptRunner {
       run.emit(event);
     };
     const wallClock = AbortSignal.timeout(spec.resources.timeoutMs);
+    // The agent stops before the time limit, so the attempt still collects its results.
+    const deadline = agentDeadline(Date.now(), spec.resources.timeoutMs);
     // The disk watchdog stops an attempt that writes past `resources.diskMb` through this signal.
     const diskLimit = new AbortController();
     const signal = AbortSignal.any([run.signal, wallClock, diskLimit.signal]);
@@ -512,6 +514,7 @@ export class AttemptRunner {
         prompt: run.prompt,
         workdir: ctx.workdir,
         signal,
+        deadline,
         emit,
         runtime,
         sandboxId: ctx.sandboxId,

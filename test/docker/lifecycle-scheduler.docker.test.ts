@@ -116,6 +116,59 @@ describe('the task queue on a real engine', () => {
     }
   });
 
+  it("cancels an attempt waiting for another attempt's cache build within 5 s; the build goes on", async () => {
+    const queue = scheduler();
+    const slow = await addEnvironment(world.store, {
+      name: 'slow-setup',
+      repository: world.repo.dir,
+      setup: 'echo building; sleep 12',
+    });
+    await queue.start();
+    try {
+      const a = await submitCommand(queue, slow, 'echo from-a');
+      const aPhases: AttemptPhase[] = [];
+      const aInSetup = new Promise<void>((resolve) => {
+        queue.subscribe(a.attempts[0]?.id ?? '', (event) => {
+          if (event.type !== 'phase') return;
+          aPhases.push(event.phase);
+          if (event.phase === 'setup') resolve();
+        });
+      });
+      await aInSetup;
+      const b = await submitCommand(queue, slow, 'echo from-b');
+      const bId = b.attempts[0]?.id ?? '';
+      // B is claimed, misses the cache and waits in memory for A's build.
+      const deadline = Date.now() + 30_000;
+      while (
+        !(await world.store.listAttemptEvents(bId)).some(
+          (e) => e.type === 'cache' && e.result === 'miss',
+        )
+      ) {
+        if (Date.now() > deadline) throw new Error('B never looked for the cache');
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(aPhases.at(-1)).toBe('setup');
+      const started = Date.now();
+      await queue.cancel(b.task.id);
+      const cancelled = await queue.waitForTask(b.task.id, AbortSignal.timeout(30_000));
+      const took = Date.now() - started;
+      console.log(`cancel of a waiting attempt took ${took} ms`);
+      expect(cancelled.status).toBe('cancelled');
+      expect(took).toBeLessThan(5_000);
+      expect((await world.store.getAttempt(bId))?.error?.message).toBe(
+        'the attempt was cancelled during creating',
+      );
+      // A was still building when B was cancelled, and ends on its own.
+      expect(aPhases).not.toContain('agent');
+      const done = await queue.waitForTask(a.task.id, AbortSignal.timeout(120_000));
+      expect(done.status).toBe('succeeded');
+      expect((await world.store.getAttempt(a.attempts[0]?.id ?? ''))?.cacheHit).toBe(false);
+    } finally {
+      await queue.stop({ cancelRunning: true });
+    }
+  });
+
   it('after an orchestrator died: starts an attempt over that had not reached the agent, fails one that had, removes what both left', async () => {
     const queue = scheduler();
     const { task, attempts } = await submitCommand(queue, world.environmentId, 'cat README.md', 2);
