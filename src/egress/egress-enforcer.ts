@@ -5,9 +5,11 @@
  * proxy for the policies `allowlist` and `on` (policy `off` is `NoNetworkEnforcer`: no network).
  *
  * Trusted: the orchestrator's configuration (upstream CAs, the operator's host map and address
- * allowances), the runtime, the host's netfilter. Untrusted: the sandbox, including the files
- * it holds. The npm and apt settings read from it only widen the `common-dependencies` preset to
- * the registries that image names (the environment owner's choice), never the address checks.
+ * allowances), the runtime, the host's netfilter, the image an attempt started from (the cache
+ * entry's, committed right after setup, or the base image). Untrusted: the sandbox, including the
+ * files it holds. The npm and apt settings that widen the `common-dependencies` preset are read
+ * from that image (its label, or a short-lived sandbox made from it), never from the attempt's
+ * sandbox nor with the repository's npm config; they never widen the address checks.
  *
  * Guarantees, per attempt:
  * - the sandbox leaves its setup network and joins a fresh `--internal` network of its own;
@@ -33,6 +35,7 @@ import { BerthError, toBerthError } from '../errors/berth-error.js';
 import {
   NoNetworkEnforcer,
   type CacheImageContext,
+  type CacheImagePreparation,
   type LockdownContext,
   type LockdownResult,
   type NetworkPolicyEnforcer,
@@ -44,7 +47,12 @@ import {
   type CertificateAuthoritySource,
 } from './environment-certificate-authorities.js';
 import { EgressProxy, systemResolver, type Resolver } from './egress-proxy.js';
-import { readImagePackageConfiguration } from './read-image-package-configuration.js';
+import {
+  packageConfigurationFromLabels,
+  packageConfigurationLabels,
+  readImagePackageConfiguration,
+  readPackageConfiguration,
+} from './read-image-package-configuration.js';
 import { DEFAULT_CA_CERTIFICATE_PATH, sandboxProxySettings } from './sandbox-proxy-settings.js';
 import { egressBridgeName, sweepStaleEgressRules } from './sweep-stale-egress-rules.js';
 
@@ -97,6 +105,8 @@ export class EgressEnforcer implements NetworkPolicyEnforcer {
   private readonly noNetwork = new NoNetworkEnforcer();
   private readonly attempts = new Map<string, AttemptEgress>();
   private readonly runtimes = new Map<string, SandboxRuntime>();
+  /** Package configurations read from images without the label, by image id (images are immutable). */
+  private readonly imageConfigurations = new Map<string, Promise<ImagePackageConfiguration>>();
   /** Rules left by an orchestrator that died mid-attempt are swept once, at the first lockdown. */
   private swept: Promise<string[]> | undefined;
 
@@ -147,11 +157,11 @@ export class EgressEnforcer implements NetworkPolicyEnforcer {
       state.network = name;
       // Independent steps at once; every one is waited for (settled) before anything is undone.
       const [image, network, ca] = await allSettledOrThrow([
-        // The image's registries, read while nothing of the agent has run in this attempt; only
-        // the common-dependencies preset uses them.
+        // The registries of the image the attempt started from (never of this sandbox); only the
+        // common-dependencies preset uses them.
         timed('read-image', () =>
           context.policy.access === 'allowlist' && context.policy.presets.length > 0
-            ? readImagePackageConfiguration(runtime, sandboxId, signal)
+            ? this.imagePackageConfiguration(context)
             : Promise.resolve<ImagePackageConfiguration>({}),
         ),
         timed('network', () =>
@@ -239,7 +249,7 @@ export class EgressEnforcer implements NetworkPolicyEnforcer {
       ] as const);
       const presetNote =
         context.policy.presets.length > 0
-          ? `; from the image: npm registry ${image.npmRegistry ?? '(none)'}, apt sources ${image.aptSources !== undefined ? 'read' : '(none)'}`
+          ? `; from the image ${context.image ?? '(unknown)'}: npm registry ${image.npmRegistry ?? '(none)'}, apt sources ${image.aptSources !== undefined ? 'read' : '(none)'}`
           : '';
       context.emit({
         type: 'log',
@@ -263,8 +273,16 @@ export class EgressEnforcer implements NetworkPolicyEnforcer {
    * the work; `update-ca-certificates` with hooks (Java) is what this saves most. The certificate
    * only, as at lockdown; apt's proxy file is per attempt and written then.
    */
-  async prepareCacheImage(context: CacheImageContext): Promise<void> {
+  async prepareCacheImage(context: CacheImageContext): Promise<CacheImagePreparation | undefined> {
     if (context.policy.access === 'off') return;
+    // The package configuration right after setup, before any agent: recorded on the image, so a
+    // lockdown from it reads a label instead of starting a sandbox.
+    // Not recorded when it fails: lockdowns then read the image themselves.
+    const reading = readPackageConfiguration(
+      context.runtime,
+      context.sandboxId,
+      context.signal,
+    ).then(packageConfigurationLabels, () => undefined);
     const ca = await this.authorities.forEnvironment(context.environmentId);
     const settings = sandboxProxySettings({
       // Only the trust part is used: the proxy's address is not known before an attempt.
@@ -277,6 +295,51 @@ export class EgressEnforcer implements NetworkPolicyEnforcer {
       { ...settings, files: settings.files.filter((f) => f.path === DEFAULT_CA_CERTIFICATE_PATH) },
       context.signal,
     );
+    const labels = await reading;
+    return labels !== undefined ? { labels } : {};
+  }
+
+  /**
+   * The package configuration of the image the attempt started from: the label its cache build
+   * wrote, else read once per image id in a short-lived sandbox made from it. Never read from the
+   * attempt's own sandbox. A read that fails allows no image registries (a warning says so).
+   */
+  private async imagePackageConfiguration(
+    context: LockdownContext,
+  ): Promise<ImagePackageConfiguration> {
+    const { runtime, image, signal } = context;
+    const warn = (why: string): ImagePackageConfiguration => {
+      context.emit({
+        type: 'warning',
+        message: `the common-dependencies preset gets no npm or apt registry from the image: ${why}`,
+      });
+      return {};
+    };
+    if (image === undefined) return warn('the image the attempt started from is not known');
+    try {
+      const info = await runtime.inspectImage(image);
+      const labelled = packageConfigurationFromLabels(info.labels);
+      if (labelled !== undefined) return labelled;
+      let reading = this.imageConfigurations.get(info.id);
+      if (reading === undefined) {
+        reading = readImagePackageConfiguration(
+          runtime,
+          info.id,
+          { [BERTH_LABELS.attempt]: context.attemptId },
+          signal,
+        );
+        this.imageConfigurations.set(info.id, reading);
+        reading.catch(() => this.imageConfigurations.delete(info.id));
+        if (this.imageConfigurations.size > 256) {
+          const oldest = this.imageConfigurations.keys().next().value;
+          if (oldest !== undefined) this.imageConfigurations.delete(oldest);
+        }
+      }
+      return await reading;
+    } catch (error) {
+      signal?.throwIfAborted();
+      return warn(`reading ${image} failed: ${toBerthError(error).message}`);
+    }
   }
 
   /**

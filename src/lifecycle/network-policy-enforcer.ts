@@ -16,6 +16,12 @@ export interface LockdownContext {
   attemptId: string;
   /** The environment the attempt belongs to (its egress CA is the environment's). */
   environmentId: string;
+  /**
+   * The image the attempt started from before anything of an agent ran in it: the cache entry's
+   * image, or the base image (a follow-up gives its environment's, never its parent's snapshot).
+   * The `common-dependencies` preset's registries are read from it, not from the sandbox.
+   */
+  image?: string | undefined;
   emit: (event: AttemptEventBody) => void;
   signal?: AbortSignal | undefined;
 }
@@ -34,14 +40,19 @@ export interface CacheImageContext {
   signal?: AbortSignal | undefined;
 }
 
+export interface CacheImagePreparation {
+  /** Labels the cache image is committed with. */
+  labels?: Record<string, string>;
+}
+
 export interface NetworkPolicyEnforcer {
   lockdown(context: LockdownContext): Promise<LockdownResult>;
   /**
    * Puts what every later lockdown of the environment would install anyway (the CA's
-   * certificate in the trust store) into the cache image once. Optional; a failure only costs
-   * the lockdowns that time.
+   * certificate in the trust store) into the cache image once, and gives labels for the image
+   * (what later lockdowns read from it). Optional; a failure only costs the lockdowns that time.
    */
-  prepareCacheImage?(context: CacheImageContext): Promise<void>;
+  prepareCacheImage?(context: CacheImageContext): Promise<CacheImagePreparation | undefined>;
   /** Releases what `lockdown` made for the attempt (called when the attempt ends). */
   release(attemptId: string): Promise<void>;
 }
