@@ -1,11 +1,33 @@
 import { BerthError, isErrorCode } from '../errors/berth-error.js';
 
+/**
+ * The server's URL as given (flag, variable or login file): an http(s) URL, else `invalid_input`
+ * (a typo is bad input, not a server that cannot be reached).
+ */
+function checkBaseUrl(baseUrl: string): void {
+  let url: URL | undefined;
+  try {
+    url = new URL(baseUrl);
+  } catch {
+    url = undefined;
+  }
+  if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+    throw new BerthError(
+      'invalid_input',
+      `the server URL ${JSON.stringify(baseUrl)} is not an http:// or https:// URL (for example http://127.0.0.1:8420)`,
+      { url: baseUrl },
+    );
+  }
+}
+
 /** A small JSON client for Berth's HTTP API, used by the CLI. */
 export class ApiClient {
   constructor(
     readonly baseUrl: string,
     private readonly token: string | undefined,
-  ) {}
+  ) {
+    checkBaseUrl(baseUrl);
+  }
 
   async request<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
     const headers: Record<string, string> = { accept: 'application/json' };

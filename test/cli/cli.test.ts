@@ -123,6 +123,11 @@ describe('berth CLI against a real server', () => {
       /IP literal/,
     ],
     [
+      'an IPv6 literal',
+      'name: a\nrepository: https://x.test/r.git\ninternet: { access: allowlist, domains: ["ok.example", "[::1]", "fe80::1"] }\n',
+      /internet\.domains\[1\]: "\[::1\]": IP literals are not allowed/,
+    ],
+    [
       'an unknown method',
       'name: a\nrepository: https://x.test/r.git\ninternet: { access: allowlist, methods: [BREW] }\n',
       /internet\.methods\[0\]/,
@@ -171,6 +176,33 @@ describe('berth CLI against a real server', () => {
     ]);
     expect(again.code).toBe(2);
     expect(JSON.parse(again.stdout)).toMatchObject({ error: { code: 'conflict' } });
+    // A refused create with another spec and another secret changes nothing stored.
+    const other = file('dup-other.yaml', envYaml('dup', 'env: { SECOND: "1" }\n'));
+    const refused = await runBerth([
+      'env',
+      'create',
+      '-f',
+      other,
+      '--secret',
+      'NPM_TOKEN=y',
+      '--secret',
+      'EXTRA=z',
+      ...auth,
+    ]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toBe('berth: an environment named "dup" already exists\n');
+    const shown = await runBerth(['env', 'show', 'dup', '--json', ...auth]);
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(JSON.parse(shown.stdout)).toMatchObject({
+      revision: 1,
+      secrets: ['NPM_TOKEN'],
+      spec: { env: {}, secrets: ['NPM_TOKEN'] },
+    });
+    const listed = await runBerth(['env', 'list', '--json', ...auth]);
+    const names = (
+      JSON.parse(listed.stdout) as { environments: Array<{ name: string }> }
+    ).environments.map((e) => e.name);
+    expect(names.filter((n) => n === 'dup')).toHaveLength(1);
   });
 
   it('refuses a local path unless the server allows local repositories', async () => {
@@ -305,6 +337,58 @@ describe('berth CLI against a real server', () => {
     });
     expect(noLogin.code).toBe(2);
     expect(noLogin.stderr).toMatch(/berth login/);
+  });
+
+  it('takes --url and --token over BERTH_URL and BERTH_TOKEN', async () => {
+    const wrongVars = { BERTH_URL: 'http://127.0.0.1:9', BERTH_TOKEN: 'berth_wrong' };
+    const flags = await runBerth(['env', 'list', '--json', ...auth], wrongVars);
+    expect(flags.code, flags.stderr).toBe(0);
+    expect(JSON.parse(flags.stdout)).toHaveProperty('environments');
+    // And each flag alone: the other value comes from its variable.
+    const urlFlag = await runBerth(['env', 'list', '--url', server.url], {
+      BERTH_URL: 'http://127.0.0.1:9',
+      BERTH_TOKEN: server.adminToken,
+    });
+    expect(urlFlag.code, urlFlag.stderr).toBe(0);
+    const tokenFlag = await runBerth(['env', 'list', '--token', 'berth_wrong', '--json'], {
+      BERTH_URL: server.url,
+      BERTH_TOKEN: server.adminToken,
+    });
+    expect(tokenFlag.code).toBe(2);
+    expect(JSON.parse(tokenFlag.stdout)).toMatchObject({ error: { code: 'unauthorized' } });
+  });
+
+  it.each([['not-a-url'], ['127.0.0.1:8420'], ['ftp://127.0.0.1/']])(
+    'refuses the server URL %j as bad input (exit 2), not as an unreachable server',
+    async (url) => {
+      const r = await runBerth(['env', 'list', '--url', url, '--token', 'x', '--json']);
+      expect(r.code).toBe(2);
+      expect(JSON.parse(r.stdout)).toMatchObject({ error: { code: 'invalid_input' } });
+      const plain = await runBerth(['env', 'list', '--token', 'x'], { BERTH_URL: url });
+      expect(plain.code).toBe(2);
+      expect(plain.stderr).toBe(
+        `berth: the server URL ${JSON.stringify(url)} is not an http:// or https:// URL (for example http://127.0.0.1:8420)\n`,
+      );
+      const login = await runBerth(['login', '--url', url, '--token', 'x'], {
+        BERTH_CONFIG_DIR: join(dir, 'bad-url-config'),
+      });
+      expect(login.code).toBe(2);
+      expect(login.stderr).toMatch(/not an http:\/\/ or https:\/\/ URL/);
+    },
+  );
+
+  it('validates the full example of docs/environments.md', async () => {
+    const doc = readFileSync(join(import.meta.dirname, '../../docs/environments.md'), 'utf8');
+    const example = /## A full example\s+```yaml\n([\s\S]*?)\n```/.exec(doc)?.[1];
+    expect(example, 'the yaml block under "## A full example"').toBeDefined();
+    const f = file('full-example.yaml', `${example ?? ''}\n`);
+    const r = await runBerth(['env', 'validate', '--file', f, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const { spec } = JSON.parse(r.stdout) as { spec: Record<string, unknown> };
+    // Every top-level field the example shows is one the schema knows and keeps.
+    const shown = [...(example ?? '').matchAll(/^([a-zA-Z]+):/gm)].map((m) => m[1]);
+    expect(shown.length).toBeGreaterThanOrEqual(15);
+    for (const field of shown) expect(spec, `field ${field}`).toHaveProperty(field ?? '');
   });
 
   it('says clearly when no server answers', async () => {
