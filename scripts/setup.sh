@@ -52,7 +52,12 @@ if ! docker_up; then
 fi
 
 # 3. Node dependencies and the build.
-command -v node >/dev/null || die "Node.js 20 or newer is needed (apt-get install nodejs npm)"
+# Node.js 20 or newer. Debian 12's own nodejs package is 18, so apt-get alone is not enough there.
+node_hint="install Node.js 20 or newer (with npm), for example from the official Linux binary tarball on the Node.js website (unpack it and put its bin/ folder on PATH) or from NodeSource's Debian packages for Node 20+; then run this again. Debian 12's nodejs package is 18, too old"
+command -v node >/dev/null || die "Node.js is not installed: $node_hint"
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+[ "$node_major" -ge 20 ] 2>/dev/null || die "Node.js $(node --version 2>/dev/null || echo '(unknown)') is too old: $node_hint"
+command -v npm >/dev/null || die "npm is not installed: $node_hint"
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "installing npm dependencies"
   # Native addons compile here (no prebuilt binaries are downloaded from outside).
