@@ -30,6 +30,8 @@ export interface FakeRequest {
   };
   /** When the request's body had arrived (performance.now()). */
   receivedAt: number;
+  /** When its response closed (answered, or the client went away; performance.now()). */
+  closedAt?: number;
 }
 
 export interface FakeAnswer {
@@ -105,6 +107,22 @@ export class FakeModelServer {
     return this.turns.length;
   }
 
+  /** Drops the turns left in the script (a test that ended before using them all). */
+  clearTurns(): void {
+    this.turns.length = 0;
+  }
+
+  /** Resolves once this many requests have arrived (polls; rejects after `timeoutMs`). */
+  async waitForRequests(count: number, timeoutMs = 120_000): Promise<FakeRequest> {
+    const until = Date.now() + timeoutMs;
+    while (this.requests.length < count) {
+      if (Date.now() > until)
+        throw new Error(`the fake model had ${this.requests.length} of ${count} requests`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return this.requests[count - 1] as FakeRequest;
+  }
+
   async close(): Promise<void> {
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
@@ -127,6 +145,9 @@ export class FakeModelServer {
     }
     const request: FakeRequest = { headers: req.headers, raw, body, receivedAt: performance.now() };
     this.requests.push(request);
+    res.once('close', () => {
+      request.closedAt = performance.now();
+    });
     const turn = this.turns.shift();
     if (turn === undefined) {
       sendJson(res, 500, { error: { message: 'the fake model script has no turn left' } });
