@@ -26,6 +26,7 @@
 import { createHash } from 'node:crypto';
 import {
   IptablesFirewall,
+  type FirewallInstallReport,
   type SandboxNetworkFirewallSpec,
 } from '../adapters/firewall/iptables-firewall.js';
 import { EgressPolicy } from '../domain/internet/egress-policy.js';
@@ -58,7 +59,11 @@ import { egressBridgeName, sweepStaleEgressRules } from './sweep-stale-egress-ru
 
 /** The firewall the enforcer drives (IptablesFirewall; injectable for other hosts). */
 export interface SandboxNetworkFirewall {
-  install(spec: SandboxNetworkFirewallSpec, signal?: AbortSignal): Promise<void>;
+  /** May report what it could not install (IptablesFirewall: the IPv6 rules without ip6tables). */
+  install(
+    spec: SandboxNetworkFirewallSpec,
+    signal?: AbortSignal,
+  ): Promise<FirewallInstallReport | undefined | void>;
   remove(spec: SandboxNetworkFirewallSpec, signal?: AbortSignal): Promise<void>;
 }
 
@@ -237,7 +242,14 @@ export class EgressEnforcer implements NetworkPolicyEnforcer {
       await allSettledOrThrow([
         // Only once the firewall pins the network does the sandbox join it.
         (async () => {
-          await timed('firewall', () => this.firewall.install(spec, signal));
+          const report = await timed('firewall', () => this.firewall.install(spec, signal));
+          if (report?.ipv6Skipped === true) {
+            context.emit({
+              type: 'warning',
+              message:
+                'ip6tables is not usable on this host: the IPv6 firewall rules for the sandbox network were skipped (the network has no IPv6; install ip6tables to have the rules too)',
+            });
+          }
           signal?.throwIfAborted();
           await timed('join', () => runtime.connect(sandboxId, name));
         })(),

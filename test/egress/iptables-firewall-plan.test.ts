@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { firewallPlan } from '../../src/adapters/firewall/iptables-firewall.js';
+import {
+  firewallPlan,
+  IptablesFirewall,
+  type CommandRunner,
+} from '../../src/adapters/firewall/iptables-firewall.js';
 
 const spec = {
   networkId: 'a1b2c3d4',
@@ -42,5 +46,42 @@ describe('firewallPlan', () => {
     [{ networkId: 'x y' }, 'network id'],
   ])('refuses %o', (patch, message) => {
     expect(() => firewallPlan({ ...spec, ...patch })).toThrow(message);
+  });
+});
+
+describe('IptablesFirewall.install', () => {
+  /** A host whose iptables accepts everything (no rule present yet); ip6tables as `ip6` says. */
+  const host =
+    (ip6: 'works' | 'missing' | 'broken'): CommandRunner =>
+    (argv) => {
+      if (argv[0] === 'ip6tables') {
+        if (ip6 === 'missing') return Promise.reject(new Error('spawn ip6tables ENOENT'));
+        if (ip6 === 'broken')
+          return Promise.resolve({
+            exitCode: 3,
+            stdout: '',
+            stderr: "ip6tables v1.8.9: can't initialize ip6tables table `filter'",
+          });
+      }
+      // `-C` (check): not there yet; everything else succeeds.
+      return Promise.resolve({ exitCode: argv.includes('-C') ? 1 : 0, stdout: '', stderr: '' });
+    };
+
+  it('reports the IPv6 rules as skipped when ip6tables is missing or cannot work', async () => {
+    expect(await new IptablesFirewall({ runner: host('works') }).install(spec)).toEqual({
+      ipv6Skipped: false,
+    });
+    expect(await new IptablesFirewall({ runner: host('missing') }).install(spec)).toEqual({
+      ipv6Skipped: true,
+    });
+    expect(await new IptablesFirewall({ runner: host('broken') }).install(spec)).toEqual({
+      ipv6Skipped: true,
+    });
+  });
+
+  it('fails instead when IPv6 rules are required', async () => {
+    await expect(
+      new IptablesFirewall({ runner: host('missing'), requireIpv6: true }).install(spec),
+    ).rejects.toThrow('ENOENT');
   });
 });

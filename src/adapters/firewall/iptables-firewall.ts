@@ -16,7 +16,10 @@
  * - FORWARD (through DOCKER-USER, which Docker evaluates first): nothing is forwarded from or to
  *   the bridge, so no other network, no other sandbox, no outside address, even if a route or
  *   NAT rule elsewhere would allow it.
- * - IPv6: everything from or to the bridge is dropped in INPUT and FORWARD.
+ * - IPv6: everything from or to the bridge is dropped in INPUT and FORWARD. Where the host has no
+ *   usable ip6tables (and `requireIpv6` is off) those rules are skipped and `install` says so
+ *   (`ipv6Skipped`); the lockdown writes a warning into the attempt's log. What remains then is
+ *   that the network is made without IPv6 and the sandbox has no IPv6 address.
  * Installing is idempotent (a per-network chain is flushed and refilled; jump rules are added
  * only when missing) and removal deletes exactly what install added.
  * Docker's embedded DNS forwards from the container's namespace, so a resolver on the host's
@@ -176,6 +179,12 @@ export function firewallPlan(spec: SandboxNetworkFirewallSpec): FirewallPlan {
   };
 }
 
+/** What `install` did beyond the plan's IPv4 rules. */
+export interface FirewallInstallReport {
+  /** The IPv6 rules were skipped: ip6tables is missing or cannot work on this host. */
+  ipv6Skipped: boolean;
+}
+
 export interface IptablesFirewallOptions {
   runner?: CommandRunner;
   /** Whether ip6tables rules are required; when false a missing ip6tables is tolerated. */
@@ -192,7 +201,10 @@ export class IptablesFirewall {
   }
 
   /** Puts the rules for one sandbox network in place; running it again changes nothing. */
-  async install(spec: SandboxNetworkFirewallSpec, signal?: AbortSignal): Promise<void> {
+  async install(
+    spec: SandboxNetworkFirewallSpec,
+    signal?: AbortSignal,
+  ): Promise<FirewallInstallReport> {
     const plan = firewallPlan(spec);
     // The chain first (flushed and refilled in order), then the jumps into it.
     const created = await this.run(['iptables', '-w', '-t', 'filter', '-N', plan.chain], signal);
@@ -201,16 +213,21 @@ export class IptablesFirewall {
     await this.must(['iptables', '-w', '-t', 'filter', '-F', plan.chain], signal);
     for (const rule of plan.chainRules)
       await this.must(['iptables', '-w', '-t', 'filter', '-A', plan.chain, ...rule], signal);
+    let ipv6Skipped = false;
     for (const rule of plan.headRules) {
       signal?.throwIfAborted();
       const exists = await this.check(rule, signal);
-      if (exists === 'unavailable') continue;
+      if (exists === 'unavailable') {
+        ipv6Skipped = true;
+        continue;
+      }
       if (!exists)
         await this.must(
           [rule.tool, '-w', '-t', rule.table, '-I', rule.chain, '1', ...rule.spec],
           signal,
         );
     }
+    return { ipv6Skipped };
   }
 
   /** Removes what `install` added; safe to call when nothing (or only part) is installed. */
