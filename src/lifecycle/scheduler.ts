@@ -108,6 +108,8 @@ const BEFORE_AGENT: readonly AttemptPhase[] = [
   'services',
   'lockdown',
 ];
+/** How often an orchestrator looks for cancel requests made elsewhere for its attempts. */
+const CANCEL_POLL_MS = 2_000;
 /** How many times an attempt starts over before a restart fails it (a crash loop stops). */
 const MAX_RESTARTS = 2;
 
@@ -122,6 +124,8 @@ export class Scheduler {
   private readonly taskWaiters = new Set<() => void>();
   private wakeUp: (() => void) | undefined;
   private stopping = false;
+  /** Set by a graceful stop: running attempts are handed back (see `stop`), not cancelled. */
+  private interrupting = false;
   private loop: Promise<void> | undefined;
   private renewTimer: NodeJS.Timeout | undefined;
   private lastRecovery = 0;
@@ -139,19 +143,36 @@ export class Scheduler {
   async start(): Promise<void> {
     if (this.loop !== undefined) return;
     await this.recover();
+    // Every tick looks for cancel requests that another orchestrator recorded for this one's
+    // attempts (a cancel stops an attempt within 5 s wherever it runs); leases are renewed every
+    // third of their time.
+    const renewEveryMs = Math.max(1_000, Math.floor(this.leaseMs / 3));
+    let lastRenewal = Date.now();
     this.renewTimer = setInterval(
-      () => void this.renewLeases(),
-      Math.max(1_000, Math.floor(this.leaseMs / 3)),
+      () => {
+        void this.stopCancelRequested();
+        if (Date.now() - lastRenewal < renewEveryMs - CANCEL_POLL_MS / 2) return;
+        lastRenewal = Date.now();
+        void this.renewLeases();
+      },
+      Math.min(CANCEL_POLL_MS, renewEveryMs),
     );
     this.renewTimer.unref();
     this.loop = this.claimLoop();
   }
 
-  /** Stops claiming; cancels running attempts when asked, else waits for them. */
-  async stop(options: { cancelRunning?: boolean } = {}): Promise<void> {
+  /**
+   * Stops claiming; then, for running attempts: `cancelRunning` cancels them (a `berth run` that
+   * was interrupted); `interruptRunning` (a server's graceful stop) stops them and hands them back
+   * as recovery would: one that had not reached the agent phase goes back to the queue for the
+   * next start, a later one fails with "the orchestrator stopped during <phase>"; neither waits
+   * for them to end on their own.
+   */
+  async stop(options: { cancelRunning?: boolean; interruptRunning?: boolean } = {}): Promise<void> {
     this.stopping = true;
     this.wakeUp?.();
-    if (options.cancelRunning)
+    if (options.interruptRunning) this.interrupting = true;
+    if (options.cancelRunning || options.interruptRunning)
       for (const r of this.running.values())
         r.controller.abort(new BerthError('cancelled', 'the orchestrator is stopping'));
     await this.loop;
@@ -219,7 +240,11 @@ export class Scheduler {
     };
   }
 
-  /** Cancels every attempt of the task that has not finished: queued ones at once, running ones by their signal. */
+  /**
+   * Cancels every attempt of the task that has not finished: queued ones at once, running ones by
+   * their signal, here or (through the request recorded in the store) in the orchestrator that
+   * runs them, which looks for requests every CANCEL_POLL_MS.
+   */
   async cancel(taskId: string): Promise<void> {
     const { store } = this.options;
     const attempts = await store.listAttempts(taskId);
@@ -240,9 +265,11 @@ export class Scheduler {
           { phases: ['queued'] },
         );
       }
-      this.running
-        .get(attempt.id)
-        ?.controller.abort(new BerthError('cancelled', 'cancelled by request'));
+      const here = this.running.get(attempt.id);
+      if (here !== undefined)
+        here.controller.abort(new BerthError('cancelled', 'cancelled by request'));
+      else if (attempt.phase !== 'queued' && !isTerminalPhase(attempt.phase))
+        await store.requestAttemptCancel(attempt.id, now);
     }
     await this.refreshTask(taskId);
   }
@@ -492,6 +519,15 @@ export class Scheduler {
       this.now,
       lastSeq,
     );
+    // A graceful stop decides the attempt's end itself (see `interrupted`): the runner's own
+    // "cancelled" error and phase are left out of the log then.
+    const emit: typeof recorder.emit = (event) => {
+      const cancelledEnd =
+        (event.type === 'error' && event.code === 'cancelled') ||
+        (event.type === 'phase' && event.phase === 'cancelled');
+      if (cancelledEnd && this.interrupting && signal.aborted) return;
+      recorder.emit(event);
+    };
     const finish = async (change: Parameters<Store['updateAttempt']>[1]) => {
       await recorder.flush().catch(() => undefined);
       await store.updateAttempt(
@@ -550,10 +586,15 @@ export class Scheduler {
               baseCommit: attempt.followUp.baseCommit,
             }
           : undefined,
-        emit: recorder.emit,
+        emit,
         signal,
         returnEarly: true,
       });
+      if (outcome.phase === 'cancelled' && this.interrupting && signal.aborted) {
+        await outcome.settled;
+        await this.interrupted(attempt, recorder, outcome.error, finish);
+        return;
+      }
       await finish({
         phase: outcome.phase,
         cacheHit: outcome.cacheHit,
@@ -579,6 +620,64 @@ export class Scheduler {
         phase: 'failed',
         error: { code: error.code, message: error.message, details: error.details },
       });
+    }
+  }
+
+  /**
+   * An attempt stopped by a graceful stop of this orchestrator, its sandbox already removed: back
+   * to the queue when it had not reached the agent phase (nothing the agent did is lost), else
+   * failed with the phase it was in.
+   */
+  private async interrupted(
+    attempt: LeasedAttempt,
+    recorder: AttemptRecorder,
+    cancelled: AttemptError | null,
+    finish: (change: Parameters<Store['updateAttempt']>[1]) => Promise<void>,
+  ): Promise<void> {
+    const phase = (cancelled?.details.phase ?? 'creating') as AttemptPhase;
+    if (BEFORE_AGENT.includes(phase)) {
+      recorder.emit({
+        type: 'warning',
+        message: `the orchestrator stopped during ${phase}; the attempt starts over on the next start`,
+        details: { reason: 'orchestrator_stop', phase },
+      });
+      recorder.emit({ type: 'phase', phase: 'queued' });
+      await recorder.flush().catch(() => undefined);
+      await this.options.store.requeueAttempt(attempt.id, this.owner);
+      await this.refreshTask(attempt.taskId);
+      this.logger.warn(
+        { attemptId: attempt.id, phase },
+        'attempt queued again: orchestrator stopped',
+      );
+      return;
+    }
+    const error: AttemptError = {
+      code: 'task_failed',
+      message: `the orchestrator stopped during ${phase}`,
+      details: { reason: 'orchestrator_stop', phase },
+    };
+    recorder.emit({
+      type: 'error',
+      code: error.code,
+      message: error.message,
+      details: error.details,
+    });
+    recorder.emit({ type: 'phase', phase: 'failed' });
+    await finish({ phase: 'failed', error });
+    this.logger.warn({ attemptId: attempt.id, phase }, 'attempt failed: orchestrator stopped');
+  }
+
+  /** Stops this orchestrator's attempts that a cancel asked elsewhere is waiting for. */
+  private async stopCancelRequested(): Promise<void> {
+    if (this.running.size === 0) return;
+    try {
+      for (const id of await this.options.store.listCancelRequests(this.owner))
+        this.running.get(id)?.controller.abort(new BerthError('cancelled', 'cancelled by request'));
+    } catch (error) {
+      this.logger.warn(
+        { error: toBerthError(error).message },
+        'could not look for cancel requests',
+      );
     }
   }
 

@@ -201,6 +201,13 @@ export interface Store {
   ): Promise<boolean>;
   /** Puts an attempt whose lease `owner` holds back in the queue (no lease, not started). */
   requeueAttempt(id: string, owner: string): Promise<boolean>;
+  /**
+   * Records a cancel request for a claimed attempt that has not finished (whichever orchestrator
+   * runs it); false when there is none such.
+   */
+  requestAttemptCancel(id: string, now: string): Promise<boolean>;
+  /** The attempts leased by `owner` that have a cancel request. */
+  listCancelRequests(owner: string): Promise<string[]>;
   appendAttemptEvents(events: readonly AttemptEvent[]): Promise<void>;
   /** An attempt's events with `seq` above `afterSeq`, in order. */
   listAttemptEvents(attemptId: string, afterSeq?: number, limit?: number): Promise<AttemptEvent[]>;

@@ -183,9 +183,11 @@ export async function startServer(config: BerthConfig, logger: Logger): Promise<
           server.close(() => resolve());
           server.closeAllConnections();
         });
-        // Running attempts stop and clean up; anything left is recovered on the next start.
+        // Running attempts stop and clean up: those that had not reached the agent phase go back
+        // to the queue for the next start, later ones fail with the phase they were in. Anything
+        // left (a stop cut short) is recovered on the next start.
         await reaper.stop();
-        await scheduler.stop({ cancelRunning: true });
+        await scheduler.stop({ interruptRunning: true });
         await store.close();
       })();
       return closing;

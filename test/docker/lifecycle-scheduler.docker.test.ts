@@ -169,6 +169,35 @@ describe('the task queue on a real engine', () => {
     }
   });
 
+  it('a cancel asked on another orchestrator on the same store stops the attempt within 5 s', async () => {
+    const runs = scheduler();
+    const asks = scheduler(); // never started: it only answers the cancel
+    await runs.start();
+    try {
+      const { task, attempts } = await submitCommand(runs, world.environmentId, 'sleep 300');
+      const attemptId = attempts[0]?.id ?? '';
+      const inAgent = new Promise<void>((resolve) => {
+        runs.subscribe(attemptId, (event) => {
+          if (event.type === 'phase' && event.phase === 'agent') resolve();
+        });
+      });
+      await inAgent;
+      const started = Date.now();
+      await asks.cancel(task.id);
+      const done = await runs.waitForTask(task.id, AbortSignal.timeout(30_000));
+      const took = Date.now() - started;
+      console.log(`cancel from another orchestrator took ${took} ms`);
+      expect(done.status).toBe('cancelled');
+      expect(took).toBeLessThan(5_000);
+      expect((await world.store.getAttempt(attemptId))?.error?.message).toBe(
+        'the attempt was cancelled during agent',
+      );
+      expect(await runtime.list({ 'berth.attempt': attemptId })).toEqual([]);
+    } finally {
+      await runs.stop({ cancelRunning: true });
+    }
+  });
+
   it('after an orchestrator died: starts an attempt over that had not reached the agent, fails one that had, removes what both left', async () => {
     const queue = scheduler();
     const { task, attempts } = await submitCommand(queue, world.environmentId, 'cat README.md', 2);

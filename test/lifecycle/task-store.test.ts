@@ -125,6 +125,22 @@ function taskStoreTests(current: () => Store): void {
       expect(await store.countLiveLeases('orch-2', T1)).toBe(0);
     });
 
+    it('records a cancel request for a claimed attempt for its owner to find', async () => {
+      const t = task('task_c', 2);
+      await store.createTask(t.task, t.attempts);
+      const queued = t.attempts[1]?.id ?? '';
+      const a = await store.claimNextAttempt({ owner: 'orch-1', now: T0, leaseMs: 30_000 });
+      const id = a?.id ?? '';
+      expect(await store.listCancelRequests('orch-1')).toEqual([]);
+      expect(await store.requestAttemptCancel(queued, T1)).toBe(false);
+      expect(await store.requestAttemptCancel(id, T1)).toBe(true);
+      expect(await store.listCancelRequests('orch-1')).toEqual([id]);
+      expect(await store.listCancelRequests('orch-2')).toEqual([]);
+      await store.updateAttempt(id, { phase: 'cancelled' }, { leaseOwner: 'orch-1' });
+      expect(await store.listCancelRequests('orch-1')).toEqual([]);
+      expect(await store.requestAttemptCancel(id, T1)).toBe(false);
+    });
+
     it('lets exactly one recoverer take over an expired lease, and puts the attempt back in the queue', async () => {
       const t = task('task_r', 1);
       await store.createTask(t.task, t.attempts);

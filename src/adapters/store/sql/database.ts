@@ -75,6 +75,8 @@ export interface AttemptsTable {
   /** The queue's lease: who runs the attempt and until when (renewed while it runs). */
   lease_owner: string | null;
   lease_expires_at: string | null;
+  /** When a cancel was asked for the running attempt (migration 0009); its owner stops it. */
+  cancel_requested_at: string | null;
 }
 
 export interface AttemptEventsTable {

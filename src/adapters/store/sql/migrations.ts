@@ -198,6 +198,13 @@ export const STORE_MIGRATIONS: readonly NamedMigration[] = [
         .execute();
     },
   },
+  {
+    name: '0009_attempt_cancel_request',
+    async up(db) {
+      // A cancel asked on one orchestrator for an attempt another runs: its owner polls for it.
+      await db.schema.alterTable('attempts').addColumn('cancel_requested_at', 'text').execute();
+    },
+  },
 ];
 
 /** Feeds the ordered list to Kysely's Migrator, refusing a list that is out of order. */

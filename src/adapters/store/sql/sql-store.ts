@@ -449,6 +449,14 @@ export class SqlStore implements Store {
     return this.tasks.requeueAttempt(id, owner);
   }
 
+  requestAttemptCancel(id: string, now: string): Promise<boolean> {
+    return this.tasks.requestAttemptCancel(id, now);
+  }
+
+  listCancelRequests(owner: string): Promise<string[]> {
+    return this.tasks.listCancelRequests(owner);
+  }
+
   appendAttemptEvents(events: readonly AttemptEvent[]): Promise<void> {
     return this.tasks.appendAttemptEvents(events);
   }

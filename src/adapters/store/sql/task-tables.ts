@@ -97,6 +97,7 @@ function attemptRow(attempt: Attempt): AttemptsTable {
     finished_at: attempt.finishedAt,
     lease_owner: null,
     lease_expires_at: null,
+    cancel_requested_at: null,
   };
 }
 
@@ -332,11 +333,38 @@ export class TaskTables {
   async requeueAttempt(id: string, owner: string): Promise<boolean> {
     const result = await this.db
       .updateTable('attempts')
-      .set({ phase: 'queued', lease_owner: null, lease_expires_at: null, started_at: null })
+      .set({
+        phase: 'queued',
+        lease_owner: null,
+        lease_expires_at: null,
+        started_at: null,
+        cancel_requested_at: null,
+      })
       .where('id', '=', id)
       .where('lease_owner', '=', owner)
       .executeTakeFirst();
     return Number(result.numUpdatedRows) === 1;
+  }
+
+  async requestAttemptCancel(id: string, now: string): Promise<boolean> {
+    const result = await this.db
+      .updateTable('attempts')
+      .set({ cancel_requested_at: now })
+      .where('id', '=', id)
+      .where('lease_owner', 'is not', null)
+      .where('phase', 'not in', [...TERMINAL_PHASES, 'queued'])
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
+  async listCancelRequests(owner: string): Promise<string[]> {
+    const rows = await this.db
+      .selectFrom('attempts')
+      .select('id')
+      .where('lease_owner', '=', owner)
+      .where('cancel_requested_at', 'is not', null)
+      .execute();
+    return rows.map((row) => row.id);
   }
 
   async appendAttemptEvents(events: readonly AttemptEvent[]): Promise<void> {
