@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { modelClientFromConfig } from '../../src/adapters/model/model-client-from-config.js';
 import { agentLimitsSchema } from '../../src/agent/agent-limits-schema.js';
 import { DEFAULT_AGENT_LIMITS, mergeAgentLimits } from '../../src/agent/agent-loop.js';
+import { agentDeadline } from '../../src/lifecycle/agent-phase.js';
 
 describe('model configuration', () => {
   it('builds the client from config.model and names what is missing', () => {
@@ -27,6 +28,13 @@ describe('model configuration', () => {
     expect(bad.error?.issues.map((i) => i.path.join('.') || i.message)).toEqual(
       expect.arrayContaining(['maxTurns']),
     );
+  });
+
+  it('leaves the attempt a fifth of its time limit (10 s to 2 min) for the results', () => {
+    expect(agentDeadline(1000, 30_000)).toBe(1000 + 20_000);
+    expect(agentDeadline(0, 600_000)).toBe(480_000);
+    expect(agentDeadline(0, 3_600_000)).toBe(3_480_000);
+    expect(agentDeadline(0, 5_000)).toBe(0);
   });
 });
 
