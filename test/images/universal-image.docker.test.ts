@@ -4,6 +4,7 @@ import { DockerImageEngine } from '../../src/adapters/runtime/docker/docker-imag
 import { DockerRuntime } from '../../src/adapters/runtime/docker/docker-runtime.js';
 import { readHostPackageSettings } from '../../src/images/host-package-settings.js';
 import { ImageBuilder } from '../../src/images/image-builder.js';
+import { DEBIAN_PROVIDED } from '../../src/images/language-versions.js';
 
 /**
  * Berth's `universal` image carries what issue 3 lists, each checked by using it from inside a
@@ -135,6 +136,20 @@ javac Hello.java && java -cp . Hello`);
     expect(out).toBe('hello from java\n');
     expect(await sh('javac -version 2>&1')).toMatch(/^javac \d+/);
     expect(await sh('mvn --version')).toMatch(/Apache Maven 3\./);
+  });
+
+  it('has the language versions that pinned `versions` are checked against (DEBIAN_PROVIDED)', async () => {
+    const out = await sh(`python3 -c 'import platform; print(platform.python_version())'
+go env GOVERSION
+rustc --version
+java -version 2>&1 | head -1
+ruby -e 'puts RUBY_VERSION'`);
+    const [python, go, rust, java, ruby] = out.split('\n');
+    expect(python).toBe(DEBIAN_PROVIDED.python);
+    expect(go).toBe(`go${DEBIAN_PROVIDED.go}`);
+    expect(rust?.split(' ')[1]).toBe(DEBIAN_PROVIDED.rust);
+    expect(java).toMatch(new RegExp(`version "${DEBIAN_PROVIDED.java}[."]`));
+    expect(ruby).toBe(DEBIAN_PROVIDED.ruby);
   });
 
   it('has Ruby', async () => {
