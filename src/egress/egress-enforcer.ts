@@ -280,21 +280,29 @@ export class EgressEnforcer implements NetworkPolicyEnforcer {
   }
 
   /**
-   * The environment's CA into a sandbox about to become its cache image (policies `allowlist` and
-   * `on`), so the lockdowns of attempts from it find it there (the trust script's marker) and skip
-   * the work; `update-ca-certificates` with hooks (Java) is what this saves most. The certificate
-   * only, as at lockdown; apt's proxy file is per attempt and written then.
+   * A sandbox about to become its environment's cache image (right after setup): its package
+   * configuration becomes the image's label (every policy), and the environment's CA goes into it
+   * (policies `allowlist` and `on`), so the lockdowns of attempts from it find it there (the trust
+   * script's marker) and skip the work; `update-ca-certificates` with hooks (Java) is what this
+   * saves most. The certificate only, as at lockdown; apt's proxy file is per attempt and written
+   * then.
    */
   async prepareCacheImage(context: CacheImageContext): Promise<CacheImagePreparation | undefined> {
-    if (context.policy.access === 'off') return;
-    // The package configuration right after setup, before any agent: recorded on the image, so a
-    // lockdown from it reads a label instead of starting a sandbox.
-    // Not recorded when it fails: lockdowns then read the image themselves.
+    // The package configuration right after setup, before any agent, whatever the policy (a
+    // policy changed later keeps the cache entry): recorded on the image, so a lockdown from it
+    // reads a label instead of starting a sandbox. Not recorded when the read fails: lockdowns
+    // then read the image themselves.
     const reading = readPackageConfiguration(
       context.runtime,
       context.sandboxId,
       context.signal,
     ).then(packageConfigurationLabels, () => undefined);
+    if (context.policy.access !== 'off') await this.putCaIntoCacheImage(context);
+    const labels = await reading;
+    return labels !== undefined ? { labels } : {};
+  }
+
+  private async putCaIntoCacheImage(context: CacheImageContext): Promise<void> {
     const ca = await this.authorities.forEnvironment(context.environmentId);
     const settings = sandboxProxySettings({
       // Only the trust part is used: the proxy's address is not known before an attempt.
@@ -307,8 +315,6 @@ export class EgressEnforcer implements NetworkPolicyEnforcer {
       { ...settings, files: settings.files.filter((f) => f.path === DEFAULT_CA_CERTIFICATE_PATH) },
       context.signal,
     );
-    const labels = await reading;
-    return labels !== undefined ? { labels } : {};
   }
 
   /**
