@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { isMap, parseDocument } from 'yaml';
 import { DockerRuntime } from '../adapters/runtime/docker/docker-runtime.js';
 import { SqliteStore } from '../adapters/store/sqlite/sqlite-store.js';
 import { parseEnvironmentFile } from '../domain/environment/environment-file.js';
@@ -80,6 +81,19 @@ export interface RunLocalResult {
 export const AGENT_NOT_BUILT =
   'no model is configured for the agent: set BERTH_MODEL_BASE_URL, BERTH_MODEL_API_KEY and BERTH_MODEL (or --model-base-url and --model), or give --command "…" to run a command instead (for example --command "npm test")';
 
+/**
+ * The environment file's text, with `repository` set to `repo` when the file has none: `--repo`
+ * then names the repository (an environment file kept apart from any one repository). A file
+ * that has one keeps it; the task's `--repo` overrides it.
+ */
+function withRepository(text: string, repo: string | undefined): string {
+  if (repo === undefined) return text;
+  const doc = parseDocument(text);
+  if (doc.errors.length > 0 || !isMap(doc.contents) || doc.has('repository')) return text;
+  doc.set('repository', repo);
+  return doc.toString();
+}
+
 async function ensureEnvironment(store: Store, spec: EnvironmentSpec): Promise<string> {
   const now = new Date().toISOString();
   const existing = await store.getEnvironmentByName(spec.name);
@@ -134,7 +148,7 @@ export async function runLocal(options: RunLocalOptions, io: RunLocalIo): Promis
         `cannot read the environment file ${options.envFile}: ${(error as Error).message}`,
       );
     }
-    const spec = parseEnvironmentFile(text, options.envFile);
+    const spec = parseEnvironmentFile(withRepository(text, options.repo), options.envFile);
     const secrets: Record<string, string> = {};
     const missing: string[] = [];
     for (const name of spec.secrets) {

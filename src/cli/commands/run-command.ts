@@ -49,7 +49,10 @@ export function registerRunCommand(program: Command, ctx: CliContext): void {
       '--env-file <file>',
       'environment file (YAML); secrets it declares are read from variables of the same name',
     )
-    .option('--repo <url-or-path>', "use this repository instead of the file's")
+    .option(
+      '--repo <url-or-path>',
+      "use this repository instead of the file's (or when the file names none)",
+    )
     .option('--branch <branch>', 'check out this branch')
     .option('--sha <sha>', 'check out this commit')
     .option('--attempts <n>', 'independent attempts', '1')

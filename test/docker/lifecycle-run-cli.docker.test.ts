@@ -1,0 +1,74 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { runBerth, tempDir } from '../support/cli.js';
+import { lifecycleTestImage, makeSampleRepository } from './lifecycle-support.js';
+
+/** `berth run` through the real binary (bin/berth.js): human output, exit codes, --repo, --sha. */
+
+let work: string;
+let repo: ReturnType<typeof makeSampleRepository>;
+
+function envFile(name: string, lines: string[]): string {
+  const file = join(work, `${name}.yaml`);
+  writeFileSync(file, [`name: ${name}`, 'image: minimal', ...lines, ''].join('\n'));
+  return file;
+}
+
+async function berthRun(file: string, ...args: string[]) {
+  return await runBerth(['run', '--env-file', file, '--data-dir', join(work, 'data'), ...args]);
+}
+
+beforeAll(() => {
+  lifecycleTestImage();
+  work = tempDir('run-cli');
+  repo = makeSampleRepository();
+});
+
+afterAll(() => {
+  rmSync(work, { recursive: true, force: true });
+  rmSync(repo.dir, { recursive: true, force: true });
+});
+
+describe('berth run through the real binary (docker)', () => {
+  it('prints a human result, checks out --sha, and exits 0; a failing command exits 1', async () => {
+    const file = envFile('run-cli', [`repository: ${repo.dir}`]);
+    const ok = await berthRun(file, '--sha', repo.featureCommit, '--command', 'cat FEATURE');
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/^task task_\S+: succeeded$/m);
+    expect(ok.stdout).toMatch(/^attempt att_\S+: succeeded$/m);
+    expect(ok.stdout).toContain('The command exited with code 0');
+    // Progress on stderr, not on stdout.
+    expect(ok.stderr).toContain('== agent');
+    expect(ok.stdout).not.toContain('== agent');
+    expect(ok.stderr).toContain('feature branch');
+
+    const failed = await berthRun(file, '--command', 'echo going down; exit 3');
+    expect(failed.code).toBe(1);
+    expect(failed.stdout).toMatch(/^task task_\S+: failed$/m);
+    expect(failed.stdout).toMatch(/^attempt att_\S+: failed/m);
+    expect(failed.stdout).toContain('The command exited with code 3');
+  }, 300_000);
+
+  it("--repo PATH overrides the file's repository, and names one for a file without any", async () => {
+    const other = envFile('run-cli-other', [`repository: ${join(work, 'no-such-repository')}`]);
+    const overridden = await berthRun(other, '--repo', repo.dir, '--command', './test.sh');
+    expect(overridden.code, overridden.stderr).toBe(0);
+    expect(overridden.stderr).toContain('tests passed');
+
+    const bare = envFile('run-cli-bare', []);
+    const named = await berthRun(bare, '--repo', repo.dir, '--command', './test.sh', '--json');
+    expect(named.code, named.stderr).toBe(0);
+    const result = JSON.parse(named.stdout) as {
+      task: { status: string };
+      attempts: Array<{ commands: Array<{ output: string }> }>;
+    };
+    expect(result.task.status).toBe('succeeded');
+    expect(result.attempts[0]?.commands[0]?.output).toContain('tests passed');
+
+    // Without --repo such a file is refused, naming the field.
+    const refused = await berthRun(bare, '--command', 'true');
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/repository/);
+  }, 300_000);
+});
