@@ -368,4 +368,77 @@ describe('the task queue on a real engine', () => {
       await runtime.remove(sandbox.id);
     }
   });
+
+  it('removes expired cache entries with their images, and expired snapshots, keeping live ones', async () => {
+    const sandbox = await runtime.create({
+      image: world.image,
+      labels: {},
+      resources: { cpus: 1, memoryMb: 128, pids: 64 },
+    });
+    const created = new Date();
+    const hour = 3600_000;
+    try {
+      const entryImage = async (name: string, expiresInMs: number) => {
+        const image = await runtime.commit(sandbox.id, {
+          repository: 'berth-cache',
+          tag: `${name}-${process.pid}`,
+          labels: { 'berth.kind': 'cache' },
+        });
+        await world.store.publishCacheEntry({
+          id: newId('cacheEntry'),
+          environmentId: world.environmentId,
+          key: `${name}-key`,
+          parts: {
+            version: 1,
+            baseImage: 'x',
+            repository: { url: world.repo.dir, defaultBranch: 'main' },
+            versions: {},
+            setup: null,
+            maintenance: null,
+            env: {},
+            secrets: {},
+          },
+          image: `berth-cache:${name}-${process.pid}`,
+          imageId: image.id,
+          sizeBytes: image.sizeBytes,
+          commit: world.repo.mainCommit,
+          exportNames: [],
+          createdAt: created.toISOString(),
+          expiresAt: new Date(created.getTime() + expiresInMs).toISOString(),
+        });
+        return image.id;
+      };
+      const snapshot = async (name: string, expiresInMs: number) =>
+        (
+          await runtime.commit(sandbox.id, {
+            repository: 'berth-snapshot',
+            tag: `${name}-${process.pid}`,
+            labels: {
+              'berth.kind': 'snapshot',
+              'berth.expires-at': new Date(created.getTime() + expiresInMs).toISOString(),
+            },
+          })
+        ).id;
+      const shortEntry = await entryImage('short-lived', hour);
+      const longEntry = await entryImage('long-lived', 12 * hour);
+      const shortSnapshot = await snapshot('short-snap', hour);
+      const longSnapshot = await snapshot('long-snap', 7 * 24 * hour);
+
+      // Two hours later (an injected clock): the short-lived ones are past their time.
+      const later = () => new Date(created.getTime() + 2 * hour);
+      const result = await new CacheCollector(world.store, runtime, 10 * 60_000, later).collect();
+      expect(result.cacheEntries).toBeGreaterThanOrEqual(1);
+      expect(result.snapshots).toBeGreaterThanOrEqual(1);
+      expect(await runtime.imageExists(shortEntry)).toBe(false);
+      expect(await runtime.imageExists(shortSnapshot)).toBe(false);
+      expect(await runtime.imageExists(longEntry)).toBe(true);
+      expect(await runtime.imageExists(longSnapshot)).toBe(true);
+      const keys = (await world.store.listCacheEntries(world.environmentId)).map((e) => e.key);
+      expect(keys).toContain('long-lived-key');
+      expect(keys).not.toContain('short-lived-key');
+      for (const id of [longEntry, longSnapshot]) await runtime.removeImage(id);
+    } finally {
+      await runtime.remove(sandbox.id);
+    }
+  });
 });
