@@ -1,0 +1,87 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { removeInstanceImages } from '../support/docker-cleanup.js';
+import { lifecycleTestImage, makeSampleRepository, runJson } from './lifecycle-support.js';
+
+/**
+ * Two lifecycle faults a user must be told about, through `berth run --json` on a real engine: a
+ * service that never becomes ready fails the attempt with its log tail, and a maintenance script
+ * that writes a secret into a file is warned about with the file's path.
+ */
+
+const SECRET = 'maint-s3cret-7d1e-value';
+const instance = `lcscan-${process.pid}`;
+let image: string;
+let repo: ReturnType<typeof makeSampleRepository>;
+let work: string;
+
+function envFile(name: string, lines: string[]): string {
+  const file = join(work, `${name}.yaml`);
+  writeFileSync(
+    file,
+    [`name: ${name}`, `repository: ${repo.dir}`, 'image: minimal', ...lines, ''].join('\n'),
+  );
+  return file;
+}
+
+const base = () => ({
+  dataDir: join(work, 'data'),
+  instance,
+  resolveImage: () => image,
+  lookupSecret: (name: string) => (name === 'API_TOKEN' ? SECRET : undefined),
+});
+
+beforeAll(() => {
+  image = lifecycleTestImage();
+  repo = makeSampleRepository();
+  work = mkdtempSync(join(tmpdir(), 'berth-lcscan-'));
+});
+
+afterAll(() => {
+  removeInstanceImages(instance);
+  rmSync(work, { recursive: true, force: true });
+  rmSync(repo.dir, { recursive: true, force: true });
+});
+
+describe('lifecycle faults (docker)', () => {
+  it('fails the attempt with the log tail of a service that never becomes ready', async () => {
+    const file = envFile('never-ready', [
+      'services:',
+      '  - name: stuck',
+      '    command: echo "stuck service starting"; echo "bound to nothing"; exec sleep 600',
+      '    ready: { port: 9099 }',
+      '    timeoutMs: 3000',
+    ]);
+    const run = await runJson({ ...base(), envFile: file, command: 'echo never-ran' });
+    expect(run.code).toBe(1);
+    const attempt = run.result.attempts[0];
+    expect(attempt?.status).toBe('failed');
+    expect(attempt?.error).toBe('service "stuck" did not become ready within 3 s');
+    expect(attempt?.errorDetails).toMatchObject({ reason: 'services', service: 'stuck' });
+    expect(String(attempt?.errorDetails?.logTail)).toContain('bound to nothing');
+    expect(run.stderr).toContain('bound to nothing');
+    expect(attempt?.commands ?? []).toEqual([]);
+  }, 300_000);
+
+  it('warns with the path when the maintenance script writes a secret into a file', async () => {
+    const file = envFile('maint-scan', [
+      'secrets: [API_TOKEN]',
+      'setup: |',
+      '  echo setup done',
+      'maintenance: |',
+      '  echo "//npm.example.invalid/:_authToken=$API_TOKEN" > /root/.npmrc-maintenance',
+    ]);
+    const first = await runJson({ ...base(), envFile: file, command: 'true' });
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stderr).not.toContain('wrote a secret value');
+    const second = await runJson({ ...base(), envFile: file, command: 'true' });
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stderr).toContain('== maintenance');
+    expect(second.stderr).toContain(
+      'the maintenance script wrote a secret value into 1 file(s): /root/.npmrc-maintenance',
+    );
+    expect(second.stderr).not.toContain(SECRET);
+  }, 300_000);
+});
