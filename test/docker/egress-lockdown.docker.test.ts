@@ -7,6 +7,7 @@ import net from 'node:net';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { IptablesFirewall } from '../../src/adapters/firewall/iptables-firewall.js';
 import { CertificateAuthority } from '../../src/egress/certificate-authority.js';
 import { cleanUpInstance, loopbackEgress, startCanary, type Canary } from './egress-world.js';
 import { lifecycleTestImage, makeSampleRepository, runJson } from './lifecycle-support.js';
@@ -179,8 +180,20 @@ describe('internet lockdown through the egress proxy (docker)', () => {
 
   it('on: every name passes (address checks still apply) and is logged', async () => {
     requests.length = 0;
+    // The real firewall, reporting its IPv6 rules as skipped (as on a host without ip6tables).
+    const real = new IptablesFirewall();
     const run = await runJson({
       ...base(),
+      egress: {
+        ...base().egress,
+        firewall: {
+          install: async (spec, signal) => {
+            await real.install(spec, signal);
+            return { ipv6Skipped: true };
+          },
+          remove: (spec, signal) => real.remove(spec, signal),
+        },
+      },
       envFile: envFile('eg-on', '{ access: "on" }'),
       command: probe(),
     });
@@ -192,6 +205,8 @@ describe('internet lockdown through the egress proxy (docker)', () => {
     expect(output).not.toContain(': open');
     expect(canary.hits).toEqual([]);
     expect(run.stderr).toContain(`egress allowed GET denied.test:${serverPort} (access:on)`);
+    // A skipped IPv6 part of the firewall is said in the attempt's log.
+    expect(run.stderr).toContain('ip6tables is not usable on this host');
   });
 
   it('a lockdown that fails halfway fails the attempt and leaves nothing behind', async () => {
