@@ -1,7 +1,7 @@
 import { createServer } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { OpenAiCompatibleModel } from '../../src/adapters/model/openai-compatible-model.js';
-import type { ModelRetryInfo, ToolDefinition } from '../../src/ports/model-client.js';
+import type { ChatMessage, ModelRetryInfo, ToolDefinition } from '../../src/ports/model-client.js';
 import { FakeModelServer, type FakeReply, type FakeRequest } from '../support/fake-model-server.js';
 
 const TOOLS: ToolDefinition[] = [
@@ -118,6 +118,26 @@ describe('OpenAiCompatibleModel', () => {
         ],
       },
       { role: 'tool', tool_call_id: 'c1', content: 'exit code 0' },
+    ]);
+  });
+
+  it('sends extra body fields (not in place of the conversation) and a grown conversation whole', async () => {
+    server = await FakeModelServer.start([{ content: 'one' }, { content: 'two' }]);
+    const client = model(server.baseUrl, {
+      extraBody: { temperature: 0.2, messages: 'not these' },
+    });
+    const messages: ChatMessage[] = [{ role: 'user', content: 'first "quoted" \u2028 text' }];
+    const first = await client.complete({ messages, tools: [] });
+    messages.push(first.message, { role: 'user', content: 'second' });
+    await client.complete({ messages, tools: [] });
+    const [a, b] = server.requests;
+    expect(a?.body).toMatchObject({ temperature: 0.2, model: 'fake-1', stream: true });
+    expect(a?.body.tools).toBeUndefined();
+    expect(a?.body.messages).toEqual([{ role: 'user', content: 'first "quoted" \u2028 text' }]);
+    expect(b?.body.messages).toEqual([
+      { role: 'user', content: 'first "quoted" \u2028 text' },
+      { role: 'assistant', content: 'one' },
+      { role: 'user', content: 'second' },
     ]);
   });
 
