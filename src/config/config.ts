@@ -194,7 +194,8 @@ export function loadConfig(flags: ConfigFlags = {}, env: Env = process.env): Ber
     cacheTtlMs: int(env.BERTH_CACHE_TTL_MS) ?? 12 * 3600_000,
     minFreeDiskMb: int(env.BERTH_MIN_FREE_DISK_MB) ?? 2048,
     snapshotTtlMs: int(env.BERTH_SNAPSHOT_TTL_MS) ?? 7 * 24 * 3600_000,
-    concurrency: int(env.BERTH_CONCURRENCY) ?? 4,
+    // At least the attempts cap: attempts mostly wait on the model, so best-of-8 runs all at once.
+    concurrency: int(env.BERTH_CONCURRENCY) ?? 8,
     maxAttempts: int(env.BERTH_MAX_ATTEMPTS) ?? 8,
     logLevel: flags.logLevel ?? (env.BERTH_LOG_LEVEL || 'info'),
     ...(env.BERTH_GITHUB_TOKEN ? { githubToken: env.BERTH_GITHUB_TOKEN } : {}),

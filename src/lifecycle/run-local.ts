@@ -204,7 +204,7 @@ export async function runLocal(options: RunLocalOptions, io: RunLocalIo): Promis
       snapshotTtlMs: options.snapshotTtlMs ?? 7 * 24 * 3600_000,
       // `berth run` works on the user's own machine: a local path is theirs to give.
       allowLocalRepositories: true,
-      concurrency: Math.min(attempts, options.concurrency ?? 4),
+      concurrency: Math.min(attempts, options.concurrency ?? 8),
       maxAttempts: options.maxAttempts ?? 8,
       pollMs: 200,
       onlyTasks,

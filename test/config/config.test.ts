@@ -79,3 +79,12 @@ describe('the store', () => {
     );
   });
 });
+
+describe('attempts', () => {
+  it('runs as many attempts at once as a task may have, by default (best-of-8 fully parallel)', () => {
+    const config = loadConfig({}, base);
+    expect(config.maxAttempts).toBe(8);
+    expect(config.concurrency).toBe(8);
+    expect(loadConfig({}, { ...base, BERTH_CONCURRENCY: '2' }).concurrency).toBe(2);
+  });
+});
