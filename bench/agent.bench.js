@@ -225,7 +225,7 @@ async function main() {
   const runtime = new DockerRuntime({ instance: `bench-agent-${randomBytes(3).toString('hex')}` });
   if (!(await runtime.imageExists(IMAGE))) {
     console.error(
-      `${IMAGE} is missing: run \`berth image build minimal\` first (or set BERTH_BENCH_IMAGE)`,
+      `${IMAGE} is missing: run \`berth image build minimal\` first (or give --image REF, or set BERTH_TEST_IMAGE)`,
     );
     process.exit(1);
   }
