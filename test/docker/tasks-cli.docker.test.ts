@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { runBerth, startServe, tempDir, type ServeHandle } from '../support/cli.js';
+import { BERTH_BIN, runBerth, startServe, tempDir, type ServeHandle } from '../support/cli.js';
 import { lifecycleTestImage, makeSampleRepository } from './lifecycle-support.js';
 
 /** `berth exec` and `berth task …` through a real server, on the real Docker engine. */
@@ -106,6 +106,55 @@ describe('tasks through the server (docker)', () => {
     const follow = await berth('task', 'logs', task.id, '--follow');
     expect(follow.code).toBe(0);
     expect(follow.stdout).toContain('== succeeded');
+  });
+
+  it('checks out a commit with exec --sha --wait --json', async () => {
+    const task = await execJson('--sha', repo.featureCommit, '--command', 'cat FEATURE');
+    expect(task.status).toBe('succeeded');
+    expect(task.attempts[0]?.commands[0]?.output).toContain('feature branch');
+  });
+
+  it('follows the log of an attempt that is still running: output arrives before it ends', async () => {
+    // An environment without secrets: with secrets, the masker holds back the last characters
+    // of a command's output (as long as a secret's longest encoded form) until more arrives.
+    const file = join(tempDir('tasks-cli-plain'), 'plain.yaml');
+    writeFileSync(file, `name: plain\nrepository: ${repo.dir}\nimage: ${lifecycleTestImage()}\n`);
+    expect((await berth('env', 'create', '--file', file)).code).toBe(0);
+    const submitted = await berth(
+      'exec',
+      '--env',
+      'plain',
+      '--command',
+      'echo first-line; sleep 6; echo last-line',
+      '--json',
+    );
+    const task = JSON.parse(submitted.stdout) as TaskJson;
+    const follower = spawn(
+      process.execPath,
+      [BERTH_BIN, 'task', 'logs', task.id, '--follow', ...auth],
+      { env: { ...process.env, BERTH_URL: undefined, BERTH_TOKEN: undefined } },
+    );
+    let stdout = '';
+    let firstLineAt = 0;
+    let phaseWhenSeen = '';
+    follower.stdout.setEncoding('utf8').on('data', (d: string) => {
+      stdout += d;
+      if (firstLineAt === 0 && stdout.includes('first-line')) {
+        firstLineAt = Date.now();
+        void berth('task', 'show', task.id, '--json').then((r) => {
+          phaseWhenSeen = (JSON.parse(r.stdout) as { status: string }).status;
+        });
+      }
+    });
+    const code = await new Promise<number | null>((resolve) => follower.on('close', resolve));
+    const endedAt = Date.now();
+    expect(code).toBe(0);
+    expect(stdout).toContain('last-line');
+    expect(stdout).toContain('== succeeded');
+    expect(firstLineAt).toBeGreaterThan(0);
+    // The first line came while the command still slept (about 6 s before the end).
+    expect(endedAt - firstLineAt).toBeGreaterThan(3_000);
+    expect(phaseWhenSeen).toBe('running');
   });
 
   it('shows attempts side by side and runs several attempts', async () => {
