@@ -185,7 +185,10 @@ export class Scheduler {
   async submit(input: SubmitTask): Promise<{ task: Task; attempts: Attempt[] }> {
     const max = this.options.maxAttempts ?? 8;
     if (!Number.isInteger(input.attempts) || input.attempts < 1 || input.attempts > max) {
-      throw new BerthError('invalid_input', `attempts must be a whole number from 1 to ${max}`);
+      throw new BerthError(
+        'invalid_input',
+        `attempts must be a whole number from 1 to ${max} (got ${input.attempts}; the server's cap is BERTH_MAX_ATTEMPTS)`,
+      );
     }
     if (input.ref.branch !== undefined && input.ref.sha !== undefined) {
       throw new BerthError('invalid_input', 'give a branch or a commit SHA, not both');
@@ -521,7 +524,9 @@ export class Scheduler {
     );
     // A graceful stop decides the attempt's end itself (see `interrupted`): the runner's own
     // "cancelled" error and phase are left out of the log then.
+    let lastPhase: AttemptPhase = attempt.phase;
     const emit: typeof recorder.emit = (event) => {
+      if (event.type === 'phase' && !isTerminalPhase(event.phase)) lastPhase = event.phase;
       const cancelledEnd =
         (event.type === 'error' && event.code === 'cancelled') ||
         (event.type === 'phase' && event.phase === 'cancelled');
@@ -608,6 +613,16 @@ export class Scheduler {
         await recorder.flush().catch(() => undefined);
       }
     } catch (thrown) {
+      if (this.interrupting && signal.aborted) {
+        const phase = lastPhase;
+        await this.interrupted(
+          attempt,
+          recorder,
+          { code: 'cancelled', message: '', details: { phase } },
+          finish,
+        );
+        return;
+      }
       const error = toBerthError(thrown);
       recorder.emit({
         type: 'error',

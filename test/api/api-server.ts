@@ -40,7 +40,13 @@ export interface TestServer {
 }
 
 export async function startTestServer(
-  options: { allowLocalRepositories?: boolean; dataDir?: string; logLevel?: string } = {},
+  options: {
+    allowLocalRepositories?: boolean;
+    dataDir?: string;
+    logLevel?: string;
+    /** More configuration variables (`BERTH_MAX_ATTEMPTS`, …). */
+    env?: Record<string, string>;
+  } = {},
 ): Promise<TestServer> {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'berth-api-'));
   const config = loadConfig(
@@ -51,7 +57,7 @@ export async function startTestServer(
       allowLocalRepositories: options.allowLocalRepositories ?? false,
       logLevel: options.logLevel ?? 'info',
     },
-    { HOME: dataDir, BERTH_EXTRA_CA_FILES: '' },
+    { HOME: dataDir, BERTH_EXTRA_CA_FILES: '', ...options.env },
   );
   const logs: string[] = [];
   const logger = createLogger(config.logLevel, { write: (line: string) => void logs.push(line) });
