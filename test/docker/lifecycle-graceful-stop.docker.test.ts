@@ -3,6 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runBerth, startServe, tempDir, type ServeHandle } from '../support/cli.js';
+import { removeInstanceImages } from '../support/docker-cleanup.js';
 import { lifecycleTestImage, makeSampleRepository } from './lifecycle-support.js';
 
 /**
@@ -24,6 +25,7 @@ interface TaskJson {
 }
 
 const dataDir = tempDir('graceful-stop');
+const instance = `lcstop-${process.pid}`;
 let repo: ReturnType<typeof makeSampleRepository>;
 let server: ServeHandle | undefined;
 let token = '';
@@ -32,6 +34,7 @@ let token = '';
 async function serve(): Promise<ServeHandle> {
   return await startServe(['--allow-local-repos', '--data-dir', dataDir], {
     BERTH_CONFIG_DIR: join(dataDir, 'config'),
+    BERTH_INSTANCE: instance,
   });
 }
 
@@ -79,6 +82,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await server?.stop();
+  removeInstanceImages(instance);
   rmSync(dataDir, { recursive: true, force: true });
   rmSync(repo.dir, { recursive: true, force: true });
 });

@@ -2,10 +2,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runBerth, tempDir } from '../support/cli.js';
+import { removeInstanceImages } from '../support/docker-cleanup.js';
 import { lifecycleTestImage, makeSampleRepository } from './lifecycle-support.js';
 
 /** `berth run` through the real binary (bin/berth.js): human output, exit codes, --repo, --sha. */
 
+const instance = `lcrun-${process.pid}`;
 let work: string;
 let repo: ReturnType<typeof makeSampleRepository>;
 
@@ -16,7 +18,9 @@ function envFile(name: string, lines: string[]): string {
 }
 
 async function berthRun(file: string, ...args: string[]) {
-  return await runBerth(['run', '--env-file', file, '--data-dir', join(work, 'data'), ...args]);
+  return await runBerth(['run', '--env-file', file, '--data-dir', join(work, 'data'), ...args], {
+    BERTH_INSTANCE: instance,
+  });
 }
 
 beforeAll(() => {
@@ -26,6 +30,7 @@ beforeAll(() => {
 });
 
 afterAll(() => {
+  removeInstanceImages(instance);
   rmSync(work, { recursive: true, force: true });
   rmSync(repo.dir, { recursive: true, force: true });
 });
