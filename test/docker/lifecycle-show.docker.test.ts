@@ -3,6 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runBerth, tempDir } from '../support/cli.js';
+import { removeInstanceImages } from '../support/docker-cleanup.js';
 import { lifecycleTestImage } from './lifecycle-support.js';
 
 /**
@@ -14,6 +15,7 @@ import { lifecycleTestImage } from './lifecycle-support.js';
  */
 
 const SECRET = 'npm-tok-4f2a-show-canary';
+const instance = `lcshow-${process.pid}`;
 
 interface RunJson {
   task: { id: string; status: string };
@@ -97,7 +99,7 @@ const PROBE = [
 async function run(): Promise<{ code: number; result: RunJson; stderr: string }> {
   const r = await runBerth(
     ['run', '--env-file', envFile, '--data-dir', join(work, 'data'), '--command', PROBE, '--json'],
-    { NPM_TOKEN: SECRET },
+    { NPM_TOKEN: SECRET, BERTH_INSTANCE: instance },
   );
   expect(r.stdout, r.stderr).not.toBe('');
   return { code: r.code, result: JSON.parse(r.stdout) as RunJson, stderr: r.stderr };
@@ -134,6 +136,7 @@ beforeAll(() => {
 });
 
 afterAll(() => {
+  removeInstanceImages(instance);
   rmSync(work, { recursive: true, force: true });
   rmSync(repoDir, { recursive: true, force: true });
 });
