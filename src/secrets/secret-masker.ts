@@ -56,13 +56,16 @@ export interface MaskingStream {
 
 export class SecretMasker {
   private readonly pattern: RegExp | undefined;
-  /** The longest form, minus one: how much text is held back between chunks. */
+  /** Every form of every value (each is masked). */
+  private readonly forms: readonly string[];
+  /** The longest form, minus one: the most text held back between chunks. */
   private readonly holdBack: number;
 
   constructor(values: Iterable<string>) {
     const forms = new Set<string>();
     for (const value of values) for (const form of formsOf(value)) forms.add(form);
     const sorted = [...forms].sort((a, b) => b.length - a.length);
+    this.forms = sorted;
     this.pattern =
       sorted.length > 0 ? new RegExp(sorted.map(escapeRegExp).join('|'), 'g') : undefined;
     this.holdBack = Math.max(0, (sorted[0]?.length ?? 0) - 1);
@@ -94,7 +97,19 @@ export class SecretMasker {
         }
         const emitTo = Math.max(cut, safe);
         out += text.slice(cut, emitTo);
-        pending = text.slice(emitTo);
+        // Of the tail, only what may start a value is held back (a live log stays live): the
+        // text up to the first position where a match starts or where the rest could be the
+        // start of a form is out now.
+        const tail = text.slice(emitTo);
+        this.pattern.lastIndex = 0;
+        const inTail = this.pattern.exec(tail);
+        let hold = inTail === null ? tail.length : inTail.index;
+        for (let i = 0; i < hold; i++) {
+          const rest = tail.slice(i);
+          if (this.forms.some((form) => form.startsWith(rest))) hold = i;
+        }
+        out += tail.slice(0, hold);
+        pending = tail.slice(hold);
         return out;
       },
       flush: (): string => {

@@ -66,4 +66,15 @@ describe('SecretMasker', () => {
     out += stream.flush();
     expect(out).toBe('a *** b token-1234 c ' + 'x'.repeat(100));
   });
+
+  it('holds back only what may start a value, so a short line is out at once', () => {
+    const masker = new SecretMasker(['token-12345']);
+    const stream = masker.createStream();
+    expect(stream.push('first-line\n')).toBe('first-line\n');
+    expect(stream.push('next: tok')).toBe('next: ');
+    expect(stream.push('en-123')).toBe('');
+    expect(stream.push('45 done\n')).toBe('*** done\n');
+    expect(stream.push('tokenless\n')).toBe('tokenless\n');
+    expect(stream.flush()).toBe('');
+  });
 });
