@@ -332,9 +332,13 @@ export function buildOpenApiDocument(version: string): JsonSchema {
       '/v1/tasks/{id}/diff': {
         parameters: [nameParam('id', 'The task id')],
         get: {
-          summary: "An attempt's diff (?attempt=ID; default the first)",
+          summary:
+            "An attempt's diff (?attempt=ID; default the picked one; 409 when several attempts and none picked)",
           security: authed,
-          responses: { '200': ok('The diff', diffView), ...errors('not_found', ...common) },
+          responses: {
+            '200': ok('The diff', diffView),
+            ...errors('not_found', 'conflict', ...common),
+          },
         },
       },
       '/v1/tasks/{id}/attempts/{attempt}/events': {

@@ -86,7 +86,7 @@ export function registerTaskRoutes(
   });
 
   app.get('/v1/tasks/:id/diff', async (c) => {
-    const { attempt } = await tasks.attempt(
+    const { attempt } = await tasks.resultAttempt(
       c.get('caller'),
       c.req.param('id'),
       c.req.query('attempt'),

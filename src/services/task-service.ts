@@ -227,10 +227,25 @@ export class TaskService {
     return { detail: await this.get(caller, taskId), warning };
   }
 
+  /**
+   * The attempt whose result `diff` and `apply` use: the one named, else the picked one (a lone
+   * attempt is picked already); `conflict` when there are several and none is picked, rather than
+   * quietly taking the first.
+   */
+  async resultAttempt(
+    caller: Caller,
+    taskId: string,
+    attemptId?: string,
+  ): Promise<{ detail: TaskDetail; attempt: LeasedAttempt }> {
+    if (attemptId !== undefined) return this.attempt(caller, taskId, attemptId);
+    return this.pickedAttempt(caller, taskId, ', or name one with --attempt ATTEMPT');
+  }
+
   /** The picked attempt (a lone attempt is picked already); `conflict` when none is picked yet. */
   async pickedAttempt(
     caller: Caller,
     taskId: string,
+    alternative = '',
   ): Promise<{ detail: TaskDetail; attempt: LeasedAttempt }> {
     const detail = await this.get(caller, taskId);
     const { task, attempts } = detail;
@@ -239,7 +254,7 @@ export class TaskService {
     if (!attempt) {
       throw new BerthError(
         'conflict',
-        `task ${taskId} has ${attempts.length} attempts and none is picked: berth task pick ${taskId} ATTEMPT (attempts: ${attempts.map((a) => a.id).join(', ')})`,
+        `task ${taskId} has ${attempts.length} attempts and none is picked: berth task pick ${taskId} ATTEMPT${alternative} (attempts: ${attempts.map((a) => a.id).join(', ')})`,
         { task: taskId, attempts: attempts.map((a) => a.id) },
       );
     }

@@ -44,6 +44,8 @@ let server: ServeHandle;
 let fake: FakeGitHub;
 let auth: string[];
 let bare: string;
+/** A remote that is not on GitHub (not in BERTH_GITHUB_REMOTES). */
+let plainBare: string;
 
 function berth(...args: string[]): Promise<CliResult> {
   return runBerth([...args, ...auth]);
@@ -115,6 +117,12 @@ verify: ./test.sh
   );
   const created = await berth('env', 'create', '--file', file);
   expect(created.code, created.stderr).toBe(0);
+  plainBare = join(tempDir('bon-plain'), 'plain.git');
+  execFileSync('git', ['clone', '-q', '--bare', repo.dir, plainBare]);
+  const plainFile = join(tempDir('bon'), 'plain.yaml');
+  writeFileSync(plainFile, `name: plain\nrepository: ${plainBare}\nimage: ${image}\n`);
+  const plain = await berth('env', 'create', '--file', plainFile);
+  expect(plain.code, plain.stderr).toBe(0);
 }, 180_000);
 
 afterAll(async () => {
@@ -177,6 +185,31 @@ describe('best-of-N, pick, apply, pull request (docker)', () => {
     expect(pickFailed.code).toBe(0);
     expect(pickFailed.stderr).toContain('warning: attempt');
     expect(pickFailed.stderr).toContain('failed');
+
+    // Several attempts and none picked: diff and apply refuse rather than take the first.
+    const unpicked = await berth('task', 'diff', best.id);
+    expect(unpicked.code).toBe(2);
+    expect(unpicked.stdout).toBe('');
+    expect(unpicked.stderr).toContain(
+      `task ${best.id} has 3 attempts and none is picked: berth task pick ${best.id} ATTEMPT, or name one with --attempt ATTEMPT`,
+    );
+    const untouched = clone();
+    const before = state(untouched);
+    const notApplied = await berthIn(untouched, 'task', 'apply', best.id);
+    expect(notApplied.code).toBe(2);
+    expect(notApplied.stderr).toContain('none is picked');
+    expect(notApplied.stderr).toContain('--attempt ATTEMPT');
+    expect(state(untouched)).toBe(before);
+
+    // --attempt A: that attempt's diff, which git apply accepts, not attempt 1's.
+    const third = best.attempts[2]!;
+    const diff = await berth('task', 'diff', best.id, '--attempt', third.id);
+    expect(diff.code, diff.stderr).toBe(0);
+    expect(diff.stdout).toBe(third.diff);
+    expect(diff.stdout).not.toBe(best.attempts[0]!.diff);
+    const patch = join(tempDir('bon-patch'), 'third.patch');
+    writeFileSync(patch, diff.stdout);
+    runGit(untouched, 'apply', '--check', patch);
 
     const chosen = best.attempts[1]!;
     const pick = await berth('task', 'pick', best.id, chosen.id);
@@ -265,6 +298,28 @@ describe('best-of-N, pick, apply, pull request (docker)', () => {
     expect(denied.stderr).toContain(`the branch berth/${best.id} was pushed`);
     expect(denied.stderr).toContain('GitHub answered 401: Bad credentials');
     fake.token = 'ghs-berth-test';
+  });
+
+  it('pushes the branch to a remote that is not on GitHub and prints its name', async () => {
+    const r = await berth(
+      'exec',
+      '--env',
+      'plain',
+      '--wait',
+      '--json',
+      '--command',
+      'echo hi > hi.txt',
+    );
+    const task = JSON.parse(r.stdout) as TaskJson;
+    expect(task.status, r.stderr).toBe('succeeded');
+    const calls = fake.requests.length;
+    const pr = await berth('task', 'pr', task.id, '--title', 'Say hi');
+    expect(pr.code, pr.stderr).toBe(0);
+    expect(pr.stdout).toBe(`berth/${task.id}\n`);
+    expect(pr.stderr).toContain(`to ${plainBare}; not a GitHub remote, so no pull request`);
+    const commit = runGit(plainBare, 'rev-parse', `refs/heads/berth/${task.id}`);
+    expect(runGit(plainBare, 'show', `${commit}:hi.txt`)).toBe('hi');
+    expect(fake.requests.length).toBe(calls);
   });
 
   it('follows up on the pick from its snapshot: the whole diff and the turn own diff, no setup; an expired snapshot is named', async () => {

@@ -5,7 +5,11 @@ import type { AddressInfo } from 'node:net';
 /**
  * A fake GitHub REST API (the pulls endpoints Berth uses), as a real HTTP server on loopback.
  * It checks requests the way GitHub documents them and answers like GitHub:
+ * - every path is under the API base (`basePath`: `/api/v3` for GitHub Enterprise), else 404;
  * - `Authorization: Bearer <token>` must carry the accepted token, else 401 "Bad credentials";
+ * - a `User-Agent` is required (else 403, as GitHub answers), `Accept` must be
+ *   `application/vnd.github+json` (else 415), and a request with a body must send it as
+ *   `Content-Type: application/json` (else 415);
  * - `X-GitHub-Api-Version`, when sent, must be a supported version, else 400;
  * - POST /repos/{owner}/{repo}/pulls needs `head` and `base` (strings) and a `title`; `head`
  *   and `base` must be branches of the repository (looked up in a real bare repository), and
@@ -39,6 +43,8 @@ export interface FakeGitHubOptions {
   token: string;
   /** `owner/repo` → the bare repository standing for it (branches are checked there). */
   repositories: Record<string, string>;
+  /** The path the API is served under: '' (api.github.com) or `/api/v3` (GitHub Enterprise). */
+  basePath?: string;
 }
 
 const SUPPORTED_VERSIONS = ['2022-11-28', '2026-03-10'];
@@ -81,7 +87,7 @@ export class FakeGitHub {
       });
     });
     await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}${this.options.basePath ?? ''}`;
   }
 
   async stop(): Promise<void> {
@@ -102,6 +108,35 @@ export class FakeGitHub {
         payload: { message: 'Bad credentials', documentation_url: docs, status: '401' },
       };
     }
+    const userAgent = req.headers['user-agent'];
+    if (userAgent === undefined || userAgent === '') {
+      return {
+        status: 403,
+        payload: {
+          message:
+            'Request forbidden by administrative rules. Please make sure your request has a User-Agent header',
+          documentation_url: docs,
+        },
+      };
+    }
+    if (req.headers.accept !== 'application/vnd.github+json') {
+      return {
+        status: 415,
+        payload: {
+          message: `Unsupported 'Accept' header: ${String(req.headers.accept)}`,
+          documentation_url: docs,
+        },
+      };
+    }
+    if (raw !== '' && !/^application\/json\b/.test(req.headers['content-type'] ?? '')) {
+      return {
+        status: 415,
+        payload: {
+          message: `Unsupported 'Content-Type' header: ${String(req.headers['content-type'])}`,
+          documentation_url: docs,
+        },
+      };
+    }
     const version = req.headers['x-github-api-version'];
     if (version !== undefined && !SUPPORTED_VERSIONS.includes(String(version))) {
       return {
@@ -115,7 +150,11 @@ export class FakeGitHub {
     const next = this.scripted.shift();
     if (next) return { status: next.status, payload: next.body };
     const url = new URL(req.url ?? '/', 'http://fake');
-    const match = /^\/repos\/([^/]+)\/([^/]+)\/pulls(?:\/(\d+))?$/.exec(url.pathname);
+    const base = this.options.basePath ?? '';
+    const inApi = url.pathname.startsWith(`${base}/`);
+    const match = inApi
+      ? /^\/repos\/([^/]+)\/([^/]+)\/pulls(?:\/(\d+))?$/.exec(url.pathname.slice(base.length))
+      : null;
     const bare = match ? this.options.repositories[`${match[1]}/${match[2]}`] : undefined;
     if (!match || bare === undefined)
       return { status: 404, payload: { message: 'Not Found', documentation_url: docs } };

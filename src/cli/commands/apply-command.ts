@@ -16,7 +16,10 @@ export function registerApplyCommand(task: Command, ctx: CliContext): void {
         "apply the picked (or given) attempt's diff to the git checkout you are in (three-way where possible)",
       )
       .argument('<task>')
-      .option('--attempt <attempt>', 'which attempt (default: the picked one, else the first)'),
+      .option(
+        '--attempt <attempt>',
+        'which attempt (default: the picked one; a lone attempt is picked already)',
+      ),
   ).action(async (taskId: string, options: ClientOptions & { attempt?: string }) => {
     const query = options.attempt ? `?attempt=${encodeURIComponent(options.attempt)}` : '';
     const view = await ctx

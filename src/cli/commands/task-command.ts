@@ -386,7 +386,10 @@ export function registerTaskCommands(program: Command, ctx: CliContext): void {
       .command('diff')
       .description("an attempt's diff (git apply accepts it)")
       .argument('<task>')
-      .option('--attempt <attempt>', 'which attempt (default: the picked one, else the first)'),
+      .option(
+        '--attempt <attempt>',
+        'which attempt (default: the picked one; a lone attempt is picked already)',
+      ),
   ).action(async (taskId: string, options: ClientOptions & { attempt?: string }) => {
     const query = options.attempt ? `?attempt=${encodeURIComponent(options.attempt)}` : '';
     const view = await ctx
