@@ -1,0 +1,323 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync, spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  BERTH_BIN,
+  runBerth,
+  startServe,
+  tempDir,
+  type CliResult,
+  type ServeHandle,
+} from '../support/cli.js';
+import { FakeGitHub } from '../support/fake-github.js';
+import {
+  FakeModelServer,
+  lastToolResult,
+  type FakeReply,
+  type FakeRequest,
+  type FakeWireMessage,
+} from '../support/fake-model-server.js';
+import { makeBuggyAdderRepository } from '../support/buggy-adder-repository.js';
+import { removeInstanceImages } from '../support/docker-cleanup.js';
+import { runGit } from '../support/run-git.js';
+import { lifecycleTestImage } from './lifecycle-support.js';
+
+/**
+ * Issue 7's Show, end to end with the model agent: `berth serve`, the CLI, the real Docker engine
+ * and a scripted model (a real Chat Completions server on loopback). The sample repository's
+ * adder subtracts; `berth exec --attempts 3` runs three conversations at once and the model
+ * gives each a different answer (`$1 + $2`, `$2 + $1`, `$1 * $2`, in the order the conversations
+ * start): three diffs from one setup run, the environment's `verify` (`sh test.sh`) passing for
+ * two and failing for the third. The second answer is picked and followed up (the model
+ * documents add()); `apply` puts the whole change into a fresh clone; `pr --draft` pushes
+ * berth/<task-id> to a local bare remote and opens a draft PR on a fake GitHub Enterprise API
+ * served under /api/v3 (a real HTTP server checking the requests as GitHub documents them).
+ */
+
+const INSTANCE = `bonmodel-${process.pid}`;
+const API_KEY = 'sk-best-of-n-model-3391';
+const TOKEN = 'ghs-bon-model-token';
+const PROMPT = 'The tests fail. Fix the bug.';
+const FOLLOW_UP = 'Document add() with a usage line.';
+const BUGGY = 'add() { echo $(( $1 - $2 )); }';
+
+/** The three answers, in the order the attempts' conversations reach the model. */
+const FIXES = [
+  { name: 'plus', line: 'add() { echo $(( $1 + $2 )); }', passes: true },
+  { name: 'swapped', line: 'add() { echo $(( $2 + $1 )); }', passes: true },
+  { name: 'times', line: 'add() { echo $(( $1 * $2 )); }', passes: false },
+] as const;
+const USAGE = '# usage: add A B prints A + B';
+
+const patch = (...lines: string[]) =>
+  ['*** Begin Patch', '*** Update File: src/add.sh', '@@', ...lines, '*** End Patch'].join('\n');
+
+interface AttemptJson {
+  id: string;
+  status: string;
+  followUpOf: string | null;
+  message: string | null;
+  diff: string;
+  turnDiff: string | null;
+  baseCommit: string | null;
+  verification: { command: string; exitCode: number; output: string; passed: boolean } | null;
+  tokens: number | null;
+}
+interface TaskJson {
+  id: string;
+  status: string;
+  picked: string | null;
+  attempts: AttemptJson[];
+}
+
+/** The assistant's apply_patch input of a message, if it made that call. */
+function patchInput(message: FakeWireMessage): string | undefined {
+  const call = message.tool_calls?.find((c) => c.function.name === 'apply_patch');
+  return call ? (JSON.parse(call.function.arguments) as { input: string }).input : undefined;
+}
+
+/**
+ * The scripted model, for any number of conversations at once. A request whose last request
+ * (PROMPT or FOLLOW_UP) has no tool result after it gets a patch: the next of FIXES, or the usage
+ * line for the follow-up. Once the patch's result is in, it answers naming what it did (or gives
+ * up when the patch did not apply, which fails the test).
+ */
+let started = 0;
+function scripted(request: FakeRequest): FakeReply {
+  const messages = request.body.messages;
+  const asked = messages.findLastIndex(
+    (m) => m.role === 'user' && (m.content === PROMPT || m.content === FOLLOW_UP),
+  );
+  const since = messages.slice(asked + 1);
+  const followUp = messages[asked]?.content === FOLLOW_UP;
+  if (!since.some((m) => m.role === 'tool')) {
+    if (followUp)
+      return {
+        toolCalls: [
+          {
+            name: 'apply_patch',
+            arguments: { input: patch(' # add two numbers', `+${USAGE}`) },
+          },
+        ],
+      };
+    const fix = FIXES[started++];
+    if (!fix) return { content: 'UNEXPECTED: a fourth conversation' };
+    return {
+      toolCalls: [
+        {
+          name: 'apply_patch',
+          arguments: { input: patch(' # add two numbers', `-${BUGGY}`, `+${fix.line}`) },
+        },
+      ],
+    };
+  }
+  const result = lastToolResult(request);
+  if (!result.includes('src/add.sh')) return { content: `UNEXPECTED tool result: ${result}` };
+  if (followUp) return { content: 'Documented add() with a usage line.' };
+  const sent = since.map(patchInput).find((p) => p !== undefined) ?? '';
+  const fix = FIXES.find((f) => sent.includes(f.line));
+  return { content: `Made add() compute ${fix?.name ?? 'UNKNOWN'}.` };
+}
+
+let model: FakeModelServer;
+let github: FakeGitHub;
+let server: ServeHandle;
+let auth: string[];
+let bare: string;
+
+function berth(...args: string[]): Promise<CliResult> {
+  return runBerth([...args, ...auth]);
+}
+
+/** The CLI run from a directory (for `berth task apply`). */
+function berthIn(cwd: string, ...args: string[]): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BERTH_BIN, ...args, ...auth], {
+      cwd,
+      env: { ...process.env, BERTH_URL: undefined, BERTH_TOKEN: undefined },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+function json<T>(r: CliResult): T {
+  if (!r.stdout.includes('"id"')) throw new Error(`${r.stdout}\n${r.stderr}`);
+  return JSON.parse(r.stdout) as T;
+}
+
+beforeAll(async () => {
+  const image = lifecycleTestImage();
+  const repo = makeBuggyAdderRepository('bon-model');
+  bare = join(tempDir('bon-model-remote'), 'adder.git');
+  execFileSync('git', ['clone', '-q', '--bare', repo, bare]);
+  model = await FakeModelServer.start([]);
+  github = new FakeGitHub({
+    token: TOKEN,
+    repositories: { 'acme/adder': bare },
+    basePath: '/api/v3',
+  });
+  await github.start();
+  server = await startServe(
+    ['--allow-local-repos', '--model-base-url', model.baseUrl, '--model', 'fake-coder'],
+    {
+      BERTH_MODEL_API_KEY: API_KEY,
+      BERTH_INSTANCE: INSTANCE,
+      BERTH_GITHUB_TOKEN: TOKEN,
+      BERTH_GITHUB_API_URL: github.url,
+      BERTH_GITHUB_REMOTES: `${bare}=acme/adder`,
+    },
+  );
+  auth = ['--url', server.url, '--token', server.adminToken];
+  const file = join(tempDir('bon-model'), 'adder.yaml');
+  writeFileSync(
+    file,
+    `name: adder\nrepository: ${bare}\nimage: ${image}\nsetup: echo "setup ran"\nverify: sh test.sh\n`,
+  );
+  const created = await berth('env', 'create', '--file', file);
+  expect(created.code, created.stderr).toBe(0);
+}, 180_000);
+
+afterAll(async () => {
+  await server?.stop();
+  await model?.close();
+  await github?.stop();
+  removeInstanceImages(INSTANCE);
+});
+
+describe('best-of-3 with a scripted model: verify, pick, follow-up, apply, draft PR (docker)', () => {
+  let task: TaskJson;
+  /** FIXES[i]'s attempt. */
+  let byFix: AttemptJson[];
+  /** The follow-up turn on the pick (the pick afterwards). */
+  let followUp: string;
+
+  it('runs three conversations from one setup: three diffs, each verified', async () => {
+    // Six requests: each conversation asks for its patch, then answers.
+    for (let i = 0; i < 6; i++) model.push(scripted);
+    task = json<TaskJson>(
+      await berth('exec', '--env', 'adder', '--attempts', '3', '--wait', '--json', PROMPT),
+    );
+    expect(task.attempts).toHaveLength(3);
+    expect(task.attempts.map((a) => a.status)).toEqual(['succeeded', 'succeeded', 'succeeded']);
+    expect(model.remainingTurns).toBe(0);
+    expect(task.picked).toBeNull();
+
+    // Three different diffs, each the answer its own conversation was given.
+    expect(new Set(task.attempts.map((a) => a.diff)).size).toBe(3);
+    byFix = FIXES.map((fix) => {
+      const attempt = task.attempts.find((a) => a.diff.includes(`+${fix.line}`));
+      expect(attempt, fix.name).toBeDefined();
+      expect(attempt?.message).toBe(`Made add() compute ${fix.name}.`);
+      expect(attempt?.diff).toContain(`-${BUGGY}`);
+      return attempt!;
+    });
+
+    // The environment's verify, run by Berth in each sandbox: `$1 * $2` gives 6, not 5.
+    FIXES.forEach((fix, i) => {
+      const v = byFix[i]!.verification;
+      expect(v).toMatchObject({ command: 'sh test.sh', passed: fix.passes });
+      expect(v?.output).toContain(fix.passes ? 'tests passed' : 'FAIL: add 2 3 gave 6');
+      expect(byFix[i]!.tokens).toBeGreaterThan(0);
+    });
+
+    // One setup run for the three attempts.
+    let setups = 0;
+    for (const a of task.attempts) {
+      const logs = await berth('task', 'logs', task.id, '--attempt', a.id);
+      setups += logs.stdout.split('\n').filter((line) => line.includes('setup ran')).length;
+    }
+    expect(setups).toBe(1);
+
+    const show = await berth('task', 'show', task.id);
+    expect(show.code, show.stderr).toBe(0);
+    expect(show.stdout).toMatch(/VERIFY\s+TIME\s+TOKENS/);
+    expect(show.stdout.match(/\bpassed\b/g)).toHaveLength(2);
+    expect(show.stdout).toMatch(new RegExp(`${byFix[2]!.id}.*failed \\(1\\)`));
+    expect(show.stdout).toContain(`none picked yet: berth task pick ${task.id} ATTEMPT`);
+  });
+
+  it('picks the second answer and follows it up in its own conversation', async () => {
+    const chosen = byFix[1]!;
+    const pick = await berth('task', 'pick', task.id, chosen.id);
+    expect(pick.code, pick.stderr).toBe(0);
+
+    const before = model.requests.length;
+    model.push(scripted, scripted);
+    const after = json<TaskJson & { attempt: string }>(
+      await berth('task', 'followup', task.id, FOLLOW_UP, '--wait', '--json'),
+    );
+    const turn = after.attempts.find((a) => a.id === after.attempt);
+    expect(turn).toMatchObject({
+      status: 'succeeded',
+      followUpOf: chosen.id,
+      message: 'Documented add() with a usage line.',
+    });
+    expect(after.picked).toBe(turn?.id);
+    followUp = after.attempt;
+    // The model resumed the picked conversation: its patch, not the others'.
+    const sent = model.requests[before]!.body.messages.map((m) => patchInput(m) ?? '').join('\n');
+    expect(sent).toContain(FIXES[1].line);
+    expect(sent).not.toContain(FIXES[0].line);
+    expect(sent).not.toContain(FIXES[2].line);
+    // The whole change against the original commit, and the turn's own.
+    expect(turn?.diff).toContain(`+${FIXES[1].line}`);
+    expect(turn?.diff).toContain(`+${USAGE}`);
+    expect(turn?.turnDiff).toContain(`+${USAGE}`);
+    expect(turn?.turnDiff).not.toContain(`-${BUGGY}`);
+    expect(turn?.verification).toMatchObject({ passed: true });
+  });
+
+  it('applies the pick and its follow-up to a fresh clone, where the test passes', async () => {
+    const dir = tempDir('bon-model-clone');
+    execFileSync('git', ['clone', '-q', bare, dir]);
+    const applied = await berthIn(dir, 'task', 'apply', task.id);
+    expect(applied.code, applied.stderr).toBe(0);
+    expect(readFileSync(join(dir, 'src', 'add.sh'), 'utf8')).toBe(
+      `# add two numbers\n${USAGE}\n${FIXES[1].line}\n`,
+    );
+    expect(execFileSync('sh', ['test.sh'], { cwd: dir, encoding: 'utf8' })).toContain(
+      'tests passed',
+    );
+  });
+
+  it('opens a draft PR on GitHub Enterprise (/api/v3) from berth/<task-id>', async () => {
+    const r = await berth('task', 'pr', task.id, '--title', 'Fix add()', '--draft');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe('https://github.example/acme/adder/pull/1');
+    expect(r.stderr).toContain(`pushed berth/${task.id}`);
+    expect(r.stderr).toContain('pull request #1 opened');
+
+    const branch = `berth/${task.id}`;
+    const commit = runGit(bare, 'rev-parse', `refs/heads/${branch}`);
+    expect(runGit(bare, 'show', `${commit}:src/add.sh`)).toBe(
+      `# add two numbers\n${USAGE}\n${FIXES[1].line}`,
+    );
+    expect(runGit(bare, 'log', '-1', '--format=%s', commit)).toBe(PROMPT);
+
+    expect(github.requests.length).toBeGreaterThan(0);
+    for (const request of github.requests) {
+      expect(request.path).toMatch(/^\/api\/v3\/repos\/acme\/adder\/pulls/);
+      expect(request.headers.accept).toBe('application/vnd.github+json');
+      expect(request.headers['user-agent']).toMatch(/^berth/);
+      expect(request.headers.authorization).toBe(`Bearer ${TOKEN}`);
+    }
+    const create = github.requests.find((q) => q.method === 'POST');
+    expect(create?.headers['content-type']).toMatch(/^application\/json/);
+    expect(create?.body).toEqual({
+      title: 'Fix add()',
+      body: `Documented add() with a usage line.\n\n---\nMade by Berth: task ${task.id}, attempt ${followUp}.`,
+      head: branch,
+      base: 'main',
+      draft: true,
+    });
+    expect(github.pulls).toHaveLength(1);
+    expect(github.pulls[0]).toMatchObject({ head: branch, base: 'main', draft: true });
+  });
+});
