@@ -46,6 +46,7 @@ import {
   type FollowUpStart,
 } from './follow-up-turn.js';
 import type { WarmPool, WarmSpec } from './warm-pool.js';
+import type { ForegroundActivity } from './foreground-activity.js';
 
 /**
  * AttemptRunner: one attempt, DESIGN §2 step by step, with the cache of §3.
@@ -76,6 +77,8 @@ import type { WarmPool, WarmSpec } from './warm-pool.js';
 export const WORKSPACE_DIR = '/workspace';
 /** The checked-out commit and the branch HEAD is on (`HEAD` when detached). */
 const HEAD_PROBE = ['git', 'rev-parse', 'HEAD', '--symbolic-full-name', 'HEAD'];
+/** The longest a snapshot commit after the result waits for the other attempts' results. */
+const BACKGROUND_WAIT_MS = 10_000;
 /** How long a follow-up looks for a snapshot another orchestrator may still be committing. */
 const SNAPSHOT_WAIT_MS = 5_000;
 /** Output kept in an attempt's log (stdout and stderr of every phase together). */
@@ -102,6 +105,8 @@ export interface AttemptRunnerOptions {
   allowLocalRepositories: boolean;
   /** Sandboxes started ahead of time for cached starts that need no network. */
   warmPool?: WarmPool;
+  /** Attempts still working towards their result; deferred snapshot commits wait for a lull. */
+  foreground?: ForegroundActivity;
   /** Shared by every runner of this orchestrator, so concurrent attempts build once. */
   buildLock?: CacheBuildLock;
   /**
@@ -197,7 +202,13 @@ export class AttemptRunner {
    */
   async run(run: AttemptRun): Promise<AttemptOutcome> {
     const tail: { settled?: Promise<void> } = {};
-    const outcome = await this.runAttempt(run, tail);
+    const endForeground = this.options.foreground?.begin();
+    let outcome: AttemptOutcome;
+    try {
+      outcome = await this.runAttempt(run, tail);
+    } finally {
+      endForeground?.();
+    }
     if (tail.settled === undefined) return outcome;
     if (run.returnEarly === true) return { ...outcome, settled: tail.settled };
     await tail.settled;
@@ -614,6 +625,8 @@ export class AttemptRunner {
       const snapshotLater = deferredSnapshot;
       const finishUp = async () => {
         if (snapshotLater !== undefined) {
+          // After the result: wait (bounded) until this orchestrator's other attempts have theirs.
+          await this.options.foreground?.quiet(BACKGROUND_WAIT_MS);
           await snapshotLater.commit().catch((error: unknown) =>
             emit({
               type: 'warning',

@@ -10,6 +10,7 @@ import { DiskWatchdog } from './disk-watchdog.js';
 import { CacheCollector } from './cache-collector.js';
 import { CommandAgent } from './command-agent.js';
 import { resolveImageName } from './image-names.js';
+import { ForegroundActivity } from './foreground-activity.js';
 import { NoNetworkEnforcer } from './network-policy-enforcer.js';
 import { EgressEnforcer, type EgressEnforcerOptions } from '../egress/egress-enforcer.js';
 import { EnvironmentCertificateAuthorities } from '../egress/environment-certificate-authorities.js';
@@ -96,11 +97,14 @@ export interface Orchestrator {
 export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
   const { store, runtime } = options;
   const owner = leaseOwnerId();
+  // Background work (snapshot commits, warm-pool top-ups) waits for the running attempts' results.
+  const foreground = new ForegroundActivity();
   const warmPool = options.warmPool
-    ? new WarmPool(runtime, owner, { maxPerKey: options.concurrency })
+    ? new WarmPool(runtime, owner, { maxPerKey: options.concurrency, foreground })
     : undefined;
   const runner = new AttemptRunner({
     runtime,
+    foreground,
     cache: store,
     enforcer: options.egress
       ? new EgressEnforcer({

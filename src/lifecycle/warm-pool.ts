@@ -1,13 +1,15 @@
 import type { SandboxResources, SandboxRuntime } from '../ports/sandbox-runtime.js';
 import { BERTH_LABELS } from '../runtime/labels.js';
+import type { ForegroundActivity } from './foreground-activity.js';
 
 /**
  * Sandboxes started ahead of time from a cache entry, so the next attempts that resume from it
  * skip the engine's container start (most of a cached start's time). Per (image, limits) the pool
  * keeps as many as the last burst of attempts took (attempts taking within `burstMs` of each
  * other, for example the N attempts of one best-of-N task), at most `maxPerKey`. They are made
- * in the background shortly after an attempt of the entry ended (so they do not compete with the
- * attempts still running), `makeConcurrency` at a time, with no network, removed after
+ * in the background shortly after an attempt of the entry ended, once no attempt is still working
+ * towards its result (so they do not compete with the attempts still running; bounded wait),
+ * `makeConcurrency` at a time, with no network, removed after
  * `maxIdleMs` unused and when the pool is drained.
  *
  * Threat model: a warm sandbox has run nothing but Berth's own `true` (to open the exec channel);
@@ -50,6 +52,9 @@ export interface WarmPoolOptions {
   fillDelayMs?: number;
   /** Sandboxes started at once while topping up (2). */
   makeConcurrency?: number;
+  /** A top-up first waits (at most `quietWaitMs`, 10 s) until no attempt is working towards its result. */
+  foreground?: ForegroundActivity;
+  quietWaitMs?: number;
 }
 
 export class WarmPool {
@@ -62,6 +67,8 @@ export class WarmPool {
   private readonly burstMs: number;
   private readonly fillDelayMs: number;
   private readonly makeConcurrency: number;
+  private readonly foreground: ForegroundActivity | undefined;
+  private readonly quietWaitMs: number;
   private draining = false;
 
   constructor(
@@ -75,6 +82,8 @@ export class WarmPool {
     this.burstMs = o.burstMs ?? 5_000;
     this.fillDelayMs = o.fillDelayMs ?? 300;
     this.makeConcurrency = Math.max(1, o.makeConcurrency ?? 2);
+    this.foreground = o.foreground;
+    this.quietWaitMs = o.quietWaitMs ?? 10_000;
   }
 
   private keyOf(spec: WarmSpec): string {
@@ -136,6 +145,7 @@ export class WarmPool {
     const missing = target - (this.idle.get(key)?.length ?? 0);
     if (missing <= 0) return;
     const making = (async () => {
+      await this.foreground?.quiet(this.quietWaitMs);
       let left = missing;
       const worker = async () => {
         while (left > 0 && !this.draining) {
