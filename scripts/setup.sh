@@ -24,6 +24,10 @@ command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v iptables >/dev/null || need+=(iptables)
 command -v ip >/dev/null || need+=(iproute2)
 command -v git >/dev/null || need+=(git)
+# ssh: the orchestrator fetches ssh:// and user@host:path repositories on the host (the sandbox never runs it).
+command -v ssh >/dev/null || need+=(openssh-client)
+# sshd: the ssh checkout is tested against a real server (started by the test, not as a service).
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
 # PostgreSQL: the store's second adapter is tested against a real server.
 [ -x /usr/lib/postgresql/15/bin/initdb ] || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
@@ -33,7 +37,7 @@ if [ ${#need[@]} -gt 0 ]; then
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null \
       || die "apt-get install ${need[*]} failed"
   else
-    die "missing ${need[*]}. This script installs them on Debian only; elsewhere install a Docker engine (API 1.41+), debootstrap, iptables and git, start the engine, and run this again."
+    die "missing ${need[*]}. This script installs them on Debian only; elsewhere install a Docker engine (API 1.41+), debootstrap, iptables, git and an ssh client, start the engine, and run this again."
   fi
 fi
 

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { newId } from '../domain/ids.js';
 import type { EnvironmentSpec } from '../domain/environment/environment-spec.js';
 import { isCacheEntryLive, type CacheEntry } from '../domain/cache/cache-entry.js';
@@ -26,6 +27,7 @@ import {
   checkoutRef,
   cloneRepository,
   bundleLocalRepository,
+  bundleSshRepository,
   localBranchHead,
   parseRepositoryLocation,
   type CheckoutContext,
@@ -103,6 +105,11 @@ export interface AttemptRunnerOptions {
   cacheTtlMs: number;
   snapshotTtlMs: number;
   allowLocalRepositories: boolean;
+  /**
+   * ssh repositories without pinned host keys: the folder of the keys trusted on first use, one
+   * file per environment (in the data directory). Without it, a temporary file per fetch.
+   */
+  knownHostsDir?: string | undefined;
   /** Sandboxes started ahead of time for cached starts that need no network. */
   warmPool?: WarmPool;
   /** Attempts still working towards their result; deferred snapshot commits wait for a lull. */
@@ -329,10 +336,17 @@ export class AttemptRunner {
       const location = parseRepositoryLocation(repository, this.options.allowLocalRepositories);
       let bundling: Promise<Buffer> | undefined;
       const bundle =
-        location.kind === 'local'
+        location.kind !== 'remote'
           ? () => {
               if (bundling === undefined) {
-                bundling = bundleLocalRepository(location.location, signal);
+                bundling =
+                  location.kind === 'ssh'
+                    ? bundleSshRepository(location.location, {
+                        credentials: run.credentials,
+                        knownHostsFile: this.knownHostsFile(run),
+                        signal,
+                      })
+                    : bundleLocalRepository(location.location, signal);
                 bundling.catch(() => undefined);
               }
               return bundling;
@@ -369,7 +383,7 @@ export class AttemptRunner {
         onSandbox,
         onWarmable: (warm) => (warmAfter = warm),
         network: async (needed) =>
-          needed || location.kind !== 'local' ? await ensureNetwork() : undefined,
+          needed || location.kind === 'remote' ? await ensureNetwork() : undefined,
       };
 
       // A follow-up turn starts from its parent's snapshot; the cache loop below is then skipped.
@@ -808,9 +822,15 @@ export class AttemptRunner {
       allowLocalRepositories: this.options.allowLocalRepositories,
       credentials: common.run.credentials,
       bundle: common.bundle?.(),
+      knownHostsFile: this.knownHostsFile(common.run),
       signal: common.signal,
       onOutput: output.onOutput,
     };
+  }
+
+  private knownHostsFile(run: AttemptRun): string | undefined {
+    const dir = this.options.knownHostsDir;
+    return dir === undefined ? undefined : join(dir, run.environment.id);
   }
 
   /** Cold path: base image, clone, setup, commit and publish the cache entry. */

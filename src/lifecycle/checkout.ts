@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { classifyRepositoryUrl } from '../domain/environment/repository-url.js';
 import type { TaskRef } from '../domain/task/task.js';
@@ -22,11 +22,21 @@ import { writeSandboxFile } from './sandbox-files.js';
  * container's configuration. A local path is read on the host (only when the server allows it)
  * and enters the sandbox as a git bundle, so the sandbox never sees a host path. The host-side
  * `git bundle` trusts the local repository as much as the server's operator who allowed it.
+ *
+ * An ssh repository is fetched on the host too (`git clone --mirror`, then a bundle, see
+ * `bundleSshRepository`): the private key goes to a 0600 file in a fresh 0700 temp directory for
+ * that one clone and is deleted right after, so the sandbox never holds a key and never runs ssh.
+ * ssh runs without the operator's config, agent or default keys (`-F /dev/null`,
+ * `IdentitiesOnly`, `IdentityAgent none`), in batch mode, and checks the server's host key against
+ * the environment's `knownHosts` (strict) or else a per-environment file trusted on first use.
  */
 
 export interface GitCredentials {
   username: string;
+  /** The token (https) or the private key (ssh). */
   password: string;
+  /** ssh only: the server's accepted host keys (known_hosts lines); strict checking when set. */
+  knownHosts?: string | undefined;
 }
 
 export interface CheckoutContext {
@@ -41,8 +51,10 @@ export interface CheckoutContext {
   credentials?: GitCredentials | undefined;
   signal?: AbortSignal | undefined;
   onOutput?: ((chunk: OutputChunk) => void) | undefined;
-  /** A bundle of a local repository made ahead of time (see `bundleLocalRepository`). */
+  /** A bundle of a local or ssh repository made ahead of time (`bundleLocalRepository`, `bundleSshRepository`). */
   bundle?: Promise<Buffer> | undefined;
+  /** ssh without `knownHosts`: the environment's file of host keys trusted on first use. */
+  knownHostsFile?: string | undefined;
   /** Time limit of each git command (clone of a big repository may take long). */
   timeoutMs?: number;
 }
@@ -77,7 +89,8 @@ export function validateSha(sha: string): string {
 }
 
 export interface RepositoryLocation {
-  kind: 'remote' | 'local';
+  /** `ssh` and `local` are fetched on the host and enter the sandbox as a bundle. */
+  kind: 'remote' | 'local' | 'ssh';
   /** For a remote: the URL without credentials. For a local one: the host path. */
   location: string;
   /** Credentials that were written into the URL (`https://user:token@host/…`). */
@@ -101,6 +114,7 @@ export function parseRepositoryLocation(
     const path = repository.startsWith('file:') ? fileURLToPath(repository) : repository;
     return { kind: 'local', location: path };
   }
+  if (result.kind === 'ssh') return { kind: 'ssh', location: repository };
   if (result.kind === 'https' || result.kind === 'http') {
     const url = new URL(repository);
     if (url.username !== '' || url.password !== '') {
@@ -143,7 +157,11 @@ function tail(text: string, lines = 20): string {
   return text.trimEnd().split('\n').slice(-lines).join('\n');
 }
 
-async function hostGit(args: string[], signal?: AbortSignal): Promise<string> {
+async function hostGit(
+  args: string[],
+  signal?: AbortSignal,
+  env: Record<string, string> = {},
+): Promise<string> {
   return await new Promise((resolve, reject) => {
     execFile(
       'git',
@@ -151,7 +169,7 @@ async function hostGit(args: string[], signal?: AbortSignal): Promise<string> {
       {
         signal,
         maxBuffer: 16 * 1024 * 1024,
-        env: { PATH: '/usr/local/bin:/usr/bin:/bin', GIT_TERMINAL_PROMPT: '0' },
+        env: { PATH: '/usr/local/bin:/usr/bin:/bin', GIT_TERMINAL_PROMPT: '0', ...env },
       },
       (error, stdout, stderr) => {
         if (error)
@@ -203,6 +221,80 @@ export async function bundleLocalRepository(path: string, signal?: AbortSignal):
   }
 }
 
+/** A word for `GIT_SSH_COMMAND` (run by a shell): the path in single quotes. */
+function shellWord(text: string): string {
+  return `'${text.replaceAll("'", `'\\''`)}'`;
+}
+
+export interface SshFetchOptions {
+  /** The private key (`password`) and the optional pinned host keys. */
+  credentials: GitCredentials | undefined;
+  /** Without pinned host keys: the file of host keys trusted on first use (made when missing). */
+  knownHostsFile?: string | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+/**
+ * A bundle of every ref of the ssh repository at `url`, fetched on the host with the environment's
+ * private key (see the threat model above). A refused key is ssh's "Permission denied
+ * (publickey)", a host key that does not match is ssh's "Host key verification failed", both in
+ * the error.
+ */
+export async function bundleSshRepository(url: string, options: SshFetchOptions): Promise<Buffer> {
+  const key = options.credentials?.password;
+  if (key === undefined || key.trim() === '') {
+    throw new BerthError(
+      'task_failed',
+      `the ssh repository ${url} needs a private key: name a secret holding it in repository.credentials.secret`,
+      { reason: 'checkout' },
+    );
+  }
+  const dir = await mkdtemp(join(tmpdir(), 'berth-ssh-'));
+  try {
+    const keyFile = join(dir, 'key');
+    await writeFile(keyFile, key.endsWith('\n') ? key : `${key}\n`, { mode: 0o600 });
+    const pinned = options.credentials?.knownHosts;
+    let knownHosts: string;
+    if (pinned !== undefined) {
+      knownHosts = join(dir, 'known_hosts');
+      await writeFile(knownHosts, pinned.endsWith('\n') ? pinned : `${pinned}\n`, { mode: 0o600 });
+    } else {
+      knownHosts = options.knownHostsFile ?? join(dir, 'known_hosts');
+      await mkdir(dirname(knownHosts), { recursive: true, mode: 0o700 });
+    }
+    const ssh = [
+      'ssh',
+      '-F /dev/null',
+      `-i ${shellWord(keyFile)}`,
+      '-o IdentitiesOnly=yes',
+      '-o IdentityAgent=none',
+      '-o BatchMode=yes',
+      '-o ConnectTimeout=30',
+      '-o GlobalKnownHostsFile=/dev/null',
+      `-o UserKnownHostsFile=${shellWord(knownHosts)}`,
+      `-o StrictHostKeyChecking=${pinned !== undefined ? 'yes' : 'accept-new'}`,
+    ].join(' ');
+    const mirror = join(dir, 'mirror.git');
+    try {
+      await hostGit(
+        ['-c', 'credential.helper=', 'clone', '--mirror', '--', url, mirror],
+        options.signal,
+        {
+          GIT_SSH_COMMAND: ssh,
+          GIT_SSH_VARIANT: 'ssh',
+        },
+      );
+    } finally {
+      await rm(keyFile, { force: true });
+    }
+    const file = join(dir, 'repo.bundle');
+    await hostGit(['-C', mirror, 'bundle', 'create', file, '--all'], options.signal);
+    return await readFile(file);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 /** Runs git in the sandbox and fails with the tail of its output when it fails. */
 async function git(
   ctx: CheckoutContext,
@@ -231,8 +323,26 @@ async function git(
   return result;
 }
 
-async function putBundle(ctx: CheckoutContext, path: string): Promise<void> {
-  const archive = await (ctx.bundle ?? bundleLocalRepository(path, ctx.signal));
+/** What the attempt's log says about an ssh fetch's host key check. */
+export function sshHostKeyNote(
+  ctx: Pick<CheckoutContext, 'credentials' | 'knownHostsFile'>,
+): string {
+  if (ctx.credentials?.knownHosts !== undefined)
+    return 'berth: fetching the ssh repository on the host (host key checked against repository.credentials.knownHosts)\n';
+  return `berth: fetching the ssh repository on the host; no repository.credentials.knownHosts, so the host key is trusted on first use (kept in ${ctx.knownHostsFile ?? 'a temporary file, for this fetch only'}) and a changed key fails\n`;
+}
+
+async function putBundle(ctx: CheckoutContext, location: RepositoryLocation): Promise<void> {
+  if (location.kind === 'ssh')
+    ctx.onOutput?.({ stream: 'stderr', data: Buffer.from(sshHostKeyNote(ctx)) });
+  const archive = await (ctx.bundle ??
+    (location.kind === 'ssh'
+      ? bundleSshRepository(location.location, {
+          credentials: ctx.credentials,
+          knownHostsFile: ctx.knownHostsFile,
+          signal: ctx.signal,
+        })
+      : bundleLocalRepository(location.location, ctx.signal)));
   await writeSandboxFile(ctx.runtime, ctx.sandboxId, BUNDLE_PATH, archive, {
     mode: 0o600,
     ...(ctx.signal ? { signal: ctx.signal } : {}),
@@ -251,8 +361,8 @@ export async function cloneRepository(ctx: CheckoutContext): Promise<CheckoutRes
   const branch = validateBranch(ctx.defaultBranch);
   const location = parseRepositoryLocation(ctx.repository, ctx.allowLocalRepositories);
   const credentials = ctx.credentials ?? location.credentials;
-  if (location.kind === 'local') {
-    await putBundle(ctx, location.location);
+  if (location.kind !== 'remote') {
+    await putBundle(ctx, location);
     try {
       await git(
         ctx,
@@ -297,7 +407,8 @@ export async function checkoutRef(ctx: CheckoutContext, ref: TaskRef): Promise<C
       env: cred.env,
     });
 
-  if (location.kind === 'local') await putBundle(ctx, location.location);
+  const bundled = location.kind !== 'remote';
+  if (bundled) await putBundle(ctx, location);
   try {
     if (branch !== null) {
       await fetch(
@@ -313,7 +424,7 @@ export async function checkoutRef(ctx: CheckoutContext, ref: TaskRef): Promise<C
         workdir: ctx.workdir,
       });
       if (present.exitCode !== 0) {
-        if (sha.length < 40 || location.kind === 'local') {
+        if (sha.length < 40 || bundled) {
           throw new BerthError(
             'task_failed',
             `the commit ${sha} does not exist in the repository`,
@@ -324,7 +435,7 @@ export async function checkoutRef(ctx: CheckoutContext, ref: TaskRef): Promise<C
       }
     }
   } finally {
-    if (location.kind === 'local') await removeBundle(ctx);
+    if (bundled) await removeBundle(ctx);
   }
   const target =
     branch !== null ? ['-B', branch, `refs/remotes/origin/${branch}`] : ['--detach', sha ?? 'HEAD'];

@@ -65,6 +65,8 @@ export interface OrchestratorOptions {
   cacheTtlMs: number;
   snapshotTtlMs: number;
   allowLocalRepositories: boolean;
+  /** Host keys of ssh repositories trusted on first use, a file per environment (see AttemptRunnerOptions). */
+  knownHostsDir?: string | undefined;
   concurrency: number;
   maxAttempts: number;
   resolveImage?: ((name: string) => string) | undefined;
@@ -119,6 +121,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     cacheTtlMs: options.cacheTtlMs,
     snapshotTtlMs: options.snapshotTtlMs,
     allowLocalRepositories: options.allowLocalRepositories,
+    knownHostsDir: options.knownHostsDir,
     buildLock: new CacheBuildLock(),
     buildOwner: owner,
     // One watchdog for every attempt of this orchestrator: one Engine API call per poll.

@@ -8,7 +8,9 @@ export const DEFAULT_GIT_USERNAME = 'x-access-token';
 /**
  * The environment's git credentials (`repository.credentials`: one of its secrets and a user
  * name), for the orchestrator's own git work: the checkout (through the one-shot credential
- * helper, see checkout.ts), the `task pr` push and the GitHub API.
+ * helper, see checkout.ts), the `task pr` push and the GitHub API. For an ssh repository the
+ * secret is the private key and `knownHosts` the pinned host keys (the host-side fetch in
+ * checkout.ts).
  *
  * Threat model: the value is a secret of the environment; it goes only to the environment's own
  * repository. A task that replaces the repository (`berth run --repo`) gets none, so a user cannot
@@ -31,5 +33,9 @@ export function repositoryCredentials(
       { environment: spec.name, secret: credentials.secret },
     );
   }
-  return { username: credentials.username ?? DEFAULT_GIT_USERNAME, password };
+  return {
+    username: credentials.username ?? DEFAULT_GIT_USERNAME,
+    password,
+    ...(credentials.knownHosts !== undefined ? { knownHosts: credentials.knownHosts } : {}),
+  };
 }

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import { isMap, parseDocument } from 'yaml';
 import { DockerRuntime } from '../adapters/runtime/docker/docker-runtime.js';
@@ -204,6 +205,7 @@ export async function runLocal(options: RunLocalOptions, io: RunLocalIo): Promis
       snapshotTtlMs: options.snapshotTtlMs ?? 7 * 24 * 3600_000,
       // `berth run` works on the user's own machine: a local path is theirs to give.
       allowLocalRepositories: true,
+      knownHostsDir: join(options.dataDir, 'known_hosts'),
       concurrency: Math.min(attempts, options.concurrency ?? 8),
       maxAttempts: options.maxAttempts ?? 8,
       pollMs: 200,

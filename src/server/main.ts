@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { createAdaptorServer } from '@hono/node-server';
@@ -123,6 +124,7 @@ export async function startServer(config: BerthConfig, logger: Logger): Promise<
       minFreeDiskMb: config.minFreeDiskMb,
       snapshotTtlMs: config.snapshotTtlMs,
       allowLocalRepositories: config.allowLocalRepositories,
+      knownHostsDir: join(config.dataDir, 'known_hosts'),
       concurrency: config.concurrency,
       maxAttempts: config.maxAttempts,
       warmPool: true,

@@ -45,6 +45,20 @@ describe('repository credentials in an environment', () => {
     expect(error.message).toMatch(/repository\.credentials\.secret: .* \(line 5, column \d+\)/);
   });
 
+  it('takes knownHosts for an ssh repository only, and hands it to the checkout', () => {
+    const ssh = parseEnvironmentFile(
+      'name: p\nrepository:\n  url: git@git.example.test:acme/app.git\n  credentials:\n    secret: KEY\n    knownHosts: "git.example.test ssh-ed25519 AAAAC3Nz"\nsecrets: [KEY]\n',
+    );
+    expect(repositoryCredentials(ssh, { KEY: 'private key' })).toEqual({
+      username: 'x-access-token',
+      password: 'private key',
+      knownHosts: 'git.example.test ssh-ed25519 AAAAC3Nz',
+    });
+    expect(
+      refusal(file('    secret: GIT_TOKEN\n    knownHosts: "h ssh-ed25519 A"\n')).message,
+    ).toContain('knownHosts applies to ssh repositories only');
+  });
+
   it('refuses unknown fields, a bad user name, and credentials given twice', () => {
     expect(refusal(file('    secret: GIT_TOKEN\n    password: x\n')).message).toContain(
       'unknown field "password"',

@@ -5,7 +5,9 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   bundleLocalRepository,
+  bundleSshRepository,
   parseRepositoryLocation,
+  sshHostKeyNote,
   validateBranch,
   validateSha,
 } from '../../src/lifecycle/checkout.js';
@@ -65,7 +67,38 @@ describe('repository locations', () => {
       kind: 'local',
       location: '/srv/repo',
     });
-    expect(parseRepositoryLocation('git@git.example:org/app.git', false).kind).toBe('remote');
+    expect(parseRepositoryLocation('git://git.example/org/app.git', false).kind).toBe('remote');
+  });
+
+  it('marks ssh URLs, both forms, to be fetched on the host', () => {
+    expect(parseRepositoryLocation('git@git.example:org/app.git', false)).toEqual({
+      kind: 'ssh',
+      location: 'git@git.example:org/app.git',
+    });
+    expect(parseRepositoryLocation('ssh://git@git.example:2222/org/app.git', false)).toEqual({
+      kind: 'ssh',
+      location: 'ssh://git@git.example:2222/org/app.git',
+    });
+  });
+});
+
+describe('ssh repositories', () => {
+  it('need a private key, and say which field names it', async () => {
+    await expect(
+      bundleSshRepository('git@git.example:org/app.git', { credentials: undefined }),
+    ).rejects.toThrow(
+      /needs a private key: name a secret holding it in repository.credentials.secret/,
+    );
+  });
+
+  it('say in the log how the host key is checked', () => {
+    const key = { username: 'x', password: 'k' };
+    expect(sshHostKeyNote({ credentials: { ...key, knownHosts: 'h ssh-ed25519 AAAA' } })).toContain(
+      'checked against repository.credentials.knownHosts',
+    );
+    expect(
+      sshHostKeyNote({ credentials: key, knownHostsFile: '/data/known_hosts/env_1' }),
+    ).toContain('trusted on first use (kept in /data/known_hosts/env_1)');
   });
 });
 

@@ -53,10 +53,12 @@ const repositoryUrl = z.string().superRefine((url, ctx) => {
 });
 
 /**
- * Credentials for a private repository over HTTPS: one of the environment's secrets (a token),
+ * Credentials for a private repository. Over HTTPS: one of the environment's secrets (a token),
  * sent with `username` (default `x-access-token`, what GitHub expects; GitLab takes any name,
  * Bitbucket `x-token-auth`). The orchestrator uses them for the checkout, the `task pr` push and
- * as the GitHub API token; the sandbox never keeps them.
+ * as the GitHub API token; the sandbox never keeps them. Over ssh: the secret is a private key
+ * (without a passphrase; the user is the URL's) and `knownHosts` the server's host keys as
+ * known_hosts lines (public, so plain text); without it the first host key seen is trusted.
  */
 const repositoryCredentials = z.strictObject({
   secret: variableName,
@@ -65,6 +67,11 @@ const repositoryCredentials = z.strictObject({
     .min(1)
     .max(200)
     .regex(/^[^\s:]+$/, 'a user name has no spaces and no ":"')
+    .optional(),
+  knownHosts: z
+    .string()
+    .max(64 * 1024)
+    .refine((text) => text.trim() !== '', 'knownHosts is empty')
     .optional(),
 });
 
@@ -207,6 +214,14 @@ export const environmentSpecSchema = z
         code: 'custom',
         path: ['repository', 'credentials', 'secret'],
         message: `"${credentials.secret}" is not one of this environment's secrets (add it under "secrets")`,
+      });
+    }
+    const kind = classifyRepositoryUrl(spec.repository.url);
+    if (credentials.knownHosts !== undefined && !(kind.ok && kind.kind === 'ssh')) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['repository', 'credentials', 'knownHosts'],
+        message: 'knownHosts applies to ssh repositories only',
       });
     }
     if (/^https?:\/\/[^/]*@/i.test(spec.repository.url)) {

@@ -1,0 +1,295 @@
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createConnection, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { removeInstanceImages } from '../support/docker-cleanup.js';
+import { lifecycleTestImage, makeSampleRepository, runJson } from './lifecycle-support.js';
+
+/**
+ * Checkout of an ssh repository on a real Docker engine, through `berth run --json`: a private
+ * sshd on 127.0.0.1 (started by this test, as root) serves a bare repository; the environment's
+ * credentials name a secret holding the private key. The orchestrator fetches on the host and
+ * hands the sandbox a bundle, so the key is nowhere in the sandbox. A new commit pushed to the
+ * server reaches the next (cached) task; a refused key, a pinned host key that does not match
+ * and a trusted-on-first-use key that changed all fail the checkout with ssh's own words.
+ */
+
+const instance = `sshrepo-${process.pid}`;
+let image: string;
+let work: string;
+let repo: ReturnType<typeof makeSampleRepository>;
+let bare: string;
+let url: string;
+let port: number;
+let sshd: ChildProcess;
+let sshdLog = '';
+let clientKey: string;
+let wrongKey: string;
+let hostKeyLine: string;
+let otherHostKeyLine: string;
+
+function sh(cmd: string, args: string[], cwd?: string): string {
+  return execFileSync(cmd, args, { encoding: 'utf8', ...(cwd ? { cwd } : {}) }).trim();
+}
+
+function gitIn(dir: string, ...args: string[]): string {
+  return sh('git', [
+    '-C',
+    dir,
+    '-c',
+    'user.name=Test',
+    '-c',
+    'user.email=t@berth.example',
+    ...args,
+  ]);
+}
+
+/** A new ed25519 key pair in `dir`: [private key text, public key line]. */
+function keyPair(dir: string, name: string): [string, string] {
+  const file = join(dir, name);
+  sh('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', name, '-f', file]);
+  return [readFileSync(file, 'utf8'), readFileSync(`${file}.pub`, 'utf8').trim()];
+}
+
+async function freePort(): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+async function waitForBanner(p: number): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const socket = createConnection({ host: '127.0.0.1', port: p });
+      socket.once('data', (data) => {
+        socket.destroy();
+        resolve(data.toString().startsWith('SSH-'));
+      });
+      socket.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`sshd did not come up on port ${p}:\n${sshdLog}`);
+}
+
+beforeAll(async () => {
+  image = lifecycleTestImage();
+  work = mkdtempSync(join(tmpdir(), 'berth-ssh-repo-'));
+  repo = makeSampleRepository();
+  bare = join(work, 'srv', 'app.git');
+  sh('git', ['clone', '-q', '--bare', '--', repo.dir, bare]);
+
+  const keys = join(work, 'keys');
+  mkdirSync(keys);
+  const [hostPrivate, hostPublic] = keyPair(keys, 'host');
+  void hostPrivate;
+  const [, otherHostPublic] = keyPair(keys, 'other-host');
+  const [client, clientPublic] = keyPair(keys, 'client');
+  [wrongKey] = keyPair(keys, 'wrong');
+  clientKey = client;
+  writeFileSync(join(keys, 'authorized_keys'), `${clientPublic}\n`, { mode: 0o600 });
+
+  port = await freePort();
+  const hostWord = (line: string) => line.split(' ').slice(0, 2).join(' ');
+  hostKeyLine = `[127.0.0.1]:${port} ${hostWord(hostPublic)}`;
+  otherHostKeyLine = `[127.0.0.1]:${port} ${hostWord(otherHostPublic)}`;
+  const config = join(work, 'sshd_config');
+  writeFileSync(
+    config,
+    [
+      `Port ${port}`,
+      'ListenAddress 127.0.0.1',
+      `HostKey ${join(keys, 'host')}`,
+      `AuthorizedKeysFile ${join(keys, 'authorized_keys')}`,
+      'PubkeyAuthentication yes',
+      'PasswordAuthentication no',
+      'KbdInteractiveAuthentication no',
+      'PermitRootLogin prohibit-password',
+      'StrictModes no',
+      'UsePAM no',
+      `PidFile ${join(work, 'sshd.pid')}`,
+      '',
+    ].join('\n'),
+  );
+  mkdirSync('/run/sshd', { recursive: true });
+  sshd = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', config], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  sshd.stderr?.on('data', (d: Buffer) => (sshdLog += d.toString()));
+  await waitForBanner(port);
+  url = `ssh://root@127.0.0.1:${port}${bare}`;
+});
+
+afterAll(() => {
+  sshd?.kill('SIGTERM');
+  const docker = (...args: string[]) => execFileSync('docker', args, { encoding: 'utf8' }).trim();
+  const leftovers = docker('ps', '-aq', '--filter', `label=berth.instance=${instance}`);
+  removeInstanceImages(instance);
+  rmSync(work, { recursive: true, force: true });
+  rmSync(repo.dir, { recursive: true, force: true });
+  expect(leftovers).toBe('');
+});
+
+function envFile(name: string, credentials: string[] = [], setup = 'echo setup-ran'): string {
+  const file = join(work, `${name}.yaml`);
+  writeFileSync(
+    file,
+    [
+      `name: ${name}`,
+      'repository:',
+      `  url: ${url}`,
+      '  credentials:',
+      '    secret: REPO_KEY',
+      ...credentials.map((line) => `    ${line}`),
+      'secrets: [REPO_KEY]',
+      'image: minimal',
+      `setup: ${JSON.stringify(setup)}`,
+      '',
+    ].join('\n'),
+  );
+  return file;
+}
+
+const base = (key: () => string) => ({
+  dataDir: join(work, 'data'),
+  instance,
+  resolveImage: () => image,
+  lookupSecret: (name: string) => (name === 'REPO_KEY' ? key() : undefined),
+});
+
+/**
+ * Shell lines counting where any base64 line of the private key's body appears in the agent
+ * phase. Each line is split in two in the command, so the command itself holds none of them.
+ */
+function keyPatterns(key: string): { patterns: string; count: number } {
+  const body = key.split('\n').filter((l) => l !== '' && !l.startsWith('-----'));
+  // The first lines are the format's header (the same for every key); the rest is the key's own.
+  const own = body.slice(2).filter((l) => l.length >= 16);
+  expect(own.length).toBeGreaterThan(0);
+  return {
+    patterns: own.map((l) => `-e "${l.slice(0, 8)}""${l.slice(8)}"`).join(' '),
+    count: own.length,
+  };
+}
+
+function keySearch(key: string): string {
+  const { patterns } = keyPatterns(key);
+  return [
+    `echo "env-hits=$(env | grep -cF ${patterns})"`,
+    `echo "proc-hits=$(cat /proc/[0-9]*/environ 2>/dev/null | tr "\\0" "\\n" | grep -cF ${patterns})"`,
+    `echo "file-hits=$(grep -rlsF ${patterns} /root /etc /tmp /workspace /var/lib/berth | wc -l)"`,
+  ].join('\n');
+}
+
+describe('ssh repositories', () => {
+  it('checks out over ssh on the host, keeps the key out of the sandbox, and fetches new commits on the cached path', async () => {
+    // Setup sees the secret (as every secret): a check that the search below can find the key.
+    const { patterns, count } = keyPatterns(clientKey);
+    const file = envFile(
+      'ssh-main',
+      [],
+      `echo setup-ran; echo "setup-key-lines=$(printf '%s' "$REPO_KEY" | grep -cF ${patterns})"`,
+    );
+    const probe = [
+      './test.sh',
+      keySearch(clientKey),
+      'echo "ssh-dir=$(test -e /root/.ssh && echo yes || echo no)"',
+      'echo "config-start"; cat .git/config; echo "config-end"',
+      'echo "head=$(git rev-parse HEAD)"',
+    ].join('\n');
+    const first = await runJson({ ...base(() => clientKey), envFile: file, command: probe });
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stderr).toContain('fetching the ssh repository on the host');
+    expect(first.stderr).toContain('trusted on first use');
+    expect(first.stderr).toContain(`setup-key-lines=${count}`);
+    const out = first.result.attempts[0]?.commands[0]?.output ?? '';
+    expect(out).toContain('tests passed');
+    expect(out).toContain('env-hits=0');
+    expect(out).toContain('proc-hits=0');
+    expect(out).toContain('file-hits=0');
+    expect(out).toContain('ssh-dir=no');
+    expect(out).toContain(`head=${repo.mainCommit}`);
+    const gitConfig = /config-start\n([\s\S]*)config-end/.exec(out)?.[1] ?? '';
+    expect(gitConfig).toContain('[remote "origin"]');
+    expect(gitConfig).not.toMatch(/ssh|PRIVATE KEY/i);
+    expect(first.stderr).not.toContain('PRIVATE KEY');
+    // The host key was trusted on first use, in the environment's file in the data directory.
+    const knownHosts = readdirSync(join(work, 'data', 'known_hosts'));
+    expect(knownHosts).toHaveLength(1);
+    expect(readFileSync(join(work, 'data', 'known_hosts', knownHosts[0] ?? ''), 'utf8')).toContain(
+      hostKeyLine.split(' ')[2],
+    );
+
+    // A new commit on the server reaches the next task, which starts from the cache.
+    const clone = join(work, 'push');
+    sh('git', ['clone', '-q', '--', bare, clone]);
+    writeFileSync(join(clone, 'NEW.md'), 'pushed later\n');
+    gitIn(clone, 'add', 'NEW.md');
+    gitIn(clone, 'commit', '-qm', 'pushed later');
+    gitIn(clone, 'push', '-q', 'origin', 'main');
+    const pushed = gitIn(clone, 'rev-parse', 'HEAD');
+    const second = await runJson({
+      ...base(() => clientKey),
+      envFile: file,
+      command: 'cat NEW.md; git rev-parse HEAD',
+    });
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.result.attempts[0]?.cacheHit).toBe(true);
+    expect(second.stderr).not.toContain('setup-ran');
+    expect(second.result.attempts[0]?.commands[0]?.output).toContain('pushed later');
+    expect(second.result.attempts[0]?.commands[0]?.output).toContain(pushed);
+
+    const feature = await runJson({
+      ...base(() => clientKey),
+      envFile: file,
+      branch: 'feature',
+      command: 'cat FEATURE; git rev-parse HEAD',
+    });
+    expect(feature.code, feature.stderr).toBe(0);
+    expect(feature.result.attempts[0]?.commands[0]?.output).toContain(repo.featureCommit);
+
+    // The trusted key changes (as if the server were replaced): the checkout fails, ssh says why.
+    const trusted = join(work, 'data', 'known_hosts', knownHosts[0] ?? '');
+    writeFileSync(trusted, `${otherHostKeyLine}\n`);
+    const changed = await runJson({ ...base(() => clientKey), envFile: file, command: 'true' });
+    expect(changed.code).toBe(1);
+    expect(changed.result.attempts[0]?.error).toContain('REMOTE HOST IDENTIFICATION HAS CHANGED');
+    expect(changed.result.attempts[0]?.error).toContain('Host key verification failed');
+  });
+
+  it("fails the checkout with ssh's answer for a refused key, and makes no cache entry", async () => {
+    const file = envFile('ssh-wrong-key');
+    const run = await runJson({ ...base(() => wrongKey), envFile: file, command: 'true' });
+    expect(run.code).toBe(1);
+    const error = run.result.attempts[0]?.error ?? '';
+    expect(error).toContain('Permission denied (publickey)');
+    expect(error).not.toContain('PRIVATE KEY');
+    expect(run.stderr).not.toContain('setup-ran');
+    // No cache entry: the same environment with the right key starts from nothing.
+    const next = await runJson({ ...base(() => clientKey), envFile: file, command: './test.sh' });
+    expect(next.code, next.stderr).toBe(0);
+    expect(next.stderr).toContain('cache miss: no cache entry yet');
+  });
+
+  it('checks the host key against repository.credentials.knownHosts', async () => {
+    const wrong = envFile('ssh-pinned-wrong', [`knownHosts: "${otherHostKeyLine}"`]);
+    const refused = await runJson({ ...base(() => clientKey), envFile: wrong, command: 'true' });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('checked against repository.credentials.knownHosts');
+    expect(refused.result.attempts[0]?.error).toContain('Host key verification failed');
+
+    const right = envFile('ssh-pinned', [`knownHosts: "${hostKeyLine}"`]);
+    const ok = await runJson({ ...base(() => clientKey), envFile: right, command: './test.sh' });
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.result.attempts[0]?.commands[0]?.output).toContain('tests passed');
+  });
+});
