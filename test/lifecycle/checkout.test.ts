@@ -79,6 +79,8 @@ describe('repository locations', () => {
       kind: 'ssh',
       location: 'ssh://git@git.example:2222/org/app.git',
     });
+    expect(() => parseRepositoryLocation('git@-oFoo:app.git', false)).toThrow();
+    expect(() => parseRepositoryLocation('ssh://-oProxyCommand=x/app.git', false)).toThrow();
   });
 });
 

@@ -10,7 +10,8 @@ export type RepositoryKind = 'https' | 'http' | 'ssh' | 'git' | 'local';
 export type RepositoryUrlResult =
   { ok: true; kind: RepositoryKind } | { ok: false; reason: string };
 
-const SCP_LIKE = /^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s]+$/;
+/** `user@host:path` (ssh); the host cannot start with "-" (ssh would read it as an option). */
+const SCP_LIKE = /^[A-Za-z0-9._-]+@[A-Za-z0-9.][A-Za-z0-9.-]*:[^\s]+$/;
 
 export function classifyRepositoryUrl(url: string): RepositoryUrlResult {
   if (url.trim() === '') return { ok: false, reason: 'the repository URL is empty' };
