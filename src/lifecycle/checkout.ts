@@ -284,6 +284,13 @@ export async function bundleSshRepository(url: string, options: SshFetchOptions)
           GIT_SSH_VARIANT: 'ssh',
         },
       );
+    } catch (error) {
+      if (!(error instanceof BerthError)) throw error;
+      throw new BerthError(
+        'task_failed',
+        `could not fetch the ssh repository ${url} on the host: ${error.message.replace(/^git clone failed on the host: /, '')}`,
+        { reason: 'checkout' },
+      );
     } finally {
       await rm(keyFile, { force: true });
     }

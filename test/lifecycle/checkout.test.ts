@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -91,6 +92,28 @@ describe('ssh repositories', () => {
     ).rejects.toThrow(
       /needs a private key: name a secret holding it in repository.credentials.secret/,
     );
+  });
+
+  it("fail with ssh's own words and leave no key behind on the host", async () => {
+    const before = new Set((await readdir(tmpdir())).filter((f) => f.startsWith('berth-ssh-')));
+    // A port nothing listens on (the socket is closed before the fetch).
+    const port = await new Promise<number>((resolve) => {
+      const server = createServer().listen(0, '127.0.0.1', () => {
+        const address = server.address();
+        server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+      });
+    });
+    await expect(
+      bundleSshRepository(`ssh://git@127.0.0.1:${port}/app.git`, {
+        credentials: { username: 'x', password: 'not a key' },
+      }),
+    ).rejects.toThrow(
+      new RegExp(
+        `could not fetch the ssh repository ssh://git@127\\.0\\.0\\.1:${port}/app\\.git on the host: [\\s\\S]*Connection refused`,
+      ),
+    );
+    const after = (await readdir(tmpdir())).filter((f) => f.startsWith('berth-ssh-'));
+    expect(after.filter((f) => !before.has(f))).toEqual([]);
   });
 
   it('say in the log how the host key is checked', () => {
