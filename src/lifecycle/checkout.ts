@@ -23,7 +23,7 @@ import { writeSandboxFile } from './sandbox-files.js';
  * and enters the sandbox as a git bundle, so the sandbox never sees a host path. The host-side
  * `git bundle` trusts the local repository as much as the server's operator who allowed it.
  *
- * An ssh repository is fetched on the host too (`git clone --mirror`, then a bundle, see
+ * An ssh repository is fetched on the host too (`git clone --bare`, then a bundle, see
  * `bundleSshRepository`): the private key goes to a 0600 file in a fresh 0700 temp directory for
  * that one clone and is deleted right after, so the sandbox never holds a key and never runs ssh.
  * ssh runs without the operator's config, agent or default keys (`-F /dev/null`,
@@ -274,10 +274,12 @@ export async function bundleSshRepository(url: string, options: SshFetchOptions)
       `-o UserKnownHostsFile=${shellWord(knownHosts)}`,
       `-o StrictHostKeyChecking=${pinned !== undefined ? 'yes' : 'accept-new'}`,
     ].join(' ');
-    const mirror = join(dir, 'mirror.git');
+    // --bare, not --mirror: branches and tags only (a mirror of a forge would carry every pull
+    // request's refs, which the sandbox never fetches).
+    const mirror = join(dir, 'repo.git');
     try {
       await hostGit(
-        ['-c', 'credential.helper=', 'clone', '--mirror', '--', url, mirror],
+        ['-c', 'credential.helper=', 'clone', '--bare', '--', url, mirror],
         options.signal,
         {
           GIT_SSH_COMMAND: ssh,
