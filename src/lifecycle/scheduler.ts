@@ -624,17 +624,11 @@ export class Scheduler {
         return;
       }
       const error = toBerthError(thrown);
-      recorder.emit({
-        type: 'error',
-        code: error.code,
-        message: error.message,
-        details: error.details,
-      });
-      recorder.emit({ type: 'phase', phase: 'failed' });
-      await finish({
-        phase: 'failed',
-        error: { code: error.code, message: error.message, details: error.details },
-      });
+      await failAttempt(
+        recorder,
+        { code: error.code, message: error.message, details: error.details },
+        finish,
+      );
     }
   }
 
@@ -671,14 +665,7 @@ export class Scheduler {
       message: `the orchestrator stopped during ${phase}`,
       details: { reason: 'orchestrator_stop', phase },
     };
-    recorder.emit({
-      type: 'error',
-      code: error.code,
-      message: error.message,
-      details: error.details,
-    });
-    recorder.emit({ type: 'phase', phase: 'failed' });
-    await finish({ phase: 'failed', error });
+    await failAttempt(recorder, error, finish);
     this.logger.warn({ attemptId: attempt.id, phase }, 'attempt failed: orchestrator stopped');
   }
 
@@ -728,4 +715,20 @@ export class Scheduler {
       await this.options.store.updateTaskStatus(taskId, status, this.now().toISOString());
     }
   }
+}
+
+/** Logs the error and the failed phase, then records the attempt as failed with it. */
+async function failAttempt(
+  recorder: AttemptRecorder,
+  error: AttemptError,
+  finish: (change: Parameters<Store['updateAttempt']>[1]) => Promise<void>,
+): Promise<void> {
+  recorder.emit({
+    type: 'error',
+    code: error.code,
+    message: error.message,
+    details: error.details,
+  });
+  recorder.emit({ type: 'phase', phase: 'failed' });
+  await finish({ phase: 'failed', error });
 }
