@@ -1,14 +1,15 @@
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { classifyRepositoryUrl } from '../domain/environment/repository-url.js';
 import type { TaskRef } from '../domain/task/task.js';
-import { BerthError } from '../errors/berth-error.js';
+import { BerthError, toBerthError } from '../errors/berth-error.js';
 import type { ExecResult, OutputChunk, SandboxRuntime } from '../ports/sandbox-runtime.js';
 import { SANDBOX_STATE_DIR } from './setup-script.js';
 import { writeSandboxFile } from './sandbox-files.js';
+import { SshKeySession } from './ssh-key-session.js';
 
 /**
  * Checks a repository out inside a sandbox: the environment's default branch for the cache, the
@@ -221,11 +222,6 @@ export async function bundleLocalRepository(path: string, signal?: AbortSignal):
   }
 }
 
-/** A word for `GIT_SSH_COMMAND` (run by a shell): the path in single quotes. */
-function shellWord(text: string): string {
-  return `'${text.replaceAll("'", `'\\''`)}'`;
-}
-
 export interface SshFetchOptions {
   /** The private key (`password`) and the optional pinned host keys. */
   credentials: GitCredentials | undefined;
@@ -241,39 +237,14 @@ export interface SshFetchOptions {
  * the error.
  */
 export async function bundleSshRepository(url: string, options: SshFetchOptions): Promise<Buffer> {
-  const key = options.credentials?.password;
-  if (key === undefined || key.trim() === '') {
-    throw new BerthError(
-      'task_failed',
-      `the ssh repository ${url} needs a private key: name a secret holding it in repository.credentials.secret`,
-      { reason: 'checkout' },
-    );
-  }
-  const dir = await mkdtemp(join(tmpdir(), 'berth-ssh-'));
+  const session = await SshKeySession.open(url, options.credentials, options.knownHostsFile).catch(
+    (error: unknown) => {
+      const e = toBerthError(error);
+      throw new BerthError('task_failed', e.message, { reason: 'checkout' });
+    },
+  );
+  const dir = await mkdtemp(join(tmpdir(), 'berth-ssh-clone-'));
   try {
-    const keyFile = join(dir, 'key');
-    await writeFile(keyFile, key.endsWith('\n') ? key : `${key}\n`, { mode: 0o600 });
-    const pinned = options.credentials?.knownHosts;
-    let knownHosts: string;
-    if (pinned !== undefined) {
-      knownHosts = join(dir, 'known_hosts');
-      await writeFile(knownHosts, pinned.endsWith('\n') ? pinned : `${pinned}\n`, { mode: 0o600 });
-    } else {
-      knownHosts = options.knownHostsFile ?? join(dir, 'known_hosts');
-      await mkdir(dirname(knownHosts), { recursive: true, mode: 0o700 });
-    }
-    const ssh = [
-      'ssh',
-      '-F /dev/null',
-      `-i ${shellWord(keyFile)}`,
-      '-o IdentitiesOnly=yes',
-      '-o IdentityAgent=none',
-      '-o BatchMode=yes',
-      '-o ConnectTimeout=30',
-      '-o GlobalKnownHostsFile=/dev/null',
-      `-o UserKnownHostsFile=${shellWord(knownHosts)}`,
-      `-o StrictHostKeyChecking=${pinned !== undefined ? 'yes' : 'accept-new'}`,
-    ].join(' ');
     // --bare, not --mirror: branches and tags only (a mirror of a forge would carry every pull
     // request's refs, which the sandbox never fetches).
     const mirror = join(dir, 'repo.git');
@@ -281,10 +252,7 @@ export async function bundleSshRepository(url: string, options: SshFetchOptions)
       await hostGit(
         ['-c', 'credential.helper=', 'clone', '--bare', '--', url, mirror],
         options.signal,
-        {
-          GIT_SSH_COMMAND: ssh,
-          GIT_SSH_VARIANT: 'ssh',
-        },
+        session.env,
       );
     } catch (error) {
       if (!(error instanceof BerthError)) throw error;
@@ -294,7 +262,7 @@ export async function bundleSshRepository(url: string, options: SshFetchOptions)
         { reason: 'checkout' },
       );
     } finally {
-      await rm(keyFile, { force: true });
+      await session.close();
     }
     const file = join(dir, 'repo.bundle');
     await hostGit(['-C', mirror, 'bundle', 'create', file, '--all'], options.signal);

@@ -142,6 +142,7 @@ export async function startServer(config: BerthConfig, logger: Logger): Promise<
         githubRemotes: config.githubRemotes,
         gitAuthor: config.gitAuthor,
         allowLocalRepositories: config.allowLocalRepositories,
+        knownHostsDir: join(config.dataDir, 'known_hosts'),
       }),
       agentAvailable: model !== undefined,
       agentUnavailableReason:

@@ -6,6 +6,7 @@ import { isCutDiff } from '../git/apply-diff.js';
 import { GitHubClient, type PullRequest } from '../git/github-client.js';
 import { parseGitHubRemote, type GitHubRepository } from '../git/github-remote.js';
 import { runGit, runGitOk } from '../git/run-git.js';
+import { SshKeySession } from '../lifecycle/ssh-key-session.js';
 import {
   credentialArgs,
   parseRepositoryLocation,
@@ -21,7 +22,8 @@ import {
  * credentials written in the repository URL); they reach git only
  * through a one-shot credential helper reading variables of the git process that talks to the
  * remote (never argv, never a file, never a message; see `credentialArgs`) and the GitHub API
- * as a header. The repository is
+ * as a header. An ssh remote is reached with the environment's private key only, in a 0600 file
+ * for the length of the push (`SshKeySession`), never the operator's keys. The repository is
  * cloned into a fresh temporary directory, hooks off, and removed afterwards; the diff is applied
  * with `git apply` (no code from the repository runs). Re-running updates the same branch
  * (force-with-lease against the value just read, so a concurrent push is not overwritten) and
@@ -34,10 +36,14 @@ export interface PullRequestSettings {
   githubRemotes: Readonly<Record<string, string>>;
   gitAuthor: { name: string; email: string };
   allowLocalRepositories: boolean;
+  /** Host keys trusted on first use for ssh remotes, one file per environment (as the checkout's). */
+  knownHostsDir?: string | undefined;
 }
 
 export interface OpenPullRequestInput {
   taskId: string;
+  /** The task's environment: whose trusted ssh host keys an ssh remote is checked against. */
+  environmentId?: string | undefined;
   /** The repository location (the task's override, else the environment's). */
   repository: string;
   /** The branch the pull request goes into. */
@@ -116,7 +122,18 @@ export class PullRequestService implements PullRequestOpener {
       });
     const remote = location.location;
     const branch = `berth/${input.taskId}`;
-    const auth = this.auth(location, github, input.credentials);
+    // An ssh remote: the environment's key, on this host for this push only (ssh-key-session.ts).
+    const ssh =
+      location.kind === 'ssh'
+        ? await SshKeySession.open(
+            remote,
+            input.credentials,
+            this.settings.knownHostsDir !== undefined && input.environmentId !== undefined
+              ? join(this.settings.knownHostsDir, input.environmentId)
+              : undefined,
+          )
+        : undefined;
+    const auth = ssh ? { args: [], env: ssh.env } : this.auth(location, github, input.credentials);
 
     const dir = mkdtempSync(join(tmpdir(), 'berth-pr-'));
     const work = join(dir, 'repo');
@@ -231,6 +248,7 @@ export class PullRequestService implements PullRequestOpener {
       const pullRequest = await this.openOrUpdate(github, input, branch, remote, signal);
       return { ...done, pullRequest };
     } finally {
+      await ssh?.close();
       rmSync(dir, { recursive: true, force: true });
     }
   }

@@ -377,6 +377,7 @@ export class TaskService {
     const outcome = await opener.open({
       ...(credentials ? { credentials } : {}),
       taskId: task.id,
+      environmentId: environment.id,
       repository: task.repository ?? environment.spec.repository.url,
       base: task.ref.branch ?? environment.spec.repository.defaultBranch,
       baseCommit: result.baseCommit,

@@ -4,6 +4,7 @@ import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PullRequestService } from '../../src/services/pull-request-service.js';
 import { removeInstanceImages } from '../support/docker-cleanup.js';
 import { lifecycleTestImage, makeSampleRepository, runJson } from './lifecycle-support.js';
 
@@ -291,5 +292,47 @@ describe('ssh repositories', () => {
     const ok = await runJson({ ...base(() => clientKey), envFile: right, command: './test.sh' });
     expect(ok.code, ok.stderr).toBe(0);
     expect(ok.result.attempts[0]?.commands[0]?.output).toContain('tests passed');
+  });
+
+  it("pushes a pull request's branch to the ssh remote with the environment's key only", async () => {
+    // The change: a new file on top of main, as a task's diff.
+    const clone = join(work, 'pr-clone');
+    sh('git', ['clone', '-q', '--', repo.dir, clone]);
+    writeFileSync(join(clone, 'PR.txt'), 'from a task\n');
+    gitIn(clone, 'add', 'PR.txt');
+    const diff = execFileSync('git', ['-C', clone, 'diff', '--cached', '--binary'], {
+      encoding: 'utf8',
+    });
+    const service = new PullRequestService({
+      githubApiUrl: 'http://127.0.0.1:9/unused',
+      githubRemotes: {},
+      gitAuthor: { name: 'Berth', email: 'berth@localhost' },
+      allowLocalRepositories: false,
+    });
+    const request = (taskId: string, key: string) => ({
+      taskId,
+      repository: url,
+      base: 'main',
+      baseCommit: repo.mainCommit,
+      diff,
+      commitMessage: 'Add PR.txt',
+      title: 'Add PR.txt',
+      body: 'A file.',
+      draft: false,
+      credentials: { username: 'root', password: key, knownHosts: hostKeyLine },
+    });
+    const outcome = await service.open(request('task_sshpr1', clientKey));
+    expect(outcome.branch).toBe('berth/task_sshpr1');
+    expect(outcome.pullRequest).toBeNull();
+    expect(gitIn(bare, 'show', 'berth/task_sshpr1:PR.txt')).toBe('from a task');
+
+    const refused = await service.open(request('task_sshpr2', wrongKey)).then(
+      () => undefined,
+      (e: unknown) => (e instanceof Error ? e.message : String(e)),
+    );
+    expect(refused).toContain('Permission denied (publickey)');
+    expect(gitIn(bare, 'branch', '--list', 'berth/task_sshpr2')).toBe('');
+    // The key went with the push: no key file of a session is left on the host.
+    expect(readdirSync(tmpdir()).filter((f) => /^berth-ssh-[A-Za-z0-9]{6}$/.test(f))).toEqual([]);
   });
 });
