@@ -1,16 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync, spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  BERTH_BIN,
-  runBerth,
-  startServe,
-  tempDir,
-  type CliResult,
-  type ServeHandle,
-} from '../support/cli.js';
-import { FakeGitHub } from '../support/fake-github.js';
+import type { CliResult } from '../support/cli.js';
+import type { FakeGitHub } from '../support/fake-github.js';
 import {
   FakeModelServer,
   lastToolResult,
@@ -21,6 +14,7 @@ import {
 import { makeBuggyAdderRepository } from '../support/buggy-adder-repository.js';
 import { removeInstanceImages } from '../support/docker-cleanup.js';
 import { runGit } from '../support/run-git.js';
+import { startBestOfNWorld, type BestOfNWorld } from './best-of-n-support.js';
 import { lifecycleTestImage } from './lifecycle-support.js';
 
 /**
@@ -121,30 +115,12 @@ function scripted(request: FakeRequest): FakeReply {
 }
 
 let model: FakeModelServer;
+let world: BestOfNWorld;
 let github: FakeGitHub;
-let server: ServeHandle;
-let auth: string[];
 let bare: string;
 
 function berth(...args: string[]): Promise<CliResult> {
-  return runBerth([...args, ...auth]);
-}
-
-/** The CLI run from a directory (for `berth task apply`). */
-function berthIn(cwd: string, ...args: string[]): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BERTH_BIN, ...args, ...auth], {
-      cwd,
-      env: { ...process.env, BERTH_URL: undefined, BERTH_TOKEN: undefined },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
+  return world.berth(...args);
 }
 
 function json<T>(r: CliResult): T {
@@ -155,39 +131,27 @@ function json<T>(r: CliResult): T {
 beforeAll(async () => {
   const image = lifecycleTestImage();
   const repo = makeBuggyAdderRepository('bon-model');
-  bare = join(tempDir('bon-model-remote'), 'adder.git');
-  execFileSync('git', ['clone', '-q', '--bare', repo, bare]);
   model = await FakeModelServer.start([]);
-  github = new FakeGitHub({
+  world = await startBestOfNWorld({
+    prefix: 'bon-model',
+    repository: repo,
+    slug: 'acme/adder',
     token: TOKEN,
-    repositories: { 'acme/adder': bare },
     basePath: '/api/v3',
+    serveArgs: ['--model-base-url', model.baseUrl, '--model', 'fake-coder'],
+    serveEnv: { BERTH_MODEL_API_KEY: API_KEY, BERTH_INSTANCE: INSTANCE },
   });
-  await github.start();
-  server = await startServe(
-    ['--allow-local-repos', '--model-base-url', model.baseUrl, '--model', 'fake-coder'],
-    {
-      BERTH_MODEL_API_KEY: API_KEY,
-      BERTH_INSTANCE: INSTANCE,
-      BERTH_GITHUB_TOKEN: TOKEN,
-      BERTH_GITHUB_API_URL: github.url,
-      BERTH_GITHUB_REMOTES: `${bare}=acme/adder`,
-    },
-  );
-  auth = ['--url', server.url, '--token', server.adminToken];
-  const file = join(tempDir('bon-model'), 'adder.yaml');
-  writeFileSync(
-    file,
+  ({ github, bare } = world);
+  await world.createEnv(
+    'bon-model',
+    'adder.yaml',
     `name: adder\nrepository: ${bare}\nimage: ${image}\nsetup: echo "setup ran"\nverify: sh test.sh\n`,
   );
-  const created = await berth('env', 'create', '--file', file);
-  expect(created.code, created.stderr).toBe(0);
 }, 180_000);
 
 afterAll(async () => {
-  await server?.stop();
+  await world?.stop();
   await model?.close();
-  await github?.stop();
   removeInstanceImages(INSTANCE);
 });
 
@@ -228,12 +192,7 @@ describe('best-of-3 with a scripted model: verify, pick, follow-up, apply, draft
     });
 
     // One setup run for the three attempts.
-    let setups = 0;
-    for (const a of task.attempts) {
-      const logs = await berth('task', 'logs', task.id, '--attempt', a.id);
-      setups += logs.stdout.split('\n').filter((line) => line.includes('setup ran')).length;
-    }
-    expect(setups).toBe(1);
+    expect(await world.setupRuns(task)).toBe(1);
 
     const show = await berth('task', 'show', task.id);
     expect(show.code, show.stderr).toBe(0);
@@ -275,9 +234,8 @@ describe('best-of-3 with a scripted model: verify, pick, follow-up, apply, draft
   });
 
   it('applies the pick and its follow-up to a fresh clone, where the test passes', async () => {
-    const dir = tempDir('bon-model-clone');
-    execFileSync('git', ['clone', '-q', bare, dir]);
-    const applied = await berthIn(dir, 'task', 'apply', task.id);
+    const dir = world.clone('bon-model-clone');
+    const applied = await world.berthIn(dir, 'task', 'apply', task.id);
     expect(applied.code, applied.stderr).toBe(0);
     expect(readFileSync(join(dir, 'src', 'add.sh'), 'utf8')).toBe(
       `# add two numbers\n${USAGE}\n${FIXES[1].line}\n`,

@@ -1,17 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  BERTH_BIN,
-  runBerth,
-  startServe,
-  tempDir,
-  type CliResult,
-  type ServeHandle,
-} from '../support/cli.js';
-import { FakeGitHub } from '../support/fake-github.js';
+import { tempDir, type CliResult } from '../support/cli.js';
+import type { FakeGitHub } from '../support/fake-github.js';
 import { runGit } from '../support/run-git.js';
+import { startBestOfNWorld, type BestOfNWorld } from './best-of-n-support.js';
 import { lifecycleTestImage, makeSampleRepository } from './lifecycle-support.js';
 
 /**
@@ -40,32 +34,19 @@ interface TaskJson {
   attempts: AttemptJson[];
 }
 
-let server: ServeHandle;
+let world: BestOfNWorld;
 let fake: FakeGitHub;
-let auth: string[];
 let bare: string;
 /** A remote that is not on GitHub (not in BERTH_GITHUB_REMOTES). */
 let plainBare: string;
 
 function berth(...args: string[]): Promise<CliResult> {
-  return runBerth([...args, ...auth]);
+  return world.berth(...args);
 }
 
 /** The CLI run from a directory (for `berth task apply`). */
 function berthIn(cwd: string, ...args: string[]): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BERTH_BIN, ...args, ...auth], {
-      cwd,
-      env: { ...process.env, BERTH_URL: undefined, BERTH_TOKEN: undefined },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
+  return world.berthIn(cwd, ...args);
 }
 
 async function execJson(...args: string[]): Promise<TaskJson> {
@@ -75,9 +56,7 @@ async function execJson(...args: string[]): Promise<TaskJson> {
 }
 
 function clone(): string {
-  const dir = tempDir('bon-clone');
-  execFileSync('git', ['clone', '-q', bare, dir]);
-  return dir;
+  return world.clone('bon-clone');
 }
 
 /** Everything `git status` and the work tree say, to show a refusal changed nothing. */
@@ -94,19 +73,16 @@ let best: TaskJson;
 beforeAll(async () => {
   const image = lifecycleTestImage();
   const repo = makeSampleRepository();
-  bare = join(tempDir('bon-remote'), 'svc.git');
-  execFileSync('git', ['clone', '-q', '--bare', repo.dir, bare]);
-  fake = new FakeGitHub({ token: 'ghs-berth-test', repositories: { 'acme/svc': bare } });
-  await fake.start();
-  server = await startServe(['--allow-local-repos'], {
-    BERTH_GITHUB_TOKEN: 'ghs-berth-test',
-    BERTH_GITHUB_API_URL: fake.url,
-    BERTH_GITHUB_REMOTES: `${bare}=acme/svc`,
+  world = await startBestOfNWorld({
+    prefix: 'bon',
+    repository: repo.dir,
+    slug: 'acme/svc',
+    token: 'ghs-berth-test',
   });
-  auth = ['--url', server.url, '--token', server.adminToken];
-  const file = join(tempDir('bon'), 'svc.yaml');
-  writeFileSync(
-    file,
+  ({ github: fake, bare } = world);
+  await world.createEnv(
+    'bon',
+    'svc.yaml',
     `name: svc
 repository: ${bare}
 image: ${image}
@@ -115,19 +91,17 @@ setup: |
 verify: ./test.sh
 `,
   );
-  const created = await berth('env', 'create', '--file', file);
-  expect(created.code, created.stderr).toBe(0);
   plainBare = join(tempDir('bon-plain'), 'plain.git');
   execFileSync('git', ['clone', '-q', '--bare', repo.dir, plainBare]);
-  const plainFile = join(tempDir('bon'), 'plain.yaml');
-  writeFileSync(plainFile, `name: plain\nrepository: ${plainBare}\nimage: ${image}\n`);
-  const plain = await berth('env', 'create', '--file', plainFile);
-  expect(plain.code, plain.stderr).toBe(0);
+  await world.createEnv(
+    'bon',
+    'plain.yaml',
+    `name: plain\nrepository: ${plainBare}\nimage: ${image}\n`,
+  );
 }, 180_000);
 
 afterAll(async () => {
-  await server?.stop();
-  await fake?.stop();
+  await world?.stop();
 });
 
 describe('best-of-N, pick, apply, pull request (docker)', () => {
@@ -150,12 +124,7 @@ describe('best-of-N, pick, apply, pull request (docker)', () => {
     }
     expect(best.picked).toBeNull();
 
-    let setups = 0;
-    for (const a of best.attempts) {
-      const logs = await berth('task', 'logs', best.id, '--attempt', a.id);
-      setups += logs.stdout.split('\n').filter((line) => line.includes('setup ran')).length;
-    }
-    expect(setups).toBe(1);
+    expect(await world.setupRuns(best)).toBe(1);
 
     const show = await berth('task', 'show', best.id);
     expect(show.stdout).toMatch(/VERIFY\s+TIME\s+TOKENS/);
