@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerRuntime } from '../../src/adapters/runtime/docker/docker-runtime.js';
 import { newId } from '../../src/domain/ids.js';
+import type { CacheKeyParts } from '../../src/domain/cache/cache-key.js';
 import type { AttemptPhase } from '../../src/domain/task/attempt-phase.js';
 import { CacheCollector } from '../../src/lifecycle/cache-collector.js';
 import { leaseOwnerId, type Scheduler } from '../../src/lifecycle/scheduler.js';
@@ -23,6 +24,20 @@ let world: TaskQueueWorld;
 /** The test queue (leases of 5 s), its agent phase running each task's command. */
 function scheduler(): Scheduler {
   return commandScheduler(world, runtime, { leaseMs: 5_000 });
+}
+
+/** The key parts of a hand-made cache entry of the test environment (their values do not matter). */
+function cacheParts(): CacheKeyParts {
+  return {
+    version: 1,
+    baseImage: 'x',
+    repository: { url: world.repo.dir, defaultBranch: 'main' },
+    versions: {},
+    setup: null,
+    maintenance: null,
+    env: {},
+    secrets: {},
+  };
 }
 
 /**
@@ -342,16 +357,7 @@ describe('the task queue on a real engine', () => {
         id: newId('cacheEntry'),
         environmentId: world.environmentId,
         key: 'k',
-        parts: {
-          version: 1,
-          baseImage: 'x',
-          repository: { url: world.repo.dir, defaultBranch: 'main' },
-          versions: {},
-          setup: null,
-          maintenance: null,
-          env: {},
-          secrets: {},
-        },
+        parts: cacheParts(),
         image: `berth-cache:kept-${process.pid}`,
         imageId: kept.id,
         sizeBytes: kept.sizeBytes,
@@ -388,16 +394,7 @@ describe('the task queue on a real engine', () => {
           id: newId('cacheEntry'),
           environmentId: world.environmentId,
           key: `${name}-key`,
-          parts: {
-            version: 1,
-            baseImage: 'x',
-            repository: { url: world.repo.dir, defaultBranch: 'main' },
-            versions: {},
-            setup: null,
-            maintenance: null,
-            env: {},
-            secrets: {},
-          },
+          parts: cacheParts(),
           image: `berth-cache:${name}-${process.pid}`,
           imageId: image.id,
           sizeBytes: image.sizeBytes,
