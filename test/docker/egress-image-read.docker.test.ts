@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerImageEngine } from '../../src/adapters/runtime/docker/docker-image-engine.js';
 import { DockerRuntime } from '../../src/adapters/runtime/docker/docker-runtime.js';
@@ -8,7 +7,7 @@ import {
   readImagePackageConfiguration,
 } from '../../src/egress/read-image-package-configuration.js';
 import { LanguageLayer, languageImagePreparer } from '../../src/images/language-versions.js';
-import { removeInstanceImages } from '../support/docker-cleanup.js';
+import { removeInstanceContainers, removeInstanceImages } from '../support/docker-cleanup.js';
 import { lifecycleTestImage } from './lifecycle-support.js';
 
 /**
@@ -57,12 +56,7 @@ beforeAll(async () => {
 }, 600_000);
 
 afterAll(() => {
-  const left = execFileSync(
-    'docker',
-    ['ps', '-aq', '--filter', `label=berth.instance=${instance}`],
-    { encoding: 'utf8' },
-  ).trim();
-  if (left !== '') execFileSync('docker', ['rm', '-f', ...left.split('\n')]);
+  const left = removeInstanceContainers(instance);
   removeInstanceImages(instance);
   expect(left).toBe('');
 });

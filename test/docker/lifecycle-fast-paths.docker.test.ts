@@ -3,10 +3,10 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerRuntime } from '../../src/adapters/runtime/docker/docker-runtime.js';
-import { newId } from '../../src/domain/ids.js';
-import type { Attempt } from '../../src/domain/task/attempt.js';
 import { leaseOwnerId, type Scheduler } from '../../src/lifecycle/scheduler.js';
 import { WARM_OWNER_LABEL, WarmPool, type WarmSpec } from '../../src/lifecycle/warm-pool.js';
+import { removeInstanceContainers } from '../support/docker-cleanup.js';
+import { commandFollowUp } from '../support/follow-up-attempt.js';
 import {
   closeTaskQueueWorld,
   commandScheduler,
@@ -58,12 +58,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  const left = execFileSync(
-    'docker',
-    ['ps', '-aq', '--filter', `label=berth.instance=${instance}`],
-    { encoding: 'utf8' },
-  ).trim();
-  if (left !== '') execFileSync('docker', ['rm', '-f', ...left.split('\n')]);
+  const left = removeInstanceContainers(instance);
   await closeTaskQueueWorld(world, instance);
   expect(left).toBe('');
 });
@@ -86,26 +81,7 @@ describe('fast paths of a cached attempt (docker)', () => {
       await expect(runtime.inspectImage(snapshotImage)).rejects.toThrow();
 
       const now = new Date().toISOString();
-      const followUp: Attempt = {
-        id: newId('attempt'),
-        taskId: task.id,
-        index: 1,
-        phase: 'queued',
-        cacheHit: null,
-        error: null,
-        result: null,
-        followUp: {
-          parentAttemptId: parent?.id ?? '',
-          request: 'cat turn1.txt',
-          prompt: '',
-          command: 'cat turn1.txt',
-          snapshotImage,
-          baseCommit: parent?.result?.baseCommit ?? '',
-        },
-        createdAt: now,
-        startedAt: null,
-        finishedAt: null,
-      };
+      const followUp = commandFollowUp(parent, 'cat turn1.txt', 'cat turn1.txt', now);
       await world.store.addFollowUpAttempt(followUp, now);
       expect((await queue.waitForTask(task.id)).status).toBe('succeeded');
       const turn = await world.store.getAttempt(followUp.id);

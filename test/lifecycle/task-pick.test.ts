@@ -7,6 +7,7 @@ import type { Task } from '../../src/domain/task/task.js';
 import { BerthError } from '../../src/errors/berth-error.js';
 import { pickedAttempt, taskView } from '../../src/server/task-views.js';
 import { TaskService } from '../../src/services/task-service.js';
+import { queuedFollowUp } from '../support/follow-up-attempt.js';
 
 /**
  * Picking an attempt and adding a follow-up turn: the store columns (migrations 0003, 0004) on
@@ -118,14 +119,10 @@ function describePicking(
     it('adds a follow-up turn in one step: stored with its origin, picked, the task running again', async () => {
       await makeTask('task_fu', ['succeeded']);
       await store.addFollowUpAttempt(
-        {
+        queuedFollowUp({
           id: 'att_task_fu_1',
           taskId: 'task_fu',
-          index: 1,
-          phase: 'queued',
-          cacheHit: null,
-          error: null,
-          result: null,
+          createdAt: T0,
           followUp: {
             parentAttemptId: 'att_task_fu_0',
             request: 'also add tests',
@@ -134,10 +131,7 @@ function describePicking(
             snapshotImage: 'berth-snapshot:att-task-fu-0',
             baseCommit: 'a'.repeat(40),
           },
-          createdAt: T0,
-          startedAt: null,
-          finishedAt: null,
-        },
+        }),
         T0,
       );
       const detail = await service.get(ADMIN, 'task_fu');

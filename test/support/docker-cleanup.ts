@@ -2,6 +2,13 @@ import { execFileSync, spawnSync } from 'node:child_process';
 
 const docker = (...args: string[]) => execFileSync('docker', args, { encoding: 'utf8' }).trim();
 
+/** Removes the containers a test's Berth instance left and returns their ids (none: ''). */
+export function removeInstanceContainers(instance: string): string {
+  const left = docker('ps', '-aq', '--filter', `label=berth.instance=${instance}`);
+  if (left !== '') docker('rm', '-f', ...left.split('\n'));
+  return left;
+}
+
 /**
  * Removes every image a test's Berth instance made. Snapshots are children of cache images,
  * and `docker rmi` refuses a parent while a child exists, so images are removed one at a
