@@ -8,11 +8,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerImageEngine } from '../../src/adapters/runtime/docker/docker-image-engine.js';
 import { DockerRuntime } from '../../src/adapters/runtime/docker/docker-runtime.js';
 import { SqliteStore } from '../../src/adapters/store/sqlite/sqlite-store.js';
-import { newId } from '../../src/domain/ids.js';
-import type { Attempt } from '../../src/domain/task/attempt.js';
 import type { AttemptEvent } from '../../src/domain/task/attempt-event.js';
 import { LanguageLayer, languageImagePreparer } from '../../src/images/language-versions.js';
 import { createOrchestrator, type Orchestrator } from '../../src/lifecycle/orchestrator.js';
+import { commandFollowUp } from '../support/follow-up-attempt.js';
 import { cleanUpInstance, loopbackEgress } from './egress-world.js';
 import { lifecycleTestImage, makeSampleRepository } from './lifecycle-support.js';
 import { addEnvironment } from './task-queue-support.js';
@@ -174,26 +173,12 @@ describe('the common-dependencies preset reads registries from the image only (d
     expect(first.output).toContain(`written: http://agent-npm.test:${port}/`);
     const parent = await store.getAttempt(first.id);
     const now = new Date().toISOString();
-    const followUp: Attempt = {
-      id: newId('attempt'),
-      taskId: parent?.taskId ?? '',
-      index: 1,
-      phase: 'queued',
-      cacheHit: null,
-      error: null,
-      result: null,
-      followUp: {
-        parentAttemptId: first.id,
-        request: 'fetch',
-        prompt: '',
-        command: `cat /etc/apt/sources.list.d/agent.list\n${fetches()}`,
-        snapshotImage: parent?.result?.snapshotImage ?? '',
-        baseCommit: parent?.result?.baseCommit ?? '',
-      },
-      createdAt: now,
-      startedAt: null,
-      finishedAt: null,
-    };
+    const followUp = commandFollowUp(
+      parent,
+      'fetch',
+      `cat /etc/apt/sources.list.d/agent.list\n${fetches()}`,
+      now,
+    );
     await store.addFollowUpAttempt(followUp, now);
     expect((await orchestrator.scheduler.waitForTask(followUp.taskId)).status).toBe('succeeded');
     const turn = await store.getAttempt(followUp.id);
