@@ -14,7 +14,12 @@ import {
 import { makeBuggyAdderRepository } from '../support/buggy-adder-repository.js';
 import { removeInstanceImages } from '../support/docker-cleanup.js';
 import { runGit } from '../support/run-git.js';
-import { startBestOfNWorld, type BestOfNWorld } from './best-of-n-support.js';
+import {
+  startBestOfNWorld,
+  type AttemptJson,
+  type BestOfNWorld,
+  type TaskJson,
+} from './best-of-n-support.js';
 import { lifecycleTestImage } from './lifecycle-support.js';
 
 /**
@@ -46,24 +51,6 @@ const USAGE = '# usage: add A B prints A + B';
 
 const patch = (...lines: string[]) =>
   ['*** Begin Patch', '*** Update File: src/add.sh', '@@', ...lines, '*** End Patch'].join('\n');
-
-interface AttemptJson {
-  id: string;
-  status: string;
-  followUpOf: string | null;
-  message: string | null;
-  diff: string;
-  turnDiff: string | null;
-  baseCommit: string | null;
-  verification: { command: string; exitCode: number; output: string; passed: boolean } | null;
-  tokens: number | null;
-}
-interface TaskJson {
-  id: string;
-  status: string;
-  picked: string | null;
-  attempts: AttemptJson[];
-}
 
 /** The assistant's apply_patch input of a message, if it made that call. */
 function patchInput(message: FakeWireMessage): string | undefined {

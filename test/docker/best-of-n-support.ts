@@ -12,6 +12,29 @@ import {
 } from '../support/cli.js';
 import { FakeGitHub } from '../support/fake-github.js';
 
+/** An attempt as `berth exec --json` and `berth task show --json` print it (the fields the tests read). */
+export interface AttemptJson {
+  id: string;
+  status: string;
+  error: string | null;
+  followUpOf: string | null;
+  message: string | null;
+  turnDiff: string | null;
+  snapshotImage: string | null;
+  diff: string;
+  baseCommit: string | null;
+  verification: { command: string; exitCode: number; output: string; passed: boolean } | null;
+  tokens: number | null;
+}
+
+/** A task as `berth exec --json` and `berth task show --json` print it. */
+export interface TaskJson {
+  id: string;
+  status: string;
+  picked: string | null;
+  attempts: AttemptJson[];
+}
+
 /**
  * The world of the best-of-N tests: a local bare remote cloned from a sample repository, a fake
  * GitHub API that knows it as `slug`, and `berth serve` (local repositories allowed) told both.

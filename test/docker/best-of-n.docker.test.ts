@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { tempDir, type CliResult } from '../support/cli.js';
 import type { FakeGitHub } from '../support/fake-github.js';
 import { runGit } from '../support/run-git.js';
-import { startBestOfNWorld, type BestOfNWorld } from './best-of-n-support.js';
+import { startBestOfNWorld, type BestOfNWorld, type TaskJson } from './best-of-n-support.js';
 import { lifecycleTestImage, makeSampleRepository } from './lifecycle-support.js';
 
 /**
@@ -14,25 +14,6 @@ import { lifecycleTestImage, makeSampleRepository } from './lifecycle-support.js
  * (and its refusals); a pull request against a local bare remote standing for acme/svc on the
  * fake GitHub API (twice: same branch, same PR; then a 401).
  */
-
-interface AttemptJson {
-  id: string;
-  status: string;
-  error: string | null;
-  followUpOf: string | null;
-  turnDiff: string | null;
-  snapshotImage: string | null;
-  diff: string;
-  baseCommit: string | null;
-  verification: { command: string; exitCode: number; output: string; passed: boolean } | null;
-  tokens: number | null;
-}
-interface TaskJson {
-  id: string;
-  status: string;
-  picked: string | null;
-  attempts: AttemptJson[];
-}
 
 let world: BestOfNWorld;
 let fake: FakeGitHub;
