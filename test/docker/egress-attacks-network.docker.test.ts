@@ -9,10 +9,11 @@ import {
   hostListeningPorts,
   probeResult,
   cleanUpInstance,
+  runBehindProxy,
   startCanary,
   type Canary,
 } from './egress-world.js';
-import { lifecycleTestImage, makeSampleRepository, runJson } from './lifecycle-support.js';
+import { lifecycleTestImage, makeSampleRepository } from './lifecycle-support.js';
 
 /**
  * Network-level attacks on the lockdown from inside a real sandbox, through the real lifecycle
@@ -169,16 +170,16 @@ describe('network-level attacks on the lockdown from inside a sandbox (docker)',
         `internet: { access: allowlist, domains: [allowed.test], methods: [GET, HEAD] }\n` +
         `setup: |\n  apt-get update -qq\n  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends iproute2 iptables >/dev/null\n`,
     );
-    const run = await runJson({
-      dataDir: join(work, 'data'),
+    const run = await runBehindProxy({
+      work,
       instance,
       envFile: file,
       command,
-      resolveImage: () => image,
+      image,
       egress: { hosts: { 'allowed.test': '127.0.0.1' }, upstreamCa: [] },
     });
     expect(run.code, run.stderr).toBe(0);
-    const output = run.result.attempts[0]?.commands[0]?.output ?? '';
+    const { output } = run;
     const proxy = /^proxy=(\d+\.\d+\.\d+\.\d+):(\d+)$/m.exec(output);
     expect(proxy, output).not.toBeNull();
     expect(probeResult(output, 'tools')).toBe('/usr/sbin/ip /usr/sbin/iptables');

@@ -12,10 +12,11 @@ import {
   hostAddresses,
   loopbackEgress,
   probeResult,
+  runBehindProxy,
   startCanary,
   type Canary,
 } from './egress-world.js';
-import { lifecycleTestImage, makeSampleRepository, runJson } from './lifecycle-support.js';
+import { lifecycleTestImage, makeSampleRepository } from './lifecycle-support.js';
 
 /**
  * Attacks on the internet lockdown from inside a real sandbox (allowlist with method limits),
@@ -223,6 +224,23 @@ function egressFor(names: readonly string[], ports: readonly number[]) {
   return { ...egress, hosts: { ...egress.hosts, 'metadata.test': '169.254.169.254' } };
 }
 
+/** Runs `command` in a sandbox of the environment `file` behind the proxy of egressFor(names, ports). */
+function runAttack(
+  file: string,
+  command: string,
+  names: readonly string[],
+  ports: readonly number[],
+) {
+  return runBehindProxy({
+    work,
+    instance,
+    envFile: file,
+    command,
+    image,
+    egress: egressFor(names, ports),
+  });
+}
+
 /** The agent-phase preamble: the raw client, the proxy's address, and the wait for the DNS canary. */
 const PREAMBLE = [
   `cat > /tmp/raw.pl <<'PERL'${RAW_CLIENT}PERL`,
@@ -343,32 +361,27 @@ describe('attacks on the lockdown from inside a sandbox (docker)', () => {
     const stopWatching = new AbortController();
     const dns = gatewayDnsCanary(stopWatching.signal);
     dns.catch(() => undefined);
-    const run = await runJson({
-      dataDir: join(work, 'data'),
-      instance,
-      envFile: file,
+    const run = await runAttack(
+      file,
       command,
-      resolveImage: () => image,
-      egress: egressFor(
-        [
-          'allowed.test',
-          'denied.test',
-          'evil-allowed.test',
-          'allowed.test.evil.test',
-          'a.example.test',
-          'evil-example.test',
-          'example.test.evil.test',
-          'xexample.test',
-          'example.test',
-          PUNYCODE_LOOKALIKE,
-        ],
-        [serverPort, controlPort],
-      ),
-    });
+      [
+        'allowed.test',
+        'denied.test',
+        'evil-allowed.test',
+        'allowed.test.evil.test',
+        'a.example.test',
+        'evil-example.test',
+        'example.test.evil.test',
+        'xexample.test',
+        'example.test',
+        PUNYCODE_LOOKALIKE,
+      ],
+      [serverPort, controlPort],
+    );
     stopWatching.abort();
     const gatewayDns = await dns;
     expect(run.code, run.stderr).toBe(0);
-    const output = run.result.attempts[0]?.commands[0]?.output ?? '';
+    const { output } = run;
     expect(output).toMatch(/proxy=\d+\.\d+\.\d+\.\d+:\d+/);
     expect(output).toContain('go: yes');
     for (const [name] of attacks) {
@@ -459,19 +472,14 @@ describe('attacks on the lockdown from inside a sandbox (docker)', () => {
       // TLS, so the handshake fails after the proxy dialled it).
       `echo "control: $(tls ${tunnelControl.port} -servername allowed.test)"`,
     ].join('\n');
-    const run = await runJson({
-      dataDir: join(work, 'data'),
-      instance,
-      envFile: file,
+    const run = await runAttack(
+      file,
       command,
-      resolveImage: () => image,
-      egress: egressFor(
-        ['allowed.test', 'other.test', 'denied.test'],
-        [tunnelTarget.port, tunnelControl.port],
-      ),
-    });
+      ['allowed.test', 'other.test', 'denied.test'],
+      [tunnelTarget.port, tunnelControl.port],
+    );
     expect(run.code, run.stderr).toBe(0);
-    const output = run.result.attempts[0]?.commands[0]?.output ?? '';
+    const { output } = run;
     expect(probeResult(output, 'ssh-tunnel')).toMatch(/^(HTTP\/1\.1 200|closed)/);
     for (const name of ['sni-other-allowed', 'sni-refused', 'no-sni'])
       expect(probeResult(output, name)).toMatch(/^rc=[1-9]\d* certificates=0$/);

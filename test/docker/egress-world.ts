@@ -4,11 +4,13 @@ import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import { networkInterfaces } from 'node:os';
+import { join } from 'node:path';
 import tls from 'node:tls';
 import { expect } from 'vitest';
 import type { CertificateAuthority } from '../../src/egress/certificate-authority.js';
 import type { EgressEnforcerOptions } from '../../src/egress/egress-enforcer.js';
 import { removeInstanceImages } from '../support/docker-cleanup.js';
+import { runJson, type LocalRun } from './lifecycle-support.js';
 
 /** Pieces shared by the lockdown tests: a TCP canary on every host address, and the clean-up check. */
 
@@ -246,4 +248,27 @@ export async function startWorldServers(
       secure.close();
     },
   };
+}
+
+/**
+ * Runs `command` with `berth run --json` in a sandbox of the environment `envFile` on `image`
+ * (data under `work`/data) behind the proxy settings `egress`: the run and its command's output.
+ */
+export async function runBehindProxy(options: {
+  work: string;
+  instance: string;
+  envFile: string;
+  command: string;
+  image: string;
+  egress: EgressEnforcerOptions;
+}): Promise<LocalRun & { output: string }> {
+  const run = await runJson({
+    dataDir: join(options.work, 'data'),
+    instance: options.instance,
+    envFile: options.envFile,
+    command: options.command,
+    resolveImage: () => options.image,
+    egress: options.egress,
+  });
+  return { ...run, output: run.result.attempts[0]?.commands[0]?.output ?? '' };
 }
