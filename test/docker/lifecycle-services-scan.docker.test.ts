@@ -1,9 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { removeInstanceImages } from '../support/docker-cleanup.js';
-import { lifecycleTestImage, makeSampleRepository, runJson } from './lifecycle-support.js';
+import {
+  lifecycleRunOptions,
+  lifecycleTestImage,
+  makeSampleRepository,
+  runJson,
+  writeLifecycleEnvFile,
+} from './lifecycle-support.js';
 
 /**
  * Two lifecycle faults a user must be told about, through `berth run --json` on a real engine: a
@@ -18,20 +24,10 @@ let repo: ReturnType<typeof makeSampleRepository>;
 let work: string;
 
 function envFile(name: string, lines: string[]): string {
-  const file = join(work, `${name}.yaml`);
-  writeFileSync(
-    file,
-    [`name: ${name}`, `repository: ${repo.dir}`, 'image: minimal', ...lines, ''].join('\n'),
-  );
-  return file;
+  return writeLifecycleEnvFile(work, name, repo.dir, [...lines, ''].join('\n'));
 }
 
-const base = () => ({
-  dataDir: join(work, 'data'),
-  instance,
-  resolveImage: () => image,
-  lookupSecret: (name: string) => (name === 'API_TOKEN' ? SECRET : undefined),
-});
+const base = () => lifecycleRunOptions({ work, instance, image, apiToken: SECRET });
 
 beforeAll(() => {
   image = lifecycleTestImage();

@@ -59,6 +59,39 @@ export function makeSampleRepository(): { dir: string; mainCommit: string; featu
   return { dir, mainCommit, featureCommit };
 }
 
+/**
+ * A lifecycle test's environment file `name`.yaml in `dir`: `repository` on the minimal image,
+ * then `body` (the rest of the YAML).
+ */
+export function writeLifecycleEnvFile(
+  dir: string,
+  name: string,
+  repository: string,
+  body: string,
+): string {
+  const file = join(dir, `${name}.yaml`);
+  writeFileSync(file, `name: ${name}\nrepository: ${repository}\nimage: minimal\n${body}`);
+  return file;
+}
+
+/**
+ * The options every `berth run` of a lifecycle test shares: its data under `work`, its instance,
+ * the test image, and `apiToken` as the secret API_TOKEN.
+ */
+export function lifecycleRunOptions(world: {
+  work: string;
+  instance: string;
+  image: string;
+  apiToken: string;
+}): Pick<RunLocalOptions, 'dataDir' | 'instance' | 'resolveImage' | 'lookupSecret'> {
+  return {
+    dataDir: join(world.work, 'data'),
+    instance: world.instance,
+    resolveImage: () => world.image,
+    lookupSecret: (name: string) => (name === 'API_TOKEN' ? world.apiToken : undefined),
+  };
+}
+
 export interface LocalRun {
   code: number;
   result: RunLocalResult;

@@ -5,7 +5,13 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AGENT_NOT_BUILT } from '../../src/lifecycle/run-local.js';
 import { removeInstanceImages } from '../support/docker-cleanup.js';
-import { lifecycleTestImage, makeSampleRepository, runJson } from './lifecycle-support.js';
+import {
+  lifecycleRunOptions,
+  lifecycleTestImage,
+  makeSampleRepository,
+  runJson,
+  writeLifecycleEnvFile,
+} from './lifecycle-support.js';
 
 /**
  * The task lifecycle end to end on a real Docker engine, through `berth run` (runLocal) with its
@@ -38,17 +44,10 @@ afterAll(() => {
 });
 
 function envFile(name: string, body: string): string {
-  const file = join(work, `${name}.yaml`);
-  writeFileSync(file, `name: ${name}\nrepository: ${repo.dir}\nimage: minimal\n${body}`);
-  return file;
+  return writeLifecycleEnvFile(work, name, repo.dir, body);
 }
 
-const base = () => ({
-  dataDir: join(work, 'data'),
-  instance,
-  resolveImage: () => image,
-  lookupSecret: (name: string) => (name === 'API_TOKEN' ? SECRET : undefined),
-});
+const base = () => lifecycleRunOptions({ work, instance, image, apiToken: SECRET });
 
 // Run in the agent phase: reports what the agent can see, then changes the working tree.
 const PROBE = [
