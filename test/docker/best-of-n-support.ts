@@ -1,15 +1,8 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'vitest';
-import {
-  BERTH_BIN,
-  runBerth,
-  startServe,
-  tempDir,
-  type CliResult,
-  type ServeHandle,
-} from '../support/cli.js';
+import { runBerth, startServe, tempDir, type CliResult, type ServeHandle } from '../support/cli.js';
 import { FakeGitHub } from '../support/fake-github.js';
 
 /** An attempt as `berth exec --json` and `berth task show --json` print it (the fields the tests read). */
@@ -102,19 +95,7 @@ export async function startBestOfNWorld(options: BestOfNWorldOptions): Promise<B
     auth,
     berth,
     berthIn(cwd, ...args) {
-      return new Promise((resolve, reject) => {
-        const child = spawn(process.execPath, [BERTH_BIN, ...args, ...auth], {
-          cwd,
-          env: { ...process.env, BERTH_URL: undefined, BERTH_TOKEN: undefined },
-          stdio: ['ignore', 'pipe', 'pipe'],
-        });
-        let stdout = '';
-        let stderr = '';
-        child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-        child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-        child.on('error', reject);
-        child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-      });
+      return runBerth([...args, ...auth], {}, undefined, cwd);
     },
     clone(clonePrefix) {
       const dir = tempDir(clonePrefix);

@@ -13,13 +13,16 @@ export interface CliResult {
   stderr: string;
 }
 
+/** Runs `berth args` (from the directory `cwd` when given) with `input` on its stdin. */
 export function runBerth(
   args: string[],
   env: Record<string, string | undefined> = {},
   input?: string,
+  cwd?: string,
 ): Promise<CliResult> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(process.execPath, [BERTH_BIN, ...args], {
+      ...(cwd === undefined ? {} : { cwd }),
       env: { ...process.env, BERTH_URL: undefined, BERTH_TOKEN: undefined, ...env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
