@@ -102,6 +102,13 @@ export class WarmPool {
     return idle.sandboxId;
   }
 
+  /** How many sandboxes are ready, for every cache entry together (for tests and logs). */
+  get readyTotal(): number {
+    let total = 0;
+    for (const list of this.idle.values()) total += list.length;
+    return total;
+  }
+
   /** How many sandboxes are ready for `spec` (for tests and logs). */
   ready(spec: WarmSpec): number {
     return this.idle.get(this.keyOf(spec))?.length ?? 0;
