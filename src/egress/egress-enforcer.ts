@@ -167,7 +167,7 @@ export class EgressEnforcer implements NetworkPolicyEnforcer {
         timed('read-image', () =>
           context.policy.access === 'allowlist' && context.policy.presets.length > 0
             ? this.imagePackageConfiguration(context)
-            : Promise.resolve<ImagePackageConfiguration>({}),
+            : Promise.resolve<ImagePackageConfiguration & { from?: string }>({}),
         ),
         timed('network', () =>
           runtime.createNetwork({
@@ -261,7 +261,7 @@ export class EgressEnforcer implements NetworkPolicyEnforcer {
       ] as const);
       const presetNote =
         context.policy.presets.length > 0
-          ? `; from the image ${context.image ?? '(unknown)'}: npm registry ${image.npmRegistry ?? '(none)'}, apt sources ${image.aptSources !== undefined ? 'read' : '(none)'}`
+          ? `; from the image ${image.from ?? '(unknown)'}: npm registry ${image.npmRegistry ?? '(none)'}, apt sources ${image.aptSources !== undefined ? 'read' : '(none)'}`
           : '';
       context.emit({
         type: 'log',
@@ -324,8 +324,8 @@ export class EgressEnforcer implements NetworkPolicyEnforcer {
    */
   private async imagePackageConfiguration(
     context: LockdownContext,
-  ): Promise<ImagePackageConfiguration> {
-    const { runtime, image, signal } = context;
+  ): Promise<ImagePackageConfiguration & { from?: string }> {
+    const { runtime, signal } = context;
     const warn = (why: string): ImagePackageConfiguration => {
       context.emit({
         type: 'warning',
@@ -333,11 +333,12 @@ export class EgressEnforcer implements NetworkPolicyEnforcer {
       });
       return {};
     };
+    const image = await context.startImage?.();
     if (image === undefined) return warn('the image the attempt started from is not known');
     try {
       const info = await runtime.inspectImage(image);
       const labelled = packageConfigurationFromLabels(info.labels);
-      if (labelled !== undefined) return labelled;
+      if (labelled !== undefined) return { ...labelled, from: image };
       let reading = this.imageConfigurations.get(info.id);
       if (reading === undefined) {
         reading = readImagePackageConfiguration(
@@ -353,7 +354,7 @@ export class EgressEnforcer implements NetworkPolicyEnforcer {
           if (oldest !== undefined) this.imageConfigurations.delete(oldest);
         }
       }
-      return await reading;
+      return { ...(await reading), from: image };
     } catch (error) {
       signal?.throwIfAborted();
       return warn(`reading ${image} failed: ${toBerthError(error).message}`);

@@ -507,9 +507,10 @@ export class AttemptRunner {
       }
 
       enterPhase('lockdown');
-      // What the lockdown reads the image's registries from: never a sandbox an agent ran in, so a
-      // follow-up names its environment's current cache entry (or the base image).
-      const startImage =
+      // What the lockdown reads the image's registries from (when its policy needs them): never a
+      // sandbox an agent ran in, so a follow-up names its environment's current cache entry (or
+      // the base image).
+      const startImage = async () =>
         started.image ??
         (
           await this.options.cache.findLiveCacheEntry(
@@ -526,7 +527,7 @@ export class AttemptRunner {
         policy: spec.internet,
         attemptId: run.attemptId,
         environmentId: run.environment.id,
-        image: startImage,
+        startImage,
         emit,
         signal,
       });

@@ -19,9 +19,10 @@ export interface LockdownContext {
   /**
    * The image the attempt started from before anything of an agent ran in it: the cache entry's
    * image, or the base image (a follow-up gives its environment's, never its parent's snapshot).
-   * The `common-dependencies` preset's registries are read from it, not from the sandbox.
+   * The `common-dependencies` preset's registries are read from it, not from the sandbox. Asked
+   * for only when the policy needs it (a follow-up looks its environment's entry up then).
    */
-  image?: string | undefined;
+  startImage?: (() => Promise<string | undefined>) | undefined;
   emit: (event: AttemptEventBody) => void;
   signal?: AbortSignal | undefined;
 }
