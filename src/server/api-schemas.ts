@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ERROR_CODES } from '../errors/berth-error.js';
 import { environmentSpecSchema } from '../domain/environment/environment-spec.js';
+import { agentLimitsSchema } from '../agent/agent-limits-schema.js';
 
 /**
  * The API's request and response bodies, as zod schemas. Request bodies are parsed with them and
@@ -111,17 +112,8 @@ export const createTaskBody = z.strictObject({
   sha: z.string().optional(),
   attempts: z.number().int().min(1).optional().describe('Independent attempts (default 1)'),
   model: z.string().min(1).max(200).optional().describe("The agent's model for this task"),
-  limits: z
-    .strictObject({
-      maxTurns: z.number().int().min(1).max(1000).optional(),
-      wallTimeMs: z
-        .number()
-        .int()
-        .min(1000)
-        .max(24 * 3600_000)
-        .optional(),
-      maxTokens: z.number().int().min(1000).max(1_000_000_000).optional(),
-    })
+  limits: agentLimitsSchema
+    .pick({ maxTurns: true, wallTimeMs: true, maxTokens: true })
     .optional()
     .describe("The agent's limits for this task (over the server's)"),
 });
