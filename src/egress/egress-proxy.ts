@@ -48,6 +48,7 @@ import { AddressGuard, type AddressGuardOptions } from './address-guard.js';
 import { recentMachineAddresses } from './machine-addresses.js';
 import type { CertificateAuthority } from './certificate-authority.js';
 import { parseClientHello, type ClientHello } from './tls-client-hello.js';
+import { relayWithSplice, spliceRelayStatus, takeUnread } from './splice-relay.js';
 
 /** Resolves a host name to IP address literals. */
 export type Resolver = (host: string, signal: AbortSignal) => Promise<string[]>;
@@ -84,6 +85,11 @@ export interface EgressProxyOptions {
   connectTimeoutMs?: number;
   /** Connections the listener accepts at once (a sandbox cannot exhaust the orchestrator). */
   maxConnections?: number;
+  /**
+   * How passthrough tunnels move bytes: `splice` (default) hands both sockets to the native
+   * splice relay when it is built, `streams` relays with Node streams (the fallback).
+   */
+  tunnelRelay?: 'splice' | 'streams';
 }
 
 export interface ListenOptions {
@@ -672,7 +678,37 @@ export class EgressProxy {
     // A tunnel relays handshakes of small records: no Nagle delay on either side.
     socket.setNoDelay(true);
     const upstream = this.dial(address, port);
-    upstream.write(buffered);
+    if (this.options.tunnelRelay === 'streams' || !spliceRelayStatus().available) {
+      upstream.write(buffered);
+      this.streamRelay(socket, upstream);
+      return;
+    }
+    // The splice relay reads the upstream itself: Node must not start reading it on connect.
+    upstream.pause();
+    // Until the hand-off, an upstream that closes takes the client with it.
+    const closeClient = () => socket.destroy();
+    upstream.once('close', closeClient);
+    upstream.once('connect', () => {
+      // What the client sent after its ClientHello and Node already read goes first, in order.
+      const first = Buffer.concat([buffered, ...takeUnread(socket)]);
+      upstream.write(first, (error) => {
+        if (error || socket.destroyed || upstream.destroyed) return;
+        upstream.off('close', closeClient);
+        const idle = this.options.idleTimeoutMs ?? 300_000;
+        if (!relayWithSplice(socket, upstream, idle)) this.streamRelay(socket, upstream);
+      });
+    });
+    const abort = () => {
+      socket.destroy();
+      upstream.destroy();
+    };
+    socket.once('error', abort);
+    upstream.once('error', abort);
+    socket.once('close', () => upstream.destroy());
+  }
+
+  /** Relays a tunnel with Node streams (when the splice relay is off or cannot take it). */
+  private streamRelay(socket: net.Socket, upstream: net.Socket): void {
     socket.pipe(upstream);
     upstream.pipe(socket);
     const abort = () => {

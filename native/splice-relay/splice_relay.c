@@ -1,0 +1,445 @@
+/*
+ * Threat model. This addon relays the bytes of the egress proxy's passthrough tunnels between
+ * a sandbox's socket and the vetted upstream's socket, off the JavaScript thread. The bytes
+ * come from untrusted code (and from untrusted servers) and are never looked at here: the
+ * kernel moves them from one socket to the other through a pipe (splice(2)), so no parser of
+ * untrusted data runs in native code. Every check (policy, address, ClientHello and SNI) has
+ * already been made in JavaScript before a relay starts.
+ *
+ * Guarantees:
+ * - A relay touches only the two descriptors it was given, and only until it finishes or is
+ *   stopped; stop() is synchronous and takes them out of the relay thread's epoll set under
+ *   the lock, so once it returns the thread never uses them again (JavaScript closes them only
+ *   after that: a reused descriptor number can never receive tunnel bytes).
+ * - Memory per relay is bounded: two pipes of PIPE_BYTES each, nothing else grows with traffic.
+ * - A relay that moved no byte for its idle time is finished ("idle").
+ * - Half-close is kept: end of input on one side becomes shutdown(SHUT_WR) on the other once
+ *   everything before it was delivered.
+ * Not covered here: who may open a tunnel and to where (the proxy decides before).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <node_api.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PIPE_BYTES (256 * 1024)
+#define MAX_EVENTS 64
+#define EPOLL_WATCH (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)
+
+typedef struct {
+  int read_fd;  /* pipe's read end */
+  int write_fd; /* pipe's write end */
+  size_t in_pipe;
+  int eof;  /* the source said end of input */
+  int shut; /* the destination was shut down for writing */
+  double moved;
+} direction_t;
+
+typedef struct {
+  int used;
+  uint32_t generation;
+  int fd[2];
+  int hung_up[2];
+  uint32_t interest[2]; /* EPOLL_WATCH while in the epoll set, UINT32_MAX once out of it */
+  direction_t dir[2]; /* dir[0]: fd[0] -> fd[1]; dir[1]: fd[1] -> fd[0] */
+  int64_t idle_ms;
+  int64_t last_activity_ms;
+  napi_threadsafe_function done;
+  napi_env env; /* the JavaScript environment that started it (a worker thread may end) */
+} relay_t;
+
+typedef struct {
+  const char *reason;
+  int error_number;
+  double moved[2];
+} result_t;
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static relay_t *relays = NULL;
+static uint32_t relay_capacity = 0;
+static int epoll_fd = -1;
+static int thread_started = 0;
+
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint64_t event_key(uint32_t slot, uint32_t generation, int side) {
+  return ((uint64_t)generation << 32) | ((uint64_t)slot << 1) | (uint64_t)side;
+}
+
+static void close_pipes(relay_t *r) {
+  for (int d = 0; d < 2; d++) {
+    if (r->dir[d].read_fd >= 0) close(r->dir[d].read_fd);
+    if (r->dir[d].write_fd >= 0) close(r->dir[d].write_fd);
+    r->dir[d].read_fd = r->dir[d].write_fd = -1;
+  }
+}
+
+/* Takes the relay out of the epoll set and frees its slot. Called with the lock held. */
+static void release_slot(relay_t *r) {
+  for (int side = 0; side < 2; side++) {
+    if (r->interest[side] != UINT32_MAX) epoll_ctl(epoll_fd, EPOLL_CTL_DEL, r->fd[side], NULL);
+  }
+  close_pipes(r);
+  r->used = 0;
+  /* 20 bits keep an id (generation << 32 | slot << 1) exact as a JavaScript number. */
+  r->generation = (r->generation + 1) & 0xfffffu;
+}
+
+/* Finishes a relay from the relay thread: frees the slot and tells JavaScript. Lock held. */
+static void finish(relay_t *r, const char *reason, int error_number) {
+  result_t *result = malloc(sizeof(result_t));
+  napi_threadsafe_function done = r->done;
+  if (result != NULL) {
+    result->reason = reason;
+    result->error_number = error_number;
+    result->moved[0] = r->dir[0].moved;
+    result->moved[1] = r->dir[1].moved;
+  }
+  release_slot(r);
+  if (result != NULL &&
+      napi_call_threadsafe_function(done, result, napi_tsfn_nonblocking) != napi_ok)
+    free(result);
+  napi_release_threadsafe_function(done, napi_tsfn_release);
+}
+
+/* Moves what it can in one direction; returns 1 on progress, 0 on none, -errno on failure. */
+static int pump(relay_t *r, int d) {
+  direction_t *dir = &r->dir[d];
+  int src = r->fd[d], dst = r->fd[1 - d];
+  int progress = 0;
+  for (;;) {
+    int moved = 0;
+    if (!dir->eof && dir->in_pipe < PIPE_BYTES && !r->hung_up[1 - d]) {
+      ssize_t n = splice(src, NULL, dir->write_fd, NULL, PIPE_BYTES - dir->in_pipe,
+                         SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      if (n > 0) {
+        dir->in_pipe += (size_t)n;
+        moved = 1;
+      } else if (n == 0) {
+        dir->eof = 1;
+        moved = 1;
+      } else if (errno != EAGAIN && errno != EINTR) {
+        return -errno;
+      }
+    }
+    if (dir->in_pipe > 0) {
+      ssize_t n = splice(dir->read_fd, NULL, dst, NULL, dir->in_pipe,
+                         SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      if (n > 0) {
+        dir->in_pipe -= (size_t)n;
+        dir->moved += (double)n;
+        moved = 1;
+      } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+        return -errno;
+      }
+    }
+    if (dir->eof && dir->in_pipe == 0 && !dir->shut) {
+      shutdown(dst, SHUT_WR);
+      dir->shut = 1;
+      moved = 1;
+    }
+    if (!moved) break;
+    progress = 1;
+  }
+  return progress;
+}
+
+/* A side that hung up is taken out of the epoll set (its events would only repeat). */
+static void forget_hung_up(relay_t *r) {
+  for (int side = 0; side < 2; side++) {
+    if (r->hung_up[side] && r->interest[side] != UINT32_MAX) {
+      epoll_ctl(epoll_fd, EPOLL_CTL_DEL, r->fd[side], NULL);
+      r->interest[side] = UINT32_MAX;
+    }
+  }
+}
+
+static int direction_done(direction_t *dir) { return dir->eof && dir->in_pipe == 0 && dir->shut; }
+
+/* Runs both directions of a relay after an event; finishes it when there is nothing left. */
+static void service(relay_t *r, int side, uint32_t events) {
+  int any = 0;
+  for (int d = 0; d < 2; d++) {
+    int result = pump(r, d);
+    if (result < 0) {
+      finish(r, "error", -result);
+      return;
+    }
+    any |= result;
+  }
+  if (any) r->last_activity_ms = now_ms();
+  if (side >= 0 && (events & (EPOLLHUP | EPOLLERR)) && !any) {
+    /* That side is fully closed (or failed): nothing can be written to it any more. */
+    if (events & EPOLLERR) {
+      int error_number = 0;
+      socklen_t len = sizeof(error_number);
+      getsockopt(r->fd[side], SOL_SOCKET, SO_ERROR, &error_number, &len);
+      finish(r, "error", error_number);
+      return;
+    }
+    r->hung_up[side] = 1;
+  }
+  if (direction_done(&r->dir[0]) && direction_done(&r->dir[1])) {
+    finish(r, "end", 0);
+    return;
+  }
+  for (int s = 0; s < 2; s++) {
+    /* A side that hung up can take nothing more; once what it sent was delivered, done. */
+    if (r->hung_up[s] && direction_done(&r->dir[s])) {
+      finish(r, "end", 0);
+      return;
+    }
+  }
+  forget_hung_up(r);
+}
+
+static void *relay_thread(void *unused) {
+  (void)unused;
+  pthread_setname_np(pthread_self(), "berth-splice");
+  struct epoll_event events[MAX_EVENTS];
+  int64_t last_sweep = now_ms();
+  for (;;) {
+    int n = epoll_wait(epoll_fd, events, MAX_EVENTS, 1000);
+    pthread_mutex_lock(&lock);
+    for (int i = 0; i < n; i++) {
+      uint64_t key = events[i].data.u64;
+      uint32_t generation = (uint32_t)(key >> 32);
+      uint32_t slot = (uint32_t)(key & 0xffffffffu) >> 1;
+      int side = (int)(key & 1);
+      if (slot >= relay_capacity) continue;
+      relay_t *r = &relays[slot];
+      if (!r->used || r->generation != generation) continue; /* stopped or finished meanwhile */
+      service(r, side, events[i].events);
+    }
+    int64_t now = now_ms();
+    if (now - last_sweep >= 1000) {
+      last_sweep = now;
+      for (uint32_t slot = 0; slot < relay_capacity; slot++) {
+        relay_t *r = &relays[slot];
+        if (r->used && r->idle_ms > 0 && now - r->last_activity_ms >= r->idle_ms)
+          finish(r, "idle", 0);
+      }
+    }
+    pthread_mutex_unlock(&lock);
+  }
+  return NULL;
+}
+
+static void call_done(napi_env env, napi_value callback, void *context, void *data) {
+  (void)context;
+  result_t *result = data;
+  if (env != NULL && callback != NULL && result != NULL) {
+    napi_value argv[4], undefined;
+    napi_create_string_utf8(env, result->reason, NAPI_AUTO_LENGTH, &argv[0]);
+    napi_create_int32(env, result->error_number, &argv[1]);
+    napi_create_double(env, result->moved[0], &argv[2]);
+    napi_create_double(env, result->moved[1], &argv[3]);
+    napi_get_undefined(env, &undefined);
+    napi_call_function(env, undefined, callback, 4, argv, NULL);
+  }
+  free(result);
+}
+
+static napi_value throw_error(napi_env env, const char *message, int error_number) {
+  char text[256];
+  if (error_number != 0)
+    snprintf(text, sizeof(text), "%s: %s", message, strerror(error_number));
+  else
+    snprintf(text, sizeof(text), "%s", message);
+  napi_throw_error(env, NULL, text);
+  return NULL;
+}
+
+static int ensure_thread(void) {
+  if (thread_started) return 0;
+  epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+  if (epoll_fd < 0) return errno;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, 256 * 1024);
+  pthread_t thread;
+  int error_number = pthread_create(&thread, &attr, relay_thread, NULL);
+  pthread_attr_destroy(&attr);
+  if (error_number != 0) {
+    close(epoll_fd);
+    epoll_fd = -1;
+    return error_number;
+  }
+  thread_started = 1;
+  return 0;
+}
+
+static int free_slot(uint32_t *slot) {
+  for (uint32_t i = 0; i < relay_capacity; i++) {
+    if (!relays[i].used) {
+      *slot = i;
+      return 0;
+    }
+  }
+  uint32_t capacity = relay_capacity == 0 ? 64 : relay_capacity * 2;
+  relay_t *grown = realloc(relays, capacity * sizeof(relay_t));
+  if (grown == NULL) return ENOMEM;
+  memset(grown + relay_capacity, 0, (capacity - relay_capacity) * sizeof(relay_t));
+  relays = grown;
+  *slot = relay_capacity;
+  relay_capacity = capacity;
+  return 0;
+}
+
+static int open_pipe(direction_t *dir) {
+  int p[2];
+  if (pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0) return errno;
+  /* A larger pipe moves more per splice; if the system caps it, the default still works. */
+  fcntl(p[1], F_SETPIPE_SZ, PIPE_BYTES);
+  int size = fcntl(p[1], F_GETPIPE_SZ);
+  (void)size;
+  dir->read_fd = p[0];
+  dir->write_fd = p[1];
+  return 0;
+}
+
+/* start(fdA, fdB, idleMs, done(reason, errno, movedAtoB, movedBtoA)) -> id */
+static napi_value start(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 4) return throw_error(env, "start(fdA, fdB, idleMs, done) needs four arguments", 0);
+  int32_t fds[2];
+  int64_t idle_ms;
+  if (napi_get_value_int32(env, argv[0], &fds[0]) != napi_ok ||
+      napi_get_value_int32(env, argv[1], &fds[1]) != napi_ok ||
+      napi_get_value_int64(env, argv[2], &idle_ms) != napi_ok || fds[0] < 0 || fds[1] < 0 ||
+      fds[0] == fds[1])
+    return throw_error(env, "start: two different descriptors and an idle time are needed", 0);
+  napi_value name;
+  napi_create_string_utf8(env, "berth splice relay", NAPI_AUTO_LENGTH, &name);
+  napi_threadsafe_function done;
+  if (napi_create_threadsafe_function(env, argv[3], NULL, name, 0, 1, NULL, NULL, NULL, call_done,
+                                      &done) != napi_ok)
+    return throw_error(env, "start: could not create the completion callback", 0);
+
+  pthread_mutex_lock(&lock);
+  int error_number = ensure_thread();
+  uint32_t slot = 0;
+  if (error_number == 0) error_number = free_slot(&slot);
+  relay_t *r = error_number == 0 ? &relays[slot] : NULL;
+  if (r != NULL) {
+    uint32_t generation = r->generation;
+    memset(r, 0, sizeof(*r));
+    r->generation = generation;
+    r->fd[0] = fds[0];
+    r->fd[1] = fds[1];
+    r->interest[0] = r->interest[1] = UINT32_MAX;
+    for (int d = 0; d < 2; d++) r->dir[d].read_fd = r->dir[d].write_fd = -1;
+    r->idle_ms = idle_ms;
+    r->last_activity_ms = now_ms();
+    r->done = done;
+    r->env = env;
+    error_number = open_pipe(&r->dir[0]);
+    if (error_number == 0) error_number = open_pipe(&r->dir[1]);
+    for (int side = 0; error_number == 0 && side < 2; side++) {
+      /* Edge-triggered, for everything, once: each event pumps both directions until the
+         kernel says EAGAIN (or the pipe is full, in which case the destination's next
+         EPOLLOUT edge comes back), so no edge is missed and no epoll_ctl is needed per event. */
+      struct epoll_event ev = {.events = EPOLL_WATCH,
+                               .data.u64 = event_key(slot, r->generation, side)};
+      if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, r->fd[side], &ev) != 0)
+        error_number = errno;
+      else
+        r->interest[side] = EPOLL_WATCH;
+    }
+    if (error_number == 0) {
+      r->used = 1;
+    } else {
+      release_slot(r);
+    }
+  }
+  pthread_mutex_unlock(&lock);
+  if (error_number != 0) {
+    napi_release_threadsafe_function(done, napi_tsfn_abort);
+    return throw_error(env, "start: could not start the relay", error_number);
+  }
+  napi_value id;
+  napi_create_double(env, (double)event_key(slot, r->generation, 0), &id);
+  return id;
+}
+
+/* stop(id) -> [movedAtoB, movedBtoA] if the relay was still running, else null. */
+static napi_value stop(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  double id_value = 0;
+  if (argc < 1 || napi_get_value_double(env, argv[0], &id_value) != napi_ok)
+    return throw_error(env, "stop(id) needs the relay's id", 0);
+  uint64_t key = (uint64_t)id_value;
+  uint32_t generation = (uint32_t)(key >> 32);
+  uint32_t slot = (uint32_t)(key & 0xffffffffu) >> 1;
+  napi_get_null(env, &out);
+  pthread_mutex_lock(&lock);
+  if (slot < relay_capacity && relays[slot].used && relays[slot].generation == generation) {
+    relay_t *r = &relays[slot];
+    napi_threadsafe_function done = r->done;
+    napi_value a, b;
+    napi_create_array_with_length(env, 2, &out);
+    napi_create_double(env, r->dir[0].moved, &a);
+    napi_create_double(env, r->dir[1].moved, &b);
+    napi_set_element(env, out, 0, a);
+    napi_set_element(env, out, 1, b);
+    release_slot(r);
+    napi_release_threadsafe_function(done, napi_tsfn_abort);
+  }
+  pthread_mutex_unlock(&lock);
+  return out;
+}
+
+/* How many relays are running (for tests and diagnostics). */
+static napi_value active(napi_env env, napi_callback_info info) {
+  (void)info;
+  uint32_t count = 0;
+  pthread_mutex_lock(&lock);
+  for (uint32_t i = 0; i < relay_capacity; i++) count += relays[i].used ? 1 : 0;
+  pthread_mutex_unlock(&lock);
+  napi_value out;
+  napi_create_uint32(env, count, &out);
+  return out;
+}
+
+/* An environment that ends (a worker thread) stops its relays before its descriptors close. */
+static void stop_environment(void *arg) {
+  napi_env env = arg;
+  pthread_mutex_lock(&lock);
+  for (uint32_t i = 0; i < relay_capacity; i++) {
+    relay_t *r = &relays[i];
+    if (!r->used || r->env != env) continue;
+    napi_threadsafe_function done = r->done;
+    release_slot(r);
+    napi_release_threadsafe_function(done, napi_tsfn_abort);
+  }
+  pthread_mutex_unlock(&lock);
+}
+
+NAPI_MODULE_INIT() {
+  napi_add_env_cleanup_hook(env, stop_environment, env);
+  napi_property_descriptor properties[] = {
+      {"start", NULL, start, NULL, NULL, NULL, napi_default, NULL},
+      {"stop", NULL, stop, NULL, NULL, NULL, napi_default, NULL},
+      {"active", NULL, active, NULL, NULL, NULL, napi_default, NULL},
+  };
+  napi_define_properties(env, exports, sizeof(properties) / sizeof(properties[0]), properties);
+  return exports;
+}

@@ -1,0 +1,185 @@
+/**
+ * Threat model. A passthrough tunnel's bytes (from a sandbox that may be hostile, and from an
+ * upstream server) are relayed here by the native splice relay (native/splice-relay), in the
+ * kernel and on the addon's own thread, instead of through JavaScript streams. The bytes are
+ * never interpreted on that path; every check was made before the hand-off.
+ *
+ * Guarantees:
+ * - A socket is handed to the relay only when Node holds nothing of it: no unread bytes (the
+ *   caller takes them first), no write still queued, and Node's reading stopped; so the relay
+ *   sees the byte stream exactly as the peer sent it, in order.
+ * - The relay is stopped before either socket's descriptor is closed, whatever closes it
+ *   (the relay's own end, an error, the proxy's close, a timeout): `_destroy` of both sockets
+ *   stops it first, synchronously, so a reused descriptor number never receives tunnel bytes.
+ * - Idle tunnels end after the given time (the relay thread checks it; Node's socket timeouts
+ *   are off because Node sees no traffic).
+ * - When the addon is not built or cannot start a relay, nothing was changed and the caller
+ *   relays with streams (same behaviour, more CPU).
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import type net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+interface SpliceAddon {
+  start(
+    fdA: number,
+    fdB: number,
+    idleMs: number,
+    done: (reason: string, errno: number, aToB: number, bToA: number) => void,
+  ): number;
+  stop(id: number): [number, number] | null;
+  active(): number;
+}
+
+/** The parts of Node's stream handle the hand-off needs (not in Node's public types). */
+interface StreamHandle {
+  fd?: number;
+  reading?: boolean;
+  readStop(): number;
+  writeQueueSize?: number;
+}
+
+type HandledSocket = net.Socket & {
+  _handle?: StreamHandle | null;
+  _destroy: (
+    this: net.Socket,
+    error: Error | null,
+    callback: (error?: Error | null) => void,
+  ) => void;
+};
+
+export interface SpliceRelayEnd {
+  /** `end`: both sides closed; `error`: a socket failed; `idle`: nothing moved for the idle time. */
+  reason: 'end' | 'error' | 'idle';
+  errno: number;
+  fromClient: number;
+  fromUpstream: number;
+}
+
+const ADDON_FILE = 'native/splice-relay/build/Release/splice_relay.node';
+
+let addon: SpliceAddon | undefined;
+let unavailable: string | undefined;
+
+/** The project root: this file is src/egress/*.ts or dist/egress/*.js. */
+function projectRoot(): string {
+  return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+}
+
+function load(): SpliceAddon | undefined {
+  if (addon !== undefined || unavailable !== undefined) return addon;
+  if (process.platform !== 'linux') {
+    unavailable = 'splice(2) is Linux only';
+    return undefined;
+  }
+  const file = path.join(projectRoot(), ADDON_FILE);
+  if (!existsSync(file)) {
+    unavailable = `${ADDON_FILE} is not built (npm run build:native)`;
+    return undefined;
+  }
+  try {
+    addon = createRequire(import.meta.url)(file) as SpliceAddon;
+  } catch (error) {
+    unavailable = `${ADDON_FILE} does not load: ${(error as Error).message}`;
+  }
+  return addon;
+}
+
+/** Whether tunnels can use the splice relay, and why not. */
+export function spliceRelayStatus(): { available: true } | { available: false; reason: string } {
+  return load() !== undefined
+    ? { available: true }
+    : { available: false, reason: unavailable ?? 'unknown' };
+}
+
+/** Relays running now (all proxies of this process). */
+export function activeSpliceRelays(): number {
+  return load()?.active() ?? 0;
+}
+
+/** Stops Node reading from the socket (nothing more is read into its stream buffer). */
+function stopReading(socket: net.Socket): void {
+  const handle = (socket as HandledSocket)._handle;
+  if (handle?.reading === true) {
+    handle.reading = false;
+    handle.readStop();
+  }
+}
+
+/**
+ * Takes what Node already read from the socket but nobody consumed, and stops Node reading
+ * more. The caller forwards these bytes before handing the socket to the relay.
+ */
+export function takeUnread(socket: net.Socket): Buffer[] {
+  const chunks: Buffer[] = [];
+  const read = (): Buffer | null => socket.read() as Buffer | null;
+  for (let chunk = read(); chunk !== null; chunk = read()) chunks.push(chunk);
+  // read() may have asked the handle to read again; it reads only on the next loop turn.
+  stopReading(socket);
+  return chunks;
+}
+
+function quiet(socket: HandledSocket): number | undefined {
+  const handle = socket._handle;
+  if (handle == null || typeof handle.fd !== 'number' || handle.fd < 0) return undefined;
+  if (socket.destroyed || socket.writableLength > 0 || (handle.writeQueueSize ?? 0) > 0)
+    return undefined;
+  if (socket.readableLength > 0) return undefined;
+  return handle.fd;
+}
+
+/**
+ * Hands two connected sockets to the native relay. Returns false, having changed nothing, when
+ * it cannot (addon missing, a socket not idle); the caller then relays with streams. When the
+ * relay ends, both sockets are destroyed and `onEnd` says why.
+ */
+export function relayWithSplice(
+  client: net.Socket,
+  upstream: net.Socket,
+  idleMs: number,
+  onEnd?: (end: SpliceRelayEnd) => void,
+): boolean {
+  const relay = load();
+  if (relay === undefined) return false;
+  const sockets = [client as HandledSocket, upstream as HandledSocket];
+  const fds = sockets.map(quiet);
+  const [clientFd, upstreamFd] = fds;
+  if (clientFd === undefined || upstreamFd === undefined) return false;
+  for (const socket of sockets) {
+    stopReading(socket);
+    socket.setTimeout(0);
+  }
+  let running = true;
+  const finish = (end: SpliceRelayEnd) => {
+    for (const socket of sockets) socket.destroy();
+    onEnd?.(end);
+  };
+  let id: number;
+  try {
+    id = relay.start(clientFd, upstreamFd, idleMs, (reason, errno, aToB, bToA) => {
+      if (!running) return;
+      running = false;
+      finish({
+        reason: reason as SpliceRelayEnd['reason'],
+        errno,
+        fromClient: aToB,
+        fromUpstream: bToA,
+      });
+    });
+  } catch {
+    return false;
+  }
+  for (const socket of sockets) {
+    const destroy = socket._destroy.bind(socket);
+    socket._destroy = (error, callback) => {
+      if (running) {
+        running = false;
+        relay.stop(id);
+      }
+      destroy(error, callback);
+    };
+  }
+  return true;
+}
