@@ -11,9 +11,15 @@
 // download the proxy thread's own CPU time is read (/proc/thread-self/stat), so its cost per
 // 100 MB can be compared between runs even when the machine is loaded.
 //
+// Paths, measured in rotation: direct; the passthrough tunnel on the native splice relay (the
+// default) and on Node streams (the fallback); interception (method limits); and a reference
+// that is not Berth: a bare Node TLS-to-TLS relay with no HTTP and no checks, the least any
+// interceptor built on Node's TLS pays per byte. Besides the proxy thread's CPU (with the splice
+// relay's thread), the whole process's CPU per 100 MB is read (client, server, proxies, GC).
+//
 // Run: npx tsc -b && node bench/egress-proxy.bench.js [--quick] [--throughput-only]
 // Prints a JSON summary and a Markdown table for docs/benchmarks.md.
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
@@ -79,7 +85,7 @@ async function startServer(upstreamCa) {
   return server;
 }
 
-async function startProxy(port, upstreamCa, methods) {
+async function startProxy(port, upstreamCa, methods, tunnelRelay) {
   const policy = new EgressPolicy(
     {
       access: 'allowlist',
@@ -99,6 +105,7 @@ async function startProxy(port, upstreamCa, methods) {
     upstreamCa: [upstreamCa.certificatePem],
     useBundledRoots: false,
     onDecision: () => undefined,
+    tunnelRelay,
   });
   const address = await proxy.listen({ host: PROXY_ADDRESS });
   return { proxy, port: address.port, ca };
@@ -200,13 +207,19 @@ function median(values) {
  * 100 MB downloads, in rotation like the latencies; the median rate per path and the median CPU
  * time of the proxy thread per 100 MB. `rate` paces the server (bytes per second, 0 = uncapped).
  */
-async function throughputs(paths, rate = 0) {
+async function throughputs(paths, rate = 0, server) {
   const rates = paths.map(() => []);
   const cpu = paths.map(() => []);
+  const all = paths.map(() => []);
+  const client = paths.map(() => []);
+  const serverCpu = paths.map(() => []);
   for (let i = 0; i < DOWNLOAD_RUNS; i++) {
     for (const [k, p] of paths.entries()) {
       const cpuBefore = p.worker ? await threadCpuMs(p.worker) : 0;
       const t = process.hrtime.bigint();
+      const usage = process.cpuUsage();
+      const clientBefore = statCpuMs('/proc/thread-self/stat');
+      const serverBefore = await threadCpuMs(server);
       const bytes = await oneRequest(
         p.serverPort,
         p.proxyPort,
@@ -214,6 +227,10 @@ async function throughputs(paths, rate = 0) {
         `/bytes?n=${DOWNLOAD_BYTES}&rate=${rate}`,
       );
       const seconds = Number(process.hrtime.bigint() - t) / 1e9;
+      const used = process.cpuUsage(usage);
+      client[k].push(statCpuMs('/proc/thread-self/stat') - clientBefore);
+      serverCpu[k].push((await threadCpuMs(server)) - serverBefore);
+      all[k].push(((used.user + used.system) / 1000) * ((100 * 1024 * 1024) / DOWNLOAD_BYTES));
       if (bytes < DOWNLOAD_BYTES) throw new Error(`${p.label}: short download ${bytes}`);
       rates[k].push(DOWNLOAD_BYTES / 1024 / 1024 / seconds);
       if (p.worker)
@@ -225,6 +242,9 @@ async function throughputs(paths, rate = 0) {
   return paths.map((p, k) => ({
     label: p.label,
     mbPerSecond: median(rates[k]),
+    allThreadsCpuMsPer100Mb: median(all[k]),
+    clientCpuMs: median(client[k]),
+    serverCpuMs: median(serverCpu[k]),
     ...(p.worker ? { proxyCpuMsPer100Mb: median(cpu[k]) } : {}),
   }));
 }
@@ -274,13 +294,33 @@ function startWorker(data) {
   });
 }
 
+/** utime + stime of a thread from its stat file, in ms (clock ticks are 10 ms on Linux). */
+function statCpuMs(file) {
+  const fields = readFileSync(file, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/** CPU of the native splice relay's thread (one per process, shared by the proxies). */
+function spliceThreadCpuMs() {
+  let total = 0;
+  for (const task of readdirSync('/proc/self/task')) {
+    try {
+      if (readFileSync(`/proc/self/task/${task}/comm`, 'utf8').trim() === 'berth-splice')
+        total += statCpuMs(`/proc/self/task/${task}/stat`);
+    } catch {
+      // The thread ended meanwhile.
+    }
+  }
+  return total;
+}
+
 async function workerMain() {
-  const { role, upstreamCaPem, serverPort, methods } = workerData;
-  // utime + stime of this thread, in clock ticks (100 per second on Linux).
+  const { role, upstreamCaPem, serverPort, methods, tunnelRelay } = workerData;
+  // The proxy's CPU: its own thread, plus the splice relay's thread that carries its tunnels
+  // (the paths are measured one at a time, so that thread works only for the proxy measured).
   parentPort.on('message', (message) => {
     if (message !== 'cpu') return;
-    const fields = readFileSync('/proc/thread-self/stat', 'utf8').split(') ')[1].split(' ');
-    parentPort.postMessage({ cpuMs: (Number(fields[11]) + Number(fields[12])) * 10 });
+    parentPort.postMessage({ cpuMs: statCpuMs('/proc/thread-self/stat') + spliceThreadCpuMs() });
   });
   const upstreamCa = await CertificateAuthority.fromPem(upstreamCaPem);
   if (role === 'server') {
@@ -288,8 +328,52 @@ async function workerMain() {
     parentPort.postMessage({ port: server.address().port });
     return;
   }
-  const proxy = await startProxy(serverPort, upstreamCa, methods);
+  if (role === 'tls-relay') {
+    const relay = await startTlsRelay(serverPort, upstreamCa);
+    parentPort.postMessage(relay);
+    return;
+  }
+  const proxy = await startProxy(serverPort, upstreamCa, methods, tunnelRelay);
   parentPort.postMessage({ port: proxy.port, caPem: proxy.ca?.certificatePem });
+}
+
+/**
+ * A reference, not Berth: the least any interceptor written on Node's TLS must do per byte.
+ * It answers CONNECT without a check, terminates the client's TLS and pipes the cleartext to a
+ * TLS connection to the server and back: no HTTP parsing, no request checks, the same stream
+ * buffers as the proxy's interception. The intercepting proxy cannot be cheaper than this.
+ */
+async function startTlsRelay(serverPort, upstreamCa) {
+  const ca = await CertificateAuthority.create({ commonName: 'bench tls relay' });
+  const leaf = await ca.leafFor(HOST);
+  const context = tls.createSecureContext({ key: leaf.privateKeyPem, cert: leaf.certificatePem });
+  const buffers = { highWaterMark: 256 * 1024 };
+  const listener = net.createServer((socket) => {
+    socket.once('data', () => {
+      socket.write('HTTP/1.1 200 Connection established\r\n\r\n');
+      const client = new tls.TLSSocket(socket, {
+        isServer: true,
+        secureContext: context,
+        ALPNProtocols: ['http/1.1'],
+        ...buffers,
+      });
+      const upstream = tls.connect({
+        host: SERVER_ADDRESS,
+        port: serverPort,
+        servername: HOST,
+        ca: [upstreamCa.certificatePem],
+        ALPNProtocols: ['http/1.1'],
+        ...buffers,
+      });
+      client.pipe(upstream);
+      upstream.pipe(client);
+      client.on('error', () => upstream.destroy());
+      upstream.on('error', () => client.destroy());
+      client.on('close', () => upstream.destroy());
+    });
+  });
+  await new Promise((resolve) => listener.listen(0, PROXY_ADDRESS, resolve));
+  return { port: listener.address().port, caPem: ca.certificatePem };
 }
 
 async function main() {
@@ -298,12 +382,20 @@ async function main() {
   const server = await startWorker({ role: 'server', upstreamCaPem });
   const serverPort = server.port;
   const tunnel = await startWorker({ role: 'proxy', upstreamCaPem, serverPort });
+  // The same tunnel relayed with Node streams (the fallback when the splice relay is not built).
+  const streams = await startWorker({
+    role: 'proxy',
+    upstreamCaPem,
+    serverPort,
+    tunnelRelay: 'streams',
+  });
   const intercept = await startWorker({
     role: 'proxy',
     upstreamCaPem,
     serverPort,
     methods: ['GET', 'HEAD'],
   });
+  const tlsRelay = await startWorker({ role: 'tls-relay', upstreamCaPem, serverPort });
   const upstreamPem = upstreamCa.certificatePem;
   const interceptPem = intercept.caPem;
 
@@ -317,11 +409,25 @@ async function main() {
       worker: tunnel.worker,
     },
     {
+      label: 'tunnel (streams)',
+      serverPort,
+      proxyPort: streams.port,
+      ca: upstreamPem,
+      worker: streams.worker,
+    },
+    {
       label: 'intercept',
       serverPort,
       proxyPort: intercept.port,
       ca: interceptPem,
       worker: intercept.worker,
+    },
+    {
+      label: 'Node TLS relay (reference)',
+      serverPort,
+      proxyPort: tlsRelay.port,
+      ca: tlsRelay.caPem,
+      worker: tlsRelay.worker,
     },
   ];
   const loadBefore = os.loadavg()[0];
@@ -329,16 +435,17 @@ async function main() {
   const lat = THROUGHPUT_ONLY
     ? paths.map((p) => ({ ...none, label: p.label }))
     : await latencies(paths);
-  const thr = await throughputs(paths);
-  const paced = await throughputs(paths, LINE_RATE_BYTES_PER_SECOND);
+  const thr = await throughputs(paths, 0, server.worker);
+  const paced = await throughputs(paths, LINE_RATE_BYTES_PER_SECOND, server.worker);
   const conc = THROUGHPUT_ONLY
     ? []
     : [
         await concurrency('tunnel', serverPort, tunnel.port, upstreamPem),
+        await concurrency('tunnel (streams)', serverPort, streams.port, upstreamPem),
         await concurrency('intercept', serverPort, intercept.port, interceptPem),
       ];
 
-  for (const w of [tunnel, intercept, server]) await w.worker.terminate();
+  for (const w of [tunnel, streams, intercept, tlsRelay, server]) await w.worker.terminate();
 
   const summary = {
     date: new Date().toISOString(),
@@ -346,11 +453,18 @@ async function main() {
     cpus: os.cpus().length,
     latencyMs: lat,
     loadAverage1m: { before: loadBefore, after: os.loadavg()[0] },
-    addedLatencyP50Ms: { tunnel: lat[1].addedP50, intercept: lat[2].addedP50 },
+    addedLatencyP50Ms: {
+      tunnel: lat[1].addedP50,
+      tunnelStreams: lat[2].addedP50,
+      intercept: lat[3].addedP50,
+      nodeTlsRelay: lat[4].addedP50,
+    },
     throughput: thr,
     throughputRatio: {
       tunnel: thr[1].mbPerSecond / thr[0].mbPerSecond,
-      intercept: thr[2].mbPerSecond / thr[0].mbPerSecond,
+      tunnelStreams: thr[2].mbPerSecond / thr[0].mbPerSecond,
+      intercept: thr[3].mbPerSecond / thr[0].mbPerSecond,
+      nodeTlsRelay: thr[4].mbPerSecond / thr[0].mbPerSecond,
     },
     lineRate: { bytesPerSecond: LINE_RATE_BYTES_PER_SECOND, throughput: paced },
     concurrency: conc,
@@ -359,16 +473,16 @@ async function main() {
   const f = (n) => (Number.isNaN(n) ? '-' : n.toFixed(2));
   const load = `${loadBefore.toFixed(1)}-${os.loadavg()[0].toFixed(1)}`;
   console.log(
-    `\n| load avg | path | new HTTPS request p50 / p90 / p99 (ms) | added p50 (ms) | 100 MB uncapped (MB/s) | vs direct | proxy CPU per 100 MB (ms) | 100 MB at 1 Gbit/s (MB/s) | vs direct | proxy CPU per 100 MB (ms) |`,
+    `\n| load avg | path | new HTTPS request p50 / p90 / p99 (ms) | added p50 (ms) | 100 MB uncapped (MB/s) | vs direct | proxy CPU per 100 MB (ms) | all threads' CPU per 100 MB (ms) | 100 MB at 1 Gbit/s (MB/s) | vs direct | proxy CPU per 100 MB (ms) |`,
   );
-  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
-  for (let i = 0; i < 3; i++) {
+  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+  for (let i = 0; i < paths.length; i++) {
     const added = i === 0 ? '-' : f(lat[i].addedP50);
     const ratio = (r) =>
       i === 0 ? '100 %' : `${Math.round((r[i].mbPerSecond / r[0].mbPerSecond) * 100)} %`;
     const cpu = (r) => (i === 0 ? '-' : r[i].proxyCpuMsPer100Mb.toFixed(0));
     console.log(
-      `| ${load} | ${lat[i].label} | ${f(lat[i].p50)} / ${f(lat[i].p90)} / ${f(lat[i].p99)} | ${added} | ${thr[i].mbPerSecond.toFixed(0)} | ${ratio(thr)} | ${cpu(thr)} | ${paced[i].mbPerSecond.toFixed(0)} | ${ratio(paced)} | ${cpu(paced)} |`,
+      `| ${load} | ${lat[i].label} | ${f(lat[i].p50)} / ${f(lat[i].p90)} / ${f(lat[i].p99)} | ${added} | ${thr[i].mbPerSecond.toFixed(0)} | ${ratio(thr)} | ${cpu(thr)} | ${thr[i].allThreadsCpuMsPer100Mb.toFixed(0)} | ${paced[i].mbPerSecond.toFixed(0)} | ${ratio(paced)} | ${cpu(paced)} |`,
     );
   }
   for (const c of conc)
