@@ -31,7 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PIPE_BYTES (256 * 1024)
+#define PIPE_BYTES (64 * 1024)
 #define MAX_EVENTS 64
 #define EPOLL_WATCH (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)
 

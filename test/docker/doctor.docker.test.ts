@@ -25,6 +25,11 @@ describe('berth doctor (docker)', () => {
     expect(minimal).toBeDefined();
     if (!minimal?.ok) expect(minimal?.fix).toBe('npx berth image build minimal');
     expect(report.checks.find((c) => c.name === 'data directory')?.ok).toBe(true);
+    // setup.sh builds the egress proxy's splice relay; doctor says tunnels use it.
+    expect(report.checks.find((c) => c.name === 'tunnel relay')).toMatchObject({
+      ok: true,
+      detail: expect.stringMatching(/splice/) as unknown,
+    });
   });
 
   it('says what is missing and the command that fixes it when no engine answers', async () => {
