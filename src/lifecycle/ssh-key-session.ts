@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { GitCredentials } from './checkout.js';
@@ -14,7 +14,9 @@ import { BerthError } from '../errors/berth-error.js';
  * /dev/null`, no agent, no other identity, no global known hosts), so neither the operator's keys
  * nor their settings can stand in for the environment's. Host keys: the environment's pinned
  * `knownHosts` (strict), else the file of keys trusted on first use (`knownHostsFile`; a changed
- * key fails), else a temporary file (trusted for this operation only).
+ * key fails), else a temporary file (trusted for this operation only). The directory's name
+ * carries the orchestrator's pid: a key left behind by one that was killed mid-operation is
+ * deleted by the next session opened on this machine (`sweepOrphanedKeyDirs`).
  */
 export class SshKeySession {
   private constructor(
@@ -36,7 +38,9 @@ export class SshKeySession {
         { reason: 'checkout' },
       );
     }
-    const dir = await mkdtemp(join(tmpdir(), 'berth-ssh-'));
+    sweep ??= sweepOrphanedKeyDirs().catch(() => 0);
+    await sweep;
+    const dir = await mkdtemp(join(tmpdir(), `${KEY_DIR_PREFIX}${process.pid}-`));
     try {
       const keyFile = join(dir, 'key');
       await writeFile(keyFile, key.endsWith('\n') ? key : `${key}\n`, { mode: 0o600 });
@@ -74,6 +78,35 @@ export class SshKeySession {
   async close(): Promise<void> {
     await rm(this.dir, { recursive: true, force: true });
   }
+}
+
+const KEY_DIR_PREFIX = 'berth-ssh-';
+/** Once per process: the first session sweeps what dead orchestrators left. */
+let sweep: Promise<number> | undefined;
+
+function processIsAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it exists but belongs to someone else.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Deletes key directories (`berth-ssh-PID-XXXXXX`) whose orchestrator process is gone, and
+ * returns how many. Directories of live processes, and names without a pid, are left alone.
+ */
+export async function sweepOrphanedKeyDirs(parent = tmpdir()): Promise<number> {
+  let removed = 0;
+  for (const name of await readdir(parent)) {
+    const pid = new RegExp(`^${KEY_DIR_PREFIX}(\\d+)-[^/]+$`).exec(name)?.[1];
+    if (pid === undefined || Number(pid) === process.pid || processIsAlive(Number(pid))) continue;
+    await rm(join(parent, name), { recursive: true, force: true });
+    removed++;
+  }
+  return removed;
 }
 
 /** A word for `GIT_SSH_COMMAND` (run by a shell): the path in single quotes. */
