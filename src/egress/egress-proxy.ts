@@ -48,7 +48,7 @@ import { AddressGuard, type AddressGuardOptions } from './address-guard.js';
 import { recentMachineAddresses } from './machine-addresses.js';
 import type { CertificateAuthority } from './certificate-authority.js';
 import { parseClientHello, type ClientHello } from './tls-client-hello.js';
-import { relayWithSplice, spliceRelayStatus, takeUnread } from './splice-relay.js';
+import { relayWithSplice, resumeReading, spliceRelayStatus, takeUnread } from './splice-relay.js';
 
 /** Resolves a host name to IP address literals. */
 export type Resolver = (host: string, signal: AbortSignal) => Promise<string[]>;
@@ -695,7 +695,9 @@ export class EgressProxy {
         if (error || socket.destroyed || upstream.destroyed) return;
         upstream.off('close', closeClient);
         const idle = this.options.idleTimeoutMs ?? 300_000;
-        if (!relayWithSplice(socket, upstream, idle)) this.streamRelay(socket, upstream);
+        if (relayWithSplice(socket, upstream, idle)) return;
+        resumeReading(socket);
+        this.streamRelay(socket, upstream);
       });
     });
     const abort = () => {

@@ -121,6 +121,18 @@ export function takeUnread(socket: net.Socket): Buffer[] {
   return chunks;
 }
 
+/**
+ * Undoes `takeUnread` when the relay did not take the socket: Node reads again (its stream may
+ * be waiting for a read it asked for before reading stopped).
+ */
+export function resumeReading(socket: net.Socket): void {
+  const handle = (socket as HandledSocket)._handle as
+    (StreamHandle & { readStart(): number }) | null;
+  if (handle == null || socket.destroyed || handle.reading === true) return;
+  handle.reading = true;
+  handle.readStart();
+}
+
 function quiet(socket: HandledSocket): number | undefined {
   const handle = socket._handle;
   if (handle == null || typeof handle.fd !== 'number' || handle.fd < 0) return undefined;
@@ -147,10 +159,6 @@ export function relayWithSplice(
   const fds = sockets.map(quiet);
   const [clientFd, upstreamFd] = fds;
   if (clientFd === undefined || upstreamFd === undefined) return false;
-  for (const socket of sockets) {
-    stopReading(socket);
-    socket.setTimeout(0);
-  }
   let running = true;
   const finish = (end: SpliceRelayEnd) => {
     for (const socket of sockets) socket.destroy();
@@ -169,7 +177,13 @@ export function relayWithSplice(
       });
     });
   } catch {
+    // No relay (out of descriptors, say): nothing was changed.
     return false;
+  }
+  // Node stops reading now; it cannot read in between, only the event loop's poll phase does.
+  for (const socket of sockets) {
+    stopReading(socket);
+    socket.setTimeout(0);
   }
   for (const socket of sockets) {
     const destroy = socket._destroy.bind(socket);

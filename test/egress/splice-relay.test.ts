@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -128,6 +129,17 @@ describe('native splice relay', () => {
     expect(relayWithSplice(clientEnd, upstreamEnd, 60_000)).toBe(false);
     expect(activeSpliceRelays()).toBe(0);
     expect((clientEnd.read() as Buffer).toString()).toBe('unread');
+  });
+
+  it('out of descriptors: refuses, leaks none, and the sockets still relay with streams', () => {
+    // In a child with 64 descriptors, nearly all taken, so the relay's second pipe cannot open
+    // (dist/: `npm test` builds it first).
+    const out = execFileSync(
+      'sh',
+      ['-c', 'ulimit -n 64 && exec node test/egress/support/splice-relay-emfile.js'],
+      { encoding: 'utf8', timeout: 20_000 },
+    );
+    expect(JSON.parse(out)).toEqual({ accepted: false, leaked: 0, active: 0, text: 'still works' });
   });
 
   it('stops at once when a socket is destroyed, and closes the other side', async () => {
