@@ -43,6 +43,14 @@ describe.each(['splice', 'streams'] as const)('%s relay', (tunnelRelay) => {
     expect(world.canary).toEqual([]);
   });
 
+  /** Waits until no splice relay runs (fails after 3 s). */
+  async function untilNoRelays(): Promise<void> {
+    const deadline = Date.now() + 3000;
+    while (activeSpliceRelays() > 0 && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(activeSpliceRelays()).toBe(0);
+  }
+
   function connectRequest(target: string): string {
     return `CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`;
   }
@@ -108,6 +116,8 @@ describe.each(['splice', 'streams'] as const)('%s relay', (tunnelRelay) => {
     );
 
     it('carries an established tunnel on the chosen relay', async () => {
+      // The tunnels of earlier tests end on their own (the relay sees both sides close).
+      await untilNoRelays();
       const tunnel = await openTunnel(proxy.port, `allowed.test:${world.httpsPort}`);
       const secure = tls.connect({
         socket: tunnel.socket,
@@ -121,10 +131,7 @@ describe.each(['splice', 'streams'] as const)('%s relay', (tunnelRelay) => {
       expect(activeSpliceRelays()).toBe(tunnelRelay === 'splice' ? 1 : 0);
       secure.destroy();
       // The client's close ends the relay (the relay thread sees it, the proxy closes the upstream).
-      const deadline = Date.now() + 3000;
-      while (activeSpliceRelays() > 0 && Date.now() < deadline)
-        await new Promise((resolve) => setTimeout(resolve, 10));
-      expect(activeSpliceRelays()).toBe(0);
+      await untilNoRelays();
     });
 
     it('matches case-insensitively and with one trailing dot (still the same host)', async () => {
