@@ -37,6 +37,7 @@ interface SpliceAddon {
 interface StreamHandle {
   fd?: number;
   reading?: boolean;
+  readStart(): number;
   readStop(): number;
   writeQueueSize?: number;
 }
@@ -126,8 +127,7 @@ export function takeUnread(socket: net.Socket): Buffer[] {
  * be waiting for a read it asked for before reading stopped).
  */
 export function resumeReading(socket: net.Socket): void {
-  const handle = (socket as HandledSocket)._handle as
-    (StreamHandle & { readStart(): number }) | null;
+  const handle = (socket as HandledSocket)._handle;
   if (handle == null || socket.destroyed || handle.reading === true) return;
   handle.reading = true;
   handle.readStart();
