@@ -11,10 +11,10 @@
 // download the proxy thread's own CPU time is read (/proc/thread-self/stat), so its cost per
 // 100 MB can be compared between runs even when the machine is loaded.
 //
-// Paths, measured in rotation: direct; the passthrough tunnel on the native splice relay (the
+// Paths, measured in rotation: direct; the passthrough tunnel on the native tunnel relay (the
 // default) and on Node streams (the fallback); interception (method limits); and a reference
 // that is not Berth: a bare Node TLS-to-TLS relay with no HTTP and no checks, the least any
-// interceptor built on Node's TLS pays per byte. Besides the proxy thread's CPU (with the splice
+// interceptor built on Node's TLS pays per byte. Besides the proxy thread's CPU (with the native
 // relay's thread), the whole process's CPU per 100 MB is read (client, server, proxies, GC).
 //
 // Run: npx tsc -b && node bench/egress-proxy.bench.js [--quick] [--throughput-only]
@@ -303,12 +303,12 @@ function statCpuMs(file) {
   return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
-/** CPU of the native splice relay's thread (one per process, shared by the proxies). */
-function spliceThreadCpuMs() {
+/** CPU of the native tunnel relay's thread (one per process, shared by the proxies). */
+function relayThreadCpuMs() {
   let total = 0;
   for (const task of readdirSync('/proc/self/task')) {
     try {
-      if (readFileSync(`/proc/self/task/${task}/comm`, 'utf8').trim() === 'berth-splice')
+      if (readFileSync(`/proc/self/task/${task}/comm`, 'utf8').trim() === 'berth-relay')
         total += statCpuMs(`/proc/self/task/${task}/stat`);
     } catch {
       // The thread ended meanwhile.
@@ -319,11 +319,11 @@ function spliceThreadCpuMs() {
 
 async function workerMain() {
   const { role, upstreamCaPem, serverPort, methods, tunnelRelay } = workerData;
-  // The proxy's CPU: its own thread, plus the splice relay's thread that carries its tunnels
+  // The proxy's CPU: its own thread, plus the native relay's thread that carries its tunnels
   // (the paths are measured one at a time, so that thread works only for the proxy measured).
   parentPort.on('message', (message) => {
     if (message !== 'cpu') return;
-    parentPort.postMessage({ cpuMs: statCpuMs('/proc/thread-self/stat') + spliceThreadCpuMs() });
+    parentPort.postMessage({ cpuMs: statCpuMs('/proc/thread-self/stat') + relayThreadCpuMs() });
   });
   const upstreamCa = await CertificateAuthority.fromPem(upstreamCaPem);
   if (role === 'server') {
@@ -385,7 +385,7 @@ async function main() {
   const server = await startWorker({ role: 'server', upstreamCaPem });
   const serverPort = server.port;
   const tunnel = await startWorker({ role: 'proxy', upstreamCaPem, serverPort });
-  // The same tunnel relayed with Node streams (the fallback when the splice relay is not built).
+  // The same tunnel relayed with Node streams (the fallback when the native relay is not built).
   const streams = await startWorker({
     role: 'proxy',
     upstreamCaPem,

@@ -28,7 +28,7 @@ command -v git >/dev/null || need+=(git)
 command -v ssh >/dev/null || need+=(openssh-client)
 # sshd: the ssh checkout is tested against a real server (started by the test, not as a service).
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
-# A C/C++ toolchain: better-sqlite3 and the egress proxy's splice relay compile here.
+# A C/C++ toolchain: better-sqlite3 and the egress proxy's tunnel relay compile here.
 command -v make >/dev/null || need+=(make)
 command -v g++ >/dev/null || need+=(g++)
 command -v python3 >/dev/null || need+=(python3)
@@ -72,9 +72,9 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm_config_build_from_source=true npm ci --no-audit --no-fund --loglevel=error
 fi
 say "building"
-# The egress proxy's splice relay (native/splice-relay): a small C addon, built with the same
+# The egress proxy's tunnel relay (native/tunnel-relay): a small C addon, built with the same
 # toolchain as the npm dependencies above. Without it tunnels still work, relayed with streams.
-npm run --silent build:native >/dev/null || die "the native splice relay did not build: run npm run build:native to see why (it needs make, g++ and python3)"
+npm run --silent build:native >/dev/null || die "the native tunnel relay did not build: run npm run build:native to see why (it needs make, g++ and python3)"
 npx tsc -b
 
 # 4. The base images (built locally: no container registry is needed).

@@ -2,7 +2,7 @@ import { request } from 'node:http';
 import { accessSync, constants, mkdirSync, statSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import type { BerthConfig } from '../config/config.js';
-import { spliceRelayStatus } from '../egress/splice-relay.js';
+import { tunnelRelayStatus } from '../egress/tunnel-relay.js';
 
 /**
  * `berth doctor`: checks what Berth depends on and says exactly what is missing and the command
@@ -108,12 +108,12 @@ export async function runDoctor(config: BerthConfig): Promise<DoctorCheck[]> {
     ...(hasCommand('debootstrap') ? {} : { fix: 'sudo apt-get install debootstrap' }),
   });
 
-  const relay = spliceRelayStatus();
+  const relay = tunnelRelayStatus();
   checks.push({
     name: 'tunnel relay',
     ok: relay.available,
     detail: relay.available
-      ? 'native splice relay (tunnelled bytes move in the kernel, off the event loop)'
+      ? 'native relay (tunnelled bytes move on its own thread, off the event loop)'
       : `${relay.reason}: tunnels are relayed with Node streams, at several times the CPU per byte`,
     ...(relay.available ? {} : { fix: 'npm run build:native (needs make, g++ and python3)' }),
   });

@@ -48,7 +48,7 @@ import { AddressGuard, type AddressGuardOptions } from './address-guard.js';
 import { recentMachineAddresses } from './machine-addresses.js';
 import type { CertificateAuthority } from './certificate-authority.js';
 import { parseClientHello, type ClientHello } from './tls-client-hello.js';
-import { relayWithSplice, resumeReading, spliceRelayStatus, takeUnread } from './splice-relay.js';
+import { relayNatively, resumeReading, tunnelRelayStatus, takeUnread } from './tunnel-relay.js';
 
 /** Resolves a host name to IP address literals. */
 export type Resolver = (host: string, signal: AbortSignal) => Promise<string[]>;
@@ -86,10 +86,10 @@ export interface EgressProxyOptions {
   /** Connections the listener accepts at once (a sandbox cannot exhaust the orchestrator). */
   maxConnections?: number;
   /**
-   * How passthrough tunnels move bytes: `splice` (default) hands both sockets to the native
-   * splice relay when it is built, `streams` relays with Node streams (the fallback).
+   * How passthrough tunnels move bytes: `native` (default) hands both sockets to the native
+   * tunnel relay when it is built, `streams` relays with Node streams (the fallback).
    */
-  tunnelRelay?: 'splice' | 'streams';
+  tunnelRelay?: 'native' | 'streams';
 }
 
 export interface ListenOptions {
@@ -678,12 +678,12 @@ export class EgressProxy {
     // A tunnel relays handshakes of small records: no Nagle delay on either side.
     socket.setNoDelay(true);
     const upstream = this.dial(address, port);
-    if (this.options.tunnelRelay === 'streams' || !spliceRelayStatus().available) {
+    if (this.options.tunnelRelay === 'streams' || !tunnelRelayStatus().available) {
       upstream.write(buffered);
       this.streamRelay(socket, upstream);
       return;
     }
-    // The splice relay reads the upstream itself: Node must not start reading it on connect.
+    // The native relay reads the upstream itself: Node must not start reading it on connect.
     upstream.pause();
     // Until the hand-off, an upstream that closes takes the client with it.
     const closeClient = () => socket.destroy();
@@ -695,7 +695,7 @@ export class EgressProxy {
         if (error || socket.destroyed || upstream.destroyed) return;
         upstream.off('close', closeClient);
         const idle = this.options.idleTimeoutMs ?? 300_000;
-        if (relayWithSplice(socket, upstream, idle)) return;
+        if (relayNatively(socket, upstream, idle)) return;
         resumeReading(socket);
         this.streamRelay(socket, upstream);
       });
@@ -709,7 +709,7 @@ export class EgressProxy {
     socket.once('close', () => upstream.destroy());
   }
 
-  /** Relays a tunnel with Node streams (when the splice relay is off or cannot take it). */
+  /** Relays a tunnel with Node streams (when the native relay is off or cannot take it). */
   private streamRelay(socket: net.Socket, upstream: net.Socket): void {
     socket.pipe(upstream);
     upstream.pipe(socket);

@@ -25,10 +25,10 @@ describe('berth doctor (docker)', () => {
     expect(minimal).toBeDefined();
     if (!minimal?.ok) expect(minimal?.fix).toBe('npx berth image build minimal');
     expect(report.checks.find((c) => c.name === 'data directory')?.ok).toBe(true);
-    // setup.sh builds the egress proxy's splice relay; doctor says tunnels use it.
+    // setup.sh builds the egress proxy's native tunnel relay; doctor says tunnels use it.
     expect(report.checks.find((c) => c.name === 'tunnel relay')).toMatchObject({
       ok: true,
-      detail: expect.stringMatching(/splice/) as unknown,
+      detail: expect.stringMatching(/native relay/) as unknown,
     });
   });
 

@@ -1,5 +1,5 @@
 import tls from 'node:tls';
-import { activeSpliceRelays } from '../../src/egress/splice-relay.js';
+import { activeTunnelRelays } from '../../src/egress/tunnel-relay.js';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   eagerTlsExchange,
@@ -14,9 +14,9 @@ import {
   type TestWorld,
 } from './support/test-world.js';
 
-// Every tunnel test runs with both relays: the native splice relay (the default) and Node streams
+// Every tunnel test runs with both relays: the native tunnel relay (the default) and Node streams
 // (the fallback when the addon is not built).
-describe.each(['splice', 'streams'] as const)('%s relay', (tunnelRelay) => {
+describe.each(['native', 'streams'] as const)('%s relay', (tunnelRelay) => {
   let world: TestWorld;
   let proxy: TestProxy;
 
@@ -43,12 +43,12 @@ describe.each(['splice', 'streams'] as const)('%s relay', (tunnelRelay) => {
     expect(world.canary).toEqual([]);
   });
 
-  /** Waits until no splice relay runs (fails after 3 s). */
+  /** Waits until no native relay runs (fails after 3 s). */
   async function untilNoRelays(): Promise<void> {
     const deadline = Date.now() + 3000;
-    while (activeSpliceRelays() > 0 && Date.now() < deadline)
+    while (activeTunnelRelays() > 0 && Date.now() < deadline)
       await new Promise((resolve) => setTimeout(resolve, 10));
-    expect(activeSpliceRelays()).toBe(0);
+    expect(activeTunnelRelays()).toBe(0);
   }
 
   function connectRequest(target: string): string {
@@ -128,7 +128,7 @@ describe.each(['splice', 'streams'] as const)('%s relay', (tunnelRelay) => {
         secure.once('secureConnect', resolve);
         secure.once('error', reject);
       });
-      expect(activeSpliceRelays()).toBe(tunnelRelay === 'splice' ? 1 : 0);
+      expect(activeTunnelRelays()).toBe(tunnelRelay === 'native' ? 1 : 0);
       secure.destroy();
       // The client's close ends the relay (the relay thread sees it, the proxy closes the upstream).
       await untilNoRelays();

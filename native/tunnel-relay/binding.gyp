@@ -1,8 +1,8 @@
 {
   "targets": [
     {
-      "target_name": "splice_relay",
-      "sources": ["splice_relay.c"],
+      "target_name": "tunnel_relay",
+      "sources": ["tunnel_relay.c"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-Werror"],
       "defines": ["NAPI_VERSION=8"]
     }

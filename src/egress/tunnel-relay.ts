@@ -1,8 +1,8 @@
 /**
  * Threat model. A passthrough tunnel's bytes (from a sandbox that may be hostile, and from an
- * upstream server) are relayed here by the native splice relay (native/splice-relay), in the
- * kernel and on the addon's own thread, instead of through JavaScript streams. The bytes are
- * never interpreted on that path; every check was made before the hand-off.
+ * upstream server) are relayed here by the native tunnel relay (native/tunnel-relay), on the
+ * addon's own thread, instead of through JavaScript streams. The bytes are never interpreted on
+ * that path; every check was made before the hand-off.
  *
  * Guarantees:
  * - A socket is handed to the relay only when Node holds nothing of it: no unread bytes (the
@@ -22,7 +22,7 @@ import type net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-interface SpliceAddon {
+interface RelayAddon {
   start(
     fdA: number,
     fdB: number,
@@ -51,7 +51,7 @@ type HandledSocket = net.Socket & {
   ) => void;
 };
 
-export interface SpliceRelayEnd {
+export interface TunnelRelayEnd {
   /** `end`: both sides closed; `error`: a socket failed; `idle`: nothing moved for the idle time. */
   reason: 'end' | 'error' | 'idle';
   errno: number;
@@ -59,9 +59,9 @@ export interface SpliceRelayEnd {
   fromUpstream: number;
 }
 
-const ADDON_FILE = 'native/splice-relay/build/Release/splice_relay.node';
+const ADDON_FILE = 'native/tunnel-relay/build/Release/tunnel_relay.node';
 
-let addon: SpliceAddon | undefined;
+let addon: RelayAddon | undefined;
 let unavailable: string | undefined;
 
 /** The project root: this file is src/egress/*.ts or dist/egress/*.js. */
@@ -69,10 +69,10 @@ function projectRoot(): string {
   return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 }
 
-function load(): SpliceAddon | undefined {
+function load(): RelayAddon | undefined {
   if (addon !== undefined || unavailable !== undefined) return addon;
   if (process.platform !== 'linux') {
-    unavailable = 'splice(2) is Linux only';
+    unavailable = 'the native relay is built for Linux only';
     return undefined;
   }
   const file = path.join(projectRoot(), ADDON_FILE);
@@ -81,22 +81,22 @@ function load(): SpliceAddon | undefined {
     return undefined;
   }
   try {
-    addon = createRequire(import.meta.url)(file) as SpliceAddon;
+    addon = createRequire(import.meta.url)(file) as RelayAddon;
   } catch (error) {
     unavailable = `${ADDON_FILE} does not load: ${(error as Error).message}`;
   }
   return addon;
 }
 
-/** Whether tunnels can use the splice relay, and why not. */
-export function spliceRelayStatus(): { available: true } | { available: false; reason: string } {
+/** Whether tunnels can use the native relay, and why not. */
+export function tunnelRelayStatus(): { available: true } | { available: false; reason: string } {
   return load() !== undefined
     ? { available: true }
     : { available: false, reason: unavailable ?? 'unknown' };
 }
 
 /** Relays running now (all proxies of this process). */
-export function activeSpliceRelays(): number {
+export function activeTunnelRelays(): number {
   return load()?.active() ?? 0;
 }
 
@@ -147,11 +147,11 @@ function quiet(socket: HandledSocket): number | undefined {
  * it cannot (addon missing, a socket not idle); the caller then relays with streams. When the
  * relay ends, both sockets are destroyed and `onEnd` says why.
  */
-export function relayWithSplice(
+export function relayNatively(
   client: net.Socket,
   upstream: net.Socket,
   idleMs: number,
-  onEnd?: (end: SpliceRelayEnd) => void,
+  onEnd?: (end: TunnelRelayEnd) => void,
 ): boolean {
   const relay = load();
   if (relay === undefined) return false;
@@ -160,7 +160,7 @@ export function relayWithSplice(
   const [clientFd, upstreamFd] = fds;
   if (clientFd === undefined || upstreamFd === undefined) return false;
   let running = true;
-  const finish = (end: SpliceRelayEnd) => {
+  const finish = (end: TunnelRelayEnd) => {
     for (const socket of sockets) socket.destroy();
     onEnd?.(end);
   };
@@ -170,7 +170,7 @@ export function relayWithSplice(
       if (!running) return;
       running = false;
       finish({
-        reason: reason as SpliceRelayEnd['reason'],
+        reason: reason as TunnelRelayEnd['reason'],
         errno,
         fromClient: aToB,
         fromUpstream: bToA,
