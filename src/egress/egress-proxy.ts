@@ -678,6 +678,14 @@ export class EgressProxy {
     // A tunnel relays handshakes of small records: no Nagle delay on either side.
     socket.setNoDelay(true);
     const upstream = this.dial(address, port);
+    const abort = () => {
+      socket.destroy();
+      upstream.destroy();
+    };
+    socket.once('error', abort);
+    upstream.once('error', abort);
+    // A client that is gone cannot receive anything more.
+    socket.once('close', () => upstream.destroy());
     if (this.options.tunnelRelay === 'streams' || !tunnelRelayStatus().available) {
       upstream.write(buffered);
       this.streamRelay(socket, upstream);
@@ -700,25 +708,15 @@ export class EgressProxy {
         this.streamRelay(socket, upstream);
       });
     });
-    const abort = () => {
-      socket.destroy();
-      upstream.destroy();
-    };
-    socket.once('error', abort);
-    upstream.once('error', abort);
-    socket.once('close', () => upstream.destroy());
   }
 
-  /** Relays a tunnel with Node streams (when the native relay is off or cannot take it). */
+  /**
+   * Relays a tunnel with Node streams (when the native relay is off or cannot take it); the
+   * error and client-close handling is the caller's.
+   */
   private streamRelay(socket: net.Socket, upstream: net.Socket): void {
     socket.pipe(upstream);
     upstream.pipe(socket);
-    const abort = () => {
-      socket.destroy();
-      upstream.destroy();
-    };
-    socket.once('error', abort);
-    upstream.once('error', abort);
     // When the upstream is done, `pipe` has ended the client side: let it flush what is still
     // queued for a slow client (destroying it here would cut the end of a download), and only
     // then close, or after a grace period if the client never reads it.
@@ -727,8 +725,6 @@ export class EgressProxy {
       socket.end();
       setTimeout(() => socket.destroy(), 60_000).unref();
     });
-    // A client that is gone cannot receive anything more.
-    socket.once('close', () => upstream.destroy());
     socket.resume();
   }
 
