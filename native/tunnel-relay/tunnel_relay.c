@@ -55,7 +55,7 @@ typedef struct {
   uint32_t generation;
   int fd[2];
   int hung_up[2];
-  uint32_t interest[2]; /* EPOLL_WATCH while in the epoll set, UINT32_MAX once out of it */
+  int watched[2]; /* the descriptor is in the epoll set */
   direction_t dir[2]; /* dir[0]: fd[0] -> fd[1]; dir[1]: fd[1] -> fd[0] */
   int64_t idle_ms;
   int64_t last_activity_ms;
@@ -95,7 +95,7 @@ static void free_buffers(relay_t *r) {
 /* Takes the relay out of the epoll set and frees its slot. Called with the lock held. */
 static void release_slot(relay_t *r) {
   for (int side = 0; side < 2; side++) {
-    if (r->interest[side] != UINT32_MAX) epoll_ctl(epoll_fd, EPOLL_CTL_DEL, r->fd[side], NULL);
+    if (r->watched[side]) epoll_ctl(epoll_fd, EPOLL_CTL_DEL, r->fd[side], NULL);
   }
   free_buffers(r);
   r->used = 0;
@@ -167,9 +167,9 @@ static int pump(relay_t *r, int d) {
 /* A side that hung up is taken out of the epoll set (its events would only repeat). */
 static void forget_hung_up(relay_t *r) {
   for (int side = 0; side < 2; side++) {
-    if (r->hung_up[side] && r->interest[side] != UINT32_MAX) {
+    if (r->hung_up[side] && r->watched[side]) {
       epoll_ctl(epoll_fd, EPOLL_CTL_DEL, r->fd[side], NULL);
-      r->interest[side] = UINT32_MAX;
+      r->watched[side] = 0;
     }
   }
 }
@@ -190,7 +190,7 @@ static void service(relay_t *r, int side, uint32_t events) {
     any |= result;
   }
   if (any) r->last_activity_ms = now_ms();
-  if (side >= 0 && (events & (EPOLLHUP | EPOLLERR)) && !any) {
+  if ((events & (EPOLLHUP | EPOLLERR)) && !any) {
     /* That side is fully closed (or failed): nothing can be written to it any more. */
     if (events & EPOLLERR) {
       int error_number = 0;
@@ -340,7 +340,6 @@ static napi_value start(napi_env env, napi_callback_info info) {
     r->generation = generation;
     r->fd[0] = fds[0];
     r->fd[1] = fds[1];
-    r->interest[0] = r->interest[1] = UINT32_MAX;
     r->idle_ms = idle_ms;
     r->last_activity_ms = now_ms();
     r->done = done;
@@ -354,7 +353,7 @@ static napi_value start(napi_env env, napi_callback_info info) {
       if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, r->fd[side], &ev) != 0)
         error_number = errno;
       else
-        r->interest[side] = EPOLL_WATCH;
+        r->watched[side] = 1;
     }
     if (error_number == 0) {
       r->used = 1;
@@ -372,7 +371,14 @@ static napi_value start(napi_env env, napi_callback_info info) {
   return id;
 }
 
-/* stop(id) -> [movedAtoB, movedBtoA] if the relay was still running, else null. */
+/* Stops a relay from the JavaScript thread: no completion callback follows. Lock held. */
+static void cancel(relay_t *r) {
+  napi_threadsafe_function done = r->done;
+  release_slot(r);
+  napi_release_threadsafe_function(done, napi_tsfn_abort);
+}
+
+/* stop(id) -> whether the relay was still running. */
 static napi_value stop(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1], out;
@@ -383,21 +389,11 @@ static napi_value stop(napi_env env, napi_callback_info info) {
   uint64_t key = (uint64_t)id_value;
   uint32_t generation = (uint32_t)(key >> 32);
   uint32_t slot = (uint32_t)(key & 0xffffffffu) >> 1;
-  napi_get_null(env, &out);
   pthread_mutex_lock(&lock);
-  if (slot < relay_capacity && relays[slot].used && relays[slot].generation == generation) {
-    relay_t *r = &relays[slot];
-    napi_threadsafe_function done = r->done;
-    napi_value a, b;
-    napi_create_array_with_length(env, 2, &out);
-    napi_create_double(env, r->dir[0].moved, &a);
-    napi_create_double(env, r->dir[1].moved, &b);
-    napi_set_element(env, out, 0, a);
-    napi_set_element(env, out, 1, b);
-    release_slot(r);
-    napi_release_threadsafe_function(done, napi_tsfn_abort);
-  }
+  int running = slot < relay_capacity && relays[slot].used && relays[slot].generation == generation;
+  if (running) cancel(&relays[slot]);
   pthread_mutex_unlock(&lock);
+  napi_get_boolean(env, running, &out);
   return out;
 }
 
@@ -419,10 +415,7 @@ static void stop_environment(void *arg) {
   pthread_mutex_lock(&lock);
   for (uint32_t i = 0; i < relay_capacity; i++) {
     relay_t *r = &relays[i];
-    if (!r->used || r->env != env) continue;
-    napi_threadsafe_function done = r->done;
-    release_slot(r);
-    napi_release_threadsafe_function(done, napi_tsfn_abort);
+    if (r->used && r->env == env) cancel(r);
   }
   pthread_mutex_unlock(&lock);
 }

@@ -29,7 +29,7 @@ interface RelayAddon {
     idleMs: number,
     done: (reason: string, errno: number, aToB: number, bToA: number) => void,
   ): number;
-  stop(id: number): [number, number] | null;
+  stop(id: number): boolean;
   active(): number;
 }
 
