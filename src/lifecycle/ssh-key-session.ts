@@ -81,6 +81,8 @@ export class SshKeySession {
 }
 
 const KEY_DIR_PREFIX = 'berth-ssh-';
+/** `berth-ssh-PID-XXXXXX`, as `open` names them. */
+const KEY_DIR_NAME = new RegExp(`^${KEY_DIR_PREFIX}(\\d+)-[^/]+$`);
 /** Once per process: the first session sweeps what dead orchestrators left. */
 let sweep: Promise<number> | undefined;
 
@@ -101,7 +103,7 @@ function processIsAlive(pid: number): boolean {
 export async function sweepOrphanedKeyDirs(parent = tmpdir()): Promise<number> {
   let removed = 0;
   for (const name of await readdir(parent)) {
-    const pid = new RegExp(`^${KEY_DIR_PREFIX}(\\d+)-[^/]+$`).exec(name)?.[1];
+    const pid = KEY_DIR_NAME.exec(name)?.[1];
     if (pid === undefined || Number(pid) === process.pid || processIsAlive(Number(pid))) continue;
     await rm(join(parent, name), { recursive: true, force: true });
     removed++;

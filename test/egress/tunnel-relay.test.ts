@@ -33,12 +33,18 @@ interface Relayed {
 
 const opened: net.Socket[] = [];
 
-/** client ⇄ [clientEnd ⇄ relay ⇄ upstreamEnd] ⇄ upstream */
-async function relayed(idleMs = 60_000, before?: (clientEnd: net.Socket) => Buffer[]) {
+/** The four sockets of a tunnel, closed after each test: client ⇄ clientEnd, upstreamEnd ⇄ upstream. */
+async function sockets() {
   const [client, clientEnd] = await socketPair();
   const [upstreamEnd, upstream] = await socketPair();
   opened.push(client, clientEnd, upstream, upstreamEnd);
   for (const s of [client, clientEnd, upstream, upstreamEnd]) s.on('error', () => undefined);
+  return { client, clientEnd, upstreamEnd, upstream };
+}
+
+/** client ⇄ [clientEnd ⇄ relay ⇄ upstreamEnd] ⇄ upstream */
+async function relayed(idleMs = 60_000, before?: (clientEnd: net.Socket) => Buffer[]) {
+  const { client, clientEnd, upstreamEnd, upstream } = await sockets();
   const first = before?.(clientEnd) ?? [];
   if (first.length > 0)
     await new Promise<void>((resolve) => upstreamEnd.write(Buffer.concat(first), () => resolve()));
@@ -100,9 +106,7 @@ describe('native tunnel relay', () => {
   });
 
   it('forwards what Node already read before the hand-off first, in order', async () => {
-    const [client, clientEnd] = await socketPair();
-    const [upstreamEnd, upstream] = await socketPair();
-    opened.push(client, clientEnd, upstream, upstreamEnd);
+    const { client, clientEnd, upstreamEnd, upstream } = await sockets();
     // Node reads these into clientEnd's stream buffer while it is paused.
     clientEnd.pause();
     client.write('first-');
@@ -120,9 +124,7 @@ describe('native tunnel relay', () => {
   });
 
   it('refuses a socket with unread bytes and changes nothing (the caller relays with streams)', async () => {
-    const [client, clientEnd] = await socketPair();
-    const [upstreamEnd, upstream] = await socketPair();
-    opened.push(client, clientEnd, upstream, upstreamEnd);
+    const { client, clientEnd, upstreamEnd } = await sockets();
     clientEnd.pause();
     client.write('unread');
     await until(() => clientEnd.readableLength > 0);
@@ -132,10 +134,7 @@ describe('native tunnel relay', () => {
   });
 
   it('a socket the relay did not take reads again after takeUnread (the streams fallback)', async () => {
-    const [client, clientEnd] = await socketPair();
-    const [upstreamEnd, upstream] = await socketPair();
-    opened.push(client, clientEnd, upstream, upstreamEnd);
-    for (const s of [client, clientEnd, upstream, upstreamEnd]) s.on('error', () => undefined);
+    const { client, clientEnd, upstreamEnd, upstream } = await sockets();
     // As the proxy does: Node's stream asked for a read, then reading stopped and the relay
     // was not used; without resumeReading the stream waits for that read forever.
     clientEnd.resume();
