@@ -85,7 +85,7 @@ async function startServer(upstreamCa) {
   return server;
 }
 
-async function startProxy(port, upstreamCa, methods, tunnelRelay) {
+async function startProxy(port, upstreamCa, methods, tunnelRelay, interceptTls) {
   const policy = new EgressPolicy(
     {
       access: 'allowlist',
@@ -106,6 +106,7 @@ async function startProxy(port, upstreamCa, methods, tunnelRelay) {
     useBundledRoots: false,
     onDecision: () => undefined,
     tunnelRelay,
+    interceptTls,
   });
   const address = await proxy.listen({ host: PROXY_ADDRESS });
   return { proxy, port: address.port, ca };
@@ -308,7 +309,8 @@ function relayThreadCpuMs() {
   let total = 0;
   for (const task of readdirSync('/proc/self/task')) {
     try {
-      if (readFileSync(`/proc/self/task/${task}/comm`, 'utf8').trim() === 'berth-relay')
+      const name = readFileSync(`/proc/self/task/${task}/comm`, 'utf8').trim();
+      if (name === 'berth-relay' || name === 'berth-tls')
         total += statCpuMs(`/proc/self/task/${task}/stat`);
     } catch {
       // The thread ended meanwhile.
@@ -318,7 +320,7 @@ function relayThreadCpuMs() {
 }
 
 async function workerMain() {
-  const { role, upstreamCaPem, serverPort, methods, tunnelRelay } = workerData;
+  const { role, upstreamCaPem, serverPort, methods, tunnelRelay, interceptTls } = workerData;
   // The proxy's CPU: its own thread, plus the native relay's thread that carries its tunnels
   // (the paths are measured one at a time, so that thread works only for the proxy measured).
   parentPort.on('message', (message) => {
@@ -336,7 +338,7 @@ async function workerMain() {
     parentPort.postMessage(relay);
     return;
   }
-  const proxy = await startProxy(serverPort, upstreamCa, methods, tunnelRelay);
+  const proxy = await startProxy(serverPort, upstreamCa, methods, tunnelRelay, interceptTls);
   parentPort.postMessage({ port: proxy.port, caPem: proxy.ca?.certificatePem });
 }
 
@@ -398,6 +400,14 @@ async function main() {
     serverPort,
     methods: ['GET', 'HEAD'],
   });
+  // The same interception on Node's TLS sockets (the fallback when the native legs are not built).
+  const interceptNode = await startWorker({
+    role: 'proxy',
+    upstreamCaPem,
+    serverPort,
+    methods: ['GET', 'HEAD'],
+    interceptTls: 'node',
+  });
   const tlsRelay = await startWorker({ role: 'tls-relay', upstreamCaPem, serverPort });
   const upstreamPem = upstreamCa.certificatePem;
   const interceptPem = intercept.caPem;
@@ -424,6 +434,13 @@ async function main() {
       proxyPort: intercept.port,
       ca: interceptPem,
       worker: intercept.worker,
+    },
+    {
+      label: 'intercept (Node TLS)',
+      serverPort,
+      proxyPort: interceptNode.port,
+      ca: interceptNode.caPem,
+      worker: interceptNode.worker,
     },
     {
       label: 'Node TLS relay (reference)',

@@ -37,6 +37,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "native_common.h"
+
+void tls_legs_register(napi_env env, napi_value exports);
+
 #define BUFFER_BYTES (64 * 1024)
 #define MAX_EVENTS 64
 #define EPOLL_WATCH (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)
@@ -262,27 +266,11 @@ static void call_done(napi_env env, napi_value callback, void *context, void *da
   free(result);
 }
 
-static napi_value throw_error(napi_env env, const char *message, int error_number) {
-  char text[256];
-  if (error_number != 0)
-    snprintf(text, sizeof(text), "%s: %s", message, strerror(error_number));
-  else
-    snprintf(text, sizeof(text), "%s", message);
-  napi_throw_error(env, NULL, text);
-  return NULL;
-}
-
 static int ensure_thread(void) {
   if (thread_started) return 0;
   epoll_fd = epoll_create1(EPOLL_CLOEXEC);
   if (epoll_fd < 0) return errno;
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize(&attr, 256 * 1024);
-  pthread_t thread;
-  int error_number = pthread_create(&thread, &attr, relay_thread, NULL);
-  pthread_attr_destroy(&attr);
+  int error_number = start_detached_thread(relay_thread);
   if (error_number != 0) {
     close(epoll_fd);
     epoll_fd = -1;
@@ -428,5 +416,6 @@ NAPI_MODULE_INIT() {
       {"active", NULL, active, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof(properties) / sizeof(properties[0]), properties);
+  tls_legs_register(env, exports);
   return exports;
 }

@@ -49,6 +49,21 @@ import { recentMachineAddresses } from './machine-addresses.js';
 import type { CertificateAuthority } from './certificate-authority.js';
 import { parseClientHello, type ClientHello } from './tls-client-hello.js';
 import { relayNatively, resumeReading, tunnelRelayStatus, takeUnread } from './tunnel-relay.js';
+import {
+  NativeTlsLeg,
+  nativeClientContext,
+  nativeServerContext,
+  nativeTlsAvailable,
+  type NativeTlsContext,
+} from './native-tls-leg.js';
+import { NativeTlsSocket } from './native-tls-socket.js';
+import {
+  UpstreamClosed,
+  UpstreamPool,
+  connectUpstream,
+  exchange,
+  type UpstreamConnection,
+} from './intercepted-exchange.js';
 
 /** Resolves a host name to IP address literals. */
 export type Resolver = (host: string, signal: AbortSignal) => Promise<string[]>;
@@ -90,6 +105,12 @@ export interface EgressProxyOptions {
    * tunnel relay when it is built, `streams` relays with Node streams (the fallback).
    */
   tunnelRelay?: 'native' | 'streams';
+  /**
+   * Where intercepted tunnels run TLS: `native` (default) on the addon's TLS legs when it is
+   * built (off the event loop; Node's HTTP parser and the checks still see every byte), `node`
+   * on Node's TLS sockets (the fallback).
+   */
+  interceptTls?: 'native' | 'node';
 }
 
 export interface ListenOptions {
@@ -150,6 +171,18 @@ interface TunnelContext {
   address: string;
 }
 
+/** A leaf certificate's TLS contexts: Node's, and the native legs' (made when first used). */
+interface LeafContexts {
+  node: tls.SecureContext;
+  native: () => NativeTlsContext;
+}
+
+/** Builds a value once, when first asked for. */
+function once<T>(make: () => T): () => T {
+  let made: { value: T } | undefined;
+  return () => (made ??= { value: make() }).value;
+}
+
 /** Never called: every dial uses a vetted address literal. Present so a slip cannot trigger a lookup. */
 function noLookup(hostname: string, _options: unknown, callback: (error: Error) => void): void {
   callback(new Error(`egress proxy: refusing a second lookup of ${hostname}`));
@@ -201,12 +234,16 @@ export class EgressProxy {
   private readonly server: http.Server;
   private readonly inner: http.Server;
   private readonly sockets = new Set<net.Socket>();
-  private readonly tunnels = new WeakMap<net.Socket, TunnelContext>();
+  private readonly tunnels = new WeakMap<object, TunnelContext>();
   private readonly leafContexts = new Map<
     string,
-    { context: Promise<tls.SecureContext>; createdAt: number }
+    { context: Promise<LeafContexts>; createdAt: number }
   >();
   private readonly upstreamTrust: tls.SecureContext;
+  private readonly nativeUpstreamTrust: () => NativeTlsContext;
+  private readonly nativeUpstreams = new UpstreamPool();
+  /** Per intercepted tunnel on native TLS: the exchange in progress (requests go one by one). */
+  private readonly nativeExchanges = new WeakMap<NativeTlsSocket, Promise<void>>();
   private readonly httpAgent: http.Agent;
   private readonly httpsAgent: https.Agent;
   private guard = new AddressGuard();
@@ -224,8 +261,13 @@ export class EgressProxy {
       ...(options.upstreamCa ?? []),
     ];
     this.upstreamTrust = tls.createSecureContext(ca.length > 0 ? { ca } : {});
-    this.httpAgent = new http.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 32 });
-    this.httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 32 });
+    // Node's context without a CA list trusts its bundled roots; the native one does the same.
+    this.nativeUpstreamTrust = once(() =>
+      nativeClientContext(ca.length > 0 ? ca : tls.rootCertificates),
+    );
+    const pool = { keepAlive: true, maxSockets: 256, maxFreeSockets: 32 };
+    this.httpAgent = new http.Agent(pool);
+    this.httpsAgent = new https.Agent(pool);
 
     const serverOptions: http.ServerOptions = {
       requestTimeout: 0,
@@ -352,6 +394,7 @@ export class EgressProxy {
     for (const socket of this.sockets) socket.destroy();
     this.httpAgent.destroy();
     this.httpsAgent.destroy();
+    this.nativeUpstreams.destroyAll();
     await done;
   }
 
@@ -728,7 +771,7 @@ export class EgressProxy {
     socket.resume();
   }
 
-  private leafContext(host: string): Promise<tls.SecureContext> {
+  private leafContext(host: string): Promise<LeafContexts> {
     const cached = this.leafContexts.get(host);
     // Leaf certificates are renewed by the CA a day before they expire; a context is kept a day.
     if (cached !== undefined && Date.now() - cached.createdAt < LEAF_CONTEXT_TTL_MS) {
@@ -741,11 +784,10 @@ export class EgressProxy {
       const oldest = this.leafContexts.keys().next();
       if (oldest.done !== true) this.leafContexts.delete(oldest.value);
     }
-    const context = ca
-      .leafFor(host)
-      .then((leaf) =>
-        tls.createSecureContext({ key: leaf.privateKeyPem, cert: leaf.certificatePem }),
-      );
+    const context = ca.leafFor(host).then((leaf) => ({
+      node: tls.createSecureContext({ key: leaf.privateKeyPem, cert: leaf.certificatePem }),
+      native: once(() => nativeServerContext(leaf.certificatePem, leaf.privateKeyPem)),
+    }));
     const entry = { context, createdAt: Date.now() };
     this.leafContexts.set(host, entry);
     context.catch(() => {
@@ -754,39 +796,53 @@ export class EgressProxy {
     return context;
   }
 
+  /** Whether intercepted tunnels run TLS on the native legs. */
+  private nativeIntercept(): boolean {
+    return this.options.interceptTls !== 'node' && nativeTlsAvailable();
+  }
+
   private async intercept(
     socket: net.Socket,
     head: Buffer,
     ctx: TunnelContext,
     refuseTunnel: (reason: string) => void,
   ): Promise<void> {
-    const secureContext = await this.leafContext(ctx.host);
+    const contexts = await this.leafContext(ctx.host);
     if (socket.destroyed) return;
     let refused: string | undefined;
     const refuse = (reason: string) => {
       refused ??= reason;
     };
-    // Only when the client sent bytes together with its CONNECT does the TLS server need a
-    // replaying stream; otherwise it reads from the socket's handle directly.
-    const stream = head.length > 0 ? replayed(socket, head) : socket;
-    const tlsSocket = new tls.TLSSocket(stream, {
-      isServer: true,
-      secureContext,
-      ...INTERCEPT_STREAM_BUFFER,
-      ALPNProtocols: ['http/1.1'],
-      SNICallback: (
-        servername: string,
-        callback: (error: Error | null, context?: tls.SecureContext) => void,
-      ) => {
-        const name = normaliseHostName(servername);
-        if (!name.ok || name.name !== ctx.host) {
-          refuse(`TLS SNI "${printable(servername)}" differs from the CONNECT host`);
-          callback(new Error('SNI differs from the CONNECT host'));
-          return;
-        }
-        callback(null, secureContext);
-      },
-    });
+    const sniProblem = (servername: string): string | undefined => {
+      const name = normaliseHostName(servername);
+      return name.ok && name.name === ctx.host
+        ? undefined
+        : `TLS SNI "${printable(servername)}" differs from the CONNECT host`;
+    };
+    let first = head;
+    if (this.nativeIntercept()) {
+      // Node's TLS server refuses a wrong SNI in its SNI callback, before its certificate is
+      // sent; for the native legs the ClientHello is checked here first, as for a passthrough.
+      const hello = await this.readClientHello(socket, head);
+      const problem =
+        'invalid' in hello
+          ? hello.invalid
+          : hello.hello.serverName === undefined
+            ? 'TLS ClientHello without SNI'
+            : sniProblem(hello.hello.serverName);
+      if (problem !== undefined) {
+        refuseTunnel(problem);
+        return;
+      }
+      if ('hello' in hello) first = hello.buffered;
+    }
+    const leg = this.nativeIntercept()
+      ? NativeTlsLeg.start(socket, contexts.native(), undefined, first)
+      : undefined;
+    const tlsSocket =
+      leg !== undefined
+        ? new NativeTlsSocket(leg)
+        : this.nodeTlsServer(socket, first, contexts.node, sniProblem, refuse);
     this.tunnels.set(tlsSocket, ctx);
     // The TLS socket now owns the connection: the idle timeout moves to it (the raw socket sees
     // no reads or writes of its own any more and would time out on a long transfer).
@@ -808,10 +864,16 @@ export class EgressProxy {
     let established = false;
     tlsSocket.once('secure', () => {
       clearTimeout(timer);
-      const servername = (tlsSocket as tls.TLSSocket & { servername?: string | false }).servername;
+      const { servername, alpnProtocol } = tlsSocket as { servername?: string | false } & {
+        alpnProtocol?: string | false;
+      };
       if (typeof servername !== 'string' || servername === '')
         refuse('TLS ClientHello without SNI');
-      else if (tlsSocket.alpnProtocol !== false && tlsSocket.alpnProtocol !== 'http/1.1')
+      else {
+        const problem = sniProblem(servername);
+        if (problem !== undefined) refuse(problem);
+      }
+      if (alpnProtocol !== undefined && alpnProtocol !== false && alpnProtocol !== 'http/1.1')
         refuse('ALPN other than http/1.1');
       if (refused !== undefined) {
         tlsSocket.destroy();
@@ -823,6 +885,37 @@ export class EgressProxy {
     tlsSocket.once('close', () => {
       if (!established)
         refuseTunnel(refused ?? 'the client closed the tunnel before a TLS handshake');
+    });
+  }
+
+  /** Node's TLS server on the sandbox's socket (when native TLS is off or cannot take it). */
+  private nodeTlsServer(
+    socket: net.Socket,
+    head: Buffer,
+    secureContext: tls.SecureContext,
+    sniProblem: (servername: string) => string | undefined,
+    refuse: (reason: string) => void,
+  ): tls.TLSSocket {
+    // Only when the client sent bytes together with its CONNECT does the TLS server need a
+    // replaying stream; otherwise it reads from the socket's handle directly.
+    const stream = head.length > 0 ? replayed(socket, head) : socket;
+    return new tls.TLSSocket(stream, {
+      isServer: true,
+      secureContext,
+      ...INTERCEPT_STREAM_BUFFER,
+      ALPNProtocols: ['http/1.1'],
+      SNICallback: (
+        servername: string,
+        callback: (error: Error | null, context?: tls.SecureContext) => void,
+      ) => {
+        const problem = sniProblem(servername);
+        if (problem !== undefined) {
+          refuse(problem);
+          callback(new Error('SNI differs from the CONNECT host'));
+          return;
+        }
+        callback(null, secureContext);
+      },
     });
   }
 
@@ -1053,8 +1146,113 @@ export class EgressProxy {
       lookup: noLookup as unknown as net.LookupFunction,
       timeout: this.options.connectTimeoutMs ?? 15_000,
     };
+    if (req.socket instanceof NativeTlsSocket) {
+      this.forwardNatively(req, res, req.socket, ctx, headers);
+      return;
+    }
     const upstream = https.request(options);
     this.relay(req, res, upstream);
+  }
+
+  /**
+   * Forwards a checked request of a tunnel on native TLS. Requests of one tunnel go one after
+   * the other (each waits until the previous response was sent), as Node's HTTP server answers
+   * them in order.
+   */
+  private forwardNatively(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    client: NativeTlsSocket,
+    ctx: TunnelContext,
+    headers: http.OutgoingHttpHeaders,
+  ): void {
+    const previous = this.nativeExchanges.get(client) ?? Promise.resolve();
+    const sent = new Promise<void>((resolve) => {
+      res.once('finish', resolve);
+      res.once('close', resolve);
+    });
+    const current = previous.then(async () => {
+      if (client.destroyed) return;
+      await this.exchangeNatively(req, res, client, ctx, headers);
+      await sent;
+    });
+    this.nativeExchanges.set(
+      client,
+      current.catch(() => undefined),
+    );
+  }
+
+  private async exchangeNatively(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    client: NativeTlsSocket,
+    ctx: TunnelContext,
+    headers: http.OutgoingHttpHeaders,
+  ): Promise<void> {
+    const target = { servername: ctx.host, address: ctx.address, port: ctx.port };
+    const key = `${target.servername}|${target.address}|${target.port}`;
+    const answerTimeoutMs = this.options.connectTimeoutMs ?? 15_000;
+    for (let attempt = 0; ; attempt++) {
+      const pooled = this.nativeUpstreams.take(key);
+      let upstream: UpstreamConnection | undefined = pooled;
+      try {
+        upstream ??= await connectUpstream(
+          target,
+          (address, port) => this.dial(address, port),
+          this.nativeUpstreamTrust(),
+          answerTimeoutMs,
+        );
+        const connection = upstream;
+        // A sandbox that goes away takes the upstream request with it.
+        const abandon = () => {
+          if (!res.writableFinished) connection.destroy();
+        };
+        res.once('close', abandon);
+        const reusable = await exchange({
+          req,
+          res,
+          client,
+          upstream: connection,
+          headers,
+          forwardHeaders,
+          answerTimeoutMs,
+          idleTimeoutMs: this.options.idleTimeoutMs ?? 300_000,
+        });
+        res.off('close', abandon);
+        if (reusable) this.nativeUpstreams.put(key, connection);
+        else connection.destroy();
+        return;
+      } catch (error) {
+        upstream?.destroy();
+        // A pooled connection the server had closed meanwhile: once more on a new one, when
+        // the request had no body that may already have gone.
+        const retry =
+          error instanceof UpstreamClosed &&
+          pooled !== undefined &&
+          attempt === 0 &&
+          !res.headersSent &&
+          req.headers['content-length'] === undefined &&
+          req.headers['transfer-encoding'] === undefined;
+        if (retry) continue;
+        this.answerUpstreamFailure(res, error as Error);
+        return;
+      }
+    }
+  }
+
+  /** A 502 when nothing was sent yet; otherwise the response is cut (the tunnel closes). */
+  private answerUpstreamFailure(res: http.ServerResponse, error: Error): void {
+    if (res.headersSent) {
+      res.destroy();
+      res.socket?.destroy();
+      return;
+    }
+    const body = `Berth egress proxy could not reach the upstream server: ${printable(error.message)}\n`;
+    res.writeHead(502, {
+      'content-type': 'text/plain; charset=utf-8',
+      'content-length': Buffer.byteLength(body),
+    });
+    res.end(body);
   }
 
   private relay(
@@ -1071,18 +1269,7 @@ export class EgressProxy {
       answer.once('error', () => res.destroy());
     });
     upstream.on('timeout', () => upstream.destroy(new Error('upstream timed out')));
-    upstream.on('error', (error: Error) => {
-      if (res.headersSent) {
-        res.destroy();
-        return;
-      }
-      const body = `Berth egress proxy could not reach the upstream server: ${printable(error.message)}\n`;
-      res.writeHead(502, {
-        'content-type': 'text/plain; charset=utf-8',
-        'content-length': Buffer.byteLength(body),
-      });
-      res.end(body);
-    });
+    upstream.on('error', (error: Error) => this.answerUpstreamFailure(res, error));
     res.once('close', () => {
       if (!res.writableFinished) upstream.destroy();
     });

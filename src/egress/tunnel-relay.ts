@@ -22,7 +22,27 @@ import type net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+/** The TLS legs of intercepted tunnels (native/tunnel-relay/tls_legs.c). */
+export interface TlsLegAddon {
+  serverContext(certificatePem: string, keyPem: string): object;
+  clientContext(trustedPem: string): object;
+  start(
+    fd: number,
+    context: object,
+    host: string | null,
+    initial: Buffer | null,
+    onEvent: (kind: number, a?: Buffer | string, b?: string) => void,
+  ): number;
+  read(id: number, headOnly: boolean): boolean;
+  write(id: number, data: Buffer): boolean;
+  end(id: number): boolean;
+  splice(targetId: number, sourceId: number, length: number): boolean;
+  stop(id: number): boolean;
+  active(): number;
+}
+
 interface RelayAddon {
+  tls: TlsLegAddon;
   start(
     fdA: number,
     fdB: number,
@@ -69,6 +89,11 @@ function projectRoot(): string {
   return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 }
 
+/** The loaded addon, or undefined when it is not built (see `tunnelRelayStatus`). */
+export function nativeAddon(): RelayAddon | undefined {
+  return load();
+}
+
 function load(): RelayAddon | undefined {
   if (addon !== undefined || unavailable !== undefined) return addon;
   if (process.platform !== 'linux') {
@@ -101,7 +126,7 @@ export function activeTunnelRelays(): number {
 }
 
 /** Stops Node reading from the socket (nothing more is read into its stream buffer). */
-function stopReading(socket: net.Socket): void {
+export function stopReading(socket: net.Socket): void {
   const handle = (socket as HandledSocket)._handle;
   if (handle?.reading === true) {
     handle.reading = false;
@@ -131,6 +156,27 @@ export function resumeReading(socket: net.Socket): void {
   if (handle == null || socket.destroyed || handle.reading === true) return;
   handle.reading = true;
   handle.readStart();
+}
+
+/**
+ * The socket's descriptor when Node holds nothing of it (no unread bytes, no queued write), so
+ * native code may take its byte stream over; undefined otherwise.
+ */
+export function quietDescriptor(socket: net.Socket): number | undefined {
+  return quiet(socket);
+}
+
+/**
+ * Makes `stop` run, synchronously, before the socket's descriptor is closed, whoever destroys
+ * the socket (a reused descriptor number must never reach native code that still holds it).
+ */
+export function stopBeforeClose(socket: net.Socket, stop: () => void): void {
+  const handled = socket as HandledSocket;
+  const destroy = handled._destroy.bind(handled);
+  handled._destroy = (error, callback) => {
+    stop();
+    destroy(error, callback);
+  };
 }
 
 function quiet(socket: HandledSocket): number | undefined {
@@ -186,14 +232,12 @@ export function relayNatively(
     socket.setTimeout(0);
   }
   for (const socket of sockets) {
-    const destroy = socket._destroy.bind(socket);
-    socket._destroy = (error, callback) => {
+    stopBeforeClose(socket, () => {
       if (running) {
         running = false;
         relay.stop(id);
       }
-      destroy(error, callback);
-    };
+    });
   }
   return true;
 }

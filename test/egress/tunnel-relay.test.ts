@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -9,19 +9,7 @@ import {
   takeUnread,
   type TunnelRelayEnd,
 } from '../../src/egress/tunnel-relay.js';
-
-/** Two connected loopback sockets, both half-open capable: [connecting end, accepted end]. */
-async function socketPair(): Promise<[net.Socket, net.Socket]> {
-  const server = net.createServer({ allowHalfOpen: true });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
-  const near = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
-  await new Promise((resolve) => near.once('connect', resolve));
-  const far = await accepted;
-  server.close();
-  return [near, far];
-}
+import { collect, descriptorOf, sha, socketPair, until } from './support/sockets.js';
 
 interface Relayed {
   client: net.Socket;
@@ -53,25 +41,6 @@ async function relayed(idleMs = 60_000, before?: (clientEnd: net.Socket) => Buff
   const ended = new Promise<TunnelRelayEnd>((resolve) => (settle = resolve));
   expect(relayNatively(clientEnd, upstreamEnd, idleMs, settle)).toBe(true);
   return { client, upstream, clientEnd, upstreamEnd, ended } satisfies Relayed;
-}
-
-function collect(socket: net.Socket): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    socket.on('data', (d: Buffer) => chunks.push(d));
-    socket.once('end', () => resolve(Buffer.concat(chunks)));
-    socket.once('error', reject);
-  });
-}
-
-const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-
-async function until(check: () => boolean, ms = 3000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 afterEach(async () => {
@@ -167,7 +136,7 @@ describe('native tunnel relay', () => {
 
   it('never writes tunnel bytes into a descriptor number reused after a stop', async () => {
     const r = await relayed();
-    const fd = (r.clientEnd as unknown as { _handle: { fd: number } })._handle.fd;
+    const fd = descriptorOf(r.clientEnd);
     r.clientEnd.destroy();
     r.upstreamEnd.removeAllListeners('close');
     await new Promise((resolve) => r.clientEnd.once('close', resolve));
@@ -176,7 +145,7 @@ describe('native tunnel relay', () => {
     for (let i = 0; i < 20 && reused === undefined; i++) {
       const pair = await socketPair();
       opened.push(...pair);
-      const fds = pair.map((s) => (s as unknown as { _handle: { fd: number } })._handle.fd);
+      const fds = pair.map(descriptorOf);
       if (fds.includes(fd)) reused = pair;
     }
     expect(reused).toBeDefined();

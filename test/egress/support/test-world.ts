@@ -31,6 +31,8 @@ export interface RecordedRequest {
   host: string | undefined;
   servername: string | undefined;
   body: string;
+  /** The client port of the connection it came on (the same for requests on one connection). */
+  remotePort: number | undefined;
 }
 
 export interface TestWorld {
@@ -97,8 +99,10 @@ function handler(scheme: 'http' | 'https', requests: RecordedRequest[]) {
         host: req.headers.host,
         servername,
         body: Buffer.concat(chunks).toString(),
+        remotePort: req.socket.remotePort,
       });
       const url = new URL(req.url ?? '/', 'http://x');
+      if (framingCase(url, req, res)) return;
       if (url.pathname === '/redirect') {
         res.writeHead(302, { location: url.searchParams.get('to') ?? '/' });
         res.end();
@@ -137,6 +141,51 @@ function handler(scheme: 'http' | 'https', requests: RecordedRequest[]) {
       res.end(body);
     });
   };
+}
+
+/** Bodies `n` bytes long of a repeating pattern (so that a lost or moved byte shows). */
+export function patternBytes(n: number): Buffer {
+  const out = Buffer.alloc(n);
+  for (let i = 0; i < n; i++) out[i] = (i * 7 + (i >> 10)) & 0xff;
+  return out;
+}
+
+/**
+ * Responses framed every way a server may frame them (for the interceptor's relaying):
+ * /chunked and /close send `n` pattern bytes chunked or until close, /truncate promises `n`
+ * and sends half, /two-lengths sends conflicting Content-Length headers, /status answers
+ * `code` without a body. Returns false for other paths.
+ */
+function framingCase(url: URL, req: http.IncomingMessage, res: http.ServerResponse): boolean {
+  const n = Number(url.searchParams.get('n') ?? '0');
+  switch (url.pathname) {
+    case '/chunked': {
+      const body = patternBytes(n);
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      for (let at = 0; at < n; at += 10_000) res.write(body.subarray(at, at + 10_000));
+      res.end();
+      return true;
+    }
+    case '/close':
+      res.useChunkedEncodingByDefault = false;
+      res.shouldKeepAlive = false;
+      res.writeHead(200, { 'content-type': 'application/octet-stream', connection: 'close' });
+      res.end(patternBytes(n));
+      return true;
+    case '/truncate':
+      res.writeHead(200, { 'content-length': n });
+      res.write(patternBytes(Math.floor(n / 2)), () => req.socket.destroy());
+      return true;
+    case '/two-lengths':
+      req.socket.end('HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!');
+      return true;
+    case '/status':
+      res.writeHead(Number(url.searchParams.get('code') ?? '204'));
+      res.end();
+      return true;
+    default:
+      return false;
+  }
 }
 
 export async function startTestWorld(): Promise<TestWorld> {

@@ -1,0 +1,388 @@
+/**
+ * Threat model. One checked request of an intercepted tunnel, forwarded to the vetted upstream
+ * over a native TLS leg, and its response sent back. The request has passed every check before
+ * it gets here (Node's HTTP server parsed it, the proxy checked it); the response comes from an
+ * allowed but untrusted server.
+ *
+ * Guarantees:
+ * - The request is written anew from its parsed form: request line, the headers the proxy chose
+ *   (hop-by-hop ones dropped), and its body framed by its own Content-Length or re-chunked. No
+ *   byte of the sandbox's stream reaches the upstream unparsed.
+ * - One request at a time on an upstream connection, and a connection verified for one name
+ *   carries requests for that name only (the pool's key is name, address and port).
+ * - The response head is parsed strictly (http1-response.ts) and re-sent through Node's
+ *   ServerResponse; a body of known length is spliced natively (it is the upstream's to send,
+ *   nothing in it is checked); chunked and close-delimited bodies are decoded here.
+ * - A connection is reused only when its response ended exactly where its framing said.
+ * - An upstream that does not answer in time, fails, or breaks its framing gets a 502 when
+ *   nothing was sent yet, or a closed tunnel otherwise: the sandbox never gets a silently
+ *   truncated body.
+ * Not covered here: which requests may pass (the proxy) and the TLS itself (native-tls-leg.ts).
+ */
+import type http from 'node:http';
+import type net from 'node:net';
+import { ChunkedDecoder, parseResponseHead, type ResponseHead } from './http1-response.js';
+import { NativeTlsLeg, type NativeTlsContext } from './native-tls-leg.js';
+import type { NativeTlsSocket } from './native-tls-socket.js';
+
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const UNSAFE_VALUE = /[\r\n\0]/;
+const POOL_PER_KEY = 8;
+const POOL_IDLE_MS = 30_000;
+
+/** An upstream connection did not answer a request it was given (it may have been stale). */
+class UpstreamClosed extends Error {}
+
+/** A native TLS leg to an upstream, with promises for reads and writes. */
+export class UpstreamConnection {
+  private pendingRead:
+    { resolve: (data: Buffer | null) => void; reject: (error: Error) => void } | undefined;
+  private drained: Array<() => void> = [];
+  private failure: Error | undefined;
+  private ended = false;
+  readonly secure: Promise<void>;
+
+  constructor(readonly leg: NativeTlsLeg) {
+    let secured: () => void = () => undefined;
+    let failed: (error: Error) => void = () => undefined;
+    this.secure = new Promise<void>((resolve, reject) => {
+      secured = resolve;
+      failed = reject;
+    });
+    this.secure.catch(() => undefined);
+    leg.handlers = {
+      secure: () => secured(),
+      data: (data) => this.settle(data),
+      end: () => {
+        this.ended = true;
+        this.settle(null);
+      },
+      drain: () => {
+        const waiting = this.drained;
+        this.drained = [];
+        for (const resume of waiting) resume();
+      },
+      error: (error) => {
+        failed(error);
+        this.fail(error);
+      },
+    };
+    leg.raw.once('close', () => this.fail(new Error('the upstream connection closed')));
+  }
+
+  get reusable(): boolean {
+    return this.leg.isRunning && !this.ended && this.failure === undefined;
+  }
+
+  private settle(data: Buffer | null): void {
+    const pending = this.pendingRead;
+    this.pendingRead = undefined;
+    pending?.resolve(data);
+  }
+
+  private fail(error: Error): void {
+    this.failure ??= error;
+    const pending = this.pendingRead;
+    this.pendingRead = undefined;
+    pending?.reject(error);
+    const waiting = this.drained;
+    this.drained = [];
+    for (const resume of waiting) resume();
+  }
+
+  /** The next plaintext (up to the end of a head with `headOnly`); null at the end. */
+  read(headOnly: boolean, timeoutMs: number): Promise<Buffer | null> {
+    if (this.failure !== undefined) return Promise.reject(this.failure);
+    if (this.ended) return Promise.resolve(null);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.destroy();
+        reject(new Error('the upstream did not answer in time'));
+      }, timeoutMs);
+      timer.unref();
+      this.pendingRead = {
+        resolve: (data) => {
+          clearTimeout(timer);
+          resolve(data);
+        },
+        reject: (error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      };
+      this.leg.read(headOnly);
+    });
+  }
+
+  async write(data: Buffer): Promise<void> {
+    this.throwIfFailed();
+    if (data.length === 0) return;
+    if (this.leg.write(data)) await new Promise<void>((resume) => this.drained.push(resume));
+    this.throwIfFailed();
+  }
+
+  private throwIfFailed(): void {
+    if (this.failure !== undefined) throw this.failure;
+  }
+
+  /** While idle in the pool: any byte or end from the server makes the connection unusable. */
+  watchIdle(onGone: () => void): void {
+    this.pendingRead = {
+      resolve: () => {
+        this.destroy();
+        onGone();
+      },
+      reject: () => onGone(),
+    };
+    this.leg.read(false);
+  }
+
+  /** Takes the connection out of the pool's watch. */
+  unwatch(): void {
+    this.pendingRead = undefined;
+  }
+
+  destroy(): void {
+    this.leg.destroy();
+    this.fail(new Error('the upstream connection was closed'));
+  }
+}
+
+/** Idle upstream connections, by verified name, address and port. */
+export class UpstreamPool {
+  private readonly idle = new Map<
+    string,
+    Array<{ connection: UpstreamConnection; timer: NodeJS.Timeout }>
+  >();
+
+  take(key: string): UpstreamConnection | undefined {
+    const entries = this.idle.get(key);
+    while (entries !== undefined && entries.length > 0) {
+      const entry = entries.pop();
+      if (entry === undefined) break;
+      clearTimeout(entry.timer);
+      if (entry.connection.reusable) {
+        entry.connection.unwatch();
+        return entry.connection;
+      }
+    }
+    return undefined;
+  }
+
+  put(key: string, connection: UpstreamConnection): void {
+    const entries = this.idle.get(key) ?? [];
+    if (!connection.reusable || entries.length >= POOL_PER_KEY) {
+      connection.destroy();
+      return;
+    }
+    const remove = () => {
+      const index = entries.findIndex((e) => e.connection === connection);
+      if (index >= 0) clearTimeout(entries.splice(index, 1)[0]?.timer);
+      if (entries.length === 0 && this.idle.get(key) === entries) this.idle.delete(key);
+    };
+    const timer = setTimeout(() => {
+      connection.destroy();
+      remove();
+    }, POOL_IDLE_MS);
+    timer.unref();
+    entries.push({ connection, timer });
+    this.idle.set(key, entries);
+    connection.watchIdle(remove);
+  }
+
+  destroyAll(): void {
+    for (const entries of this.idle.values()) {
+      for (const { connection, timer } of entries) {
+        clearTimeout(timer);
+        connection.destroy();
+      }
+    }
+    this.idle.clear();
+  }
+}
+
+export interface UpstreamTarget {
+  /** The allowed name: SNI and the certificate check. */
+  servername: string;
+  /** The vetted address literal to dial. */
+  address: string;
+  port: number;
+}
+
+/** Dials the vetted address and starts verified TLS to the allowed name. */
+export async function connectUpstream(
+  target: UpstreamTarget,
+  dial: (address: string, port: number) => net.Socket,
+  trust: NativeTlsContext,
+  timeoutMs: number,
+): Promise<UpstreamConnection> {
+  const raw = dial(target.address, target.port);
+  // The TLS leg reads the socket itself: Node must not start reading it on connect.
+  raw.pause();
+  await new Promise<void>((resolve, reject) => {
+    raw.once('connect', () => resolve());
+    raw.once('error', reject);
+    raw.once('close', () => reject(new Error('the upstream connection closed before TLS')));
+  });
+  const leg = NativeTlsLeg.start(raw, trust, target.servername);
+  if (leg === undefined) {
+    raw.destroy();
+    throw new Error('native TLS could not take the upstream connection');
+  }
+  const connection = new UpstreamConnection(leg);
+  const timer = setTimeout(() => connection.destroy(), timeoutMs);
+  try {
+    await connection.secure;
+  } catch (error) {
+    connection.destroy();
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
+  if (leg.alpnProtocol !== false && leg.alpnProtocol !== 'http/1.1') {
+    connection.destroy();
+    throw new Error(`the upstream chose ALPN ${leg.alpnProtocol}`);
+  }
+  return connection;
+}
+
+function requestHead(
+  req: http.IncomingMessage,
+  headers: http.OutgoingHttpHeaders,
+  chunked: boolean,
+): Buffer {
+  const lines = [`${req.method ?? 'GET'} ${req.url ?? '/'} HTTP/1.1`];
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined) continue;
+    if (!TOKEN.test(name)) throw new Error(`header name ${JSON.stringify(name)} is not a token`);
+    for (const one of Array.isArray(value) ? value : [String(value)]) {
+      if (UNSAFE_VALUE.test(one)) throw new Error(`header ${name} has a line break`);
+      lines.push(`${name}: ${one}`);
+    }
+  }
+  if (chunked) lines.push('transfer-encoding: chunked');
+  return Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1');
+}
+
+async function sendBody(
+  req: http.IncomingMessage,
+  upstream: UpstreamConnection,
+  chunked: boolean,
+): Promise<void> {
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    if (chunk.length === 0) continue;
+    await upstream.write(
+      chunked
+        ? Buffer.concat([
+            Buffer.from(`${chunk.length.toString(16)}\r\n`),
+            chunk,
+            Buffer.from('\r\n'),
+          ])
+        : chunk,
+    );
+  }
+  if (chunked) await upstream.write(Buffer.from('0\r\n\r\n'));
+}
+
+function responseHeaders(
+  head: ResponseHead,
+  forward: (headers: http.IncomingHttpHeaders) => http.OutgoingHttpHeaders,
+): http.OutgoingHttpHeaders {
+  const grouped: Record<string, string[]> = {};
+  for (const [name, value] of head.headers) (grouped[name] ??= []).push(value);
+  const joined: http.IncomingHttpHeaders = {};
+  for (const [name, values] of Object.entries(grouped))
+    joined[name] = name === 'set-cookie' ? values : values.join(', ');
+  const out = forward(joined);
+  // A response re-framed here (chunked, until close) must not carry the upstream's length.
+  if (head.framing.kind !== 'length' && head.framing.kind !== 'none') delete out['content-length'];
+  return out;
+}
+
+export interface ExchangeOptions {
+  req: http.IncomingMessage;
+  res: http.ServerResponse;
+  client: NativeTlsSocket;
+  upstream: UpstreamConnection;
+  /** The headers to send upstream (the proxy's choice: hop-by-hop dropped, Host set). */
+  headers: http.OutgoingHttpHeaders;
+  /** Drops hop-by-hop response headers. */
+  forwardHeaders: (headers: http.IncomingHttpHeaders) => http.OutgoingHttpHeaders;
+  /** How long the upstream may take to answer. */
+  answerTimeoutMs: number;
+  /** How long a body may pause. */
+  idleTimeoutMs: number;
+}
+
+/**
+ * Forwards one request and its response; resolves true when the upstream connection ended its
+ * response cleanly and may carry another request.
+ */
+export async function exchange(o: ExchangeOptions): Promise<boolean> {
+  const { req, res, upstream } = o;
+  const chunked = req.headers['transfer-encoding'] !== undefined;
+  await upstream.write(requestHead(req, o.headers, chunked));
+  let bodyError: Error | undefined;
+  const body = sendBody(req, upstream, chunked).catch((error: Error) => {
+    bodyError = error;
+    upstream.destroy();
+  });
+  let head: ResponseHead;
+  let answered = false;
+  for (;;) {
+    const bytes = await upstream.read(true, o.answerTimeoutMs);
+    if (bytes === null) {
+      if (bodyError !== undefined) throw bodyError;
+      throw answered
+        ? new Error('the upstream closed after an interim response')
+        : new UpstreamClosed('the upstream closed the connection without answering');
+    }
+    answered = true;
+    const parsed = parseResponseHead(bytes, req.method ?? 'GET');
+    if (!parsed.ok) throw new Error(`malformed response from the upstream: ${parsed.reason}`);
+    head = parsed.head;
+    if (head.status === 101) throw new Error('the upstream switched protocols unasked');
+    if (head.status >= 200) break;
+    if (head.status === 100) res.writeContinue();
+  }
+  res.writeHead(head.status, head.reason, responseHeaders(head, o.forwardHeaders));
+  let clean = !head.closes;
+  switch (head.framing.kind) {
+    case 'none':
+      res.end();
+      break;
+    case 'length': {
+      res.flushHeaders();
+      const spliced = o.client.spliceFrom(upstream.leg, head.framing.length);
+      res.end();
+      await spliced;
+      break;
+    }
+    case 'chunked': {
+      const decoder = new ChunkedDecoder();
+      while (!decoder.done) {
+        const bytes = await upstream.read(false, o.idleTimeoutMs);
+        if (bytes === null) throw new Error('the upstream ended in the middle of a chunked body');
+        for (const piece of decoder.push(bytes)) {
+          if (!res.write(piece)) await new Promise((resume) => res.once('drain', resume));
+        }
+      }
+      clean &&= !decoder.overrun;
+      res.end();
+      break;
+    }
+    case 'close': {
+      clean = false;
+      for (let bytes = await upstream.read(false, o.idleTimeoutMs); bytes !== null;) {
+        if (!res.write(bytes)) await new Promise((resume) => res.once('drain', resume));
+        bytes = await upstream.read(false, o.idleTimeoutMs);
+      }
+      res.end();
+      break;
+    }
+  }
+  await body;
+  return clean && bodyError === undefined && upstream.reusable;
+}
+
+export { UpstreamClosed };

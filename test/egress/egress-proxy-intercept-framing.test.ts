@@ -1,0 +1,193 @@
+import http from 'node:http';
+import tls from 'node:tls';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { activeTlsLegs } from '../../src/egress/native-tls-leg.js';
+import { sha } from './support/sockets.js';
+import {
+  openTunnel,
+  patternBytes,
+  startTestProxy,
+  startTestWorld,
+  tlsExchange,
+  statusCodes,
+  type TestProxy,
+  type TestWorld,
+} from './support/test-world.js';
+
+interface Answer {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+}
+
+// How intercepted responses come back, whatever their framing, on both places TLS can run.
+describe.each(['native', 'node'] as const)('intercepted responses, TLS on %s', (interceptTls) => {
+  let world: TestWorld;
+  let limited: TestProxy;
+  const clients: Array<() => void> = [];
+
+  beforeAll(async () => {
+    world = await startTestWorld();
+    limited = await startTestProxy(
+      world,
+      { domains: ['allowed.test', 'other-allowed.test'], methods: ['GET', 'HEAD'] },
+      { interceptTls },
+    );
+  });
+  afterAll(async () => {
+    await limited.proxy.close();
+    await world.close();
+  });
+  beforeEach(() => {
+    world.requests.length = 0;
+  });
+  afterEach(() => {
+    for (const close of clients.splice(0)) close();
+    expect(world.canary).toEqual([]);
+  });
+
+  /** An HTTP client that sends every request through one intercepted tunnel. */
+  async function tunnelClient(host = 'allowed.test') {
+    const tunnel = await openTunnel(limited.port, `${host}:${world.httpsPort}`);
+    expect(tunnel.status).toBe(200);
+    const secure = tls.connect({
+      socket: tunnel.socket,
+      servername: host,
+      ca: limited.ca?.certificatePem ?? '',
+      ALPNProtocols: ['http/1.1'],
+    });
+    secure.on('error', () => undefined);
+    await new Promise((resolve) => secure.once('secureConnect', resolve));
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    let handed = false;
+    (agent as unknown as { createConnection: () => tls.TLSSocket }).createConnection = () => {
+      if (handed) throw new Error('the tunnel is closed');
+      handed = true;
+      return secure;
+    };
+    clients.push(() => {
+      agent.destroy();
+      secure.destroy();
+    });
+    const request = (path: string, method = 'GET') =>
+      new Promise<Answer>((resolve, reject) => {
+        const req = http.request(
+          {
+            agent,
+            host,
+            port: world.httpsPort,
+            path,
+            method,
+            headers: { host: `${host}:${world.httpsPort}` },
+          },
+          (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (d: Buffer) => chunks.push(d));
+            res.on('end', () =>
+              resolve({
+                status: res.statusCode ?? 0,
+                headers: res.headers,
+                body: Buffer.concat(chunks),
+              }),
+            );
+            res.on('error', reject);
+            res.on('aborted', () => reject(new Error('aborted')));
+          },
+        );
+        req.on('error', reject);
+        req.end();
+      });
+    return { request, secure };
+  }
+
+  it('passes a 16 MB body of known length byte for byte, then the next request', async () => {
+    const client = await tunnelClient();
+    const n = 16 * 1024 * 1024;
+    const big = await client.request(`/bytes?n=${n}`);
+    expect(big.status).toBe(200);
+    expect(big.headers['content-length']).toBe(String(n));
+    expect(sha(big.body)).toBe(sha(Buffer.alloc(n, 0x61)));
+    const next = await client.request('/after');
+    expect(JSON.parse(next.body.toString())).toMatchObject({ url: '/after' });
+  });
+
+  it('passes a chunked body exactly and keeps the tunnel usable', async () => {
+    const client = await tunnelClient();
+    const answer = await client.request('/chunked?n=300001');
+    expect(answer.status).toBe(200);
+    expect(answer.headers['content-length']).toBeUndefined();
+    expect(sha(answer.body)).toBe(sha(patternBytes(300_001)));
+    expect((await client.request('/after')).status).toBe(200);
+  });
+
+  it('passes a body that ends when the server closes', async () => {
+    const client = await tunnelClient();
+    const answer = await client.request('/close?n=200003');
+    expect(answer.status).toBe(200);
+    expect(sha(answer.body)).toBe(sha(patternBytes(200_003)));
+  });
+
+  it('answers HEAD, 204 and 304 without a body and goes on', async () => {
+    const client = await tunnelClient();
+    const head = await client.request('/bytes?n=1000', 'HEAD');
+    expect(head.status).toBe(200);
+    expect(head.headers['content-length']).toBe('1000');
+    expect(head.body.length).toBe(0);
+    expect((await client.request('/status?code=204')).status).toBe(204);
+    expect((await client.request('/status?code=304')).status).toBe(304);
+    const last = await client.request('/last');
+    expect(JSON.parse(last.body.toString())).toMatchObject({ url: '/last' });
+  });
+
+  it('never hands over a truncated body as complete: the tunnel closes', async () => {
+    const client = await tunnelClient();
+    await expect(client.request('/truncate?n=1000000')).rejects.toThrow();
+  });
+
+  it('answers 502 to a response with conflicting lengths (native) or closes (Node)', async () => {
+    const tunnel = await openTunnel(limited.port, `allowed.test:${world.httpsPort}`);
+    const { response } = await tlsExchange(
+      tunnel.socket,
+      { servername: 'allowed.test', ca: limited.ca?.certificatePem ?? '' },
+      `GET /two-lengths HTTP/1.1\r\nHost: allowed.test:${world.httpsPort}\r\n\r\n`,
+    );
+    // Node's HTTP client refuses the response too; neither passes "hello" on.
+    expect(response).not.toContain('hello');
+    if (interceptTls === 'native') expect(statusCodes(response)).toEqual([502]);
+  });
+
+  it('answers pipelined requests in order, each with its whole body', async () => {
+    const tunnel = await openTunnel(limited.port, `allowed.test:${world.httpsPort}`);
+    const h = `Host: allowed.test:${world.httpsPort}\r\n`;
+    const { response } = await tlsExchange(
+      tunnel.socket,
+      { servername: 'allowed.test', ca: limited.ca?.certificatePem ?? '' },
+      `GET /bytes?n=70000 HTTP/1.1\r\n${h}\r\nGET /chunked?n=5000 HTTP/1.1\r\n${h}\r\nGET /third HTTP/1.1\r\n${h}Connection: close\r\n\r\n`,
+    );
+    expect(statusCodes(response)).toEqual([200, 200, 200]);
+    const first = response.indexOf('a'.repeat(70_000));
+    const third = response.indexOf('"url":"/third"');
+    expect(first).toBeGreaterThan(0);
+    expect(third).toBeGreaterThan(first + 70_000);
+    expect(world.requests.map((r) => r.url)).toEqual([
+      '/bytes?n=70000',
+      '/chunked?n=5000',
+      '/third',
+    ]);
+  });
+
+  it('reuses the upstream connection within a tunnel, never across names', async () => {
+    const one = await tunnelClient('allowed.test');
+    await one.request('/1');
+    await one.request('/2');
+    const other = await tunnelClient('other-allowed.test');
+    await other.request('/3');
+    const [first, second, third] = world.requests;
+    expect(first?.remotePort).toBe(second?.remotePort);
+    // Both names lead to the same address; the second name's request went on its own
+    // connection, verified for that name.
+    expect(third?.servername).toBe('other-allowed.test');
+    expect(third?.remotePort).not.toBe(first?.remotePort);
+    if (interceptTls === 'native') expect(activeTlsLegs()).toBeGreaterThanOrEqual(3);
+  });
+});
