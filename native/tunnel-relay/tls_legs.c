@@ -40,6 +40,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "native_common.h"
@@ -103,6 +104,7 @@ typedef struct {
   int end_requested, close_notify_sent, write_shut;
   char *cipher;
   size_t cipher_start, cipher_length;
+  int64_t last_activity_ms; /* the last time bytes moved (reads, writes, splices) */
   napi_threadsafe_function events;
   napi_env env;
 } leg_t;
@@ -150,6 +152,12 @@ static void pool_put(char *buffer) {
 static void free_chunk(chunk_t *c) {
   pool_put(c->data);
   free(c);
+}
+
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static uint64_t leg_key(uint32_t slot, uint32_t generation) {
@@ -472,7 +480,9 @@ static int step(leg_t *l) {
   progress |= deliver(l);
   result = encrypt_and_send(l);
   if (result < 0) return -1;
-  return progress | result;
+  progress |= result;
+  if (progress) l->last_activity_ms = now_ms();
+  return progress;
 }
 
 /* The other leg of a running splice (its source or its target), or NULL. Lock held. */
@@ -832,6 +842,7 @@ static napi_value start(napi_env env, napi_callback_info info) {
     l->wbio = wbio;
     l->events = events;
     l->env = env;
+    l->last_activity_ms = now_ms();
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
                              .data.u64 = leg_key(slot, l->generation)};
     if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &ev) != 0) {
@@ -1023,6 +1034,20 @@ static napi_value stop_leg(napi_env env, napi_callback_info info) {
   return boolean(env, l != NULL);
 }
 
+/* idleMs(id) -> milliseconds since bytes last moved on the leg (-1 when it is not running). A
+   splice moves bytes JavaScript never sees; idle timeouts ask here. */
+static napi_value idle_ms(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  pthread_mutex_lock(&lock);
+  leg_t *l = argc < 1 ? NULL : find(env, argv[0]);
+  double idle = l != NULL ? (double)(now_ms() - l->last_activity_ms) : -1;
+  pthread_mutex_unlock(&lock);
+  napi_create_double(env, idle, &out);
+  return out;
+}
+
 static napi_value active_legs(napi_env env, napi_callback_info info) {
   (void)info;
   uint32_t count = 0;
@@ -1056,6 +1081,7 @@ void tls_legs_register(napi_env env, napi_value exports) {
       {"end", NULL, end_leg, NULL, NULL, NULL, napi_default, NULL},
       {"splice", NULL, splice_leg, NULL, NULL, NULL, napi_default, NULL},
       {"stop", NULL, stop_leg, NULL, NULL, NULL, napi_default, NULL},
+      {"idleMs", NULL, idle_ms, NULL, NULL, NULL, napi_default, NULL},
       {"active", NULL, active_legs, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, tls, sizeof(properties) / sizeof(properties[0]), properties);

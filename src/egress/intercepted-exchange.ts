@@ -352,10 +352,12 @@ export async function exchange(o: ExchangeOptions): Promise<boolean> {
       res.end();
       break;
     case 'length': {
+      // The head goes first; the marker written after it becomes the body, sent natively from
+      // the upstream leg; the response's 'finish' comes once it was sent.
       res.flushHeaders();
-      const spliced = o.client.spliceFrom(upstream.leg, head.framing.length);
-      res.end();
-      await spliced;
+      const { marker, sent } = o.client.splice(upstream.leg, head.framing.length);
+      res.end(marker);
+      await sent;
       break;
     }
     case 'chunked': {

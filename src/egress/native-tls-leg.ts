@@ -161,6 +161,11 @@ export class NativeTlsLeg {
     this.legs.splice(this.id, source.id, length);
   }
 
+  /** Milliseconds since bytes last moved on this leg, spliced ones included. */
+  idleMs(): number {
+    return this.running ? this.legs.idleMs(this.id) : 0;
+  }
+
   /** Stops the leg now (synchronous: its descriptor may be closed right after). */
   stop(): void {
     if (!this.running) return;

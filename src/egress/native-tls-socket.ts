@@ -3,8 +3,8 @@
  * the parts of net.Socket that Node's HTTP server uses (timeouts, destroySoon, addresses), so
  * that every request is parsed by Node's HTTP server as before. See native-tls-leg.ts for the
  * threat model; this adapter adds one guarantee: a splice is ordered with the stream's writes
- * (it goes through the writable queue), so a response's body follows its head and precedes the
- * next response, however Node's HTTP server corks and buffers.
+ * (its marker goes through the writable queue), so a response's body follows its head and
+ * precedes the next response, however Node's HTTP server corks and buffers.
  */
 import type net from 'node:net';
 import { Duplex } from 'node:stream';
@@ -13,6 +13,7 @@ import type { NativeTlsLeg } from './native-tls-leg.js';
 interface SpliceRequest {
   source: NativeTlsLeg;
   length: number;
+  settle: (error?: Error | null) => void;
 }
 
 export class NativeTlsSocket extends Duplex {
@@ -58,15 +59,28 @@ export class NativeTlsSocket extends Duplex {
   }
 
   /**
-   * Sends the next `length` plaintext bytes of `source` (an upstream leg) to this socket, after
-   * everything written before; resolves when they were sent.
+   * A one-byte stand-in for the next `length` plaintext bytes of `source` (an upstream leg):
+   * written to this socket (through a ServerResponse, so that its 'finish' waits for it), it is
+   * replaced by those bytes, after everything written before. `sent` settles when they were.
    */
-  spliceFrom(source: NativeTlsLeg, length: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const marker = Buffer.alloc(0);
-      this.splices.set(marker, { source, length });
-      this.write(marker, (error) => (error ? reject(error) : resolve()));
+  splice(source: NativeTlsLeg, length: number): { marker: Buffer; sent: Promise<void> } {
+    const marker = Buffer.alloc(1);
+    const sent = new Promise<void>((resolve, reject) => {
+      this.splices.set(marker, {
+        source,
+        length,
+        settle: (error) => (error ? reject(error) : resolve()),
+      });
     });
+    sent.catch(() => undefined);
+    return { marker, sent };
+  }
+
+  /** Writes a splice directly (tests; the proxy writes the marker through its response). */
+  spliceFrom(source: NativeTlsLeg, length: number): Promise<void> {
+    const { marker, sent } = this.splice(source, length);
+    this.write(marker);
+    return sent;
   }
 
   private touch(): void {
@@ -95,14 +109,19 @@ export class NativeTlsSocket extends Duplex {
     try {
       if (splice !== undefined) {
         // The write completes when the spliced bytes were sent ('spliced').
+        this.splices.delete(chunk);
         this.leg.splice(splice.source, splice.length);
-        this.waitingWrite = callback;
+        this.waitingWrite = (error) => {
+          splice.settle(error);
+          callback(error);
+        };
         return;
       }
       if (this.leg.write(chunk)) this.waitingWrite = callback;
       else callback();
     } catch (error) {
       // The leg ended on its own thread and its event is on the way.
+      splice?.settle(error as Error);
       callback(error as Error);
     }
   }
@@ -135,7 +154,8 @@ export class NativeTlsSocket extends Duplex {
     this.timer = setTimeout(() => {
       this.timer = undefined;
       if (this.destroyed || this.timeoutMs === 0) return;
-      const idle = Date.now() - this.lastActivity;
+      // Spliced bytes pass without JavaScript: the leg knows when bytes last moved.
+      const idle = Math.min(Date.now() - this.lastActivity, this.leg.idleMs());
       if (idle >= this.timeoutMs) {
         this.emit('timeout');
         // Like net.Socket: the timeout repeats until it is turned off or the socket is gone.

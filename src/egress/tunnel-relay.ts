@@ -37,6 +37,7 @@ export interface TlsLegAddon {
   write(id: number, data: Buffer): boolean;
   end(id: number): boolean;
   splice(targetId: number, sourceId: number, length: number): boolean;
+  idleMs(id: number): number;
   stop(id: number): boolean;
   active(): number;
 }

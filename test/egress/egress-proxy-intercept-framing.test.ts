@@ -24,6 +24,7 @@ interface Answer {
 describe.each(['native', 'node'] as const)('intercepted responses, TLS on %s', (interceptTls) => {
   let world: TestWorld;
   let limited: TestProxy;
+  let impatient: TestProxy;
   const clients: Array<() => void> = [];
 
   beforeAll(async () => {
@@ -33,9 +34,14 @@ describe.each(['native', 'node'] as const)('intercepted responses, TLS on %s', (
       { domains: ['allowed.test', 'other-allowed.test'], methods: ['GET', 'HEAD'] },
       { interceptTls },
     );
+    impatient = await startTestProxy(
+      world,
+      { domains: ['allowed.test'], methods: ['GET'] },
+      { interceptTls, idleTimeoutMs: 1000 },
+    );
   });
   afterAll(async () => {
-    await limited.proxy.close();
+    await Promise.all([limited.proxy.close(), impatient.proxy.close()]);
     await world.close();
   });
   beforeEach(() => {
@@ -47,13 +53,13 @@ describe.each(['native', 'node'] as const)('intercepted responses, TLS on %s', (
   });
 
   /** An HTTP client that sends every request through one intercepted tunnel. */
-  async function tunnelClient(host = 'allowed.test') {
-    const tunnel = await openTunnel(limited.port, `${host}:${world.httpsPort}`);
+  async function tunnelClient(host = 'allowed.test', proxy = limited) {
+    const tunnel = await openTunnel(proxy.port, `${host}:${world.httpsPort}`);
     expect(tunnel.status).toBe(200);
     const secure = tls.connect({
       socket: tunnel.socket,
       servername: host,
-      ca: limited.ca?.certificatePem ?? '',
+      ca: proxy.ca?.certificatePem ?? '',
       ALPNProtocols: ['http/1.1'],
     });
     secure.on('error', () => undefined);
@@ -189,5 +195,17 @@ describe.each(['native', 'node'] as const)('intercepted responses, TLS on %s', (
     expect(third?.servername).toBe('other-allowed.test');
     expect(third?.remotePort).not.toBe(first?.remotePort);
     if (interceptTls === 'native') expect(activeTlsLegs()).toBeGreaterThanOrEqual(3);
+  });
+
+  it('keeps a body that is still moving past the idle time, and ends one that stalled', async () => {
+    const slow = await (
+      await tunnelClient('allowed.test', impatient)
+    ).request('/slow?n=100000&ms=2500');
+    expect(sha(slow.body)).toBe(sha(patternBytes(100_000)));
+    const started = Date.now();
+    await expect(
+      (await tunnelClient('allowed.test', impatient)).request('/slow?n=100000&ms=500&stall=1'),
+    ).rejects.toThrow();
+    expect(Date.now() - started).toBeLessThan(5000);
   });
 });

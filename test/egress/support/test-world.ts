@@ -153,8 +153,9 @@ export function patternBytes(n: number): Buffer {
 /**
  * Responses framed every way a server may frame them (for the interceptor's relaying):
  * /chunked and /close send `n` pattern bytes chunked or until close, /truncate promises `n`
- * and sends half, /two-lengths sends conflicting Content-Length headers, /status answers
- * `code` without a body. Returns false for other paths.
+ * and sends half, /slow sends `n` bytes spread over `ms` (half and then nothing with stall=1),
+ * /two-lengths sends conflicting Content-Length headers, /status answers `code` without a
+ * body. Returns false for other paths.
  */
 function framingCase(url: URL, req: http.IncomingMessage, res: http.ServerResponse): boolean {
   const n = Number(url.searchParams.get('n') ?? '0');
@@ -176,6 +177,27 @@ function framingCase(url: URL, req: http.IncomingMessage, res: http.ServerRespon
       res.writeHead(200, { 'content-length': n });
       res.write(patternBytes(Math.floor(n / 2)), () => req.socket.destroy());
       return true;
+    case '/slow': {
+      // `n` bytes in ten pieces over `ms` milliseconds; with ?stall=1 only half, then silence.
+      const total = patternBytes(n);
+      const pieces = url.searchParams.get('stall') === '1' ? 5 : 10;
+      res.writeHead(200, { 'content-length': n });
+      let sent = 0;
+      const timer = setInterval(
+        () => {
+          if (sent === pieces) {
+            clearInterval(timer);
+            if (pieces === 10) res.end();
+            return;
+          }
+          res.write(total.subarray((sent * n) / 10, ((sent + 1) * n) / 10));
+          sent++;
+        },
+        Number(url.searchParams.get('ms') ?? '1000') / 10,
+      );
+      res.once('close', () => clearInterval(timer));
+      return true;
+    }
     case '/two-lengths':
       req.socket.end('HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!');
       return true;
