@@ -149,9 +149,14 @@ async function oneRequest(serverPort, proxyPort, ca, path) {
       },
     );
     let bytes = 0;
-    secure.on('data', (d) => (bytes += d.length));
+    let start = '';
+    secure.on('data', (d) => {
+      if (start.length < 400) start += d.subarray(0, 400).toString('latin1');
+      bytes += d.length;
+    });
     secure.on('end', () => {
       secure.destroy();
+      if (bytes < 1000 && !start.startsWith('HTTP/1.1 200')) console.error(`answer: ${start}`);
       resolve(bytes);
     });
     secure.on('error', reject);

@@ -113,8 +113,8 @@ export async function runDoctor(config: BerthConfig): Promise<DoctorCheck[]> {
     name: 'tunnel relay',
     ok: relay.available,
     detail: relay.available
-      ? 'native relay (tunnelled bytes move on its own thread, off the event loop)'
-      : `${relay.reason}: tunnels are relayed with Node streams, at several times the CPU per byte`,
+      ? 'native relay and TLS legs (tunnelled bytes, and the TLS of intercepted tunnels, move on their own threads, off the event loop)'
+      : `${relay.reason}: tunnels are relayed with Node streams and intercepted TLS runs on Node's sockets, at several times the CPU per byte`,
     ...(relay.available ? {} : { fix: 'npm run build:native (needs make, g++ and python3)' }),
   });
 

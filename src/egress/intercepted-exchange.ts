@@ -321,6 +321,11 @@ export interface ExchangeOptions {
 export async function exchange(o: ExchangeOptions): Promise<boolean> {
   const { req, res, upstream } = o;
   const chunked = req.headers['transfer-encoding'] !== undefined;
+  // The read for the answer's head is asked for before the request goes out: a connection
+  // from the pool has a plain read pending (its idle watch), which would otherwise take the
+  // answer whole, head and body together.
+  let nextHead = upstream.read(true, o.answerTimeoutMs);
+  nextHead.catch(() => undefined);
   await upstream.write(requestHead(req, o.headers, chunked));
   let bodyError: Error | undefined;
   const body = sendBody(req, upstream, chunked).catch((error: Error) => {
@@ -330,7 +335,7 @@ export async function exchange(o: ExchangeOptions): Promise<boolean> {
   let head: ResponseHead;
   let answered = false;
   for (;;) {
-    const bytes = await upstream.read(true, o.answerTimeoutMs);
+    const bytes = await nextHead;
     if (bytes === null) {
       if (bodyError !== undefined) throw bodyError;
       throw answered
@@ -344,6 +349,7 @@ export async function exchange(o: ExchangeOptions): Promise<boolean> {
     if (head.status === 101) throw new Error('the upstream switched protocols unasked');
     if (head.status >= 200) break;
     if (head.status === 100) res.writeContinue();
+    nextHead = upstream.read(true, o.answerTimeoutMs);
   }
   res.writeHead(head.status, head.reason, responseHeaders(head, o.forwardHeaders));
   let clean = !head.closes;

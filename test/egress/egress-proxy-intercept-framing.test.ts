@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import http from 'node:http';
 import tls from 'node:tls';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -13,6 +14,9 @@ import {
   type TestProxy,
   type TestWorld,
 } from './support/test-world.js';
+
+/** A loopback address of its own for a server in another process. */
+const REMOTE_ADDRESS = '127.0.0.7';
 
 interface Answer {
   status: number;
@@ -207,5 +211,57 @@ describe.each(['native', 'node'] as const)('intercepted responses, TLS on %s', (
       (await tunnelClient('allowed.test', impatient)).request('/slow?n=100000&ms=500&stall=1'),
     ).rejects.toThrow();
     expect(Date.now() - started).toBeLessThan(5000);
+  });
+
+  it('answers every one of many tunnels in a row, the upstream in another process', async () => {
+    // A server in its own process answers while the proxy's thread is still busy with the
+    // request it just sent (in this process it could only answer afterwards): a pooled
+    // connection must then still deliver the answer's head alone.
+    const leaf = await world.upstreamCa.leafFor('remote.test');
+    const server = spawn(
+      process.execPath,
+      [
+        '-e',
+        `const https = require('node:https');
+         const s = https.createServer({ key: process.env.KEY, cert: process.env.CERT }, (req, res) => {
+           req.resume();
+           req.on('end', () => { res.writeHead(200, { 'content-length': 2 }); res.end('ok'); });
+         });
+         s.listen(0, '${REMOTE_ADDRESS}', () => console.log(s.address().port));`,
+      ],
+      {
+        env: { KEY: leaf.privateKeyPem, CERT: leaf.certificatePem },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    clients.push(() => server.kill());
+    const port = Number(
+      await new Promise<string>((resolve) =>
+        server.stdout.once('data', (d: Buffer) => resolve(d.toString())),
+      ),
+    );
+    const remote = await startTestProxy(
+      world,
+      { domains: ['remote.test'], methods: ['GET'] },
+      {
+        interceptTls,
+        resolver: (host) => Promise.resolve(host === 'remote.test' ? [REMOTE_ADDRESS] : []),
+        guard: { allow: [{ range: `${REMOTE_ADDRESS}/32`, hosts: ['remote.test'] }] },
+        extraTunnelPorts: [port],
+      },
+    );
+    clients.push(() => void remote.proxy.close());
+    const statuses: number[] = [];
+    for (let i = 0; i < 80; i++) {
+      const tunnel = await openTunnel(remote.port, `remote.test:${port}`);
+      const { response } = await tlsExchange(
+        tunnel.socket,
+        { servername: 'remote.test', ca: remote.ca?.certificatePem ?? '' },
+        `GET /${i} HTTP/1.1\r\nHost: remote.test:${port}\r\nConnection: close\r\n\r\n`,
+        50,
+      );
+      statuses.push(...statusCodes(response));
+    }
+    expect(statuses).toEqual(Array.from({ length: 80 }, () => 200));
   });
 });

@@ -302,22 +302,35 @@ export interface TestProxy {
 export async function startTestProxy(
   world: TestWorld,
   internet: Partial<InternetPolicy>,
-  extra: Partial<EgressProxyOptions> & { withCa?: boolean; listenHost?: string } = {},
+  extra: Partial<EgressProxyOptions> & {
+    withCa?: boolean;
+    listenHost?: string;
+    /** Ports besides the world's HTTPS port that tunnels may reach. */
+    extraTunnelPorts?: number[];
+  } = {},
 ): Promise<TestProxy> {
   const policy = new EgressPolicy(
     { access: 'allowlist', presets: [], domains: [], tunnelOnly: [], ...internet },
-    { extraPorts: { tunnel: [world.httpsPort], http: [world.httpPort] } },
+    {
+      extraPorts: {
+        tunnel: [world.httpsPort, ...(extra.extraTunnelPorts ?? [])],
+        http: [world.httpPort],
+      },
+    },
   );
   const ca =
     extra.withCa === false
       ? undefined
       : await CertificateAuthority.create({ commonName: 'env_test' });
   const decisions: EgressDecisionEvent[] = [];
-  const rest: Partial<EgressProxyOptions> & { withCa?: boolean; listenHost?: string } = {
-    ...extra,
-  };
+  const rest: Partial<EgressProxyOptions> & {
+    withCa?: boolean;
+    listenHost?: string;
+    extraTunnelPorts?: number[];
+  } = { ...extra };
   delete rest.withCa;
   delete rest.listenHost;
+  delete rest.extraTunnelPorts;
   const proxy = new EgressProxy({
     policy,
     resolver: world.resolver,
