@@ -12,12 +12,14 @@
 // 100 MB can be compared between runs even when the machine is loaded.
 //
 // Paths, measured in rotation: direct; the passthrough tunnel on the native tunnel relay (the
-// default) and on Node streams (the fallback); interception (method limits); and a reference
-// that is not Berth: a bare Node TLS-to-TLS relay with no HTTP and no checks, the least any
-// interceptor built on Node's TLS pays per byte. Besides the proxy thread's CPU (with the native
-// relay's thread), the whole process's CPU per 100 MB is read (client, server, proxies, GC).
+// default) and on Node streams (the fallback); interception (method limits) on the native TLS
+// legs (the default) and on Node's TLS sockets (the fallback); and a reference that is not
+// Berth: a bare Node TLS-to-TLS relay with no HTTP and no checks, the least any interceptor
+// built on Node's TLS pays per byte. Besides the proxy thread's CPU (with the addon's threads:
+// the relay and the TLS legs), the whole process's CPU per 100 MB is read (client, server,
+// proxies, GC).
 //
-// Run: npx tsc -b && node bench/egress-proxy.bench.js [--quick] [--throughput-only]
+// Run: npx tsc -b && node bench/egress-proxy.bench.js [--quick] [--throughput-only | --latency-only]
 // Prints a JSON summary and a Markdown table for docs/benchmarks.md.
 import { readFileSync, readdirSync } from 'node:fs';
 import https from 'node:https';
@@ -31,6 +33,7 @@ import { EgressPolicy } from '../dist/domain/internet/egress-policy.js';
 
 const QUICK = process.argv.includes('--quick');
 const THROUGHPUT_ONLY = process.argv.includes('--throughput-only');
+const LATENCY_ONLY = process.argv.includes('--latency-only');
 /** The line rate of the paced downloads: 1 Gbit/s. */
 const LINE_RATE_BYTES_PER_SECOND = 125_000_000;
 const LATENCY_RUNS = QUICK ? 60 : 300;
@@ -460,17 +463,27 @@ async function main() {
   const lat = THROUGHPUT_ONLY
     ? paths.map((p) => ({ ...none, label: p.label }))
     : await latencies(paths);
-  const thr = await throughputs(paths, 0, server.worker);
-  const paced = await throughputs(paths, LINE_RATE_BYTES_PER_SECOND, server.worker);
-  const conc = THROUGHPUT_ONLY
-    ? []
-    : [
-        await concurrency('tunnel', serverPort, tunnel.port, upstreamPem),
-        await concurrency('tunnel (streams)', serverPort, streams.port, upstreamPem),
-        await concurrency('intercept', serverPort, intercept.port, interceptPem),
-      ];
+  const skipped = paths.map(() => ({
+    mbPerSecond: NaN,
+    vsDirect: NaN,
+    proxyCpuMsPer100Mb: NaN,
+    allThreadsCpuMsPer100Mb: NaN,
+  }));
+  const thr = LATENCY_ONLY ? skipped : await throughputs(paths, 0, server.worker);
+  const paced = LATENCY_ONLY
+    ? skipped
+    : await throughputs(paths, LINE_RATE_BYTES_PER_SECOND, server.worker);
+  const conc =
+    THROUGHPUT_ONLY || LATENCY_ONLY
+      ? []
+      : [
+          await concurrency('tunnel', serverPort, tunnel.port, upstreamPem),
+          await concurrency('tunnel (streams)', serverPort, streams.port, upstreamPem),
+          await concurrency('intercept', serverPort, intercept.port, interceptPem),
+        ];
 
-  for (const w of [tunnel, streams, intercept, tlsRelay, server]) await w.worker.terminate();
+  for (const w of [tunnel, streams, intercept, interceptNode, tlsRelay, server])
+    await w.worker.terminate();
 
   const summary = {
     date: new Date().toISOString(),
@@ -482,14 +495,16 @@ async function main() {
       tunnel: lat[1].addedP50,
       tunnelStreams: lat[2].addedP50,
       intercept: lat[3].addedP50,
-      nodeTlsRelay: lat[4].addedP50,
+      interceptNodeTls: lat[4].addedP50,
+      nodeTlsRelay: lat[5].addedP50,
     },
     throughput: thr,
     throughputRatio: {
       tunnel: thr[1].vsDirect,
       tunnelStreams: thr[2].vsDirect,
       intercept: thr[3].vsDirect,
-      nodeTlsRelay: thr[4].vsDirect,
+      interceptNodeTls: thr[4].vsDirect,
+      nodeTlsRelay: thr[5].vsDirect,
     },
     lineRate: { bytesPerSecond: LINE_RATE_BYTES_PER_SECOND, throughput: paced },
     concurrency: conc,

@@ -33,6 +33,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -42,6 +45,8 @@
 void tls_legs_register(napi_env env, napi_value exports);
 
 #define BUFFER_BYTES (64 * 1024)
+/* The most a connect() relay sends before relaying (a ClientHello and what followed it). */
+#define MAX_INITIAL_BYTES (1024 * 1024)
 #define MAX_EVENTS 64
 #define EPOLL_WATCH (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)
 
@@ -63,6 +68,9 @@ typedef struct {
   direction_t dir[2]; /* dir[0]: fd[0] -> fd[1]; dir[1]: fd[1] -> fd[0] */
   int64_t idle_ms;
   int64_t last_activity_ms;
+  int owns_upstream;          /* fd[1] was opened here (connect()): closed when the relay ends */
+  int connecting;             /* fd[1]'s connect has not completed yet */
+  int64_t connect_deadline_ms;
   napi_threadsafe_function done;
   napi_env env; /* the JavaScript environment that started it (a worker thread may end) */
 } relay_t;
@@ -101,6 +109,8 @@ static void release_slot(relay_t *r) {
   for (int side = 0; side < 2; side++) {
     if (r->watched[side]) epoll_ctl(epoll_fd, EPOLL_CTL_DEL, r->fd[side], NULL);
   }
+  if (r->owns_upstream) close(r->fd[1]);
+  r->owns_upstream = 0;
   free_buffers(r);
   r->used = 0;
   /* 20 bits keep an id (generation << 32 | slot << 1) exact as a JavaScript number. */
@@ -184,6 +194,19 @@ static int direction_done(direction_t *dir) {
 
 /* Runs both directions of a relay after an event; finishes it when there is nothing left. */
 static void service(relay_t *r, int side, uint32_t events) {
+  if (r->connecting) {
+    /* Nothing moves before the upstream's connect completed (or failed). */
+    if (side == 0 && !(events & EPOLLERR)) return;
+    int error_number = 0;
+    socklen_t len = sizeof(error_number);
+    getsockopt(r->fd[side], SOL_SOCKET, SO_ERROR, &error_number, &len);
+    if (error_number != 0 || (side == 0 && (events & EPOLLERR))) {
+      finish(r, "error", error_number != 0 ? error_number : ECONNRESET);
+      return;
+    }
+    if (!(events & EPOLLOUT)) return;
+    r->connecting = 0;
+  }
   int any = 0;
   for (int d = 0; d < 2; d++) {
     int result = pump(r, d);
@@ -242,7 +265,9 @@ static void *relay_thread(void *unused) {
       last_sweep = now;
       for (uint32_t slot = 0; slot < relay_capacity; slot++) {
         relay_t *r = &relays[slot];
-        if (r->used && r->idle_ms > 0 && now - r->last_activity_ms >= r->idle_ms)
+        if (r->used && r->connecting && now >= r->connect_deadline_ms)
+          finish(r, "error", ETIMEDOUT);
+        else if (r->used && r->idle_ms > 0 && now - r->last_activity_ms >= r->idle_ms)
           finish(r, "idle", 0);
       }
     }
@@ -297,6 +322,79 @@ static int free_slot(uint32_t *slot) {
   return 0;
 }
 
+static int create_done(napi_env env, napi_value callback, napi_threadsafe_function *done) {
+  napi_value name;
+  napi_create_string_utf8(env, "berth tunnel relay", NAPI_AUTO_LENGTH, &name);
+  return napi_create_threadsafe_function(env, callback, NULL, name, 0, 1, NULL, NULL, NULL,
+                                         call_done, done) == napi_ok
+             ? 0
+             : -1;
+}
+
+/*
+ * Takes a slot for two descriptors and starts watching them. owns_upstream: fd[1] is this
+ * relay's own (closed when it ends); connect_timeout_ms >= 0: fd[1] is still connecting.
+ * `initial` is sent on fd[1] first. On failure the done
+ * callback is released and an owned descriptor closed; *error_number says why.
+ */
+static uint64_t begin_relay(int fds[2], int owns_upstream, int64_t idle_ms,
+                            int64_t connect_timeout_ms, const void *initial, size_t initial_length,
+                            napi_threadsafe_function done, napi_env env, int *error_number) {
+  pthread_mutex_lock(&lock);
+  *error_number = ensure_thread();
+  uint32_t slot = 0;
+  if (*error_number == 0) *error_number = free_slot(&slot);
+  relay_t *r = *error_number == 0 ? &relays[slot] : NULL;
+  uint64_t id = 0;
+  if (r != NULL) {
+    uint32_t generation = r->generation;
+    memset(r, 0, sizeof(*r));
+    r->generation = generation;
+    r->fd[0] = fds[0];
+    r->fd[1] = fds[1];
+    r->owns_upstream = owns_upstream;
+    r->connecting = connect_timeout_ms >= 0;
+    r->connect_deadline_ms = now_ms() + (connect_timeout_ms > 0 ? connect_timeout_ms : 0);
+    r->idle_ms = idle_ms;
+    r->last_activity_ms = now_ms();
+    r->done = done;
+    r->env = env;
+    if (initial_length > 0) {
+      size_t size = initial_length > BUFFER_BYTES ? initial_length : BUFFER_BYTES;
+      if ((r->dir[0].buffer = malloc(size)) == NULL) {
+        *error_number = ENOMEM;
+      } else {
+        memcpy(r->dir[0].buffer, initial, initial_length);
+        r->dir[0].buffered = initial_length;
+      }
+    }
+    for (int side = 0; *error_number == 0 && side < 2; side++) {
+      /* Edge-triggered, for everything, once: each event pumps both directions until the
+         kernel says EAGAIN (or the buffer is still full, in which case the destination's next
+         EPOLLOUT edge comes back), so no edge is missed and no epoll_ctl is needed per event. */
+      struct epoll_event ev = {.events = EPOLL_WATCH,
+                               .data.u64 = event_key(slot, r->generation, side)};
+      if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, r->fd[side], &ev) != 0)
+        *error_number = errno;
+      else
+        r->watched[side] = 1;
+    }
+    if (*error_number == 0) {
+      r->used = 1;
+      id = event_key(slot, r->generation, 0);
+    } else {
+      release_slot(r); /* closes an owned descriptor */
+      owns_upstream = 0;
+    }
+  }
+  pthread_mutex_unlock(&lock);
+  if (*error_number != 0) {
+    if (owns_upstream) close(fds[1]);
+    napi_release_threadsafe_function(done, napi_tsfn_abort);
+  }
+  return id;
+}
+
 /* start(fdA, fdB, idleMs, done(reason, errno, movedAtoB, movedBtoA)) -> id */
 static napi_value start(napi_env env, napi_callback_info info) {
   size_t argc = 4;
@@ -310,53 +408,86 @@ static napi_value start(napi_env env, napi_callback_info info) {
       napi_get_value_int64(env, argv[2], &idle_ms) != napi_ok || fds[0] < 0 || fds[1] < 0 ||
       fds[0] == fds[1])
     return throw_error(env, "start: two different descriptors and an idle time are needed", 0);
-  napi_value name;
-  napi_create_string_utf8(env, "berth tunnel relay", NAPI_AUTO_LENGTH, &name);
   napi_threadsafe_function done;
-  if (napi_create_threadsafe_function(env, argv[3], NULL, name, 0, 1, NULL, NULL, NULL, call_done,
-                                      &done) != napi_ok)
+  if (create_done(env, argv[3], &done) != 0)
     return throw_error(env, "start: could not create the completion callback", 0);
+  int error_number = 0;
+  uint64_t id = begin_relay(fds, 0, idle_ms, -1, NULL, 0, done, env, &error_number);
+  if (error_number != 0) return throw_error(env, "start: could not start the relay", error_number);
+  napi_value out;
+  napi_create_double(env, (double)id, &out);
+  return out;
+}
 
-  pthread_mutex_lock(&lock);
-  int error_number = ensure_thread();
-  uint32_t slot = 0;
-  if (error_number == 0) error_number = free_slot(&slot);
-  relay_t *r = error_number == 0 ? &relays[slot] : NULL;
-  if (r != NULL) {
-    uint32_t generation = r->generation;
-    memset(r, 0, sizeof(*r));
-    r->generation = generation;
-    r->fd[0] = fds[0];
-    r->fd[1] = fds[1];
-    r->idle_ms = idle_ms;
-    r->last_activity_ms = now_ms();
-    r->done = done;
-    r->env = env;
-    for (int side = 0; error_number == 0 && side < 2; side++) {
-      /* Edge-triggered, for everything, once: each event pumps both directions until the
-         kernel says EAGAIN (or the buffer is still full, in which case the destination's next
-         EPOLLOUT edge comes back), so no edge is missed and no epoll_ctl is needed per event. */
-      struct epoll_event ev = {.events = EPOLL_WATCH,
-                               .data.u64 = event_key(slot, r->generation, side)};
-      if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, r->fd[side], &ev) != 0)
-        error_number = errno;
-      else
-        r->watched[side] = 1;
-    }
-    if (error_number == 0) {
-      r->used = 1;
-    } else {
-      release_slot(r);
-    }
+/*
+ * connect(clientFd, addressLiteral, port, initialBytes, idleMs, connectTimeoutMs, done) -> id.
+ * Opens the upstream connection here (non-blocking, on the relay thread's time), sends
+ * initialBytes on it first (the checked ClientHello), then relays. The upstream descriptor is
+ * the relay's own and is closed when the relay ends or is stopped.
+ */
+static napi_value connect_relay(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t client_fd = -1, port = 0;
+  int64_t idle_ms = 0, connect_timeout_ms = 0;
+  char address[64] = "";
+  size_t address_length = 0;
+  void *initial = NULL;
+  size_t initial_length = 0;
+  bool is_buffer = false;
+  if (argc < 7 || napi_get_value_int32(env, argv[0], &client_fd) != napi_ok || client_fd < 0 ||
+      napi_get_value_string_utf8(env, argv[1], address, sizeof(address), &address_length) !=
+          napi_ok ||
+      napi_get_value_int32(env, argv[2], &port) != napi_ok || port <= 0 || port > 65535 ||
+      napi_is_buffer(env, argv[3], &is_buffer) != napi_ok || !is_buffer ||
+      napi_get_value_int64(env, argv[4], &idle_ms) != napi_ok ||
+      napi_get_value_int64(env, argv[5], &connect_timeout_ms) != napi_ok)
+    return throw_error(env, "connect: bad arguments", 0);
+  napi_get_buffer_info(env, argv[3], &initial, &initial_length);
+  if (initial_length > MAX_INITIAL_BYTES) return throw_error(env, "connect: too many initial bytes", 0);
+  struct sockaddr_storage target;
+  socklen_t target_length = 0;
+  memset(&target, 0, sizeof(target));
+  struct sockaddr_in *v4 = (struct sockaddr_in *)&target;
+  struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&target;
+  if (inet_pton(AF_INET, address, &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons((uint16_t)port);
+    target_length = sizeof(*v4);
+  } else if (inet_pton(AF_INET6, address, &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons((uint16_t)port);
+    target_length = sizeof(*v6);
+  } else {
+    return throw_error(env, "connect: the address is not an IP address literal", 0);
   }
-  pthread_mutex_unlock(&lock);
-  if (error_number != 0) {
-    napi_release_threadsafe_function(done, napi_tsfn_abort);
-    return throw_error(env, "start: could not start the relay", error_number);
+  int upstream = socket(target.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (upstream < 0) return throw_error(env, "connect: no socket", errno);
+  int one = 1;
+  setsockopt(upstream, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  int connecting = 0;
+  if (connect(upstream, (struct sockaddr *)&target, target_length) != 0) {
+    if (errno != EINPROGRESS) {
+      int error_number = errno;
+      close(upstream);
+      return throw_error(env, "connect: the upstream refused at once", error_number);
+    }
+    connecting = 1;
   }
-  napi_value id;
-  napi_create_double(env, (double)event_key(slot, r->generation, 0), &id);
-  return id;
+  napi_threadsafe_function done;
+  if (create_done(env, argv[6], &done) != 0) {
+    close(upstream);
+    return throw_error(env, "connect: could not create the completion callback", 0);
+  }
+  int fds[2] = {client_fd, upstream};
+  int error_number = 0;
+  uint64_t id = begin_relay(fds, 1, idle_ms, connecting ? connect_timeout_ms : -1, initial,
+                            initial_length, done, env, &error_number);
+  if (error_number != 0) return throw_error(env, "connect: could not start the relay", error_number);
+  napi_value out;
+  napi_create_double(env, (double)id, &out);
+  return out;
 }
 
 /* Stops a relay from the JavaScript thread: no completion callback follows. Lock held. */
@@ -412,6 +543,7 @@ NAPI_MODULE_INIT() {
   napi_add_env_cleanup_hook(env, stop_environment, env);
   napi_property_descriptor properties[] = {
       {"start", NULL, start, NULL, NULL, NULL, napi_default, NULL},
+      {"connect", NULL, connect_relay, NULL, NULL, NULL, napi_default, NULL},
       {"stop", NULL, stop, NULL, NULL, NULL, napi_default, NULL},
       {"active", NULL, active, NULL, NULL, NULL, napi_default, NULL},
   };

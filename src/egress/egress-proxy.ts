@@ -48,7 +48,7 @@ import { AddressGuard, type AddressGuardOptions } from './address-guard.js';
 import { recentMachineAddresses } from './machine-addresses.js';
 import type { CertificateAuthority } from './certificate-authority.js';
 import { parseClientHello, type ClientHello } from './tls-client-hello.js';
-import { relayNatively, resumeReading, tunnelRelayStatus, takeUnread } from './tunnel-relay.js';
+import { relayConnecting, resumeReading, takeUnread } from './tunnel-relay.js';
 import {
   NativeTlsLeg,
   nativeClientContext,
@@ -720,6 +720,18 @@ export class EgressProxy {
   private passthrough(socket: net.Socket, buffered: Buffer, address: string, port: number): void {
     // A tunnel relays handshakes of small records: no Nagle delay on either side.
     socket.setNoDelay(true);
+    if (this.options.tunnelRelay !== 'streams') {
+      // The native relay connects to the vetted address itself and sends the ClientHello (and
+      // whatever the client sent after it) first: no turn of the event loop in between.
+      const first = Buffer.concat([buffered, ...takeUnread(socket)]);
+      const relayed = relayConnecting(socket, { address, port }, first, {
+        idleMs: this.options.idleTimeoutMs ?? 300_000,
+        connectMs: this.options.connectTimeoutMs ?? 15_000,
+      });
+      if (relayed) return;
+      resumeReading(socket);
+      buffered = first;
+    }
     const upstream = this.dial(address, port);
     const abort = () => {
       socket.destroy();
@@ -729,28 +741,8 @@ export class EgressProxy {
     upstream.once('error', abort);
     // A client that is gone cannot receive anything more.
     socket.once('close', () => upstream.destroy());
-    if (this.options.tunnelRelay === 'streams' || !tunnelRelayStatus().available) {
-      upstream.write(buffered);
-      this.streamRelay(socket, upstream);
-      return;
-    }
-    // The native relay reads the upstream itself: Node must not start reading it on connect.
-    upstream.pause();
-    // Until the hand-off, an upstream that closes takes the client with it.
-    const closeClient = () => socket.destroy();
-    upstream.once('close', closeClient);
-    upstream.once('connect', () => {
-      // What the client sent after its ClientHello and Node already read goes first, in order.
-      const first = Buffer.concat([buffered, ...takeUnread(socket)]);
-      upstream.write(first, (error) => {
-        if (error || socket.destroyed || upstream.destroyed) return;
-        upstream.off('close', closeClient);
-        const idle = this.options.idleTimeoutMs ?? 300_000;
-        if (relayNatively(socket, upstream, idle)) return;
-        resumeReading(socket);
-        this.streamRelay(socket, upstream);
-      });
-    });
+    upstream.write(buffered);
+    this.streamRelay(socket, upstream);
   }
 
   /**

@@ -50,6 +50,15 @@ interface RelayAddon {
     idleMs: number,
     done: (reason: string, errno: number, aToB: number, bToA: number) => void,
   ): number;
+  connect(
+    clientFd: number,
+    address: string,
+    port: number,
+    initial: Buffer,
+    idleMs: number,
+    connectTimeoutMs: number,
+    done: (reason: string, errno: number, aToB: number, bToA: number) => void,
+  ): number;
   stop(id: number): boolean;
   active(): number;
 }
@@ -190,55 +199,56 @@ function quiet(socket: HandledSocket): number | undefined {
 }
 
 /**
- * Hands two connected sockets to the native relay. Returns false, having changed nothing, when
- * it cannot (addon missing, a socket not idle); the caller then relays with streams. When the
- * relay ends, both sockets are destroyed and `onEnd` says why.
+ * Hands a client socket to the native relay, which connects to `address` (a vetted IP literal)
+ * itself, sends `initial` there first (the checked ClientHello and anything the client sent
+ * after it), then relays. The upstream connection is the relay's own: no JavaScript turn lies
+ * between the check and the connect, and the relay closes it when it ends. Returns false,
+ * having changed nothing, when it cannot (addon missing, the socket not idle, not an address
+ * literal); the caller then connects and relays itself. When the relay ends (a refused or timed
+ * out connect included), the client socket is destroyed and `onEnd` says why.
  */
-export function relayNatively(
+export function relayConnecting(
   client: net.Socket,
-  upstream: net.Socket,
-  idleMs: number,
+  target: { address: string; port: number },
+  initial: Buffer,
+  timeouts: { idleMs: number; connectMs: number },
   onEnd?: (end: TunnelRelayEnd) => void,
 ): boolean {
   const relay = load();
-  if (relay === undefined) return false;
-  const sockets = [client as HandledSocket, upstream as HandledSocket];
-  const fds = sockets.map(quiet);
-  const [clientFd, upstreamFd] = fds;
-  if (clientFd === undefined || upstreamFd === undefined) return false;
+  const fd = quietDescriptor(client);
+  if (relay === undefined || fd === undefined) return false;
   let running = true;
-  const finish = (end: TunnelRelayEnd) => {
-    for (const socket of sockets) socket.destroy();
-    onEnd?.(end);
-  };
   let id: number;
   try {
-    id = relay.start(clientFd, upstreamFd, idleMs, (reason, errno, aToB, bToA) => {
-      if (!running) return;
-      running = false;
-      finish({
-        reason: reason as TunnelRelayEnd['reason'],
-        errno,
-        fromClient: aToB,
-        fromUpstream: bToA,
-      });
-    });
+    id = relay.connect(
+      fd,
+      target.address,
+      target.port,
+      initial,
+      timeouts.idleMs,
+      timeouts.connectMs,
+      (reason, errno, aToB, bToA) => {
+        if (!running) return;
+        running = false;
+        client.destroy();
+        onEnd?.({
+          reason: reason as TunnelRelayEnd['reason'],
+          errno,
+          fromClient: aToB,
+          fromUpstream: bToA,
+        });
+      },
+    );
   } catch {
-    // No relay (out of descriptors, say): nothing was changed.
     return false;
   }
-  // Node stops reading now; it cannot read in between, only the event loop's poll phase does.
-  for (const socket of sockets) {
-    stopReading(socket);
-    socket.setTimeout(0);
-  }
-  for (const socket of sockets) {
-    stopBeforeClose(socket, () => {
-      if (running) {
-        running = false;
-        relay.stop(id);
-      }
-    });
-  }
+  stopReading(client);
+  client.setTimeout(0);
+  stopBeforeClose(client, () => {
+    if (running) {
+      running = false;
+      relay.stop(id);
+    }
+  });
   return true;
 }

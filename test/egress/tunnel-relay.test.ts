@@ -3,7 +3,7 @@ import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   activeTunnelRelays,
-  relayNatively,
+  relayConnecting,
   resumeReading,
   tunnelRelayStatus,
   takeUnread,
@@ -13,34 +13,40 @@ import { collect, descriptorOf, sha, socketPair, until } from './support/sockets
 
 interface Relayed {
   client: net.Socket;
-  upstream: net.Socket;
   clientEnd: net.Socket;
-  upstreamEnd: net.Socket;
+  upstream: net.Socket;
   ended: Promise<TunnelRelayEnd>;
 }
 
-const opened: net.Socket[] = [];
+const opened: Array<{ destroy(): void }> = [];
 
-/** The four sockets of a tunnel, closed after each test: client ⇄ clientEnd, upstreamEnd ⇄ upstream. */
+/** A client ⇄ clientEnd pair and a listener for the relay to connect to, closed after each test. */
 async function sockets() {
   const [client, clientEnd] = await socketPair();
-  const [upstreamEnd, upstream] = await socketPair();
-  opened.push(client, clientEnd, upstream, upstreamEnd);
-  for (const s of [client, clientEnd, upstream, upstreamEnd]) s.on('error', () => undefined);
-  return { client, clientEnd, upstreamEnd, upstream };
+  const server = net.createServer({ allowHalfOpen: true });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
+  opened.push(client, clientEnd, { destroy: () => server.close() });
+  for (const s of [client, clientEnd]) s.on('error', () => undefined);
+  const target = { address: '127.0.0.1', port: (server.address() as net.AddressInfo).port };
+  const upstream = async () => {
+    const socket = await accepted;
+    socket.on('error', () => undefined);
+    opened.push(socket);
+    return socket;
+  };
+  return { client, clientEnd, target, upstream };
 }
 
-/** client ⇄ [clientEnd ⇄ relay ⇄ upstreamEnd] ⇄ upstream */
-async function relayed(idleMs = 60_000, before?: (clientEnd: net.Socket) => Buffer[]) {
-  const { client, clientEnd, upstreamEnd, upstream } = await sockets();
-  const first = before?.(clientEnd) ?? [];
-  if (first.length > 0)
-    await new Promise<void>((resolve) => upstreamEnd.write(Buffer.concat(first), () => resolve()));
-  upstreamEnd.pause();
+/** client ⇄ [clientEnd ⇄ relay ⇄ its own connection] ⇄ upstream */
+async function relayed(idleMs = 60_000, initial = Buffer.alloc(0)): Promise<Relayed> {
+  const { client, clientEnd, target, upstream } = await sockets();
   let settle!: (end: TunnelRelayEnd) => void;
   const ended = new Promise<TunnelRelayEnd>((resolve) => (settle = resolve));
-  expect(relayNatively(clientEnd, upstreamEnd, idleMs, settle)).toBe(true);
-  return { client, upstream, clientEnd, upstreamEnd, ended } satisfies Relayed;
+  expect(relayConnecting(clientEnd, target, initial, { idleMs, connectMs: 5000 }, settle)).toBe(
+    true,
+  );
+  return { client, clientEnd, upstream: await upstream(), ended };
 }
 
 afterEach(async () => {
@@ -71,39 +77,75 @@ describe('native tunnel relay', () => {
       fromClient: up.length,
       fromUpstream: down.length,
     });
-    expect(r.clientEnd.destroyed && r.upstreamEnd.destroyed).toBe(true);
+    expect(r.clientEnd.destroyed).toBe(true);
   });
 
-  it('forwards what Node already read before the hand-off first, in order', async () => {
-    const { client, clientEnd, upstreamEnd, upstream } = await sockets();
+  it('sends the initial bytes first, then what Node had read, then the rest, in order', async () => {
+    const { client, clientEnd, target, upstream } = await sockets();
     // Node reads these into clientEnd's stream buffer while it is paused.
     clientEnd.pause();
     client.write('first-');
     await until(() => clientEnd.readableLength > 0);
-    const atUpstream = collect(upstream);
     const unread = takeUnread(clientEnd);
     expect(Buffer.concat(unread).toString()).toBe('first-');
-    // Sent after Node stopped reading: must arrive after the unread bytes, through the relay.
+    const initial = Buffer.concat([Buffer.from('hello-'), ...unread]);
+    expect(relayConnecting(clientEnd, target, initial, { idleMs: 60_000, connectMs: 5000 })).toBe(
+      true,
+    );
+    const atUpstream = collect(await upstream());
+    // Sent after Node stopped reading: must arrive after the others, through the relay.
     client.write('second');
-    await new Promise<void>((resolve) => upstreamEnd.write(Buffer.concat(unread), () => resolve()));
-    upstreamEnd.pause();
-    expect(relayNatively(clientEnd, upstreamEnd, 60_000)).toBe(true);
     client.end();
-    expect((await atUpstream).toString()).toBe('first-second');
+    expect((await atUpstream).toString()).toBe('hello-first-second');
+  });
+
+  it('ends with an error and closes the client when the upstream refuses the connection', async () => {
+    const { client, clientEnd } = await sockets();
+    const closed = net.createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const { port } = closed.address() as net.AddressInfo;
+    await new Promise((resolve) => closed.close(resolve));
+    let settle!: (end: TunnelRelayEnd) => void;
+    const ended = new Promise<TunnelRelayEnd>((resolve) => (settle = resolve));
+    const clientClosed = new Promise((resolve) => client.once('end', resolve));
+    client.resume();
+    expect(
+      relayConnecting(
+        clientEnd,
+        { address: '127.0.0.1', port },
+        Buffer.from('hello'),
+        { idleMs: 60_000, connectMs: 5000 },
+        settle,
+      ),
+    ).toBe(true);
+    expect(await ended).toMatchObject({ reason: 'error', errno: 111 }); // ECONNREFUSED
+    await clientClosed;
+  });
+
+  it('refuses an address that is not an IP literal, changing nothing', async () => {
+    const { clientEnd } = await sockets();
+    const timeouts = { idleMs: 60_000, connectMs: 5000 };
+    const target = { address: 'localhost', port: 443 };
+    expect(relayConnecting(clientEnd, target, Buffer.alloc(0), timeouts)).toBe(false);
+    expect(activeTunnelRelays()).toBe(0);
+    expect(clientEnd.destroyed).toBe(false);
   });
 
   it('refuses a socket with unread bytes and changes nothing (the caller relays with streams)', async () => {
-    const { client, clientEnd, upstreamEnd } = await sockets();
+    const { client, clientEnd, target } = await sockets();
     clientEnd.pause();
     client.write('unread');
     await until(() => clientEnd.readableLength > 0);
-    expect(relayNatively(clientEnd, upstreamEnd, 60_000)).toBe(false);
+    const timeouts = { idleMs: 60_000, connectMs: 5000 };
+    expect(relayConnecting(clientEnd, target, Buffer.alloc(0), timeouts)).toBe(false);
     expect(activeTunnelRelays()).toBe(0);
     expect((clientEnd.read() as Buffer).toString()).toBe('unread');
   });
 
   it('a socket the relay did not take reads again after takeUnread (the streams fallback)', async () => {
-    const { client, clientEnd, upstreamEnd, upstream } = await sockets();
+    const [client, clientEnd] = await socketPair();
+    const [upstreamEnd, upstream] = await socketPair();
+    opened.push(client, clientEnd, upstreamEnd, upstream);
     // As the proxy does: Node's stream asked for a read, then reading stopped and the relay
     // was not used; without resumeReading the stream waits for that read forever.
     clientEnd.resume();
@@ -122,7 +164,7 @@ describe('native tunnel relay', () => {
     expect(activeTunnelRelays()).toBe(0);
   });
 
-  it('stops at once when a socket is destroyed, and closes the other side', async () => {
+  it('stops at once when the client socket is destroyed, and closes its own connection', async () => {
     const r = await relayed();
     expect(activeTunnelRelays()).toBe(1);
     const upstreamClosed = new Promise((resolve) => r.upstream.once('end', resolve));
@@ -130,27 +172,35 @@ describe('native tunnel relay', () => {
     r.clientEnd.destroy();
     // Synchronous: the relay thread let go of both descriptors before destroy() returned.
     expect(activeTunnelRelays()).toBe(0);
-    r.upstreamEnd.destroy();
     await upstreamClosed;
   });
 
   it('never writes tunnel bytes into a descriptor number reused after a stop', async () => {
     const r = await relayed();
+    // A listener opened before the stop, so that only connections take the freed numbers.
+    const accepted: net.Socket[] = [];
+    const listener = net.createServer((socket) => {
+      accepted.push(socket);
+      opened.push(socket);
+    });
+    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+    opened.push({ destroy: () => listener.close() });
+    const { port } = listener.address() as net.AddressInfo;
     const fd = descriptorOf(r.clientEnd);
     r.clientEnd.destroy();
-    r.upstreamEnd.removeAllListeners('close');
     await new Promise((resolve) => r.clientEnd.once('close', resolve));
-    // Open connections until one gets the old descriptor number back.
-    let reused: [net.Socket, net.Socket] | undefined;
+    // Open connections until one end gets the old descriptor number back.
+    let reused: net.Socket | undefined;
     for (let i = 0; i < 20 && reused === undefined; i++) {
-      const pair = await socketPair();
-      opened.push(...pair);
-      const fds = pair.map(descriptorOf);
-      if (fds.includes(fd)) reused = pair;
+      const candidate = net.connect(port, '127.0.0.1');
+      opened.push(candidate);
+      await new Promise((resolve) => candidate.once('connect', resolve));
+      await until(() => accepted.length === i + 1);
+      reused = [candidate, accepted[i]].find((s) => s !== undefined && descriptorOf(s) === fd);
     }
     expect(reused).toBeDefined();
     const received: Buffer[] = [];
-    for (const s of reused ?? []) s.on('data', (d: Buffer) => received.push(d));
+    reused?.on('data', (d: Buffer) => received.push(d));
     // The upstream keeps sending towards the old tunnel.
     r.upstream.write(randomBytes(64 * 1024));
     await new Promise((resolve) => setTimeout(resolve, 300));
