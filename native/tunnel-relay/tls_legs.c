@@ -871,10 +871,7 @@ static napi_value start(napi_env env, napi_callback_info info) {
 static leg_t *find(napi_env env, napi_value value) {
   double id = 0;
   if (napi_get_value_double(env, value, &id) != napi_ok) return NULL;
-  uint64_t key = (uint64_t)id;
-  uint32_t slot = (uint32_t)(key & 0xffffffffu), generation = (uint32_t)(key >> 32);
-  if (slot >= leg_capacity || !legs[slot].used || legs[slot].generation != generation) return NULL;
-  return &legs[slot];
+  return leg_by_key((uint64_t)id);
 }
 
 static napi_value boolean(napi_env env, int value) {
