@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -120,6 +121,39 @@ describe('native tunnel relay', () => {
     ).toBe(true);
     expect(await ended).toMatchObject({ reason: 'error', errno: 111 }); // ECONNREFUSED
     await clientClosed;
+  });
+
+  it('ends a relay whose upstream connect does not complete in time', async () => {
+    // A listener that never accepts, its queue filled first: further connects hang (SYNs are
+    // dropped), all on loopback.
+    const listener = spawn('python3', [
+      '-c',
+      'import socket,sys,time\ns=socket.socket()\ns.bind(("127.0.0.1",0))\ns.listen(0)\nprint(s.getsockname()[1],flush=True)\ntime.sleep(60)',
+    ]);
+    opened.push({ destroy: () => listener.kill() });
+    const port = Number(
+      await new Promise<string>((resolve) =>
+        listener.stdout.once('data', (d: Buffer) => resolve(d.toString())),
+      ),
+    );
+    for (let i = 0; i < 3; i++) {
+      const filler = net.connect(port, '127.0.0.1');
+      filler.on('error', () => undefined);
+      opened.push(filler);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const { clientEnd } = await sockets();
+    let settle!: (end: TunnelRelayEnd) => void;
+    const ended = new Promise<TunnelRelayEnd>((resolve) => (settle = resolve));
+    const started = Date.now();
+    const timeouts = { idleMs: 60_000, connectMs: 1000 };
+    const target = { address: '127.0.0.1', port };
+    expect(relayConnecting(clientEnd, target, Buffer.from('hello'), timeouts, settle)).toBe(true);
+    expect(await ended).toMatchObject({ reason: 'error', errno: 110 }); // ETIMEDOUT
+    // The relay thread sweeps once a second: between the timeout and two seconds later.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1000);
+    expect(Date.now() - started).toBeLessThan(3500);
+    expect(clientEnd.destroyed).toBe(true);
   });
 
   it('refuses an address that is not an IP literal, changing nothing', async () => {
