@@ -36,6 +36,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -334,12 +335,13 @@ static int create_done(napi_env env, napi_value callback, napi_threadsafe_functi
 /*
  * Takes a slot for two descriptors and starts watching them. owns_upstream: fd[1] is this
  * relay's own (closed when it ends); connect_timeout_ms >= 0: fd[1] is still connecting.
- * `initial` is sent on fd[1] first. On failure the done
+ * `initial` is sent on fd[1] first; already_sent counts what was sent of it before. On failure the done
  * callback is released and an owned descriptor closed; *error_number says why.
  */
 static uint64_t begin_relay(int fds[2], int owns_upstream, int64_t idle_ms,
                             int64_t connect_timeout_ms, const void *initial, size_t initial_length,
-                            napi_threadsafe_function done, napi_env env, int *error_number) {
+                            double already_sent, napi_threadsafe_function done, napi_env env,
+                            int *error_number) {
   pthread_mutex_lock(&lock);
   *error_number = ensure_thread();
   uint32_t slot = 0;
@@ -359,6 +361,7 @@ static uint64_t begin_relay(int fds[2], int owns_upstream, int64_t idle_ms,
     r->last_activity_ms = now_ms();
     r->done = done;
     r->env = env;
+    r->dir[0].moved = already_sent;
     if (initial_length > 0) {
       size_t size = initial_length > BUFFER_BYTES ? initial_length : BUFFER_BYTES;
       if ((r->dir[0].buffer = malloc(size)) == NULL) {
@@ -412,7 +415,7 @@ static napi_value start(napi_env env, napi_callback_info info) {
   if (create_done(env, argv[3], &done) != 0)
     return throw_error(env, "start: could not create the completion callback", 0);
   int error_number = 0;
-  uint64_t id = begin_relay(fds, 0, idle_ms, -1, NULL, 0, done, env, &error_number);
+  uint64_t id = begin_relay(fds, 0, idle_ms, -1, NULL, 0, 0, done, env, &error_number);
   if (error_number != 0) return throw_error(env, "start: could not start the relay", error_number);
   napi_value out;
   napi_create_double(env, (double)id, &out);
@@ -475,6 +478,19 @@ static napi_value connect_relay(napi_env env, napi_callback_info info) {
     }
     connecting = 1;
   }
+  /* A nearby upstream is often connected already (the handshake ran inside connect()): the
+     initial bytes then leave now, without waiting for the relay thread to wake for them. A
+     failed connect is left to the relay thread, which reports its error. */
+  struct pollfd ready = {.fd = upstream, .events = POLLOUT};
+  ssize_t sent = -1;
+  if (poll(&ready, 1, 0) == 1 && ready.revents == POLLOUT)
+    sent = initial_length > 0 ? send(upstream, initial, initial_length, MSG_DONTWAIT | MSG_NOSIGNAL)
+                              : 0;
+  if (sent >= 0) {
+    connecting = 0;
+    initial = (char *)initial + sent;
+    initial_length -= (size_t)sent;
+  }
   napi_threadsafe_function done;
   if (create_done(env, argv[6], &done) != 0) {
     close(upstream);
@@ -483,7 +499,8 @@ static napi_value connect_relay(napi_env env, napi_callback_info info) {
   int fds[2] = {client_fd, upstream};
   int error_number = 0;
   uint64_t id = begin_relay(fds, 1, idle_ms, connecting ? connect_timeout_ms : -1, initial,
-                            initial_length, done, env, &error_number);
+                            initial_length, sent > 0 ? (double)sent : 0, done, env,
+                            &error_number);
   if (error_number != 0) return throw_error(env, "connect: could not start the relay", error_number);
   napi_value out;
   napi_create_double(env, (double)id, &out);
