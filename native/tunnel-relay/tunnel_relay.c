@@ -5,13 +5,17 @@
  * received into a fixed buffer and sent on as they are (recv(2)/send(2)), so no parser of
  * untrusted data runs in native code, and no length from the data is ever used. Every check
  * (policy, address, ClientHello and SNI) has already been made in JavaScript before a relay
- * starts.
+ * starts. connect() opens the upstream connection to an IP address literal JavaScript vetted
+ * (inet_pton: no name is resolved here) and sends the checked ClientHello first.
  *
  * Guarantees:
- * - A relay touches only the two descriptors it was given, and only until it finishes or is
- *   stopped; stop() is synchronous and takes them out of the relay thread's epoll set under
- *   the lock, so once it returns the thread never uses them again (JavaScript closes them only
- *   after that: a reused descriptor number can never receive tunnel bytes).
+ * - A relay touches only the two descriptors it was given (or the one it opened), and only
+ *   until it finishes or is stopped; stop() is synchronous and takes them out of the relay
+ *   thread's epoll set under the lock, so once it returns the thread never uses them again
+ *   (JavaScript closes its own only after that: a reused descriptor number can never receive
+ *   tunnel bytes); a descriptor the relay opened is closed by the relay.
+ * - Nothing moves before an upstream connect completed; one that does not complete within its
+ *   time is finished ("error", ETIMEDOUT).
  * - Memory per relay is bounded: one buffer of BUFFER_BYTES per direction, allocated on first
  *   use; nothing else grows with traffic.
  * - A relay that moved no byte for its idle time is finished ("idle").

@@ -2,19 +2,23 @@
  * Threat model. A passthrough tunnel's bytes (from a sandbox that may be hostile, and from an
  * upstream server) are relayed here by the native tunnel relay (native/tunnel-relay), on the
  * addon's own thread, instead of through JavaScript streams. The bytes are never interpreted on
- * that path; every check was made before the hand-off.
+ * that path; every check was made before the hand-off. The relay opens the upstream connection
+ * itself, to the address literal the proxy vetted (no name is resolved in native code).
  *
  * Guarantees:
  * - A socket is handed to the relay only when Node holds nothing of it: no unread bytes (the
- *   caller takes them first), no write still queued, and Node's reading stopped; so the relay
- *   sees the byte stream exactly as the peer sent it, in order.
- * - The relay is stopped before either socket's descriptor is closed, whatever closes it
- *   (the relay's own end, an error, the proxy's close, a timeout): `_destroy` of both sockets
- *   stops it first, synchronously, so a reused descriptor number never receives tunnel bytes.
- * - Idle tunnels end after the given time (the relay thread checks it; Node's socket timeouts
- *   are off because Node sees no traffic).
+ *   caller takes them first and they are sent first), no write still queued, and Node's reading
+ *   stopped; so the upstream gets the byte stream exactly as the client sent it, in order.
+ * - The relay is stopped before the client socket's descriptor is closed, whatever closes it
+ *   (the relay's own end, an error, the proxy's close, a timeout): its `_destroy` stops it first,
+ *   synchronously, so a reused descriptor number never receives tunnel bytes. The upstream
+ *   connection is the relay's own and closed by it.
+ * - Idle tunnels end after the given time, connects that do not complete after theirs (the relay
+ *   thread checks; Node's socket timeouts are off because Node sees no traffic).
  * - When the addon is not built or cannot start a relay, nothing was changed and the caller
- *   relays with streams (same behaviour, more CPU).
+ *   connects and relays with streams (same behaviour, more CPU).
+ * The TLS legs of intercepted tunnels, in the same addon, have their own module
+ * (native-tls-leg.ts); this one loads the addon for both.
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
