@@ -96,8 +96,9 @@ export class UpstreamConnection {
     if (this.ended) return Promise.resolve(null);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
-        this.destroy();
+        this.pendingRead = undefined;
         reject(new Error('the upstream did not answer in time'));
+        this.destroy();
       }, timeoutMs);
       timer.unref();
       this.pendingRead = {

@@ -213,6 +213,25 @@ describe.each(['native', 'node'] as const)('intercepted responses, TLS on %s', (
     expect(Date.now() - started).toBeLessThan(5000);
   });
 
+  it('answers 502 when the upstream does not answer in time', async () => {
+    const quick = await startTestProxy(
+      world,
+      { domains: ['allowed.test'], methods: ['GET'] },
+      { interceptTls, connectTimeoutMs: 1000 },
+    );
+    clients.push(() => void quick.proxy.close());
+    const tunnel = await openTunnel(quick.port, `allowed.test:${world.httpsPort}`);
+    // The exchange ends after 3 s of silence: the 502 must come before (1 s, not the default 15).
+    const { response } = await tlsExchange(
+      tunnel.socket,
+      { servername: 'allowed.test', ca: quick.ca?.certificatePem ?? '' },
+      `GET /hang HTTP/1.1\r\nHost: allowed.test:${world.httpsPort}\r\n\r\n`,
+      3000,
+    );
+    expect(statusCodes(response)).toEqual([502]);
+    expect(response).toMatch(/did not answer in time|timed out/);
+  });
+
   it('answers every one of many tunnels in a row, the upstream in another process', async () => {
     // A server in its own process answers while the proxy's thread is still busy with the
     // request it just sent (in this process it could only answer afterwards): a pooled

@@ -155,7 +155,7 @@ export function patternBytes(n: number): Buffer {
  * /chunked and /close send `n` pattern bytes chunked or until close, /truncate promises `n`
  * and sends half, /slow sends `n` bytes spread over `ms` (half and then nothing with stall=1),
  * /two-lengths sends conflicting Content-Length headers, /status answers `code` without a
- * body. Returns false for other paths.
+ * body, /hang never answers. Returns false for other paths.
  */
 function framingCase(url: URL, req: http.IncomingMessage, res: http.ServerResponse): boolean {
   const n = Number(url.searchParams.get('n') ?? '0');
@@ -198,6 +198,9 @@ function framingCase(url: URL, req: http.IncomingMessage, res: http.ServerRespon
       res.once('close', () => clearInterval(timer));
       return true;
     }
+    case '/hang':
+      // Never answers (the connection stays open until the other side gives up).
+      return true;
     case '/two-lengths':
       req.socket.end('HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!');
       return true;
