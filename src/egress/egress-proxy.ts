@@ -642,8 +642,9 @@ export class EgressProxy {
     };
     const ctx = { host, port, address: vetted.address };
     if (intercept) {
-      // TLS is terminated here on the socket's own handle (fast path); the SNI and ALPN checks
-      // happen in the handshake, and nothing is dialled before a request passed its checks.
+      // TLS is terminated here (on the native legs, or with Node's TLS on the socket's handle);
+      // SNI is checked before the proxy's certificate goes out, ALPN in the handshake, and
+      // nothing is dialled before a request passed its checks.
       await this.intercept(socket, head, ctx, refuseTunnel);
       return;
     }
