@@ -890,14 +890,15 @@ static napi_value read_leg(napi_env env, napi_callback_info info) {
   leg_t *l = argc < 1 ? NULL : find(env, argv[0]);
   bool head_only = false;
   if (argc >= 2) napi_get_value_bool(env, argv[1], &head_only);
-  if (l != NULL && !l->splice_source) {
+  int ok = l != NULL && !l->splice_source;
+  if (ok) {
     /* A read already pending takes the new mode (an idle connection's watch becomes a read). */
     l->want_read = 1;
     l->head_only = head_only;
     wake(l);
   }
   pthread_mutex_unlock(&lock);
-  return boolean(env, l != NULL && !l->splice_source);
+  return boolean(env, ok);
 }
 
 /* write(id, buffer) -> true when the caller should wait for DRAIN before writing more. */
