@@ -27,16 +27,27 @@ export interface SealedSecret {
   ciphertext: string;
 }
 
-/** An environment as the store keeps it: the domain object plus who created it. */
+/**
+ * An environment as the store keeps it: the domain object plus who created it and who its members
+ * are. Membership is by token id: `spec.members` as read lists the names of the live member
+ * tokens (as written, minus those revoked since), never a name that merely matches a token.
+ */
 export interface StoredEnvironment extends Environment {
   /** The id of the token that created it (membership: a creator always sees its environment). */
   createdByTokenId: string | null;
+  /** Ids of the live tokens that are members, in the order of `spec.members`. */
+  memberTokenIds: string[];
 }
 
 export interface NewEnvironment {
   id: string;
   spec: EnvironmentSpec;
   createdByTokenId: string | null;
+  /**
+   * Ids of the member tokens, resolved by the caller from `spec.members` when the environment is
+   * written (none when absent, as for `berth run`, which has no tokens).
+   */
+  memberTokenIds?: readonly string[];
   secrets: SealedSecret[];
   now: string;
 }
@@ -50,6 +61,8 @@ export interface EnvironmentChange {
   now: string;
   /** When given, the update fails with `conflict` if the stored revision differs. */
   expectedRevision?: number;
+  /** When given, the member tokens' ids replace the stored ones (else they stay). */
+  memberTokenIds?: readonly string[];
 }
 
 export interface Token {
@@ -155,7 +168,10 @@ export interface Store {
   /** All tokens, revoked ones included, ordered by creation. */
   listTokens(): Promise<Token[]>;
   touchToken(id: string, now: string): Promise<void>;
-  /** Marks the token revoked; returns it, or undefined if unknown. Revoking twice keeps the first time. */
+  /**
+   * Marks the token revoked and drops its memberships, in one transaction; returns it, or
+   * undefined if unknown. Revoking twice keeps the first time.
+   */
   revokeToken(id: string, now: string): Promise<Token | undefined>;
   countActiveAdminTokens(): Promise<number>;
 

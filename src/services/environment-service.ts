@@ -10,8 +10,12 @@ import type { Caller } from './caller.js';
 /**
  * Environments as the API and the CLI see them: validation, membership and secrets, without
  * HTTP. Membership: an admin token sees every environment; any other token sees an environment
- * only if its name is in `spec.members` or it created the environment. An environment a caller
- * may not see is reported exactly like one that does not exist.
+ * only if it created it or is one of its members. Membership is bound to tokens, not names: the
+ * names in `spec.members` are resolved to the live tokens that hold them when the environment is
+ * written (a name no live token has is refused), so a token made later with a revoked token's
+ * name inherits nothing. An environment a caller may not see is reported exactly like one that
+ * does not exist; creating a name that exists is the same `conflict` whether the caller can see
+ * it or not (names are global: that a name is taken is all it tells).
  *
  * Secrets are write-only: values come in, are sealed with the SecretBox and stored; only names
  * ever come out (`openSecrets` is for the lifecycle, never for a response).
@@ -109,7 +113,7 @@ export class EnvironmentService {
     return (
       caller.admin ||
       environment.createdByTokenId === caller.tokenId ||
-      environment.spec.members.includes(caller.tokenName)
+      environment.memberTokenIds.includes(caller.tokenId)
     );
   }
 
@@ -127,11 +131,13 @@ export class EnvironmentService {
     await this.checkAvailability?.(spec);
     if (secretIssues.length > 0) throw invalid(secretIssues);
     spec = this.declare(spec, Object.keys(given));
+    const memberTokenIds = await this.resolveMembers(spec);
     const id = newId('environment');
     return this.store.createEnvironment({
       id,
       spec,
       createdByTokenId: caller.tokenId,
+      memberTokenIds,
       secrets: this.seal(id, given),
       now: this.now(),
     });
@@ -173,6 +179,7 @@ export class EnvironmentService {
       }
     });
     if (issues.length > 0) throw invalid(issues);
+    const memberTokenIds = await this.resolveMembers(spec);
     // Secrets already stored stay declared unless removed, so an update from a file that does
     // not list them never drops a value silently.
     const kept = current.secretNames.filter((secret) => !remove.includes(secret));
@@ -183,6 +190,7 @@ export class EnvironmentService {
       removeSecrets: remove,
       now: this.now(),
       expectedRevision: current.revision,
+      memberTokenIds,
     });
   }
 
@@ -208,6 +216,35 @@ export class EnvironmentService {
         issues: [{ path: 'repository.url', message }],
       });
     }
+  }
+
+  /**
+   * The ids of the live tokens `spec.members` names, now: membership is bound to them, not to the
+   * names. A name no live token has is refused (a token made later under it would otherwise
+   * have to inherit it, or the member list would show a name that grants nothing).
+   */
+  private async resolveMembers(spec: EnvironmentSpec): Promise<string[]> {
+    const ids: string[] = [];
+    const issues: Issue[] = [];
+    for (const [i, name] of spec.members.entries()) {
+      const token = await this.store.getActiveTokenByName(name);
+      if (token) ids.push(token.id);
+      else
+        issues.push({
+          path: `members[${i}]`,
+          message: `no live token is named "${name}" (members are bound to tokens when the environment is written: create the token first)`,
+        });
+    }
+    if (issues.length > 0) {
+      const first = issues[0];
+      const more = issues.length > 1 ? ` (and ${issues.length - 1} more)` : '';
+      throw new BerthError(
+        'invalid_environment',
+        `environment: ${first ? `${first.path}: ${first.message}` : 'members'}${more}`,
+        { issues },
+      );
+    }
+    return ids;
   }
 
   /** Adds secret names to the spec's declared secrets and checks the result again. */

@@ -194,6 +194,151 @@ describe('API authentication, tokens and membership', () => {
     expect(list.json.environments.map((e: { name: string }) => e.name)).toEqual(['shared']);
   });
 
+  it('binds membership to the token, not its name: a new token with a revoked name inherits nothing', async () => {
+    const dana = await server.createToken('dana');
+    const created = await server.request('POST', '/v1/environments', {
+      token: alice,
+      body: { spec: { name: 'danas', repository: REPO, members: ['dana'] } },
+    });
+    expect(created.status, created.text).toBe(201);
+    expect((await server.request('GET', '/v1/environments/danas', { token: dana })).status).toBe(
+      200,
+    );
+    // dana's own environment (dana is its creator).
+    expect(
+      (
+        await server.request('POST', '/v1/environments', {
+          token: dana,
+          body: { spec: { name: 'danas-own', repository: REPO } },
+        })
+      ).status,
+    ).toBe(201);
+
+    expect((await server.request('DELETE', '/v1/tokens/dana')).status).toBe(204);
+    const impostor = await server.createToken('dana');
+    for (const name of ['danas', 'danas-own']) {
+      const hidden = await server.request('GET', `/v1/environments/${name}`, { token: impostor });
+      expect(hidden.status, name).toBe(404);
+      const put = await server.request('PUT', `/v1/environments/${name}`, {
+        token: impostor,
+        body: { spec: { name, repository: REPO, members: ['dana'] } },
+      });
+      expect(put.status, name).toBe(404);
+      expect(
+        (await server.request('DELETE', `/v1/environments/${name}`, { token: impostor })).status,
+      ).toBe(404);
+    }
+    const list = await server.request('GET', '/v1/environments', { token: impostor });
+    expect(list.json.environments).toEqual([]);
+    // The environment shows the members it has: the revoked token is gone from the list.
+    const shown = await server.request('GET', '/v1/environments/danas');
+    expect(shown.json.spec.members).toEqual([]);
+    expect(shown.json.revision).toBe(1);
+
+    // Naming the new token again is a new, explicit grant by someone who may change it.
+    const granted = await server.request('PUT', '/v1/environments/danas', {
+      token: alice,
+      body: { spec: { name: 'danas', repository: REPO, members: ['dana'] } },
+    });
+    expect(granted.status, granted.text).toBe(200);
+    expect(granted.json.spec.members).toEqual(['dana']);
+    expect(
+      (await server.request('GET', '/v1/environments/danas', { token: impostor })).status,
+    ).toBe(200);
+    // Still not the environment the revoked token created.
+    expect(
+      (await server.request('GET', '/v1/environments/danas-own', { token: impostor })).status,
+    ).toBe(404);
+  });
+
+  it('refuses a member name that no live token has (membership is bound when written)', async () => {
+    const refused = await server.request('POST', '/v1/environments', {
+      token: alice,
+      body: { spec: { name: 'ghosts', repository: REPO, members: ['alice', 'ghost'] } },
+    });
+    expect(refused.status).toBe(400);
+    expect(refused.json.code).toBe('invalid_environment');
+    expect(refused.json.details.issues).toEqual([
+      { path: 'members[1]', message: expect.stringContaining('no live token is named "ghost"') },
+    ]);
+    expect((await server.request('GET', '/v1/environments/ghosts')).status).toBe(404);
+    // A token made later under that name is not a member of anything by it.
+    const ghost = await server.createToken('ghost');
+    const list = await server.request('GET', '/v1/environments', { token: ghost });
+    expect(list.json.environments).toEqual([]);
+  });
+
+  it('answers a create of a taken name the same whether the caller can see it or not', async () => {
+    const made = await server.request('POST', '/v1/environments', {
+      token: alice,
+      body: { spec: { name: 'taken-hidden', repository: REPO } },
+    });
+    expect(made.status).toBe(201);
+    const mine = await server.request('POST', '/v1/environments', {
+      token: bob,
+      body: { spec: { name: 'taken-mine', repository: REPO } },
+    });
+    expect(mine.status).toBe(201);
+
+    const attempt = (name: string, yaml: boolean) =>
+      server.request('POST', '/v1/environments', {
+        token: bob,
+        ...(yaml
+          ? {
+              rawBody: `name: ${name}\nrepository: ${REPO}\n`,
+              headers: { 'content-type': 'application/yaml' },
+            }
+          : { body: { spec: { name, repository: REPO }, secrets: { S: 'value' } } }),
+      });
+    for (const yaml of [false, true]) {
+      const hidden = await attempt('taken-hidden', yaml);
+      const visible = await attempt('taken-mine', yaml);
+      expect(hidden.status).toBe(409);
+      expect(hidden.json.code).toBe('conflict');
+      expect(comparable(hidden)).toEqual(
+        JSON.parse(JSON.stringify(comparable(visible)).replaceAll('taken-mine', 'taken-hidden')),
+      );
+    }
+    // bob still cannot see it, and nothing of his attempts was stored.
+    expect(
+      (await server.request('GET', '/v1/environments/taken-hidden', { token: bob })).status,
+    ).toBe(404);
+    const stored = await server.request('GET', '/v1/environments/taken-hidden');
+    expect(stored.json).toMatchObject({ revision: 1, secrets: [] });
+  });
+
+  it('answers the task and cache routes for a hidden environment exactly like a missing one', async () => {
+    const made = await server.request('POST', '/v1/environments', {
+      token: alice,
+      body: { spec: { name: 'alices-tasks', repository: REPO } },
+    });
+    expect(made.status).toBe(201);
+    const probes = (name: string) =>
+      [
+        ['POST', '/v1/tasks', { environment: name, command: 'true' }],
+        ['GET', `/v1/tasks?environment=${name}`, undefined],
+        ['GET', `/v1/environments/${name}/cache`, undefined],
+        ['DELETE', `/v1/environments/${name}/cache`, undefined],
+      ] as const;
+    const hiddenProbes = probes('alices-tasks');
+    const missingProbes = probes('no-such-env');
+    for (const [i, [method, path, body]] of hiddenProbes.entries()) {
+      const hidden = await server.request(method, path, { token: bob, ...(body ? { body } : {}) });
+      const [, missingPath, missingBody] = missingProbes[i] ?? [];
+      const missing = await server.request(method, missingPath ?? '', {
+        token: bob,
+        ...(missingBody ? { body: missingBody } : {}),
+      });
+      expect(hidden.status, `${method} ${path}`).toBe(404);
+      expect(comparable(hidden)).toEqual(
+        JSON.parse(JSON.stringify(comparable(missing)).replaceAll('no-such-env', 'alices-tasks')),
+      );
+    }
+    // No task was queued by bob's tries.
+    const list = await server.request('GET', '/v1/tasks?environment=alices-tasks');
+    expect(list.json.tasks).toEqual([]);
+  });
+
   it('returns a 500 without internals when the database breaks', async () => {
     const broken = await startTestServer();
     try {

@@ -387,6 +387,60 @@ export function describeStoreConformance(adapter: string, makeFactory: () => Sto
       expect(await store.getConversation('att_unknown')).toBeUndefined();
     });
 
+    it('keeps members by token id: written with the environment, dropped on revocation and delete', async () => {
+      const token = (id: string, name: string) =>
+        store.createToken({ id, name, hash: `hash-${id}`, admin: false, now: T0 });
+      await token('tok_ann', 'ann');
+      await token('tok_ben', 'ben');
+      await token('tok_cid', 'cid');
+      const id = newId('environment');
+      const created = await store.createEnvironment({
+        id,
+        spec: spec('team', { members: ['ben', 'ann'] }),
+        createdByTokenId: null,
+        memberTokenIds: ['tok_ben', 'tok_ann'],
+        secrets: [],
+        now: T0,
+      });
+      expect(created.memberTokenIds).toEqual(['tok_ben', 'tok_ann']);
+      expect(created.spec.members).toEqual(['ben', 'ann']);
+      expect((await store.listEnvironments())[0]?.memberTokenIds).toEqual(['tok_ben', 'tok_ann']);
+
+      // An update without members keeps them; with members replaces them.
+      const kept = await store.updateEnvironment(id, {
+        spec: spec('team', { members: ['ben', 'ann'], env: { A: '1' } }),
+        setSecrets: [],
+        removeSecrets: [],
+        now: T1,
+      });
+      expect(kept.memberTokenIds).toEqual(['tok_ben', 'tok_ann']);
+      const replaced = await store.updateEnvironment(id, {
+        spec: spec('team', { members: ['cid', 'ann'] }),
+        setSecrets: [],
+        removeSecrets: [],
+        now: T1,
+        memberTokenIds: ['tok_cid', 'tok_ann'],
+      });
+      expect(replaced.memberTokenIds).toEqual(['tok_cid', 'tok_ann']);
+
+      // Revoked: not a member, and a new token with the same name is none either.
+      await store.revokeToken('tok_ann', T1);
+      await token('tok_ann2', 'ann');
+      const after = await store.getEnvironmentById(id);
+      expect(after?.memberTokenIds).toEqual(['tok_cid']);
+      expect(after?.spec.members).toEqual(['cid']);
+
+      expect(await store.deleteEnvironment(id)).toBe(true);
+      const again = await store.createEnvironment({
+        id: newId('environment'),
+        spec: spec('team'),
+        createdByTokenId: null,
+        secrets: [],
+        now: T1,
+      });
+      expect(again.memberTokenIds).toEqual([]);
+    });
+
     it('keeps tokens by hash, with a unique live name, revocation and last use', async () => {
       const admin = await store.createToken({
         id: newId('token'),

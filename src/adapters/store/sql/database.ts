@@ -27,6 +27,15 @@ export interface EnvironmentSecretsTable {
   updated_at: string;
 }
 
+/**
+ * Who may see an environment besides admins and its creator (migration 0010): token ids, never
+ * names, so a token given a revoked token's name inherits nothing.
+ */
+export interface EnvironmentMembersTable {
+  environment_id: string;
+  token_id: string;
+}
+
 export interface TokensTable {
   id: string;
   name: string;
@@ -132,6 +141,7 @@ export interface AttemptConversationsTable {
 export interface Database {
   environments: EnvironmentsTable;
   environment_secrets: EnvironmentSecretsTable;
+  environment_members: EnvironmentMembersTable;
   tokens: TokensTable;
   tasks: TasksTable;
   attempts: AttemptsTable;

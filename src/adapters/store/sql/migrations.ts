@@ -205,6 +205,54 @@ export const STORE_MIGRATIONS: readonly NamedMigration[] = [
       await db.schema.alterTable('attempts').addColumn('cancel_requested_at', 'text').execute();
     },
   },
+  {
+    name: '0010_environment_members',
+    async up(db) {
+      // Membership bound to tokens' identities (issue 18): before this, a token saw every
+      // environment whose `spec.members` held its name, so a new token given a revoked token's
+      // name inherited its environments. Rows name token ids; the spec keeps the names as written.
+      await db.schema
+        .createTable('environment_members')
+        .addColumn('environment_id', 'text', (c) =>
+          c.notNull().references('environments.id').onDelete('cascade'),
+        )
+        .addColumn('token_id', 'text', (c) => c.notNull().references('tokens.id'))
+        .addPrimaryKeyConstraint('environment_members_pk', ['environment_id', 'token_id'])
+        .execute();
+      await db.schema
+        .createIndex('environment_members_token')
+        .on('environment_members')
+        .column('token_id')
+        .execute();
+      // Today's rows: each name maps to the live token that holds it now (the one it grants
+      // access to today); a name only a revoked token had, or none, grants nothing from now on.
+      const live = (await db
+        .selectFrom('tokens')
+        .select(['id', 'name'])
+        .where('revoked_at', 'is', null)
+        .execute()) as { id: string; name: string }[];
+      const byName = new Map(live.map((token) => [token.name, token.id]));
+      const environments = (await db
+        .selectFrom('environments')
+        .select(['id', 'spec'])
+        .orderBy('id')
+        .execute()) as { id: string; spec: string }[];
+      for (const environment of environments) {
+        const members = (JSON.parse(environment.spec) as { members?: unknown }).members;
+        const ids = new Set<string>();
+        for (const name of Array.isArray(members) ? members : []) {
+          const id = typeof name === 'string' ? byName.get(name) : undefined;
+          if (id !== undefined) ids.add(id);
+        }
+        for (const id of ids) {
+          await db
+            .insertInto('environment_members')
+            .values({ environment_id: environment.id, token_id: id })
+            .execute();
+        }
+      }
+    },
+  },
 ];
 
 /** Feeds the ordered list to Kysely's Migrator, refusing a list that is out of order. */

@@ -58,15 +58,37 @@ function toToken(row: TokenRow): Token {
   };
 }
 
-function toEnvironment(row: EnvironmentRow, secretNames: string[]): StoredEnvironment {
+/** A member row joined with its live token. */
+interface MemberRow {
+  environment_id: string;
+  token_id: string;
+  name: string;
+}
+
+/**
+ * The stored environment. `spec.members` is what the member rows say, not the names as written:
+ * the written names that still have a live member token, in their order (then any other live
+ * member, by name), so a revoked member drops out and a new token with its name never shows in.
+ */
+function toEnvironment(
+  row: EnvironmentRow,
+  secretNames: string[],
+  members: readonly MemberRow[],
+): StoredEnvironment {
+  const spec = JSON.parse(row.spec) as EnvironmentSpec;
+  const idByName = new Map(members.map((member) => [member.name, member.token_id]));
+  const written = (spec.members ?? []).filter((name) => idByName.has(name));
+  const others = [...idByName.keys()].filter((name) => !written.includes(name)).sort();
+  const names = [...new Set([...written, ...others])];
   return {
     id: row.id,
-    spec: JSON.parse(row.spec) as EnvironmentSpec,
+    spec: { ...spec, members: names },
     secretNames,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
     revision: Number(row.revision),
     createdByTokenId: row.created_by_token_id,
+    memberTokenIds: names.map((name) => idByName.get(name) ?? ''),
   };
 }
 
@@ -127,6 +149,7 @@ export class SqlStore implements Store {
             revision: 1,
           })
           .execute();
+        await this.replaceMembers(trx, environment.id, environment.memberTokenIds ?? []);
         await this.upsertSecrets(trx, environment.id, environment.secrets, environment.now);
       });
     } catch (error) {
@@ -149,7 +172,9 @@ export class SqlStore implements Store {
       .selectAll()
       .where('id', '=', id)
       .executeTakeFirst();
-    return row ? toEnvironment(row, await this.listSecretNames(row.id)) : undefined;
+    return row
+      ? toEnvironment(row, await this.listSecretNames(row.id), await this.members(row.id))
+      : undefined;
   }
 
   async getEnvironmentByName(name: string): Promise<StoredEnvironment | undefined> {
@@ -158,7 +183,42 @@ export class SqlStore implements Store {
       .selectAll()
       .where('name', '=', name)
       .executeTakeFirst();
-    return row ? toEnvironment(row, await this.listSecretNames(row.id)) : undefined;
+    return row
+      ? toEnvironment(row, await this.listSecretNames(row.id), await this.members(row.id))
+      : undefined;
+  }
+
+  /** The live member tokens of one environment, or of all when none is given. */
+  private async members(environmentId?: string): Promise<MemberRow[]> {
+    let query = this.db
+      .selectFrom('environment_members')
+      .innerJoin('tokens', 'tokens.id', 'environment_members.token_id')
+      .select([
+        'environment_members.environment_id as environment_id',
+        'environment_members.token_id as token_id',
+        'tokens.name as name',
+      ])
+      .where('tokens.revoked_at', 'is', null);
+    if (environmentId !== undefined)
+      query = query.where('environment_members.environment_id', '=', environmentId);
+    return query.orderBy('environment_members.token_id').execute();
+  }
+
+  private async replaceMembers(
+    trx: Transaction<Database>,
+    environmentId: string,
+    tokenIds: readonly string[],
+  ): Promise<void> {
+    await trx
+      .deleteFrom('environment_members')
+      .where('environment_id', '=', environmentId)
+      .execute();
+    for (const tokenId of new Set(tokenIds)) {
+      await trx
+        .insertInto('environment_members')
+        .values({ environment_id: environmentId, token_id: tokenId })
+        .execute();
+    }
   }
 
   async listEnvironments(): Promise<StoredEnvironment[]> {
@@ -175,7 +235,15 @@ export class SqlStore implements Store {
       names.push(secret.name);
       byEnvironment.set(secret.environment_id, names);
     }
-    return rows.map((row) => toEnvironment(row, byEnvironment.get(row.id) ?? []));
+    const membersOf = new Map<string, MemberRow[]>();
+    for (const member of await this.members()) {
+      const list = membersOf.get(member.environment_id) ?? [];
+      list.push(member);
+      membersOf.set(member.environment_id, list);
+    }
+    return rows.map((row) =>
+      toEnvironment(row, byEnvironment.get(row.id) ?? [], membersOf.get(row.id) ?? []),
+    );
   }
 
   async updateEnvironment(id: string, change: EnvironmentChange): Promise<StoredEnvironment> {
@@ -211,6 +279,8 @@ export class SqlStore implements Store {
         })
         .where('id', '=', id)
         .execute();
+      if (change.memberTokenIds !== undefined)
+        await this.replaceMembers(trx, id, change.memberTokenIds);
       if (change.removeSecrets.length > 0) {
         await trx
           .deleteFrom('environment_secrets')
@@ -229,6 +299,7 @@ export class SqlStore implements Store {
     return this.db.transaction().execute(async (trx) => {
       // Explicit, so no adapter depends on the driver enforcing ON DELETE CASCADE.
       await trx.deleteFrom('environment_secrets').where('environment_id', '=', id).execute();
+      await trx.deleteFrom('environment_members').where('environment_id', '=', id).execute();
       await trx.deleteFrom('egress_cas').where('environment_id', '=', id).execute();
       const result = await trx.deleteFrom('environments').where('id', '=', id).executeTakeFirst();
       return Number(result.numDeletedRows) > 0;
@@ -358,12 +429,16 @@ export class SqlStore implements Store {
   }
 
   async revokeToken(id: string, now: string): Promise<Token | undefined> {
-    await this.db
-      .updateTable('tokens')
-      .set({ revoked_at: now })
-      .where('id', '=', id)
-      .where('revoked_at', 'is', null)
-      .execute();
+    await this.db.transaction().execute(async (trx) => {
+      await trx
+        .updateTable('tokens')
+        .set({ revoked_at: now })
+        .where('id', '=', id)
+        .where('revoked_at', 'is', null)
+        .execute();
+      // A revoked token is a member of nothing (reads skip revoked tokens too).
+      await trx.deleteFrom('environment_members').where('token_id', '=', id).execute();
+    });
     return this.getTokenById(id);
   }
 
