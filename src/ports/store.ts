@@ -27,16 +27,23 @@ export interface SealedSecret {
   ciphertext: string;
 }
 
+/** A member of an environment: a live token, by id, with its name. */
+export interface StoredMember {
+  tokenId: string;
+  name: string;
+}
+
 /**
  * An environment as the store keeps it: the domain object plus who created it and who its members
- * are. Membership is by token id: `spec.members` as read lists the names of the live member
- * tokens (as written, minus those revoked since), never a name that merely matches a token.
+ * are. Membership is by token id: `members` are the live tokens bound when the environment was
+ * written (in the order of `spec.members`), never a token that merely has a name the spec lists;
+ * `spec.members` keeps the names as written.
  */
 export interface StoredEnvironment extends Environment {
   /** The id of the token that created it (membership: a creator always sees its environment). */
   createdByTokenId: string | null;
-  /** Ids of the live tokens that are members, in the order of `spec.members`. */
-  memberTokenIds: string[];
+  /** The live member tokens (a revoked one drops out). */
+  members: StoredMember[];
 }
 
 export interface NewEnvironment {

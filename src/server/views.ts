@@ -1,13 +1,17 @@
 import type { StoredEnvironment, Token } from '../ports/store.js';
 import type { CreatedToken, EnvironmentView, TokenView } from './api-schemas.js';
 
-/** What the API shows of stored things: never a secret value, a token's value or its hash. */
+/**
+ * What the API shows of stored things: never a secret value, a token's value or its hash. An
+ * environment's `spec.members` shows its members as bound (live tokens), not the names as once
+ * written, so a revoked member is not listed and a new token with its name does not seem to be.
+ */
 export const views = {
   environment(environment: StoredEnvironment): EnvironmentView {
     return {
       id: environment.id,
       name: environment.spec.name,
-      spec: environment.spec,
+      spec: { ...environment.spec, members: environment.members.map((member) => member.name) },
       secrets: environment.secretNames,
       createdAt: environment.createdAt,
       updatedAt: environment.updatedAt,

@@ -113,7 +113,7 @@ export class EnvironmentService {
     return (
       caller.admin ||
       environment.createdByTokenId === caller.tokenId ||
-      environment.memberTokenIds.includes(caller.tokenId)
+      environment.members.some((member) => member.tokenId === caller.tokenId)
     );
   }
 

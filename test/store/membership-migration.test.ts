@@ -80,10 +80,14 @@ function describeMigration(adapter: string, make: () => Promise<OldStore>): void
         const shared = await store.getEnvironmentByName('shared');
         // Today's access is kept (the live alice and the live bob), nothing more: the revoked
         // carol and a name no token has are not members of anything.
-        expect(shared?.memberTokenIds).toEqual(['tok_alice', 'tok_bob_new']);
-        expect(shared?.spec.members).toEqual(['alice', 'bob']);
+        expect(shared?.members).toEqual([
+          { tokenId: 'tok_alice', name: 'alice' },
+          { tokenId: 'tok_bob_new', name: 'bob' },
+        ]);
+        // The spec keeps the names as written (what the API shows is the members above).
+        expect(shared?.spec.members).toEqual(['alice', 'bob', 'carol', 'ghost']);
         expect(shared?.revision).toBe(3);
-        expect((await store.getEnvironmentByName('plain'))?.memberTokenIds).toEqual([]);
+        expect((await store.getEnvironmentByName('plain'))?.members).toEqual([]);
         const rows = await sql<{ environment_id: string; token_id: string }>`
           select environment_id, token_id from environment_members order by token_id`.execute(
           old.raw,
@@ -109,10 +113,12 @@ function describeMigration(adapter: string, make: () => Promise<OldStore>): void
           now: T1,
         });
         const after = await store.getEnvironmentByName('shared');
-        expect(after?.memberTokenIds).toEqual(['tok_alice', 'tok_bob_new']);
-        expect(after?.spec.members).toEqual(['alice', 'bob']);
+        expect(after?.members.map((m) => m.tokenId)).toEqual(['tok_alice', 'tok_bob_new']);
         expect(
-          (await store.listEnvironments()).map((e) => [e.spec.name, e.memberTokenIds]),
+          (await store.listEnvironments()).map((e) => [
+            e.spec.name,
+            e.members.map((m) => m.tokenId),
+          ]),
         ).toEqual([
           ['plain', []],
           ['shared', ['tok_alice', 'tok_bob_new']],
@@ -128,12 +134,13 @@ function describeMigration(adapter: string, make: () => Promise<OldStore>): void
           now: T1,
         });
         const revoked = await store.getEnvironmentByName('shared');
-        expect(revoked?.memberTokenIds).toEqual(['tok_alice']);
-        expect(revoked?.spec.members).toEqual(['alice']);
+        expect(revoked?.members).toEqual([{ tokenId: 'tok_alice', name: 'alice' }]);
 
         // Idempotent: a second run changes nothing.
         await store.migrate();
-        expect((await store.getEnvironmentByName('shared'))?.memberTokenIds).toEqual(['tok_alice']);
+        expect((await store.getEnvironmentByName('shared'))?.members).toEqual([
+          { tokenId: 'tok_alice', name: 'alice' },
+        ]);
       } finally {
         await store?.close();
         await old.cleanup();

@@ -402,9 +402,12 @@ export function describeStoreConformance(adapter: string, makeFactory: () => Sto
         secrets: [],
         now: T0,
       });
-      expect(created.memberTokenIds).toEqual(['tok_ben', 'tok_ann']);
+      expect(created.members).toEqual([
+        { tokenId: 'tok_ben', name: 'ben' },
+        { tokenId: 'tok_ann', name: 'ann' },
+      ]);
       expect(created.spec.members).toEqual(['ben', 'ann']);
-      expect((await store.listEnvironments())[0]?.memberTokenIds).toEqual(['tok_ben', 'tok_ann']);
+      expect((await store.listEnvironments())[0]?.members).toEqual(created.members);
 
       // An update without members keeps them; with members replaces them.
       const kept = await store.updateEnvironment(id, {
@@ -413,7 +416,7 @@ export function describeStoreConformance(adapter: string, makeFactory: () => Sto
         removeSecrets: [],
         now: T1,
       });
-      expect(kept.memberTokenIds).toEqual(['tok_ben', 'tok_ann']);
+      expect(kept.members).toEqual(created.members);
       const replaced = await store.updateEnvironment(id, {
         spec: spec('team', { members: ['cid', 'ann'] }),
         setSecrets: [],
@@ -421,14 +424,14 @@ export function describeStoreConformance(adapter: string, makeFactory: () => Sto
         now: T1,
         memberTokenIds: ['tok_cid', 'tok_ann'],
       });
-      expect(replaced.memberTokenIds).toEqual(['tok_cid', 'tok_ann']);
+      expect(replaced.members.map((m) => m.tokenId)).toEqual(['tok_cid', 'tok_ann']);
 
       // Revoked: not a member, and a new token with the same name is none either.
       await store.revokeToken('tok_ann', T1);
       await token('tok_ann2', 'ann');
       const after = await store.getEnvironmentById(id);
-      expect(after?.memberTokenIds).toEqual(['tok_cid']);
-      expect(after?.spec.members).toEqual(['cid']);
+      expect(after?.members).toEqual([{ tokenId: 'tok_cid', name: 'cid' }]);
+      expect(after?.spec.members).toEqual(['cid', 'ann']);
 
       expect(await store.deleteEnvironment(id)).toBe(true);
       const again = await store.createEnvironment({
@@ -438,7 +441,7 @@ export function describeStoreConformance(adapter: string, makeFactory: () => Sto
         secrets: [],
         now: T1,
       });
-      expect(again.memberTokenIds).toEqual([]);
+      expect(again.members).toEqual([]);
     });
 
     it('keeps tokens by hash, with a unique live name, revocation and last use', async () => {

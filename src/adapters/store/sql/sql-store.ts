@@ -66,29 +66,32 @@ interface MemberRow {
 }
 
 /**
- * The stored environment. `spec.members` is what the member rows say, not the names as written:
- * the written names that still have a live member token, in their order (then any other live
- * member, by name), so a revoked member drops out and a new token with its name never shows in.
+ * The stored environment. `members` is what the member rows say (live tokens only), in the order
+ * the names are written in `spec.members`, then any other live member by name; `spec.members`
+ * stays as written.
  */
 function toEnvironment(
   row: EnvironmentRow,
   secretNames: string[],
-  members: readonly MemberRow[],
+  memberRows: readonly MemberRow[],
 ): StoredEnvironment {
   const spec = JSON.parse(row.spec) as EnvironmentSpec;
-  const idByName = new Map(members.map((member) => [member.name, member.token_id]));
-  const written = (spec.members ?? []).filter((name) => idByName.has(name));
+  const idByName = new Map(memberRows.map((member) => [member.name, member.token_id]));
+  const written = spec.members.filter((name) => idByName.has(name));
   const others = [...idByName.keys()].filter((name) => !written.includes(name)).sort();
-  const names = [...new Set([...written, ...others])];
+  const members = [...new Set([...written, ...others])].map((name) => ({
+    tokenId: idByName.get(name) ?? '',
+    name,
+  }));
   return {
     id: row.id,
-    spec: { ...spec, members: names },
+    spec,
     secretNames,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
     revision: Number(row.revision),
     createdByTokenId: row.created_by_token_id,
-    memberTokenIds: names.map((name) => idByName.get(name) ?? ''),
+    members,
   };
 }
 
