@@ -30,8 +30,13 @@ export interface AgentSandbox {
   /** The repository's root inside the sandbox (absolute). */
   readonly workdir: string;
   exec(argv: string[], options?: AgentExecOptions): Promise<AgentExecResult>;
-  /** Rejects with a BerthError `not_found` when the file does not exist. */
-  readFile(path: string): Promise<Buffer>;
+  /**
+   * A regular file's bytes. Rejects with a BerthError `not_found` when the file does not exist,
+   * `invalid_input` when it is not a regular file (a symlink, a device, a FIFO) and
+   * `payload_too_large` when it holds more than `maxBytes` (the runtime's default cap when not
+   * given); the size is checked before the content is read.
+   */
+  readFile(path: string, options?: { maxBytes?: number }): Promise<Buffer>;
   /** Creates missing parent directories. `mode` defaults to 0o644. */
   writeFile(path: string, data: Buffer | string, mode?: number): Promise<void>;
   deleteFile(path: string): Promise<void>;

@@ -76,14 +76,22 @@ export class AgentsMd {
   }
 }
 
+/** An AGENTS.md larger than this is not read (its place in the prompt says so). */
+export const AGENTS_MD_MAX_BYTES = 1024 * 1024;
+
 async function read(sandbox: AgentSandbox, dir: string): Promise<AgentsMdFile | undefined> {
+  const path = posix.join(sandbox.workdir, dir, 'AGENTS.md');
   try {
-    const text = (await sandbox.readFile(posix.join(sandbox.workdir, dir, 'AGENTS.md'))).toString(
-      'utf8',
-    );
+    const text = (await sandbox.readFile(path, { maxBytes: AGENTS_MD_MAX_BYTES })).toString('utf8');
     return { dir, text: cutMiddle(text, AGENTS_MD_MAX_CHARS) };
   } catch (error) {
     if (error instanceof BerthError && error.code === 'not_found') return undefined;
+    if (error instanceof BerthError && error.code === 'payload_too_large') {
+      return {
+        dir,
+        text: `[this AGENTS.md is larger than ${AGENTS_MD_MAX_BYTES} bytes and was not read]`,
+      };
+    }
     throw error;
   }
 }

@@ -34,8 +34,8 @@ export class RuntimeAgentSandbox implements AgentSandbox {
     };
   }
 
-  readFile(path: string): Promise<Buffer> {
-    return this.runtime.readFile(this.sandboxId, path);
+  readFile(path: string, options: { maxBytes?: number } = {}): Promise<Buffer> {
+    return this.runtime.readFile(this.sandboxId, path, options);
   }
 
   /**

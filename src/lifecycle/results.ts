@@ -1,5 +1,6 @@
 import type { ChangedFile } from '../domain/task/attempt.js';
 import { BerthError } from '../errors/berth-error.js';
+import { checkResultDiff } from './result-diff.js';
 import { readSandboxFile } from './sandbox-files.js';
 import type { SandboxContext } from './sandbox-context.js';
 import { SANDBOX_STATE_DIR } from './setup-script.js';
@@ -13,7 +14,7 @@ import { STAGE_WORKING_TREE } from './stage-working-tree.js';
 
 const DIFF_FILE = `${SANDBOX_STATE_DIR}/result.diff`;
 const NUMSTAT_FILE = `${SANDBOX_STATE_DIR}/result.numstat`;
-/** Diffs above this are cut (a marker says so); the snapshot image still holds everything. */
+/** A diff above this is not read: the attempt fails (the snapshot image still holds everything). */
 export const MAX_DIFF_BYTES = 20 * 1024 * 1024;
 
 // $1 base commit, $2 state dir.
@@ -46,7 +47,7 @@ export function parseNumstat(text: string): ChangedFile[] {
 export async function collectChanges(
   ctx: SandboxContext,
   baseCommit: string,
-): Promise<{ diff: string; files: ChangedFile[] }> {
+): Promise<{ diff: string; files: ChangedFile[]; secretFiles: string[] }> {
   const result = await ctx.runtime.exec(ctx.sandboxId, {
     argv: ['bash', '-c', DIFF_SCRIPT, 'berth-results', baseCommit, SANDBOX_STATE_DIR],
     workdir: ctx.workdir,
@@ -62,17 +63,14 @@ export async function collectChanges(
       },
     );
   }
+  // Both are read with MAX_DIFF_BYTES as the cap (a numstat is smaller than its diff): a diff
+  // above it, a symlink, a device or a FIFO in their place fails the attempt (sandbox-files.ts).
   const [diff = Buffer.alloc(0), numstat = Buffer.alloc(0)] = await Promise.all([
-    readSandboxFile(ctx.runtime, ctx.sandboxId, DIFF_FILE, ctx.signal),
-    readSandboxFile(ctx.runtime, ctx.sandboxId, NUMSTAT_FILE, ctx.signal),
+    readSandboxFile(ctx.runtime, ctx.sandboxId, DIFF_FILE, ctx.signal, MAX_DIFF_BYTES),
+    readSandboxFile(ctx.runtime, ctx.sandboxId, NUMSTAT_FILE, ctx.signal, MAX_DIFF_BYTES),
   ]);
-  let text = diff.toString('utf8');
-  if (diff.length > MAX_DIFF_BYTES) {
-    text = `${diff.subarray(0, MAX_DIFF_BYTES).toString('utf8')}\n[berth: diff cut at ${MAX_DIFF_BYTES} bytes of ${diff.length}]\n`;
-    ctx.emit({
-      type: 'warning',
-      message: `the diff is ${diff.length} bytes; only the first ${MAX_DIFF_BYTES} are kept`,
-    });
-  }
-  return { diff: text, files: parseNumstat(numstat.toString('utf8')) };
+  const text = diff.toString('utf8');
+  // Refused when not shaped like Berth's diffs; secret values masked and their files named.
+  const checked = checkResultDiff(ctx, text);
+  return { ...checked, files: parseNumstat(numstat.toString('utf8')) };
 }

@@ -8,6 +8,9 @@ import type { Readable } from 'node:stream';
  * adapter creates carries the labels it is given plus `berth.managed=true` and the instance label.
  */
 
+/** The default cap of `SandboxRuntime.readFile`. */
+export const DEFAULT_READ_FILE_MAX_BYTES = 8 * 1024 * 1024;
+
 export interface SandboxResources {
   cpus: number;
   memoryMb: number;
@@ -120,7 +123,12 @@ export interface SandboxRuntime {
   create(options: CreateSandboxOptions): Promise<SandboxInfo>;
   start(id: string, signal?: AbortSignal): Promise<void>;
   exec(id: string, options: ExecOptions): Promise<ExecResult>;
-  readFile(id: string, path: string): Promise<Buffer>;
+  /**
+   * A regular file's bytes. Refused without reading the content: not a regular file (a symlink,
+   * a device, a FIFO, a directory: `invalid_input`), or larger than `maxBytes` (default
+   * DEFAULT_READ_FILE_MAX_BYTES: `payload_too_large`); absent: `not_found`.
+   */
+  readFile(id: string, path: string, options?: { maxBytes?: number }): Promise<Buffer>;
   writeFile(id: string, path: string, data: Buffer | string, mode?: number): Promise<void>;
   /** Extracts a tar stream into `dir` inside the sandbox. */
   putArchive(id: string, dir: string, tar: Readable | Buffer): Promise<void>;

@@ -49,7 +49,7 @@ export async function applyPatch(
         throw new BerthError('invalid_input', `${file.relative} is not a regular file`, {
           file: file.relative,
         });
-      else original.set(file.real, (await sandbox.readFile(file.real)).toString('utf8'));
+      else original.set(file.real, await readForPatch(sandbox, file));
     }
     return original.get(file.real) ?? null;
   };
@@ -126,6 +126,28 @@ export async function applyPatch(
     throw error;
   }
   return changes;
+}
+
+/** The largest file `apply_patch` reads to patch; a larger one is refused before it is read. */
+export const APPLY_PATCH_MAX_FILE_BYTES = 8 * 1024 * 1024;
+
+async function readForPatch(sandbox: AgentSandbox, file: ResolvedPath): Promise<string> {
+  try {
+    return (await sandbox.readFile(file.real, { maxBytes: APPLY_PATCH_MAX_FILE_BYTES })).toString(
+      'utf8',
+    );
+  } catch (error) {
+    if (error instanceof BerthError && error.code === 'payload_too_large') {
+      const size =
+        typeof error.details.size === 'number' ? `${error.details.size} bytes` : 'too large';
+      throw new BerthError(
+        'invalid_input',
+        `${file.relative} is ${size}, above the ${APPLY_PATCH_MAX_FILE_BYTES} bytes apply_patch reads; edit it with a shell command instead`,
+        { file: file.relative },
+      );
+    }
+    throw error;
+  }
 }
 
 async function restore(

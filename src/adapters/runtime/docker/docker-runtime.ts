@@ -38,6 +38,7 @@ import { BERTH_LABELS, managedLabels } from '../../../runtime/labels.js';
 import { ExecAgentChannel } from './exec-agent-channel.js';
 import { engineExec } from './engine-exec.js';
 import { readSingleFile, singleFileTar } from './tar-files.js';
+import { DEFAULT_READ_FILE_MAX_BYTES } from '../../../ports/sandbox-runtime.js';
 import { imageMissing } from '../../../runtime/image-missing.js';
 
 /**
@@ -269,9 +270,13 @@ export class DockerRuntime implements SandboxRuntime {
     }
   }
 
-  async readFile(id: string, filePath: string): Promise<Buffer> {
+  async readFile(
+    id: string,
+    filePath: string,
+    options: { maxBytes?: number } = {},
+  ): Promise<Buffer> {
     const archive = await this.getArchive(id, filePath);
-    return readSingleFile(archive, filePath);
+    return readSingleFile(archive, filePath, options.maxBytes ?? DEFAULT_READ_FILE_MAX_BYTES);
   }
 
   async writeFile(
