@@ -2,17 +2,26 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BerthError } from '../errors/berth-error.js';
-import { runGit } from './run-git.js';
+import { diffPaths, readDiffHeaders } from './diff-headers.js';
+import { runGit, type GitResult } from './run-git.js';
 
 /**
  * Applies an attempt's diff to a git checkout on the user's machine (`berth task apply`).
  *
- * Nothing is changed on any refusal: outside a git checkout, on a checkout of another repository
- * (the attempt's base commit is not there), or on a conflict. The order:
+ * Threat model: the diff came out of a sandbox and is hand-made as far as this machine is
+ * concerned (see diff-headers.ts); the person's files outside the checkout, and the checkout's
+ * `.git`, must stay as they are. Nothing is changed on any refusal: a diff that is not shaped like
+ * Berth's (copy or rename headers, a path outside the tree or inside `.git`, ...: refused before
+ * any git runs), outside a git checkout, on a checkout of another repository (the attempt's base
+ * commit is not there), or on a conflict. The order:
+ *   0. the headers (diff-headers.ts), then git's own reading of them (`git apply --summary` and
+ *      `--numstat`: no copy or rename, and exactly the paths the headers name);
  *   1. `git apply --check`: the diff applies as it is → `git apply` (working tree only);
  *   2. else `git apply --3way --check`: the blobs the diff records let git merge → when no file
  *      would be left with conflicts, `git apply --3way` (the result is staged, as git does);
  *   3. else refuse, naming the files that do not apply.
+ * Never `--unsafe-paths`. Afterwards `git status` must differ from before only in the paths the
+ * diff names (a file outside them that changed is reported; ignored files are not compared).
  * git runs from the checkout's top level (a subdirectory would silently skip paths outside it),
  * with an argument vector; the diff goes through a temporary file outside the checkout.
  */
@@ -58,8 +67,75 @@ export function isCutDiff(diff: string): boolean {
   return /\n\[berth: diff cut at \d+ bytes of \d+\]\n?$/.test(diff);
 }
 
+/** `git status` of the checkout: path → its two status letters (untracked files included). */
+async function statusOf(git: (args: string[]) => Promise<GitResult>): Promise<Map<string, string>> {
+  const result = await git([
+    'status',
+    '--porcelain=v1',
+    '-z',
+    '--untracked-files=all',
+    '--no-renames',
+  ]);
+  if (result.code !== 0)
+    throw new BerthError('internal', `git status failed: ${result.stderr.trim()}`);
+  const out = new Map<string, string>();
+  for (const record of result.stdout.split('\0')) {
+    if (record.length > 3) out.set(record.slice(3), record.slice(0, 2));
+  }
+  return out;
+}
+
+/**
+ * git's own reading of the patch file: refused when git sees a copy or rename, or a path the
+ * headers did not name (a parser difference between this module and git).
+ */
+export async function checkGitReading(
+  git: (args: string[]) => Promise<GitResult>,
+  patch: string,
+  named: ReadonlySet<string>,
+  nothingDone = 'nothing was changed',
+): Promise<void> {
+  const summary = await git(['apply', '--summary', '--', patch]);
+  const moved = summary.stdout.split('\n').find((l) => /^ (?:copy|rename) /.test(l));
+  if (summary.code !== 0 || moved !== undefined) {
+    throw new BerthError(
+      'invalid_input',
+      `the diff was refused: git reads ${moved !== undefined ? `a copy or rename in it (${JSON.stringify(moved.trim().slice(0, 200))})` : `it differently (${summary.stderr.trim().slice(0, 200)})`}; ${nothingDone}`,
+    );
+  }
+  const numstat = await git(['apply', '--numstat', '-z', '--', patch]);
+  const seen = numstat.stdout
+    .split('\0')
+    .filter((r) => r !== '')
+    .map((r) => r.replace(/^[-\d]+\t[-\d]+\t/, ''));
+  const foreign = seen.filter((p) => !named.has(p));
+  if (numstat.code !== 0 || foreign.length > 0 || seen.length !== named.size) {
+    throw new BerthError(
+      'invalid_input',
+      `the diff was refused: git reads other paths in it than its headers name (${foreign
+        .slice(0, 5)
+        .map((p) => JSON.stringify(p.slice(0, 200)))
+        .join(', ')}); ${nothingDone}`,
+    );
+  }
+}
+
 export async function applyDiff(input: ApplyDiffInput): Promise<ApplyDiffOutcome> {
   const signal = input.signal;
+  if (isCutDiff(input.diff)) {
+    throw new BerthError(
+      'invalid_input',
+      'the diff was cut at its size limit, so it cannot be applied whole; nothing was changed',
+    );
+  }
+  // Before any git runs: a diff that is not shaped like Berth's is refused as a whole.
+  let named: Set<string>;
+  try {
+    named = new Set(diffPaths(readDiffHeaders(input.diff)));
+  } catch (error) {
+    if (!(error instanceof BerthError)) throw error;
+    throw new BerthError('invalid_input', `${error.message}; nothing was changed`, error.details);
+  }
   const inside = await runGit(['rev-parse', '--show-toplevel'], {
     cwd: input.cwd,
     ...(signal ? { signal } : {}),
@@ -81,12 +157,6 @@ export async function applyDiff(input: ApplyDiffInput): Promise<ApplyDiffOutcome
       `the attempt's base commit "${input.baseCommit}" is not a commit id`,
     );
   }
-  if (isCutDiff(input.diff)) {
-    throw new BerthError(
-      'invalid_input',
-      'the diff was cut at its size limit, so it cannot be applied whole; nothing was changed',
-    );
-  }
   const base = await git(['cat-file', '-e', `${input.baseCommit}^{commit}`]);
   if (base.code !== 0) {
     throw new BerthError(
@@ -101,11 +171,31 @@ export async function applyDiff(input: ApplyDiffInput): Promise<ApplyDiffOutcome
   const patch = join(dir, 'attempt.diff');
   try {
     writeFileSync(patch, input.diff);
+    await checkGitReading(git, patch, named);
+    const before = await statusOf(git);
+    /** Only the paths the diff names may have changed (a last check, after git wrote). */
+    const verify = async () => {
+      const after = await statusOf(git);
+      const changed = [...new Set([...before.keys(), ...after.keys()])].filter(
+        (p) => before.get(p) !== after.get(p) && !named.has(p),
+      );
+      if (changed.length > 0) {
+        throw new BerthError(
+          'internal',
+          `git apply changed files the diff does not name: ${changed.slice(0, 10).join(', ')}; check the working tree`,
+          { files: changed.slice(0, 100), root },
+        );
+      }
+    };
     const plain = await git(['apply', '--check', '--', patch]);
     if (plain.code === 0) {
       const applied = await git(['apply', '--', patch]);
       if (applied.code !== 0)
-        throw new BerthError('conflict', `git apply failed: ${applied.stderr.trim()}`);
+        throw new BerthError(
+          'conflict',
+          `git apply failed: ${applied.stderr.trim().slice(0, 2000)}`,
+        );
+      await verify();
       return { root, mode: 'clean' };
     }
     const threeWay = await git(['apply', '--3way', '--check', '--', patch]);
@@ -115,16 +205,19 @@ export async function applyDiff(input: ApplyDiffInput): Promise<ApplyDiffOutcome
     if (threeWay.code === 0 && conflicted.length === 0) {
       const applied = await git(['apply', '--3way', '--', patch]);
       if (applied.code !== 0)
-        throw new BerthError('conflict', `git apply --3way failed: ${applied.stderr.trim()}`);
+        throw new BerthError(
+          'conflict',
+          `git apply --3way failed: ${applied.stderr.trim().slice(0, 2000)}`,
+        );
+      await verify();
       return { root, mode: 'three-way' };
     }
-    const files =
-      conflicted.length > 0
-        ? conflicted
-        : filesInApplyErrors(threeWay.stderr + '\n' + plain.stderr);
+    const files = (
+      conflicted.length > 0 ? conflicted : filesInApplyErrors(threeWay.stderr + '\n' + plain.stderr)
+    ).slice(0, 50);
     throw new BerthError(
       'conflict',
-      `the diff conflicts with this checkout in ${files.length > 0 ? files.join(', ') : 'some files'}; nothing was changed`,
+      `the diff conflicts with this checkout in ${files.length > 0 ? files.map((f) => f.slice(0, 300)).join(', ') : 'some files'}; nothing was changed`,
       { files, root },
     );
   } finally {

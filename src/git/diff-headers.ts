@@ -1,0 +1,337 @@
+import { BerthError } from '../errors/berth-error.js';
+
+/**
+ * Reads the headers of an attempt's diff and refuses every diff that is not shaped like the ones
+ * Berth makes, before any git runs on it.
+ *
+ * Threat model: the diff comes out of a sandbox whose agent ran as root and could replace `git`
+ * there, so it is hand-made as far as the host is concerned. `git apply` on the host checks where
+ * a patch writes but not where a `copy from` or `rename from` header reads: such a header copies
+ * any file the person (or the orchestrator, for `task pr`) can read into the tree. Berth's own
+ * diffs come from `git diff --binary --no-renames` and have a fixed shape: sections that start
+ * with `diff --git a/P b/P` (the same P twice), mode and `index` lines, `--- a/P`/`+++ b/P` (or
+ * `/dev/null`), hunks whose line counts match their `@@` header, and binary patches. Anything
+ * else is refused: copy and rename headers (`copy from|to`, `rename from|to|old|new`,
+ * `similarity index`, `dissimilarity index`), a `diff --git` line naming two paths, a `---`/`+++`
+ * path that is not the section's, a line git would read as a header outside a hunk, and any
+ * path that is empty, absolute, has an empty, `.` or `..` segment, names `.git` at any depth in
+ * any case (with the spellings other file systems fold to `.git`), holds a NUL, or is longer
+ * than PATH_MAX. Hunks are walked with git's own counting rules, so a hunk line such as
+ * `--- x` (a removed `-- x`) is content, exactly as git reads it. What this module does not do:
+ * judge the content of files (a symlink the diff adds is a symlink in the tree; `git apply`
+ * refuses to write through one).
+ */
+
+export interface DiffSection {
+  /** The path the section changes (the same on both sides: Berth's diffs have no renames). */
+  path: string;
+  /** Where the section starts and ends in the diff text (character offsets). */
+  start: number;
+  end: number;
+}
+
+export interface DiffHeaders {
+  /** Every file section, in order. */
+  sections: DiffSection[];
+}
+
+export interface ReadDiffOptions {
+  /**
+   * The diff was cut at a size limit (results.ts): its last section may end in the middle of a
+   * hunk or a binary patch; that is not a refusal.
+   */
+  truncated?: boolean;
+}
+
+const PATH_MAX = 4096;
+const SHOWN = 160;
+
+/** A text for a message: control characters visible, long texts cut. */
+function shown(text: string): string {
+  const cut = text.length > SHOWN ? `${text.slice(0, SHOWN)}…` : text;
+  return JSON.stringify(cut);
+}
+
+function refuse(lineNumber: number, what: string): never {
+  throw new BerthError(
+    'invalid_input',
+    `the diff was refused (line ${lineNumber}: ${what}); Berth's diffs never look like this`,
+    { line: lineNumber, refused: what },
+  );
+}
+
+const C_ESCAPES: Record<string, number> = {
+  a: 7,
+  b: 8,
+  t: 9,
+  n: 10,
+  v: 11,
+  f: 12,
+  r: 13,
+  '"': 34,
+  '\\': 92,
+};
+
+/**
+ * A name as git writes it in a header: as it is, or C-quoted (`"a/t\tx"`, octal bytes for
+ * non-ASCII). Returns the name and the rest of the text after it, or undefined when malformed.
+ */
+function readName(text: string): { name: string; rest: string } | undefined {
+  if (!text.startsWith('"')) return undefined;
+  const bytes: number[] = [];
+  let i = 1;
+  while (i < text.length) {
+    const c = text[i] ?? '';
+    if (c === '"') {
+      return { name: Buffer.from(bytes).toString('utf8'), rest: text.slice(i + 1) };
+    }
+    if (c === '\\') {
+      const next = text[i + 1] ?? '';
+      const octal = /^[0-3][0-7]{2}/.exec(text.slice(i + 1, i + 4));
+      if (octal) {
+        bytes.push(parseInt(octal[0], 8));
+        i += 4;
+        continue;
+      }
+      const escaped = C_ESCAPES[next];
+      if (escaped === undefined) return undefined;
+      bytes.push(escaped);
+      i += 2;
+      continue;
+    }
+    const code = c.codePointAt(0) ?? 0;
+    const char = String.fromCodePoint(code);
+    bytes.push(...Buffer.from(char, 'utf8'));
+    i += char.length;
+  }
+  return undefined;
+}
+
+/** Why a path (without its `a/` or `b/`) cannot be in a diff applied to a tree, if it cannot. */
+export function unsafePathReason(path: string): string | undefined {
+  if (path.includes('\0')) return 'a NUL in a path';
+  if (path === '') return 'an empty path';
+  if (path.length > PATH_MAX) return `a path longer than ${PATH_MAX} characters`;
+  if (path.startsWith('/')) return `an absolute path ${shown(path)}`;
+  for (const segment of path.split('/')) {
+    if (segment === '') return `an empty segment in the path ${shown(path)}`;
+    if (segment === '.' || segment === '..')
+      return `a "${segment}" segment in the path ${shown(path)} (outside the tree)`;
+    // What NTFS and HFS+ fold to ".git": trailing dots and spaces, the 8.3 short name, and
+    // characters HFS+ ignores.
+    const folded = segment.replace(/[\u200b-\u200f\u202a-\u202e\u206a-\u206f\ufeff]/g, '');
+    if (/^\.git[. ]*$/i.test(folded) || /^git~\d+$/i.test(folded))
+      return `a path inside .git ${shown(path)}`;
+  }
+  return undefined;
+}
+
+function checkedPath(lineNumber: number, path: string): string {
+  const reason = unsafePathReason(path);
+  if (reason !== undefined) refuse(lineNumber, reason);
+  return path;
+}
+
+/** `a/P b/P` (both quoted or neither): P, or a refusal. */
+function gitLinePath(lineNumber: number, rest: string): string {
+  if (rest.includes('\0')) refuse(lineNumber, 'a NUL in a path');
+  if (rest.startsWith('"')) {
+    const first = readName(rest);
+    const second = first?.rest.startsWith(' ') ? readName(first.rest.slice(1)) : undefined;
+    if (!first || !second || second.rest !== '')
+      refuse(lineNumber, `a malformed diff --git line ${shown(rest)}`);
+    if (!first.name.startsWith('a/') || !second.name.startsWith('b/'))
+      refuse(lineNumber, `a diff --git line without a/ and b/ ${shown(rest)}`);
+    if (first.name.slice(2) !== second.name.slice(2))
+      refuse(lineNumber, `a diff --git line naming two paths (a rename or copy) ${shown(rest)}`);
+    return checkedPath(lineNumber, first.name.slice(2));
+  }
+  // Unquoted: "a/" P " b/" P, the same P twice; a name with spaces is found by its length.
+  const length = (rest.length - 5) / 2;
+  const path = Number.isInteger(length) && length >= 0 ? rest.slice(2, 2 + length) : undefined;
+  if (path === undefined || rest !== `a/${path} b/${path}`) {
+    refuse(
+      lineNumber,
+      `a diff --git line naming two paths (a rename or copy), or malformed ${shown(rest)}`,
+    );
+  }
+  return checkedPath(lineNumber, path);
+}
+
+/** The name of a `--- X` or `+++ X` line: `/dev/null`, or `PREFIX` + the section's path. */
+function checkSideName(
+  lineNumber: number,
+  header: string,
+  text: string,
+  prefix: 'a/' | 'b/',
+  path: string,
+): void {
+  if (text.includes('\0')) refuse(lineNumber, 'a NUL in a path');
+  // git adds a tab after a name that holds a space (for GNU patch).
+  const raw = text.endsWith('\t') ? text.slice(0, -1) : text;
+  if (raw === '/dev/null') return;
+  let name: string;
+  if (raw.startsWith('"')) {
+    const read = readName(raw);
+    if (!read || read.rest !== '') refuse(lineNumber, `a malformed ${header} line ${shown(raw)}`);
+    name = read.name;
+  } else name = raw;
+  if (!name.startsWith(prefix))
+    refuse(lineNumber, `a ${header} path without ${prefix}: ${shown(name)}`);
+  const side = name.slice(2);
+  checkedPath(lineNumber, side);
+  if (side !== path) {
+    refuse(
+      lineNumber,
+      `a ${header} path ${shown(side)} that differs from its diff --git line ${shown(path)}`,
+    );
+  }
+}
+
+/** Lines git reads as copy or rename headers (never in a Berth diff, never hunk content). */
+const COPY_OR_RENAME =
+  /^(?:copy from |copy to |rename from |rename to |rename old |rename new |similarity index |dissimilarity index )/;
+const EXTENDED =
+  /^(?:old mode|new mode|deleted file mode|new file mode) [0-7]{6}$|^index [0-9a-f]+\.\.[0-9a-f]+(?: [0-7]{6})?$/;
+/** A header line longer than this cannot hold a path git accepts (quoted: 4 characters a byte). */
+const HEADER_LINE_MAX = 8 * PATH_MAX + 64;
+const HUNK = /^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@/;
+const BINARY_DATA = /^[A-Za-z][0-9A-Za-z!#$%&()*+\-;<=>?@^_`{|}~]+$/;
+
+/**
+ * Reads a diff's sections, refusing (BerthError `invalid_input`, naming the line and what it
+ * holds) anything that is not shaped like a Berth diff. An empty diff has no sections.
+ */
+export function readDiffHeaders(diff: string, options: ReadDiffOptions = {}): DiffHeaders {
+  const sections: DiffSection[] = [];
+  if (diff === '') return { sections };
+  const lines = diff.split('\n');
+  // The text ends with a newline: the last element is the empty rest after it.
+  const endsWithNewline = lines.at(-1) === '';
+  const count = endsWithNewline ? lines.length - 1 : lines.length;
+  if (!endsWithNewline && !options.truncated)
+    refuse(lines.length, 'no newline at the end of the diff');
+  let offset = 0;
+  let i = 0;
+  const line = (n: number): string => lines[n] ?? '';
+  const next = () => {
+    offset += line(i).length + 1;
+    i++;
+  };
+  const endOfInput = () => i >= count;
+  const truncatedEnd = () => {
+    if (!options.truncated) refuse(i + 1, 'the diff ends in the middle of a section');
+  };
+
+  /** Refuses the copy or rename headers of the block starting at line `from`, naming them all. */
+  const refuseMoves = (from: number): never => {
+    const found: string[] = [];
+    for (let n = from; n < count && found.length < 4; n++) {
+      const text = line(n);
+      if (text.startsWith('diff --git ') || text.startsWith('@@ ')) break;
+      if (COPY_OR_RENAME.test(text)) found.push(shown(text));
+    }
+    refuse(from + 1, `a copy or rename header ${found.join(', ')}`);
+  };
+
+  while (!endOfInput()) {
+    const header = line(i);
+    if (!header.startsWith('diff --git ')) {
+      if (COPY_OR_RENAME.test(header)) refuseMoves(i);
+      refuse(i + 1, `a line outside any file section ${shown(header)}`);
+    }
+    if (header.length > HEADER_LINE_MAX) refuse(i + 1, `a path longer than ${PATH_MAX} characters`);
+    const path = gitLinePath(i + 1, header.slice('diff --git '.length));
+    const section: DiffSection = { path, start: offset, end: offset };
+    sections.push(section);
+    next();
+    let sawOld = false;
+    let sawNew = false;
+    // Extended headers, then ---/+++, until a hunk, a binary patch or the next section.
+    while (!endOfInput()) {
+      const text = line(i);
+      if (text.startsWith('diff --git ') || text.startsWith('@@ ') || text === 'GIT binary patch')
+        break;
+      if (COPY_OR_RENAME.test(text)) refuseMoves(i);
+      if (text.length > HEADER_LINE_MAX)
+        refuse(i + 1, `a header line longer than ${HEADER_LINE_MAX} characters`);
+      if (text.startsWith('--- ') && !sawOld && !sawNew) {
+        checkSideName(i + 1, '---', text.slice(4), 'a/', path);
+        sawOld = true;
+      } else if (text.startsWith('+++ ') && sawOld && !sawNew) {
+        checkSideName(i + 1, '+++', text.slice(4), 'b/', path);
+        sawNew = true;
+      } else if (!EXTENDED.test(text) || sawOld) {
+        refuse(i + 1, `an unexpected header line ${shown(text)}`);
+      }
+      next();
+    }
+    if (sawOld !== sawNew) {
+      if (endOfInput()) truncatedEnd();
+      else refuse(i + 1, 'a --- line without its +++ line');
+    }
+    if (!endOfInput() && line(i) === 'GIT binary patch') {
+      next();
+      // One or two blocks (forward, reverse): "literal N" or "delta N", base85 lines, a blank.
+      for (let block = 0; block < 2; block++) {
+        if (endOfInput()) {
+          if (block === 0) truncatedEnd();
+          break;
+        }
+        if (!/^(?:literal|delta) \d+$/.test(line(i))) {
+          if (block === 0) refuse(i + 1, `a malformed binary patch ${shown(line(i))}`);
+          break;
+        }
+        next();
+        while (!endOfInput() && line(i) !== '') {
+          if (!BINARY_DATA.test(line(i)))
+            refuse(i + 1, `a malformed binary patch line ${shown(line(i))}`);
+          next();
+        }
+        if (endOfInput()) truncatedEnd();
+        else next();
+      }
+    } else {
+      while (!endOfInput() && line(i).startsWith('@@ ')) {
+        if (!sawNew) refuse(i + 1, 'a hunk without --- and +++ lines');
+        const hunk = HUNK.exec(line(i));
+        if (!hunk) refuse(i + 1, `a malformed hunk header ${shown(line(i))}`);
+        let oldLines = hunk[2] === undefined ? 1 : Number(hunk[2]);
+        let newLines = hunk[4] === undefined ? 1 : Number(hunk[4]);
+        next();
+        // git's own rule (apply.c parse_fragment): lines until both counts are used up.
+        while (oldLines > 0 || newLines > 0) {
+          if (endOfInput()) {
+            truncatedEnd();
+            break;
+          }
+          const text = line(i);
+          const kind = text[0];
+          if (kind === undefined || kind === ' ') {
+            oldLines--;
+            newLines--;
+          } else if (kind === '-') oldLines--;
+          else if (kind === '+') newLines--;
+          else if (kind !== '\\' || !text.startsWith('\\ '))
+            refuse(i + 1, `a line that is not part of its hunk ${shown(text)}`);
+          if (oldLines < 0 || newLines < 0) refuse(i + 1, 'a hunk longer than its @@ header says');
+          next();
+        }
+        // "\ No newline at end of file" after the hunk's last line.
+        if (!endOfInput() && line(i).startsWith('\\ ')) next();
+      }
+    }
+    section.end = offset;
+    if (!endOfInput() && !line(i).startsWith('diff --git ')) {
+      const text = line(i);
+      if (COPY_OR_RENAME.test(text)) refuseMoves(i);
+      refuse(i + 1, `a line outside any file section ${shown(text)}`);
+    }
+  }
+  return { sections };
+}
+
+/** The paths a diff's sections change, once each, in order. */
+export function diffPaths(headers: DiffHeaders): string[] {
+  return [...new Set(headers.sections.map((s) => s.path))];
+}
