@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import { BerthError } from '../errors/berth-error.js';
-import { formatPath, parseEnvironmentFile } from '../domain/environment/environment-file.js';
+import { formatPath, specFromComposed } from '../domain/environment/environment-file.js';
+import { EnvironmentYamlWorker } from './environment-yaml-worker.js';
 import type { EnvironmentSpec } from '../domain/environment/environment-spec.js';
 
 /** The largest request body the API accepts. */
@@ -49,11 +50,15 @@ export async function readText(request: Request): Promise<string> {
 
 /**
  * Reads a YAML body as an environment file: the spec alone, parsed like `berth env validate
- * --file`, so a refusal carries the line and column (`details.issues[].line`, `.column`).
+ * --file`, so a refusal carries the line and column (`details.issues[].line`, `.column`). The
+ * YAML is parsed on a worker thread (environment-yaml-worker.ts), never on the event loop.
  */
 export async function readYamlSpec(request: Request): Promise<EnvironmentSpec> {
-  return parseEnvironmentFile(await readText(request), 'request body');
+  const text = await readText(request);
+  return specFromComposed(text, await yamlWorker.compose(text), 'request body');
 }
+
+const yamlWorker = new EnvironmentYamlWorker();
 
 /** Reads a request's body as JSON, refusing more than MAX_BODY_BYTES without reading it all. */
 export async function readJson(request: Request): Promise<unknown> {

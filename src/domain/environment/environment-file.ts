@@ -1,7 +1,13 @@
-import { LineCounter, parseDocument, isMap, isNode, isScalar, type Document } from 'yaml';
+import * as yaml from 'yaml';
 import type { z } from 'zod';
 import { BerthError } from '../../errors/berth-error.js';
 import { environmentSpecSchema, type EnvironmentSpec } from './environment-spec.js';
+import {
+  composeEnvironmentYaml,
+  ENVIRONMENT_YAML_LIMITS,
+  type ComposeResult,
+  type NodePositions,
+} from './environment-yaml.js';
 
 /**
  * Parsing and validation of environments: from a YAML file (with line and column for every
@@ -85,8 +91,36 @@ function checkUnique(spec: EnvironmentSpec): SpecIssue[] {
   return issues;
 }
 
+/**
+ * The limits of environment-yaml.ts on a value that did not come from YAML (the API's JSON): at
+ * most `maxEntries` keys and items and `maxDepth` levels, checked before the schema sees it.
+ */
+function checkValueLimits(value: unknown, source: string): void {
+  const { maxEntries, maxDepth } = ENVIRONMENT_YAML_LIMITS;
+  let entries = 0;
+  const stack: Array<{ node: unknown; path: PropertyKey[] }> = [{ node: value, path: [] }];
+  for (let next = stack.pop(); next !== undefined; next = stack.pop()) {
+    const { node, path } = next;
+    if (node === null || typeof node !== 'object') continue;
+    if (path.length >= maxDepth)
+      throw refusal(source, [
+        { path: formatPath(path), message: `nested more than ${maxDepth} levels deep` },
+      ]);
+    const children: Array<[PropertyKey, unknown]> = Array.isArray(node)
+      ? node.map((item, i) => [i, item])
+      : Object.entries(node);
+    entries += children.length;
+    if (entries > maxEntries)
+      throw refusal(source, [
+        { path: formatPath(path), message: `more than ${maxEntries} keys and sequence items` },
+      ]);
+    for (const [key, child] of children) stack.push({ node: child, path: [...path, key] });
+  }
+}
+
 /** Validates a JSON value (the API's body) as an environment. */
 export function parseEnvironmentSpec(value: unknown, source = 'environment'): EnvironmentSpec {
+  checkValueLimits(value, source);
   const result = environmentSpecSchema.safeParse(value);
   if (!result.success) {
     throw refusal(
@@ -99,56 +133,44 @@ export function parseEnvironmentSpec(value: unknown, source = 'environment'): En
   return result.data;
 }
 
+/** The position of an offset in `text`, 1-based (as the YAML library's line counter). */
+function positionOf(text: string, offset: number): { line: number; column: number } {
+  let line = 1;
+  let lineStart = 0;
+  for (let i = text.indexOf('\n'); i !== -1 && i < offset; i = text.indexOf('\n', i + 1)) {
+    line++;
+    lineStart = i + 1;
+  }
+  return { line, column: offset - lineStart + 1 };
+}
+
 /** Where an issue is in the file: an unknown field at its key, anything else at its value. */
 function locate(
-  doc: Document,
-  lines: LineCounter,
+  text: string,
+  positions: NodePositions,
   issue: RawIssue,
 ): { line: number; column: number } | undefined {
   if (issue.unknownKey) {
     const { mapPath, key } = issue.unknownKey;
-    const map: unknown =
-      mapPath.length === 0 ? doc.contents : doc.getIn(mapPath as unknown[], true);
-    if (isMap(map)) {
-      const pair = map.items.find((item) =>
-        isScalar(item.key) ? String(item.key.value) === key : item.key === key,
-      );
-      if (pair && isNode(pair.key) && pair.key.range) {
-        const pos = lines.linePos(pair.key.range[0]);
-        return { line: pos.line, column: pos.col };
-      }
-    }
+    const at = positions[JSON.stringify([...mapPath, key])]?.key;
+    if (at !== undefined) return positionOf(text, at);
   }
   const path = issue.rawPath;
   for (let depth = path.length; depth >= 0; depth--) {
-    const node: unknown = doc.getIn(path.slice(0, depth) as unknown[], true);
-    if (isNode(node) && node.range) {
-      const pos = lines.linePos(node.range[0]);
-      return { line: pos.line, column: pos.col };
-    }
+    const at = positions[JSON.stringify(path.slice(0, depth))]?.value;
+    if (at !== undefined) return positionOf(text, at);
   }
   return undefined;
 }
 
-/** Parses and validates the text of an environment file (YAML; JSON is YAML too). */
-export function parseEnvironmentFile(text: string, source = 'environment file'): EnvironmentSpec {
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true, uniqueKeys: true });
-  if (doc.errors.length > 0) {
-    const issues = doc.errors.map((error) => {
-      const pos = error.linePos?.[0];
-      return {
-        path: '(yaml)',
-        message: (error.message.split('\n')[0] ?? 'malformed YAML').replace(
-          / at line \d+, column \d+:?$/,
-          '',
-        ),
-        ...(pos ? { line: pos.line, column: pos.col } : {}),
-      };
-    });
-    throw refusal(source, issues);
-  }
-  const value: unknown = doc.toJS();
+/** The spec from an environment file's composed value (see environment-yaml.ts), or the refusal. */
+export function specFromComposed(
+  text: string,
+  composed: ComposeResult,
+  source = 'environment file',
+): EnvironmentSpec {
+  if (!composed.ok) throw refusal(source, composed.issues);
+  const { value, positions } = composed;
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw refusal(source, [
       {
@@ -164,11 +186,23 @@ export function parseEnvironmentFile(text: string, source = 'environment file'):
     const issues = issuesOf(result.error).map((issue) => ({
       path: formatPath(issue.rawPath),
       message: issue.message,
-      ...locate(doc, lines, issue),
+      ...locate(text, positions, issue),
     }));
     throw refusal(source, issues);
   }
   const unique = checkUnique(result.data);
   if (unique.length > 0) throw refusal(source, unique);
   return result.data;
+}
+
+/**
+ * Parses and validates the text of an environment file (YAML; JSON is YAML too), in place. The
+ * server parses off its event loop instead (server/environment-yaml-worker.ts).
+ */
+export function parseEnvironmentFile(text: string, source = 'environment file'): EnvironmentSpec {
+  return specFromComposed(
+    text,
+    composeEnvironmentYaml(yaml, text, ENVIRONMENT_YAML_LIMITS),
+    source,
+  );
 }
