@@ -26,10 +26,19 @@
  *   checked: Host equals the CONNECT host, the method is allowed, read-only methods carry no
  *   body, no upgrades, no nested CONNECT, no method-override headers. Upstream TLS is verified
  *   against the allowed name with the configured trust store.
- * - Plain HTTP: the absolute URL's host equals the Host header, the same request checks apply,
- *   ambiguous framing (Content-Length with Transfer-Encoding, repeated Content-Length) is refused.
+ * - Plain HTTP: the absolute URL's host equals the Host header, the same request checks apply.
+ * - Framing, on every path (plain, intercepted on Node's TLS, intercepted on the native legs):
+ *   Node's parser reads each request whole; ambiguous framing (Content-Length with
+ *   Transfer-Encoding, repeated or non-decimal Content-Length, a coding other than one
+ *   `chunked`) and a `Connection` header naming Content-Length, Transfer-Encoding or Host are
+ *   refused (400, rule `framing`). What goes upstream, and back to the sandbox, is framed from
+ *   what was parsed (message-framing.ts), never from the received framing headers, so a body
+ *   cannot become a request the proxy did not check.
+ * - Requests of one connection are handled one at a time, in order; after a refusal nothing
+ *   more of that connection is forwarded (requests already parsed behind it are reported,
+ *   rule `connection`) and the connection closes once the refusal is sent.
  * - Every decision is reported through `onDecision`; a refusal that can still be answered gets a
- *   403 whose body names the host and the reason.
+ *   403 (400 for malformed requests) whose body names the host and the reason.
  * Not covered here: the network placement (only the proxy port reachable), which the firewall
  * and the runtime provide.
  */
@@ -64,6 +73,14 @@ import {
   exchange,
   type UpstreamConnection,
 } from './intercepted-exchange.js';
+import {
+  connectionProblem,
+  endToEndHeaders,
+  framingHeaders,
+  relayedResponseHeaders,
+  requestFraming,
+  type MessageFraming,
+} from './message-framing.js';
 
 /** Resolves a host name to IP address literals. */
 export type Resolver = (host: string, signal: AbortSignal) => Promise<string[]>;
@@ -126,18 +143,6 @@ export const systemResolver: Resolver = async (host, signal) => {
   return answers.map((a) => a.address);
 };
 
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authorization',
-  'proxy-authenticate',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-  'http2-settings',
-]);
 const LEAF_CONTEXT_TTL_MS = 24 * 3600_000;
 /**
  * Stream buffer of the two TLS sockets of an intercepted connection (client side and upstream).
@@ -213,19 +218,22 @@ function countRawHeader(req: http.IncomingMessage, name: string): number {
   return count;
 }
 
-function forwardHeaders(headers: http.IncomingHttpHeaders): http.OutgoingHttpHeaders {
-  const connectionListed = new Set(
-    String(headers.connection ?? '')
-      .split(',')
-      .map((h) => h.trim().toLowerCase())
-      .filter((h) => h !== ''),
-  );
-  const out: http.OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || connectionListed.has(name)) continue;
-    out[name] = value;
-  }
-  return out;
+/** A checked request's framing (requestProblem has refused every request without one). */
+function checkedFraming(req: http.IncomingMessage): MessageFraming {
+  const framing = requestFraming(req.headers);
+  if ('problem' in framing) throw new BerthError('internal', framing.problem);
+  return framing;
+}
+
+/**
+ * The headers a checked request goes upstream with: its end-to-end headers, the framing the
+ * parser found (never inherited from the received headers) and the Host the proxy checked.
+ */
+function forwardedRequestHeaders(
+  req: http.IncomingMessage,
+  host: string,
+): http.OutgoingHttpHeaders {
+  return { ...endToEndHeaders(req.headers), ...framingHeaders(checkedFraming(req)), host };
 }
 
 export class EgressProxy {
@@ -242,8 +250,15 @@ export class EgressProxy {
   private readonly upstreamTrust: tls.SecureContext;
   private readonly nativeUpstreamTrust: () => NativeTlsContext;
   private readonly nativeUpstreams = new UpstreamPool();
-  /** Per intercepted tunnel on native TLS: the exchange in progress (requests go one by one). */
-  private readonly nativeExchanges = new WeakMap<NativeTlsSocket, Promise<void>>();
+  /**
+   * Per client connection (plain, or an intercepted tunnel's TLS socket): the request in its
+   * turn. Requests of one connection are checked and forwarded one after the other.
+   */
+  private readonly turns = new WeakMap<object, Promise<void>>();
+  /** Connections that had a refusal: nothing more from them is forwarded; they are closing. */
+  private readonly refusedConnections = new WeakSet<object>();
+  /** Connections whose parser stopped (malformed request, upgrade): their refusal is queued. */
+  private readonly closingConnections = new WeakSet<object>();
   private readonly httpAgent: http.Agent;
   private readonly httpsAgent: https.Agent;
   private guard = new AddressGuard();
@@ -280,9 +295,8 @@ export class EgressProxy {
     this.server.on('connect', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
       this.handleConnect(req, socket, head).catch((error: unknown) => this.fail(socket, error));
     });
-    const plain = (req: http.IncomingMessage, res: http.ServerResponse) => {
-      this.handlePlainRequest(req, res).catch((error: unknown) => this.failResponse(res, error));
-    };
+    const plain = (req: http.IncomingMessage, res: http.ServerResponse) =>
+      this.inTurn(req, res, 'http', () => this.handlePlainRequest(req, res));
     this.server.on('request', plain);
     // `Expect: 100-continue` is checked like any request; the 100 comes from the upstream, so a
     // refused request is answered before the client sends its body.
@@ -295,13 +309,8 @@ export class EgressProxy {
     );
 
     this.inner = http.createServer(serverOptions);
-    const intercepted = (req: http.IncomingMessage, res: http.ServerResponse) => {
-      try {
-        this.handleInterceptedRequest(req, res);
-      } catch (error) {
-        this.failResponse(res, error);
-      }
-    };
+    const intercepted = (req: http.IncomingMessage, res: http.ServerResponse) =>
+      this.inTurn(req, res, 'https', () => this.handleInterceptedRequest(req, res));
     this.inner.on('request', intercepted);
     this.inner.on('checkContinue', intercepted);
     this.inner.on('upgrade', (req: http.IncomingMessage, socket: net.Socket) =>
@@ -309,7 +318,7 @@ export class EgressProxy {
     );
     this.inner.on('connect', (req: http.IncomingMessage, socket: net.Socket) => {
       const ctx = this.tunnels.get(socket);
-      this.refuseSocket(socket, {
+      this.refuseSocketInTurn(socket, {
         host: ctx?.host ?? req.url ?? '',
         port: ctx?.port ?? 0,
         method: 'CONNECT',
@@ -468,8 +477,89 @@ export class EgressProxy {
       connection: 'close',
     });
     res.end(body);
-    // The request body (if any) is never forwarded; the connection closes after this answer.
+    // The request body (if any) is never forwarded; the connection closes after this answer,
+    // and nothing pipelined behind the request is forwarded (`inTurn`).
+    this.refusedConnections.add(req.socket);
     res.once('finish', () => req.socket.destroySoon());
+  }
+
+  /**
+   * Runs `handle` for a request once the requests before it on the same connection are done
+   * (their responses sent; Node's HTTP server answers them in that order anyway), so that a
+   * refusal is decided before anything behind it is looked at. A request behind a refused one
+   * is never forwarded: it is reported, and the connection, already closing, closes.
+   */
+  private inTurn(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    scheme: EgressScheme,
+    handle: () => Promise<void> | undefined,
+  ): void {
+    const connection = req.socket;
+    const answered = new Promise<void>((resolve) => {
+      res.once('finish', resolve);
+      res.once('close', resolve);
+    });
+    const turn = (this.turns.get(connection) ?? Promise.resolve()).then(async () => {
+      if (this.refusedConnections.has(connection)) {
+        this.refuseBehindRefusal(req, res, scheme);
+        return;
+      }
+      if (connection.destroyed) {
+        res.destroy();
+        return;
+      }
+      try {
+        await handle();
+      } catch (error) {
+        this.failResponse(res, error);
+      }
+      await answered;
+    });
+    this.turns.set(
+      connection,
+      turn.catch(() => undefined),
+    );
+  }
+
+  private refuseBehindRefusal(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    scheme: EgressScheme,
+  ): void {
+    const ctx = this.tunnels.get(req.socket);
+    const authority = ctx === undefined ? hostOfAbsoluteUrl(req.url ?? '') : undefined;
+    const parsed = parseAuthority(authority ?? '', { defaultPort: 80 });
+    const target = ctx ?? (parsed.ok ? parsed : { host: printable(authority ?? ''), port: 0 });
+    this.report({
+      host: target.host,
+      port: target.port,
+      method: req.method ?? '',
+      scheme,
+      allowed: false,
+      rule: 'connection',
+      reason: 'pipelined behind a refused request (the connection closes)',
+    });
+    res.destroy();
+    req.socket.destroy();
+  }
+
+  /** A refusal written on the socket itself, after the responses to the requests before it. */
+  private refuseSocketInTurn(
+    socket: net.Socket,
+    r: { host: string; port: number; method: string; scheme: EgressScheme; refusal: Refusal },
+  ): void {
+    if (this.closingConnections.has(socket)) return;
+    this.closingConnections.add(socket);
+    const previous = this.turns.get(socket) ?? Promise.resolve();
+    const turn = previous.then(() => {
+      this.refusedConnections.add(socket);
+      this.refuseSocket(socket, r);
+    });
+    this.turns.set(
+      socket,
+      turn.catch(() => undefined),
+    );
   }
 
   private handleClientError(
@@ -483,7 +573,7 @@ export class EgressProxy {
       socket.destroy();
       return;
     }
-    this.refuseSocket(socket, {
+    this.refuseSocketInTurn(socket, {
       host: ctx?.host ?? '',
       port: ctx?.port ?? 0,
       method: '',
@@ -494,7 +584,7 @@ export class EgressProxy {
 
   private refuseUpgrade(req: http.IncomingMessage, socket: net.Socket, scheme: EgressScheme): void {
     const ctx = this.tunnels.get(socket);
-    this.refuseSocket(socket, {
+    this.refuseSocketInTurn(socket, {
       host: ctx?.host ?? hostOfAbsoluteUrl(req.url ?? '') ?? '',
       port: ctx?.port ?? 0,
       method: req.method ?? '',
@@ -933,6 +1023,8 @@ export class EgressProxy {
         reason: 'repeated Content-Length (request smuggling)',
       };
     }
+    const named = connectionProblem(headers);
+    if (named !== undefined) return { status: 400, rule: 'framing', reason: named };
     const te = headers['transfer-encoding'];
     if (te !== undefined) {
       if (headers['content-length'] !== undefined) {
@@ -950,6 +1042,8 @@ export class EgressProxy {
         };
       }
     }
+    const framing = requestFraming(headers);
+    if ('problem' in framing) return { status: 400, rule: 'framing', reason: framing.problem };
     if (countRawHeader(req, 'host') !== 1) {
       return { status: 400, rule: 'host', reason: 'exactly one Host header is required' };
     }
@@ -963,8 +1057,7 @@ export class EgressProxy {
         };
       }
       const hasBody =
-        (headers['content-length'] !== undefined && headers['content-length'] !== '0') ||
-        te !== undefined;
+        framing.kind === 'chunked' || (framing.kind === 'length' && framing.length > 0);
       if (READ_ONLY_METHODS.has(method) && hasBody) {
         return { status: 403, rule: 'method', reason: `a body on ${method} is not allowed` };
       }
@@ -1047,8 +1140,7 @@ export class EgressProxy {
         : (match[2] ?? '/').startsWith('/')
           ? (match[2] ?? '/')
           : `/${match[2] ?? ''}`;
-    const headers = forwardHeaders(req.headers);
-    headers.host = port === 80 ? host : `${host}:${port}`;
+    const headers = forwardedRequestHeaders(req, port === 80 ? host : `${host}:${port}`);
     const upstream = http.request({
       host: vetted.address,
       port,
@@ -1063,7 +1155,11 @@ export class EgressProxy {
     this.relay(req, res, upstream);
   }
 
-  private handleInterceptedRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
+  /** Checks and forwards one request of an intercepted tunnel (see `inTurn` for the order). */
+  private handleInterceptedRequest(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+  ): Promise<void> | undefined {
     const ctx = this.tunnels.get(req.socket);
     if (ctx === undefined) throw new BerthError('internal', 'intercepted request without a tunnel');
     const { host, port } = ctx;
@@ -1119,8 +1215,7 @@ export class EgressProxy {
       reason: decision.reason,
       address: ctx.address,
     });
-    const headers = forwardHeaders(req.headers);
-    headers.host = port === 443 ? host : `${host}:${port}`;
+    const headers = forwardedRequestHeaders(req, port === 443 ? host : `${host}:${port}`);
     const options: https.RequestOptions &
       Pick<tls.ConnectionOptions, 'secureContext' | 'ALPNProtocols'> = {
       host: ctx.address,
@@ -1139,40 +1234,11 @@ export class EgressProxy {
       lookup: noLookup as unknown as net.LookupFunction,
       timeout: this.options.connectTimeoutMs ?? 15_000,
     };
-    if (req.socket instanceof NativeTlsSocket) {
-      this.forwardNatively(req, res, req.socket, ctx, headers);
-      return;
-    }
+    if (req.socket instanceof NativeTlsSocket)
+      return this.exchangeNatively(req, res, req.socket, ctx, headers);
     const upstream = https.request(options);
     this.relay(req, res, upstream);
-  }
-
-  /**
-   * Forwards a checked request of a tunnel on native TLS. Requests of one tunnel go one after
-   * the other (each waits until the previous response was sent), as Node's HTTP server answers
-   * them in order.
-   */
-  private forwardNatively(
-    req: http.IncomingMessage,
-    res: http.ServerResponse,
-    client: NativeTlsSocket,
-    ctx: TunnelContext,
-    headers: http.OutgoingHttpHeaders,
-  ): void {
-    const previous = this.nativeExchanges.get(client) ?? Promise.resolve();
-    const sent = new Promise<void>((resolve) => {
-      res.once('finish', resolve);
-      res.once('close', resolve);
-    });
-    const current = previous.then(async () => {
-      if (client.destroyed) return;
-      await this.exchangeNatively(req, res, client, ctx, headers);
-      await sent;
-    });
-    this.nativeExchanges.set(
-      client,
-      current.catch(() => undefined),
-    );
+    return undefined;
   }
 
   private async exchangeNatively(
@@ -1207,7 +1273,7 @@ export class EgressProxy {
           client,
           upstream: connection,
           headers,
-          forwardHeaders,
+          framing: checkedFraming(req),
           answerTimeoutMs,
           idleTimeoutMs: this.options.idleTimeoutMs ?? 300_000,
         });
@@ -1256,7 +1322,7 @@ export class EgressProxy {
     upstream.setNoDelay(true);
     upstream.on('continue', () => res.writeContinue());
     upstream.on('response', (answer: http.IncomingMessage) => {
-      const headers = forwardHeaders(answer.headers);
+      const headers = relayedResponseHeaders(answer);
       res.writeHead(answer.statusCode ?? 502, answer.statusMessage, headers);
       answer.pipe(res);
       answer.once('error', () => res.destroy());

@@ -32,6 +32,11 @@ export interface ResponseHead {
   /** Names in lower case, values as sent (trimmed), in order. */
   headers: Array<[string, string]>;
   framing: BodyFraming;
+  /**
+   * The Content-Length of a response that has no body (to HEAD, or a 304): the size of the
+   * representation, information only. Undefined unless one plain decimal value was sent.
+   */
+  declaredLength?: number;
   /** The server will close the connection after this response. */
   closes: boolean;
 }
@@ -70,8 +75,12 @@ export function parseResponseHead(bytes: Buffer, method: string): ParsedHead {
   const values = (name: string) => headers.filter(([n]) => n === name).map(([, v]) => v);
   const connection = values('connection').flatMap(tokens);
   const closes = connection.includes('close') || (http10 && !connection.includes('keep-alive'));
-  const framing = bodyFraming(code, method, values('transfer-encoding'), values('content-length'));
+  const transferEncodings = values('transfer-encoding');
+  const contentLengths = values('content-length');
+  const framing = bodyFraming(code, method, transferEncodings, contentLengths);
   if ('reason' in framing) return { ok: false, reason: framing.reason };
+  const declared = singleLength(contentLengths);
+  const informative = framing.kind === 'none' && (method === 'HEAD' || code === 304);
   return {
     ok: true,
     head: {
@@ -79,9 +88,23 @@ export function parseResponseHead(bytes: Buffer, method: string): ParsedHead {
       reason: status[3] ?? '',
       headers,
       framing,
-      closes: closes || framing.kind === 'close',
+      ...(informative && declared !== undefined ? { declaredLength: declared } : {}),
+      // Transfer-Encoding overrides a Content-Length sent with it (RFC 9112 6.3), but a server
+      // that sends both is not trusted with another request on the connection.
+      closes:
+        closes ||
+        framing.kind === 'close' ||
+        (transferEncodings.length > 0 && contentLengths.length > 0),
     },
   };
+}
+
+/** The one length all Content-Length values agree on, if they are plain decimal numbers. */
+function singleLength(contentLengths: string[]): number | undefined {
+  const lengths = new Set(contentLengths.flatMap((v) => v.split(',').map((t) => t.trim())));
+  const [only] = [...lengths];
+  if (lengths.size !== 1 || only === undefined || !/^\d{1,15}$/.test(only)) return undefined;
+  return Number(only);
 }
 
 function bodyFraming(
@@ -97,11 +120,8 @@ function bodyFraming(
     return codings.at(-1) === 'chunked' ? { kind: 'chunked' } : { kind: 'close' };
   }
   if (contentLengths.length === 0) return { kind: 'close' };
-  const lengths = new Set(contentLengths.flatMap((v) => v.split(',').map((t) => t.trim())));
-  const [only] = [...lengths];
-  if (lengths.size !== 1 || only === undefined || !/^\d{1,15}$/.test(only))
-    return { reason: 'conflicting or malformed Content-Length' };
-  const length = Number(only);
+  const length = singleLength(contentLengths);
+  if (length === undefined) return { reason: 'conflicting or malformed Content-Length' };
   return length === 0 ? { kind: 'none' } : { kind: 'length', length };
 }
 

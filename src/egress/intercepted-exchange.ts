@@ -22,6 +22,7 @@
 import type http from 'node:http';
 import type net from 'node:net';
 import { ChunkedDecoder, parseResponseHead, type ResponseHead } from './http1-response.js';
+import { endToEndHeaders, framingHeaders, type MessageFraming } from './message-framing.js';
 import { NativeTlsLeg, type NativeTlsContext } from './native-tls-leg.js';
 import type { NativeTlsSocket } from './native-tls-socket.js';
 
@@ -247,13 +248,17 @@ export async function connectUpstream(
   return connection;
 }
 
+/** The request head: request line and the proxy's headers, framing set from `framing` only. */
 function requestHead(
   req: http.IncomingMessage,
   headers: http.OutgoingHttpHeaders,
-  chunked: boolean,
+  framing: MessageFraming,
 ): Buffer {
   const lines = [`${req.method ?? 'GET'} ${req.url ?? '/'} HTTP/1.1`];
-  for (const [name, value] of Object.entries(headers)) {
+  const all = { ...headers };
+  delete all['content-length'];
+  delete all['transfer-encoding'];
+  for (const [name, value] of Object.entries({ ...all, ...framingHeaders(framing) })) {
     if (value === undefined) continue;
     if (!TOKEN.test(name)) throw new Error(`header name ${JSON.stringify(name)} is not a token`);
     for (const one of Array.isArray(value) ? value : [String(value)]) {
@@ -261,19 +266,23 @@ function requestHead(
       lines.push(`${name}: ${one}`);
     }
   }
-  if (chunked) lines.push('transfer-encoding: chunked');
   return Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1');
 }
 
+/** Sends the body Node's parser read, under `framing`; never a byte beyond it. */
 async function sendBody(
   req: http.IncomingMessage,
   upstream: UpstreamConnection,
-  chunked: boolean,
+  framing: MessageFraming,
 ): Promise<void> {
+  let sent = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
     if (chunk.length === 0) continue;
+    sent += chunk.length;
+    if (framing.kind !== 'chunked' && sent > (framing.kind === 'length' ? framing.length : 0))
+      throw new Error('the request body is longer than its framing');
     await upstream.write(
-      chunked
+      framing.kind === 'chunked'
         ? Buffer.concat([
             Buffer.from(`${chunk.length.toString(16)}\r\n`),
             chunk,
@@ -282,21 +291,27 @@ async function sendBody(
         : chunk,
     );
   }
-  if (chunked) await upstream.write(Buffer.from('0\r\n\r\n'));
+  if (framing.kind === 'length' && sent !== framing.length)
+    throw new Error('the request body is shorter than its framing');
+  if (framing.kind === 'chunked') await upstream.write(Buffer.from('0\r\n\r\n'));
 }
 
-function responseHeaders(
-  head: ResponseHead,
-  forward: (headers: http.IncomingHttpHeaders) => http.OutgoingHttpHeaders,
-): http.OutgoingHttpHeaders {
+/**
+ * The response's headers for the sandbox: end-to-end ones, and the framing the head's parse
+ * decided (a length the splice then fills exactly; none, so that Node re-frames a chunked or
+ * close-delimited body it is given piece by piece). A Content-Length of a response without a
+ * body (HEAD, 304) is passed on as the information it is.
+ */
+function responseHeaders(head: ResponseHead): http.OutgoingHttpHeaders {
   const grouped: Record<string, string[]> = {};
   for (const [name, value] of head.headers) (grouped[name] ??= []).push(value);
   const joined: http.IncomingHttpHeaders = {};
   for (const [name, values] of Object.entries(grouped))
     joined[name] = name === 'set-cookie' ? values : values.join(', ');
-  const out = forward(joined);
-  // A response re-framed here (chunked, until close) must not carry the upstream's length.
-  if (head.framing.kind !== 'length' && head.framing.kind !== 'none') delete out['content-length'];
+  const out = endToEndHeaders(joined);
+  if (head.framing.kind === 'length') out['content-length'] = String(head.framing.length);
+  else if (head.framing.kind === 'none' && head.declaredLength !== undefined)
+    out['content-length'] = String(head.declaredLength);
   return out;
 }
 
@@ -307,8 +322,8 @@ export interface ExchangeOptions {
   upstream: UpstreamConnection;
   /** The headers to send upstream (the proxy's choice: hop-by-hop dropped, Host set). */
   headers: http.OutgoingHttpHeaders;
-  /** Drops hop-by-hop response headers. */
-  forwardHeaders: (headers: http.IncomingHttpHeaders) => http.OutgoingHttpHeaders;
+  /** The request body's framing, as Node's parser read it. */
+  framing: MessageFraming;
   /** How long the upstream may take to answer. */
   answerTimeoutMs: number;
   /** How long a body may pause. */
@@ -321,15 +336,14 @@ export interface ExchangeOptions {
  */
 export async function exchange(o: ExchangeOptions): Promise<boolean> {
   const { req, res, upstream } = o;
-  const chunked = req.headers['transfer-encoding'] !== undefined;
   // The read for the answer's head is asked for before the request goes out: a connection
   // from the pool has a plain read pending (its idle watch), which would otherwise take the
   // answer whole, head and body together.
   let nextHead = upstream.read(true, o.answerTimeoutMs);
   nextHead.catch(() => undefined);
-  await upstream.write(requestHead(req, o.headers, chunked));
+  await upstream.write(requestHead(req, o.headers, o.framing));
   let bodyError: Error | undefined;
-  const body = sendBody(req, upstream, chunked).catch((error: Error) => {
+  const body = sendBody(req, upstream, o.framing).catch((error: Error) => {
     bodyError = error;
     upstream.destroy();
   });
@@ -352,7 +366,7 @@ export async function exchange(o: ExchangeOptions): Promise<boolean> {
     if (head.status === 100) res.writeContinue();
     nextHead = upstream.read(true, o.answerTimeoutMs);
   }
-  res.writeHead(head.status, head.reason, responseHeaders(head, o.forwardHeaders));
+  res.writeHead(head.status, head.reason, responseHeaders(head));
   let clean = !head.closes;
   switch (head.framing.kind) {
     case 'none':
