@@ -133,32 +133,40 @@ export function parseEnvironmentSpec(value: unknown, source = 'environment'): En
   return result.data;
 }
 
-/** The position of an offset in `text`, 1-based (as the YAML library's line counter). */
-function positionOf(text: string, offset: number): { line: number; column: number } {
-  let line = 1;
-  let lineStart = 0;
-  for (let i = text.indexOf('\n'); i !== -1 && i < offset; i = text.indexOf('\n', i + 1)) {
-    line++;
-    lineStart = i + 1;
-  }
-  return { line, column: offset - lineStart + 1 };
+/** Positions of offsets in `text`, 1-based (as the YAML library's line counter); one scan. */
+function positionsIn(text: string): (offset: number) => { line: number; column: number } {
+  let starts: number[] | undefined;
+  return (offset) => {
+    if (!starts) {
+      starts = [0];
+      for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) starts.push(i + 1);
+    }
+    let low = 0;
+    let high = starts.length - 1;
+    while (low < high) {
+      const mid = (low + high + 1) >> 1;
+      if ((starts[mid] ?? 0) <= offset) low = mid;
+      else high = mid - 1;
+    }
+    return { line: low + 1, column: offset - (starts[low] ?? 0) + 1 };
+  };
 }
 
 /** Where an issue is in the file: an unknown field at its key, anything else at its value. */
 function locate(
-  text: string,
+  positionOf: (offset: number) => { line: number; column: number },
   positions: NodePositions,
   issue: RawIssue,
 ): { line: number; column: number } | undefined {
   if (issue.unknownKey) {
     const { mapPath, key } = issue.unknownKey;
     const at = positions[JSON.stringify([...mapPath, key])]?.key;
-    if (at !== undefined) return positionOf(text, at);
+    if (at !== undefined) return positionOf(at);
   }
   const path = issue.rawPath;
   for (let depth = path.length; depth >= 0; depth--) {
     const at = positions[JSON.stringify(path.slice(0, depth))]?.value;
-    if (at !== undefined) return positionOf(text, at);
+    if (at !== undefined) return positionOf(at);
   }
   return undefined;
 }
@@ -183,10 +191,11 @@ export function specFromComposed(
   }
   const result = environmentSpecSchema.safeParse(value);
   if (!result.success) {
+    const positionOf = positionsIn(text);
     const issues = issuesOf(result.error).map((issue) => ({
       path: formatPath(issue.rawPath),
       message: issue.message,
-      ...locate(text, positions, issue),
+      ...locate(positionOf, positions, issue),
     }));
     throw refusal(source, issues);
   }
