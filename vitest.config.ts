@@ -1,4 +1,5 @@
 import { configDefaults, defineConfig } from 'vitest/config';
+import { siteSetupAllow } from './test/support/site-setup-allow.js';
 
 /** Tests that need a real Docker engine: the docker folder and any `*.docker.test.ts`. */
 const DOCKER_TESTS = ['test/docker/**', 'test/**/*.docker.test.ts'];
@@ -8,6 +9,9 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: 'forks',
+    // The setup network refuses what is not public: this machine's registries may not be (a
+    // site mirror, an intercepting proxy). Tests that run setup read it from here.
+    env: { BERTH_SETUP_ALLOW: siteSetupAllow() },
     reporters: ['default'],
     // `npm test` runs both projects (every test/**/*.test.ts); `npm run test:unit` only `unit`.
     projects: [

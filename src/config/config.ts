@@ -43,6 +43,13 @@ const configSchema = z.strictObject({
   egressAllow: z.array(
     z.union([z.cidrv4(), z.cidrv6()], { error: 'must be a CIDR range such as 10.0.0.0/8' }),
   ),
+  /**
+   * Address ranges the setup network reaches besides the public internet
+   * (`BERTH_SETUP_ALLOW=10.1.0.5/32,...`: a site's mirror or proxy); not opened by `egressAllow`.
+   */
+  setupAllow: z.array(
+    z.union([z.cidrv4(), z.cidrv6()], { error: 'must be a CIDR range such as 10.1.0.5/32' }),
+  ),
   /** Ports the egress proxy allows besides 443 and 80 (`BERTH_EGRESS_PORTS=8080,8443`). */
   egressPorts: z.array(z.number().int().min(1).max(65535)),
   cacheTtlMs: z.number().int().positive(),
@@ -191,6 +198,7 @@ export function loadConfig(flags: ConfigFlags = {}, env: Env = process.env): Ber
     egressHosts: parseEgressHosts(env.BERTH_EGRESS_HOSTS),
     egressAllow: list(env.BERTH_EGRESS_ALLOW),
     egressPorts: list(env.BERTH_EGRESS_PORTS).map(Number),
+    setupAllow: list(env.BERTH_SETUP_ALLOW),
     cacheTtlMs: int(env.BERTH_CACHE_TTL_MS) ?? 12 * 3600_000,
     minFreeDiskMb: int(env.BERTH_MIN_FREE_DISK_MB) ?? 2048,
     snapshotTtlMs: int(env.BERTH_SNAPSHOT_TTL_MS) ?? 7 * 24 * 3600_000,

@@ -122,8 +122,11 @@ interface RefusedRange {
   reason: string;
 }
 
-/** Refused ranges, most specific first (the first match names the reason). */
-const REFUSED: ReadonlyArray<[string, string]> = [
+/**
+ * Refused ranges, most specific first (the first match names the reason). The setup network's
+ * firewall refuses the same ranges (src/adapters/firewall/setup-network-firewall.ts).
+ */
+export const REFUSED_ADDRESS_RANGES: ReadonlyArray<[string, string]> = [
   // IPv4
   ['255.255.255.255/32', 'broadcast'],
   ['0.0.0.0/8', 'unspecified / "this network"'],
@@ -162,13 +165,14 @@ const REFUSED: ReadonlyArray<[string, string]> = [
   ['ff00::/8', 'multicast'],
 ];
 
-const REFUSED_RANGES: readonly RefusedRange[] = REFUSED.map(([text, reason]) => ({
+const REFUSED_RANGES: readonly RefusedRange[] = REFUSED_ADDRESS_RANGES.map(([text, reason]) => ({
   cidr: parseCidr(text),
   text,
   reason,
 }));
 /** Everything outside global unicast is refused, whatever the table above says. */
-const GLOBAL_UNICAST_V6 = parseCidr('2000::/3');
+export const GLOBAL_UNICAST_V6_TEXT = '2000::/3';
+const GLOBAL_UNICAST_V6 = parseCidr(GLOBAL_UNICAST_V6_TEXT);
 
 /** An operator's (or a test's) exception: addresses in `range` may be dialled for the given host patterns. */
 export interface AddressAllowance {

@@ -4,6 +4,10 @@ import {
   IptablesFirewall,
   type CommandRunner,
 } from '../adapters/firewall/iptables-firewall.js';
+import {
+  IptablesSetupFirewall,
+  type SetupNetworkFirewall,
+} from '../adapters/firewall/setup-network-firewall.js';
 import type { SandboxNetworkFirewall } from './egress-enforcer.js';
 
 /** The bridge interface of an attempt's egress network: `bq` + the network id (12 hex). */
@@ -47,6 +51,40 @@ export async function sweepStaleEgressRules(options: SweepOptions = {}): Promise
       { networkId: id, bridge, subnet, proxyAddress: '127.0.0.1', proxyPort: 1 },
       options.signal,
     );
+    swept.push(bridge);
+  }
+  return swept;
+}
+
+const SETUP_INPUT_JUMP =
+  /^-A INPUT -i (bs([0-9a-f]{12})) -m comment --comment "?berth-setup:([0-9a-f]{12})"? -j BERTH-SI-([0-9A-F]{12})\s*$/;
+
+export interface SetupSweepOptions {
+  firewall?: Pick<SetupNetworkFirewall, 'remove'>;
+  runner?: CommandRunner;
+  /** Whether a network interface exists (default: /sys/class/net). */
+  bridgeExists?: (bridge: string) => boolean;
+  signal?: AbortSignal;
+}
+
+/**
+ * The same for setup networks (`bs<id>` bridges, see setup-network-guard.ts): the rules of a
+ * setup network whose bridge is gone are removed. Returns the bridges swept.
+ */
+export async function sweepStaleSetupRules(options: SetupSweepOptions = {}): Promise<string[]> {
+  const run = options.runner ?? execFileRunner;
+  const firewall = options.firewall ?? new IptablesSetupFirewall({ runner: run });
+  const exists =
+    options.bridgeExists ?? ((bridge: string) => existsSync(`/sys/class/net/${bridge}`));
+  const listed = await run(['iptables', '-w', '-t', 'filter', '-S', 'INPUT'], options.signal);
+  if (listed.exitCode !== 0) return [];
+  const swept: string[] = [];
+  for (const line of listed.stdout.split('\n')) {
+    const match = SETUP_INPUT_JUMP.exec(line.trim());
+    if (match === null) continue;
+    const [, bridge = '', id = '', commentId = '', chain = ''] = match;
+    if (commentId !== id || chain !== id.toUpperCase() || exists(bridge)) continue;
+    await firewall.remove({ networkId: id, bridge });
     swept.push(bridge);
   }
   return swept;

@@ -48,6 +48,7 @@ import {
   type FollowUpStart,
 } from './follow-up-turn.js';
 import type { WarmPool, WarmSpec } from './warm-pool.js';
+import { SetupNetworkGuard } from '../egress/setup-network-guard.js';
 import type { ForegroundActivity } from './foreground-activity.js';
 
 /**
@@ -110,6 +111,11 @@ export interface AttemptRunnerOptions {
    * file per environment (in the data directory). Without it, a temporary file per fetch.
    */
   knownHostsDir?: string | undefined;
+  /**
+   * The firewall of the setup network (the public internet only; `BERTH_SETUP_ALLOW`). Default: a
+   * guard with no allowances.
+   */
+  setupNetwork?: SetupNetworkGuard;
   /** Sandboxes started ahead of time for cached starts that need no network. */
   warmPool?: WarmPool;
   /** Attempts still working towards their result; deferred snapshot commits wait for a lull. */
@@ -186,8 +192,10 @@ export class AttemptRunner {
   private readonly diskWatchdog: DiskWatchdog;
   private readonly freeDisk: FreeDiskFloor;
   private readonly now: () => Date;
+  private readonly setupGuard: SetupNetworkGuard;
 
   constructor(private readonly options: AttemptRunnerOptions) {
+    this.setupGuard = options.setupNetwork ?? new SetupNetworkGuard();
     this.buildLock = options.buildLock ?? new CacheBuildLock();
     this.buildLease = options.buildLease ?? new CacheBuildLease({ store: options.cache });
     this.buildOwner = options.buildOwner ?? `runner-${newId('attempt').slice(4, 16)}`;
@@ -358,16 +366,26 @@ export class AttemptRunner {
               localBranchHead(location.location, spec.repository.defaultBranch),
             ).catch(() => undefined)
           : undefined;
-      // The setup network (full internet) is made when a step needs it: setup, maintenance, or a
-      // fetch from a remote repository. A cached start from a local repository goes without.
+      // The setup network (the public internet) is made when a step needs it: setup, maintenance,
+      // or a fetch from a remote repository. A cached start from a local repository goes without.
+      // Its firewall is in place before any sandbox joins it (setup-network-guard.ts).
       const ensureNetwork = async (): Promise<string> => {
         if (!networkMade) {
           await runtime.createNetwork({
             name: networkName,
             internal: false,
             labels: { ...labels, [BERTH_LABELS.kind]: 'network' },
+            bridgeName: this.setupGuard.bridgeFor(run.attemptId),
           });
           networkMade = true;
+          const guarded = await this.setupGuard.protect(run.attemptId, signal);
+          emit({ type: 'log', stream: 'system', text: `${guarded.description}\n` });
+          if (guarded.ipv6Skipped)
+            emit({
+              type: 'warning',
+              message:
+                'ip6tables is not usable on this host: the IPv6 rules of the setup network were skipped (the network has no IPv6)',
+            });
         }
         return networkName;
       };
@@ -1101,6 +1119,7 @@ export class AttemptRunner {
     if (sandboxId !== undefined) await runtime.remove(sandboxId).catch(warn('sandbox'));
     await this.options.enforcer.release(run.attemptId).catch(warn('network policy'));
     if (network !== undefined) await runtime.removeNetwork(network).catch(warn('network'));
+    await this.setupGuard.release(run.attemptId).catch(warn("setup network's firewall rules"));
   }
 }
 

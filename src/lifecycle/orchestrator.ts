@@ -14,6 +14,7 @@ import { ForegroundActivity } from './foreground-activity.js';
 import { NoNetworkEnforcer } from './network-policy-enforcer.js';
 import { EgressEnforcer, type EgressEnforcerOptions } from '../egress/egress-enforcer.js';
 import { EnvironmentCertificateAuthorities } from '../egress/environment-certificate-authorities.js';
+import { SetupNetworkGuard } from '../egress/setup-network-guard.js';
 import type { SecretBox } from '../secrets/secret-box.js';
 import {
   Scheduler,
@@ -82,6 +83,11 @@ export interface OrchestratorOptions {
   /** Keep a sandbox started ahead of time per cache entry (a long-running server; not `berth run`). */
   warmPool?: boolean | undefined;
   logger?: SchedulerLogger | undefined;
+  /**
+   * Address ranges the setup network reaches besides the public internet (`BERTH_SETUP_ALLOW`: a
+   * site's mirror or proxy). Those of `egress.allow` are not opened for setup by themselves.
+   */
+  setupAllow?: readonly string[] | undefined;
   /** Internet policies `allowlist`/`on` through the egress proxy; without it the agent phase has no network. */
   egress?: EgressEnforcerOptions | undefined;
   /**
@@ -116,6 +122,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
           ...options.egress,
         })
       : new NoNetworkEnforcer(),
+    setupNetwork: new SetupNetworkGuard({ allow: options.setupAllow ?? [] }),
     resolveImage: options.resolveImage ?? resolveImageName,
     ...(options.prepareImage ? { prepareImage: options.prepareImage } : {}),
     cacheTtlMs: options.cacheTtlMs,

@@ -62,6 +62,8 @@ export interface RunLocalOptions {
   signal?: AbortSignal | undefined;
   /** The egress proxy's settings (internet `allowlist`/`on`); without them the agent phase has no network. */
   egress?: EgressEnforcerOptions | undefined;
+  /** Address ranges the setup network reaches besides the public internet (`BERTH_SETUP_ALLOW`). */
+  setupAllow?: readonly string[] | undefined;
   /** Where the key that seals each environment's egress CA in the store comes from. */
   secretKey?: SecretKeySource | undefined;
 }
@@ -211,6 +213,7 @@ export async function runLocal(options: RunLocalOptions, io: RunLocalIo): Promis
       pollMs: 200,
       onlyTasks,
       egress: options.egress,
+      setupAllow: options.setupAllow,
       ...(options.egress !== undefined && options.secretKey !== undefined
         ? { secretBox: SecretBox.load(options.secretKey).box }
         : {}),

@@ -114,6 +114,7 @@ export async function startServer(config: BerthConfig, logger: Logger): Promise<
       store,
       runtime,
       egress: egress.options,
+      setupAllow: config.setupAllow,
       secretBox: box,
       model,
       agentLimits: config.agentLimits,

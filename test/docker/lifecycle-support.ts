@@ -98,12 +98,17 @@ export interface LocalRun {
   stderr: string;
 }
 
-/** Runs `berth run --json` in-process and parses its result. */
+/**
+ * Runs `berth run --json` in-process and parses its result. The setup network's allowances are
+ * `BERTH_SETUP_ALLOW` (as `berth run` reads them; see test/support/site-setup-allow.ts) unless
+ * the options give their own.
+ */
 export async function runJson(options: RunLocalOptions): Promise<LocalRun> {
   let stdout = '';
   let stderr = '';
+  const setupAllow = (process.env.BERTH_SETUP_ALLOW ?? '').split(',').filter((r) => r !== '');
   const code = await runLocal(
-    { ...options, json: true },
+    { setupAllow, ...options, json: true },
     { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t) },
   );
   return { code, result: JSON.parse(stdout) as RunLocalResult, stderr };

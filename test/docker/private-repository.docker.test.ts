@@ -106,6 +106,9 @@ beforeAll(async () => {
     BERTH_INSTANCE: INSTANCE,
     BERTH_GITHUB_API_URL: fake.url,
     BERTH_GITHUB_REMOTES: `${url}=acme/private`,
+    // The git server is on an address of this machine, which the setup network refuses unless
+    // the operator allows it (as a site does for its own git server).
+    BERTH_SETUP_ALLOW: [process.env.BERTH_SETUP_ALLOW, `${gateway}/32`].filter(Boolean).join(','),
   });
   auth = ['--url', server.url, '--token', server.adminToken];
   envFile = join(tempDir('private-env'), 'env.yaml');

@@ -131,6 +131,7 @@ export function registerRunCommand(program: Command, ctx: CliContext): void {
             model,
             agentLimits: { ...config.agentLimits, ...agentLimits },
             egress: egress.options,
+            setupAllow: config.setupAllow,
             secretKey: { secretKeyFile: config.secretKeyFile, secretKey: config.secretKey },
             signal: controller.signal,
           },
