@@ -1,0 +1,58 @@
+import { BerthError } from '../errors/berth-error.js';
+import { readDiffHeaders } from '../git/diff-headers.js';
+import type { SandboxContext } from './sandbox-context.js';
+
+/**
+ * The checks an attempt's diff passes when it comes out of the sandbox, before it is stored.
+ *
+ * Threat model: the diff is made by `git` inside the sandbox, where the agent ran as root and
+ * could have replaced it, and by whatever setup wrote into the workspace. Two things must never
+ * reach the store, the API or a push:
+ *   - a diff not shaped like Berth's (copy or rename headers, paths outside the tree or inside
+ *     `.git`; see git/diff-headers.ts): the attempt fails with what was refused, and the diff is
+ *     not kept;
+ *   - a secret value of the environment (a setup script that wrote a token into `.npmrc` in the
+ *     repository makes every diff carry it, cached attempts included): the diff is kept with
+ *     every value masked (the attempt's masker: the values and their encoded forms), and the
+ *     files that held one are listed (`secretFiles`, names masked too), so `task apply` and
+ *     `task pr` refuse it and a person can see why. A value inside a binary patch (compressed,
+ *     base85) is not recognised.
+ */
+
+export interface CheckedDiff {
+  /** The diff, secret values masked. */
+  diff: string;
+  /** Files whose section held a secret value (names masked); empty when none. */
+  secretFiles: string[];
+}
+
+export function checkResultDiff(ctx: SandboxContext, diff: string): CheckedDiff {
+  let sections;
+  try {
+    sections = readDiffHeaders(diff).sections;
+  } catch (error) {
+    if (!(error instanceof BerthError)) throw error;
+    throw new BerthError(
+      'task_failed',
+      `the diff from the sandbox was refused and not kept: ${ctx.masker.mask(error.message)}`,
+      { reason: 'results', refused: ctx.masker.mask(String(error.details.refused ?? '')) },
+    );
+  }
+  if (ctx.masker.isEmpty) return { diff, secretFiles: [] };
+  const secretFiles = new Set<string>();
+  const parts: string[] = [];
+  for (const section of sections) {
+    const text = diff.slice(section.start, section.end);
+    const masked = ctx.masker.mask(text);
+    if (masked !== text) secretFiles.add(ctx.masker.mask(section.path));
+    parts.push(masked);
+  }
+  const files = [...secretFiles];
+  if (files.length === 0) return { diff, secretFiles: [] };
+  ctx.emit({
+    type: 'warning',
+    message: `the diff holds a secret value of the environment in ${files.join(', ')}: it is kept with the value masked, and berth task apply and berth task pr refuse it. Keep credentials out of the repository's working tree (a file outside it, or a .gitignore entry; see docs/results.md)`,
+    details: { secretFiles: files },
+  });
+  return { diff: parts.join(''), secretFiles: files };
+}
