@@ -1,3 +1,4 @@
+import { maskRepositoryUrl } from '../domain/environment/repository-url.js';
 import type { StoredEnvironment, Token } from '../ports/store.js';
 import type { CreatedToken, EnvironmentView, TokenView } from './api-schemas.js';
 
@@ -11,7 +12,15 @@ export const views = {
     return {
       id: environment.id,
       name: environment.spec.name,
-      spec: { ...environment.spec, members: environment.members.map((member) => member.name) },
+      spec: {
+        ...environment.spec,
+        // Credentials in a URL stored before they were refused are never shown.
+        repository: {
+          ...environment.spec.repository,
+          url: maskRepositoryUrl(environment.spec.repository.url),
+        },
+        members: environment.members.map((member) => member.name),
+      },
       secrets: environment.secretNames,
       createdAt: environment.createdAt,
       updatedAt: environment.updatedAt,

@@ -69,7 +69,10 @@ describe('repository credentials in an environment', () => {
     const twice = refusal(
       'name: p\nrepository:\n  url: https://bot:tok@git.example.test/a.git\n  credentials: { secret: T }\nsecrets: [T]\n',
     );
-    expect(twice.message).toContain('give them in one place only');
+    // Credentials in the URL are refused on their own (issue 21): the URL field says where they go.
+    expect(twice.message).toContain('repository.url: the URL carries credentials');
+    expect(twice.message).toContain('repository.credentials');
+    expect(twice.message).not.toContain('bot:tok');
   });
 
   it('resolves to the secret value with the user name (default x-access-token)', () => {

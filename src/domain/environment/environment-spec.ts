@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { parseDomainPattern } from '../internet/host-name.js';
 import { HTTP_METHODS } from '../internet/http-methods.js';
-import { classifyRepositoryUrl } from './repository-url.js';
+import { classifyRepositoryUrl, repositoryUrlCredentialProblem } from './repository-url.js';
 
 /**
  * The one schema of an environment, as stored and as written in an environment file. Unknown
@@ -48,6 +48,12 @@ const branchName = z
   );
 
 const repositoryUrl = z.string().superRefine((url, ctx) => {
+  // Credentials are refused first (and alone): a URL is stored and shown as it is.
+  const credentials = repositoryUrlCredentialProblem(url);
+  if (credentials !== undefined) {
+    ctx.addIssue({ code: 'custom', message: credentials });
+    return;
+  }
   const result = classifyRepositoryUrl(url);
   if (!result.ok) ctx.addIssue({ code: 'custom', message: result.reason });
 });
@@ -222,13 +228,6 @@ export const environmentSpecSchema = z
         code: 'custom',
         path: ['repository', 'credentials', 'knownHosts'],
         message: 'knownHosts applies to ssh repositories only',
-      });
-    }
-    if (/^https?:\/\/[^/]*@/i.test(spec.repository.url)) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['repository', 'credentials'],
-        message: 'the URL carries credentials already; give them in one place only',
       });
     }
   });
