@@ -237,14 +237,17 @@ export interface SshFetchOptions {
  * the error.
  */
 export async function bundleSshRepository(url: string, options: SshFetchOptions): Promise<Buffer> {
-  const session = await SshKeySession.open(url, options.credentials, options.knownHostsFile).catch(
-    (error: unknown) => {
-      const e = toBerthError(error);
-      throw new BerthError('task_failed', e.message, { reason: 'checkout' });
-    },
-  );
   const dir = await mkdtemp(join(tmpdir(), 'berth-ssh-clone-'));
   try {
+    // Opened after every other temporary, inside this try: no failure leaves the key behind.
+    const session = await SshKeySession.open(
+      url,
+      options.credentials,
+      options.knownHostsFile,
+    ).catch((error: unknown) => {
+      const e = toBerthError(error);
+      throw new BerthError('task_failed', e.message, { reason: 'checkout' });
+    });
     // --bare, not --mirror: branches and tags only (a mirror of a forge would carry every pull
     // request's refs, which the sandbox never fetches).
     const mirror = join(dir, 'repo.git');

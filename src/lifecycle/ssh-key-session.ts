@@ -1,3 +1,4 @@
+import { rmSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -10,13 +11,16 @@ import { BerthError } from '../errors/berth-error.js';
  *
  * Threat model: the key belongs to the environment and is used on the orchestrator's host only,
  * never in a sandbox. It is written to a 0600 file in a fresh 0700 directory for the length of the
- * operation and deleted in `close()`. ssh runs with no configuration of the operator's (`-F
+ * operation and deleted in `close()`, which every caller runs in a `finally` around everything after
+ * `open` (a failing step included); a process that ends with a session still open (an uncaught
+ * error, `process.exit` during a push) deletes its directories on the way out. ssh runs with no configuration of the operator's (`-F
  * /dev/null`, no agent, no other identity, no global known hosts), so neither the operator's keys
  * nor their settings can stand in for the environment's. Host keys: the environment's pinned
  * `knownHosts` (strict), else the file of keys trusted on first use (`knownHostsFile`; a changed
  * key fails), else a temporary file (trusted for this operation only). The directory's name
- * carries the orchestrator's pid: a key left behind by one that was killed mid-operation is
- * deleted by the next session opened on this machine (`sweepOrphanedKeyDirs`).
+ * carries the orchestrator's pid: a key left behind by one that was killed outright (SIGKILL, a
+ * crash of the machine) is deleted by the next session opened on this machine
+ * (`sweepOrphanedKeyDirs`).
  */
 export class SshKeySession {
   private constructor(
@@ -41,6 +45,7 @@ export class SshKeySession {
     sweep ??= sweepOrphanedKeyDirs().catch(() => 0);
     await sweep;
     const dir = await mkdtemp(join(tmpdir(), `${KEY_DIR_PREFIX}${process.pid}-`));
+    trackOpenDir(dir);
     try {
       const keyFile = join(dir, 'key');
       await writeFile(keyFile, key.endsWith('\n') ? key : `${key}\n`, { mode: 0o600 });
@@ -70,6 +75,7 @@ export class SshKeySession {
       return new SshKeySession(dir, { GIT_SSH_COMMAND: ssh, GIT_SSH_VARIANT: 'ssh' });
     } catch (error) {
       await rm(dir, { recursive: true, force: true });
+      openDirs.delete(dir);
       throw error;
     }
   }
@@ -77,7 +83,24 @@ export class SshKeySession {
   /** Deletes the key (and a temporary host-key file). */
   async close(): Promise<void> {
     await rm(this.dir, { recursive: true, force: true });
+    openDirs.delete(this.dir);
   }
+}
+
+/** This process's key directories not closed yet: deleted when the process exits. */
+const openDirs = new Set<string>();
+let exitHookInstalled = false;
+
+function trackOpenDir(dir: string): void {
+  openDirs.add(dir);
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  // 'exit' runs on process.exit, an uncaught error and the end of the event loop (not SIGKILL:
+  // the next session's sweep takes those).
+  process.once('exit', () => {
+    for (const open of openDirs) rmSync(open, { recursive: true, force: true });
+    openDirs.clear();
+  });
 }
 
 const KEY_DIR_PREFIX = 'berth-ssh-';
