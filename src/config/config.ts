@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { BerthError } from '../errors/berth-error.js';
 import { formatPath } from '../domain/environment/environment-file.js';
+import { GITHUB_REPOSITORY_PATTERN } from '../git/github-repository-patterns.js';
 
 /**
  * Berth's configuration: parsed once by a composition root (server/main.ts, cli/main.ts) from
@@ -61,6 +62,15 @@ const configSchema = z.strictObject({
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   /** A token for GitHub's REST API and HTTPS pushes to GitHub remotes (`berth task pr`). */
   githubToken: z.string().min(1).optional(),
+  /**
+   * `OWNER/NAME` patterns (`*` for a whole segment: `acme/*`) of the repositories `githubToken`
+   * may push to (`BERTH_GITHUB_REPOSITORIES`); empty: every repository.
+   */
+  githubRepositories: z.array(
+    z
+      .string()
+      .regex(GITHUB_REPOSITORY_PATTERN, 'must be OWNER/NAME, where either may be * (acme/*)'),
+  ),
   /** GitHub's API base: the public one, or `https://HOST/api/v3` for GitHub Enterprise. */
   githubApiUrl: z.url({ protocol: /^https?$/ }),
   /**
@@ -209,6 +219,7 @@ export function loadConfig(flags: ConfigFlags = {}, env: Env = process.env): Ber
     ...(env.BERTH_GITHUB_TOKEN ? { githubToken: env.BERTH_GITHUB_TOKEN } : {}),
     githubApiUrl: (env.BERTH_GITHUB_API_URL || 'https://api.github.com').replace(/\/+$/, ''),
     githubRemotes: parseGithubRemotes(env.BERTH_GITHUB_REMOTES),
+    githubRepositories: list(env.BERTH_GITHUB_REPOSITORIES),
     gitAuthor: {
       name: env.BERTH_GIT_AUTHOR_NAME || 'Berth',
       email: env.BERTH_GIT_AUTHOR_EMAIL || 'berth@localhost',

@@ -35,7 +35,12 @@ export function checkResultDiff(ctx: SandboxContext, diff: string): CheckedDiff 
     throw new BerthError(
       'task_failed',
       `the diff from the sandbox was refused and not kept: ${ctx.masker.mask(error.message)}`,
-      { reason: 'results', refused: ctx.masker.mask(String(error.details.refused ?? '')) },
+      {
+        reason: 'results',
+        refused: ctx.masker.mask(
+          typeof error.details.refused === 'string' ? error.details.refused : '',
+        ),
+      },
     );
   }
   if (ctx.masker.isEmpty) return { diff, secretFiles: [] };

@@ -181,6 +181,11 @@ export const attemptView = z.object({
     .describe(
       'A follow-up turn: its own change; `diff` stays the whole change against the original commit',
     ),
+  secretFiles: z
+    .array(z.string())
+    .describe(
+      'Files whose change held a secret value of the environment (names masked): `diff` has the values masked, and `task apply` and `task pr` refuse it',
+    ),
 });
 
 export const taskView = z.object({
@@ -213,6 +218,12 @@ export const pullRequestBody = z.strictObject({
     .optional()
     .describe("The pull request's title (default: the prompt's first line)"),
   draft: z.boolean().optional().describe('Open it as a draft'),
+  allowWorkflows: z
+    .boolean()
+    .optional()
+    .describe(
+      'Push even when the diff adds or changes files under .github/workflows/ (they run on the forge before review)',
+    ),
 });
 
 export const pullRequestResult = z.object({
@@ -264,7 +275,12 @@ export const eventList = z.object({ events: z.array(attemptEvent) });
 export const diffView = z.object({
   attempt: z.string(),
   baseCommit: z.string().nullable(),
-  diff: z.string(),
+  diff: z.string().describe('Secret values of the environment masked (see secretFiles)'),
+  secretFiles: z
+    .array(z.string())
+    .describe(
+      'Files whose change held a secret value (names masked); when not empty the diff is not applied or pushed',
+    ),
 });
 
 export const cacheEntryView = z.object({

@@ -141,6 +141,7 @@ export async function startServer(config: BerthConfig, logger: Logger): Promise<
         githubToken: config.githubToken,
         githubApiUrl: config.githubApiUrl,
         githubRemotes: config.githubRemotes,
+        githubRepositories: config.githubRepositories,
         gitAuthor: config.gitAuthor,
         allowLocalRepositories: config.allowLocalRepositories,
         knownHostsDir: join(config.dataDir, 'known_hosts'),

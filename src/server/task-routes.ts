@@ -92,7 +92,13 @@ export function registerTaskRoutes(
       c.req.query('attempt'),
     );
     const view = attemptView(attempt);
-    return c.json({ attempt: view.id, baseCommit: view.baseCommit, diff: view.diff });
+    // The stored diff has secret values masked already (lifecycle/result-diff.ts).
+    return c.json({
+      attempt: view.id,
+      baseCommit: view.baseCommit,
+      diff: view.diff,
+      secretFiles: view.secretFiles,
+    });
   });
 
   app.get('/v1/tasks/:id/attempts/:attempt/events', async (c) => {

@@ -55,6 +55,7 @@ export function attemptView(attempt: Attempt): AttemptView {
     followUpOf: attempt.followUp?.parentAttemptId ?? null,
     request: attempt.followUp?.request ?? null,
     turnDiff: attempt.result?.turnDiff ?? null,
+    secretFiles: attempt.result?.secretFiles ?? [],
     tokens: usage ? usage.promptTokens + usage.completionTokens : null,
   };
 }

@@ -2,10 +2,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BerthError, toBerthError } from '../errors/berth-error.js';
-import { isCutDiff } from '../git/apply-diff.js';
+import { checkGitReading, isCutDiff } from '../git/apply-diff.js';
+import { diffPaths, readDiffHeaders } from '../git/diff-headers.js';
+import { githubRepositoryAllowed } from '../git/github-repository-patterns.js';
 import { GitHubClient, type PullRequest } from '../git/github-client.js';
 import { parseGitHubRemote, type GitHubRepository } from '../git/github-remote.js';
-import { runGit, runGitOk } from '../git/run-git.js';
+import { runGit, runGitOk, type GitResult } from '../git/run-git.js';
 import { SshKeySession } from '../lifecycle/ssh-key-session.js';
 import {
   credentialArgs,
@@ -25,7 +27,13 @@ import {
  * as a header. An ssh remote is reached with the environment's private key only, in a 0600 file
  * for the length of the push (`SshKeySession`), never the operator's keys. The repository is
  * cloned into a fresh temporary directory, hooks off, and removed afterwards; the diff is applied
- * with `git apply` (no code from the repository runs). Re-running updates the same branch
+ * with `git apply` (no code from the repository runs), after its headers passed the checks of
+ * git/diff-headers.ts (no copy or rename, no path outside the tree or in `.git`: a hand-made diff
+ * could otherwise copy a file of this host, its ssh keys say, into the push), and the commit must
+ * change exactly the paths the diff names. The server's `BERTH_GITHUB_TOKEN` is used only for
+ * the repositories `BERTH_GITHUB_REPOSITORIES` lists (when set), and a commit that adds or
+ * changes `.github/workflows/` (which the forge runs on push, before review) is pushed only with
+ * `allowWorkflows`. Re-running updates the same branch
  * (force-with-lease against the value just read, so a concurrent push is not overwritten) and
  * the same pull request. A failure says what was already done.
  */
@@ -38,6 +46,12 @@ export interface PullRequestSettings {
   allowLocalRepositories: boolean;
   /** Host keys trusted on first use for ssh remotes, one file per environment (as the checkout's). */
   knownHostsDir?: string | undefined;
+  /**
+   * `OWNER/NAME` patterns (`*` for a whole segment) of the GitHub repositories the server's
+   * `githubToken` may push to and open pull requests on (`BERTH_GITHUB_REPOSITORIES`); empty or
+   * absent: every repository.
+   */
+  githubRepositories?: readonly string[] | undefined;
 }
 
 export interface OpenPullRequestInput {
@@ -54,6 +68,8 @@ export interface OpenPullRequestInput {
   title: string;
   body: string;
   draft: boolean;
+  /** Push even when the commit adds or changes files under `.github/workflows/`. */
+  allowWorkflows?: boolean | undefined;
   /**
    * The environment's git credentials (`repository.credentials`): for the clone and the push over
    * HTTPS, and as the GitHub API token. Without them: credentials in the URL, then the server's
@@ -104,6 +120,14 @@ export class PullRequestService implements PullRequestOpener {
         'the diff was cut at its size limit, so it cannot be pushed whole; nothing was pushed',
       );
     }
+    // Before anything runs: a diff not shaped like Berth's is refused (diff-headers.ts).
+    let named: Set<string>;
+    try {
+      named = new Set(diffPaths(readDiffHeaders(input.diff)));
+    } catch (error) {
+      if (!(error instanceof BerthError)) throw error;
+      throw new BerthError('invalid_input', `${error.message}; nothing was pushed`, error.details);
+    }
     const signal = input.signal
       ? AbortSignal.any([input.signal, AbortSignal.timeout(TIMEOUT_MS)])
       : AbortSignal.timeout(TIMEOUT_MS);
@@ -122,23 +146,40 @@ export class PullRequestService implements PullRequestOpener {
       });
     const remote = location.location;
     const branch = `berth/${input.taskId}`;
-    // An ssh remote: the environment's key, on this host for this push only (ssh-key-session.ts).
-    const ssh =
-      location.kind === 'ssh'
-        ? await SshKeySession.open(
-            remote,
-            input.credentials,
-            this.settings.knownHostsDir !== undefined && input.environmentId !== undefined
-              ? join(this.settings.knownHostsDir, input.environmentId)
-              : undefined,
-          )
-        : undefined;
-    const auth = ssh ? { args: [], env: ssh.env } : this.auth(location, github, input.credentials);
+    if (
+      github !== undefined &&
+      input.credentials === undefined &&
+      location.credentials === undefined &&
+      this.settings.githubToken !== undefined &&
+      !githubRepositoryAllowed(github, this.settings.githubRepositories ?? [])
+    ) {
+      throw new BerthError(
+        'forbidden',
+        `the server's GitHub token may not push to ${github.owner}/${github.repo}: BERTH_GITHUB_REPOSITORIES does not list it (give the environment repository.credentials, or ask the operator to add it); nothing was pushed`,
+        { repository: `${github.owner}/${github.repo}` },
+      );
+    }
 
     const dir = mkdtempSync(join(tmpdir(), 'berth-pr-'));
     const work = join(dir, 'repo');
     const patch = join(dir, 'attempt.diff');
+    let ssh: SshKeySession | undefined;
     try {
+      // An ssh remote: the environment's key, on this host for this push only, inside the try so
+      // every failure from here on removes it (ssh-key-session.ts).
+      ssh =
+        location.kind === 'ssh'
+          ? await SshKeySession.open(
+              remote,
+              input.credentials,
+              this.settings.knownHostsDir !== undefined && input.environmentId !== undefined
+                ? join(this.settings.knownHostsDir, input.environmentId)
+                : undefined,
+            )
+          : undefined;
+      const auth = ssh
+        ? { args: [], env: ssh.env }
+        : this.auth(location, github, input.credentials);
       const safe = [
         '-c',
         'core.hooksPath=/dev/null',
@@ -173,6 +214,7 @@ export class PullRequestService implements PullRequestOpener {
         );
       }
       writeFileSync(patch, input.diff);
+      await checkGitReading(git, patch, named, 'nothing was pushed');
       const applied = await git(['apply', '--index', '--binary', '--', patch]);
       if (applied.code !== 0) {
         throw new BerthError(
@@ -212,6 +254,7 @@ export class PullRequestService implements PullRequestOpener {
       const commit = (
         await runGitOk(['rev-parse', 'HEAD'], { cwd: work, signal }, 'rev-parse')
       ).trim();
+      await this.checkCommit(git, input, named);
 
       // The branch's value on the remote right now: the push replaces exactly that (or creates it).
       const listed = await git(['ls-remote', '--', 'origin', `refs/heads/${branch}`], true);
@@ -253,6 +296,55 @@ export class PullRequestService implements PullRequestOpener {
     }
   }
 
+  /**
+   * The commit changes exactly the paths the diff names, and nothing under `.github/workflows/`
+   * (or `.github` itself, a symlink) unless the push allows workflows.
+   */
+  private async checkCommit(
+    git: (args: string[]) => Promise<GitResult>,
+    input: OpenPullRequestInput,
+    named: ReadonlySet<string>,
+  ): Promise<void> {
+    const listed = await git([
+      'diff',
+      '--name-only',
+      '-z',
+      '--no-renames',
+      input.baseCommit,
+      'HEAD',
+      '--',
+    ]);
+    const changed = listed.stdout.split('\0').filter((p) => p !== '');
+    const foreign = changed.filter((p) => !named.has(p));
+    if (listed.code !== 0 || foreign.length > 0) {
+      throw new BerthError(
+        'internal',
+        `the commit changes files the diff does not name (${foreign.slice(0, 5).join(', ')}); nothing was pushed`,
+      );
+    }
+    if (input.allowWorkflows === true) return;
+    const added = await git([
+      'diff',
+      '--name-only',
+      '-z',
+      '--no-renames',
+      '--diff-filter=d',
+      input.baseCommit,
+      'HEAD',
+      '--',
+    ]);
+    const workflows = added.stdout
+      .split('\0')
+      .filter((p) => /^\.github(?:$|\/workflows\/)/i.test(p));
+    if (workflows.length > 0) {
+      throw new BerthError(
+        'invalid_input',
+        `the diff adds or changes ${workflows.slice(0, 5).join(', ')}: workflows run on the forge as soon as they are pushed, before anyone reviews them. Review them, then push with --allow-workflows (API: allowWorkflows); nothing was pushed`,
+        { workflows },
+      );
+    }
+  }
+
   private async openOrUpdate(
     repo: GitHubRepository,
     input: OpenPullRequestInput,
@@ -262,7 +354,10 @@ export class PullRequestService implements PullRequestOpener {
   ): Promise<PullRequest & { created: boolean }> {
     const pushed = `the branch ${branch} was pushed to ${remote}`;
     // The environment's token first (it may reach only its own repositories), then the server's.
-    const token = input.credentials?.password ?? this.settings.githubToken;
+    const serverToken = githubRepositoryAllowed(repo, this.settings.githubRepositories ?? [])
+      ? this.settings.githubToken
+      : undefined;
+    const token = input.credentials?.password ?? serverToken;
     if (token === undefined) {
       throw new BerthError(
         'remote_error',
@@ -328,7 +423,9 @@ export class PullRequestService implements PullRequestOpener {
     const chosen =
       credentials ??
       location.credentials ??
-      (github && this.settings.githubToken
+      (github &&
+      this.settings.githubToken &&
+      githubRepositoryAllowed(github, this.settings.githubRepositories ?? [])
         ? { username: 'x-access-token', password: this.settings.githubToken }
         : undefined);
     return chosen ? credentialArgs(chosen) : { args: [], env: {} };

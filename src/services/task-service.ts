@@ -10,6 +10,8 @@ import { EnvironmentService } from './environment-service.js';
 import type { PullRequestOpener, PullRequestOutcome } from './pull-request-service.js';
 import type { GitCredentials } from '../lifecycle/checkout.js';
 import { repositoryCredentials } from '../lifecycle/repository-credentials.js';
+import { scanPatterns } from '../lifecycle/secret-scan.js';
+import { SecretMasker } from '../secrets/secret-masker.js';
 
 /**
  * Tasks as the API and the CLI see them: submitting against an environment the caller may use,
@@ -343,7 +345,11 @@ export class TaskService {
   async pullRequest(
     caller: Caller,
     taskId: string,
-    options: { title?: string | undefined; draft?: boolean | undefined },
+    options: {
+      title?: string | undefined;
+      draft?: boolean | undefined;
+      allowWorkflows?: boolean | undefined;
+    },
   ): Promise<PullRequestOutcome & { attempt: string }> {
     const opener = this.options.pullRequests;
     if (!opener)
@@ -355,6 +361,13 @@ export class TaskService {
       throw new BerthError(
         'invalid_input',
         `attempt ${attempt.id} has no result (${attempt.error?.message ?? attempt.phase}); there is nothing to push`,
+      );
+    }
+    if (result.secretFiles !== undefined && result.secretFiles.length > 0) {
+      throw new BerthError(
+        'invalid_input',
+        `attempt ${attempt.id}'s diff holds a secret value of the environment in ${result.secretFiles.join(', ')} (masked in the diff); nothing was pushed. Keep credentials out of the repository's working tree (a file outside it, or a .gitignore entry), then run the task again`,
+        { attempt: attempt.id, secretFiles: result.secretFiles },
       );
     }
     const what = (task.prompt.trim() !== '' ? task.prompt : (task.command ?? '')).trim();
@@ -374,6 +387,25 @@ export class TaskService {
         task.repository,
       );
     }
+    const commitMessage = what || `Berth task ${task.id}`;
+    const body = `${result.message}\n\n---\nMade by Berth: task ${task.id}, attempt ${attempt.id}.`;
+    // The environment's secrets as they are now, looked for in everything that is pushed (a diff
+    // stored before they were set, a prompt a person pasted a token into).
+    if (environment.spec.secrets.length > 0 && this.options.openSecrets) {
+      const found = secretsIn(await this.options.openSecrets(environment), {
+        'the commit message (the task prompt)': commitMessage,
+        "the pull request's title": title,
+        "the pull request's body": body,
+        'the diff': result.diff,
+      });
+      if (found.length > 0) {
+        throw new BerthError(
+          'invalid_input',
+          `${found.join(', ')} holds a secret value of the environment; nothing was pushed${found.includes('the diff') ? '' : ' (give another title with --title, or start a task whose prompt holds no secret)'}`,
+          { found },
+        );
+      }
+    }
     const outcome = await opener.open({
       ...(credentials ? { credentials } : {}),
       taskId: task.id,
@@ -382,10 +414,11 @@ export class TaskService {
       base: task.ref.branch ?? environment.spec.repository.defaultBranch,
       baseCommit: result.baseCommit,
       diff: result.diff,
-      commitMessage: what || `Berth task ${task.id}`,
+      commitMessage,
       title,
-      body: `${result.message}\n\n---\nMade by Berth: task ${task.id}, attempt ${attempt.id}.`,
+      body,
       draft: options.draft ?? false,
+      allowWorkflows: options.allowWorkflows ?? false,
     });
     return { ...outcome, attempt: attempt.id };
   }
@@ -424,4 +457,16 @@ export class TaskService {
     const environment = await this.visibleEnvironment(caller, environmentName);
     return this.options.resetCache(environment.id);
   }
+}
+
+/** Which of `texts` (label → text) hold a secret value (a line of 4 characters or more, or its encoded forms). */
+function secretsIn(
+  secrets: Readonly<Record<string, string>>,
+  texts: Readonly<Record<string, string>>,
+): string[] {
+  const masker = new SecretMasker(scanPatterns(Object.values(secrets)));
+  if (masker.isEmpty) return [];
+  return Object.entries(texts)
+    .filter(([, text]) => masker.mask(text) !== text)
+    .map(([label]) => label);
 }

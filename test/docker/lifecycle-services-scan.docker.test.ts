@@ -14,7 +14,8 @@ import {
 /**
  * Two lifecycle faults a user must be told about, through `berth run --json` on a real engine: a
  * service that never becomes ready fails the attempt with its log tail, and a maintenance script
- * that writes a secret into a file is warned about with the file's path.
+ * that writes a secret into a file is warned about with the file's path; a setup script that writes
+ * a secret into the repository (`.npmrc`) never gets it into the stored diff, uncached or cached.
  */
 
 const SECRET = 'maint-s3cret-7d1e-value';
@@ -61,17 +62,18 @@ describe('lifecycle faults (docker)', () => {
     expect(attempt?.commands ?? []).toEqual([]);
   }, 300_000);
 
-  it('warns with the path when the maintenance script writes a secret into a file', async () => {
+  it('warns with the path when the maintenance script writes a secret into a file; a secret setup wrote into the repository stays out of the diff', async () => {
     const file = envFile('maint-scan', [
       'secrets: [API_TOKEN]',
       'setup: |',
       '  echo setup done',
+      '  echo "//npm.example.invalid/:_authToken=$API_TOKEN" > .npmrc',
       'maintenance: |',
       '  echo "//npm.example.invalid/:_authToken=$API_TOKEN" > /root/.npmrc-maintenance',
     ]);
     const first = await runJson({ ...base(), envFile: file, command: 'true' });
     expect(first.code, first.stderr).toBe(0);
-    expect(first.stderr).not.toContain('wrote a secret value');
+    expect(first.stderr).not.toContain('maintenance script wrote a secret value');
     const second = await runJson({ ...base(), envFile: file, command: 'true' });
     expect(second.code, second.stderr).toBe(0);
     expect(second.stderr).toContain('== maintenance');
@@ -79,5 +81,13 @@ describe('lifecycle faults (docker)', () => {
       'the maintenance script wrote a secret value into 1 file(s): /root/.npmrc-maintenance',
     );
     expect(second.stderr).not.toContain(SECRET);
+    // The .npmrc setup wrote into the repository, on the uncached and the cached start alike.
+    for (const run of [first, second]) {
+      const attempt = run.result.attempts[0];
+      expect(attempt?.secretFiles).toEqual(['.npmrc']);
+      expect(attempt?.diff).toContain('+//npm.example.invalid/:_authToken=***');
+      expect(JSON.stringify(run.result)).not.toContain(SECRET);
+      expect(run.stderr).toContain('the diff holds a secret value of the environment in .npmrc');
+    }
   }, 300_000);
 });

@@ -22,16 +22,24 @@ export function registerApplyCommand(task: Command, ctx: CliContext): void {
       ),
   ).action(async (taskId: string, options: ClientOptions & { attempt?: string }) => {
     const query = options.attempt ? `?attempt=${encodeURIComponent(options.attempt)}` : '';
-    const view = await ctx
-      .client(options)
-      .request<{ attempt: string; baseCommit: string | null; diff: string }>(
-        'GET',
-        `/v1/tasks/${encodeURIComponent(taskId)}/diff${query}`,
-      );
+    const view = await ctx.client(options).request<{
+      attempt: string;
+      baseCommit: string | null;
+      diff: string;
+      secretFiles?: string[];
+    }>('GET', `/v1/tasks/${encodeURIComponent(taskId)}/diff${query}`);
     if (view.baseCommit === null) {
       throw new BerthError(
         'invalid_input',
         `attempt ${view.attempt} has no result to apply (it did not get to its results)`,
+      );
+    }
+    const secretFiles = view.secretFiles ?? [];
+    if (secretFiles.length > 0) {
+      throw new BerthError(
+        'invalid_input',
+        `attempt ${view.attempt}'s diff holds a secret value of the environment in ${secretFiles.join(', ')} (masked in the diff); it is not applied. Keep credentials out of the repository's working tree (a file outside it, or a .gitignore entry), then run the task again. Nothing was changed`,
+        { attempt: view.attempt, secretFiles },
       );
     }
     if (view.diff === '') {

@@ -14,29 +14,39 @@ export function registerPrCommand(task: Command, ctx: CliContext): void {
       )
       .argument('<task>')
       .option('--title <title>', "the pull request's title (default: the prompt's first line)")
-      .option('--draft', 'open it as a draft'),
-  ).action(async (taskId: string, options: ClientOptions & { title?: string; draft?: boolean }) => {
-    const result = await ctx
-      .client(options)
-      .request<z.output<typeof pullRequestResult>>(
-        'POST',
-        `/v1/tasks/${encodeURIComponent(taskId)}/pr`,
-        {
-          ...(options.title !== undefined ? { title: options.title } : {}),
-          ...(options.draft ? { draft: true } : {}),
-        },
-      );
-    if (options.json) return ctx.json(result);
-    if (result.pullRequest === null) {
+      .option('--draft', 'open it as a draft')
+      .option(
+        '--allow-workflows',
+        'push even when the diff adds or changes .github/workflows/ (they run on push, before review)',
+      ),
+  ).action(
+    async (
+      taskId: string,
+      options: ClientOptions & { title?: string; draft?: boolean; allowWorkflows?: boolean },
+    ) => {
+      const result = await ctx
+        .client(options)
+        .request<z.output<typeof pullRequestResult>>(
+          'POST',
+          `/v1/tasks/${encodeURIComponent(taskId)}/pr`,
+          {
+            ...(options.title !== undefined ? { title: options.title } : {}),
+            ...(options.draft ? { draft: true } : {}),
+            ...(options.allowWorkflows ? { allowWorkflows: true } : {}),
+          },
+        );
+      if (options.json) return ctx.json(result);
+      if (result.pullRequest === null) {
+        ctx.err(
+          `pushed ${result.commit.slice(0, 12)} (attempt ${result.attempt}) to ${result.remote}; not a GitHub remote, so no pull request`,
+        );
+        ctx.out(result.branch);
+        return;
+      }
       ctx.err(
-        `pushed ${result.commit.slice(0, 12)} (attempt ${result.attempt}) to ${result.remote}; not a GitHub remote, so no pull request`,
+        `pushed ${result.branch} (attempt ${result.attempt}); pull request #${result.pullRequest.number} ${result.pullRequest.created ? 'opened' : 'updated'}`,
       );
-      ctx.out(result.branch);
-      return;
-    }
-    ctx.err(
-      `pushed ${result.branch} (attempt ${result.attempt}); pull request #${result.pullRequest.number} ${result.pullRequest.created ? 'opened' : 'updated'}`,
-    );
-    ctx.out(result.pullRequest.url);
-  });
+      ctx.out(result.pullRequest.url);
+    },
+  );
 }

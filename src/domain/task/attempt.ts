@@ -26,6 +26,11 @@ export interface AttemptResult {
   verification?: AttemptVerification;
   /** A follow-up turn's own change (against the state it resumed); `diff` stays the whole change. */
   turnDiff?: string;
+  /**
+   * Files whose part of the diff held a secret value of the environment (names masked): the
+   * stored diff has the values masked, and `task apply` and `task pr` refuse it. Absent: none.
+   */
+  secretFiles?: string[];
 }
 
 /** What makes an attempt a follow-up turn: it continues another attempt from its snapshot. */
