@@ -28,6 +28,7 @@ const WORKER_HEAP_MB = 256;
 interface Job {
   text: string;
   limits: EnvironmentYamlLimits;
+  withPositions: boolean;
   resolve(result: ComposeResult): void;
   reject(error: Error): void;
 }
@@ -39,9 +40,9 @@ function workerSource(yamlPath: string): string {
 const { parentPort } = require('node:worker_threads');
 const yaml = require(${JSON.stringify(yamlPath)});
 const compose = (${composeEnvironmentYaml.toString()});
-parentPort.on('message', ({ text, limits }) => {
+parentPort.on('message', ({ text, limits, withPositions }) => {
   try {
-    parentPort.postMessage({ result: compose(yaml, text, limits) });
+    parentPort.postMessage({ result: compose(yaml, text, limits, withPositions) });
   } catch (error) {
     parentPort.postMessage({ error: String((error && error.message) || error) });
   }
@@ -61,8 +62,15 @@ export class EnvironmentYamlWorker {
 
   constructor(private readonly timeoutMs = ENVIRONMENT_YAML_TIMEOUT_MS) {}
 
-  /** The text composed as environment-yaml.ts does, on the worker. */
-  compose(text: string, limits = ENVIRONMENT_YAML_LIMITS): Promise<ComposeResult> {
+  /**
+   * The text composed as environment-yaml.ts does, on the worker; without the positions unless
+   * asked (they are only needed to locate a refusal, and copying them back costs the event loop).
+   */
+  compose(
+    text: string,
+    limits = ENVIRONMENT_YAML_LIMITS,
+    withPositions = false,
+  ): Promise<ComposeResult> {
     // The size needs no parse: refused here, without a round trip.
     const bytes = Buffer.byteLength(text, 'utf8');
     if (bytes > limits.maxBytes)
@@ -70,7 +78,7 @@ export class EnvironmentYamlWorker {
         refused(`the file is ${bytes} bytes; at most ${limits.maxBytes} are accepted`),
       );
     return new Promise((resolve, reject) => {
-      this.queue.push({ text, limits, resolve, reject });
+      this.queue.push({ text, limits, withPositions, resolve, reject });
       this.next();
     });
   }
@@ -136,6 +144,6 @@ export class EnvironmentYamlWorker {
     }, this.timeoutMs);
     timer.unref();
     this.running = { job, timer };
-    worker.postMessage({ text: job.text, limits: job.limits });
+    worker.postMessage({ text: job.text, limits: job.limits, withPositions: job.withPositions });
   }
 }

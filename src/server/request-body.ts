@@ -2,6 +2,7 @@ import type { z } from 'zod';
 import { BerthError } from '../errors/berth-error.js';
 import { formatPath, specFromComposed } from '../domain/environment/environment-file.js';
 import { EnvironmentYamlWorker } from './environment-yaml-worker.js';
+import { ENVIRONMENT_YAML_LIMITS } from '../domain/environment/environment-yaml.js';
 import type { EnvironmentSpec } from '../domain/environment/environment-spec.js';
 
 /** The largest request body the API accepts. */
@@ -55,7 +56,17 @@ export async function readText(request: Request): Promise<string> {
  */
 export async function readYamlSpec(request: Request): Promise<EnvironmentSpec> {
   const text = await readText(request);
-  return specFromComposed(text, await yamlWorker.compose(text), 'request body');
+  const composed = await yamlWorker.compose(text);
+  // The copy of the value back from the worker was one task; the schema's check is another.
+  await new Promise((resolve) => setImmediate(resolve));
+  try {
+    return specFromComposed(text, composed, 'request body');
+  } catch (error) {
+    if (!composed.ok || !(error instanceof BerthError)) throw error;
+    // Refused by the schema: parsed again for the positions, so the refusal has lines and columns.
+    const located = await yamlWorker.compose(text, ENVIRONMENT_YAML_LIMITS, true);
+    return specFromComposed(text, located, 'request body');
+  }
 }
 
 const yamlWorker = new EnvironmentYamlWorker();

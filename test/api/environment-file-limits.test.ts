@@ -74,7 +74,7 @@ describe('environment files within limits, off the event loop', () => {
     const text = manyKeys(40_000);
     expect(text.length).toBeGreaterThan(400_000);
     const { result, slowestMs } = await whileHealthPolled(yaml(text));
-    expectRefusal(result, /more than 5000 keys and sequence items/);
+    expectRefusal(result, /more than 2000 keys and sequence items/);
     expect(result.json.details.issues[0]).toMatchObject({
       path: '(root)',
       line: expect.any(Number),
@@ -88,7 +88,7 @@ describe('environment files within limits, off the event loop', () => {
     const response = await server.request('POST', '/v1/environments/validate', {
       body: { spec: { name: 'limits', repository: REPO, env } },
     });
-    expectRefusal(response, /more than 5000 keys and sequence items/);
+    expectRefusal(response, /more than 2000 keys and sequence items/);
   });
 
   it('accepts the largest file within the limits while /health keeps answering', async () => {

@@ -155,9 +155,10 @@ function positionsIn(text: string): (offset: number) => { line: number; column: 
 /** Where an issue is in the file: an unknown field at its key, anything else at its value. */
 function locate(
   positionOf: (offset: number) => { line: number; column: number },
-  positions: NodePositions,
+  positions: NodePositions | undefined,
   issue: RawIssue,
 ): { line: number; column: number } | undefined {
+  if (!positions) return undefined;
   if (issue.unknownKey) {
     const { mapPath, key } = issue.unknownKey;
     const at = positions[JSON.stringify([...mapPath, key])]?.key;

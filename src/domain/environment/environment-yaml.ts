@@ -39,7 +39,7 @@ export interface EnvironmentYamlLimits {
 
 export const ENVIRONMENT_YAML_LIMITS: EnvironmentYamlLimits = {
   maxBytes: 512 * 1024,
-  maxEntries: 5_000,
+  maxEntries: 2_000,
   maxDepth: 32,
   maxAliases: 100,
 };
@@ -56,12 +56,17 @@ export interface ComposeIssue {
 export type NodePositions = Record<string, { key?: number; value?: number }>;
 
 export type ComposeResult =
-  { ok: true; value: unknown; positions: NodePositions } | { ok: false; issues: ComposeIssue[] };
+  { ok: true; value: unknown; positions?: NodePositions } | { ok: false; issues: ComposeIssue[] };
 
+/**
+ * The text's value, or why it is refused. With `withPositions`, also where each node starts (to
+ * locate the schema's refusals; the worker leaves them out unless asked, they cost a copy).
+ */
 export function composeEnvironmentYaml(
   yaml: typeof Yaml,
   text: string,
   limits: EnvironmentYamlLimits,
+  withPositions = true,
 ): ComposeResult {
   const refuse = (path: string, message: string, offset?: number): ComposeResult => {
     if (offset === undefined) return { ok: false, issues: [{ path, message }] };
@@ -202,7 +207,8 @@ export function composeEnvironmentYaml(
   }
 
   try {
-    return { ok: true, value: doc.toJS({ maxAliasCount: limits.maxAliases }), positions };
+    const value: unknown = doc.toJS({ maxAliasCount: limits.maxAliases });
+    return withPositions ? { ok: true, value, positions } : { ok: true, value };
   } catch (error) {
     if (error instanceof ReferenceError || error instanceof RangeError)
       return refuse('(root)', `aliases expand too much: ${error.message}`);

@@ -1,0 +1,194 @@
+/* global process, console, fetch, setTimeout, clearTimeout, performance, Buffer */
+// Environment file parsing (issue 21 item 3): for each file of a hostile suite (a 1 MiB scalar,
+// 40,000 keys in 400 KB, 1 MiB of sequence items, an alias bomb, deep nesting, the largest file
+// the limits accept), how long Berth takes to accept or refuse it in place (`berth env validate`)
+// and through `POST /v1/environments/validate` (a real server in a child process), how long the
+// server's event loop is held (its largest event-loop delay) and the slowest `/health` answer
+// while the file is parsed; and, as the baseline, the YAML library's own parse as the old code ran
+// it (`uniqueKeys: true`, then `toJS()`, on the event loop), cut off at --baseline-cap seconds.
+//
+// Run: npx tsc -b && node bench/environment-file.bench.js [--rounds N] [--baseline-cap S]
+// Needs no Docker engine. The server's data directory is a temporary one, removed at the end.
+import { fork } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { Worker } from 'node:worker_threads';
+import { fileURLToPath } from 'node:url';
+
+const flag = (name, fallback) => {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? Number(process.argv[i + 1]) : fallback;
+};
+
+/** The server side: a real Berth server on loopback; reports its event-loop delay on request. */
+async function serve() {
+  const { loadConfig } = await import('../dist/config/config.js');
+  const { createLogger } = await import('../dist/util/logger.js');
+  const { startServer } = await import('../dist/server/main.js');
+  const dataDir = mkdtempSync(join(tmpdir(), 'berth-bench-env-'));
+  const config = loadConfig(
+    { dataDir, host: '127.0.0.1', port: 0, allowLocalRepositories: false, logLevel: 'error' },
+    { HOME: dataDir, BERTH_EXTRA_CA_FILES: '' },
+  );
+  const server = await startServer(config, createLogger('error', { write: () => {} }));
+  let delay = monitorEventLoopDelay({ resolution: 1 });
+  delay.enable();
+  process.on('message', (message) => {
+    if (message === 'delay') {
+      process.send?.({ maxDelayMs: delay.max / 1e6 });
+      delay.disable();
+      delay = monitorEventLoopDelay({ resolution: 1 });
+      delay.enable();
+    } else if (message === 'stop') {
+      void server.close().then(() => {
+        rmSync(dataDir, { recursive: true, force: true });
+        process.exit(0);
+      });
+    }
+  });
+  process.send?.({ url: server.url, token: server.adminToken });
+}
+
+const HEAD = 'name: bench\nrepository: https://git.example/acme/app.git\n';
+const MiB = 1024 * 1024;
+
+function keys(count) {
+  const lines = [HEAD, 'env:\n'];
+  for (let i = 0; i < count; i++) lines.push(`  K${i}: v\n`);
+  return lines.join('');
+}
+
+function suite() {
+  let bomb = `${HEAD}a0: &a0 [x, x, x, x, x, x, x, x, x]\n`;
+  for (let i = 1; i < 9; i++)
+    bomb += `a${i}: &a${i} [${Array(9)
+      .fill(`*a${i - 1}`)
+      .join(', ')}]\n`;
+  let block = `${HEAD}env:\n`;
+  for (let depth = 1; depth <= 200; depth++) block += `${' '.repeat(depth)}k${depth}:\n`;
+  const items = `${HEAD}internet:\n  domains:\n`;
+  return [
+    ['(none: /health alone)', undefined],
+    ['small (typical)', `${HEAD}setup: npm ci\nenv:\n  NODE_ENV: test\n`],
+    ['1 MiB, one scalar', `${HEAD}setup: "${'x'.repeat(MiB - HEAD.length - 12)}"\n`],
+    ['400 KB, 40,000 keys', keys(40_000)],
+    ['1 MiB, 40,000 items + padding', items + '    - a.test\n'.repeat(80_000)],
+    ['500 KB, 39,000 sequence items', items + '    - a.test\n'.repeat(39_000)],
+    ['alias bomb (9^9)', bomb],
+    ['flow nesting 100,000 deep', `${HEAD}env: ${'['.repeat(100_000)}${']'.repeat(100_000)}\n`],
+    ['block nesting 200 deep', block],
+    ['largest accepted: 1,900 keys', keys(1_900)],
+  ].map(([name, text]) => [name, text?.slice(0, MiB)]);
+}
+
+/** The old code's parse (the library's duplicate check), on a worker so it can be cut off. */
+function baseline(text, capMs) {
+  return new Promise((resolve) => {
+    const worker = new Worker(
+      `const { parentPort, workerData } = require('node:worker_threads');
+       const yaml = require(workerData.yamlPath);
+       const started = performance.now();
+       try { yaml.parseDocument(workerData.text, { uniqueKeys: true }).toJS(); } catch {}
+       parentPort.postMessage(performance.now() - started);`,
+      {
+        eval: true,
+        workerData: { text, yamlPath: fileURLToPath(import.meta.resolve('yaml')) },
+      },
+    );
+    const timer = setTimeout(() => {
+      void worker.terminate();
+      resolve(undefined);
+    }, capMs);
+    worker.once('message', (ms) => {
+      clearTimeout(timer);
+      void worker.terminate();
+      resolve(ms);
+    });
+  });
+}
+
+const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+const round = (ms) => (ms === undefined ? undefined : Math.round(ms * 10) / 10);
+
+async function main() {
+  const rounds = flag('--rounds', 5);
+  const baselineCapMs = flag('--baseline-cap', 20) * 1000;
+  const { parseEnvironmentFile } = await import('../dist/domain/environment/environment-file.js');
+
+  const child = fork(fileURLToPath(import.meta.url), ['--serve'], { stdio: 'inherit' });
+  const next = () => new Promise((resolve) => child.once('message', resolve));
+  const { url, token } = await next();
+
+  const rows = [];
+  for (const [name, text] of suite()) {
+    // In place (the CLI): the whole parse and validation, accepted or refused.
+    const inPlace = [];
+    let answer = '';
+    for (let r = 0; r < rounds && text !== undefined; r++) {
+      const started = performance.now();
+      try {
+        parseEnvironmentFile(text);
+        answer = 'accepted';
+      } catch (error) {
+        answer = `refused: ${error.details?.issues?.[0]?.message ?? error.message}`;
+      }
+      inPlace.push(performance.now() - started);
+    }
+    // Through the API, with /health polled by this process while the server parses.
+    const api = [];
+    let slowestHealth = 0;
+    const loopDelays = [];
+    let status = 0;
+    for (let r = 0; r < rounds; r++) {
+      child.send('delay');
+      await next();
+      let done = false;
+      const poll = (async () => {
+        while (!done) {
+          const started = performance.now();
+          await (await fetch(`${url}/health`)).text();
+          slowestHealth = Math.max(slowestHealth, performance.now() - started);
+        }
+      })();
+      const started = performance.now();
+      if (text === undefined) await new Promise((resolve) => setTimeout(resolve, 200));
+      else {
+        const response = await fetch(`${url}/v1/environments/validate`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/yaml' },
+          body: text,
+        });
+        await response.text();
+        api.push(performance.now() - started);
+        status = response.status;
+      }
+      done = true;
+      await poll;
+      child.send('delay');
+      loopDelays.push((await next()).maxDelayMs);
+    }
+    const old = text === undefined ? undefined : await baseline(text, baselineCapMs);
+    const row = {
+      file: name,
+      bytes: text === undefined ? 0 : Buffer.byteLength(text),
+      answer: answer.slice(0, 48),
+      inPlaceMs: round(median(inPlace)),
+      apiMs: round(median(api)),
+      status,
+      // The server's largest event-loop delay while the file was parsed: median and worst round.
+      loopDelayMs: `${round(median(loopDelays))} / ${round(Math.max(...loopDelays))}`,
+      slowestHealthMs: round(slowestHealth),
+      oldParseOnLoopMs:
+        text === undefined ? undefined : old === undefined ? `> ${baselineCapMs}` : round(old),
+    };
+    rows.push(row);
+    console.log(JSON.stringify(row));
+  }
+  child.send('stop');
+  console.table(rows);
+}
+
+if (process.argv.includes('--serve')) await serve();
+else await main();
