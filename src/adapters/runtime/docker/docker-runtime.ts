@@ -84,6 +84,15 @@ export class DockerRuntime implements SandboxRuntime {
   private readonly execChannel: 'agent' | 'engine';
   /** Per sandbox: the agent channel, or null where the agent cannot run. */
   private readonly channels = new Map<string, Promise<ExecAgentChannel | null>>();
+  /**
+   * Sandboxes in which an exec agent was started since the sandbox started. Only the first agent
+   * is started before any sandbox command could lie in wait for it (a later one could be reached
+   * in the moment before it makes itself undumpable), so once it is gone, commands take the
+   * Engine-API path until the sandbox is started again.
+   */
+  private readonly agentStarted = new Set<string>();
+  /** Sandboxes whose exec channel broke its protocol: every later command is refused. */
+  private readonly poisoned = new Map<string, BerthError>();
   /** The engine's data directory (DockerRootDir), read once. */
   private rootDir: Promise<string> | undefined;
 
@@ -168,6 +177,8 @@ export class DockerRuntime implements SandboxRuntime {
           await this.docker
             .getContainer(id)
             .start(signal !== undefined ? { abortSignal: signal } : {});
+          // A fresh start: no process of the sandbox is left, a new agent may start first.
+          this.agentStarted.delete(id);
         } catch (error) {
           if (statusOf(error) === 304) return; // already running
           throw error;
@@ -179,6 +190,8 @@ export class DockerRuntime implements SandboxRuntime {
 
   async exec(id: string, options: ExecOptions): Promise<ExecResult> {
     const container = this.docker.getContainer(id);
+    const poisoned = this.poisoned.get(id);
+    if (poisoned !== undefined) throw poisoned;
     if (this.execChannel === 'agent') {
       const channel = await this.channelFor(id);
       if (channel !== null) return channel.run(options);
@@ -204,6 +217,8 @@ export class DockerRuntime implements SandboxRuntime {
         return this.channelFor(id);
       });
     }
+    if (this.agentStarted.has(id)) return Promise.resolve(null);
+    this.agentStarted.add(id);
     const opening = this.openChannel(id);
     this.channels.set(id, opening);
     opening.catch(() => this.channels.delete(id));
@@ -217,17 +232,26 @@ export class DockerRuntime implements SandboxRuntime {
       throw new BerthError('sandbox_gone', `sandbox ${id} is not running`, { id });
     let channel: ExecAgentChannel | null;
     try {
-      channel = await ExecAgentChannel.open(container, inspected.Config.User ?? '', async () => {
-        this.channels.delete(id);
-        return (
-          (await this.goneError(id, 3000)) ??
-          new BerthError(
-            'runtime_unavailable',
-            `the exec channel into sandbox ${id} closed unexpectedly`,
-            { id },
-          )
-        );
-      });
+      channel = await ExecAgentChannel.open(
+        container,
+        inspected.Config.User ?? '',
+        async () => {
+          this.channels.delete(id);
+          return (
+            (await this.goneError(id, 3000)) ??
+            new BerthError(
+              'runtime_unavailable',
+              `the exec channel into sandbox ${id} closed unexpectedly (its agent was killed, stopped or did not answer)`,
+              { id },
+            )
+          );
+        },
+        (error) => {
+          this.poisoned.set(id, error);
+          this.channels.delete(id);
+          this.logger.warn({ sandboxId: id, reason: error.message }, 'exec channel dropped');
+        },
+      );
     } catch (error) {
       throw await this.execError(id, error);
     }
@@ -348,6 +372,8 @@ export class DockerRuntime implements SandboxRuntime {
 
   async remove(id: string): Promise<void> {
     this.closeChannel(id);
+    this.agentStarted.delete(id);
+    this.poisoned.delete(id);
     try {
       await this.docker.getContainer(id).remove({ force: true, v: true });
     } catch (error) {

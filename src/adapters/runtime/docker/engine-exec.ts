@@ -71,10 +71,18 @@ export async function engineExec(
   });
   const collector = new ExecCollector(options);
   const stream = await exec.start({ hijack: true, stdin: options.stdin !== undefined });
-  const parser = new FrameParser('docker', (frame) => {
-    if (frame.type === 1) collector.push('stdout', frame.payload);
-    else if (frame.type === 2) collector.push('stderr', frame.payload);
-  });
+  let violation: string | undefined;
+  const parser = new FrameParser(
+    'docker',
+    (frame) => {
+      if (frame.type === 1) collector.push('stdout', frame.payload);
+      else if (frame.type === 2) collector.push('stderr', frame.payload);
+    },
+    (reason) => {
+      violation = reason;
+      stop();
+    },
+  );
   stream.on('data', (chunk: Buffer) => parser.push(chunk));
 
   let timedOut = false;
@@ -119,6 +127,15 @@ export async function engineExec(
     signal?.removeEventListener('abort', onAbort);
   }
   if (aborted) throw cancelled();
+  if (violation !== undefined) {
+    throw new BerthError(
+      'task_failed',
+      `the engine's exec stream broke its framing: ${violation}`,
+      {
+        reason: 'exec_channel',
+      },
+    );
+  }
   let exitCode: number | null;
   try {
     const info = await exec.inspect();

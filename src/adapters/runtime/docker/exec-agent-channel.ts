@@ -19,22 +19,46 @@ interface PendingRun {
 /**
  * One long-lived exec into a sandbox running the exec agent (see exec-agent-source.ts); commands
  * are multiplexed over its attached stdin/stdout. `open` resolves to null when the sandbox cannot
- * run the agent (no perl), so the caller falls back to plain Engine-API execs.
+ * run the agent (no perl, or it cannot make itself undumpable), so the caller falls back to plain
+ * Engine-API execs.
+ *
+ * Threat model. What comes back on the channel is written by a program inside the sandbox: the
+ * agent, which sandbox commands cannot reach (it is not dumpable, and the sandbox has no
+ * CAP_SYS_PTRACE, so its /proc/<pid>/fd, mem and environ are closed to them, root included), but
+ * which is itself the image's perl: an image committed from a hostile sandbox can replace it. So
+ * the channel trusts none of it:
+ *  - a frame above MAX_AGENT_FRAME_BYTES, a type the agent never sends, a second hello, a frame
+ *    for a command never started, or an exit code that is not 0-255 is a protocol violation: the
+ *    channel is dropped at once, every command on it fails with the reason (a BerthError
+ *    `task_failed`, details `reason: 'exec_channel'`), and `onViolation` tells the runtime, which
+ *    refuses every later command in that sandbox with the same error (before the hello, anything
+ *    else only means the agent did not start: the Engine-API path, which reads no frame from the
+ *    sandbox, is taken instead);
+ *  - output is bounded by the collector (head and tail), whatever the agent sends;
+ *  - time limits are kept by timers here, not by the agent: at a command's time-out (or abort) the
+ *    agent is asked to kill it, and KILL_GRACE_MS later the command ends as killed (137) whether
+ *    or not the agent answered; an agent that did not answer is dropped (`onClosed`) so later
+ *    commands do not wait on it. The attempt's own deadline removes the whole sandbox.
+ * What an agent that is itself hostile can still do: report made-up output and exit codes for the
+ * commands it runs, as any program the sandbox replaced can.
  */
 export class ExecAgentChannel {
   private nextId = 1;
   private readonly runs = new Map<number, PendingRun>();
   private closedError: BerthError | undefined;
+  private helloSeen = false;
 
   private constructor(
     private readonly stream: Duplex,
     private readonly onClosed: (channel: ExecAgentChannel) => Promise<BerthError>,
+    private readonly onViolation: (error: BerthError) => void,
   ) {}
 
   static async open(
     container: Docker.Container,
     defaultUser: string,
     onClosed: (channel: ExecAgentChannel) => Promise<BerthError>,
+    onViolation: (error: BerthError) => void = () => undefined,
   ): Promise<ExecAgentChannel | null> {
     const exec = await container.exec({
       Cmd: ['perl', '-e', EXEC_AGENT_SOURCE, defaultUser],
@@ -45,7 +69,7 @@ export class ExecAgentChannel {
       Tty: false,
     });
     const stream = await exec.start({ hijack: true, stdin: true });
-    const channel = new ExecAgentChannel(stream, onClosed);
+    const channel = new ExecAgentChannel(stream, onClosed, onViolation);
     const hello = await channel.waitForHello();
     if (hello === 'ready') return channel;
     stream.destroy();
@@ -61,29 +85,39 @@ export class ExecAgentChannel {
     return this.closedError !== undefined;
   }
 
-  /** `ready`; `ended`: the exec ended without a hello (no perl in the image); `slow`: timed out. */
+  /**
+   * `ready`; `ended`: the exec ended without a hello (no perl in the image, or the agent refused
+   * to run, or what came first was no frame of the agent); `slow`: timed out.
+   */
   private waitForHello(): Promise<'ready' | 'ended' | 'slow'> {
     return new Promise((resolve) => {
-      let helloSeen = false;
-      const agentParser = new FrameParser('agent', (frame) => {
-        if (!helloSeen && frame.type === 0x48 /* H */) {
-          helloSeen = true;
-          clearTimeout(timer);
-          resolve('ready');
-          return;
-        }
-        this.onAgentFrame(frame.type, frame.id, frame.payload);
-      });
-      const dockerParser = new FrameParser('docker', (frame) => {
-        if (frame.type === 1) agentParser.push(frame.payload);
-      });
+      const agentParser = new FrameParser(
+        'agent',
+        (frame) => this.onAgentFrame(frame.type, frame.id, frame.payload),
+        (reason) => this.violate(reason),
+      );
+      const dockerParser = new FrameParser(
+        'docker',
+        (frame) => {
+          if (frame.type === 1) agentParser.push(frame.payload);
+        },
+        (reason) => this.violate(`the engine's stream: ${reason}`),
+      );
       const timer = setTimeout(() => {
-        if (!helloSeen) resolve('slow');
+        if (!this.helloSeen) resolve('slow');
       }, HELLO_TIMEOUT_MS);
+      this.onHello = () => {
+        clearTimeout(timer);
+        resolve('ready');
+      };
+      this.onNoHello = () => {
+        clearTimeout(timer);
+        resolve('ended');
+      };
       this.stream.on('data', (chunk: Buffer) => dockerParser.push(chunk));
       const ended = (): void => {
         clearTimeout(timer);
-        if (!helloSeen) {
+        if (!this.helloSeen) {
           resolve('ended');
           return;
         }
@@ -95,6 +129,9 @@ export class ExecAgentChannel {
     });
   }
 
+  private onHello: () => void = () => undefined;
+  private onNoHello: () => void = () => undefined;
+
   private async handleClose(): Promise<void> {
     if (this.closedError !== undefined) return;
     this.closedError = new BerthError('sandbox_gone', 'the exec channel into the sandbox closed');
@@ -104,15 +141,71 @@ export class ExecAgentChannel {
     this.runs.clear();
   }
 
+  /**
+   * Drops the channel for a protocol violation: every command on it fails with the reason. Before
+   * the hello it only means the agent did not start (the engine's own message when `perl` is
+   * missing arrives where the hello should): the caller takes the Engine-API path.
+   */
+  private violate(reason: string): void {
+    if (this.closedError?.details.reason === 'exec_channel') return;
+    if (!this.helloSeen) {
+      this.closedError = new BerthError('runtime_unavailable', 'the exec agent did not start');
+      this.stream.destroy();
+      this.onNoHello();
+      return;
+    }
+    const error = new BerthError(
+      'task_failed',
+      `the exec channel into the sandbox broke its protocol (${reason}); the channel was dropped, and no more commands run in this sandbox`,
+      { reason: 'exec_channel' },
+    );
+    this.closedError = error;
+    for (const run of this.runs.values()) run.settle({ error });
+    this.runs.clear();
+    this.stream.destroy();
+    this.onViolation(error);
+  }
+
   private onAgentFrame(type: number, id: number, payload: Buffer): void {
+    if (!this.helloSeen) {
+      if (type !== 0x48 /* H */ || id !== 0) {
+        this.violate(`the first frame is not a hello (type ${type})`);
+        return;
+      }
+      this.helloSeen = true;
+      this.onHello();
+      return;
+    }
+    if (type !== 0x31 /* 1 */ && type !== 0x32 /* 2 */ && type !== 0x58 /* X */) {
+      this.violate(`a frame of an unknown type (${type})`);
+      return;
+    }
+    if (id === 0 || id >= this.nextId) {
+      this.violate(`a frame for command ${id}, which was never started`);
+      return;
+    }
+    // A command already ended here (killed after its grace period) may still send late frames.
     const run = this.runs.get(id);
     if (run === undefined) return;
-    if (type === 0x31 /* 1 */) run.collector.push('stdout', payload);
-    else if (type === 0x32 /* 2 */) run.collector.push('stderr', payload);
-    else if (type === 0x58 /* X */) {
+    if (type === 0x31) run.collector.push('stdout', payload);
+    else if (type === 0x32) run.collector.push('stderr', payload);
+    else {
+      const text = payload.toString('latin1');
+      const code = /^\d{1,3}$/.test(text) ? Number(text) : Number.NaN;
+      if (!(code <= 255)) {
+        this.violate('an exit frame without an exit code of 0-255');
+        return;
+      }
       this.runs.delete(id);
-      run.settle({ exitCode: Number.parseInt(payload.toString('latin1'), 10) });
+      run.settle({ exitCode: code });
     }
+  }
+
+  /** The agent did not answer a kill in time: stop waiting on it (see the threat model). */
+  private unresponsive(): void {
+    if (this.closedError !== undefined) return;
+    this.stream.destroy();
+    void this.handleClose();
   }
 
   private send(frame: Buffer): void {
@@ -138,6 +231,7 @@ export class ExecAgentChannel {
         graceTimer ??= setTimeout(() => {
           this.runs.delete(id);
           finish({ exitCode: 137 });
+          this.unresponsive();
         }, KILL_GRACE_MS);
       };
       const timeoutTimer =

@@ -14,8 +14,32 @@
  * Each command runs in its own session (setsid) with BERTH_EXEC_ID=<marker> in its environment;
  * a kill sends the signal to that session and to every process carrying the marker, in rounds
  * (SIGSTOP first so a fork loop cannot outrun it), which reaches daemonised descendants too.
+ *
+ * Out of the commands' reach: before anything else (a BEGIN block, before the rest is even
+ * compiled) the agent makes itself not dumpable, prctl(PR_SET_DUMPABLE, 0), through perl's
+ * `syscall` with the prctl number of the machine's architecture. A process that is not dumpable
+ * can be inspected only with CAP_SYS_PTRACE, which no sandbox has, so the commands it runs (root
+ * included) cannot open its /proc/<pid>/fd/* (its stdin and stdout: the channel), mem or environ,
+ * nor ptrace it. Its children are not dumpable either until they exec their command. Where the
+ * call is not possible (an architecture not listed, a kernel that refuses) the agent exits before
+ * its hello, and the runtime falls back to one Engine-API exec per command. Signals still reach
+ * it (the sandbox keeps CAP_KILL): a killed or stopped agent ends the channel, not a time limit
+ * (see exec-agent-channel.ts).
  */
 export const EXEC_AGENT_SOURCE = String.raw`
+BEGIN {
+  require Config;
+  my ($cpu) = $Config::Config{archname} =~ /^([^-]+)/;
+  my $nr = $cpu eq 'x86_64' ? 157
+    : $cpu =~ /^(aarch64|riscv64|loongarch64)$/ ? 167
+    : $cpu =~ /^(i[3-6]86|arm\w*|s390x?)$/ ? 172
+    : $cpu =~ /^(powerpc|ppc)/ ? 171 : 0;
+  # PR_SET_DUMPABLE (4) to 0, then PR_GET_DUMPABLE (3) must answer 0.
+  unless ($nr && syscall($nr, 4, 0, 0, 0, 0) == 0 && syscall($nr, 3, 0, 0, 0, 0) == 0) {
+    print STDERR "berth exec agent: cannot make itself undumpable on $cpu\n";
+    exit 3;
+  }
+}
 use strict; use warnings;
 use POSIX ();
 use Fcntl qw(F_GETFL F_SETFL O_NONBLOCK);

@@ -2,6 +2,11 @@
  * Incremental parser for length-prefixed frames split arbitrarily across chunks. Two layouts:
  * Docker's attach multiplexing (`[stream u8][0 0 0][size u32 BE]`, 8-byte header) and the exec
  * agent's protocol (`[type u8][id u32 BE][size u32 BE]`, 9-byte header).
+ *
+ * A frame whose header claims more than `maxFrameBytes` is a protocol violation: the parser drops
+ * what it holds, calls `onViolation` once and ignores everything after, so a forged header that
+ * claims 4 GiB costs nothing (the agent's frames come from inside a sandbox; see
+ * exec-agent-channel.ts).
  */
 export interface ParsedFrame {
   /** Docker: 0 stdin, 1 stdout, 2 stderr. Agent: the frame type character code. */
@@ -11,28 +16,48 @@ export interface ParsedFrame {
   payload: Buffer;
 }
 
+/** The agent writes at most 64 KiB of output per frame; anything near this is not the agent. */
+export const MAX_AGENT_FRAME_BYTES = 256 * 1024;
+/** The engine writes what it read from a pipe (32 KiB at a time); generous. */
+export const MAX_DOCKER_FRAME_BYTES = 16 * 1024 * 1024;
+
 export class FrameParser {
   /** Unparsed bytes, kept as the chunks they came in so a large frame is copied once. */
   private chunks: Buffer[] = [];
   private buffered = 0;
   private readonly headerBytes: number;
+  private readonly maxFrameBytes: number;
+  private failed = false;
 
   constructor(
     private readonly layout: 'docker' | 'agent',
     private readonly onFrame: (frame: ParsedFrame) => void,
+    private readonly onViolation: (reason: string) => void,
+    maxFrameBytes?: number,
   ) {
     this.headerBytes = layout === 'docker' ? 8 : 9;
+    this.maxFrameBytes =
+      maxFrameBytes ?? (layout === 'docker' ? MAX_DOCKER_FRAME_BYTES : MAX_AGENT_FRAME_BYTES);
   }
 
   push(chunk: Buffer): void {
-    if (chunk.length === 0) return;
+    if (chunk.length === 0 || this.failed) return;
     this.chunks.push(chunk);
     this.buffered += chunk.length;
-    while (this.buffered >= this.headerBytes) {
+    while (this.buffered >= this.headerBytes && !this.failed) {
       const header = this.peek(this.headerBytes);
       const type = header.readUInt8(0);
       const id = this.layout === 'agent' ? header.readUInt32BE(1) : 0;
       const size = this.layout === 'agent' ? header.readUInt32BE(5) : header.readUInt32BE(4);
+      if (size > this.maxFrameBytes) {
+        this.failed = true;
+        this.chunks = [];
+        this.buffered = 0;
+        this.onViolation(
+          `a frame header claims ${size} bytes, above the limit of ${this.maxFrameBytes}`,
+        );
+        return;
+      }
       if (this.buffered < this.headerBytes + size) return;
       const frame = this.take(this.headerBytes + size);
       this.onFrame({ type, id, payload: frame.subarray(this.headerBytes) });
