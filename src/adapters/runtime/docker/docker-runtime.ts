@@ -13,6 +13,14 @@
  *    and image it makes, so a reaper can find what is left behind.
  * Output from a sandbox is bounded before it is kept (head + tail), so a sandbox cannot exhaust
  * the orchestrator's memory by printing. Command trees are killed as a whole on timeout/abort.
+ * The exec channel (exec-agent-channel.ts, exec-agent-source.ts): the agent makes itself not
+ * dumpable before anything else, so commands (root included, no CAP_SYS_PTRACE) cannot reach its
+ * stdin/stdout, memory or environment through /proc; only one agent is started per sandbox start
+ * (before any command of the sandbox runs), later commands take the Engine-API path; every frame
+ * is checked (size cap, known types, started commands, exit codes 0-255) and a violation drops
+ * the channel and refuses every later command in the sandbox with the reason; time limits are
+ * the orchestrator's timers, never the agent's answer. Files read out of a sandbox must be regular
+ * files within a byte cap checked before their content is read (`readFile`, tar-files.ts).
  * Not guaranteed here: disk quotas (overlay2 on extfs cannot limit them; the orchestrator's disk
  * watchdog polls `sandboxDiskUsage` instead) and egress policy (the networks' job).
  */
