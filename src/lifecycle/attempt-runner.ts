@@ -73,8 +73,10 @@ import type { ForegroundActivity } from './foreground-activity.js';
  *
  * Threat model: secrets reach the sandbox only as the environment of the setup/maintenance
  * processes (never the container's configuration), every text that leaves a phase passes the
- * SecretMasker, the secret scan stops processes left holding them, and replayed exports never
- * carry a secret value. Repository locations and refs are handled by checkout.ts (argv only).
+ * SecretMasker, every process a script started is stopped and the files it wrote a secret into
+ * are removed or refused before services and lockdown (leftover-processes.ts, secret-scan.ts),
+ * and replayed exports never carry a secret value. Repository locations and refs are handled by
+ * checkout.ts (argv only).
  */
 
 export const WORKSPACE_DIR = '/workspace';

@@ -2,6 +2,7 @@ import type { ScriptSpec } from '../domain/environment/environment-spec.js';
 import { BerthError } from '../errors/berth-error.js';
 import { PhaseOutput } from './phase-output.js';
 import type { SandboxContext } from './sandbox-context.js';
+import { listProcesses, stopLeftoverProcesses } from './leftover-processes.js';
 import { scanForSecrets } from './secret-scan.js';
 import {
   EXPORTS_FILE,
@@ -71,6 +72,8 @@ export async function runLifecycleScript(
   run: ScriptRun,
 ): Promise<ScriptRunResult> {
   const files = scriptFiles(run.phase);
+  // What runs before the script is kept; everything it leaves running is stopped after it.
+  const before = await listProcesses(ctx);
   const started = Date.now();
   const output = new PhaseOutput(ctx.masker, ctx.emit);
   const result = await ctx.runtime.exec(ctx.sandboxId, {
@@ -100,9 +103,11 @@ export async function runLifecycleScript(
     read(files.envEndPath),
   ]);
   const secretValues = Object.values(run.secrets);
+  // Nothing the script started runs on (not even one that hid its environment); then the files.
+  await stopLeftoverProcesses(ctx, before, run.phase);
   // The end snapshot holds secret values: the scan removes it with the other side files.
   await scanForSecrets(ctx, {
-    marker: files.envStartPath,
+    since: started,
     secretValues,
     removeFiles: [files.errorsPath, files.envStartPath, files.envEndPath, files.scriptPath],
     phase: run.phase,

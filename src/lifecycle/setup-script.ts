@@ -65,9 +65,6 @@ export function wrapScript(options: WrapOptions): string {
       : '',
     `: > ${q(files.errorsPath)}`,
     `env -0 > ${q(files.envStartPath)}`,
-    // The secret scan looks for files newer than this one; file times are coarse (a few ms), so
-    // its time is set back a little to not miss a file the script writes at once.
-    `touch -d "@$(( $(date +%s) - 2 ))" ${q(files.envStartPath)}`,
     `trap '__berth_rc=$?; printf "%s\\037%s\\037%s\\037%s\\036" "$LINENO" "$__berth_rc" "\${BASH_SOURCE[0]-}" "$BASH_COMMAND" >> ${q(files.errorsPath).replace(/'/g, `'\\''`)}' ERR`,
     `trap 'env -0 > ${q(files.envEndPath).replace(/'/g, `'\\''`)}' EXIT`,
     'set -E',
