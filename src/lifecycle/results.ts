@@ -10,6 +10,9 @@ import { STAGE_WORKING_TREE } from './stage-working-tree.js';
  * The attempt's changes: every file in the working tree (new files included, ignored files not)
  * is added to a temporary index, never the repository's own, and diffed against the commit the
  * attempt started from, with binary patches. The agent's own commits are part of the diff too.
+ * The options that shape the patch are given explicitly (prefixes, no colour, no textconv, no
+ * renames), so a user's git configuration in the image (`diff.mnemonicPrefix`, `color.diff`)
+ * cannot make a diff that result-diff.ts refuses or `git apply` cannot read.
  */
 
 const DIFF_FILE = `${SANDBOX_STATE_DIR}/result.diff`;
@@ -22,7 +25,8 @@ const DIFF_SCRIPT = String.raw`
 set -e
 index="$2/result.index"
 ${STAGE_WORKING_TREE}
-git diff --cached --binary --no-renames --no-ext-diff "$1" -- > "$2/result.diff"
+git diff --cached --binary --no-renames --no-ext-diff --no-textconv --no-color --no-relative \
+  --src-prefix=a/ --dst-prefix=b/ "$1" -- > "$2/result.diff"
 git diff --cached --numstat --no-renames -z "$1" -- > "$2/result.numstat"
 rm -f -- "$index"
 `;

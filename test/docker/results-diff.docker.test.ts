@@ -105,4 +105,44 @@ describe('the results diff (docker)', () => {
       await box.runtime.removeImage(image.id);
     }
   });
+
+  it("makes a diff Berth accepts whatever the image's git configuration says about diffs", async () => {
+    const base = await commitSample();
+    const configured = await box.sh(
+      'git config --global diff.mnemonicPrefix true && git config --global diff.noprefix true && ' +
+        'git config --global color.diff always && echo changed > /workspace/src/add.sh',
+    );
+    expect(configured.exitCode, configured.output).toBe(0);
+    try {
+      const { diff } = await collectChanges(ctx, base);
+      expect(diff.startsWith('diff --git a/src/add.sh b/src/add.sh\n')).toBe(true);
+      expect(diff).not.toContain('\x1b');
+    } finally {
+      await box.sh('rm -f ~/.gitconfig');
+    }
+  });
+
+  it('refuses, and does not return, a hand-made diff from a git the sandbox replaced', async () => {
+    const base = await commitSample();
+    // The agent runs as root: it can put its own `git` first on PATH.
+    const real = (await box.sh('command -v git')).output.trim();
+    const fake = [
+      '#!/bin/sh',
+      'case " $* " in',
+      `  *" --binary "*) printf 'diff --git a/docs/x b/docs/x\\nsimilarity index 100%%\\ncopy from /root/.ssh/id_ed25519\\ncopy to docs/x\\n' ;;`,
+      `  *) exec ${real} "$@" ;;`,
+      'esac',
+      '',
+    ].join('\n');
+    await box.sandbox.writeFile('/usr/local/bin/git', fake, 0o755);
+    expect((await box.sh('command -v git')).output.trim()).toBe('/usr/local/bin/git');
+    try {
+      const error = await collectChanges(ctx, base).catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: 'task_failed', details: { reason: 'results' } });
+      expect((error as Error).message).toContain('refused and not kept');
+      expect((error as Error).message).toContain('copy from /root/.ssh/id_ed25519');
+    } finally {
+      await box.sh('rm -f /usr/local/bin/git');
+    }
+  });
 });
