@@ -6,9 +6,12 @@ import {
   IptablesFirewall,
   type SandboxNetworkFirewallSpec,
 } from '../../src/adapters/firewall/iptables-firewall.js';
+import { IptablesSetupFirewall } from '../../src/adapters/firewall/setup-network-firewall.js';
+import { setupBridgeName } from '../../src/egress/setup-network-guard.js';
 import {
   egressBridgeName,
   sweepStaleEgressRules,
+  sweepStaleSetupRules,
 } from '../../src/egress/sweep-stale-egress-rules.js';
 
 /**
@@ -29,9 +32,21 @@ const stale = spec(randomBytes(6).toString('hex'));
 const live = spec(randomBytes(6).toString('hex'));
 const rules = () => execFileSync('iptables', ['-w', '-S'], { encoding: 'utf8' });
 
+const setupFirewall = new IptablesSetupFirewall();
+const setupSpec = (id: string) => ({
+  networkId: id,
+  bridge: setupBridgeName(id),
+  allow: ['198.18.0.77/32'],
+  resolvers: ['10.255.255.53'],
+});
+const staleSetup = setupSpec(randomBytes(6).toString('hex'));
+const liveSetup = setupSpec(randomBytes(6).toString('hex'));
+
 afterAll(async () => {
   await firewall.remove(stale);
   await firewall.remove(live);
+  await setupFirewall.remove(staleSetup);
+  await setupFirewall.remove(liveSetup);
 });
 
 describe('sweeping stale egress firewall rules (root)', () => {
@@ -50,5 +65,23 @@ describe('sweeping stale egress firewall rules (root)', () => {
     expect(after).not.toContain(`BERTH-${stale.networkId.toUpperCase()}`);
     expect(after).toContain(live.bridge);
     expect(await firewall.isInstalled(live)).toBe(true);
+  });
+
+  it('does the same for setup networks, in IPv4 and IPv6', async () => {
+    await setupFirewall.install(staleSetup);
+    await setupFirewall.install(liveSetup);
+    expect(rules()).toContain(`berth-setup:${staleSetup.networkId}`);
+    const swept = await sweepStaleSetupRules({
+      bridgeExists: (bridge) =>
+        bridge === liveSetup.bridge || existsSync(`/sys/class/net/${bridge}`),
+    });
+    expect(swept).toContain(staleSetup.bridge);
+    expect(swept).not.toContain(liveSetup.bridge);
+    for (const tool of ['iptables', 'ip6tables']) {
+      const after = execFileSync(tool, ['-w', '-S'], { encoding: 'utf8' });
+      expect(after).not.toContain(`berth-setup:${staleSetup.networkId}`);
+      expect(after).not.toContain(`BERTH-SF-${staleSetup.networkId.toUpperCase()}`);
+    }
+    expect(await setupFirewall.isInstalled(liveSetup)).toBe(true);
   });
 });
