@@ -1,7 +1,18 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerRuntime } from '../../src/adapters/runtime/docker/docker-runtime.js';
 import { BerthError } from '../../src/errors/berth-error.js';
+import { removeInstanceContainers, removeInstanceImages } from '../support/docker-cleanup.js';
+import {
+  lifecycleRunOptions,
+  lifecycleTestImage,
+  makeSampleRepository,
+  runJson,
+  writeLifecycleEnvFile,
+} from './lifecycle-support.js';
 import { MB, watchMemory } from './memory-watch.js';
 import { testImage } from './runtime-test-image.js';
 
@@ -153,4 +164,63 @@ echo done`;
     // The stopped agent is dropped; later commands take the Engine-API path.
     expect((await runtime.exec(id, { argv: ['echo', 'still'] })).output).toBe('still\n');
   });
+});
+
+describe('an attempt whose cache image carries a hostile perl (docker)', () => {
+  const instance = `chanattempt-${process.pid}`;
+  let repo: ReturnType<typeof makeSampleRepository>;
+  let work: string;
+  beforeAll(() => {
+    repo = makeSampleRepository();
+    work = mkdtempSync(join(tmpdir(), 'berth-channel-'));
+  });
+  afterAll(() => {
+    removeInstanceContainers(instance);
+    removeInstanceImages(instance);
+    rmSync(work, { recursive: true, force: true });
+    rmSync(repo.dir, { recursive: true, force: true });
+  });
+
+  it('fails with the protocol violation as its reason, within its time limit, memory flat', async () => {
+    // The setup (a hostile repository's) replaces perl; the cache image keeps it, so the next
+    // attempt's exec agent is the fake, which forges a 4 GiB frame after the first command.
+    const file = writeLifecycleEnvFile(
+      work,
+      'hostile-perl',
+      repo.dir,
+      [
+        'setup: |',
+        // The running agent is /usr/bin/perl: unlinked, not overwritten.
+        "  rm -f /usr/bin/perl && cat > /usr/bin/perl <<'SH'",
+        '  #!/bin/sh',
+        `  printf '${header('H', 0, 0)}'`,
+        '  head -c 9 >/dev/null',
+        `  printf '${header('1', 1, 0xffffffff)}'`,
+        '  exec head -c 200M /dev/zero',
+        '  SH',
+        '  chmod 755 /usr/bin/perl',
+        'resources:',
+        '  timeoutMs: 60000',
+        '',
+      ].join('\n'),
+    );
+    const options = {
+      ...lifecycleRunOptions({ work, instance, image: lifecycleTestImage(), apiToken: 'x' }),
+      envFile: file,
+      command: 'true',
+    };
+    const first = await runJson(options); // builds the cache entry
+    expect(first.stderr).toContain('cache miss');
+    const watch = watchMemory(256 * MB);
+    const run = await runJson(options);
+    const growth = watch.stop();
+    expect(run.stderr).toContain('cache hit');
+    const attempt = run.result.attempts[0];
+    expect(attempt?.status).toBe('failed');
+    expect(attempt?.error).toMatch(
+      /exec channel into the sandbox broke its protocol \(a frame header claims 4294967295 bytes/,
+    );
+    expect(attempt?.errorDetails).toMatchObject({ reason: 'exec_channel' });
+    expect(growth).toBeLessThan(64 * MB);
+  }, 180_000);
 });
