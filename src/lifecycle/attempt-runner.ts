@@ -618,7 +618,7 @@ export class AttemptRunner {
         baseCommit: started.commit,
         diff: changes.diff,
         files: changes.files,
-        ...(changes.secretFiles.length > 0 ? { secretFiles: changes.secretFiles } : {}),
+        secretFiles: changes.secretFiles,
         message: masker.mask(outcome.message),
         // The model agent runs its tools itself and reports the commands it ran.
         commands: [...commands, ...(outcome.commands ?? [])],

@@ -1,5 +1,6 @@
 import { BerthError } from '../errors/berth-error.js';
-import { readDiffHeaders } from '../git/diff-headers.js';
+import { readDiffHeaders, type DiffSection } from '../git/diff-headers.js';
+import type { SecretMasker } from '../secrets/secret-masker.js';
 import type { SandboxContext } from './sandbox-context.js';
 
 /**
@@ -43,21 +44,46 @@ export function checkResultDiff(ctx: SandboxContext, diff: string): CheckedDiff 
       },
     );
   }
-  if (ctx.masker.isEmpty) return { diff, secretFiles: [] };
-  const secretFiles = new Set<string>();
-  const parts: string[] = [];
-  for (const section of sections) {
-    const text = diff.slice(section.start, section.end);
-    const masked = ctx.masker.mask(text);
-    if (masked !== text) secretFiles.add(ctx.masker.mask(section.path));
-    parts.push(masked);
-  }
-  const files = [...secretFiles];
-  if (files.length === 0) return { diff, secretFiles: [] };
+  const checked = maskSections(diff, sections, ctx.masker);
+  const files = checked.secretFiles;
+  if (files.length === 0) return checked;
   ctx.emit({
     type: 'warning',
     message: `the diff holds a secret value of the environment in ${files.join(', ')}: it is kept with the value masked, and berth task apply and berth task pr refuse it. Keep credentials out of the repository's working tree (a file outside it, or a .gitignore entry; see docs/results.md)`,
     details: { secretFiles: files },
   });
-  return { diff: parts.join(''), secretFiles: files };
+  return checked;
+}
+
+function maskSections(diff: string, sections: DiffSection[], masker: SecretMasker): CheckedDiff {
+  if (masker.isEmpty) return { diff, secretFiles: [] };
+  const secretFiles = new Set<string>();
+  const parts: string[] = [];
+  for (const section of sections) {
+    const text = diff.slice(section.start, section.end);
+    const masked = masker.mask(text);
+    if (masked !== text) secretFiles.add(masker.mask(section.path));
+    parts.push(masked);
+  }
+  return secretFiles.size === 0
+    ? { diff, secretFiles: [] }
+    : { diff: parts.join(''), secretFiles: [...secretFiles] };
+}
+
+/** A diff that is not read as sections (stored before the header check): named as a whole. */
+export const UNREAD_DIFF = '(the whole diff)';
+
+/**
+ * The same masking for a diff stored before results were checked (task-service.ts serves those
+ * through it): by section when its headers read, else as a whole.
+ */
+export function maskStoredDiff(diff: string, masker: SecretMasker): CheckedDiff {
+  let sections: DiffSection[];
+  try {
+    sections = readDiffHeaders(diff).sections;
+  } catch {
+    const masked = masker.mask(diff);
+    return { diff: masked, secretFiles: masked === diff ? [] : [UNREAD_DIFF] };
+  }
+  return maskSections(diff, sections, masker);
 }

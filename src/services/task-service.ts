@@ -10,6 +10,7 @@ import { EnvironmentService } from './environment-service.js';
 import type { PullRequestOpener, PullRequestOutcome } from './pull-request-service.js';
 import type { GitCredentials } from '../lifecycle/checkout.js';
 import { repositoryCredentials } from '../lifecycle/repository-credentials.js';
+import { maskStoredDiff } from '../lifecycle/result-diff.js';
 import { scanPatterns } from '../lifecycle/secret-scan.js';
 import { SecretMasker } from '../secrets/secret-masker.js';
 
@@ -152,7 +153,13 @@ export class TaskService {
       if (!seen.has(task.environmentId))
         seen.set(task.environmentId, await this.environmentFor(caller, task.environmentId));
       const environment = seen.get(task.environmentId);
-      if (environment) out.push({ task, environment, attempts: await store.listAttempts(task.id) });
+      if (environment) {
+        const attempts = await this.checkStoredResults(
+          environment,
+          await store.listAttempts(task.id),
+        );
+        out.push({ task, environment, attempts });
+      }
     }
     return out;
   }
@@ -162,7 +169,42 @@ export class TaskService {
     const task = await store.getTask(taskId);
     const environment = task ? await this.environmentFor(caller, task.environmentId) : undefined;
     if (!task || !environment) throw notFound(taskId);
-    return { task, environment, attempts: await store.listAttempts(taskId) };
+    const attempts = await this.checkStoredResults(environment, await store.listAttempts(taskId));
+    return { task, environment, attempts };
+  }
+
+  /**
+   * Results stored before diffs were checked for secret values (no `secretFiles`) are checked
+   * against the environment's current values before anything uses them, so no route serves such
+   * a value and `task pr` and `task apply` refuse it as they refuse a new one (result-diff.ts).
+   */
+  private async checkStoredResults(
+    environment: StoredEnvironment,
+    attempts: LeasedAttempt[],
+  ): Promise<LeasedAttempt[]> {
+    const unchecked = (a: LeasedAttempt) => a.result !== null && a.result.secretFiles === undefined;
+    if (
+      !attempts.some(unchecked) ||
+      environment.spec.secrets.length === 0 ||
+      !this.options.openSecrets
+    )
+      return attempts;
+    const masker = new SecretMasker(
+      scanPatterns(Object.values(await this.options.openSecrets(environment))),
+    );
+    return attempts.map((attempt) => {
+      const result = attempt.result;
+      if (result === null || !unchecked(attempt)) return attempt;
+      const checked = maskStoredDiff(result.diff, masker);
+      return {
+        ...attempt,
+        result: {
+          ...result,
+          ...checked,
+          ...(result.turnDiff !== undefined ? { turnDiff: masker.mask(result.turnDiff) } : {}),
+        },
+      };
+    });
   }
 
   /** The attempt of a task by id, or the picked one (else the first) when none is named. */

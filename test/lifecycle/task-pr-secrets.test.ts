@@ -127,14 +127,28 @@ describe('task pr and secret values', () => {
     expect(attemptView(attempt).secretFiles).toEqual(['.npmrc']);
   });
 
-  it('finds the value in a diff stored without the check, and in the commit message', async () => {
+  it('checks a result stored before the check existed when serving it', async () => {
     const raw = adder.diff.replace('$1 + $2', `$1 + $2 # ${TOKEN}`);
-    await makeTask('task_raw', 'Fix the adder', { diff: raw });
+    await makeTask('task_legacy', 'Fix the adder', { diff: raw });
+    const detail = await service.get(ADMIN, 'task_legacy');
+    const view = attemptView(detail.attempts[0]!);
+    expect(view.secretFiles).toEqual(['add.sh']);
+    expect(view.diff).toContain('$1 + $2 # ***');
+    expect(JSON.stringify((await service.list(ADMIN, {}))[0]?.attempts)).not.toContain(TOKEN);
+    const refused = await berthErrorOf(service.pullRequest(ADMIN, 'task_legacy', {}));
+    expect(refused.message).toContain('holds a secret value of the environment in add.sh');
+    expect(branches()).toBe('');
+  });
+
+  it('finds a current value in the diff, the commit message and the title before pushing', async () => {
+    // A diff checked at collection against other values (the secret was changed since).
+    const raw = adder.diff.replace('$1 + $2', `$1 + $2 # ${TOKEN}`);
+    await makeTask('task_raw', 'Fix the adder', { diff: raw, secretFiles: [] });
     const inDiff = await berthErrorOf(service.pullRequest(ADMIN, 'task_raw', {}));
     expect(inDiff.message).toContain('the diff holds a secret value');
     expect(inDiff.message).not.toContain(TOKEN);
 
-    await makeTask('task_prompt', `Fix the adder; the npm token is ${TOKEN}`, {});
+    await makeTask('task_prompt', `Fix the adder; the npm token is ${TOKEN}`, { secretFiles: [] });
     const inPrompt = await berthErrorOf(service.pullRequest(ADMIN, 'task_prompt', {}));
     expect(inPrompt.message).toContain('the commit message (the task prompt)');
     expect(inPrompt.message).not.toContain(TOKEN);

@@ -28,7 +28,8 @@ export interface AttemptResult {
   turnDiff?: string;
   /**
    * Files whose part of the diff held a secret value of the environment (names masked): the
-   * stored diff has the values masked, and `task apply` and `task pr` refuse it. Absent: none.
+   * stored diff has the values masked, and `task apply` and `task pr` refuse it. Empty: none.
+   * Absent: a result stored before diffs were checked (task-service.ts checks it when serving).
    */
   secretFiles?: string[];
 }
