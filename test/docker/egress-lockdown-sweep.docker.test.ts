@@ -67,9 +67,15 @@ describe('sweeping stale egress firewall rules (root)', () => {
     expect(await firewall.isInstalled(live)).toBe(true);
   });
 
-  it('does the same for setup networks, in IPv4 and IPv6', async () => {
+  it('does the same for setup networks, in IPv4 and IPv6 (whose install is idempotent)', async () => {
     await setupFirewall.install(staleSetup);
     await setupFirewall.install(liveSetup);
+    // Installing again changes nothing: one jump from each of INPUT, DOCKER-USER and FORWARD.
+    await setupFirewall.install(liveSetup);
+    const jumps = rules()
+      .split('\n')
+      .filter((line) => line.includes(`berth-setup:${liveSetup.networkId}`));
+    expect(jumps).toHaveLength(3);
     expect(rules()).toContain(`berth-setup:${staleSetup.networkId}`);
     const swept = await sweepStaleSetupRules({
       bridgeExists: (bridge) =>

@@ -47,19 +47,21 @@ export interface CommandResult {
   stderr: string;
 }
 
+/** Runs a command; `input`, when given, is written to its stdin. */
 export type CommandRunner = (
   argv: readonly string[],
   signal?: AbortSignal,
+  input?: string,
 ) => Promise<CommandResult>;
 
-export const execFileRunner: CommandRunner = (argv, signal) =>
+export const execFileRunner: CommandRunner = (argv, signal, input) =>
   new Promise((resolve, reject) => {
     const [file, ...args] = argv;
     if (file === undefined) {
       reject(new BerthError('internal', 'empty command'));
       return;
     }
-    execFile(file, args, { signal, timeout: 30_000 }, (error, stdout, stderr) => {
+    const child = execFile(file, args, { signal, timeout: 30_000 }, (error, stdout, stderr) => {
       if (error && typeof error.code !== 'number') {
         reject(
           new BerthError(
@@ -73,6 +75,8 @@ export const execFileRunner: CommandRunner = (argv, signal) =>
       }
       resolve({ exitCode: error ? Number(error.code) : 0, stdout, stderr });
     });
+    child.stdin?.on('error', () => undefined);
+    child.stdin?.end(input ?? '');
   });
 
 type Tool = 'iptables' | 'ip6tables';

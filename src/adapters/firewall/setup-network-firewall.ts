@@ -187,18 +187,28 @@ export class IptablesSetupFirewall implements SetupNetworkFirewall {
   ): Promise<SetupFirewallInstallReport> {
     const plan = setupFirewallPlan(spec);
     let ipv6Skipped = false;
-    // The chains first (flushed and refilled in order), then the jumps into them.
-    for (const { tool, chain, rules } of plan.chains) {
-      if (tool === 'ip6tables' && ipv6Skipped) continue;
-      const created = await this.runTool(tool, ['-N', chain], signal);
-      if (created === 'unavailable') {
+    // The chains first, each tool's in one iptables-restore (a chain line creates or flushes it),
+    // then the jumps into them.
+    for (const tool of ['iptables', 'ip6tables'] as const) {
+      const chains = plan.chains.filter((c) => c.tool === tool);
+      const text = [
+        '*filter',
+        ...chains.map((c) => `:${c.chain} - [0:0]`),
+        ...chains.flatMap((c) => c.rules.map((rule) => `-A ${c.chain} ${rule.join(' ')}`)),
+        'COMMIT',
+        '',
+      ].join('\n');
+      const restored = await this.runCommand(
+        tool,
+        [`${tool}-restore`, '-w', '--noflush'],
+        signal,
+        text,
+      );
+      if (restored === 'unavailable') {
         ipv6Skipped = true;
         continue;
       }
-      if (created.exitCode !== 0 && !/exists/i.test(created.stderr))
-        this.fail(`${tool} -N ${chain}`, created);
-      await this.must(tool, ['-F', chain], signal);
-      for (const rule of rules) await this.must(tool, ['-A', chain, ...rule], signal);
+      if (restored.exitCode !== 0) this.fail(`${tool}-restore of the chains`, restored);
     }
     for (const rule of plan.headRules) {
       if (rule.tool === 'ip6tables' && ipv6Skipped) continue;
@@ -222,16 +232,29 @@ export class IptablesSetupFirewall implements SetupNetworkFirewall {
 
   async remove(spec: Pick<SetupNetworkFirewallSpec, 'networkId' | 'bridge'>): Promise<void> {
     const plan = setupFirewallPlan({ ...spec, allow: [], resolvers: [] });
+    // Each jump deleted until there is none left (a delete of a missing rule fails).
     for (const rule of plan.headRules) {
       for (let i = 0; i < 16; i++) {
-        const exists = await this.runTool(rule.tool, ['-C', rule.chain, ...rule.spec]);
-        if (exists === 'unavailable' || exists.exitCode !== 0) break;
-        await this.must(rule.tool, ['-D', rule.chain, ...rule.spec]);
+        const deleted = await this.runTool(rule.tool, ['-D', rule.chain, ...rule.spec]);
+        if (deleted === 'unavailable' || deleted.exitCode !== 0) break;
       }
     }
-    for (const { tool, chain } of plan.chains) {
-      const flushed = await this.runTool(tool, ['-F', chain]);
-      if (flushed !== 'unavailable' && flushed.exitCode === 0) await this.must(tool, ['-X', chain]);
+    for (const tool of ['iptables', 'ip6tables'] as const) {
+      const chains = plan.chains.filter((c) => c.tool === tool).map((c) => c.chain);
+      const text = ['*filter', ...chains.flatMap((c) => [`-F ${c}`, `-X ${c}`]), 'COMMIT', ''];
+      const removed = await this.runCommand(
+        tool,
+        [`${tool}-restore`, '-w', '--noflush'],
+        undefined,
+        text.join('\n'),
+      );
+      if (removed === 'unavailable' || removed.exitCode === 0) continue;
+      // A chain was missing (a partial install): one by one, whatever is there.
+      for (const chain of chains) {
+        const flushed = await this.runTool(tool, ['-F', chain]);
+        if (flushed !== 'unavailable' && flushed.exitCode === 0)
+          await this.must(tool, ['-X', chain]);
+      }
     }
   }
 
@@ -248,15 +271,24 @@ export class IptablesSetupFirewall implements SetupNetworkFirewall {
   }
 
   /** Runs `tool -w -t filter ARGS`; 'unavailable' when ip6tables cannot work here (and may be skipped). */
-  private async runTool(
+  private runTool(
     tool: Tool,
     args: string[],
     signal?: AbortSignal,
   ): Promise<CommandResult | 'unavailable'> {
+    return this.runCommand(tool, [tool, '-w', '-t', 'filter', ...args], signal);
+  }
+
+  private async runCommand(
+    tool: Tool,
+    argv: string[],
+    signal?: AbortSignal,
+    input?: string,
+  ): Promise<CommandResult | 'unavailable'> {
     const optional = tool === 'ip6tables' && !this.requireIpv6;
     let result: CommandResult;
     try {
-      result = await this.run([tool, '-w', '-t', 'filter', ...args], signal);
+      result = await this.run(argv, signal, input);
     } catch (error) {
       if (optional) return 'unavailable';
       throw error;
