@@ -54,9 +54,9 @@ import type { ForegroundActivity } from './foreground-activity.js';
 /**
  * AttemptRunner: one attempt, DESIGN §2 step by step, with the cache of §3.
  *
- *   creating     a per-attempt bridge network (full internet); the sandbox from the live cache
- *                entry whose key matches (then fetch + check out the task's ref), else from the
- *                base image (clone of the default branch);
+ *   creating     a per-attempt bridge network (the public internet only: setup-network-guard.ts);
+ *                the sandbox from the live cache entry whose key matches (then fetch + check out
+ *                the task's ref), else from the base image (clone of the default branch);
  *   setup        (no cache entry) the setup script with variables and secrets in its process
  *                environment only; committed as the cache entry, published atomically; one
  *                build per environment and key at a time, other attempts wait and reuse it;

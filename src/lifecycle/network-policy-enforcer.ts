@@ -10,7 +10,7 @@ import type { SandboxRuntime } from '../ports/sandbox-runtime.js';
 export interface LockdownContext {
   runtime: SandboxRuntime;
   sandboxId: string;
-  /** The per-attempt network used during setup, with full internet (null: it had none). */
+  /** The per-attempt network used during setup: the public internet only (null: it had none). */
   setupNetwork: string | null;
   policy: InternetPolicy;
   attemptId: string;
