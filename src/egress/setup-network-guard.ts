@@ -64,9 +64,25 @@ export function resolversIn(text: string): string[] {
   return out;
 }
 
-/** The resolvers Docker's embedded DNS forwards to from a sandbox's namespace. */
+/** The `dns` servers of a Docker daemon configuration (daemon.json), loopback left out. */
+export function daemonResolversIn(text: string): string[] {
+  try {
+    const dns = (JSON.parse(text) as { dns?: unknown }).dns;
+    if (!Array.isArray(dns)) return [];
+    return resolversIn(dns.map((address) => `nameserver ${String(address)}`).join('\n'));
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * The resolvers Docker's embedded DNS forwards to from a sandbox's namespace: the daemon's own
+ * `dns` setting where /etc/docker/daemon.json has one, else the host's resolv.conf.
+ */
 export function hostResolvers(): string[] {
   const read = (path: string) => (existsSync(path) ? readFileSync(path, 'utf8') : '');
+  const daemon = daemonResolversIn(read('/etc/docker/daemon.json'));
+  if (daemon.length > 0) return daemon;
   const own = resolversIn(read('/etc/resolv.conf'));
   // systemd-resolved's stub is loopback; Docker then uses the upstream list instead.
   return own.length > 0 ? own : resolversIn(read('/run/systemd/resolve/resolv.conf'));

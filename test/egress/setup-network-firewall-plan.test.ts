@@ -5,7 +5,7 @@ import {
 } from '../../src/adapters/firewall/setup-network-firewall.js';
 import type { CommandRunner } from '../../src/adapters/firewall/iptables-firewall.js';
 import { REFUSED_ADDRESS_RANGES } from '../../src/egress/address-guard.js';
-import { resolversIn } from '../../src/egress/setup-network-guard.js';
+import { daemonResolversIn, resolversIn } from '../../src/egress/setup-network-guard.js';
 import { sweepStaleSetupRules } from '../../src/egress/sweep-stale-egress-rules.js';
 import { loadConfig } from '../../src/config/config.js';
 
@@ -106,6 +106,12 @@ describe('the setup network around it', () => {
         '# x\nnameserver 127.0.0.53\nnameserver 10.255.255.53\nnameserver ::1\nnameserver fe80::1%eth0\nsearch x\n',
       ),
     ).toEqual(['10.255.255.53', 'fe80::1']);
+    // A daemon with its own DNS servers forwards to those.
+    expect(daemonResolversIn('{"dns": ["10.0.0.2", "127.0.0.1"], "iptables": true}')).toEqual([
+      '10.0.0.2',
+    ]);
+    expect(daemonResolversIn('{"iptables": true}')).toEqual([]);
+    expect(daemonResolversIn('not json')).toEqual([]);
   });
 
   it('reads BERTH_SETUP_ALLOW apart from BERTH_EGRESS_ALLOW', () => {
