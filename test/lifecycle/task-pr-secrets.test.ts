@@ -168,3 +168,23 @@ describe('task pr and secret values', () => {
     ).toContain('$1 + $2');
   });
 });
+
+describe('task pr and workflow files', () => {
+  it('pushes a diff that adds .github/workflows/ only with allowWorkflows', async () => {
+    const work = join(dir, 'work');
+    execFileSync('git', ['clone', '-q', bare, work]);
+    execFileSync('mkdir', ['-p', join(work, '.github', 'workflows')]);
+    execFileSync('sh', ['-c', 'echo "on: push" > .github/workflows/ci.yml && git add -A'], {
+      cwd: work,
+    });
+    const diff = execFileSync('git', ['-C', work, 'diff', '--cached', '--binary', adder.base], {
+      encoding: 'utf8',
+    });
+    await makeTask('task_wf', 'Add CI', { diff, secretFiles: [] });
+    const refused = await berthErrorOf(service.pullRequest(ADMIN, 'task_wf', {}));
+    expect(refused.message).toContain('--allow-workflows');
+    expect(branches()).toBe('');
+    await service.pullRequest(ADMIN, 'task_wf', { allowWorkflows: true });
+    expect(branches()).toBe('refs/heads/berth/task_wf');
+  });
+});
