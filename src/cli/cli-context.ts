@@ -9,6 +9,13 @@ import {
   type ConfigFlags,
 } from '../config/config.js';
 import { BerthError } from '../errors/berth-error.js';
+import {
+  createInertStream,
+  inertJson,
+  inertText,
+  type CarriageReturns,
+  type InertStream,
+} from './terminal-text.js';
 
 /** What every command gets: where output goes and how to reach the server. */
 export interface CliIo {
@@ -24,6 +31,11 @@ export interface ClientFlags {
 export class CliContext {
   /** The exit code the command asks for (errors set theirs through BerthError). */
   exitCode = 0;
+  /**
+   * `--raw`: text is written as it came, control characters and all. Otherwise what the CLI
+   * prints is made inert first (terminal-text.ts): it may quote a sandbox.
+   */
+  raw = false;
 
   constructor(readonly io: CliIo) {}
 
@@ -55,15 +67,31 @@ export class CliContext {
   }
 
   out(text: string): void {
-    this.io.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+    this.write(this.io.stdout, text.endsWith('\n') ? text : `${text}\n`);
   }
 
   err(text: string): void {
-    this.io.stderr.write(text.endsWith('\n') ? text : `${text}\n`);
+    this.write(this.io.stderr, text.endsWith('\n') ? text : `${text}\n`);
   }
 
   json(value: unknown): void {
-    this.out(JSON.stringify(value, null, 2));
+    this.io.stdout.write(`${inertJson(JSON.stringify(value, null, 2))}\n`);
+  }
+
+  /** Writes `text` as it is with `--raw`, else made inert (no newline added). */
+  write(
+    stream: NodeJS.WritableStream,
+    text: string,
+    carriageReturns: CarriageReturns = 'newline',
+  ): void {
+    stream.write(this.raw ? text : inertText(text, carriageReturns));
+  }
+
+  /** A writer for text that arrives in chunks (progress, a followed log): CRLFs kept whole. */
+  streamTo(stream: NodeJS.WritableStream): (text: string) => void {
+    if (this.raw) return (text) => void stream.write(text);
+    const inert: InertStream = createInertStream();
+    return (text) => void stream.write(inert.push(text));
   }
 
   variable(name: string): string | undefined {

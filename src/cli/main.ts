@@ -25,6 +25,10 @@ export function buildProgram(ctx: CliContext): Command {
       writeOut: (s) => ctx.io.stdout.write(s),
       writeErr: (s) => ctx.io.stderr.write(s),
       outputError: (s, write) => write(s.startsWith('error:') ? `berth: ${s.slice(7)}` : s),
+    })
+    // `--raw` (on the commands that print sandbox text): everything printed as it came.
+    .hook('preAction', (_program, action) => {
+      ctx.raw = action.opts<{ raw?: boolean }>().raw === true;
     });
   registerServeCommand(program, ctx);
   registerLoginCommand(program, ctx);

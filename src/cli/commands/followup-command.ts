@@ -3,7 +3,13 @@ import type { CliContext } from '../cli-context.js';
 import { withClientOptions, type ClientOptions } from '../client-options.js';
 import type { TaskViewBody } from '../../server/api-schemas.js';
 import { formatProgress } from '../../lifecycle/progress-format.js';
-import { describeTask, followEvents, statusPollDelayMs } from './task-command.js';
+import {
+  describeTask,
+  followEvents,
+  RAW_FLAG,
+  RAW_HELP,
+  statusPollDelayMs,
+} from './task-command.js';
 
 const TERMINAL = new Set(['succeeded', 'failed', 'cancelled']);
 
@@ -21,7 +27,8 @@ export function registerFollowUpCommand(task: Command, ctx: CliContext): void {
       .option(
         '--wait',
         'wait for the turn to finish, showing its progress; exit code 0 only if it succeeded',
-      ),
+      )
+      .option(RAW_FLAG, RAW_HELP),
   ).action(
     async (
       taskId: string,
@@ -47,8 +54,9 @@ export function registerFollowUpCommand(task: Command, ctx: CliContext): void {
         return;
       }
       if (!options.json) ctx.err(`follow-up ${created.attempt} of task ${created.id}`);
+      const write = ctx.streamTo(ctx.io.stderr);
       await followEvents(client, created.id, created.attempt, (event) => {
-        if (!options.json) ctx.io.stderr.write(formatProgress(event, ''));
+        if (!options.json) write(formatProgress(event, ''));
       });
       let view: TaskViewBody;
       for (let poll = 0; ; poll++) {

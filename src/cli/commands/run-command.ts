@@ -3,6 +3,8 @@ import type { CliContext } from '../cli-context.js';
 import { BerthError } from '../../errors/berth-error.js';
 import { agentLimitsFrom } from '../agent-options.js';
 import { agentLimitsSchema } from '../../agent/agent-limits-schema.js';
+import { inertJson } from '../terminal-text.js';
+import { RAW_FLAG, RAW_HELP } from './task-command.js';
 
 const LIMIT_FLAGS: Record<string, string> = {
   maxTurns: '--max-turns',
@@ -70,6 +72,7 @@ export function registerRunCommand(program: Command, ctx: CliContext): void {
     .option('--max-tokens <n>', 'at most this many model tokens per attempt')
     .option('--max-time-ms <ms>', "at most this long for the agent's work per attempt")
     .option('--json', 'print the result as one JSON object')
+    .option(RAW_FLAG, RAW_HELP)
     .argument('[prompt]', 'what the agent is asked to do')
     .action(async (prompt: string | undefined, options: RunOptions) => {
       const attempts = Number(options.attempts);
@@ -136,8 +139,11 @@ export function registerRunCommand(program: Command, ctx: CliContext): void {
             signal: controller.signal,
           },
           {
-            stdout: (text) => ctx.io.stdout.write(text),
-            stderr: (text) => ctx.io.stderr.write(text),
+            // The result (JSON keeps its values; text is made inert) and the progress.
+            stdout: options.json
+              ? (text) => void ctx.io.stdout.write(inertJson(text))
+              : (text) => ctx.write(ctx.io.stdout, text, 'visible'),
+            stderr: ctx.streamTo(ctx.io.stderr),
           },
         );
       } finally {

@@ -7,6 +7,7 @@ import type { AttemptViewBody, TaskViewBody } from '../../server/api-schemas.js'
 import type { AttemptEvent } from '../../domain/task/attempt-event.js';
 import { formatProgress } from '../../lifecycle/progress-format.js';
 import { BerthError } from '../../errors/berth-error.js';
+import { inertJson, inertText, isTerminal } from '../terminal-text.js';
 import { registerApplyCommand } from './apply-command.js';
 import { registerPrCommand } from './pr-command.js';
 import { registerFollowUpCommand } from './followup-command.js';
@@ -14,6 +15,11 @@ import { registerFollowUpCommand } from './followup-command.js';
 /** `berth exec` and `berth task …`: tasks on a server. */
 
 const TERMINAL = new Set(['succeeded', 'failed', 'cancelled']);
+
+/** `--raw` on every command that prints text from a sandbox (see terminal-text.ts). */
+export const RAW_FLAG = '--raw';
+export const RAW_HELP =
+  'print text from the sandbox as it is, control characters included (else shown as \\x1b, …)';
 
 function path(taskId: string, rest = ''): string {
   return `/v1/tasks/${encodeURIComponent(taskId)}${rest}`;
@@ -119,11 +125,12 @@ export async function waitForTask(
 ): Promise<TaskViewBody> {
   const many = task.attempts.length > 1;
   await Promise.all(
-    task.attempts.map((attempt: AttemptViewBody) =>
-      followEvents(client, task.id, attempt.id, (event) => {
-        if (!quiet) ctx.io.stderr.write(formatProgress(event, many ? `[${attempt.id}] ` : ''));
-      }),
-    ),
+    task.attempts.map((attempt: AttemptViewBody) => {
+      const write = ctx.streamTo(ctx.io.stderr);
+      return followEvents(client, task.id, attempt.id, (event) => {
+        if (!quiet) write(formatProgress(event, many ? `[${attempt.id}] ` : ''));
+      });
+    }),
   );
   // The task's status can lag its attempts' streams by a moment: poll at once, then tightly for
   // that moment (25 ms), backing off to 200 ms for a task that stays open longer (a few requests
@@ -154,6 +161,7 @@ export function registerExecCommand(program: Command, ctx: CliContext): void {
         '--wait',
         'wait for the task to finish, showing its progress; exit code 0 only if every attempt succeeded',
       )
+      .option(RAW_FLAG, RAW_HELP)
       .argument('[prompt]', 'what the agent is asked to do'),
   );
   withAgentOptions(exec).action(
@@ -228,7 +236,8 @@ export function registerEnvTestCommand(env: Command, ctx: CliContext): void {
       .option(
         '-t, --tty',
         'a terminal: with -i, open a login shell in the sandbox (needs the Docker CLI on the server machine)',
-      ),
+      )
+      .option(RAW_FLAG, RAW_HELP),
   ).action(
     async (
       name: string,
@@ -258,12 +267,13 @@ export function registerEnvTestCommand(env: Command, ctx: CliContext): void {
         const controller = new AbortController();
         let reachedAgent = false;
         let sandboxId: string | undefined;
+        const write = ctx.streamTo(ctx.io.stderr);
         const following = followEvents(
           client,
           task.id,
           attempt.id,
           (event) => {
-            ctx.io.stderr.write(formatProgress(event, ''));
+            write(formatProgress(event, ''));
             const named =
               event.type === 'log' && event.stream === 'system'
                 ? /^sandbox ([0-9a-f]{12})\b/.exec(event.text)
@@ -338,7 +348,11 @@ export function registerTaskCommands(program: Command, ctx: CliContext): void {
   });
 
   withClientOptions(
-    task.command('show').description('a task and its attempts side by side').argument('<task>'),
+    task
+      .command('show')
+      .description('a task and its attempts side by side')
+      .argument('<task>')
+      .option(RAW_FLAG, RAW_HELP),
   ).action(async (taskId: string, options: ClientOptions) => {
     const view = await ctx.client(options).request<TaskViewBody>('GET', path(taskId));
     if (options.json) ctx.json(view);
@@ -351,7 +365,8 @@ export function registerTaskCommands(program: Command, ctx: CliContext): void {
       .description("an attempt's log")
       .argument('<task>')
       .option('--attempt <attempt>', 'which attempt (default: the first)')
-      .option('-f, --follow', 'keep streaming until the attempt ends'),
+      .option('-f, --follow', 'keep streaming until the attempt ends')
+      .option(RAW_FLAG, RAW_HELP),
   ).action(
     async (taskId: string, options: ClientOptions & { attempt?: string; follow?: boolean }) => {
       const client = ctx.client(options);
@@ -363,9 +378,10 @@ export function registerTaskCommands(program: Command, ctx: CliContext): void {
           `attempt ${options.attempt ?? ''} of task ${taskId} not found (attempts: ${view.attempts.map((a) => a.id).join(', ')})`,
         );
       }
+      const write = ctx.streamTo(ctx.io.stdout);
       const print = (event: AttemptEvent) => {
-        if (options.json) ctx.out(JSON.stringify(event));
-        else ctx.io.stdout.write(formatProgress(event, ''));
+        if (options.json) ctx.io.stdout.write(`${inertJson(JSON.stringify(event))}\n`);
+        else write(formatProgress(event, ''));
       };
       if (options.follow) return followEvents(client, taskId, attempt, print);
       let after = 0;
@@ -389,6 +405,10 @@ export function registerTaskCommands(program: Command, ctx: CliContext): void {
       .option(
         '--attempt <attempt>',
         'which attempt (default: the picked one; a lone attempt is picked already)',
+      )
+      .option(
+        RAW_FLAG,
+        'on a terminal too, the exact patch (to a pipe or a file it is always exact)',
       ),
   ).action(async (taskId: string, options: ClientOptions & { attempt?: string }) => {
     const query = options.attempt ? `?attempt=${encodeURIComponent(options.attempt)}` : '';
@@ -399,7 +419,9 @@ export function registerTaskCommands(program: Command, ctx: CliContext): void {
         path(taskId, `/diff${query}`),
       );
     if (options.json) ctx.json(view);
-    else ctx.io.stdout.write(view.diff);
+    // For `git apply` (a pipe, a file) the patch is exact; a person reading it sees it inert.
+    else if (ctx.raw || !isTerminal(ctx.io.stdout)) ctx.io.stdout.write(view.diff);
+    else ctx.io.stdout.write(inertText(view.diff, 'visible'));
   });
 
   withClientOptions(
