@@ -170,6 +170,15 @@ interface Refusal {
   address?: string;
 }
 
+/** A request given out by Node's HTTP server, waiting for its turn or in it. */
+interface PendingRequest {
+  req: http.IncomingMessage;
+  res: http.ServerResponse;
+  scheme: EgressScheme;
+  /** Its turn began: it is being checked or forwarded. */
+  started: boolean;
+}
+
 interface TunnelContext {
   host: string;
   port: number;
@@ -259,6 +268,10 @@ export class EgressProxy {
   private readonly refusedConnections = new WeakSet<object>();
   /** Connections whose parser stopped (malformed request, upgrade): their refusal is queued. */
   private readonly closingConnections = new WeakSet<object>();
+  /** Per connection: the last request Node's server gave out (its body may still be coming). */
+  private readonly lastRequests = new WeakMap<object, PendingRequest>();
+  /** Requests whose body the parser found malformed, with their refusal. */
+  private readonly malformedBodies = new WeakMap<http.IncomingMessage, Refusal>();
   private readonly httpAgent: http.Agent;
   private readonly httpsAgent: https.Agent;
   private guard = new AddressGuard();
@@ -500,6 +513,8 @@ export class EgressProxy {
       res.once('finish', resolve);
       res.once('close', resolve);
     });
+    const request: PendingRequest = { req, res, scheme, started: false };
+    this.lastRequests.set(connection, request);
     const turn = (this.turns.get(connection) ?? Promise.resolve()).then(async () => {
       if (this.refusedConnections.has(connection)) {
         this.refuseBehindRefusal(req, res, scheme);
@@ -509,6 +524,16 @@ export class EgressProxy {
         res.destroy();
         return;
       }
+      const malformedBody = this.malformedBodies.get(req);
+      if (malformedBody !== undefined) {
+        this.refuseResponse(req, res, {
+          ...this.requestTarget(req),
+          scheme,
+          refusal: malformedBody,
+        });
+        return;
+      }
+      request.started = true;
       try {
         await handle();
       } catch (error) {
@@ -522,18 +547,24 @@ export class EgressProxy {
     );
   }
 
+  /** The host and port a request is about, for the log (the tunnel's, or the URL's). */
+  private requestTarget(req: http.IncomingMessage): { host: string; port: number } {
+    const ctx = this.tunnels.get(req.socket);
+    if (ctx !== undefined) return { host: ctx.host, port: ctx.port };
+    const authority = hostOfAbsoluteUrl(req.url ?? '') ?? '';
+    const parsed = parseAuthority(authority, { defaultPort: 80 });
+    return parsed.ok
+      ? { host: parsed.host, port: parsed.port }
+      : { host: printable(authority), port: 0 };
+  }
+
   private refuseBehindRefusal(
     req: http.IncomingMessage,
     res: http.ServerResponse,
     scheme: EgressScheme,
   ): void {
-    const ctx = this.tunnels.get(req.socket);
-    const authority = ctx === undefined ? hostOfAbsoluteUrl(req.url ?? '') : undefined;
-    const parsed = parseAuthority(authority ?? '', { defaultPort: 80 });
-    const target = ctx ?? (parsed.ok ? parsed : { host: printable(authority ?? ''), port: 0 });
     this.report({
-      host: target.host,
-      port: target.port,
+      ...this.requestTarget(req),
       method: req.method ?? '',
       scheme,
       allowed: false,
@@ -573,6 +604,13 @@ export class EgressProxy {
       socket.destroy();
       return;
     }
+    const last = this.lastRequests.get(socket);
+    if (last !== undefined && !last.req.complete && !this.malformedBodies.has(last.req)) {
+      // The parser failed inside the body of the last request it gave out.
+      this.closingConnections.add(socket);
+      this.refuseMalformedBody(last, `malformed request body (${error.code ?? error.message})`);
+      return;
+    }
     this.refuseSocketInTurn(socket, {
       host: ctx?.host ?? '',
       port: ctx?.port ?? 0,
@@ -580,6 +618,29 @@ export class EgressProxy {
       scheme,
       refusal: { status: 400, rule: 'protocol', reason },
     });
+  }
+
+  /**
+   * A request whose body turned out malformed. Before its turn it is simply refused when its
+   * turn comes. When it was already allowed and is being forwarded, it is cut: its body stops
+   * (the upstream connection is closed before the request is complete, so the upstream never
+   * has it whole), a second decision says so, and the sandbox gets a 400 when its response had
+   * not begun, or a closed connection.
+   */
+  private refuseMalformedBody(pending: PendingRequest, reason: string): void {
+    const refusal: Refusal = { status: 400, rule: 'framing', reason };
+    this.malformedBodies.set(pending.req, refusal);
+    if (!pending.started) return;
+    const { req, res, scheme } = pending;
+    this.refuseResponse(req, res, {
+      ...this.requestTarget(req),
+      scheme,
+      refusal: {
+        ...refusal,
+        reason: `${reason}; the request was cut off before the upstream had it whole`,
+      },
+    });
+    req.destroy(new Error(reason));
   }
 
   private refuseUpgrade(req: http.IncomingMessage, socket: net.Socket, scheme: EgressScheme): void {
@@ -1026,6 +1087,10 @@ export class EgressProxy {
     const named = connectionProblem(headers);
     if (named !== undefined) return { status: 400, rule: 'framing', reason: named };
     const te = headers['transfer-encoding'];
+    if (te !== undefined && req.httpVersionMinor === 0) {
+      // RFC 9112 6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing.
+      return { status: 400, rule: 'framing', reason: 'Transfer-Encoding in an HTTP/1.0 request' };
+    }
     if (te !== undefined) {
       if (headers['content-length'] !== undefined) {
         return {
@@ -1301,6 +1366,8 @@ export class EgressProxy {
 
   /** A 502 when nothing was sent yet; otherwise the response is cut (the tunnel closes). */
   private answerUpstreamFailure(res: http.ServerResponse, error: Error): void {
+    // Already answered (a refusal that cut the request): the upstream's failure is expected.
+    if (res.writableEnded) return;
     if (res.headersSent) {
       res.destroy();
       res.socket?.destroy();
@@ -1322,16 +1389,30 @@ export class EgressProxy {
     upstream.setNoDelay(true);
     upstream.on('continue', () => res.writeContinue());
     upstream.on('response', (answer: http.IncomingMessage) => {
+      if (res.headersSent) {
+        // The request was cut and answered by the proxy: this answer goes nowhere.
+        upstream.destroy();
+        return;
+      }
       const headers = relayedResponseHeaders(answer);
       res.writeHead(answer.statusCode ?? 502, answer.statusMessage, headers);
       answer.pipe(res);
       answer.once('error', () => res.destroy());
+    });
+    // Upgrades are refused before anything is forwarded: a 101 was never asked for.
+    upstream.on('upgrade', (_answer: http.IncomingMessage, socket: net.Socket) => {
+      socket.destroy();
+      this.answerUpstreamFailure(res, new Error('the upstream switched protocols unasked'));
     });
     upstream.on('timeout', () => upstream.destroy(new Error('upstream timed out')));
     upstream.on('error', (error: Error) => this.answerUpstreamFailure(res, error));
     res.once('close', () => {
       if (!res.writableFinished) upstream.destroy();
     });
+    // A body that fails (malformed, or the client went away) never ends the upstream request:
+    // its connection is closed with the request incomplete.
+    req.once('error', () => upstream.destroy());
+    req.once('aborted', () => upstream.destroy());
     req.pipe(upstream);
   }
 }

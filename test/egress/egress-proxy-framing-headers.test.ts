@@ -138,10 +138,9 @@ describe.each(PROXY_PATHS)('framing headers named in Connection, %s path', (path
       framing === 'Transfer-Encoding: chunked'
         ? `${inner.length.toString(16)}\r\n${inner}\r\n0\r\n\r\n`
         : inner.padEnd(55, '.');
-    upstream.scripted.set(
-      '/r1',
-      `HTTP/1.1 200 OK\r\n${framing}\r\nConnection: ${named}\r\n\r\n${body}`,
-    );
+    upstream.scripted.set('/r1', {
+      answer: `HTTP/1.1 200 OK\r\n${framing}\r\nConnection: ${named}\r\n\r\n${body}`,
+    });
     const { host, prefix } = addressing(path, target);
     const request = (p: string) => `GET ${prefix}${p} HTTP/1.1\r\nHost: ${host}\r\n\r\n`;
     const conversation = await converse(path, target, request('/r1') + request('/r2'), {

@@ -24,6 +24,41 @@ describe('response heads from upstream servers', () => {
     });
   });
 
+  it('keeps the length of a bodiless response as information, never as framing', () => {
+    const parse = (text: string, method = 'GET') => {
+      const parsed = parseResponseHead(head(text), method);
+      return parsed.ok ? parsed.head : undefined;
+    };
+    expect(parse('HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n', 'HEAD')).toMatchObject({
+      framing: { kind: 'none' },
+      declaredLength: 1000,
+    });
+    expect(parse('HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n')).toMatchObject({
+      framing: { kind: 'none' },
+      declaredLength: 9,
+    });
+    // Only one plain decimal value is passed on; 204 and 1xx never carry one.
+    expect(
+      parse('HTTP/1.1 200 OK\r\nContent-Length: 9\r\nContent-Length: 8\r\n\r\n', 'HEAD')
+        ?.declaredLength,
+    ).toBeUndefined();
+    expect(parse('HTTP/1.1 204 No Content\r\nContent-Length: 9\r\n\r\n')?.declaredLength).toBe(
+      undefined,
+    );
+    expect(parse('HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n')?.declaredLength).toBe(undefined);
+  });
+
+  it('does not reuse a connection whose response had Content-Length and chunked', () => {
+    const parsed = parseResponseHead(
+      head('HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n'),
+      'GET',
+    );
+    expect(parsed).toMatchObject({
+      ok: true,
+      head: { framing: { kind: 'chunked' }, closes: true },
+    });
+  });
+
   it('decides the framing as RFC 9112 says', () => {
     const framing = (text: string, method = 'GET') => {
       const parsed = parseResponseHead(head(text), method);

@@ -34,8 +34,11 @@ export interface StrictUpstream {
   requests: ParsedRequest[];
   /** Framing the server found ambiguous or malformed (a proxy must never send any). */
   errors: string[];
-  /** Raw answers by request target (the whole response, framing included). */
-  scripted: Map<string, Buffer | string>;
+  /**
+   * Raw answers by request target (the whole response, framing included); with `close` the
+   * server closes the connection after it.
+   */
+  scripted: Map<string, { answer: Buffer | string; close?: boolean }>;
   reset(): void;
   close(): Promise<void>;
 }
@@ -144,7 +147,7 @@ export function parseStrictRequest(data: Buffer, onHead?: (expect: boolean) => v
 export async function startStrictUpstream(ca: CertificateAuthority): Promise<StrictUpstream> {
   const requests: ParsedRequest[] = [];
   const errors: string[] = [];
-  const scripted = new Map<string, Buffer | string>();
+  const scripted: StrictUpstream['scripted'] = new Map();
   const sockets = new Set<net.Socket>();
   let connections = 0;
 
@@ -174,9 +177,13 @@ export async function startStrictUpstream(ca: CertificateAuthority): Promise<Str
         buffered = buffered.subarray(step.used);
         const request = { connection, scheme, ...step.request };
         requests.push(request);
-        const answer = scripted.get(request.target);
-        if (answer !== undefined) {
-          socket.write(answer);
+        const script = scripted.get(request.target);
+        if (script !== undefined) {
+          socket.write(script.answer);
+          if (script.close === true) {
+            socket.end();
+            return;
+          }
           continue;
         }
         const body = `upstream saw ${request.method} ${request.target}`;
