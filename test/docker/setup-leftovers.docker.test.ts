@@ -107,6 +107,15 @@ describe('setup leaves nothing with a secret to the agent phase (docker)', () =>
     );
     for (const f of FILES) expect(run.stderr).toContain(f);
     expect(run.stderr).not.toContain(SECRET);
+    // Nor does the cache image the setup was committed to (the files were removed before it).
+    const cached = await runJson({
+      ...lifecycleRunOptions({ work, instance, image, apiToken: SECRET }),
+      envFile: file,
+      command: `grep -rlsF "${SECRET.slice(0, 10)}""${SECRET.slice(10)}" ${FILES.join(' ')} /var/lib /run /root /tmp; echo searched`,
+    });
+    expect(cached.code, cached.stderr).toBe(0);
+    expect(cached.result.attempts[0]?.cacheHit).toBe(true);
+    expect(cached.result.attempts[0]?.commands[0]?.output.trim()).toBe('searched');
   }, 300_000);
 
   it('refuses the attempt, naming the file, when a short value (a chance match?) is left outside the workspace', async () => {
