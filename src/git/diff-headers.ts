@@ -198,46 +198,88 @@ const HEADER_LINE_MAX = 8 * PATH_MAX + 64;
 const HUNK = /^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@/;
 const BINARY_DATA = /^[A-Za-z][0-9A-Za-z!#$%&()*+\-;<=>?@^_`{|}~]+$/;
 
+/** Lines read between two chances for the event loop (readDiffHeadersAsync). */
+const LINES_PER_TURN = 8192;
+
 /**
  * Reads a diff's sections, refusing (BerthError `invalid_input`, naming the line and what it
  * holds) anything that is not shaped like a Berth diff. An empty diff has no sections.
  */
 export function readDiffHeaders(diff: string, options: ReadDiffOptions = {}): DiffHeaders {
+  const parse = parseDiff(diff, options);
+  let step = parse.next();
+  while (step.done !== true) step = parse.next();
+  return step.value;
+}
+
+/**
+ * The same, letting the event loop run every few thousand lines: for the orchestrator, where a
+ * 20 MB diff must not hold up the egress proxies and `/health`.
+ */
+export async function readDiffHeadersAsync(
+  diff: string,
+  options: ReadDiffOptions = {},
+): Promise<DiffHeaders> {
+  const parse = parseDiff(diff, options);
+  let step = parse.next();
+  while (step.done !== true) {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    step = parse.next();
+  }
+  return step.value;
+}
+
+/** The parser: yields now and then (see LINES_PER_TURN), returns the sections. */
+function* parseDiff(diff: string, options: ReadDiffOptions): Generator<void, DiffHeaders> {
   const sections: DiffSection[] = [];
   if (diff === '') return { sections };
-  const lines = diff.split('\n');
-  // The text ends with a newline: the last element is the empty rest after it.
-  const endsWithNewline = lines.at(-1) === '';
-  const count = endsWithNewline ? lines.length - 1 : lines.length;
-  if (!endsWithNewline && !options.truncated)
-    refuse(lines.length, 'no newline at the end of the diff');
-  let offset = 0;
+  if (!diff.endsWith('\n') && !options.truncated) refuse(1, 'no newline at the end of the diff');
+  // A cursor over the lines (no array of them): the current line, its number and its place.
   let i = 0;
-  const line = (n: number): string => lines[n] ?? '';
-  const next = () => {
-    offset += line(i).length + 1;
-    i++;
+  let offset = 0;
+  let end = 0;
+  let line = '';
+  const load = () => {
+    if (offset >= diff.length) {
+      end = offset;
+      line = '';
+      return;
+    }
+    const newline = diff.indexOf('\n', offset);
+    end = newline === -1 ? diff.length : newline;
+    line = diff.slice(offset, end);
   };
-  const endOfInput = () => i >= count;
+  const next = () => {
+    offset = end + 1;
+    i++;
+    load();
+  };
+  load();
+  const endOfInput = () => offset >= diff.length;
   const truncatedEnd = () => {
     if (!options.truncated) refuse(i + 1, 'the diff ends in the middle of a section');
   };
 
-  /** Refuses the copy or rename headers of the block starting at line `from`, naming them all. */
-  const refuseMoves = (from: number): never => {
+  /** Refuses the copy or rename headers of the block starting at this line, naming them all. */
+  const refuseMoves = (): never => {
     const found: string[] = [];
-    for (let n = from; n < count && found.length < 4; n++) {
-      const text = line(n);
-      if (text.startsWith('diff --git ') || text.startsWith('@@ ')) break;
+    let at = offset;
+    while (at < diff.length && found.length < 4) {
+      const newline = diff.indexOf('\n', at);
+      const stop = newline === -1 ? diff.length : newline;
+      const text = diff.slice(at, stop);
+      if (at !== offset && (text.startsWith('diff --git ') || text.startsWith('@@ '))) break;
       if (COPY_OR_RENAME.test(text)) found.push(shown(text));
+      at = stop + 1;
     }
-    refuse(from + 1, `a copy or rename header ${found.join(', ')}`);
+    refuse(i + 1, `a copy or rename header ${found.join(', ')}`);
   };
 
   while (!endOfInput()) {
-    const header = line(i);
+    if (i % LINES_PER_TURN === 0) yield;
+    const header = line;
     if (!header.startsWith('diff --git ')) {
-      if (COPY_OR_RENAME.test(header)) refuseMoves(i);
+      if (COPY_OR_RENAME.test(header)) refuseMoves();
       refuse(i + 1, `a line outside any file section ${shown(header)}`);
     }
     if (header.length > HEADER_LINE_MAX) refuse(i + 1, `a path longer than ${PATH_MAX} characters`);
@@ -249,10 +291,10 @@ export function readDiffHeaders(diff: string, options: ReadDiffOptions = {}): Di
     let sawNew = false;
     // Extended headers, then ---/+++, until a hunk, a binary patch or the next section.
     while (!endOfInput()) {
-      const text = line(i);
+      const text = line;
       if (text.startsWith('diff --git ') || text.startsWith('@@ ') || text === 'GIT binary patch')
         break;
-      if (COPY_OR_RENAME.test(text)) refuseMoves(i);
+      if (COPY_OR_RENAME.test(text)) refuseMoves();
       if (text.length > HEADER_LINE_MAX)
         refuse(i + 1, `a header line longer than ${HEADER_LINE_MAX} characters`);
       if (text.startsWith('--- ') && !sawOld && !sawNew) {
@@ -270,7 +312,8 @@ export function readDiffHeaders(diff: string, options: ReadDiffOptions = {}): Di
       if (endOfInput()) truncatedEnd();
       else refuse(i + 1, 'a --- line without its +++ line');
     }
-    if (!endOfInput() && line(i) === 'GIT binary patch') {
+    const binary = line === 'GIT binary patch';
+    if (!endOfInput() && binary) {
       next();
       // One or two blocks (forward, reverse): "literal N" or "delta N", base85 lines, a blank.
       for (let block = 0; block < 2; block++) {
@@ -278,24 +321,25 @@ export function readDiffHeaders(diff: string, options: ReadDiffOptions = {}): Di
           if (block === 0) truncatedEnd();
           break;
         }
-        if (!/^(?:literal|delta) \d+$/.test(line(i))) {
-          if (block === 0) refuse(i + 1, `a malformed binary patch ${shown(line(i))}`);
+        if (!/^(?:literal|delta) \d+$/.test(line)) {
+          if (block === 0) refuse(i + 1, `a malformed binary patch ${shown(line)}`);
           break;
         }
         next();
-        while (!endOfInput() && line(i) !== '') {
-          if (!BINARY_DATA.test(line(i)))
-            refuse(i + 1, `a malformed binary patch line ${shown(line(i))}`);
+        while (!endOfInput() && line !== '') {
+          if (!BINARY_DATA.test(line))
+            refuse(i + 1, `a malformed binary patch line ${shown(line)}`);
           next();
+          if (i % LINES_PER_TURN === 0) yield;
         }
         if (endOfInput()) truncatedEnd();
         else next();
       }
     } else {
-      while (!endOfInput() && line(i).startsWith('@@ ')) {
+      while (!endOfInput() && line.startsWith('@@ ')) {
         if (!sawNew) refuse(i + 1, 'a hunk without --- and +++ lines');
-        const hunk = HUNK.exec(line(i));
-        if (!hunk) refuse(i + 1, `a malformed hunk header ${shown(line(i))}`);
+        const hunk = HUNK.exec(line);
+        if (!hunk) refuse(i + 1, `a malformed hunk header ${shown(line)}`);
         let oldLines = hunk[2] === undefined ? 1 : Number(hunk[2]);
         let newLines = hunk[4] === undefined ? 1 : Number(hunk[4]);
         next();
@@ -305,31 +349,34 @@ export function readDiffHeaders(diff: string, options: ReadDiffOptions = {}): Di
             truncatedEnd();
             break;
           }
-          const text = line(i);
-          const kind = text[0];
-          if (kind === undefined || kind === ' ') {
+          const kind = line.charCodeAt(0);
+          if (Number.isNaN(kind) || kind === SPACE) {
             oldLines--;
             newLines--;
-          } else if (kind === '-') oldLines--;
-          else if (kind === '+') newLines--;
-          else if (kind !== '\\' || !text.startsWith('\\ '))
-            refuse(i + 1, `a line that is not part of its hunk ${shown(text)}`);
+          } else if (kind === MINUS) oldLines--;
+          else if (kind === PLUS) newLines--;
+          else if (!line.startsWith('\\ '))
+            refuse(i + 1, `a line that is not part of its hunk ${shown(line)}`);
           if (oldLines < 0 || newLines < 0) refuse(i + 1, 'a hunk longer than its @@ header says');
           next();
+          if (i % LINES_PER_TURN === 0) yield;
         }
         // "\ No newline at end of file" after the hunk's last line.
-        if (!endOfInput() && line(i).startsWith('\\ ')) next();
+        if (!endOfInput() && line.startsWith('\\ ')) next();
       }
     }
-    section.end = offset;
-    if (!endOfInput() && !line(i).startsWith('diff --git ')) {
-      const text = line(i);
-      if (COPY_OR_RENAME.test(text)) refuseMoves(i);
-      refuse(i + 1, `a line outside any file section ${shown(text)}`);
+    section.end = Math.min(offset, diff.length);
+    if (!endOfInput() && !line.startsWith('diff --git ')) {
+      if (COPY_OR_RENAME.test(line)) refuseMoves();
+      refuse(i + 1, `a line outside any file section ${shown(line)}`);
     }
   }
   return { sections };
 }
+
+const SPACE = 0x20;
+const MINUS = 0x2d;
+const PLUS = 0x2b;
 
 /** The paths a diff's sections change, once each, in order. */
 export function diffPaths(headers: DiffHeaders): string[] {

@@ -1,5 +1,5 @@
 import { BerthError } from '../errors/berth-error.js';
-import { readDiffHeaders, type DiffSection } from '../git/diff-headers.js';
+import { readDiffHeadersAsync, type DiffSection } from '../git/diff-headers.js';
 import type { SecretMasker } from '../secrets/secret-masker.js';
 import type { SandboxContext } from './sandbox-context.js';
 
@@ -27,10 +27,10 @@ export interface CheckedDiff {
   secretFiles: string[];
 }
 
-export function checkResultDiff(ctx: SandboxContext, diff: string): CheckedDiff {
+export async function checkResultDiff(ctx: SandboxContext, diff: string): Promise<CheckedDiff> {
   let sections;
   try {
-    sections = readDiffHeaders(diff).sections;
+    sections = (await readDiffHeadersAsync(diff)).sections;
   } catch (error) {
     if (!(error instanceof BerthError)) throw error;
     throw new BerthError(
@@ -77,10 +77,10 @@ export const UNREAD_DIFF = '(the whole diff)';
  * The same masking for a diff stored before results were checked (task-service.ts serves those
  * through it): by section when its headers read, else as a whole.
  */
-export function maskStoredDiff(diff: string, masker: SecretMasker): CheckedDiff {
+export async function maskStoredDiff(diff: string, masker: SecretMasker): Promise<CheckedDiff> {
   let sections: DiffSection[];
   try {
-    sections = readDiffHeaders(diff).sections;
+    sections = (await readDiffHeadersAsync(diff)).sections;
   } catch {
     const masked = masker.mask(diff);
     return { diff: masked, secretFiles: masked === diff ? [] : [UNREAD_DIFF] };

@@ -75,6 +75,6 @@ export async function collectChanges(
   ]);
   const text = diff.toString('utf8');
   // Refused when not shaped like Berth's diffs; secret values masked and their files named.
-  const checked = checkResultDiff(ctx, text);
+  const checked = await checkResultDiff(ctx, text);
   return { ...checked, files: parseNumstat(numstat.toString('utf8')) };
 }

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BerthError, toBerthError } from '../errors/berth-error.js';
 import { checkGitReading, isCutDiff } from '../git/apply-diff.js';
-import { diffPaths, readDiffHeaders } from '../git/diff-headers.js';
+import { diffPaths, readDiffHeadersAsync } from '../git/diff-headers.js';
 import { githubRepositoryAllowed } from '../git/github-repository-patterns.js';
 import { GitHubClient, type PullRequest } from '../git/github-client.js';
 import { parseGitHubRemote, type GitHubRepository } from '../git/github-remote.js';
@@ -123,7 +123,7 @@ export class PullRequestService implements PullRequestOpener {
     // Before anything runs: a diff not shaped like Berth's is refused (diff-headers.ts).
     let named: Set<string>;
     try {
-      named = new Set(diffPaths(readDiffHeaders(input.diff)));
+      named = new Set(diffPaths(await readDiffHeadersAsync(input.diff)));
     } catch (error) {
       if (!(error instanceof BerthError)) throw error;
       throw new BerthError('invalid_input', `${error.message}; nothing was pushed`, error.details);

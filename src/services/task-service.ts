@@ -192,19 +192,24 @@ export class TaskService {
     const masker = new SecretMasker(
       scanPatterns(Object.values(await this.options.openSecrets(environment))),
     );
-    return attempts.map((attempt) => {
+    const out: LeasedAttempt[] = [];
+    for (const attempt of attempts) {
       const result = attempt.result;
-      if (result === null || !unchecked(attempt)) return attempt;
-      const checked = maskStoredDiff(result.diff, masker);
-      return {
+      if (result === null || !unchecked(attempt)) {
+        out.push(attempt);
+        continue;
+      }
+      const checked = await maskStoredDiff(result.diff, masker);
+      out.push({
         ...attempt,
         result: {
           ...result,
           ...checked,
           ...(result.turnDiff !== undefined ? { turnDiff: masker.mask(result.turnDiff) } : {}),
         },
-      };
-    });
+      });
+    }
+    return out;
   }
 
   /** The attempt of a task by id, or the picked one (else the first) when none is named. */

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BerthError } from '../../src/errors/berth-error.js';
-import { diffPaths, readDiffHeaders } from '../../src/git/diff-headers.js';
+import { diffPaths, readDiffHeaders, readDiffHeadersAsync } from '../../src/git/diff-headers.js';
 
 /**
  * The diff header check on diffs real git makes (every shape Berth's results produce is read) and
@@ -193,5 +193,26 @@ describe('readDiffHeaders', () => {
     expect(error.message.length).toBeLessThan(500);
     // One 20 MB line and nothing else.
     expect(refusal(huge).message.length).toBeLessThan(500);
+  });
+
+  it('reads a large diff in turns, letting the event loop run', async () => {
+    const parts: string[] = [];
+    for (let n = 0; n < 5000; n++) {
+      parts.push(
+        `diff --git a/src/f${n}.ts b/src/f${n}.ts\nindex 1234567..89abcde 100644\n--- a/src/f${n}.ts\n+++ b/src/f${n}.ts\n@@ -1,3 +1,3 @@\n a\n-b\n+c\n d\n`,
+      );
+    }
+    const big = parts.join('');
+    let turns = 0;
+    const ticker = setInterval(() => turns++, 0);
+    const headers = await readDiffHeadersAsync(big);
+    clearInterval(ticker);
+    expect(headers.sections).toHaveLength(5000);
+    expect(headers).toEqual(readDiffHeaders(big));
+    // 45,000 lines: the loop ran between the turns (timers fired while it was read).
+    expect(turns).toBeGreaterThan(0);
+    await expect(readDiffHeadersAsync(`${big}copy from /etc/passwd\n`)).rejects.toThrow(
+      'copy or rename header',
+    );
   });
 });

@@ -30,10 +30,10 @@ const readme =
   'diff --git a/README.md b/README.md\nindex 2222222..3333333 100644\n--- a/README.md\n+++ b/README.md\n@@ -1 +1 @@\n-old\n+new\n';
 
 describe('checkResultDiff', () => {
-  it('masks a secret value in the diff and names the file that held it', () => {
+  it('masks a secret value in the diff and names the file that held it', async () => {
     const { ctx, events } = context();
     const diff = readme + npmrc(`//registry.example/:_authToken=${TOKEN}`);
-    const checked = checkResultDiff(ctx, diff);
+    const checked = await checkResultDiff(ctx, diff);
     expect(checked.secretFiles).toEqual(['.npmrc']);
     expect(checked.diff).not.toContain(TOKEN);
     expect(checked.diff).toContain('+//registry.example/:_authToken=***');
@@ -43,30 +43,25 @@ describe('checkResultDiff', () => {
     expect(JSON.stringify(events)).not.toContain(TOKEN);
   });
 
-  it('finds an encoded form too (base64, as in an auth header), and masks a file name', () => {
+  it('finds an encoded form too (base64, as in an auth header), and masks a file name', async () => {
     const { ctx } = context();
     const encoded = Buffer.from(`bot:${TOKEN}`).toString('base64');
-    expect(checkResultDiff(ctx, npmrc(`_auth=${encoded}`)).secretFiles).toEqual(['.npmrc']);
+    expect((await checkResultDiff(ctx, npmrc(`_auth=${encoded}`))).secretFiles).toEqual(['.npmrc']);
     const named = `diff --git a/keys/${TOKEN} b/keys/${TOKEN}\nnew file mode 100644\nindex 0000000..e69de29\n`;
-    expect(checkResultDiff(ctx, named).secretFiles).toEqual(['keys/***']);
+    expect((await checkResultDiff(ctx, named)).secretFiles).toEqual(['keys/***']);
   });
 
-  it('leaves a diff without secret values as it is', () => {
+  it('leaves a diff without secret values as it is', async () => {
     const { ctx, events } = context();
-    expect(checkResultDiff(ctx, readme)).toEqual({ diff: readme, secretFiles: [] });
-    expect(checkResultDiff(context([]).ctx, npmrc(TOKEN)).secretFiles).toEqual([]);
+    expect(await checkResultDiff(ctx, readme)).toEqual({ diff: readme, secretFiles: [] });
+    expect((await checkResultDiff(context([]).ctx, npmrc(TOKEN))).secretFiles).toEqual([]);
     expect(events).toEqual([]);
   });
 
-  it('fails the attempt on a diff not shaped like Berth’s, saying what was refused', () => {
+  it('fails the attempt on a diff not shaped like Berth’s, saying what was refused', async () => {
     const { ctx } = context();
     const copy = `${readme}diff --git a/docs/x b/docs/x\nsimilarity index 100%\ncopy from /root/.ssh/id_ed25519\ncopy to docs/x\n`;
-    let error: unknown;
-    try {
-      checkResultDiff(ctx, copy);
-    } catch (e) {
-      error = e;
-    }
+    const error = await checkResultDiff(ctx, copy).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(BerthError);
     expect((error as BerthError).code).toBe('task_failed');
     expect((error as BerthError).details.reason).toBe('results');
