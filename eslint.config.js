@@ -3,7 +3,16 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'coverage/', 'bin/', 'web/dist/'] },
+  {
+    ignores: [
+      'dist/',
+      'node_modules/',
+      'coverage/',
+      'bin/',
+      'web/dist/',
+      'web/src/api/schema.gen.ts',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -20,6 +29,13 @@ export default tseslint.config(
         'error',
         { object: 'process', property: 'env', message: 'Read configuration in src/config only.' },
       ],
+    },
+  },
+  {
+    // The web UI: its own TypeScript project (DOM, JSX).
+    files: ['web/**/*.ts', 'web/**/*.tsx'],
+    languageOptions: {
+      parserOptions: { project: ['./web/tsconfig.json'], tsconfigRootDir: import.meta.dirname },
     },
   },
   {

@@ -32,6 +32,8 @@ command -v ssh >/dev/null || need+=(openssh-client)
 command -v make >/dev/null || need+=(make)
 command -v g++ >/dev/null || need+=(g++)
 command -v python3 >/dev/null || need+=(python3)
+# Chromium: the web UI's tests drive Debian's browser (playwright-core, no browser download).
+command -v chromium >/dev/null || need+=(chromium)
 # PostgreSQL: the store's second adapter is tested against a real server.
 [ -x /usr/lib/postgresql/15/bin/initdb ] || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
@@ -76,6 +78,8 @@ say "building"
 # toolchain as the npm dependencies above. Without it tunnels still work, relayed with streams.
 npm run --silent build:native >/dev/null || die "the native tunnel relay did not build: run npm run build:native to see why (it needs make, g++ and python3)"
 npx tsc -b
+# The web UI (web/ → web/dist, served by berth serve at /), typed from the server's OpenAPI document.
+npm run --silent build:web
 
 # 4. The base images (built locally: no container registry is needed).
 for image in ${BERTH_IMAGES:-minimal universal}; do

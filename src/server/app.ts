@@ -12,6 +12,10 @@ import { requestBodies } from './api-schemas.js';
 import { buildOpenApiDocument } from './openapi.js';
 import { isYamlBody, readBody, readYamlSpec } from './request-body.js';
 import { views } from './views.js';
+import { authenticate } from './request-auth.js';
+import { registerSessionRoutes, registerSignedInSessionRoutes } from './session-routes.js';
+import type { WebUiFiles } from './web-ui-files.js';
+import { WebSessions } from './web-sessions.js';
 
 /**
  * The HTTP API (Hono). Routes are thin: parse the body, call a service with the caller, shape
@@ -27,20 +31,17 @@ export interface AppDependencies {
   tasks?: TaskService;
   logger: Logger;
   version: string;
+  /** The built web UI, served at `/`; without it only the API answers. */
+  webUi?: WebUiFiles;
+  /** The web UI's sign-in sessions (a fresh in-memory table by default). */
+  sessions?: WebSessions;
 }
 
 type Env = { Variables: { requestId: string; caller: Caller } };
 
-function bearer(header: string | undefined): string | undefined {
-  if (header === undefined) return undefined;
-  const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-  if (!match)
-    throw new BerthError('unauthorized', 'the Authorization header must be "Bearer <token>"');
-  return match[1];
-}
-
 export function createApp(deps: AppDependencies): Hono<Env> {
   const { environments, tokens, logger } = deps;
+  const sessions = deps.sessions ?? new WebSessions();
   const app = new Hono<Env>();
   let openApi: Record<string, unknown> | undefined;
 
@@ -86,14 +87,16 @@ export function createApp(deps: AppDependencies): Hono<Env> {
     return errorResponse(c, new BerthError('internal', message));
   });
 
-  app.notFound((c) =>
-    errorResponse(
-      c,
-      new BerthError('not_found', `no route ${c.req.method} ${c.req.path}`, {
-        method: c.req.method,
-        path: c.req.path,
-      }),
-    ),
+  app.notFound(
+    (c) =>
+      deps.webUi?.response(c.req.method, c.req.path) ??
+      errorResponse(
+        c,
+        new BerthError('not_found', `no route ${c.req.method} ${c.req.path}`, {
+          method: c.req.method,
+          path: c.req.path,
+        }),
+      ),
   );
 
   app.get('/health', (c) => c.json({ status: 'ok' as const, version: deps.version }));
@@ -103,10 +106,15 @@ export function createApp(deps: AppDependencies): Hono<Env> {
     return c.json(openApi);
   });
 
+  // Signing in is the one /v1 route without authentication: it answers before the middleware.
+  registerSessionRoutes(app, tokens, sessions);
+
   app.use('/v1/*', async (c, next) => {
-    c.set('caller', await tokens.verify(bearer(c.req.header('authorization'))));
+    c.set('caller', await authenticate(c.req.raw, tokens, sessions));
     await next();
   });
+
+  registerSignedInSessionRoutes(app, sessions);
 
   app.get('/v1/whoami', (c) => {
     const caller = c.get('caller');

@@ -1,4 +1,5 @@
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { createAdaptorServer } from '@hono/node-server';
@@ -12,6 +13,7 @@ import { SecretBox } from '../secrets/secret-box.js';
 import { EnvironmentService } from '../services/environment-service.js';
 import { TokenService } from '../services/token-service.js';
 import { createApp } from './app.js';
+import { WebUiFiles } from './web-ui-files.js';
 import { DockerRuntime } from '../adapters/runtime/docker/docker-runtime.js';
 import { createOrchestrator } from '../lifecycle/orchestrator.js';
 import { egressSettingsFromConfig } from '../egress/egress-settings-from-config.js';
@@ -34,7 +36,12 @@ export interface RunningServer {
   url: string;
   close(): Promise<void>;
   adminToken?: string;
+  /** The web UI's address, when the UI is built (web/dist). */
+  uiUrl?: string;
 }
+
+/** web/dist of this package: two folders up from src/server/ and from dist/server/ alike. */
+export const WEB_UI_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'web', 'dist');
 
 function urlOf(address: AddressInfo): string {
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
@@ -166,7 +173,20 @@ export async function startServer(config: BerthConfig, logger: Logger): Promise<
       );
     });
 
-    const app = createApp({ environments, tokens, tasks, logger, version: BERTH_VERSION });
+    const webUi = WebUiFiles.load(WEB_UI_DIR);
+    if (!webUi)
+      logger.warn(
+        { dir: WEB_UI_DIR },
+        'the web UI is not built (npm run build:web); only the API is served',
+      );
+    const app = createApp({
+      environments,
+      tokens,
+      tasks,
+      logger,
+      version: BERTH_VERSION,
+      ...(webUi ? { webUi } : {}),
+    });
     const server = createAdaptorServer({
       fetch: (request: Request) => app.fetch(request),
     }) as Server;
@@ -197,7 +217,12 @@ export async function startServer(config: BerthConfig, logger: Logger): Promise<
       })();
       return closing;
     };
-    return { url, close, ...(firstAdmin ? { adminToken: firstAdmin.value } : {}) };
+    return {
+      url,
+      close,
+      ...(firstAdmin ? { adminToken: firstAdmin.value } : {}),
+      ...(webUi ? { uiUrl: `${url}/` } : {}),
+    };
   } catch (error) {
     await store.close();
     throw error;

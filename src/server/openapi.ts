@@ -25,6 +25,7 @@ import {
 } from './api-schemas.js';
 import { environmentSpecSchema } from '../domain/environment/environment-spec.js';
 import { YAML_MEDIA_TYPES } from './request-body.js';
+import { sessionBody, sessionView } from './session-routes.js';
 
 /**
  * The OpenAPI 3.1 document of the API, generated from the same zod schemas the server parses
@@ -136,7 +137,10 @@ export function buildOpenApiDocument(version: string): JsonSchema {
         'Every error has the shape { code, message, details, requestId }. Authenticate with "Authorization: Bearer <token>".',
     },
     components: {
-      securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
+      securitySchemes: {
+        bearer: { type: 'http', scheme: 'bearer' },
+        session: { type: 'apiKey', in: 'cookie', name: 'berth_session' },
+      },
       schemas: {
         Error: schemaOf(errorBody, 'output'),
         EnvironmentFile: schemaOf(environmentSpecSchema, 'input'),
@@ -160,6 +164,28 @@ export function buildOpenApiDocument(version: string): JsonSchema {
           summary: 'The token this request authenticated with',
           security: authed,
           responses: { '200': ok('The caller', whoamiView), ...errors(...common) },
+        },
+      },
+      '/v1/session': {
+        post: {
+          summary:
+            "The web UI's sign-in: a token exchanged for an HttpOnly, SameSite=Strict session cookie (berth_session); a wrong token answers 401 'token not valid'",
+          requestBody: body(sessionBody),
+          responses: {
+            '201': ok('Signed in; the cookie is set', sessionView),
+            ...errors('invalid_input', 'forbidden', ...common),
+          },
+        },
+        get: {
+          summary:
+            'Who is signed in, and the CSRF token a cookie-authenticated change must send as x-berth-csrf',
+          security: [...authed, { session: [] }],
+          responses: { '200': ok('The caller', sessionView), ...errors(...common) },
+        },
+        delete: {
+          summary: 'Sign out: the session ends and its cookie is cleared',
+          security: [...authed, { session: [] }],
+          responses: { '204': { description: 'Signed out' }, ...errors('forbidden', ...common) },
         },
       },
       '/v1/environments': {

@@ -46,12 +46,18 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
         ctx.out(
           JSON.stringify({
             url: server.url,
+            ...(server.uiUrl ? { uiUrl: server.uiUrl } : {}),
             dataDir: config.dataDir,
             ...(server.adminToken ? { adminToken: server.adminToken } : {}),
           }),
         );
       } else {
         ctx.out(`Berth is listening on ${server.url} (data in ${config.dataDir})`);
+        ctx.out(
+          server.uiUrl
+            ? `Web UI: ${server.uiUrl} (sign in with a token)`
+            : 'Web UI: not built (run npm run build:web)',
+        );
         if (server.adminToken) {
           ctx.out(`Admin token (shown once, keep it): ${server.adminToken}`);
           ctx.out(

@@ -1,0 +1,74 @@
+import { parse as parseCookies } from 'hono/utils/cookie';
+import { BerthError } from '../errors/berth-error.js';
+import type { Caller } from '../services/caller.js';
+import type { TokenService } from '../services/token-service.js';
+import { CSRF_HEADER, SESSION_COOKIE, type WebSessions } from './web-sessions.js';
+
+/**
+ * Who a request comes from: a bearer token (the CLI, scripts) or the web UI's session cookie.
+ *
+ * Threat model. Untrusted: the request (headers, cookies) and any other origin a signed-in
+ * browser visits. Guarantees: a bearer request is judged by its token alone (a cookie beside it
+ * is ignored, so the CSRF rules below never affect the CLI); a cookie request is refused when
+ * the session is unknown or expired (401), when the token behind it is no longer valid (401,
+ * and the session ends), and, for any method that may change something, when its Origin is
+ * another origin or its CSRF header does not match the session's (403).
+ */
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+function bearer(header: string | undefined): string | undefined {
+  if (header === undefined) return undefined;
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  if (!match)
+    throw new BerthError('unauthorized', 'the Authorization header must be "Bearer <token>"');
+  return match[1];
+}
+
+/** Refuses a request whose Origin header names another origin than the one it was sent to. */
+export function requireSameOrigin(request: Request): void {
+  const origin = request.headers.get('origin');
+  if (origin === null) return;
+  if (origin !== new URL(request.url).origin)
+    throw new BerthError('forbidden', 'a request from another origin may not use a web session', {
+      origin,
+    });
+}
+
+/** The session id in a request's cookie header, if any. */
+export function sessionIdOf(request: Request): string | undefined {
+  return parseCookies(request.headers.get('cookie') ?? '', SESSION_COOKIE)[SESSION_COOKIE];
+}
+
+export async function authenticate(
+  request: Request,
+  tokens: TokenService,
+  sessions: WebSessions,
+): Promise<Caller> {
+  const authorization = request.headers.get('authorization') ?? undefined;
+  const sessionId = sessionIdOf(request);
+  if (authorization !== undefined || sessionId === undefined)
+    return tokens.verify(bearer(authorization));
+
+  const session = sessions.use(sessionId);
+  if (!session)
+    throw new BerthError('unauthorized', 'the session has ended: sign in again', {
+      session: 'ended',
+    });
+  let caller: Caller;
+  try {
+    caller = await tokens.verify(session.token);
+  } catch (error) {
+    sessions.end(session.id);
+    throw error;
+  }
+  if (!SAFE_METHODS.has(request.method)) {
+    requireSameOrigin(request);
+    if (!sessions.csrfMatches(session, request.headers.get(CSRF_HEADER) ?? undefined))
+      throw new BerthError(
+        'forbidden',
+        `a request signed in with the session cookie must carry its ${CSRF_HEADER} header`,
+      );
+  }
+  return caller;
+}

@@ -1,0 +1,72 @@
+import { useEffect } from 'react';
+import { Navigate, Route, Routes, useLocation, useNavigate } from 'react-router';
+import { useQueryClient } from '@tanstack/react-query';
+import { onSignedOut, setCsrfToken } from './api/client';
+import { useSession } from './api/hooks';
+import { Layout } from './components/Layout';
+import { ServerBanner } from './components/ServerBanner';
+import { LoginPage } from './pages/LoginPage';
+import { TasksPage } from './pages/TasksPage';
+import { TaskPage } from './pages/TaskPage';
+import { EnvironmentsPage } from './pages/EnvironmentsPage';
+import { EnvironmentPage } from './pages/EnvironmentPage';
+import { TokensPage } from './pages/TokensPage';
+import { NotFoundPage } from './pages/NotFoundPage';
+
+/** Where /login sends the user on: a path of this UI only (never another origin). */
+export function safeNext(next: string | null): string {
+  return next && next.startsWith('/') && !next.startsWith('//') && !next.startsWith('/\\')
+    ? next
+    : '/tasks';
+}
+
+function SignedIn() {
+  const session = useSession();
+  const location = useLocation();
+  const navigate = useNavigate();
+  const client = useQueryClient();
+
+  useEffect(
+    () =>
+      onSignedOut(() => {
+        setCsrfToken(null);
+        client.clear();
+        const here = window.location.pathname + window.location.search;
+        void navigate(`/login?next=${encodeURIComponent(here)}`, { replace: true });
+      }),
+    [client, navigate],
+  );
+  useEffect(() => setCsrfToken(session.data?.csrfToken ?? null), [session.data]);
+
+  if (session.isPending) return <p className="loading">Loading…</p>;
+  if (session.isError || !session.data) {
+    const here = location.pathname + location.search;
+    return <Navigate to={`/login?next=${encodeURIComponent(here)}`} replace />;
+  }
+  return (
+    <Layout session={session.data}>
+      <Routes>
+        <Route path="/" element={<Navigate to="/tasks" replace />} />
+        <Route path="/tasks" element={<TasksPage />} />
+        <Route path="/tasks/:id" element={<TaskPage />} />
+        <Route path="/environments" element={<EnvironmentsPage />} />
+        <Route path="/environments/new" element={<EnvironmentPage />} />
+        <Route path="/environments/:name" element={<EnvironmentPage />} />
+        <Route path="/tokens" element={session.data.admin ? <TokensPage /> : <NotFoundPage />} />
+        <Route path="*" element={<NotFoundPage />} />
+      </Routes>
+    </Layout>
+  );
+}
+
+export function App() {
+  return (
+    <>
+      <ServerBanner />
+      <Routes>
+        <Route path="/login" element={<LoginPage />} />
+        <Route path="*" element={<SignedIn />} />
+      </Routes>
+    </>
+  );
+}

@@ -1,0 +1,48 @@
+import { useEffect, useState } from 'react';
+import type { AttemptEvent } from './types';
+
+/**
+ * An attempt's events, live: the server-sent event stream of
+ * GET /v1/tasks/{id}/attempts/{attempt}/events (the one read that is a stream, not a query; its
+ * events have the generated `AttemptEvent` type). Events are gathered and handed to React at
+ * most every FLUSH_MS, so a fast log does not render once per line. The stream ends with `end`.
+ */
+
+const FLUSH_MS = 100;
+const EVENT_TYPES = ['phase', 'log', 'command', 'warning', 'cache', 'error', 'egress'] as const;
+
+export function useAttemptEvents(taskId: string, attemptId: string | undefined) {
+  const [events, setEvents] = useState<AttemptEvent[]>([]);
+  const [ended, setEnded] = useState(false);
+  useEffect(() => {
+    setEvents([]);
+    setEnded(false);
+    if (!attemptId) return;
+    const url = `/v1/tasks/${encodeURIComponent(taskId)}/attempts/${encodeURIComponent(attemptId)}/events`;
+    const source = new EventSource(url, { withCredentials: true });
+    let pending: AttemptEvent[] = [];
+    const timer = setInterval(() => {
+      if (pending.length === 0) return;
+      const batch = pending;
+      pending = [];
+      setEvents((before) => before.concat(batch));
+    }, FLUSH_MS);
+    const onEvent = (message: MessageEvent<string>) => {
+      try {
+        pending.push(JSON.parse(message.data) as AttemptEvent);
+      } catch {
+        // Not JSON: not an event of this API; skipped.
+      }
+    };
+    for (const type of EVENT_TYPES) source.addEventListener(type, onEvent);
+    source.addEventListener('end', () => {
+      source.close();
+      setEnded(true);
+    });
+    return () => {
+      clearInterval(timer);
+      source.close();
+    };
+  }, [taskId, attemptId]);
+  return { events, ended };
+}
