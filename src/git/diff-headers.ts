@@ -199,7 +199,7 @@ const HUNK = /^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@/;
 const BINARY_DATA = /^[A-Za-z][0-9A-Za-z!#$%&()*+\-;<=>?@^_`{|}~]+$/;
 
 /** Lines read between two chances for the event loop (readDiffHeadersAsync). */
-const LINES_PER_TURN = 8192;
+const LINES_PER_TURN = 2048;
 
 /**
  * Reads a diff's sections, refusing (BerthError `invalid_input`, naming the line and what it
@@ -249,10 +249,18 @@ function* parseDiff(diff: string, options: ReadDiffOptions): Generator<void, Dif
     end = newline === -1 ? diff.length : newline;
     line = diff.slice(offset, end);
   };
+  /** Lines read since the last yield. */
+  let read = 0;
   const next = () => {
     offset = end + 1;
     i++;
+    read++;
     load();
+  };
+  const turnIsOver = () => {
+    if (read < LINES_PER_TURN) return false;
+    read = 0;
+    return true;
   };
   load();
   const endOfInput = () => offset >= diff.length;
@@ -276,7 +284,7 @@ function* parseDiff(diff: string, options: ReadDiffOptions): Generator<void, Dif
   };
 
   while (!endOfInput()) {
-    if (i % LINES_PER_TURN === 0) yield;
+    if (turnIsOver()) yield;
     const header = line;
     if (!header.startsWith('diff --git ')) {
       if (COPY_OR_RENAME.test(header)) refuseMoves();
@@ -330,7 +338,7 @@ function* parseDiff(diff: string, options: ReadDiffOptions): Generator<void, Dif
           if (!BINARY_DATA.test(line))
             refuse(i + 1, `a malformed binary patch line ${shown(line)}`);
           next();
-          if (i % LINES_PER_TURN === 0) yield;
+          if (turnIsOver()) yield;
         }
         if (endOfInput()) truncatedEnd();
         else next();
@@ -359,7 +367,7 @@ function* parseDiff(diff: string, options: ReadDiffOptions): Generator<void, Dif
             refuse(i + 1, `a line that is not part of its hunk ${shown(line)}`);
           if (oldLines < 0 || newLines < 0) refuse(i + 1, 'a hunk longer than its @@ header says');
           next();
-          if (i % LINES_PER_TURN === 0) yield;
+          if (turnIsOver()) yield;
         }
         // "\ No newline at end of file" after the hunk's last line.
         if (!endOfInput() && line.startsWith('\\ ')) next();
