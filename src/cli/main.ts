@@ -42,10 +42,35 @@ export function buildProgram(ctx: CliContext): Command {
   return program;
 }
 
+/**
+ * The exit status of a command whose reader went away (`berth task logs T | head -2`): what a
+ * Unix tool that SIGPIPE ended reports (128 + 13), as `set -o pipefail` expects.
+ */
+export const CLOSED_PIPE_EXIT_CODE = 141;
+
+/**
+ * Writing to a closed pipe (EPIPE on stdout or stderr) ends the command at once and quietly, for
+ * every command, here in one place: there is no one left to read what it would print.
+ */
+export function endQuietlyOnClosedPipe(
+  streams: NodeJS.WritableStream[],
+  exit: (code: number) => void,
+): void {
+  for (const stream of streams) {
+    stream.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EPIPE') throw error;
+      exit(CLOSED_PIPE_EXIT_CODE);
+    });
+  }
+}
+
 export async function main(
   argv: string[],
   io: CliIo = { stdout: process.stdout, stderr: process.stderr },
 ): Promise<number> {
+  if (io.stdout === process.stdout || io.stderr === process.stderr) {
+    endQuietlyOnClosedPipe([process.stdout, process.stderr], (code) => process.exit(code));
+  }
   const ctx = new CliContext(io);
   const program = buildProgram(ctx);
   try {
