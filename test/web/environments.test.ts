@@ -1,0 +1,148 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestServer, type TestServer } from '../api/api-server.js';
+import { openBrowser, signIn, type TestBrowser } from './support/browser.js';
+
+/** Environments and tokens in the web UI, in a real browser, against a real server. */
+
+const REPO = 'https://git.example.test/acme/app.git';
+
+const yamlWith = (domain: string) => `name: web-env
+repository: ${REPO}
+image: minimal
+secrets:
+  - NPM_TOKEN
+internet:
+  access: allowlist
+  domains:
+    - api.example.test
+    - '${domain}'
+`;
+
+describe('web UI: environments and tokens', () => {
+  let server: TestServer;
+  let browser: TestBrowser;
+  beforeAll(async () => {
+    server = await startTestServer();
+    browser = await openBrowser();
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+  });
+
+  it('creates an environment from YAML; a bad domain is flagged at its field before saving', async () => {
+    const { page } = browser;
+    await signIn(page, server.url, server.adminToken, '/environments/new');
+    await page.getByRole('heading', { name: 'New environment' }).waitFor();
+    const editor = page.getByLabel('Environment file (YAML)');
+    await editor.fill(yamlWith('exa mple.test'));
+    const errors = page.getByRole('list', { name: 'Errors' });
+    await errors.waitFor();
+    expect(await errors.textContent()).toContain('internet.domains');
+    const save = page.getByRole('button', { name: 'Save' });
+    expect(await save.isDisabled()).toBe(true);
+    await browser.screenshots('environment-new-error');
+    // Nothing was stored while the file had errors.
+    expect((await server.request('GET', '/v1/environments')).json).toEqual({ environments: [] });
+
+    await editor.fill(yamlWith('*.cdn.example.test'));
+    await page.getByText('Valid.').waitFor();
+    await save.click();
+    await page.waitForURL(`${server.url}/environments/web-env`);
+    await page.getByRole('heading', { name: 'Environment web-env' }).waitFor();
+    const stored = await server.request('GET', '/v1/environments/web-env');
+    expect(stored.status).toBe(200);
+    expect(
+      (stored.json as { spec: { internet: { domains: string[] } } }).spec.internet.domains,
+    ).toEqual(['api.example.test', '*.cdn.example.test']);
+  });
+
+  it('sets a secret write-only, and resets the cache only after a confirmation', async () => {
+    const { page } = browser;
+    await page.goto(`${server.url}/environments/web-env`);
+    await page.getByLabel('Secret name').fill('NPM_TOKEN');
+    await page.getByLabel('Value', { exact: true }).fill('s3cret-value-never-shown');
+    await page.getByRole('button', { name: 'Set secret' }).click();
+    await page.getByText('NPM_TOKEN (set)').waitFor();
+    expect(await page.content()).not.toContain('s3cret-value-never-shown');
+    expect((await server.request('GET', '/v1/environments/web-env')).json).toMatchObject({
+      secrets: ['NPM_TOKEN'],
+    });
+
+    await page.getByRole('button', { name: 'Reset cache' }).click();
+    await page.getByRole('group', { name: 'Confirm cache reset' }).waitFor();
+    await browser.screenshots('environment-page');
+    await page.getByRole('button', { name: 'Yes, reset the cache' }).click();
+    await page.getByText('Cache reset.').waitFor();
+
+    await page.getByRole('link', { name: 'Environments' }).click();
+    const row = page.getByRole('row').filter({ hasText: 'web-env' });
+    await row.waitFor();
+    const text = (await row.textContent()) ?? '';
+    expect(text).toContain(REPO);
+    expect(text).toContain('minimal');
+    expect(text).toContain('allowlist');
+    expect(text).toContain('none');
+    await browser.screenshots('environments');
+  });
+
+  it('tokens (admin): the new value is shown once; revoke after a confirmation', async () => {
+    const { page } = browser;
+    await page.getByRole('link', { name: 'Tokens' }).click();
+    await page.getByLabel('Name').fill('ci-bot');
+    await page.getByRole('button', { name: 'Create token' }).click();
+    const value = (await page.locator('.secret-once').textContent()) ?? '';
+    expect(value).toMatch(/^berth_/);
+    expect((await server.request('GET', '/v1/whoami', { token: value })).status).toBe(200);
+    await browser.screenshots('tokens');
+    await page.getByRole('button', { name: 'Done' }).click();
+    expect(await page.content()).not.toContain(value);
+    await page
+      .getByRole('row')
+      .filter({ hasText: 'ci-bot' })
+      .getByRole('button', { name: 'Revoke…' })
+      .click();
+    await page.getByRole('button', { name: 'Revoke ci-bot' }).click();
+    await page
+      .getByRole('row')
+      .filter({ hasText: 'ci-bot' })
+      .getByText(/revoked/)
+      .waitFor();
+    expect((await server.request('GET', '/v1/whoami', { token: value })).status).toBe(401);
+  });
+
+  it('a member sees only their environments; the rest, and /tokens, are not found', async () => {
+    const alice = await server.createToken('alice');
+    const bob = await server.createToken('bob');
+    for (const [token, name] of [
+      [alice, 'alices'],
+      [bob, 'bobs'],
+    ] as const) {
+      const created = await server.request('POST', '/v1/environments', {
+        token,
+        body: { spec: { name, repository: REPO } },
+      });
+      expect(created.status).toBe(201);
+    }
+    const member = await openBrowser();
+    try {
+      const { page } = member;
+      await signIn(page, server.url, alice, '/environments');
+      await page.getByRole('link', { name: 'alices' }).waitFor();
+      const names = await page.locator('table tbody tr td:first-child').allTextContents();
+      expect(names).toEqual(['alices']);
+      expect(await page.getByRole('link', { name: 'Tokens' }).count()).toBe(0);
+
+      await page.goto(`${server.url}/environments/bobs`);
+      await page.getByRole('heading', { name: 'Not found' }).waitFor();
+      expect(await page.content()).not.toContain(REPO);
+      await page.goto(`${server.url}/environments/web-env`);
+      await page.getByRole('heading', { name: 'Not found' }).waitFor();
+      await page.goto(`${server.url}/tokens`);
+      await page.getByRole('heading', { name: 'Not found' }).waitFor();
+      await member.screenshots('not-found');
+    } finally {
+      await member.close();
+    }
+  });
+});
