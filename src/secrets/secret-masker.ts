@@ -3,16 +3,41 @@
  * maintenance output, error messages).
  *
  * Threat model. A setup script is trusted to use its secrets but not to keep them out of its
- * output: it may echo them, print them base64- or URL-encoded (an auth header, a URL with a
- * password), or the output may arrive split across chunks at any byte. The masker replaces
- * every occurrence of each value and of its encoded forms (base64 at any alignment, base64url,
- * URL encoding, JSON string escaping) for values of 4 characters or more; shorter values are
- * masked only verbatim. It cannot catch a value transformed in other ways (hex, reversed,
- * split by the script itself); the post-setup file scan is the second line of defence.
+ * output: it may echo them, print them encoded (an auth header, a URL with a password, a JSON
+ * body, `printf %q`), the output may arrive split across chunks at any byte, or across its two
+ * streams (half on stdout, half on stderr), or with terminal escape sequences between the
+ * characters of a value. The masker matches on a *view* of the text in which what does not
+ * change the value's characters is undone, one pass, left to right:
+ * - ANSI escape sequences (CSI, OSC/DCS/APC/PM/SOS, two- and three-byte ESC sequences, the C1
+ *   CSI) and line breaks (CR, LF) are skipped, so a value coloured character by character or
+ *   `base64` output wrapped at 76 (or 64) columns reads as one run;
+ * - `%XX` of an ASCII character (either case) is that character, so any URL encoding of an ASCII
+ *   value (lower-case hex, `!'()*` encoded or not, every character encoded) reads as the value;
+ * - `\uXXXX` is that UTF-16 unit (JSON, JavaScript), so `ensure_ascii` JSON and escaped letters
+ *   read as the value;
+ * - a backslash before an ASCII space or punctuation character is that character (`printf %q`,
+ *   shell and JSON quoting of `"`, `\`, `/`).
+ * Against that view it masks every value and its forms: base64 at any alignment, base64url, the
+ * URL encoding of its non-ASCII characters (either case), `+` for a space, the JSON string
+ * escaping of control characters — each put through the same view. Forms other than the value
+ * itself only for values of 4 characters or more; shorter values are masked only as themselves.
+ * A masked run becomes `***` (keeping the line breaks it spanned); a run split across stdout and
+ * stderr is masked in both.
+ *
+ * Limits (also in docs/lifecycle.md): a value transformed in other ways (hex, reversed, split by
+ * the script with other text between the parts, `printf %q` of a value with control characters
+ * (its `$'…'` form), other encodings of non-ASCII characters, double encoding) is not recognised;
+ * a value whose parts are separated by more than `HELD_MAX` characters of escape sequences and
+ * line breaks in a stream may pass; the view also masks text that only reads as a value after
+ * decoding (harmless). The post-setup file scan is the second line of defence.
  */
 
 export const MASK = '***';
 const MIN_ENCODED_LENGTH = 4;
+/** The longest escape sequence waited for at the end of a chunk (longer: taken as text). */
+const ESCAPE_MAX = 256;
+/** At most this much text is held back by a stream (beyond the longest form). */
+const HELD_MAX = 4096;
 
 /** The base64 characters of `value` that do not depend on its neighbours, for each alignment. */
 function base64Cores(value: Buffer): string[] {
@@ -35,15 +60,244 @@ function formsOf(value: string): string[] {
       forms.add(core);
       forms.add(core.replaceAll('+', '-').replaceAll('/', '_'));
     }
-    forms.add(encodeURIComponent(value));
-    forms.add(encodeURIComponent(value).replaceAll('%20', '+'));
+    const url = encodeURIComponent(value);
+    forms.add(url);
+    forms.add(url.replace(/%[0-9A-F]{2}/g, (hex) => hex.toLowerCase()));
+    if (value.includes(' ')) forms.add(value.replaceAll(' ', '+'));
     forms.add(JSON.stringify(value).slice(1, -1));
   }
-  return [...forms];
+  // Each form as the view reads it (an empty one would match everywhere).
+  const viewed = new Set<string>();
+  for (const form of forms) {
+    const text = viewOf(form, false).text;
+    if (text !== '') viewed.add(text);
+  }
+  return [...viewed];
 }
 
 function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/**
+ * The view of a text (see the comment at the top) and where each of its characters came from in
+ * the original, as segments: a run copied as it is (view and original lengths equal) or one
+ * decoded character (view length 1, the original's length of its escape). Memory grows with the
+ * number of escapes and line breaks, not with the text. `stable`: where the last token that may
+ * continue in the next chunk starts (a stream holds it back); the whole text when not streaming.
+ */
+interface View {
+  text: string;
+  /** Per segment: its first view index, its original start and length; none: the text itself. */
+  segments: { view: number[]; start: number[]; length: number[]; copied: boolean[] } | undefined;
+  stable: number;
+}
+
+const SPECIAL = /[\x1b\x9b\r\n%\\]/;
+const SPECIAL_ALL = /[\x1b\x9b\r\n%\\]/g;
+
+function isHex(code: number): boolean {
+  return (code >= 48 && code <= 57) || (code >= 65 && code <= 70) || (code >= 97 && code <= 102);
+}
+
+/** Space and ASCII punctuation: what a backslash may quote (`printf %q`, JSON). */
+function isQuotable(code: number): boolean {
+  return (
+    code === 32 ||
+    (code >= 33 && code <= 47) ||
+    (code >= 58 && code <= 64) ||
+    (code >= 91 && code <= 96) ||
+    (code >= 123 && code <= 126)
+  );
+}
+
+/** The length of the escape sequence at `i` (ESC or C1 CSI), 0 if none, -1 if it may be cut. */
+function escapeLength(text: string, i: number, streaming: boolean): number {
+  const n = text.length;
+  const first = text.charCodeAt(i);
+  let j: number;
+  let kind: 'csi' | 'string' | 'plain';
+  if (first === 0x9b) {
+    j = i + 1;
+    kind = 'csi';
+  } else {
+    if (i + 1 >= n) return streaming ? -1 : 0;
+    const second = text.charCodeAt(i + 1);
+    j = i + 2;
+    if (second === 0x5b) kind = 'csi';
+    else if (
+      second === 0x5d ||
+      second === 0x50 ||
+      second === 0x5f ||
+      second === 0x5e ||
+      second === 0x58
+    )
+      kind = 'string';
+    else if (second >= 0x20 && second <= 0x2f) {
+      j = i + 1;
+      kind = 'plain';
+    } else if (second >= 0x30 && second <= 0x7e) return 2;
+    else return 0;
+  }
+  const limit = Math.min(n, i + ESCAPE_MAX);
+  if (kind === 'csi') {
+    while (j < limit && text.charCodeAt(j) >= 0x20 && text.charCodeAt(j) <= 0x3f) j++;
+    if (j < limit && text.charCodeAt(j) >= 0x40 && text.charCodeAt(j) <= 0x7e) return j + 1 - i;
+  } else if (kind === 'string') {
+    for (; j < limit; j++) {
+      const c = text.charCodeAt(j);
+      if (c === 0x07 || c === 0x9c) return j + 1 - i;
+      if (c === 0x1b && j + 1 < n && text.charCodeAt(j + 1) === 0x5c) return j + 2 - i;
+    }
+  } else {
+    while (j < limit && text.charCodeAt(j) >= 0x20 && text.charCodeAt(j) <= 0x2f) j++;
+    if (j < limit && text.charCodeAt(j) >= 0x30 && text.charCodeAt(j) <= 0x7e) return j + 1 - i;
+  }
+  // Unterminated: in a stream, maybe the rest is in the next chunk (unless already too long).
+  return streaming && limit === n && n - i < ESCAPE_MAX ? -1 : 0;
+}
+
+function viewOf(text: string, streaming: boolean): View {
+  if (!SPECIAL.test(text)) return { text, segments: undefined, stable: text.length };
+  const n = text.length;
+  const segments = {
+    view: [] as number[],
+    start: [] as number[],
+    length: [] as number[],
+    copied: [] as boolean[],
+  };
+  const parts: string[] = [];
+  let viewLength = 0;
+  let stable = n;
+  const add = (piece: string, from: number, length: number, copied: boolean) => {
+    if (piece === '') return;
+    segments.view.push(viewLength);
+    segments.start.push(from);
+    segments.length.push(length);
+    segments.copied.push(copied);
+    parts.push(piece);
+    viewLength += piece.length;
+  };
+  let i = 0;
+  while (i < n) {
+    // Copy up to the next character that may start a token.
+    SPECIAL_ALL.lastIndex = i;
+    const next = SPECIAL_ALL.exec(text);
+    const at = next === null ? n : next.index;
+    if (at > i) add(text.slice(i, at), i, at - i, true);
+    i = at;
+    if (i >= n) break;
+    const code = text.charCodeAt(i);
+    if (code === 0x1b || code === 0x9b) {
+      const length = escapeLength(text, i, streaming);
+      if (length < 0) {
+        stable = i;
+        break;
+      }
+      if (length > 0) {
+        i += length;
+        continue;
+      }
+    } else if (code === 0x0d || code === 0x0a) {
+      i++;
+      continue;
+    } else if (code === 0x25) {
+      if (i + 2 >= n && streaming && (i + 1 >= n || isHex(text.charCodeAt(i + 1)))) {
+        stable = i;
+        break;
+      }
+      if (i + 2 < n && isHex(text.charCodeAt(i + 1)) && isHex(text.charCodeAt(i + 2))) {
+        const value = parseInt(text.slice(i + 1, i + 3), 16);
+        if (value < 0x80) {
+          add(String.fromCharCode(value), i, 3, false);
+          i += 3;
+          continue;
+        }
+      }
+    } else if (code === 0x5c) {
+      if (i + 1 >= n) {
+        if (streaming) {
+          stable = i;
+          break;
+        }
+      } else {
+        const following = text.charCodeAt(i + 1);
+        if (following === 0x75) {
+          let hex = 0;
+          while (hex < 4 && i + 2 + hex < n && isHex(text.charCodeAt(i + 2 + hex))) hex++;
+          if (hex === 4) {
+            add(String.fromCharCode(parseInt(text.slice(i + 2, i + 6), 16)), i, 6, false);
+            i += 6;
+            continue;
+          }
+          if (streaming && i + 2 + hex >= n) {
+            stable = i;
+            break;
+          }
+        } else if (isQuotable(following)) {
+          add(text[i + 1] ?? '', i, 2, false);
+          i += 2;
+          continue;
+        }
+      }
+    }
+    // Not a token after all: the character as it is.
+    add(text[i] ?? '', i, 1, true);
+    i++;
+  }
+  return { text: parts.join(''), segments, stable };
+}
+
+/** The segment holding view index `index` (binary search). */
+function segmentOf(segments: NonNullable<View['segments']>, index: number): number {
+  let low = 0;
+  let high = segments.view.length - 1;
+  while (low < high) {
+    const mid = (low + high + 1) >> 1;
+    if ((segments.view[mid] ?? 0) <= index) low = mid;
+    else high = mid - 1;
+  }
+  return low;
+}
+
+/** Where a view character starts and ends in the original. */
+function startOf(view: View, index: number): number {
+  const segments = view.segments;
+  if (!segments) return index;
+  const s = segmentOf(segments, index);
+  const start = segments.start[s] ?? 0;
+  return segments.copied[s] ? start + index - (segments.view[s] ?? 0) : start;
+}
+function endOf(view: View, index: number): number {
+  const segments = view.segments;
+  if (!segments) return index + 1;
+  const s = segmentOf(segments, index);
+  const start = segments.start[s] ?? 0;
+  return segments.copied[s]
+    ? start + index - (segments.view[s] ?? 0) + 1
+    : start + (segments.length[s] ?? 0);
+}
+
+/** What replaces a masked run of the original: the mask, and the line breaks the run spanned. */
+function masked(run: string): string {
+  const breaks = run.match(/\r?\n/g);
+  return breaks ? MASK + breaks.join('') : MASK;
+}
+
+/** A piece of output of an interleaved stream: which stream, and its (masked) text. */
+export interface MaskedPiece<S extends string> {
+  stream: S;
+  text: string;
+}
+
+/**
+ * Masks the chunks of several streams of one process (stdout and stderr) as one text in the
+ * order they arrived, so a value split between the streams is masked (in both).
+ */
+export interface InterleavedMaskingStream<S extends string> {
+  push(stream: S, chunk: string): Array<MaskedPiece<S>>;
+  /** Everything held back, masked; call at the end. */
+  flush(): Array<MaskedPiece<S>>;
 }
 
 /** Masks a stream of text chunks; a value split across chunks is still masked. */
@@ -56,9 +310,9 @@ export interface MaskingStream {
 
 export class SecretMasker {
   private readonly pattern: RegExp | undefined;
-  /** Every form of every value (each is masked). */
+  /** Every form of every value, as the view reads it (each is masked). */
   private readonly forms: readonly string[];
-  /** The longest form, minus one: the most text held back between chunks. */
+  /** The longest form, minus one: the most view text held back between chunks. */
   private readonly holdBack: number;
 
   constructor(values: Iterable<string>) {
@@ -76,31 +330,93 @@ export class SecretMasker {
   }
 
   mask(text: string): string {
-    return this.pattern ? text.replace(this.pattern, MASK) : text;
+    if (!this.pattern) return text;
+    const view = viewOf(text, false);
+    if (!view.segments) return text.replace(this.pattern, MASK);
+    let out = '';
+    let cut = 0;
+    for (const [from, to] of this.runs(view, 0, view.text.length)) {
+      out += text.slice(cut, from) + masked(text.slice(from, to));
+      cut = to;
+    }
+    return out + text.slice(cut);
   }
 
   createStream(): MaskingStream {
-    let pending = '';
+    const inner = this.createInterleavedStream<'text'>();
+    const join = (pieces: Array<MaskedPiece<'text'>>) => pieces.map((p) => p.text).join('');
     return {
-      push: (chunk: string): string => {
-        if (!this.pattern) return chunk;
-        const text = pending + chunk;
-        // A match starting before `safe` is complete within `text` (no form is longer than holdBack + 1).
-        const safe = text.length - this.holdBack;
-        let out = '';
-        let cut = 0;
-        this.pattern.lastIndex = 0;
-        for (let m = this.pattern.exec(text); m !== null; m = this.pattern.exec(text)) {
-          if (m.index >= safe) break;
-          out += text.slice(cut, m.index) + MASK;
-          cut = m.index + m[0].length;
+      push: (chunk) => join(inner.push('text', chunk)),
+      flush: () => join(inner.flush()),
+    };
+  }
+
+  createInterleavedStream<S extends string>(): InterleavedMaskingStream<S> {
+    // What is held back, as (stream, text) segments in arrival order, neighbours differing.
+    let pending: Array<MaskedPiece<S>> = [];
+
+    const emit = (upTo: number, runs: Array<[number, number]>): Array<MaskedPiece<S>> => {
+      const out: Array<MaskedPiece<S>> = [];
+      const rest: Array<MaskedPiece<S>> = [];
+      let offset = 0;
+      let r = 0;
+      for (const segment of pending) {
+        const start = offset;
+        const end = offset + segment.text.length;
+        offset = end;
+        const emitEnd = Math.min(end, upTo);
+        if (emitEnd > start) {
+          let text = '';
+          let cut = start;
+          while (r < runs.length && (runs[r]?.[0] ?? 0) < emitEnd) {
+            const [from, to] = runs[r] ?? [0, 0];
+            const a = Math.max(from, start);
+            const b = Math.min(to, emitEnd);
+            if (b > a) {
+              text +=
+                segment.text.slice(cut - start, a - start) +
+                masked(segment.text.slice(a - start, b - start));
+              cut = b;
+            }
+            if (to <= emitEnd) r++;
+            else break;
+          }
+          text += segment.text.slice(cut - start, emitEnd - start);
+          if (text !== '') out.push({ stream: segment.stream, text });
         }
-        const emitTo = Math.max(cut, safe);
-        out += text.slice(cut, emitTo);
-        // Of the tail, only what may start a value is held back (a live log stays live): the
-        // text up to the first position where a match starts or where the rest could be the
-        // start of a form is out now.
-        const tail = text.slice(emitTo);
+        if (end > upTo)
+          rest.push({
+            stream: segment.stream,
+            text: segment.text.slice(Math.max(0, upTo - start)),
+          });
+      }
+      pending = rest;
+      return out;
+    };
+
+    return {
+      push: (stream, chunk) => {
+        if (chunk === '') return [];
+        const last = pending[pending.length - 1];
+        if (last && last.stream === stream) last.text += chunk;
+        else pending.push({ stream, text: chunk });
+        if (!this.pattern) return emit(Infinity, []);
+        const text = pending.map((p) => p.text).join('');
+        const view = viewOf(text, true);
+        const length = view.text.length;
+        // A run starting before `safe` is complete within the view (no form is longer).
+        const safe = length - this.holdBack;
+        const runs: Array<[number, number]> = [];
+        let emitTo = 0;
+        this.pattern.lastIndex = 0;
+        for (let m = this.pattern.exec(view.text); m !== null; m = this.pattern.exec(view.text)) {
+          if (m.index >= safe) break;
+          runs.push([startOf(view, m.index), endOf(view, m.index + m[0].length - 1)]);
+          emitTo = m.index + m[0].length;
+        }
+        emitTo = Math.max(emitTo, safe, 0);
+        // Of the tail, only what may start a value is held back (a live log stays live).
+        const tail = view.text.slice(emitTo);
         this.pattern.lastIndex = 0;
         const inTail = this.pattern.exec(tail);
         let hold = inTail === null ? tail.length : inTail.index;
@@ -108,15 +424,32 @@ export class SecretMasker {
           const rest = tail.slice(i);
           if (this.forms.some((form) => form.startsWith(rest))) hold = i;
         }
-        out += tail.slice(0, hold);
-        pending = tail.slice(hold);
-        return out;
+        const held = emitTo + hold;
+        let upTo = held < length ? startOf(view, held) : view.stable;
+        // A stream never holds more than HELD_MAX beyond the longest form (see the limits).
+        const cap = text.length - this.holdBack - HELD_MAX;
+        if (upTo < cap)
+          upTo = Math.max(cap, runs.length > 0 ? (runs[runs.length - 1]?.[1] ?? 0) : 0);
+        return emit(upTo, runs);
       },
-      flush: (): string => {
-        const rest = this.mask(pending);
-        pending = '';
-        return rest;
+      flush: () => {
+        if (!this.pattern) return emit(Infinity, []);
+        const text = pending.map((p) => p.text).join('');
+        const view = viewOf(text, false);
+        return emit(Infinity, this.runs(view, 0, view.text.length));
       },
     };
+  }
+
+  /** The original ranges of every match in the view. */
+  private runs(view: View, from: number, to: number): Array<[number, number]> {
+    const runs: Array<[number, number]> = [];
+    if (!this.pattern) return runs;
+    const text = view.text.slice(0, to);
+    this.pattern.lastIndex = from;
+    for (let m = this.pattern.exec(text); m !== null; m = this.pattern.exec(text)) {
+      runs.push([startOf(view, m.index), endOf(view, m.index + m[0].length - 1)]);
+    }
+    return runs;
   }
 }
