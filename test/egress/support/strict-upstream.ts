@@ -212,7 +212,7 @@ export async function startStrictUpstream(ca: CertificateAuthority): Promise<Str
   const secure = tls.createServer(
     {
       ALPNProtocols: ['http/1.1'],
-      SNICallback: (name, callback) => callback(null, contexts.get(name) ?? null),
+      SNICallback: (name, callback) => callback(null, contexts.get(name)),
     },
     serve('https'),
   );
