@@ -38,7 +38,9 @@ export function formatProgress(event: AttemptEvent, prefix: string): string {
         typeof event.details?.logTail === 'string' && event.details.logTail !== ''
           ? `\n${event.details.logTail}`
           : '';
-      return `${prefix}error: ${event.message}${tail.replace(/\n/g, `\n${prefix}  `)}\n`;
+      // A cancelled attempt says `cancelled` (its status word), not `error`.
+      const word = event.code === 'cancelled' ? 'cancelled' : 'error';
+      return `${prefix}${word}: ${event.message}${tail.replace(/\n/g, `\n${prefix}  `)}\n`;
     }
     case 'command':
       return `${prefix}$ ${event.command}  (exit code ${event.exitCode})\n`;

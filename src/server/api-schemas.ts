@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { ERROR_CODES } from '../errors/berth-error.js';
 import { environmentSpecSchema } from '../domain/environment/environment-spec.js';
 import { agentLimitsSchema } from '../agent/agent-limits-schema.js';
+import { STATUSES, STATUS_WORDS } from '../domain/task/status-words.js';
 
 /**
  * The API's request and response bodies, as zod schemas. Request bodies are parsed with them and
@@ -143,10 +144,16 @@ export const verificationView = z.object({
   timedOut: z.boolean(),
 });
 
+/** The status words (status-words.ts), with what each means, for the API's description. */
+const statusWord = z.enum(STATUSES);
+const STATUS_MEANINGS = Object.entries(STATUS_WORDS)
+  .map(([word, meaning]) => `\`${word}\`: ${meaning}.`)
+  .join(' ');
+
 export const attemptView = z.object({
   id: z.string().describe('att_…'),
   index: z.number().int(),
-  status: z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled']),
+  status: statusWord.describe(`The attempt's status, from its phase. ${STATUS_MEANINGS}`),
   phase: z.string(),
   cacheHit: z.boolean().nullable(),
   diff: z.string().describe('git diff --binary against the checked-out commit'),
@@ -191,7 +198,9 @@ export const attemptView = z.object({
 export const taskView = z.object({
   id: z.string().describe('task_…'),
   environment: z.string(),
-  status: z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled']),
+  status: statusWord.describe(
+    `The task's status, from its attempts' (the latest turn's; \`running\` while an earlier turn's attempt is). ${STATUS_MEANINGS}`,
+  ),
   prompt: z.string(),
   command: z.string().nullable(),
   branch: z.string().nullable(),

@@ -6,7 +6,7 @@ import type {
   TaskViewBody,
   cacheEntryView as cacheEntrySchema,
 } from './api-schemas.js';
-import type { Task } from '../domain/task/task.js';
+import { taskStatusOfTurns, type Task } from '../domain/task/task.js';
 
 /**
  * How tasks and attempts are shown, in one place for the API, `berth run --json` and the CLI.
@@ -74,7 +74,8 @@ export function taskView(
   return {
     id: task.id,
     environment: environmentName,
-    status: task.status,
+    // From the attempts as they are now (the stored status follows them a moment later).
+    status: attempts.length > 0 ? taskStatusOfTurns(attempts) : task.status,
     prompt: task.prompt,
     command: task.command,
     branch: task.ref.branch ?? null,

@@ -7,6 +7,7 @@ import type { AttemptViewBody, TaskViewBody } from '../../server/api-schemas.js'
 import type { AttemptEvent } from '../../domain/task/attempt-event.js';
 import { formatProgress } from '../../lifecycle/progress-format.js';
 import { BerthError } from '../../errors/berth-error.js';
+import { isFinalStatus } from '../../domain/task/status-words.js';
 import { inertJson, inertText, isTerminal } from '../terminal-text.js';
 import { registerApplyCommand } from './apply-command.js';
 import { registerPrCommand } from './pr-command.js';
@@ -14,7 +15,8 @@ import { registerFollowUpCommand } from './followup-command.js';
 
 /** `berth exec` and `berth task …`: tasks on a server. */
 
-const TERMINAL = new Set(['succeeded', 'failed', 'cancelled']);
+/** How long `task cancel` waits for the attempts to stop before printing the status. */
+const CANCEL_WAIT_MS = 30_000;
 
 /** `--raw` on every command that prints text from a sandbox (see terminal-text.ts). */
 export const RAW_FLAG = '--raw';
@@ -78,7 +80,8 @@ export function describeTask(task: TaskViewBody): string {
   for (const a of task.attempts) {
     if (a.followUpOf !== null)
       lines.push('', `${a.id} follows up ${a.followUpOf}: ${a.request ?? ''}`);
-    if (a.error) lines.push('', `${a.id} failed: ${a.error}`);
+    // The attempt's status word (a cancelled attempt is `cancelled`, not failed), then why.
+    if (a.error) lines.push('', `${a.id} ${a.status}: ${a.error}`);
     else if (a.message) lines.push('', `${a.id}: ${a.message}`);
   }
   return lines.join('\n');
@@ -137,7 +140,7 @@ export async function waitForTask(
   // in the first half second, then five a second, as before).
   for (let poll = 0; ; poll++) {
     const current = await client.request<TaskViewBody>('GET', path(task.id));
-    if (TERMINAL.has(current.status)) return current;
+    if (isFinalStatus(current.status)) return current;
     await new Promise((r) => setTimeout(r, statusPollDelayMs(poll)));
   }
 }
@@ -445,11 +448,27 @@ export function registerTaskCommands(program: Command, ctx: CliContext): void {
   registerPrCommand(task, ctx);
   registerFollowUpCommand(task, ctx);
 
-  withClientOptions(task.command('cancel').description('stop a task').argument('<task>')).action(
-    async (taskId: string, options: ClientOptions) => {
-      const view = await ctx.client(options).request<TaskViewBody>('POST', path(taskId, '/cancel'));
+  withClientOptions(
+    task
+      .command('cancel')
+      .description('stop a task, then print its status once its attempts have stopped'),
+  )
+    .argument('<task>')
+    .action(async (taskId: string, options: ClientOptions) => {
+      const client = ctx.client(options);
+      let view = await client.request<TaskViewBody>('POST', path(taskId, '/cancel'));
+      // A running attempt stops within seconds (its sandbox removed): the status is printed
+      // once it has, so what is printed is what the task ended as.
+      const deadline = Date.now() + CANCEL_WAIT_MS;
+      for (let poll = 0; !isFinalStatus(view.status) && Date.now() < deadline; poll++) {
+        await new Promise((r) => setTimeout(r, statusPollDelayMs(poll)));
+        view = await client.request<TaskViewBody>('GET', path(taskId));
+      }
       if (options.json) ctx.json(view);
-      else ctx.out(`cancelled task ${view.id} (${view.status})`);
-    },
-  );
+      else if (isFinalStatus(view.status)) ctx.out(`task ${view.id}: ${view.status}`);
+      else
+        ctx.out(
+          `task ${view.id}: ${view.status} (cancel requested; its attempts have not stopped after ${CANCEL_WAIT_MS / 1000} s: see berth task show ${view.id})`,
+        );
+    });
 }

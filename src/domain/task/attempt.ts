@@ -1,5 +1,6 @@
 import type { AttemptPhase } from './attempt-phase.js';
 import type { CommandRecord } from './command-record.js';
+import type { StatusWord } from './status-words.js';
 
 /** A file the diff touches; binary files are marked (their patch is a binary patch). */
 export interface ChangedFile {
@@ -90,8 +91,8 @@ export interface Attempt {
   finishedAt: string | null;
 }
 
-/** The attempt's status as a user sees it: its phase once terminal, else running or queued. */
-export type AttemptStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+/** The attempt's status as a user sees it (status-words.ts): its phase once terminal, else running or queued. */
+export type AttemptStatus = StatusWord;
 
 export function attemptStatus(phase: AttemptPhase): AttemptStatus {
   switch (phase) {

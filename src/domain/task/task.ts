@@ -1,6 +1,8 @@
 import { attemptStatus, type Attempt, type AttemptStatus } from './attempt.js';
+import type { StatusWord } from './status-words.js';
 
-export type TaskStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+/** The task's status as a user sees it (status-words.ts), from its attempts (taskStatusOfTurns). */
+export type TaskStatus = StatusWord;
 
 /** Where the attempt's repository is checked out: the environment's default branch unless given. */
 export interface TaskRef {
