@@ -36,7 +36,9 @@
  *   cannot become a request the proxy did not check.
  * - Requests of one connection are handled one at a time, in order; after a refusal nothing
  *   more of that connection is forwarded (requests already parsed behind it are reported,
- *   rule `connection`) and the connection closes once the refusal is sent.
+ *   rule `connection`) and the connection closes once the refusal is sent. A request whose body
+ *   turns out malformed while it is forwarded is cut: the upstream connection closes with the
+ *   request incomplete, and a second decision says so.
  * - Every decision is reported through `onDecision`; a refusal that can still be answered gets a
  *   403 (400 for malformed requests) whose body names the host and the reason.
  * Not covered here: the network placement (only the proxy port reachable), which the firewall

@@ -11,7 +11,10 @@
  *   most 64 KB and 256 header lines. Anything else is an error (the proxy answers 502).
  * - The body's framing is decided once, here, by RFC 9112 section 6.3: no body (HEAD, 1xx, 204,
  *   304), chunked (Transfer-Encoding ending in chunked), until close (another Transfer-Encoding
- *   or no length), or Content-Length (every value the same decimal number, below 2^53).
+ *   or no length), or Content-Length (every value the same decimal number, below 2^53). With
+ *   both Transfer-Encoding and Content-Length the coding decides and the connection is not
+ *   reused. A bodiless response's Content-Length is kept apart, as information only.
+ * - The Connection header only tells whether the server closes; it never changes the framing.
  * - The chunked decoder takes sizes of at most 15 hex digits and lines of at most 4 KB; bytes
  *   after the last chunk are dropped and reported (the connection is not reused). Trailers are
  *   read and dropped.

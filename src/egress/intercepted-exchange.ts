@@ -6,13 +6,17 @@
  *
  * Guarantees:
  * - The request is written anew from its parsed form: request line, the headers the proxy chose
- *   (hop-by-hop ones dropped), and its body framed by its own Content-Length or re-chunked. No
- *   byte of the sandbox's stream reaches the upstream unparsed.
+ *   (hop-by-hop ones dropped), and its body under the framing Node's parser read (its own
+ *   Content-Length, re-chunked, or none), never the received framing headers; a body that runs
+ *   past its framing or ends short of it stops the exchange and closes the upstream connection.
+ *   No byte of the sandbox's stream reaches the upstream unparsed.
  * - One request at a time on an upstream connection, and a connection verified for one name
  *   carries requests for that name only (the pool's key is name, address and port).
  * - The response head is parsed strictly (http1-response.ts) and re-sent through Node's
- *   ServerResponse; a body of known length is spliced natively (it is the upstream's to send,
- *   nothing in it is checked); chunked and close-delimited bodies are decoded here.
+ *   ServerResponse with the framing that parse decided (a Connection header of the upstream
+ *   cannot take it away): a body of known length goes out under that Content-Length and is
+ *   spliced natively, exactly that many bytes (it is the upstream's to send, nothing in it is
+ *   checked); chunked and close-delimited bodies are decoded here and re-framed by Node.
  * - A connection is reused only when its response ended exactly where its framing said.
  * - An upstream that does not answer in time, fails, or breaks its framing gets a 502 when
  *   nothing was sent yet, or a closed tunnel otherwise: the sandbox never gets a silently
