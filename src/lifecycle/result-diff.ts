@@ -1,3 +1,4 @@
+import type { ChangedFile } from '../domain/task/attempt.js';
 import { BerthError } from '../errors/berth-error.js';
 import { readDiffHeadersAsync, type DiffSection } from '../git/diff-headers.js';
 import type { SecretMasker } from '../secrets/secret-masker.js';
@@ -18,6 +19,8 @@ import type { SandboxContext } from './sandbox-context.js';
  *     files that held one are listed (`secretFiles`, names masked too), so `task apply` and
  *     `task pr` refuse it and a person can see why. A value inside a binary patch (compressed,
  *     base85) is not recognised.
+ * The list of changed files shown with the result names exactly the diff's files (a numstat from
+ * the sandbox that names others, or misses one, cannot make `task show` hide a change).
  */
 
 export interface CheckedDiff {
@@ -27,7 +30,16 @@ export interface CheckedDiff {
   secretFiles: string[];
 }
 
-export async function checkResultDiff(ctx: SandboxContext, diff: string): Promise<CheckedDiff> {
+export interface CheckedResult extends CheckedDiff {
+  /** The diff's files, in its order, with the numstat's counts where it has them. */
+  files: ChangedFile[];
+}
+
+export async function checkResultDiff(
+  ctx: SandboxContext,
+  diff: string,
+  numstat: readonly ChangedFile[] = [],
+): Promise<CheckedResult> {
   let sections;
   try {
     sections = (await readDiffHeadersAsync(diff)).sections;
@@ -44,7 +56,18 @@ export async function checkResultDiff(ctx: SandboxContext, diff: string): Promis
       },
     );
   }
-  const checked = maskSections(diff, sections, ctx.masker);
+  const counts = new Map(numstat.map((file) => [file.path, file]));
+  const changed: ChangedFile[] = [...new Set(sections.map((s) => s.path))].map(
+    (path) =>
+      counts.get(path) ?? {
+        path,
+        added: null,
+        removed: null,
+        binary: false,
+      },
+  );
+  const masked = changed.map((file) => ({ ...file, path: ctx.masker.mask(file.path) }));
+  const checked = { ...maskSections(diff, sections, ctx.masker), files: masked };
   const files = checked.secretFiles;
   if (files.length === 0) return checked;
   ctx.emit({

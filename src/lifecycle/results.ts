@@ -74,7 +74,7 @@ export async function collectChanges(
     readSandboxFile(ctx.runtime, ctx.sandboxId, NUMSTAT_FILE, ctx.signal, MAX_DIFF_BYTES),
   ]);
   const text = diff.toString('utf8');
-  // Refused when not shaped like Berth's diffs; secret values masked and their files named.
-  const checked = await checkResultDiff(ctx, text);
-  return { ...checked, files: parseNumstat(numstat.toString('utf8')) };
+  // Refused when not shaped like Berth's diffs; secret values masked and their files named; the
+  // files listed are the diff's own.
+  return checkResultDiff(ctx, text, parseNumstat(numstat.toString('utf8')));
 }

@@ -53,7 +53,11 @@ describe('checkResultDiff', () => {
 
   it('leaves a diff without secret values as it is', async () => {
     const { ctx, events } = context();
-    expect(await checkResultDiff(ctx, readme)).toEqual({ diff: readme, secretFiles: [] });
+    expect(await checkResultDiff(ctx, readme)).toEqual({
+      diff: readme,
+      secretFiles: [],
+      files: [{ path: 'README.md', added: null, removed: null, binary: false }],
+    });
     expect((await checkResultDiff(context([]).ctx, npmrc(TOKEN))).secretFiles).toEqual([]);
     expect(events).toEqual([]);
   });
@@ -67,5 +71,18 @@ describe('checkResultDiff', () => {
     expect((error as BerthError).details.reason).toBe('results');
     expect((error as BerthError).message).toContain('refused and not kept');
     expect((error as BerthError).message).toContain('copy from /root/.ssh/id_ed25519');
+  });
+
+  it("lists exactly the diff's files, whatever the sandbox's numstat says", async () => {
+    const { ctx } = context();
+    const diff = readme + npmrc('registry=https://registry.example/');
+    const { files } = await checkResultDiff(ctx, diff, [
+      { path: 'README.md', added: 1, removed: 1, binary: false },
+      { path: 'decoy.txt', added: 3, removed: 0, binary: false },
+    ]);
+    expect(files).toEqual([
+      { path: 'README.md', added: 1, removed: 1, binary: false },
+      { path: '.npmrc', added: null, removed: null, binary: false },
+    ]);
   });
 });
