@@ -1,7 +1,7 @@
 import { isTerminalPhase } from '../domain/task/attempt-phase.js';
 import type { Store } from '../ports/store.js';
 import { BERTH_LABELS } from '../runtime/labels.js';
-import { WARM_OWNER_LABEL } from './warm-pool.js';
+import { warmOwnerOf } from './warm-pool.js';
 
 /**
  * Whether a labelled Docker resource still belongs to something live, for the reaper: a sandbox
@@ -13,11 +13,17 @@ import { WARM_OWNER_LABEL } from './warm-pool.js';
 export function resourceLiveness(
   store: Store,
   options: { owner: string; now?: () => Date; publishGraceMs?: number },
-): (labels: Record<string, string>) => Promise<boolean> {
+): (labels: Record<string, string>, name?: string) => Promise<boolean> {
   const now = options.now ?? (() => new Date());
   const grace = options.publishGraceMs ?? 10 * 60_000;
-  return async (labels) => {
-    const warmOwner = labels[WARM_OWNER_LABEL];
+  return async (labels, name) => {
+    const kind = labels[BERTH_LABELS.kind];
+    const at = now();
+    const expiresAt = Date.parse(labels['berth.expires-at'] ?? '');
+    // A snapshot lives until its expiry, whatever else it carries (one committed by an older
+    // Berth from a warm sandbox carries that sandbox's `berth.warm-owner`).
+    if (kind === 'snapshot') return Number.isFinite(expiresAt) && expiresAt > at.getTime();
+    const warmOwner = warmOwnerOf(name);
     // Another orchestrator's warm sandbox is live while that orchestrator holds a lease (it may
     // be running an attempt in it); see Scheduler.removeDeadWarmSandboxes.
     if (warmOwner !== undefined) {
@@ -26,10 +32,6 @@ export function resourceLiveness(
         (await store.countLiveLeases(warmOwner, now().toISOString())) > 0
       );
     }
-    const kind = labels[BERTH_LABELS.kind];
-    const at = now();
-    const expiresAt = Date.parse(labels['berth.expires-at'] ?? '');
-    if (kind === 'snapshot') return Number.isFinite(expiresAt) && expiresAt > at.getTime();
     if (kind === 'cache') {
       const entries = await store.listCacheEntries();
       if (

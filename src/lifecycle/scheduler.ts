@@ -18,7 +18,7 @@ import { BERTH_LABELS } from '../runtime/labels.js';
 import type { AgentPhase } from './agent-phase.js';
 import { AttemptRecorder, type AttemptEventListener } from './attempt-recorder.js';
 import type { AttemptRunner } from './attempt-runner.js';
-import { WARM_OWNER_LABEL, type WarmPool } from './warm-pool.js';
+import { warmOwnerOf, type WarmPool } from './warm-pool.js';
 import { validateBranch, validateSha } from './checkout.js';
 import { repositoryCredentials } from './repository-credentials.js';
 
@@ -412,7 +412,7 @@ export class Scheduler {
       const now = this.now().toISOString();
       const alive = new Map<string, boolean>();
       for (const sandbox of await runtime.list({})) {
-        const owner = sandbox.labels[WARM_OWNER_LABEL];
+        const owner = warmOwnerOf(sandbox.name);
         if (owner === undefined || owner === this.owner) continue;
         if (!alive.has(owner)) alive.set(owner, (await store.countLiveLeases(owner, now)) > 0);
         if (alive.get(owner) === false) await runtime.remove(sandbox.id);

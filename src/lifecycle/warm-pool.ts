@@ -14,11 +14,22 @@ import type { ForegroundActivity } from './foreground-activity.js';
  *
  * Threat model: a warm sandbox has run nothing but Berth's own `true` (to open the exec channel);
  * it is handed to exactly one attempt and never returned to the pool, so no state passes from
- * one attempt to another. Warm sandboxes carry `berth.warm-owner` (the scheduler's lease owner):
- * a recovery pass removes those whose owner holds no live lease (a dead orchestrator's).
+ * one attempt to another. A warm sandbox is named `berth-warm-<owner>-<random>` (the scheduler's
+ * lease owner): a recovery pass removes those whose owner holds no live lease (a dead
+ * orchestrator's). The owner is in the name, not a label, because Docker copies a container's
+ * labels into every image committed from it: a snapshot of an attempt that ran in a warm sandbox
+ * would carry the owner and be reaped with the pool once that orchestrator is gone.
  */
 
-export const WARM_OWNER_LABEL = 'berth.warm-owner';
+/** The name prefix (after `berth-`) of the warm sandboxes of `owner`. */
+export function warmNamePrefix(owner: string): string {
+  return `warm-${owner}`;
+}
+
+/** The owner of a warm sandbox, from its name; undefined when the sandbox is not a warm one. */
+export function warmOwnerOf(sandboxName: string | undefined): string | undefined {
+  return /^\/?berth-warm-(.+)-[0-9a-f]{12}$/.exec(sandboxName ?? '')?.[1];
+}
 
 export interface WarmSpec {
   image: string;
@@ -170,7 +181,15 @@ export class WarmPool {
   private async make(key: string, spec: WarmSpec): Promise<void> {
     const sandbox = await this.runtime.create({
       image: spec.image,
-      labels: { [BERTH_LABELS.kind]: 'sandbox', [WARM_OWNER_LABEL]: this.owner },
+      // Made before its attempt is known: the task and attempt are blank, not the cache
+      // builder's that Docker would copy from the cache image (a recovery of that attempt
+      // removes its sandboxes by `berth.attempt`; it must not find the warm ones).
+      labels: {
+        [BERTH_LABELS.kind]: 'sandbox',
+        [BERTH_LABELS.task]: '',
+        [BERTH_LABELS.attempt]: '',
+      },
+      namePrefix: warmNamePrefix(this.owner),
       resources: spec.resources,
       hostname: 'berth',
       workdir: spec.workdir,

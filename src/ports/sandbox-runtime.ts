@@ -31,6 +31,11 @@ export interface CreateSandboxOptions {
   workdir?: string;
   /** Extra /etc/hosts entries, "name:address". */
   extraHosts?: string[];
+  /**
+   * The sandbox's name is `berth-<namePrefix>-<random>` (default `berth-<random>`). A name, unlike
+   * a label, is not copied into an image committed from the sandbox.
+   */
+  namePrefix?: string;
   signal?: AbortSignal;
 }
 

@@ -18,7 +18,8 @@ export interface ReaperLogger {
 
 export interface ReaperOptions {
   runtime: SandboxRuntime;
-  isLive: (labels: Record<string, string>) => Promise<boolean>;
+  /** `name`: the sandbox's name, for sandboxes. */
+  isLive: (labels: Record<string, string>, name?: string) => Promise<boolean>;
   /** Default: 5 minutes. */
   intervalMs?: number;
   logger?: ReaperLogger;
@@ -96,7 +97,7 @@ export class Reaper {
     };
     // Sandboxes first: networks and images in use by them cannot go before they do.
     for (const sandbox of await runtime.list({})) {
-      if (!(await isLive(sandbox.labels)))
+      if (!(await isLive(sandbox.labels, sandbox.name)))
         await attempt('sandbox', sandbox.id, () => runtime.remove(sandbox.id));
     }
     for (const network of await runtime.listNetworks({})) {

@@ -134,7 +134,8 @@ export class DockerRuntime implements SandboxRuntime {
     const { resources } = options;
     const memoryBytes = Math.floor(resources.memoryMb * 1024 * 1024);
     const labels = this.labelsFor({ [BERTH_LABELS.kind]: 'sandbox', ...options.labels });
-    const name = `berth-${randomBytes(6).toString('hex')}`;
+    const prefix = options.namePrefix === undefined ? '' : `${options.namePrefix}-`;
+    const name = `berth-${prefix}${randomBytes(6).toString('hex')}`;
     const container = await this.call('create a sandbox', () =>
       this.docker.createContainer({
         name,
