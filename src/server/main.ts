@@ -117,6 +117,10 @@ export async function startServer(config: BerthConfig, logger: Logger): Promise<
         { files: egress.unreadable },
         'extra CA files that are not readable certificates are skipped',
       );
+    if (config.githubToken !== undefined && config.githubRepositories.length === 0)
+      logger.warn(
+        'BERTH_GITHUB_TOKEN may push to every GitHub repository an environment names: list the ones it is for in BERTH_GITHUB_REPOSITORIES (acme/*)',
+      );
     const { scheduler, collector } = createOrchestrator({
       store,
       runtime,

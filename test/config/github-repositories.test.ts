@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
 import { BerthError } from '../../src/errors/berth-error.js';
 import { githubRepositoryAllowed } from '../../src/git/github-repository-patterns.js';
+import { startTestServer } from '../api/api-server.js';
 
 /** `BERTH_GITHUB_REPOSITORIES`: where the server's GitHub token may push (issue 21, 9). */
 
@@ -38,5 +39,18 @@ describe('BERTH_GITHUB_REPOSITORIES', () => {
     expect(githubRepositoryAllowed(repo, ['*/app'])).toBe(true);
     expect(githubRepositoryAllowed(repo, ['acme/ap'])).toBe(false);
     expect(githubRepositoryAllowed(repo, ['acme-corp/*', 'beta/app'])).toBe(false);
+  });
+
+  it('the server warns at start when BERTH_GITHUB_TOKEN has no list', async () => {
+    const warned = (logs: string[]) => logs.some((l) => l.includes('BERTH_GITHUB_REPOSITORIES'));
+    const open = await startTestServer({ env: { BERTH_GITHUB_TOKEN: 'ghs-test' } });
+    await open.close();
+    expect(warned(open.logs)).toBe(true);
+    const listed = await startTestServer({
+      env: { BERTH_GITHUB_TOKEN: 'ghs-test', BERTH_GITHUB_REPOSITORIES: 'acme/*' },
+    });
+    await listed.close();
+    expect(warned(listed.logs)).toBe(false);
+    expect(JSON.stringify(open.logs)).not.toContain('ghs-test');
   });
 });
