@@ -1,3 +1,4 @@
+import { taskExitCode, VERIFY_FAILED_EXIT_CODE } from '../domain/task/task-exit-code.js';
 import { join } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import { isMap, parseDocument } from 'yaml';
@@ -58,6 +59,8 @@ export interface RunLocalOptions {
   agentLimits?: AgentLimitsOverride | undefined;
   /** For tests: a runtime to use instead of Docker at `dockerSocket`. */
   runtime?: SandboxRuntime | undefined;
+  /** `--require-verify`: a failed verification makes the exit code 3 (see task-exit-code.ts). */
+  requireVerify?: boolean | undefined;
   /** Cancels the run (Ctrl-C); attempts stop and clean up. */
   signal?: AbortSignal | undefined;
   /** The egress proxy's settings (internet `allowlist`/`on`); without them the agent phase has no network. */
@@ -152,6 +155,12 @@ export async function runLocal(options: RunLocalOptions, io: RunLocalIo): Promis
       );
     }
     const spec = parseEnvironmentFile(withRepository(text, options.repo), options.envFile);
+    if (options.requireVerify === true && spec.verify === undefined) {
+      throw new BerthError(
+        'invalid_input',
+        `--require-verify: the environment file ${options.envFile} has no verify command (add "verify: …" to it)`,
+      );
+    }
     const secrets: Record<string, string> = {};
     const missing: string[] = [];
     for (const name of spec.secrets) {
@@ -249,7 +258,17 @@ export async function runLocal(options: RunLocalOptions, io: RunLocalIo): Promis
       attempts: (await store.listAttempts(task.id)).map(attemptView),
     };
     io.stdout(options.json ? `${JSON.stringify(result, null, 2)}\n` : formatHuman(result));
-    return result.attempts.every((a) => a.status === 'succeeded') ? 0 : 1;
+    const exitCode = taskExitCode(
+      result.attempts,
+      options.requireVerify === true || spec.verifyRequired === true,
+    );
+    if (exitCode === VERIFY_FAILED_EXIT_CODE) {
+      const unverified = result.attempts.filter((a) => a.verification?.passed !== true);
+      io.stderr(
+        `berth run: verification is required (${options.requireVerify === true ? '--require-verify' : 'verifyRequired: true'}) and failed for ${unverified.map((a) => a.id).join(', ')}: exit code ${VERIFY_FAILED_EXIT_CODE}\n`,
+      );
+    }
+    return exitCode;
   } catch (thrown) {
     const error = toBerthError(thrown);
     if (options.json)

@@ -76,4 +76,39 @@ describe('berth run through the real binary (docker)', () => {
     expect(refused.code).toBe(2);
     expect(refused.stderr).toMatch(/repository/);
   }, 300_000);
+
+  it('a failed verify exits 0 by default, 3 with --require-verify or verifyRequired: true', async () => {
+    const verify = 'verify: test -f VERIFIED';
+    const file = envFile('run-cli-verify', [`repository: ${repo.dir}`, verify]);
+    const unverified = await berthRun(file, '--command', 'true');
+    expect(unverified.code, unverified.stderr).toBe(0);
+    const required = await berthRun(file, '--command', 'true', '--require-verify');
+    expect(required.code, required.stderr).toBe(3);
+    expect(required.stderr).toMatch(
+      /verification is required \(--require-verify\) and failed for att_/,
+    );
+
+    const strict = envFile('run-cli-verify', [
+      `repository: ${repo.dir}`,
+      verify,
+      'verifyRequired: true',
+    ]);
+    const failing = await berthRun(strict, '--command', 'true', '--json');
+    expect(failing.code, failing.stderr).toBe(3);
+    const result = JSON.parse(failing.stdout) as {
+      attempts: Array<{ status: string; verification: { passed: boolean } }>;
+    };
+    expect(result.attempts[0]).toMatchObject({
+      status: 'succeeded',
+      verification: { passed: false },
+    });
+    const passing = await berthRun(strict, '--command', 'touch VERIFIED');
+    expect(passing.code, passing.stderr).toBe(0);
+
+    // Without a verify command, --require-verify is refused before anything runs.
+    const none = envFile('run-cli-no-verify', [`repository: ${repo.dir}`]);
+    const refused = await berthRun(none, '--command', 'true', '--require-verify');
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('has no verify command');
+  }, 300_000);
 });

@@ -4,7 +4,7 @@ import { BerthError } from '../../errors/berth-error.js';
 import { agentLimitsFrom } from '../agent-options.js';
 import { agentLimitsSchema } from '../../agent/agent-limits-schema.js';
 import { inertJson } from '../terminal-text.js';
-import { RAW_FLAG, RAW_HELP } from './task-command.js';
+import { RAW_FLAG, RAW_HELP, REQUIRE_VERIFY_FLAG } from './task-command.js';
 
 const LIMIT_FLAGS: Record<string, string> = {
   maxTurns: '--max-turns',
@@ -34,6 +34,7 @@ interface RunOptions {
   sha?: string;
   attempts: string;
   command?: string;
+  requireVerify?: boolean;
   json?: boolean;
   dataDir?: string;
   modelBaseUrl?: string;
@@ -71,6 +72,10 @@ export function registerRunCommand(program: Command, ctx: CliContext): void {
     .option('--max-turns <n>', 'at most this many model turns per attempt')
     .option('--max-tokens <n>', 'at most this many model tokens per attempt')
     .option('--max-time-ms <ms>', "at most this long for the agent's work per attempt")
+    .option(
+      REQUIRE_VERIFY_FLAG,
+      "exit code 3 when an attempt's verify failed (else 0 if every attempt succeeded); the file's verifyRequired: true does the same",
+    )
     .option('--json', 'print the result as one JSON object')
     .option(RAW_FLAG, RAW_HELP)
     .argument('[prompt]', 'what the agent is asked to do')
@@ -122,6 +127,7 @@ export function registerRunCommand(program: Command, ctx: CliContext): void {
             command: options.command,
             prompt,
             json: options.json,
+            requireVerify: options.requireVerify,
             dataDir: config.dataDir,
             lookupSecret: (name) => ctx.variable(name),
             instance: config.instance,

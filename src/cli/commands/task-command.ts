@@ -8,6 +8,7 @@ import type { AttemptEvent } from '../../domain/task/attempt-event.js';
 import { formatProgress } from '../../lifecycle/progress-format.js';
 import { BerthError } from '../../errors/berth-error.js';
 import { isFinalStatus } from '../../domain/task/status-words.js';
+import { taskExitCode, VERIFY_FAILED_EXIT_CODE } from '../../domain/task/task-exit-code.js';
 import { inertJson, inertText, isTerminal } from '../terminal-text.js';
 import { registerApplyCommand } from './apply-command.js';
 import { registerPrCommand } from './pr-command.js';
@@ -119,6 +120,31 @@ export async function followEvents(
   }
 }
 
+/** `--require-verify` on `exec --wait` and `run`: a failed verification fails the command. */
+export const REQUIRE_VERIFY_FLAG = '--require-verify';
+
+/**
+ * Whether the verification decides the exit code: `--require-verify`, or the environment's
+ * `verifyRequired: true`. Either is refused for an environment without a `verify` command.
+ */
+async function verifyRequired(
+  client: ApiClient,
+  environment: string,
+  flag: boolean,
+): Promise<boolean> {
+  const view = await client.request<{ spec: { verify?: string; verifyRequired?: boolean } }>(
+    'GET',
+    `/v1/environments/${encodeURIComponent(environment)}`,
+  );
+  if (flag && view.spec.verify === undefined) {
+    throw new BerthError(
+      'invalid_input',
+      `${REQUIRE_VERIFY_FLAG}: environment "${environment}" has no verify command (add "verify: …" to it)`,
+    );
+  }
+  return flag || view.spec.verifyRequired === true;
+}
+
 /** Waits for a task to finish, printing each attempt's progress to stderr as it happens. */
 export async function waitForTask(
   ctx: CliContext,
@@ -162,7 +188,11 @@ export function registerExecCommand(program: Command, ctx: CliContext): void {
       .option('--command <command>', 'run this command as the agent phase (instead of the agent)')
       .option(
         '--wait',
-        'wait for the task to finish, showing its progress; exit code 0 only if every attempt succeeded',
+        'wait for the task to finish, showing its progress; exit code 0 only if every attempt succeeded (a failed verify counts only with --require-verify)',
+      )
+      .option(
+        REQUIRE_VERIFY_FLAG,
+        "with --wait: exit code 3 when an attempt's verify failed (else 0 if every attempt succeeded); the environment's verifyRequired: true does the same",
       )
       .option(RAW_FLAG, RAW_HELP)
       .argument('[prompt]', 'what the agent is asked to do'),
@@ -178,8 +208,15 @@ export function registerExecCommand(program: Command, ctx: CliContext): void {
           attempts: string;
           command?: string;
           wait?: boolean;
+          requireVerify?: boolean;
         },
     ) => {
+      if (options.requireVerify && !options.wait) {
+        throw new BerthError(
+          'invalid_input',
+          '--require-verify needs --wait (the exit code is decided once the task has finished)',
+        );
+      }
       const attempts = Number(options.attempts);
       if (!Number.isInteger(attempts) || attempts < 1) {
         throw new BerthError(
@@ -189,6 +226,9 @@ export function registerExecCommand(program: Command, ctx: CliContext): void {
       }
       const limits = agentLimitsFrom(options);
       const client = ctx.client(options);
+      const requireVerify = options.wait
+        ? await verifyRequired(client, options.env, options.requireVerify === true)
+        : false;
       let task = await client.request<TaskViewBody>('POST', '/v1/tasks', {
         environment: options.env,
         ...(prompt !== undefined ? { prompt } : {}),
@@ -211,7 +251,14 @@ export function registerExecCommand(program: Command, ctx: CliContext): void {
       task = await waitForTask(ctx, client, task, false);
       if (options.json) ctx.json(task);
       else ctx.out(describeTask(task));
-      if (task.status !== 'succeeded') ctx.exitCode = 1;
+      ctx.exitCode = taskExitCode(task.attempts, requireVerify);
+      if (ctx.exitCode === VERIFY_FAILED_EXIT_CODE && !options.json)
+        ctx.err(
+          `berth: verification is required (${options.requireVerify ? REQUIRE_VERIFY_FLAG : 'verifyRequired: true'}) and failed for ${task.attempts
+            .filter((a) => a.verification?.passed !== true)
+            .map((a) => a.id)
+            .join(', ')}: exit code ${VERIFY_FAILED_EXIT_CODE}`,
+        );
     },
   );
 }

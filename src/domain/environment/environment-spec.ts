@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { parseDomainPattern } from '../internet/host-name.js';
 import { HTTP_METHODS } from '../internet/http-methods.js';
+import { refuseInertInternetSettings } from './inert-internet-settings.js';
 import { classifyRepositoryUrl, repositoryUrlCredentialProblem } from './repository-url.js';
 
 /**
@@ -210,9 +211,22 @@ export const environmentSpecSchema = z
     members: z.array(z.string().min(1).max(100)).default([]),
     /** A command Berth runs itself after the agent to judge an attempt (for example `npm test`). */
     verify: z.string().min(1).max(SCRIPT_MAX_BYTES).optional(),
+    /**
+     * A failed verification makes `berth exec --wait` and `berth run` exit with 3 (as
+     * `--require-verify` does); without it they exit 0 when every attempt succeeded, verified or not.
+     */
+    verifyRequired: z.boolean().optional(),
     model: z.string().min(1).max(200).optional(),
   })
   .superRefine((spec, ctx) => {
+    if (spec.verifyRequired === true && spec.verify === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['verifyRequired'],
+        message: 'verifyRequired needs a verify command (add "verify: …", or remove verifyRequired)',
+      });
+    }
+    refuseInertInternetSettings(spec.internet, ctx);
     const credentials = spec.repository.credentials;
     if (credentials === undefined) return;
     if (!spec.secrets.includes(credentials.secret)) {
