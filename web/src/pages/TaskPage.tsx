@@ -244,6 +244,24 @@ function AttemptDetail({ task, attempt }: { task: Task; attempt: Attempt }) {
       <PhaseTimeline events={events} attempt={attempt} />
       <h3 id="log">Log</h3>
       <LogView events={events} live={!ended} />
+      {attempt.commands.length > 0 && (
+        <>
+          <h3>Commands</h3>
+          <ol className="commands" aria-label="Commands">
+            {attempt.commands.map((command, i) => (
+              <li key={i}>
+                <details open={command.exitCode !== 0}>
+                  <summary>
+                    <code>{command.command}</code> · {command.phase} · exit {command.exitCode}
+                    {command.timedOut ? ' (timed out)' : ''} · {duration(command.durationMs)}
+                  </summary>
+                  <pre className="output">{command.output}</pre>
+                </details>
+              </li>
+            ))}
+          </ol>
+        </>
+      )}
       {attempt.message && (
         <>
           <h3>Answer</h3>

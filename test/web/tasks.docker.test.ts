@@ -1,0 +1,157 @@
+import { execFileSync } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestServer, type TestServer } from '../api/api-server.js';
+import {
+  FakeModelServer,
+  lastToolResult,
+  type FakeRequest,
+  type FakeReply,
+} from '../support/fake-model-server.js';
+import { lifecycleTestImage, makeSampleRepository } from '../docker/lifecycle-support.js';
+import { openBrowser, signIn, type TestBrowser } from './support/browser.js';
+
+/**
+ * A task in the web UI, on the real Docker engine with the scripted model: started from the
+ * "New task" form with 2 attempts, its log, commands, diff and answer read, an attempt picked.
+ * Everything the sandbox and the repository produce is hostile: the output, a file name, the
+ * branch name, the prompt and the agent's message carry <script>, <img onerror> and javascript:
+ * links, each setting a window flag if it ever ran; none may be set, no javascript: link exists.
+ */
+
+const BRANCH = 'inj<img/src=x/onerror=window.__pwnBranch=1>';
+const FILE = '<img src=x onerror=window.__pwnFile=1>.txt';
+const PROMPT = 'Change things <script>window.__pwnPrompt=1</script>';
+const MESSAGE =
+  'Done <script>window.__pwnMessage=1</script> <img src=x onerror="window.__pwnMessageImg=1"> see [link](javascript:window.__pwnMessageLink=1) javascript:window.__pwnBare=1';
+const SCRIPT = [
+  `printf '%s\\n' '<script>window.__pwnLog=1</script>' '<img src=x onerror="window.__pwnImg=1">' '<a href="javascript:window.__pwnLink=1">x</a>'`,
+  `printf '\\033[31mred text\\033[0m\\n'`,
+  `printf 'progress 10%%\\rprogress 100%%\\n'`,
+  `echo '<script>window.__pwnDiff=1</script>' > '${FILE}'`,
+  `echo '<img src=x onerror=window.__pwnReadme=1>' >> README.md`,
+].join('\n');
+
+/** Per conversation: one shell call with the hostile script, then the hostile answer. */
+function scripted(request: FakeRequest): FakeReply {
+  if (lastToolResult(request) === '')
+    return { toolCalls: [{ name: 'shell', arguments: { command: ['bash', '-c', SCRIPT] } }] };
+  return { content: MESSAGE };
+}
+
+describe('web UI: a task with hostile output (docker)', () => {
+  let server: TestServer;
+  let model: FakeModelServer;
+  let browser: TestBrowser;
+  beforeAll(async () => {
+    const image = lifecycleTestImage();
+    const repo = makeSampleRepository();
+    execFileSync('git', ['-C', repo.dir, 'branch', BRANCH, 'main']);
+    model = await FakeModelServer.start(Array.from({ length: 8 }, () => scripted));
+    server = await startTestServer({
+      allowLocalRepositories: true,
+      env: {
+        BERTH_MODEL_BASE_URL: model.baseUrl,
+        BERTH_MODEL: 'scripted',
+        BERTH_MODEL_API_KEY: 'test-key',
+      },
+    });
+    const created = await server.request('POST', '/v1/environments', {
+      body: { spec: { name: 'web', repository: repo.dir, image } },
+    });
+    expect(created.status, created.text).toBe(201);
+    browser = await openBrowser();
+  }, 180_000);
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+    await model?.close();
+  });
+
+  it('runs a task from the form; log, commands, diff and answer are text; picks an attempt; nothing injected runs', async () => {
+    const { page } = browser;
+    await signIn(page, server.url, server.adminToken, '/tasks');
+    await page.getByRole('button', { name: 'New task' }).click();
+    await page.getByLabel('Environment', { exact: true }).selectOption('web');
+    await page.getByLabel('Branch or SHA').fill(BRANCH);
+    await page.getByLabel('Attempts').fill('2');
+    await page.getByRole('textbox', { name: 'Prompt' }).fill(PROMPT);
+    await page.getByRole('button', { name: 'Start task' }).click();
+    await page.waitForURL(/\/tasks\/task_/);
+    const taskId = decodeURIComponent(new URL(page.url()).pathname.split('/')[2] ?? '');
+
+    // The page follows the task until it ends (polling and the event stream).
+    await page
+      .locator('.heading .status')
+      .filter({ hasText: /^(succeeded|failed|cancelled)$/ })
+      .waitFor({ timeout: 150_000 });
+    const task = (await server.request('GET', `/v1/tasks/${taskId}`)).json as {
+      status: string;
+      branch: string;
+      attempts: { id: string; status: string; error: string | null }[];
+    };
+    expect(task.status, JSON.stringify(task.attempts.map((a) => a.error))).toBe('succeeded');
+    expect(task.branch).toBe(BRANCH);
+
+    const detail = page.getByRole('region', { name: 'Attempt 1 details' });
+    await detail.getByRole('list', { name: 'Phases' }).getByText('agent').waitFor();
+    // The branch, the prompt, the output, the file name and the answer are shown as text.
+    await page.getByText(BRANCH, { exact: true }).waitFor();
+    await page.getByText(PROMPT, { exact: true }).waitFor();
+    await detail.getByText(MESSAGE, { exact: true }).waitFor();
+    await detail.getByRole('list', { name: 'Changed files' }).getByText(FILE).waitFor();
+    await detail
+      .getByRole('region', { name: 'Diff of attempt 1' })
+      .getByText('<script>window.__pwnDiff=1</script>', { exact: true })
+      .waitFor();
+    const commands = detail.getByRole('list', { name: 'Commands' });
+    expect(await commands.textContent()).toContain('<script>window.__pwnLog=1</script>');
+    // The log stream: ANSI colours become coloured text; a \r progress bar shows its last state.
+    const log = detail.getByRole('log', { name: 'Log' });
+    await log.getByText('<script>window.__pwnLog=1</script>', { exact: true }).waitFor();
+    const lines = await log.locator('.log-line').allTextContents();
+    expect(lines).toContain('progress 100%');
+    expect(lines.filter((line) => line.startsWith('progress 10%'))).toEqual([]);
+    expect(lines.join('\n')).not.toContain('\u001b[');
+    const red = await log.getByText('red text', { exact: true }).getAttribute('style');
+    expect(red).toMatch(/color: rgb\(\d+, 0, 0\)/);
+    await browser.screenshots('task');
+
+    // Pick the second attempt.
+    const second = page.getByRole('article', { name: 'Attempt 2' });
+    await second.getByRole('button', { name: 'Pick' }).click();
+    await second.getByText('picked').waitFor();
+    const after = (await server.request('GET', `/v1/tasks/${taskId}`)).json as { picked: string };
+    expect(after.picked).toBe(task.attempts[1]?.id);
+    await second.getByRole('button', { name: 'Show' }).click();
+    await page.getByRole('region', { name: 'Attempt 2 details' }).waitFor();
+    expect(await page.locator('.apply-command').textContent()).toBe(
+      `npx berth task apply ${taskId} --attempt ${task.attempts[1]?.id}`,
+    );
+
+    // Nothing injected ran, no javascript: link exists, and the page kept its CSP.
+    const flags = await page.evaluate<string>(
+      'JSON.stringify(Object.keys(window).filter((k) => k.startsWith("__pwn")))',
+    );
+    expect(flags).toBe('[]');
+    expect(await page.locator('a[href^="javascript" i]').count()).toBe(0);
+    expect(await page.locator('script:not([src])').count()).toBe(0);
+    expect(await page.locator('#root img').count()).toBe(0);
+    const response = await page.goto(`${server.url}/tasks/${taskId}`);
+    expect(response?.headers()['content-security-policy']).toContain("script-src 'self'");
+    await page.getByRole('region', { name: /details/ }).waitFor();
+    await page.getByText(MESSAGE, { exact: true }).waitFor();
+    expect(
+      await page.evaluate<string>(
+        'JSON.stringify(Object.keys(window).filter((k) => k.startsWith("__pwn")))',
+      ),
+    ).toBe('[]');
+
+    // The list shows it, newest first, with its status and branch.
+    await page.getByRole('link', { name: 'Tasks' }).click();
+    const row = page.getByRole('row').filter({ hasText: taskId });
+    await row.waitFor();
+    expect(await row.textContent()).toContain('succeeded');
+    expect(await row.textContent()).toContain(BRANCH);
+    await browser.screenshots('tasks');
+  });
+});
