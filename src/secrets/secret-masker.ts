@@ -7,26 +7,27 @@
  * body, `printf %q`), the output may arrive split across chunks at any byte, or across its two
  * streams (half on stdout, half on stderr), or with terminal escape sequences between the
  * characters of a value. The masker matches on a *view* of the text in which what does not
- * change the value's characters is undone, one pass, left to right:
+ * change the value's characters is undone, in one pass, left to right:
  * - ANSI escape sequences (CSI, OSC/DCS/APC/PM/SOS, two- and three-byte ESC sequences, the C1
- *   CSI) and line breaks (CR, LF) are skipped, so a value coloured character by character or
- *   `base64` output wrapped at 76 (or 64) columns reads as one run;
+ *   CSI) are skipped, so a value coloured character by character reads as one run;
+ * - a line break after a line of base64 characters (16 or more, or the first line) is skipped,
+ *   so `base64` output wrapped at 76 (or 64) columns reads as one run;
  * - `%XX` of an ASCII character (either case) is that character, so any URL encoding of an ASCII
  *   value (lower-case hex, `!'()*` encoded or not, every character encoded) reads as the value;
  * - `\uXXXX` is that UTF-16 unit (JSON, JavaScript), so `ensure_ascii` JSON and escaped letters
- *   read as the value;
- * - a backslash before an ASCII space or punctuation character is that character (`printf %q`,
- *   shell and JSON quoting of `"`, `\`, `/`).
+ *   read as the value.
  * Against that view it masks every value and its forms: base64 at any alignment, base64url, the
  * URL encoding of its non-ASCII characters (either case), `+` for a space, the JSON string
- * escaping of control characters — each put through the same view. Forms other than the value
- * itself only for values of 4 characters or more; shorter values are masked only as themselves.
- * A masked run becomes `***` (keeping the line breaks it spanned); a run split across stdout and
- * stderr is masked in both.
+ * escaping, bash's `printf %q` quoting — each put through the same view. Forms other than the
+ * value itself only for values of 4 characters or more; shorter values are masked only as
+ * themselves. A masked run becomes `***` (keeping the line breaks it spanned); a run split
+ * across stdout and stderr is masked in both. Text without these escapes costs one extra scan
+ * for them (bench/secret-masker.bench.js).
  *
  * Limits (also in docs/lifecycle.md): a value transformed in other ways (hex, reversed, split by
- * the script with other text between the parts, `printf %q` of a value with control characters
- * (its `$'…'` form), other encodings of non-ASCII characters, double encoding) is not recognised;
+ * the script with other text or a line break between the parts, `printf %q` of a value with
+ * control characters (its `$'…'` form), other shell quoting, other encodings of non-ASCII
+ * characters, double encoding, base64 wrapped with a prefix on each line) is not recognised;
  * a value whose parts are separated by more than `HELD_MAX` characters of escape sequences and
  * line breaks in a stream may pass; the view also masks text that only reads as a value after
  * decoding (harmless). The post-setup file scan is the second line of defence.
@@ -65,6 +66,7 @@ function formsOf(value: string): string[] {
     forms.add(url.replace(/%[0-9A-F]{2}/g, (hex) => hex.toLowerCase()));
     if (value.includes(' ')) forms.add(value.replaceAll(' ', '+'));
     forms.add(JSON.stringify(value).slice(1, -1));
+    forms.add(shellQuoted(value));
   }
   // Each form as the view reads it (an empty one would match everywhere).
   const viewed = new Set<string>();
@@ -73,6 +75,11 @@ function formsOf(value: string): string[] {
     if (text !== '') viewed.add(text);
   }
   return [...viewed];
+}
+
+/** What bash's `printf %q` prints for a value of printable characters. */
+function shellQuoted(value: string): string {
+  return value.replace(/[ !"$&'()*,;<>?[\\\]^`{|}]/g, '\\$&').replace(/^[~#]/, '\\$&');
 }
 
 function escapeRegExp(text: string): string {
@@ -93,23 +100,18 @@ interface View {
   stable: number;
 }
 
-const SPECIAL = /[\x1b\x9b\r\n%\\]/;
-const SPECIAL_ALL = /[\x1b\x9b\r\n%\\]/g;
-
-function isHex(code: number): boolean {
-  return (code >= 48 && code <= 57) || (code >= 65 && code <= 70) || (code >= 97 && code <= 102);
-}
-
-/** Space and ASCII punctuation: what a backslash may quote (`printf %q`, JSON). */
-function isQuotable(code: number): boolean {
-  return (
-    code === 32 ||
-    (code >= 33 && code <= 47) ||
-    (code >= 58 && code <= 64) ||
-    (code >= 91 && code <= 96) ||
-    (code >= 123 && code <= 126)
-  );
-}
+/** Where a token may start (a cheap test: text without one is its own view). */
+const SPECIAL = /[\x1b\x9b%\\]|[A-Za-z0-9+/_-]\r?\n/;
+/**
+ * The tokens: an escape sequence's start, `\u` and four hex digits, `%` and an ASCII byte's hex,
+ * a run of 16 or more base64 characters ending a line (its line break is skipped when the run
+ * is the whole line).
+ */
+const TOKEN = /[\x1b\x9b]|\\u[0-9a-fA-F]{4}|%[0-7][0-9a-fA-F]|^[A-Za-z0-9+/_-]{16,}=*(?=\r?\n)/gm;
+/** The first line of a text, if it is base64 (its start may be in an earlier chunk). */
+const FIRST_BASE64_LINE = /^[A-Za-z0-9+/_-]+=*(?=\r?\n)/;
+/** A token cut at the end of a chunk: held back by a stream. */
+const CUT_TOKEN = /(?:%[0-7]?|\\(?:u[0-9a-fA-F]{0,3})?)$/;
 
 /** The length of the escape sequence at `i` (ESC or C1 CSI), 0 if none, -1 if it may be cut. */
 function escapeLength(text: string, i: number, streaming: boolean): number {
@@ -168,8 +170,15 @@ function viewOf(text: string, streaming: boolean): View {
   };
   const parts: string[] = [];
   let viewLength = 0;
+  // In a stream, a token cut by the end of the chunk waits for the next one.
   let stable = n;
-  const add = (piece: string, from: number, length: number, copied: boolean) => {
+  if (streaming) {
+    const cut = CUT_TOKEN.exec(text.slice(-6));
+    if (cut) stable = n - cut[0].length;
+  }
+  // The text since `run` is copied as it is; a token that changes the view ends the run.
+  let run = 0;
+  const segment = (piece: string, from: number, length: number, copied: boolean) => {
     if (piece === '') return;
     segments.view.push(viewLength);
     segments.start.push(from);
@@ -178,73 +187,44 @@ function viewOf(text: string, streaming: boolean): View {
     parts.push(piece);
     viewLength += piece.length;
   };
+  /** The token [from, to) of the original reads as `char` ('': as nothing). */
+  const token = (from: number, to: number, char: string) => {
+    segment(text.slice(run, from), run, from - run, true);
+    segment(char, from, to - from, false);
+    run = to;
+  };
+  /** The line break at `at` after a line of base64: skipped. */
+  const lineBreak = (at: number) => token(at, text.charCodeAt(at) === 0x0d ? at + 2 : at + 1, '');
+  const first = FIRST_BASE64_LINE.exec(text);
   let i = 0;
-  while (i < n) {
-    // Copy up to the next character that may start a token.
-    SPECIAL_ALL.lastIndex = i;
-    const next = SPECIAL_ALL.exec(text);
-    const at = next === null ? n : next.index;
-    if (at > i) add(text.slice(i, at), i, at - i, true);
-    i = at;
-    if (i >= n) break;
-    const code = text.charCodeAt(i);
-    if (code === 0x1b || code === 0x9b) {
-      const length = escapeLength(text, i, streaming);
-      if (length < 0) {
-        stable = i;
-        break;
-      }
-      if (length > 0) {
-        i += length;
-        continue;
-      }
-    } else if (code === 0x0d || code === 0x0a) {
-      i++;
-      continue;
-    } else if (code === 0x25) {
-      if (i + 2 >= n && streaming && (i + 1 >= n || isHex(text.charCodeAt(i + 1)))) {
-        stable = i;
-        break;
-      }
-      if (i + 2 < n && isHex(text.charCodeAt(i + 1)) && isHex(text.charCodeAt(i + 2))) {
-        const value = parseInt(text.slice(i + 1, i + 3), 16);
-        if (value < 0x80) {
-          add(String.fromCharCode(value), i, 3, false);
-          i += 3;
-          continue;
-        }
-      }
-    } else if (code === 0x5c) {
-      if (i + 1 >= n) {
-        if (streaming) {
-          stable = i;
-          break;
-        }
-      } else {
-        const following = text.charCodeAt(i + 1);
-        if (following === 0x75) {
-          let hex = 0;
-          while (hex < 4 && i + 2 + hex < n && isHex(text.charCodeAt(i + 2 + hex))) hex++;
-          if (hex === 4) {
-            add(String.fromCharCode(parseInt(text.slice(i + 2, i + 6), 16)), i, 6, false);
-            i += 6;
-            continue;
-          }
-          if (streaming && i + 2 + hex >= n) {
-            stable = i;
-            break;
-          }
-        } else if (isQuotable(following)) {
-          add(text[i + 1] ?? '', i, 2, false);
-          i += 2;
-          continue;
-        }
-      }
-    }
-    // Not a token after all: the character as it is.
-    add(text[i] ?? '', i, 1, true);
-    i++;
+  if (first) {
+    i = first[0].length;
+    lineBreak(i);
+    i = run;
   }
+  TOKEN.lastIndex = i;
+  for (let m = TOKEN.exec(text); m !== null && m.index < stable; m = TOKEN.exec(text)) {
+    const at = m.index;
+    const code = text.charCodeAt(at);
+    if (code === 0x1b || code === 0x9b) {
+      const length = escapeLength(text, at, streaming);
+      if (length < 0) {
+        stable = at;
+        break;
+      }
+      if (length > 0) token(at, at + length, '');
+    } else if (code === 0x5c) {
+      token(at, at + 6, String.fromCharCode(parseInt(text.slice(at + 2, at + 6), 16)));
+    } else if (code === 0x25) {
+      token(at, at + 3, String.fromCharCode(parseInt(text.slice(at + 1, at + 3), 16)));
+    } else {
+      // A line of base64 characters: its line break is skipped.
+      lineBreak(at + m[0].length);
+    }
+    TOKEN.lastIndex = Math.max(TOKEN.lastIndex, run);
+  }
+  const end = Math.min(stable, n);
+  segment(text.slice(run, end), run, end - run, true);
   return { text: parts.join(''), segments, stable };
 }
 
@@ -314,6 +294,8 @@ export class SecretMasker {
   private readonly forms: readonly string[];
   /** The longest form, minus one: the most view text held back between chunks. */
   private readonly holdBack: number;
+  /** The first characters of the forms: only where one is may a held-back tail start. */
+  private readonly firstChars: ReadonlySet<string>;
 
   constructor(values: Iterable<string>) {
     const forms = new Set<string>();
@@ -323,6 +305,7 @@ export class SecretMasker {
     this.pattern =
       sorted.length > 0 ? new RegExp(sorted.map(escapeRegExp).join('|'), 'g') : undefined;
     this.holdBack = Math.max(0, (sorted[0]?.length ?? 0) - 1);
+    this.firstChars = new Set(sorted.map((form) => form[0] ?? ''));
   }
 
   get isEmpty(): boolean {
@@ -421,6 +404,7 @@ export class SecretMasker {
         const inTail = this.pattern.exec(tail);
         let hold = inTail === null ? tail.length : inTail.index;
         for (let i = 0; i < hold; i++) {
+          if (!this.firstChars.has(tail[i] ?? '')) continue;
           const rest = tail.slice(i);
           if (this.forms.some((form) => form.startsWith(rest))) hold = i;
         }
