@@ -18,6 +18,20 @@
  * - A leg touches only its descriptor, and only until it fails or is stopped; stop() is
  *   synchronous under the lock and takes the descriptor out of the epoll set, so once it returns
  *   a reused descriptor number never gets this leg's bytes (JavaScript closes it after).
+ * - A splice only ever takes the bytes of the leg it was given: ids and the keys a splice keeps
+ *   name one leg for the life of the process (32-bit generations, a slot whose generations are
+ *   used up is retired: native_common.h), so a stale key never matches a newer connection.
+ *   When one leg of a splice ends (stopped from JavaScript or failed here), the other is woken
+ *   and fails at once: a target whose source is gone ("ended before the body"), a source whose
+ *   target is gone (its next bytes belong to a body nobody will receive; reading them as a new
+ *   message would desynchronise it). Neither waits for an event that may never come.
+ * - Every value from JavaScript is checked at the boundary (descriptor, ids, the splice length,
+ *   the contexts by type tag, buffers, strings, callbacks); anything else throws a TypeError or
+ *   RangeError before anything changes (native_common.h).
+ * - The lock is never held across unbounded work: the leg thread takes it per event and does at
+ *   most ROUNDS_PER_HOLD rounds of a leg (each bounded by the buffer limits below) per hold; a
+ *   leg with more to do is marked and served again after the other events, and a JavaScript
+ *   call waiting for the lock goes first (test/egress/native-addon-lock.test.ts).
  * - Memory per leg is bounded: ciphertext received and not decrypted (RBIO_LIMIT), plaintext
  *   decrypted and not delivered (PLAIN_BYTES), ciphertext not yet sent (WBIO_LIMIT + one send
  *   buffer). What JavaScript queues for writing is bounded by its stream's back-pressure (it
@@ -27,6 +41,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <limits.h>
 #include <node_api.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -58,6 +73,9 @@
 #define WBIO_LIMIT (256 * 1024)
 #define OUT_HIGH (1024 * 1024)
 #define MAX_EVENTS 64
+/* Rounds of a leg (and its splice partner) per hold of the lock; each round moves at most about
+   RBIO_LIMIT + PLAIN_BYTES + WBIO_LIMIT bytes through OpenSSL. */
+#define ROUNDS_PER_HOLD 4
 #define WAKE_KEY UINT64_MAX
 
 /* FINISHED: everything written was sent, then close_notify and a shutdown for writing. */
@@ -82,8 +100,10 @@ typedef struct chunk {
 
 typedef struct {
   int used;
+  int retired; /* every generation of this slot was used: never used again */
   uint32_t generation;
   int dirty; /* JavaScript asked for something: service on the next wake-up */
+  int partner_gone; /* the other leg of a splice of this one ended: check on the next service */
   int fd;
   int watched;
   SSL *ssl;
@@ -118,7 +138,7 @@ typedef struct {
   char message[320];
 } event_t;
 
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static shared_lock_t lock = SHARED_LOCK_INITIALIZER;
 static leg_t *legs = NULL;
 static uint32_t leg_capacity = 0;
 static int epoll_fd = -1;
@@ -164,11 +184,31 @@ static uint64_t leg_key(uint32_t slot, uint32_t generation) {
   return ((uint64_t)generation << 32) | (uint64_t)slot;
 }
 
-/* The running leg with this key, or NULL. Lock held. */
-static leg_t *leg_by_key(uint64_t key) {
-  uint32_t slot = (uint32_t)(key & 0xffffffffu), generation = (uint32_t)(key >> 32);
+/* The running leg in this slot with this generation, or NULL. Lock held. */
+static leg_t *leg_at(uint32_t slot, uint32_t generation) {
   if (slot >= leg_capacity || !legs[slot].used || legs[slot].generation != generation) return NULL;
   return &legs[slot];
+}
+
+/* The running leg with this key (an epoll key or a splice's), or NULL. Lock held. */
+static leg_t *leg_by_key(uint64_t key) {
+  return leg_at((uint32_t)(key & 0xffffffffu), (uint32_t)(key >> 32));
+}
+
+static void wake(leg_t *l);
+
+/* The other legs of this one's splices: woken when it ends, since they can never complete. */
+static void wake_splice_partners(leg_t *l) {
+  leg_t *partner = l->splice_source ? leg_by_key(l->splice_target) : NULL;
+  if (partner != NULL) {
+    partner->partner_gone = 1;
+    wake(partner);
+  }
+  for (chunk_t *c = l->out_head; c != NULL; c = c->next) {
+    if (c->data != NULL || (partner = leg_by_key(c->source_key)) == NULL) continue;
+    partner->partner_gone = 1;
+    wake(partner);
+  }
 }
 
 static event_t *new_event(int kind) {
@@ -185,7 +225,9 @@ static void send_event(leg_t *l, event_t *event) {
   }
 }
 
+/* Frees a leg's slot (its generation moves on) and wakes its splice partners. Lock held. */
 static void free_leg(leg_t *l) {
+  wake_splice_partners(l);
   if (l->watched) epoll_ctl(epoll_fd, EPOLL_CTL_DEL, l->fd, NULL);
   l->watched = 0;
   SSL_free(l->ssl);
@@ -197,9 +239,11 @@ static void free_leg(leg_t *l) {
     free_chunk(c);
     c = next;
   }
-  uint32_t generation = (l->generation + 1) & 0xfffffu;
+  uint32_t generation = l->generation;
+  int retired = !next_generation(generation, 1, &generation);
   memset(l, 0, sizeof(*l));
   l->generation = generation;
+  l->retired = retired;
 }
 
 /* Sends what OpenSSL queued for the peer; returns 1 on progress, 0 on none, -errno. */
@@ -331,6 +375,7 @@ static int decrypt(leg_t *l) {
     ERR_clear_error();
     int n = SSL_read(l->ssl, l->plain + l->plain_length, (int)(PLAIN_BYTES - l->plain_length));
     if (n > 0) {
+      lock.hold_bytes += (uint64_t)n;
       l->plain_length += (size_t)n;
       progress = 1;
       continue;
@@ -423,6 +468,7 @@ static int encrypt_and_send(leg_t *l) {
         return -1;
       }
       c->offset += (size_t)n;
+      lock.hold_bytes += (uint64_t)n;
       progress = 1;
       if (source != NULL) {
         memmove(source->plain, source->plain + n, source->plain_length - (size_t)n);
@@ -492,9 +538,30 @@ static leg_t *splice_partner(leg_t *l) {
   return NULL;
 }
 
-/* Does everything a leg (and the other leg of its splice) can do now. Lock held. */
+/* Why a splice of this leg can never complete (the other leg ended), or NULL. Lock held. */
+static const char *broken_splice(leg_t *l) {
+  if (l->splice_source && leg_by_key(l->splice_target) == NULL)
+    return "the connection this leg's body was spliced into is gone";
+  for (chunk_t *c = l->out_head; c != NULL; c = c->next) {
+    if (c->data == NULL && leg_by_key(c->source_key) == NULL)
+      return "the upstream connection ended before the body did";
+  }
+  return NULL;
+}
+
+/* One bounded turn of everything a leg (and the other leg of its splice) can do now: at most
+   ROUNDS_PER_HOLD rounds; with more to do, it is marked and comes back after a wake-up. Lock
+   held. */
 static void service(leg_t *l, uint32_t events) {
   l->dirty = 0;
+  if (l->partner_gone) {
+    l->partner_gone = 0;
+    const char *reason = broken_splice(l);
+    if (reason != NULL) {
+      fail(l, reason);
+      return;
+    }
+  }
   if (events & EPOLLERR) {
     int error_number = 0;
     socklen_t length = sizeof(error_number);
@@ -505,7 +572,7 @@ static void service(leg_t *l, uint32_t events) {
     }
   }
   uint64_t key = leg_key((uint32_t)(l - legs), l->generation);
-  for (int rounds = 0; rounds < 64; rounds++) {
+  for (int rounds = 0; rounds < ROUNDS_PER_HOLD; rounds++) {
     l = leg_by_key(key);
     if (l == NULL) return;
     leg_t *partner = splice_partner(l);
@@ -519,7 +586,7 @@ static void service(leg_t *l, uint32_t events) {
     }
     if (!progress) return;
   }
-  /* Still busy after many rounds: come back after the other legs had their turn. */
+  /* Still busy: come back after the other legs (and any JavaScript call) had their turn. */
   l = leg_by_key(key);
   if (l != NULL) {
     l->dirty = 1;
@@ -529,32 +596,39 @@ static void service(leg_t *l, uint32_t events) {
   }
 }
 
+/* Serves every leg marked dirty, one bounded turn each, one hold of the lock each. */
+static void service_dirty_legs(void) {
+  for (uint32_t slot = 0;; slot++) {
+    lock_from_worker(&lock);
+    while (slot < leg_capacity && !(legs[slot].used && legs[slot].dirty)) slot++;
+    int found = slot < leg_capacity;
+    if (found) service(&legs[slot], 0);
+    unlock_from_worker(&lock);
+    if (!found) return;
+  }
+}
+
 static void *leg_thread(void *unused) {
   (void)unused;
   pthread_setname_np(pthread_self(), "berth-tls");
   struct epoll_event events[MAX_EVENTS];
   for (;;) {
     int n = epoll_wait(epoll_fd, events, MAX_EVENTS, -1);
-    pthread_mutex_lock(&lock);
     for (int i = 0; i < n; i++) {
       uint64_t key = events[i].data.u64;
       if (key == WAKE_KEY) {
         uint64_t count;
         if (read(wake_fd, &count, sizeof(count)) < 0) { /* nothing was pending */
         }
-        for (uint32_t slot = 0; slot < leg_capacity; slot++) {
-          if (legs[slot].used && legs[slot].dirty) service(&legs[slot], 0);
-        }
+        service_dirty_legs();
         continue;
       }
-      uint32_t slot = (uint32_t)(key & 0xffffffffu);
-      uint32_t generation = (uint32_t)(key >> 32);
-      if (slot >= leg_capacity) continue;
-      leg_t *l = &legs[slot];
-      if (!l->used || l->generation != generation) continue;
-      service(l, events[i].events);
+      /* The lock is taken per event (each turn is bounded), so JavaScript gets in between. */
+      lock_from_worker(&lock);
+      leg_t *l = leg_by_key(key); /* NULL: stopped or failed meanwhile */
+      if (l != NULL) service(l, events[i].events);
+      unlock_from_worker(&lock);
     }
-    pthread_mutex_unlock(&lock);
   }
   return NULL;
 }
@@ -639,18 +713,29 @@ static SSL_CTX *new_context(int server) {
   return ctx;
 }
 
-static napi_value wrap_context(napi_env env, SSL_CTX *ctx) {
+/* Contexts are tagged with their kind: start() takes only a server context for the sandbox's
+   side and a client context for an upstream, and nothing else as a context. */
+static const napi_type_tag SERVER_CONTEXT_TAG = {0x6265727468544c53ULL, 0x7365727665720001ULL};
+static const napi_type_tag CLIENT_CONTEXT_TAG = {0x6265727468544c53ULL, 0x636c69656e740002ULL};
+
+static napi_value wrap_context(napi_env env, SSL_CTX *ctx, const napi_type_tag *tag) {
   napi_value out;
   if (napi_create_external(env, ctx, free_context, NULL, &out) != napi_ok) {
     SSL_CTX_free(ctx);
     return throw_error(env, "could not wrap the TLS context", 0);
   }
+  if (napi_type_tag_object(env, out, tag) != napi_ok)
+    return throw_error(env, "could not tag the TLS context", 0);
   return out;
 }
 
+/* A copy of a JavaScript string (free it); its length, or -1 when it is not a string. */
 static int read_string(napi_env env, napi_value value, char **out) {
   size_t length = 0;
-  if (napi_get_value_string_utf8(env, value, NULL, 0, &length) != napi_ok) return -1;
+  napi_valuetype type = napi_undefined;
+  if (napi_typeof(env, value, &type) != napi_ok || type != napi_string ||
+      napi_get_value_string_utf8(env, value, NULL, 0, &length) != napi_ok)
+    return -1;
   *out = malloc(length + 1);
   if (*out == NULL) return -1;
   napi_get_value_string_utf8(env, value, *out, length + 1, &length);
@@ -675,7 +760,7 @@ static napi_value server_context(napi_env env, napi_callback_info info) {
   char *cert = NULL, *key = NULL;
   if (argc < 2 || read_string(env, argv[0], &cert) < 0 || read_string(env, argv[1], &key) < 0) {
     free(cert);
-    return throw_error(env, "serverContext(certificatePem, keyPem) needs two strings", 0);
+    return throw_type_error(env, "serverContext(certificatePem, keyPem) needs two strings");
   }
   ERR_clear_error();
   SSL_CTX *ctx = new_context(1);
@@ -705,7 +790,7 @@ static napi_value server_context(napi_env env, napi_callback_info info) {
   ERR_clear_error(); /* the end of the chain leaves a "no start line" */
   SSL_CTX_set_alpn_select_cb(ctx, select_http11, NULL);
   SSL_CTX_set_num_tickets(ctx, 0);
-  return wrap_context(env, ctx);
+  return wrap_context(env, ctx, &SERVER_CONTEXT_TAG);
 }
 
 /* clientContext(trustedCertificatesPem) -> context for upstream connections. */
@@ -715,7 +800,7 @@ static napi_value client_context(napi_env env, napi_callback_info info) {
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   char *pem = NULL;
   if (argc < 1 || read_string(env, argv[0], &pem) < 0)
-    return throw_error(env, "clientContext(trustedPem) needs a string", 0);
+    return throw_type_error(env, "clientContext(trustedPem) needs a string");
   ERR_clear_error();
   SSL_CTX *ctx = new_context(0);
   BIO *bio = BIO_new_mem_buf(pem, -1);
@@ -735,16 +820,17 @@ static napi_value client_context(napi_env env, napi_callback_info info) {
   SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
   static const unsigned char http11[] = "\x08http/1.1";
   SSL_CTX_set_alpn_protos(ctx, http11, sizeof(http11) - 1);
-  return wrap_context(env, ctx);
+  return wrap_context(env, ctx, &CLIENT_CONTEXT_TAG);
 }
 
 static int grow_legs(uint32_t *slot) {
   for (uint32_t i = 0; i < leg_capacity; i++) {
-    if (!legs[i].used) {
+    if (!legs[i].used && !legs[i].retired) {
       *slot = i;
       return 0;
     }
   }
+  if (leg_capacity >= MAX_SLOTS) return EMFILE; /* ids have SLOT_BITS for the slot */
   uint32_t capacity = leg_capacity == 0 ? 64 : leg_capacity * 2;
   leg_t *grown = realloc(legs, capacity * sizeof(leg_t));
   if (grown == NULL) return ENOMEM;
@@ -795,23 +881,44 @@ static napi_value start(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  int32_t fd = -1;
+  int64_t fd = -1;
   SSL_CTX *ctx = NULL;
+  if (argc < 5)
+    return throw_type_error(env, "start(fd, context, host, initialBytes, onEvent) needs five "
+                                 "arguments");
+  if (!get_integer(env, argv[0], "start: fd", 0, MAX_DESCRIPTOR, &fd)) return NULL;
   napi_valuetype host_type = napi_undefined;
-  if (argc < 5 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0 ||
-      napi_get_value_external(env, argv[1], (void **)&ctx) != napi_ok || ctx == NULL)
-    return throw_error(env, "start(fd, context, host, initialBytes, onEvent): bad arguments", 0);
   napi_typeof(env, argv[2], &host_type);
+  if (host_type != napi_string && host_type != napi_null && host_type != napi_undefined)
+    return throw_type_error(env, "start: the host must be a string, or null for the sandbox's side");
+  /* The sandbox's side (no host) takes a server context, an upstream a client context. */
+  const napi_type_tag *tag = host_type == napi_string ? &CLIENT_CONTEXT_TAG : &SERVER_CONTEXT_TAG;
+  bool tagged = false;
+  napi_valuetype context_type = napi_undefined;
+  napi_typeof(env, argv[1], &context_type);
+  if (context_type != napi_external ||
+      napi_check_object_type_tag(env, argv[1], tag, &tagged) != napi_ok || !tagged ||
+      napi_get_value_external(env, argv[1], (void **)&ctx) != napi_ok || ctx == NULL)
+    return throw_type_error(env, host_type == napi_string
+                                     ? "start: an upstream leg needs a clientContext()"
+                                     : "start: the sandbox's leg needs a serverContext()");
+  bool is_buffer = false;
+  napi_is_buffer(env, argv[3], &is_buffer);
+  if (!is_buffer && !is_nullish(env, argv[3]))
+    return throw_type_error(env, "start: initialBytes must be a Buffer or null");
+  if (!check_function(env, argv[4], "start: onEvent")) return NULL;
   char *host = NULL;
   if (host_type == napi_string && read_string(env, argv[2], &host) <= 0) {
     free(host);
-    return throw_error(env, "start: the host name is empty", 0);
+    return throw_range_error(env, "start: the host name is empty");
   }
   void *initial = NULL;
   size_t initial_length = 0;
-  bool is_buffer = false;
-  napi_is_buffer(env, argv[3], &is_buffer);
   if (is_buffer) napi_get_buffer_info(env, argv[3], &initial, &initial_length);
+  if (initial_length > INT_MAX) { /* BIO_write takes an int */
+    free(host);
+    return throw_range_error(env, "start: initialBytes is larger than 2 GB");
+  }
   napi_value name;
   napi_create_string_utf8(env, "berth tls leg", NAPI_AUTO_LENGTH, &name);
   napi_threadsafe_function events;
@@ -829,14 +936,14 @@ static napi_value start(napi_env env, napi_callback_info info) {
     return throw_openssl(env, "start: could not set up TLS");
   }
 
-  pthread_mutex_lock(&lock);
+  lock_from_javascript(&lock);
   int error_number = ensure_thread();
   uint32_t slot = 0;
   if (error_number == 0) error_number = grow_legs(&slot);
   leg_t *l = error_number == 0 ? &legs[slot] : NULL;
   if (l != NULL) {
     l->used = 1;
-    l->fd = fd;
+    l->fd = (int)fd;
     l->ssl = ssl;
     l->rbio = rbio;
     l->wbio = wbio;
@@ -845,7 +952,7 @@ static napi_value start(napi_env env, napi_callback_info info) {
     l->last_activity_ms = now_ms();
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
                              .data.u64 = leg_key(slot, l->generation)};
-    if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+    if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, (int)fd, &ev) != 0) {
       error_number = errno;
       l->events = NULL;
       free_leg(l); /* frees ssl */
@@ -855,24 +962,36 @@ static napi_value start(napi_env env, napi_callback_info info) {
       wake(l); /* a client leg says hello, a server leg may hold the ClientHello already */
     }
   }
-  uint64_t key = l != NULL ? leg_key(slot, l->generation) : 0;
-  pthread_mutex_unlock(&lock);
+  double key = l != NULL ? id_of(slot, l->generation) : 0;
+  unlock_from_javascript(&lock);
   if (error_number != 0) {
     SSL_free(ssl);
     napi_release_threadsafe_function(events, napi_tsfn_abort);
     return throw_error(env, "start: could not start the TLS leg", error_number);
   }
   napi_value id;
-  napi_create_double(env, (double)key, &id);
+  napi_create_double(env, key, &id);
   return id;
 }
 
-/* The running leg with this id, or NULL. Lock held. */
-static leg_t *find(napi_env env, napi_value value) {
-  double id = 0;
-  if (napi_get_value_double(env, value, &id) != napi_ok) return NULL;
-  return leg_by_key((uint64_t)id);
+/* A leg's id from JavaScript, checked (see get_id); 0 with the error thrown. */
+typedef struct {
+  uint32_t slot, generation;
+} leg_id_t;
+
+static int get_leg_id(napi_env env, size_t argc, napi_value *argv, size_t index, const char *what,
+                      leg_id_t *id) {
+  if (argc <= index) {
+    char message[200];
+    snprintf(message, sizeof(message), "%s is missing", what);
+    throw_type_error(env, message);
+    return 0;
+  }
+  return get_id(env, argv[index], what, &id->slot, &id->generation);
 }
+
+/* The running leg with this id, or NULL. Lock held. */
+static leg_t *find(leg_id_t id) { return leg_at(id.slot, id.generation); }
 
 static napi_value boolean(napi_env env, int value) {
   napi_value out;
@@ -886,10 +1005,14 @@ static napi_value read_leg(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  pthread_mutex_lock(&lock);
-  leg_t *l = argc < 1 ? NULL : find(env, argv[0]);
+  leg_id_t id;
   bool head_only = false;
-  if (argc >= 2) napi_get_value_bool(env, argv[1], &head_only);
+  if (!get_leg_id(env, argc, argv, 0, "read: id", &id)) return NULL;
+  if (argc >= 2 && !is_nullish(env, argv[1]) &&
+      napi_get_value_bool(env, argv[1], &head_only) != napi_ok)
+    return throw_type_error(env, "read: headOnly must be a boolean");
+  lock_from_javascript(&lock);
+  leg_t *l = find(id);
   int ok = l != NULL && !l->splice_source;
   if (ok) {
     /* A read already pending takes the new mode (an idle connection's watch becomes a read). */
@@ -897,7 +1020,7 @@ static napi_value read_leg(napi_env env, napi_callback_info info) {
     l->head_only = head_only;
     wake(l);
   }
-  pthread_mutex_unlock(&lock);
+  unlock_from_javascript(&lock);
   return boolean(env, ok);
 }
 
@@ -909,8 +1032,10 @@ static napi_value write_leg(napi_env env, napi_callback_info info) {
   void *data = NULL;
   size_t length = 0;
   bool is_buffer = false;
+  leg_id_t id;
+  if (!get_leg_id(env, argc, argv, 0, "write: id", &id)) return NULL;
   if (argc < 2 || napi_is_buffer(env, argv[1], &is_buffer) != napi_ok || !is_buffer)
-    return throw_error(env, "write(id, buffer) needs a buffer", 0);
+    return throw_type_error(env, "write(id, buffer) needs a buffer");
   napi_get_buffer_info(env, argv[1], &data, &length);
   if (length == 0) return boolean(env, 0); /* SSL_write of nothing would read as a failure */
   /* Copied into pool buffers before the lock is taken. */
@@ -937,8 +1062,8 @@ static napi_value write_leg(napi_env env, napi_callback_info info) {
     last = c;
     done += piece;
   }
-  pthread_mutex_lock(&lock);
-  leg_t *l = find(env, argv[0]);
+  lock_from_javascript(&lock);
+  leg_t *l = find(id);
   int wait = 0;
   if (l != NULL && !l->end_requested) {
     if (l->out_tail != NULL)
@@ -951,7 +1076,7 @@ static napi_value write_leg(napi_env env, napi_callback_info info) {
     if (l->out_bytes >= OUT_HIGH) wait = l->drain_wanted = 1;
     wake(l);
   }
-  pthread_mutex_unlock(&lock);
+  unlock_from_javascript(&lock);
   if (first != NULL) {
     while (first != NULL) {
       chunk_t *next = first->next;
@@ -969,14 +1094,17 @@ static napi_value splice_leg(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  double length = 0;
-  if (argc < 3 || napi_get_value_double(env, argv[2], &length) != napi_ok || !(length >= 1) ||
-      length > 9007199254740991.0)
-    return throw_error(env, "splice(targetId, sourceId, length) needs a positive length", 0);
+  int64_t length = 0;
+  leg_id_t target_id, source_id;
+  if (!get_leg_id(env, argc, argv, 0, "splice: targetId", &target_id) ||
+      !get_leg_id(env, argc, argv, 1, "splice: sourceId", &source_id))
+    return NULL;
+  if (argc < 3) return throw_type_error(env, "splice(targetId, sourceId, length) needs a length");
+  if (!get_integer(env, argv[2], "splice: length", 1, MAX_SAFE_INTEGER, &length)) return NULL;
   chunk_t *c = calloc(1, sizeof(chunk_t));
   if (c == NULL) return throw_error(env, "splice: out of memory", ENOMEM);
-  pthread_mutex_lock(&lock);
-  leg_t *target = find(env, argv[0]), *source = find(env, argv[1]);
+  lock_from_javascript(&lock);
+  leg_t *target = find(target_id), *source = find(source_id);
   int ok = target != NULL && source != NULL && target != source && !target->end_requested &&
            !source->splice_source && !source->want_read;
   if (ok) {
@@ -992,7 +1120,7 @@ static napi_value splice_leg(napi_env env, napi_callback_info info) {
     source->splice_target = leg_key((uint32_t)(target - legs), target->generation);
     wake(target);
   }
-  pthread_mutex_unlock(&lock);
+  unlock_from_javascript(&lock);
   free(c);
   if (!ok) return throw_error(env, "splice: both legs must be running and idle", 0);
   return boolean(env, 1);
@@ -1003,13 +1131,15 @@ static napi_value end_leg(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  pthread_mutex_lock(&lock);
-  leg_t *l = argc < 1 ? NULL : find(env, argv[0]);
+  leg_id_t id;
+  if (!get_leg_id(env, argc, argv, 0, "end: id", &id)) return NULL;
+  lock_from_javascript(&lock);
+  leg_t *l = find(id);
   if (l != NULL) {
     l->end_requested = 1;
     wake(l);
   }
-  pthread_mutex_unlock(&lock);
+  unlock_from_javascript(&lock);
   return boolean(env, l != NULL);
 }
 
@@ -1025,10 +1155,12 @@ static napi_value stop_leg(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  pthread_mutex_lock(&lock);
-  leg_t *l = argc < 1 ? NULL : find(env, argv[0]);
+  leg_id_t id;
+  if (!get_leg_id(env, argc, argv, 0, "stop: id", &id)) return NULL;
+  lock_from_javascript(&lock);
+  leg_t *l = find(id);
   if (l != NULL) cancel(l);
-  pthread_mutex_unlock(&lock);
+  unlock_from_javascript(&lock);
   return boolean(env, l != NULL);
 }
 
@@ -1038,10 +1170,12 @@ static napi_value idle_ms(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1], out;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  pthread_mutex_lock(&lock);
-  leg_t *l = argc < 1 ? NULL : find(env, argv[0]);
+  leg_id_t id;
+  if (!get_leg_id(env, argc, argv, 0, "idleMs: id", &id)) return NULL;
+  lock_from_javascript(&lock);
+  leg_t *l = find(id);
   double idle = l != NULL ? (double)(now_ms() - l->last_activity_ms) : -1;
-  pthread_mutex_unlock(&lock);
+  unlock_from_javascript(&lock);
   napi_create_double(env, idle, &out);
   return out;
 }
@@ -1049,9 +1183,9 @@ static napi_value idle_ms(napi_env env, napi_callback_info info) {
 static napi_value active_legs(napi_env env, napi_callback_info info) {
   (void)info;
   uint32_t count = 0;
-  pthread_mutex_lock(&lock);
+  lock_from_javascript(&lock);
   for (uint32_t i = 0; i < leg_capacity; i++) count += legs[i].used ? 1 : 0;
-  pthread_mutex_unlock(&lock);
+  unlock_from_javascript(&lock);
   napi_value out;
   napi_create_uint32(env, count, &out);
   return out;
@@ -1059,11 +1193,48 @@ static napi_value active_legs(napi_env env, napi_callback_info info) {
 
 static void stop_environment(void *arg) {
   napi_env env = arg;
-  pthread_mutex_lock(&lock);
+  lock_from_javascript(&lock);
   for (uint32_t i = 0; i < leg_capacity; i++) {
     if (legs[i].used && legs[i].env == env) cancel(&legs[i]);
   }
-  pthread_mutex_unlock(&lock);
+  unlock_from_javascript(&lock);
+}
+
+/*
+ * TEST ONLY (test/egress/native-tls-leg.test.ts): testOnlyAdvanceGeneration(staleId, count)
+ * moves the generation of the free slot `staleId` named on as if `count` more legs had used it
+ * and ended (a million real reuses would take minutes), and returns the id the next leg in that
+ * slot will get, or null when the slot is then retired. Changes nothing else; refuses a slot in
+ * use.
+ */
+static napi_value test_only_advance_generation(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], out;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  leg_id_t id;
+  int64_t count = 0;
+  if (!get_leg_id(env, argc, argv, 0, "testOnlyAdvanceGeneration: staleId", &id)) return NULL;
+  if (argc < 2) return throw_type_error(env, "testOnlyAdvanceGeneration(staleId, count)");
+  if (!get_integer(env, argv[1], "testOnlyAdvanceGeneration: count", 0, MAX_SAFE_INTEGER, &count))
+    return NULL;
+  lock_from_javascript(&lock);
+  leg_t *l = id.slot < leg_capacity ? &legs[id.slot] : NULL;
+  int usable = l != NULL && !l->used && !l->retired;
+  if (usable && !next_generation(l->generation, (uint64_t)count, &l->generation)) l->retired = 1;
+  int retired = usable && l->retired;
+  double next = usable && !retired ? id_of(id.slot, l->generation) : 0;
+  unlock_from_javascript(&lock);
+  if (!usable) return throw_error(env, "testOnlyAdvanceGeneration: that slot is in use or retired", 0);
+  if (retired)
+    napi_get_null(env, &out);
+  else
+    napi_create_double(env, next, &out);
+  return out;
+}
+
+static napi_value legs_lock_stats(napi_env env, napi_callback_info info) {
+  (void)info;
+  return lock_stats(env, &lock);
 }
 
 void tls_legs_register(napi_env env, napi_value exports) {
@@ -1081,6 +1252,9 @@ void tls_legs_register(napi_env env, napi_value exports) {
       {"stop", NULL, stop_leg, NULL, NULL, NULL, napi_default, NULL},
       {"idleMs", NULL, idle_ms, NULL, NULL, NULL, napi_default, NULL},
       {"active", NULL, active_legs, NULL, NULL, NULL, napi_default, NULL},
+      {"testOnlyAdvanceGeneration", NULL, test_only_advance_generation, NULL, NULL, NULL,
+       napi_default, NULL},
+      {"lockStats", NULL, legs_lock_stats, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, tls, sizeof(properties) / sizeof(properties[0]), properties);
   napi_set_named_property(env, exports, "tls", tls);

@@ -14,6 +14,16 @@
  *   thread's epoll set under the lock, so once it returns the thread never uses them again
  *   (JavaScript closes its own only after that: a reused descriptor number can never receive
  *   tunnel bytes); a descriptor the relay opened is closed by the relay.
+ * - An id names one relay for the life of the process: a slot's generation is 32 bits and a
+ *   slot whose generations are used up is retired (native_common.h), so stop() with the id of
+ *   a relay that ended can never stop another one, however often slots were reused.
+ * - Every value from JavaScript is checked at the boundary (descriptors, port, the idle time:
+ *   0 means none; the connect timeout: at least 1 ms; ids); anything else throws a TypeError or
+ *   RangeError before anything starts (native_common.h).
+ * - The lock is never held across unbounded work: a relay moves at most PUMP_BUDGET bytes per
+ *   direction per turn, then the thread lets go of the lock and comes back to it after the
+ *   other events, so a tunnel at full speed cannot keep the JavaScript thread waiting on stop()
+ *   or active() (test/egress/native-addon-lock.test.ts measures that).
  * - Nothing moves before an upstream connect completed; one that does not complete within its
  *   time is finished ("error", ETIMEDOUT).
  * - Memory per relay is bounded: one buffer of BUFFER_BYTES per direction, allocated on first
@@ -50,6 +60,8 @@
 void tls_legs_register(napi_env env, napi_value exports);
 
 #define BUFFER_BYTES (64 * 1024)
+/* The most one direction of a relay moves per turn under the lock (then the next turn). */
+#define PUMP_BUDGET (16 * BUFFER_BYTES)
 /* The most a connect() relay sends before relaying (a ClientHello and what followed it). */
 #define MAX_INITIAL_BYTES (1024 * 1024)
 #define MAX_EVENTS 64
@@ -66,7 +78,10 @@ typedef struct {
 
 typedef struct {
   int used;
+  int retired; /* every generation of this slot was used: never used again */
   uint32_t generation;
+  int again; /* the last turn stopped at PUMP_BUDGET: another turn without waiting for an event */
+  uint32_t again_events;
   int fd[2];
   int hung_up[2];
   int watched[2]; /* the descriptor is in the epoll set */
@@ -86,7 +101,7 @@ typedef struct {
   double moved[2];
 } result_t;
 
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static shared_lock_t lock = SHARED_LOCK_INITIALIZER;
 static relay_t *relays = NULL;
 static uint32_t relay_capacity = 0;
 static int epoll_fd = -1;
@@ -118,8 +133,8 @@ static void release_slot(relay_t *r) {
   r->owns_upstream = 0;
   free_buffers(r);
   r->used = 0;
-  /* 20 bits keep an id (generation << 32 | slot << 1) exact as a JavaScript number. */
-  r->generation = (r->generation + 1) & 0xfffffu;
+  r->again = 0;
+  if (!next_generation(r->generation, 1, &r->generation)) r->retired = 1;
 }
 
 /* Finishes a relay from the relay thread: frees the slot and tells JavaScript. Lock held. */
@@ -139,12 +154,17 @@ static void finish(relay_t *r, const char *reason, int error_number) {
   napi_release_threadsafe_function(done, napi_tsfn_release);
 }
 
-/* Moves what it can in one direction; returns 1 on progress, 0 on none, -errno on failure. */
-static int pump(relay_t *r, int d) {
+/* Moves what it can in one direction, up to PUMP_BUDGET bytes (*more is then set); returns 1
+   on progress, 0 on none, -errno on failure. */
+static int pump(relay_t *r, int d, int *more) {
   direction_t *dir = &r->dir[d];
   int src = r->fd[d], dst = r->fd[1 - d];
   int progress = 0;
-  for (;;) {
+  for (size_t sent = 0;;) {
+    if (sent >= PUMP_BUDGET) {
+      *more = 1;
+      break;
+    }
     int moved = 0;
     /* Receive only into an empty buffer: what was received is sent before more is taken. */
     if (!dir->eof && dir->buffered == 0 && !r->hung_up[1 - d]) {
@@ -167,6 +187,8 @@ static int pump(relay_t *r, int d) {
         dir->start += (size_t)n;
         dir->buffered -= (size_t)n;
         dir->moved += (double)n;
+        sent += (size_t)n;
+        lock.hold_bytes += (uint64_t)n;
         moved = 1;
       } else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
         return -errno;
@@ -197,8 +219,15 @@ static int direction_done(direction_t *dir) {
   return dir->eof && dir->buffered == 0 && dir->shut;
 }
 
-/* Runs both directions of a relay after an event; finishes it when there is nothing left. */
+/* Runs both directions of a relay after an event (one bounded turn); finishes it when there is
+   nothing left. Lock held. */
 static void service(relay_t *r, int side, uint32_t events) {
+  if (r->again) {
+    /* A turn that stopped at the budget: the events it had are still to be handled. */
+    events |= r->again_events;
+    r->again = 0;
+    r->again_events = 0;
+  }
   if (r->connecting) {
     /* Nothing moves before the upstream's connect completed (or failed). */
     if (side == 0 && !(events & EPOLLERR)) return;
@@ -212,9 +241,9 @@ static void service(relay_t *r, int side, uint32_t events) {
     if (!(events & EPOLLOUT)) return;
     r->connecting = 0;
   }
-  int any = 0;
+  int any = 0, more = 0;
   for (int d = 0; d < 2; d++) {
-    int result = pump(r, d);
+    int result = pump(r, d, &more);
     if (result < 0) {
       finish(r, "error", -result);
       return;
@@ -222,6 +251,12 @@ static void service(relay_t *r, int side, uint32_t events) {
     any |= result;
   }
   if (any) r->last_activity_ms = now_ms();
+  if (more) {
+    /* Edge-triggered: no new event comes for what is still waiting; the thread comes back. */
+    r->again = 1;
+    r->again_events = events;
+    return;
+  }
   if ((events & (EPOLLHUP | EPOLLERR)) && !any) {
     /* That side is fully closed (or failed): nothing can be written to it any more. */
     if (events & EPOLLERR) {
@@ -247,27 +282,48 @@ static void service(relay_t *r, int side, uint32_t events) {
   forget_hung_up(r);
 }
 
+/* Relays whose last turn stopped at the budget get one more turn each, a lock hold each;
+   returns whether any still wants another. */
+static int service_again(void) {
+  int again = 0;
+  for (uint32_t slot = 0;; slot++) {
+    lock_from_worker(&lock);
+    while (slot < relay_capacity && !(relays[slot].used && relays[slot].again)) slot++;
+    int found = slot < relay_capacity;
+    if (found) {
+      service(&relays[slot], 0, 0);
+      again |= relays[slot].used && relays[slot].again;
+    }
+    unlock_from_worker(&lock);
+    if (!found) return again;
+  }
+}
+
 static void *relay_thread(void *unused) {
   (void)unused;
   pthread_setname_np(pthread_self(), "berth-relay");
   struct epoll_event events[MAX_EVENTS];
   int64_t last_sweep = now_ms();
+  int again = 0;
   for (;;) {
-    int n = epoll_wait(epoll_fd, events, MAX_EVENTS, 1000);
-    pthread_mutex_lock(&lock);
+    /* The lock is taken per event (each turn is bounded), so JavaScript gets in between. */
+    int n = epoll_wait(epoll_fd, events, MAX_EVENTS, again ? 0 : 1000);
     for (int i = 0; i < n; i++) {
       uint64_t key = events[i].data.u64;
       uint32_t generation = (uint32_t)(key >> 32);
       uint32_t slot = (uint32_t)(key & 0xffffffffu) >> 1;
       int side = (int)(key & 1);
-      if (slot >= relay_capacity) continue;
-      relay_t *r = &relays[slot];
-      if (!r->used || r->generation != generation) continue; /* stopped or finished meanwhile */
-      service(r, side, events[i].events);
+      lock_from_worker(&lock);
+      relay_t *r = slot < relay_capacity ? &relays[slot] : NULL;
+      /* Stopped or finished meanwhile: the generation moved on. */
+      if (r != NULL && r->used && r->generation == generation) service(r, side, events[i].events);
+      unlock_from_worker(&lock);
     }
+    again = service_again();
     int64_t now = now_ms();
     if (now - last_sweep >= 1000) {
       last_sweep = now;
+      lock_from_worker(&lock);
       for (uint32_t slot = 0; slot < relay_capacity; slot++) {
         relay_t *r = &relays[slot];
         if (r->used && r->connecting && now >= r->connect_deadline_ms)
@@ -275,8 +331,8 @@ static void *relay_thread(void *unused) {
         else if (r->used && r->idle_ms > 0 && now - r->last_activity_ms >= r->idle_ms)
           finish(r, "idle", 0);
       }
+      unlock_from_worker(&lock);
     }
-    pthread_mutex_unlock(&lock);
   }
   return NULL;
 }
@@ -312,11 +368,12 @@ static int ensure_thread(void) {
 
 static int free_slot(uint32_t *slot) {
   for (uint32_t i = 0; i < relay_capacity; i++) {
-    if (!relays[i].used) {
+    if (!relays[i].used && !relays[i].retired) {
       *slot = i;
       return 0;
     }
   }
+  if (relay_capacity >= MAX_SLOTS) return EMFILE; /* ids have SLOT_BITS for the slot */
   uint32_t capacity = relay_capacity == 0 ? 64 : relay_capacity * 2;
   relay_t *grown = realloc(relays, capacity * sizeof(relay_t));
   if (grown == NULL) return ENOMEM;
@@ -342,16 +399,16 @@ static int create_done(napi_env env, napi_value callback, napi_threadsafe_functi
  * `initial` is sent on fd[1] first; already_sent counts what was sent of it before. On failure the done
  * callback is released and an owned descriptor closed; *error_number says why.
  */
-static uint64_t begin_relay(int fds[2], int owns_upstream, int64_t idle_ms,
+static double begin_relay(int fds[2], int owns_upstream, int64_t idle_ms,
                             int64_t connect_timeout_ms, const void *initial, size_t initial_length,
                             double already_sent, napi_threadsafe_function done, napi_env env,
                             int *error_number) {
-  pthread_mutex_lock(&lock);
+  lock_from_javascript(&lock);
   *error_number = ensure_thread();
   uint32_t slot = 0;
   if (*error_number == 0) *error_number = free_slot(&slot);
   relay_t *r = *error_number == 0 ? &relays[slot] : NULL;
-  uint64_t id = 0;
+  double id = 0;
   if (r != NULL) {
     uint32_t generation = r->generation;
     memset(r, 0, sizeof(*r));
@@ -388,13 +445,13 @@ static uint64_t begin_relay(int fds[2], int owns_upstream, int64_t idle_ms,
     }
     if (*error_number == 0) {
       r->used = 1;
-      id = event_key(slot, r->generation, 0);
+      id = id_of(slot, r->generation);
     } else {
       release_slot(r); /* closes an owned descriptor */
       owns_upstream = 0;
     }
   }
-  pthread_mutex_unlock(&lock);
+  unlock_from_javascript(&lock);
   if (*error_number != 0) {
     if (owns_upstream) close(fds[1]);
     napi_release_threadsafe_function(done, napi_tsfn_abort);
@@ -407,22 +464,24 @@ static napi_value start(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 4) return throw_error(env, "start(fdA, fdB, idleMs, done) needs four arguments", 0);
-  int32_t fds[2];
-  int64_t idle_ms;
-  if (napi_get_value_int32(env, argv[0], &fds[0]) != napi_ok ||
-      napi_get_value_int32(env, argv[1], &fds[1]) != napi_ok ||
-      napi_get_value_int64(env, argv[2], &idle_ms) != napi_ok || fds[0] < 0 || fds[1] < 0 ||
-      fds[0] == fds[1])
-    return throw_error(env, "start: two different descriptors and an idle time are needed", 0);
+  if (argc < 4)
+    return throw_type_error(env, "start(fdA, fdB, idleMs, done) needs four arguments");
+  int64_t fd_a = 0, fd_b = 0, idle_ms = 0;
+  if (!get_integer(env, argv[0], "start: fdA", 0, MAX_DESCRIPTOR, &fd_a) ||
+      !get_integer(env, argv[1], "start: fdB", 0, MAX_DESCRIPTOR, &fd_b) ||
+      !get_integer(env, argv[2], "start: idleMs (0: none)", 0, MAX_TIMEOUT_MS, &idle_ms) ||
+      !check_function(env, argv[3], "start: done"))
+    return NULL;
+  if (fd_a == fd_b) return throw_range_error(env, "start: two different descriptors are needed");
+  int fds[2] = {(int)fd_a, (int)fd_b};
   napi_threadsafe_function done;
   if (create_done(env, argv[3], &done) != 0)
     return throw_error(env, "start: could not create the completion callback", 0);
   int error_number = 0;
-  uint64_t id = begin_relay(fds, 0, idle_ms, -1, NULL, 0, 0, done, env, &error_number);
+  double id = begin_relay(fds, 0, idle_ms, -1, NULL, 0, 0, done, env, &error_number);
   if (error_number != 0) return throw_error(env, "start: could not start the relay", error_number);
   napi_value out;
-  napi_create_double(env, (double)id, &out);
+  napi_create_double(env, id, &out);
   return out;
 }
 
@@ -436,21 +495,33 @@ static napi_value connect_relay(napi_env env, napi_callback_info info) {
   size_t argc = 7;
   napi_value argv[7];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  int32_t client_fd = -1, port = 0;
-  int64_t idle_ms = 0, connect_timeout_ms = 0;
+  int64_t client_fd = -1, port = 0, idle_ms = 0, connect_timeout_ms = 0;
   char address[64] = "";
   size_t address_length = 0;
   void *initial = NULL;
   size_t initial_length = 0;
   bool is_buffer = false;
-  if (argc < 7 || napi_get_value_int32(env, argv[0], &client_fd) != napi_ok || client_fd < 0 ||
-      napi_get_value_string_utf8(env, argv[1], address, sizeof(address), &address_length) !=
-          napi_ok ||
-      napi_get_value_int32(env, argv[2], &port) != napi_ok || port <= 0 || port > 65535 ||
-      napi_is_buffer(env, argv[3], &is_buffer) != napi_ok || !is_buffer ||
-      napi_get_value_int64(env, argv[4], &idle_ms) != napi_ok ||
-      napi_get_value_int64(env, argv[5], &connect_timeout_ms) != napi_ok)
-    return throw_error(env, "connect: bad arguments", 0);
+  if (argc < 7)
+    return throw_type_error(env, "connect(clientFd, address, port, initialBytes, idleMs, "
+                                 "connectTimeoutMs, done) needs seven arguments");
+  if (!get_integer(env, argv[0], "connect: clientFd", 0, MAX_DESCRIPTOR, &client_fd))
+    return NULL;
+  napi_valuetype address_type = napi_undefined;
+  napi_typeof(env, argv[1], &address_type);
+  if (address_type != napi_string ||
+      napi_get_value_string_utf8(env, argv[1], NULL, 0, &address_length) != napi_ok)
+    return throw_type_error(env, "connect: the address must be a string");
+  if (address_length >= sizeof(address))
+    return throw_range_error(env, "connect: the address is too long for an IP address literal");
+  napi_get_value_string_utf8(env, argv[1], address, sizeof(address), &address_length);
+  if (!get_integer(env, argv[2], "connect: port", 1, 65535, &port)) return NULL;
+  if (napi_is_buffer(env, argv[3], &is_buffer) != napi_ok || !is_buffer)
+    return throw_type_error(env, "connect: initialBytes must be a Buffer");
+  if (!get_integer(env, argv[4], "connect: idleMs (0: none)", 0, MAX_TIMEOUT_MS, &idle_ms) ||
+      !get_integer(env, argv[5], "connect: connectTimeoutMs", 1, MAX_TIMEOUT_MS,
+                   &connect_timeout_ms) ||
+      !check_function(env, argv[6], "connect: done"))
+    return NULL;
   napi_get_buffer_info(env, argv[3], &initial, &initial_length);
   if (initial_length > MAX_INITIAL_BYTES) return throw_error(env, "connect: too many initial bytes", 0);
   struct sockaddr_storage target;
@@ -500,14 +571,14 @@ static napi_value connect_relay(napi_env env, napi_callback_info info) {
     close(upstream);
     return throw_error(env, "connect: could not create the completion callback", 0);
   }
-  int fds[2] = {client_fd, upstream};
+  int fds[2] = {(int)client_fd, upstream};
   int error_number = 0;
-  uint64_t id = begin_relay(fds, 1, idle_ms, connecting ? connect_timeout_ms : -1, initial,
+  double id = begin_relay(fds, 1, idle_ms, connecting ? connect_timeout_ms : -1, initial,
                             initial_length, sent > 0 ? (double)sent : 0, done, env,
                             &error_number);
   if (error_number != 0) return throw_error(env, "connect: could not start the relay", error_number);
   napi_value out;
-  napi_create_double(env, (double)id, &out);
+  napi_create_double(env, id, &out);
   return out;
 }
 
@@ -523,16 +594,13 @@ static napi_value stop(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1], out;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  double id_value = 0;
-  if (argc < 1 || napi_get_value_double(env, argv[0], &id_value) != napi_ok)
-    return throw_error(env, "stop(id) needs the relay's id", 0);
-  uint64_t key = (uint64_t)id_value;
-  uint32_t generation = (uint32_t)(key >> 32);
-  uint32_t slot = (uint32_t)(key & 0xffffffffu) >> 1;
-  pthread_mutex_lock(&lock);
+  uint32_t slot = 0, generation = 0;
+  if (argc < 1) return throw_type_error(env, "stop(id) needs the relay's id");
+  if (!get_id(env, argv[0], "stop: id", &slot, &generation)) return NULL;
+  lock_from_javascript(&lock);
   int running = slot < relay_capacity && relays[slot].used && relays[slot].generation == generation;
   if (running) cancel(&relays[slot]);
-  pthread_mutex_unlock(&lock);
+  unlock_from_javascript(&lock);
   napi_get_boolean(env, running, &out);
   return out;
 }
@@ -541,9 +609,9 @@ static napi_value stop(napi_env env, napi_callback_info info) {
 static napi_value active(napi_env env, napi_callback_info info) {
   (void)info;
   uint32_t count = 0;
-  pthread_mutex_lock(&lock);
+  lock_from_javascript(&lock);
   for (uint32_t i = 0; i < relay_capacity; i++) count += relays[i].used ? 1 : 0;
-  pthread_mutex_unlock(&lock);
+  unlock_from_javascript(&lock);
   napi_value out;
   napi_create_uint32(env, count, &out);
   return out;
@@ -552,12 +620,49 @@ static napi_value active(napi_env env, napi_callback_info info) {
 /* An environment that ends (a worker thread) stops its relays before its descriptors close. */
 static void stop_environment(void *arg) {
   napi_env env = arg;
-  pthread_mutex_lock(&lock);
+  lock_from_javascript(&lock);
   for (uint32_t i = 0; i < relay_capacity; i++) {
     relay_t *r = &relays[i];
     if (r->used && r->env == env) cancel(r);
   }
-  pthread_mutex_unlock(&lock);
+  unlock_from_javascript(&lock);
+}
+
+/*
+ * TEST ONLY (test/egress/tunnel-relay.test.ts): testOnlyAdvanceGeneration(staleId, count)
+ * moves the generation of the free slot `staleId` named on as if `count` more relays had used
+ * it and ended (a million real reuses would take minutes), and returns the id the next relay in
+ * that slot will get, or null when the slot is then retired. Changes nothing else; refuses a
+ * slot in use.
+ */
+static napi_value test_only_advance_generation(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], out;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  uint32_t slot = 0, generation = 0;
+  int64_t count = 0;
+  if (argc < 2) return throw_type_error(env, "testOnlyAdvanceGeneration(staleId, count)");
+  if (!get_id(env, argv[0], "testOnlyAdvanceGeneration: staleId", &slot, &generation) ||
+      !get_integer(env, argv[1], "testOnlyAdvanceGeneration: count", 0, MAX_SAFE_INTEGER, &count))
+    return NULL;
+  lock_from_javascript(&lock);
+  relay_t *r = slot < relay_capacity ? &relays[slot] : NULL;
+  int usable = r != NULL && !r->used && !r->retired;
+  if (usable && !next_generation(r->generation, (uint64_t)count, &r->generation)) r->retired = 1;
+  int retired = usable && r->retired;
+  double next = usable && !retired ? id_of(slot, r->generation) : 0;
+  unlock_from_javascript(&lock);
+  if (!usable) return throw_error(env, "testOnlyAdvanceGeneration: that slot is in use or retired", 0);
+  if (retired)
+    napi_get_null(env, &out);
+  else
+    napi_create_double(env, next, &out);
+  return out;
+}
+
+static napi_value relay_lock_stats(napi_env env, napi_callback_info info) {
+  (void)info;
+  return lock_stats(env, &lock);
 }
 
 NAPI_MODULE_INIT() {
@@ -567,6 +672,9 @@ NAPI_MODULE_INIT() {
       {"connect", NULL, connect_relay, NULL, NULL, NULL, napi_default, NULL},
       {"stop", NULL, stop, NULL, NULL, NULL, napi_default, NULL},
       {"active", NULL, active, NULL, NULL, NULL, napi_default, NULL},
+      {"testOnlyAdvanceGeneration", NULL, test_only_advance_generation, NULL, NULL, NULL,
+       napi_default, NULL},
+      {"lockStats", NULL, relay_lock_stats, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof(properties) / sizeof(properties[0]), properties);
   tls_legs_register(env, exports);

@@ -17,11 +17,16 @@
  * - Nothing is buffered without bound: reads are asked for one batch at a time (the leg holds at
  *   most 256 KB of plaintext), a writer is told to wait once 1 MB is queued.
  * - Plaintext never flows from the sandbox's leg to the upstream's without JavaScript: a splice
- *   only takes the upstream's bytes, for a length JavaScript gave.
+ *   only takes the upstream's bytes, for a length JavaScript gave (a whole number from 1 to
+ *   2^53 - 1, checked here and in C).
+ * - A leg's id is never given to another leg in this process, and when one leg of a splice
+ *   stops or fails the other fails at once ('error'): a splice never takes another
+ *   connection's bytes and never waits forever (tls_legs.c).
  * Not covered here: what may pass (the proxy's checks) and where the raw socket leads.
  */
 import type net from 'node:net';
 import {
+  checkWholeNumber,
   nativeAddon,
   quietDescriptor,
   resumeReading,
@@ -94,7 +99,8 @@ export class NativeTlsLeg {
   private constructor(
     readonly raw: net.Socket,
     private readonly legs: TlsLegAddon,
-    private id: number,
+    /** The addon's id of this leg (diagnostics and tests). */
+    readonly id: number,
   ) {}
 
   /**
@@ -157,6 +163,7 @@ export class NativeTlsLeg {
 
   /** Sends `source`'s next `length` plaintext bytes here, after what is queued ('spliced'). */
   splice(source: NativeTlsLeg, length: number): void {
+    checkWholeNumber('the splice length', length, 1, Number.MAX_SAFE_INTEGER);
     if (!this.running || !source.running) throw new Error('the TLS connection is closed');
     this.legs.splice(this.id, source.id, length);
   }

@@ -26,6 +26,16 @@ import type net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+/**
+ * How the addon's thread held its lock since the last call (which starts the next period): the
+ * number of holds, the most bytes moved in one, the longest one. Diagnostics, tests, bench.
+ */
+export interface LockStats {
+  holds: number;
+  maxHoldBytes: number;
+  maxHoldMs: number;
+}
+
 /** The TLS legs of intercepted tunnels (native/tunnel-relay/tls_legs.c). */
 export interface TlsLegAddon {
   serverContext(certificatePem: string, keyPem: string): object;
@@ -44,9 +54,18 @@ export interface TlsLegAddon {
   idleMs(id: number): number;
   stop(id: number): boolean;
   active(): number;
+  lockStats(): LockStats;
+  /** TEST ONLY: see testOnlyAdvanceGeneration in tls_legs.c. */
+  testOnlyAdvanceGeneration(staleId: number, count: number): number | null;
 }
 
-interface RelayAddon {
+/**
+ * The addon's entry points. Ids are whole numbers up to 2^53 - 1 (exact as JavaScript numbers),
+ * never given out twice in a process. Every argument is checked in C: a wrong type throws a
+ * TypeError, a number that is not whole or out of range (NaN, negative, a fraction, a timeout
+ * of 0 or less) a RangeError.
+ */
+export interface RelayAddon {
   tls: TlsLegAddon;
   start(
     fdA: number,
@@ -65,6 +84,9 @@ interface RelayAddon {
   ): number;
   stop(id: number): boolean;
   active(): number;
+  lockStats(): LockStats;
+  /** TEST ONLY: see testOnlyAdvanceGeneration in tunnel_relay.c. */
+  testOnlyAdvanceGeneration(staleId: number, count: number): number | null;
 }
 
 /** The parts of Node's stream handle the hand-off needs (not in Node's public types). */
@@ -91,6 +113,18 @@ export interface TunnelRelayEnd {
   errno: number;
   fromClient: number;
   fromUpstream: number;
+}
+
+/** The longest timeout the addon takes, as Node's timers (about 24.8 days). */
+export const MAX_TIMEOUT_MS = 2_147_483_647;
+
+/**
+ * Throws a RangeError unless `value` is a whole number from `min` to `max`: the same check the
+ * addon makes at its boundary (native_common.h), made before anything is handed over.
+ */
+export function checkWholeNumber(what: string, value: number, min: number, max: number): void {
+  if (!Number.isInteger(value) || value < min || value > max)
+    throw new RangeError(`${what} must be a whole number from ${min} to ${max}, not ${value}`);
 }
 
 const ADDON_FILE = 'native/tunnel-relay/build/Release/tunnel_relay.node';
@@ -218,6 +252,10 @@ export function relayConnecting(
   timeouts: { idleMs: number; connectMs: number },
   onEnd?: (end: TunnelRelayEnd) => void,
 ): boolean {
+  // The addon checks these too; a bad value is the caller's bug, not a reason to fall back.
+  checkWholeNumber('port', target.port, 1, 65_535);
+  checkWholeNumber('idleMs (0: none)', timeouts.idleMs, 0, MAX_TIMEOUT_MS);
+  checkWholeNumber('connectMs', timeouts.connectMs, 1, MAX_TIMEOUT_MS);
   const relay = load();
   const fd = quietDescriptor(client);
   if (relay === undefined || fd === undefined) return false;

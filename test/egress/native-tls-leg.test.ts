@@ -13,6 +13,7 @@ import {
 } from '../../src/egress/native-tls-leg.js';
 import { NativeTlsSocket } from '../../src/egress/native-tls-socket.js';
 import { UpstreamConnection } from '../../src/egress/intercepted-exchange.js';
+import { nativeAddon, stopReading, type TlsLegAddon } from '../../src/egress/tunnel-relay.js';
 import { collect, descriptorOf, sha, socketPair, until } from './support/sockets.js';
 
 let ca: CertificateAuthority;
@@ -198,5 +199,124 @@ describe('native TLS legs', () => {
     server.write('more from the old peer');
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(received).toEqual([]);
+  });
+});
+
+/** The addon's legs, raw (the ids it hands out). */
+function rawLegs(): TlsLegAddon {
+  const legs = nativeAddon()?.tls;
+  if (legs === undefined) throw new Error('npm run build:native');
+  return legs;
+}
+
+/** A leg started straight on the addon (no handshake needed): its id. */
+async function rawLeg(legs: TlsLegAddon): Promise<number> {
+  const [, far] = await pair();
+  stopReading(far);
+  return legs.start(descriptorOf(far), serverContext.native, null, null, () => undefined);
+}
+
+/** Settles like `promise`, or rejects after `ms` (a hang becomes a failure with a reason). */
+function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  return Promise.race([
+    promise,
+    new Promise<T>((_, reject) =>
+      setTimeout(() => reject(new Error(`${what}: still waiting after ${ms} ms`)), ms),
+    ),
+  ]);
+}
+
+describe('native TLS leg ids', () => {
+  it('never name another leg: a stale id does not match the leg in its slot 2^20 reuses later', async () => {
+    const legs = rawLegs();
+    const stale = await rawLeg(legs);
+    expect(legs.stop(stale)).toBe(true);
+    // The stop moved the slot's generation on once; 2^20 - 1 more legs use the slot and end
+    // (a 20-bit generation is then back where it was).
+    const next = legs.testOnlyAdvanceGeneration(stale, 2 ** 20 - 1);
+    const fresh = await rawLeg(legs);
+    expect(fresh).toBe(next); // the new leg took the stale id's slot
+    expect(fresh).not.toBe(stale);
+    expect(legs.stop(stale)).toBe(false);
+    expect(legs.idleMs(stale)).toBe(-1);
+    expect(legs.idleMs(fresh)).toBeGreaterThanOrEqual(0);
+    expect(legs.stop(fresh)).toBe(true);
+  });
+
+  it('stay exact as JavaScript numbers up to the last generation, then the slot is retired', async () => {
+    const legs = rawLegs();
+    const first = await rawLeg(legs);
+    legs.stop(first);
+    const now = legs.testOnlyAdvanceGeneration(first, 0);
+    expect(now).not.toBeNull();
+    // Ids are generation * 2^21 + slot; move the slot to its last (32-bit) generation.
+    const generation = Math.floor((now ?? 0) / 2 ** 21);
+    const last = legs.testOnlyAdvanceGeneration(first, 2 ** 32 - 1 - generation);
+    expect(last).toBe(Number.MAX_SAFE_INTEGER - (2 ** 21 - 1) + ((now ?? 0) % 2 ** 21));
+    const oldest = await rawLeg(legs);
+    expect(oldest).toBe(last);
+    expect(Number.isSafeInteger(oldest)).toBe(true);
+    expect(legs.idleMs(oldest)).toBeGreaterThanOrEqual(0);
+    expect(legs.stop(oldest)).toBe(true);
+    // Every generation of the slot was used: it is never used again.
+    expect(() => legs.testOnlyAdvanceGeneration(oldest, 0)).toThrow(/in use or retired/);
+    const after = await rawLeg(legs);
+    expect([first, oldest]).not.toContain(after);
+    expect(legs.stop(oldest)).toBe(false);
+    expect(legs.stop(after)).toBe(true);
+  });
+
+  it('end a splice at once when its source leg is stopped', async () => {
+    const trusted = nativeClientContext([ca.certificatePem]);
+    const { upstream, leg } = await upstreamSide('leg.test', trusted, 'HEAD\r\n\r\npart');
+    const { socket, client } = await sandboxSide();
+    const received: Buffer[] = [];
+    client.on('data', (d: Buffer) => received.push(d));
+    expect((await upstream.read(true, 2000))?.toString()).toBe('HEAD\r\n\r\n');
+    const spliced = socket.spliceFrom(leg, 1000);
+    await until(() => Buffer.concat(received).toString() === 'part');
+    leg.stop();
+    await expect(within(spliced, 3000, 'the splice')).rejects.toThrow(/ended before the body/);
+  });
+
+  it("fail the source of a splice at once when its target is stopped (its rest is nobody's)", async () => {
+    const trusted = nativeClientContext([ca.certificatePem]);
+    const { upstream, leg } = await upstreamSide('leg.test', trusted, 'HEAD\r\n\r\npart');
+    const { socket, client } = await sandboxSide();
+    const received: Buffer[] = [];
+    client.on('data', (d: Buffer) => received.push(d));
+    expect((await upstream.read(true, 2000))?.toString()).toBe('HEAD\r\n\r\n');
+    void socket.spliceFrom(leg, 1000).catch(() => undefined);
+    await until(() => Buffer.concat(received).toString() === 'part');
+    socket.leg.stop();
+    await until(() => !leg.isRunning);
+    await expect(upstream.read(false, 1000)).rejects.toThrow(/spliced into is gone/);
+  });
+
+  it("never splice another connection's plaintext in place of a stopped source's", async () => {
+    const legs = rawLegs();
+    const trusted = nativeClientContext([ca.certificatePem]);
+    const source = await upstreamSide('leg.test', trusted, 'HEAD\r\n\r\npart');
+    const { socket, client } = await sandboxSide();
+    const received: Buffer[] = [];
+    client.on('data', (d: Buffer) => received.push(d));
+    expect((await source.upstream.read(true, 2000))?.toString()).toBe('HEAD\r\n\r\n');
+    const spliced = socket.spliceFrom(source.leg, 1000);
+    spliced.catch(() => undefined);
+    await until(() => Buffer.concat(received).toString() === 'part');
+    source.leg.stop();
+    // Another connection takes the stopped leg's slot, 2^20 reuses later; its plaintext waits
+    // in the leg (nobody reads it).
+    const next = legs.testOnlyAdvanceGeneration(source.leg.id, 2 ** 20 - 1);
+    const other = await upstreamSide('leg.test', trusted, 'SECRET of another connection');
+    expect(other.leg.id).toBe(next);
+    await other.upstream.secure;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    // Anything that wakes the splice's target now (here the sandbox sending a byte) must not
+    // make it take those bytes.
+    if (!client.destroyed) client.write('x');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(Buffer.concat(received).toString()).not.toContain('SECRET');
+    await expect(within(spliced, 3000, 'the splice')).rejects.toThrow(/ended before the body/);
   });
 });

@@ -4,7 +4,9 @@ import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   activeTunnelRelays,
+  nativeAddon,
   relayConnecting,
+  stopReading,
   resumeReading,
   tunnelRelayStatus,
   takeUnread,
@@ -273,5 +275,55 @@ describe('native tunnel relay', () => {
     const end = await r.ended;
     expect(['error', 'end']).toContain(end.reason);
     expect(r.clientEnd.destroyed).toBe(true);
+  });
+});
+
+describe('native tunnel relay ids', () => {
+  /** A relay started straight on the addon between two fresh socket pairs: its id. */
+  async function rawRelay(): Promise<number> {
+    const relay = nativeAddon();
+    if (relay === undefined) throw new Error('npm run build:native');
+    const [, a] = await socketPair();
+    const [, b] = await socketPair();
+    for (const s of [a, b]) {
+      s.on('error', () => undefined);
+      stopReading(s);
+      opened.push(s);
+    }
+    return relay.start(descriptorOf(a), descriptorOf(b), 0, () => undefined);
+  }
+
+  it('never name another relay: stop() with a stale id does not stop the relay 2^20 reuses later', async () => {
+    const relay = nativeAddon();
+    if (relay === undefined) throw new Error('npm run build:native');
+    const stale = await rawRelay();
+    expect(relay.stop(stale)).toBe(true);
+    const next = relay.testOnlyAdvanceGeneration(stale, 2 ** 20 - 1);
+    const fresh = await rawRelay();
+    expect(fresh).toBe(next); // the new relay took the stale id's slot
+    expect(fresh).not.toBe(stale);
+    expect(relay.stop(stale)).toBe(false);
+    expect(activeTunnelRelays()).toBe(1);
+    expect(relay.stop(fresh)).toBe(true);
+  });
+
+  it('stay exact as JavaScript numbers up to the last generation, then the slot is retired', async () => {
+    const relay = nativeAddon();
+    if (relay === undefined) throw new Error('npm run build:native');
+    const first = await rawRelay();
+    relay.stop(first);
+    const now = relay.testOnlyAdvanceGeneration(first, 0) ?? 0;
+    const generation = Math.floor(now / 2 ** 21);
+    const last = relay.testOnlyAdvanceGeneration(first, 2 ** 32 - 1 - generation);
+    expect(last).toBe(Number.MAX_SAFE_INTEGER - (2 ** 21 - 1) + (now % 2 ** 21));
+    const oldest = await rawRelay();
+    expect(oldest).toBe(last);
+    expect(relay.stop(oldest)).toBe(true);
+    expect(() => relay.testOnlyAdvanceGeneration(oldest, 0)).toThrow(/in use or retired/);
+    const after = await rawRelay();
+    expect([first, oldest]).not.toContain(after);
+    expect(relay.stop(oldest)).toBe(false);
+    expect(activeTunnelRelays()).toBe(1);
+    expect(relay.stop(after)).toBe(true);
   });
 });
