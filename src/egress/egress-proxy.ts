@@ -665,6 +665,8 @@ export class EgressProxy {
   }
 
   private failResponse(res: http.ServerResponse, error: unknown): void {
+    // The connection closes after this answer: nothing queued behind it is forwarded.
+    this.refusedConnections.add(res.req.socket);
     if (res.headersSent) {
       res.destroy();
       return;
