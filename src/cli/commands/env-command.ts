@@ -7,6 +7,7 @@ import { BerthError } from '../../errors/berth-error.js';
 import type { EnvironmentSpec } from '../../domain/environment/environment-spec.js';
 import type { CacheEntryView } from '../../server/task-views.js';
 import { registerEnvTestCommand } from './task-command.js';
+import { describeEnvironment } from '../environment-description.js';
 
 interface EnvironmentView {
   id: string;
@@ -51,30 +52,6 @@ function secretsFrom(ctx: CliContext, options: SecretOptions): Record<string, st
     secrets[name] = value;
   }
   return secrets;
-}
-
-function describe(view: EnvironmentView): string {
-  const s = view.spec;
-  const lines = [
-    `name:        ${view.name} (${view.id}, revision ${view.revision})`,
-    `repository:  ${s.repository.url} (default branch ${s.repository.defaultBranch})`,
-    `image:       ${s.image}${
-      Object.keys(s.versions).length
-        ? ` with ${Object.entries(s.versions)
-            .map(([k, v]) => `${k} ${v}`)
-            .join(', ')}`
-        : ''
-    }`,
-    `setup:       ${s.setup ? `${s.setup.script.split('\n').length} line(s)${s.setup.strict ? '' : ' (not strict)'}` : 'none'}`,
-    `maintenance: ${s.maintenance ? `${s.maintenance.script.split('\n').length} line(s)` : 'none'}`,
-    `variables:   ${Object.keys(s.env).join(', ') || 'none'}`,
-    `secrets:     ${view.secrets.join(', ') || 'none'}`,
-    `internet:    ${s.internet.access}${s.internet.access === 'allowlist' ? ` (${[...s.internet.presets, ...s.internet.domains].join(', ') || 'nothing'})` : ''}${s.internet.methods ? `, methods ${s.internet.methods.join(' ')}` : ''}`,
-    `services:    ${s.services.map((x) => x.name).join(', ') || 'none'}`,
-    `resources:   ${s.resources.cpus} cpu, ${s.resources.memoryMb} MB memory, ${s.resources.pids} processes, ${Math.round(s.resources.timeoutMs / 60000)} min`,
-    `members:     ${s.members.join(', ') || 'none (admins and the token that created it)'}`,
-  ];
-  return lines.join('\n');
 }
 
 export function registerEnvCommands(program: Command, ctx: CliContext): void {
@@ -131,7 +108,7 @@ export function registerEnvCommands(program: Command, ctx: CliContext): void {
       .client(options)
       .request<EnvironmentView>('GET', `/v1/environments/${encodeURIComponent(name)}`);
     if (options.json) ctx.json(view);
-    else ctx.out(describe(view));
+    else ctx.out(describeEnvironment(view));
   });
 
   withClientOptions(

@@ -1,0 +1,110 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runBerth, startServe, tempDir, type ServeHandle } from '../support/cli.js';
+
+/**
+ * Issue 20 ("the first hour"), items 8, 11 and 12, through the built CLI as a person types it,
+ * against a real `berth serve` (no Docker needed).
+ */
+
+let server: ServeHandle;
+let dir: string;
+let auth: string[];
+
+function file(name: string, text: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+const base = (name: string) =>
+  `name: ${name}\nrepository: https://git.example.test/acme/${name}.git\n`;
+
+beforeAll(async () => {
+  server = await startServe();
+  dir = tempDir('first-hour');
+  auth = ['--url', server.url, '--token', server.adminToken];
+});
+
+afterAll(async () => {
+  await server?.stop();
+});
+
+describe('settings that do nothing are refused (item 8)', () => {
+  it('refuses presets, domains and methods without access: allowlist, with the field path and the fix', async () => {
+    const off = file(
+      'off.yaml',
+      `${base('off')}internet:\n  domains: [api.example.test]\n  methods: [GET]\n`,
+    );
+    for (const args of [
+      ['env', 'validate', '--file', off],
+      ['env', 'create', '--file', off, ...auth],
+    ]) {
+      const r = await runBerth(args);
+      expect(r.code, r.stdout).not.toBe(0);
+      expect(r.stderr).toContain('internet.domains: does nothing while internet.access is off');
+      expect(r.stderr).toContain('internet.methods: does nothing while internet.access is off');
+      expect(r.stderr).toContain('add "access: allowlist"');
+    }
+    const on = file(
+      'on.yaml',
+      `${base('on')}internet:\n  access: on\n  presets: [common-dependencies]\n  methods: [GET]\n`,
+    );
+    const r = await runBerth(['env', 'create', '--file', on, ...auth]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain(
+      'internet.presets: does nothing with access: on (every host is allowed already): use "access: allowlist"',
+    );
+    // methods do limit access: on, so they are not what is refused.
+    expect(r.stderr).not.toContain('internet.methods');
+    const allow = file(
+      'allow.yaml',
+      `${base('allow')}internet:\n  access: allowlist\n  presets: [common-dependencies]\n  domains: [api.example.test]\n  methods: [GET]\n`,
+    );
+    const ok = await runBerth(['env', 'create', '--file', allow, ...auth]);
+    expect(ok.code, ok.stderr).toBe(0);
+  });
+
+  it('env show shows every stored field: description, verify, scripts with their true line counts', async () => {
+    const f = file(
+      'shown.yaml',
+      `${base('shown')}description: the payments service
+setup: |
+  npm install
+  npm run build
+maintenance:
+  script: npm install
+  strict: false
+  timeoutMs: 600000
+verify: npm test
+internet:
+  access: allowlist
+  domains: [api.example.test]
+  tunnelOnly: [api.example.test]
+services:
+  - name: db
+    command: pg_ctlcluster 15 main start
+    ready: { port: 5432 }
+resources:
+  diskMb: 5000
+model: small-model
+`,
+    );
+    const created = await runBerth(['env', 'create', '--file', f, ...auth]);
+    expect(created.code, created.stderr).toBe(0);
+    const show = await runBerth(['env', 'show', 'shown', ...auth]);
+    expect(show.code, show.stderr).toBe(0);
+    const lines = show.stdout.split('\n');
+    const line = (field: string) => lines.find((l) => l.startsWith(`${field}:`)) ?? '';
+    expect(line('description')).toContain('the payments service');
+    expect(line('setup')).toContain('2 lines, time limit 30 min');
+    expect(line('maintenance')).toContain('1 line, time limit 10 min, not strict');
+    expect(line('verify')).toContain('npm test');
+    expect(line('internet')).toContain('allowlist (api.example.test)');
+    expect(line('internet')).toContain('never intercepted api.example.test');
+    expect(line('services')).toContain('db (pg_ctlcluster 15 main start; ready: port 5432)');
+    expect(line('resources')).toContain('5000 MB disk');
+    expect(line('model')).toContain('small-model');
+  });
+});
