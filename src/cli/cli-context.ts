@@ -21,6 +21,8 @@ import {
 export interface CliIo {
   stdout: NodeJS.WritableStream;
   stderr: NodeJS.WritableStream;
+  /** Standard input (for whether it is a terminal); process.stdin when not given. */
+  stdin?: NodeJS.ReadableStream;
 }
 
 export interface ClientFlags {
@@ -92,6 +94,12 @@ export class CliContext {
     if (this.raw) return (text) => void stream.write(text);
     const inert: InertStream = createInertStream();
     return (text) => void stream.write(inert.push(text));
+  }
+
+  /** Whether standard input is a terminal (`env test -it` needs one). */
+  stdinIsTerminal(): boolean {
+    const stdin = (this.io.stdin ?? process.stdin) as { isTTY?: boolean };
+    return stdin.isTTY === true;
   }
 
   variable(name: string): string | undefined {

@@ -112,6 +112,10 @@ export const createTaskBody = z.strictObject({
   branch: z.string().optional(),
   sha: z.string().optional(),
   attempts: z.number().int().min(1).optional().describe('Independent attempts (default 1)'),
+  verify: z
+    .boolean()
+    .optional()
+    .describe("false: the environment's verify command is not run (berth env test); default true"),
   model: z.string().min(1).max(200).optional().describe("The agent's model for this task"),
   limits: agentLimitsSchema
     .pick({ maxTurns: true, wallTimeMs: true, maxTokens: true })

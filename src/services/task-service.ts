@@ -27,6 +27,8 @@ export interface TaskSubmission {
   branch?: string | undefined;
   sha?: string | undefined;
   attempts?: number | undefined;
+  /** false: the environment's `verify` is not run (`berth env test`). */
+  verify?: boolean | undefined;
   model?: string | undefined;
   limits?:
     | {
@@ -79,6 +81,7 @@ function agentOptions(input: TaskSubmission): TaskAgentOptions | null {
   const out: TaskAgentOptions = {
     ...(input.model !== undefined ? { model: input.model } : {}),
     ...(Object.keys(limits).length > 0 ? { limits } : {}),
+    ...(input.verify === false ? { skipVerify: true } : {}),
   };
   return Object.keys(out).length > 0 ? out : null;
 }

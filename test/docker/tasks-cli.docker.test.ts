@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BERTH_BIN, runBerth, startServe, tempDir, type ServeHandle } from '../support/cli.js';
@@ -168,18 +168,25 @@ describe('tasks through the server (docker)', () => {
       const show = JSON.parse(
         (await berth('task', 'show', task.id, '--json')).stdout,
       ) as TaskJson & { attempts: Array<{ phase: string }> };
+      // A task whose attempt has left the queue is running, not queued.
+      if (show.attempts[0]?.status === 'running') expect(show.status).toBe('running');
       if (show.attempts[0]?.phase === 'agent') break;
       if (Date.now() > deadline) throw new Error('the task never reached the agent phase');
       await new Promise((r) => setTimeout(r, 200));
     }
+    // `task cancel` prints the status the task ended with, once its attempt has stopped.
     const asked = Date.now();
-    expect((await berth('task', 'cancel', task.id)).code).toBe(0);
-    for (;;) {
-      const show = JSON.parse((await berth('task', 'show', task.id, '--json')).stdout) as TaskJson;
-      if (show.status === 'cancelled') break;
-      expect(Date.now() - asked).toBeLessThan(5_000);
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    const cancelled = await berth('task', 'cancel', task.id);
+    expect(cancelled.code, cancelled.stderr).toBe(0);
+    expect(cancelled.stdout).toBe(`task ${task.id}: cancelled\n`);
+    expect(Date.now() - asked).toBeLessThan(5_000);
+    const show = JSON.parse((await berth('task', 'show', task.id, '--json')).stdout) as TaskJson;
+    expect(show.status).toBe('cancelled');
+    expect(show.attempts[0]?.status).toBe('cancelled');
+    // The same word in the human view: the attempt is cancelled, not failed.
+    const human = await berth('task', 'show', task.id);
+    expect(human.stdout).toMatch(new RegExp(`^${show.attempts[0]?.id} cancelled: `, 'm'));
+    expect(human.stdout).not.toMatch(/failed/);
   });
 
   it('tests an environment: the lifecycle up to lockdown, then the command', async () => {
@@ -265,6 +272,122 @@ setup: |
     expect(missingEnv.stderr).toMatch(/environment "nope" not found/);
     const missingTask = await berth('task', 'show', 'task_doesnotexist');
     expect(missingTask.code).toBe(1);
+  });
+
+  it('exec --wait: a failed verify exits 0, 3 with --require-verify; env test runs no verify', async () => {
+    const file = join(tempDir('tasks-cli-verify'), 'verified.yaml');
+    writeFileSync(
+      file,
+      `name: verified\nrepository: ${repo.dir}\nimage: ${lifecycleTestImage()}\nverify: test -f VERIFIED\n`,
+    );
+    expect((await berth('env', 'create', '--file', file)).code).toBe(0);
+    const exec = (...args: string[]) => berth('exec', '--env', 'verified', '--wait', ...args);
+    const unverified = await exec('--command', 'true');
+    expect(unverified.code, unverified.stderr).toBe(0);
+    expect(unverified.stdout).toMatch(/failed \(1\)/); // the VERIFY column
+    const required = await exec('--command', 'true', '--require-verify');
+    expect(required.code, required.stderr).toBe(3);
+    expect(required.stderr).toMatch(
+      /verification is required \(--require-verify\) and failed for att_/,
+    );
+    const verified = await exec('--command', 'touch VERIFIED', '--require-verify');
+    expect(verified.code, verified.stderr).toBe(0);
+    // Refused before anything runs: no --wait, or an environment without verify.
+    const noWait = await berth(
+      'exec',
+      '--env',
+      'verified',
+      '--require-verify',
+      '--command',
+      'true',
+    );
+    expect(noWait.code).toBe(2);
+    const noVerify = await berth(
+      'exec',
+      '--env',
+      'svc',
+      '--wait',
+      '--require-verify',
+      '--command',
+      'true',
+    );
+    expect(noVerify.code).toBe(2);
+    expect(noVerify.stderr).toContain('has no verify command');
+
+    // env test: up to lockdown and the command, not verify.
+    const tested = await berth('env', 'test', 'verified', '--command', 'echo tested');
+    expect(tested.code, tested.stderr).toBe(0);
+    expect(tested.stdout).toContain('tested');
+    expect(tested.stderr).toContain('== agent');
+    expect(tested.stderr).not.toContain('verifying:');
+    expect(tested.stderr).not.toContain('test -f VERIFIED');
+  });
+
+  it('env test -it without a terminal says so and starts nothing', async () => {
+    const count = async () =>
+      (
+        JSON.parse((await berth('task', 'list', '--limit', '100', '--json')).stdout) as {
+          tasks: unknown[];
+        }
+      ).tasks.length;
+    const before = await count();
+    const r = await berth('env', 'test', 'svc', '-it');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/needs a terminal/);
+    expect(await count()).toBe(before);
+  });
+
+  it('task logs follows every attempt (prefixed), --attempt one, the latest turn; a closed pipe is quiet', async () => {
+    const submitted = await berth(
+      'exec',
+      '--env',
+      'svc',
+      '--attempts',
+      '2',
+      '--command',
+      'seq 1 30000',
+    );
+    expect(submitted.code, submitted.stderr).toBe(0);
+    const taskId = /submitted task (task_\S+) /.exec(submitted.stdout)?.[1] ?? '';
+    expect(submitted.stdout).toContain(
+      `follow them with: berth task logs ${taskId} --follow (each line prefixed with its attempt`,
+    );
+    const follow = await berth('task', 'logs', taskId, '--follow');
+    expect(follow.code, follow.stderr).toBe(0);
+    const view = JSON.parse((await berth('task', 'show', taskId, '--json')).stdout) as TaskJson;
+    expect(view.attempts).toHaveLength(2);
+    for (const a of view.attempts) {
+      expect(follow.stdout).toContain(`[${a.id}] == succeeded`);
+      expect(follow.stdout).toContain(`[${a.id}] 30000`);
+    }
+    const one = await berth('task', 'logs', taskId, '--attempt', view.attempts[1]?.id ?? '');
+    expect(one.stdout).toContain('== succeeded');
+    expect(one.stdout).not.toContain('[att_');
+
+    // `task logs T | head -2`: two lines, no stack trace, the status of a closed pipe.
+    const quoted = [process.execPath, BERTH_BIN, 'task', 'logs', taskId, ...auth]
+      .map((a) => `'${a}'`)
+      .join(' ');
+    const piped = spawnSync(
+      'bash',
+      ['-c', `${quoted} | head -2; echo "status=\${PIPESTATUS[0]}" >&2`],
+      {
+        encoding: 'utf8',
+        env: { ...process.env, BERTH_URL: undefined, BERTH_TOKEN: undefined },
+      },
+    );
+    expect(piped.stdout.split('\n').filter((l) => l !== '')).toHaveLength(2);
+    expect(piped.stderr).toBe('status=141\n');
+
+    // After a follow-up, the latest turn is what is followed.
+    expect((await berth('task', 'pick', taskId, view.attempts[0]?.id ?? '')).code).toBe(0);
+    const turn = await berth('task', 'followup', taskId, '--command', 'echo turn-two');
+    expect(turn.code, turn.stderr).toBe(0);
+    expect(turn.stdout).toContain(`berth task logs ${taskId} --follow`);
+    const latest = await berth('task', 'logs', taskId, '--follow');
+    expect(latest.stdout).toContain('turn-two');
+    expect(latest.stdout).not.toContain('[att_');
+    expect(latest.stdout).not.toMatch(/^30000$/m);
   });
 
   it('hides tasks from tokens that are not members', async () => {

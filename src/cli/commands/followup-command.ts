@@ -49,7 +49,7 @@ export function registerFollowUpCommand(task: Command, ctx: CliContext): void {
         if (options.json) ctx.json(created);
         else
           ctx.out(
-            `follow-up ${created.attempt} queued on task ${created.id}; follow it with: berth task logs ${created.id} --attempt ${created.attempt} --follow`,
+            `follow-up ${created.attempt} queued on task ${created.id}; follow it with: berth task logs ${created.id} --follow (the latest turn)`,
           );
         return;
       }

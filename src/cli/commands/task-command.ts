@@ -10,6 +10,7 @@ import { BerthError } from '../../errors/berth-error.js';
 import { isFinalStatus } from '../../domain/task/status-words.js';
 import { taskExitCode, VERIFY_FAILED_EXIT_CODE } from '../../domain/task/task-exit-code.js';
 import { inertJson, inertText, isTerminal } from '../terminal-text.js';
+import { attemptPrefix, followedAttempts } from '../followed-attempts.js';
 import { registerApplyCommand } from './apply-command.js';
 import { registerPrCommand } from './pr-command.js';
 import { registerFollowUpCommand } from './followup-command.js';
@@ -157,7 +158,7 @@ export async function waitForTask(
     task.attempts.map((attempt: AttemptViewBody) => {
       const write = ctx.streamTo(ctx.io.stderr);
       return followEvents(client, task.id, attempt.id, (event) => {
-        if (!quiet) write(formatProgress(event, many ? `[${attempt.id}] ` : ''));
+        if (!quiet) write(formatProgress(event, attemptPrefix(attempt, many)));
       });
     }),
   );
@@ -243,7 +244,9 @@ export function registerExecCommand(program: Command, ctx: CliContext): void {
         if (options.json) ctx.json(task);
         else
           ctx.out(
-            `submitted task ${task.id} (${task.attempts.length} attempt${task.attempts.length > 1 ? 's' : ''}); follow it with: berth task logs ${task.id} --follow`,
+            task.attempts.length > 1
+              ? `submitted task ${task.id} (${task.attempts.length} attempts); follow them with: berth task logs ${task.id} --follow (each line prefixed with its attempt; --attempt ATTEMPT for one)`
+              : `submitted task ${task.id} (1 attempt); follow it with: berth task logs ${task.id} --follow`,
           );
         return;
       }
@@ -272,7 +275,7 @@ export function registerEnvTestCommand(env: Command, ctx: CliContext): void {
     env
       .command('test')
       .description(
-        'run the lifecycle up to lockdown, then a command or an interactive shell, printing everything',
+        "run the lifecycle up to lockdown, then a command or an interactive shell, printing everything (the environment's verify is not run)",
       )
       .argument('<env>', 'environment name')
       .option(
@@ -299,8 +302,16 @@ export function registerEnvTestCommand(env: Command, ctx: CliContext): void {
         tty?: boolean;
       },
     ) => {
-      const client = ctx.client(options);
       const shell = options.interactive === true && options.tty === true;
+      // Refused before anything is made: a shell without a terminal would hold a sandbox for
+      // nothing (docker exec -it fails) until the task was cancelled.
+      if (shell && !ctx.stdinIsTerminal()) {
+        throw new BerthError(
+          'invalid_input',
+          'env test -it needs a terminal (standard input is not one); nothing was started. Use --command "…" to run a command instead',
+        );
+      }
+      const client = ctx.client(options);
       let task = await client.request<TaskViewBody>('POST', '/v1/tasks', {
         environment: name,
         // A shell needs the sandbox to stay up: the task holds it until the shell ends.
@@ -308,6 +319,8 @@ export function registerEnvTestCommand(env: Command, ctx: CliContext): void {
         ...(options.branch !== undefined ? { branch: options.branch } : {}),
         ...(options.sha !== undefined ? { sha: options.sha } : {}),
         attempts: 1,
+        // Up to lockdown and the command: the environment's verify is not run.
+        verify: false,
       });
       const attempt = task.attempts[0];
       if (attempt === undefined) throw new BerthError('internal', 'the task has no attempt');
@@ -412,37 +425,54 @@ export function registerTaskCommands(program: Command, ctx: CliContext): void {
   withClientOptions(
     task
       .command('logs')
-      .description("an attempt's log")
+      .description(
+        "the attempts' log: the latest turn (the last follow-up, else the task's attempts, each line prefixed with its attempt when several), or --attempt's",
+      )
       .argument('<task>')
-      .option('--attempt <attempt>', 'which attempt (default: the first)')
-      .option('-f, --follow', 'keep streaming until the attempt ends')
+      .option('--attempt <attempt>', 'only this attempt')
+      .option('-f, --follow', 'keep streaming until the attempts end')
       .option(RAW_FLAG, RAW_HELP),
   ).action(
     async (taskId: string, options: ClientOptions & { attempt?: string; follow?: boolean }) => {
       const client = ctx.client(options);
       const view = await client.request<TaskViewBody>('GET', path(taskId));
-      const attempt = options.attempt ?? view.attempts[0]?.id;
-      if (attempt === undefined || !view.attempts.some((a) => a.id === attempt)) {
+      const picked =
+        options.attempt === undefined
+          ? followedAttempts(view)
+          : view.attempts.filter((a) => a.id === options.attempt);
+      if (picked.length === 0) {
         throw new BerthError(
           'not_found',
           `attempt ${options.attempt ?? ''} of task ${taskId} not found (attempts: ${view.attempts.map((a) => a.id).join(', ')})`,
         );
       }
-      const write = ctx.streamTo(ctx.io.stdout);
-      const print = (event: AttemptEvent) => {
-        if (options.json) ctx.io.stdout.write(`${inertJson(JSON.stringify(event))}\n`);
-        else write(formatProgress(event, ''));
+      const several = picked.length > 1;
+      const show = (attempt: AttemptViewBody) => {
+        const write = ctx.streamTo(ctx.io.stdout);
+        const prefix = attemptPrefix(attempt, several);
+        return (event: AttemptEvent) => {
+          if (options.json) ctx.io.stdout.write(`${inertJson(JSON.stringify(event))}\n`);
+          else write(formatProgress(event, prefix));
+        };
       };
-      if (options.follow) return followEvents(client, taskId, attempt, print);
-      let after = 0;
-      for (;;) {
-        const { events } = await client.request<{ events: AttemptEvent[] }>(
-          'GET',
-          `${path(taskId, `/attempts/${encodeURIComponent(attempt)}/events`)}?after=${after}`,
+      if (options.follow) {
+        await Promise.all(
+          picked.map((attempt) => followEvents(client, taskId, attempt.id, show(attempt))),
         );
-        for (const event of events) print(event);
-        if (events.length === 0) break;
-        after = events[events.length - 1]?.seq ?? after;
+        return;
+      }
+      for (const attempt of picked) {
+        const print = show(attempt);
+        let after = 0;
+        for (;;) {
+          const { events } = await client.request<{ events: AttemptEvent[] }>(
+            'GET',
+            `${path(taskId, `/attempts/${encodeURIComponent(attempt.id)}/events`)}?after=${after}`,
+          );
+          for (const event of events) print(event);
+          if (events.length === 0) break;
+          after = events[events.length - 1]?.seq ?? after;
+        }
       }
     },
   );

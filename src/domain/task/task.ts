@@ -14,6 +14,8 @@ export interface TaskRef {
 export interface TaskAgentOptions {
   model?: string;
   limits?: { maxTurns?: number; wallTimeMs?: number; maxTokens?: number };
+  /** The environment's `verify` is not run (`berth env test`: up to lockdown and the command). */
+  skipVerify?: boolean;
 }
 
 /** One request against one environment, with N independent attempts. */
