@@ -1,12 +1,10 @@
 import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from '../api/api-server.js';
-import {
-  FakeModelServer,
-  lastToolResult,
-  type FakeRequest,
-  type FakeReply,
-} from '../support/fake-model-server.js';
+import { FakeModelServer, type FakeRequest, type FakeReply } from '../support/fake-model-server.js';
+import { FakeGitHub } from '../support/fake-github.js';
+import { tempDir } from '../support/cli.js';
 import { lifecycleTestImage, makeSampleRepository } from '../docker/lifecycle-support.js';
 import { openBrowser, signIn, type TestBrowser } from './support/browser.js';
 
@@ -31,32 +29,55 @@ const SCRIPT = [
   `echo '<img src=x onerror=window.__pwnReadme=1>' >> README.md`,
 ].join('\n');
 
-/** Per conversation: one shell call with the hostile script, then the hostile answer. */
+const FOLLOW_UP = 'Now add a NOTES file';
+const FOLLOW_UP_SCRIPT = `echo 'turn two' > NOTES`;
+const SLUG = 'acme/app';
+const GITHUB_TOKEN = 'ghp_web_ui_test_token';
+
+/**
+ * Per request (the task's and the follow-up's): one shell call with the hostile script (the
+ * follow-up's own script), then the hostile answer.
+ */
 function scripted(request: FakeRequest): FakeReply {
-  if (lastToolResult(request) === '')
-    return { toolCalls: [{ name: 'shell', arguments: { command: ['bash', '-c', SCRIPT] } }] };
-  return { content: MESSAGE };
+  const messages = request.body.messages;
+  const asked = messages.findLastIndex((m) => m.role === 'user');
+  const followUp = messages[asked]?.content === FOLLOW_UP;
+  if (!messages.slice(asked + 1).some((m) => m.role === 'tool')) {
+    const command = followUp ? FOLLOW_UP_SCRIPT : SCRIPT;
+    return { toolCalls: [{ name: 'shell', arguments: { command: ['bash', '-c', command] } }] };
+  }
+  return { content: followUp ? 'Added NOTES.' : MESSAGE };
 }
 
 describe('web UI: a task with hostile output (docker)', () => {
   let server: TestServer;
   let model: FakeModelServer;
+  let github: FakeGitHub;
   let browser: TestBrowser;
+  let image: string;
   beforeAll(async () => {
-    const image = lifecycleTestImage();
+    image = lifecycleTestImage();
     const repo = makeSampleRepository();
     execFileSync('git', ['-C', repo.dir, 'branch', BRANCH, 'main']);
-    model = await FakeModelServer.start(Array.from({ length: 8 }, () => scripted));
+    // The repository as a bare remote the fake GitHub knows as acme/app (for "Create pull request").
+    const bare = join(tempDir('web-ui-remote'), 'app.git');
+    execFileSync('git', ['clone', '-q', '--bare', repo.dir, bare]);
+    github = new FakeGitHub({ token: GITHUB_TOKEN, repositories: { [SLUG]: bare } });
+    await github.start();
+    model = await FakeModelServer.start(Array.from({ length: 12 }, () => scripted));
     server = await startTestServer({
       allowLocalRepositories: true,
       env: {
         BERTH_MODEL_BASE_URL: model.baseUrl,
         BERTH_MODEL: 'scripted',
         BERTH_MODEL_API_KEY: 'test-key',
+        BERTH_GITHUB_TOKEN: GITHUB_TOKEN,
+        BERTH_GITHUB_API_URL: github.url,
+        BERTH_GITHUB_REMOTES: `${bare}=${SLUG}`,
       },
     });
     const created = await server.request('POST', '/v1/environments', {
-      body: { spec: { name: 'web', repository: repo.dir, image } },
+      body: { spec: { name: 'web', repository: bare, image } },
     });
     expect(created.status, created.text).toBe(201);
     browser = await openBrowser();
@@ -65,6 +86,7 @@ describe('web UI: a task with hostile output (docker)', () => {
     await browser?.close();
     await server?.close();
     await model?.close();
+    await github?.stop();
   });
 
   it('runs a task from the form; log, commands, diff and answer are text; picks an attempt; nothing injected runs', async () => {
@@ -146,6 +168,35 @@ describe('web UI: a task with hostile output (docker)', () => {
       ),
     ).toBe('[]');
 
+    // A follow-up on the picked attempt: a new turn, with its own diff.
+    await page.getByRole('textbox', { name: 'Follow-up prompt' }).fill(FOLLOW_UP);
+    await page.getByRole('button', { name: 'Send follow-up' }).click();
+    const turn = page.getByRole('article', { name: 'Attempt 3' });
+    await turn.getByText('picked').waitFor({ timeout: 120_000 });
+    await turn.getByRole('button', { name: 'Show' }).click();
+    const turnDetail = page.getByRole('region', { name: 'Attempt 3 details' });
+    await turnDetail
+      .getByText(`Follow-up of ${task.attempts[1]?.id ?? ''}`, { exact: false })
+      .waitFor();
+    await page
+      .locator('.heading .status')
+      .filter({ hasText: /^(succeeded|failed)$/ })
+      .waitFor({ timeout: 120_000 });
+    const turnDiff = turnDetail.getByRole('region', { name: 'Diff of this turn' });
+    await turnDiff.getByRole('list', { name: 'Changed files' }).getByText('NOTES').waitFor();
+    expect(await turnDiff.getByRole('list', { name: 'Changed files' }).textContent()).not.toContain(
+      FILE,
+    );
+
+    // A pull request against the fake GitHub: its link shows, an http(s) link.
+    await page.getByLabel('Pull request title').fill('Web UI change <b>bold</b>');
+    await page.getByRole('button', { name: 'Create pull request' }).click();
+    const prLink = page.getByRole('form', { name: 'Pull request' }).getByRole('link');
+    await prLink.waitFor({ timeout: 60_000 });
+    expect(await prLink.getAttribute('href')).toMatch(/^https?:\/\//);
+    expect(github.pulls.length).toBe(1);
+    await browser.screenshots('task-follow-up-pr');
+
     // The list shows it, newest first, with its status and branch.
     await page.getByRole('link', { name: 'Tasks' }).click();
     const row = page.getByRole('row').filter({ hasText: taskId });
@@ -153,5 +204,46 @@ describe('web UI: a task with hostile output (docker)', () => {
     expect(await row.textContent()).toContain('succeeded');
     expect(await row.textContent()).toContain(BRANCH);
     await browser.screenshots('tasks');
+  });
+
+  it('a failed attempt shows its failure first: the phase, the error and the log tail', async () => {
+    const broken = await server.request('POST', '/v1/environments', {
+      body: {
+        spec: {
+          name: 'broken',
+          repository: (
+            (await server.request('GET', '/v1/environments/web')).json as {
+              spec: { repository: { url: string } };
+            }
+          ).spec.repository.url,
+          image,
+          setup: "echo 'about to fail <script>window.__pwnSetup=1</script>'; exit 3",
+        },
+      },
+    });
+    expect(broken.status, broken.text).toBe(201);
+    const { page } = browser;
+    await page.goto(`${server.url}/tasks`);
+    await page.getByRole('button', { name: 'New task' }).click();
+    await page.getByLabel('Environment', { exact: true }).selectOption('broken');
+    await page.getByRole('radio', { name: 'a command' }).check();
+    await page.getByRole('textbox', { name: 'Command' }).fill('true');
+    await page.getByRole('button', { name: 'Start task' }).click();
+    await page.waitForURL(/\/tasks\/task_/);
+    const failure = page.locator('#failure');
+    await failure.waitFor({ timeout: 120_000 });
+    expect(await failure.getByRole('heading').textContent()).toBe('Failed in setup');
+    await failure.getByText('about to fail <script>window.__pwnSetup=1</script>').waitFor();
+    // The failure comes before the timeline and the log.
+    const order = await page.evaluate<string>(
+      'JSON.stringify([...document.querySelectorAll("#failure, [aria-label=Phases], [role=log]")].map((e) => e.id || e.getAttribute("role") || e.getAttribute("aria-label")))',
+    );
+    expect(JSON.parse(order)).toEqual(['failure', 'Phases', 'log']);
+    expect(
+      await page.evaluate<string>(
+        'JSON.stringify(Object.keys(window).filter((k) => k.startsWith("__pwn")))',
+      ),
+    ).toBe('[]');
+    await browser.screenshots('task-failed');
   });
 });
