@@ -1,4 +1,9 @@
+import { spawn } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BERTH_BIN, startServe, tempDir } from '../support/cli.js';
 import { startTestServer, type TestServer } from './api-server.js';
 
 /** The web UI's session cookie and CSRF rules, and the UI's static files, over real HTTP. */
@@ -191,5 +196,48 @@ describe('the web UI at /', () => {
     expect((await server.request('GET', '/../package.json', { token: null })).text).not.toContain(
       '"devDependencies"',
     );
+  });
+});
+
+describe('berth serve', () => {
+  it("prints the web UI's address on start and serves it", async () => {
+    const dataDir = tempDir('serve-ui');
+    const child = spawn(
+      process.execPath,
+      [BERTH_BIN, 'serve', '--host', '127.0.0.1', '--port', '0', '--data-dir', dataDir],
+      {
+        env: { ...process.env, BERTH_CONFIG_DIR: join(dataDir, 'config') },
+        stdio: ['ignore', 'pipe', 'ignore'],
+      },
+    );
+    try {
+      const lines: string[] = [];
+      await new Promise<void>((resolve, reject) => {
+        const rl = createInterface({ input: child.stdout });
+        rl.on('line', (line) => {
+          lines.push(line);
+          if (line.startsWith('Web UI:')) resolve();
+        });
+        child.once('exit', (code) =>
+          reject(new Error(`serve exited with ${code}: ${lines.join('\n')}`)),
+        );
+      });
+      const api = /listening on (http:\/\/\S+)/.exec(lines.join('\n'))?.[1];
+      expect(api).toBeDefined();
+      expect(lines).toContain(`Web UI: ${api ?? ''}/ (sign in with a token)`);
+    } finally {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      await exited;
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+    const json = await startServe();
+    try {
+      expect(json.url).toMatch(/^http:/);
+      const first = await fetch(`${json.url}/login`);
+      expect(first.headers.get('content-type')).toContain('text/html');
+    } finally {
+      await json.stop();
+    }
   });
 });
