@@ -7,7 +7,8 @@ export const ERROR_CODES = {
   invalid_input: { http: 400, exit: 2 },
   invalid_environment: { http: 400, exit: 2 },
   unauthorized: { http: 401, exit: 2 },
-  forbidden: { http: 403, exit: 2 },
+  /** The request is right but the token may not do it (not bad input). */
+  forbidden: { http: 403, exit: 1 },
   not_found: { http: 404, exit: 1 },
   conflict: { http: 409, exit: 2 },
   payload_too_large: { http: 413, exit: 2 },

@@ -4,7 +4,7 @@ import { newId } from '../domain/ids.js';
 import type { Logger } from '../util/logger.js';
 import type { Caller } from '../services/caller.js';
 import type { EnvironmentService } from '../services/environment-service.js';
-import type { TokenService } from '../services/token-service.js';
+import { requireAdmin, type TokenService } from '../services/token-service.js';
 import type { TaskService } from '../services/task-service.js';
 import { registerTaskRoutes } from './task-routes.js';
 import type { ErrorBody } from '../errors/berth-error.js';
@@ -171,7 +171,7 @@ export function createApp(deps: AppDependencies): Hono<Env> {
 
   app.post('/v1/tokens', async (c) => {
     const caller = c.get('caller');
-    if (!caller.admin) throw new BerthError('forbidden', 'only an admin token may manage tokens');
+    requireAdmin(caller);
     const body = await readBody(c.req.raw, requestBodies.createToken);
     const { token, value } = await tokens.create(caller, body.name, body.admin ?? false);
     return c.json(views.createdToken(token, value), 201);

@@ -25,8 +25,13 @@ export function hashToken(value: string): string {
   return createHash('sha256').update(value, 'utf8').digest('hex');
 }
 
-function requireAdmin(caller: Caller): void {
-  if (!caller.admin) throw new BerthError('forbidden', 'only an admin token may manage tokens');
+/** Tokens are managed by admins only: any other caller gets `forbidden` ("admins only"). */
+export function requireAdmin(caller: Caller): void {
+  if (!caller.admin)
+    throw new BerthError(
+      'forbidden',
+      `admins only: listing, creating and revoking tokens needs an admin token ("${caller.tokenName}" is not one)`,
+    );
 }
 
 function checkName(name: string): void {

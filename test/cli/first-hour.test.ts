@@ -1,4 +1,5 @@
-import { writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runBerth, startServe, tempDir, type ServeHandle } from '../support/cli.js';
@@ -22,7 +23,7 @@ const base = (name: string) =>
   `name: ${name}\nrepository: https://git.example.test/acme/${name}.git\n`;
 
 beforeAll(async () => {
-  server = await startServe();
+  server = await startServe(['--allow-local-repos']);
   dir = tempDir('first-hour');
   auth = ['--url', server.url, '--token', server.adminToken];
 });
@@ -106,5 +107,93 @@ model: small-model
     expect(line('services')).toContain('db (pg_ctlcluster 15 main start; ready: port 5432)');
     expect(line('resources')).toContain('5000 MB disk');
     expect(line('model')).toContain('small-model');
+  });
+});
+
+describe('members (item 11)', () => {
+  async function token(name: string): Promise<string> {
+    const r = await runBerth(['token', 'create', name, '--json', ...auth]);
+    expect(r.code, r.stderr).toBe(0);
+    return (JSON.parse(r.stdout) as { token: string }).token;
+  }
+  const as = (value: string, ...args: string[]) =>
+    runBerth([...args, '--url', server.url, '--token', value]);
+
+  it('a member sees, follows and cancels the tasks of others and resets the cache; a non-member sees nothing; token list says admins only', async () => {
+    const alice = await token('alice');
+    const bob = await token('bob');
+    const carol = await token('carol');
+    // A local repository and an image that does not exist: the attempt fails at once, no engine
+    // work and no network.
+    const repo = join(dir, 'repo');
+    mkdirSync(repo);
+    execFileSync('git', ['init', '-q', '-b', 'main', repo]);
+    execFileSync('git', [
+      '-C',
+      repo,
+      '-c',
+      'user.name=t',
+      '-c',
+      'user.email=t@t',
+      'commit',
+      '-q',
+      '--allow-empty',
+      '-m',
+      'x',
+    ]);
+    const f = file(
+      'shared.yaml',
+      `name: shared\nrepository: ${repo}\nimage: berth-no-such-image\nmembers: [alice, bob]\n`,
+    );
+    expect((await runBerth(['env', 'create', '--file', f, ...auth])).code).toBe(0);
+    const submitted = await as(bob, 'exec', '--env', 'shared', '--command', 'true', '--json');
+    expect(submitted.code, submitted.stderr).toBe(0);
+    const taskId = (JSON.parse(submitted.stdout) as { id: string }).id;
+
+    // alice, another member: the same rights on bob's task as bob.
+    const list = await as(alice, 'task', 'list', '--env', 'shared', '--json');
+    expect(list.stdout).toContain(taskId);
+    for (const args of [
+      ['task', 'show', taskId],
+      ['task', 'logs', taskId],
+      ['task', 'cancel', taskId],
+      ['env', 'cache', 'show', 'shared'],
+      ['env', 'cache', 'reset', 'shared'],
+    ]) {
+      const r = await as(alice, ...args);
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(0);
+    }
+
+    // carol, not a member: the environment and its tasks do not exist for her.
+    const none = await as(carol, 'task', 'list', '--json');
+    expect(none.stdout).not.toContain(taskId);
+    for (const args of [
+      ['task', 'show', taskId],
+      ['task', 'logs', taskId],
+      ['task', 'diff', taskId],
+      ['task', 'cancel', taskId],
+      ['task', 'followup', taskId, '--command', 'true'],
+      ['env', 'show', 'shared'],
+      ['env', 'cache', 'show', 'shared'],
+      ['env', 'cache', 'reset', 'shared'],
+      ['exec', '--env', 'shared', '--command', 'true'],
+    ]) {
+      const r = await as(carol, ...args, '--json');
+      expect(r.code, args.join(' ')).toBe(1);
+      expect((JSON.parse(r.stdout) as { error: { code: string } }).error.code, args.join(' ')).toBe(
+        'not_found',
+      );
+    }
+
+    // Tokens are for admins: said so, and not as bad input (exit code 1, not 2).
+    for (const args of [
+      ['token', 'list'],
+      ['token', 'create', 'dave'],
+      ['token', 'revoke', 'bob'],
+    ]) {
+      const r = await as(alice, ...args);
+      expect(r.code, args.join(' ')).toBe(1);
+      expect(r.stderr).toContain('admins only');
+    }
   });
 });
