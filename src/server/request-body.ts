@@ -60,7 +60,10 @@ export async function readYamlSpec(request: Request): Promise<EnvironmentSpec> {
   // The copy of the value back from the worker was one task; the schema's check is another.
   await new Promise((resolve) => setImmediate(resolve));
   try {
-    return specFromComposed(text, composed, 'request body');
+    const spec = specFromComposed(text, composed, 'request body');
+    // And the service's own check of the spec (the caller's next step) is a third.
+    await new Promise((resolve) => setImmediate(resolve));
+    return spec;
   } catch (error) {
     if (!composed.ok || !(error instanceof BerthError)) throw error;
     // Refused by the schema: parsed again for the positions, so the refusal has lines and columns.
