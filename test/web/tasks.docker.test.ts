@@ -119,7 +119,11 @@ describe('web UI: a task with hostile output (docker)', () => {
     // The branch, the prompt, the output, the file name and the answer are shown as text.
     await page.getByText(BRANCH, { exact: true }).waitFor();
     await page.getByText(PROMPT, { exact: true }).waitFor();
-    await detail.getByText(MESSAGE, { exact: true }).waitFor();
+    await detail.locator('pre.message').getByText(MESSAGE, { exact: true }).waitFor();
+    // The agent's turns: its tool call and its message, as text.
+    const turns = detail.getByRole('list', { name: 'Agent turns' });
+    await turns.getByText(MESSAGE, { exact: true }).waitFor();
+    expect(await turns.textContent()).toContain('→ shell');
     await detail.getByRole('list', { name: 'Changed files' }).getByText(FILE).waitFor();
     await detail
       .getByRole('region', { name: 'Diff of attempt 1' })
@@ -161,7 +165,7 @@ describe('web UI: a task with hostile output (docker)', () => {
     const response = await page.goto(`${server.url}/tasks/${taskId}`);
     expect(response?.headers()['content-security-policy']).toContain("script-src 'self'");
     await page.getByRole('region', { name: /details/ }).waitFor();
-    await page.getByText(MESSAGE, { exact: true }).waitFor();
+    await page.getByText(MESSAGE, { exact: true }).first().waitFor();
     expect(
       await page.evaluate<string>(
         'JSON.stringify(Object.keys(window).filter((k) => k.startsWith("__pwn")))',

@@ -9,7 +9,21 @@ import type { AttemptEvent } from './types';
  */
 
 const FLUSH_MS = 100;
-const EVENT_TYPES = ['phase', 'log', 'command', 'warning', 'cache', 'error', 'egress'] as const;
+const EVENT_TYPES = [
+  'phase',
+  'log',
+  'command',
+  'warning',
+  'cache',
+  'error',
+  'egress',
+  'agent_turn',
+  'tool_call',
+  'tool_result',
+  'plan',
+  'usage',
+  'agent_end',
+] as const;
 
 export function useAttemptEvents(taskId: string, attemptId: string | undefined) {
   const [events, setEvents] = useState<AttemptEvent[]>([]);

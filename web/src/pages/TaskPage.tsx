@@ -5,6 +5,7 @@ import { ApiError, api, unwrap } from '../api/client';
 import { useAttemptEvents } from '../api/attempt-events';
 import { useInvalidate, useTask } from '../api/hooks';
 import type { Attempt, AttemptEvent, Task } from '../api/types';
+import { AgentTurns } from '../components/AgentTurns';
 import { DiffView } from '../components/DiffView';
 import { LogView, logLines } from '../components/LogView';
 import { PhaseTimeline } from '../components/PhaseTimeline';
@@ -244,6 +245,8 @@ function AttemptDetail({ task, attempt }: { task: Task; attempt: Attempt }) {
       <PhaseTimeline events={events} attempt={attempt} />
       <h3 id="log">Log</h3>
       <LogView events={events} live={!ended} />
+      <h3>Agent</h3>
+      <AgentTurns events={events} />
       {attempt.commands.length > 0 && (
         <>
           <h3>Commands</h3>
