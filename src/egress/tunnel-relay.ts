@@ -17,6 +17,11 @@
  *   thread checks; Node's socket timeouts are off because Node sees no traffic).
  * - When the addon is not built or cannot start a relay, nothing was changed and the caller
  *   connects and relays with streams (same behaviour, more CPU).
+ * - A relay's id is never given to another relay in this process, so a late stop() can never
+ *   end someone else's tunnel; the timeouts and the port are checked here and again in C (a
+ *   bad value throws a RangeError: it is the caller's bug, not a reason to fall back).
+ * - The relay thread holds the lock it shares with this thread for bounded turns only (about
+ *   1 MB per direction), so a tunnel at full speed never stalls the event loop.
  * The TLS legs of intercepted tunnels, in the same addon, have their own module
  * (native-tls-leg.ts); this one loads the addon for both.
  */

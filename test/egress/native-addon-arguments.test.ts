@@ -148,6 +148,15 @@ describe('the tunnel relay refuses bad arguments with a clear error', () => {
     }
   });
 
+  it('testOnlyAdvanceGeneration(staleId, count) checks both numbers too', () => {
+    for (const part of [addon, addon.tls]) {
+      for (const [bad, kind] of badNumbers(0, MAX_ID)) {
+        expect(() => part.testOnlyAdvanceGeneration(bad as number, 0)).toThrow(kind);
+        expect(() => part.testOnlyAdvanceGeneration(0, bad as number)).toThrow(kind);
+      }
+    }
+  });
+
   it('stop(id): an id is a whole number from 0 to 2^53 - 1', () => {
     for (const [bad, kind] of badNumbers(0, MAX_ID))
       expect(() => addon.stop(bad as number)).toThrow(kind);
