@@ -57,6 +57,42 @@ describe('web UI: environments and tokens', () => {
     ).toEqual(['api.example.test', '*.cdn.example.test']);
   });
 
+  it('creates an environment from the form; a bad domain shows at its field as you type', async () => {
+    const { page } = browser;
+    await page.goto(`${server.url}/environments/new`);
+    await page.getByRole('button', { name: 'Form' }).click();
+    await page.getByLabel('Name', { exact: true }).fill('form-env');
+    await page.getByLabel('Repository URL').fill(REPO);
+    await page.getByLabel('Image').fill('minimal');
+    await page.getByLabel('Access').selectOption('allowlist');
+    const domains = page.getByLabel('Domains (one a line)');
+    await domains.fill('api.example.test\n*evil.example.test');
+    const fieldError = page.locator('#f-domains-error');
+    await fieldError.waitFor();
+    expect(await fieldError.textContent()).toContain('internet.domains[1]');
+    expect(await page.getByRole('button', { name: 'Save' }).isDisabled()).toBe(true);
+    await browser.screenshots('environment-form-error');
+
+    await domains.fill('api.example.test\n*.cdn.example.test');
+    await page.getByText('Valid.').waitFor();
+    expect(await fieldError.count()).toBe(0);
+    // The YAML view shows what the form wrote.
+    await page.getByRole('button', { name: 'YAML' }).click();
+    const yaml = await page.getByLabel('Environment file (YAML)').inputValue();
+    expect(yaml).toContain('name: form-env');
+    expect(yaml).toContain('- "*.cdn.example.test"');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.waitForURL(`${server.url}/environments/form-env`);
+    const stored = (await server.request('GET', '/v1/environments/form-env')).json as {
+      spec: { image: string; internet: { access: string; domains: string[] } };
+    };
+    expect(stored.spec.image).toBe('minimal');
+    expect(stored.spec.internet).toMatchObject({
+      access: 'allowlist',
+      domains: ['api.example.test', '*.cdn.example.test'],
+    });
+  });
+
   it('sets a secret write-only, and resets the cache only after a confirmation', async () => {
     const { page } = browser;
     await page.goto(`${server.url}/environments/web-env`);

@@ -7,6 +7,7 @@ import { useCache, useEnvironment, useInvalidate } from '../api/hooks';
 import type { Environment } from '../api/types';
 import { age, bytes } from '../format';
 import { NotFoundPage } from './NotFoundPage';
+import { EnvironmentForm } from '../components/EnvironmentForm';
 
 /**
  * /environments/new and /environments/NAME: the environment file as YAML, checked by the
@@ -193,6 +194,7 @@ export function EnvironmentPage() {
   const yaml = text ?? savedYaml ?? '';
   const [issues, setIssues] = useState<Issue[] | undefined>();
   const [checking, setChecking] = useState(false);
+  const [view, setView] = useState<'yaml' | 'form'>('yaml');
 
   useEffect(() => {
     if (yaml === '') return;
@@ -245,16 +247,30 @@ export function EnvironmentPage() {
     <section>
       <h1>{name === undefined ? 'New environment' : `Environment ${name}`}</h1>
       <form onSubmit={submit} aria-label="Environment file">
-        <label htmlFor="env-yaml">Environment file (YAML)</label>
-        <textarea
-          id="env-yaml"
-          className="yaml"
-          spellCheck={false}
-          value={yaml}
-          onChange={(e) => setText(e.target.value)}
-          aria-describedby="env-issues"
-          aria-invalid={issues !== undefined && issues.length > 0}
-        />
+        <div className="actions" role="group" aria-label="View">
+          <button type="button" aria-pressed={view === 'yaml'} onClick={() => setView('yaml')}>
+            YAML
+          </button>
+          <button type="button" aria-pressed={view === 'form'} onClick={() => setView('form')}>
+            Form
+          </button>
+        </div>
+        {view === 'form' ? (
+          <EnvironmentForm yaml={yaml} onChange={setText} issues={issues ?? []} />
+        ) : (
+          <>
+            <label htmlFor="env-yaml">Environment file (YAML)</label>
+            <textarea
+              id="env-yaml"
+              className="yaml"
+              spellCheck={false}
+              value={yaml}
+              onChange={(e) => setText(e.target.value)}
+              aria-describedby="env-issues"
+              aria-invalid={issues !== undefined && issues.length > 0}
+            />
+          </>
+        )}
         <div id="env-issues" aria-live="polite">
           {checking && <p className="sub">Checking…</p>}
           {!checking && issues !== undefined && issues.length === 0 && <p className="ok">Valid.</p>}
