@@ -98,6 +98,10 @@ function checkUnique(spec: EnvironmentSpec): SpecIssue[] {
 function checkValueLimits(value: unknown, source: string): void {
   const { maxEntries, maxDepth } = ENVIRONMENT_YAML_LIMITS;
   let entries = 0;
+  const tooMany = (path: PropertyKey[]) =>
+    refusal(source, [
+      { path: formatPath(path), message: `more than ${maxEntries} keys and sequence items` },
+    ]);
   const stack: Array<{ node: unknown; path: PropertyKey[] }> = [{ node: value, path: [] }];
   for (let next = stack.pop(); next !== undefined; next = stack.pop()) {
     const { node, path } = next;
@@ -106,15 +110,19 @@ function checkValueLimits(value: unknown, source: string): void {
       throw refusal(source, [
         { path: formatPath(path), message: `nested more than ${maxDepth} levels deep` },
       ]);
-    const children: Array<[PropertyKey, unknown]> = Array.isArray(node)
-      ? node.map((item, i) => [i, item])
-      : Object.entries(node);
-    entries += children.length;
-    if (entries > maxEntries)
-      throw refusal(source, [
-        { path: formatPath(path), message: `more than ${maxEntries} keys and sequence items` },
-      ]);
-    for (const [key, child] of children) stack.push({ node: child, path: [...path, key] });
+    // Counted one by one, so a mapping of a million keys costs no more than the limit.
+    if (Array.isArray(node)) {
+      for (let i = 0; i < node.length; i++) {
+        if (++entries > maxEntries) throw tooMany(path);
+        stack.push({ node: node[i], path: [...path, i] });
+      }
+    } else {
+      for (const key in node) {
+        if (!Object.hasOwn(node, key)) continue;
+        if (++entries > maxEntries) throw tooMany(path);
+        stack.push({ node: (node as Record<string, unknown>)[key], path: [...path, key] });
+      }
+    }
   }
 }
 
