@@ -25,11 +25,21 @@ function bearer(header: string | undefined): string | undefined {
   return match[1];
 }
 
-/** Refuses a request whose Origin header names another origin than the one it was sent to. */
+/**
+ * Refuses a request whose Origin header names another host than the one it was sent to. Hosts
+ * (name and port), not whole origins: behind a proxy that ends TLS the server sees http while the
+ * browser says https. Another site always has another host.
+ */
 export function requireSameOrigin(request: Request): void {
   const origin = request.headers.get('origin');
   if (origin === null) return;
-  if (origin !== new URL(request.url).origin)
+  let host: string | undefined;
+  try {
+    host = new URL(origin).host;
+  } catch {
+    host = undefined;
+  }
+  if (!host || host !== new URL(request.url).host)
     throw new BerthError('forbidden', 'a request from another origin may not use a web session', {
       origin,
     });

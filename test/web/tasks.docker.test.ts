@@ -250,4 +250,29 @@ describe('web UI: a task with hostile output (docker)', () => {
     ).toBe('[]');
     await browser.screenshots('task-failed');
   });
+
+  it('a running task: its log streams live, then "Cancel" stops it; the pages kept their CSP', async () => {
+    const { page } = browser;
+    await page.goto(`${server.url}/tasks`);
+    await page.getByRole('button', { name: 'New task' }).click();
+    await page.getByLabel('Environment', { exact: true }).selectOption('web');
+    await page.getByRole('radio', { name: 'a command' }).check();
+    await page
+      .getByRole('textbox', { name: 'Command' })
+      .fill('for i in $(seq 1 600); do echo "tick $i"; sleep 0.2; done');
+    await page.getByRole('button', { name: 'Start task' }).click();
+    await page.waitForURL(/\/tasks\/task_/);
+    const log = page.getByRole('log', { name: 'Log' });
+    // Lines arrive while the command runs (the task is still running when they show).
+    await log.getByText('tick 3', { exact: true }).waitFor({ timeout: 120_000 });
+    expect(await page.locator('.heading .status').textContent()).toBe('running');
+    await log.getByText('tick 6', { exact: true }).waitFor();
+    await browser.screenshots('task-running');
+    await page.getByRole('button', { name: 'Cancel' }).click();
+    await page
+      .locator('.heading .status')
+      .filter({ hasText: 'cancelled' })
+      .waitFor({ timeout: 60_000 });
+    expect(browser.consoleErrors.filter((m) => /Content.Security.Policy/i.test(m))).toEqual([]);
+  });
 });
