@@ -17,9 +17,11 @@ import { runGit, type GitResult } from './run-git.js';
  *   0. the headers (diff-headers.ts), then git's own reading of them (`git apply --summary` and
  *      `--numstat`: no copy or rename, and exactly the paths the headers name);
  *   1. `git apply --check`: the diff applies as it is → `git apply` (working tree only);
- *   2. else `git apply --3way --check`: the blobs the diff records let git merge → when no file
+ *   2. else `git apply --reverse --check`: the change is in the working tree already → nothing
+ *      is done, and the caller says "already applied" (not a conflict);
+ *   3. else `git apply --3way --check`: the blobs the diff records let git merge → when no file
  *      would be left with conflicts, `git apply --3way` (the result is staged, as git does);
- *   3. else refuse, naming the files that do not apply.
+ *   4. else refuse, naming the files that do not apply.
  * Never `--unsafe-paths`. Afterwards `git status` must differ from before only in the paths the
  * diff names (a file outside them that changed is reported; ignored files are not compared).
  * git runs from the checkout's top level (a subdirectory would silently skip paths outside it),
@@ -37,7 +39,8 @@ export interface ApplyDiffInput {
 export interface ApplyDiffOutcome {
   /** The checkout's top level. */
   root: string;
-  mode: 'clean' | 'three-way';
+  /** `already-applied`: the checkout has the change already (nothing was changed). */
+  mode: 'clean' | 'three-way' | 'already-applied';
 }
 
 const FILE_ERRORS = [
@@ -198,6 +201,9 @@ export async function applyDiff(input: ApplyDiffInput): Promise<ApplyDiffOutcome
       await verify();
       return { root, mode: 'clean' };
     }
+    // The change is there already (applied before): said so, rather than a conflict.
+    const reverse = await git(['apply', '--reverse', '--check', '--', patch]);
+    if (reverse.code === 0) return { root, mode: 'already-applied' };
     const threeWay = await git(['apply', '--3way', '--check', '--', patch]);
     const conflicted = filesInApplyErrors(threeWay.stderr).filter((f) =>
       threeWay.stderr.includes(`Applied patch to '${f}' with conflicts.`),

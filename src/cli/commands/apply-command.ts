@@ -3,6 +3,7 @@ import type { CliContext } from '../cli-context.js';
 import { withClientOptions, type ClientOptions } from '../client-options.js';
 import { applyDiff } from '../../git/apply-diff.js';
 import { BerthError } from '../../errors/berth-error.js';
+import { fetchDiff, wholeChangeNote } from '../turns.js';
 
 /**
  * `berth task apply TASK [--attempt A]`: the picked (or given) attempt's diff applied to the git
@@ -22,12 +23,9 @@ export function registerApplyCommand(task: Command, ctx: CliContext): void {
       ),
   ).action(async (taskId: string, options: ClientOptions & { attempt?: string }) => {
     const query = options.attempt ? `?attempt=${encodeURIComponent(options.attempt)}` : '';
-    const view = await ctx.client(options).request<{
-      attempt: string;
-      baseCommit: string | null;
-      diff: string;
-      secretFiles?: string[];
-    }>('GET', `/v1/tasks/${encodeURIComponent(taskId)}/diff${query}`);
+    const { view, chain } = await fetchDiff(ctx.client(options), taskId, query);
+    // After follow-ups, what is applied is the whole change since the base, not the last turn.
+    const whole = wholeChangeNote(chain, taskId);
     if (view.baseCommit === null) {
       throw new BerthError(
         'invalid_input',
@@ -52,17 +50,23 @@ export function registerApplyCommand(task: Command, ctx: CliContext): void {
       diff: view.diff,
       baseCommit: view.baseCommit,
     });
+    const already = outcome.mode === 'already-applied';
     if (options.json)
       return ctx.json({
         attempt: view.attempt,
-        applied: true,
+        applied: !already,
+        ...(already ? { reason: 'already applied' } : {}),
         root: outcome.root,
         mode: outcome.mode,
+        turns: chain.length,
       });
+    const what = `attempt ${view.attempt}${whole !== undefined ? ` (${whole})` : ''}`;
     ctx.out(
-      outcome.mode === 'clean'
-        ? `applied attempt ${view.attempt} to ${outcome.root} (working tree; review with git diff)`
-        : `applied attempt ${view.attempt} to ${outcome.root} with a three-way merge (staged; review with git diff --cached)`,
+      already
+        ? `${what} is already applied in ${outcome.root}: its change is there; nothing was changed`
+        : outcome.mode === 'clean'
+          ? `applied ${what} to ${outcome.root} (working tree; review with git diff)`
+          : `applied ${what} to ${outcome.root} with a three-way merge (staged; review with git diff --cached)`,
     );
   });
 }

@@ -12,6 +12,7 @@ import { taskExitCode, VERIFY_FAILED_EXIT_CODE } from '../../domain/task/task-ex
 import { inertJson, inertText, isTerminal } from '../terminal-text.js';
 import { attemptPrefix, followedAttempts } from '../followed-attempts.js';
 import { registerApplyCommand } from './apply-command.js';
+import { fetchDiff, TURN_HELP } from '../turns.js';
 import { registerPrCommand } from './pr-command.js';
 import { registerFollowUpCommand } from './followup-command.js';
 
@@ -486,18 +487,14 @@ export function registerTaskCommands(program: Command, ctx: CliContext): void {
         '--attempt <attempt>',
         'which attempt (default: the picked one; a lone attempt is picked already)',
       )
+      .option('--turn <n>', TURN_HELP)
       .option(
         RAW_FLAG,
         'on a terminal too, the exact patch (to a pipe or a file it is always exact)',
       ),
-  ).action(async (taskId: string, options: ClientOptions & { attempt?: string }) => {
+  ).action(async (taskId: string, options: ClientOptions & { attempt?: string; turn?: string }) => {
     const query = options.attempt ? `?attempt=${encodeURIComponent(options.attempt)}` : '';
-    const view = await ctx
-      .client(options)
-      .request<{ attempt: string; baseCommit: string | null; diff: string }>(
-        'GET',
-        path(taskId, `/diff${query}`),
-      );
+    const { view } = await fetchDiff(ctx.client(options), taskId, query, options.turn);
     if (options.json) ctx.json(view);
     // For `git apply` (a pipe, a file) the patch is exact; a person reading it sees it inert.
     else if (ctx.raw || !isTerminal(ctx.io.stdout)) ctx.io.stdout.write(view.diff);
