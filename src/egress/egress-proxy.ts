@@ -1193,6 +1193,8 @@ export class EgressProxy {
       refuse(host, port, vetted.refusal);
       return;
     }
+    // A client that left while the name was resolved has nobody to answer: nothing is sent.
+    if (res.destroyed || req.socket.destroyed) return;
     this.report({
       host,
       port,

@@ -4,6 +4,7 @@
  * become a second request the proxy never checked), responses must not lose theirs either, and
  * nothing queued behind a refused request is ever forwarded.
  */
+import net from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   PROXY_PATHS,
@@ -12,8 +13,10 @@ import {
   type ProxyPath,
   type Target,
 } from './support/proxy-paths.js';
+import { until } from './support/sockets.js';
 import { startStrictUpstream, type StrictUpstream } from './support/strict-upstream.js';
 import {
+  PROXY_ADDRESS,
   startTestProxy,
   startTestWorld,
   type TestProxy,
@@ -191,5 +194,48 @@ describe.each(PROXY_PATHS)('framing headers named in Connection, %s path', (path
       { allowed: true },
       { allowed: false, rule: 'protocol' },
     ]);
+  });
+});
+
+describe('plain HTTP, a client that leaves while the name is resolved', () => {
+  it('gets nothing forwarded and nothing logged as allowed', async () => {
+    const world = await startTestWorld();
+    const upstream = await startStrictUpstream(world.upstreamCa);
+    let resolved = 0;
+    const proxy = await startTestProxy(
+      { ...world, httpPort: upstream.httpPort, httpsPort: upstream.httpsPort },
+      { domains: ['allowed.test'] },
+      {
+        // A slow resolver: the client is gone before the answer.
+        resolver: async (host) => {
+          await new Promise((resolve) => setTimeout(resolve, 300));
+          resolved++;
+          return world.resolver(host);
+        },
+      },
+    );
+    try {
+      const { host, prefix } = addressing('plain', {
+        proxyPort: proxy.port,
+        proxyCa: '',
+        host: 'allowed.test',
+        httpsPort: upstream.httpsPort,
+        httpPort: upstream.httpPort,
+      });
+      const socket = net.connect(proxy.port, PROXY_ADDRESS);
+      socket.on('error', () => undefined);
+      await new Promise((resolve) => socket.once('connect', resolve));
+      socket.write(`POST ${prefix}/gone HTTP/1.1\r\nHost: ${host}\r\nContent-Length: 2\r\n\r\nhi`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      socket.destroy();
+      await until(() => resolved === 1);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(upstream.requests).toEqual([]);
+      expect(proxy.decisions.filter((d) => d.allowed)).toEqual([]);
+    } finally {
+      await proxy.proxy.close();
+      await upstream.close();
+      await world.close();
+    }
   });
 });
