@@ -81,7 +81,7 @@ typedef struct {
   int retired; /* every generation of this slot was used: never used again */
   uint32_t generation;
   int again; /* the last turn stopped at PUMP_BUDGET: another turn without waiting for an event */
-  uint32_t again_events;
+  uint32_t again_events[2]; /* per side, the events that turn had not handled yet */
   int fd[2];
   int hung_up[2];
   int watched[2]; /* the descriptor is in the epoll set */
@@ -134,6 +134,7 @@ static void release_slot(relay_t *r) {
   free_buffers(r);
   r->used = 0;
   r->again = 0;
+  r->again_events[0] = r->again_events[1] = 0;
   if (!next_generation(r->generation, 1, &r->generation)) r->retired = 1;
 }
 
@@ -219,16 +220,17 @@ static int direction_done(direction_t *dir) {
   return dir->eof && dir->buffered == 0 && dir->shut;
 }
 
-/* Runs both directions of a relay after an event (one bounded turn); finishes it when there is
-   nothing left. Lock held. */
+/* Runs both directions of a relay after an event on `side` (-1: another turn after one that
+   stopped at the budget), one bounded turn; finishes it when there is nothing left. Lock held. */
 static void service(relay_t *r, int side, uint32_t events) {
-  if (r->again) {
-    /* A turn that stopped at the budget: the events it had are still to be handled. */
-    events |= r->again_events;
-    r->again = 0;
-    r->again_events = 0;
-  }
+  /* The events a turn that stopped at the budget had not handled yet, with this one's. */
+  uint32_t pending[2] = {r->again_events[0], r->again_events[1]};
+  r->again = 0;
+  r->again_events[0] = r->again_events[1] = 0;
+  if (side >= 0) pending[side] |= events;
   if (r->connecting) {
+    /* Only events start a relay (a turn after the budget comes only once it moved bytes). */
+    if (side < 0) return;
     /* Nothing moves before the upstream's connect completed (or failed). */
     if (side == 0 && !(events & EPOLLERR)) return;
     int error_number = 0;
@@ -254,19 +256,21 @@ static void service(relay_t *r, int side, uint32_t events) {
   if (more) {
     /* Edge-triggered: no new event comes for what is still waiting; the thread comes back. */
     r->again = 1;
-    r->again_events = events;
+    r->again_events[0] = pending[0];
+    r->again_events[1] = pending[1];
     return;
   }
-  if ((events & (EPOLLHUP | EPOLLERR)) && !any) {
+  for (int s = 0; s < 2 && !any; s++) {
+    if (!(pending[s] & (EPOLLHUP | EPOLLERR))) continue;
     /* That side is fully closed (or failed): nothing can be written to it any more. */
-    if (events & EPOLLERR) {
+    if (pending[s] & EPOLLERR) {
       int error_number = 0;
       socklen_t len = sizeof(error_number);
-      getsockopt(r->fd[side], SOL_SOCKET, SO_ERROR, &error_number, &len);
+      getsockopt(r->fd[s], SOL_SOCKET, SO_ERROR, &error_number, &len);
       finish(r, "error", error_number);
       return;
     }
-    r->hung_up[side] = 1;
+    r->hung_up[s] = 1;
   }
   if (direction_done(&r->dir[0]) && direction_done(&r->dir[1])) {
     finish(r, "end", 0);
@@ -291,7 +295,7 @@ static int service_again(void) {
     while (slot < relay_capacity && !(relays[slot].used && relays[slot].again)) slot++;
     int found = slot < relay_capacity;
     if (found) {
-      service(&relays[slot], 0, 0);
+      service(&relays[slot], -1, 0);
       again |= relays[slot].used && relays[slot].again;
     }
     unlock_from_worker(&lock);

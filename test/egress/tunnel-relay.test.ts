@@ -244,10 +244,11 @@ describe('native tunnel relay', () => {
   });
 
   it('ends a relay that moved nothing for its idle time', async () => {
+    // Taken before the relay starts: its idle time counts from its start.
+    const started = Date.now();
     const r = await relayed(1000);
     const clientClosed = new Promise((resolve) => r.client.once('end', resolve));
     r.client.resume();
-    const started = Date.now();
     const end = await r.ended;
     expect(end.reason).toBe('idle');
     // The relay thread sweeps once a second: between the idle time and two seconds later.
