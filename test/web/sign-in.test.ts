@@ -74,6 +74,33 @@ describe('web UI: sign in and out', () => {
     expect((await context.cookies(server.url)).length).toBe(1);
   });
 
+  it('after signing in, goes on only to a path of the UI (no open redirect)', async () => {
+    const { page } = browser;
+    for (const next of [
+      '//evil.example.test/x',
+      '/\\evil.example.test',
+      'https://evil.example.test/',
+      'javascript:window.__pwnNext=1',
+    ]) {
+      await page.goto(`${server.url}/login?next=${encodeURIComponent(next)}`);
+      await page.getByLabel('Token').fill(server.adminToken);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.waitForURL(`${server.url}/tasks`);
+      expect(await page.evaluate<string>('String(window.__pwnNext)')).toBe('undefined');
+    }
+  });
+
+  it('works by keyboard: Tab to the token, type it, Enter', async () => {
+    const { page, context } = browser;
+    await context.clearCookies();
+    await page.goto(`${server.url}/login`);
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate<string>('document.activeElement?.id ?? ""')).toBe('token');
+    await page.keyboard.type(server.adminToken);
+    await page.keyboard.press('Enter');
+    await page.waitForURL(`${server.url}/tasks`);
+  });
+
   it('a server that stops answering shows a banner that retries; the page is never blank', async () => {
     const { page } = browser;
     await page.goto(`${server.url}/tasks`);
