@@ -1,7 +1,9 @@
+import { namesDefaultBranch, settleDefaultBranch } from '../domain/environment/default-branch.js';
+import { readRepositoryHeads } from '../git/remote-heads.js';
 import { taskExitCode, VERIFY_FAILED_EXIT_CODE } from '../domain/task/task-exit-code.js';
 import { join } from 'node:path';
 import { readFile } from 'node:fs/promises';
-import { isMap, parseDocument } from 'yaml';
+import { isMap, parse as parseYaml, parseDocument } from 'yaml';
 import { DockerRuntime } from '../adapters/runtime/docker/docker-runtime.js';
 import { SqliteStore } from '../adapters/store/sqlite/sqlite-store.js';
 import { parseEnvironmentFile } from '../domain/environment/environment-file.js';
@@ -100,6 +102,29 @@ function withRepository(text: string, repo: string | undefined): string {
   return doc.toString();
 }
 
+/**
+ * `repository.defaultBranch` settled with the repository the task uses (`--repo`, else the
+ * file's), as the server does when an environment is written (default-branch.ts): a local one's
+ * HEAD when the file names no branch; a named branch it does not have is refused.
+ */
+async function withSettledDefaultBranch(
+  written: unknown,
+  spec: EnvironmentSpec,
+  repo: string | undefined,
+  file: string,
+): Promise<EnvironmentSpec> {
+  const heads = await readRepositoryHeads(repo ?? spec.repository.url);
+  const named = namesDefaultBranch(written) ? spec.repository.defaultBranch : undefined;
+  const decision = settleDefaultBranch(named, spec.repository.defaultBranch, heads);
+  if (!decision.ok) {
+    throw new BerthError(
+      'invalid_environment',
+      `${file}: repository.defaultBranch: ${decision.message}`,
+    );
+  }
+  return { ...spec, repository: { ...spec.repository, defaultBranch: decision.branch } };
+}
+
 async function ensureEnvironment(store: Store, spec: EnvironmentSpec): Promise<string> {
   const now = new Date().toISOString();
   const existing = await store.getEnvironmentByName(spec.name);
@@ -154,7 +179,14 @@ export async function runLocal(options: RunLocalOptions, io: RunLocalIo): Promis
         `cannot read the environment file ${options.envFile}: ${(error as Error).message}`,
       );
     }
-    const spec = parseEnvironmentFile(withRepository(text, options.repo), options.envFile);
+    const written = withRepository(text, options.repo);
+    const parsed = parseEnvironmentFile(written, options.envFile);
+    const spec = await withSettledDefaultBranch(
+      parseYaml(written) as unknown,
+      parsed,
+      options.repo,
+      options.envFile,
+    );
     if (options.requireVerify === true && spec.verify === undefined) {
       throw new BerthError(
         'invalid_input',

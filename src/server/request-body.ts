@@ -3,7 +3,6 @@ import { BerthError } from '../errors/berth-error.js';
 import { formatPath, specFromComposed } from '../domain/environment/environment-file.js';
 import { EnvironmentYamlWorker } from './environment-yaml-worker.js';
 import { ENVIRONMENT_YAML_LIMITS } from '../domain/environment/environment-yaml.js';
-import type { EnvironmentSpec } from '../domain/environment/environment-spec.js';
 
 /** The largest request body the API accepts. */
 export const MAX_BODY_BYTES = 1024 * 1024;
@@ -54,21 +53,24 @@ export async function readText(request: Request): Promise<string> {
  * --file`, so a refusal carries the line and column (`details.issues[].line`, `.column`). The
  * YAML is parsed on a worker thread (environment-yaml-worker.ts), never on the event loop.
  */
-export async function readYamlSpec(request: Request): Promise<EnvironmentSpec> {
+export async function readYamlSpec(request: Request): Promise<unknown> {
   const text = await readText(request);
   const composed = await yamlWorker.compose(text);
   // The copy of the value back from the worker was one task; the schema's check is another.
   await new Promise((resolve) => setImmediate(resolve));
   try {
-    const spec = specFromComposed(text, composed, 'request body');
-    // And the service's own check of the spec (the caller's next step) is a third.
+    specFromComposed(text, composed, 'request body');
+    // And the service's own check of the spec (the caller's next step) is a third. It gets the
+    // file as written (checked): it normalises it, and sees what the file left out, such as
+    // repository.defaultBranch, which it then asks the repository for.
     await new Promise((resolve) => setImmediate(resolve));
-    return spec;
+    return composed.ok ? composed.value : undefined;
   } catch (error) {
     if (!composed.ok || !(error instanceof BerthError)) throw error;
     // Refused by the schema: parsed again for the positions, so the refusal has lines and columns.
     const located = await yamlWorker.compose(text, ENVIRONMENT_YAML_LIMITS, true);
-    return specFromComposed(text, located, 'request body');
+    specFromComposed(text, located, 'request body');
+    throw error;
   }
 }
 

@@ -3,6 +3,12 @@ import { newId } from '../domain/ids.js';
 import { parseEnvironmentSpec } from '../domain/environment/environment-file.js';
 import type { EnvironmentSpec } from '../domain/environment/environment-spec.js';
 import { classifyRepositoryUrl } from '../domain/environment/repository-url.js';
+import {
+  namesDefaultBranch,
+  settleDefaultBranch,
+  type RemoteHeads,
+} from '../domain/environment/default-branch.js';
+import { readRepositoryHeads } from '../git/remote-heads.js';
 import type { SealedSecret, Store, StoredEnvironment } from '../ports/store.js';
 import type { SecretBox } from '../secrets/secret-box.js';
 import type { Caller } from './caller.js';
@@ -42,6 +48,11 @@ export interface EnvironmentServiceOptions {
    * (refusing with `invalid_environment` naming the language and version).
    */
   checkAvailability?: (spec: EnvironmentSpec) => Promise<void>;
+  /**
+   * Asks the repository for its HEAD and branches (undefined: it cannot be asked from here);
+   * by default a local repository is read on this machine (remote-heads.ts).
+   */
+  readRepositoryHeads?: (repository: string) => Promise<RemoteHeads | undefined>;
   now?: () => string;
 }
 
@@ -100,10 +111,12 @@ export class EnvironmentService {
   private readonly allowLocalRepositories: boolean;
   private readonly now: () => string;
   private readonly checkAvailability: ((spec: EnvironmentSpec) => Promise<void>) | undefined;
+  private readonly readRepositoryHeads: (repository: string) => Promise<RemoteHeads | undefined>;
 
   constructor(options: EnvironmentServiceOptions) {
     this.store = options.store;
     this.checkAvailability = options.checkAvailability;
+    this.readRepositoryHeads = options.readRepositoryHeads ?? ((url) => readRepositoryHeads(url));
     this.secretBox = options.secretBox;
     this.allowLocalRepositories = options.allowLocalRepositories;
     this.now = options.now ?? (() => new Date().toISOString());
@@ -130,6 +143,7 @@ export class EnvironmentService {
     let spec = this.validate(input.spec);
     await this.checkAvailability?.(spec);
     if (secretIssues.length > 0) throw invalid(secretIssues);
+    spec = await this.settleDefaultBranch(input.spec, spec);
     spec = this.declare(spec, Object.keys(given));
     const memberTokenIds = await this.resolveMembers(spec);
     const id = newId('environment');
@@ -179,6 +193,7 @@ export class EnvironmentService {
       }
     });
     if (issues.length > 0) throw invalid(issues);
+    spec = await this.settleDefaultBranch(input.spec, spec);
     const memberTokenIds = await this.resolveMembers(spec);
     // Secrets already stored stay declared unless removed, so an update from a file that does
     // not list them never drops a value silently.
@@ -216,6 +231,29 @@ export class EnvironmentService {
         issues: [{ path: 'repository.url', message }],
       });
     }
+  }
+
+  /**
+   * `repository.defaultBranch`, settled with the repository where it can be asked: found (its
+   * HEAD) when the environment as written does not name one, refused naming the branches there
+   * are when the named one does not exist (default-branch.ts). Asked at every create and update.
+   */
+  private async settleDefaultBranch(
+    written: unknown,
+    spec: EnvironmentSpec,
+  ): Promise<EnvironmentSpec> {
+    const heads = await this.readRepositoryHeads(spec.repository.url);
+    const named = namesDefaultBranch(written) ? spec.repository.defaultBranch : undefined;
+    const decision = settleDefaultBranch(named, spec.repository.defaultBranch, heads);
+    if (!decision.ok) {
+      throw new BerthError(
+        'invalid_environment',
+        `environment: repository.defaultBranch: ${decision.message}`,
+        { issues: [{ path: 'repository.defaultBranch', message: decision.message }] },
+      );
+    }
+    if (decision.branch === spec.repository.defaultBranch) return spec;
+    return { ...spec, repository: { ...spec.repository, defaultBranch: decision.branch } };
   }
 
   /**

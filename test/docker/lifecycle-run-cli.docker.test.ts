@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runBerth, tempDir } from '../support/cli.js';
@@ -75,6 +76,24 @@ describe('berth run through the real binary (docker)', () => {
     const refused = await berthRun(bare, '--command', 'true');
     expect(refused.code).toBe(2);
     expect(refused.stderr).toMatch(/repository/);
+  }, 300_000);
+
+  it('a repository whose default branch is master, no defaultBranch: found and used', async () => {
+    const bare = join(work, 'master.git');
+    execFileSync('git', ['clone', '-q', '--bare', repo.dir, bare]);
+    execFileSync('git', ['-C', bare, 'branch', '-m', 'main', 'master']);
+    execFileSync('git', ['-C', bare, 'symbolic-ref', 'HEAD', 'refs/heads/master']);
+    const file = envFile('run-cli-master', [`repository: ${bare}`]);
+    const ok = await berthRun(file, '--command', 'git rev-parse --abbrev-ref HEAD; ./test.sh');
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stderr).toMatch(/^master$/m);
+    expect(ok.stderr).toContain('tests passed');
+    const named = envFile('run-cli-named', [`repository: { url: ${bare}, defaultBranch: main }`]);
+    const refused = await berthRun(named, '--command', 'true');
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain(
+      'the repository has no branch "main" (its branches: feature, master',
+    );
   }, 300_000);
 
   it('a failed verify exits 0 by default, 3 with --require-verify or verifyRequired: true', async () => {

@@ -1,0 +1,50 @@
+import { fileURLToPath } from 'node:url';
+import { parseRemoteHeads, type RemoteHeads } from '../domain/environment/default-branch.js';
+import { classifyRepositoryUrl } from '../domain/environment/repository-url.js';
+import { runGit } from './run-git.js';
+
+/**
+ * What a repository says about its HEAD and branches, where Berth may ask it when an environment
+ * is written: a local repository (path or file:// URL), read on this machine. A remote one (https,
+ * ssh, git) is not asked here: undefined. (Asking it from the server's host would reach
+ * user-given addresses outside the setup network's firewall, and a private one needs its
+ * credentials; see docs/environments.md, "Default branch".)
+ */
+export async function readRepositoryHeads(
+  repository: string,
+  signal?: AbortSignal,
+): Promise<RemoteHeads | undefined> {
+  const kind = classifyRepositoryUrl(repository);
+  if (!kind.ok || kind.kind !== 'local') return undefined;
+  let path: string;
+  try {
+    path = repository.startsWith('file:') ? fileURLToPath(repository) : repository;
+  } catch {
+    return undefined;
+  }
+  return await readLocalRemoteHeads(path, signal);
+}
+
+/**
+ * Asks a repository on this machine (a local path, as `berth serve --allow-local-repos` allows)
+ * for its HEAD and branches: `git ls-remote --symref -- PATH HEAD refs/heads/*`. The path comes
+ * after `--`; the host already reads such repositories (the checkout bundles them here), so this
+ * reaches nothing the checkout does not. Undefined when it cannot be read (no such path, not a
+ * repository): the checkout then says why.
+ */
+export async function readLocalRemoteHeads(
+  path: string,
+  signal?: AbortSignal,
+): Promise<RemoteHeads | undefined> {
+  try {
+    const result = await runGit(['ls-remote', '--symref', '--', path, 'HEAD', 'refs/heads/*'], {
+      cwd: '/',
+      // Nothing from the operator's configuration changes what a local repository is.
+      env: { GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null' },
+      ...(signal ? { signal } : {}),
+    });
+    return result.code === 0 ? parseRemoteHeads(result.stdout) : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,113 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { runBerth, startServe, tempDir, type ServeHandle } from '../support/cli.js';
+import { runGit } from '../support/run-git.js';
+
+/**
+ * `repository:` without `defaultBranch`: the repository's HEAD is found and stored when the
+ * environment is created or updated; a named branch it does not have is refused, listing the
+ * branches it has (issue 20 item 1). A bare repository whose default branch is `master`, as a
+ * path and as a file:// URL, through the built CLI and a real server.
+ */
+
+let server: ServeHandle;
+let auth: string[];
+let dir: string;
+let bare: string;
+
+interface EnvJson {
+  spec: { repository: { url: string; defaultBranch: string } };
+}
+
+function file(name: string, text: string): string {
+  const path = join(dir, `${name}.yaml`);
+  writeFileSync(path, text);
+  return path;
+}
+
+async function defaultBranchOf(name: string): Promise<string> {
+  const shown = await runBerth(['env', 'show', name, '--json', ...auth]);
+  expect(shown.code, shown.stderr).toBe(0);
+  return (JSON.parse(shown.stdout) as EnvJson).spec.repository.defaultBranch;
+}
+
+beforeAll(async () => {
+  dir = tempDir('default-branch');
+  const work = mkdtempSync(join(tmpdir(), 'berth-master-work-'));
+  runGit(work, 'init', '-q', '-b', 'master');
+  writeFileSync(join(work, 'README.md'), '# like express: master, no lockfile\n');
+  runGit(work, 'add', '-A');
+  runGit(work, 'commit', '-qm', 'initial');
+  runGit(work, 'branch', '4.x');
+  bare = join(dir, 'express.git');
+  runGit(dir, 'clone', '-q', '--bare', work, bare);
+  rmSync(work, { recursive: true, force: true });
+  server = await startServe(['--allow-local-repos']);
+  auth = ['--url', server.url, '--token', server.adminToken];
+});
+
+afterAll(async () => {
+  await server?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('the default branch is found, not assumed', () => {
+  it.each([
+    ['a path', () => bare],
+    ['a file:// URL', () => pathToFileURL(bare).href],
+  ])('repository: %s without defaultBranch stores the HEAD, master', async (kind, url) => {
+    const name = kind === 'a path' ? 'by-path' : 'by-url';
+    const f = file(name, `name: ${name}\nrepository: ${url()}\n`);
+    const created = await runBerth(['env', 'create', '--file', f, ...auth]);
+    expect(created.code, created.stderr).toBe(0);
+    expect(await defaultBranchOf(name)).toBe('master');
+  });
+
+  it('a YAML body through the API finds it too', async () => {
+    const response = await fetch(`${server.url}/v1/environments`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${server.adminToken}`, 'content-type': 'application/yaml' },
+      body: `name: by-yaml\nrepository:\n  url: ${bare}\n`,
+    });
+    expect(response.status).toBe(201);
+    expect(((await response.json()) as EnvJson).spec.repository.defaultBranch).toBe('master');
+  });
+
+  it('a named branch that does not exist is refused with the branches that do', async () => {
+    const f = file(
+      'named-main',
+      `name: named-main\nrepository:\n  url: ${bare}\n  defaultBranch: main\n`,
+    );
+    const refused = await runBerth(['env', 'create', '--file', f, ...auth]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain(
+      'repository.defaultBranch: the repository has no branch "main" (its branches: 4.x, master; its default branch is "master")',
+    );
+    const gone = await runBerth(['env', 'show', 'named-main', ...auth]);
+    expect(gone.code).toBe(1);
+    // A named branch that exists is kept as named.
+    const f2 = file(
+      'named-4x',
+      `name: named-4x\nrepository:\n  url: ${bare}\n  defaultBranch: 4.x\n`,
+    );
+    expect((await runBerth(['env', 'create', '--file', f2, ...auth])).code).toBe(0);
+    expect(await defaultBranchOf('named-4x')).toBe('4.x');
+  });
+
+  it('env update asks again', async () => {
+    const f = file('moving', `name: moving\nrepository: ${bare}\n`);
+    expect((await runBerth(['env', 'create', '--file', f, ...auth])).code).toBe(0);
+    expect(await defaultBranchOf('moving')).toBe('master');
+    runGit(bare, 'symbolic-ref', 'HEAD', 'refs/heads/4.x');
+    try {
+      const updated = await runBerth(['env', 'update', 'moving', '--file', f, ...auth]);
+      expect(updated.code, updated.stderr).toBe(0);
+      expect(await defaultBranchOf('moving')).toBe('4.x');
+    } finally {
+      runGit(bare, 'symbolic-ref', 'HEAD', 'refs/heads/master');
+    }
+  });
+});
