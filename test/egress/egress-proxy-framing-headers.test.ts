@@ -239,3 +239,64 @@ describe('plain HTTP, a client that leaves while the name is resolved', () => {
     }
   });
 });
+
+describe('plain HTTP without method limits (TRACE and OPTIONS pass)', () => {
+  let world: TestWorld;
+  let upstream: StrictUpstream;
+  let proxy: TestProxy;
+  let target: Target;
+
+  beforeAll(async () => {
+    world = await startTestWorld();
+    upstream = await startStrictUpstream(world.upstreamCa);
+    proxy = await startTestProxy(
+      { ...world, httpPort: upstream.httpPort, httpsPort: upstream.httpsPort },
+      { domains: ['allowed.test'] },
+    );
+    target = {
+      proxyPort: proxy.port,
+      proxyCa: '',
+      host: 'allowed.test',
+      httpsPort: upstream.httpsPort,
+      httpPort: upstream.httpPort,
+    };
+  });
+  afterAll(async () => {
+    await proxy.proxy.close();
+    await upstream.close();
+    await world.close();
+  });
+  beforeEach(() => {
+    upstream.reset();
+    proxy.decisions.length = 0;
+  });
+
+  it.each(['TRACE', 'OPTIONS', 'DELETE'])(
+    'refuses %s with Connection: content-length, and frames its body otherwise',
+    async (method) => {
+      const { host, prefix } = addressing('plain', target);
+      const smuggled = `PUT ${prefix}/smuggled HTTP/1.1\r\nHost: other-allowed.test:${upstream.httpPort}\r\nContent-Length: 0\r\n\r\n`;
+      const refused = await converse(
+        'plain',
+        target,
+        `${method} ${prefix}/first HTTP/1.1\r\nHost: ${host}\r\n` +
+          `Content-Length: ${smuggled.length}\r\nConnection: content-length\r\n\r\n${smuggled}`,
+        { expected: 1 },
+      );
+      expect(upstream.errors).toEqual([]);
+      expect(upstream.requests).toEqual([]);
+      expect(refused.responses.map((r) => r.status)).toEqual([400]);
+      const framed = await converse(
+        'plain',
+        target,
+        `${method} ${prefix}/framed HTTP/1.1\r\nHost: ${host}\r\n` +
+          `Content-Length: ${smuggled.length}\r\n\r\n${smuggled}`,
+        { expected: 1 },
+      );
+      expect(framed.responses.map((r) => r.body)).toEqual([`upstream saw ${method} /framed`]);
+      expect(upstream.requests.map((r) => [r.method, r.target, r.body.toString()])).toEqual([
+        [method, '/framed', smuggled],
+      ]);
+    },
+  );
+});
