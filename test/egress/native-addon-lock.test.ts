@@ -4,13 +4,13 @@
 // (which take the same lock) return at once. Before, the relay thread held the lock over whole
 // pump loops (until the kernel said EAGAIN, which a fast peer may never let happen) for all the
 // events of a wake-up, and the TLS thread for up to 64 rounds per leg: on an instrumented build
-// of that code one hold moved 120 MB (relay) and 133 MB (TLS), and calls into the TLS legs
-// waited 300-900 ms on this 2-core machine, stalling the JavaScript thread and every proxy in it.
+// of that code one hold moved 120 MB (relay) and 133 MB (TLS).
 //
-// The byte bounds are structural and hold on any machine. Time is asserted only for the TLS
-// legs, with a generous bound (200 ms against tens of ms measured on a loaded machine), which
-// the old code failed on every run; the relay's old waits (150-700 ms) did not fail it reliably,
-// so its times are only measured, in bench/native-lock.bench.js (docs/benchmarks.md).
+// Only the structure is asserted here (the bytes one hold moves, and that the tunnels kept
+// moving while JavaScript called in): it holds on any machine, however loaded. How long those
+// calls wait is a speed figure, measured in bench/native-lock.bench.js and reported in
+// docs/benchmarks.md ("Native addon lock": 0.7-1 s before, 30-70 ms after on the loaded 2-core
+// machine), never asserted in a test.
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
@@ -37,7 +37,6 @@ const PEERS = path.join(
   'support/full-speed-peers.js',
 );
 const MEASURE_MS = 3000;
-const BOUND_MS = 200;
 /** The most a relay turn moves under the lock: PUMP_BUDGET (+ one buffer) per direction. */
 const RELAY_HOLD_BYTES = 2 * (1024 * 1024 + 64 * 1024);
 /** ... and a TLS turn: ROUNDS_PER_HOLD rounds of two legs, each reading at most 256 KB of
@@ -103,20 +102,17 @@ async function first(side: { accepted: net.Socket[] }): Promise<net.Socket> {
 }
 
 /**
- * Calls `call` about every millisecond for MEASURE_MS while the tunnel runs: the longest a call
- * took, and how many bytes the tunnel moved meanwhile.
+ * Calls `call` about every millisecond for MEASURE_MS while the tunnel runs (each call takes the
+ * addon's lock); how many bytes the tunnel moved meanwhile.
  */
-async function measure(call: () => unknown, moved: () => number) {
+async function callWhileRunning(call: () => unknown, moved: () => number) {
   const before = moved();
-  let longest = 0;
   const end = performance.now() + MEASURE_MS;
   while (performance.now() < end) {
-    const started = performance.now();
     call();
-    longest = Math.max(longest, performance.now() - started);
     await new Promise((resolve) => setTimeout(resolve, 1));
   }
-  return { longest, moved: moved() - before };
+  return moved() - before;
 }
 
 describe('the addon lets JavaScript in while a tunnel runs at full speed', () => {
@@ -136,7 +132,7 @@ describe('the addon lets JavaScript in while a tunnel runs at full speed', () =>
     }
     await until(() => far.read() > 16 * 1024 * 1024, 10_000);
     addon().lockStats();
-    const { longest, moved } = await measure(() => activeTunnelRelays(), far.read);
+    const moved = await callWhileRunning(() => activeTunnelRelays(), far.read);
     const stats = addon().lockStats();
     // The tunnels were busy all along (hundreds of MB/s when the machine is quiet).
     expect(moved, `moved ${moved} bytes`).toBeGreaterThan(32 * 1024 * 1024);
@@ -144,11 +140,10 @@ describe('the addon lets JavaScript in while a tunnel runs at full speed', () =>
     // budget. (Before: a hold ran until the kernel said EAGAIN, tens of MB at full speed.)
     expect(stats.holds).toBeGreaterThan(0);
     expect(stats.maxHoldBytes, JSON.stringify(stats)).toBeLessThanOrEqual(RELAY_HOLD_BYTES);
-    // Times are measured in bench/native-lock.bench.js, not asserted here (see the top).
-    void longest;
+    // How long the calls waited: bench/native-lock.bench.js (see the top).
   });
 
-  it('the TLS legs: idleMs() and active() return at once during a splice, each hold bounded', async () => {
+  it('the TLS legs: no hold of the lock moves more than one turn during a splice (idleMs() and active() called all along)', async () => {
     const ca = await CertificateAuthority.create({ commonName: 'lock test' });
     const leaf = await ca.leafFor('leg.test');
     const upstreamSide = await listener();
@@ -181,7 +176,7 @@ describe('the addon lets JavaScript in while a tunnel runs at full speed', () =>
     upstream.handlers.secure = () => sandbox.splice(upstream, Number.MAX_SAFE_INTEGER);
     await until(() => far.read() > 16 * 1024 * 1024, 10_000);
     addon().tls.lockStats();
-    const { longest, moved } = await measure(() => {
+    const moved = await callWhileRunning(() => {
       upstream.idleMs();
       activeTlsLegs();
     }, far.read);
@@ -189,10 +184,7 @@ describe('the addon lets JavaScript in while a tunnel runs at full speed', () =>
     expect(moved, `moved ${moved} bytes`).toBeGreaterThan(32 * 1024 * 1024);
     expect(stats.holds).toBeGreaterThan(0);
     expect(stats.maxHoldBytes, JSON.stringify(stats)).toBeLessThanOrEqual(TLS_HOLD_BYTES);
-    // Before, such calls waited 300-900 ms here (a hold of 64 rounds per leg, all events).
-    expect(
-      longest,
-      `the longest call took ${longest.toFixed(1)} ms; ${JSON.stringify(stats)}`,
-    ).toBeLessThan(BOUND_MS);
+    // Structural, as for the relay. (Before: a hold of up to 64 rounds per leg, 133 MB.) How
+    // long the calls waited: bench/native-lock.bench.js (see the top).
   });
 });
