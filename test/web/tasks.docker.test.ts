@@ -221,7 +221,7 @@ describe('web UI: a task with hostile output (docker)', () => {
             }
           ).spec.repository.url,
           image,
-          setup: "echo 'about to fail <script>window.__pwnSetup=1</script>'; exit 3",
+          setup: "seq 1 300; echo 'about to fail <script>window.__pwnSetup=1</script>'; exit 3",
         },
       },
     });
@@ -243,6 +243,18 @@ describe('web UI: a task with hostile output (docker)', () => {
       'JSON.stringify([...document.querySelectorAll("#failure, [aria-label=Phases], [role=log]")].map((e) => e.id || e.getAttribute("role") || e.getAttribute("aria-label")))',
     );
     expect(JSON.parse(order)).toEqual(['failure', 'Phases', 'log']);
+    // "Jump to the failure": the log, scrolled away to its top, shows the failing line marked.
+    const log = page.getByRole('log', { name: 'Log' });
+    await log.getByText('about to fail', { exact: false }).waitFor();
+    await page.getByRole('button', { name: 'Pause' }).click();
+    await log.evaluate((element: { scrollTop: number }) => (element.scrollTop = 0));
+    await log.getByText('1', { exact: true }).waitFor();
+    expect(await log.getByText('error: setup script exited with code 3').count()).toBe(0);
+    await failure.getByRole('button', { name: 'Jump to the failure' }).click();
+    const marked = log.locator('.log-line.marked');
+    await marked.waitFor();
+    expect(await marked.textContent()).toBe('error: setup script exited with code 3');
+    expect(await marked.isVisible()).toBe(true);
     expect(
       await page.evaluate<string>(
         'JSON.stringify(Object.keys(window).filter((k) => k.startsWith("__pwn")))',

@@ -52,7 +52,21 @@ function LogLine({ line }: { line: string }) {
   );
 }
 
-export function LogView({ events, live }: { events: readonly AttemptEvent[]; live: boolean }) {
+/** A request to show a line: the last line equal to `line`, asked for the `nonce`th time. */
+export interface LogJump {
+  line: string;
+  nonce: number;
+}
+
+export function LogView({
+  events,
+  live,
+  jump,
+}: {
+  events: readonly AttemptEvent[];
+  live: boolean;
+  jump?: LogJump | undefined;
+}) {
   const all = useMemo(() => logLines(events), [events]);
   const [filter, setFilter] = useState('');
   const [follow, setFollow] = useState(true);
@@ -72,6 +86,19 @@ export function LogView({ events, live }: { events: readonly AttemptEvent[]; liv
   useEffect(() => {
     if (follow && lines.length > 0) rows.scrollToIndex(lines.length - 1, { align: 'end' });
   }, [follow, lines.length, rows]);
+  const [marked, setMarked] = useState<number | undefined>();
+  useEffect(() => {
+    if (!jump) return;
+    const index = all.lastIndexOf(jump.line);
+    if (index < 0) return;
+    setFilter('');
+    setFollow(false);
+    setMarked(index);
+    rows.scrollToIndex(index, { align: 'center' });
+    parent.current?.scrollIntoView({ block: 'center' });
+    parent.current?.focus();
+    // Only a new jump moves the log, not new lines (`all` and `rows` are left out on purpose).
+  }, [jump]);
   return (
     <div className="log">
       <div className="log-tools">
@@ -100,7 +127,7 @@ export function LogView({ events, live }: { events: readonly AttemptEvent[]; liv
           {rows.getVirtualItems().map((row) => (
             <div
               key={row.key}
-              className="log-line"
+              className={row.index === marked && filter === '' ? 'log-line marked' : 'log-line'}
               style={{ position: 'absolute', top: 0, transform: `translateY(${row.start}px)` }}
             >
               <LogLine line={lines[row.index] ?? ''} />

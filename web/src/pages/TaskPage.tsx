@@ -7,7 +7,7 @@ import { useInvalidate, useTask } from '../api/hooks';
 import type { Attempt, AttemptEvent, Task } from '../api/types';
 import { AgentTurns } from '../components/AgentTurns';
 import { DiffView } from '../components/DiffView';
-import { LogView, logLines } from '../components/LogView';
+import { LogView, logLines, type LogJump } from '../components/LogView';
 import { PhaseTimeline } from '../components/PhaseTimeline';
 import { SafeLink } from '../components/SafeLink';
 import { Status } from '../components/Status';
@@ -17,14 +17,25 @@ import { NotFoundPage } from './NotFoundPage';
 const live = (status: string) => status === 'queued' || status === 'running';
 
 /** A failed attempt, failure first: the phase, the failing command and exit code, the log tail. */
-function Failure({ attempt, events }: { attempt: Attempt; events: readonly AttemptEvent[] }) {
+function Failure({
+  attempt,
+  events,
+  onJump,
+}: {
+  attempt: Attempt;
+  events: readonly AttemptEvent[];
+  onJump: (line: string) => void;
+}) {
   if (attempt.status !== 'failed') return null;
   const phases = events.filter((e) => e.type === 'phase').map((e) => String(e.phase));
   const failedIn = phases.filter((p) => p !== 'failed').pop() ?? attempt.phase;
   const failedCommand = [...events]
     .reverse()
     .find((e) => e.type === 'command' && typeof e.exitCode === 'number' && e.exitCode !== 0);
-  const tail = logLines(events).slice(-15);
+  const all = logLines(events);
+  const tail = all.slice(-15);
+  const failingLine =
+    [...all].reverse().find((line) => line.startsWith('error: ')) ?? all[all.length - 1];
   return (
     <div className="failure" role="alert" id="failure">
       <h3>Failed in {failedIn}</h3>
@@ -39,6 +50,11 @@ function Failure({ attempt, events }: { attempt: Attempt; events: readonly Attem
         </p>
       )}
       {tail.length > 0 && <pre className="tail">{tail.join('\n')}</pre>}
+      {failingLine !== undefined && (
+        <button type="button" onClick={() => onJump(failingLine)}>
+          Jump to the failure
+        </button>
+      )}
     </div>
   );
 }
@@ -233,9 +249,14 @@ function NetworkDecisions({ events }: { events: readonly AttemptEvent[] }) {
 
 function AttemptDetail({ task, attempt }: { task: Task; attempt: Attempt }) {
   const { events, ended } = useAttemptEvents(task.id, attempt.id);
+  const [jump, setJump] = useState<LogJump | undefined>();
   return (
     <section className="attempt-detail" aria-label={`Attempt ${attempt.index + 1} details`}>
-      <Failure attempt={attempt} events={events} />
+      <Failure
+        attempt={attempt}
+        events={events}
+        onJump={(line) => setJump({ line, nonce: (jump?.nonce ?? 0) + 1 })}
+      />
       <h2>Attempt {attempt.index + 1}</h2>
       {attempt.request && (
         <p>
@@ -244,7 +265,7 @@ function AttemptDetail({ task, attempt }: { task: Task; attempt: Attempt }) {
       )}
       <PhaseTimeline events={events} attempt={attempt} />
       <h3 id="log">Log</h3>
-      <LogView events={events} live={!ended} />
+      <LogView events={events} live={!ended} jump={jump} />
       <h3>Agent</h3>
       <AgentTurns events={events} />
       {attempt.commands.length > 0 && (
