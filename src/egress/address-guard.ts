@@ -124,17 +124,29 @@ interface RefusedRange {
 
 /**
  * Refused ranges, most specific first (the first match names the reason). The setup network's
- * firewall refuses the same ranges (src/adapters/firewall/setup-network-firewall.ts).
+ * firewall refuses the same ranges (src/adapters/firewall/setup-network-firewall.ts). Besides the
+ * special-purpose ranges (RFC 6890 and its IPv6 registry), the cloud platforms' service addresses:
+ * their metadata services are link-local (169.254.169.254: AWS, GCP, Azure, Oracle, DigitalOcean,
+ * Hetzner; 169.254.0.23: Tencent), carrier-grade NAT (100.100.100.200: Alibaba) or unique local
+ * (fd00:ec2::254: AWS), all refused with their range; the one known to sit on a public-range
+ * address is Azure's WireServer, listed on its own.
  */
 export const REFUSED_ADDRESS_RANGES: ReadonlyArray<[string, string]> = [
   // IPv4
   ['255.255.255.255/32', 'broadcast'],
   ['0.0.0.0/8', 'unspecified / "this network"'],
   ['10.0.0.0/8', 'private (RFC 1918)'],
+  // Alibaba Cloud's metadata service (inside carrier-grade NAT; named for the log).
+  // https://www.alibabacloud.com/help/en/ecs/user-guide/view-instance-metadata
+  ['100.100.100.200/32', 'cloud metadata service'],
   ['100.64.0.0/10', 'carrier-grade NAT (RFC 6598)'],
   ['127.0.0.0/8', 'loopback'],
   ['169.254.169.254/32', 'cloud metadata service'],
   ['169.254.0.0/16', 'link-local'],
+  // Azure's WireServer (VM agent, extensions, health probes, DNS): a public-range address that
+  // answers only inside Azure, and that Azure asks to keep containers away from.
+  // https://learn.microsoft.com/azure/virtual-network/what-is-ip-address-168-63-129-16
+  ['168.63.129.16/32', 'cloud platform service (Azure WireServer)'],
   ['172.16.0.0/12', 'private (RFC 1918)'],
   ['192.0.0.0/24', 'IETF protocol assignments'],
   ['192.0.2.0/24', 'documentation'],

@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -20,12 +20,21 @@ import {
  * network's gateway, `docker0`'s address, the host's outward addresses and a dummy interface
  * holding the metadata address (a bridge without ports: this machine has no dummy interfaces); another container on Docker's default bridge; and a second
  * address of the dummy interface, in a range refused by default, that `BERTH_SETUP_ALLOW` opens
- * (the control: the probe itself works). A public-range server is not among them: no test here
- * may send to a public address. No packet leaves the machine.
+ * (the control: the probe itself works); Azure's WireServer address (168.63.129.16, public range)
+ * held by a network namespace behind a veth with a /32 route on the host, so packets to it are
+ * forwarded, not delivered to the host. `BERTH_SETUP_ALLOW` also holds 172.16.0.0/12, which covers
+ * Docker's pools: it must open neither the host's gateways nor the neighbour. Apart from the
+ * WireServer address, held on this machine, no test here may send to a public address. No packet
+ * leaves the machine.
  */
 
 const instance = `setupnet-${process.pid}`;
 const dummy = `tmd${process.pid % 100000}`;
+const platformNs = `tmp${process.pid % 100000}`;
+const platformVeth = `tmv${process.pid % 100000}`;
+/** Azure's WireServer: a public-range platform address (in a namespace of this machine). */
+const WIRESERVER = '168.63.129.16';
+let platformServer: ChildProcess | undefined;
 const METADATA = '169.254.169.254';
 /** On the dummy interface; in 198.18.0.0/15 (benchmarking), refused unless allowed. */
 const ALLOWED = '198.18.0.77';
@@ -53,6 +62,32 @@ beforeAll(async () => {
   for (const address of [METADATA, ALLOWED, EGRESS_ONLY])
     execFileSync('ip', ['addr', 'add', `${address}/32`, 'dev', dummy]);
   execFileSync('ip', ['link', 'set', dummy, 'up']);
+  const ip = (...args: string[]) => execFileSync('ip', args);
+  ip('netns', 'add', platformNs);
+  ip('link', 'add', `${platformVeth}a`, 'type', 'veth', 'peer', 'name', `${platformVeth}b`);
+  ip('link', 'set', `${platformVeth}b`, 'netns', platformNs);
+  ip('addr', 'add', '10.254.77.1/30', 'dev', `${platformVeth}a`);
+  ip('link', 'set', `${platformVeth}a`, 'up');
+  const inNs = (...args: string[]) => ip('netns', 'exec', platformNs, 'ip', ...args);
+  inNs('addr', 'add', '10.254.77.2/30', 'dev', `${platformVeth}b`);
+  inNs('addr', 'add', `${WIRESERVER}/32`, 'dev', `${platformVeth}b`);
+  inNs('link', 'set', `${platformVeth}b`, 'up');
+  inNs('link', 'set', 'lo', 'up');
+  inNs('route', 'add', 'default', 'via', '10.254.77.1');
+  ip('route', 'add', `${WIRESERVER}/32`, 'dev', `${platformVeth}a`);
+  platformServer = spawn(
+    'ip',
+    [
+      'netns',
+      'exec',
+      platformNs,
+      'perl',
+      '-MIO::Socket::INET',
+      '-e',
+      `$s = IO::Socket::INET->new(LocalAddr => "0.0.0.0", LocalPort => ${NEIGHBOUR_PORT}, Listen => 5, ReuseAddr => 1) or die; while ($c = $s->accept) { print $c "wire\n"; close $c }`,
+    ],
+    { stdio: 'ignore' },
+  );
   // Another container (standing for another sandbox) on Docker's default bridge, listening.
   neighbour = docker(
     'run',
@@ -73,14 +108,21 @@ beforeAll(async () => {
     '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}',
     neighbour,
   );
-  // Control: the neighbour answers from the host.
-  await expect(connects(neighbourAddress, NEIGHBOUR_PORT)).resolves.toBe(true);
+  // Control: the neighbour and the platform address answer from the host.
+  for (const address of [neighbourAddress, WIRESERVER]) {
+    for (let i = 0; i < 50 && !(await connects(address, NEIGHBOUR_PORT)); i++)
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    await expect(connects(address, NEIGHBOUR_PORT)).resolves.toBe(true);
+  }
 }, 120_000);
 
 afterAll(() => {
   canary?.close();
   if (neighbour !== '') docker('rm', '-f', neighbour);
   execFileSync('ip', ['link', 'del', dummy], { stdio: 'ignore' });
+  platformServer?.kill();
+  execFileSync('ip', ['link', 'del', `${platformVeth}a`], { stdio: 'ignore' });
+  execFileSync('ip', ['netns', 'del', platformNs], { stdio: 'ignore' });
   cleanUpInstance(instance, work, repo.dir);
 });
 
@@ -94,7 +136,7 @@ function connects(host: string, port: number): Promise<boolean> {
 }
 
 describe('the setup network is the public internet only (docker, root)', () => {
-  it('refuses the host, the metadata address and other containers; BERTH_SETUP_ALLOW opens a range', async () => {
+  it('refuses the host, the metadata and platform addresses and other containers; BERTH_SETUP_ALLOW opens a range, never the host or a container', async () => {
     const targets: Array<[string, string, number]> = [
       ['docker0', host[0] ?? '', canary.port],
       ...host
@@ -102,6 +144,7 @@ describe('the setup network is the public internet only (docker, root)', () => {
         .map((address, i): [string, string, number] => [`host-${i}`, address, canary.port]),
       ['metadata', METADATA, canary.port],
       ['neighbour', neighbourAddress, NEIGHBOUR_PORT],
+      ['wireserver', WIRESERVER, NEIGHBOUR_PORT],
       ['egress-only', EGRESS_ONLY, canary.port],
       ['allowed', ALLOWED, canary.port],
     ];
@@ -128,7 +171,8 @@ describe('the setup network is the public internet only (docker, root)', () => {
       resolveImage: () => image,
       envFile: file,
       command: 'cat /root/setup-probe.txt',
-      setupAllow: [`${ALLOWED}/32`],
+      // 172.16.0.0/12 covers docker0, the gateway and the neighbour: none of them opens.
+      setupAllow: [`${ALLOWED}/32`, '172.16.0.0/12'],
       egress: { allow: [`${EGRESS_ONLY}/32`] },
     });
     expect(run.code, run.stderr).toBe(0);

@@ -12,7 +12,7 @@ import { loadConfig } from '../../src/config/config.js';
 const spec = {
   networkId: '0123456789ab',
   bridge: 'bs0123456789ab',
-  allow: ['198.18.0.77/32', 'fd00:1::/64'],
+  allow: ['198.18.0.77/32', 'fd00:1::/64', '172.16.0.0/12', 'fd00:2::5'],
   resolvers: ['10.255.255.53'],
 };
 
@@ -21,18 +21,19 @@ describe('the setup network firewall plan', () => {
   const chain = (tool: string, name: string) =>
     plan.chains.find((c) => c.tool === tool && c.chain === name)?.rules ?? [];
 
-  it('drops everything to the host itself except an allowance, in IPv4 and IPv6', () => {
+  it('drops everything to the host itself except an address an allowance names exactly, in IPv4 and IPv6', () => {
+    // 172.16.0.0/12 and fd00:1::/64 cover host addresses (bridge gateways): they do not open them.
     expect(chain('iptables', plan.inputChain)).toEqual([
       ['-d', '198.18.0.77/32', '-j', 'ACCEPT'],
       ['-j', 'DROP'],
     ]);
     expect(chain('ip6tables', plan.inputChain)).toEqual([
-      ['-d', 'fd00:1::/64', '-j', 'ACCEPT'],
+      ['-d', 'fd00:2::5', '-j', 'ACCEPT'],
       ['-j', 'DROP'],
     ]);
   });
 
-  it('forwards only to public addresses: allowances and DNS first, other bridges and every refused range dropped', () => {
+  it('forwards only to public addresses: exact allowances and DNS first, other bridges dropped before a wider allowance, every refused range dropped', () => {
     const v4 = chain('iptables', plan.forwardChain);
     expect(v4.slice(0, 3)).toEqual([
       ['-d', '198.18.0.77/32', '-j', 'RETURN'],
@@ -41,6 +42,14 @@ describe('the setup network firewall plan', () => {
     ]);
     for (const bridge of ['docker0', 'br-+', 'bq+', 'bs+'])
       expect(v4).toContainEqual(['-o', bridge, '-j', 'DROP']);
+    // A range overlapping Docker's pools comes after the drop of every other bridge.
+    const wide = v4.findIndex((rule) => rule.join(' ') === '-d 172.16.0.0/12 -j RETURN');
+    const lastBridge = v4.findIndex((rule) => rule.join(' ') === '-o bs+ -j DROP');
+    expect(wide).toBeGreaterThan(lastBridge);
+    expect(v4.findIndex((rule) => rule.join(' ') === '-d 172.16.0.0/12 -j DROP')).toBeGreaterThan(
+      wide,
+    );
+    expect(v4).toContainEqual(['-d', '168.63.129.16/32', '-j', 'DROP']);
     for (const range of ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '127.0.0.0/8']) {
       expect(v4).toContainEqual(['-d', range, '-j', 'DROP']);
     }
@@ -51,7 +60,8 @@ describe('the setup network firewall plan', () => {
       expect(v4).toContainEqual(['-d', range, '-j', 'DROP']);
     expect(v4.at(-1)).toEqual(['-j', 'RETURN']);
     const v6 = chain('ip6tables', plan.forwardChain);
-    expect(v6[0]).toEqual(['-d', 'fd00:1::/64', '-j', 'RETURN']);
+    expect(v6[0]).toEqual(['-d', 'fd00:2::5', '-j', 'RETURN']);
+    expect(v6).toContainEqual(['-d', 'fd00:1::/64', '-j', 'RETURN']);
     for (const range of ['::1/128', 'fc00::/7', 'fe80::/10', '::ffff:0:0/96'])
       expect(v6).toContainEqual(['-d', range, '-j', 'DROP']);
     expect(v6).toContainEqual(['!', '-d', '2000::/3', '-j', 'DROP']);

@@ -12,16 +12,19 @@
  *
  * Guarantees, keyed on the bridge interface (not on source addresses, so spoofing does not help):
  * - INPUT (IPv4 and IPv6): nothing from the bridge reaches the host itself, whichever of its
- *   addresses it is sent to, except an address inside an allowance.
+ *   addresses it is sent to, except an address an allowance names exactly (`/32`, `/128`): a
+ *   wider allowance (`172.16.0.0/12`, `10.0.0.0/8`) never opens the host, even when it covers
+ *   the host's bridge gateways (the egress proxies listen there) or outward addresses.
  * - FORWARD (through DOCKER-USER, and FORWARD itself in case Docker's chain is not consulted):
  *   a packet from the bridge is forwarded only to a public address: every range the egress
  *   proxy's address guard refuses (loopback, private, carrier-grade NAT, link-local and the
  *   metadata addresses, documentation, benchmarking, multicast, reserved; in IPv6 everything
  *   outside global unicast, unique local, link-local and the ranges that embed an IPv4 address)
  *   is dropped, and so is anything leaving through another Docker bridge (other sandboxes, other
- *   networks), whatever its address. Exceptions, checked first: an allowance (any port), and
- *   port 53 (UDP and TCP) of the host's resolvers, because Docker's embedded DNS forwards a
- *   sandbox's queries from the sandbox's own network namespace.
+ *   networks), whatever its address. Exceptions: checked first, an allowance naming one address
+ *   and port 53 (UDP and TCP) of the host's resolvers (Docker's embedded DNS forwards a sandbox's
+ *   queries from the sandbox's own network namespace); after the other-bridges drop, a wider
+ *   allowance (any port), so one that overlaps Docker's address pools opens no container.
  * - Where ip6tables is not usable (and not required) the IPv6 rules are skipped and `install`
  *   says so; the network is made without IPv6 and the sandbox has IPv6 turned off.
  * Installing is idempotent (per-network chains flushed and refilled; jumps added only when
@@ -90,6 +93,12 @@ function validate(spec: SetupNetworkFirewallSpec): void {
   }
 }
 
+/** An allowance naming one address: `a.b.c.d`, `a.b.c.d/32`, an IPv6 address or `…/128`. */
+function isSingleAddress(range: string): boolean {
+  const cidr = parseCidr(range);
+  return cidr.prefix === (cidr.family === 4 ? 32 : 128);
+}
+
 function familyOf(text: string): 4 | 6 {
   return text.includes(':') ? 6 : 4;
 }
@@ -107,16 +116,21 @@ export function setupFirewallPlan(spec: SetupNetworkFirewallSpec): SetupFirewall
     const refused = REFUSED_ADDRESS_RANGES.map(([range]) => range).filter(
       (range) => familyOf(range) === family,
     );
+    // One address named exactly opens that address, the host's own included; a wider range never
+    // opens the host, nor another Docker bridge (its gateways are the host's, its containers
+    // other sandboxes and the egress proxies' networks), even where it overlaps Docker's pools.
+    const exact = allow.filter(isSingleAddress);
+    const ranges = allow.filter((range) => !isSingleAddress(range));
     chains.push({
       tool,
       chain: names.input,
-      rules: [...allow.map((range) => ['-d', range, '-j', 'ACCEPT']), ['-j', 'DROP']],
+      rules: [...exact.map((range) => ['-d', range, '-j', 'ACCEPT']), ['-j', 'DROP']],
     });
     chains.push({
       tool,
       chain: names.forward,
       rules: [
-        ...allow.map((range) => ['-d', range, '-j', 'RETURN']),
+        ...exact.map((range) => ['-d', range, '-j', 'RETURN']),
         ...resolvers.flatMap((address) =>
           ['udp', 'tcp'].map((protocol) => [
             '-d',
@@ -130,6 +144,7 @@ export function setupFirewallPlan(spec: SetupNetworkFirewallSpec): SetupFirewall
           ]),
         ),
         ...OTHER_BRIDGES.map((bridge) => ['-o', bridge, '-j', 'DROP']),
+        ...ranges.map((range) => ['-d', range, '-j', 'RETURN']),
         ...refused.map((range) => ['-d', range, '-j', 'DROP']),
         ...(family === 6 ? [['!', '-d', GLOBAL_UNICAST_V6_TEXT, '-j', 'DROP']] : []),
         ['-j', 'RETURN'],
