@@ -4,6 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { classifyRepositoryUrl } from '../domain/environment/repository-url.js';
+import {
+  parseRemoteHeads,
+  settleDefaultBranch,
+  type RemoteHeads,
+} from '../domain/environment/default-branch.js';
+import { readLocalRemoteHeads } from '../git/remote-heads.js';
 import type { TaskRef } from '../domain/task/task.js';
 import { BerthError, toBerthError } from '../errors/berth-error.js';
 import type { ExecResult, OutputChunk, SandboxRuntime } from '../ports/sandbox-runtime.js';
@@ -334,6 +340,42 @@ async function removeBundle(ctx: CheckoutContext): Promise<void> {
 }
 
 /**
+ * A clone of the default branch failed: when the repository has no such branch, says so with the
+ * branches it has and its own default branch (its HEAD), and how to name it; otherwise rethrows
+ * the clone's error. `ask` asks the repository as the clone reached it.
+ */
+async function explainMissingBranch(
+  error: unknown,
+  branch: string,
+  ask: () => Promise<RemoteHeads | undefined>,
+): Promise<never> {
+  const heads = await ask().catch(() => undefined);
+  const decision = settleDefaultBranch(branch, branch, heads);
+  if (decision.ok) throw error;
+  throw new BerthError(
+    'task_failed',
+    `could not clone the repository: ${decision.message}. Name the branch in the environment (repository: { url: …, defaultBranch: ${heads?.head ?? 'BRANCH'} }) and run berth env update`,
+    { reason: 'checkout', branch },
+  );
+}
+
+/** `git ls-remote --symref` of `source` run in the sandbox (with the clone's credentials). */
+async function sandboxHeads(
+  ctx: CheckoutContext,
+  source: string,
+  cred: { args: string[]; env: Record<string, string> } = { args: [], env: {} },
+): Promise<RemoteHeads | undefined> {
+  const asked = await ctx.runtime.exec(ctx.sandboxId, {
+    argv: ['git', ...cred.args, 'ls-remote', '--symref', '--', source, 'HEAD', 'refs/heads/*'],
+    env: { GIT_TERMINAL_PROMPT: '0', GIT_SSH_COMMAND: 'ssh -o BatchMode=yes', ...cred.env },
+    workdir: '/',
+    timeoutMs: 60_000,
+    ...(ctx.signal ? { signal: ctx.signal } : {}),
+  });
+  return asked.exitCode === 0 ? parseRemoteHeads(asked.stdout) : undefined;
+}
+
+/**
  * Clones the repository's default branch into the workspace (a sandbox made from the base image).
  * Returns the commit checked out.
  */
@@ -351,6 +393,13 @@ export async function cloneRepository(ctx: CheckoutContext): Promise<CheckoutRes
         {
           workdir: '/',
         },
+      ).catch((error: unknown) =>
+        explainMissingBranch(error, branch, () =>
+          // A local repository is asked on the host (a bundle does not say where HEAD points).
+          location.kind === 'local'
+            ? readLocalRemoteHeads(location.location, ctx.signal)
+            : sandboxHeads(ctx, BUNDLE_PATH),
+        ),
       );
     } finally {
       await removeBundle(ctx);
@@ -362,6 +411,8 @@ export async function cloneRepository(ctx: CheckoutContext): Promise<CheckoutRes
       [...cred.args, 'clone', '--branch', branch, '--', location.location, ctx.workdir],
       'could not clone the repository',
       { env: cred.env, workdir: '/' },
+    ).catch((error: unknown) =>
+      explainMissingBranch(error, branch, () => sandboxHeads(ctx, location.location, cred)),
     );
   }
   const head = await git(ctx, ['rev-parse', 'HEAD'], 'could not read the checked-out commit', {

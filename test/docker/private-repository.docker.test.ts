@@ -193,6 +193,36 @@ describe('an environment with its own git credentials (docker)', () => {
     expect(r.stdout + r.stderr).not.toContain(TOKEN);
   });
 
+  it('a remote whose default branch is master, no defaultBranch: the clone names the branches and HEAD', async () => {
+    // Remote repositories are not asked when the environment is written (docs/environments.md,
+    // "Default branch"): the cache build's clone, in the sandbox with the credentials, says why.
+    const master = join(bare, '..', 'master.git');
+    execFileSync('git', ['clone', '-q', '--bare', repo.dir, master]);
+    execFileSync('git', ['-C', master, 'branch', '-m', 'main', 'master']);
+    execFileSync('git', ['-C', master, 'symbolic-ref', 'HEAD', 'refs/heads/master']);
+    const file = join(tempDir('private-master'), 'env.yaml');
+    writeFileSync(
+      file,
+      `name: private-master\nrepository:\n  url: ${remote.url('master.git')}\n  credentials: { secret: GIT_TOKEN, username: ${USER} }\nimage: ${lifecycleTestImage()}\nsecrets: [GIT_TOKEN]\n`,
+    );
+    const created = await berth('env', 'create', '--file', file, '--secret', `GIT_TOKEN=${TOKEN}`);
+    expect(created.code, created.stderr).toBe(0);
+    const r = await berth(
+      'exec',
+      '--env',
+      'private-master',
+      '--wait',
+      '--json',
+      '--command',
+      'true',
+    );
+    const task = JSON.parse(r.stdout) as TaskJson;
+    expect(task.attempts[0]?.error).toContain(
+      'could not clone the repository: the repository has no branch "main" (its branches: feature, master; its default branch is "master"). Name the branch in the environment (repository: { url: …, defaultBranch: master })',
+    );
+    expect(r.stdout + r.stderr).not.toContain(TOKEN);
+  });
+
   it('a wrong token: the push and the checkout fail with the remote answer', async () => {
     const updated = await berth(
       'env',

@@ -390,6 +390,27 @@ setup: |
     expect(latest.stdout).not.toMatch(/^30000$/m);
   });
 
+  it('a default branch found at create and gone at the cache build: the clone says which branches there are', async () => {
+    const bare = join(tempDir('tasks-cli-master'), 'master.git');
+    execFileSync('git', ['clone', '-q', '--bare', repo.dir, bare]);
+    execFileSync('git', ['-C', bare, 'branch', '-m', 'main', 'master']);
+    execFileSync('git', ['-C', bare, 'symbolic-ref', 'HEAD', 'refs/heads/master']);
+    const file = join(tempDir('tasks-cli-master-env'), 'renamed.yaml');
+    writeFileSync(file, `name: renamed\nrepository: ${bare}\nimage: ${lifecycleTestImage()}\n`);
+    expect((await berth('env', 'create', '--file', file)).code).toBe(0);
+    const shown = JSON.parse((await berth('env', 'show', 'renamed', '--json')).stdout) as {
+      spec: { repository: { defaultBranch: string } };
+    };
+    expect(shown.spec.repository.defaultBranch).toBe('master');
+    execFileSync('git', ['-C', bare, 'branch', '-m', 'master', 'trunk']);
+    execFileSync('git', ['-C', bare, 'symbolic-ref', 'HEAD', 'refs/heads/trunk']);
+    const r = await berth('exec', '--env', 'renamed', '--wait', '--command', 'true');
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain(
+      'could not clone the repository: the repository has no branch "master" (its branches: feature, trunk; its default branch is "trunk")',
+    );
+  });
+
   it('hides tasks from tokens that are not members', async () => {
     const task = await execJson('--command', 'true');
     const made = JSON.parse((await berth('token', 'create', 'outsider', '--json')).stdout) as {
