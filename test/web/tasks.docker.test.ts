@@ -27,6 +27,7 @@ const SCRIPT = [
   `printf 'progress 10%%\\rprogress 100%%\\n'`,
   `echo '<script>window.__pwnDiff=1</script>' > '${FILE}'`,
   `echo '<img src=x onerror=window.__pwnReadme=1>' >> README.md`,
+  `echo '# more' >> src/add.sh`,
 ].join('\n');
 
 const FOLLOW_UP = 'Now add a NOTES file';
@@ -124,7 +125,18 @@ describe('web UI: a task with hostile output (docker)', () => {
     const turns = detail.getByRole('list', { name: 'Agent turns' });
     await turns.getByText(MESSAGE, { exact: true }).waitFor();
     expect(await turns.textContent()).toContain('→ shell');
-    await detail.getByRole('list', { name: 'Changed files' }).getByText(FILE).waitFor();
+    const tree = detail.getByRole('navigation', { name: 'Changed files' });
+    await tree.getByText(FILE).waitFor();
+    // The file tree: src/ holds add.sh; its button brings that file's diff into view.
+    expect(await tree.textContent()).toContain('src/');
+    await tree.getByRole('button', { name: 'add.sh' }).click();
+    const top = await detail
+      .locator('.diff-file-name')
+      .filter({ hasText: 'src/add.sh' })
+      .first()
+      .evaluate((e: { getBoundingClientRect(): { top: number } }) => e.getBoundingClientRect().top);
+    expect(top).toBeGreaterThanOrEqual(0);
+    expect(top).toBeLessThan(900);
     await detail
       .getByRole('region', { name: 'Diff of attempt 1' })
       .getByText('<script>window.__pwnDiff=1</script>', { exact: true })
@@ -187,10 +199,10 @@ describe('web UI: a task with hostile output (docker)', () => {
       .filter({ hasText: /^(succeeded|failed)$/ })
       .waitFor({ timeout: 120_000 });
     const turnDiff = turnDetail.getByRole('region', { name: 'Diff of this turn' });
-    await turnDiff.getByRole('list', { name: 'Changed files' }).getByText('NOTES').waitFor();
-    expect(await turnDiff.getByRole('list', { name: 'Changed files' }).textContent()).not.toContain(
-      FILE,
-    );
+    await turnDiff.getByRole('navigation', { name: 'Changed files' }).getByText('NOTES').waitFor();
+    expect(
+      await turnDiff.getByRole('navigation', { name: 'Changed files' }).textContent(),
+    ).not.toContain(FILE);
 
     // A pull request against the fake GitHub: its link shows, an http(s) link.
     await page.getByLabel('Pull request title').fill('Web UI change <b>bold</b>');

@@ -1,6 +1,57 @@
-import { useMemo, useState } from 'react';
+import { useMemo, useRef, useState } from 'react';
 import { Diff, Hunk, parseDiff } from 'react-diff-view';
 import 'react-diff-view/style/index.css';
+
+interface TreeNode {
+  name: string;
+  children: Map<string, TreeNode>;
+  /** Index of the file in the diff, for a leaf. */
+  file?: number;
+  type?: string;
+}
+
+/** The changed files as a folder tree (paths split at `/`). */
+function treeOf(paths: readonly { path: string; type: string }[]): TreeNode {
+  const root: TreeNode = { name: '', children: new Map() };
+  paths.forEach(({ path, type }, index) => {
+    const parts = path.split('/').filter((part) => part !== '');
+    let node = root;
+    parts.forEach((part, i) => {
+      const key = i === parts.length - 1 ? `${part}\u0000${index}` : part;
+      let next = node.children.get(key);
+      if (!next) {
+        next = { name: part, children: new Map() };
+        node.children.set(key, next);
+      }
+      node = next;
+    });
+    node.file = index;
+    node.type = type;
+  });
+  return root;
+}
+
+function Tree({ node, onOpen }: { node: TreeNode; onOpen: (file: number) => void }) {
+  return (
+    <ul>
+      {[...node.children.values()].map((child, i) =>
+        child.file !== undefined ? (
+          <li key={i}>
+            <span className={`change-${child.type ?? ''}`}>{child.type}</span>{' '}
+            <button type="button" className="link" onClick={() => onOpen(child.file ?? 0)}>
+              {child.name}
+            </button>
+          </li>
+        ) : (
+          <li key={i}>
+            <span className="folder">{child.name}/</span>
+            <Tree node={child} onOpen={onOpen} />
+          </li>
+        ),
+      )}
+    </ul>
+  );
+}
 
 /**
  * A git diff: a list of its files, then each file's hunks (react-diff-view renders them as text),
@@ -15,6 +66,7 @@ export function DiffView({ diff, label }: { diff: string; label: string }) {
       return undefined;
     }
   }, [diff]);
+  const fileRefs = useRef<(HTMLDivElement | null)[]>([]);
   if (diff.trim() === '') return <p className="sub">No changes.</p>;
   if (!files) return <pre className="raw-diff">{diff}</pre>;
   const name = (f: (typeof files)[number]) =>
@@ -34,15 +86,20 @@ export function DiffView({ diff, label }: { diff: string; label: string }) {
           </select>
         </label>
       </div>
-      <ul className="file-tree" aria-label="Changed files">
-        {files.map((file, i) => (
-          <li key={i}>
-            <span className={`change-${file.type}`}>{file.type}</span> {name(file)}
-          </li>
-        ))}
-      </ul>
+      <nav className="file-tree" aria-label="Changed files">
+        <Tree
+          node={treeOf(files.map((f) => ({ path: name(f), type: f.type })))}
+          onOpen={(i) => fileRefs.current[i]?.scrollIntoView({ block: 'start' })}
+        />
+      </nav>
       {files.map((file, i) => (
-        <div className="diff-file" key={i}>
+        <div
+          className="diff-file"
+          key={i}
+          ref={(element) => {
+            fileRefs.current[i] = element;
+          }}
+        >
           <h4 className="diff-file-name">{name(file)}</h4>
           {file.hunks.length === 0 ? (
             <p className="sub">No text changes (binary or mode only).</p>
