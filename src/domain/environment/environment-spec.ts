@@ -223,7 +223,8 @@ export const environmentSpecSchema = z
       ctx.addIssue({
         code: 'custom',
         path: ['verifyRequired'],
-        message: 'verifyRequired needs a verify command (add "verify: …", or remove verifyRequired)',
+        message:
+          'verifyRequired needs a verify command (add "verify: …", or remove verifyRequired)',
       });
     }
     refuseInertInternetSettings(spec.internet, ctx);
