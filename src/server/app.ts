@@ -10,7 +10,7 @@ import { registerTaskRoutes } from './task-routes.js';
 import type { ErrorBody } from '../errors/berth-error.js';
 import { requestBodies } from './api-schemas.js';
 import { buildOpenApiDocument } from './openapi.js';
-import { isYamlBody, readBody, readYamlSpec } from './request-body.js';
+import { isYamlBody, readBody, readEnvironmentJson, readYamlSpec } from './request-body.js';
 import { views } from './views.js';
 import { authenticate } from './request-auth.js';
 import { registerSessionRoutes, registerSignedInSessionRoutes } from './session-routes.js';
@@ -128,16 +128,21 @@ export function createApp(deps: AppDependencies): Hono<Env> {
 
   // The environment routes take JSON ({ spec, … }) or, with a YAML Content-Type, an
   // environment file as the whole body (the spec alone: secret values need the JSON shape).
+  // Either is parsed on the worker thread, off the event loop (request-body.ts).
   const yamlOr = async <T>(request: Request, json: () => Promise<T>) =>
     isYamlBody(request) ? { spec: await readYamlSpec(request) } : json();
 
   app.post('/v1/environments/validate', async (c) => {
-    const body = await yamlOr(c.req.raw, () => readBody(c.req.raw, requestBodies.validate));
+    const body = await yamlOr(c.req.raw, () =>
+      readEnvironmentJson(c.req.raw, requestBodies.validate),
+    );
     return c.json({ valid: true as const, spec: environments.validate(body.spec) });
   });
 
   app.post('/v1/environments', async (c) => {
-    const body = await yamlOr(c.req.raw, () => readBody(c.req.raw, requestBodies.create));
+    const body = await yamlOr(c.req.raw, () =>
+      readEnvironmentJson(c.req.raw, requestBodies.create),
+    );
     const created = await environments.create(c.get('caller'), {
       spec: body.spec,
       secrets: 'secrets' in body ? body.secrets : undefined,
@@ -150,7 +155,9 @@ export function createApp(deps: AppDependencies): Hono<Env> {
   });
 
   app.put('/v1/environments/:name', async (c) => {
-    const body = await yamlOr(c.req.raw, () => readBody(c.req.raw, requestBodies.update));
+    const body = await yamlOr(c.req.raw, () =>
+      readEnvironmentJson(c.req.raw, requestBodies.update),
+    );
     const updated = await environments.update(c.get('caller'), c.req.param('name'), {
       spec: body.spec,
       secrets: 'secrets' in body ? body.secrets : undefined,

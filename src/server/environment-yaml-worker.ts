@@ -6,11 +6,18 @@ import {
   type ComposeResult,
   type EnvironmentYamlLimits,
 } from '../domain/environment/environment-yaml.js';
+import {
+  composeEnvironmentBody,
+  valueLimitIssue,
+  type EnvironmentBodyResult,
+} from '../domain/environment/environment-json.js';
 
 /**
- * Environment files are parsed on a worker thread, never on the server's event loop (which also
- * answers `/health` and runs the egress proxies): even within the limits of environment-yaml.ts
- * the YAML library takes tens of milliseconds for a few thousand keys.
+ * Environment files, and the JSON bodies of the environment routes, are parsed on a worker
+ * thread, never on the server's event loop (which also answers `/health` and runs the egress
+ * proxies): even within the limits of environment-yaml.ts the YAML library takes tens of
+ * milliseconds for a few thousand keys, and `JSON.parse` with the key count about 50 ms for a
+ * body of 40,000 keys.
  *
  * Threat model. A caller sends the worst text the limits allow, many of them, or one that makes
  * the library misbehave. One worker, one parse at a time (callers queue); a parse that takes
@@ -18,31 +25,47 @@ import {
  * is capped, and a worker that dies is replaced (its parse refused). The event loop only copies
  * the text over and the composed value (bounded by the limits) back.
  *
- * The worker runs the source of `composeEnvironmentYaml` itself (that function uses only its
- * arguments), with the `yaml` package this module resolves: no second copy of the logic.
+ * The worker runs the source of `composeEnvironmentYaml`, `composeEnvironmentBody` and
+ * `valueLimitIssue` themselves (they use only their arguments), with the `yaml` package this
+ * module resolves: no second copy of the logic.
  */
 
 export const ENVIRONMENT_YAML_TIMEOUT_MS = 2_000;
 const WORKER_HEAP_MB = 256;
 
+/** What the worker is asked: a YAML file, or a JSON body with its fields. */
+type WorkerRequest =
+  | { kind: 'yaml'; text: string; limits: EnvironmentYamlLimits; withPositions: boolean }
+  | { kind: 'json'; text: string; limits: EnvironmentYamlLimits; fields: readonly string[] };
+
 interface Job {
-  text: string;
-  limits: EnvironmentYamlLimits;
-  withPositions: boolean;
-  resolve(result: ComposeResult): void;
+  request: WorkerRequest;
+  resolve(result: unknown): void;
   reject(error: Error): void;
+  /** What the refusals below call the text: the file, the request body. */
+  subject: string;
+  /** The answer when the worker fails or takes too long. */
+  refuse(message: string): unknown;
 }
 
-type WorkerAnswer = { result: ComposeResult } | { error: string };
+type WorkerAnswer = { result: unknown } | { error: string };
 
 function workerSource(yamlPath: string): string {
   return `
 const { parentPort } = require('node:worker_threads');
 const yaml = require(${JSON.stringify(yamlPath)});
 const compose = (${composeEnvironmentYaml.toString()});
-parentPort.on('message', ({ text, limits, withPositions }) => {
+const valueLimitIssue = (${valueLimitIssue.toString()});
+const composeBody = (${composeEnvironmentBody.toString()});
+parentPort.on('message', (request) => {
   try {
-    parentPort.postMessage({ result: compose(yaml, text, limits, withPositions) });
+    const { text, limits } = request;
+    parentPort.postMessage({
+      result:
+        request.kind === 'json'
+          ? composeBody(text, limits, request.fields, valueLimitIssue)
+          : compose(yaml, text, limits, request.withPositions),
+    });
   } catch (error) {
     parentPort.postMessage({ error: String((error && error.message) || error) });
   }
@@ -52,6 +75,10 @@ parentPort.on('message', ({ text, limits, withPositions }) => {
 
 function refused(message: string): ComposeResult {
   return { ok: false, issues: [{ path: '(root)', message }] };
+}
+
+function bodyRefused(message: string): EnvironmentBodyResult {
+  return { ok: false, refusal: 'body', issue: { path: [], message } };
 }
 
 export class EnvironmentYamlWorker {
@@ -77,8 +104,37 @@ export class EnvironmentYamlWorker {
       return Promise.resolve(
         refused(`the file is ${bytes} bytes; at most ${limits.maxBytes} are accepted`),
       );
-    return new Promise((resolve, reject) => {
-      this.queue.push({ text, limits, withPositions, resolve, reject });
+    return this.run<ComposeResult>(
+      { kind: 'yaml', text, limits, withPositions },
+      'the file',
+      refused,
+    );
+  }
+
+  /**
+   * A JSON body of an environment route parsed and held to the limits, on the worker (see
+   * environment-json.ts); `fields` are the body's own fields. Its size is the request's (1 MiB).
+   */
+  composeJsonBody(
+    text: string,
+    fields: readonly string[],
+    limits = ENVIRONMENT_YAML_LIMITS,
+  ): Promise<EnvironmentBodyResult> {
+    return this.run<EnvironmentBodyResult>(
+      { kind: 'json', text, limits, fields },
+      'the request body',
+      bodyRefused,
+    );
+  }
+
+  private run<T>(
+    request: WorkerRequest,
+    subject: string,
+    refuse: (message: string) => T,
+  ): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const answer = resolve as (result: unknown) => void;
+      this.queue.push({ request, resolve: answer, reject, subject, refuse });
       this.next();
     });
   }
@@ -106,12 +162,14 @@ export class EnvironmentYamlWorker {
     worker.on('error', (error) => {
       if (this.worker !== worker) return;
       this.worker = undefined;
-      this.finish()?.resolve(refused(`the file could not be parsed (${error.message})`));
+      const job = this.finish();
+      job?.resolve(job.refuse(`${job.subject} could not be parsed (${error.message})`));
     });
     worker.on('exit', () => {
       if (this.worker !== worker) return;
       this.worker = undefined;
-      this.finish()?.resolve(refused('the file could not be parsed (the parser stopped)'));
+      const job = this.finish();
+      job?.resolve(job.refuse(`${job.subject} could not be parsed (the parser stopped)`));
     });
     return worker;
   }
@@ -139,11 +197,11 @@ export class EnvironmentYamlWorker {
       this.running = undefined;
       this.worker = undefined;
       void worker.terminate();
-      job.resolve(refused(`the file took longer than ${this.timeoutMs} ms to parse`));
+      job.resolve(job.refuse(`${job.subject} took longer than ${this.timeoutMs} ms to parse`));
       this.next();
     }, this.timeoutMs);
     timer.unref();
     this.running = { job, timer };
-    worker.postMessage({ text: job.text, limits: job.limits, withPositions: job.withPositions });
+    worker.postMessage(job.request);
   }
 }

@@ -1,6 +1,10 @@
 import type { z } from 'zod';
 import { BerthError } from '../errors/berth-error.js';
-import { formatPath, specFromComposed } from '../domain/environment/environment-file.js';
+import {
+  formatPath,
+  specFromComposed,
+  valueLimitRefusal,
+} from '../domain/environment/environment-file.js';
 import { EnvironmentYamlWorker } from './environment-yaml-worker.js';
 import { ENVIRONMENT_YAML_LIMITS } from '../domain/environment/environment-yaml.js';
 
@@ -105,7 +109,39 @@ export async function readBody<S extends z.ZodType>(
   request: Request,
   schema: S,
 ): Promise<z.output<S>> {
-  const value = await readJson(request);
+  return checkBody(await readJson(request), schema);
+}
+
+/**
+ * Reads the JSON body of an environment route (`{ spec, … }`): parsed and held to the limits of
+ * environment files on the worker thread (environment-json.ts), never on the event loop, which
+ * only copies the text over and the bounded value back. Refusals as `readBody`'s, and a spec
+ * past a limit as the environment service's (`invalid_environment`, the path inside the spec).
+ */
+export async function readEnvironmentJson<S extends z.ZodObject>(
+  request: Request,
+  schema: S,
+): Promise<z.output<S>> {
+  const text = await readText(request);
+  const parsed = await yamlWorker.composeJsonBody(text, Object.keys(schema.shape));
+  if (!parsed.ok) {
+    if (parsed.refusal === 'json') throw new BerthError('invalid_input', parsed.message);
+    if (parsed.refusal === 'spec') throw valueLimitRefusal(parsed.issue);
+    const issue = { path: formatPath(parsed.issue.path), message: parsed.issue.message };
+    throw new BerthError('invalid_input', `request body: ${issue.path}: ${issue.message}`, {
+      issues: [issue],
+    });
+  }
+  // The copy of the value back from the worker was one task; the body's schema is another, and
+  // the service's check of the spec (the caller's next step) a third.
+  await new Promise((resolve) => setImmediate(resolve));
+  const body = checkBody(parsed.value, schema);
+  await new Promise((resolve) => setImmediate(resolve));
+  return body;
+}
+
+/** Checks a body's value against a schema; refusals name the field path. */
+function checkBody<S extends z.ZodType>(value: unknown, schema: S): z.output<S> {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
   const issues = result.error.issues.map((issue) => {

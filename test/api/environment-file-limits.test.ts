@@ -1,5 +1,5 @@
 /* eslint-disable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-return, @typescript-eslint/no-unsafe-argument -- tests poke at JSON bodies */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startTestServer, type ApiResponse, type TestServer } from './api-server.js';
 import { ENVIRONMENT_YAML_LIMITS } from '../../src/domain/environment/environment-yaml.js';
 
@@ -83,12 +83,126 @@ describe('environment files within limits, off the event loop', () => {
     expect(slowestMs).toBeLessThan(2_000);
   });
 
-  it('refuses the same 40,000 keys in a JSON body', async () => {
+  /**
+   * Sends `body` as JSON while watching the event loop's `JSON.parse` (the server runs in this
+   * process): whether the server parsed the body's text there, and the slowest `/health` answer.
+   */
+  async function jsonOffTheLoop(body: string, path = '/v1/environments/validate', method = 'POST') {
+    const parse = vi.spyOn(JSON, 'parse');
+    try {
+      const { result } = await whileHealthPolled(
+        server.request(method, path, {
+          rawBody: body,
+          headers: { 'content-type': 'application/json' },
+        }),
+      );
+      // The body's own text: only the server parses it (the test parses the answers).
+      const onLoop = parse.mock.calls.some(([text]) => text === body);
+      return { result, parsedOnLoop: onLoop };
+    } finally {
+      parse.mockRestore();
+    }
+  }
+
+  it('refuses the same 40,000 keys in a JSON body, parsed off the event loop, /health answering', async () => {
     const env = Object.fromEntries(Array.from({ length: 40_000 }, (_, i) => [`K${i}`, 'v']));
-    const response = await server.request('POST', '/v1/environments/validate', {
-      body: { spec: { name: 'limits', repository: REPO, env } },
+    const body = JSON.stringify({ spec: { name: 'limits', repository: REPO, env } });
+    expect(body.length).toBeGreaterThan(500_000);
+    for (const [method, path] of [
+      ['POST', '/v1/environments/validate'],
+      ['POST', '/v1/environments'],
+      ['PUT', '/v1/environments/limits'],
+    ] as const) {
+      const { result, parsedOnLoop } = await jsonOffTheLoop(body, path, method);
+      const first = expectRefusal(result, /more than 2000 keys and sequence items/);
+      expect(first).toEqual({ path: 'env', message: 'more than 2000 keys and sequence items' });
+      // The old code ran JSON.parse on the body (and counted its keys) on the event loop.
+      expect(parsedOnLoop, `${method} ${path}`).toBe(false);
+    }
+  });
+
+  it('accepts a JSON body within the limits, parsed off the event loop', async () => {
+    const env = Object.fromEntries(
+      Array.from({ length: ENVIRONMENT_YAML_LIMITS.maxEntries - 100 }, (_, i) => [`K${i}`, 'v']),
+    );
+    const body = JSON.stringify({ spec: { name: 'limits', repository: REPO, env } });
+    const { result, parsedOnLoop } = await jsonOffTheLoop(body);
+    expect(result.status, result.text).toBe(200);
+    expect(Object.keys(result.json.spec.env)).toHaveLength(
+      ENVIRONMENT_YAML_LIMITS.maxEntries - 100,
+    );
+    expect(parsedOnLoop).toBe(false);
+  });
+
+  it('refuses alias-free deep nesting in a JSON body with a 400 naming the depth and path', async () => {
+    // 100,000 levels of objects in 1 MiB: no aliases needed, JSON nests as deep as it is long.
+    const depth = 100_000;
+    const nested = `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`;
+    const body = `{"spec":{"name":"limits","repository":"${REPO}","env":${nested}}}`;
+    expect(body.length).toBeLessThanOrEqual(1024 * 1024);
+    const { result, parsedOnLoop } = await jsonOffTheLoop(body);
+    const first = expectRefusal(result, /nested more than 32 levels deep/);
+    expect(first.path).toBe(`env${'.a'.repeat(31)}`);
+    expect(parsedOnLoop).toBe(false);
+  });
+
+  it('holds the rest of a JSON body to the same limits, with the path; unknown fields refused by name', async () => {
+    const depth = 100_000;
+    const spec = { name: 'limits', repository: REPO };
+    const secrets = Object.fromEntries(Array.from({ length: 40_000 }, (_, i) => [`S${i}`, 'v']));
+    const cases: Array<[string, RegExp, RegExp]> = [
+      // Deep nesting inside a known field: refused at the depth, with the path in the body.
+      [
+        `{"spec":${JSON.stringify(spec)},"secrets":{"A":${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}}}`,
+        /nested more than 32 levels deep/,
+        new RegExp(`^secrets\\.A${'\\.a'.repeat(30)}$`),
+      ],
+      [JSON.stringify({ spec, secrets }), /more than 2000 keys and sequence items/, /^secrets$/],
+      // An unknown field is not looked into (however deep): the schema names it, as before.
+      [
+        `{"spec":${JSON.stringify(spec)},"extra":${'['.repeat(depth)}${']'.repeat(depth)}}`,
+        /unknown field "extra"/,
+        /^extra$/,
+      ],
+      // ... and a million of them are counted, not listed.
+      [
+        `{"spec":${JSON.stringify(spec)},${Array.from({ length: 50_000 }, (_, i) => `"x${i}":0`).join(',')}}`,
+        /more than 2000 keys and sequence items/,
+        /^\(root\)$/,
+      ],
+    ];
+    for (const [body, reason, path] of cases) {
+      const { result, parsedOnLoop } = await jsonOffTheLoop(body, '/v1/environments', 'POST');
+      expect(result.status, result.text).toBe(400);
+      expect(result.json.code).toBe('invalid_input');
+      expect(result.json.message).toMatch(reason);
+      expect(result.json.details.issues[0].path).toMatch(path);
+      expect(parsedOnLoop).toBe(false);
+    }
+  });
+
+  it('refuses an empty or malformed JSON environment body as before', async () => {
+    for (const [text, reason] of [
+      ['  ', /the request body is empty; a JSON object is expected/],
+      ['{"spec": {', /the request body is not valid JSON: /],
+    ] as const) {
+      const response = await server.request('POST', '/v1/environments/validate', {
+        rawBody: text,
+        headers: { 'content-type': 'application/json' },
+      });
+      expect(response.status, response.text).toBe(400);
+      expect(response.json.code).toBe('invalid_input');
+      expect(response.json.message).toMatch(reason);
+    }
+    // The body's own schema still names the field.
+    const unknown = await server.request('POST', '/v1/environments/validate', {
+      body: { spec: { name: 'limits', repository: REPO }, nope: 1 },
     });
-    expectRefusal(response, /more than 2000 keys and sequence items/);
+    expect(unknown.status).toBe(400);
+    expect(unknown.json.details.issues[0]).toEqual({
+      path: 'nope',
+      message: 'unknown field "nope"',
+    });
   });
 
   it('accepts the largest file within the limits while /health keeps answering', async () => {

@@ -7,6 +7,10 @@ import {
 } from '../../src/domain/environment/environment-yaml.js';
 import { BerthError } from '../../src/errors/berth-error.js';
 import { EnvironmentYamlWorker } from '../../src/server/environment-yaml-worker.js';
+import {
+  composeEnvironmentBody,
+  valueLimitIssue,
+} from '../../src/domain/environment/environment-json.js';
 
 /**
  * The limits of environment files on the in-place parse (`berth env validate`, `berth run`) and
@@ -134,5 +138,56 @@ describe('environment files on the worker', () => {
     results.forEach((result, i) => {
       expect(result.ok && (result.value as { setup: string }).setup).toBe(`step ${i}`);
     });
+  });
+});
+
+describe('JSON environment bodies on the worker', () => {
+  const worker = new EnvironmentYamlWorker();
+  afterAll(() => worker.close());
+  const FIELDS = ['spec', 'secrets', 'removeSecrets'];
+  const spec = { name: 'limits', repository: 'https://git.example/acme/app.git' };
+
+  it('gives the same answers as in place: accepted, refused by the spec, the body or the JSON', async () => {
+    const env = (count: number) =>
+      Object.fromEntries(Array.from({ length: count }, (_, i) => [`K${i}`, 'v']));
+    for (const text of [
+      JSON.stringify({ spec: { ...spec, env: env(10) }, secrets: { A: 'a' } }),
+      JSON.stringify({ spec: { ...spec, env: env(3_000) } }),
+      JSON.stringify({ spec, removeSecrets: Array.from({ length: 3_000 }, () => 'A') }),
+      `{"spec": ${JSON.stringify(spec)}, "__proto__": {"x": 1}, "other": [[[1]]]}`,
+      '[1, 2]',
+      '{"spec": ',
+      ' ',
+    ]) {
+      expect(await worker.composeJsonBody(text, FIELDS)).toEqual(
+        composeEnvironmentBody(text, ENVIRONMENT_YAML_LIMITS, FIELDS, valueLimitIssue),
+      );
+    }
+    // An unknown field comes back by name (even `__proto__`), its value not looked into.
+    const answer = await worker.composeJsonBody(
+      `{"spec": ${JSON.stringify(spec)}, "__proto__": {"x": 1}}`,
+      FIELDS,
+    );
+    expect(answer.ok && Object.keys(answer.value as object)).toEqual(['spec', '__proto__']);
+    expect(answer.ok && Object.getPrototypeOf(answer.value)).toBe(Object.prototype);
+  });
+
+  it('refuses a parse that takes longer than its time-out, and keeps serving YAML and JSON', async () => {
+    const slow = new EnvironmentYamlWorker(1);
+    try {
+      const big = JSON.stringify({ spec: { ...spec, setup: 'x'.repeat(900_000) } });
+      expect(await slow.composeJsonBody(big, FIELDS)).toEqual({
+        ok: false,
+        refusal: 'body',
+        issue: { path: [], message: 'the request body took longer than 1 ms to parse' },
+      });
+    } finally {
+      await slow.close();
+    }
+    const answers = await Promise.all([
+      worker.composeJsonBody(JSON.stringify({ spec: { ...spec, setup: 'json' } }), FIELDS),
+      worker.compose(`${HEAD}setup: yaml\n`),
+    ]);
+    expect(answers.map((answer) => answer.ok)).toEqual([true, true]);
   });
 });

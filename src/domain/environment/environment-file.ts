@@ -8,6 +8,7 @@ import {
   type ComposeResult,
   type NodePositions,
 } from './environment-yaml.js';
+import { valueLimitIssue, type ValueLimitIssue } from './environment-json.js';
 
 /**
  * Parsing and validation of environments: from a YAML file (with line and column for every
@@ -91,39 +92,20 @@ function checkUnique(spec: EnvironmentSpec): SpecIssue[] {
   return issues;
 }
 
+/** The refusal of a value that passes the key or nesting limit (see environment-json.ts). */
+export function valueLimitRefusal(issue: ValueLimitIssue, source = 'environment'): BerthError {
+  return refusal(source, [{ path: formatPath(issue.path), message: issue.message }]);
+}
+
 /**
  * The limits of environment-yaml.ts on a value that did not come from YAML (the API's JSON): at
- * most `maxEntries` keys and items and `maxDepth` levels, checked before the schema sees it.
+ * most `maxEntries` keys and items and `maxDepth` levels, checked before the schema sees it. The
+ * server checks a JSON body's spec on its worker first (environment-json.ts); this check is for
+ * every other way a value arrives, and costs little on one the worker passed.
  */
 function checkValueLimits(value: unknown, source: string): void {
-  const { maxEntries, maxDepth } = ENVIRONMENT_YAML_LIMITS;
-  let entries = 0;
-  const tooMany = (path: PropertyKey[]) =>
-    refusal(source, [
-      { path: formatPath(path), message: `more than ${maxEntries} keys and sequence items` },
-    ]);
-  const stack: Array<{ node: unknown; path: PropertyKey[] }> = [{ node: value, path: [] }];
-  for (let next = stack.pop(); next !== undefined; next = stack.pop()) {
-    const { node, path } = next;
-    if (node === null || typeof node !== 'object') continue;
-    if (path.length >= maxDepth)
-      throw refusal(source, [
-        { path: formatPath(path), message: `nested more than ${maxDepth} levels deep` },
-      ]);
-    // Counted one by one, so a mapping of a million keys costs no more than the limit.
-    if (Array.isArray(node)) {
-      for (let i = 0; i < node.length; i++) {
-        if (++entries > maxEntries) throw tooMany(path);
-        stack.push({ node: node[i], path: [...path, i] });
-      }
-    } else {
-      for (const key in node) {
-        if (!Object.hasOwn(node, key)) continue;
-        if (++entries > maxEntries) throw tooMany(path);
-        stack.push({ node: (node as Record<string, unknown>)[key], path: [...path, key] });
-      }
-    }
-  }
+  const issue = valueLimitIssue(value, ENVIRONMENT_YAML_LIMITS);
+  if (issue) throw valueLimitRefusal(issue, source);
 }
 
 /** Validates a JSON value (the API's body) as an environment. */
