@@ -92,6 +92,8 @@ export const MAX_LOG_BYTES = 32 * 1024 * 1024;
 export interface AttemptRunnerOptions {
   runtime: SandboxRuntime;
   cache: CacheEntries;
+  /** When the environment's cache was last reset by hand in this process (CacheCollector). */
+  cacheResetAt?: (environmentId: string) => string | undefined;
   enforcer: NetworkPolicyEnforcer;
   /** Maps an environment's image name (`universal`, `minimal`, or a reference) to a local image. */
   resolveImage: (name: string) => string;
@@ -740,7 +742,12 @@ export class AttemptRunner {
     parts: CacheKeyParts,
   ): Promise<string> {
     const latest = await this.options.cache.latestCacheEntry(environmentId);
-    if (latest === undefined) return 'no cache entry yet';
+    if (latest === undefined) {
+      const resetAt = this.options.cacheResetAt?.(environmentId);
+      return resetAt !== undefined
+        ? `the cache was reset by hand at ${resetAt} (berth env cache reset)`
+        : 'no cache entry yet';
+    }
     if (latest.key === key) {
       return isCacheEntryLive(latest, this.now())
         ? 'the cache entry was reset'

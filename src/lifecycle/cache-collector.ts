@@ -1,6 +1,13 @@
 import type { SandboxRuntime } from '../ports/sandbox-runtime.js';
 import type { Store } from '../ports/store.js';
+import type { CacheEntry } from '../domain/cache/cache-entry.js';
+import type {
+  CacheImageHold,
+  CacheResetImage,
+  CacheResetReport,
+} from '../domain/cache/cache-reset.js';
 import { BERTH_LABELS } from '../runtime/labels.js';
+import { warmOwnerOf } from './warm-pool.js';
 
 /**
  * Garbage collection of Berth's images: cache entries that expired (or whose environment is
@@ -17,13 +24,92 @@ export class CacheCollector {
     private readonly now: () => Date = () => new Date(),
   ) {}
 
-  /** Drops every cache entry of an environment (`berth env cache reset`); returns how many. */
-  async reset(environmentId: string): Promise<number> {
+  /** Environment id → when its cache was last reset here (kept in memory: gone on a restart). */
+  private readonly resets = new Map<string, string>();
+
+  /** When `reset` last ran for the environment in this process, for the next task's log. */
+  resetAt(environmentId: string): string | undefined {
+    return this.resets.get(environmentId);
+  }
+
+  /**
+   * Drops every cache entry of an environment (`berth env cache reset`) and removes their images.
+   * Warm sandboxes started from one go with it (nothing ran in them yet). An image the engine
+   * keeps (a snapshot committed on it, a sandbox still running from it) is reported with what
+   * holds it; `collect` removes it once those are gone (a snapshot at its `berth.expires-at`).
+   */
+  async reset(environmentId: string): Promise<CacheResetReport> {
     const entries = await this.store.listCacheEntries(environmentId);
+    this.resets.set(environmentId, this.now().toISOString());
     await this.store.deleteCacheEntries(entries.map((e) => e.id));
-    for (const entry of entries)
-      await this.runtime.removeImage(entry.imageId).catch(() => undefined);
-    return entries.length;
+    const images: CacheResetImage[] = [];
+    for (const entry of entries) {
+      const fromIt = (image: string) => image === entry.image || image === entry.imageId;
+      for (const sandbox of await this.runtime.list({}).catch(() => [])) {
+        if (warmOwnerOf(sandbox.name) !== undefined && fromIt(sandbox.image))
+          await this.runtime.remove(sandbox.id).catch(() => undefined);
+      }
+      if (await this.remove(entry.imageId)) {
+        images.push({ image: entry.image, removed: true, heldBy: [] });
+        continue;
+      }
+      images.push({ image: entry.image, removed: false, heldBy: await this.holders(entry) });
+    }
+    return { removed: entries.length, images };
+  }
+
+  /** What keeps a cache image: snapshots made on it (by their `berth.cache`) and its sandboxes. */
+  private async holders(entry: CacheEntry): Promise<CacheImageHold[]> {
+    const held: CacheImageHold[] = [];
+    const snapshots = await this.runtime.listImages({ [BERTH_LABELS.kind]: 'snapshot' });
+    const parentOf = new Map(snapshots.map((i) => [i.id, i.parentId]));
+    /** Committed on the entry's image, or on a snapshot that was (a follow-up's). */
+    const onEntry = (id: string | undefined): boolean => {
+      for (let at = id, steps = 0; at !== undefined && steps < 1000; steps++) {
+        if (at === entry.imageId) return true;
+        at = parentOf.get(at);
+      }
+      return false;
+    };
+    for (const image of snapshots) {
+      // Where the runtime records no parent, the entry's key (a snapshot inherits `berth.cache`).
+      const parentKnown = snapshots.some((i) => i.parentId !== undefined);
+      if (parentKnown ? !onEntry(image.parentId) : image.labels[BERTH_LABELS.cache] !== entry.key)
+        continue;
+      held.push({
+        kind: 'snapshot',
+        name: image.tags[0] ?? image.id,
+        attempt: image.labels[BERTH_LABELS.attempt] ?? null,
+        expiresAt: image.labels['berth.expires-at'] ?? null,
+      });
+    }
+    for (const sandbox of await this.runtime.list({})) {
+      if (sandbox.image !== entry.image && sandbox.image !== entry.imageId) continue;
+      const attempt = sandbox.labels[BERTH_LABELS.attempt];
+      held.push({
+        kind: 'sandbox',
+        name: sandbox.name,
+        attempt: attempt === undefined || attempt === '' ? null : attempt,
+        expiresAt: null,
+      });
+    }
+    return held;
+  }
+
+  /** Each entry's size beyond its base image (the layers its setup added); null when unknown. */
+  async sizesBeyondBase(entries: readonly CacheEntry[]): Promise<Map<string, number | null>> {
+    const bases = new Map<string, number | null>();
+    const out = new Map<string, number | null>();
+    for (const entry of entries) {
+      const baseId = entry.parts.baseImage;
+      if (!bases.has(baseId)) {
+        const base = await this.runtime.inspectImage(baseId).catch(() => undefined);
+        bases.set(baseId, base?.sizeBytes ?? null);
+      }
+      const base = bases.get(baseId) ?? null;
+      out.set(entry.id, base === null ? null : Math.max(0, entry.sizeBytes - base));
+    }
+    return out;
   }
 
   async collect(): Promise<{ cacheEntries: number; images: number; snapshots: number }> {

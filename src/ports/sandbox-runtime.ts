@@ -88,6 +88,8 @@ export interface ImageInfo {
   labels: Record<string, string>;
   sizeBytes: number;
   createdAt: string;
+  /** The image it was committed on, where the runtime records one (`listImages`). */
+  parentId?: string;
 }
 
 export interface NetworkInfo {

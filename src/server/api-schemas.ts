@@ -307,7 +307,42 @@ export const cacheEntryView = z.object({
   createdAt: z.string(),
   expiresAt: z.string(),
   ageMs: z.number(),
-  live: z.boolean(),
+  live: z.boolean().describe('Not expired (a stale entry is live but no task will use it)'),
+  state: z
+    .enum(['live', 'stale', 'expired'])
+    .describe(
+      '`stale`: its key no longer matches the environment (see `staleBecause`); `expired`: past `expiresAt`',
+    ),
+  staleBecause: z
+    .array(z.string())
+    .describe(
+      'The parts of the environment changed since: repository, versions, setup, maintenance, env',
+    ),
+  sizeBeyondBaseBytes: z
+    .number()
+    .nullable()
+    .describe('What the setup added to the base image (null: the base image is gone)'),
+});
+
+export const cacheResetView = z.object({
+  environment: z.string(),
+  removed: z.number().describe('Cache entries dropped'),
+  images: z.array(
+    z.object({
+      image: z.string(),
+      removed: z.boolean(),
+      heldBy: z
+        .array(
+          z.object({
+            kind: z.enum(['snapshot', 'sandbox']),
+            name: z.string(),
+            attempt: z.string().nullable(),
+            expiresAt: z.string().nullable(),
+          }),
+        )
+        .describe('What keeps an image not removed; it is removed once they are gone'),
+    }),
+  ),
 });
 
 export const cacheView = z.object({ environment: z.string(), entries: z.array(cacheEntryView) });

@@ -146,6 +146,7 @@ export async function startServer(config: BerthConfig, logger: Logger): Promise<
       store,
       runner: scheduler,
       resetCache: (environmentId) => collector.reset(environmentId),
+      cacheSizes: (entries) => collector.sizesBeyondBase(entries),
       openSecrets: async (environment) =>
         Object.fromEntries(await environments.openSecrets(environment.id)),
       pullRequests: new PullRequestService({

@@ -16,6 +16,7 @@ import {
   eventList,
   diffView,
   cacheView,
+  cacheResetView,
   pickTaskBody,
   pickResult,
   pullRequestBody,
@@ -399,7 +400,7 @@ export function buildOpenApiDocument(version: string): JsonSchema {
           summary: 'Reset the cache: drop the entries and their images',
           security: authed,
           responses: {
-            '200': { description: '{ environment, removed }' },
+            '200': ok('What was removed, and what keeps each image that was not', cacheResetView),
             ...errors('not_found', ...common),
           },
         },

@@ -171,16 +171,21 @@ export function registerTaskRoutes(
   });
 
   app.get('/v1/environments/:name/cache', async (c) => {
-    const { environment, entries } = await tasks.cache(c.get('caller'), c.req.param('name'));
+    const { environment, entries, sizesBeyondBase } = await tasks.cache(
+      c.get('caller'),
+      c.req.param('name'),
+    );
     const at = now();
     return c.json({
       environment: environment.spec.name,
-      entries: entries.map((e) => cacheEntryView(e, at)),
+      entries: entries.map((e) =>
+        cacheEntryView(e, at, environment.spec, sizesBeyondBase.get(e.id) ?? null),
+      ),
     });
   });
 
   app.delete('/v1/environments/:name/cache', async (c) => {
-    const removed = await tasks.resetCache(c.get('caller'), c.req.param('name'));
-    return c.json({ environment: c.req.param('name'), removed });
+    const report = await tasks.resetCache(c.get('caller'), c.req.param('name'));
+    return c.json({ environment: c.req.param('name'), ...report });
   });
 }

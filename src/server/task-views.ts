@@ -1,4 +1,6 @@
 import type { CacheEntry } from '../domain/cache/cache-entry.js';
+import { staleCacheParts } from '../domain/cache/cache-staleness.js';
+import type { EnvironmentSpec } from '../domain/environment/environment-spec.js';
 import type { z } from 'zod';
 import { attemptStatus, type Attempt } from '../domain/task/attempt.js';
 import type {
@@ -89,7 +91,14 @@ export function taskView(
 
 export type CacheEntryView = z.output<typeof cacheEntrySchema>;
 
-export function cacheEntryView(entry: CacheEntry, now: Date): CacheEntryView {
+export function cacheEntryView(
+  entry: CacheEntry,
+  now: Date,
+  spec?: EnvironmentSpec,
+  sizeBeyondBaseBytes: number | null = null,
+): CacheEntryView {
+  const live = Date.parse(entry.expiresAt) > now.getTime();
+  const staleBecause = spec === undefined ? [] : staleCacheParts(entry.parts, spec);
   return {
     id: entry.id,
     key: entry.key,
@@ -101,6 +110,9 @@ export function cacheEntryView(entry: CacheEntry, now: Date): CacheEntryView {
     createdAt: entry.createdAt,
     expiresAt: entry.expiresAt,
     ageMs: now.getTime() - Date.parse(entry.createdAt),
-    live: Date.parse(entry.expiresAt) > now.getTime(),
+    live,
+    state: !live ? 'expired' : staleBecause.length > 0 ? 'stale' : 'live',
+    staleBecause,
+    sizeBeyondBaseBytes,
   };
 }

@@ -1,4 +1,5 @@
 import type { CacheEntry } from '../domain/cache/cache-entry.js';
+import type { CacheResetReport } from '../domain/cache/cache-reset.js';
 import type { AttemptEvent } from '../domain/task/attempt-event.js';
 import { attemptStatus, type Attempt } from '../domain/task/attempt.js';
 import { newId } from '../domain/ids.js';
@@ -56,8 +57,13 @@ export interface TaskRunner {
 export interface TaskServiceOptions {
   store: Store;
   runner: TaskRunner;
-  /** Drops an environment's cache entries and their images; returns how many. */
-  resetCache(environmentId: string): Promise<number>;
+  /**
+   * Drops an environment's cache entries and their images; says what keeps an image that could
+   * not be removed (a bare count from a runner that cannot tell).
+   */
+  resetCache(environmentId: string): Promise<number | CacheResetReport>;
+  /** Each entry's size beyond its base image, by entry id (null: unknown). */
+  cacheSizes?: (entries: readonly CacheEntry[]) => Promise<Map<string, number | null>>;
   /** Whether a prompt (not only `--command`) can run: the agent needs a model. */
   agentAvailable: boolean;
   agentUnavailableReason: string;
@@ -498,14 +504,23 @@ export class TaskService {
   async cache(
     caller: Caller,
     environmentName: string,
-  ): Promise<{ environment: StoredEnvironment; entries: CacheEntry[] }> {
+  ): Promise<{
+    environment: StoredEnvironment;
+    entries: CacheEntry[];
+    sizesBeyondBase: Map<string, number | null>;
+  }> {
     const environment = await this.visibleEnvironment(caller, environmentName);
-    return { environment, entries: await this.options.store.listCacheEntries(environment.id) };
+    const entries = await this.options.store.listCacheEntries(environment.id);
+    const sizesBeyondBase =
+      (await this.options.cacheSizes?.(entries).catch(() => undefined)) ??
+      new Map<string, number | null>();
+    return { environment, entries, sizesBeyondBase };
   }
 
-  async resetCache(caller: Caller, environmentName: string): Promise<number> {
+  async resetCache(caller: Caller, environmentName: string): Promise<CacheResetReport> {
     const environment = await this.visibleEnvironment(caller, environmentName);
-    return this.options.resetCache(environment.id);
+    const report = await this.options.resetCache(environment.id);
+    return typeof report === 'number' ? { removed: report, images: [] } : report;
   }
 }
 

@@ -8,6 +8,7 @@ import type { EnvironmentSpec } from '../../domain/environment/environment-spec.
 import type { CacheEntryView } from '../../server/task-views.js';
 import { registerEnvTestCommand } from './task-command.js';
 import { describeEnvironment } from '../environment-description.js';
+import { cacheSize, describeCacheReset, type CacheResetView } from '../cache-description.js';
 
 interface EnvironmentView {
   id: string;
@@ -186,9 +187,9 @@ export function registerEnvCommands(program: Command, ctx: CliContext): void {
         view.entries.map((e) => ({
           key: e.key.slice(0, 16),
           age: `${Math.round(e.ageMs / 60000)} min`,
-          size: `${Math.round(e.sizeBytes / 1e6)} MB`,
+          size: cacheSize(e),
           commit: e.commit.slice(0, 12),
-          state: e.live ? 'live' : 'expired',
+          state: e.state === 'stale' ? `stale (${e.staleBecause.join(', ')} changed)` : e.state,
           expires: e.expiresAt,
           image: e.image,
         })),
@@ -204,11 +205,8 @@ export function registerEnvCommands(program: Command, ctx: CliContext): void {
   ).action(async (name: string, options: ClientOptions) => {
     const view = await ctx
       .client(options)
-      .request<{ environment: string; removed: number }>(
-        'DELETE',
-        `/v1/environments/${encodeURIComponent(name)}/cache`,
-      );
+      .request<CacheResetView>('DELETE', `/v1/environments/${encodeURIComponent(name)}/cache`);
     if (options.json) ctx.json(view);
-    else ctx.out(`${name}: dropped ${view.removed} cache entr${view.removed === 1 ? 'y' : 'ies'}`);
+    else ctx.out(describeCacheReset(name, view));
   });
 }

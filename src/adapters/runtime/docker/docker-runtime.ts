@@ -515,6 +515,7 @@ export class DockerRuntime implements SandboxRuntime {
       labels: i.Labels ?? {},
       sizeBytes: i.Size,
       createdAt: new Date(i.Created * 1000).toISOString(),
+      ...(i.ParentId ? { parentId: i.ParentId } : {}),
     }));
   }
 
