@@ -5,34 +5,38 @@
  * process it leaves behind (a daemon, a build server, a `nohup … &`) keeps them: in its
  * environment, or, with the environment cleared, in its memory, where any root process of the
  * agent phase reads it through `/proc/<pid>/mem`. Such a process may pretend to be anything: set
- * the secret scan's variables, rename itself, clear its environment, fork in a loop, daemonise.
+ * the secret scan's variables, rename itself (a name holding `) Z` and a newline fakes a zombie
+ * to a parser of `/proc/<pid>/stat`'s first line), clear its environment, fork in a loop,
+ * daemonise, let its main thread exit while other threads run on (its pid then shows state Z).
  *
- * Trusted: the list of processes taken by a separate exec right before the script started, held
- * by the orchestrator (the script cannot change it), and the kernel's `/proc` (a process's start
- * time cannot be faked or reused by another process with the same pid).
- * Guarantee: after the script, every process of the sandbox that is not in that list (same pid,
- * same start time) and is not the stopping command itself or one of its ancestors (the exec
- * agent or the engine's exec) is stopped (SIGSTOP, so a fork loop cannot outrun it) and killed,
- * in rounds until a round finds none; the log names them. SysV IPC objects and POSIX message
- * queues (which outlive their process in the sandbox's IPC namespace) are removed. Services are
- * started after this, without secrets.
- * Limits (docs/lifecycle.md): the stopping runs with the sandbox's own bash, so a script that
- * replaced `/bin/bash` (it runs as root) can make it a no-op; a process that was running before
- * the script (the sandbox's own `sleep`) could be attached to with ptrace and made to hold a
- * value. Such a script has the secret and the internet anyway; the stop is against leftovers and
- * against the agent, not against a setup that exfiltrates.
+ * Guarantee: after the script the sandbox is restarted through the runtime (stopped with no
+ * grace period, then started): the kernel ends every process of its PID namespace, whatever it
+ * pretends, and the sandbox's `/dev`, `/dev/shm` (tmpfs), POSIX message queues and SysV IPC
+ * objects (its IPC namespace) start empty. Nothing of the script runs on; only files remain, for
+ * the secret scan (secret-scan.ts). Services are started after this, without secrets.
+ *
+ * Before the restart, as defence in depth and for the log, an in-sandbox stop names and kills
+ * what the script left: every process not in the list taken by a separate exec right before the
+ * script (same pid, same start time; held by the orchestrator) and not the stopping command or
+ * its ancestors is stopped (SIGSTOP, so a fork loop cannot outrun it) and killed, in rounds until
+ * none is left. `/proc/<pid>/stat` is parsed whole, after its last `)`, and a process's state
+ * never exempts it. That stop runs with the sandbox's own bash (a script may have replaced it),
+ * so it is trusted for nothing but the names in the log; the restart is the guarantee.
  */
-import { BerthError } from '../errors/berth-error.js';
+import { BerthError, toBerthError } from '../errors/berth-error.js';
 import type { SandboxContext } from './sandbox-context.js';
 
 // Only builtins inside the loops: a forked helper would itself be a new process to stop.
 // `pid:starttime` for every process but this shell.
+// The whole of /proc/<pid>/stat is read (a name may hold a newline) and split after its last
+// ") " without a here-string (which may need a writable /tmp); globbing off for the split.
 const LIST_SCRIPT = String.raw`
 for d in /proc/[0-9]*; do
   pid=${'$'}{d#/proc/}
   [ "$pid" = "$$" ] && continue
-  IFS= read -r s < "$d/stat" 2>/dev/null || continue
-  read -ra f <<< "${'$'}{s##*) }"
+  s=; IFS= read -r -d '' s 2>/dev/null < "$d/stat"
+  [ -n "$s" ] || continue
+  set -f; f=(${'$'}{s##*) }); set +f
   printf '%s:%s\n' "$pid" "${'$'}{f[19]}"
 done
 `;
@@ -45,8 +49,9 @@ mine=" "
 p=$$
 while [ -n "$p" ] && [ "$p" != 0 ]; do
   mine+="$p "
-  IFS= read -r s < "/proc/$p/stat" 2>/dev/null || break
-  read -ra f <<< "${'$'}{s##*) }"
+  s=; IFS= read -r -d '' s 2>/dev/null < "/proc/$p/stat"
+  [ -n "$s" ] || break
+  set -f; f=(${'$'}{s##*) }); set +f
   p=${'$'}{f[1]}
 done
 reported=" "
@@ -56,9 +61,10 @@ for (( round = 0, rounds = 0; round < 2000 && rounds < 50; round++ )); do
   for d in /proc/[0-9]*; do
     pid=${'$'}{d#/proc/}
     case "$mine" in *" $pid "*) continue ;; esac
-    IFS= read -r s < "$d/stat" 2>/dev/null || continue
-    read -ra f <<< "${'$'}{s##*) }"
-    case "${'$'}{f[0]}" in Z|X|x) continue ;; esac
+    s=; IFS= read -r -d '' s 2>/dev/null < "$d/stat"
+    [ -n "$s" ] || continue
+    set -f; f=(${'$'}{s##*) }); set +f
+    # No state exempts a process: a real zombie is reaped by the sandbox's init once killed.
     key="$pid:${'$'}{f[19]}"
     case "$keep" in *" $key "*) continue ;; esac
     # Killed already and not gone yet: no new report, but not done either.
@@ -67,7 +73,7 @@ for (( round = 0, rounds = 0; round < 2000 && rounds < 50; round++ )); do
   done
   if [ ${'$'}{#found[@]} -eq 0 ] && [ "$pending" = 0 ]; then
     ipcrm --all 2>/dev/null
-    [ -d /dev/mqueue ] && rm -f /dev/mqueue/* 2>/dev/null
+    [ -d /dev/mqueue ] && rm -f /dev/mqueue/* /dev/mqueue/.[!.]* /dev/mqueue/..?* 2>/dev/null
     exit 0
   fi
   [ ${'$'}{#found[@]} -gt 0 ] && (( rounds++ ))
@@ -100,37 +106,58 @@ export async function listProcesses(ctx: SandboxContext): Promise<string[]> {
 }
 
 /**
- * Stops every process the script left (not in `keep`); the log names them. Fails the attempt
- * when they cannot all be stopped: the agent phase never starts beside one of them.
+ * Ends everything the script left running: names and kills its processes in the sandbox (for
+ * the log, and as defence in depth), then restarts the sandbox through the runtime, which ends
+ * every process whatever the in-sandbox stop managed, and empties `/dev/shm`, the message queues
+ * and SysV IPC. The log names the processes found and says the sandbox was restarted. Fails the
+ * attempt when the restart fails: the agent phase never starts beside one of them.
  */
 export async function stopLeftoverProcesses(
   ctx: SandboxContext,
   keep: readonly string[],
   phase: string,
 ): Promise<string[]> {
-  const result = await ctx.runtime.exec(ctx.sandboxId, {
-    argv: ['bash', '-c', STOP_SCRIPT, 'berth-stop-leftovers', keep.join(' ')],
-    user: 'root',
-    timeoutMs: 60_000,
-    signal: ctx.signal,
-    maxOutputBytes: 256 * 1024,
-  });
-  const stopped = result.stdout
+  const result = await ctx.runtime
+    .exec(ctx.sandboxId, {
+      argv: ['bash', '-c', STOP_SCRIPT, 'berth-stop-leftovers', keep.join(' ')],
+      user: 'root',
+      timeoutMs: 60_000,
+      signal: ctx.signal,
+      maxOutputBytes: 256 * 1024,
+    })
+    .catch(() => undefined);
+  ctx.signal.throwIfAborted();
+  const stopped = (result?.stdout ?? '')
     .split('\n')
     .filter((line) => line.startsWith('process:'))
     .map((line) => ctx.masker.mask(line.slice(8).trim()));
-  if (result.exitCode !== 0 || result.timedOut) {
+  try {
+    // No grace period: nothing of the script is owed a clean shutdown.
+    await ctx.runtime.stop(ctx.sandboxId, 0);
+    await ctx.runtime.start(ctx.sandboxId, ctx.signal);
+  } catch (error) {
+    ctx.signal.throwIfAborted();
     throw new BerthError(
       'task_failed',
-      `the processes left by the ${phase} script could not all be stopped (exit ${result.exitCode}); the agent does not run beside them`,
+      `the sandbox could not be restarted after the ${phase} script (${toBerthError(error).message}); the agent does not run beside what the script left`,
       { reason: phase, processes: stopped.slice(0, 50) },
     );
   }
-  if (stopped.length > 0) {
+  const incomplete =
+    result === undefined || result.exitCode !== 0 || result.timedOut
+      ? ' (the stop inside the sandbox did not finish; the restart ended the rest)'
+      : '';
+  if (stopped.length > 0 || incomplete !== '') {
     ctx.emit({
       type: 'warning',
-      message: `stopped ${stopped.length} process(es) left running by the ${phase} script (start long-running processes as services, which get no secrets): ${stopped.slice(0, 20).join('; ')}`,
+      message: `stopped ${stopped.length} process(es) left running by the ${phase} script${stopped.length > 0 ? `: ${stopped.slice(0, 20).join('; ')}` : ''}${incomplete}; the sandbox was restarted, so none of them runs on (start long-running processes as services, which get no secrets)`,
       details: { processes: stopped },
+    });
+  } else {
+    ctx.emit({
+      type: 'log',
+      stream: 'system',
+      text: `found no process left running by the ${phase} script; the sandbox was restarted all the same, so nothing it started runs on\n`,
     });
   }
   return stopped;
