@@ -29,6 +29,8 @@ export interface SetupNetworkGuardOptions {
   firewall?: SetupNetworkFirewall;
   /** The host's resolvers (default: read from /etc/resolv.conf, or systemd-resolved's file). */
   resolvers?: () => string[];
+  /** Removes the rules of setup networks whose bridge is gone (default: `sweepStaleSetupRules`). */
+  sweep?: () => Promise<unknown>;
 }
 
 /** What an attempt is told about its setup network (one line of its log). */
@@ -92,11 +94,15 @@ export class SetupNetworkGuard {
   readonly allow: readonly string[];
   private readonly firewall: SetupNetworkFirewall;
   private readonly resolvers: () => string[];
+  private readonly sweep: () => Promise<unknown>;
   private readonly installed = new Map<
     string,
     Pick<SetupNetworkFirewallSpec, 'networkId' | 'bridge'>
   >();
-  /** Rules left by an orchestrator that died mid-attempt are swept once, at the first setup network. */
+  /**
+   * Rules left by an orchestrator that died mid-attempt are swept once, at the first setup
+   * network; again after a network whose removal failed (`releaseWhenGone`).
+   */
   private swept: Promise<unknown> | undefined;
 
   constructor(options: SetupNetworkGuardOptions = {}) {
@@ -104,6 +110,7 @@ export class SetupNetworkGuard {
     for (const range of this.allow) parseCidr(range);
     this.firewall = options.firewall ?? new IptablesSetupFirewall();
     this.resolvers = options.resolvers ?? hostResolvers;
+    this.sweep = options.sweep ?? (() => sweepStaleSetupRules());
   }
 
   /** The bridge name to make the attempt's setup network with. */
@@ -113,7 +120,7 @@ export class SetupNetworkGuard {
 
   /** Installs the firewall of the attempt's setup network (made with `bridgeFor`'s bridge name). */
   async protect(attemptId: string, signal?: AbortSignal): Promise<GuardedSetupNetwork> {
-    this.swept ??= sweepStaleSetupRules().catch(() => []);
+    this.swept ??= this.sweep().catch(() => []);
     await this.swept;
     const networkId = setupNetworkIdOf(attemptId);
     const resolvers = this.resolvers();
@@ -141,6 +148,15 @@ export class SetupNetworkGuard {
       ipv6Skipped,
       description: `setup network: public internet only (host, private, link-local refused; allowed: ${allowed}${dns})`,
     };
+  }
+
+  /**
+   * The attempt's network could not be removed: its rules stay (a sandbox may still be on its
+   * bridge) and go with the sweep of rules whose bridge is gone, at the next setup network.
+   */
+  releaseWhenGone(attemptId: string): void {
+    if (!this.installed.delete(attemptId)) return;
+    this.swept = undefined;
   }
 
   /** Removes the attempt's rules; safe to repeat. */

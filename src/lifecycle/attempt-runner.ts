@@ -1128,8 +1128,17 @@ export class AttemptRunner {
       });
     if (sandboxId !== undefined) await runtime.remove(sandboxId).catch(warn('sandbox'));
     await this.options.enforcer.release(run.attemptId).catch(warn('network policy'));
-    if (network !== undefined) await runtime.removeNetwork(network).catch(warn('network'));
-    await this.setupGuard.release(run.attemptId).catch(warn("setup network's firewall rules"));
+    const networkGone =
+      network === undefined ||
+      (await runtime.removeNetwork(network).then(
+        () => true,
+        (error: unknown) => (warn('network')(error), false),
+      ));
+    // The setup network's firewall stays while its bridge may still carry a sandbox: a network
+    // that could not be removed keeps its rules, swept once its bridge is gone.
+    if (networkGone)
+      await this.setupGuard.release(run.attemptId).catch(warn("setup network's firewall rules"));
+    else this.setupGuard.releaseWhenGone(run.attemptId);
   }
 }
 

@@ -5,7 +5,11 @@ import {
 } from '../../src/adapters/firewall/setup-network-firewall.js';
 import type { CommandRunner } from '../../src/adapters/firewall/iptables-firewall.js';
 import { REFUSED_ADDRESS_RANGES } from '../../src/egress/address-guard.js';
-import { daemonResolversIn, resolversIn } from '../../src/egress/setup-network-guard.js';
+import {
+  daemonResolversIn,
+  resolversIn,
+  SetupNetworkGuard,
+} from '../../src/egress/setup-network-guard.js';
 import { sweepStaleSetupRules } from '../../src/egress/sweep-stale-egress-rules.js';
 import { loadConfig } from '../../src/config/config.js';
 
@@ -150,5 +154,31 @@ describe('the setup network around it', () => {
     });
     expect(swept).toEqual(['bs0123456789ab']);
     expect(removed).toEqual(['bs0123456789ab']);
+  });
+});
+
+describe('the setup network guard', () => {
+  it('keeps the rules of a network that could not be removed, and sweeps again at the next setup network', async () => {
+    const removed: string[] = [];
+    let sweeps = 0;
+    const guard = new SetupNetworkGuard({
+      firewall: {
+        install: () => Promise.resolve({ ipv6Skipped: false }),
+        remove: (s) => (removed.push(s.bridge), Promise.resolve()),
+      },
+      resolvers: () => [],
+      sweep: () => (sweeps++, Promise.resolve([])),
+    });
+    await guard.protect('att_one');
+    await guard.protect('att_two');
+    expect(sweeps).toBe(1);
+    guard.releaseWhenGone('att_one');
+    // Not removed now, nor by a later release: the sweep removes them once the bridge is gone.
+    await guard.release('att_one');
+    expect(removed).toEqual([]);
+    await guard.protect('att_three');
+    expect(sweeps).toBe(2);
+    await guard.release('att_two');
+    expect(removed).toEqual([guard.bridgeFor('att_two')]);
   });
 });
