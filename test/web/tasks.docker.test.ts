@@ -299,4 +299,17 @@ describe('web UI: a task with hostile output (docker)', () => {
       .waitFor({ timeout: 60_000 });
     expect(browser.consoleErrors.filter((m) => /Content.Security.Policy/i.test(m))).toEqual([]);
   });
+
+  it('"Test environment" runs up to lockdown and a command, and shows its output', async () => {
+    const { page } = browser;
+    await page.goto(`${server.url}/environments/web`);
+    await page.getByLabel('Test command').fill('echo "tested-$((6*7))"');
+    await page.getByRole('button', { name: 'Test environment' }).click();
+    await page.waitForURL(/\/tasks\/task_/);
+    const log = page.getByRole('log', { name: 'Log' });
+    await log.getByText('tested-42', { exact: true }).waitFor({ timeout: 120_000 });
+    await page.locator('.heading .status').filter({ hasText: 'succeeded' }).waitFor();
+    const phases = await page.getByRole('list', { name: 'Phases' }).textContent();
+    expect(phases).toContain('lockdown');
+  });
 });

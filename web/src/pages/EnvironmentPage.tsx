@@ -116,6 +116,57 @@ function SecretsPanel({ environment, yaml }: { environment: Environment; yaml: s
   );
 }
 
+/**
+ * "Test environment": as `berth env test`, the lifecycle up to lockdown, then a command, as a
+ * one-attempt task without the environment's verify; its page streams the output.
+ */
+function TestPanel({ name }: { name: string }) {
+  const navigate = useNavigate();
+  const [command, setCommand] = useState('echo "environment ready in $(pwd)"');
+  const [branch, setBranch] = useState('');
+  const run = useMutation({
+    mutationFn: () =>
+      unwrap(
+        api.POST('/v1/tasks', {
+          body: {
+            environment: name,
+            command,
+            attempts: 1,
+            verify: false,
+            ...(branch.trim() ? { branch: branch.trim() } : {}),
+          },
+        }),
+      ),
+    onSuccess: (task) => void navigate(`/tasks/${encodeURIComponent(task.id)}`),
+  });
+  const submit = (event: FormEvent) => {
+    event.preventDefault();
+    run.mutate();
+  };
+  return (
+    <form className="panel" onSubmit={submit} aria-label="Test environment">
+      <h2>Test</h2>
+      <p className="sub">
+        Runs setup (or the cache), services and lockdown, then this command; the environment&apos;s
+        verify is not run.
+      </p>
+      <label htmlFor="test-command">Test command</label>
+      <input id="test-command" value={command} onChange={(e) => setCommand(e.target.value)} />
+      <label htmlFor="test-branch">Test branch</label>
+      <input
+        id="test-branch"
+        value={branch}
+        placeholder="the default branch"
+        onChange={(e) => setBranch(e.target.value)}
+      />
+      <button type="submit" disabled={run.isPending}>
+        Test environment
+      </button>
+      {run.error && <p className="error">{run.error.message}</p>}
+    </form>
+  );
+}
+
 function CachePanel({ name }: { name: string }) {
   const cache = useCache(name);
   const invalidate = useInvalidate();
@@ -297,6 +348,7 @@ export function EnvironmentPage() {
       {environment.data && savedYaml && (
         <SecretsPanel environment={environment.data} yaml={savedYaml} />
       )}
+      {name !== undefined && environment.data && <TestPanel name={name} />}
       {name !== undefined && <CachePanel name={name} />}
     </section>
   );
