@@ -26,7 +26,11 @@ import { SshKeySession } from './ssh-key-session.js';
  * and commits are validated (no leading "-", no revision syntax) before use. Credentials for a
  * private repository reach git only through a one-shot credential helper reading variables of
  * that one exec's environment: they are never in the remote URL, `.git/config`, a file, or the
- * container's configuration. A local path is read on the host (only when the server allows it)
+ * container's configuration. They enter a sandbox only for the first clone, into a sandbox made
+ * from the base image that no script has run in yet: every later fetch (`checkoutRef`: after
+ * setup on a cache miss, from a cache image, which setup made) runs on the host and enters the
+ * sandbox as a bundle (`bundleRemoteRepository`), because a setup script may have planted its
+ * own `git` (or anything git runs) there, and the token would be its. A local path is read on the host (only when the server allows it)
  * and enters the sandbox as a git bundle, so the sandbox never sees a host path. The host-side
  * `git bundle` trusts the local repository as much as the server's operator who allowed it.
  *
@@ -281,6 +285,56 @@ export async function bundleSshRepository(url: string, options: SshFetchOptions)
   }
 }
 
+/**
+ * A bundle of every branch of the remote repository at `url` (and of `sha` when it is a full
+ * commit id that no branch holds), fetched on the host with the environment's credentials. Used
+ * for every fetch after a setup script ran in the sandbox or in its image: the credentials never
+ * enter such a sandbox (see `checkoutRef`).
+ */
+export async function bundleRemoteRepository(
+  url: string,
+  credentials: GitCredentials,
+  options: { sha?: string | null | undefined; signal?: AbortSignal | undefined } = {},
+): Promise<Buffer> {
+  const dir = await mkdtemp(join(tmpdir(), 'berth-fetch-'));
+  try {
+    const mirror = join(dir, 'repo.git');
+    const cred = credentialArgs(credentials);
+    await hostGit(['init', '--quiet', '--bare', mirror], options.signal);
+    const fetch = async (refspecs: string[]) =>
+      await hostGit(
+        ['-C', mirror, ...cred.args, 'fetch', '--quiet', '--no-tags', '--', url, ...refspecs],
+        options.signal,
+        cred.env,
+      );
+    try {
+      await fetch(['+refs/heads/*:refs/heads/*']);
+    } catch (error) {
+      if (!(error instanceof BerthError)) throw error;
+      throw new BerthError(
+        'task_failed',
+        `could not fetch the repository ${url} on the host: ${error.message.replace(/^git \S+ failed on the host: /, '')}`,
+        { reason: 'checkout' },
+      );
+    }
+    if (options.sha !== undefined && options.sha !== null && options.sha.length >= 40) {
+      const present = await hostGit(
+        ['-C', mirror, 'cat-file', '-e', `${options.sha}^{commit}`],
+        options.signal,
+      ).then(
+        () => true,
+        () => false,
+      );
+      if (!present) await fetch([`${options.sha}:refs/berth/commit`]).catch(() => undefined);
+    }
+    const file = join(dir, 'repo.bundle');
+    await hostGit(['-C', mirror, 'bundle', 'create', '--quiet', file, '--all'], options.signal);
+    return await readFile(file);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 /** Runs git in the sandbox and fails with the tail of its output when it fails. */
 async function git(
   ctx: CheckoutContext,
@@ -432,14 +486,32 @@ export async function checkoutRef(ctx: CheckoutContext, ref: TaskRef): Promise<C
   const branch = ref.sha === undefined ? validateBranch(ref.branch ?? ctx.defaultBranch) : null;
   const sha = ref.sha === undefined ? null : validateSha(ref.sha);
   const location = parseRepositoryLocation(ctx.repository, ctx.allowLocalRepositories);
-  const cred = credentialArgs(ctx.credentials ?? location.credentials);
+  const credentials = ctx.credentials ?? location.credentials;
+  // The sandbox here ran a setup script, or was made from an image one ran in: anything may
+  // stand in for git there (a /usr/local/bin/git first on PATH). So no credential enters it: a
+  // repository that needs one is fetched on the host and enters as a bundle, like a local or an
+  // ssh one, and the sandbox's git fetches from that file with no credentials at all.
+  const bundled = location.kind !== 'remote' || credentials !== undefined;
+  const source = bundled ? BUNDLE_PATH : 'origin';
   const fetch = async (refspecs: string[], what: string) =>
-    await git(ctx, [...cred.args, 'fetch', '--no-tags', 'origin', '--', ...refspecs], what, {
-      env: cred.env,
-    });
+    await git(
+      ctx,
+      ['-c', 'credential.helper=', 'fetch', '--no-tags', source, '--', ...refspecs],
+      what,
+    );
 
-  const bundled = location.kind !== 'remote';
-  if (bundled) await putBundle(ctx, location);
+  if (location.kind === 'remote' && credentials !== undefined) {
+    await writeSandboxFile(
+      ctx.runtime,
+      ctx.sandboxId,
+      BUNDLE_PATH,
+      await bundleRemoteRepository(location.location, credentials, {
+        sha,
+        signal: ctx.signal,
+      }),
+      { mode: 0o600, ...(ctx.signal ? { signal: ctx.signal } : {}) },
+    );
+  } else if (bundled) await putBundle(ctx, location);
   try {
     if (branch !== null) {
       await fetch(
@@ -447,7 +519,14 @@ export async function checkoutRef(ctx: CheckoutContext, ref: TaskRef): Promise<C
         `could not fetch the branch "${branch}"`,
       );
     } else {
-      await fetch(['+refs/heads/*:refs/remotes/origin/*'], 'could not fetch the repository');
+      await fetch(
+        // A commit no branch holds comes in a host-made bundle as refs/berth/commit.
+        [
+          '+refs/heads/*:refs/remotes/origin/*',
+          ...(sha !== null && bundled ? ['+refs/berth/*:refs/berth/*'] : []),
+        ],
+        'could not fetch the repository',
+      );
     }
     if (sha !== null) {
       const present = await ctx.runtime.exec(ctx.sandboxId, {
