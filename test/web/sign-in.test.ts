@@ -101,6 +101,20 @@ describe('web UI: sign in and out', () => {
     await page.waitForURL(`${server.url}/tasks`);
   });
 
+  it('follows the system setting: light, or dark', async () => {
+    const { page } = browser;
+    await page.goto(`${server.url}/tasks`);
+    await page.getByRole('heading', { name: 'Tasks' }).waitFor();
+    const background = () =>
+      page.evaluate<string>('getComputedStyle(document.body).backgroundColor');
+    await page.emulateMedia({ colorScheme: 'light' });
+    expect(await background()).toBe('rgb(255, 255, 255)');
+    await page.emulateMedia({ colorScheme: 'dark' });
+    expect(await background()).toBe('rgb(13, 17, 23)');
+    await browser.screenshots('tasks-dark');
+    await page.emulateMedia({ colorScheme: 'light' });
+  });
+
   it('a server that stops answering shows a banner that retries; the page is never blank', async () => {
     const { page } = browser;
     await page.goto(`${server.url}/tasks`);

@@ -39,7 +39,7 @@ export function useTasks(environment: string | undefined) {
       unwrap(
         api.GET('/v1/tasks', {
           params: {
-            query: { limit: '200', ...(environment ? { environment } : {}) } as never,
+            query: { limit: '100', ...(environment ? { environment } : {}) } as never,
           },
         }),
       ),
