@@ -6,8 +6,13 @@
 // server's event loop is held (its largest event-loop delay) and the slowest `/health` answer
 // while the file is parsed; and, as the baseline, the YAML library's own parse as the old code ran
 // it (`uniqueKeys: true`, then `toJS()`, on the event loop), cut off at --baseline-cap seconds.
+// Then the same for JSON bodies (`{"spec": …}`, the API's other shape): the work on the worker,
+// the longest event-loop task now (the text copied over, the bounded answer back, the body's
+// schema, the service's check) and, as the baseline in the same run, the old code's one task on
+// the loop (`JSON.parse` + the body's schema + the service's check with its key count).
 //
 // Run: npx tsc -b && node bench/environment-file.bench.js [--rounds N] [--baseline-cap S]
+// [--json-only] (the JSON bodies alone)
 // Needs no Docker engine. The server's data directory is a temporary one, removed at the end.
 import { fork } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -58,6 +63,29 @@ function keys(count) {
   const lines = [HEAD, 'env:\n'];
   for (let i = 0; i < count; i++) lines.push(`  K${i}: v\n`);
   return lines.join('');
+}
+
+/** JSON bodies for the same routes (the API's other shape). */
+function jsonSuite() {
+  const spec = { name: 'bench', repository: 'https://git.example/acme/app.git' };
+  const env = (count) =>
+    Object.fromEntries(Array.from({ length: count }, (_, i) => [`K${i}`, 'v']));
+  const body = (value) => JSON.stringify(value);
+  const deep = 100_000;
+  const unknown = Array.from({ length: 50_000 }, (_, i) => `"x${i}":0`).join(',');
+  return [
+    ['small (typical)', body({ spec: { ...spec, setup: 'npm ci', env: { NODE_ENV: 'test' } } })],
+    ['1 MiB, one scalar', body({ spec: { ...spec, setup: 'x'.repeat(MiB - 100) } })],
+    ['509 KB, 40,000 keys', body({ spec: { ...spec, env: env(40_000) } })],
+    ['1 MiB, 75,000 keys', body({ spec: { ...spec, env: env(75_000) } })],
+    ['509 KB, 40,000 secrets', body({ spec, secrets: env(40_000) })],
+    ['50,000 unknown fields', `{"spec":${body(spec)},${unknown}}`],
+    [
+      'nesting 100,000 deep',
+      `{"spec":${body(spec).slice(0, -1)},"env":${'{"a":'.repeat(deep)}1${'}'.repeat(deep)}}}`,
+    ],
+    ['largest accepted: 1,900 keys', body({ spec: { ...spec, env: env(1_900) } })],
+  ].map(([name, text]) => [name, text.slice(0, MiB)]);
 }
 
 function suite() {
@@ -120,6 +148,10 @@ async function main() {
   const { composeEnvironmentYaml, ENVIRONMENT_YAML_LIMITS } =
     await import('../dist/domain/environment/environment-yaml.js');
   const yaml = await import('yaml');
+  const { composeEnvironmentBody, valueLimitIssue } =
+    await import('../dist/domain/environment/environment-json.js');
+  const { requestBodies } = await import('../dist/server/api-schemas.js');
+  const FIELDS = Object.keys(requestBodies.create.shape);
   /**
    * What the server's event loop does for a file besides the copy of the text over: the copy of
    * the worker's answer back, the schema, and the environment service's own check.
@@ -144,29 +176,59 @@ async function main() {
     return Math.max(...steps);
   };
 
+  /**
+   * A JSON body now: the worker's work (parse and limits), and the event loop's longest task (the
+   * text copied to the worker, the answer copied back, the body's schema, the service's check: the
+   * server runs them as separate tasks, see request-body.ts).
+   */
+  const jsonNow = (text) => {
+    let started = performance.now();
+    const answer = composeEnvironmentBody(text, ENVIRONMENT_YAML_LIMITS, FIELDS, valueLimitIssue);
+    const workerMs = performance.now() - started;
+    const steps = [];
+    started = performance.now();
+    structuredClone(text);
+    steps.push(performance.now() - started);
+    started = performance.now();
+    const copy = structuredClone(answer);
+    steps.push(performance.now() - started);
+    let outcome = 'accepted';
+    if (!copy.ok) outcome = `refused: ${copy.message ?? copy.issue.message}`;
+    else {
+      started = performance.now();
+      const checked = requestBodies.create.safeParse(copy.value);
+      steps.push(performance.now() - started);
+      if (!checked.success) outcome = `refused: ${checked.error.issues[0]?.message}`;
+      else
+        try {
+          started = performance.now();
+          parseEnvironmentSpec(checked.data.spec);
+          steps.push(performance.now() - started);
+        } catch (error) {
+          steps.push(performance.now() - started);
+          outcome = `refused: ${error.details?.issues?.[0]?.message ?? error.message}`;
+        }
+    }
+    return { workerMs, loopMs: Math.max(...steps), outcome };
+  };
+  /** The old code, as the baseline: all of it in one task of the event loop. */
+  const jsonBefore = (text) => {
+    const started = performance.now();
+    try {
+      const checked = requestBodies.create.safeParse(JSON.parse(text));
+      if (checked.success) parseEnvironmentSpec(checked.data.spec);
+    } catch {
+      // refused: the refusal is the answer
+    }
+    return performance.now() - started;
+  };
+
   const child = fork(fileURLToPath(import.meta.url), ['--serve'], { stdio: 'inherit' });
   const next = () => new Promise((resolve) => child.once('message', resolve));
   const { url, token } = await next();
 
-  const rows = [];
-  for (const [name, text] of suite()) {
-    // In place (the CLI): the whole parse and validation, accepted or refused.
-    const inPlace = [];
-    const onLoop = [];
-    let answer = '';
-    for (let r = 0; r < rounds && text !== undefined; r++) {
-      const started = performance.now();
-      try {
-        parseEnvironmentFile(text);
-        answer = 'accepted';
-      } catch (error) {
-        answer = `refused: ${error.details?.issues?.[0]?.message ?? error.message}`;
-      }
-      inPlace.push(performance.now() - started);
-      if (Buffer.byteLength(text) <= ENVIRONMENT_YAML_LIMITS.maxBytes)
-        onLoop.push(mainThread(text));
-    }
-    // Through the API, with /health polled by this process while the server parses.
+  /** `rounds` requests to the server, /health polled by this process while it works on each. */
+  const throughApi = async (text, contentType) => {
     const api = [];
     let slowestHealth = 0;
     const loopDelays = [];
@@ -187,7 +249,7 @@ async function main() {
       else {
         const response = await fetch(`${url}/v1/environments/validate`, {
           method: 'POST',
-          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/yaml' },
+          headers: { authorization: `Bearer ${token}`, 'content-type': contentType },
           body: text,
         });
         await response.text();
@@ -199,6 +261,29 @@ async function main() {
       child.send('delay');
       loopDelays.push((await next()).maxDelayMs);
     }
+    return { api, status, loopDelays, slowestHealth };
+  };
+
+  const rows = [];
+  for (const [name, text] of process.argv.includes('--json-only') ? [] : suite()) {
+    // In place (the CLI): the whole parse and validation, accepted or refused.
+    const inPlace = [];
+    const onLoop = [];
+    let answer = '';
+    for (let r = 0; r < rounds && text !== undefined; r++) {
+      const started = performance.now();
+      try {
+        parseEnvironmentFile(text);
+        answer = 'accepted';
+      } catch (error) {
+        answer = `refused: ${error.details?.issues?.[0]?.message ?? error.message}`;
+      }
+      inPlace.push(performance.now() - started);
+      if (Buffer.byteLength(text) <= ENVIRONMENT_YAML_LIMITS.maxBytes)
+        onLoop.push(mainThread(text));
+    }
+    // Through the API, with /health polled by this process while the server parses.
+    const { api, status, loopDelays, slowestHealth } = await throughApi(text, 'application/yaml');
     const old = text === undefined ? undefined : await baseline(text, baselineCapMs);
     const row = {
       file: name,
@@ -218,8 +303,39 @@ async function main() {
     rows.push(row);
     console.log(JSON.stringify(row));
   }
+  if (rows.length > 0) console.table(rows);
+
+  const jsonRows = [];
+  for (const [name, text] of jsonSuite()) {
+    const now = [];
+    const before = [];
+    let answer = '';
+    for (let r = 0; r < rounds; r++) {
+      // Alternated, so the machine's load falls on both alike.
+      before.push(jsonBefore(text));
+      const measured = jsonNow(text);
+      now.push(measured);
+      answer = measured.outcome;
+    }
+    const { api, status, loopDelays, slowestHealth } = await throughApi(text, 'application/json');
+    const row = {
+      file: name,
+      bytes: Buffer.byteLength(text),
+      answer: answer.slice(0, 48),
+      workerMs: round(median(now.map((m) => m.workerMs))),
+      // The event loop's longest task for the body now, and the old code's one task (medians).
+      loopTaskMs: round(median(now.map((m) => m.loopMs))),
+      oldLoopTaskMs: round(median(before)),
+      apiMs: round(median(api)),
+      status,
+      loopDelayMs: `${round(median(loopDelays))} / ${round(Math.max(...loopDelays))}`,
+      slowestHealthMs: round(slowestHealth),
+    };
+    jsonRows.push(row);
+    console.log(JSON.stringify(row));
+  }
   child.send('stop');
-  console.table(rows);
+  console.table(jsonRows);
 }
 
 if (process.argv.includes('--serve')) await serve();
