@@ -200,6 +200,8 @@ const BINARY_DATA = /^[A-Za-z][0-9A-Za-z!#$%&()*+\-;<=>?@^_`{|}~]+$/;
 
 /** Lines read between two chances for the event loop (readDiffHeadersAsync). */
 const LINES_PER_TURN = 2048;
+/** Or this many characters, whichever comes first. */
+const CHARACTERS_PER_TURN = 256 * 1024;
 
 /**
  * Reads a diff's sections, refusing (BerthError `invalid_input`, naming the line and what it
@@ -257,9 +259,12 @@ function* parseDiff(diff: string, options: ReadDiffOptions): Generator<void, Dif
     read++;
     load();
   };
+  /** Where the last turn ended: long lines end a turn by their size. */
+  let turnStart = 0;
   const turnIsOver = () => {
-    if (read < LINES_PER_TURN) return false;
+    if (read < LINES_PER_TURN && offset - turnStart < CHARACTERS_PER_TURN) return false;
     read = 0;
+    turnStart = offset;
     return true;
   };
   load();

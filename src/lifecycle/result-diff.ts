@@ -1,6 +1,7 @@
 import type { ChangedFile } from '../domain/task/attempt.js';
 import { BerthError } from '../errors/berth-error.js';
 import { readDiffHeadersAsync, type DiffSection } from '../git/diff-headers.js';
+import { maskDiffText } from '../secrets/diff-masking.js';
 import type { SecretMasker } from '../secrets/secret-masker.js';
 import type { SandboxContext } from './sandbox-context.js';
 
@@ -15,7 +16,9 @@ import type { SandboxContext } from './sandbox-context.js';
  *     not kept;
  *   - a secret value of the environment (a setup script that wrote a token into `.npmrc` in the
  *     repository makes every diff carry it, cached attempts included): the diff is kept with
- *     every value masked (the attempt's masker: the values and their encoded forms), and the
+ *     every value masked (the attempt's masker: the values and their encoded forms, matched on
+ *     each side's content without the diff's line prefixes, in turns of the event loop:
+ *     secrets/diff-masking.ts) and the blob ids of those sections cleared, and the
  *     files that held one are listed (`secretFiles`, names masked too), so `task apply` and
  *     `task pr` refuse it and a person can see why. A value inside a binary patch (compressed,
  *     base85) is not recognised.
@@ -67,7 +70,7 @@ export async function checkResultDiff(
       },
   );
   const masked = changed.map((file) => ({ ...file, path: ctx.masker.mask(file.path) }));
-  const checked = { ...maskSections(diff, sections, ctx.masker), files: masked };
+  const checked = { ...(await maskSections(diff, sections, ctx.masker)), files: masked };
   const files = checked.secretFiles;
   if (files.length === 0) return checked;
   ctx.emit({
@@ -78,19 +81,40 @@ export async function checkResultDiff(
   return checked;
 }
 
-function maskSections(diff: string, sections: DiffSection[], masker: SecretMasker): CheckedDiff {
+async function maskSections(
+  diff: string,
+  sections: DiffSection[],
+  masker: SecretMasker,
+): Promise<CheckedDiff> {
   if (masker.isEmpty) return { diff, secretFiles: [] };
   const secretFiles = new Set<string>();
   const parts: string[] = [];
   for (const section of sections) {
-    const text = diff.slice(section.start, section.end);
-    const masked = masker.mask(text);
-    if (masked !== text) secretFiles.add(masker.mask(section.path));
-    parts.push(masked);
+    const { text, found } = await maskDiffText(diff, section.start, section.end, masker);
+    if (found) {
+      secretFiles.add(masker.mask(section.path));
+      parts.push(withoutBlobIds(text));
+    } else parts.push(text);
   }
   return secretFiles.size === 0
     ? { diff, secretFiles: [] }
     : { diff: parts.join(''), secretFiles: [...secretFiles] };
+}
+
+/**
+ * A section that held a secret loses the blob ids of its `index` line (zeros, as git writes for
+ * no file): the id of the new file is a hash of its content, so a member could otherwise test
+ * guesses of the masked value offline. Such a diff is never applied (task apply and task pr
+ * refuse it), so nothing needs the ids.
+ */
+function withoutBlobIds(section: string): string {
+  const headerEnd = section.search(/^(?:@@ |GIT binary patch$)/m);
+  const header = headerEnd === -1 ? section : section.slice(0, headerEnd);
+  const cleared = header.replace(
+    /^index ([0-9a-f]+)\.\.([0-9a-f]+)/m,
+    (_line, a: string, b: string) => `index ${'0'.repeat(a.length)}..${'0'.repeat(b.length)}`,
+  );
+  return headerEnd === -1 ? cleared : cleared + section.slice(headerEnd);
 }
 
 /** A diff that is not read as sections (stored before the header check): named as a whole. */
@@ -105,8 +129,8 @@ export async function maskStoredDiff(diff: string, masker: SecretMasker): Promis
   try {
     sections = (await readDiffHeadersAsync(diff)).sections;
   } catch {
-    const masked = masker.mask(diff);
-    return { diff: masked, secretFiles: masked === diff ? [] : [UNREAD_DIFF] };
+    const { text, found } = await maskDiffText(diff, 0, diff.length, masker);
+    return { diff: text, secretFiles: found ? [UNREAD_DIFF] : [] };
   }
   return maskSections(diff, sections, masker);
 }

@@ -18,7 +18,8 @@
  *   read as the value.
  * Against that view it masks every value and its forms: base64 at any alignment, base64url, the
  * URL encoding of its non-ASCII characters (either case), `+` for a space, the JSON string
- * escaping, bash's `printf %q` quoting — each put through the same view. Forms other than the
+ * escaping, bash's `printf %q` quoting — each put through the same view; each line of a
+ * multi-line value (8 characters or more, not a PEM armour line) is a value of its own. Forms other than the
  * value itself only for values of 4 characters or more; shorter values are masked only as
  * themselves. A masked run becomes `***` (keeping the line breaks it spanned); a run split
  * across stdout and stderr is masked in both. Text without these escapes costs one extra scan
@@ -77,6 +78,17 @@ function formsOf(value: string): string[] {
   return [...viewed];
 }
 
+/** A line of a multi-line value shorter than this is not masked on its own (too common). */
+const MIN_LINE_LENGTH = 8;
+
+/** The lines of a multi-line value masked on their own: long enough, not a PEM armour line. */
+function multiLineParts(value: string): string[] {
+  return value
+    .split('\n')
+    .map((line) => line.replace(/\r$/, ''))
+    .filter((line) => line.length >= MIN_LINE_LENGTH && !/^-----(?:BEGIN|END) /.test(line));
+}
+
 /** What bash's `printf %q` prints for a value of printable characters. */
 function shellQuoted(value: string): string {
   return value.replace(/[ !"$&'()*,;<>?[\\\]^`{|}]/g, '\\$&').replace(/^[~#]/, '\\$&');
@@ -102,12 +114,11 @@ interface View {
 
 /** Where a token may start (a cheap test: text without one is its own view). */
 const SPECIAL = /[\x1b\x9b%\\]|[A-Za-z0-9+/_-]\r?\n/;
-/**
- * The tokens: an escape sequence's start, `\u` and four hex digits, `%` and an ASCII byte's hex,
- * a run of 16 or more base64 characters ending a line (its line break is skipped when the run
- * is the whole line).
+/*
+ * The tokens (viewOf walks them): an escape sequence's start, `\u` and four hex digits, `%` and
+ * an ASCII byte's hex, a run of 16 or more base64 characters ending a line (its line break is
+ * skipped when the run is the whole line).
  */
-const TOKEN = /[\x1b\x9b]|\\u[0-9a-fA-F]{4}|%[0-7][0-9a-fA-F]|^[A-Za-z0-9+/_-]{16,}=*(?=\r?\n)/gm;
 /** The first line of a text, if it is base64 (its start may be in an earlier chunk). */
 const FIRST_BASE64_LINE = /^[A-Za-z0-9+/_-]+=*(?=\r?\n)/;
 /** A token cut at the end of a chunk: held back by a stream. */
@@ -159,6 +170,52 @@ function escapeLength(text: string, i: number, streaming: boolean): number {
   return streaming && limit === n && n - i < ESCAPE_MAX ? -1 : 0;
 }
 
+/** Whether the character code is one of base64's or base64url's (not `=`). */
+function isBase64Code(c: number): boolean {
+  return (
+    (c >= 0x41 && c <= 0x5a) ||
+    (c >= 0x61 && c <= 0x7a) ||
+    (c >= 0x30 && c <= 0x39) ||
+    c === 0x2b ||
+    c === 0x2f ||
+    c === 0x5f ||
+    c === 0x2d
+  );
+}
+
+function isHexCode(c: number): boolean {
+  return (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66);
+}
+
+/** The value of a hex digit's character code (checked by isHexCode). */
+function hexValue(c: number): number {
+  return c <= 0x39 ? c - 0x30 : (c | 0x20) - 0x57;
+}
+
+/** The value of `count` hex digits at `at`. */
+function hexAt(text: string, at: number, count: number): number {
+  let value = 0;
+  for (let k = 0; k < count; k++) value = value * 16 + hexValue(text.charCodeAt(at + k));
+  return value;
+}
+
+/** Where the line break is that ends a line of 16 or more base64 characters starting at `i`; -1. */
+function base64LineEnd(text: string, i: number): number {
+  let j = i;
+  while (j < text.length && isBase64Code(text.charCodeAt(j))) j++;
+  if (j - i < 16) return -1;
+  while (text.charCodeAt(j) === 0x3d) j++;
+  const c = text.charCodeAt(j);
+  if (c === 0x0a) return j;
+  if (c === 0x0d && text.charCodeAt(j + 1) === 0x0a) return j;
+  return -1;
+}
+
+/**
+ * The view, by one walk over the text (the TOKEN grammar, without a match object per token): the
+ * view's text is built from slices of the copied runs and strings of the decoded characters, so a
+ * text made of escapes costs the segment numbers and little else.
+ */
 function viewOf(text: string, streaming: boolean): View {
   if (!SPECIAL.test(text)) return { text, segments: undefined, stable: text.length };
   const n = text.length;
@@ -169,6 +226,13 @@ function viewOf(text: string, streaming: boolean): View {
     copied: [] as boolean[],
   };
   const parts: string[] = [];
+  /** Decoded characters not yet in `parts`. */
+  let codes: number[] = [];
+  const flushCodes = () => {
+    for (let k = 0; k < codes.length; k += 8192)
+      parts.push(String.fromCharCode(...codes.slice(k, k + 8192)));
+    codes = [];
+  };
   let viewLength = 0;
   // In a stream, a token cut by the end of the chunk waits for the next one.
   let stable = n;
@@ -178,23 +242,29 @@ function viewOf(text: string, streaming: boolean): View {
   }
   // The text since `run` is copied as it is; a token that changes the view ends the run.
   let run = 0;
-  const segment = (piece: string, from: number, length: number, copied: boolean) => {
-    if (piece === '') return;
-    segments.view.push(viewLength);
-    segments.start.push(from);
-    segments.length.push(length);
-    segments.copied.push(copied);
-    parts.push(piece);
-    viewLength += piece.length;
-  };
-  /** The token [from, to) of the original reads as `char` ('': as nothing). */
-  const token = (from: number, to: number, char: string) => {
-    segment(text.slice(run, from), run, from - run, true);
-    segment(char, from, to - from, false);
+  /** The token [from, to) of the original reads as the character `code` (-1: as nothing). */
+  const token = (from: number, to: number, code: number) => {
+    if (from > run) {
+      flushCodes();
+      segments.view.push(viewLength);
+      segments.start.push(run);
+      segments.length.push(from - run);
+      segments.copied.push(true);
+      parts.push(text.slice(run, from));
+      viewLength += from - run;
+    }
+    if (code >= 0) {
+      segments.view.push(viewLength);
+      segments.start.push(from);
+      segments.length.push(to - from);
+      segments.copied.push(false);
+      codes.push(code);
+      viewLength += 1;
+    }
     run = to;
   };
   /** The line break at `at` after a line of base64: skipped. */
-  const lineBreak = (at: number) => token(at, text.charCodeAt(at) === 0x0d ? at + 2 : at + 1, '');
+  const lineBreak = (at: number) => token(at, text.charCodeAt(at) === 0x0d ? at + 2 : at + 1, -1);
   const first = FIRST_BASE64_LINE.exec(text);
   let i = 0;
   if (first) {
@@ -202,29 +272,53 @@ function viewOf(text: string, streaming: boolean): View {
     lineBreak(i);
     i = run;
   }
-  TOKEN.lastIndex = i;
-  for (let m = TOKEN.exec(text); m !== null && m.index < stable; m = TOKEN.exec(text)) {
-    const at = m.index;
-    const code = text.charCodeAt(at);
+  while (i < stable) {
+    const previous = i === 0 ? 0x0a : text.charCodeAt(i - 1);
+    // A line start (as `^` in a multiline regular expression reads it).
+    if (previous === 0x0a || previous === 0x0d || previous === 0x2028 || previous === 0x2029) {
+      const end = base64LineEnd(text, i);
+      if (end >= 0) {
+        lineBreak(end);
+        i = run;
+        continue;
+      }
+    }
+    const code = text.charCodeAt(i);
     if (code === 0x1b || code === 0x9b) {
-      const length = escapeLength(text, at, streaming);
+      const length = escapeLength(text, i, streaming);
       if (length < 0) {
-        stable = at;
+        stable = i;
         break;
       }
-      if (length > 0) token(at, at + length, '');
-    } else if (code === 0x5c) {
-      token(at, at + 6, String.fromCharCode(parseInt(text.slice(at + 2, at + 6), 16)));
+      if (length > 0) {
+        token(i, i + length, -1);
+        i = run;
+        continue;
+      }
+    } else if (
+      code === 0x5c &&
+      text.charCodeAt(i + 1) === 0x75 &&
+      isHexCode(text.charCodeAt(i + 2)) &&
+      isHexCode(text.charCodeAt(i + 3)) &&
+      isHexCode(text.charCodeAt(i + 4)) &&
+      isHexCode(text.charCodeAt(i + 5))
+    ) {
+      token(i, i + 6, hexAt(text, i + 2, 4));
+      i = run;
+      continue;
     } else if (code === 0x25) {
-      token(at, at + 3, String.fromCharCode(parseInt(text.slice(at + 1, at + 3), 16)));
-    } else {
-      // A line of base64 characters: its line break is skipped.
-      lineBreak(at + m[0].length);
+      const high = text.charCodeAt(i + 1);
+      if (high >= 0x30 && high <= 0x37 && isHexCode(text.charCodeAt(i + 2))) {
+        token(i, i + 3, hexAt(text, i + 1, 2));
+        i = run;
+        continue;
+      }
     }
-    TOKEN.lastIndex = Math.max(TOKEN.lastIndex, run);
+    i++;
   }
   const end = Math.min(stable, n);
-  segment(text.slice(run, end), run, end - run, true);
+  token(end, end, -1);
+  flushCodes();
   return { text: parts.join(''), segments, stable };
 }
 
@@ -299,7 +393,13 @@ export class SecretMasker {
 
   constructor(values: Iterable<string>) {
     const forms = new Set<string>();
-    for (const value of values) for (const form of formsOf(value)) forms.add(form);
+    for (const value of values) {
+      for (const form of formsOf(value)) forms.add(form);
+      // Each line of a multi-line value (a private key) on its own too: a file or a log may hold
+      // the value with other line breaks, or only some of its lines.
+      if (!value.includes('\n')) continue;
+      for (const line of multiLineParts(value)) for (const form of formsOf(line)) forms.add(form);
+    }
     const sorted = [...forms].sort((a, b) => b.length - a.length);
     this.forms = sorted;
     this.pattern =
@@ -310,6 +410,21 @@ export class SecretMasker {
 
   get isEmpty(): boolean {
     return this.pattern === undefined;
+  }
+
+  /** The length of the longest form, in characters of the view (0 without values). */
+  get longestForm(): number {
+    return this.forms[0]?.length ?? 0;
+  }
+
+  /**
+   * Where the values and their forms are in `text`: [start, end) ranges of `text`, in order
+   * (for a caller that masks in its own way, as diff-masking.ts does line by line).
+   */
+  ranges(text: string): Array<[number, number]> {
+    if (!this.pattern) return [];
+    const view = viewOf(text, false);
+    return this.runs(view, 0, view.text.length);
   }
 
   mask(text: string): string {
