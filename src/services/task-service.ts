@@ -214,7 +214,9 @@ export class TaskService {
         result: {
           ...result,
           ...checked,
-          ...(result.turnDiff !== undefined ? { turnDiff: masker.mask(result.turnDiff) } : {}),
+          ...(result.turnDiff !== undefined
+            ? { turnDiff: (await maskStoredDiff(result.turnDiff, masker)).diff }
+            : {}),
         },
       });
     }
@@ -448,12 +450,15 @@ export class TaskService {
     // The environment's secrets as they are now, looked for in everything that is pushed (a diff
     // stored before they were set, a prompt a person pasted a token into).
     if (environment.spec.secrets.length > 0 && this.options.openSecrets) {
-      const found = secretsIn(await this.options.openSecrets(environment), {
-        'the commit message (the task prompt)': commitMessage,
-        "the pull request's title": title,
-        "the pull request's body": body,
-        'the diff': result.diff,
-      });
+      const found = await secretsIn(
+        await this.options.openSecrets(environment),
+        {
+          'the commit message (the task prompt)': commitMessage,
+          "the pull request's title": title,
+          "the pull request's body": body,
+        },
+        result.diff,
+      );
       if (found.length > 0) {
         throw new BerthError(
           'invalid_input',
@@ -524,14 +529,21 @@ export class TaskService {
   }
 }
 
-/** Which of `texts` (label → text) hold a secret value (a line of 4 characters or more, or its encoded forms). */
-function secretsIn(
+/**
+ * Which of `texts` (label → text) and the diff hold a secret value (a line of 4 characters or
+ * more, or its encoded forms); the diff by its content (diff-masking.ts: without the line
+ * prefixes, in turns of the event loop).
+ */
+async function secretsIn(
   secrets: Readonly<Record<string, string>>,
   texts: Readonly<Record<string, string>>,
-): string[] {
+  diff: string,
+): Promise<string[]> {
   const masker = new SecretMasker(scanPatterns(Object.values(secrets)));
   if (masker.isEmpty) return [];
-  return Object.entries(texts)
+  const found = Object.entries(texts)
     .filter(([, text]) => masker.mask(text) !== text)
     .map(([label]) => label);
+  if ((await maskStoredDiff(diff, masker)).secretFiles.length > 0) found.push('the diff');
+  return found;
 }

@@ -159,6 +159,20 @@ describe('task pr and secret values', () => {
     expect(branches()).toBe('');
   });
 
+  it('finds a value in the diff by its content: base64 wrapped at 76 columns behind the + prefixes', async () => {
+    const wrapped = (
+      Buffer.from(`${'a'.repeat(50)}${TOKEN}${'b'.repeat(40)}`)
+        .toString('base64')
+        .match(/.{1,76}/g) ?? []
+    ).map((line) => `+${line}\n`);
+    expect(wrapped.length).toBeGreaterThan(1);
+    const diff = `${adder.diff}diff --git a/auth.b64 b/auth.b64\nnew file mode 100644\nindex 0000000..1111111\n--- /dev/null\n+++ b/auth.b64\n@@ -0,0 +1,${wrapped.length} @@\n${wrapped.join('')}`;
+    await makeTask('task_b64', 'Fix the adder', { diff, secretFiles: [] });
+    const refused = await berthErrorOf(service.pullRequest(ADMIN, 'task_b64', {}));
+    expect(refused.message).toContain('the diff holds a secret value');
+    expect(branches()).toBe('');
+  });
+
   it('pushes an attempt without secret values', async () => {
     await makeTask('task_clean', 'Fix the adder', {});
     const done = await service.pullRequest(ADMIN, 'task_clean', {});
