@@ -111,7 +111,13 @@ export const createTaskBody = z.strictObject({
     .describe('A command run as the agent phase instead of the agent'),
   branch: z.string().optional(),
   sha: z.string().optional(),
-  attempts: z.number().int().min(1).optional().describe('Independent attempts (default 1)'),
+  attempts: z
+    .number()
+    .int()
+    .optional()
+    .describe(
+      "Independent attempts (default 1); from 1 to the server's cap (BERTH_MAX_ATTEMPTS), else 400 naming the range",
+    ),
   verify: z
     .boolean()
     .optional()

@@ -59,7 +59,7 @@ describe('the attempts cap', () => {
   it('refuses --attempts 0 and --attempts 9 with the default cap of 8 (exit code 2)', async () => {
     const zero = await exec(byDefault, '0');
     expect(zero.code).toBe(2);
-    expect(zero.stderr).toContain('--attempts must be a whole number from 1 (got 0)');
+    expect(zero.stderr).toContain('attempts must be a whole number from 1 to 8 (got 0;');
 
     const nine = await exec(byDefault, '9');
     expect(nine.code).toBe(2);
@@ -83,7 +83,9 @@ describe('the attempts cap', () => {
     const zero = await post(byDefault, 0);
     expect(zero.status, zero.text).toBe(400);
     expect(zero.json.code).toBe('invalid_input');
-    expect(zero.json.message).toBe('request body: attempts: Too small: expected number to be >=1');
+    expect(zero.json.message).toBe(
+      "attempts must be a whole number from 1 to 8 (got 0; the server's cap is BERTH_MAX_ATTEMPTS)",
+    );
     for (const [server, attempts, max] of [
       [byDefault, 9, 8],
       [capped, 3, 2],

@@ -190,7 +190,9 @@ describe('berth CLI against a real server', () => {
       ...auth,
     ]);
     expect(refused.code).toBe(2);
-    expect(refused.stderr).toBe('berth: an environment named "dup" already exists\n');
+    expect(refused.stderr).toBe(
+      `berth: an environment named "dup" already exists; to change it: berth env update dup --file ${other} (or give this one another name)\n`,
+    );
     const shown = await runBerth(['env', 'show', 'dup', '--json', ...auth]);
     expect(shown.code, shown.stderr).toBe(0);
     expect(JSON.parse(shown.stdout)).toMatchObject({

@@ -197,3 +197,51 @@ describe('members (item 11)', () => {
     }
   });
 });
+
+describe('clearer messages (item 12)', () => {
+  it('--attempts refusals name the allowed range; a duplicate environment name suggests env update', async () => {
+    const f = file('dup.yaml', base('dup'));
+    expect((await runBerth(['env', 'create', '--file', f, ...auth])).code).toBe(0);
+    const again = await runBerth(['env', 'create', '--file', f, ...auth]);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toContain(
+      `an environment named "dup" already exists; to change it: berth env update dup --file ${f}`,
+    );
+    for (const n of ['0', '9', '1000']) {
+      const r = await runBerth([
+        'exec',
+        '--env',
+        'dup',
+        '--command',
+        'true',
+        '--attempts',
+        n,
+        ...auth,
+      ]);
+      expect(r.code, n).toBe(2);
+      expect(r.stderr).toContain(`attempts must be a whole number from 1 to 8 (got ${n}`);
+    }
+    const words = await runBerth([
+      'exec',
+      '--env',
+      'dup',
+      '--command',
+      'true',
+      '--attempts',
+      'two',
+      ...auth,
+    ]);
+    expect(words.code).toBe(2);
+    expect(words.stderr).toContain(
+      "--attempts must be a whole number from 1 to the server's cap (BERTH_MAX_ATTEMPTS",
+    );
+    // berth run knows the cap itself.
+    const run = await runBerth(['run', '--env-file', f, '--command', 'true', '--attempts', '9'], {
+      BERTH_CONFIG_DIR: join(dir, 'config'),
+    });
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain(
+      '--attempts must be a whole number from 1 to 8 (BERTH_MAX_ATTEMPTS)',
+    );
+  });
+});

@@ -74,7 +74,18 @@ export function registerEnvCommands(program: Command, ctx: CliContext): void {
     const secrets = secretsFrom(ctx, options);
     const view = await ctx
       .client(options)
-      .request<EnvironmentView>('POST', '/v1/environments', { spec: raw, secrets });
+      .request<EnvironmentView>('POST', '/v1/environments', { spec: raw, secrets })
+      .catch((error: unknown) => {
+        // The name is taken: the person most likely meant to change their environment.
+        const name = error instanceof BerthError ? error.details.name : undefined;
+        if (error instanceof BerthError && error.code === 'conflict' && typeof name === 'string')
+          throw new BerthError(
+            'conflict',
+            `${error.message}; to change it: berth env update ${name} --file ${options.file} (or give this one another name)`,
+            error.details,
+          );
+        throw error;
+      });
     if (options.json) ctx.json(view);
     else ctx.out(`created environment ${view.name} (${view.id})`);
   });

@@ -81,12 +81,13 @@ export function registerRunCommand(program: Command, ctx: CliContext): void {
     .argument('[prompt]', 'what the agent is asked to do')
     .action(async (prompt: string | undefined, options: RunOptions) => {
       const attempts = Number(options.attempts);
-      if (!Number.isInteger(attempts) || attempts < 1) {
-        throw new BerthError(
+      const attemptsRefused = (max: string) =>
+        new BerthError(
           'invalid_input',
-          `--attempts must be a whole number from 1 (got ${options.attempts})`,
+          `--attempts must be a whole number from 1 to ${max} (got ${options.attempts})`,
         );
-      }
+      if (!/^[0-9]{1,6}$/.test(options.attempts) || attempts < 1)
+        throw attemptsRefused('BERTH_MAX_ATTEMPTS (8 unless set)');
       if (options.branch !== undefined && options.sha !== undefined) {
         throw new BerthError('invalid_input', 'give either --branch or --sha, not both');
       }
@@ -96,6 +97,8 @@ export function registerRunCommand(program: Command, ctx: CliContext): void {
         modelBaseUrl: options.modelBaseUrl,
         model: options.model,
       });
+      if (attempts > config.maxAttempts)
+        throw attemptsRefused(`${config.maxAttempts} (BERTH_MAX_ATTEMPTS)`);
       const { runLocal } = await import('../../lifecycle/run-local.js');
       const hasCommand = options.command !== undefined && options.command.trim() !== '';
       const { modelClientFromConfig } =

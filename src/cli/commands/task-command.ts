@@ -219,13 +219,14 @@ export function registerExecCommand(program: Command, ctx: CliContext): void {
           '--require-verify needs --wait (the exit code is decided once the task has finished)',
         );
       }
-      const attempts = Number(options.attempts);
-      if (!Number.isInteger(attempts) || attempts < 1) {
+      // The server names its range (1 to BERTH_MAX_ATTEMPTS) for a number outside it.
+      if (!/^[0-9]{1,6}$/.test(options.attempts)) {
         throw new BerthError(
           'invalid_input',
-          `--attempts must be a whole number from 1 (got ${options.attempts})`,
+          `--attempts must be a whole number from 1 to the server's cap (BERTH_MAX_ATTEMPTS, 8 unless its operator set it; got ${options.attempts})`,
         );
       }
+      const attempts = Number(options.attempts);
       const limits = agentLimitsFrom(options);
       const client = ctx.client(options);
       const requireVerify = options.wait
