@@ -106,6 +106,35 @@ export async function listProcesses(ctx: SandboxContext): Promise<string[]> {
 }
 
 /**
+ * The in-sandbox stop alone (defence in depth, and the names for the log): kills every process
+ * not in `keep`, in rounds. `complete` is false when it did not finish (an error, a time-out, or
+ * processes still appearing after its last round). Trusted for nothing but the names: it runs
+ * with the sandbox's own bash.
+ */
+export async function killLeftoverProcesses(
+  ctx: SandboxContext,
+  keep: readonly string[],
+): Promise<{ stopped: string[]; complete: boolean }> {
+  const result = await ctx.runtime
+    .exec(ctx.sandboxId, {
+      argv: ['bash', '-c', STOP_SCRIPT, 'berth-stop-leftovers', keep.join(' ')],
+      user: 'root',
+      timeoutMs: 60_000,
+      signal: ctx.signal,
+      maxOutputBytes: 256 * 1024,
+    })
+    .catch(() => undefined);
+  const stopped = (result?.stdout ?? '')
+    .split('\n')
+    .filter((line) => line.startsWith('process:'))
+    .map((line) => ctx.masker.mask(line.slice(8).trim()));
+  return {
+    stopped,
+    complete: result !== undefined && result.exitCode === 0 && !result.timedOut,
+  };
+}
+
+/**
  * Ends everything the script left running: names and kills its processes in the sandbox (for
  * the log, and as defence in depth), then restarts the sandbox through the runtime, which ends
  * every process whatever the in-sandbox stop managed, and empties `/dev/shm`, the message queues
@@ -117,20 +146,8 @@ export async function stopLeftoverProcesses(
   keep: readonly string[],
   phase: string,
 ): Promise<string[]> {
-  const result = await ctx.runtime
-    .exec(ctx.sandboxId, {
-      argv: ['bash', '-c', STOP_SCRIPT, 'berth-stop-leftovers', keep.join(' ')],
-      user: 'root',
-      timeoutMs: 60_000,
-      signal: ctx.signal,
-      maxOutputBytes: 256 * 1024,
-    })
-    .catch(() => undefined);
+  const { stopped, complete } = await killLeftoverProcesses(ctx, keep);
   ctx.signal.throwIfAborted();
-  const stopped = (result?.stdout ?? '')
-    .split('\n')
-    .filter((line) => line.startsWith('process:'))
-    .map((line) => ctx.masker.mask(line.slice(8).trim()));
   try {
     // No grace period: nothing of the script is owed a clean shutdown.
     await ctx.runtime.stop(ctx.sandboxId, 0);
@@ -143,10 +160,9 @@ export async function stopLeftoverProcesses(
       { reason: phase, processes: stopped.slice(0, 50) },
     );
   }
-  const incomplete =
-    result === undefined || result.exitCode !== 0 || result.timedOut
-      ? ' (the stop inside the sandbox did not finish; the restart ended the rest)'
-      : '';
+  const incomplete = complete
+    ? ''
+    : ' (the stop inside the sandbox did not finish; the restart ended the rest)';
   if (stopped.length > 0 || incomplete !== '') {
     ctx.emit({
       type: 'warning',
