@@ -11,6 +11,25 @@ cd "$(dirname "$0")/.."
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'setup: %s\n' "$*" >&2; exit 1; }
 
+# What the package managers and builds print goes to one log file, named here; a step that fails
+# shows its own output from it, once, then the reason.
+SETUP_LOG="${BERTH_SETUP_LOG:-${TMPDIR:-/tmp}/berth-setup.log}"
+: >"$SETUP_LOG" || die "cannot write the log file $SETUP_LOG (set BERTH_SETUP_LOG)"
+say "details of every step go to $SETUP_LOG"
+# run_logged "why it failed" command...: runs the command with its output in the log.
+run_logged() {
+  local why=$1 start
+  shift
+  start=$(($(wc -l <"$SETUP_LOG") + 1))
+  printf '$ %s\n' "$*" >>"$SETUP_LOG"
+  if ! "$@" >>"$SETUP_LOG" 2>&1; then
+    printf '%s\n' "--- output of: $* (from $SETUP_LOG)" >&2
+    tail -n "+$start" "$SETUP_LOG" >&2
+    printf '%s\n' '---' >&2
+    die "$why"
+  fi
+}
+
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else return 1; fi
 }
@@ -39,9 +58,9 @@ command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   if is_debian; then
     say "installing ${need[*]} from Debian's packages"
-    as_root apt-get update -qq || die "apt-get update failed (are you root, or is sudo available?)"
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null \
-      || die "apt-get install ${need[*]} failed"
+    run_logged "apt-get update failed (are you root, or is sudo available?)" as_root apt-get update
+    run_logged "apt-get install ${need[*]} failed" \
+      as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "${need[@]}"
   else
     die "missing ${need[*]}. This script installs them on Debian only; elsewhere install a Docker engine (API 1.41+), debootstrap, iptables, git and an ssh client, start the engine, and run this again."
   fi
@@ -71,15 +90,15 @@ command -v npm >/dev/null || die "npm is not installed: $node_hint"
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "installing npm dependencies"
   # Native addons compile here (no prebuilt binaries are downloaded from outside).
-  npm_config_build_from_source=true npm ci --no-audit --no-fund --loglevel=error
+  run_logged "npm ci failed" env npm_config_build_from_source=true npm ci --no-audit --no-fund
 fi
 say "building"
 # The egress proxy's tunnel relay (native/tunnel-relay): a small C addon, built with the same
 # toolchain as the npm dependencies above. Without it tunnels still work, relayed with streams.
-npm run --silent build:native >/dev/null || die "the native tunnel relay did not build: run npm run build:native to see why (it needs make, g++ and python3)"
-npx tsc -b
+run_logged "the native tunnel relay did not build (it needs make, g++ and python3)" npm run build:native
+run_logged "the TypeScript build failed" npx tsc -b
 # The web UI (web/ → web/dist, served by berth serve at /), typed from the server's OpenAPI document.
-npm run --silent build:web
+run_logged "the web UI did not build" npm run build:web
 
 # 4. The base images (built locally: no container registry is needed).
 for image in ${BERTH_IMAGES:-minimal universal}; do
@@ -87,7 +106,7 @@ for image in ${BERTH_IMAGES:-minimal universal}; do
     say "image berth/$image is already built"
   else
     say "building image berth/$image (the first build takes a few minutes)"
-    node bin/berth.js image build "$image"
+    run_logged "building the image berth/$image failed" node bin/berth.js image build "$image"
   fi
 done
 
