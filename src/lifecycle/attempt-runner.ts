@@ -73,10 +73,12 @@ import type { ForegroundActivity } from './foreground-activity.js';
  *
  * Threat model: secrets reach the sandbox only as the environment of the setup/maintenance
  * processes (never the container's configuration), every text that leaves a phase passes the
- * SecretMasker, every process a script started is stopped and the files it wrote a secret into
- * are removed or refused before services and lockdown (leftover-processes.ts, secret-scan.ts),
- * and replayed exports never carry a secret value. Repository locations and refs are handled by
- * checkout.ts (argv only).
+ * SecretMasker, the sandbox is restarted after each script (no process it started runs on) and
+ * the files it wrote a secret into are removed or refused before services and lockdown
+ * (leftover-processes.ts, secret-scan.ts), and replayed exports never carry a secret value.
+ * Repository locations and refs are handled by checkout.ts (argv only); the repository's
+ * credentials enter a sandbox only for the first clone from the base image, never after a script
+ * ran in it or in its image (later fetches run on the host and enter as a bundle).
  */
 
 export const WORKSPACE_DIR = '/workspace';
