@@ -2,19 +2,23 @@ import { fileURLToPath } from 'node:url';
 import { parseRemoteHeads, type RemoteHeads } from '../domain/environment/default-branch.js';
 import { classifyRepositoryUrl } from '../domain/environment/repository-url.js';
 import { runGit } from './run-git.js';
+import { readPublicRemoteHeads, type PublicRemoteOptions } from './public-remote-heads.js';
 
 /**
  * What a repository says about its HEAD and branches, where Berth may ask it when an environment
- * is written: a local repository (path or file:// URL), read on this machine. A remote one (https,
- * ssh, git) is not asked here: undefined. (Asking it from the server's host would reach
- * user-given addresses outside the setup network's firewall, and a private one needs its
- * credentials; see docs/environments.md, "Default branch".)
+ * is written: a local repository (path or file:// URL), read on this machine; a public https or
+ * http one, asked from this machine under the guards of public-remote-heads.ts. Others (ssh,
+ * git://, a repository behind credentials, a name that cannot be public) are not asked here:
+ * undefined (the cache build's clone says what it finds; see docs/environments.md, "Default
+ * branch").
  */
 export async function readRepositoryHeads(
   repository: string,
-  signal?: AbortSignal,
+  options: PublicRemoteOptions = {},
 ): Promise<RemoteHeads | undefined> {
   const kind = classifyRepositoryUrl(repository);
+  if (kind.ok && (kind.kind === 'https' || kind.kind === 'http'))
+    return await readPublicRemoteHeads(repository, options);
   if (!kind.ok || kind.kind !== 'local') return undefined;
   let path: string;
   try {
@@ -22,7 +26,7 @@ export async function readRepositoryHeads(
   } catch {
     return undefined;
   }
-  return await readLocalRemoteHeads(path, signal);
+  return await readLocalRemoteHeads(path, options.signal);
 }
 
 /**

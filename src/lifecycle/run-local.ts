@@ -112,8 +112,12 @@ async function withSettledDefaultBranch(
   spec: EnvironmentSpec,
   repo: string | undefined,
   file: string,
+  setupAllow: readonly string[] | undefined,
 ): Promise<EnvironmentSpec> {
-  const heads = await readRepositoryHeads(repo ?? spec.repository.url);
+  const heads =
+    repo === undefined && spec.repository.credentials !== undefined
+      ? undefined
+      : await readRepositoryHeads(repo ?? spec.repository.url, { allow: setupAllow ?? [] });
   const named = namesDefaultBranch(written) ? spec.repository.defaultBranch : undefined;
   const decision = settleDefaultBranch(named, spec.repository.defaultBranch, heads);
   if (!decision.ok) {
@@ -186,6 +190,7 @@ export async function runLocal(options: RunLocalOptions, io: RunLocalIo): Promis
       parsed,
       options.repo,
       options.envFile,
+      options.setupAllow,
     );
     if (options.requireVerify === true && spec.verify === undefined) {
       throw new BerthError(

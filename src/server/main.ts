@@ -1,3 +1,4 @@
+import { readRepositoryHeads } from '../git/remote-heads.js';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
@@ -92,6 +93,8 @@ export async function startServer(config: BerthConfig, logger: Logger): Promise<
       store,
       secretBox: box,
       allowLocalRepositories: config.allowLocalRepositories,
+      // The default branch: asked of the repository when an environment is written.
+      readRepositoryHeads: (url) => readRepositoryHeads(url, { allow: config.setupAllow }),
       checkAvailability: async (spec) => {
         if (Object.keys(spec.versions).length > 0)
           await languages.resolve(spec.image, spec.versions);

@@ -242,7 +242,11 @@ export class EnvironmentService {
     written: unknown,
     spec: EnvironmentSpec,
   ): Promise<EnvironmentSpec> {
-    const heads = await this.readRepositoryHeads(spec.repository.url);
+    // A repository behind credentials is the cache build's to ask (with them, in the sandbox).
+    const heads =
+      spec.repository.credentials === undefined
+        ? await this.readRepositoryHeads(spec.repository.url)
+        : undefined;
     const named = namesDefaultBranch(written) ? spec.repository.defaultBranch : undefined;
     const decision = settleDefaultBranch(named, spec.repository.defaultBranch, heads);
     if (!decision.ok) {

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { runBerth, startServe, tempDir, type ServeHandle } from '../support/cli.js';
 import { runGit } from '../support/run-git.js';
+import { GitHttpServer } from '../support/git-http-server.js';
 
 /**
  * `repository:` without `defaultBranch`: the repository's HEAD is found and stored when the
@@ -109,5 +110,48 @@ describe('the default branch is found, not assumed', () => {
     } finally {
       runGit(bare, 'symbolic-ref', 'HEAD', 'refs/heads/master');
     }
+  });
+});
+
+describe('a public http repository is asked from the server, under the address guard', () => {
+  let remote: GitHttpServer;
+  let allowed: ServeHandle;
+  beforeAll(async () => {
+    remote = new GitHttpServer(dir, 'nobody', 'unused', true);
+    await remote.start('127.0.0.1');
+    // Loopback is not public: only an operator's BERTH_SETUP_ALLOW range lets it be asked.
+    allowed = await startServe([], { BERTH_SETUP_ALLOW: '127.0.0.1/32' });
+  });
+  afterAll(async () => {
+    await allowed?.stop();
+    await remote?.stop();
+  });
+
+  it('without defaultBranch: its HEAD (master) is stored; a missing named branch is refused', async () => {
+    const a = ['--url', allowed.url, '--token', allowed.adminToken];
+    const f = file('over-http', `name: over-http\nrepository: ${remote.url('express.git')}\n`);
+    const created = await runBerth(['env', 'create', '--file', f, '--json', ...a]);
+    expect(created.code, created.stderr).toBe(0);
+    expect((JSON.parse(created.stdout) as EnvJson).spec.repository.defaultBranch).toBe('master');
+    expect(remote.requests.some((r) => r.includes('/express.git/info/refs'))).toBe(true);
+    const named = file(
+      'over-http-main',
+      `name: over-http-main\nrepository: { url: ${remote.url('express.git')}, defaultBranch: main }\n`,
+    );
+    const refused = await runBerth(['env', 'create', '--file', named, ...a]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain(
+      'the repository has no branch "main" (its branches: 4.x, master',
+    );
+  });
+
+  it('an address that is not public (loopback) is not asked without an allowance', async () => {
+    const before = remote.requests.length;
+    const f = file('guarded', `name: guarded\nrepository: ${remote.url('express.git')}\n`);
+    // `server` runs without BERTH_SETUP_ALLOW: the loopback address is refused, nothing is sent.
+    const created = await runBerth(['env', 'create', '--file', f, '--json', ...auth]);
+    expect(created.code, created.stderr).toBe(0);
+    expect((JSON.parse(created.stdout) as EnvJson).spec.repository.defaultBranch).toBe('main');
+    expect(remote.requests.length).toBe(before);
   });
 });

@@ -21,9 +21,14 @@ export class GitHttpServer {
     private readonly root: string,
     readonly username: string,
     password: string,
+    /** Serve without asking for credentials (a public repository); requests are still counted. */
+    private readonly anonymous = false,
   ) {
     this.password = password;
   }
+
+  /** Every request seen, in order (method and path). */
+  readonly requests: string[] = [];
 
   async start(host = '127.0.0.1'): Promise<void> {
     const server = createServer((req, res) => this.handle(req, res));
@@ -46,10 +51,11 @@ export class GitHttpServer {
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
+    this.requests.push(`${req.method ?? ''} ${req.url ?? ''}`);
     const auth = req.headers.authorization ?? '';
     this.seen.authorizations.push(auth);
     const wanted = `Basic ${Buffer.from(`${this.username}:${this.password}`).toString('base64')}`;
-    if (auth !== wanted) {
+    if (auth !== wanted && !this.anonymous) {
       this.seen.refused++;
       res.writeHead(401, { 'WWW-Authenticate': 'Basic realm="berth test git"' });
       res.end('Authentication required\n');

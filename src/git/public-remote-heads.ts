@@ -1,0 +1,155 @@
+import { execFile, spawn } from 'node:child_process';
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import { parseRemoteHeads, type RemoteHeads } from '../domain/environment/default-branch.js';
+import { AddressGuard } from '../egress/address-guard.js';
+
+/**
+ * Asks a public https/http repository for its HEAD and branches from the server's own host, when
+ * an environment is written (`git ls-remote --symref -- URL HEAD 'refs/heads/*'`).
+ *
+ * Threat model. The URL is a user's: its host may name (or resolve to) the server itself, the
+ * Docker bridge, a cloud metadata service or the site's private network, and the server would be
+ * the one asking (the setup network's firewall does not stand in front of the host). So:
+ * - only https and http URLs without user information are asked; ssh, git://, and a repository
+ *   with credentials are not (those are the cache build's to find out, in the sandbox);
+ * - a host under a name reserved for documentation and tests (`.test`, `.example`, `.invalid`,
+ *   `.localhost`, `.local`, `example.com|net|org`) or without a dot is not asked, nor resolved;
+ * - every address the name resolves to is vetted by the egress proxy's AddressGuard: public
+ *   unicast only, or inside an operator's BERTH_SETUP_ALLOW range (what the setup network may
+ *   reach too); git then connects to that vetted address only (`http.curloptResolve` pins the
+ *   name, so a second resolution cannot differ), follows no redirect, speaks no other protocol,
+ *   and runs without the operator's git configuration, credential helpers, proxies or prompts;
+ * - it is bounded in time (10 s) and what it reads (branch names, shown in a refusal).
+ * What reaches the user: the branch names, or nothing (a repository that cannot be asked is
+ * treated as not asked). Not guaranteed: that the answer is true (the repository's owner says it).
+ */
+
+const RESERVED_NAME =
+  /(^|\.)(test|example|invalid|localhost|local)$|(^|\.)example\.(com|net|org)$/i;
+const TIMEOUT_MS = 10_000;
+
+export interface PublicRemoteOptions {
+  /** Address ranges allowed besides the public internet (BERTH_SETUP_ALLOW). */
+  allow?: readonly string[];
+  signal?: AbortSignal;
+}
+
+export async function readPublicRemoteHeads(
+  repository: string,
+  options: PublicRemoteOptions = {},
+): Promise<RemoteHeads | undefined> {
+  let url: URL;
+  try {
+    url = new URL(repository);
+  } catch {
+    return undefined;
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') return undefined;
+  if (url.username !== '' || url.password !== '') return undefined;
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  const literal = isIP(host) !== 0;
+  if (!literal && (!host.includes('.') || RESERVED_NAME.test(host.replace(/\.$/, '')))) {
+    return undefined;
+  }
+  const signal = AbortSignal.any([
+    AbortSignal.timeout(TIMEOUT_MS),
+    ...(options.signal ? [options.signal] : []),
+  ]);
+  const guard = new AddressGuard({ allow: (options.allow ?? []).map((range) => ({ range })) });
+  let addresses: string[];
+  try {
+    addresses = literal
+      ? [host]
+      : (await withSignal(lookup(host, { all: true }), signal)).map((a) => a.address);
+  } catch {
+    return undefined;
+  }
+  const vetted = addresses.find((address) => guard.vet(address, host.toLowerCase()).allowed);
+  if (vetted === undefined) return undefined;
+  const port = url.port !== '' ? url.port : url.protocol === 'https:' ? '443' : '80';
+  const pinned = isIP(vetted) === 6 ? `[${vetted}]` : vetted;
+  if (!(await gitPinsAddresses())) return undefined;
+  const output = await boundedGit(
+    [
+      // The name is connected to at the vetted address only (an IP literal needs no pin).
+      ...(literal ? [] : ['-c', `http.curloptResolve=${host}:${port}:${pinned}`]),
+      '-c',
+      'http.followRedirects=false',
+      '-c',
+      'protocol.allow=never',
+      '-c',
+      'protocol.https.allow=always',
+      '-c',
+      'protocol.http.allow=always',
+      '-c',
+      'credential.helper=',
+      'ls-remote',
+      '--symref',
+      '--',
+      url.href,
+      'HEAD',
+      'refs/heads/*',
+    ],
+    signal,
+  );
+  return output === undefined ? undefined : parseRemoteHeads(output);
+}
+
+/** `promise`, or a rejection once `signal` aborts (a lookup cannot be cancelled itself). */
+function withSignal<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const abort = () => reject(new Error('aborted'));
+    if (signal.aborted) abort();
+    signal.addEventListener('abort', abort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', abort));
+  });
+}
+
+/** At most this much of git's answer is read; past it the answer is dropped. */
+const MAX_OUTPUT_BYTES = 4 * 1024 * 1024;
+
+/** git's standard output, or undefined (a failure, a time-out, too much). */
+function boundedGit(args: string[], signal: AbortSignal): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const child = spawn('git', args, {
+      cwd: '/',
+      env: {
+        PATH: '/usr/local/bin:/usr/bin:/bin',
+        HOME: '/nonexistent',
+        GIT_CONFIG_NOSYSTEM: '1',
+        GIT_CONFIG_GLOBAL: '/dev/null',
+        GIT_TERMINAL_PROMPT: '0',
+        GIT_ASKPASS: '/bin/false',
+      },
+      stdio: ['ignore', 'pipe', 'ignore'],
+      signal,
+    });
+    const chunks: Buffer[] = [];
+    let size = 0;
+    child.stdout.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_OUTPUT_BYTES) child.kill('SIGKILL');
+      else chunks.push(chunk);
+    });
+    child.on('error', () => resolve(undefined));
+    child.on('close', (code) =>
+      resolve(
+        code === 0 && size <= MAX_OUTPUT_BYTES ? Buffer.concat(chunks).toString('utf8') : undefined,
+      ),
+    );
+  });
+}
+
+let pinning: Promise<boolean> | undefined;
+
+/** Whether this git honours `http.curloptResolve` (2.37 and later); an older one is not used. */
+function gitPinsAddresses(): Promise<boolean> {
+  pinning ??= new Promise((resolve) => {
+    execFile('git', ['--version'], (error, stdout) => {
+      const [major = 0, minor = 0] = (/(\d+)\.(\d+)/.exec(stdout)?.slice(1) ?? []).map(Number);
+      resolve(!error && (major > 2 || (major === 2 && minor >= 37)));
+    });
+  });
+  return pinning;
+}
