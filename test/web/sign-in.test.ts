@@ -94,6 +94,7 @@ describe('web UI: sign in and out', () => {
     const { page, context } = browser;
     await context.clearCookies();
     await page.goto(`${server.url}/login`);
+    await page.getByLabel('Token').waitFor();
     await page.keyboard.press('Tab');
     expect(await page.evaluate<string>('document.activeElement?.id ?? ""')).toBe('token');
     await page.keyboard.type(server.adminToken);

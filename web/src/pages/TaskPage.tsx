@@ -59,6 +59,30 @@ function Failure({
   );
 }
 
+/** While an attempt runs: the command (or the agent's tool call) it is on now. */
+function CurrentCommand({
+  attempt,
+  events,
+}: {
+  attempt: Attempt;
+  events: readonly AttemptEvent[];
+}) {
+  if (!live(attempt.status)) return null;
+  const last = [...events]
+    .reverse()
+    .find((e) => e.type === 'tool_call' || e.type === 'command' || e.type === 'phase');
+  if (!last || last.type === 'phase') return null;
+  const text =
+    last.type === 'tool_call'
+      ? `${String(last.tool)} ${String(last.arguments)}`
+      : `last command: ${String(last.command)} (exit ${String(last.exitCode)})`;
+  return (
+    <p className="current" role="status">
+      Now: <code>{text}</code>
+    </p>
+  );
+}
+
 function AttemptCard({
   task,
   attempt,
@@ -264,6 +288,7 @@ function AttemptDetail({ task, attempt }: { task: Task; attempt: Attempt }) {
         </p>
       )}
       <PhaseTimeline events={events} attempt={attempt} />
+      <CurrentCommand attempt={attempt} events={events} />
       <h3 id="log">Log</h3>
       <LogView events={events} live={!ended} jump={jump} />
       <h3>Agent</h3>
