@@ -34,8 +34,12 @@ export function formatProgress(event: AttemptEvent, prefix: string): string {
     case 'warning':
       return `${prefix}warning: ${event.message}\n`;
     case 'error': {
+      // A script's output was printed as it ran (`logShown`): not a second time. A service's log
+      // (not streamed) is shown here.
       const tail =
-        typeof event.details?.logTail === 'string' && event.details.logTail !== ''
+        typeof event.details?.logTail === 'string' &&
+        event.details.logTail !== '' &&
+        event.details.logShown !== true
           ? `\n${event.details.logTail}`
           : '';
       // A cancelled attempt says `cancelled` (its status word), not `error`.

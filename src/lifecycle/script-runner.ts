@@ -138,6 +138,8 @@ export async function runLifecycleScript(
       ...(failure.lineText !== undefined ? { lineText: ctx.masker.mask(failure.lineText) } : {}),
       ...(failure.command !== undefined ? { command: ctx.masker.mask(failure.command) } : {}),
       logTail,
+      // The output was in the attempt's log as it ran: the log shows the failure without it.
+      logShown: true,
     });
   }
 

@@ -149,4 +149,26 @@ describe('env cache show and reset (docker)', () => {
     const logs = await runBerth(['task', 'logs', nextId, ...auth]);
     expect(logs.stdout).toMatch(/the cache was reset by hand at 20\S+ \(berth env cache reset\)/);
   }, 240_000);
+
+  it('a setup failure prints the failing output once (issue 20 item 12)', async () => {
+    const repo = makeSampleRepository();
+    const file = join(dir, 'failing.yaml');
+    writeFileSync(
+      file,
+      `name: failing\nrepository: ${repo.dir}\nimage: ${lifecycleTestImage()}\nsetup: |\n  echo "setup says $((6 * 7))"\n  false\n`,
+    );
+    expect((await runBerth(['env', 'create', '--file', file, ...auth])).code).toBe(0);
+    const run = await runBerth([
+      'exec',
+      '--env',
+      'failing',
+      '--command',
+      'true',
+      '--wait',
+      ...auth,
+    ]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain('setup script failed at line 2: `false` exited with code 1');
+    expect(run.stderr.split('setup says 42').length - 1, run.stderr).toBe(1);
+  }, 120_000);
 });
