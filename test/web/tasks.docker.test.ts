@@ -222,6 +222,25 @@ describe('web UI: a task with hostile output (docker)', () => {
     await browser.screenshots('tasks');
   });
 
+  it('a member of no environment sees no task: the list is empty, the task page is not found', async () => {
+    const tasks = (await server.request('GET', '/v1/tasks')).json as { tasks: { id: string }[] };
+    const taskId = tasks.tasks[0]?.id ?? '';
+    expect(taskId).toMatch(/^task_/);
+    const outsider = await server.createToken('outsider');
+    const other = await openBrowser();
+    try {
+      const { page } = other;
+      await signIn(page, server.url, outsider, `/tasks/${taskId}`);
+      await page.waitForURL(`${server.url}/tasks/${taskId}`);
+      await page.getByRole('heading', { name: 'Not found' }).waitFor();
+      expect(await page.content()).not.toContain(BRANCH);
+      await page.getByRole('link', { name: 'Tasks', exact: true }).click();
+      await page.getByText('No tasks.').waitFor();
+    } finally {
+      await other.close();
+    }
+  });
+
   it('a failed attempt shows its failure first: the phase, the error and the log tail', async () => {
     const broken = await server.request('POST', '/v1/environments', {
       body: {
