@@ -1,8 +1,15 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BerthError } from '../errors/berth-error.js';
-import { diffPaths, readDiffHeaders } from './diff-headers.js';
+import {
+  diffPathBytes,
+  diffPaths,
+  plantedMessage,
+  readDiffHeaders,
+  type DiffHeaders,
+} from './diff-headers.js';
+import { plantedRepository } from './embedded-repository.js';
 import { runGit, type GitResult } from './run-git.js';
 
 /**
@@ -22,6 +29,11 @@ import { runGit, type GitResult } from './run-git.js';
  *   3. else `git apply --3way --check`: the blobs the diff records let git merge → when no file
  *      would be left with conflicts, `git apply --3way` (the result is staged, as git does);
  *   4. else refuse, naming the files that do not apply.
+ * Also refused before git writes: paths that make a directory of the checkout look like a git
+ * repository with what is there already (embedded-repository.ts), and paths the checkout ignores
+ * and does not track (`git check-ignore`: git status would never show them; asked again after a
+ * clean apply, since the diff may change a .gitignore: then the apply is taken back). Paths are
+ * compared as bytes (git's `-z` output read as latin1), never decoded.
  * Never `--unsafe-paths`. Afterwards `git status` must differ from before only in the paths the
  * diff names (a file outside them that changed is reported; ignored files are not compared).
  * git runs from the checkout's top level (a subdirectory would silently skip paths outside it),
@@ -70,7 +82,15 @@ export function isCutDiff(diff: string): boolean {
   return /\n\[berth: diff cut at \d+ bytes of \d+\]\n?$/.test(diff);
 }
 
-/** `git status` of the checkout: path → its two status letters (untracked files included). */
+/** A path read as bytes (latin1), shown as UTF-8. */
+export function shownPath(bytes: string): string {
+  return Buffer.from(bytes, 'latin1').toString('utf8');
+}
+
+/**
+ * `git status` of the checkout: path (as bytes: `git` must read stdout as latin1) → its two
+ * status letters (untracked files included).
+ */
 async function statusOf(git: (args: string[]) => Promise<GitResult>): Promise<Map<string, string>> {
   const result = await git([
     'status',
@@ -90,7 +110,9 @@ async function statusOf(git: (args: string[]) => Promise<GitResult>): Promise<Ma
 
 /**
  * git's own reading of the patch file: refused when git sees a copy or rename, or a path the
- * headers did not name (a parser difference between this module and git).
+ * headers did not name (a parser difference between this module and git). `named` holds the
+ * paths as bytes (diffPathBytes) and `git` must read stdout as latin1, so paths are compared as
+ * git has them, never decoded.
  */
 export async function checkGitReading(
   git: (args: string[]) => Promise<GitResult>,
@@ -117,8 +139,43 @@ export async function checkGitReading(
       'invalid_input',
       `the diff was refused: git reads other paths in it than its headers name (${foreign
         .slice(0, 5)
-        .map((p) => JSON.stringify(p.slice(0, 200)))
+        .map((p) => JSON.stringify(shownPath(p).slice(0, 200)))
         .join(', ')}); ${nothingDone}`,
+    );
+  }
+}
+
+/**
+ * Refuses a diff touching a path the checkout ignores (and does not track): Berth's diffs come
+ * from `git add -A`, which never adds one, and git status and git diff never show one, so an
+ * executable written to `node_modules/.bin/jest` would go unseen. `git` reads stdout as latin1.
+ */
+async function refuseIgnored(
+  git: (args: string[], stdin?: Buffer) => Promise<GitResult>,
+  named: ReadonlySet<string>,
+  refused: string,
+  nothingDone: string,
+): Promise<void> {
+  const checked = await git(
+    ['check-ignore', '-z', '--stdin'],
+    Buffer.from([...named].join('\0') + '\0', 'latin1'),
+  );
+  if (checked.code > 1)
+    throw new BerthError('internal', `git check-ignore failed: ${checked.stderr.trim()}`);
+  const ignored = checked.stdout
+    .split('\0')
+    .filter((p) => p !== '')
+    .map(shownPath);
+  if (ignored.length > 0) {
+    throw new BerthError(
+      'invalid_input',
+      `${refused}: it writes ${ignored
+        .slice(0, 5)
+        .map((p) => JSON.stringify(p.slice(0, 200)))
+        .join(
+          ', ',
+        )}, which this checkout ignores (git status and git diff would not show it; Berth's diffs never hold ignored files); ${nothingDone}`,
+      { ignored: ignored.slice(0, 100) },
     );
   }
 }
@@ -132,9 +189,9 @@ export async function applyDiff(input: ApplyDiffInput): Promise<ApplyDiffOutcome
     );
   }
   // Before any git runs: a diff that is not shaped like Berth's is refused as a whole.
-  let named: Set<string>;
+  let headers: DiffHeaders;
   try {
-    named = new Set(diffPaths(readDiffHeaders(input.diff)));
+    headers = readDiffHeaders(input.diff);
   } catch (error) {
     if (!(error instanceof BerthError)) throw error;
     throw new BerthError('invalid_input', `${error.message}; nothing was changed`, error.details);
@@ -154,6 +211,30 @@ export async function applyDiff(input: ApplyDiffInput): Promise<ApplyDiffOutcome
   }
   const root = inside.stdout.trim();
   const git = (args: string[]) => runGit(args, { cwd: root, ...(signal ? { signal } : {}) });
+  /** The same, stdout read as bytes (paths compared as git has them). */
+  const gitBytes = (args: string[], stdin?: Buffer) =>
+    runGit(args, {
+      cwd: root,
+      encoding: 'latin1',
+      ...(stdin ? { input: stdin } : {}),
+      ...(signal ? { signal } : {}),
+    });
+  const named = new Set(diffPathBytes(headers));
+  // A directory of the checkout made to look like a git repository, with what is there already.
+  const planted = plantedRepository(diffPaths(headers), (path) => {
+    try {
+      lstatSync(join(root, path));
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  if (planted !== undefined)
+    throw new BerthError(
+      'invalid_input',
+      `the diff was refused (${plantedMessage(planted)}); nothing was changed`,
+    );
+  await refuseIgnored(gitBytes, named, 'the diff was refused', 'nothing was changed');
   if (!/^[0-9a-f]{40,64}$/.test(input.baseCommit)) {
     throw new BerthError(
       'invalid_input',
@@ -174,14 +255,14 @@ export async function applyDiff(input: ApplyDiffInput): Promise<ApplyDiffOutcome
   const patch = join(dir, 'attempt.diff');
   try {
     writeFileSync(patch, input.diff);
-    await checkGitReading(git, patch, named);
-    const before = await statusOf(git);
+    await checkGitReading(gitBytes, patch, named);
+    const before = await statusOf(gitBytes);
     /** Only the paths the diff names may have changed (a last check, after git wrote). */
     const verify = async () => {
-      const after = await statusOf(git);
-      const changed = [...new Set([...before.keys(), ...after.keys()])].filter(
-        (p) => before.get(p) !== after.get(p) && !named.has(p),
-      );
+      const after = await statusOf(gitBytes);
+      const changed = [...new Set([...before.keys(), ...after.keys()])]
+        .filter((p) => before.get(p) !== after.get(p) && !named.has(p))
+        .map(shownPath);
       if (changed.length > 0) {
         throw new BerthError(
           'internal',
@@ -198,6 +279,18 @@ export async function applyDiff(input: ApplyDiffInput): Promise<ApplyDiffOutcome
           'conflict',
           `git apply failed: ${applied.stderr.trim().slice(0, 2000)}`,
         );
+      // A .gitignore the diff changed may hide a file it added: taken back, and refused.
+      try {
+        await refuseIgnored(gitBytes, named, 'the diff was refused', 'it was taken back');
+      } catch (error) {
+        const undone = await git(['apply', '--reverse', '--', patch]);
+        if (undone.code !== 0)
+          throw new BerthError(
+            'internal',
+            `${(error as Error).message}, but taking it back failed (${undone.stderr.trim().slice(0, 500)}); check the working tree`,
+          );
+        throw error;
+      }
       await verify();
       return { root, mode: 'clean' };
     }

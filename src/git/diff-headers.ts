@@ -1,4 +1,5 @@
 import { BerthError } from '../errors/berth-error.js';
+import { foldName, plantedRepository } from './embedded-repository.js';
 
 /**
  * Reads the headers of an attempt's diff and refuses every diff that is not shaped like the ones
@@ -15,16 +16,30 @@ import { BerthError } from '../errors/berth-error.js';
  * `similarity index`, `dissimilarity index`), a `diff --git` line naming two paths, a `---`/`+++`
  * path that is not the section's, a line git would read as a header outside a hunk, and any
  * path that is empty, absolute, has an empty, `.` or `..` segment, names `.git` at any depth in
- * any case (with the spellings other file systems fold to `.git`), holds a NUL, or is longer
- * than PATH_MAX. Hunks are walked with git's own counting rules, so a hunk line such as
- * `--- x` (a removed `-- x`) is content, exactly as git reads it. What this module does not do:
- * judge the content of files (a symlink the diff adds is a symlink in the tree; `git apply`
- * refuses to write through one).
+ * any case (with the spellings NTFS and HFS+ fold to `.git`: trailing dots and spaces, an NTFS
+ * stream suffix `::$INDEX_ALLOCATION`, `git~1`, ignorable characters, a backslash as separator),
+ * holds a NUL, or is longer than PATH_MAX. Paths are compared as bytes (a quoted name's octal
+ * bytes that are not UTF-8 would all read as U+FFFD when decoded; an unquoted name that is not
+ * UTF-8 is refused). Together, the paths may not put a path below a symlink the same diff
+ * creates (compared as a case-insensitive file system would: `Docs` a link, `docs/x` through
+ * it), nor make a directory look like a git repository (embedded-repository.ts). Hunks are
+ * walked with git's own counting rules, so a hunk line such as `--- x` (a removed `-- x`) is
+ * content, exactly as git reads it. What this module does not do: judge the content of files (a
+ * symlink the diff adds is a symlink in the tree; `git apply` refuses to write through one), or
+ * look at the tree the diff goes into (apply-diff.ts does: ignored paths, a git repository
+ * completed with what is there).
  */
 
 export interface DiffSection {
-  /** The path the section changes (the same on both sides: Berth's diffs have no renames). */
+  /**
+   * The path the section changes (the same on both sides: Berth's diffs have no renames), as
+   * UTF-8 for showing (bytes that are not UTF-8 read as U+FFFD).
+   */
   path: string;
+  /** The same path as git has it: its bytes, one character each (latin1), for comparing. */
+  bytes: string;
+  /** The section makes the path a symlink (`new file mode 120000`, `new mode 120000`). */
+  symlink: boolean;
   /** Where the section starts and ends in the diff text (character offsets). */
   start: number;
   end: number;
@@ -52,10 +67,12 @@ function shown(text: string): string {
   return JSON.stringify(cut);
 }
 
+/** A refusal; line 0: of the diff as a whole. */
 function refuse(lineNumber: number, what: string): never {
+  const where = lineNumber > 0 ? `line ${lineNumber}: ${what}` : what;
   throw new BerthError(
     'invalid_input',
-    `the diff was refused (line ${lineNumber}: ${what}); Berth's diffs never look like this`,
+    `the diff was refused (${where}); Berth's diffs never look like this`,
     { line: lineNumber, refused: what },
   );
 }
@@ -76,14 +93,15 @@ const C_ESCAPES: Record<string, number> = {
  * A name as git writes it in a header: as it is, or C-quoted (`"a/t\tx"`, octal bytes for
  * non-ASCII). Returns the name and the rest of the text after it, or undefined when malformed.
  */
-function readName(text: string): { name: string; rest: string } | undefined {
+function readName(text: string): { name: string; bytes: string; rest: string } | undefined {
   if (!text.startsWith('"')) return undefined;
   const bytes: number[] = [];
   let i = 1;
   while (i < text.length) {
     const c = text[i] ?? '';
     if (c === '"') {
-      return { name: Buffer.from(bytes).toString('utf8'), rest: text.slice(i + 1) };
+      const raw = Buffer.from(bytes);
+      return { name: raw.toString('utf8'), bytes: raw.toString('latin1'), rest: text.slice(i + 1) };
     }
     if (c === '\\') {
       const next = text[i + 1] ?? '';
@@ -117,10 +135,16 @@ export function unsafePathReason(path: string): string | undefined {
     if (segment === '') return `an empty segment in the path ${shown(path)}`;
     if (segment === '.' || segment === '..')
       return `a "${segment}" segment in the path ${shown(path)} (outside the tree)`;
-    // What NTFS and HFS+ fold to ".git": trailing dots and spaces, the 8.3 short name, and
-    // characters HFS+ ignores.
-    const folded = segment.replace(/[\u200b-\u200f\u202a-\u202e\u206a-\u206f\ufeff]/g, '');
-    if (/^\.git[. ]*$/i.test(folded) || /^git~\d+$/i.test(folded))
+  }
+  // What NTFS and HFS+ read as ".git" (git's is_ntfs_dotgit, is_hfs_dotgit): a backslash is a
+  // separator on Windows; an NTFS stream suffix (`.git::$INDEX_ALLOCATION`, `.git:x`), trailing
+  // dots and spaces, the 8.3 short name, and characters HFS+ ignores are dropped.
+  for (const segment of path.split(/[/\\]/)) {
+    const folded = segment
+      .replace(/[\u200b-\u200f\u202a-\u202e\u206a-\u206f\ufeff]/g, '')
+      .replace(/:.*$/s, '')
+      .replace(/[. ]+$/, '');
+    if (/^\.git$/i.test(folded) || /^git~\d+$/i.test(folded))
       return `a path inside .git ${shown(path)}`;
   }
   return undefined;
@@ -132,19 +156,26 @@ function checkedPath(lineNumber: number, path: string): string {
   return path;
 }
 
-/** `a/P b/P` (both quoted or neither): P, or a refusal. */
-function gitLinePath(lineNumber: number, rest: string): string {
+/** A path as written unquoted: its bytes, refused when it is not UTF-8 (read as U+FFFD). */
+function unquotedBytes(lineNumber: number, name: string): string {
+  if (name.includes('\ufffd'))
+    refuse(lineNumber, `a path that is not UTF-8, unquoted ${shown(name)}`);
+  return Buffer.from(name, 'utf8').toString('latin1');
+}
+
+/** `a/P b/P` (both quoted or neither): P, or a refusal. Compared as bytes, never decoded. */
+function gitLinePath(lineNumber: number, rest: string): { path: string; bytes: string } {
   if (rest.includes('\0')) refuse(lineNumber, 'a NUL in a path');
   if (rest.startsWith('"')) {
     const first = readName(rest);
     const second = first?.rest.startsWith(' ') ? readName(first.rest.slice(1)) : undefined;
     if (!first || !second || second.rest !== '')
       refuse(lineNumber, `a malformed diff --git line ${shown(rest)}`);
-    if (!first.name.startsWith('a/') || !second.name.startsWith('b/'))
+    if (!first.bytes.startsWith('a/') || !second.bytes.startsWith('b/'))
       refuse(lineNumber, `a diff --git line without a/ and b/ ${shown(rest)}`);
-    if (first.name.slice(2) !== second.name.slice(2))
+    if (first.bytes.slice(2) !== second.bytes.slice(2))
       refuse(lineNumber, `a diff --git line naming two paths (a rename or copy) ${shown(rest)}`);
-    return checkedPath(lineNumber, first.name.slice(2));
+    return { path: checkedPath(lineNumber, first.name.slice(2)), bytes: first.bytes.slice(2) };
   }
   // Unquoted: "a/" P " b/" P, the same P twice; a name with spaces is found by its length.
   const length = (rest.length - 5) / 2;
@@ -155,7 +186,7 @@ function gitLinePath(lineNumber: number, rest: string): string {
       `a diff --git line naming two paths (a rename or copy), or malformed ${shown(rest)}`,
     );
   }
-  return checkedPath(lineNumber, path);
+  return { path: checkedPath(lineNumber, path), bytes: unquotedBytes(lineNumber, path) };
 }
 
 /** The name of a `--- X` or `+++ X` line: `/dev/null`, or `PREFIX` + the section's path. */
@@ -165,22 +196,28 @@ function checkSideName(
   text: string,
   prefix: 'a/' | 'b/',
   path: string,
+  bytes: string,
 ): void {
   if (text.includes('\0')) refuse(lineNumber, 'a NUL in a path');
   // git adds a tab after a name that holds a space (for GNU patch).
   const raw = text.endsWith('\t') ? text.slice(0, -1) : text;
   if (raw === '/dev/null') return;
   let name: string;
+  let nameBytes: string;
   if (raw.startsWith('"')) {
     const read = readName(raw);
     if (!read || read.rest !== '') refuse(lineNumber, `a malformed ${header} line ${shown(raw)}`);
     name = read.name;
-  } else name = raw;
-  if (!name.startsWith(prefix))
+    nameBytes = read.bytes;
+  } else {
+    name = raw;
+    nameBytes = unquotedBytes(lineNumber, raw);
+  }
+  if (!nameBytes.startsWith(prefix))
     refuse(lineNumber, `a ${header} path without ${prefix}: ${shown(name)}`);
   const side = name.slice(2);
   checkedPath(lineNumber, side);
-  if (side !== path) {
+  if (nameBytes.slice(2) !== bytes) {
     refuse(
       lineNumber,
       `a ${header} path ${shown(side)} that differs from its diff --git line ${shown(path)}`,
@@ -296,8 +333,8 @@ function* parseDiff(diff: string, options: ReadDiffOptions): Generator<void, Dif
       refuse(i + 1, `a line outside any file section ${shown(header)}`);
     }
     if (header.length > HEADER_LINE_MAX) refuse(i + 1, `a path longer than ${PATH_MAX} characters`);
-    const path = gitLinePath(i + 1, header.slice('diff --git '.length));
-    const section: DiffSection = { path, start: offset, end: offset };
+    const { path, bytes } = gitLinePath(i + 1, header.slice('diff --git '.length));
+    const section: DiffSection = { path, bytes, symlink: false, start: offset, end: offset };
     sections.push(section);
     next();
     let sawOld = false;
@@ -311,14 +348,14 @@ function* parseDiff(diff: string, options: ReadDiffOptions): Generator<void, Dif
       if (text.length > HEADER_LINE_MAX)
         refuse(i + 1, `a header line longer than ${HEADER_LINE_MAX} characters`);
       if (text.startsWith('--- ') && !sawOld && !sawNew) {
-        checkSideName(i + 1, '---', text.slice(4), 'a/', path);
+        checkSideName(i + 1, '---', text.slice(4), 'a/', path, bytes);
         sawOld = true;
       } else if (text.startsWith('+++ ') && sawOld && !sawNew) {
-        checkSideName(i + 1, '+++', text.slice(4), 'b/', path);
+        checkSideName(i + 1, '+++', text.slice(4), 'b/', path, bytes);
         sawNew = true;
       } else if (!EXTENDED.test(text) || sawOld) {
         refuse(i + 1, `an unexpected header line ${shown(text)}`);
-      }
+      } else if (/^new (?:file )?mode 120000$/.test(text)) section.symlink = true;
       next();
     }
     if (sawOld !== sawNew) {
@@ -384,7 +421,38 @@ function* parseDiff(diff: string, options: ReadDiffOptions): Generator<void, Dif
       refuse(i + 1, `a line outside any file section ${shown(line)}`);
     }
   }
+  checkPathsTogether(sections);
   return { sections };
+}
+
+/**
+ * What the paths do together: a path below a symlink the same diff creates (names compared as a
+ * case-insensitive file system compares them: `Docs` a symlink, then `docs/x` written through it
+ * on macOS), and a directory made to look like a git repository (embedded-repository.ts).
+ */
+function checkPathsTogether(sections: readonly DiffSection[]): void {
+  const links = new Set(sections.filter((s) => s.symlink).map((s) => foldName(s.path)));
+  if (links.size > 0) {
+    for (const section of sections) {
+      const names = foldName(section.path).split('/');
+      for (let k = 1; k < names.length; k++) {
+        const below = names.slice(0, k).join('/');
+        if (links.has(below)) {
+          refuse(
+            0,
+            `a path ${shown(section.path)} below a symlink the same diff creates (${shown(below)}, names compared ignoring case)`,
+          );
+        }
+      }
+    }
+  }
+  const planted = plantedRepository(sections.map((s) => s.path));
+  if (planted !== undefined) refuse(0, plantedMessage(planted));
+}
+
+/** The refusal of a diff that makes `dir` look like a git repository. */
+export function plantedMessage(dir: string): string {
+  return `paths that make ${shown(dir)} look like a git repository (a HEAD beside objects/ and refs/, or commondir), whose config git would run from there`;
 }
 
 const SPACE = 0x20;
@@ -394,4 +462,9 @@ const PLUS = 0x2b;
 /** The paths a diff's sections change, once each, in order. */
 export function diffPaths(headers: DiffHeaders): string[] {
   return [...new Set(headers.sections.map((s) => s.path))];
+}
+
+/** The same paths as bytes (one latin1 character a byte): what git's `-z` output is compared to. */
+export function diffPathBytes(headers: DiffHeaders): string[] {
+  return [...new Set(headers.sections.map((s) => s.bytes))];
 }

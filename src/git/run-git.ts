@@ -20,7 +20,12 @@ export interface RunGitOptions {
   env?: Record<string, string>;
   signal?: AbortSignal;
   /** Written to git's standard input. */
-  input?: string;
+  input?: string | Buffer;
+  /**
+   * How stdout is read: UTF-8 (the default), or `latin1`: one character a byte, for paths
+   * compared as git has them (bytes that are not UTF-8 must not collapse to one U+FFFD).
+   */
+  encoding?: 'utf8' | 'latin1';
 }
 
 export function runGit(args: readonly string[], options: RunGitOptions): Promise<GitResult> {
@@ -34,7 +39,7 @@ export function runGit(args: readonly string[], options: RunGitOptions): Promise
     });
     let stdout = '';
     let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stdout.setEncoding(options.encoding ?? 'utf8').on('data', (d: string) => (stdout += d));
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     child.on('error', (error: NodeJS.ErrnoException) => {
       if (error.code === 'ENOENT') {

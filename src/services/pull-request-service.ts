@@ -1,9 +1,15 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BerthError, toBerthError } from '../errors/berth-error.js';
-import { checkGitReading, isCutDiff } from '../git/apply-diff.js';
-import { diffPaths, readDiffHeadersAsync } from '../git/diff-headers.js';
+import { checkGitReading, isCutDiff, shownPath } from '../git/apply-diff.js';
+import {
+  diffPathBytes,
+  diffPaths,
+  plantedMessage,
+  readDiffHeadersAsync,
+} from '../git/diff-headers.js';
+import { plantedRepository } from '../git/embedded-repository.js';
 import { githubRepositoryAllowed } from '../git/github-repository-patterns.js';
 import { GitHubClient, type PullRequest } from '../git/github-client.js';
 import { parseGitHubRemote, type GitHubRepository } from '../git/github-remote.js';
@@ -30,9 +36,12 @@ import {
  * with `git apply` (no code from the repository runs), after its headers passed the checks of
  * git/diff-headers.ts (no copy or rename, no path outside the tree or in `.git`: a hand-made diff
  * could otherwise copy a file of this host, its ssh keys say, into the push), and the commit must
- * change exactly the paths the diff names. The server's `BERTH_GITHUB_TOKEN` is used only for
- * the repositories `BERTH_GITHUB_REPOSITORIES` lists (when set), and a commit that adds or
- * changes `.github/workflows/` (which the forge runs on push, before review) is pushed only with
+ * change exactly the paths the diff names (compared as bytes), and the diff may not make a
+ * directory look like a git repository with what the base commit has (embedded-repository.ts).
+ * The server's `BERTH_GITHUB_TOKEN` is used only for the repositories
+ * `BERTH_GITHUB_REPOSITORIES` lists (when set) and never over plain HTTP, and a commit that adds
+ * or changes `.github/workflows` (a file below it, or it or `.github` itself as a symlink or a
+ * gitlink, in any case), which the forge runs on push before review, is pushed only with
  * `allowWorkflows`. Re-running updates the same branch
  * (force-with-lease against the value just read, so a concurrent push is not overwritten) and
  * the same pull request. A failure says what was already done.
@@ -122,8 +131,11 @@ export class PullRequestService implements PullRequestOpener {
     }
     // Before anything runs: a diff not shaped like Berth's is refused (diff-headers.ts).
     let named: Set<string>;
+    let paths: string[];
     try {
-      named = new Set(diffPaths(await readDiffHeadersAsync(input.diff)));
+      const headers = await readDiffHeadersAsync(input.diff);
+      named = new Set(diffPathBytes(headers));
+      paths = diffPaths(headers);
     } catch (error) {
       if (!(error instanceof BerthError)) throw error;
       throw new BerthError('invalid_input', `${error.message}; nothing was pushed`, error.details);
@@ -205,6 +217,9 @@ export class PullRequestService implements PullRequestOpener {
           env: withAuth ? auth.env : {},
           signal,
         });
+      /** Without credentials, stdout read as bytes: paths compared as git has them. */
+      const gitBytes = (args: string[]) =>
+        runGit([...safe, ...args], { cwd: work, encoding: 'latin1', signal });
       const checkout = await git(['checkout', '-q', '--detach', input.baseCommit]);
       if (checkout.code !== 0) {
         throw new BerthError(
@@ -213,8 +228,22 @@ export class PullRequestService implements PullRequestOpener {
           { remote, baseCommit: input.baseCommit },
         );
       }
+      // A directory made to look like a git repository, with what the base commit has there.
+      const planted = plantedRepository(paths, (path) => {
+        try {
+          lstatSync(join(work, path));
+          return true;
+        } catch {
+          return false;
+        }
+      });
+      if (planted !== undefined)
+        throw new BerthError(
+          'invalid_input',
+          `the diff was refused (${plantedMessage(planted)}); nothing was pushed`,
+        );
       writeFileSync(patch, input.diff);
-      await checkGitReading(git, patch, named, 'nothing was pushed');
+      await checkGitReading(gitBytes, patch, named, 'nothing was pushed');
       const applied = await git(['apply', '--index', '--binary', '--', patch]);
       if (applied.code !== 0) {
         throw new BerthError(
@@ -254,7 +283,7 @@ export class PullRequestService implements PullRequestOpener {
       const commit = (
         await runGitOk(['rev-parse', 'HEAD'], { cwd: work, signal }, 'rev-parse')
       ).trim();
-      await this.checkCommit(git, input, named);
+      await this.checkCommit(gitBytes, input, named);
 
       // The branch's value on the remote right now: the push replaces exactly that (or creates it).
       const listed = await git(['ls-remote', '--', 'origin', `refs/heads/${branch}`], true);
@@ -315,7 +344,7 @@ export class PullRequestService implements PullRequestOpener {
       '--',
     ]);
     const changed = listed.stdout.split('\0').filter((p) => p !== '');
-    const foreign = changed.filter((p) => !named.has(p));
+    const foreign = changed.filter((p) => !named.has(p)).map(shownPath);
     if (listed.code !== 0 || foreign.length > 0) {
       throw new BerthError(
         'internal',
@@ -333,9 +362,12 @@ export class PullRequestService implements PullRequestOpener {
       'HEAD',
       '--',
     ]);
+    // `.github` or `.github/workflows` themselves too: a symlink or a gitlink there brings
+    // workflow files with it (any case: be strict, though GitHub reads the exact name).
     const workflows = added.stdout
       .split('\0')
-      .filter((p) => /^\.github(?:$|\/workflows\/)/i.test(p));
+      .filter((p) => /^\.github(?:$|\/workflows(?:$|\/))/i.test(p))
+      .map(shownPath);
     if (workflows.length > 0) {
       throw new BerthError(
         'invalid_input',
@@ -420,14 +452,23 @@ export class PullRequestService implements PullRequestOpener {
   ): { args: string[]; env: Record<string, string> } {
     if (location.kind !== 'remote' || !/^https?:/.test(location.location))
       return { args: [], env: {} };
-    const chosen =
-      credentials ??
-      location.credentials ??
-      (github &&
+    const own = credentials ?? location.credentials;
+    if (own) return credentialArgs(own);
+    const server =
+      github &&
       this.settings.githubToken &&
       githubRepositoryAllowed(github, this.settings.githubRepositories ?? [])
-        ? { username: 'x-access-token', password: this.settings.githubToken }
-        : undefined);
-    return chosen ? credentialArgs(chosen) : { args: [], env: {} };
+        ? this.settings.githubToken
+        : undefined;
+    if (server === undefined) return { args: [], env: {} };
+    // The server's token never goes over plain HTTP (anyone on the path would read it).
+    if (!/^https:/i.test(location.location)) {
+      throw new BerthError(
+        'invalid_input',
+        `the server's GitHub token is sent only over HTTPS, and ${location.location} is plain HTTP: use the https:// location; nothing was pushed`,
+        { remote: location.location },
+      );
+    }
+    return credentialArgs({ username: 'x-access-token', password: server });
   }
 }

@@ -84,14 +84,30 @@ describe('task pr with the environment credentials', () => {
     expect(done.remote).toBe(url);
   });
 
-  it('without them the private remote refuses, and the message is the remote answer', async () => {
+  it('without them the server token is not sent over plain HTTP; without any token the remote refuses', async () => {
+    const authorized = remote.seen.authorizations.length;
     const error = await berthErrorOf(
       service().open(input('task_priv2', { credentials: undefined })),
     );
-    expect(error.code).toBe('remote_error');
-    expect(error.message).toContain(`could not clone ${url}`);
-    expect(error.message).toMatch(/Authentication failed|could not read Username/);
+    expect(error.code).toBe('invalid_input');
+    expect(error.message).toContain('only over HTTPS');
     expect(error.message).toContain('nothing was pushed');
+    expect(remote.seen.authorizations.slice(authorized).join('')).not.toContain(
+      Buffer.from(`x-access-token:${SERVER_TOKEN}`).toString('base64'),
+    );
+    const tokenless = new PullRequestService({
+      githubApiUrl: fake.url,
+      githubRemotes: { [url]: 'acme/private' },
+      gitAuthor: { name: 'Berth', email: 'berth@localhost' },
+      allowLocalRepositories: false,
+    });
+    const refused = await berthErrorOf(
+      tokenless.open(input('task_priv2', { credentials: undefined })),
+    );
+    expect(refused.code).toBe('remote_error');
+    expect(refused.message).toContain(`could not clone ${url}`);
+    expect(refused.message).toMatch(/Authentication failed|could not read Username/);
+    expect(refused.message).toContain('nothing was pushed');
   });
 
   it('a wrong token: the remote message, nothing pushed, the token not in the message', async () => {

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -134,5 +134,47 @@ describe('pull request guards', () => {
       adderPullRequest(bare, adder, 'task_wf', { diff, allowWorkflows: true }),
     );
     expect(runGit(bare, 'show', `${pushed.commit}:.github/workflows/ci.yml`)).toContain('on: push');
+  });
+
+  it('.github/workflows itself as a symlink or a gitlink needs allowWorkflows too', async () => {
+    const work = mkdtempSync(join(tmpdir(), 'berth-prg-wfl-'));
+    runGit(work, 'clone', '-q', bare, '.');
+    mkdirSync(join(work, 'ci'));
+    writeFileSync(join(work, 'ci', 'deploy.yml'), 'on: push\njobs: {}\n');
+    mkdirSync(join(work, '.github'));
+    symlinkSync('../ci', join(work, '.github', 'workflows'));
+    runGit(work, 'add', '-A');
+    const linked = `${runGit(work, 'diff', '--cached', '--binary', adder.base)}\n`;
+    const refused = await berthErrorOf(
+      service().open(adderPullRequest(bare, adder, 'task_wfl', { diff: linked })),
+    );
+    expect(refused.message).toContain('.github/workflows');
+    expect(refused.message).toContain('--allow-workflows');
+
+    const sub = mkdtempSync(join(tmpdir(), 'berth-prg-gitlink-'));
+    runGit(sub, 'clone', '-q', bare, '.');
+    runGit(sub, 'update-index', '--add', '--cacheinfo', `160000,${adder.base},.GitHub/workflows`);
+    const gitlink = `${runGit(sub, 'diff', '--cached', '--binary', adder.base)}\n`;
+    expect(gitlink).toContain('new file mode 160000');
+    const refusedLink = await berthErrorOf(
+      service().open(adderPullRequest(bare, adder, 'task_wfg', { diff: gitlink })),
+    );
+    expect(refusedLink.message).toContain('.GitHub/workflows');
+    expect(branches()).toBe('');
+  });
+
+  it('never sends the server token over plain HTTP', async () => {
+    const location = 'http://127.0.0.1:9/acme/svc.git';
+    const plain = new PullRequestService({
+      githubToken: 'ghs-good',
+      githubApiUrl: fake.url,
+      githubRemotes: { [location]: 'acme/svc' },
+      gitAuthor: { name: 'Berth', email: 'berth@localhost' },
+      allowLocalRepositories: true,
+    });
+    const refused = await berthErrorOf(plain.open(adderPullRequest(location, adder, 'task_http')));
+    expect(refused.code).toBe('invalid_input');
+    expect(refused.message).toContain('only over HTTPS');
+    expect(fake.requests).toHaveLength(0);
   });
 });
