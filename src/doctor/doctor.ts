@@ -1,5 +1,6 @@
 import { request } from 'node:http';
 import { accessSync, constants, mkdirSync, statSync } from 'node:fs';
+import { statfs } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import type { BerthConfig } from '../config/config.js';
 import { tunnelRelayStatus } from '../egress/tunnel-relay.js';
@@ -46,6 +47,34 @@ function hasCommand(name: string): boolean {
   }
 }
 
+/** The engine's data directory against the free-disk floor attempts and cache builds need. */
+async function freeDiskCheck(config: BerthConfig): Promise<DoctorCheck> {
+  let rootDir = '/var/lib/docker';
+  try {
+    const { body } = await engineGet(config.dockerSocket, '/info');
+    rootDir = (JSON.parse(body) as { DockerRootDir?: string }).DockerRootDir ?? rootDir;
+    const stats = await statfs(rootDir);
+    const freeMb = Math.floor((stats.bavail * stats.bsize) / 1024 / 1024);
+    const enough = freeMb >= config.minFreeDiskMb;
+    return {
+      name: 'free disk',
+      ok: enough,
+      detail: `${freeMb} MB free in ${rootDir} (where the Docker engine keeps its data); the floor is ${config.minFreeDiskMb} MB (BERTH_MIN_FREE_DISK_MB)${enough ? '' : ': attempts and cache builds are refused'}`,
+      ...(enough
+        ? {}
+        : {
+            fix: `free space in ${rootDir} (berth env cache reset ENV, docker image prune), or lower BERTH_MIN_FREE_DISK_MB`,
+          }),
+    };
+  } catch (error) {
+    return {
+      name: 'free disk',
+      ok: true,
+      detail: `not known: ${rootDir} cannot be read here (${error instanceof Error ? error.message : String(error)}; an engine on another machine)`,
+    };
+  }
+}
+
 export const REQUIRED_IMAGES = ['berth/minimal:latest', 'berth/universal:latest'] as const;
 
 export async function runDoctor(config: BerthConfig): Promise<DoctorCheck[]> {
@@ -78,6 +107,8 @@ export async function runDoctor(config: BerthConfig): Promise<DoctorCheck[]> {
         : `install and start it: ${SETUP}`,
     });
   }
+
+  if (engineUp) checks.push(await freeDiskCheck(config));
 
   for (const image of REQUIRED_IMAGES) {
     if (!engineUp) {

@@ -47,6 +47,22 @@ export const healthView = z.object({ status: z.literal('ok'), version: z.string(
 
 export const whoamiView = z.object({ id: z.string(), name: z.string(), admin: z.boolean() });
 
+export const serverStatusView = z.object({
+  version: z.string(),
+  adminOnly: z
+    .boolean()
+    .describe('true for a token that is not an admin: the fields below are then null'),
+  dataDir: z.string().nullable(),
+  dataDirWritable: z.boolean().nullable(),
+  disk: z
+    .object({
+      rootDir: z.string().describe("The Docker engine's data directory"),
+      freeMb: z.number().nullable().describe('null: not on the server’s machine'),
+      minFreeMb: z.number().describe('BERTH_MIN_FREE_DISK_MB'),
+    })
+    .nullable(),
+});
+
 export const environmentView = z.object({
   id: z.string().describe('env_…'),
   name: z.string(),

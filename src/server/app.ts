@@ -16,6 +16,7 @@ import { authenticate } from './request-auth.js';
 import { registerSessionRoutes, registerSignedInSessionRoutes } from './session-routes.js';
 import type { WebUiFiles } from './web-ui-files.js';
 import { WebSessions } from './web-sessions.js';
+import { serverStatus, type ServerStatusSource } from './server-status.js';
 
 /**
  * The HTTP API (Hono). Routes are thin: parse the body, call a service with the caller, shape
@@ -35,6 +36,8 @@ export interface AppDependencies {
   webUi?: WebUiFiles;
   /** The web UI's sign-in sessions (a fresh in-memory table by default). */
   sessions?: WebSessions;
+  /** What `GET /v1/server` reports (`berth doctor`); without it only the version. */
+  serverStatus?: Omit<ServerStatusSource, 'version'>;
 }
 
 type Env = { Variables: { requestId: string; caller: Caller } };
@@ -170,6 +173,15 @@ export function createApp(deps: AppDependencies): Hono<Env> {
     await environments.delete(c.get('caller'), c.req.param('name'));
     return c.body(null, 204);
   });
+
+  app.get('/v1/server', async (c) =>
+    c.json(
+      await serverStatus(
+        { dataDir: '', minFreeDiskMb: 0, ...deps.serverStatus, version: deps.version },
+        c.get('caller').admin && deps.serverStatus !== undefined,
+      ),
+    ),
+  );
 
   app.get('/v1/tokens', async (c) => {
     const list = await tokens.list(c.get('caller'));

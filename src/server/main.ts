@@ -194,6 +194,11 @@ export async function startServer(config: BerthConfig, logger: Logger): Promise<
       logger,
       version: BERTH_VERSION,
       ...(webUi ? { webUi } : {}),
+      serverStatus: {
+        dataDir: config.dataDir,
+        minFreeDiskMb: config.minFreeDiskMb,
+        storage: () => runtime.storage(),
+      },
     });
     const server = createAdaptorServer({
       fetch: (request: Request) => app.fetch(request),

@@ -17,6 +17,7 @@ import {
   diffView,
   cacheView,
   cacheResetView,
+  serverStatusView,
   pickTaskBody,
   pickResult,
   pullRequestBody,
@@ -165,6 +166,14 @@ export function buildOpenApiDocument(version: string): JsonSchema {
           summary: 'The token this request authenticated with',
           security: authed,
           responses: { '200': ok('The caller', whoamiView), ...errors(...common) },
+        },
+      },
+      '/v1/server': {
+        get: {
+          summary:
+            "What berth doctor checks: the version; for an admin token also the data directory and the engine's free disk against BERTH_MIN_FREE_DISK_MB",
+          security: authed,
+          responses: { '200': ok('The server', serverStatusView), ...errors(...common) },
         },
       },
       '/v1/session': {

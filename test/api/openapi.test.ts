@@ -26,6 +26,7 @@ describe('GET /openapi.json', () => {
         'GET /health',
         'GET /openapi.json',
         'GET /v1/whoami',
+        'GET /v1/server',
         'POST /v1/session',
         'GET /v1/session',
         'DELETE /v1/session',
