@@ -77,4 +77,16 @@ describe('SecretMasker', () => {
     expect(stream.push('tokenless\n')).toBe('tokenless\n');
     expect(stream.flush()).toBe('');
   });
+
+  it('masks each line of a multi-line value on its own (a key with other line breaks, or part of it)', () => {
+    const lines = ['QyNTUxOQAAACDqZx0cD1kXbW0Qm6mJc9Hq', 'EgAAAAtzc2gtZWQyNTUxOQAAACDqZx0c'];
+    const key = `-----BEGIN OPENSSH PRIVATE KEY-----\n${lines.join('\n')}\nshort\n-----END OPENSSH PRIVATE KEY-----`;
+    const masker = new SecretMasker([key]);
+    expect(masker.mask(`second line: ${lines[1]}\n`)).toBe('second line: ***\n');
+    expect(masker.mask(lines.join('\r\n'))).toBe('***\r\n***');
+    // The armour and short lines alone are not values.
+    expect(masker.mask('-----END OPENSSH PRIVATE KEY----- short')).toBe(
+      '-----END OPENSSH PRIVATE KEY----- short',
+    );
+  });
 });
