@@ -68,6 +68,9 @@ describe('lifecycle faults (docker)', () => {
       'setup: |',
       '  echo setup done',
       '  echo "//npm.example.invalid/:_authToken=$API_TOKEN" > .npmrc',
+      // base64 wraps at 76 columns: the value's encoded form is split by a line break, and each
+      // line of the diff starts with "+".
+      `  printf '${'a'.repeat(50)}%s' "$API_TOKEN" | base64 > auth.b64`,
       'maintenance: |',
       '  echo "//npm.example.invalid/:_authToken=$API_TOKEN" > /root/.npmrc-maintenance',
     ]);
@@ -84,7 +87,7 @@ describe('lifecycle faults (docker)', () => {
     // The .npmrc setup wrote into the repository, on the uncached and the cached start alike.
     for (const run of [first, second]) {
       const attempt = run.result.attempts[0];
-      expect(attempt?.secretFiles).toEqual(['.npmrc']);
+      expect(attempt?.secretFiles).toEqual(['.npmrc', 'auth.b64']);
       expect(attempt?.diff).toContain('+//npm.example.invalid/:_authToken=***');
       expect(JSON.stringify(run.result)).not.toContain(SECRET);
       expect(run.stderr).toContain('the diff holds a secret value of the environment in .npmrc');
