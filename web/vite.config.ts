@@ -15,7 +15,7 @@ export default defineConfig({
     sourcemap: false,
     modulePreload: { polyfill: false },
     assetsInlineLimit: 0,
-    // One bundle of about 170 KB gzip (docs/benchmarks.md); the budget is 300 KB.
+    // The first load is about 100 KB gzip (docs/benchmarks.md); the budget is 300 KB.
     chunkSizeWarningLimit: 800,
   },
 });

@@ -1,4 +1,4 @@
-import { useEffect } from 'react';
+import { lazy, Suspense, useEffect } from 'react';
 import { Navigate, Route, Routes, useLocation, useNavigate } from 'react-router';
 import { useQueryClient } from '@tanstack/react-query';
 import { onSignedOut, setCsrfToken } from './api/client';
@@ -7,11 +7,16 @@ import { Layout } from './components/Layout';
 import { ServerBanner } from './components/ServerBanner';
 import { LoginPage } from './pages/LoginPage';
 import { TasksPage } from './pages/TasksPage';
-import { TaskPage } from './pages/TaskPage';
 import { EnvironmentsPage } from './pages/EnvironmentsPage';
-import { EnvironmentPage } from './pages/EnvironmentPage';
 import { TokensPage } from './pages/TokensPage';
 import { NotFoundPage } from './pages/NotFoundPage';
+
+// The task page (diff viewer, log renderer) and the environment editor (YAML) load when first
+// opened, so the task list's first load stays small.
+const TaskPage = lazy(() => import('./pages/TaskPage').then((m) => ({ default: m.TaskPage })));
+const EnvironmentPage = lazy(() =>
+  import('./pages/EnvironmentPage').then((m) => ({ default: m.EnvironmentPage })),
+);
 
 /** Where /login sends the user on: a path of this UI only (never another origin). */
 export function safeNext(next: string | null): string {
@@ -45,16 +50,18 @@ function SignedIn() {
   }
   return (
     <Layout session={session.data}>
-      <Routes>
-        <Route path="/" element={<Navigate to="/tasks" replace />} />
-        <Route path="/tasks" element={<TasksPage />} />
-        <Route path="/tasks/:id" element={<TaskPage />} />
-        <Route path="/environments" element={<EnvironmentsPage />} />
-        <Route path="/environments/new" element={<EnvironmentPage />} />
-        <Route path="/environments/:name" element={<EnvironmentPage />} />
-        <Route path="/tokens" element={session.data.admin ? <TokensPage /> : <NotFoundPage />} />
-        <Route path="*" element={<NotFoundPage />} />
-      </Routes>
+      <Suspense fallback={<p className="loading">Loading…</p>}>
+        <Routes>
+          <Route path="/" element={<Navigate to="/tasks" replace />} />
+          <Route path="/tasks" element={<TasksPage />} />
+          <Route path="/tasks/:id" element={<TaskPage />} />
+          <Route path="/environments" element={<EnvironmentsPage />} />
+          <Route path="/environments/new" element={<EnvironmentPage />} />
+          <Route path="/environments/:name" element={<EnvironmentPage />} />
+          <Route path="/tokens" element={session.data.admin ? <TokensPage /> : <NotFoundPage />} />
+          <Route path="*" element={<NotFoundPage />} />
+        </Routes>
+      </Suspense>
     </Layout>
   );
 }
