@@ -160,8 +160,12 @@ async function refuseIgnored(
     ['check-ignore', '-z', '--stdin'],
     Buffer.from([...named].join('\0') + '\0', 'latin1'),
   );
+  // git refuses a path below a symlink of the checkout here already (as git apply would).
   if (checked.code > 1)
-    throw new BerthError('internal', `git check-ignore failed: ${checked.stderr.trim()}`);
+    throw new BerthError(
+      'invalid_input',
+      `${refused}: git check-ignore refused its paths (${checked.stderr.trim().slice(0, 300)}); ${nothingDone}`,
+    );
   const ignored = checked.stdout
     .split('\0')
     .filter((p) => p !== '')

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -163,6 +163,18 @@ describe('hand-made diffs task apply refuses', () => {
     expect(error.code).toBe('invalid_input');
     expect(error.message).toContain('"node_modules/.bin/jest", which this checkout ignores');
     expect(existsSync(join(work, 'node_modules'))).toBe(false);
+  });
+
+  it("a path below a symlink the checkout has: refused by the ignore check with git's reason", async () => {
+    const { work, base } = checkout();
+    const outside = mkdtempSync(join(tmpdir(), 'berth-adh-link-'));
+    dirs.push(outside);
+    symlinkSync(outside, join(work, 'link'));
+    const diff = [...added('link/x.txt', ['through the link']), ''].join('\n');
+    const error = await refusal(applyDiff({ cwd: work, diff, baseCommit: base }));
+    expect(error.code).toBe('invalid_input');
+    expect(error.message).toContain('beyond a symbolic link');
+    expect(existsSync(join(outside, 'x.txt'))).toBe(false);
   });
 
   it('a file hidden by a .gitignore the same diff changes: applied, then taken back', async () => {
