@@ -1,0 +1,45 @@
+import { describe, expect, it } from 'vitest';
+import { IDLE_MS, MAX_AGE_MS, WebSessions } from '../../src/server/web-sessions.js';
+
+/** The session table's expiry rules, on a clock the test moves. */
+
+describe('WebSessions', () => {
+  it('ends a session unused for longer than IDLE_MS, and any session older than MAX_AGE_MS', () => {
+    let now = 1_000_000;
+    const sessions = new WebSessions(() => now);
+    const idle = sessions.create('berth_a');
+    now += IDLE_MS - 1;
+    expect(sessions.use(idle.id)?.token).toBe('berth_a');
+    now += IDLE_MS + 1;
+    expect(sessions.use(idle.id)).toBeUndefined();
+    // Gone for good, even if the clock went back.
+    now -= IDLE_MS;
+    expect(sessions.use(idle.id)).toBeUndefined();
+
+    const busy = sessions.create('berth_b');
+    const started = now;
+    while (now - started < MAX_AGE_MS - IDLE_MS) {
+      now += IDLE_MS / 2;
+      expect(sessions.use(busy.id)).toBeDefined();
+    }
+    now = started + MAX_AGE_MS + 1;
+    expect(sessions.use(busy.id)).toBeUndefined();
+  });
+
+  it('gives every session its own random id and CSRF token, compared exactly', () => {
+    const sessions = new WebSessions();
+    const a = sessions.create('berth_a');
+    const b = sessions.create('berth_a');
+    expect(a.id).not.toBe(b.id);
+    expect(a.csrfToken).not.toBe(b.csrfToken);
+    expect(a.id).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(sessions.csrfMatches(a, a.csrfToken)).toBe(true);
+    expect(sessions.csrfMatches(a, b.csrfToken)).toBe(false);
+    expect(sessions.csrfMatches(a, undefined)).toBe(false);
+    expect(sessions.csrfMatches(a, a.csrfToken.slice(0, -1))).toBe(false);
+    expect(sessions.csrfMatches(a, `${a.csrfToken}x`)).toBe(false);
+    sessions.end(a.id);
+    expect(sessions.use(a.id)).toBeUndefined();
+    expect(sessions.use(b.id)).toBeDefined();
+  });
+});
