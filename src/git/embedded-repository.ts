@@ -42,7 +42,7 @@ export function plantedRepository(
     const segments = path.split('/');
     const names = folded[n] ?? [];
     const last = names.length - 1;
-    if (MARKERS.has(names[last] ?? ''))
+    if (MARKERS.has(names[last] ?? '') || TREES.has(names[last] ?? ''))
       candidates.set(names.slice(0, last).join('/'), segments.slice(0, last).join('/'));
     for (let k = 0; k < last; k++) {
       if (TREES.has(names[k] ?? ''))
@@ -57,8 +57,9 @@ export function plantedRepository(
     const at = (name: string) => (key === '' ? name : `${key}/${name}`);
     const onDisk = (name: string) => exists(dir === '' ? name : `${dir}/${name}`);
     const head = inDiff.has(at('head')) || onDisk('HEAD');
-    const objects = prefixes.has(at('objects')) || onDisk('objects');
-    const refs = prefixes.has(at('refs')) || onDisk('refs');
+    // git tests objects/ and refs/ with access(X_OK): an executable file passes too.
+    const objects = prefixes.has(at('objects')) || inDiff.has(at('objects')) || onDisk('objects');
+    const refs = prefixes.has(at('refs')) || inDiff.has(at('refs')) || onDisk('refs');
     const common = inDiff.has(at('commondir')) || onDisk('commondir');
     if (head && ((objects && refs) || common)) return dir === '' ? '.' : dir;
   }

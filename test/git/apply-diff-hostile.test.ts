@@ -134,6 +134,22 @@ describe('hand-made diffs task apply refuses', () => {
       '',
     ].join('\n');
     expect(() => readDiffHeaders(variant)).toThrow(/look like a git repository/);
+    // objects and refs as executable files pass git's access(X_OK) test too.
+    const files = [
+      ...added('y/HEAD', ['ref: refs/heads/main']),
+      ...added('y/objects', ['x'], '100755'),
+      ...added('y/refs', ['x'], '100755'),
+      '',
+    ].join('\n');
+    expect(() => readDiffHeaders(files)).toThrow(/look like a git repository/);
+    // HEAD alone, or objects/ and refs/ without HEAD, is not a repository.
+    const alone = [
+      ...added('z/HEAD', ['x']),
+      ...added('w/objects/a', ['x']),
+      ...added('w/refs/b', ['x']),
+      '',
+    ];
+    expect(readDiffHeaders(alone.join('\n')).sections).toHaveLength(3);
   });
 
   it('a diff that completes a git repository with what the checkout has (objects/ and refs/ there)', async () => {
