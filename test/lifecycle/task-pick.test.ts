@@ -60,7 +60,7 @@ function describePicking(
       await store.migrate();
       await store.createEnvironment({
         id: 'env_1',
-        spec: { name: 'svc' } as never,
+        spec: { name: 'svc', members: [] } as never,
         createdByTokenId: null,
         secrets: [],
         now: T0,
