@@ -18,10 +18,11 @@ describe('WebSessions', () => {
 
     const busy = sessions.create('berth_b');
     const started = now;
-    while (now - started < MAX_AGE_MS - IDLE_MS) {
+    while (now + IDLE_MS / 2 < started + MAX_AGE_MS) {
       now += IDLE_MS / 2;
       expect(sessions.use(busy.id)).toBeDefined();
     }
+    // Used within the last IDLE_MS / 2, but older than MAX_AGE_MS.
     now = started + MAX_AGE_MS + 1;
     expect(sessions.use(busy.id)).toBeUndefined();
   });
