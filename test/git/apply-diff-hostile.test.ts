@@ -106,6 +106,21 @@ describe('hand-made diffs task apply refuses', () => {
     ).toThrow(/not UTF-8/);
   });
 
+  it('names git quotes still apply, UTF-8 or not (compared as bytes)', async () => {
+    const { work, base } = checkout();
+    const names = [Buffer.from('ünï.txt'), Buffer.from([0xff, 0xfe, 0x78])];
+    for (const name of names)
+      writeFileSync(Buffer.concat([Buffer.from(`${work}/`), name]), 'new\n');
+    git(work, 'add', '-A');
+    const diff = git(work, 'diff', '--cached', '--binary', base);
+    git(work, 'reset', '-q', '--hard');
+    git(work, 'clean', '-qfd');
+    expect(diff).toContain('"b/\\377\\376x"');
+    expect((await applyDiff({ cwd: work, diff, baseCommit: base })).mode).toBe('clean');
+    for (const name of names)
+      expect(readFileSync(Buffer.concat([Buffer.from(`${work}/`), name]), 'utf8')).toBe('new\n');
+  });
+
   it('a git repository planted without any .git path (HEAD, config, objects/, refs/)', async () => {
     const { work, base } = checkout();
     const marker = join(work, '..', `planted-ran-${process.pid}`);
