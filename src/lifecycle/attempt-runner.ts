@@ -592,6 +592,7 @@ export class AttemptRunner {
             phase: 'agent',
             durationMs: result.durationMs,
             timedOut: result.timedOut,
+            ...(result.outOfMemory === true ? { outOfMemory: true } : {}),
           };
           commands.push(record);
           emit({ type: 'command', ...record, phase: 'agent' });

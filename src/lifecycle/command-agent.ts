@@ -17,6 +17,11 @@ export class CommandAgent implements AgentPhase {
     );
     if (record.timedOut)
       return { message: `The command timed out: ${this.command}`, succeeded: false };
+    if (record.outOfMemory === true)
+      return {
+        message: `The command was killed: out of memory (exit code ${record.exitCode}; the sandbox's memory limit is resources.memoryMb in the environment): ${this.command}`,
+        succeeded: false,
+      };
     return {
       message: `The command exited with code ${record.exitCode}: ${this.command}`,
       succeeded: record.exitCode === 0,

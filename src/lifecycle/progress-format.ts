@@ -47,7 +47,7 @@ export function formatProgress(event: AttemptEvent, prefix: string): string {
       return `${prefix}${word}: ${event.message}${tail.replace(/\n/g, `\n${prefix}  `)}\n`;
     }
     case 'command':
-      return `${prefix}$ ${event.command}  (exit code ${event.exitCode})\n`;
+      return `${prefix}$ ${event.command}  (exit code ${event.exitCode}${event.outOfMemory === true ? ', out of memory: resources.memoryMb' : ''})\n`;
     case 'egress':
       return `${prefix}egress ${event.allowed ? 'allowed' : 'denied'} ${event.method} ${event.host}:${event.port} (${event.rule})${event.allowed ? '' : `: ${event.reason}`}\n`;
   }

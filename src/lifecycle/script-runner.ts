@@ -121,6 +121,7 @@ export async function runLifecycleScript(
     script: run.spec.script,
     scriptPath: files.scriptPath,
     records: parseErrorRecords(errors.toString('utf8')),
+    ...(result.outOfMemory === true ? { outOfMemory: true } : {}),
   });
   if (failure !== undefined) {
     const logTail = output.tail();

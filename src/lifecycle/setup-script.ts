@@ -165,6 +165,8 @@ export interface ScriptOutcome {
   script: string;
   scriptPath: string;
   records: readonly ErrorRecord[];
+  /** The runtime saw the kernel kill a process of the sandbox for its memory limit. */
+  outOfMemory?: boolean;
 }
 
 export interface ScriptFailure {
@@ -196,6 +198,15 @@ function shorten(text: string, max = 200): string {
  * bash stops at it; without strict mode it is the last command that failed).
  */
 export function describeScriptFailure(outcome: ScriptOutcome): ScriptFailure | undefined {
+  const failure = describeScriptExit(outcome);
+  // The kernel killed a process of it for the sandbox's memory limit: said, with the setting.
+  if (failure !== undefined && outcome.outOfMemory === true)
+    failure.message +=
+      ": out of memory (the sandbox's memory limit is resources.memoryMb in the environment; raise it)";
+  return failure;
+}
+
+function describeScriptExit(outcome: ScriptOutcome): ScriptFailure | undefined {
   if (outcome.timedOut) {
     return {
       message: `${outcome.phase} script timed out after ${duration(outcome.timeoutMs)}`,

@@ -80,6 +80,11 @@ export interface ExecResult {
   omittedBytes: number;
   timedOut: boolean;
   durationMs: number;
+  /**
+   * The kernel's OOM killer killed a process of the sandbox (its memory limit) while this
+   * command ran; set only where the runtime can tell.
+   */
+  outOfMemory?: boolean;
 }
 
 export interface ImageInfo {

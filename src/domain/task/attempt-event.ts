@@ -14,6 +14,8 @@ export type AttemptEventBody =
       output: string;
       phase: AttemptPhase;
       durationMs: number;
+      /** Killed by the sandbox's memory limit (`resources.memoryMb`). */
+      outOfMemory?: boolean;
     }
   | { type: 'warning'; message: string; details?: Record<string, unknown> }
   | {

@@ -8,4 +8,6 @@ export interface CommandRecord {
   phase: string;
   durationMs: number;
   timedOut: boolean;
+  /** Killed by the sandbox's memory limit (`resources.memoryMb`), where the runtime can tell. */
+  outOfMemory?: boolean;
 }

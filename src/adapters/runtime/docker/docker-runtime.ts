@@ -25,7 +25,7 @@
  * watchdog polls `sandboxDiskUsage` instead) and egress policy (the networks' job).
  */
 import path from 'node:path';
-import { statfs } from 'node:fs/promises';
+import { readFile, statfs } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import Docker from 'dockerode';
@@ -198,6 +198,45 @@ export class DockerRuntime implements SandboxRuntime {
   }
 
   async exec(id: string, options: ExecOptions): Promise<ExecResult> {
+    const result = await this.execOnce(id, options);
+    if (result.exitCode === 0 || result.timedOut) return result;
+    return (await this.newOomKills(id)) ? { ...result, outOfMemory: true } : result;
+  }
+
+  /** OOM kills of each sandbox's cgroup seen so far (a new sandbox has had none). */
+  private readonly oomKillsSeen = new Map<string, number>();
+
+  /**
+   * Whether the kernel killed a process of the sandbox for its memory limit since the last look:
+   * the `oom_kill` count of its memory cgroup, read on the host (cgroup v1 or v2, cgroupfs or
+   * systemd driver). Docker's own `OOMKilled` is only set when the container's first process
+   * dies, never for a command run in it. False where the cgroup files are not on this machine.
+   */
+  private async newOomKills(id: string): Promise<boolean> {
+    if (!/^[0-9a-f]{64}$/.test(id)) return false;
+    const candidates = [
+      `/sys/fs/cgroup/memory/docker/${id}/memory.oom_control`,
+      `/sys/fs/cgroup/memory/system.slice/docker-${id}.scope/memory.oom_control`,
+      `/sys/fs/cgroup/system.slice/docker-${id}.scope/memory.events`,
+      `/sys/fs/cgroup/docker/${id}/memory.events`,
+    ];
+    for (const path of candidates) {
+      let text: string;
+      try {
+        text = await readFile(path, 'utf8');
+      } catch {
+        continue;
+      }
+      const count = Number(/^oom_kill (\d+)$/m.exec(text)?.[1] ?? NaN);
+      if (!Number.isFinite(count)) return false;
+      const seen = this.oomKillsSeen.get(id) ?? 0;
+      this.oomKillsSeen.set(id, count);
+      return count > seen;
+    }
+    return false;
+  }
+
+  private async execOnce(id: string, options: ExecOptions): Promise<ExecResult> {
     const container = this.docker.getContainer(id);
     const poisoned = this.poisoned.get(id);
     if (poisoned !== undefined) throw poisoned;
@@ -382,6 +421,7 @@ export class DockerRuntime implements SandboxRuntime {
   async remove(id: string): Promise<void> {
     this.closeChannel(id);
     this.agentStarted.delete(id);
+    this.oomKillsSeen.delete(id);
     this.poisoned.delete(id);
     try {
       await this.docker.getContainer(id).remove({ force: true, v: true });
