@@ -14,15 +14,15 @@ import { BerthError } from '../errors/berth-error.js';
  * every entry on every writable mount whose status changed since the script started, by the
  * kernel's change time (ctime) against a time the orchestrator holds (a script can set a file's
  * mtime, not its ctime), whatever its size or place: its contents (regular files), its name, a
- * symbolic link's target, its extended attributes (names and values, with the image's perl; an
- * image without perl gets a warning). Only the workspace's own `.git/objects` (compressed) is
+ * symbolic link's target, its extended attributes (names and values; on an architecture whose
+ * system call numbers the scan does not know, a warning says they were not read). Only the workspace's own `.git/objects` (compressed) is
  * skipped; the repository's history is a documented limit. Nothing the script can set turns it
  * off (no marker file, no variable), and nothing it can break turns it into "nothing found": the
  * scan needs no /dev/fd, temporary file or free space, checks every tool's exit status and must
  * report its end with the count of entries it checked, or the attempt fails. It finds verbatim
  * values (each line of a multi-line value, from 4 characters); a value the script transformed
  * (encoded, compressed, split, reversed, committed to git) is not found, and a script that
- * replaced bash, find, grep or perl can blind it. An entry outside the workspace that holds a
+ * replaced bash, find or perl (the search is a perl program, fed by find) can blind it. An entry outside the workspace that holds a
  * value of 8 characters or more is removed (an extended attribute: the attribute), so neither the
  * agent nor the cache image has it, and the log names it; one that holds only a shorter value
  * (which may be a chance match) fails the attempt, naming it; an entry in the workspace is named
@@ -46,23 +46,102 @@ export function scanPatterns(secretValues: readonly string[]): string[] {
   return [...out];
 }
 
-// Positional arguments: $1 the script's start (seconds since the epoch), $2 workspace, then the
-// script's side files, removed first. The patterns arrive as BERTH_SCAN_L* (long) and
-// BERTH_SCAN_S* (short) variables of this exec only, never on the exec's command line. Prints
-// NUL-ended records `workspace:PATH`, `removed:PATH`, `kept:PATH` (could not be removed),
-// `short:PATH`, `noxattr:` (no perl: extended attributes not read), then `scanned:N` and, when
-// every tool exited cleanly, `end:`. Nothing here needs /dev/fd (no process substitution), a
-// writable /tmp (no temporary file, no here-string) or a free byte on any disk: the file list
-// goes through a pipe, and any tool's failure is an exit status other than 0.
+// The search itself, in perl (in every Debian-based image: perl-base is Essential, and the exec
+// agent needs it too). Reads find's records (type, path, link target; NUL-ended) on stdin; $1 is
+// the workspace; the patterns come from BERTH_SCAN_L* (long) and BERTH_SCAN_S* (short). For each
+// entry: its name and a link's target, a regular file's contents (read in 1 MiB chunks, a window
+// kept across them), its extended attributes (names and values, by system call). Removals wait
+// for the end of the list (find is still walking until then). Dies (a status other than 0) on
+// any error it meets: a file it cannot open or read, an attribute it cannot get.
+const SCAN_PERL = String.raw`
+use strict; use warnings; use POSIX ();
+my $ws = shift;
+my (@long, @short);
+for (sort keys %ENV) { push @long, $ENV{$_} if /^BERTH_SCAN_L\d+$/; push @short, $ENV{$_} if /^BERTH_SCAN_S\d+$/ }
+my $max = 1; for (@long, @short) { $max = length if length > $max }
+my %calls = (x86_64 => [194, 192, 197], aarch64 => [12, 9, 15]);
+my $nr = $calls{(POSIX::uname())[4]};
+print "noxattr:\0" unless $nr;
+my ($lre, $sre) = map { my $l = $_; @$l ? do { my $j = join("|", map { quotemeta } @$l); qr/$j/ } : undef } \@long, \@short;
+sub kind { my $t = shift; return "long" if $lre && $t =~ $lre; return "short" if $sre && $t =~ $sre; return "" }
+sub inws { my $p = shift; return $p eq $ws || index($p, "$ws/") == 0 }
+my (@todo, %seen);
+sub found {
+  my ($p, $k, @how) = @_;
+  if (inws($p)) { print "workspace:$p\0" unless $seen{"w$p"}++; return }
+  if ($k eq "short") { print "short:$p\0" unless $seen{"s$p"}++; return }
+  push @todo, [$p, @how];
+}
+sub xsize { my $s = syscall($nr->[$_[0]], @_[1 .. $#_], 0, 0); die "extended attributes of $_[1]: $!\n" if $s < 0; return $s }
+local $/ = "\0";
+my $n = 0;
+while (defined(my $type = <STDIN>)) {
+  my $p = <STDIN>; my $link = <STDIN>;
+  die "the list of files ended mid-record\n" unless defined $link;
+  chomp($type, $p, $link);
+  $n++;
+  (my $base = $p) =~ s{.*/}{}s;
+  my $k = kind($base) || ($type eq "l" ? kind($link) : "");
+  found($p, $k, "rm") if $k;
+  if ($type eq "f") {
+    open(my $h, "<:raw", $p) or die "open $p: $!\n";
+    my ($carry, $hit) = ("", "");
+    while (1) {
+      my $got = sysread($h, my $chunk, 1 << 20);
+      die "read $p: $!\n" unless defined $got;
+      last if $got == 0;
+      my $buf = $carry . $chunk;
+      my $kk = kind($buf);
+      if ($kk eq "long") { $hit = "long"; last }
+      $hit = "short" if $kk;
+      $carry = length($buf) >= $max ? substr($buf, length($buf) - $max + 1) : $buf;
+    }
+    close $h;
+    found($p, $hit, "unlink") if $hit;
+  }
+  next unless $nr;
+  my $size = syscall($nr->[0], $p, 0, 0);
+  if ($size < 0) { next if $!{ENOENT} || $!{ENOTSUP} || $!{EOPNOTSUPP}; die "extended attributes of $p: $!\n" }
+  next if $size == 0;
+  my $names = "\0" x ($size + 1);
+  $size = syscall($nr->[0], $p, $names, $size + 1);
+  die "extended attributes of $p: $!\n" if $size < 0;
+  for my $name (grep { length } split /\0/, substr($names, 0, $size)) {
+    my $vsize = xsize(1, $p, $name);
+    my $value = "\0" x ($vsize + 1);
+    my $len = syscall($nr->[1], $p, $name, $value, $vsize + 1);
+    die "extended attribute $name of $p: $!\n" if $len < 0;
+    my $kx = kind($name) || kind(substr($value, 0, $len));
+    found($p, $kx, "xattr", $name) if $kx;
+  }
+}
+my @gone;
+for (@todo) {
+  my ($p, $how, $name) = @$_;
+  my $done;
+  if (grep { $p eq $_ || index($p, "$_/") == 0 } @gone) { $done = 1 }
+  elsif ($how eq "rm") { $done = system("rm", "-rf", "--", $p) == 0; push @gone, $p if $done }
+  elsif ($how eq "unlink") { $done = unlink($p) == 1; push @gone, $p if $done }
+  else { $done = syscall($nr->[2], $p, $name) == 0 }
+  my $rec = ($done ? "removed:" : "kept:") . $p;
+  print "$rec\0" unless $seen{$rec}++;
+}
+print "scanned:$n\0";
+`;
+
+// Positional arguments: $1 the script's start (seconds since the epoch), $2 workspace, $3 the
+// search (SCAN_PERL), then the script's side files, removed first. The patterns arrive as
+// BERTH_SCAN_L* (long) and BERTH_SCAN_S* (short) variables of this exec only, never on a command
+// line. Prints NUL-ended records `workspace:PATH`, `removed:PATH`, `kept:PATH` (could not be
+// removed), `short:PATH`, `noxattr:` (attributes not read on this architecture), `scanned:N`,
+// and, when find and the search both exited cleanly, `end:`. Nothing here needs /dev/fd (no
+// process substitution), a writable /tmp (no temporary file, no here-string) or free space.
 const SCAN_SCRIPT = String.raw`
 set -f
 export LC_ALL=C
-since=$1; workspace=$2; shift 2
+since=$1; workspace=$2; search=$3; shift 3
 if [ $# -gt 0 ]; then rm -f -- "$@" || exit 5; fi
-long=(); short=(); largs=(); sargs=()
-for n in ${'$'}{!BERTH_SCAN_L@}; do long+=("${'$'}{!n}"); largs+=(-e "${'$'}{!n}"); done
-for n in ${'$'}{!BERTH_SCAN_S@}; do short+=("${'$'}{!n}"); sargs+=(-e "${'$'}{!n}"); done
-if [ ${'$'}{#long[@]} -eq 0 ] && [ ${'$'}{#short[@]} -eq 0 ]; then printf 'scanned:0\0end:\0'; exit 0; fi
+if [ -z "${'$'}{!BERTH_SCAN_L*}${'$'}{!BERTH_SCAN_S*}" ]; then printf 'scanned:0\0end:\0'; exit 0; fi
 roots=()
 while read -r _ mnt type opts _; do
   case "$type" in
@@ -73,114 +152,12 @@ while read -r _ mnt type opts _; do
   roots+=("$m")
 done < /proc/self/mounts
 [ ${'$'}{#roots[@]} -gt 0 ] || { echo 'no writable mount found' >&2; exit 5; }
-in_workspace() { case "$1" in "$workspace"|"$workspace"/*) return 0 ;; esac; return 1; }
-hit=
-match() {
-  local p
-  for p in "${'$'}{long[@]}"; do case "$1" in *"$p"*) hit=long; return 0 ;; esac; done
-  for p in "${'$'}{short[@]}"; do case "$1" in *"$p"*) hit=short; return 0 ;; esac; done
-  return 1
-}
-gone=()
-# $1 path, $2 long|short: reported, or removed outside the workspace (a long value only).
-found() {
-  if in_workspace "$1"; then printf 'workspace:%s\0' "$1"
-  elif [ "$2" = short ]; then printf 'short:%s\0' "$1"
-  elif rm -rf -- "$1"; then printf 'removed:%s\0' "$1"; gone+=("$1")
-  else printf 'kept:%s\0' "$1"; fi
-}
-under_gone() {
-  local g
-  for g in "${'$'}{gone[@]}"; do case "$1" in "$g"/*) return 0 ;; esac; done
-  return 1
-}
-batch=()
-grep_batch() {
-  local f s rest=()
-  if [ ${'$'}{#long[@]} -gt 0 ]; then
-    grep -lZF "${'$'}{largs[@]}" -- "${'$'}{batch[@]}" | while IFS= read -r -d '' f; do found "$f" long; done
-    s=("${'$'}{PIPESTATUS[@]}")
-    [ "${'$'}{s[0]}" -le 1 ] && [ "${'$'}{s[1]}" = 0 ] || { echo "grep failed (exit ${'$'}{s[0]})" >&2; return 8; }
-  fi
-  if [ ${'$'}{#short[@]} -gt 0 ]; then
-    for f in "${'$'}{batch[@]}"; do [ -e "$f" ] && rest+=("$f"); done
-    [ ${'$'}{#rest[@]} -gt 0 ] || return 0
-    grep -lZF "${'$'}{sargs[@]}" -- "${'$'}{rest[@]}" | while IFS= read -r -d '' f; do found "$f" short; done
-    s=("${'$'}{PIPESTATUS[@]}")
-    [ "${'$'}{s[0]}" -le 1 ] && [ "${'$'}{s[1]}" = 0 ] || { echo "grep failed (exit ${'$'}{s[0]})" >&2; return 8; }
-  fi
-  batch=()
-}
-# Extended attributes (names and values) of $@, with perl's syscall (bash cannot read them).
-XATTR_PERL='
-use POSIX ();
-my $ws = shift;
-my $arch = (POSIX::uname())[4];
-my %calls = (x86_64 => [194, 192, 197], aarch64 => [12, 9, 15]);
-my $nr = $calls{$arch} or die "extended attributes: no system call numbers for $arch\n";
-my (@long, @short);
-for (sort keys %ENV) { push @long, $ENV{$_} if /^BERTH_SCAN_L\d+$/; push @short, $ENV{$_} if /^BERTH_SCAN_S\d+$/ }
-my $has = sub { my $t = shift; for (@_) { return 1 if index($t, $_) >= 0 } 0 };
-local $/ = "\0";
-while (defined(my $p = <STDIN>)) {
-  chomp $p;
-  my $size = syscall($nr->[0], $p, 0, 0);
-  if ($size < 0) { next if $!{ENOENT} || $!{ENOTSUP} || $!{EOPNOTSUPP}; die "llistxattr $p: $!\n" }
-  next if $size == 0;
-  my $names = "\0" x ($size + 1);
-  my $got = syscall($nr->[0], $p, $names, $size + 1);
-  die "llistxattr $p: $!\n" if $got < 0;
-  for my $name (grep { length } split /\0/, substr($names, 0, $got)) {
-    my $vsize = syscall($nr->[1], $p, $name, 0, 0);
-    die "lgetxattr $p $name: $!\n" if $vsize < 0;
-    my $value = "\0" x ($vsize + 1);
-    my $len = syscall($nr->[1], $p, $name, $value, $vsize + 1);
-    die "lgetxattr $p $name: $!\n" if $len < 0;
-    my $text = $name . "\0" . substr($value, 0, $len);
-    my $kind = $has->($text, @long) ? "long" : $has->($text, @short) ? "short" : next;
-    if ($p eq $ws || index($p, "$ws/") == 0) { print "workspace:$p\0" }
-    elsif ($kind eq "short") { print "short:$p\0" }
-    elsif (syscall($nr->[2], $p, $name) == 0) { print "removed:$p\0" }
-    else { print "kept:$p\0" }
-  }
-}
-'
-scan() {
-  local recs i type path link n=0 bytes=0 xs=() s
-  mapfile -d '' recs || return 7
-  for (( i = 0; i + 2 < ${'$'}{#recs[@]}; i += 3 )); do
-    type=${'$'}{recs[i]}; path=${'$'}{recs[i+1]}; link=${'$'}{recs[i+2]}
-    [ ${'$'}{#gone[@]} -gt 0 ] && under_gone "$path" && continue
-    (( n++ ))
-    # A value in the entry's name, or in a symbolic link's target.
-    if match "${'$'}{path##*/}" || { [ "$type" = l ] && match "$link"; }; then
-      found "$path" "$hit"
-      in_workspace "$path" || continue
-    fi
-    xs+=("$path")
-    [ "$type" = f ] || continue
-    batch+=("$path")
-    (( bytes += ${'$'}{#path} + 1 ))
-    if [ ${'$'}{#batch[@]} -ge 1000 ] || [ "$bytes" -ge 65536 ]; then grep_batch || return; bytes=0; fi
-  done
-  if [ ${'$'}{#batch[@]} -gt 0 ]; then grep_batch || return; fi
-  if [ ${'$'}{#xs[@]} -gt 0 ]; then
-    if command -v perl > /dev/null; then
-      printf '%s\0' "${'$'}{xs[@]}" | perl -e "$XATTR_PERL" "$workspace"
-      s=("${'$'}{PIPESTATUS[@]}")
-      [ "${'$'}{s[1]}" = 0 ] || { echo "the extended attribute scan failed (exit ${'$'}{s[1]})" >&2; return 9; }
-    else
-      printf 'noxattr:\0'
-    fi
-  fi
-  printf 'scanned:%s\0' "$n"
-}
 # Only the workspace's own repository's objects are skipped (compressed: a verbatim search finds
 # nothing there); every other .git/objects is searched like any directory.
-find "${'$'}{roots[@]}" -xdev -path "$workspace/.git/objects" -prune -o -newerct "@$since" -printf '%y\0%p\0%l\0' | scan
+find "${'$'}{roots[@]}" -xdev -path "$workspace/.git/objects" -prune -o -newerct "@$since" -printf '%y\0%p\0%l\0' | perl -e "$search" "$workspace"
 st=("${'$'}{PIPESTATUS[@]}")
 [ "${'$'}{st[0]}" = 0 ] || { echo "find failed (exit ${'$'}{st[0]})" >&2; exit 6; }
-[ "${'$'}{st[1]}" = 0 ] || exit "${'$'}{st[1]}"
+[ "${'$'}{st[1]}" = 0 ] || { echo "the search failed (exit ${'$'}{st[1]})" >&2; exit 7; }
 printf 'end:\0'
 `;
 
@@ -224,6 +201,7 @@ export async function scanForSecrets(
       'berth-secret-scan',
       String(since),
       ctx.workdir,
+      SCAN_PERL,
       ...options.removeFiles,
     ],
     env,
@@ -268,15 +246,16 @@ export async function scanForSecrets(
       { reason: options.phase },
     );
   }
-  ctx.emit({
-    type: 'log',
-    stream: 'system',
-    text: `secret scan after the ${options.phase} script: ${scanned} changed file(s) and entries checked (contents, names, link targets${xattrs ? ', extended attributes' : ''})\n`,
-  });
+  if (patterns.length > 0)
+    ctx.emit({
+      type: 'log',
+      stream: 'system',
+      text: `secret scan after the ${options.phase} script: ${scanned} changed file(s) and entries checked (contents, names, link targets${xattrs ? ', extended attributes' : ''})\n`,
+    });
   if (!xattrs)
     ctx.emit({
       type: 'warning',
-      message: `the secret scan after the ${options.phase} script did not read extended attributes: the image has no perl`,
+      message: `the secret scan after the ${options.phase} script did not read extended attributes (no system call numbers for this architecture)`,
     });
   const files = [...found.workspace].sort();
   const removed = [...found.removed].sort();

@@ -153,4 +153,31 @@ describe('a hostile setup script leaves no secret to the agent phase (docker)', 
     expect(miss.stderr).toMatch(/secret scan after the setup script: [1-9]\d* changed file/);
     expect(miss.stderr).not.toContain(SECRET);
   }, 300_000);
+
+  it('a scan whose tool fails fails the attempt, never "nothing found"', async () => {
+    const file = writeLifecycleEnvFile(
+      work,
+      'broken-find',
+      repo.dir,
+      [
+        'secrets: [API_TOKEN]',
+        'setup: |',
+        '  echo "//registry.example/:_authToken=$API_TOKEN" > /root/.npmrc',
+        // First on PATH: the scan's find now fails.
+        "  printf '#!/bin/sh\\nexit 1\\n' > /usr/local/bin/find && chmod +x /usr/local/bin/find",
+        '',
+      ].join('\n'),
+    );
+    const run = await runJson({
+      ...lifecycleRunOptions({ work, instance, image, apiToken: SECRET }),
+      envFile: file,
+      command: 'cat /root/.npmrc',
+    });
+    expect(run.code).toBe(1);
+    const attempt = run.result.attempts[0];
+    expect(attempt?.status).toBe('failed');
+    expect(attempt?.error).toContain('the secret scan after the setup script did not finish');
+    expect(attempt?.error).toContain('find failed');
+    expect(attempt?.commands ?? []).toEqual([]);
+  }, 300_000);
 });
