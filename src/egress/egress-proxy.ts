@@ -59,7 +59,7 @@ import { AddressGuard, type AddressGuardOptions } from './address-guard.js';
 import { recentMachineAddresses } from './machine-addresses.js';
 import type { CertificateAuthority } from './certificate-authority.js';
 import { parseClientHello, type ClientHello } from './tls-client-hello.js';
-import { relayConnecting, resumeReading, takeUnread } from './tunnel-relay.js';
+import { MAX_TIMEOUT_MS, relayConnecting, resumeReading, takeUnread } from './tunnel-relay.js';
 import {
   NativeTlsLeg,
   nativeClientContext,
@@ -112,12 +112,20 @@ export interface EgressProxyOptions {
   /** Trust Node's bundled root certificates for upstream servers (default true). */
   useBundledRoots?: boolean;
   onDecision?: (event: EgressDecisionEvent) => void;
-  /** Idle time after which a tunnel or connection is closed. */
+  /**
+   * Idle time after which a tunnel or connection is closed. Each of the three times is a whole
+   * number of milliseconds from 1 to MAX_TIMEOUT_MS (none can be turned off: 0 would mean no
+   * timeout to Node's sockets); the constructor refuses anything else.
+   */
   idleTimeoutMs?: number;
   /** How long a tunnel waits for the client's ClientHello. */
   clientHelloTimeoutMs?: number;
+  /** How long a connection to an upstream may take. */
   connectTimeoutMs?: number;
-  /** Connections the listener accepts at once (a sandbox cannot exhaust the orchestrator). */
+  /**
+   * Connections the listener accepts at once (a sandbox cannot exhaust the orchestrator): a
+   * whole number from 1 to MAX_CONNECTIONS.
+   */
   maxConnections?: number;
   /**
    * How passthrough tunnels move bytes: `native` (default) hands both sockets to the native
@@ -247,6 +255,35 @@ function forwardedRequestHeaders(
   return { ...endToEndHeaders(req.headers), ...framingHeaders(checkedFraming(req)), host };
 }
 
+/** The most `maxConnections` may be (each connection holds a descriptor or two). */
+export const MAX_CONNECTIONS = 1_000_000;
+
+/**
+ * Refuses numeric options that are not whole numbers in their range (invalid_input, naming the
+ * option): NaN, a fraction or a negative time would otherwise reach Node's timers (where 0 or
+ * less means no timeout at all) or the native relay (which throws only when a tunnel opens).
+ */
+function checkNumericOptions(options: EgressProxyOptions): void {
+  const ranges: Array<[keyof EgressProxyOptions, number, number]> = [
+    ['connectTimeoutMs', 1, MAX_TIMEOUT_MS],
+    ['idleTimeoutMs', 1, MAX_TIMEOUT_MS],
+    ['clientHelloTimeoutMs', 1, MAX_TIMEOUT_MS],
+    ['maxConnections', 1, MAX_CONNECTIONS],
+  ];
+  for (const [option, min, max] of ranges) {
+    const value: unknown = options[option];
+    if (value === undefined) continue;
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+      const shown = typeof value === 'number' ? String(value) : typeof value;
+      throw new BerthError(
+        'invalid_input',
+        `egress proxy option ${option} must be a whole number from ${min} to ${max}, not ${shown}`,
+        { option, min, max },
+      );
+    }
+  }
+}
+
 export class EgressProxy {
   private readonly options: EgressProxyOptions;
   private readonly resolver: Resolver;
@@ -284,6 +321,7 @@ export class EgressProxy {
   private closed = false;
 
   constructor(options: EgressProxyOptions) {
+    checkNumericOptions(options);
     this.options = options;
     this.resolver = options.resolver ?? systemResolver;
     const ca = [
