@@ -31,6 +31,11 @@
  * - A relay that moved no byte for its idle time is finished ("idle").
  * - Half-close is kept: end of input on one side becomes shutdown(SHUT_WR) on the other once
  *   everything before it was delivered.
+ * - The addon is never unloaded (binding.gyp links it with -z nodelete): its two threads are
+ *   detached and outlive any one JavaScript environment. Node unloads an addon when the last
+ *   worker thread that loaded it ends; the threads then woke in unmapped code and crashed the
+ *   process (test/egress/native-addon-unload.test.ts). A worker that ends stops its own relays
+ *   and legs first (stop_environment).
  * Not covered here: who may open a tunnel and to where (the proxy decides before).
  *
  * Why a copy and not splice(2): splice moved the pages of the server's socket buffers on to the
