@@ -3,6 +3,7 @@ import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { parseRemoteHeads, type RemoteHeads } from '../domain/environment/default-branch.js';
 import { AddressGuard } from '../egress/address-guard.js';
+import { credentialArgs, type GitCredentials } from '../lifecycle/checkout.js';
 
 /**
  * Asks a public https/http repository for its HEAD and branches from the server's own host, when
@@ -11,8 +12,9 @@ import { AddressGuard } from '../egress/address-guard.js';
  * Threat model. The URL is a user's: its host may name (or resolve to) the server itself, the
  * Docker bridge, a cloud metadata service or the site's private network, and the server would be
  * the one asking (the setup network's firewall does not stand in front of the host). So:
- * - only https and http URLs without user information are asked; ssh, git://, and a repository
- *   with credentials are not (those are the cache build's to find out, in the sandbox);
+ * - only https and http URLs without user information are asked (ssh and git:// are not); a
+ *   repository's own credentials (a token) go only to its own URL's vetted address, through the
+ *   checkout's one-shot credential helper, and never to another host (no redirect is followed);
  * - a host under a name reserved for documentation and tests (`.test`, `.example`, `.invalid`,
  *   `.localhost`, `.local`, `example.com|net|org`) or without a dot is not asked, nor resolved;
  * - every address the name resolves to is vetted by the egress proxy's AddressGuard: public
@@ -32,6 +34,12 @@ const TIMEOUT_MS = 10_000;
 export interface PublicRemoteOptions {
   /** Address ranges allowed besides the public internet (BERTH_SETUP_ALLOW). */
   allow?: readonly string[];
+  /**
+   * The environment's own `repository.credentials` (a token), for its own URL only: given to git
+   * through the checkout's one-shot credential helper, sent only to the vetted address after its
+   * 401 (no redirect is followed, so never to another host).
+   */
+  credentials?: GitCredentials | undefined;
   signal?: AbortSignal;
 }
 
@@ -70,6 +78,7 @@ export async function readPublicRemoteHeads(
   const port = url.port !== '' ? url.port : url.protocol === 'https:' ? '443' : '80';
   const pinned = isIP(vetted) === 6 ? `[${vetted}]` : vetted;
   if (!(await gitPinsAddresses())) return undefined;
+  const helper = credentialArgs(options.credentials);
   const output = await boundedGit(
     [
       // The name is connected to at the vetted address only (an IP literal needs no pin).
@@ -82,8 +91,7 @@ export async function readPublicRemoteHeads(
       'protocol.https.allow=always',
       '-c',
       'protocol.http.allow=always',
-      '-c',
-      'credential.helper=',
+      ...helper.args,
       'ls-remote',
       '--symref',
       '--',
@@ -91,6 +99,7 @@ export async function readPublicRemoteHeads(
       'HEAD',
       'refs/heads/*',
     ],
+    helper.env,
     signal,
   );
   return output === undefined ? undefined : parseRemoteHeads(output);
@@ -110,7 +119,11 @@ function withSignal<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
 const MAX_OUTPUT_BYTES = 4 * 1024 * 1024;
 
 /** git's standard output, or undefined (a failure, a time-out, too much). */
-function boundedGit(args: string[], signal: AbortSignal): Promise<string | undefined> {
+function boundedGit(
+  args: string[],
+  env: Record<string, string>,
+  signal: AbortSignal,
+): Promise<string | undefined> {
   return new Promise((resolve) => {
     const child = spawn('git', args, {
       cwd: '/',
@@ -121,6 +134,7 @@ function boundedGit(args: string[], signal: AbortSignal): Promise<string | undef
         GIT_CONFIG_GLOBAL: '/dev/null',
         GIT_TERMINAL_PROMPT: '0',
         GIT_ASKPASS: '/bin/false',
+        ...env,
       },
       stdio: ['ignore', 'pipe', 'ignore'],
       signal,

@@ -23,6 +23,7 @@ export const MAX_DIFF_BYTES = 20 * 1024 * 1024;
 // $1 base commit, $2 state dir.
 const DIFF_SCRIPT = String.raw`
 set -e
+mkdir -p -- "$2"
 index="$2/result.index"
 ${STAGE_WORKING_TREE}
 git diff --cached --binary --no-renames --no-ext-diff --no-textconv --no-color --no-relative \

@@ -94,7 +94,8 @@ export async function startServer(config: BerthConfig, logger: Logger): Promise<
       secretBox: box,
       allowLocalRepositories: config.allowLocalRepositories,
       // The default branch: asked of the repository when an environment is written.
-      readRepositoryHeads: (url) => readRepositoryHeads(url, { allow: config.setupAllow }),
+      readRepositoryHeads: (url, credentials) =>
+        readRepositoryHeads(url, { allow: config.setupAllow, credentials }),
       checkAvailability: async (spec) => {
         if (Object.keys(spec.versions).length > 0)
           await languages.resolve(spec.image, spec.versions);

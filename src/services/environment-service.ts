@@ -9,6 +9,8 @@ import {
   type RemoteHeads,
 } from '../domain/environment/default-branch.js';
 import { readRepositoryHeads } from '../git/remote-heads.js';
+import type { GitCredentials } from '../lifecycle/checkout.js';
+import { repositoryCredentials } from '../lifecycle/repository-credentials.js';
 import type { SealedSecret, Store, StoredEnvironment } from '../ports/store.js';
 import type { SecretBox } from '../secrets/secret-box.js';
 import type { Caller } from './caller.js';
@@ -52,7 +54,10 @@ export interface EnvironmentServiceOptions {
    * Asks the repository for its HEAD and branches (undefined: it cannot be asked from here);
    * by default a local repository is read on this machine (remote-heads.ts).
    */
-  readRepositoryHeads?: (repository: string) => Promise<RemoteHeads | undefined>;
+  readRepositoryHeads?: (
+    repository: string,
+    credentials: GitCredentials | undefined,
+  ) => Promise<RemoteHeads | undefined>;
   now?: () => string;
 }
 
@@ -111,12 +116,17 @@ export class EnvironmentService {
   private readonly allowLocalRepositories: boolean;
   private readonly now: () => string;
   private readonly checkAvailability: ((spec: EnvironmentSpec) => Promise<void>) | undefined;
-  private readonly readRepositoryHeads: (repository: string) => Promise<RemoteHeads | undefined>;
+  private readonly readRepositoryHeads: (
+    repository: string,
+    credentials: GitCredentials | undefined,
+  ) => Promise<RemoteHeads | undefined>;
 
   constructor(options: EnvironmentServiceOptions) {
     this.store = options.store;
     this.checkAvailability = options.checkAvailability;
-    this.readRepositoryHeads = options.readRepositoryHeads ?? ((url) => readRepositoryHeads(url));
+    this.readRepositoryHeads =
+      options.readRepositoryHeads ??
+      ((url, credentials) => readRepositoryHeads(url, { credentials }));
     this.secretBox = options.secretBox;
     this.allowLocalRepositories = options.allowLocalRepositories;
     this.now = options.now ?? (() => new Date().toISOString());
@@ -143,7 +153,7 @@ export class EnvironmentService {
     let spec = this.validate(input.spec);
     await this.checkAvailability?.(spec);
     if (secretIssues.length > 0) throw invalid(secretIssues);
-    spec = await this.settleDefaultBranch(input.spec, spec);
+    spec = await this.settleDefaultBranch(input.spec, spec, given);
     spec = this.declare(spec, Object.keys(given));
     const memberTokenIds = await this.resolveMembers(spec);
     const id = newId('environment');
@@ -193,7 +203,12 @@ export class EnvironmentService {
       }
     });
     if (issues.length > 0) throw invalid(issues);
-    spec = await this.settleDefaultBranch(input.spec, spec);
+    spec = await this.settleDefaultBranch(
+      input.spec,
+      spec,
+      given,
+      remove.includes(spec.repository.credentials?.secret ?? '') ? undefined : current.id,
+    );
     const memberTokenIds = await this.resolveMembers(spec);
     // Secrets already stored stay declared unless removed, so an update from a file that does
     // not list them never drops a value silently.
@@ -241,12 +256,23 @@ export class EnvironmentService {
   private async settleDefaultBranch(
     written: unknown,
     spec: EnvironmentSpec,
+    given: Record<string, string>,
+    environmentId?: string,
   ): Promise<EnvironmentSpec> {
-    // A repository behind credentials is the cache build's to ask (with them, in the sandbox).
-    const heads =
-      spec.repository.credentials === undefined
-        ? await this.readRepositoryHeads(spec.repository.url)
-        : undefined;
+    // A repository behind credentials is asked with them, when their value is at hand (given
+    // now, or stored); without it, it is not asked (its clone says what it finds).
+    let credentials: GitCredentials | undefined;
+    const secret = spec.repository.credentials?.secret;
+    if (secret !== undefined) {
+      const value =
+        given[secret] ??
+        (environmentId !== undefined
+          ? (await this.openSecrets(environmentId)).get(secret)
+          : undefined);
+      if (value === undefined) return spec;
+      credentials = repositoryCredentials(spec, { [secret]: value });
+    }
+    const heads = await this.readRepositoryHeads(spec.repository.url, credentials);
     const named = namesDefaultBranch(written) ? spec.repository.defaultBranch : undefined;
     const decision = settleDefaultBranch(named, spec.repository.defaultBranch, heads);
     if (!decision.ok) {

@@ -145,6 +145,46 @@ describe('a public http repository is asked from the server, under the address g
     );
   });
 
+  it('a repository behind credentials is asked with them; without their value it is not asked', async () => {
+    const token = 'tok-default-branch-4b1e';
+    const locked = new GitHttpServer(dir, 'bot', token);
+    await locked.start('127.0.0.1');
+    try {
+      const a = ['--url', allowed.url, '--token', allowed.adminToken];
+      const yaml = (name: string) =>
+        `name: ${name}\nrepository:\n  url: ${locked.url('express.git')}\n  credentials: { secret: GIT_TOKEN, username: bot }\nsecrets: [GIT_TOKEN]\n`;
+      const withToken = file('locked', yaml('locked'));
+      const created = await runBerth([
+        'env',
+        'create',
+        '--file',
+        withToken,
+        '--secret',
+        `GIT_TOKEN=${token}`,
+        '--json',
+        ...a,
+      ]);
+      expect(created.code, created.stderr).toBe(0);
+      expect((JSON.parse(created.stdout) as EnvJson).spec.repository.defaultBranch).toBe('master');
+      expect(locked.seen.authorized).toBeGreaterThan(0);
+      expect(created.stdout + created.stderr).not.toContain(token);
+      // Updated without giving the value again: the stored one is used.
+      const asked = locked.seen.authorized;
+      const updated = await runBerth(['env', 'update', 'locked', '--file', withToken, ...a]);
+      expect(updated.code, updated.stderr).toBe(0);
+      expect(locked.seen.authorized).toBeGreaterThan(asked);
+      // Declared but no value: not asked (nothing sent), main assumed as before.
+      const before = locked.requests.length;
+      const noValue = file('locked-novalue', yaml('locked-novalue'));
+      const assumed = await runBerth(['env', 'create', '--file', noValue, '--json', ...a]);
+      expect(assumed.code, assumed.stderr).toBe(0);
+      expect((JSON.parse(assumed.stdout) as EnvJson).spec.repository.defaultBranch).toBe('main');
+      expect(locked.requests.length).toBe(before);
+    } finally {
+      await locked.stop();
+    }
+  });
+
   it('an address that is not public (loopback) is not asked without an allowance', async () => {
     const before = remote.requests.length;
     const f = file('guarded', `name: guarded\nrepository: ${remote.url('express.git')}\n`);

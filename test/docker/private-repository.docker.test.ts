@@ -193,9 +193,7 @@ describe('an environment with its own git credentials (docker)', () => {
     expect(r.stdout + r.stderr).not.toContain(TOKEN);
   });
 
-  it('a remote whose default branch is master, no defaultBranch: the clone names the branches and HEAD', async () => {
-    // Remote repositories are not asked when the environment is written (docs/environments.md,
-    // "Default branch"): the cache build's clone, in the sandbox with the credentials, says why.
+  it('a remote whose default branch is master, no defaultBranch: found with the credentials; renamed later, the clone says what to write', async () => {
     const master = join(bare, '..', 'master.git');
     execFileSync('git', ['clone', '-q', '--bare', repo.dir, master]);
     execFileSync('git', ['-C', master, 'branch', '-m', 'main', 'master']);
@@ -205,8 +203,34 @@ describe('an environment with its own git credentials (docker)', () => {
       file,
       `name: private-master\nrepository:\n  url: ${remote.url('master.git')}\n  credentials: { secret: GIT_TOKEN, username: ${USER} }\nimage: ${lifecycleTestImage()}\nsecrets: [GIT_TOKEN]\n`,
     );
-    const created = await berth('env', 'create', '--file', file, '--secret', `GIT_TOKEN=${TOKEN}`);
+    const created = await berth(
+      'env',
+      'create',
+      '--file',
+      file,
+      '--secret',
+      `GIT_TOKEN=${TOKEN}`,
+      '--json',
+    );
     expect(created.code, created.stderr).toBe(0);
+    const view = JSON.parse(created.stdout) as { spec: { repository: { defaultBranch: string } } };
+    expect(view.spec.repository.defaultBranch).toBe('master');
+    const ok = await berth(
+      'exec',
+      '--env',
+      'private-master',
+      '--wait',
+      '--json',
+      '--command',
+      'git rev-parse --abbrev-ref HEAD',
+    );
+    expect((JSON.parse(ok.stdout) as TaskJson).status, ok.stderr).toBe('succeeded');
+
+    // The branch renamed after the environment was written: the cache build's clone (in the
+    // sandbox, with the credentials) says which branches there are, once.
+    execFileSync('git', ['-C', master, 'branch', '-m', 'master', 'trunk']);
+    execFileSync('git', ['-C', master, 'symbolic-ref', 'HEAD', 'refs/heads/trunk']);
+    expect((await berth('env', 'cache', 'reset', 'private-master')).code).toBe(0);
     const r = await berth(
       'exec',
       '--env',
@@ -218,7 +242,7 @@ describe('an environment with its own git credentials (docker)', () => {
     );
     const task = JSON.parse(r.stdout) as TaskJson;
     expect(task.attempts[0]?.error).toContain(
-      'could not clone the repository: the repository has no branch "main" (its branches: feature, master; its default branch is "master"). Name the branch in the environment (repository: { url: …, defaultBranch: master })',
+      'could not clone the repository: the repository has no branch "master" (its branches: feature, trunk; its default branch is "trunk"). Name the branch in the environment (repository: { url: …, defaultBranch: trunk })',
     );
     expect(r.stdout + r.stderr).not.toContain(TOKEN);
   });
