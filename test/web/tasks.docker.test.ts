@@ -331,4 +331,39 @@ describe('web UI: a task with hostile output (docker)', () => {
     const phases = await page.getByRole('list', { name: 'Phases' }).textContent();
     expect(phases).toContain('lockdown');
   });
+
+  it("shows the proxy's decisions: a request to a host not on the allowlist, denied", async () => {
+    const repository = (
+      (await server.request('GET', '/v1/environments/web')).json as {
+        spec: { repository: { url: string } };
+      }
+    ).spec.repository.url;
+    const created = await server.request('POST', '/v1/environments', {
+      body: {
+        spec: {
+          name: 'net',
+          repository,
+          image,
+          internet: { access: 'allowlist', domains: ['allowed.example.test'] },
+        },
+      },
+    });
+    expect(created.status, created.text).toBe(201);
+    // perl's HTTP::Tiny goes through the proxy the sandbox is given; the name is not allowed, so
+    // nothing leaves this machine.
+    const submitted = await server.request('POST', '/v1/tasks', {
+      body: {
+        environment: 'net',
+        command: `perl -MHTTP::Tiny -e 'print HTTP::Tiny->new(timeout => 10)->get("http://denied.example.test/")->{status}, "\\n"'`,
+      },
+    });
+    expect(submitted.status, submitted.text).toBe(201);
+    const { page } = browser;
+    await page.goto(`${server.url}/tasks/${(submitted.json as { id: string }).id}`);
+    const row = page.getByRole('row').filter({ hasText: 'denied.example.test' });
+    await row.waitFor({ timeout: 120_000 });
+    const text = (await row.textContent()) ?? '';
+    expect(text).toContain('GET');
+    expect(text).toContain('denied');
+  });
 });
