@@ -51,9 +51,20 @@ class SideMasker {
     private readonly masker: SecretMasker,
     private readonly overlap: number,
     private readonly piece: number,
-    /** Diff ranges found, flat: start, end, start, end... */
-    private readonly hits: number[],
+    /**
+     * Diff ranges found, flat (start, end, start, end...), ascending and apart: a range found
+     * again in a piece's overlap is not added twice, touching ranges are one.
+     */
+    readonly hits: number[] = [],
   ) {}
+
+  private record(from: number, to: number): void {
+    const last = this.hits.length - 1;
+    const lastEnd = last > 0 ? (this.hits[last] ?? 0) : -1;
+    if (to <= lastEnd) return;
+    if (from <= lastEnd) this.hits[last] = to;
+    else this.hits.push(from, to);
+  }
 
   /** Adds diff[from, to) as content, and a line break after it when `newline`. */
   async add(diff: string, from: number, to: number, newline: boolean): Promise<void> {
@@ -86,7 +97,7 @@ class SideMasker {
         if (span.at >= to) break;
         const a = Math.max(from, span.at);
         const b = Math.min(to, span.at + span.length);
-        if (b > a) this.hits.push(span.diff + a - span.at, span.diff + b - span.at);
+        if (b > a) this.record(span.diff + a - span.at, span.diff + b - span.at);
       }
     }
     if (last) {
@@ -115,12 +126,11 @@ async function sectionHits(
   start: number,
   end: number,
   masker: SecretMasker,
-): Promise<number[]> {
-  const hits: number[] = [];
+): Promise<[number[], number[]]> {
   const overlap = ESCAPE_WIDTH * masker.longestForm + SLACK;
   const piece = Math.max(PIECE, 4 * overlap);
-  const oldSide = new SideMasker(masker, overlap, piece, hits);
-  const newSide = new SideMasker(masker, overlap, piece, hits);
+  const oldSide = new SideMasker(masker, overlap, piece);
+  const newSide = new SideMasker(masker, overlap, piece);
   let inHunks = false;
   let lines = 0;
   for (let at = start; at < end;) {
@@ -145,7 +155,7 @@ async function sectionHits(
   }
   await oldSide.flush(true);
   await newSide.flush(true);
-  return hits;
+  return [oldSide.hits, newSide.hits];
 }
 
 const SPACE = 0x20;
@@ -153,16 +163,30 @@ const PLUS = 0x2b;
 const MINUS = 0x2d;
 const BACKSLASH = 0x5c;
 
-/** The text of diff[start, end) with the hit ranges masked: `***` once per run of a line. */
-function applyHits(diff: string, start: number, end: number, hits: number[]): string {
-  const ranges: Array<[number, number]> = [];
-  for (let i = 0; i < hits.length; i += 2) ranges.push([hits[i] ?? 0, hits[i + 1] ?? 0]);
-  ranges.sort((x, y) => x[0] - y[0]);
+/**
+ * The text of diff[start, end) with the ranges of both sides masked (each list ascending): `***`
+ * once per run of a line. Walks the two lists together, without an object per range.
+ */
+function applyHits(diff: string, start: number, end: number, sides: [number[], number[]]): string {
+  const [a, b] = sides;
   const out: string[] = [];
   let cut = start;
-  for (const [from, to] of ranges) {
+  let i = 0;
+  let j = 0;
+  while (i < a.length || j < b.length) {
+    let from: number;
+    let to: number;
+    if (j >= b.length || (i < a.length && (a[i] ?? 0) <= (b[j] ?? 0))) {
+      from = a[i] ?? 0;
+      to = a[i + 1] ?? 0;
+      i += 2;
+    } else {
+      from = b[j] ?? 0;
+      to = b[j + 1] ?? 0;
+      j += 2;
+    }
     // Ranges never hold a line break of the diff (spans stop at it); overlapping or touching
-    // ranges (both sides, a piece's overlap) make one mask.
+    // ranges (a line on both sides) make one mask.
     if (from <= cut && out.length > 0) {
       cut = Math.max(cut, to);
       continue;
@@ -182,7 +206,8 @@ export async function maskDiffText(
   masker: SecretMasker,
 ): Promise<{ text: string; found: boolean }> {
   if (masker.isEmpty) return { text: diff.slice(start, end), found: false };
-  const hits = await sectionHits(diff, start, end, masker);
-  if (hits.length === 0) return { text: diff.slice(start, end), found: false };
-  return { text: applyHits(diff, start, end, hits), found: true };
+  const sides = await sectionHits(diff, start, end, masker);
+  if (sides[0].length === 0 && sides[1].length === 0)
+    return { text: diff.slice(start, end), found: false };
+  return { text: applyHits(diff, start, end, sides), found: true };
 }

@@ -109,6 +109,38 @@ describe('secrets in a diff', () => {
     expect(checked.diff).not.toContain(id.slice(0, 7));
   });
 
+  it('a value is masked wherever the pieces are cut: in a 1 MB line, on every line, escaped', async () => {
+    const secret = 'npm_4f9c1e7a2b5d8e0f3a6c';
+    const escaped = [...secret].map((c) => `%${c.charCodeAt(0).toString(16)}`).join('');
+    const long = `${'x'.repeat(7)} ${secret} `.repeat(40_000);
+    const many = Array.from({ length: 30_000 }, (_, n) => `${n} ${escaped} ${secret}`);
+    const diff = [
+      'diff --git a/long b/long',
+      'new file mode 100644',
+      'index 0000000..1111111',
+      '--- /dev/null',
+      '+++ b/long',
+      '@@ -0,0 +1 @@',
+      `+${long}`,
+      'diff --git a/many b/many',
+      'new file mode 100644',
+      'index 0000000..2222222',
+      '--- /dev/null',
+      '+++ b/many',
+      `@@ -0,0 +1,${many.length} @@`,
+      ...many.map((l) => `+${l}`),
+      '',
+    ].join('\n');
+    const { ctx } = context([secret]);
+    const checked = await checkResultDiff(ctx, diff);
+    expect(checked.secretFiles).toEqual(['long', 'many']);
+    expect(checked.diff).not.toContain(secret);
+    expect(checked.diff).not.toContain(escaped);
+    expect(checked.diff).toContain(`+${'xxxxxxx *** '.repeat(3)}`);
+    expect(checked.diff).toContain('\n+29999 *** ***\n');
+    expect(checked.diff.split('\n')).toHaveLength(diff.split('\n').length);
+  });
+
   it.each([
     ['%41 escapes', '%41'.repeat(1000)],
     ['\\u0041 escapes', '\\u0041'.repeat(600)],
