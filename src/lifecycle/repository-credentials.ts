@@ -8,7 +8,8 @@ export const DEFAULT_GIT_USERNAME = 'x-access-token';
 /**
  * The environment's git credentials (`repository.credentials`: one of its secrets and a user
  * name), for the orchestrator's own git work: the checkout (through the one-shot credential
- * helper, see checkout.ts), the `task pr` push and the GitHub API. For an ssh repository the
+ * helper, see checkout.ts: inside the sandbox only for the first clone from the base image, on
+ * the host for every fetch after a setup script ran), the `task pr` push and the GitHub API. For an ssh repository the
  * secret is the private key and `knownHosts` the pinned host keys (the host-side fetch in
  * checkout.ts).
  *
