@@ -13,7 +13,9 @@ export type AttemptEventListener = (event: AttemptEvent) => void;
  * Records one attempt's events: numbers them, hands them to live listeners at once, and writes
  * them to the store in order (one write at a time, batched while one is running), moving the
  * attempt's phase in the store with each phase event. Writes are conditional on the lease, so
- * an orchestrator that lost an attempt cannot overwrite it.
+ * an orchestrator that lost an attempt cannot overwrite it; and once another orchestrator holds
+ * the attempt's lease or wrote to its log (it took the attempt over from this one, which stopped
+ * answering), no event of this one is written any more.
  */
 export class AttemptRecorder {
   private readonly sequence: AttemptEventSequence;
@@ -31,7 +33,11 @@ export class AttemptRecorder {
     lastSeq = 0,
   ) {
     this.sequence = new AttemptEventSequence(attemptId, now, lastSeq);
+    this.lastStoredSeq = lastSeq;
   }
+
+  /** The last event number this recorder stored (or found when it started). */
+  private lastStoredSeq: number;
 
   readonly emit = (body: AttemptEventBody): void => {
     const event = this.sequence.next(body);
@@ -54,7 +60,14 @@ export class AttemptRecorder {
     if (this.pending.length === 0) return;
     const batch = this.pending;
     this.pending = [];
+    // Another orchestrator took the attempt over (this one stopped answering and its lease ran
+    // out): it holds the lease now, or wrote to the log since. Nothing more is written from here.
+    if (this.lost || (await this.takenOver())) {
+      this.lost = true;
+      return;
+    }
     await this.store.appendAttemptEvents(batch);
+    this.lastStoredSeq = batch.at(-1)?.seq ?? this.lastStoredSeq;
     for (const event of batch) {
       if (event.type === 'phase' && !isTerminalPhase(event.phase)) {
         await this.store.updateAttempt(
@@ -64,6 +77,22 @@ export class AttemptRecorder {
         );
       }
     }
+  }
+
+  private lost = false;
+
+  private async takenOver(): Promise<boolean> {
+    const [attempt, later] = await Promise.all([
+      this.store.getAttempt(this.attemptId),
+      this.store.listAttemptEvents(this.attemptId, this.lastStoredSeq, 1),
+    ]);
+    const owner = attempt?.leaseOwner ?? null;
+    return (owner !== null && owner !== this.leaseOwner) || later.length > 0;
+  }
+
+  /** Whether the attempt was taken over by another orchestrator (this one writes nothing more). */
+  get takenOverElsewhere(): boolean {
+    return this.lost;
   }
 
   /** Waits until every event so far is stored; throws the first write failure. */

@@ -98,6 +98,14 @@ export function leaseOwnerId(): string {
   return `orch-${process.pid}-${randomBytes(4).toString('hex')}`;
 }
 
+/**
+ * What an attempt taken over from another orchestrator says: that one stopped renewing the lease
+ * (it was killed, restarted, or froze and stopped answering; from here they look the same).
+ */
+function takenOver(phase: AttemptPhase): string {
+  return `taken over during ${phase}: its orchestrator stopped renewing the lease (killed, restarted or not answering)`;
+}
+
 const SILENT: SchedulerLogger = { info: () => undefined, warn: () => undefined };
 
 /** Phases an attempt restarts from scratch in after an orchestrator restart (no agent work yet). */
@@ -343,8 +351,12 @@ export class Scheduler {
             seq: last + 1,
             at: now,
             type: 'warning',
-            message: `orchestrator restarted during ${attempt.phase}; the attempt starts over`,
-            details: { reason: 'orchestrator_restart', phase: attempt.phase },
+            message: `${takenOver(attempt.phase)}; the attempt starts over`,
+            details: {
+              reason: 'orchestrator_restart',
+              phase: attempt.phase,
+              previousOwner: attempt.leaseOwner,
+            },
           },
           { attemptId: attempt.id, seq: last + 2, at: now, type: 'phase', phase: 'queued' },
         ]);
@@ -353,16 +365,20 @@ export class Scheduler {
         this.wakeUp?.();
         this.logger.warn(
           { attemptId: attempt.id, phase: attempt.phase },
-          'attempt queued again: orchestrator restarted',
+          'attempt queued again: taken over from an orchestrator that stopped renewing its lease',
         );
         continue;
       }
       const error: AttemptError = {
         code: 'task_failed',
         message:
-          `orchestrator restarted during ${attempt.phase}` +
+          takenOver(attempt.phase) +
           (restarts > 0 ? ` (the attempt had started over ${restarts} time(s) already)` : ''),
-        details: { reason: 'orchestrator_restart', phase: attempt.phase },
+        details: {
+          reason: 'orchestrator_restart',
+          phase: attempt.phase,
+          previousOwner: attempt.leaseOwner,
+        },
       };
       await store.updateAttempt(
         attempt.id,
@@ -384,7 +400,7 @@ export class Scheduler {
       await this.refreshTask(attempt.taskId);
       this.logger.warn(
         { attemptId: attempt.id, phase: attempt.phase },
-        'attempt failed: orchestrator restarted',
+        'attempt failed: taken over from an orchestrator that stopped renewing its lease',
       );
     }
     await this.removeDeadWarmSandboxes();

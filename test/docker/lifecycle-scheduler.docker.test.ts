@@ -263,7 +263,9 @@ describe('the task queue on a real engine', () => {
     expect(await queue.recover()).toBe(0);
     const failed = await world.store.getAttempt(inAgent);
     expect(failed?.phase).toBe('failed');
-    expect(failed?.error?.message).toBe('orchestrator restarted during agent');
+    expect(failed?.error?.message).toBe(
+      'taken over during agent: its orchestrator stopped renewing the lease (killed, restarted or not answering)',
+    );
     expect((await world.store.listAttemptEvents(inAgent)).map((e) => e.type)).toEqual([
       'phase',
       'phase',
@@ -276,7 +278,8 @@ describe('the task queue on a real engine', () => {
     expect(restartEvent).toMatchObject({
       seq: 3,
       type: 'warning',
-      message: 'orchestrator restarted during setup; the attempt starts over',
+      message:
+        'taken over during setup: its orchestrator stopped renewing the lease (killed, restarted or not answering); the attempt starts over',
     });
     for (const id of [inSetup, inAgent]) {
       expect((await runtime.list({ 'berth.attempt': id })).map((s) => s.id)).toEqual([]);
@@ -312,7 +315,9 @@ describe('the task queue on a real engine', () => {
     expect(await run.recover()).toBe(1);
     const attempt = await world.store.getAttempt(id);
     expect(attempt?.phase).toBe('failed');
-    expect(attempt?.error?.message).toBe('orchestrator restarted during setup');
+    expect(attempt?.error?.message).toBe(
+      'taken over during setup: its orchestrator stopped renewing the lease (killed, restarted or not answering)',
+    );
   });
 
   it('fails an attempt that already started over twice when its orchestrator dies again', async () => {
@@ -326,7 +331,8 @@ describe('the task queue on a real engine', () => {
         seq,
         at: past,
         type: 'warning' as const,
-        message: 'orchestrator restarted during setup; the attempt starts over',
+        message:
+          'taken over during setup: its orchestrator stopped renewing the lease (killed, restarted or not answering); the attempt starts over',
         details: { reason: 'orchestrator_restart', phase: 'setup' },
       })),
     );
@@ -334,7 +340,7 @@ describe('the task queue on a real engine', () => {
     const attempt = await world.store.getAttempt(id);
     expect(attempt?.phase).toBe('failed');
     expect(attempt?.error?.message).toBe(
-      'orchestrator restarted during setup (the attempt had started over 2 time(s) already)',
+      'taken over during setup: its orchestrator stopped renewing the lease (killed, restarted or not answering) (the attempt had started over 2 time(s) already)',
     );
   });
 

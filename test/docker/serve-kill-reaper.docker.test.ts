@@ -166,9 +166,12 @@ describe('berth serve killed mid-attempt (docker)', () => {
       status: 'failed',
       phase: 'failed',
       errorCode: 'task_failed',
-      error: 'orchestrator restarted during agent',
+      error:
+        'taken over during agent: its orchestrator stopped renewing the lease (killed, restarted or not answering)',
       errorDetails: { reason: 'orchestrator_restart', phase: 'agent' },
     });
-    expect(second.log.join('\n')).toContain('attempt failed: orchestrator restarted');
+    expect(second.log.join('\n')).toContain(
+      'attempt failed: taken over from an orchestrator that stopped renewing its lease',
+    );
   }, 300_000);
 });

@@ -1,0 +1,103 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { SqliteStore } from '../../src/adapters/store/sqlite/sqlite-store.js';
+import { AttemptRecorder } from '../../src/lifecycle/attempt-recorder.js';
+
+/**
+ * Issue 20 item 13: an orchestrator that stopped answering (frozen past its lease) and comes back
+ * writes nothing more to the log of an attempt another orchestrator took over. Real SQLite.
+ */
+
+const T0 = '2026-01-01T00:00:00.000Z';
+const LATER = '2026-01-01T00:05:00.000Z';
+let dir: string;
+let store: SqliteStore;
+
+beforeEach(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'berth-recorder-'));
+  store = SqliteStore.open(dir);
+  await store.migrate();
+  await store.createTask(
+    {
+      id: 'task_t',
+      environmentId: 'env_1',
+      prompt: '',
+      command: 'sleep 300',
+      ref: {},
+      repository: null,
+      attemptCount: 1,
+      status: 'queued',
+      createdAt: T0,
+      updatedAt: T0,
+    },
+    [
+      {
+        id: 'att_t',
+        taskId: 'task_t',
+        index: 0,
+        phase: 'queued',
+        cacheHit: null,
+        error: null,
+        result: null,
+        createdAt: T0,
+        startedAt: null,
+        finishedAt: null,
+      },
+    ],
+  );
+});
+
+afterEach(async () => {
+  await store.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('an attempt taken over from an orchestrator that stopped answering', () => {
+  it('the old orchestrator writes nothing more to its log', async () => {
+    const claimed = await store.claimNextAttempt({ owner: 'orch-old', now: T0, leaseMs: 30_000 });
+    expect(claimed?.id).toBe('att_t');
+    await store.updateAttempt('att_t', { phase: 'agent' }, { leaseOwner: 'orch-old' });
+    const old = new AttemptRecorder(store, 'att_t', 'orch-old', new Set());
+    old.emit({ type: 'log', stream: 'stdout', text: 'working\n' });
+    await old.flush();
+
+    // The old one froze; its lease ran out and another orchestrator took the attempt over.
+    expect(await store.takeOverExpiredAttempt('att_t', 'agent', 'orch-new', LATER, 30_000)).toBe(
+      true,
+    );
+    await store.appendAttemptEvents([
+      {
+        attemptId: 'att_t',
+        seq: 2,
+        at: LATER,
+        type: 'error',
+        code: 'task_failed',
+        message: 'taken over during agent',
+        details: {},
+      },
+    ]);
+
+    // It wakes up and goes on: none of it reaches the log.
+    old.emit({ type: 'log', stream: 'stdout', text: 'still working\n' });
+    old.emit({ type: 'phase', phase: 'results' });
+    await old.flush();
+    expect(old.takenOverElsewhere).toBe(true);
+    const events = await store.listAttemptEvents('att_t');
+    expect(events.map((e) => e.seq)).toEqual([1, 2]);
+    expect(events.map((e) => e.type)).toEqual(['log', 'error']);
+    expect((await store.getAttempt('att_t'))?.phase).toBe('agent');
+  });
+
+  it('one taken over before the new owner wrote anything: the lease says so', async () => {
+    await store.claimNextAttempt({ owner: 'orch-old', now: T0, leaseMs: 30_000 });
+    const old = new AttemptRecorder(store, 'att_t', 'orch-old', new Set());
+    expect(await store.takeOverExpiredAttempt('att_t', 'creating', 'orch-new', LATER, 30_000)).toBe(
+      true,
+    );
+    old.emit({ type: 'log', stream: 'stdout', text: 'late\n' });
+    await old.flush();
+    expect(await store.listAttemptEvents('att_t')).toEqual([]);
+  });
+});
