@@ -208,6 +208,23 @@ describe('hand-made diffs task apply refuses', () => {
     expect(existsSync(join(outside, 'x.txt'))).toBe(false);
   });
 
+  it('a tracked file that matches an ignore pattern is not refused (Berth diffs have those)', async () => {
+    const { work, base } = checkout({ '.gitignore': 'vendor/\n' });
+    execFileSync('mkdir', [join(work, 'vendor')]);
+    writeFileSync(join(work, 'vendor', 'lib.js'), 'old\n');
+    git(work, 'add', '-f', 'vendor/lib.js');
+    git(work, 'commit', '-qm', 'vendored');
+    const head = git(work, 'rev-parse', 'HEAD').trim();
+    writeFileSync(join(work, 'vendor', 'lib.js'), 'new\n');
+    git(work, 'add', '-A');
+    const diff = git(work, 'diff', '--cached', '--binary', head);
+    git(work, 'reset', '-q', '--hard');
+    expect(diff).toContain('vendor/lib.js');
+    expect((await applyDiff({ cwd: work, diff, baseCommit: head })).mode).toBe('clean');
+    expect(readFileSync(join(work, 'vendor', 'lib.js'), 'utf8')).toBe('new\n');
+    expect(base).not.toBe(head);
+  });
+
   it('a file hidden by a .gitignore the same diff changes: applied, then taken back', async () => {
     const { work, base } = checkout({ '.gitignore': 'dist/\n' });
     const diff = [
