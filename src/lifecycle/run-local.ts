@@ -1,5 +1,7 @@
 import { namesDefaultBranch, settleDefaultBranch } from '../domain/environment/default-branch.js';
 import { readRepositoryHeads } from '../git/remote-heads.js';
+import type { PublicRemoteOptions } from '../git/public-remote-heads.js';
+import { repositoryCredentials } from './repository-credentials.js';
 import { taskExitCode, VERIFY_FAILED_EXIT_CODE } from '../domain/task/task-exit-code.js';
 import { join } from 'node:path';
 import { readFile } from 'node:fs/promises';
@@ -112,12 +114,9 @@ async function withSettledDefaultBranch(
   spec: EnvironmentSpec,
   repo: string | undefined,
   file: string,
-  setupAllow: readonly string[] | undefined,
+  asking: PublicRemoteOptions,
 ): Promise<EnvironmentSpec> {
-  const heads =
-    repo === undefined && spec.repository.credentials !== undefined
-      ? undefined
-      : await readRepositoryHeads(repo ?? spec.repository.url, { allow: setupAllow ?? [] });
+  const heads = await readRepositoryHeads(repo ?? spec.repository.url, asking);
   const named = namesDefaultBranch(written) ? spec.repository.defaultBranch : undefined;
   const decision = settleDefaultBranch(named, spec.repository.defaultBranch, heads);
   if (!decision.ok) {
@@ -185,22 +184,9 @@ export async function runLocal(options: RunLocalOptions, io: RunLocalIo): Promis
     }
     const written = withRepository(text, options.repo);
     const parsed = parseEnvironmentFile(written, options.envFile);
-    const spec = await withSettledDefaultBranch(
-      parseYaml(written) as unknown,
-      parsed,
-      options.repo,
-      options.envFile,
-      options.setupAllow,
-    );
-    if (options.requireVerify === true && spec.verify === undefined) {
-      throw new BerthError(
-        'invalid_input',
-        `--require-verify: the environment file ${options.envFile} has no verify command (add "verify: …" to it)`,
-      );
-    }
     const secrets: Record<string, string> = {};
     const missing: string[] = [];
-    for (const name of spec.secrets) {
+    for (const name of parsed.secrets) {
       const value = options.lookupSecret?.(name);
       if (value === undefined) missing.push(name);
       else secrets[name] = value;
@@ -209,6 +195,22 @@ export async function runLocal(options: RunLocalOptions, io: RunLocalIo): Promis
       throw new BerthError(
         'invalid_input',
         `the environment declares secrets that are not set: ${missing.join(', ')} (set them as variables of the same name)`,
+      );
+    }
+    const spec = await withSettledDefaultBranch(
+      parseYaml(written) as unknown,
+      parsed,
+      options.repo,
+      options.envFile,
+      {
+        allow: options.setupAllow ?? [],
+        credentials: repositoryCredentials(parsed, secrets, options.repo),
+      },
+    );
+    if (options.requireVerify === true && spec.verify === undefined) {
+      throw new BerthError(
+        'invalid_input',
+        `--require-verify: the environment file ${options.envFile} has no verify command (add "verify: …" to it)`,
       );
     }
     const attempts = options.attempts ?? 1;
