@@ -471,6 +471,7 @@ export class AttemptRunner {
                 stream: 'system',
                 text: `the build of the cache entry by ${turn.held.tookOverFrom.owner} stopped (its lease ran out at ${turn.held.tookOverFrom.expiresAt}); building it here\n`,
               });
+              await this.stopEarlierBuild(turn.held.tookOverFrom.owner, run.attemptId, emit);
             }
             building = true;
             try {
@@ -1097,6 +1098,37 @@ export class AttemptRunner {
       text: `${branch} is at the cache entry's commit ${entry.commit.slice(0, 12)}: nothing to fetch\n`,
     });
     return { commit: entry.commit, branch };
+  }
+
+  /**
+   * The sandbox of a builder whose claim was taken over (its orchestrator was killed or froze)
+   * may still be running its setup, with the setup network: it is removed before this build
+   * starts, so two setups of one key never run at once. The claim's owner is
+   * `<orchestrator>/<attempt id>`; sandboxes of this instance labelled with that attempt go.
+   */
+  private async stopEarlierBuild(
+    owner: string,
+    ownAttemptId: string,
+    emit: (event: AttemptEventBody) => void,
+  ): Promise<void> {
+    const attemptId = owner.slice(owner.lastIndexOf('/') + 1);
+    if (!/^att_[0-9a-z]+$/.test(attemptId) || attemptId === ownAttemptId) return;
+    const { runtime } = this.options;
+    try {
+      const left = await runtime.list({ [BERTH_LABELS.attempt]: attemptId });
+      for (const sandbox of left) await runtime.remove(sandbox.id);
+      if (left.length > 0)
+        emit({
+          type: 'log',
+          stream: 'system',
+          text: `stopped ${left.length} sandbox(es) of the earlier build (attempt ${attemptId}) before this one starts\n`,
+        });
+    } catch (error) {
+      emit({
+        type: 'warning',
+        message: `could not stop the sandbox of the earlier build (attempt ${attemptId}): ${toBerthError(error).message}`,
+      });
+    }
   }
 
   private snapshotImageOf(run: AttemptRun): string {

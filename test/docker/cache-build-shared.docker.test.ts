@@ -254,6 +254,14 @@ for (const backend of backends) {
             leaseMs: 6_000,
           }),
         ).toBe(true);
+        // ... and its setup sandbox, still running on the engine (issue 20 item 13).
+        const runtimeB = new DockerRuntime({ instance: instances[1] ?? '' });
+        const leftover = await runtimeB.create({
+          image,
+          labels: { 'berth.attempt': 'att_dead', 'berth.task': 'task_dead', 'berth.cache': key },
+          resources: { cpus: 1, memoryMb: 128, pids: 64 },
+        });
+        await runtimeB.start(leftover.id);
         const b = orchestrator(storeB, instances[1] ?? '', { cacheBuildLeaseMs: 3_000 });
         try {
           const taskIds = await submit(b, environmentId, 2);
@@ -268,6 +276,19 @@ for (const backend of backends) {
             .join('');
           expect(texts).toContain(`waiting for the cache entry that ${dead} is building`);
           expect(texts).toContain(`the build of the cache entry by ${dead} stopped`);
+          // Its sandbox was stopped before this build started.
+          expect(await runtimeB.list({ 'berth.attempt': 'att_dead' })).toEqual([]);
+          const builder = [...events.values()].find((list) =>
+            list.some((e) => e.type === 'phase' && e.phase === 'setup'),
+          );
+          const at = (match: (e: AttemptEvent) => boolean) => builder?.findIndex(match) ?? -1;
+          const stopped = at(
+            (e) =>
+              e.type === 'log' &&
+              e.text.includes('stopped 1 sandbox(es) of the earlier build (attempt att_dead)'),
+          );
+          expect(stopped).toBeGreaterThanOrEqual(0);
+          expect(stopped).toBeLessThan(at((e) => e.type === 'phase' && e.phase === 'setup'));
           // The entry was built after the dead builder's lease ran out, by B, and published once.
           const entries = await storeB.listCacheEntries(environmentId);
           expect(entries).toHaveLength(1);
