@@ -13,10 +13,10 @@ import { warmOwnerOf } from './warm-pool.js';
 export function resourceLiveness(
   store: Store,
   options: { owner: string; now?: () => Date; publishGraceMs?: number },
-): (labels: Record<string, string>, name?: string) => Promise<boolean> {
+): (labels: Record<string, string>, name?: string, state?: string) => Promise<boolean> {
   const now = options.now ?? (() => new Date());
   const grace = options.publishGraceMs ?? 10 * 60_000;
-  return async (labels, name) => {
+  return async (labels, name, state) => {
     const kind = labels[BERTH_LABELS.kind];
     const at = now();
     const expiresAt = Date.parse(labels['berth.expires-at'] ?? '');
@@ -27,6 +27,9 @@ export function resourceLiveness(
     // Another orchestrator's warm sandbox is live while that orchestrator holds a lease (it may
     // be running an attempt in it); see Scheduler.removeDeadWarmSandboxes.
     if (warmOwner !== undefined) {
+      // One that died (with the Docker engine) is of no use to anyone: removed by the running
+      // server's next pass, not only at its next start.
+      if (state === 'exited' || state === 'dead') return false;
       return (
         warmOwner === options.owner ||
         (await store.countLiveLeases(warmOwner, now().toISOString())) > 0

@@ -1,5 +1,5 @@
 import { BERTH_LABELS } from './labels.js';
-import type { SandboxRuntime } from '../ports/sandbox-runtime.js';
+import type { SandboxInfo, SandboxRuntime } from '../ports/sandbox-runtime.js';
 
 /**
  * Removes what Berth left behind: sandboxes, networks and snapshot/cache images carrying
@@ -18,8 +18,12 @@ export interface ReaperLogger {
 
 export interface ReaperOptions {
   runtime: SandboxRuntime;
-  /** `name`: the sandbox's name, for sandboxes. */
-  isLive: (labels: Record<string, string>, name?: string) => Promise<boolean>;
+  /** `name` and `state`: the sandbox's, for sandboxes. */
+  isLive: (
+    labels: Record<string, string>,
+    name?: string,
+    state?: SandboxInfo['state'],
+  ) => Promise<boolean>;
   /** Default: 5 minutes. */
   intervalMs?: number;
   logger?: ReaperLogger;
@@ -97,7 +101,7 @@ export class Reaper {
     };
     // Sandboxes first: networks and images in use by them cannot go before they do.
     for (const sandbox of await runtime.list({})) {
-      if (!(await isLive(sandbox.labels, sandbox.name)))
+      if (!(await isLive(sandbox.labels, sandbox.name, sandbox.state)))
         await attempt('sandbox', sandbox.id, () => runtime.remove(sandbox.id));
     }
     for (const network of await runtime.listNetworks({})) {
