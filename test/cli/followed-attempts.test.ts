@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { followedAttempts } from '../../src/cli/followed-attempts.js';
+import { attemptPrefix, followedAttempts, wholeLines } from '../../src/cli/followed-attempts.js';
+import { formatProgress } from '../../src/lifecycle/progress-format.js';
+import type { AttemptEvent } from '../../src/domain/task/attempt-event.js';
 import type { AttemptViewBody, TaskViewBody } from '../../src/server/api-schemas.js';
 
 /** Which attempts `task logs TASK [--follow]` shows without --attempt (issue 20 item 4). */
@@ -40,5 +42,32 @@ describe('followedAttempts', () => {
     expect(
       ids([attempt(0, 'succeeded'), attempt(1, 'running'), attempt(2, 'queued', 'att_0')]),
     ).toEqual(['att_1', 'att_2']);
+  });
+});
+
+describe('several attempts printed together', () => {
+  const log = (attemptId: string, text: string): AttemptEvent => ({
+    type: 'log',
+    stream: 'stdout',
+    text,
+    attemptId,
+    seq: 1,
+    at: '2026-01-01T00:00:00.000Z',
+  });
+
+  it('keeps each line whole and prefixed, whatever the chunks', () => {
+    const a = { id: 'att_a', lines: wholeLines() };
+    const b = { id: 'att_b', lines: wholeLines() };
+    let out = '';
+    const print = (who: typeof a, event: AttemptEvent) => {
+      for (const e of who.lines.push(event)) out += formatProgress(e, attemptPrefix(who, true));
+    };
+    print(a, log('att_a', '12'));
+    print(b, log('att_b', 'x\ny'));
+    print(a, log('att_a', '34\n56'));
+    print(b, log('att_b', 'z\n'));
+    print(a, { ...log('att_a', ''), type: 'phase', phase: 'results' });
+    for (const e of b.lines.flush()) out += formatProgress(e, '[att_b] ');
+    expect(out).toBe('[att_b] x\n[att_a] 1234\n[att_b] yz\n[att_a] 56\n[att_a] == results\n');
   });
 });

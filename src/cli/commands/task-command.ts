@@ -10,7 +10,7 @@ import { BerthError } from '../../errors/berth-error.js';
 import { isFinalStatus } from '../../domain/task/status-words.js';
 import { taskExitCode, VERIFY_FAILED_EXIT_CODE } from '../../domain/task/task-exit-code.js';
 import { inertJson, inertText, isTerminal } from '../terminal-text.js';
-import { attemptPrefix, followedAttempts } from '../followed-attempts.js';
+import { attemptPrefix, followedAttempts, wholeLines } from '../followed-attempts.js';
 import { registerApplyCommand } from './apply-command.js';
 import { fetchDiff, TURN_HELP } from '../turns.js';
 import { registerPrCommand } from './pr-command.js';
@@ -156,11 +156,18 @@ export async function waitForTask(
 ): Promise<TaskViewBody> {
   const many = task.attempts.length > 1;
   await Promise.all(
-    task.attempts.map((attempt: AttemptViewBody) => {
+    task.attempts.map(async (attempt: AttemptViewBody) => {
       const write = ctx.streamTo(ctx.io.stderr);
-      return followEvents(client, task.id, attempt.id, (event) => {
-        if (!quiet) write(formatProgress(event, attemptPrefix(attempt, many)));
-      });
+      const prefix = attemptPrefix(attempt, many);
+      // Several attempts print together: each one's lines whole, so none is cut by another's.
+      const lines = many ? wholeLines() : undefined;
+      const print = (event: AttemptEvent) => {
+        if (!quiet) write(formatProgress(event, prefix));
+      };
+      await followEvents(client, task.id, attempt.id, (event) =>
+        (lines ? lines.push(event) : [event]).forEach(print),
+      );
+      lines?.flush().forEach(print);
     }),
   );
   // The task's status can lag its attempts' streams by a moment: poll at once, then tightly for
@@ -452,19 +459,29 @@ export function registerTaskCommands(program: Command, ctx: CliContext): void {
       const show = (attempt: AttemptViewBody) => {
         const write = ctx.streamTo(ctx.io.stdout);
         const prefix = attemptPrefix(attempt, several);
-        return (event: AttemptEvent) => {
+        const print = (event: AttemptEvent) => {
           if (options.json) ctx.io.stdout.write(`${inertJson(JSON.stringify(event))}\n`);
           else write(formatProgress(event, prefix));
+        };
+        // Several attempts print together: each one's lines whole, so none is cut by another's.
+        const lines = several && !options.json ? wholeLines() : undefined;
+        return {
+          print: (event: AttemptEvent) => (lines ? lines.push(event) : [event]).forEach(print),
+          end: () => lines?.flush().forEach(print),
         };
       };
       if (options.follow) {
         await Promise.all(
-          picked.map((attempt) => followEvents(client, taskId, attempt.id, show(attempt))),
+          picked.map(async (attempt) => {
+            const shown = show(attempt);
+            await followEvents(client, taskId, attempt.id, shown.print);
+            shown.end();
+          }),
         );
         return;
       }
       for (const attempt of picked) {
-        const print = show(attempt);
+        const { print, end } = show(attempt);
         let after = 0;
         for (;;) {
           const { events } = await client.request<{ events: AttemptEvent[] }>(
@@ -475,6 +492,7 @@ export function registerTaskCommands(program: Command, ctx: CliContext): void {
           if (events.length === 0) break;
           after = events[events.length - 1]?.seq ?? after;
         }
+        end();
       }
     },
   );
