@@ -44,6 +44,8 @@ export interface SubmitTask {
   attempts: number;
   /** The task's own model and agent limits. */
   agent?: TaskAgentOptions | null;
+  /** The submitting token's name (the API's `createdBy`). */
+  createdBy?: string | null;
 }
 
 /** The model conversation an attempt's agent resumes and keeps (see stored-conversation.ts). */
@@ -219,6 +221,7 @@ export class Scheduler {
       repository: input.repository ?? null,
       attemptCount: input.attempts,
       agent: input.agent ?? null,
+      createdBy: input.createdBy ?? null,
       status: 'queued',
       createdAt: now,
       updatedAt: now,

@@ -231,6 +231,12 @@ export const taskView = z.object({
   command: z.string().nullable(),
   branch: z.string().nullable(),
   sha: z.string().nullable(),
+  createdBy: z
+    .string()
+    .nullable()
+    .describe(
+      'The name of the token that submitted the task (null for tasks from before it was kept)',
+    ),
   createdAt: z.string(),
   updatedAt: z.string(),
   picked: z
@@ -344,6 +350,19 @@ export const cacheEntryView = z.object({
     .number()
     .nullable()
     .describe('What the setup added to the base image (null: the base image is gone)'),
+  parts: z
+    .object({
+      baseImage: z.string().describe("The base image's content id"),
+      repository: z.object({ url: z.string(), defaultBranch: z.string() }),
+      versions: z.record(z.string(), z.string()),
+      setup: z.object({ script: z.string(), strict: z.boolean() }).nullable(),
+      maintenance: z.object({ script: z.string(), strict: z.boolean() }).nullable(),
+      env: z.record(z.string(), z.string()),
+      secrets: z.array(z.string()).describe('Names only (the key holds salted digests)'),
+    })
+    .describe(
+      'What the key was made of when the entry was built (compared with the environment now in `staleBecause`)',
+    ),
 });
 
 export const cacheResetView = z.object({

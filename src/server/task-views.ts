@@ -82,6 +82,7 @@ export function taskView(
     command: task.command,
     branch: task.ref.branch ?? null,
     sha: task.ref.sha ?? null,
+    createdBy: task.createdBy ?? null,
     createdAt: task.createdAt,
     updatedAt: task.updatedAt,
     picked: pickedAttempt(task, attempts),
@@ -114,5 +115,15 @@ export function cacheEntryView(
     state: !live ? 'expired' : staleBecause.length > 0 ? 'stale' : 'live',
     staleBecause,
     sizeBeyondBaseBytes,
+    parts: {
+      baseImage: entry.parts.baseImage,
+      repository: entry.parts.repository,
+      versions: entry.parts.versions,
+      setup: entry.parts.setup,
+      maintenance: entry.parts.maintenance,
+      env: entry.parts.env,
+      // Names only: the digests stay in the store.
+      secrets: Object.keys(entry.parts.secrets).sort(),
+    },
   };
 }

@@ -49,6 +49,7 @@ export interface TaskRunner {
     ref: { branch?: string; sha?: string };
     attempts: number;
     agent?: TaskAgentOptions | null;
+    createdBy?: string | null;
   }): Promise<{ task: Task }>;
   cancel(taskId: string): Promise<void>;
   subscribe(attemptId: string, listener: (event: AttemptEvent) => void): () => void;
@@ -139,6 +140,7 @@ export class TaskService {
       },
       attempts: input.attempts ?? 1,
       agent: agentOptions(input),
+      createdBy: caller.tokenName,
     });
     return this.get(caller, task.id);
   }

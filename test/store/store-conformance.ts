@@ -326,6 +326,42 @@ export function describeStoreConformance(adapter: string, makeFactory: () => Sto
       expect((await store.getEgressCa(other))?.certificatePem).toBe('cert-b');
     });
 
+    it("keeps the name of a task's submitting token (createdBy), null when none was kept", async () => {
+      const env = await store.createEnvironment({
+        id: newId('environment'),
+        spec: spec('who'),
+        createdByTokenId: null,
+        secrets: [],
+        now: T0,
+      });
+      const task = (id: string, createdBy?: string | null) => ({
+        id,
+        environmentId: env.id,
+        prompt: 'fix it',
+        command: null,
+        ref: {},
+        repository: null,
+        attemptCount: 1,
+        ...(createdBy !== undefined ? { createdBy } : {}),
+        status: 'queued' as const,
+        createdAt: T0,
+        updatedAt: T0,
+      });
+      const named = newId('task');
+      const older = newId('task');
+      await store.createTask(task(named, 'alice <ünï>'), []);
+      await store.createTask(task(older), []);
+      await store.close();
+      store = await factory.reopen();
+      expect((await store.getTask(named))?.createdBy).toBe('alice <ünï>');
+      expect((await store.getTask(older))?.createdBy).toBeNull();
+      const listed = await store.listTasks({ environmentId: env.id });
+      expect(Object.fromEntries(listed.map((t) => [t.id, t.createdBy]))).toEqual({
+        [named]: 'alice <ünï>',
+        [older]: null,
+      });
+    });
+
     it("keeps an attempt's model conversation, replaced on each store, across a reopen", async () => {
       const env = await store.createEnvironment({
         id: newId('environment'),

@@ -34,6 +34,8 @@ export interface Task {
   /** The agent's model and limits for this task (the environment's and server's otherwise). */
   agent?: TaskAgentOptions | null;
   pickedAttemptId?: string | null;
+  /** The name of the token that submitted the task (null for tasks stored before it was kept). */
+  createdBy?: string | null;
   status: TaskStatus;
   createdAt: string;
   updatedAt: string;

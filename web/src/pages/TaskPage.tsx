@@ -371,7 +371,9 @@ export function TaskPage() {
         <dt>Branch</dt>
         <dd>{t.branch ?? t.sha ?? 'default'}</dd>
         <dt>Created</dt>
-        <dd>{age(t.createdAt)}</dd>
+        <dd>
+          {age(t.createdAt)} by {t.createdBy ?? 'unknown'}
+        </dd>
         <dt>{t.command ? 'Command' : 'Prompt'}</dt>
         <dd>
           <pre className="prompt">{t.command ?? t.prompt}</pre>

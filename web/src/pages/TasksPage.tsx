@@ -133,8 +133,8 @@ export function TasksPage() {
       .filter(
         (t) =>
           needle === '' ||
-          [t.id, t.prompt, t.command ?? '', t.branch ?? '', t.environment].some((v) =>
-            v.toLowerCase().includes(needle),
+          [t.id, t.prompt, t.command ?? '', t.branch ?? '', t.environment, t.createdBy ?? ''].some(
+            (v) => v.toLowerCase().includes(needle),
           ),
       )
       .sort((a, b) => b.createdAt.localeCompare(a.createdAt));
@@ -187,6 +187,7 @@ export function TasksPage() {
                 <th scope="col">Status</th>
                 <th scope="col">Environment</th>
                 <th scope="col">Branch</th>
+                <th scope="col">Who</th>
                 <th scope="col">Age</th>
                 <th scope="col">Attempts</th>
                 <th scope="col">Duration</th>
@@ -204,6 +205,7 @@ export function TasksPage() {
                   </td>
                   <td>{task.environment}</td>
                   <td>{task.branch ?? task.sha ?? 'default'}</td>
+                  <td>{task.createdBy ?? 'unknown'}</td>
                   <td>{age(task.createdAt)}</td>
                   <td>{task.attempts.length}</td>
                   <td>{duration(taskDuration(task))}</td>

@@ -60,6 +60,8 @@ export interface TasksTable {
   picked_attempt_id: ColumnType<string | null, string | null | undefined, string | null>;
   /** JSON of the task's agent options (model, limits), or null. */
   agent_options: ColumnType<string | null, string | null | undefined, string | null>;
+  /** Added by migration 0011: the submitting token's name (null for older tasks). */
+  created_by: ColumnType<string | null, string | null | undefined, string | null>;
   status: string;
   created_at: string;
   updated_at: string;

@@ -253,6 +253,14 @@ export const STORE_MIGRATIONS: readonly NamedMigration[] = [
       }
     },
   },
+  {
+    name: '0011_task_created_by',
+    async up(db) {
+      // Who submitted a task: the token's name as it was then (the task list's "who"); older
+      // tasks keep null.
+      await db.schema.alterTable('tasks').addColumn('created_by', 'text').execute();
+    },
+  },
 ];
 
 /** Feeds the ordered list to Kysely's Migrator, refusing a list that is out of order. */
