@@ -2,27 +2,28 @@ import { Hono, type Context } from 'hono';
 import { BerthError } from '../errors/berth-error.js';
 import { newId } from '../domain/ids.js';
 import type { Logger } from '../util/logger.js';
-import type { Caller } from '../services/caller.js';
 import type { EnvironmentService } from '../services/environment-service.js';
-import { requireAdmin, type TokenService } from '../services/token-service.js';
+import type { TokenService } from '../services/token-service.js';
 import type { TaskService } from '../services/task-service.js';
-import { registerTaskRoutes } from './task-routes.js';
 import type { ErrorBody } from '../errors/berth-error.js';
-import { requestBodies } from './api-schemas.js';
 import { buildOpenApiDocument } from './openapi.js';
-import { isYamlBody, readBody, readEnvironmentJson, readYamlSpec } from './request-body.js';
-import { views } from './views.js';
 import { authenticate } from './request-auth.js';
-import { registerSessionRoutes, registerSignedInSessionRoutes } from './session-routes.js';
+import { environmentRoutes } from './environment-routes.js';
+import { mountRoutes, type ApiEnv, type RouteDeps, type RouteDoc } from './route-table.js';
+import { serverRoutes } from './server-routes.js';
+import { sessionRoutes } from './session-routes.js';
+import { taskRoutes } from './task-routes.js';
+import { tokenRoutes } from './token-routes.js';
 import type { WebUiFiles } from './web-ui-files.js';
 import { WebSessions } from './web-sessions.js';
-import { serverStatus, type ServerStatusSource } from './server-status.js';
+import type { ServerStatusSource } from './server-status.js';
 
 /**
- * The HTTP API (Hono). Routes are thin: parse the body, call a service with the caller, shape
- * the view. Every error leaves as { code, message, details, requestId } with the status from
- * the error registry; one log line per request (method, path, status, requestId, ms), never a
- * body or a header.
+ * The HTTP API (Hono). Routes are declared as data in *-routes.ts (route-table.ts) and mounted
+ * here; the same declarations make /openapi.json (openapi.ts). Routes are thin: parse the body,
+ * call a service with the caller, shape the view. Every error leaves as { code, message,
+ * details, requestId } with the status from the error registry; one log line per request
+ * (method, path, status, requestId, ms), never a body or a header.
  */
 
 export interface AppDependencies {
@@ -40,10 +41,10 @@ export interface AppDependencies {
   serverStatus?: Omit<ServerStatusSource, 'version'>;
 }
 
-type Env = { Variables: { requestId: string; caller: Caller } };
+type Env = ApiEnv;
 
 export function createApp(deps: AppDependencies): Hono<Env> {
-  const { environments, tokens, logger } = deps;
+  const { tokens, logger } = deps;
   const sessions = deps.sessions ?? new WebSessions();
   const app = new Hono<Env>();
   let openApi: Record<string, unknown> | undefined;
@@ -102,106 +103,32 @@ export function createApp(deps: AppDependencies): Hono<Env> {
       ),
   );
 
-  app.get('/health', (c) => c.json({ status: 'ok' as const, version: deps.version }));
+  const routeDeps: RouteDeps = {
+    environments: deps.environments,
+    tokens: deps.tokens,
+    sessions,
+    version: deps.version,
+    ...(deps.serverStatus ? { serverStatus: deps.serverStatus } : {}),
+    openApiDocument: () => (openApi ??= buildOpenApiDocument(deps.version)),
+  };
+  const signedIn = (route: RouteDoc) => route.auth === 'token';
+  const publicOnly = (route: RouteDoc) => route.auth === 'none';
 
-  app.get('/openapi.json', (c) => {
-    openApi ??= buildOpenApiDocument(deps.version);
-    return c.json(openApi);
-  });
-
-  // Signing in is the one /v1 route without authentication: it answers before the middleware.
-  registerSessionRoutes(app, tokens, sessions);
+  // The routes without authentication (health, this document, signing in) answer before the
+  // middleware; every other route, and any unknown /v1 path, needs a token or the session.
+  mountRoutes(app, [...serverRoutes, ...sessionRoutes].filter(publicOnly), routeDeps);
 
   app.use('/v1/*', async (c, next) => {
     c.set('caller', await authenticate(c.req.raw, tokens, sessions));
     await next();
   });
 
-  registerSignedInSessionRoutes(app, sessions);
-
-  app.get('/v1/whoami', (c) => {
-    const caller = c.get('caller');
-    return c.json({ id: caller.tokenId, name: caller.tokenName, admin: caller.admin });
-  });
-
-  app.get('/v1/environments', async (c) => {
-    const list = await environments.list(c.get('caller'));
-    return c.json({ environments: list.map((environment) => views.environment(environment)) });
-  });
-
-  // The environment routes take JSON ({ spec, … }) or, with a YAML Content-Type, an
-  // environment file as the whole body (the spec alone: secret values need the JSON shape).
-  // Either is parsed on the worker thread, off the event loop (request-body.ts).
-  const yamlOr = async <T>(request: Request, json: () => Promise<T>) =>
-    isYamlBody(request) ? { spec: await readYamlSpec(request) } : json();
-
-  app.post('/v1/environments/validate', async (c) => {
-    const body = await yamlOr(c.req.raw, () =>
-      readEnvironmentJson(c.req.raw, requestBodies.validate),
-    );
-    return c.json({ valid: true as const, spec: environments.validate(body.spec) });
-  });
-
-  app.post('/v1/environments', async (c) => {
-    const body = await yamlOr(c.req.raw, () =>
-      readEnvironmentJson(c.req.raw, requestBodies.create),
-    );
-    const created = await environments.create(c.get('caller'), {
-      spec: body.spec,
-      secrets: 'secrets' in body ? body.secrets : undefined,
-    });
-    return c.json(views.environment(created), 201);
-  });
-
-  app.get('/v1/environments/:name', async (c) => {
-    return c.json(views.environment(await environments.get(c.get('caller'), c.req.param('name'))));
-  });
-
-  app.put('/v1/environments/:name', async (c) => {
-    const body = await yamlOr(c.req.raw, () =>
-      readEnvironmentJson(c.req.raw, requestBodies.update),
-    );
-    const updated = await environments.update(c.get('caller'), c.req.param('name'), {
-      spec: body.spec,
-      secrets: 'secrets' in body ? body.secrets : undefined,
-      removeSecrets: 'removeSecrets' in body ? body.removeSecrets : undefined,
-    });
-    return c.json(views.environment(updated));
-  });
-
-  app.delete('/v1/environments/:name', async (c) => {
-    await environments.delete(c.get('caller'), c.req.param('name'));
-    return c.body(null, 204);
-  });
-
-  app.get('/v1/server', async (c) =>
-    c.json(
-      await serverStatus(
-        { dataDir: '', minFreeDiskMb: 0, ...deps.serverStatus, version: deps.version },
-        c.get('caller').admin && deps.serverStatus !== undefined,
-      ),
-    ),
+  mountRoutes(
+    app,
+    [...serverRoutes, ...sessionRoutes, ...tokenRoutes, ...environmentRoutes].filter(signedIn),
+    routeDeps,
   );
-
-  app.get('/v1/tokens', async (c) => {
-    const list = await tokens.list(c.get('caller'));
-    return c.json({ tokens: list.map((token) => views.token(token)) });
-  });
-
-  app.post('/v1/tokens', async (c) => {
-    const caller = c.get('caller');
-    requireAdmin(caller);
-    const body = await readBody(c.req.raw, requestBodies.createToken);
-    const { token, value } = await tokens.create(caller, body.name, body.admin ?? false);
-    return c.json(views.createdToken(token, value), 201);
-  });
-
-  app.delete('/v1/tokens/:idOrName', async (c) => {
-    await tokens.revoke(c.get('caller'), c.req.param('idOrName'));
-    return c.body(null, 204);
-  });
-
-  if (deps.tasks) registerTaskRoutes(app, deps.tasks);
+  if (deps.tasks) mountRoutes(app, taskRoutes, { tasks: deps.tasks, now: () => new Date() });
 
   return app;
 }

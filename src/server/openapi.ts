@@ -1,37 +1,19 @@
 import { z } from 'zod';
-import { ERROR_CODES } from '../errors/berth-error.js';
-import {
-  createdToken,
-  documentedRequestBodies,
-  environmentList,
-  environmentView,
-  errorBody,
-  healthView,
-  tokenList,
-  validateResult,
-  whoamiView,
-  createTaskBody,
-  taskView,
-  taskList,
-  eventList,
-  diffView,
-  cacheView,
-  cacheResetView,
-  serverStatusView,
-  pickTaskBody,
-  pickResult,
-  pullRequestBody,
-  pullRequestResult,
-  followUpBody,
-  followUpResult,
-} from './api-schemas.js';
+import { ERROR_CODES, type ErrorCode } from '../errors/berth-error.js';
+import { errorBody } from './api-schemas.js';
 import { environmentSpecSchema } from '../domain/environment/environment-spec.js';
 import { YAML_MEDIA_TYPES } from './request-body.js';
-import { sessionBody, sessionView } from './session-routes.js';
+import { environmentRoutes } from './environment-routes.js';
+import { openApiPath, pathParamNames, type RouteDoc } from './route-table.js';
+import { serverRoutes } from './server-routes.js';
+import { sessionRoutes } from './session-routes.js';
+import { taskRoutes } from './task-routes.js';
+import { tokenRoutes } from './token-routes.js';
 
 /**
- * The OpenAPI 3.1 document of the API, generated from the same zod schemas the server parses
- * with (z.toJSONSchema). Served at GET /openapi.json.
+ * The OpenAPI 3.1 document of the API, generated from the route declarations the server mounts
+ * (route-table.ts) and the same zod schemas the server parses with (z.toJSONSchema). Served at
+ * GET /openapi.json; web/scripts/generate-api-types.js and the typed client are generated from it.
  */
 
 type JsonSchema = Record<string, unknown>;
@@ -88,10 +70,6 @@ function responseSchema(schema: z.ZodType): JsonSchema {
 }
 
 const json = (schema: JsonSchema) => ({ 'application/json': { schema } });
-const ok = (description: string, schema: z.ZodType) => ({
-  description,
-  content: json(responseSchema(schema)),
-});
 const body = (schema: z.ZodType) => ({ required: true, content: json(schemaOf(schema, 'input')) });
 /** The environment routes take JSON or, under a YAML media type, an environment file alone. */
 const environmentBody = (schema: z.ZodType) => ({
@@ -127,16 +105,73 @@ const nameParam = (name: string, description: string) => ({
   description,
 });
 
-export function buildOpenApiDocument(version: string): JsonSchema {
-  const authed = [{ bearer: [] }];
-  const common = ['unauthorized', 'internal'] as const;
+/** Every route the server can serve, in the order the document lists them. */
+export const documentedRoutes: readonly RouteDoc[] = [
+  ...serverRoutes,
+  ...sessionRoutes,
+  ...tokenRoutes,
+  ...environmentRoutes,
+  ...taskRoutes,
+];
+
+const TOKEN_ERRORS: readonly ErrorCode[] = ['unauthorized', 'internal'];
+
+function operation(route: RouteDoc): JsonSchema {
+  const responses: JsonSchema = {};
+  for (const [status, response] of Object.entries(route.responses)) {
+    if (!response.schema) {
+      responses[status] = { description: response.description };
+      continue;
+    }
+    const content: JsonSchema = json(responseSchema(response.schema));
+    if (response.eventStream) content['text/event-stream'] = { schema: { type: 'string' } };
+    responses[status] = { description: response.description, content };
+  }
+  const codes = [...(route.errors ?? []), ...(route.auth === 'token' ? TOKEN_ERRORS : [])];
+  const query = Object.entries(route.query ?? {}).map(([name, description]) => ({
+    name,
+    in: 'query',
+    required: false,
+    schema: { type: 'string' },
+    description,
+  }));
+  return {
+    summary: route.summary,
+    ...(route.auth === 'token' ? { security: [{ bearer: [] }, { session: [] }] } : {}),
+    ...(query.length > 0 ? { parameters: query } : {}),
+    ...(route.body
+      ? {
+          requestBody: route.body.environmentFile
+            ? environmentBody(route.body.schema)
+            : body(route.body.schema),
+        }
+      : {}),
+    responses: { ...responses, ...errors(...codes) },
+  };
+}
+
+export function buildOpenApiDocument(
+  version: string,
+  routes: readonly RouteDoc[] = documentedRoutes,
+): JsonSchema {
+  const paths: Record<string, JsonSchema> = {};
+  for (const route of routes) {
+    const path = openApiPath(route.path);
+    const item = (paths[path] ??= {});
+    const names = pathParamNames(route.path);
+    if (names.length > 0 && item.parameters === undefined)
+      item.parameters = names.map((name) => nameParam(name, route.params?.[name] ?? name));
+    if (item[route.method] !== undefined)
+      throw new Error(`route ${route.method.toUpperCase()} ${route.path} is declared twice`);
+    item[route.method] = operation(route);
+  }
   return {
     openapi: '3.1.0',
     info: {
       title: 'Berth API',
       version,
       description:
-        'Every error has the shape { code, message, details, requestId }. Authenticate with "Authorization: Bearer <token>".',
+        'Every error has the shape { code, message, details, requestId }. Authenticate with "Authorization: Bearer <token>" (or, in the web UI, the session cookie from POST /v1/session).',
     },
     components: {
       securitySchemes: {
@@ -148,283 +183,6 @@ export function buildOpenApiDocument(version: string): JsonSchema {
         EnvironmentFile: schemaOf(environmentSpecSchema, 'input'),
       },
     },
-    paths: {
-      '/health': {
-        get: {
-          summary: 'Liveness and version',
-          responses: { '200': ok('The server is up', healthView) },
-        },
-      },
-      '/openapi.json': {
-        get: {
-          summary: 'This document',
-          responses: { '200': { description: 'OpenAPI 3.1 document' } },
-        },
-      },
-      '/v1/whoami': {
-        get: {
-          summary: 'The token this request authenticated with',
-          security: authed,
-          responses: { '200': ok('The caller', whoamiView), ...errors(...common) },
-        },
-      },
-      '/v1/server': {
-        get: {
-          summary:
-            "What berth doctor checks: the version; for an admin token also the data directory and the engine's free disk against BERTH_MIN_FREE_DISK_MB",
-          security: authed,
-          responses: { '200': ok('The server', serverStatusView), ...errors(...common) },
-        },
-      },
-      '/v1/session': {
-        post: {
-          summary:
-            "The web UI's sign-in: a token exchanged for an HttpOnly, SameSite=Strict session cookie (berth_session); a wrong token answers 401 'token not valid'",
-          requestBody: body(sessionBody),
-          responses: {
-            '201': ok('Signed in; the cookie is set', sessionView),
-            ...errors('invalid_input', 'forbidden', ...common),
-          },
-        },
-        get: {
-          summary:
-            'Who is signed in, and the CSRF token a cookie-authenticated change must send as x-berth-csrf',
-          security: [...authed, { session: [] }],
-          responses: { '200': ok('The caller', sessionView), ...errors(...common) },
-        },
-        delete: {
-          summary: 'Sign out: the session ends and its cookie is cleared',
-          security: [...authed, { session: [] }],
-          responses: { '204': { description: 'Signed out' }, ...errors('forbidden', ...common) },
-        },
-      },
-      '/v1/environments': {
-        get: {
-          summary: 'Environments the caller may see',
-          security: authed,
-          responses: { '200': ok('Environments, by name', environmentList), ...errors(...common) },
-        },
-        post: {
-          summary: 'Create an environment (with its secrets, in one step)',
-          security: authed,
-          requestBody: environmentBody(documentedRequestBodies.create),
-          responses: {
-            '201': ok('The environment', environmentView),
-            ...errors(
-              'invalid_input',
-              'invalid_environment',
-              'conflict',
-              'payload_too_large',
-              ...common,
-            ),
-          },
-        },
-      },
-      '/v1/environments/validate': {
-        post: {
-          summary:
-            "Validate an environment against the schema and this server's rules, storing nothing",
-          security: authed,
-          requestBody: environmentBody(documentedRequestBodies.validate),
-          responses: {
-            '200': ok('The normalised environment', validateResult),
-            ...errors('invalid_input', 'invalid_environment', 'payload_too_large', ...common),
-          },
-        },
-      },
-      '/v1/environments/{name}': {
-        parameters: [nameParam('name', 'The environment name')],
-        get: {
-          summary: 'One environment (404 also when the caller is not a member)',
-          security: authed,
-          responses: {
-            '200': ok('The environment', environmentView),
-            ...errors('not_found', ...common),
-          },
-        },
-        put: {
-          summary: 'Replace the spec and change secrets, in one step; the name cannot change',
-          security: authed,
-          requestBody: environmentBody(documentedRequestBodies.update),
-          responses: {
-            '200': ok('The environment', environmentView),
-            ...errors(
-              'invalid_input',
-              'invalid_environment',
-              'not_found',
-              'conflict',
-              'payload_too_large',
-              ...common,
-            ),
-          },
-        },
-        delete: {
-          summary: 'Delete the environment and its secrets',
-          security: authed,
-          responses: { '204': { description: 'Deleted' }, ...errors('not_found', ...common) },
-        },
-      },
-      '/v1/tokens': {
-        get: {
-          summary: 'All tokens (admin)',
-          security: authed,
-          responses: {
-            '200': ok('Tokens, revoked ones included', tokenList),
-            ...errors('forbidden', ...common),
-          },
-        },
-        post: {
-          summary: 'Create a token (admin); its value is in this response only',
-          security: authed,
-          requestBody: body(documentedRequestBodies.createToken),
-          responses: {
-            '201': ok('The token and its value', createdToken),
-            ...errors('invalid_input', 'forbidden', 'conflict', ...common),
-          },
-        },
-      },
-      '/v1/tasks': {
-        get: {
-          summary:
-            'Recent tasks of the environments the caller may see (?environment=NAME&limit=N)',
-          security: authed,
-          responses: {
-            '200': ok('Tasks, newest first', taskList),
-            ...errors('invalid_input', ...common),
-          },
-        },
-        post: {
-          summary: 'Submit a task: a prompt for the agent, or a command run as the agent phase',
-          security: authed,
-          requestBody: body(createTaskBody),
-          responses: {
-            '201': ok('The task with its queued attempts', taskView),
-            ...errors('invalid_input', 'not_found', 'payload_too_large', ...common),
-          },
-        },
-      },
-      '/v1/tasks/{id}': {
-        parameters: [nameParam('id', 'The task id (task_…)')],
-        get: {
-          summary: 'A task and its attempts',
-          security: authed,
-          responses: { '200': ok('The task', taskView), ...errors('not_found', ...common) },
-        },
-      },
-      '/v1/tasks/{id}/cancel': {
-        parameters: [nameParam('id', 'The task id')],
-        post: {
-          summary: 'Cancel every attempt that has not finished',
-          security: authed,
-          responses: { '200': ok('The task', taskView), ...errors('not_found', ...common) },
-        },
-      },
-      '/v1/tasks/{id}/pick': {
-        parameters: [nameParam('id', 'The task id')],
-        post: {
-          summary:
-            'Pick the attempt that becomes the PR, is applied, or takes follow-ups (a failed one with a warning)',
-          security: authed,
-          requestBody: body(pickTaskBody),
-          responses: {
-            '200': ok('The task, with `picked` set', pickResult),
-            ...errors('invalid_input', 'not_found', 'conflict', ...common),
-          },
-        },
-      },
-      '/v1/tasks/{id}/followup': {
-        parameters: [nameParam('id', 'The task id')],
-        post: {
-          summary:
-            'A follow-up turn on the picked attempt: a new attempt from its snapshot, with the prompt (or command); it becomes the pick',
-          security: authed,
-          requestBody: body(followUpBody),
-          responses: {
-            '201': ok('The task, with the queued turn', followUpResult),
-            ...errors('invalid_input', 'not_found', 'conflict', ...common),
-          },
-        },
-      },
-      '/v1/tasks/{id}/pr': {
-        parameters: [nameParam('id', 'The task id')],
-        post: {
-          summary:
-            "Push the picked attempt's diff as branch berth/<task-id> and, for GitHub, open (or, run again, update) the pull request",
-          security: authed,
-          requestBody: body(pullRequestBody),
-          responses: {
-            '200': ok('What was pushed and the pull request', pullRequestResult),
-            ...errors(
-              'invalid_input',
-              'not_found',
-              'conflict',
-              'forbidden',
-              'remote_error',
-              ...common,
-            ),
-          },
-        },
-      },
-      '/v1/tasks/{id}/diff': {
-        parameters: [nameParam('id', 'The task id')],
-        get: {
-          summary:
-            "An attempt's diff (?attempt=ID; default the picked one; 409 when several attempts and none picked)",
-          security: authed,
-          responses: {
-            '200': ok('The diff', diffView),
-            ...errors('not_found', 'conflict', ...common),
-          },
-        },
-      },
-      '/v1/tasks/{id}/attempts/{attempt}/events': {
-        parameters: [
-          nameParam('id', 'The task id'),
-          nameParam('attempt', 'The attempt id (att_…)'),
-        ],
-        get: {
-          summary:
-            "An attempt's events after ?after=SEQ. With Accept: text/event-stream, a live server-sent event stream (event = the event type, id = its seq; a final `end` event carries the attempt)",
-          security: authed,
-          responses: {
-            '200': {
-              description: 'Events',
-              content: {
-                ...json(responseSchema(eventList)),
-                'text/event-stream': { schema: { type: 'string' } },
-              },
-            },
-            ...errors('invalid_input', 'not_found', ...common),
-          },
-        },
-      },
-      '/v1/environments/{name}/cache': {
-        parameters: [nameParam('name', 'The environment name')],
-        get: {
-          summary: "The environment's cache entries: key, age, size, commit",
-          security: authed,
-          responses: { '200': ok('Cache entries', cacheView), ...errors('not_found', ...common) },
-        },
-        delete: {
-          summary: 'Reset the cache: drop the entries and their images',
-          security: authed,
-          responses: {
-            '200': ok('What was removed, and what keeps each image that was not', cacheResetView),
-            ...errors('not_found', ...common),
-          },
-        },
-      },
-      '/v1/tokens/{idOrName}': {
-        parameters: [nameParam('idOrName', 'A token id (tok_…) or the name of a live token')],
-        delete: {
-          summary: 'Revoke a token (admin)',
-          security: authed,
-          responses: {
-            '204': { description: 'Revoked' },
-            ...errors('forbidden', 'not_found', 'conflict', ...common),
-          },
-        },
-      },
-    },
+    paths,
   };
 }

@@ -1,19 +1,29 @@
-import type { Hono } from 'hono';
 import { streamSSE } from 'hono/streaming';
 import { isTerminalPhase } from '../domain/task/attempt-phase.js';
 import { BerthError } from '../errors/berth-error.js';
-import type { Caller } from '../services/caller.js';
-import type { TaskService } from '../services/task-service.js';
-import { createTaskBody, followUpBody, pickTaskBody, pullRequestBody } from './api-schemas.js';
+import {
+  cacheResetView,
+  cacheView,
+  createTaskBody,
+  diffView,
+  eventList,
+  followUpBody,
+  followUpResult,
+  pickResult,
+  pickTaskBody,
+  pullRequestBody,
+  pullRequestResult,
+  taskList,
+  taskView as taskViewSchema,
+} from './api-schemas.js';
 import { readBody } from './request-body.js';
+import { pathParam, type RouteDefinition, type TaskRouteDeps } from './route-table.js';
 import { attemptView, cacheEntryView, taskView } from './task-views.js';
 
 /**
  * Task routes: submit, list, show, events (JSON pages, or a live server-sent event stream),
  * diff, cancel, and an environment's cache.
  */
-
-type Env = { Variables: { requestId: string; caller: Caller } };
 
 function intParam(value: string | undefined, name: string, fallback: number): number {
   if (value === undefined || value === '') return fallback;
@@ -26,122 +36,201 @@ function intParam(value: string | undefined, name: string, fallback: number): nu
 /** How often a live stream looks at the store when no event woke it (another orchestrator's attempt). */
 const STREAM_POLL_MS = 500;
 
-export function registerTaskRoutes(
-  app: Hono<Env>,
-  tasks: TaskService,
-  now: () => Date = () => new Date(),
-): void {
-  app.post('/v1/tasks', async (c) => {
-    const body = await readBody(c.req.raw, createTaskBody);
-    const detail = await tasks.submit(c.get('caller'), body);
-    return c.json(taskView(detail.task, detail.environment.spec.name, detail.attempts), 201);
-  });
-
-  app.get('/v1/tasks', async (c) => {
-    const list = await tasks.list(c.get('caller'), {
-      environment: c.req.query('environment'),
-      limit: intParam(c.req.query('limit'), 'limit', 50),
-    });
-    return c.json({
-      tasks: list.map(({ task, environment, attempts }) =>
-        taskView(task, environment.spec.name, attempts),
-      ),
-    });
-  });
-
-  app.get('/v1/tasks/:id', async (c) => {
-    const detail = await tasks.get(c.get('caller'), c.req.param('id'));
-    return c.json(taskView(detail.task, detail.environment.spec.name, detail.attempts));
-  });
-
-  app.post('/v1/tasks/:id/cancel', async (c) => {
-    const detail = await tasks.cancel(c.get('caller'), c.req.param('id'));
-    return c.json(taskView(detail.task, detail.environment.spec.name, detail.attempts));
-  });
-
-  app.post('/v1/tasks/:id/pick', async (c) => {
-    const body = await readBody(c.req.raw, pickTaskBody);
-    const { detail, warning } = await tasks.pick(c.get('caller'), c.req.param('id'), body.attempt);
-    return c.json({
-      ...taskView(detail.task, detail.environment.spec.name, detail.attempts),
-      warning,
-    });
-  });
-
-  app.post('/v1/tasks/:id/followup', async (c) => {
-    const body = await readBody(c.req.raw, followUpBody);
-    const { detail, attempt } = await tasks.followUp(c.get('caller'), c.req.param('id'), body);
-    return c.json(
-      {
-        ...taskView(detail.task, detail.environment.spec.name, detail.attempts),
-        attempt: attempt.id,
-      },
-      201,
-    );
-  });
-
-  app.post('/v1/tasks/:id/pr', async (c) => {
-    const body = await readBody(c.req.raw, pullRequestBody);
-    return c.json(await tasks.pullRequest(c.get('caller'), c.req.param('id'), body));
-  });
-
-  app.get('/v1/tasks/:id/diff', async (c) => {
-    const { attempt } = await tasks.resultAttempt(
-      c.get('caller'),
-      c.req.param('id'),
-      c.req.query('attempt'),
-    );
-    const view = attemptView(attempt);
-    // The stored diff has secret values masked already (lifecycle/result-diff.ts).
-    return c.json({
-      attempt: view.id,
-      baseCommit: view.baseCommit,
-      diff: view.diff,
-      secretFiles: view.secretFiles,
-    });
-  });
-
-  app.get('/v1/tasks/:id/attempts/:attempt/events', async (c) => {
-    const caller = c.get('caller');
-    const taskId = c.req.param('id');
-    const attemptId = c.req.param('attempt');
-    const after = intParam(c.req.query('after') ?? c.req.header('last-event-id'), 'after', 0);
-    const live = (c.req.header('accept') ?? '').includes('text/event-stream');
-    if (!live) {
-      const events = await tasks.events(
-        caller,
-        taskId,
-        attemptId,
-        after,
-        intParam(c.req.query('limit'), 'limit', 1000),
+export const taskRoutes: RouteDefinition<TaskRouteDeps>[] = [
+  {
+    method: 'post',
+    path: '/v1/tasks',
+    summary: 'Submit a task: a prompt for the agent, or a command run as the agent phase',
+    auth: 'token',
+    body: { schema: createTaskBody },
+    responses: {
+      201: { description: 'The task with its queued attempts', schema: taskViewSchema },
+    },
+    errors: ['invalid_input', 'not_found', 'payload_too_large'],
+    handler: async (c, { tasks }) => {
+      const body = await readBody(c.req.raw, createTaskBody);
+      const detail = await tasks.submit(c.get('caller'), body);
+      return c.json(taskView(detail.task, detail.environment.spec.name, detail.attempts), 201);
+    },
+  },
+  {
+    method: 'get',
+    path: '/v1/tasks',
+    summary: 'Recent tasks of the environments the caller may see (?environment=NAME&limit=N)',
+    auth: 'token',
+    query: {
+      environment: 'Only the tasks of this environment',
+      limit: 'At most this many (default 50)',
+    },
+    responses: { 200: { description: 'Tasks, newest first', schema: taskList } },
+    errors: ['invalid_input'],
+    handler: async (c, { tasks }) => {
+      const list = await tasks.list(c.get('caller'), {
+        environment: c.req.query('environment'),
+        limit: intParam(c.req.query('limit'), 'limit', 50),
+      });
+      return c.json({
+        tasks: list.map(({ task, environment, attempts }) =>
+          taskView(task, environment.spec.name, attempts),
+        ),
+      });
+    },
+  },
+  {
+    method: 'get',
+    path: '/v1/tasks/:id',
+    summary: 'A task and its attempts',
+    auth: 'token',
+    params: { id: 'The task id (task_…)' },
+    responses: { 200: { description: 'The task', schema: taskViewSchema } },
+    errors: ['not_found'],
+    handler: async (c, { tasks }) => {
+      const detail = await tasks.get(c.get('caller'), pathParam(c, 'id'));
+      return c.json(taskView(detail.task, detail.environment.spec.name, detail.attempts));
+    },
+  },
+  {
+    method: 'post',
+    path: '/v1/tasks/:id/cancel',
+    summary: 'Cancel every attempt that has not finished',
+    auth: 'token',
+    params: { id: 'The task id (task_…)' },
+    responses: { 200: { description: 'The task', schema: taskViewSchema } },
+    errors: ['not_found'],
+    handler: async (c, { tasks }) => {
+      const detail = await tasks.cancel(c.get('caller'), pathParam(c, 'id'));
+      return c.json(taskView(detail.task, detail.environment.spec.name, detail.attempts));
+    },
+  },
+  {
+    method: 'post',
+    path: '/v1/tasks/:id/pick',
+    summary:
+      'Pick the attempt that becomes the PR, is applied, or takes follow-ups (a failed one with a warning)',
+    auth: 'token',
+    params: { id: 'The task id (task_…)' },
+    body: { schema: pickTaskBody },
+    responses: { 200: { description: 'The task, with `picked` set', schema: pickResult } },
+    errors: ['invalid_input', 'not_found', 'conflict'],
+    handler: async (c, { tasks }) => {
+      const body = await readBody(c.req.raw, pickTaskBody);
+      const { detail, warning } = await tasks.pick(
+        c.get('caller'),
+        pathParam(c, 'id'),
+        body.attempt,
       );
-      return c.json({ events });
-    }
-    await tasks.attempt(caller, taskId, attemptId); // visibility, before the stream starts
-    return streamSSE(c, async (stream) => {
-      let seq = after;
-      let wake: (() => void) | undefined;
-      const unsubscribe = tasks.subscribe(attemptId, () => wake?.());
-      const closed = new Promise<void>((resolve) => stream.onAbort(resolve));
-      let open = true;
-      void closed.then(() => (open = false));
-      try {
-        while (open) {
-          const events = await tasks.events(caller, taskId, attemptId, seq, 500);
-          for (const event of events) {
-            await stream.writeSSE({
-              id: String(event.seq),
-              event: event.type,
-              data: JSON.stringify(event),
-            });
-            seq = event.seq;
-          }
-          if (events.length === 500) continue;
-          const { attempt } = await tasks.attempt(caller, taskId, attemptId);
-          if (isTerminalPhase(attempt.phase)) {
-            // Everything recorded before the attempt finished has been sent.
-            const rest = await tasks.events(caller, taskId, attemptId, seq, 10_000);
-            for (const event of rest) {
+      return c.json({
+        ...taskView(detail.task, detail.environment.spec.name, detail.attempts),
+        warning,
+      });
+    },
+  },
+  {
+    method: 'post',
+    path: '/v1/tasks/:id/followup',
+    summary:
+      'A follow-up turn on the picked attempt: a new attempt from its snapshot, with the prompt (or command); it becomes the pick',
+    auth: 'token',
+    params: { id: 'The task id (task_…)' },
+    body: { schema: followUpBody },
+    responses: { 201: { description: 'The task, with the queued turn', schema: followUpResult } },
+    errors: ['invalid_input', 'not_found', 'conflict'],
+    handler: async (c, { tasks }) => {
+      const body = await readBody(c.req.raw, followUpBody);
+      const { detail, attempt } = await tasks.followUp(c.get('caller'), pathParam(c, 'id'), body);
+      return c.json(
+        {
+          ...taskView(detail.task, detail.environment.spec.name, detail.attempts),
+          attempt: attempt.id,
+        },
+        201,
+      );
+    },
+  },
+  {
+    method: 'post',
+    path: '/v1/tasks/:id/pr',
+    summary:
+      "Push the picked attempt's diff as branch berth/<task-id> and, for GitHub, open (or, run again, update) the pull request",
+    auth: 'token',
+    params: { id: 'The task id (task_…)' },
+    body: { schema: pullRequestBody },
+    responses: {
+      200: { description: 'What was pushed and the pull request', schema: pullRequestResult },
+    },
+    errors: ['invalid_input', 'not_found', 'conflict', 'forbidden', 'remote_error'],
+    handler: async (c, { tasks }) => {
+      const body = await readBody(c.req.raw, pullRequestBody);
+      return c.json(await tasks.pullRequest(c.get('caller'), pathParam(c, 'id'), body));
+    },
+  },
+  {
+    method: 'get',
+    path: '/v1/tasks/:id/diff',
+    summary:
+      "An attempt's diff (?attempt=ID; default the picked one; 409 when several attempts and none picked)",
+    auth: 'token',
+    params: { id: 'The task id (task_…)' },
+    query: { attempt: 'The attempt (att_…); default the picked one' },
+    responses: { 200: { description: 'The diff', schema: diffView } },
+    errors: ['not_found', 'conflict'],
+    handler: async (c, { tasks }) => {
+      const { attempt } = await tasks.resultAttempt(
+        c.get('caller'),
+        pathParam(c, 'id'),
+        c.req.query('attempt'),
+      );
+      const view = attemptView(attempt);
+      // The stored diff has secret values masked already (lifecycle/result-diff.ts).
+      return c.json({
+        attempt: view.id,
+        baseCommit: view.baseCommit,
+        diff: view.diff,
+        secretFiles: view.secretFiles,
+      });
+    },
+  },
+  {
+    method: 'get',
+    path: '/v1/tasks/:id/attempts/:attempt/events',
+    summary:
+      "An attempt's events after ?after=SEQ. With Accept: text/event-stream, a live server-sent event stream (event = the event type, id = its seq; a final `end` event carries the attempt)",
+    auth: 'token',
+    params: { id: 'The task id (task_…)', attempt: 'The attempt id (att_…)' },
+    query: {
+      after: 'Events after this seq (or the Last-Event-ID header); default 0',
+      limit: 'At most this many (default 1000; JSON only)',
+    },
+    responses: { 200: { description: 'Events', schema: eventList, eventStream: true } },
+    errors: ['invalid_input', 'not_found'],
+    handler: async (c, { tasks }) => {
+      const caller = c.get('caller');
+      const taskId = pathParam(c, 'id');
+      const attemptId = pathParam(c, 'attempt');
+      const after = intParam(c.req.query('after') ?? c.req.header('last-event-id'), 'after', 0);
+      const live = (c.req.header('accept') ?? '').includes('text/event-stream');
+      if (!live) {
+        const events = await tasks.events(
+          caller,
+          taskId,
+          attemptId,
+          after,
+          intParam(c.req.query('limit'), 'limit', 1000),
+        );
+        return c.json({ events });
+      }
+      await tasks.attempt(caller, taskId, attemptId); // visibility, before the stream starts
+      return streamSSE(c, async (stream) => {
+        let seq = after;
+        let wake: (() => void) | undefined;
+        const unsubscribe = tasks.subscribe(attemptId, () => wake?.());
+        const closed = new Promise<void>((resolve) => stream.onAbort(resolve));
+        let open = true;
+        void closed.then(() => (open = false));
+        try {
+          while (open) {
+            const events = await tasks.events(caller, taskId, attemptId, seq, 500);
+            for (const event of events) {
               await stream.writeSSE({
                 id: String(event.seq),
                 event: event.type,
@@ -149,43 +238,78 @@ export function registerTaskRoutes(
               });
               seq = event.seq;
             }
-            await stream.writeSSE({ event: 'end', data: JSON.stringify(attemptView(attempt)) });
-            break;
+            if (events.length === 500) continue;
+            const { attempt } = await tasks.attempt(caller, taskId, attemptId);
+            if (isTerminalPhase(attempt.phase)) {
+              // Everything recorded before the attempt finished has been sent.
+              const rest = await tasks.events(caller, taskId, attemptId, seq, 10_000);
+              for (const event of rest) {
+                await stream.writeSSE({
+                  id: String(event.seq),
+                  event: event.type,
+                  data: JSON.stringify(event),
+                });
+                seq = event.seq;
+              }
+              await stream.writeSSE({ event: 'end', data: JSON.stringify(attemptView(attempt)) });
+              break;
+            }
+            await Promise.race([
+              closed,
+              new Promise<void>((resolve) => {
+                const timer = setTimeout(resolve, STREAM_POLL_MS);
+                wake = () => {
+                  clearTimeout(timer);
+                  resolve();
+                };
+              }),
+            ]);
+            wake = undefined;
           }
-          await Promise.race([
-            closed,
-            new Promise<void>((resolve) => {
-              const timer = setTimeout(resolve, STREAM_POLL_MS);
-              wake = () => {
-                clearTimeout(timer);
-                resolve();
-              };
-            }),
-          ]);
-          wake = undefined;
+        } finally {
+          unsubscribe();
         }
-      } finally {
-        unsubscribe();
-      }
-    });
-  });
-
-  app.get('/v1/environments/:name/cache', async (c) => {
-    const { environment, entries, sizesBeyondBase } = await tasks.cache(
-      c.get('caller'),
-      c.req.param('name'),
-    );
-    const at = now();
-    return c.json({
-      environment: environment.spec.name,
-      entries: entries.map((e) =>
-        cacheEntryView(e, at, environment.spec, sizesBeyondBase.get(e.id) ?? null),
-      ),
-    });
-  });
-
-  app.delete('/v1/environments/:name/cache', async (c) => {
-    const report = await tasks.resetCache(c.get('caller'), c.req.param('name'));
-    return c.json({ environment: c.req.param('name'), ...report });
-  });
-}
+      });
+    },
+  },
+  {
+    method: 'get',
+    path: '/v1/environments/:name/cache',
+    summary: "The environment's cache entries: key, age, size, commit",
+    auth: 'token',
+    params: { name: 'The environment name' },
+    responses: { 200: { description: 'Cache entries', schema: cacheView } },
+    errors: ['not_found'],
+    handler: async (c, { tasks, now }) => {
+      const { environment, entries, sizesBeyondBase } = await tasks.cache(
+        c.get('caller'),
+        pathParam(c, 'name'),
+      );
+      const at = now();
+      return c.json({
+        environment: environment.spec.name,
+        entries: entries.map((e) =>
+          cacheEntryView(e, at, environment.spec, sizesBeyondBase.get(e.id) ?? null),
+        ),
+      });
+    },
+  },
+  {
+    method: 'delete',
+    path: '/v1/environments/:name/cache',
+    summary: 'Reset the cache: drop the entries and their images',
+    auth: 'token',
+    params: { name: 'The environment name' },
+    responses: {
+      200: {
+        description: 'What was removed, and what keeps each image that was not',
+        schema: cacheResetView,
+      },
+    },
+    errors: ['not_found'],
+    handler: async (c, { tasks }) => {
+      const report = await tasks.resetCache(c.get('caller'), pathParam(c, 'name'));
+      return c.json({ environment: pathParam(c, 'name'), ...report });
+    },
+  },
+];

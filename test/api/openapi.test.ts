@@ -1,6 +1,9 @@
 /* eslint-disable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-argument -- tests poke at JSON bodies */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from './api-server.js';
+import { createApp } from '../../src/server/app.js';
+import { createLogger } from '../../src/util/logger.js';
+import type { AppDependencies } from '../../src/server/app.js';
 
 describe('GET /openapi.json', () => {
   let server: TestServer;
@@ -52,6 +55,42 @@ describe('GET /openapi.json', () => {
         'DELETE /v1/environments/{name}/cache',
       ].sort(),
     );
+  });
+
+  it('lists exactly the routes Hono serves (app.routes), and the server answers each one', async () => {
+    // The app as the server builds it (the services are not called while routes are mounted).
+    const app = createApp({
+      environments: {} as AppDependencies['environments'],
+      tokens: {} as AppDependencies['tokens'],
+      tasks: {} as NonNullable<AppDependencies['tasks']>,
+      logger: createLogger('silent'),
+      version: 'test',
+    });
+    const served = app.routes
+      .filter((route) => route.method !== 'ALL') // middleware (app.use)
+      .map((route) => `${route.method} ${route.path.replace(/:([A-Za-z0-9_]+)/g, '{$1}')}`);
+    expect(new Set(served).size).toBe(served.length);
+    const documented = Object.entries(doc.paths as Record<string, Record<string, unknown>>).flatMap(
+      ([path, item]) =>
+        Object.keys(item)
+          .filter((k) => k !== 'parameters')
+          .map((method) => `${method.toUpperCase()} ${path}`),
+    );
+    expect(served.sort()).toEqual(documented.sort());
+
+    // And the real server routes each documented one to a handler (never its "no route" 404).
+    for (const route of documented) {
+      const [method = '', path = ''] = route.split(' ');
+      const response = await server.request(method, path.replace(/\{[^}]+\}/g, 'x_missing'), {
+        ...(method === 'POST' || method === 'PUT' ? { body: {} } : {}),
+      });
+      expect({ route, message: response.json?.message }).not.toEqual({
+        route,
+        message: `no route ${method} ${path.replace(/\{[^}]+\}/g, 'x_missing')}`,
+      });
+    }
+    const unknown = await server.request('GET', '/v1/no-such-route');
+    expect(unknown.json.message).toBe('no route GET /v1/no-such-route');
   });
 
   it('describes bodies from the zod schemas: strict environment input, normalised output, the error shape', () => {
