@@ -11,8 +11,9 @@ import { STAGE_WORKING_TREE } from './stage-working-tree.js';
  * is added to a temporary index, never the repository's own, and diffed against the commit the
  * attempt started from, with binary patches. The agent's own commits are part of the diff too.
  * The options that shape the patch are given explicitly (prefixes, no colour, no textconv, no
- * renames), so a user's git configuration in the image (`diff.mnemonicPrefix`, `color.diff`)
- * cannot make a diff that result-diff.ts refuses or `git apply` cannot read.
+ * renames, names with bytes outside ASCII quoted), so a user's git configuration in the image
+ * (`diff.mnemonicPrefix`, `color.diff`, `core.quotePath=false`) cannot make a diff that
+ * result-diff.ts refuses (an unquoted name that is not UTF-8) or `git apply` cannot read.
  */
 
 const DIFF_FILE = `${SANDBOX_STATE_DIR}/result.diff`;
@@ -26,8 +27,8 @@ set -e
 mkdir -p -- "$2"
 index="$2/result.index"
 ${STAGE_WORKING_TREE}
-git diff --cached --binary --no-renames --no-ext-diff --no-textconv --no-color --no-relative \
-  --src-prefix=a/ --dst-prefix=b/ "$1" -- > "$2/result.diff"
+git -c core.quotePath=true diff --cached --binary --no-renames --no-ext-diff --no-textconv \
+  --no-color --no-relative --src-prefix=a/ --dst-prefix=b/ "$1" -- > "$2/result.diff"
 git diff --cached --numstat --no-renames -z "$1" -- > "$2/result.numstat"
 rm -f -- "$index"
 `;

@@ -110,15 +110,19 @@ describe('the results diff (docker)', () => {
     const base = await commitSample();
     const configured = await box.sh(
       'git config --global diff.mnemonicPrefix true && git config --global diff.noprefix true && ' +
-        'git config --global color.diff always && echo changed > /workspace/src/add.sh',
+        'git config --global color.diff always && git config --global core.quotePath false && ' +
+        "echo changed > /workspace/src/add.sh && printf 'x\\n' > \"/workspace/$(printf 'n\\377')\"",
     );
     expect(configured.exitCode, configured.output).toBe(0);
     try {
-      const { diff } = await collectChanges(ctx, base);
-      expect(diff.startsWith('diff --git a/src/add.sh b/src/add.sh\n')).toBe(true);
+      const { diff, files } = await collectChanges(ctx, base);
       expect(diff).not.toContain('\x1b');
+      // A name that is not UTF-8 is quoted whatever core.quotePath says (unquoted it is refused).
+      expect(diff).toContain('diff --git "a/n\\377" "b/n\\377"\n');
+      expect(diff).toContain('diff --git a/src/add.sh b/src/add.sh\n');
+      expect(files.map((f) => f.path)).toEqual(['n\ufffd', 'src/add.sh']);
     } finally {
-      await box.sh('rm -f ~/.gitconfig');
+      await box.sh('rm -f ~/.gitconfig "/workspace/$(printf \'n\\377\')"');
     }
   });
 
