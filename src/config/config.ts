@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { BerthError } from '../errors/berth-error.js';
 import { formatPath } from '../domain/environment/environment-file.js';
 import { GITHUB_REPOSITORY_PATTERN } from '../git/github-repository-patterns.js';
+import { configDirOf } from './client-env.js';
 
 /**
  * Berth's configuration: parsed once by a composition root (server/main.ts, cli/main.ts) from
@@ -60,6 +61,11 @@ const configSchema = z.strictObject({
   concurrency: z.number().int().min(1).max(64),
   maxAttempts: z.number().int().min(1).max(64),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+  /**
+   * The address people reach the server at (`BERTH_PUBLIC_URL`), when a proxy stands in front
+   * of it: with `https:` the web UI's session cookie is marked `Secure` (web-sessions.ts).
+   */
+  publicUrl: z.url({ protocol: /^https?$/ }).optional(),
   /** A token for GitHub's REST API and HTTPS pushes to GitHub remotes (`berth task pr`). */
   githubToken: z.string().min(1).optional(),
   /**
@@ -141,10 +147,7 @@ export function defaultDataDir(env: Env): string {
   return join(env.XDG_DATA_HOME || join(home, '.local', 'share'), 'berth');
 }
 
-export function defaultConfigDir(env: Env): string {
-  const home = env.HOME ?? homedir();
-  return join(env.XDG_CONFIG_HOME || join(home, '.config'), 'berth');
-}
+export { clientEnv, defaultConfigDir, readVariable } from './client-env.js';
 
 /** `LOCATION=OWNER/REPO` pairs separated by commas (a location holding `=` or `,` cannot be given). */
 function parseGithubRemotes(value: string | undefined): Record<string, string> {
@@ -189,7 +192,7 @@ export function loadConfig(flags: ConfigFlags = {}, env: Env = process.env): Ber
   const dataDir = resolve(flags.dataDir ?? (env.BERTH_DATA_DIR || defaultDataDir(env)));
   const raw = {
     dataDir,
-    configDir: resolve(env.BERTH_CONFIG_DIR || defaultConfigDir(env)),
+    configDir: configDirOf(env),
     host: flags.host ?? (env.BERTH_HOST || '127.0.0.1'),
     port: int(flags.port) ?? int(env.BERTH_PORT) ?? 8420,
     secretKeyFile: resolve(env.BERTH_SECRET_KEY_FILE || join(dataDir, 'secret.key')),
@@ -216,6 +219,7 @@ export function loadConfig(flags: ConfigFlags = {}, env: Env = process.env): Ber
     concurrency: int(env.BERTH_CONCURRENCY) ?? 8,
     maxAttempts: int(env.BERTH_MAX_ATTEMPTS) ?? 8,
     logLevel: flags.logLevel ?? (env.BERTH_LOG_LEVEL || 'info'),
+    ...(env.BERTH_PUBLIC_URL ? { publicUrl: env.BERTH_PUBLIC_URL } : {}),
     ...(env.BERTH_GITHUB_TOKEN ? { githubToken: env.BERTH_GITHUB_TOKEN } : {}),
     githubApiUrl: (env.BERTH_GITHUB_API_URL || 'https://api.github.com').replace(/\/+$/, ''),
     githubRemotes: parseGithubRemotes(env.BERTH_GITHUB_REMOTES),
@@ -255,17 +259,6 @@ export function loadConfig(flags: ConfigFlags = {}, env: Env = process.env): Ber
 }
 
 /** Where the CLI finds its server: flags, then BERTH_URL/BERTH_TOKEN, then the login file. */
-export function clientEnv(env: Env = process.env): { url?: string; token?: string } {
-  return {
-    ...(env.BERTH_URL ? { url: env.BERTH_URL } : {}),
-    ...(env.BERTH_TOKEN ? { token: env.BERTH_TOKEN } : {}),
-  };
-}
-
-/** One variable of the process environment, for `--secret-from-env NAME`. */
-export function readVariable(name: string, env: Env = process.env): string | undefined {
-  return env[name];
-}
 
 /** The environment for a child process on the host (git): this process's own, plus `extra`. */
 export function childEnvironment(

@@ -15,6 +15,7 @@ import { EnvironmentService } from '../services/environment-service.js';
 import { TokenService } from '../services/token-service.js';
 import { createApp } from './app.js';
 import { WebUiFiles } from './web-ui-files.js';
+import { WebSessions } from './web-sessions.js';
 import { DockerRuntime } from '../adapters/runtime/docker/docker-runtime.js';
 import { createOrchestrator } from '../lifecycle/orchestrator.js';
 import { egressSettingsFromConfig } from '../egress/egress-settings-from-config.js';
@@ -94,8 +95,9 @@ export async function startServer(config: BerthConfig, logger: Logger): Promise<
       secretBox: box,
       allowLocalRepositories: config.allowLocalRepositories,
       // The default branch: asked of the repository when an environment is written.
-      readRepositoryHeads: (url, credentials) =>
-        readRepositoryHeads(url, { allow: config.setupAllow, credentials }),
+      readRepositoryHeads: (url, credentials, ssh) =>
+        readRepositoryHeads(url, { allow: config.setupAllow, credentials, ssh }),
+      knownHostsDir: join(config.dataDir, 'known_hosts'),
       checkAvailability: async (spec) => {
         if (Object.keys(spec.versions).length > 0)
           await languages.resolve(spec.image, spec.versions);
@@ -195,6 +197,7 @@ export async function startServer(config: BerthConfig, logger: Logger): Promise<
       logger,
       version: BERTH_VERSION,
       ...(webUi ? { webUi } : {}),
+      sessions: new WebSessions(undefined, { publicUrl: config.publicUrl }),
       serverStatus: {
         dataDir: config.dataDir,
         minFreeDiskMb: config.minFreeDiskMb,

@@ -14,6 +14,10 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
  * a change is refused without the per-session CSRF token, which only a same-origin read of
  * GET /v1/session can learn; each use re-checks the token behind the session, so revoking a
  * token ends its sessions at once; sessions expire after IDLE_MS unused and MAX_AGE_MS in all.
+ * The cookie is marked `Secure` (sent by the browser over HTTPS only) when the request came over
+ * HTTPS or the server's public address (`BERTH_PUBLIC_URL`) is `https:`: behind a proxy that ends
+ * TLS the server sees plain HTTP, and the setting says what the browser sees. `X-Forwarded-Proto`
+ * is not read: any client may send it, and the server has no list of proxies to trust.
  * Not built: sessions do not survive a restart and are not shared between servers on one
  * PostgreSQL (a restart signs everyone out of the UI).
  */
@@ -45,7 +49,16 @@ function sameSecret(a: string, b: string): boolean {
 export class WebSessions {
   private readonly sessions = new Map<string, WebSession>();
 
-  constructor(private readonly now: () => number = () => Date.now()) {}
+  constructor(
+    private readonly now: () => number = () => Date.now(),
+    private readonly options: { publicUrl?: string | undefined } = {},
+  ) {}
+
+  /** Whether the session cookie set in answer to a request to this URL is marked `Secure`. */
+  cookieSecure(requestUrl: string): boolean {
+    const https = (url: string | undefined) => url !== undefined && /^https:/i.test(url);
+    return https(requestUrl) || https(this.options.publicUrl);
+  }
 
   create(token: string): WebSession {
     const at = this.now();
