@@ -19,6 +19,12 @@ import {
  */
 
 const SECRET = 'maint-s3cret-7d1e-value';
+const DEPLOY_KEY = [
+  '-----BEGIN OPENSSH PRIVATE KEY-----',
+  'b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW',
+  'QyNTUxOQAAACDqZx0cD1kXbW0Qm6mJc9Hq0bGQm9cWlQ3yA1Qd0lH2QwAAAJgm2r8SJtq/',
+  '-----END OPENSSH PRIVATE KEY-----',
+].join('\n');
 const instance = `lcscan-${process.pid}`;
 let image: string;
 let repo: ReturnType<typeof makeSampleRepository>;
@@ -64,20 +70,34 @@ describe('lifecycle faults (docker)', () => {
 
   it('warns with the path when the maintenance script writes a secret into a file; a secret setup wrote into the repository stays out of the diff', async () => {
     const file = envFile('maint-scan', [
-      'secrets: [API_TOKEN]',
+      'secrets: [API_TOKEN, DEPLOY_KEY]',
       'setup: |',
       '  echo setup done',
       '  echo "//npm.example.invalid/:_authToken=$API_TOKEN" > .npmrc',
       // base64 wraps at 76 columns: the value's encoded form is split by a line break, and each
       // line of the diff starts with "+".
       `  printf '${'a'.repeat(50)}%s' "$API_TOKEN" | base64 > auth.b64`,
+      // A multi-line secret (a deploy key): every line of the diff starts with "+".
+      '  printf "%s\\n" "$DEPLOY_KEY" > deploy_key',
       'maintenance: |',
       '  echo "//npm.example.invalid/:_authToken=$API_TOKEN" > /root/.npmrc-maintenance',
     ]);
-    const first = await runJson({ ...base(), envFile: file, command: 'true' });
+    const secrets = (name: string) =>
+      name === 'API_TOKEN' ? SECRET : name === 'DEPLOY_KEY' ? DEPLOY_KEY : undefined;
+    const first = await runJson({
+      ...base(),
+      lookupSecret: secrets,
+      envFile: file,
+      command: 'true',
+    });
     expect(first.code, first.stderr).toBe(0);
     expect(first.stderr).not.toContain('maintenance script wrote a secret value');
-    const second = await runJson({ ...base(), envFile: file, command: 'true' });
+    const second = await runJson({
+      ...base(),
+      lookupSecret: secrets,
+      envFile: file,
+      command: 'true',
+    });
     expect(second.code, second.stderr).toBe(0);
     expect(second.stderr).toContain('== maintenance');
     expect(second.stderr).toContain(
@@ -87,7 +107,9 @@ describe('lifecycle faults (docker)', () => {
     // The .npmrc setup wrote into the repository, on the uncached and the cached start alike.
     for (const run of [first, second]) {
       const attempt = run.result.attempts[0];
-      expect(attempt?.secretFiles).toEqual(['.npmrc', 'auth.b64']);
+      expect(attempt?.secretFiles).toEqual(['.npmrc', 'auth.b64', 'deploy_key']);
+      for (const line of DEPLOY_KEY.split('\n').slice(1, -1))
+        expect(JSON.stringify(run.result)).not.toContain(line);
       expect(attempt?.diff).toContain('+//npm.example.invalid/:_authToken=***');
       expect(JSON.stringify(run.result)).not.toContain(SECRET);
       expect(run.stderr).toContain('the diff holds a secret value of the environment in .npmrc');
