@@ -6,13 +6,14 @@ import { AddressGuard } from '../egress/address-guard.js';
 import { credentialArgs, type GitCredentials } from '../lifecycle/checkout.js';
 
 /**
- * Asks a public https/http repository for its HEAD and branches from the server's own host, when
- * an environment is written (`git ls-remote --symref -- URL HEAD 'refs/heads/*'`).
+ * Asks a public https, http or git:// repository for its HEAD and branches from the server's own
+ * host, when an environment is written (`git ls-remote --symref -- URL HEAD 'refs/heads/*'`).
  *
  * Threat model. The URL is a user's: its host may name (or resolve to) the server itself, the
  * Docker bridge, a cloud metadata service or the site's private network, and the server would be
  * the one asking (the setup network's firewall does not stand in front of the host). So:
- * - only https and http URLs without user information are asked (ssh and git:// are not); a
+ * - only https, http and git:// URLs without user information are asked (ssh is asked with the
+ *   environment's key, ssh-remote-heads.ts); a
  *   repository's own credentials (a token) go only to its own URL's vetted address, through the
  *   checkout's one-shot credential helper, and never to another host (no redirect is followed);
  * - a host under a name reserved for documentation and tests (`.test`, `.example`, `.invalid`,
@@ -20,8 +21,10 @@ import { credentialArgs, type GitCredentials } from '../lifecycle/checkout.js';
  * - every address the name resolves to is vetted by the egress proxy's AddressGuard: public
  *   unicast only, or inside an operator's BERTH_SETUP_ALLOW range (what the setup network may
  *   reach too); git then connects to that vetted address only (`http.curloptResolve` pins the
- *   name, so a second resolution cannot differ), follows no redirect, speaks no other protocol,
- *   and runs without the operator's git configuration, credential helpers, proxies or prompts;
+ *   name, so a second resolution cannot differ; a git:// URL is rewritten to the vetted address
+ *   itself, the git protocol having no such pin), follows no redirect, speaks no other protocol
+ *   than the URL's, and runs without the operator's git configuration, credential helpers,
+ *   proxies (`core.gitProxy`, GIT_PROXY_COMMAND) or prompts;
  * - it is bounded in time (10 s) and what it reads (branch names, shown in a refusal).
  * What reaches the user: the branch names, or nothing (a repository that cannot be asked is
  * treated as not asked). Not guaranteed: that the answer is true (the repository's owner says it).
@@ -30,6 +33,8 @@ import { credentialArgs, type GitCredentials } from '../lifecycle/checkout.js';
 const RESERVED_NAME =
   /(^|\.)(test|example|invalid|localhost|local)$|(^|\.)example\.(com|net|org)$/i;
 const TIMEOUT_MS = 10_000;
+/** The git daemon's port, for a git:// URL that names none. */
+const GIT_DAEMON_PORT = '9418';
 
 export interface PublicRemoteOptions {
   /** Address ranges allowed besides the public internet (BERTH_SETUP_ALLOW). */
@@ -53,7 +58,8 @@ export async function readPublicRemoteHeads(
   } catch {
     return undefined;
   }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') return undefined;
+  if (url.protocol !== 'https:' && url.protocol !== 'http:' && url.protocol !== 'git:')
+    return undefined;
   if (url.username !== '' || url.password !== '') return undefined;
   const host = url.hostname.replace(/^\[|\]$/g, '');
   const literal = isIP(host) !== 0;
@@ -75,8 +81,32 @@ export async function readPublicRemoteHeads(
   }
   const vetted = addresses.find((address) => guard.vet(address, host.toLowerCase()).allowed);
   if (vetted === undefined) return undefined;
-  const port = url.port !== '' ? url.port : url.protocol === 'https:' ? '443' : '80';
+  const port =
+    url.port !== ''
+      ? url.port
+      : { 'https:': '443', 'http:': '80', 'git:': GIT_DAEMON_PORT }[url.protocol];
   const pinned = isIP(vetted) === 6 ? `[${vetted}]` : vetted;
+  if (url.protocol === 'git:') {
+    // git://: no credentials (the protocol has none) and no name to pin: the vetted address is
+    // asked directly (the daemon sees it as the host it was asked for).
+    const output = await boundedGit(
+      [
+        '-c',
+        'protocol.allow=never',
+        '-c',
+        'protocol.git.allow=always',
+        'ls-remote',
+        '--symref',
+        '--',
+        `git://${pinned}:${port}${url.pathname}`,
+        'HEAD',
+        'refs/heads/*',
+      ],
+      {},
+      signal,
+    );
+    return output === undefined ? undefined : parseRemoteHeads(output);
+  }
   if (!(await gitPinsAddresses())) return undefined;
   const helper = credentialArgs(options.credentials);
   const output = await boundedGit(
@@ -118,14 +148,22 @@ function withSignal<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
 /** At most this much of git's answer is read; past it the answer is dropped. */
 const MAX_OUTPUT_BYTES = 4 * 1024 * 1024;
 
-/** git's standard output, or undefined (a failure, a time-out, too much). */
-function boundedGit(
+/**
+ * git's standard output, or undefined (a failure, a time-out, too much). git runs in a process
+ * group of its own, ended whole (ssh and git's helpers with it) when `signal` aborts.
+ */
+export function boundedGit(
   args: string[],
   env: Record<string, string>,
   signal: AbortSignal,
 ): Promise<string | undefined> {
   return new Promise((resolve) => {
+    if (signal.aborted) {
+      resolve(undefined);
+      return;
+    }
     const child = spawn('git', args, {
+      detached: true,
       cwd: '/',
       env: {
         PATH: '/usr/local/bin:/usr/bin:/bin',
@@ -137,21 +175,31 @@ function boundedGit(
         ...env,
       },
       stdio: ['ignore', 'pipe', 'ignore'],
-      signal,
     });
+    const killGroup = () => {
+      try {
+        if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    };
+    signal.addEventListener('abort', killGroup, { once: true });
     const chunks: Buffer[] = [];
     let size = 0;
     child.stdout.on('data', (chunk: Buffer) => {
       size += chunk.length;
-      if (size > MAX_OUTPUT_BYTES) child.kill('SIGKILL');
+      if (size > MAX_OUTPUT_BYTES) killGroup();
       else chunks.push(chunk);
     });
     child.on('error', () => resolve(undefined));
-    child.on('close', (code) =>
+    child.on('close', (code) => {
+      signal.removeEventListener('abort', killGroup);
       resolve(
-        code === 0 && size <= MAX_OUTPUT_BYTES ? Buffer.concat(chunks).toString('utf8') : undefined,
-      ),
-    );
+        code === 0 && size <= MAX_OUTPUT_BYTES && !signal.aborted
+          ? Buffer.concat(chunks).toString('utf8')
+          : undefined,
+      );
+    });
   });
 }
 

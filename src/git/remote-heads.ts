@@ -3,22 +3,40 @@ import { parseRemoteHeads, type RemoteHeads } from '../domain/environment/defaul
 import { classifyRepositoryUrl } from '../domain/environment/repository-url.js';
 import { runGit } from './run-git.js';
 import { readPublicRemoteHeads, type PublicRemoteOptions } from './public-remote-heads.js';
+import { readSshRemoteHeads } from './ssh-remote-heads.js';
+
+export interface RepositoryHeadsOptions extends PublicRemoteOptions {
+  /**
+   * ssh repositories are asked only when this is given (and `credentials` holds the key): the
+   * environment's file of host keys trusted on first use, the one its checkout uses (undefined:
+   * a temporary file).
+   */
+  ssh?: { knownHostsFile: string | undefined };
+}
 
 /**
  * What a repository says about its HEAD and branches, where Berth may ask it when an environment
- * is written: a local repository (path or file:// URL), read on this machine; a public https or
- * http one, asked from this machine under the guards of public-remote-heads.ts. Others (ssh,
- * git://, a repository behind credentials, a name that cannot be public) are not asked here:
- * undefined (the cache build's clone says what it finds; see docs/environments.md, "Default
- * branch").
+ * is written: a local repository (path or file:// URL), read on this machine; a public https,
+ * http or git:// one, asked from this machine under the guards of public-remote-heads.ts; an ssh
+ * one with the environment's key (ssh-remote-heads.ts, when `options.ssh` says so). Others (a
+ * name that cannot be public, an ssh repository without its key) are not asked here: undefined
+ * (see docs/environments.md, "Default branch").
  */
 export async function readRepositoryHeads(
   repository: string,
-  options: PublicRemoteOptions = {},
+  options: RepositoryHeadsOptions = {},
 ): Promise<RemoteHeads | undefined> {
   const kind = classifyRepositoryUrl(repository);
-  if (kind.ok && (kind.kind === 'https' || kind.kind === 'http'))
+  if (kind.ok && (kind.kind === 'https' || kind.kind === 'http' || kind.kind === 'git'))
     return await readPublicRemoteHeads(repository, options);
+  if (kind.ok && kind.kind === 'ssh') {
+    if (options.ssh === undefined) return undefined;
+    return await readSshRemoteHeads(repository, {
+      credentials: options.credentials,
+      knownHostsFile: options.ssh.knownHostsFile,
+      signal: options.signal,
+    });
+  }
   if (!kind.ok || kind.kind !== 'local') return undefined;
   let path: string;
   try {

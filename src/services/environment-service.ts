@@ -1,3 +1,5 @@
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { BerthError } from '../errors/berth-error.js';
 import { newId } from '../domain/ids.js';
 import { parseEnvironmentSpec } from '../domain/environment/environment-file.js';
@@ -52,12 +54,16 @@ export interface EnvironmentServiceOptions {
   checkAvailability?: (spec: EnvironmentSpec) => Promise<void>;
   /**
    * Asks the repository for its HEAD and branches (undefined: it cannot be asked from here);
-   * by default a local repository is read on this machine (remote-heads.ts).
+   * by default as remote-heads.ts does. `knownHostsFile`: an ssh repository's host keys trusted
+   * on first use, the environment's own file (the one its checkout uses).
    */
   readRepositoryHeads?: (
     repository: string,
     credentials: GitCredentials | undefined,
+    ssh: { knownHostsFile: string | undefined },
   ) => Promise<RemoteHeads | undefined>;
+  /** Where each environment's ssh host keys trusted on first use are kept (a file per id). */
+  knownHostsDir?: string | undefined;
   now?: () => string;
 }
 
@@ -119,14 +125,17 @@ export class EnvironmentService {
   private readonly readRepositoryHeads: (
     repository: string,
     credentials: GitCredentials | undefined,
+    ssh: { knownHostsFile: string | undefined },
   ) => Promise<RemoteHeads | undefined>;
+  private readonly knownHostsDir: string | undefined;
 
   constructor(options: EnvironmentServiceOptions) {
     this.store = options.store;
     this.checkAvailability = options.checkAvailability;
     this.readRepositoryHeads =
       options.readRepositoryHeads ??
-      ((url, credentials) => readRepositoryHeads(url, { credentials }));
+      ((url, credentials, ssh) => readRepositoryHeads(url, { credentials, ssh }));
+    this.knownHostsDir = options.knownHostsDir;
     this.secretBox = options.secretBox;
     this.allowLocalRepositories = options.allowLocalRepositories;
     this.now = options.now ?? (() => new Date().toISOString());
@@ -153,18 +162,26 @@ export class EnvironmentService {
     let spec = this.validate(input.spec);
     await this.checkAvailability?.(spec);
     if (secretIssues.length > 0) throw invalid(secretIssues);
-    spec = await this.settleDefaultBranch(input.spec, spec, given);
-    spec = this.declare(spec, Object.keys(given));
-    const memberTokenIds = await this.resolveMembers(spec);
+    // The id first: an ssh repository asked now trusts its host key in this environment's file.
     const id = newId('environment');
-    return this.store.createEnvironment({
-      id,
-      spec,
-      createdByTokenId: caller.tokenId,
-      memberTokenIds,
-      secrets: this.seal(id, given),
-      now: this.now(),
-    });
+    try {
+      spec = await this.settleDefaultBranch(input.spec, spec, given, { id, stored: false });
+      spec = this.declare(spec, Object.keys(given));
+      const memberTokenIds = await this.resolveMembers(spec);
+      return await this.store.createEnvironment({
+        id,
+        spec,
+        createdByTokenId: caller.tokenId,
+        memberTokenIds,
+        secrets: this.seal(id, given),
+        now: this.now(),
+      });
+    } catch (error) {
+      // Not created: no host key is kept for an id that names nothing.
+      const hosts = this.knownHostsFile(id);
+      if (hosts !== undefined) await rm(hosts, { force: true }).catch(() => undefined);
+      throw error;
+    }
   }
 
   async get(caller: Caller, name: string): Promise<StoredEnvironment> {
@@ -203,12 +220,10 @@ export class EnvironmentService {
       }
     });
     if (issues.length > 0) throw invalid(issues);
-    spec = await this.settleDefaultBranch(
-      input.spec,
-      spec,
-      given,
-      remove.includes(spec.repository.credentials?.secret ?? '') ? undefined : current.id,
-    );
+    spec = await this.settleDefaultBranch(input.spec, spec, given, {
+      id: current.id,
+      stored: !remove.includes(spec.repository.credentials?.secret ?? ''),
+    });
     const memberTokenIds = await this.resolveMembers(spec);
     // Secrets already stored stay declared unless removed, so an update from a file that does
     // not list them never drops a value silently.
@@ -257,7 +272,7 @@ export class EnvironmentService {
     written: unknown,
     spec: EnvironmentSpec,
     given: Record<string, string>,
-    environmentId?: string,
+    environment: { id: string; stored: boolean },
   ): Promise<EnvironmentSpec> {
     // A repository behind credentials is asked with them, when their value is at hand (given
     // now, or stored); without it, it is not asked (its clone says what it finds).
@@ -266,13 +281,13 @@ export class EnvironmentService {
     if (secret !== undefined) {
       const value =
         given[secret] ??
-        (environmentId !== undefined
-          ? (await this.openSecrets(environmentId)).get(secret)
-          : undefined);
+        (environment.stored ? (await this.openSecrets(environment.id)).get(secret) : undefined);
       if (value === undefined) return spec;
       credentials = repositoryCredentials(spec, { [secret]: value });
     }
-    const heads = await this.readRepositoryHeads(spec.repository.url, credentials);
+    const heads = await this.readRepositoryHeads(spec.repository.url, credentials, {
+      knownHostsFile: this.knownHostsFile(environment.id),
+    });
     const named = namesDefaultBranch(written) ? spec.repository.defaultBranch : undefined;
     const decision = settleDefaultBranch(named, spec.repository.defaultBranch, heads);
     if (!decision.ok) {
@@ -284,6 +299,11 @@ export class EnvironmentService {
     }
     if (decision.branch === spec.repository.defaultBranch) return spec;
     return { ...spec, repository: { ...spec.repository, defaultBranch: decision.branch } };
+  }
+
+  /** The environment's file of ssh host keys trusted on first use (as its checkout's). */
+  private knownHostsFile(environmentId: string): string | undefined {
+    return this.knownHostsDir === undefined ? undefined : join(this.knownHostsDir, environmentId);
   }
 
   /**

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PullRequestService } from '../../src/services/pull-request-service.js';
+import { runBerth, startServe, type ServeHandle } from '../support/cli.js';
 import { removeInstanceImages } from '../support/docker-cleanup.js';
 import { lifecycleTestImage, makeSampleRepository, runJson } from './lifecycle-support.js';
 
@@ -334,5 +335,128 @@ describe('ssh repositories', () => {
     expect(gitIn(bare, 'branch', '--list', 'berth/task_sshpr2')).toBe('');
     // The key went with the push: no key file of a session is left on the host.
     expect(readdirSync(tmpdir()).filter((f) => /^berth-ssh-[A-Za-z0-9]{6}$/.test(f))).toEqual([]);
+  });
+});
+
+describe('the default branch of an ssh repository (issue 20 item 1)', () => {
+  let server: ServeHandle;
+  let auth: string[];
+  let masterBare: string;
+  let masterUrl: string;
+  interface EnvJson {
+    id: string;
+    spec: { repository: { defaultBranch: string } };
+  }
+  const keyEnv = () => ({ REPO_KEY: clientKey });
+
+  function yaml(name: string, extra: string[] = [], credentials: string[] = []): string {
+    const file = join(work, `${name}.yaml`);
+    writeFileSync(
+      file,
+      [
+        `name: ${name}`,
+        'repository:',
+        `  url: ${masterUrl}`,
+        ...extra,
+        '  credentials:',
+        '    secret: REPO_KEY',
+        ...credentials,
+        'secrets: [REPO_KEY]',
+        'image: minimal',
+        '',
+      ].join('\n'),
+    );
+    return file;
+  }
+
+  async function create(file: string, withKey = true) {
+    return await runBerth(
+      [
+        'env',
+        'create',
+        '--file',
+        file,
+        ...(withKey ? ['--secret-from-env', 'REPO_KEY'] : []),
+        '--json',
+        ...auth,
+      ],
+      keyEnv(),
+    );
+  }
+
+  beforeAll(async () => {
+    // Shaped like expressjs/express: HEAD is master, and another branch, 4.x.
+    masterBare = join(work, 'srv', 'express.git');
+    sh('git', ['clone', '-q', '--bare', '--', repo.dir, masterBare]);
+    const current = sh('git', ['-C', masterBare, 'symbolic-ref', '--short', 'HEAD']);
+    sh('git', ['-C', masterBare, 'branch', '-m', current, 'master']);
+    sh('git', ['-C', masterBare, 'branch', '4.x', 'master']);
+    masterUrl = `ssh://root@127.0.0.1:${port}${masterBare}`;
+    server = await startServe();
+    auth = ['--url', server.url, '--token', server.adminToken];
+  });
+
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  it('env create without defaultBranch asks the remote with the key and stores master; a missing named branch is refused', async () => {
+    const created = await create(yaml('ssh-master'));
+    expect(created.code, created.stderr).toBe(0);
+    const env = JSON.parse(created.stdout) as EnvJson;
+    expect(env.spec.repository.defaultBranch).toBe('master');
+    expect(created.stdout + created.stderr).not.toContain('PRIVATE KEY');
+    // The host key was trusted on first use in the environment's own file, the checkout's.
+    expect(readFileSync(join(server.dataDir, 'known_hosts', env.id), 'utf8')).toContain(
+      hostKeyLine.split(' ')[2],
+    );
+    // No key file is left behind.
+    expect(
+      readdirSync(tmpdir()).filter((f) => f.startsWith(`berth-ssh-${server.child.pid}-`)),
+    ).toEqual([]);
+
+    const refused = await create(yaml('ssh-named-main', ['  defaultBranch: main']));
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain(
+      'repository.defaultBranch: the repository has no branch "main" (its branches: 4.x, feature, master; its default branch is "master")',
+    );
+
+    // env update asks again, with the stored key: HEAD moved to 4.x.
+    sh('git', ['-C', masterBare, 'symbolic-ref', 'HEAD', 'refs/heads/4.x']);
+    try {
+      const updated = await runBerth(
+        ['env', 'update', 'ssh-master', '--file', yaml('ssh-master'), '--json', ...auth],
+        {},
+      );
+      expect(updated.code, updated.stderr).toBe(0);
+      expect((JSON.parse(updated.stdout) as EnvJson).spec.repository.defaultBranch).toBe('4.x');
+    } finally {
+      sh('git', ['-C', masterBare, 'symbolic-ref', 'HEAD', 'refs/heads/master']);
+    }
+  });
+
+  it('is not asked without the key, nor believed from a host whose key does not match the pinned one', async () => {
+    const noKey = await create(yaml('ssh-no-key'), false);
+    expect(noKey.code, noKey.stderr).toBe(0);
+    expect((JSON.parse(noKey.stdout) as EnvJson).spec.repository.defaultBranch).toBe('main');
+
+    const pinnedWrong = await create(
+      yaml(
+        'ssh-pinned-other',
+        ['  defaultBranch: develop'],
+        [`    knownHosts: "${otherHostKeyLine}"`],
+      ),
+    );
+    // The host's key is not the pinned one: nothing was asked, so "develop" is not refused.
+    expect(pinnedWrong.code, pinnedWrong.stderr).toBe(0);
+    expect((JSON.parse(pinnedWrong.stdout) as EnvJson).spec.repository.defaultBranch).toBe(
+      'develop',
+    );
+    // The same with the host's real key pinned: asked (strictly checked), so refused.
+    const pinnedRight = await create(
+      yaml('ssh-pinned-right', ['  defaultBranch: develop'], [`    knownHosts: "${hostKeyLine}"`]),
+    );
+    expect(pinnedRight.code).toBe(2);
+    expect(pinnedRight.stderr).toContain('the repository has no branch "develop"');
   });
 });
