@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runBerth, startServe, tempDir, type ServeHandle } from '../support/cli.js';
@@ -243,5 +243,33 @@ describe('clearer messages (item 12)', () => {
     expect(run.stderr).toContain(
       '--attempts must be a whole number from 1 to 8 (BERTH_MAX_ATTEMPTS)',
     );
+  });
+});
+
+describe('the docs’ environment examples are valid as written (items 8 and 12)', () => {
+  it('every YAML example in docs/ and the README passes berth env validate', async () => {
+    const root = join(import.meta.dirname, '../..');
+    const docs = [
+      'README.md',
+      ...readdirSync(join(root, 'docs'))
+        .filter((f) => f.endsWith('.md'))
+        .map((f) => `docs/${f}`),
+    ];
+    let checked = 0;
+    for (const doc of docs) {
+      const text = readFileSync(join(root, doc), 'utf8');
+      for (const [n, match] of [...text.matchAll(/```ya?ml\n([\s\S]*?)```/g)].entries()) {
+        const block = match[1] ?? '';
+        // A fragment of top-level fields (internet:, repository:) gets the two required ones.
+        const whole = /^name:/m.test(block)
+          ? block
+          : `name: example\n${/^repository:/m.test(block) ? '' : 'repository: https://git.example.test/acme/example.git\n'}${block}`;
+        const f = file(`${doc.replace(/\W/g, '-')}-${n}.yaml`, whole);
+        const r = await runBerth(['env', 'validate', '--file', f]);
+        expect(r.code, `${doc} example ${n + 1}: ${r.stderr}`).toBe(0);
+        checked++;
+      }
+    }
+    expect(checked).toBeGreaterThanOrEqual(3);
   });
 });
