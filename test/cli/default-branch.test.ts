@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -27,6 +29,33 @@ function file(name: string, text: string): string {
   const path = join(dir, `${name}.yaml`);
   writeFileSync(path, text);
   return path;
+}
+
+async function freePort(): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      probe.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+async function waitForPort(port: number): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = createConnection({ host: '127.0.0.1', port });
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+    if (open) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`nothing listens on port ${port}`);
 }
 
 async function defaultBranchOf(name: string): Promise<string> {
@@ -182,6 +211,58 @@ describe('a public http repository is asked from the server, under the address g
       expect(locked.requests.length).toBe(before);
     } finally {
       await locked.stop();
+    }
+  });
+
+  it('a git:// repository is asked the same way, under the address guard (a git daemon on loopback)', async () => {
+    const daemonPort = await freePort();
+    let log = '';
+    const daemon = spawn(
+      'git',
+      [
+        'daemon',
+        '--reuseaddr',
+        '--export-all',
+        '--verbose',
+        '--log-destination=stderr',
+        `--base-path=${dir}`,
+        '--listen=127.0.0.1',
+        `--port=${daemonPort}`,
+        dir,
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    daemon.stderr.on('data', (d: Buffer) => (log += d.toString()));
+    try {
+      await waitForPort(daemonPort);
+      // The probe's own connection, logged: what follows is the server's.
+      while (!log.includes('Connection from')) await new Promise((r) => setTimeout(r, 50));
+      const connections = () => log.split('Connection from').length - 1;
+      const url = `git://127.0.0.1:${daemonPort}/express.git`;
+      // Without an allowance the loopback address is refused: nothing is sent, main is assumed.
+      const f = file('git-guarded', `name: git-guarded\nrepository: ${url}\n`);
+      const guarded = await runBerth(['env', 'create', '--file', f, '--json', ...auth]);
+      expect(guarded.code, guarded.stderr).toBe(0);
+      expect((JSON.parse(guarded.stdout) as EnvJson).spec.repository.defaultBranch).toBe('main');
+      expect(connections()).toBe(1);
+
+      const a = ['--url', allowed.url, '--token', allowed.adminToken];
+      const g = file('over-git', `name: over-git\nrepository: ${url}\n`);
+      const created = await runBerth(['env', 'create', '--file', g, '--json', ...a]);
+      expect(created.code, created.stderr).toBe(0);
+      expect((JSON.parse(created.stdout) as EnvJson).spec.repository.defaultBranch).toBe('master');
+      expect(connections()).toBeGreaterThan(1);
+      const named = file(
+        'over-git-main',
+        `name: over-git-main\nrepository: { url: ${JSON.stringify(url)}, defaultBranch: main }\n`,
+      );
+      const refused = await runBerth(['env', 'create', '--file', named, ...a]);
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toContain(
+        'the repository has no branch "main" (its branches: 4.x, master',
+      );
+    } finally {
+      daemon.kill('SIGTERM');
     }
   });
 
