@@ -63,9 +63,7 @@ export async function readPublicRemoteHeads(
   if (url.username !== '' || url.password !== '') return undefined;
   const host = url.hostname.replace(/^\[|\]$/g, '');
   const literal = isIP(host) !== 0;
-  if (!literal && (!host.includes('.') || RESERVED_NAME.test(host.replace(/\.$/, '')))) {
-    return undefined;
-  }
+  if (!mayBeAsked(host)) return undefined;
   const signal = AbortSignal.any([
     AbortSignal.timeout(TIMEOUT_MS),
     ...(options.signal ? [options.signal] : []),
@@ -133,6 +131,15 @@ export async function readPublicRemoteHeads(
     signal,
   );
   return output === undefined ? undefined : parseRemoteHeads(output);
+}
+
+/**
+ * Whether a repository's host may be asked at all: an address literal, or a name with a dot that
+ * is not reserved for documentation and tests (such a name is not even resolved).
+ */
+export function mayBeAsked(host: string): boolean {
+  if (isIP(host) !== 0) return true;
+  return host.includes('.') && !RESERVED_NAME.test(host.replace(/\.$/, ''));
 }
 
 /** `promise`, or a rejection once `signal` aborts (a lookup cannot be cancelled itself). */

@@ -1,7 +1,7 @@
 import { parseRemoteHeads, type RemoteHeads } from '../domain/environment/default-branch.js';
 import type { GitCredentials } from '../lifecycle/checkout.js';
 import { SshKeySession } from '../lifecycle/ssh-key-session.js';
-import { boundedGit } from './public-remote-heads.js';
+import { boundedGit, mayBeAsked } from './public-remote-heads.js';
 
 /**
  * Asks an ssh repository (ssh:// or user@host:path) for its HEAD and branches from the server's
@@ -18,7 +18,8 @@ import { boundedGit } from './public-remote-heads.js';
  * checkout's, so a key first seen here is the one its clone must meet, and a changed key fails
  * here too), else a temporary file. git speaks ssh only (`protocol.allow`), without the operator's
  * git configuration or credential helpers; it is ended with its ssh after 20 s and what it reads
- * is bounded (4 MB: branch names, shown in a refusal). Without a key nothing is asked.
+ * is bounded (4 MB: branch names, shown in a refusal). Without a key nothing is asked, nor for a
+ * host without a dot or under a name reserved for documentation and tests (as for https).
  * What reaches the user: the branch names, or nothing (a refused key, a host key that does not
  * match, an unreachable host: treated as not asked). Not guaranteed: that the answer is true.
  */
@@ -39,6 +40,8 @@ export async function readSshRemoteHeads(
 ): Promise<RemoteHeads | undefined> {
   const key = options.credentials?.password;
   if (key === undefined || key.trim() === '') return undefined;
+  const host = sshHost(url);
+  if (host === undefined || !mayBeAsked(host)) return undefined;
   const signal = AbortSignal.any([
     AbortSignal.timeout(TIMEOUT_MS),
     ...(options.signal ? [options.signal] : []),
@@ -72,4 +75,16 @@ export async function readSshRemoteHeads(
   } finally {
     await session.close();
   }
+}
+
+/** The host of `ssh://[user@]host[:port]/path` or `user@host:path`; undefined when unclear. */
+export function sshHost(url: string): string | undefined {
+  if (/^ssh:\/\//i.test(url)) {
+    try {
+      return new URL(url).hostname.replace(/^\[|\]$/g, '') || undefined;
+    } catch {
+      return undefined;
+    }
+  }
+  return /^[^@/]+@([^:/]+):/.exec(url)?.[1];
 }

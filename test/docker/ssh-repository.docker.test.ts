@@ -1,5 +1,13 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -349,14 +357,19 @@ describe('the default branch of an ssh repository (issue 20 item 1)', () => {
   }
   const keyEnv = () => ({ REPO_KEY: clientKey });
 
-  function yaml(name: string, extra: string[] = [], credentials: string[] = []): string {
+  function yaml(
+    name: string,
+    extra: string[] = [],
+    credentials: string[] = [],
+    repositoryUrl = masterUrl,
+  ): string {
     const file = join(work, `${name}.yaml`);
     writeFileSync(
       file,
       [
         `name: ${name}`,
         'repository:',
-        `  url: ${masterUrl}`,
+        `  url: ${repositoryUrl}`,
         ...extra,
         '  credentials:',
         '    secret: REPO_KEY',
@@ -439,6 +452,15 @@ describe('the default branch of an ssh repository (issue 20 item 1)', () => {
     const noKey = await create(yaml('ssh-no-key'), false);
     expect(noKey.code, noKey.stderr).toBe(0);
     expect((JSON.parse(noKey.stdout) as EnvJson).spec.repository.defaultBranch).toBe('main');
+
+    // A host under a name reserved for tests (localhost, which reaches this sshd) is not asked.
+    const reserved = await create(
+      yaml('ssh-localhost', [], [], masterUrl.replace('@127.0.0.1:', '@localhost:')),
+    );
+    expect(reserved.code, reserved.stderr).toBe(0);
+    const reservedEnv = JSON.parse(reserved.stdout) as EnvJson;
+    expect(reservedEnv.spec.repository.defaultBranch).toBe('main');
+    expect(existsSync(join(server.dataDir, 'known_hosts', reservedEnv.id))).toBe(false);
 
     const pinnedWrong = await create(
       yaml(
