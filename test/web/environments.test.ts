@@ -93,8 +93,17 @@ describe('web UI: environments and tokens', () => {
     });
   });
 
-  it('sets a secret write-only, and resets the cache only after a confirmation', async () => {
+  it('sets, replaces and removes a secret, write-only; resets the cache only after a confirmation', async () => {
     const { page } = browser;
+    // Every API answer the page gets, to show no value ever comes back.
+    const answers: string[] = [];
+    page.on('response', (response) => {
+      if (new URL(response.url()).pathname.startsWith('/v1/'))
+        void response.text().then(
+          (text) => answers.push(text),
+          () => undefined,
+        );
+    });
     await page.goto(`${server.url}/environments/web-env`);
     await page.getByLabel('Secret name').fill('NPM_TOKEN');
     await page.getByLabel('Value', { exact: true }).fill('s3cret-value-never-shown');
@@ -104,6 +113,34 @@ describe('web UI: environments and tokens', () => {
     expect((await server.request('GET', '/v1/environments/web-env')).json).toMatchObject({
       secrets: ['NPM_TOKEN'],
     });
+    expect(await page.getByLabel('Value', { exact: true }).inputValue()).toBe('');
+    const revisionOf = async () =>
+      ((await server.request('GET', '/v1/environments/web-env')).json as { revision: number })
+        .revision;
+
+    // Replace it: a new value, still never shown.
+    const before = await revisionOf();
+    await page.getByLabel('Secret name').fill('NPM_TOKEN');
+    await page.getByLabel('Value', { exact: true }).fill('r3placed-value-never-shown');
+    await page.getByRole('button', { name: 'Set secret' }).click();
+    await expect.poll(revisionOf).toBeGreaterThan(before);
+    await page.getByText('NPM_TOKEN (set)').waitFor();
+    expect(await page.getByLabel('Value', { exact: true }).inputValue()).toBe('');
+
+    // Remove it: the name is no longer set, on the page and in the API.
+    await page.getByRole('button', { name: 'Remove NPM_TOKEN' }).click();
+    await page.getByText('NPM_TOKEN (set)').waitFor({ state: 'detached' });
+    expect((await server.request('GET', '/v1/environments/web-env')).json).toMatchObject({
+      secrets: [],
+    });
+    const shown = await page.content();
+    expect(shown).not.toContain('s3cret-value-never-shown');
+    expect(shown).not.toContain('r3placed-value-never-shown');
+    expect(
+      JSON.stringify((await server.request('GET', '/v1/environments/web-env')).json),
+    ).not.toMatch(/never-shown/);
+    expect(answers.length).toBeGreaterThan(3);
+    expect(answers.join('\n')).not.toMatch(/never-shown/);
 
     await page.getByRole('button', { name: 'Reset cache' }).click();
     await page.getByRole('group', { name: 'Confirm cache reset' }).waitFor();
