@@ -77,7 +77,24 @@ export const environmentView = z.object({
 
 export const environmentList = z.object({ environments: z.array(environmentView) });
 
-export const validateResult = z.object({ valid: z.literal(true), spec: environmentSpecSchema });
+/** What the server accepts but a person should look at (the allowlist lint's warnings). */
+export const specWarnings = z
+  .array(
+    z.object({
+      path: z.string().describe('The field, as refusals name it: internet.domains[2]'),
+      message: z.string(),
+    }),
+  )
+  .describe('Accepted, but worth a look (for example an allowlisted host anybody can publish on)');
+
+/** The environment after create or update, with the warnings on what was written. */
+export const writtenEnvironmentView = environmentView.extend({ warnings: specWarnings });
+
+export const validateResult = z.object({
+  valid: z.literal(true),
+  spec: environmentSpecSchema,
+  warnings: specWarnings,
+});
 
 export const tokenView = z.object({
   id: z.string().describe('tok_…'),
@@ -344,7 +361,7 @@ export const cacheEntryView = z.object({
   staleBecause: z
     .array(z.string())
     .describe(
-      'The parts of the environment changed since: repository, versions, setup, maintenance, env',
+      'The parts of the key changed since: repository, versions, setup, maintenance, env (from the environment), baseImage (the base image was rebuilt), secrets (a secret value changed, or one was added or removed)',
     ),
   sizeBeyondBaseBytes: z
     .number()

@@ -4,7 +4,9 @@ import {
   environmentView,
   requestBodies,
   validateResult,
+  writtenEnvironmentView,
 } from './api-schemas.js';
+import { environmentWarnings } from '../domain/environment/environment-warnings.js';
 import { isYamlBody, readEnvironmentJson, readYamlSpec } from './request-body.js';
 import { pathParam, type RouteDefinition, type RouteDeps } from './route-table.js';
 import { views } from './views.js';
@@ -42,7 +44,8 @@ export const environmentRoutes: RouteDefinition<RouteDeps>[] = [
       const body = await yamlOr(c.req.raw, () =>
         readEnvironmentJson(c.req.raw, requestBodies.validate),
       );
-      return c.json({ valid: true as const, spec: deps.environments.validate(body.spec) });
+      const spec = deps.environments.validate(body.spec);
+      return c.json({ valid: true as const, spec, warnings: environmentWarnings(spec) });
     },
   },
   {
@@ -51,7 +54,9 @@ export const environmentRoutes: RouteDefinition<RouteDeps>[] = [
     summary: 'Create an environment (with its secrets, in one step)',
     auth: 'token',
     body: { schema: documentedRequestBodies.create, environmentFile: true },
-    responses: { 201: { description: 'The environment', schema: environmentView } },
+    responses: {
+      201: { description: 'The environment, with warnings', schema: writtenEnvironmentView },
+    },
     errors: ['invalid_input', 'invalid_environment', 'conflict', 'payload_too_large'],
     handler: async (c, deps) => {
       const body = await yamlOr(c.req.raw, () =>
@@ -61,7 +66,10 @@ export const environmentRoutes: RouteDefinition<RouteDeps>[] = [
         spec: body.spec,
         secrets: 'secrets' in body ? body.secrets : undefined,
       });
-      return c.json(views.environment(created), 201);
+      return c.json(
+        { ...views.environment(created), warnings: environmentWarnings(created.spec) },
+        201,
+      );
     },
   },
   {
@@ -82,7 +90,9 @@ export const environmentRoutes: RouteDefinition<RouteDeps>[] = [
     auth: 'token',
     params: { name: 'The environment name' },
     body: { schema: documentedRequestBodies.update, environmentFile: true },
-    responses: { 200: { description: 'The environment', schema: environmentView } },
+    responses: {
+      200: { description: 'The environment, with warnings', schema: writtenEnvironmentView },
+    },
     errors: ['invalid_input', 'invalid_environment', 'not_found', 'conflict', 'payload_too_large'],
     handler: async (c, deps) => {
       const body = await yamlOr(c.req.raw, () =>
@@ -93,7 +103,7 @@ export const environmentRoutes: RouteDefinition<RouteDeps>[] = [
         secrets: 'secrets' in body ? body.secrets : undefined,
         removeSecrets: 'removeSecrets' in body ? body.removeSecrets : undefined,
       });
-      return c.json(views.environment(updated));
+      return c.json({ ...views.environment(updated), warnings: environmentWarnings(updated.spec) });
     },
   },
   {

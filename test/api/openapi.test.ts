@@ -137,6 +137,7 @@ describe('GET /openapi.json', () => {
       'secrets',
       'spec',
       'updatedAt',
+      'warnings',
     ]);
     expect(view.properties.spec.properties.repository.type).toBe('object');
     expect(view.properties.spec.properties.setup.required).toEqual([

@@ -9,6 +9,10 @@ import type { CacheEntryView } from '../../server/task-views.js';
 import { registerEnvTestCommand } from './task-command.js';
 import { describeEnvironment } from '../environment-description.js';
 import { cacheSize, describeCacheReset, type CacheResetView } from '../cache-description.js';
+import {
+  environmentWarnings,
+  type SpecWarning,
+} from '../../domain/environment/environment-warnings.js';
 
 interface EnvironmentView {
   id: string;
@@ -18,6 +22,16 @@ interface EnvironmentView {
   createdAt: string;
   updatedAt: string;
   revision: number;
+}
+
+/** What the server answers to create and update: the environment, and warnings on it. */
+interface WrittenEnvironmentView extends EnvironmentView {
+  warnings?: SpecWarning[];
+}
+
+/** Warnings go to stderr, one a line, so that stdout stays what the command answers. */
+function printWarnings(ctx: CliContext, file: string, warnings: readonly SpecWarning[]): void {
+  for (const warning of warnings) ctx.err(`warning: ${file}: ${warning.path}: ${warning.message}`);
 }
 
 interface SecretOptions {
@@ -74,7 +88,7 @@ export function registerEnvCommands(program: Command, ctx: CliContext): void {
     const secrets = secretsFrom(ctx, options);
     const view = await ctx
       .client(options)
-      .request<EnvironmentView>('POST', '/v1/environments', { spec: raw, secrets })
+      .request<WrittenEnvironmentView>('POST', '/v1/environments', { spec: raw, secrets })
       .catch((error: unknown) => {
         // The name is taken: the person most likely meant to change their environment.
         const name = error instanceof BerthError ? error.details.name : undefined;
@@ -86,6 +100,7 @@ export function registerEnvCommands(program: Command, ctx: CliContext): void {
           );
         throw error;
       });
+    printWarnings(ctx, options.file, view.warnings ?? []);
     if (options.json) ctx.json(view);
     else ctx.out(`created environment ${view.name} (${view.id})`);
   });
@@ -141,11 +156,12 @@ export function registerEnvCommands(program: Command, ctx: CliContext): void {
       const secrets = secretsFrom(ctx, options);
       const view = await ctx
         .client(options)
-        .request<EnvironmentView>('PUT', `/v1/environments/${encodeURIComponent(name)}`, {
+        .request<WrittenEnvironmentView>('PUT', `/v1/environments/${encodeURIComponent(name)}`, {
           spec: raw,
           secrets,
           removeSecrets: options.removeSecret ?? [],
         });
+      printWarnings(ctx, options.file, view.warnings ?? []);
       if (options.json) ctx.json(view);
       else ctx.out(`updated environment ${view.name} (revision ${view.revision})`);
     },
@@ -171,7 +187,9 @@ export function registerEnvCommands(program: Command, ctx: CliContext): void {
     .option('--json', 'print JSON')
     .action((options: { file: string; json?: boolean }) => {
       const { spec } = readEnvironmentFile(ctx, options.file);
-      if (options.json) ctx.json({ valid: true, spec });
+      const warnings = environmentWarnings(spec);
+      printWarnings(ctx, options.file, warnings);
+      if (options.json) ctx.json({ valid: true, spec, warnings });
       else ctx.out(`${options.file}: valid environment "${spec.name}"`);
     });
 
@@ -200,7 +218,10 @@ export function registerEnvCommands(program: Command, ctx: CliContext): void {
           age: `${Math.round(e.ageMs / 60000)} min`,
           size: cacheSize(e),
           commit: e.commit.slice(0, 12),
-          state: e.state === 'stale' ? `stale (${e.staleBecause.join(', ')} changed)` : e.state,
+          state:
+            e.state === 'stale'
+              ? `stale (${e.staleBecause.map((p) => (p === 'baseImage' ? 'base image' : p)).join(', ')} changed)`
+              : e.state,
           expires: e.expiresAt,
           image: e.image,
         })),

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseDomainPattern } from '../internet/host-name.js';
+import { allowlistPatternRefusal } from '../internet/allowlist-lint.js';
 import { HTTP_METHODS } from '../internet/http-methods.js';
 import { refuseInertInternetSettings } from './inert-internet-settings.js';
 import { classifyRepositoryUrl, repositoryUrlCredentialProblem } from './repository-url.js';
@@ -124,6 +125,13 @@ const domainPattern = z.string().superRefine((pattern, ctx) => {
   if (!result.ok) ctx.addIssue({ code: 'custom', message: result.reason });
 });
 
+/** An allowlist entry: a valid pattern that is not `*` nor a wildcard over a public suffix. */
+const allowedDomainPattern = z.string().superRefine((pattern, ctx) => {
+  const result = parseDomainPattern(pattern);
+  const refusal = allowlistPatternRefusal(pattern) ?? (result.ok ? undefined : result.reason);
+  if (refusal !== undefined) ctx.addIssue({ code: 'custom', message: refusal });
+});
+
 const method = z
   .string()
   .transform((m) => m.toUpperCase())
@@ -134,7 +142,7 @@ const method = z
 const internet = z.strictObject({
   access: z.enum(['off', 'allowlist', 'on']).default('off'),
   presets: z.array(z.enum(INTERNET_PRESETS)).default([]),
-  domains: z.array(domainPattern).max(500).default([]),
+  domains: z.array(allowedDomainPattern).max(500).default([]),
   /** When set, only these methods are allowed (HTTPS is intercepted to check them). */
   methods: z.array(method).min(1).optional(),
   /** Hosts reached as plain tunnels even in method-limited mode (clients that pin certificates). */
