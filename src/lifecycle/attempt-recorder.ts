@@ -15,7 +15,8 @@ export type AttemptEventListener = (event: AttemptEvent) => void;
  * attempt's phase in the store with each phase event. Writes are conditional on the lease, so
  * an orchestrator that lost an attempt cannot overwrite it; and once another orchestrator holds
  * the attempt's lease or wrote to its log (it took the attempt over from this one, which stopped
- * answering), no event of this one is written any more.
+ * answering), no event of this one is written any more: the store's write is conditional on both
+ * (`appendAttemptEvents` with a writer), not a read before it, so no takeover falls between.
  */
 export class AttemptRecorder {
   private readonly sequence: AttemptEventSequence;
@@ -33,11 +34,7 @@ export class AttemptRecorder {
     lastSeq = 0,
   ) {
     this.sequence = new AttemptEventSequence(attemptId, now, lastSeq);
-    this.lastStoredSeq = lastSeq;
   }
-
-  /** The last event number this recorder stored (or found when it started). */
-  private lastStoredSeq: number;
 
   readonly emit = (body: AttemptEventBody): void => {
     const event = this.sequence.next(body);
@@ -61,13 +58,13 @@ export class AttemptRecorder {
     const batch = this.pending;
     this.pending = [];
     // Another orchestrator took the attempt over (this one stopped answering and its lease ran
-    // out): it holds the lease now, or wrote to the log since. Nothing more is written from here.
-    if (this.lost || (await this.takenOver())) {
+    // out): it holds the lease now, or wrote to the log since. The store decides that in the
+    // write itself (conditional on the lease and the log's end), so nothing more is written.
+    if (this.lost) return;
+    if (!(await this.store.appendAttemptEvents(batch, { leaseOwner: this.leaseOwner }))) {
       this.lost = true;
       return;
     }
-    await this.store.appendAttemptEvents(batch);
-    this.lastStoredSeq = batch.at(-1)?.seq ?? this.lastStoredSeq;
     for (const event of batch) {
       if (event.type === 'phase' && !isTerminalPhase(event.phase)) {
         await this.store.updateAttempt(
@@ -80,15 +77,6 @@ export class AttemptRecorder {
   }
 
   private lost = false;
-
-  private async takenOver(): Promise<boolean> {
-    const [attempt, later] = await Promise.all([
-      this.store.getAttempt(this.attemptId),
-      this.store.listAttemptEvents(this.attemptId, this.lastStoredSeq, 1),
-    ]);
-    const owner = attempt?.leaseOwner ?? null;
-    return (owner !== null && owner !== this.leaseOwner) || later.length > 0;
-  }
 
   /** Whether the attempt was taken over by another orchestrator (this one writes nothing more). */
   get takenOverElsewhere(): boolean {

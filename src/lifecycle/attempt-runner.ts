@@ -94,8 +94,8 @@ export const MAX_LOG_BYTES = 32 * 1024 * 1024;
 export interface AttemptRunnerOptions {
   runtime: SandboxRuntime;
   cache: CacheEntries;
-  /** When the environment's cache was last reset by hand in this process (CacheCollector). */
-  cacheResetAt?: (environmentId: string) => string | undefined;
+  /** When the environment's cache was last reset by hand (kept in the store, `getCacheResetAt`). */
+  cacheResetAt?: (environmentId: string) => Promise<string | undefined>;
   enforcer: NetworkPolicyEnforcer;
   /** Maps an environment's image name (`universal`, `minimal`, or a reference) to a local image. */
   resolveImage: (name: string) => string;
@@ -747,7 +747,7 @@ export class AttemptRunner {
   ): Promise<string> {
     const latest = await this.options.cache.latestCacheEntry(environmentId);
     if (latest === undefined) {
-      const resetAt = this.options.cacheResetAt?.(environmentId);
+      const resetAt = await this.options.cacheResetAt?.(environmentId);
       return resetAt !== undefined
         ? `the cache was reset by hand at ${resetAt} (berth env cache reset)`
         : 'no cache entry yet';

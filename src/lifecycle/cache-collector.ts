@@ -24,14 +24,6 @@ export class CacheCollector {
     private readonly now: () => Date = () => new Date(),
   ) {}
 
-  /** Environment id → when its cache was last reset here (kept in memory: gone on a restart). */
-  private readonly resets = new Map<string, string>();
-
-  /** When `reset` last ran for the environment in this process, for the next task's log. */
-  resetAt(environmentId: string): string | undefined {
-    return this.resets.get(environmentId);
-  }
-
   /**
    * Drops every cache entry of an environment (`berth env cache reset`) and removes their images.
    * Warm sandboxes started from one go with it (nothing ran in them yet). An image the engine
@@ -40,7 +32,9 @@ export class CacheCollector {
    */
   async reset(environmentId: string): Promise<CacheResetReport> {
     const entries = await this.store.listCacheEntries(environmentId);
-    this.resets.set(environmentId, this.now().toISOString());
+    // Kept in the store (not in this process): the next build's log says so, whichever
+    // orchestrator runs it and across restarts.
+    await this.store.recordCacheReset(environmentId, this.now().toISOString());
     await this.store.deleteCacheEntries(entries.map((e) => e.id));
     const images: CacheResetImage[] = [];
     for (const entry of entries) {

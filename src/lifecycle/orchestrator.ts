@@ -131,7 +131,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     knownHostsDir: options.knownHostsDir,
     buildLock: new CacheBuildLock(),
     buildOwner: owner,
-    cacheResetAt: (environmentId) => collector.resetAt(environmentId),
+    cacheResetAt: (environmentId) => store.getCacheResetAt(environmentId),
     // One watchdog for every attempt of this orchestrator: one Engine API call per poll.
     diskWatchdog: new DiskWatchdog({
       usage: runtime.sandboxDiskUsage?.bind(runtime),

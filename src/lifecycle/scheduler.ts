@@ -348,21 +348,24 @@ export class Scheduler {
         this.options.onlyTasks === undefined || this.options.onlyTasks.has(attempt.taskId);
       if (willRun && cleaned && BEFORE_AGENT.includes(attempt.phase) && restarts < MAX_RESTARTS) {
         // Nothing the agent did is lost: it had not started. The attempt runs again from the top.
-        await store.appendAttemptEvents([
-          {
-            attemptId: attempt.id,
-            seq: last + 1,
-            at: now,
-            type: 'warning',
-            message: `${takenOver(attempt.phase)}; the attempt starts over`,
-            details: {
-              reason: 'orchestrator_restart',
-              phase: attempt.phase,
-              previousOwner: attempt.leaseOwner,
+        await store.appendAttemptEvents(
+          [
+            {
+              attemptId: attempt.id,
+              seq: last + 1,
+              at: now,
+              type: 'warning',
+              message: `${takenOver(attempt.phase)}; the attempt starts over`,
+              details: {
+                reason: 'orchestrator_restart',
+                phase: attempt.phase,
+                previousOwner: attempt.leaseOwner,
+              },
             },
-          },
-          { attemptId: attempt.id, seq: last + 2, at: now, type: 'phase', phase: 'queued' },
-        ]);
+            { attemptId: attempt.id, seq: last + 2, at: now, type: 'phase', phase: 'queued' },
+          ],
+          { leaseOwner: this.owner },
+        );
         await store.requeueAttempt(attempt.id, this.owner);
         await this.refreshTask(attempt.taskId);
         this.wakeUp?.();
@@ -383,23 +386,28 @@ export class Scheduler {
           previousOwner: attempt.leaseOwner,
         },
       };
+      // The log first, while this orchestrator holds the lease: once the attempt has ended (no
+      // lease), the old owner's writes are refused because the log no longer ends where it left it.
+      await store.appendAttemptEvents(
+        [
+          {
+            attemptId: attempt.id,
+            seq: last + 1,
+            at: now,
+            type: 'error',
+            code: error.code,
+            message: error.message,
+            details: error.details,
+          },
+          { attemptId: attempt.id, seq: last + 2, at: now, type: 'phase', phase: 'failed' },
+        ],
+        { leaseOwner: this.owner },
+      );
       await store.updateAttempt(
         attempt.id,
         { phase: 'failed', error, finishedAt: now },
         { leaseOwner: this.owner },
       );
-      await store.appendAttemptEvents([
-        {
-          attemptId: attempt.id,
-          seq: last + 1,
-          at: now,
-          type: 'error',
-          code: error.code,
-          message: error.message,
-          details: error.details,
-        },
-        { attemptId: attempt.id, seq: last + 2, at: now, type: 'phase', phase: 'failed' },
-      ]);
       await this.refreshTask(attempt.taskId);
       this.logger.warn(
         { attemptId: attempt.id, phase: attempt.phase },

@@ -110,6 +110,11 @@ export interface AttemptCondition {
   phases?: readonly AttemptPhase[];
 }
 
+/** Who appends to an attempt's log (see `appendAttemptEvents`). */
+export interface AttemptEventWriter {
+  leaseOwner: string;
+}
+
 /** An attempt as the queue sees it: with its lease. */
 export interface LeasedAttempt extends Attempt {
   leaseOwner: string | null;
@@ -231,7 +236,17 @@ export interface Store {
   requestAttemptCancel(id: string, now: string): Promise<boolean>;
   /** The attempts leased by `owner` that have a cancel request. */
   listCancelRequests(owner: string): Promise<string[]>;
-  appendAttemptEvents(events: readonly AttemptEvent[]): Promise<void>;
+  /**
+   * Appends events to one attempt's log. With `writer`, a conditional write decided in the store
+   * (one transaction that first locks the attempt's row, so a takeover cannot come between the
+   * check and the write): only while the attempt is that orchestrator's — it holds the lease, or
+   * the attempt finished with no lease (its own end) — and only when the log ends right before
+   * the first event (nobody else wrote since). False when the condition failed: nothing written.
+   */
+  appendAttemptEvents(
+    events: readonly AttemptEvent[],
+    writer?: AttemptEventWriter,
+  ): Promise<boolean>;
   /** An attempt's events with `seq` above `afterSeq`, in order. */
   listAttemptEvents(attemptId: string, afterSeq?: number, limit?: number): Promise<AttemptEvent[]>;
 
@@ -247,6 +262,14 @@ export interface Store {
   /** Newest first; all environments when none is given. */
   listCacheEntries(environmentId?: string): Promise<CacheEntry[]>;
   deleteCacheEntries(ids: readonly string[]): Promise<void>;
+  /**
+   * Records that the environment's cache was reset by hand (`berth env cache reset`) at `at`, so
+   * the next build's log says so whichever orchestrator runs it; cleared when an entry of the
+   * environment is published.
+   */
+  recordCacheReset(environmentId: string, at: string): Promise<void>;
+  /** When the environment's cache was reset by hand, if no entry was published since. */
+  getCacheResetAt(environmentId: string): Promise<string | undefined>;
 
   // ---- agent conversations (a follow-up resumes its parent attempt's) ----
 

@@ -25,6 +25,7 @@ import { Reaper } from '../runtime/reaper.js';
 import { DockerImageEngine } from '../adapters/runtime/docker/docker-image-engine.js';
 import { LanguageLayer, languageImagePreparer } from '../images/language-versions.js';
 import { resourceLiveness } from '../lifecycle/resource-liveness.js';
+import { currentKeyInputs } from '../lifecycle/cache-key-now.js';
 import { modelClientFromConfig } from '../adapters/model/model-client-from-config.js';
 
 /**
@@ -153,6 +154,13 @@ export async function startServer(config: BerthConfig, logger: Logger): Promise<
       runner: scheduler,
       resetCache: (environmentId) => collector.reset(environmentId),
       cacheSizes: (entries) => collector.sizesBeyondBase(entries),
+      cacheKeyNow: async (environment, entries) =>
+        currentKeyInputs(
+          runtime,
+          environment,
+          Object.fromEntries(await environments.openSecrets(environment.id)),
+          entries,
+        ),
       openSecrets: async (environment) =>
         Object.fromEntries(await environments.openSecrets(environment.id)),
       pullRequests: new PullRequestService({

@@ -281,7 +281,7 @@ export const taskRoutes: RouteDefinition<TaskRouteDeps>[] = [
     responses: { 200: { description: 'Cache entries', schema: cacheView } },
     errors: ['not_found'],
     handler: async (c, { tasks, now }) => {
-      const { environment, entries, sizesBeyondBase } = await tasks.cache(
+      const { environment, entries, sizesBeyondBase, keyNow } = await tasks.cache(
         c.get('caller'),
         pathParam(c, 'name'),
       );
@@ -289,7 +289,13 @@ export const taskRoutes: RouteDefinition<TaskRouteDeps>[] = [
       return c.json({
         environment: environment.spec.name,
         entries: entries.map((e) =>
-          cacheEntryView(e, at, environment.spec, sizesBeyondBase.get(e.id) ?? null),
+          cacheEntryView(
+            e,
+            at,
+            environment.spec,
+            sizesBeyondBase.get(e.id) ?? null,
+            keyNow.get(e.id),
+          ),
         ),
       });
     },

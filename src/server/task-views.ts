@@ -1,5 +1,5 @@
 import type { CacheEntry } from '../domain/cache/cache-entry.js';
-import { staleCacheParts } from '../domain/cache/cache-staleness.js';
+import { staleCacheParts, type CurrentKeyInputs } from '../domain/cache/cache-staleness.js';
 import type { EnvironmentSpec } from '../domain/environment/environment-spec.js';
 import type { z } from 'zod';
 import { attemptStatus, type Attempt } from '../domain/task/attempt.js';
@@ -97,9 +97,10 @@ export function cacheEntryView(
   now: Date,
   spec?: EnvironmentSpec,
   sizeBeyondBaseBytes: number | null = null,
+  keyNow: CurrentKeyInputs = {},
 ): CacheEntryView {
   const live = Date.parse(entry.expiresAt) > now.getTime();
-  const staleBecause = spec === undefined ? [] : staleCacheParts(entry.parts, spec);
+  const staleBecause = spec === undefined ? [] : staleCacheParts(entry.parts, spec, keyNow);
   return {
     id: entry.id,
     key: entry.key,

@@ -1,3 +1,4 @@
+import type { CurrentKeyInputs } from '../domain/cache/cache-staleness.js';
 import type { CacheEntry } from '../domain/cache/cache-entry.js';
 import type { CacheResetReport } from '../domain/cache/cache-reset.js';
 import type { AttemptEvent } from '../domain/task/attempt-event.js';
@@ -65,6 +66,14 @@ export interface TaskServiceOptions {
   resetCache(environmentId: string): Promise<number | CacheResetReport>;
   /** Each entry's size beyond its base image, by entry id (null: unknown). */
   cacheSizes?: (entries: readonly CacheEntry[]) => Promise<Map<string, number | null>>;
+  /**
+   * The key parts the store cannot tell (base image, secrets) as they are now, by entry id
+   * (`currentKeyInputs`), so `stale` sees every part of the key.
+   */
+  cacheKeyNow?: (
+    environment: StoredEnvironment,
+    entries: readonly CacheEntry[],
+  ) => Promise<Map<string, CurrentKeyInputs>>;
   /** Whether a prompt (not only `--command`) can run: the agent needs a model. */
   agentAvailable: boolean;
   agentUnavailableReason: string;
@@ -515,13 +524,17 @@ export class TaskService {
     environment: StoredEnvironment;
     entries: CacheEntry[];
     sizesBeyondBase: Map<string, number | null>;
+    keyNow: Map<string, CurrentKeyInputs>;
   }> {
     const environment = await this.visibleEnvironment(caller, environmentName);
     const entries = await this.options.store.listCacheEntries(environment.id);
     const sizesBeyondBase =
       (await this.options.cacheSizes?.(entries).catch(() => undefined)) ??
       new Map<string, number | null>();
-    return { environment, entries, sizesBeyondBase };
+    const keyNow =
+      (await this.options.cacheKeyNow?.(environment, entries).catch(() => undefined)) ??
+      new Map<string, CurrentKeyInputs>();
+    return { environment, entries, sizesBeyondBase, keyNow };
   }
 
   async resetCache(caller: Caller, environmentName: string): Promise<CacheResetReport> {

@@ -17,6 +17,7 @@ import { lifecycleTestImage, makeSampleRepository } from './lifecycle-support.js
  */
 
 const instance = `cachereset-${randomBytes(4).toString('hex')}`;
+const baseImage = `berth-test-base:${instance}`;
 let server: ServeHandle;
 let auth: string[];
 let dir: string;
@@ -45,6 +46,11 @@ afterAll(async () => {
   const images = docker('images', '-q', '--filter', `label=berth.instance=${instance}`);
   if (images !== '')
     execFileSync('docker', ['rmi', '-f', ...new Set(images.split('\n'))], { stdio: 'ignore' });
+  try {
+    execFileSync('docker', ['rmi', baseImage], { stdio: 'ignore' });
+  } catch {
+    // not made
+  }
 });
 
 interface CacheJson {
@@ -61,12 +67,16 @@ interface CacheJson {
 describe('env cache show and reset (docker)', () => {
   it('shows the size beyond the base and stale; reset says what keeps the image, freed once it goes', async () => {
     const repo = makeSampleRepository();
+    // The environment's image is a name of this test's own, so it can be rebuilt here.
+    docker('tag', lifecycleTestImage(), baseImage);
     const yaml = (setup: string) =>
-      `name: cached\nrepository: ${repo.dir}\nimage: ${lifecycleTestImage()}\nsetup: ${setup}\n`;
+      `name: cached\nrepository: ${repo.dir}\nimage: ${baseImage}\nsecrets: [TOKEN]\nsetup: ${setup}\n`;
     const file = join(dir, 'cached.yaml');
     // The setup adds about 3 MB to the base image.
     writeFileSync(file, yaml('head -c 3000000 /dev/urandom > /tmp/blob'));
-    expect((await runBerth(['env', 'create', '--file', file, ...auth])).code).toBe(0);
+    expect(
+      (await runBerth(['env', 'create', '--file', file, '--secret', 'TOKEN=first', ...auth])).code,
+    ).toBe(0);
     const task = await runBerth([
       'exec',
       '--env',
@@ -107,12 +117,49 @@ describe('env cache show and reset (docker)', () => {
     expect(entry?.sizeBeyondBaseBytes).toBeLessThan(entry?.sizeBytes ?? 0);
     expect(first.text).toMatch(/\b3 MB beyond the base \(\d+ MB in all\)/);
 
+    // A secret's value changes (the key holds its salted digest): stale.
+    expect(
+      (
+        await runBerth([
+          'env',
+          'update',
+          'cached',
+          '--file',
+          file,
+          '--secret',
+          'TOKEN=second',
+          ...auth,
+        ])
+      ).code,
+    ).toBe(0);
+    const afterSecret = await show();
+    expect(afterSecret.view.entries[0]).toMatchObject({
+      state: 'stale',
+      staleBecause: ['secrets'],
+    });
+    expect(afterSecret.text).toContain('stale (secrets changed)');
+    // The base image is rebuilt under the same name (another image id): stale.
+    const context = tempDir('rebuilt-base');
+    writeFileSync(
+      join(context, 'Dockerfile'),
+      `FROM ${lifecycleTestImage()}\nLABEL rebuilt=${instance}\n`,
+    );
+    docker('build', '-q', '-t', baseImage, context);
+    const afterBase = await show();
+    expect(afterBase.view.entries[0]).toMatchObject({
+      state: 'stale',
+      staleBecause: ['baseImage', 'secrets'],
+    });
+    expect(afterBase.text).toContain('stale (base image, secrets changed)');
     // The environment changes: the entry's key no longer matches it.
     writeFileSync(file, yaml('echo another setup'));
     expect((await runBerth(['env', 'update', 'cached', '--file', file, ...auth])).code).toBe(0);
     const second = await show();
-    expect(second.view.entries[0]).toMatchObject({ state: 'stale', staleBecause: ['setup'] });
-    expect(second.text).toContain('stale (setup changed)');
+    expect(second.view.entries[0]).toMatchObject({
+      state: 'stale',
+      staleBecause: ['setup', 'baseImage', 'secrets'],
+    });
+    expect(second.text).toContain('stale (setup, base image, secrets changed)');
 
     // The attempt's snapshot was committed on the cache image: the engine keeps the image.
     const reset = await runBerth(['env', 'cache', 'reset', 'cached', ...auth]);
@@ -133,19 +180,17 @@ describe('env cache show and reset (docker)', () => {
     }
     expect(imageExists(entry?.imageId ?? '')).toBe(false);
 
-    // The next task says why it runs the setup again.
-    const next = await runBerth([
-      'exec',
-      '--env',
-      'cached',
-      '--command',
-      'true',
-      '--wait',
-      '--json',
-      ...auth,
-    ]);
+    // The next task says why it runs the setup again, though another process runs it: a
+    // `berth run` on the server's data directory (its own orchestrator; the reset is kept in the
+    // store, not in the memory of the server that did it).
+    const runFile = join(dir, 'cached-run.yaml');
+    writeFileSync(runFile, yaml('echo another setup'));
+    const next = await runBerth(
+      ['run', '--env-file', runFile, '--command', 'true', '--json', '--data-dir', server.dataDir],
+      { BERTH_INSTANCE: instance, TOKEN: 'second', BERTH_URL: undefined },
+    );
     expect(next.code, next.stderr).toBe(0);
-    const nextId = (JSON.parse(next.stdout) as { id: string }).id;
+    const nextId = (JSON.parse(next.stdout) as { task: { id: string } }).task.id;
     const logs = await runBerth(['task', 'logs', nextId, ...auth]);
     expect(logs.stdout).toMatch(/the cache was reset by hand at 20\S+ \(berth env cache reset\)/);
   }, 240_000);

@@ -101,3 +101,37 @@ describe('an attempt taken over from an orchestrator that stopped answering', ()
     expect(await store.listAttemptEvents('att_t')).toEqual([]);
   });
 });
+
+describe("a takeover between the old orchestrator's check and its write", () => {
+  it('the store refuses the write: the check is the write itself, not a read before it', async () => {
+    await store.claimNextAttempt({ owner: 'orch-old', now: T0, leaseMs: 30_000 });
+    // The real SQLite store, with the takeover landing just as the old orchestrator's write
+    // starts: after any read it made first, before its rows are inserted.
+    let takeOverOnWrite = false;
+    const racing = new Proxy(store, {
+      get(target, name, receiver) {
+        const value: unknown = Reflect.get(target, name, receiver);
+        if (name !== 'appendAttemptEvents' || typeof value !== 'function') return value;
+        return async (...args: unknown[]) => {
+          if (takeOverOnWrite) {
+            takeOverOnWrite = false;
+            expect(
+              await target.takeOverExpiredAttempt('att_t', 'creating', 'orch-new', LATER, 30_000),
+            ).toBe(true);
+          }
+          return Reflect.apply(value, target, args) as unknown;
+        };
+      },
+    });
+    const old = new AttemptRecorder(racing, 'att_t', 'orch-old', new Set());
+    old.emit({ type: 'log', stream: 'stdout', text: 'before\n' });
+    await old.flush();
+    takeOverOnWrite = true;
+    old.emit({ type: 'log', stream: 'stdout', text: 'after the takeover\n' });
+    await old.flush();
+    expect(old.takenOverElsewhere).toBe(true);
+    const events = await store.listAttemptEvents('att_t');
+    expect(events.map((e) => (e.type === 'log' ? e.text : e.type))).toEqual(['before\n']);
+    expect((await store.getAttempt('att_t'))?.leaseOwner).toBe('orch-new');
+  });
+});

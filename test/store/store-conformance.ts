@@ -1,6 +1,7 @@
 import { beforeEach, afterEach, describe, expect, it } from 'vitest';
 import { BerthError } from '../../src/errors/berth-error.js';
 import { newId } from '../../src/domain/ids.js';
+import { cacheKey, cacheKeyParts } from '../../src/domain/cache/cache-key.js';
 import { parseEnvironmentSpec } from '../../src/domain/environment/environment-file.js';
 import type { EnvironmentSpec } from '../../src/domain/environment/environment-spec.js';
 import type { Store } from '../../src/ports/store.js';
@@ -360,6 +361,135 @@ export function describeStoreConformance(adapter: string, makeFactory: () => Sto
         [named]: 'alice <ünï>',
         [older]: null,
       });
+    });
+
+    it('keeps a cache reset by hand across a restart until an entry of the environment is published', async () => {
+      const env = await store.createEnvironment({
+        id: newId('environment'),
+        spec: spec('reset-mark'),
+        createdByTokenId: null,
+        secrets: [],
+        now: T0,
+      });
+      const other = await store.createEnvironment({
+        id: newId('environment'),
+        spec: spec('reset-other'),
+        createdByTokenId: null,
+        secrets: [],
+        now: T0,
+      });
+      expect(await store.getCacheResetAt(env.id)).toBeUndefined();
+      await store.recordCacheReset(env.id, T1);
+      await store.close();
+      store = await factory.reopen();
+      expect(await store.getCacheResetAt(env.id)).toBe(T1);
+      expect(await store.getCacheResetAt(other.id)).toBeUndefined();
+      // The environment's own row, written by an update, keeps it.
+      await store.updateEnvironment(env.id, {
+        spec: spec('reset-mark', { env: { A: '1' } }),
+        setSecrets: [],
+        removeSecrets: [],
+        now: T1,
+      });
+      expect(await store.getCacheResetAt(env.id)).toBe(T1);
+      const parts = cacheKeyParts({
+        environmentId: env.id,
+        baseImageDigest: 'sha256:base',
+        repository: { url: 'https://git.example/acme/app.git', defaultBranch: 'main' },
+        versions: {},
+        env: {},
+        secrets: {},
+      });
+      await store.publishCacheEntry({
+        id: newId('cacheEntry'),
+        environmentId: env.id,
+        key: cacheKey(parts),
+        parts,
+        image: 'berth-cache:x',
+        imageId: 'sha256:x',
+        sizeBytes: 1,
+        commit: 'abc',
+        exportNames: [],
+        createdAt: T1,
+        expiresAt: T1,
+      });
+      expect(await store.getCacheResetAt(env.id)).toBeUndefined();
+    });
+
+    it("writes an attempt's log for a writer only while it holds the lease and the log ends where it left it", async () => {
+      const env = await store.createEnvironment({
+        id: newId('environment'),
+        spec: spec('lease-log'),
+        createdByTokenId: null,
+        secrets: [],
+        now: T0,
+      });
+      const taskId = newId('task');
+      const attemptId = newId('attempt');
+      await store.createTask(
+        {
+          id: taskId,
+          environmentId: env.id,
+          prompt: '',
+          command: 'true',
+          ref: {},
+          repository: null,
+          attemptCount: 1,
+          status: 'queued',
+          createdAt: T0,
+          updatedAt: T0,
+        },
+        [
+          {
+            id: attemptId,
+            taskId,
+            index: 0,
+            phase: 'queued',
+            cacheHit: null,
+            error: null,
+            result: null,
+            createdAt: T0,
+            startedAt: null,
+            finishedAt: null,
+          },
+        ],
+      );
+      const log = (seq: number, text: string) => ({
+        attemptId,
+        seq,
+        at: T0,
+        type: 'log' as const,
+        stream: 'stdout' as const,
+        text,
+      });
+      const old = { leaseOwner: 'orch-old' };
+      const fresh = { leaseOwner: 'orch-new' };
+      // Queued, nobody's lease: no writer may write.
+      expect(await store.appendAttemptEvents([log(1, 'early')], old)).toBe(false);
+      await store.claimNextAttempt({ owner: 'orch-old', now: T0, leaseMs: 1000 });
+      expect(await store.appendAttemptEvents([log(1, 'a'), log(2, 'b')], old)).toBe(true);
+      // Not the lease holder; and the holder itself where the log does not end before its event.
+      expect(await store.appendAttemptEvents([log(3, 'other')], fresh)).toBe(false);
+      expect(await store.appendAttemptEvents([log(4, 'gap')], old)).toBe(false);
+      // Taken over: the old holder's writes are refused in the store, the new holder's kept.
+      expect(await store.takeOverExpiredAttempt(attemptId, 'creating', 'orch-new', T1, 1000)).toBe(
+        true,
+      );
+      expect(await store.appendAttemptEvents([log(3, 'late')], old)).toBe(false);
+      expect(await store.appendAttemptEvents([log(3, 'new')], fresh)).toBe(true);
+      // Ended by the new holder (no lease any more): its own end goes on, the old one's does not.
+      expect(
+        await store.updateAttempt(attemptId, { phase: 'failed' }, { leaseOwner: 'orch-new' }),
+      ).toBe(true);
+      expect(await store.appendAttemptEvents([log(4, 'tail')], fresh)).toBe(true);
+      expect(await store.appendAttemptEvents([log(3, 'late')], old)).toBe(false);
+      const events = await store.listAttemptEvents(attemptId);
+      expect(events.map((e) => (e.type === 'log' ? e.text : e.type))).toEqual([
+        'a',
+        'b',
+        'new',
+        'tail',
+      ]);
     });
 
     it("keeps an attempt's model conversation, replaced on each store, across a reopen", async () => {

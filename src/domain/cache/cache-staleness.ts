@@ -3,13 +3,28 @@ import { canonicalJson } from './canonical-json.js';
 import type { CacheKeyParts } from './cache-key.js';
 
 /**
- * Which parts of a cache entry's key no longer match its environment as it is now, from what the
- * store holds (no secret value and no engine needed): the repository, language versions, the
- * setup and maintenance scripts and the variables. An entry with any is `stale`: no task of the
- * environment will use it again. Not seen here: a changed secret value and a rebuilt base image
- * (they change the key too, which the next task finds).
+ * What the key's parts hold now beyond the spec, found by the caller (they need the engine and the
+ * secrets' values): whether the entry's base image is still the one a task would start from, and
+ * the environment's secrets as the key holds them (name → salted digest, `secretDigest`). An
+ * unknown one (undefined) is not counted as a change.
  */
-export function staleCacheParts(parts: CacheKeyParts, spec: EnvironmentSpec): string[] {
+export interface CurrentKeyInputs {
+  baseImageCurrent?: boolean | undefined;
+  secretDigests?: Readonly<Record<string, string>> | undefined;
+}
+
+/**
+ * Which parts of a cache entry's key no longer match its environment as it is now: the
+ * repository, language versions, the setup and maintenance scripts and the variables from the
+ * spec; the base image (`baseImage`: rebuilt since) and the secrets (`secrets`: a value, or which
+ * ones exist, changed) from `current`. An entry with any is `stale`: no task of the environment
+ * will use it again.
+ */
+export function staleCacheParts(
+  parts: CacheKeyParts,
+  spec: EnvironmentSpec,
+  current: CurrentKeyInputs = {},
+): string[] {
   const script = (s: EnvironmentSpec['setup']) =>
     s === undefined ? null : { script: s.script, strict: s.strict };
   const now: Record<string, unknown> = {
@@ -26,5 +41,12 @@ export function staleCacheParts(parts: CacheKeyParts, spec: EnvironmentSpec): st
     maintenance: parts.maintenance,
     env: parts.env,
   };
-  return Object.keys(now).filter((k) => canonicalJson(now[k]) !== canonicalJson(then[k]));
+  const changed = Object.keys(now).filter((k) => canonicalJson(now[k]) !== canonicalJson(then[k]));
+  if (current.baseImageCurrent === false) changed.push('baseImage');
+  if (
+    current.secretDigests !== undefined &&
+    canonicalJson(current.secretDigests) !== canonicalJson(parts.secrets)
+  )
+    changed.push('secrets');
+  return changed;
 }

@@ -16,6 +16,8 @@ export interface EnvironmentsTable {
   created_at: string;
   updated_at: string;
   revision: number;
+  /** Added by migration 0012: when the cache was last reset by hand (null: not since a build). */
+  cache_reset_at: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface EnvironmentSecretsTable {

@@ -261,6 +261,14 @@ export const STORE_MIGRATIONS: readonly NamedMigration[] = [
       await db.schema.alterTable('tasks').addColumn('created_by', 'text').execute();
     },
   },
+  {
+    name: '0012_environment_cache_reset',
+    async up(db) {
+      // When the environment's cache was last reset by hand (`env cache reset`), for the next
+      // build's log in whichever process runs it; null once an entry was published since.
+      await db.schema.alterTable('environments').addColumn('cache_reset_at', 'text').execute();
+    },
+  },
 ];
 
 /** Feeds the ordered list to Kysely's Migrator, refusing a list that is out of order. */

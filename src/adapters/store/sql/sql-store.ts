@@ -9,6 +9,7 @@ import type { Task, TaskStatus } from '../../../domain/task/task.js';
 import type {
   AttemptChange,
   AttemptCondition,
+  AttemptEventWriter,
   ClaimOptions,
   LeasedAttempt,
   TaskListOptions,
@@ -535,8 +536,11 @@ export class SqlStore implements Store {
     return this.tasks.listCancelRequests(owner);
   }
 
-  appendAttemptEvents(events: readonly AttemptEvent[]): Promise<void> {
-    return this.tasks.appendAttemptEvents(events);
+  appendAttemptEvents(
+    events: readonly AttemptEvent[],
+    writer?: AttemptEventWriter,
+  ): Promise<boolean> {
+    return this.tasks.appendAttemptEvents(events, writer);
   }
 
   listAttemptEvents(attemptId: string, afterSeq?: number, limit?: number): Promise<AttemptEvent[]> {
@@ -565,6 +569,13 @@ export class SqlStore implements Store {
 
   deleteCacheEntries(ids: readonly string[]): Promise<void> {
     return this.tasks.deleteCacheEntries(ids);
+  }
+  recordCacheReset(environmentId: string, at: string): Promise<void> {
+    return this.tasks.recordCacheReset(environmentId, at);
+  }
+
+  getCacheResetAt(environmentId: string): Promise<string | undefined> {
+    return this.tasks.getCacheResetAt(environmentId);
   }
 
   putConversation(attemptId: string, messages: readonly ChatMessage[], now: string): Promise<void> {

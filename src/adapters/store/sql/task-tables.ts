@@ -1,4 +1,4 @@
-import type { Kysely, Selectable } from 'kysely';
+import { sql, type Kysely, type Selectable } from 'kysely';
 import type { CacheEntry } from '../../../domain/cache/cache-entry.js';
 import type { CacheKeyParts } from '../../../domain/cache/cache-key.js';
 import type {
@@ -14,6 +14,7 @@ import { BerthError } from '../../../errors/berth-error.js';
 import type {
   AttemptChange,
   AttemptCondition,
+  AttemptEventWriter,
   ClaimOptions,
   LeasedAttempt,
   TaskListOptions,
@@ -369,9 +370,36 @@ export class TaskTables {
     return rows.map((row) => row.id);
   }
 
-  async appendAttemptEvents(events: readonly AttemptEvent[]): Promise<void> {
-    if (events.length === 0) return;
-    await this.db.transaction().execute(async (trx) => {
+  async appendAttemptEvents(
+    events: readonly AttemptEvent[],
+    writer?: AttemptEventWriter,
+  ): Promise<boolean> {
+    const first = events[0];
+    if (first === undefined) return true;
+    return this.db.transaction().execute(async (trx) => {
+      if (writer !== undefined) {
+        // A no-op update of the attempt's row that matches only while the writer may write: it
+        // locks the row (PostgreSQL) or the database (SQLite) until the transaction ends, so a
+        // takeover's lease change waits for this write or this write sees it.
+        const held = await trx
+          .updateTable('attempts')
+          .set({ lease_owner: sql<string | null>`lease_owner` })
+          .where('id', '=', first.attemptId)
+          .where((eb) =>
+            eb.or([
+              eb('lease_owner', '=', writer.leaseOwner),
+              eb.and([eb('lease_owner', 'is', null), eb('phase', 'in', [...TERMINAL_PHASES])]),
+            ]),
+          )
+          .executeTakeFirst();
+        if (Number(held.numUpdatedRows) !== 1) return false;
+        const last = await trx
+          .selectFrom('attempt_events')
+          .select((eb) => eb.fn.max('seq').as('seq'))
+          .where('attempt_id', '=', first.attemptId)
+          .executeTakeFirst();
+        if (Number(last?.seq ?? 0) !== first.seq - 1) return false;
+      }
       for (const event of events) {
         await trx
           .insertInto('attempt_events')
@@ -384,6 +412,7 @@ export class TaskTables {
           })
           .execute();
       }
+      return true;
     });
   }
 
@@ -432,22 +461,48 @@ export class TaskTables {
   }
 
   async publishCacheEntry(entry: CacheEntry): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      await trx
+        .insertInto('cache_entries')
+        .values({
+          id: entry.id,
+          environment_id: entry.environmentId,
+          key: entry.key,
+          parts: JSON.stringify(entry.parts),
+          image: entry.image,
+          image_id: entry.imageId,
+          size_bytes: entry.sizeBytes,
+          commit_sha: entry.commit,
+          export_names: JSON.stringify(entry.exportNames),
+          created_at: entry.createdAt,
+          expires_at: entry.expiresAt,
+        })
+        .execute();
+      // A build after a reset by hand: the next miss has another reason.
+      await trx
+        .updateTable('environments')
+        .set({ cache_reset_at: null })
+        .where('id', '=', entry.environmentId)
+        .where('cache_reset_at', 'is not', null)
+        .execute();
+    });
+  }
+
+  async recordCacheReset(environmentId: string, at: string): Promise<void> {
     await this.db
-      .insertInto('cache_entries')
-      .values({
-        id: entry.id,
-        environment_id: entry.environmentId,
-        key: entry.key,
-        parts: JSON.stringify(entry.parts),
-        image: entry.image,
-        image_id: entry.imageId,
-        size_bytes: entry.sizeBytes,
-        commit_sha: entry.commit,
-        export_names: JSON.stringify(entry.exportNames),
-        created_at: entry.createdAt,
-        expires_at: entry.expiresAt,
-      })
+      .updateTable('environments')
+      .set({ cache_reset_at: at })
+      .where('id', '=', environmentId)
       .execute();
+  }
+
+  async getCacheResetAt(environmentId: string): Promise<string | undefined> {
+    const row = await this.db
+      .selectFrom('environments')
+      .select('cache_reset_at')
+      .where('id', '=', environmentId)
+      .executeTakeFirst();
+    return row?.cache_reset_at ?? undefined;
   }
 
   async listCacheEntries(environmentId?: string): Promise<CacheEntry[]> {
