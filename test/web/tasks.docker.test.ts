@@ -10,7 +10,8 @@ import { openBrowser, signIn, type TestBrowser } from './support/browser.js';
 
 /**
  * A task in the web UI, on the real Docker engine with the scripted model: started from the
- * "New task" form with 2 attempts, its log, commands, diff and answer read, an attempt picked.
+ * "New task" form with 3 attempts, its log, commands, diff and answer read, the attempts compared
+ * side by side and one picked; the environment's cache panel before and after a reset.
  * Everything the sandbox and the repository produce is hostile: the output, a file name, the
  * branch name, the prompt and the agent's message carry <script>, <img onerror> and javascript:
  * links, each setting a window flag if it ever ran; none may be set, no javascript: link exists.
@@ -96,7 +97,7 @@ describe('web UI: a task with hostile output (docker)', () => {
     await page.getByRole('button', { name: 'New task' }).click();
     await page.getByLabel('Environment', { exact: true }).selectOption('web');
     await page.getByLabel('Branch or SHA').fill(BRANCH);
-    await page.getByLabel('Attempts').fill('2');
+    await page.getByLabel('Attempts').fill('3');
     await page.getByRole('textbox', { name: 'Prompt' }).fill(PROMPT);
     await page.getByRole('button', { name: 'Start task' }).click();
     await page.waitForURL(/\/tasks\/task_/);
@@ -154,6 +155,27 @@ describe('web UI: a task with hostile output (docker)', () => {
     expect(red).toMatch(/color: rgb\(\d+, 0, 0\)/);
     await browser.screenshots('task');
 
+    // The three attempts side by side: each with its status, verify result, files and lines
+    // changed, time and tokens.
+    expect(task.attempts.length).toBe(3);
+    for (const n of [1, 2, 3]) {
+      const card = page.getByRole('article', { name: `Attempt ${n}` });
+      const text = (await card.textContent()) ?? '';
+      expect(text, `attempt ${n}`).toContain('succeeded');
+      expect(text).toMatch(/Verify/);
+      expect(text).toMatch(/Files3 \(\+\d+ −\d+\)/);
+      expect(text).toMatch(/Time\d/);
+      expect(text).toMatch(/Tokens\d+/);
+    }
+    const boxes = await page
+      .locator('.attempts article')
+      .evaluateAll((cards: { getBoundingClientRect(): { top: number; left: number } }[]) =>
+        cards.map((card) => card.getBoundingClientRect()),
+      );
+    // Side by side at 1280 px: one row, left to right.
+    expect(new Set(boxes.map((b) => Math.round(b.top))).size).toBe(1);
+    expect(boxes.map((b) => b.left)).toEqual([...boxes.map((b) => b.left)].sort((a, b) => a - b));
+
     // Pick the second attempt.
     const second = page.getByRole('article', { name: 'Attempt 2' });
     await second.getByRole('button', { name: 'Pick' }).click();
@@ -187,10 +209,10 @@ describe('web UI: a task with hostile output (docker)', () => {
     // A follow-up on the picked attempt: a new turn, with its own diff.
     await page.getByRole('textbox', { name: 'Follow-up prompt' }).fill(FOLLOW_UP);
     await page.getByRole('button', { name: 'Send follow-up' }).click();
-    const turn = page.getByRole('article', { name: 'Attempt 3' });
+    const turn = page.getByRole('article', { name: 'Attempt 4' });
     await turn.getByText('picked').waitFor({ timeout: 120_000 });
     await turn.getByRole('button', { name: 'Show' }).click();
-    const turnDetail = page.getByRole('region', { name: 'Attempt 3 details' });
+    const turnDetail = page.getByRole('region', { name: 'Attempt 4 details' });
     await turnDetail
       .getByText(`Follow-up of ${task.attempts[1]?.id ?? ''}`, { exact: false })
       .waitFor();
@@ -219,6 +241,7 @@ describe('web UI: a task with hostile output (docker)', () => {
     await row.waitFor();
     expect(await row.textContent()).toContain('succeeded');
     expect(await row.textContent()).toContain(BRANCH);
+    expect(await row.textContent()).toContain('admin');
     await browser.screenshots('tasks');
   });
 
@@ -365,5 +388,64 @@ describe('web UI: a task with hostile output (docker)', () => {
     const text = (await row.textContent()) ?? '';
     expect(text).toContain('GET');
     expect(text).toContain('denied');
+  });
+
+  it('the cache panel: key parts, age, size, expiry, the part changed since the build; reset after confirming', async () => {
+    const entries = async () =>
+      (
+        (await server.request('GET', '/v1/environments/web/cache')).json as {
+          entries: { key: string; staleBecause: string[] }[];
+        }
+      ).entries;
+    const built = await entries();
+    expect(built.length).toBeGreaterThan(0);
+    const { page } = browser;
+    await page.goto(`${server.url}/environments/web`);
+    const panel = page.getByRole('region', { name: 'Cache' });
+    const row = panel.getByRole('row').filter({ hasText: built[0]?.key.slice(0, 16) ?? '?' });
+    await row.waitFor();
+    const cells = await row.getByRole('cell').allTextContents();
+    expect(cells[1]).toBe('live');
+    expect(cells[2]).toMatch(/\d+ ?(s|min|h)/);
+    expect(cells[3]).toMatch(/\d+(\.\d+)? ?(B|KB|MB|GB|kB|KiB|MiB|GiB)/);
+    expect(Date.parse(cells[4] ?? '')).not.toBeNaN();
+    expect(cells[5]).toBe('nothing');
+    const parts = panel.getByRole('region', { name: 'Key parts of the last build' });
+    await parts.getByText('No key part changed since the last build.').waitFor();
+    const partsText = (await parts.textContent()) ?? '';
+    expect(partsText).toContain('Base imagesha256:');
+    expect(partsText).toMatch(/Repository\/.*app\.git \(main\)/);
+    expect(partsText).toContain('Setupnone');
+
+    // The setup changes: the panel names it as the part changed since the build.
+    const current = (await server.request('GET', '/v1/environments/web')).json as {
+      spec: { repository: { url: string } };
+    };
+    const updated = await server.request('PUT', '/v1/environments/web', {
+      body: {
+        spec: { name: 'web', repository: current.spec.repository.url, image, setup: 'true' },
+      },
+    });
+    expect(updated.status, updated.text).toBe(200);
+    await page.reload();
+    await parts
+      .getByText('Changed since the last build: setup. The next task runs setup again.')
+      .waitFor();
+    expect(await row.getByRole('cell').nth(1).textContent()).toBe('stale');
+    expect(await row.getByRole('cell').nth(5).textContent()).toBe('setup');
+    expect((await entries())[0]?.staleBecause).toEqual(['setup']);
+    await browser.screenshots('environment-cache');
+
+    // Reset only after confirming: "Keep it" keeps it; "Yes" removes every entry.
+    await panel.getByRole('button', { name: 'Reset cache' }).click();
+    await panel.getByRole('button', { name: 'Keep it' }).click();
+    expect((await entries()).length).toBe(built.length);
+    await panel.getByRole('button', { name: 'Reset cache' }).click();
+    await panel.getByRole('group', { name: 'Confirm cache reset' }).waitFor();
+    await panel.getByRole('button', { name: 'Yes, reset the cache' }).click();
+    await panel.getByText('Cache reset.').waitFor();
+    await panel.getByText('No cache entry.').waitFor();
+    expect(await parts.count()).toBe(0);
+    expect(await entries()).toEqual([]);
   });
 });

@@ -4,7 +4,7 @@ import { useMutation } from '@tanstack/react-query';
 import YAML from 'yaml';
 import { ApiError, api, unwrap } from '../api/client';
 import { useCache, useEnvironment, useInvalidate } from '../api/hooks';
-import type { Environment } from '../api/types';
+import type { CacheEntry, Environment } from '../api/types';
 import { age, bytes } from '../format';
 import { NotFoundPage } from './NotFoundPage';
 import { EnvironmentForm } from '../components/EnvironmentForm';
@@ -167,6 +167,63 @@ function TestPanel({ name }: { name: string }) {
   );
 }
 
+const listed = (record: Record<string, string>) =>
+  Object.keys(record).length === 0
+    ? 'none'
+    : Object.entries(record)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(', ');
+
+const script = (part: CacheEntry['parts']['setup']) =>
+  part === null
+    ? 'none'
+    : `${part.script.split('\n').filter((l) => l.trim() !== '').length} lines${part.strict ? ', strict' : ''}`;
+
+/**
+ * The newest entry's key parts (what its build was made of) and which of them the environment
+ * has changed since (the server compares them: `staleBecause`). A changed secret value or a
+ * rebuilt base image is not seen here: the next task finds it.
+ */
+function KeyParts({ entry }: { entry: CacheEntry }) {
+  const changed = new Set(entry.staleBecause);
+  const row = (part: string, label: string, value: string) => (
+    <>
+      <dt>{label}</dt>
+      <dd>
+        {value}
+        {changed.has(part) && <strong className="changed"> (changed since the last build)</strong>}
+      </dd>
+    </>
+  );
+  return (
+    <section aria-label="Key parts of the last build">
+      <h3>Key parts of the last build</h3>
+      <p role="status">
+        {entry.staleBecause.length === 0
+          ? 'No key part changed since the last build.'
+          : `Changed since the last build: ${entry.staleBecause.join(', ')}. The next task runs setup again.`}
+      </p>
+      <dl className="facts">
+        {row('baseImage', 'Base image', entry.parts.baseImage)}
+        {row(
+          'repository',
+          'Repository',
+          `${entry.parts.repository.url} (${entry.parts.repository.defaultBranch})`,
+        )}
+        {row('versions', 'Versions', listed(entry.parts.versions))}
+        {row('setup', 'Setup', script(entry.parts.setup))}
+        {row('maintenance', 'Maintenance', script(entry.parts.maintenance))}
+        {row('env', 'Variables', listed(entry.parts.env))}
+        {row(
+          'secrets',
+          'Secrets',
+          entry.parts.secrets.length === 0 ? 'none' : entry.parts.secrets.join(', '),
+        )}
+      </dl>
+    </section>
+  );
+}
+
 function CachePanel({ name }: { name: string }) {
   const cache = useCache(name);
   const invalidate = useInvalidate();
@@ -186,30 +243,37 @@ function CachePanel({ name }: { name: string }) {
       {entries.length === 0 ? (
         <p>No cache entry.</p>
       ) : (
-        <div className="table-wrap">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Key</th>
-                <th scope="col">State</th>
-                <th scope="col">Age</th>
-                <th scope="col">Size</th>
-                <th scope="col">Expires</th>
-              </tr>
-            </thead>
-            <tbody>
-              {entries.map((entry) => (
-                <tr key={entry.id}>
-                  <td className="mono">{entry.key.slice(0, 16)}</td>
-                  <td>{entry.live ? 'live' : 'expired'}</td>
-                  <td>{age(entry.createdAt)}</td>
-                  <td>{bytes(entry.sizeBytes)}</td>
-                  <td>{new Date(entry.expiresAt).toLocaleString()}</td>
+        <>
+          <div className="table-wrap">
+            <table>
+              <thead>
+                <tr>
+                  <th scope="col">Key</th>
+                  <th scope="col">State</th>
+                  <th scope="col">Age</th>
+                  <th scope="col">Size</th>
+                  <th scope="col">Expires</th>
+                  <th scope="col">Changed since this build</th>
                 </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+              </thead>
+              <tbody>
+                {entries.map((entry) => (
+                  <tr key={entry.id}>
+                    <td className="mono">{entry.key.slice(0, 16)}</td>
+                    <td>{entry.state}</td>
+                    <td>{age(entry.createdAt)}</td>
+                    <td>{bytes(entry.sizeBytes)}</td>
+                    <td>{new Date(entry.expiresAt).toLocaleString()}</td>
+                    <td>
+                      {entry.staleBecause.length === 0 ? 'nothing' : entry.staleBecause.join(', ')}
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+          {entries[0] && <KeyParts entry={entries[0]} />}
+        </>
       )}
       {confirming ? (
         <div role="group" aria-label="Confirm cache reset">
