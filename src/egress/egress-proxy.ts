@@ -53,6 +53,7 @@ import { Duplex } from 'node:stream';
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { parseAuthority } from '../domain/internet/authority.js';
 import { normaliseHostName } from '../domain/internet/host-name.js';
+import { denialLine } from '../domain/internet/egress-denial.js';
 import type { EgressPolicy, EgressScheme } from '../domain/internet/egress-policy.js';
 import { BerthError } from '../errors/berth-error.js';
 import { AddressGuard, type AddressGuardOptions } from './address-guard.js';
@@ -123,6 +124,11 @@ export interface EgressProxyOptions {
   /** How long a connection to an upstream may take. */
   connectTimeoutMs?: number;
   /**
+   * How long a request head may take to arrive whole, on plain HTTP and inside intercepted
+   * tunnels alike (default 30 s; checked every 30 s or this time, whichever is shorter).
+   */
+  headersTimeoutMs?: number;
+  /**
    * Connections the listener accepts at once (a sandbox cannot exhaust the orchestrator): a
    * whole number from 1 to MAX_CONNECTIONS.
    */
@@ -166,6 +172,15 @@ const INTERCEPT_STREAM_BUFFER = { highWaterMark: 256 * 1024 };
 const LEAF_CONTEXT_MAX = 1000;
 const METHOD_OVERRIDE_HEADERS = ['x-http-method-override', 'x-http-method', 'x-method-override'];
 const READ_ONLY_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+/**
+ * Requests one connection may have parsed and not yet answered (the one in its turn and those
+ * pipelined behind it). Node's server parses everything a client pipelines at once; past this
+ * bound the connection is closed, so a sandbox cannot fill the orchestrator's memory with
+ * requests queued behind one that waits for its upstream.
+ */
+export const MAX_PIPELINED_REQUESTS = 16;
+/** A reason phrase a response may be re-sent with (Node refuses control characters there). */
+const REASON_PHRASE = /^[\t\x20-\x7e\x80-\xff]*$/;
 /** HTTP/0.9 (a request line cut short by CR or LF) and 2.0 request lines are refused. */
 const UNSUPPORTED_VERSION = {
   status: 400,
@@ -207,6 +222,27 @@ function once<T>(make: () => T): () => T {
   return () => (made ??= { value: make() }).value;
 }
 
+/**
+ * An event listener that never throws out of its event (an exception there would be uncaught
+ * and end the orchestrator's process): a failure goes to `onError`, whose own failure is dropped.
+ */
+function guarded<A extends unknown[]>(
+  listener: (...args: A) => void,
+  onError: (error: unknown, ...args: A) => void,
+): (...args: A) => void {
+  return (...args: A) => {
+    try {
+      listener(...args);
+    } catch (error) {
+      try {
+        onError(error, ...args);
+      } catch {
+        // Nothing more can be done for this connection.
+      }
+    }
+  };
+}
+
 /** Never called: every dial uses a vetted address literal. Present so a slip cannot trigger a lookup. */
 function noLookup(hostname: string, _options: unknown, callback: (error: Error) => void): void {
   callback(new Error(`egress proxy: refusing a second lookup of ${hostname}`));
@@ -216,9 +252,15 @@ function printable(text: string): string {
   return text.replace(/[^\x20-\x7e]/g, '?').slice(0, 256);
 }
 
-function refusalBody(host: string, port: number | undefined, reason: string): string {
-  const target = port === undefined ? printable(host) : `${printable(host)}:${port}`;
-  return `Berth egress proxy refused ${target || '(no host)'}: ${printable(reason)}\n`;
+/** One line a model can act on: `berth egress: POST api.example.test denied: method not allowed (…)`. */
+function refusalBody(r: {
+  host: string;
+  port: number;
+  method: string;
+  scheme: string;
+  reason: string;
+}): string {
+  return `${denialLine(r)}\n`;
 }
 
 function rawResponse(status: number, body: string): string {
@@ -268,6 +310,7 @@ function checkNumericOptions(options: EgressProxyOptions): void {
     ['connectTimeoutMs', 1, MAX_TIMEOUT_MS],
     ['idleTimeoutMs', 1, MAX_TIMEOUT_MS],
     ['clientHelloTimeoutMs', 1, MAX_TIMEOUT_MS],
+    ['headersTimeoutMs', 1, MAX_TIMEOUT_MS],
     ['maxConnections', 1, MAX_CONNECTIONS],
   ];
   for (const [option, min, max] of ranges) {
@@ -309,6 +352,8 @@ export class EgressProxy {
   private readonly closingConnections = new WeakSet<object>();
   /** Per connection: the last request Node's server gave out (its body may still be coming). */
   private readonly lastRequests = new WeakMap<object, PendingRequest>();
+  /** Per connection: requests parsed and not yet answered (see MAX_PIPELINED_REQUESTS). */
+  private readonly unanswered = new WeakMap<object, number>();
   /** Requests whose body the parser found malformed, with their refusal. */
   private readonly malformedBodies = new WeakMap<http.IncomingMessage, Refusal>();
   private readonly httpAgent: http.Agent;
@@ -337,54 +382,107 @@ export class EgressProxy {
     this.httpAgent = new http.Agent(pool);
     this.httpsAgent = new https.Agent(pool);
 
+    const headersTimeout = options.headersTimeoutMs ?? 30_000;
     const serverOptions: http.ServerOptions = {
       requestTimeout: 0,
-      headersTimeout: 30_000,
+      headersTimeout,
+      connectionsCheckingInterval: Math.min(30_000, headersTimeout),
       maxHeaderSize: 32 * 1024,
     };
     this.server = http.createServer(serverOptions);
     this.server.maxConnections = options.maxConnections ?? 2048;
-    this.server.on('connection', (socket: net.Socket) => this.track(socket));
-    this.server.on('connect', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
-      this.handleConnect(req, socket, head).catch((error: unknown) => this.fail(socket, error));
-    });
-    const plain = (req: http.IncomingMessage, res: http.ServerResponse) =>
-      this.inTurn(req, res, 'http', () => this.handlePlainRequest(req, res));
+    // No listener may throw out of its event: an exception there would be uncaught and end the
+    // orchestrator's process. A failure closes the connection it is about instead.
+    const closeSocket = (_error: unknown, _req: unknown, socket: net.Socket) => socket.destroy();
+    const closeResponse = (
+      _error: unknown,
+      req: http.IncomingMessage,
+      res: http.ServerResponse,
+    ) => {
+      res.destroy();
+      req.socket.destroy();
+    };
+    this.server.on(
+      'connection',
+      guarded(
+        (socket: net.Socket) => this.track(socket),
+        (_error, socket) => socket.destroy(),
+      ),
+    );
+    this.server.on(
+      'connect',
+      guarded((req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+        if (this.pipelinedConnect(req, socket)) return;
+        this.handleConnect(req, socket, head).catch((error: unknown) => this.fail(socket, error));
+      }, closeSocket),
+    );
+    const plain = guarded(
+      (req: http.IncomingMessage, res: http.ServerResponse) =>
+        this.inTurn(req, res, 'http', () => this.handlePlainRequest(req, res)),
+      closeResponse,
+    );
     this.server.on('request', plain);
     // `Expect: 100-continue` is checked like any request; the 100 comes from the upstream, so a
     // refused request is answered before the client sends its body.
     this.server.on('checkContinue', plain);
-    this.server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket) =>
-      this.refuseUpgrade(req, socket, 'http'),
+    this.server.on(
+      'upgrade',
+      guarded(
+        (req: http.IncomingMessage, socket: net.Socket) => this.refuseUpgrade(req, socket, 'http'),
+        closeSocket,
+      ),
     );
-    this.server.on('clientError', (error: NodeJS.ErrnoException, socket: net.Socket) =>
-      this.handleClientError(error, socket, 'http'),
+    this.server.on(
+      'clientError',
+      guarded(
+        (error: NodeJS.ErrnoException, socket: net.Socket) =>
+          this.handleClientError(error, socket, 'http'),
+        (_error, _clientError, socket) => socket.destroy(),
+      ),
     );
 
     this.inner = http.createServer(serverOptions);
-    const intercepted = (req: http.IncomingMessage, res: http.ServerResponse) =>
-      this.inTurn(req, res, 'https', () => this.handleInterceptedRequest(req, res));
+    // The inner server never listens: Node checks its connections' head timeouts only once it
+    // is told it listens (the check runs on a timer that 'listening' starts).
+    this.inner.emit('listening');
+    const intercepted = guarded(
+      (req: http.IncomingMessage, res: http.ServerResponse) =>
+        this.inTurn(req, res, 'https', () => this.handleInterceptedRequest(req, res)),
+      closeResponse,
+    );
     this.inner.on('request', intercepted);
     this.inner.on('checkContinue', intercepted);
-    this.inner.on('upgrade', (req: http.IncomingMessage, socket: net.Socket) =>
-      this.refuseUpgrade(req, socket, 'https'),
+    this.inner.on(
+      'upgrade',
+      guarded(
+        (req: http.IncomingMessage, socket: net.Socket) => this.refuseUpgrade(req, socket, 'https'),
+        closeSocket,
+      ),
     );
-    this.inner.on('connect', (req: http.IncomingMessage, socket: net.Socket) => {
-      const ctx = this.tunnels.get(socket);
-      this.refuseSocketInTurn(socket, {
-        host: ctx?.host ?? req.url ?? '',
-        port: ctx?.port ?? 0,
-        method: 'CONNECT',
-        scheme: 'https',
-        refusal: {
-          status: 403,
-          rule: 'protocol',
-          reason: 'CONNECT inside a tunnel is not allowed',
-        },
-      });
-    });
-    this.inner.on('clientError', (error: NodeJS.ErrnoException, socket: net.Socket) =>
-      this.handleClientError(error, socket, 'https'),
+    this.inner.on(
+      'clientError',
+      guarded(
+        (error: NodeJS.ErrnoException, socket: net.Socket) =>
+          this.handleClientError(error, socket, 'https'),
+        (_error, _clientError, socket) => socket.destroy(),
+      ),
+    );
+    this.inner.on(
+      'connect',
+      guarded((req: http.IncomingMessage, socket: net.Socket) => {
+        const ctx = this.tunnels.get(socket);
+        this.refuseSocketInTurn(socket, {
+          host: ctx?.host ?? req.url ?? '',
+          port: ctx?.port ?? 0,
+          method: 'CONNECT',
+          scheme: 'https',
+          refusal: {
+            status: 403,
+            rule: 'protocol',
+            reason: 'CONNECT inside a tunnel is not allowed',
+          },
+        });
+      }, closeSocket),
     );
   }
 
@@ -494,9 +592,7 @@ export class EgressProxy {
       ...(r.refusal.address !== undefined ? { address: r.refusal.address } : {}),
     });
     if (socket.writable) {
-      socket.end(
-        rawResponse(r.refusal.status, refusalBody(r.host, r.port || undefined, r.refusal.reason)),
-      );
+      socket.end(rawResponse(r.refusal.status, refusalBody({ ...r, reason: r.refusal.reason })));
       socket.setTimeout(5_000, () => socket.destroy());
     } else {
       socket.destroy();
@@ -518,7 +614,7 @@ export class EgressProxy {
       reason: r.refusal.reason,
       ...(r.refusal.address !== undefined ? { address: r.refusal.address } : {}),
     });
-    const body = refusalBody(r.host, r.port || undefined, r.refusal.reason);
+    const body = refusalBody({ ...r, method: req.method ?? '', reason: r.refusal.reason });
     if (res.headersSent) {
       res.destroy();
       return;
@@ -549,10 +645,32 @@ export class EgressProxy {
     handle: () => Promise<void> | undefined,
   ): void {
     const connection = req.socket;
+    const unanswered = (this.unanswered.get(connection) ?? 0) + 1;
+    this.unanswered.set(connection, unanswered);
     const answered = new Promise<void>((resolve) => {
       res.once('finish', resolve);
       res.once('close', resolve);
     });
+    void answered.then(() =>
+      this.unanswered.set(connection, (this.unanswered.get(connection) ?? 1) - 1),
+    );
+    if (unanswered > MAX_PIPELINED_REQUESTS) {
+      // Reported once; what Node's parser still gives out of the same read goes unreported.
+      if (!connection.destroyed) {
+        this.report({
+          ...this.requestTarget(req),
+          method: req.method ?? '',
+          scheme,
+          allowed: false,
+          rule: 'connection',
+          reason: `more than ${MAX_PIPELINED_REQUESTS} requests pipelined (the connection closes)`,
+        });
+      }
+      this.refusedConnections.add(connection);
+      res.destroy();
+      connection.destroy();
+      return;
+    }
     const request: PendingRequest = { req, res, scheme, started: false };
     this.lastRequests.set(connection, request);
     const turn = (this.turns.get(connection) ?? Promise.resolve()).then(async () => {
@@ -587,6 +705,30 @@ export class EgressProxy {
     );
   }
 
+  /**
+   * A CONNECT behind requests of the same connection that are not answered yet (or behind a
+   * refusal) is refused in turn, never handled before them: true when it was.
+   */
+  private pipelinedConnect(req: http.IncomingMessage, socket: net.Socket): boolean {
+    const behind =
+      (this.unanswered.get(socket) ?? 0) > 0 ||
+      this.refusedConnections.has(socket) ||
+      this.closingConnections.has(socket);
+    if (!behind) return false;
+    this.refuseSocketInTurn(socket, {
+      host: printable(req.url ?? ''),
+      port: 0,
+      method: 'CONNECT',
+      scheme: 'connect',
+      refusal: {
+        status: 400,
+        rule: 'connection',
+        reason: 'CONNECT pipelined behind another request (the connection closes)',
+      },
+    });
+    return true;
+  }
+
   /** The host and port a request is about, for the log (the tunnel's, or the URL's). */
   private requestTarget(req: http.IncomingMessage): { host: string; port: number } {
     const ctx = this.tunnels.get(req.socket);
@@ -611,8 +753,13 @@ export class EgressProxy {
       rule: 'connection',
       reason: 'pipelined behind a refused request (the connection closes)',
     });
-    res.destroy();
-    req.socket.destroy();
+    // Not destroyed at once: the refusal before this request may not be sent yet (a native TLS
+    // leg sends on its own thread, after the response's 'finish'), and destroying the socket
+    // would drop it. This request gets no answer; the connection ends once everything written
+    // before was sent (its 'close' ends this response too), and is destroyed if that takes long.
+    const socket = req.socket;
+    socket.destroySoon();
+    socket.setTimeout(5_000, () => socket.destroy());
   }
 
   /** A refusal written on the socket itself, after the responses to the requests before it. */
@@ -639,7 +786,10 @@ export class EgressProxy {
     scheme: EgressScheme,
   ): void {
     const ctx = this.tunnels.get(socket);
-    const reason = `malformed HTTP request (${error.code ?? error.message})`;
+    const timedOut = error.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+    const reason = timedOut
+      ? 'the request head did not arrive whole in time'
+      : `malformed HTTP request (${error.code ?? error.message})`;
     if (error.code === 'ECONNRESET' || !socket.writable) {
       socket.destroy();
       return;
@@ -656,7 +806,7 @@ export class EgressProxy {
       port: ctx?.port ?? 0,
       method: '',
       scheme,
-      refusal: { status: 400, rule: 'protocol', reason },
+      refusal: { status: timedOut ? 408 : 400, rule: timedOut ? 'timeout' : 'protocol', reason },
     });
   }
 
@@ -1361,7 +1511,7 @@ export class EgressProxy {
     const key = `${target.servername}|${target.address}|${target.port}`;
     const answerTimeoutMs = this.options.connectTimeoutMs ?? 15_000;
     for (let attempt = 0; ; attempt++) {
-      const pooled = this.nativeUpstreams.take(key);
+      const pooled = await this.nativeUpstreams.take(key);
       let upstream: UpstreamConnection | undefined = pooled;
       try {
         upstream ??= await connectUpstream(
@@ -1392,13 +1542,15 @@ export class EgressProxy {
         return;
       } catch (error) {
         upstream?.destroy();
-        // A pooled connection the server had closed meanwhile: once more on a new one, when
-        // the request had no body that may already have gone.
+        // A pooled connection the server had closed meanwhile: once more on a new one, only for
+        // a request that is safe to repeat (GET, HEAD, OPTIONS without a body): the server may
+        // have acted on it before closing, and the decision log allowed it once.
         const retry =
           error instanceof UpstreamClosed &&
           pooled !== undefined &&
           attempt === 0 &&
           !res.headersSent &&
+          READ_ONLY_METHODS.has(req.method ?? '') &&
           req.headers['content-length'] === undefined &&
           req.headers['transfer-encoding'] === undefined;
         if (retry) continue;
@@ -1418,6 +1570,8 @@ export class EgressProxy {
       return;
     }
     const body = `Berth egress proxy could not reach the upstream server: ${printable(error.message)}\n`;
+    // Nothing of a response that could not be re-sent goes out with the 502.
+    for (const name of res.getHeaderNames()) res.removeHeader(name);
     res.writeHead(502, {
       'content-type': 'text/plain; charset=utf-8',
       'content-length': Buffer.byteLength(body),
@@ -1430,35 +1584,81 @@ export class EgressProxy {
     res: http.ServerResponse,
     upstream: http.ClientRequest,
   ): void {
+    // No listener here may throw out of its event (an uncaught exception would end the
+    // orchestrator's process): a failure closes the upstream and answers 502, or cuts the
+    // response when it had begun.
+    const failed = (error: unknown) => {
+      upstream.destroy();
+      this.answerUpstreamFailure(res, error instanceof Error ? error : new Error(String(error)));
+    };
     upstream.setNoDelay(true);
-    upstream.on('continue', () => res.writeContinue());
-    upstream.on('response', (answer: http.IncomingMessage) => {
-      if (res.headersSent) {
-        // The request was cut and answered by the proxy: this answer goes nowhere.
-        upstream.destroy();
-        return;
-      }
-      const headers = relayedResponseHeaders(answer);
-      res.writeHead(answer.statusCode ?? 502, answer.statusMessage, headers);
-      answer.pipe(res);
-      answer.once('error', () => res.destroy());
-    });
+    upstream.on(
+      'continue',
+      guarded(() => res.writeContinue(), failed),
+    );
+    upstream.on(
+      'response',
+      guarded((answer: http.IncomingMessage) => {
+        if (res.headersSent) {
+          // The request was cut and answered by the proxy: this answer goes nowhere.
+          upstream.destroy();
+          return;
+        }
+        const problem = unrelayableAnswer(answer);
+        if (problem !== undefined) {
+          answer.resume();
+          failed(new Error(problem));
+          return;
+        }
+        const headers = relayedResponseHeaders(answer);
+        res.writeHead(answer.statusCode ?? 502, answer.statusMessage, headers);
+        answer.pipe(res);
+        answer.once('error', () => res.destroy());
+      }, failed),
+    );
     // Upgrades are refused before anything is forwarded: a 101 was never asked for.
-    upstream.on('upgrade', (_answer: http.IncomingMessage, socket: net.Socket) => {
-      socket.destroy();
-      this.answerUpstreamFailure(res, new Error('the upstream switched protocols unasked'));
-    });
-    upstream.on('timeout', () => upstream.destroy(new Error('upstream timed out')));
-    upstream.on('error', (error: Error) => this.answerUpstreamFailure(res, error));
-    res.once('close', () => {
-      if (!res.writableFinished) upstream.destroy();
-    });
+    upstream.on(
+      'upgrade',
+      guarded((_answer: http.IncomingMessage, socket: net.Socket) => {
+        socket.destroy();
+        failed(new Error('the upstream switched protocols unasked'));
+      }, failed),
+    );
+    upstream.on(
+      'timeout',
+      guarded(() => upstream.destroy(new Error('upstream timed out')), failed),
+    );
+    upstream.on(
+      'error',
+      guarded((error: Error) => this.answerUpstreamFailure(res, error), failed),
+    );
+    res.once(
+      'close',
+      guarded(() => {
+        if (!res.writableFinished) upstream.destroy();
+      }, failed),
+    );
     // A body that fails (malformed, or the client went away) never ends the upstream request:
     // its connection is closed with the request incomplete.
     req.once('error', () => upstream.destroy());
     req.once('aborted', () => upstream.destroy());
     req.pipe(upstream);
   }
+}
+
+/**
+ * Why an upstream's answer cannot be re-sent to the sandbox as it is (a 502 instead), or
+ * undefined: a final answer has a status from 200 to 599 (a 1xx is never final: a 101 was never
+ * asked for, upgrades being refused) and a reason phrase without control characters.
+ */
+function unrelayableAnswer(answer: http.IncomingMessage): string | undefined {
+  const status = answer.statusCode ?? 0;
+  if (status === 101) return 'the upstream switched protocols unasked';
+  if (!Number.isInteger(status) || status < 200 || status > 599)
+    return `the upstream answered with status ${status}, not a final status from 200 to 599`;
+  if (!REASON_PHRASE.test(answer.statusMessage ?? ''))
+    return 'the upstream sent a control character in its reason phrase';
+  return undefined;
 }
 
 /**

@@ -6,7 +6,8 @@
  * asked (already untrusted) and the proxy's own state.
  *
  * Guarantees:
- * - Only a strict form is accepted: `HTTP/1.x NNN reason` CRLF, `name: value` CRLF lines with a
+ * - Only a strict form is accepted: `HTTP/1.x NNN reason` CRLF (a status from 100 to 599, a
+ *   reason without control characters), `name: value` CRLF lines with a
  *   token name, no control characters in values, no folded lines, a blank line at the end; at
  *   most 64 KB and 256 header lines. Anything else is an error (the proxy answers 502).
  * - The body's framing is decided once, here, by RFC 9112 section 6.3: no body (HEAD, 1xx, 204,
@@ -22,7 +23,7 @@
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
-const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: ([\t\x20-\x7e\x80-\xff]*))?$/;
+const STATUS_LINE = /^HTTP\/1\.([01]) ([1-5]\d\d)(?: ([\t\x20-\x7e\x80-\xff]*))?$/;
 const MAX_HEAD_BYTES = 64 * 1024;
 const MAX_HEADER_LINES = 256;
 

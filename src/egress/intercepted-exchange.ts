@@ -17,7 +17,11 @@
  *   cannot take it away): a body of known length goes out under that Content-Length and is
  *   spliced natively, exactly that many bytes (it is the upstream's to send, nothing in it is
  *   checked); chunked and close-delimited bodies are decoded here and re-framed by Node.
- * - A connection is reused only when its response ended exactly where its framing said.
+ * - A connection is reused only when its response ended exactly where its framing said and,
+ *   back in the pool, its idle read got no byte for POOL_SETTLE_MS (bytes after a response,
+ *   such as a second head behind a 204, close it): a request never takes an answer that was
+ *   sent before it. A request the server closed on without answering is sent again on a new
+ *   connection only when it is safe to repeat (the proxy's choice: GET, HEAD, OPTIONS).
  * - An upstream that does not answer in time, fails, or breaks its framing gets a 502 when
  *   nothing was sent yet, or a closed tunnel otherwise: the sandbox never gets a silently
  *   truncated body.
@@ -34,6 +38,13 @@ const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const UNSAFE_VALUE = /[\r\n\0]/;
 const POOL_PER_KEY = 8;
 const POOL_IDLE_MS = 30_000;
+/**
+ * How long a connection waits in the pool, its idle read asked for, before it may carry another
+ * request. Bytes the server sent after its response (in the same records, or just after) are
+ * handed to that idle read by the addon's thread and the connection is closed; without the wait
+ * a read asked for before the handover could deliver them to the next request as its answer.
+ */
+const POOL_SETTLE_MS = 5;
 
 /** An upstream connection did not answer a request it was given (it may have been stale). */
 class UpstreamClosed extends Error {}
@@ -158,21 +169,35 @@ export class UpstreamConnection {
 export class UpstreamPool {
   private readonly idle = new Map<
     string,
-    Array<{ connection: UpstreamConnection; timer: NodeJS.Timeout }>
+    Array<{ connection: UpstreamConnection; timer: NodeJS.Timeout; settledAt: number }>
   >();
 
-  take(key: string): UpstreamConnection | undefined {
-    const entries = this.idle.get(key);
-    while (entries !== undefined && entries.length > 0) {
-      const entry = entries.pop();
-      if (entry === undefined) break;
+  /**
+   * An idle connection for `key`, once it settled (see POOL_SETTLE_MS): a connection put back
+   * less than that ago is waited for. A turn of the event loop's poll phase passes after the
+   * settling time and before the connection is handed out, so that a delivery the addon's
+   * thread posted by then has reached the idle watch (which closes the connection).
+   */
+  async take(key: string): Promise<UpstreamConnection | undefined> {
+    for (;;) {
+      const asked = performance.now();
+      await new Promise<void>((resume) => setImmediate(resume));
+      const entries = this.idle.get(key);
+      const entry = entries?.at(-1);
+      if (entries === undefined || entry === undefined) return undefined;
+      if (entry.settledAt > asked) {
+        await new Promise<void>((resume) => setTimeout(resume, entry.settledAt - asked));
+        continue;
+      }
+      entries.pop();
+      if (entries.length === 0) this.idle.delete(key);
       clearTimeout(entry.timer);
       if (entry.connection.reusable) {
         entry.connection.unwatch();
         return entry.connection;
       }
+      entry.connection.destroy();
     }
-    return undefined;
   }
 
   put(key: string, connection: UpstreamConnection): void {
@@ -191,7 +216,7 @@ export class UpstreamPool {
       remove();
     }, POOL_IDLE_MS);
     timer.unref();
-    entries.push({ connection, timer });
+    entries.push({ connection, timer, settledAt: performance.now() + POOL_SETTLE_MS });
     this.idle.set(key, entries);
     connection.watchIdle(remove);
   }
