@@ -257,7 +257,12 @@ export class AddressGuard {
         rule: `allowance:${allowance.range}`,
       };
     }
-    return { allowed: false, address, reason: `${refused.reason} address`, rule: refused.text };
+    return {
+      allowed: false,
+      address,
+      reason: `${refused.reason} address${allowHint(refused.text, address)}`,
+      rule: refused.text,
+    };
   }
 
   private refusal(address: ParsedAddress): { text: string; reason: string } | undefined {
@@ -268,4 +273,20 @@ export class AddressGuard {
     }
     return undefined;
   }
+}
+
+/** Ranges never suggested for opening: a sandbox reaching them reaches the platform's secrets. */
+const NEVER_SUGGESTED = new Set(
+  REFUSED_ADDRESS_RANGES.filter(([, reason]) => reason.startsWith('cloud ')).map(([text]) => text),
+);
+
+/**
+ * The setting that opens a range refused by default (a site's registry mirror on a private
+ * network, issue 19 item 6): the operator's `BERTH_EGRESS_ALLOW` on the server. Not said for the
+ * cloud metadata and platform services, nor for what no range covers (IPv6 outside global unicast).
+ */
+function allowHint(rangeText: string, address: string): string {
+  if (NEVER_SUGGESTED.has(rangeText) || rangeText.startsWith('!')) return '';
+  const single = address.includes(':') ? `${address}/128` : `${address}/32`;
+  return ` (refused by default; the server's BERTH_EGRESS_ALLOW=${single} opens it)`;
 }

@@ -141,3 +141,40 @@ describe('parseIpAddress', () => {
     expect(parseIpAddress('::')?.value).toBe(0n);
   });
 });
+
+describe('a refusal names the setting that opens its range (issue 19 item 6)', () => {
+  it('a private, documentation or loopback address: BERTH_EGRESS_ALLOW with the address', () => {
+    const guard = new AddressGuard();
+    for (const address of ['10.1.2.3', '192.0.2.7', '127.0.0.9', 'fd12::5']) {
+      const verdict = guard.vet(address, 'mirror.test');
+      expect(verdict.allowed).toBe(false);
+      if (verdict.allowed) continue;
+      const single = address.includes(':') ? `${address}/128` : `${address}/32`;
+      expect(verdict.reason).toContain(`BERTH_EGRESS_ALLOW=${single}`);
+    }
+  });
+
+  it('never for a cloud metadata or platform service, nor the proxy itself', () => {
+    const guard = new AddressGuard({ ownAddresses: ['10.9.9.9'] });
+    for (const address of [
+      '169.254.169.254',
+      '100.100.100.200',
+      '168.63.129.16',
+      'fd00:ec2::254',
+    ]) {
+      const verdict = guard.vet(address, 'metadata.test');
+      expect(verdict.allowed).toBe(false);
+      if (!verdict.allowed) expect(verdict.reason).not.toContain('BERTH_EGRESS_ALLOW');
+    }
+    const own = guard.vet('10.9.9.9', 'x.test');
+    if (!own.allowed) expect(own.reason).not.toContain('BERTH_EGRESS_ALLOW');
+  });
+
+  it('the suggested setting does open it', () => {
+    const verdict = new AddressGuard({ allow: [{ range: '10.1.2.3/32' }] }).vet(
+      '10.1.2.3',
+      'm.test',
+    );
+    expect(verdict.allowed).toBe(true);
+  });
+});
