@@ -181,8 +181,7 @@ const script = (part: CacheEntry['parts']['setup']) =>
 
 /**
  * The newest entry's key parts (what its build was made of) and which of them the environment
- * has changed since (the server compares them: `staleBecause`). A changed secret value or a
- * rebuilt base image is not seen here: the next task finds it.
+ * has changed since (the server compares them with the environment now: `staleBecause`).
  */
 function KeyParts({ entry }: { entry: CacheEntry }) {
   const changed = new Set(entry.staleBecause);
