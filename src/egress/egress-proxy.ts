@@ -39,6 +39,16 @@
  *   rule `connection`) and the connection closes once the refusal is sent. A request whose body
  *   turns out malformed while it is forwarded is cut: the upstream connection closes with the
  *   request incomplete, and a second decision says so.
+ * - One connection has at most MAX_PIPELINED_REQUESTS requests parsed and unanswered; past
+ *   that it closes. A CONNECT pipelined behind an unanswered or refused request is refused in
+ *   turn. A request head must arrive whole within headersTimeoutMs, inside intercepted tunnels
+ *   too (408, then closed).
+ * - An upstream's answer is re-sent only with a final status from 200 to 599 and a reason
+ *   phrase without control characters (else 502; a 101 was never asked for). No listener throws
+ *   out of its event: a failure is a 502, a cut response or a closed connection, never an
+ *   uncaught exception in the orchestrator.
+ * - On the native legs an unanswered request is sent again on a new connection only when it is
+ *   safe to repeat (GET, HEAD, OPTIONS without a body).
  * - Every decision is reported through `onDecision`; a refusal that can still be answered gets a
  *   403 (400 for malformed requests) whose body names the host and the reason.
  * Not covered here: the network placement (only the proxy port reachable), which the firewall

@@ -217,6 +217,7 @@ describe.each(PROXY_PATHS)('hostile upstream, %s path', (path) => {
     socket.destroy();
     expect(timedOut).toBe(true);
     expect(h.upstream.requests).toEqual([]);
+    expect(h.proxy.decisions.filter((d) => !d.allowed).map((d) => d.rule)).toEqual(['timeout']);
   }, 10_000);
 });
 
