@@ -157,22 +157,32 @@ describe.each(PROXY_PATHS)('framing headers named in Connection, %s path', (path
     expect(conversation.responses[1]?.body).toBe('upstream saw GET /r2');
   });
 
-  it('forwards nothing pipelined behind a refused request, and closes', async () => {
+  it('forwards nothing pipelined behind a refused request, answers the refusal, and closes', async () => {
+    // Many times over: the refusal's answer was sometimes lost on the native path (the request
+    // behind it destroyed the connection before the leg's thread had sent the 403; about one
+    // conversation in 15 to 30 on a loaded machine).
     const { host, prefix } = addressing(path, target);
-    const conversation = await converse(
-      path,
-      target,
-      `PUT ${prefix}/denied HTTP/1.1\r\nHost: ${host}\r\nContent-Length: 0\r\n\r\n` +
-        `GET ${prefix}/behind HTTP/1.1\r\nHost: ${host}\r\n\r\n` +
-        `POST ${prefix}/behind-too HTTP/1.1\r\nHost: ${host}\r\nContent-Length: 2\r\n\r\nhi`,
-      { expected: 3 },
-    );
-    expect(upstream.requests).toEqual([]);
-    expect(conversation.responses.map((r) => r.status)).toEqual([403]);
-    expect(conversation.closed).toBe(true);
-    const decisions = requestDecisions();
-    expect(decisions[0]).toMatchObject({ method: 'PUT', allowed: false, rule: 'method' });
-    expect(decisions.filter((d) => d.allowed)).toEqual([]);
+    for (let round = 0; round < 150; round++) {
+      proxy.decisions.length = 0;
+      const conversation = await converse(
+        path,
+        target,
+        `PUT ${prefix}/denied HTTP/1.1\r\nHost: ${host}\r\nContent-Length: 0\r\n\r\n` +
+          `GET ${prefix}/behind HTTP/1.1\r\nHost: ${host}\r\n\r\n` +
+          `POST ${prefix}/behind-too HTTP/1.1\r\nHost: ${host}\r\nContent-Length: 2\r\n\r\nhi`,
+        { expected: 3 },
+      );
+      expect(upstream.requests).toEqual([]);
+      expect({
+        round,
+        statuses: conversation.responses.map((r) => r.status),
+        closed: conversation.closed,
+        garbage: conversation.garbage,
+      }).toEqual({ round, statuses: [403], closed: true, garbage: '' });
+      const decisions = requestDecisions();
+      expect(decisions[0]).toMatchObject({ method: 'PUT', allowed: false, rule: 'method' });
+      expect(decisions.filter((d) => d.allowed)).toEqual([]);
+    }
   });
 
   it('answers what came before a malformed request, then refuses it and closes', async () => {

@@ -271,13 +271,16 @@ describe.each(['native', 'node'] as const)('intercepted responses, TLS on %s', (
     );
     clients.push(() => void remote.proxy.close());
     const statuses: number[] = [];
+    // Each exchange ends when the proxy closes the tunnel after the answer (Connection: close);
+    // the quiet time only bounds a hang (a short one failed on a loaded machine, where the
+    // answer can take longer than 50 ms to come).
     for (let i = 0; i < 80; i++) {
       const tunnel = await openTunnel(remote.port, `remote.test:${port}`);
       const { response } = await tlsExchange(
         tunnel.socket,
         { servername: 'remote.test', ca: remote.ca?.certificatePem ?? '' },
         `GET /${i} HTTP/1.1\r\nHost: remote.test:${port}\r\nConnection: close\r\n\r\n`,
-        50,
+        10_000,
       );
       statuses.push(...statusCodes(response));
     }
