@@ -565,6 +565,8 @@ export class EgressProxy {
     this.httpAgent.destroy();
     this.httpsAgent.destroy();
     this.nativeUpstreams.destroyAll();
+    // Stops the inner server's head-timeout checks (it never listened: Node answers that).
+    this.inner.close(() => undefined);
     await done;
   }
 
