@@ -251,7 +251,7 @@ describe('request-level attacks on the proxy from inside a sandbox (docker)', ()
     probes.push({
       name: 'redirect-http',
       line: `echo "redirect-http: $(perl -MHTTP::Tiny -e '$r = HTTP::Tiny->new(timeout => 10)->get($ARGV[0]); print "$r->{status} $r->{content}"' http://${a}/to/denied.test/stolen)"`,
-      expected: new RegExp(`^403 Berth egress proxy refused denied\\.test:${P}: `),
+      expected: new RegExp(`^403 berth egress: GET denied\\.test:${P} denied: `),
       reaches: [`http GET ${a} /to/denied.test/stolen`],
     });
     probes.push({

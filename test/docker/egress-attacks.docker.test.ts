@@ -396,7 +396,7 @@ describe('attacks on the lockdown from inside a sandbox (docker)', () => {
       expect(`${name}: ${line}`).toMatch(new RegExp(`^${name}: ${refused}`));
     }
     const refusal = (host: string, reason: string) =>
-      `HTTP/1.1 403 Forbidden :: Berth egress proxy refused ${host}:${p}: ${reason}`;
+      `HTTP/1.1 403 Forbidden :: berth egress: GET ${host}:${p} denied: ${reason}`;
     for (const name of [
       'evil-example.test',
       'example.test.evil.test',

@@ -131,7 +131,7 @@ async function egressEvents(attemptId: string): Promise<AttemptEvent[]> {
 function expectRefused(output: string, name: string): void {
   expect(output).toMatch(
     new RegExp(
-      `^${name}: 403 Berth egress proxy refused ${name}:${port}: ${name} is not on the allowlist`,
+      `^${name}: 403 berth egress: GET ${name}:${port} denied: ${name} is not on the allowlist`,
       'm',
     ),
   );

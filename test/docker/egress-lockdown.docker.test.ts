@@ -138,11 +138,13 @@ describe('internet lockdown through the egress proxy (docker)', () => {
     const output = attempt?.commands[0]?.output ?? '';
     expect(output).toContain(`allowed: 200 hello from allowed.test:${serverPort}`);
     expect(output).toMatch(
-      /denied: 403 Berth egress proxy refused denied\.test:\d+: denied\.test is not on the allowlist/,
+      /denied: 403 berth egress: GET denied\.test:\d+ denied: denied\.test is not on the allowlist/,
     );
     expect(output).toContain(`mirror: 200 hello from mirror.test:${serverPort}`);
     // Method limits: a POST is refused over plain HTTP; HTTPS is intercepted with the attempt's CA.
-    expect(output).toMatch(/post: 403 Berth egress proxy refused allowed\.test:\d+: /);
+    expect(output).toMatch(
+      /post: 403 berth egress: POST allowed\.test:\d+ denied: method not allowed \(allowed: GET, HEAD\)/,
+    );
     expect(output).toMatch(/git: .*not found/);
     expect(output).not.toContain('SSL certificate problem');
     expect(output).toMatch(/proxy=\d+\.\d+\.\d+\.\d+:\d+/);

@@ -106,7 +106,7 @@ describe.each(['native', 'streams'] as const)('%s relay', (tunnelRelay) => {
         );
         expect(statusCodes(response)).toEqual([403]);
         const body = response.slice(response.indexOf('\r\n\r\n') + 4);
-        expect(body).toContain('refused');
+        expect(body).toMatch(/^berth egress: CONNECT \S+ denied: /);
         expect(body).toContain(reason);
         expect(body).toContain(host.replace(/^\[|\]$/g, '').slice(0, 6));
         expect(world.lookups).toEqual([]);

@@ -113,7 +113,7 @@ describe('plain HTTP through the proxy', () => {
     const res = await proxied(open, `http://evil-allowed.test:${world.httpPort}/`);
     expect(res.status).toBe(403);
     expect(res.body).toBe(
-      `Berth egress proxy refused evil-allowed.test:${world.httpPort}: evil-allowed.test is not on the allowlist\n`,
+      `berth egress: GET evil-allowed.test:${world.httpPort} denied: evil-allowed.test is not on the allowlist\n`,
     );
     expect(world.lookups).toEqual([]);
     expect(open.decisions).toMatchObject([
@@ -294,7 +294,11 @@ describe('plain HTTP with method limits (GET, HEAD, OPTIONS)', () => {
         body: method === 'TRACE' ? '' : 'x',
       });
       expect(res.status).toBe(403);
-      expect(res.body).toContain(`method ${method} is not allowed`);
+      expect(res.body).toMatch(
+        new RegExp(
+          `^berth egress: ${method} allowed\\.test:\\d+ denied: method not allowed \\(allowed: `,
+        ),
+      );
       expect(world.requests).toEqual([]);
       expect(limited.decisions).toMatchObject([{ method, allowed: false, rule: 'method' }]);
     },

@@ -122,7 +122,7 @@ describe.each(['native', 'node'] as const)('TLS on %s', (interceptTls) => {
         );
         expect(statusCodes(response)).toEqual([403]);
         expect(response).toContain(
-          `refused allowed.test:${world.httpsPort}: method ${method} is not allowed`,
+          `berth egress: ${method} allowed.test:${world.httpsPort} denied: method not allowed (allowed: GET, HEAD, OPTIONS)`,
         );
         expect(world.requests).toEqual([]);
         expect(limited.decisions.at(-1)).toMatchObject({

@@ -191,7 +191,7 @@ export class EgressPolicy {
       return {
         allowed: false,
         rule: 'method',
-        reason: `method ${method} is not allowed (allowed: ${[...this.methods].join(', ')})`,
+        reason: `method not allowed (allowed: ${[...this.methods].join(', ')})`,
         host,
       };
     }
