@@ -77,7 +77,38 @@ async function freeDiskCheck(config: BerthConfig): Promise<DoctorCheck> {
 
 export const REQUIRED_IMAGES = ['berth/minimal:latest', 'berth/universal:latest'] as const;
 
-export async function runDoctor(config: BerthConfig): Promise<DoctorCheck[]> {
+export interface DoctorOptions {
+  /**
+   * Whether to check the egress proxy's reach to the images' package registries (network use:
+   * DNS and one TCP connection per registry). Default true.
+   */
+  registries?: boolean;
+  /** The images whose registries are checked; default: the base images present and this instance's cache images. */
+  images?: readonly string[];
+}
+
+/** The base images present and the cache images of this instance (their registries are checked). */
+async function builtImages(config: BerthConfig): Promise<string[]> {
+  const present: string[] = [];
+  for (const image of REQUIRED_IMAGES) {
+    const { status } = await engineGet(config.dockerSocket, `/images/${image}/json`);
+    if (status === 200) present.push(image);
+  }
+  const filters = encodeURIComponent(
+    JSON.stringify({ label: ['berth.kind=cache', `berth.instance=${config.instance}`] }),
+  );
+  const { status, body } = await engineGet(config.dockerSocket, `/images/json?filters=${filters}`);
+  if (status === 200) {
+    for (const image of JSON.parse(body) as { Id: string; RepoTags?: string[] | null }[])
+      present.push(image.RepoTags?.find((t) => t !== '<none>:<none>') ?? image.Id);
+  }
+  return present;
+}
+
+export async function runDoctor(
+  config: BerthConfig,
+  options: DoctorOptions = {},
+): Promise<DoctorCheck[]> {
   const checks: DoctorCheck[] = [];
 
   let engineUp = false;
@@ -160,6 +191,20 @@ export async function runDoctor(config: BerthConfig): Promise<DoctorCheck[]> {
       detail: `${config.dataDir} is not writable (${(error as NodeJS.ErrnoException).code ?? String(error)})`,
       fix: 'choose another with --data-dir DIR or BERTH_DATA_DIR=DIR',
     });
+  }
+
+  if (engineUp && options.registries !== false) {
+    const { registryChecks } = await import('./registry-checks.js');
+    const { DockerRuntime } = await import('../adapters/runtime/docker/docker-runtime.js');
+    checks.push(
+      ...(await registryChecks({
+        runtime: new DockerRuntime({ socketPath: config.dockerSocket, instance: config.instance }),
+        images: options.images ?? (await builtImages(config)),
+        egressHosts: config.egressHosts,
+        egressAllow: config.egressAllow,
+        egressPorts: config.egressPorts,
+      })),
+    );
   }
 
   if (config.secretKey === undefined) {

@@ -29,10 +29,13 @@ afterAll(async () => {
 });
 
 async function doctor(args: string[], env: Record<string, string> = {}) {
-  const r = await runBerth(['doctor', '--json', '--data-dir', tempDir('doctor-srv'), ...args], {
-    BERTH_CONFIG_DIR: tempDir('doctor-config'),
-    ...env,
-  });
+  const r = await runBerth(
+    ['doctor', '--json', '--no-registries', '--data-dir', tempDir('doctor-srv'), ...args],
+    {
+      BERTH_CONFIG_DIR: tempDir('doctor-config'),
+      ...env,
+    },
+  );
   const report = JSON.parse(r.stdout) as { ok: boolean; checks: Check[] };
   const check = (name: string) => report.checks.find((c) => c.name === name);
   return { code: r.code, report, check };

@@ -11,7 +11,7 @@ interface Check {
 }
 
 async function doctor(env: Record<string, string>, dataDir = tempDir('doctor')) {
-  const r = await runBerth(['doctor', '--json', '--data-dir', dataDir], env);
+  const r = await runBerth(['doctor', '--json', '--no-registries', '--data-dir', dataDir], env);
   return { code: r.code, report: JSON.parse(r.stdout) as { ok: boolean; checks: Check[] } };
 }
 

@@ -43,28 +43,49 @@ export function registerDoctorCommand(program: Command, ctx: CliContext): void {
     .option('--data-dir <dir>', 'data directory to check')
     .option('--url <url>', 'server URL (else BERTH_URL, else the login file)')
     .option('--token <token>', 'API token (else BERTH_TOKEN, else the login file)')
+    .option(
+      '--image <ref>',
+      "check this image's package registries (repeatable; default: the base images and this instance's cache images)",
+      (value: string, previous: string[] = []) => [...previous, value],
+    )
+    .option(
+      '--no-registries',
+      "skip the egress proxy's reach to the images' package registries (no DNS or connection)",
+    )
     .option('--json', 'print JSON')
-    .action(async (options: { dataDir?: string; url?: string; token?: string; json?: boolean }) => {
-      const config = ctx.config({ dataDir: options.dataDir });
-      const login = serverLogin(options, config.configDir);
-      const checks = [
-        ...(await runDoctor(config)),
-        ...(login !== undefined && 'ok' in login
-          ? [login]
-          : await serverChecks(login, BERTH_VERSION)),
-      ];
-      const ok = checks.every((c) => c.ok);
-      if (options.json) {
-        ctx.json({ ok, checks });
-      } else {
-        for (const check of checks) {
-          ctx.out(`${check.ok ? 'ok     ' : 'MISSING'} ${check.name}: ${check.detail}`);
-          if (check.fix) ctx.out(`        ${check.ok ? 'hint' : 'fix'}: ${check.fix}`);
+    .action(
+      async (options: {
+        dataDir?: string;
+        url?: string;
+        token?: string;
+        json?: boolean;
+        image?: string[];
+        registries: boolean;
+      }) => {
+        const config = ctx.config({ dataDir: options.dataDir });
+        const login = serverLogin(options, config.configDir);
+        const checks = [
+          ...(await runDoctor(config, {
+            registries: options.registries,
+            ...(options.image !== undefined ? { images: options.image } : {}),
+          })),
+          ...(login !== undefined && 'ok' in login
+            ? [login]
+            : await serverChecks(login, BERTH_VERSION)),
+        ];
+        const ok = checks.every((c) => c.ok);
+        if (options.json) {
+          ctx.json({ ok, checks });
+        } else {
+          for (const check of checks) {
+            ctx.out(`${check.ok ? 'ok     ' : 'MISSING'} ${check.name}: ${check.detail}`);
+            if (check.fix) ctx.out(`        ${check.ok ? 'hint' : 'fix'}: ${check.fix}`);
+          }
+          ctx.out(
+            ok ? 'everything Berth needs is here' : 'some things are missing (see "fix" above)',
+          );
         }
-        ctx.out(
-          ok ? 'everything Berth needs is here' : 'some things are missing (see "fix" above)',
-        );
-      }
-      if (!ok) ctx.exitCode = 1;
-    });
+        if (!ok) ctx.exitCode = 1;
+      },
+    );
 }
