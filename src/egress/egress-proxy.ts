@@ -1043,10 +1043,14 @@ export class EgressProxy {
         if (parsed.status === 'complete') finish({ hello: parsed.hello, buffered });
         else if (parsed.status === 'invalid') finish({ invalid: parsed.reason });
       };
-      const onData = (chunk: Buffer) => {
-        buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
-        check();
-      };
+      // The parser reads hostile bytes: whatever it throws refuses the tunnel, never the process.
+      const onData = guarded(
+        (chunk: Buffer) => {
+          buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
+          check();
+        },
+        () => finish({ invalid: 'the ClientHello could not be read' }),
+      );
       const onClose = () =>
         finish({ invalid: 'the client closed the tunnel before sending a ClientHello' });
       const timer = setTimeout(
@@ -1055,7 +1059,13 @@ export class EgressProxy {
       );
       socket.on('data', onData);
       socket.once('close', onClose);
-      if (buffered.length > 0) check();
+      if (buffered.length > 0) {
+        try {
+          check();
+        } catch {
+          finish({ invalid: 'the ClientHello could not be read' });
+        }
+      }
       if (!settled) socket.resume();
     });
   }
@@ -1210,26 +1220,32 @@ export class EgressProxy {
       tlsSocket.destroy();
     });
     let established = false;
-    tlsSocket.once('secure', () => {
-      clearTimeout(timer);
-      const { servername, alpnProtocol } = tlsSocket as { servername?: string | false } & {
-        alpnProtocol?: string | false;
-      };
-      if (typeof servername !== 'string' || servername === '')
-        refuse('TLS ClientHello without SNI');
-      else {
-        const problem = sniProblem(servername);
-        if (problem !== undefined) refuse(problem);
-      }
-      if (alpnProtocol !== undefined && alpnProtocol !== false && alpnProtocol !== 'http/1.1')
-        refuse('ALPN other than http/1.1');
-      if (refused !== undefined) {
-        tlsSocket.destroy();
-        return;
-      }
-      established = true;
-      this.inner.emit('connection', tlsSocket);
-    });
+    tlsSocket.once(
+      'secure',
+      guarded(
+        () => {
+          clearTimeout(timer);
+          const { servername, alpnProtocol } = tlsSocket as { servername?: string | false } & {
+            alpnProtocol?: string | false;
+          };
+          if (typeof servername !== 'string' || servername === '')
+            refuse('TLS ClientHello without SNI');
+          else {
+            const problem = sniProblem(servername);
+            if (problem !== undefined) refuse(problem);
+          }
+          if (alpnProtocol !== undefined && alpnProtocol !== false && alpnProtocol !== 'http/1.1')
+            refuse('ALPN other than http/1.1');
+          if (refused !== undefined) {
+            tlsSocket.destroy();
+            return;
+          }
+          established = true;
+          this.inner.emit('connection', tlsSocket);
+        },
+        () => tlsSocket.destroy(),
+      ),
+    );
     tlsSocket.once('close', () => {
       if (!established)
         refuseTunnel(refused ?? 'the client closed the tunnel before a TLS handshake');
