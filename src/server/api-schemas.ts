@@ -321,7 +321,22 @@ export const pickResult = taskView.extend({
   warning: z.string().nullable().describe('Set when the picked attempt did not succeed'),
 });
 
-export const taskList = z.object({ tasks: z.array(taskView) });
+/** An attempt as the task list shows it: no diff, no command output, no file list (issue 13). */
+export const attemptSummary = attemptView
+  .omit({ diff: true, turnDiff: true, commands: true, files: true, message: true })
+  .extend({
+    commandCount: z.number().int().describe('How many commands the attempt ran'),
+  });
+
+export const taskSummary = taskView.extend({
+  attempts: z
+    .array(attemptSummary)
+    .describe(
+      'Each attempt in short: status, counts, files and lines changed; GET /v1/tasks/{id} and /diff give the diffs and outputs',
+    ),
+});
+
+export const taskList = z.object({ tasks: z.array(taskSummary) });
 
 export const attemptEvent = z
   .object({ attemptId: z.string(), seq: z.number().int(), at: z.string(), type: z.string() })

@@ -65,6 +65,9 @@ export function createApp(deps: AppDependencies): Hono<Env> {
     c.set('requestId', requestId);
     await next();
     c.header('x-request-id', requestId);
+    // API answers (tokens, diffs, prompts) must not stay in a browser's or a proxy's cache.
+    if (c.req.path === '/v1' || c.req.path.startsWith('/v1/'))
+      c.header('cache-control', 'no-store');
     logger.info(
       {
         requestId,
@@ -120,6 +123,7 @@ export function createApp(deps: AppDependencies): Hono<Env> {
 
   app.use('/v1/*', async (c, next) => {
     c.set('caller', await authenticate(c.req.raw, tokens, sessions));
+    c.set('recheck', () => authenticate(c.req.raw, tokens, sessions));
     await next();
   });
 
@@ -128,7 +132,8 @@ export function createApp(deps: AppDependencies): Hono<Env> {
     [...serverRoutes, ...sessionRoutes, ...tokenRoutes, ...environmentRoutes].filter(signedIn),
     routeDeps,
   );
-  if (deps.tasks) mountRoutes(app, taskRoutes, { tasks: deps.tasks, now: () => new Date() });
+  if (deps.tasks)
+    mountRoutes(app, taskRoutes, { tasks: deps.tasks, now: () => new Date(), logger });
 
   return app;
 }

@@ -6,6 +6,7 @@ import type { EnvironmentService } from '../services/environment-service.js';
 import type { TaskService } from '../services/task-service.js';
 import type { TokenService } from '../services/token-service.js';
 import type { ServerStatusSource } from './server-status.js';
+import type { Logger } from '../util/logger.js';
 import type { WebSessions } from './web-sessions.js';
 
 /**
@@ -15,7 +16,14 @@ import type { WebSessions } from './web-sessions.js';
  * generated from the same declarations (openapi.ts), so the two cannot list different routes.
  */
 
-export type ApiEnv = { Variables: { requestId: string; caller: Caller } };
+export type ApiEnv = {
+  Variables: {
+    requestId: string;
+    caller: Caller;
+    /** Authenticates the request again (a long-lived stream: the token may be revoked since). */
+    recheck: () => Promise<Caller>;
+  };
+};
 
 export type RouteMethod = 'get' | 'post' | 'put' | 'delete';
 
@@ -69,6 +77,7 @@ export interface RouteDeps {
 export interface TaskRouteDeps {
   tasks: TaskService;
   now: () => Date;
+  logger?: Logger;
 }
 
 /** A path parameter of the request (Hono has matched it, so it is there). */

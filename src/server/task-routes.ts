@@ -18,7 +18,7 @@ import {
 } from './api-schemas.js';
 import { readBody } from './request-body.js';
 import { pathParam, type RouteDefinition, type TaskRouteDeps } from './route-table.js';
-import { attemptView, cacheEntryView, taskView } from './task-views.js';
+import { attemptView, cacheEntryView, taskSummary, taskView } from './task-views.js';
 
 /**
  * Task routes: submit, list, show, events (JSON pages, or a live server-sent event stream),
@@ -56,7 +56,8 @@ export const taskRoutes: RouteDefinition<TaskRouteDeps>[] = [
   {
     method: 'get',
     path: '/v1/tasks',
-    summary: 'Recent tasks of the environments the caller may see (?environment=NAME&limit=N)',
+    summary:
+      'Recent tasks of the environments the caller may see (?environment=NAME&limit=N), each attempt in short (no diffs or command output)',
     auth: 'token',
     query: {
       environment: 'Only the tasks of this environment',
@@ -71,7 +72,7 @@ export const taskRoutes: RouteDefinition<TaskRouteDeps>[] = [
       });
       return c.json({
         tasks: list.map(({ task, environment, attempts }) =>
-          taskView(task, environment.spec.name, attempts),
+          taskSummary(task, environment.spec.name, attempts),
         ),
       });
     },
@@ -203,8 +204,8 @@ export const taskRoutes: RouteDefinition<TaskRouteDeps>[] = [
     },
     responses: { 200: { description: 'Events', schema: eventList, eventStream: true } },
     errors: ['invalid_input', 'not_found'],
-    handler: async (c, { tasks }) => {
-      const caller = c.get('caller');
+    handler: async (c, { tasks, logger }) => {
+      let caller = c.get('caller');
       const taskId = pathParam(c, 'id');
       const attemptId = pathParam(c, 'attempt');
       const after = intParam(c.req.query('after') ?? c.req.header('last-event-id'), 'after', 0);
@@ -229,6 +230,9 @@ export const taskRoutes: RouteDefinition<TaskRouteDeps>[] = [
         void closed.then(() => (open = false));
         try {
           while (open) {
+            // The token (or the session) may have been revoked, or the caller removed from the
+            // environment, since the stream opened: authenticate again on every round.
+            caller = await c.get('recheck')();
             const events = await tasks.events(caller, taskId, attemptId, seq, 500);
             for (const event of events) {
               await stream.writeSSE({
@@ -266,6 +270,29 @@ export const taskRoutes: RouteDefinition<TaskRouteDeps>[] = [
             ]);
             wake = undefined;
           }
+        } catch (error) {
+          // The stream's status line is sent already: the refusal travels as its last event.
+          if (!(error instanceof BerthError) || error.code === 'internal')
+            logger?.error(
+              { requestId: c.get('requestId'), err: error },
+              'live event stream failed',
+            );
+          const refusal =
+            error instanceof BerthError && error.code !== 'internal'
+              ? error
+              : new BerthError('internal', 'the event stream failed');
+          if (open)
+            await stream
+              .writeSSE({
+                event: 'error',
+                data: JSON.stringify({
+                  code: refusal.code,
+                  message: refusal.message,
+                  details: refusal.details,
+                  requestId: c.get('requestId'),
+                }),
+              })
+              .catch(() => undefined);
         } finally {
           unsubscribe();
         }

@@ -4,6 +4,7 @@ import type { EnvironmentSpec } from '../domain/environment/environment-spec.js'
 import type { z } from 'zod';
 import { attemptStatus, type Attempt } from '../domain/task/attempt.js';
 import type {
+  attemptSummary as attemptSummarySchema,
   AttemptViewBody,
   TaskViewBody,
   cacheEntryView as cacheEntrySchema,
@@ -59,6 +60,33 @@ export function attemptView(attempt: Attempt): AttemptView {
     turnDiff: attempt.result?.turnDiff ?? null,
     secretFiles: attempt.result?.secretFiles ?? [],
     tokens: usage ? usage.promptTokens + usage.completionTokens : null,
+  };
+}
+
+export type AttemptSummary = z.output<typeof attemptSummarySchema>;
+
+/** An attempt for the task list: the view without its diffs, outputs, file list and message. */
+export function attemptSummary(attempt: Attempt): AttemptSummary {
+  const view: Partial<AttemptView> = attemptView(attempt);
+  const commandCount = view.commands?.length ?? 0;
+  for (const heavy of ['diff', 'turnDiff', 'commands', 'files', 'message'] as const)
+    delete view[heavy];
+  return { ...(view as AttemptSummaryBase), commandCount };
+}
+
+type AttemptSummaryBase = Omit<AttemptSummary, 'commandCount'>;
+
+/** A task for the task list (GET /v1/tasks): its attempts in short. */
+export function taskSummary(
+  task: Task,
+  environmentName: string,
+  attempts: readonly Attempt[],
+): Omit<TaskView, 'attempts'> & { attempts: AttemptSummary[] } {
+  return {
+    ...taskView(task, environmentName, []),
+    status: attempts.length > 0 ? taskStatusOfTurns(attempts) : task.status,
+    picked: pickedAttempt(task, attempts),
+    attempts: attempts.map(attemptSummary),
   };
 }
 
