@@ -7,7 +7,12 @@ import type { AgentSandbox } from './agent-sandbox.js';
 import { AgentsMd } from './agents-md.js';
 import { cutMiddle } from './cut-middle.js';
 import { agentsMdMessage, systemPrompt, type AgentEnvironmentInfo } from './system-prompt.js';
-import type { CommandOutputSink, ToolContext, ToolOutcome } from './tools/agent-tool.js';
+import type {
+  CommandOutputSink,
+  EgressDenialWatch,
+  ToolContext,
+  ToolOutcome,
+} from './tools/agent-tool.js';
 import { ToolBox } from './tools/tool-box.js';
 
 export interface AgentLimits {
@@ -59,6 +64,8 @@ export interface AgentLoopInput {
   mask?: (text: string) => string;
   /** A live-log sink per command (the lifecycle's PhaseOutput); without it, only results are logged. */
   commandOutput?: () => CommandOutputSink;
+  /** The egress proxy's denials during one command (the lifecycle's log of the attempt's denials). */
+  egressDenials?: () => EgressDenialWatch;
   signal: AbortSignal;
   /**
    * When (epoch ms) the loop must have ended for its attempt to collect the results in time (the
@@ -347,6 +354,7 @@ async function runTool(
     touched: (paths) => state.touched.push(...paths),
     remainingMs: () => Math.max(0, state.deadline - Date.now()),
     ...(input.commandOutput ? { commandOutput: input.commandOutput } : {}),
+    ...(input.egressDenials ? { egressDenials: input.egressDenials } : {}),
   };
   const started = Date.now();
   let outcome: ToolOutcome;

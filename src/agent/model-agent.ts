@@ -55,6 +55,7 @@ export class ModelAgent implements AgentPhase {
       ...(context.mask ? { mask: context.mask } : {}),
       ...(context.deadline !== undefined ? { deadline: context.deadline } : {}),
       ...(context.commandOutput ? { commandOutput: context.commandOutput } : {}),
+      ...(context.egressDenials ? { egressDenials: context.egressDenials } : {}),
       ...(this.options.modelName !== undefined ? { modelName: this.options.modelName } : {}),
       ...(this.options.limits ? { limits: this.options.limits } : {}),
       ...(this.options.environment ? { environment: this.options.environment } : {}),

@@ -29,6 +29,11 @@ export interface AgentContext {
   mask?: (text: string) => string;
   /** A live-log sink for one command's output, e.g. `() => new PhaseOutput(masker, emit)`. */
   commandOutput?: () => { onOutput(chunk: OutputChunk): void; end(): void };
+  /**
+   * Watches the egress proxy's denials while one command runs: `end()` gives their lines
+   * (`berth egress: … denied: …`), once each, for the command's tool result.
+   */
+  egressDenials?: () => { end(): string[] };
 }
 
 export interface AgentOutcome {

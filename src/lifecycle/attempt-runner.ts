@@ -50,6 +50,7 @@ import {
 import type { WarmPool, WarmSpec } from './warm-pool.js';
 import { SetupNetworkGuard } from '../egress/setup-network-guard.js';
 import type { ForegroundActivity } from './foreground-activity.js';
+import { EgressDenialLog } from './egress-denial-log.js';
 
 /**
  * AttemptRunner: one attempt, DESIGN §2 step by step, with the cache of §3.
@@ -245,7 +246,10 @@ export class AttemptRunner {
     const masker = new SecretMasker(Object.values(run.secrets));
     // The log keeps at most MAX_LOG_BYTES of output per attempt; beyond, a warning says so once.
     let logBytes = 0;
+    // The proxy's denials, for the agent's tool results and the attempt's deniedHosts.
+    const denials = new EgressDenialLog();
     const emit = (event: AttemptEventBody) => {
+      denials.observe(event);
       if (event.type === 'log' && event.stream !== 'system') {
         logBytes += Buffer.byteLength(event.text, 'utf8');
         if (logBytes > MAX_LOG_BYTES) {
@@ -572,6 +576,7 @@ export class AttemptRunner {
         env: agentEnv,
         mask: (text) => masker.mask(text),
         commandOutput: () => new PhaseOutput(masker, emit),
+        egressDenials: () => denials.watch(),
         exec: async (command, options = {}) => {
           const output = new PhaseOutput(masker, emit);
           const result = await runtime.exec(ctx.sandboxId, {
@@ -633,6 +638,9 @@ export class AttemptRunner {
         ...(verification ? { verification } : {}),
         ...(ownDiff !== undefined ? { turnDiff: ownDiff } : {}),
       };
+      // Suggestions for a person to review; nothing applies them.
+      const denied = denials.deniedHosts(spec.internet);
+      if (denied.length > 0) result.deniedHosts = denied;
       if (!outcome.succeeded) {
         const error = {
           code: 'task_failed',

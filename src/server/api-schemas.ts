@@ -236,6 +236,22 @@ export const attemptView = z.object({
     .describe(
       'Files whose change held a secret value of the environment (names masked): `diff` has the values masked, and `task apply` and `task pr` refuse it',
     ),
+  deniedHosts: z
+    .array(
+      z.object({
+        host: z.string(),
+        method: z.string(),
+        reason: z.string(),
+        suggestion: z
+          .string()
+          .describe(
+            'The change to the environment file (or the server setting) that would allow it',
+          ),
+      }),
+    )
+    .describe(
+      'Hosts the egress proxy denied during the attempt, each with a suggestion for a person to review; Berth never applies it',
+    ),
 });
 
 export const taskView = z.object({

@@ -59,6 +59,7 @@ export function attemptView(attempt: Attempt): AttemptView {
     request: attempt.followUp?.request ?? null,
     turnDiff: attempt.result?.turnDiff ?? null,
     secretFiles: attempt.result?.secretFiles ?? [],
+    deniedHosts: attempt.result?.deniedHosts ?? [],
     tokens: usage ? usage.promptTokens + usage.completionTokens : null,
   };
 }

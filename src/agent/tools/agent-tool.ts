@@ -17,6 +17,13 @@ export interface ToolContext {
   remainingMs(): number;
   /** A live-log sink for one command's output (masks and emits it), when the caller gives one. */
   commandOutput?: () => CommandOutputSink;
+  /** Watches the egress proxy's denials while one command runs, when the sandbox has a proxy. */
+  egressDenials?: () => EgressDenialWatch;
+}
+
+export interface EgressDenialWatch {
+  /** The denial lines (`berth egress: … denied: …`) seen since the watch began, once each. */
+  end(): string[];
 }
 
 export interface CommandOutputSink {

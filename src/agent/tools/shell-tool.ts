@@ -67,6 +67,9 @@ export const shellTool: AgentTool<ShellArgs> = {
     const requested = Math.min(args.timeout_ms ?? SHELL_DEFAULT_TIMEOUT_MS, SHELL_MAX_TIMEOUT_MS);
     const timeoutMs = Math.max(1, Math.min(requested, context.remainingMs()));
     const live = context.commandOutput?.();
+    const denials = context.egressDenials?.();
+    // What the proxy denied this command: one line each, so the model knows why and stops retrying.
+    let denied: string[];
     let result;
     try {
       result = await context.sandbox.exec(argv, {
@@ -78,6 +81,7 @@ export const shellTool: AgentTool<ShellArgs> = {
       });
     } finally {
       live?.end();
+      denied = denials?.end() ?? [];
     }
     if (context.signal.aborted) throw context.signal.reason;
     const output = context.mask(result.output);
@@ -85,7 +89,11 @@ export const shellTool: AgentTool<ShellArgs> = {
     const head = result.timedOut
       ? `The command was stopped after its timeout of ${timeoutMs} ms; it had not finished. Run long commands with a larger timeout_ms, or in the background.`
       : `Exit code: ${result.exitCode}`;
-    const text = `${head}\nWall time: ${(result.durationMs / 1000).toFixed(1)} s\nOutput:\n${shown}`;
+    const deniedText =
+      denied.length === 0
+        ? ''
+        : `${shown === '' || shown.endsWith('\n') ? '' : '\n'}${context.mask(denied.join('\n'))}`;
+    const text = `${head}\nWall time: ${(result.durationMs / 1000).toFixed(1)} s\nOutput:\n${shown}${deniedText}`;
     return {
       output: text,
       ok: !result.timedOut && result.exitCode === 0,

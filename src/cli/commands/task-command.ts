@@ -87,6 +87,15 @@ export function describeTask(task: TaskViewBody): string {
     if (a.error) lines.push('', `${a.id} ${a.status}: ${a.error}`);
     else if (a.message) lines.push('', `${a.id}: ${a.message}`);
   }
+  for (const a of task.attempts) {
+    if (a.deniedHosts.length === 0) continue;
+    lines.push(
+      '',
+      `${a.id}: the egress proxy denied (each with the change to the environment file that would allow it; review it, Berth applies none):`,
+    );
+    for (const d of a.deniedHosts)
+      lines.push(`  ${d.method} ${d.host}: ${d.reason}`, `    suggestion: ${d.suggestion}`);
+  }
   return lines.join('\n');
 }
 

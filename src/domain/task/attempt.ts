@@ -1,6 +1,7 @@
 import type { AttemptPhase } from './attempt-phase.js';
 import type { CommandRecord } from './command-record.js';
 import type { StatusWord } from './status-words.js';
+import type { DeniedHost } from '../internet/egress-denial.js';
 
 /** A file the diff touches; binary files are marked (their patch is a binary patch). */
 export interface ChangedFile {
@@ -33,6 +34,11 @@ export interface AttemptResult {
    * Absent: a result stored before diffs were checked (task-service.ts checks it when serving).
    */
   secretFiles?: string[];
+  /**
+   * Hosts the egress proxy denied during the attempt, each with the change to the environment
+   * file that would allow it (a suggestion for a person; never applied). Absent: none.
+   */
+  deniedHosts?: DeniedHost[];
 }
 
 /** What makes an attempt a follow-up turn: it continues another attempt from its snapshot. */
