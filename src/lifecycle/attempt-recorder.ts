@@ -61,7 +61,16 @@ export class AttemptRecorder {
     // out): it holds the lease now, or wrote to the log since. The store decides that in the
     // write itself (conditional on the lease and the log's end), so nothing more is written.
     if (this.lost) return;
-    if (!(await this.store.appendAttemptEvents(batch, { leaseOwner: this.leaseOwner }))) {
+    let written: boolean;
+    try {
+      written = await this.store.appendAttemptEvents(batch, { leaseOwner: this.leaseOwner });
+    } catch (error) {
+      // Not written (the store failed): kept in front for the next write, since the store takes
+      // only the event right after the log's end.
+      this.pending = [...batch, ...this.pending];
+      throw error;
+    }
+    if (!written) {
       this.lost = true;
       return;
     }

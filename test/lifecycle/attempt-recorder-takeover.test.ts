@@ -135,3 +135,31 @@ describe("a takeover between the old orchestrator's check and its write", () => 
     expect((await store.getAttempt('att_t'))?.leaseOwner).toBe('orch-new');
   });
 });
+
+describe('a write the store failed', () => {
+  it('is written with the next one, in order (the store takes only the event after the log end)', async () => {
+    await store.claimNextAttempt({ owner: 'orch-a', now: T0, leaseMs: 30_000 });
+    let failNext = true;
+    const flaky = new Proxy(store, {
+      get(target, name, receiver) {
+        const value: unknown = Reflect.get(target, name, receiver);
+        if (name !== 'appendAttemptEvents' || typeof value !== 'function') return value;
+        return (...args: unknown[]) => {
+          if (failNext) {
+            failNext = false;
+            return Promise.reject(new Error('database is locked'));
+          }
+          return Reflect.apply(value, target, args) as unknown;
+        };
+      },
+    });
+    const recorder = new AttemptRecorder(flaky, 'att_t', 'orch-a', new Set());
+    recorder.emit({ type: 'log', stream: 'stdout', text: 'one\n' });
+    await expect(recorder.flush()).rejects.toThrow('database is locked');
+    recorder.emit({ type: 'log', stream: 'stdout', text: 'two\n' });
+    await recorder.flush().catch(() => undefined);
+    expect(recorder.takenOverElsewhere).toBe(false);
+    const events = await store.listAttemptEvents('att_t');
+    expect(events.map((e) => (e.type === 'log' ? e.text : e.type))).toEqual(['one\n', 'two\n']);
+  });
+});
