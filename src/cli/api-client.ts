@@ -1,3 +1,4 @@
+import type { IncomingMessage, RequestOptions } from 'node:http';
 import { BerthError, isErrorCode } from '../errors/berth-error.js';
 
 /**
@@ -20,6 +21,45 @@ function checkBaseUrl(baseUrl: string): void {
   }
 }
 
+/**
+ * One request and its whole answer over node:http(s), with no keep-alive. Not fetch: the CLI
+ * makes one or two requests and exits, and loading fetch's implementation (undici) costs a
+ * command about as long again as Node's own start (docs/benchmarks.md, CLI start-up).
+ */
+async function send(
+  url: URL,
+  init: { method: string; headers: Record<string, string>; body?: string; signal?: AbortSignal },
+): Promise<{ ok: boolean; status: number; text: string }> {
+  const { request } =
+    url.protocol === 'https:' ? await import('node:https') : await import('node:http');
+  const options: RequestOptions = {
+    method: init.method,
+    headers: {
+      ...init.headers,
+      ...(init.body !== undefined ? { 'content-length': Buffer.byteLength(init.body) } : {}),
+    },
+    agent: false,
+    ...(init.signal ? { signal: init.signal } : {}),
+  };
+  return new Promise((resolve, reject) => {
+    const outgoing = request(url, options, (incoming: IncomingMessage) => {
+      const chunks: Buffer[] = [];
+      incoming.on('data', (chunk: Buffer) => chunks.push(chunk));
+      incoming.on('error', reject);
+      incoming.on('end', () => {
+        const status = incoming.statusCode ?? 0;
+        resolve({
+          ok: status >= 200 && status < 300,
+          status,
+          text: Buffer.concat(chunks).toString('utf8'),
+        });
+      });
+    });
+    outgoing.on('error', reject);
+    outgoing.end(init.body);
+  });
+}
+
 /** A small JSON client for Berth's HTTP API, used by the CLI. */
 export class ApiClient {
   constructor(
@@ -33,9 +73,9 @@ export class ApiClient {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (this.token !== undefined) headers.authorization = `Bearer ${this.token}`;
     if (body !== undefined) headers['content-type'] = 'application/json';
-    let response: Response;
+    let response: { ok: boolean; status: number; text: string };
     try {
-      response = await fetch(new URL(path, this.baseUrl), {
+      response = await send(new URL(path, this.baseUrl), {
         method,
         headers,
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
@@ -49,7 +89,7 @@ export class ApiClient {
         { cause: error },
       );
     }
-    const text = await response.text();
+    const text = response.text;
     let parsed: unknown = undefined;
     if (text !== '') {
       try {

@@ -1,13 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { ApiClient } from './api-client.js';
 import { readLogin } from './login-file.js';
-import {
-  clientEnv,
-  loadConfig,
-  readVariable,
-  type BerthConfig,
-  type ConfigFlags,
-} from '../config/config.js';
+import type { BerthConfig, ConfigFlags } from '../config/config.js';
+import { clientEnv, configDirOf, readVariable } from '../config/process-env.js';
 import { BerthError } from '../errors/berth-error.js';
 import {
   createInertStream,
@@ -39,10 +34,21 @@ export class CliContext {
    */
   raw = false;
 
+  /**
+   * The configuration parser (config.ts, with its schemas): loaded by main.ts only for the
+   * commands that read the configuration, so that the others start without it.
+   */
+  loadConfig?: (flags: ConfigFlags) => BerthConfig;
+
   constructor(readonly io: CliIo) {}
 
   config(flags: ConfigFlags = {}): BerthConfig {
-    return loadConfig(flags);
+    if (!this.loadConfig)
+      throw new BerthError(
+        'internal',
+        'this command reads the configuration but main.ts did not load it (CONFIG_COMMANDS)',
+      );
+    return this.loadConfig(flags);
   }
 
   /** Server URL and token: flags, then BERTH_URL/BERTH_TOKEN, then the login file. */
@@ -50,7 +56,7 @@ export class CliContext {
     const env = clientEnv();
     const needLogin =
       (flags.url ?? env.url) === undefined || (flags.token ?? env.token) === undefined;
-    const login = needLogin ? readLogin(this.config().configDir) : undefined;
+    const login = needLogin ? readLogin(configDirOf()) : undefined;
     const url = flags.url ?? env.url ?? login?.url;
     const token = flags.token ?? env.token ?? login?.token;
     if (url === undefined) {

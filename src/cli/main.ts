@@ -1,21 +1,51 @@
 import { Command, CommanderError } from 'commander';
 import { CliContext, type CliIo } from './cli-context.js';
-import { registerEnvCommands } from './commands/env-command.js';
-import { registerTokenCommands } from './commands/token-command.js';
-import { registerLoginCommand } from './commands/login-command.js';
-import { registerServeCommand } from './commands/serve-command.js';
-import { registerDoctorCommand } from './commands/doctor-command.js';
-import { registerExecCommand, registerTaskCommands } from './commands/task-command.js';
-import { registerRunCommand } from './commands/run-command.js';
-import { registerImageCommand } from './commands/image-command.js';
 import { BerthError, toBerthError } from '../errors/berth-error.js';
 import { BERTH_VERSION } from '../version.js';
+
+type Register = (program: Command, ctx: CliContext) => void;
+
+/**
+ * The top-level commands, in the order help lists them, each with the module that declares it,
+ * imported only when that command runs (or when help or a typo needs them all): `berth
+ * --version` loads none, `berth task show` only the task commands (docs/benchmarks.md).
+ */
+const COMMANDS: ReadonlyArray<readonly [name: string, load: () => Promise<Register>]> = [
+  ['serve', async () => (await import('./commands/serve-command.js')).registerServeCommand],
+  ['login', async () => (await import('./commands/login-command.js')).registerLoginCommand],
+  ['env', async () => (await import('./commands/env-command.js')).registerEnvCommands],
+  ['token', async () => (await import('./commands/token-command.js')).registerTokenCommands],
+  ['doctor', async () => (await import('./commands/doctor-command.js')).registerDoctorCommand],
+  ['exec', async () => (await import('./commands/task-command.js')).registerExecCommand],
+  ['task', async () => (await import('./commands/task-command.js')).registerTaskCommands],
+  ['run', async () => (await import('./commands/run-command.js')).registerRunCommand],
+  ['image', async () => (await import('./commands/image-command.js')).registerImageCommand],
+];
+
+/** The commands that read the configuration (CliContext.config): config.ts is loaded for them. */
+const CONFIG_COMMANDS = new Set(['serve', 'login', 'doctor', 'run', 'image']);
+
+/**
+ * Which top-level commands argv needs: the one it names, none for `--version`, and all of them
+ * for help, no command, or a name that is not one (commander then lists or suggests them).
+ */
+function commandsFor(argv: readonly string[]): string[] {
+  const args = argv.slice(2);
+  const first = args[0];
+  if (first === '--version' || first === '-V') return [];
+  const known = COMMANDS.map(([name]) => name);
+  if (first !== undefined && known.includes(first)) return [first];
+  return known;
+}
 
 /**
  * The CLI's composition root. Errors print one clear line (the message, never a stack) and the
  * exit code comes from the error registry: 2 for bad input.
  */
-export function buildProgram(ctx: CliContext): Command {
+export async function buildProgram(
+  ctx: CliContext,
+  names: readonly string[] = COMMANDS.map(([name]) => name),
+): Promise<Command> {
   const program = new Command('berth')
     .description('Berth: a self-hosted execution environment for coding agents')
     .version(BERTH_VERSION)
@@ -30,15 +60,11 @@ export function buildProgram(ctx: CliContext): Command {
     .hook('preAction', (_program, action) => {
       ctx.raw = action.opts<{ raw?: boolean }>().raw === true;
     });
-  registerServeCommand(program, ctx);
-  registerLoginCommand(program, ctx);
-  registerEnvCommands(program, ctx);
-  registerTokenCommands(program, ctx);
-  registerDoctorCommand(program, ctx);
-  registerExecCommand(program, ctx);
-  registerTaskCommands(program, ctx);
-  registerRunCommand(program, ctx);
-  registerImageCommand(program, ctx);
+  const chosen = COMMANDS.filter(([name]) => names.includes(name));
+  const registers = await Promise.all(chosen.map(([, load]) => load()));
+  if (chosen.some(([name]) => CONFIG_COMMANDS.has(name)))
+    ctx.loadConfig = (await import('../config/config.js')).loadConfig;
+  for (const register of registers) register(program, ctx);
   return program;
 }
 
@@ -72,8 +98,8 @@ export async function main(
     endQuietlyOnClosedPipe([process.stdout, process.stderr], (code) => process.exit(code));
   }
   const ctx = new CliContext(io);
-  const program = buildProgram(ctx);
   try {
+    const program = await buildProgram(ctx, commandsFor(argv));
     await program.parseAsync(argv);
     return ctx.exitCode;
   } catch (error) {

@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { BerthError } from '../errors/berth-error.js';
 import { formatPath } from '../domain/environment/environment-file.js';
 import { GITHUB_REPOSITORY_PATTERN } from '../git/github-repository-patterns.js';
-import { configDirOf } from './client-env.js';
+import { configDirOf } from './process-env.js';
 
 /**
  * Berth's configuration: parsed once by a composition root (server/main.ts, cli/main.ts) from
@@ -147,7 +147,7 @@ export function defaultDataDir(env: Env): string {
   return join(env.XDG_DATA_HOME || join(home, '.local', 'share'), 'berth');
 }
 
-export { clientEnv, defaultConfigDir, readVariable } from './client-env.js';
+export { childEnvironment, clientEnv, defaultConfigDir, readVariable } from './process-env.js';
 
 /** `LOCATION=OWNER/REPO` pairs separated by commas (a location holding `=` or `,` cannot be given). */
 function parseGithubRemotes(value: string | undefined): Record<string, string> {
@@ -259,11 +259,3 @@ export function loadConfig(flags: ConfigFlags = {}, env: Env = process.env): Ber
 }
 
 /** Where the CLI finds its server: flags, then BERTH_URL/BERTH_TOKEN, then the login file. */
-
-/** The environment for a child process on the host (git): this process's own, plus `extra`. */
-export function childEnvironment(
-  extra: Record<string, string> = {},
-  env: Env = process.env,
-): Record<string, string | undefined> {
-  return { ...env, ...extra };
-}

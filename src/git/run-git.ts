@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { childEnvironment } from '../config/config.js';
+import { childEnvironment } from '../config/process-env.js';
 import { BerthError } from '../errors/berth-error.js';
 
 /**
