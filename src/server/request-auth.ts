@@ -1,8 +1,12 @@
-import { parse as parseCookies } from 'hono/utils/cookie';
 import { BerthError } from '../errors/berth-error.js';
 import type { Caller } from '../services/caller.js';
 import type { TokenService } from '../services/token-service.js';
-import { CSRF_HEADER, SESSION_COOKIE, type WebSessions } from './web-sessions.js';
+import {
+  CSRF_HEADER,
+  SECURE_SESSION_COOKIE,
+  SESSION_COOKIE,
+  type WebSessions,
+} from './web-sessions.js';
 
 /**
  * Who a request comes from: a bearer token (the CLI, scripts) or the web UI's session cookie.
@@ -45,9 +49,27 @@ export function requireSameOrigin(request: Request): void {
     });
 }
 
-/** The session id in a request's cookie header, if any. */
+/**
+ * The session id in a request's cookie header, if any. More than one session cookie (either
+ * name) is refused: another port or subdomain of this host may have set one (cookie tossing),
+ * and picking one would sign the user in as someone else, or lock them out.
+ */
 export function sessionIdOf(request: Request): string | undefined {
-  return parseCookies(request.headers.get('cookie') ?? '', SESSION_COOKIE)[SESSION_COOKIE];
+  const found: string[] = [];
+  for (const pair of (request.headers.get('cookie') ?? '').split(';')) {
+    const at = pair.indexOf('=');
+    if (at < 0) continue;
+    const name = pair.slice(0, at).trim();
+    if (name === SESSION_COOKIE || name === SECURE_SESSION_COOKIE)
+      found.push(pair.slice(at + 1).trim());
+  }
+  if (found.length > 1)
+    throw new BerthError(
+      'unauthorized',
+      "the browser sent more than one Berth session cookie (another site on this host may have set one): clear this site's cookies and sign in again",
+      { session: 'ambiguous' },
+    );
+  return found[0];
 }
 
 export async function authenticate(
@@ -56,9 +78,9 @@ export async function authenticate(
   sessions: WebSessions,
 ): Promise<Caller> {
   const authorization = request.headers.get('authorization') ?? undefined;
+  if (authorization !== undefined) return tokens.verify(bearer(authorization));
   const sessionId = sessionIdOf(request);
-  if (authorization !== undefined || sessionId === undefined)
-    return tokens.verify(bearer(authorization));
+  if (sessionId === undefined) return tokens.verify(undefined);
 
   const session = sessions.use(sessionId);
   if (!session)

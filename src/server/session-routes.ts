@@ -1,3 +1,5 @@
+import { getConnInfo } from '@hono/node-server/conninfo';
+import type { Context } from 'hono';
 import { deleteCookie, setCookie } from 'hono/cookie';
 import { z } from 'zod';
 import { BerthError } from '../errors/berth-error.js';
@@ -5,13 +7,22 @@ import type { Caller } from '../services/caller.js';
 import { readBody } from './request-body.js';
 import { requireSameOrigin, sessionIdOf } from './request-auth.js';
 import type { RouteDefinition, RouteDeps } from './route-table.js';
-import { MAX_AGE_MS, SESSION_COOKIE } from './web-sessions.js';
+import { MAX_AGE_MS } from './web-sessions.js';
 
 /**
  * The web UI's sign-in: POST /v1/session exchanges a token for the session cookie (the only
  * /v1 route that needs no authentication), GET /v1/session says who is signed in and gives the
  * CSRF token, DELETE /v1/session signs out. See web-sessions.ts for the threat model.
  */
+
+/** The client's address as the socket saw it (undefined outside the Node server). */
+function clientAddress(c: Context): string | undefined {
+  try {
+    return getConnInfo(c).remote.address;
+  } catch {
+    return undefined;
+  }
+}
 
 export const sessionBody = z.strictObject({
   token: z.string().min(1).max(1000).describe('An API token (berth_…)'),
@@ -32,16 +43,17 @@ export const sessionRoutes: RouteDefinition<RouteDeps>[] = [
     method: 'post',
     path: '/v1/session',
     summary:
-      "The web UI's sign-in: a token exchanged for an HttpOnly, SameSite=Strict session cookie (berth_session); a wrong token answers 401 'token not valid'",
+      "The web UI's sign-in: a token exchanged for an HttpOnly, SameSite=Strict session cookie (berth_session; __Host-berth_session over HTTPS); a wrong token answers 401 'token not valid'; 429 after too many sign-ins",
     // Signing in is the one /v1 route without authentication: it answers before the middleware.
     auth: 'none',
     body: { schema: sessionBody },
     responses: { 201: { description: 'Signed in; the cookie is set', schema: sessionView } },
-    errors: ['invalid_input', 'forbidden', 'unauthorized', 'internal'],
+    errors: ['invalid_input', 'forbidden', 'unauthorized', 'too_many_requests', 'internal'],
     handler: async (c, deps) => {
       // A page on another site must not sign this browser in (with a token of its choosing).
       requireSameOrigin(c.req.raw);
       const body = await readBody(c.req.raw, sessionBody);
+      deps.sessions.countSignIn(body.token, clientAddress(c));
       let caller: Caller;
       try {
         caller = await deps.tokens.verify(body.token);
@@ -51,7 +63,7 @@ export const sessionRoutes: RouteDefinition<RouteDeps>[] = [
         throw error;
       }
       const session = deps.sessions.create(body.token);
-      setCookie(c, SESSION_COOKIE, session.id, {
+      setCookie(c, deps.sessions.cookieName(c.req.url), session.id, {
         httpOnly: true,
         sameSite: 'Strict',
         path: '/',
@@ -99,7 +111,7 @@ export const sessionRoutes: RouteDefinition<RouteDeps>[] = [
     handler: (c, deps) => {
       const id = sessionIdOf(c.req.raw);
       if (id !== undefined && c.req.header('authorization') === undefined) deps.sessions.end(id);
-      deleteCookie(c, SESSION_COOKIE, {
+      deleteCookie(c, deps.sessions.cookieName(c.req.url), {
         path: '/',
         httpOnly: true,
         sameSite: 'Strict',

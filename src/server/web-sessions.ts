@@ -1,4 +1,5 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { BerthError } from '../errors/berth-error.js';
 
 /**
  * The web UI's sign-in sessions: a token exchanged once (POST /v1/session) for a random session
@@ -18,18 +19,31 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
  * HTTPS or the server's public address (`BERTH_PUBLIC_URL`) is `https:`: behind a proxy that ends
  * TLS the server sees plain HTTP, and the setting says what the browser sees. `X-Forwarded-Proto`
  * is not read: any client may send it, and the server has no list of proxies to trust.
+ * Cookie tossing: a page on another port of this host, or on a sibling subdomain, can set a
+ * `berth_session` cookie the browser then sends here too (cookies are not isolated by port, and a
+ * sibling may set a parent-domain cookie). A request that carries more than one session cookie is
+ * refused (401, "clear this site's cookies"), never resolved to one of them; over HTTPS the
+ * cookie is `__Host-berth_session`, which the browser accepts only from a secure page of this
+ * very host with Path=/ and no Domain.
+ * Floods: a token keeps at most MAX_SESSIONS_PER_TOKEN sessions (its oldest ends first), so one
+ * token holder signing in again and again cannot end anyone else's session; sign-ins are limited
+ * per token and per client address (SIGN_INS_PER_MINUTE), failed ones included.
  * Not built: sessions do not survive a restart and are not shared between servers on one
  * PostgreSQL (a restart signs everyone out of the UI).
  */
 
 export const SESSION_COOKIE = 'berth_session';
+/** The cookie's name when it is `Secure`: the browser takes it only from this host over HTTPS. */
+export const SECURE_SESSION_COOKIE = '__Host-berth_session';
 export const CSRF_HEADER = 'x-berth-csrf';
 /** A session unused this long ends. */
 export const IDLE_MS = 8 * 60 * 60 * 1000;
 /** No session lives longer than this. */
 export const MAX_AGE_MS = 7 * 24 * 60 * 60 * 1000;
-/** Live sessions kept at most (the oldest go first): bounds memory under sign-in floods. */
-const MAX_SESSIONS = 10_000;
+/** Sessions one token keeps at most (its oldest ends first). */
+export const MAX_SESSIONS_PER_TOKEN = 20;
+/** Sign-in attempts allowed per token, and per client address, in any one minute. */
+export const SIGN_INS_PER_MINUTE = { token: 20, address: 60 };
 
 export interface WebSession {
   id: string;
@@ -48,6 +62,10 @@ function sameSecret(a: string, b: string): boolean {
 
 export class WebSessions {
   private readonly sessions = new Map<string, WebSession>();
+  /** Each token's session ids, oldest first. */
+  private readonly byToken = new Map<string, string[]>();
+  /** When each token / client address last tried to sign in (the last minute's times). */
+  private readonly signIns = new Map<string, number[]>();
 
   constructor(
     private readonly now: () => number = () => Date.now(),
@@ -60,6 +78,39 @@ export class WebSessions {
     return https(requestUrl) || https(this.options.publicUrl);
   }
 
+  /** The session cookie's name for a request to this URL. */
+  cookieName(requestUrl: string): string {
+    return this.cookieSecure(requestUrl) ? SECURE_SESSION_COOKIE : SESSION_COOKIE;
+  }
+
+  /**
+   * Counts a sign-in attempt by this token and from this address; refuses (429) past
+   * SIGN_INS_PER_MINUTE of either in the last minute.
+   */
+  countSignIn(token: string, address: string | undefined): void {
+    const at = this.now();
+    const keys = [`token:${token}`, ...(address ? [`address:${address}`] : [])];
+    for (const key of keys) {
+      const recent = (this.signIns.get(key) ?? []).filter((t) => at - t < 60_000);
+      const limit = key.startsWith('token:')
+        ? SIGN_INS_PER_MINUTE.token
+        : SIGN_INS_PER_MINUTE.address;
+      if (recent.length >= limit) {
+        this.signIns.set(key, recent);
+        throw new BerthError('too_many_requests', 'too many sign-ins: wait a minute and try again');
+      }
+    }
+    for (const key of keys) {
+      const recent = (this.signIns.get(key) ?? []).filter((t) => at - t < 60_000);
+      recent.push(at);
+      this.signIns.set(key, recent);
+    }
+    // Forget the quiet keys now and then, so the table stays small.
+    if (this.signIns.size > 10_000)
+      for (const [key, times] of this.signIns)
+        if (times.every((t) => at - t >= 60_000)) this.signIns.delete(key);
+  }
+
   create(token: string): WebSession {
     const at = this.now();
     const session: WebSession = {
@@ -70,11 +121,13 @@ export class WebSessions {
       usedAt: at,
     };
     this.sessions.set(session.id, session);
-    while (this.sessions.size > MAX_SESSIONS) {
-      const oldest = this.sessions.keys().next();
-      if (oldest.done) break;
-      this.sessions.delete(oldest.value);
+    const mine = this.byToken.get(token) ?? [];
+    mine.push(session.id);
+    while (mine.length > MAX_SESSIONS_PER_TOKEN) {
+      const oldest = mine.shift();
+      if (oldest !== undefined) this.sessions.delete(oldest);
     }
+    this.byToken.set(token, mine);
     return session;
   }
 
@@ -84,7 +137,7 @@ export class WebSessions {
     if (!session) return undefined;
     const at = this.now();
     if (at - session.usedAt > IDLE_MS || at - session.createdAt > MAX_AGE_MS) {
-      this.sessions.delete(id);
+      this.end(id);
       return undefined;
     }
     session.usedAt = at;
@@ -97,6 +150,11 @@ export class WebSessions {
   }
 
   end(id: string): void {
+    const session = this.sessions.get(id);
     this.sessions.delete(id);
+    if (!session) return;
+    const mine = (this.byToken.get(session.token) ?? []).filter((other) => other !== id);
+    if (mine.length > 0) this.byToken.set(session.token, mine);
+    else this.byToken.delete(session.token);
   }
 }

@@ -13,7 +13,15 @@ import { startTestServer, type TestServer } from './api-server.js';
 
 const T0 = '2026-01-01T00:00:00.000Z';
 const REPO = 'https://git.example/acme/svc.git';
-const MEMBERS = ['leaver-session-cookie', 'leaver-bearer-token', 'visitor', 'cache-check'];
+const MEMBERS = [
+  'leaver-session-cookie',
+  'leaver-bearer-token',
+  'visitor',
+  'cache-check',
+  'tosser',
+  'flooder',
+  'bystander',
+];
 let server: TestServer;
 let store: SqliteStore;
 let environmentId = '';
@@ -228,5 +236,62 @@ describe('caching', () => {
       const response = await server.request(method, path, opts);
       expect(response.headers.get('cache-control'), `${method} ${path}`).toBe('no-store');
     }
+  });
+});
+
+describe('cookie tossing', () => {
+  it('refuses a request with more than one session cookie, and says to clear the cookies', async () => {
+    const cookie = await signIn(tokens.get('tosser') ?? '');
+    const value = cookie.split('=')[1] ?? '';
+    expect(
+      (await server.request('GET', '/v1/session', { token: null, headers: { cookie } })).status,
+    ).toBe(200);
+    for (const tossed of [
+      `berth_session=garbage; ${cookie}`,
+      `${cookie}; berth_session=${value}`,
+      `__Host-berth_session=other; ${cookie}`,
+    ]) {
+      const refused = await server.request('GET', '/v1/session', {
+        token: null,
+        headers: { cookie: tossed },
+      });
+      expect(refused.status, tossed).toBe(401);
+      expect(refused.json).toMatchObject({
+        code: 'unauthorized',
+        details: { session: 'ambiguous' },
+      });
+      expect((refused.json as { message: string }).message).toContain("clear this site's cookies");
+    }
+    // A bearer request is judged by its token alone, whatever cookies come with it.
+    const bearer = await server.request('GET', '/v1/whoami', {
+      token: tokens.get('tosser') ?? '',
+      headers: { cookie: `berth_session=a; berth_session=b` },
+    });
+    expect(bearer.status).toBe(200);
+  });
+});
+
+describe('sign-in floods', () => {
+  it("one token signing in again and again ends none of another token's sessions, and is slowed down", async () => {
+    const bystander = await signIn(tokens.get('bystander') ?? '');
+    const flooder = tokens.get('flooder') ?? '';
+    let refused: Response | undefined;
+    for (let i = 0; i < 40 && !refused; i++) {
+      const response = await fetch(`${server.url}/v1/session`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ token: flooder }),
+      });
+      if (response.status !== 201) refused = response;
+      else await response.arrayBuffer();
+    }
+    expect(refused?.status).toBe(429);
+    expect(((await refused?.json()) as { code: string }).code).toBe('too_many_requests');
+    const still = await server.request('GET', '/v1/session', {
+      token: null,
+      headers: { cookie: bystander },
+    });
+    expect(still.status).toBe(200);
+    expect((still.json as { name: string }).name).toBe('bystander');
   });
 });

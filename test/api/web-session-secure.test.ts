@@ -46,6 +46,9 @@ describe('web sessions: the Secure cookie attribute', () => {
 
   it('is set, on signing in and out, when BERTH_PUBLIC_URL is https', async () => {
     const { signedIn, signedOut } = await signInAndOut(proxied);
+    // Only a secure page of this very host can set a __Host- cookie (no cookie tossing).
+    expect(signedIn).toMatch(/^__Host-berth_session=/);
+    expect(signedOut).toMatch(/^__Host-berth_session=;/);
     expect(signedIn).toMatch(/;\s*Secure(;|$)/i);
     expect(signedIn).toMatch(/HttpOnly/i);
     expect(signedIn).toMatch(/SameSite=Strict/i);
@@ -57,6 +60,7 @@ describe('web sessions: the Secure cookie attribute', () => {
     for (const headers of [{}, { 'x-forwarded-proto': 'https' }, { forwarded: 'proto=https' }]) {
       const { signedIn, signedOut } = await signInAndOut(plain, headers);
       expect(signedIn, JSON.stringify(headers)).not.toMatch(/Secure/i);
+      expect(signedIn, JSON.stringify(headers)).toMatch(/^berth_session=/);
       expect(signedOut, JSON.stringify(headers)).not.toMatch(/Secure/i);
     }
   });

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { IDLE_MS, MAX_AGE_MS, WebSessions } from '../../src/server/web-sessions.js';
+import {
+  IDLE_MS,
+  MAX_AGE_MS,
+  MAX_SESSIONS_PER_TOKEN,
+  SIGN_INS_PER_MINUTE,
+  WebSessions,
+} from '../../src/server/web-sessions.js';
 
 /** The session table's expiry rules, on a clock the test moves. */
 
@@ -42,5 +48,39 @@ describe('WebSessions', () => {
     sessions.end(a.id);
     expect(sessions.use(a.id)).toBeUndefined();
     expect(sessions.use(b.id)).toBeDefined();
+  });
+
+  it("keeps at most MAX_SESSIONS_PER_TOKEN per token, ending that token's oldest, never another's", () => {
+    const sessions = new WebSessions();
+    const other = sessions.create('berth_other');
+    const mine = Array.from({ length: MAX_SESSIONS_PER_TOKEN + 5 }, () =>
+      sessions.create('berth_flood'),
+    );
+    expect(sessions.use(other.id)?.token).toBe('berth_other');
+    expect(mine.slice(0, 5).map((s) => sessions.use(s.id))).toEqual([
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+    ]);
+    expect(mine.slice(5).every((s) => sessions.use(s.id) !== undefined)).toBe(true);
+    // Ending sessions frees their places.
+    for (const s of mine.slice(5)) sessions.end(s.id);
+    const again = sessions.create('berth_flood');
+    expect(sessions.use(again.id)).toBeDefined();
+  });
+
+  it('limits sign-ins per token and per address in any one minute', () => {
+    let now = 0;
+    const sessions = new WebSessions(() => now);
+    for (let i = 0; i < SIGN_INS_PER_MINUTE.token; i++)
+      sessions.countSignIn('berth_a', `10.0.0.${i}`);
+    expect(() => sessions.countSignIn('berth_a', '10.0.0.99')).toThrow(/too many sign-ins/);
+    for (let i = 0; i < SIGN_INS_PER_MINUTE.address; i++)
+      sessions.countSignIn(`berth_x${i}`, '10.9.9.9');
+    expect(() => sessions.countSignIn('berth_new', '10.9.9.9')).toThrow(/too many sign-ins/);
+    now += 60_000;
+    expect(() => sessions.countSignIn('berth_a', '10.9.9.9')).not.toThrow();
   });
 });
