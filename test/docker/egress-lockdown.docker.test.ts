@@ -11,6 +11,9 @@ import { IptablesFirewall } from '../../src/adapters/firewall/iptables-firewall.
 import { CertificateAuthority } from '../../src/egress/certificate-authority.js';
 import { cleanUpInstance, loopbackEgress, startCanary, type Canary } from './egress-world.js';
 import { lifecycleTestImage, makeSampleRepository, runJson } from './lifecycle-support.js';
+import { OpenAiCompatibleModel } from '../../src/adapters/model/openai-compatible-model.js';
+import { FakeModelServer, lastToolResult } from '../support/fake-model-server.js';
+import { answer, shell } from '../support/scripted-turns.js';
 
 /**
  * Internet lockdown through the real lifecycle (`berth run` → runLocal → EgressEnforcer) on a
@@ -178,6 +181,58 @@ describe('internet lockdown through the egress proxy (docker)', () => {
     // The firewall rules went with the attempt.
     const rules = execFileSync('iptables', ['-w', '-S'], { encoding: 'utf8' });
     expect(rules).not.toContain(firewallChainOf(attempt?.id ?? ''));
+  });
+
+  it("the model agent's command that was denied ends its tool result with the denial lines; the results list the denied hosts with a suggestion (issue 19 item 5)", async () => {
+    requests.length = 0;
+    const post = `perl -MHTTP::Tiny -e '$r = HTTP::Tiny->new(timeout => 10)->post_form($ARGV[0], { a => 1 }); print "$r->{status}\\n"' http://allowed.test:${serverPort}/p`;
+    const model = await FakeModelServer.start([
+      shell(
+        `${post}; ${post}; perl -MHTTP::Tiny -e 'print HTTP::Tiny->new(timeout => 10)->get($ARGV[0])->{status}, "\\n"' http://denied.test:${serverPort}/d`,
+      ),
+      answer('POST is not allowed here; I stopped.'),
+    ]);
+    try {
+      const run = await runJson({
+        ...base(),
+        envFile: envFile(
+          'eg-denials',
+          '{ access: allowlist, domains: [allowed.test], methods: [GET, HEAD] }',
+        ),
+        prompt: 'Post the report.',
+        model: new OpenAiCompatibleModel({
+          baseUrl: model.baseUrl,
+          apiKey: 'sk-denials',
+          model: 'fake',
+          maxRetries: 1,
+        }),
+      });
+      expect(run.code, run.stderr).toBe(0);
+      const result = lastToolResult(model.requests[1]);
+      expect(result).toMatch(/^Exit code: 0\n[\s\S]*403\n403\n403\n/);
+      expect(result.split('\n').slice(-2)).toEqual([
+        `berth egress: POST allowed.test:${serverPort} denied: method not allowed (allowed: GET, HEAD)`,
+        `berth egress: GET denied.test:${serverPort} denied: denied.test is not on the allowlist`,
+      ]);
+      expect(requests).toEqual([]);
+      expect(run.result.attempts[0]?.deniedHosts).toEqual([
+        {
+          host: 'allowed.test',
+          method: 'POST',
+          reason: 'method not allowed (allowed: GET, HEAD)',
+          suggestion:
+            'internet.methods: [GET, HEAD, POST] (add POST; it then applies to every allowed host)',
+        },
+        {
+          host: 'denied.test',
+          method: 'GET',
+          reason: 'denied.test is not on the allowlist',
+          suggestion: 'internet.domains: [allowed.test, denied.test] (add "denied.test")',
+        },
+      ]);
+    } finally {
+      await model.close();
+    }
   });
 
   it('on: every name passes (address checks still apply) and is logged', async () => {
