@@ -1,5 +1,6 @@
 /* eslint-disable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-argument -- tests poke at JSON bodies */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
 import { startTestServer, type TestServer } from './api-server.js';
 import { createApp } from '../../src/server/app.js';
 import { createLogger } from '../../src/util/logger.js';
@@ -91,6 +92,22 @@ describe('GET /openapi.json', () => {
     }
     const unknown = await server.request('GET', '/v1/no-such-route');
     expect(unknown.json.message).toBe('no route GET /v1/no-such-route');
+  });
+
+  it("docs/api.md's route table lists exactly the document's routes", () => {
+    const docs = readFileSync(new URL('../../docs/api.md', import.meta.url), 'utf8');
+    const section = docs.slice(docs.indexOf('\n## Routes\n'));
+    const table = section.slice(0, section.indexOf('\n\n', section.indexOf('\n|')));
+    const listed = [...table.matchAll(/^\| `(GET|POST|PUT|DELETE) ([^`]+)`/gm)].map(
+      ([, method, path]) => `${method} ${(path ?? '').replace(/:([A-Za-z0-9_]+)/g, '{$1}')}`,
+    );
+    const documented = Object.entries(doc.paths as Record<string, Record<string, unknown>>).flatMap(
+      ([path, item]) =>
+        Object.keys(item)
+          .filter((k) => k !== 'parameters')
+          .map((method) => `${method.toUpperCase()} ${path}`),
+    );
+    expect(listed.sort()).toEqual(documented.sort());
   });
 
   it('describes bodies from the zod schemas: strict environment input, normalised output, the error shape', () => {
