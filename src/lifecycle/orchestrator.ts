@@ -168,6 +168,11 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     ...(options.onlyTasks ? { onlyTasks: options.onlyTasks } : {}),
     ...(options.pollMs !== undefined ? { pollMs: options.pollMs } : {}),
     ...(options.logger ? { logger: options.logger } : {}),
+    defaultBranch: {
+      allowLocalRepositories: options.allowLocalRepositories,
+      knownHostsDir: options.knownHostsDir,
+      allow: options.setupAllow ?? [],
+    },
     housekeeping: async () => {
       await collector.collect();
     },

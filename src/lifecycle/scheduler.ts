@@ -20,6 +20,7 @@ import { AttemptRecorder, type AttemptEventListener } from './attempt-recorder.j
 import type { AttemptRunner } from './attempt-runner.js';
 import { warmOwnerOf, type WarmPool } from './warm-pool.js';
 import { validateBranch, validateSha } from './checkout.js';
+import { findAssumedDefaultBranch, type AssumedBranchOptions } from './assumed-default-branch.js';
 import { repositoryCredentials } from './repository-credentials.js';
 
 /**
@@ -86,6 +87,11 @@ export interface SchedulerOptions {
   /** Runs now and then (every 10 minutes and at start), for the cache collector. */
   housekeeping?: () => Promise<void>;
   logger?: SchedulerLogger;
+  /**
+   * Asks the remote for an environment's `assumed` default branch at an attempt's start
+   * (assumed-default-branch.ts); without it, the assumed branch is used as it is.
+   */
+  defaultBranch?: Omit<AssumedBranchOptions, 'store'>;
   now?: () => Date;
 }
 
@@ -574,11 +580,27 @@ export class Scheduler {
       const task = await store.getTask(attempt.taskId);
       if (task === undefined) throw new BerthError('not_found', `task ${attempt.taskId} not found`);
       await this.refreshTask(task.id);
-      const environment = await store.getEnvironmentById(task.environmentId);
+      let environment = await store.getEnvironmentById(task.environmentId);
       if (environment === undefined) {
         throw new BerthError('not_found', `the environment of task ${task.id} was deleted`);
       }
       const secrets = await this.options.openSecrets(environment);
+      // An assumed default branch is asked of the remote before the cache key is computed (a
+      // follow-up clones nothing; a task's own repository is not the environment's).
+      if (
+        this.options.defaultBranch !== undefined &&
+        attempt.followUp == null &&
+        task.repository == null
+      ) {
+        const found = await findAssumedDefaultBranch(
+          environment,
+          repositoryCredentials(environment.spec, secrets),
+          { store, ...this.options.defaultBranch },
+        );
+        environment = found.environment;
+        if (found.log !== undefined)
+          emit({ type: 'log', stream: 'system', text: `${found.log}\n` });
+      }
       // A follow-up turn has its own prompt or command and starts from its parent's snapshot. It
       // resumes the parent's conversation when one was kept, asked the request as written; else
       // it is asked the request with the earlier prompt and final message in front of it.

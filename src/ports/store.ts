@@ -4,7 +4,7 @@ import type { Attempt, AttemptError, AttemptResult } from '../domain/task/attemp
 import type { AttemptEvent } from '../domain/task/attempt-event.js';
 import type { AttemptPhase } from '../domain/task/attempt-phase.js';
 import type { Task, TaskStatus } from '../domain/task/task.js';
-import type { Environment } from '../domain/environment/environment.js';
+import type { DefaultBranchOrigin, Environment } from '../domain/environment/environment.js';
 import type { EnvironmentSpec } from '../domain/environment/environment-spec.js';
 import type { ChatMessage } from './model-client.js';
 
@@ -57,6 +57,8 @@ export interface NewEnvironment {
   memberTokenIds?: readonly string[];
   secrets: SealedSecret[];
   now: string;
+  /** Where the default branch came from (default `named`: never replaced by an attempt). */
+  defaultBranchOrigin?: DefaultBranchOrigin;
 }
 
 export interface EnvironmentChange {
@@ -70,6 +72,8 @@ export interface EnvironmentChange {
   expectedRevision?: number;
   /** When given, the member tokens' ids replace the stored ones (else they stay). */
   memberTokenIds?: readonly string[];
+  /** When given, replaces where the default branch came from (else it stays). */
+  defaultBranchOrigin?: DefaultBranchOrigin;
 }
 
 export interface Token {

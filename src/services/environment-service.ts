@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { BerthError } from '../errors/berth-error.js';
 import { newId } from '../domain/ids.js';
 import { parseEnvironmentSpec } from '../domain/environment/environment-file.js';
+import type { DefaultBranchOrigin } from '../domain/environment/environment.js';
 import type { EnvironmentSpec } from '../domain/environment/environment-spec.js';
 import { classifyRepositoryUrl } from '../domain/environment/repository-url.js';
 import {
@@ -165,8 +166,11 @@ export class EnvironmentService {
     // The id first: an ssh repository asked now trusts its host key in this environment's file.
     const id = newId('environment');
     try {
-      spec = await this.settleDefaultBranch(input.spec, spec, given, { id, stored: false });
-      spec = this.declare(spec, Object.keys(given));
+      const settled = await this.settleDefaultBranch(input.spec, spec, given, {
+        id,
+        stored: false,
+      });
+      spec = this.declare(settled.spec, Object.keys(given));
       const memberTokenIds = await this.resolveMembers(spec);
       return await this.store.createEnvironment({
         id,
@@ -175,6 +179,7 @@ export class EnvironmentService {
         memberTokenIds,
         secrets: this.seal(id, given),
         now: this.now(),
+        defaultBranchOrigin: settled.origin,
       });
     } catch (error) {
       // Not created: no host key is kept for an id that names nothing.
@@ -220,10 +225,11 @@ export class EnvironmentService {
       }
     });
     if (issues.length > 0) throw invalid(issues);
-    spec = await this.settleDefaultBranch(input.spec, spec, given, {
+    const settled = await this.settleDefaultBranch(input.spec, spec, given, {
       id: current.id,
       stored: !remove.includes(spec.repository.credentials?.secret ?? ''),
     });
+    spec = settled.spec;
     const memberTokenIds = await this.resolveMembers(spec);
     // Secrets already stored stay declared unless removed, so an update from a file that does
     // not list them never drops a value silently.
@@ -236,6 +242,7 @@ export class EnvironmentService {
       now: this.now(),
       expectedRevision: current.revision,
       memberTokenIds,
+      defaultBranchOrigin: settled.origin,
     });
   }
 
@@ -267,13 +274,16 @@ export class EnvironmentService {
    * `repository.defaultBranch`, settled with the repository where it can be asked: found (its
    * HEAD) when the environment as written does not name one, refused naming the branches there
    * are when the named one does not exist (default-branch.ts). Asked at every create and update.
+   * With where the branch came from: `assumed` when not named and the repository gave none.
    */
   private async settleDefaultBranch(
     written: unknown,
     spec: EnvironmentSpec,
     given: Record<string, string>,
     environment: { id: string; stored: boolean },
-  ): Promise<EnvironmentSpec> {
+  ): Promise<{ spec: EnvironmentSpec; origin: DefaultBranchOrigin }> {
+    const namesBranch = namesDefaultBranch(written);
+    const notAsked = namesBranch ? 'named' : 'assumed';
     // A repository behind credentials is asked with them, when their value is at hand (given
     // now, or stored); without it, it is not asked (its clone says what it finds).
     let credentials: GitCredentials | undefined;
@@ -282,13 +292,13 @@ export class EnvironmentService {
       const value =
         given[secret] ??
         (environment.stored ? (await this.openSecrets(environment.id)).get(secret) : undefined);
-      if (value === undefined) return spec;
+      if (value === undefined) return { spec, origin: notAsked };
       credentials = repositoryCredentials(spec, { [secret]: value });
     }
     const heads = await this.readRepositoryHeads(spec.repository.url, credentials, {
       knownHostsFile: this.knownHostsFile(environment.id),
     });
-    const named = namesDefaultBranch(written) ? spec.repository.defaultBranch : undefined;
+    const named = namesBranch ? spec.repository.defaultBranch : undefined;
     const decision = settleDefaultBranch(named, spec.repository.defaultBranch, heads);
     if (!decision.ok) {
       throw new BerthError(
@@ -297,8 +307,12 @@ export class EnvironmentService {
         { issues: [{ path: 'repository.defaultBranch', message: decision.message }] },
       );
     }
-    if (decision.branch === spec.repository.defaultBranch) return spec;
-    return { ...spec, repository: { ...spec.repository, defaultBranch: decision.branch } };
+    const origin = decision.found ? 'found' : notAsked;
+    if (decision.branch === spec.repository.defaultBranch) return { spec, origin };
+    return {
+      spec: { ...spec, repository: { ...spec.repository, defaultBranch: decision.branch } },
+      origin,
+    };
   }
 
   /** The environment's file of ssh host keys trusted on first use (as its checkout's). */

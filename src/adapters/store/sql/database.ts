@@ -18,6 +18,8 @@ export interface EnvironmentsTable {
   revision: number;
   /** Added by migration 0012: when the cache was last reset by hand (null: not since a build). */
   cache_reset_at: ColumnType<string | null, string | null | undefined, string | null>;
+  /** Added by migration 0013: `named`, `found` or `assumed` (see DefaultBranchOrigin). */
+  default_branch_origin: ColumnType<string, string | undefined, string>;
 }
 
 export interface EnvironmentSecretsTable {

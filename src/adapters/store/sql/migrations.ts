@@ -269,6 +269,38 @@ export const STORE_MIGRATIONS: readonly NamedMigration[] = [
       await db.schema.alterTable('environments').addColumn('cache_reset_at', 'text').execute();
     },
   },
+  {
+    name: '0013_environment_default_branch_origin',
+    async up(db) {
+      // Where the environment's default branch came from (issue 20 item 1): `named` by the person,
+      // `found` on the remote (its HEAD), or `assumed` (`main`, the remote not asked); an attempt
+      // asks the remote again for an assumed one before its cache key. Older rows did not keep it:
+      // their stored spec always holds a branch, so `main` (what was assumed) counts as
+      // `assumed` and any other branch as `named`.
+      await db.schema
+        .alterTable('environments')
+        .addColumn('default_branch_origin', 'text', (c) => c.notNull().defaultTo('named'))
+        .execute();
+      const environments = (await db
+        .selectFrom('environments')
+        .select(['id', 'spec'])
+        .orderBy('id')
+        .execute()) as { id: string; spec: string }[];
+      for (const environment of environments) {
+        const repository = (JSON.parse(environment.spec) as { repository?: unknown }).repository;
+        const branch =
+          repository !== null && typeof repository === 'object'
+            ? (repository as { defaultBranch?: unknown }).defaultBranch
+            : undefined;
+        if (branch !== undefined && branch !== 'main') continue;
+        await db
+          .updateTable('environments')
+          .set({ default_branch_origin: 'assumed' })
+          .where('id', '=', environment.id)
+          .execute();
+      }
+    },
+  },
 ];
 
 /** Feeds the ordered list to Kysely's Migrator, refusing a list that is out of order. */

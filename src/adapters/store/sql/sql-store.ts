@@ -1,5 +1,6 @@
 import { Migrator, type Kysely, type Selectable, type Transaction } from 'kysely';
 import { BerthError } from '../../../errors/berth-error.js';
+import type { DefaultBranchOrigin } from '../../../domain/environment/environment.js';
 import type { EnvironmentSpec } from '../../../domain/environment/environment-spec.js';
 import type { CacheEntry } from '../../../domain/cache/cache-entry.js';
 import type { Attempt } from '../../../domain/task/attempt.js';
@@ -93,7 +94,13 @@ function toEnvironment(
     revision: Number(row.revision),
     createdByTokenId: row.created_by_token_id,
     members,
+    defaultBranchOrigin: defaultBranchOrigin(row.default_branch_origin),
   };
+}
+
+/** The stored origin; anything else (never written) counts as `named`, never replaced. */
+function defaultBranchOrigin(value: string): DefaultBranchOrigin {
+  return value === 'found' || value === 'assumed' ? value : 'named';
 }
 
 function environmentExists(name: string): BerthError {
@@ -151,6 +158,7 @@ export class SqlStore implements Store {
             created_at: environment.now,
             updated_at: environment.now,
             revision: 1,
+            default_branch_origin: environment.defaultBranchOrigin ?? 'named',
           })
           .execute();
         await this.replaceMembers(trx, environment.id, environment.memberTokenIds ?? []);
@@ -280,6 +288,9 @@ export class SqlStore implements Store {
           spec: JSON.stringify(change.spec),
           updated_at: change.now,
           revision: Number(row.revision) + 1,
+          ...(change.defaultBranchOrigin !== undefined
+            ? { default_branch_origin: change.defaultBranchOrigin }
+            : {}),
         })
         .where('id', '=', id)
         .execute();
