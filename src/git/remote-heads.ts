@@ -11,7 +11,7 @@ export interface RepositoryHeadsOptions extends PublicRemoteOptions {
    * environment's file of host keys trusted on first use, the one its checkout uses (undefined:
    * a temporary file).
    */
-  ssh?: { knownHostsFile: string | undefined };
+  ssh?: { knownHostsFile: string | undefined; anyHost?: boolean | undefined };
 }
 
 /**
@@ -34,6 +34,7 @@ export async function readRepositoryHeads(
     return await readSshRemoteHeads(repository, {
       credentials: options.credentials,
       knownHostsFile: options.ssh.knownHostsFile,
+      anyHost: options.ssh.anyHost,
       signal: options.signal,
     });
   }

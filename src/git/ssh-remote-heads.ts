@@ -19,7 +19,9 @@ import { boundedGit, mayBeAsked } from './public-remote-heads.js';
  * here too), else a temporary file. git speaks ssh only (`protocol.allow`), without the operator's
  * git configuration or credential helpers; it is ended with its ssh after 20 s and what it reads
  * is bounded (4 MB: branch names, shown in a refusal). Without a key nothing is asked, nor for a
- * host without a dot or under a name reserved for documentation and tests (as for https).
+ * host without a dot or under a name reserved for documentation and tests (as for https) when an
+ * environment is written; at an attempt's start (`anyHost`) any host, the checkout's own fetch of
+ * it with this key following at once.
  * What reaches the user: the branch names, or nothing (a refused key, a host key that does not
  * match, an unreachable host: treated as not asked). Not guaranteed: that the answer is true.
  */
@@ -32,6 +34,12 @@ export interface SshRemoteOptions {
   /** Without pinned host keys: the environment's file of host keys trusted on first use. */
   knownHostsFile?: string | undefined;
   signal?: AbortSignal | undefined;
+  /**
+   * At an attempt's start (assumed-default-branch.ts): any host, a dotless or reserved name
+   * (`localhost`) too, since the checkout is about to fetch this URL on this host with this key
+   * itself; when an environment is written such names are not asked.
+   */
+  anyHost?: boolean | undefined;
 }
 
 export async function readSshRemoteHeads(
@@ -41,7 +49,7 @@ export async function readSshRemoteHeads(
   const key = options.credentials?.password;
   if (key === undefined || key.trim() === '') return undefined;
   const host = sshHost(url);
-  if (host === undefined || !mayBeAsked(host)) return undefined;
+  if (host === undefined || (options.anyHost !== true && !mayBeAsked(host))) return undefined;
   const signal = AbortSignal.any([
     AbortSignal.timeout(TIMEOUT_MS),
     ...(options.signal ? [options.signal] : []),

@@ -14,7 +14,8 @@ import type { GitCredentials } from './checkout.js';
  * the branch it finds (origin `found`). A named branch is never replaced. When the remote cannot
  * be asked or does not say, the attempt goes on with the assumed branch (its clone then says what
  * to write). Reaches nothing the checkout does not: the checkout fetches this repository on the
- * host with these credentials.
+ * host with these credentials (so an ssh host is asked whatever its name, `localhost` too: the
+ * checkout connects to it with this key right after).
  */
 
 export interface AssumedBranchOptions {
@@ -56,7 +57,8 @@ export async function findAssumedDefaultBranch(
     ((repository, given, ssh) =>
       readRepositoryHeads(repository, {
         credentials: given,
-        ssh,
+        // The checkout fetches this ssh URL on this host right after: any host name.
+        ssh: { ...ssh, anyHost: true },
         ...(options.allow ? { allow: options.allow } : {}),
       }));
   let heads: RemoteHeads | undefined;

@@ -462,6 +462,17 @@ describe('the default branch of an ssh repository (issue 20 item 1)', () => {
     expect(reservedEnv.spec.repository.defaultBranch).toBe('main');
     expect(existsSync(join(server.dataDir, 'known_hosts', reservedEnv.id))).toBe(false);
 
+    // Not asked when written, so assumed: the first attempt asks it on the host with the key
+    // before its cache key, stores master and clones it (the old code failed at the clone).
+    const ran = await runBerth(
+      ['exec', '--env', 'ssh-localhost', '--command', 'git log -1 --format=%s', '--wait', ...auth],
+      {},
+    );
+    expect(ran.code, ran.stdout + ran.stderr).toBe(0);
+    expect(ran.stdout + ran.stderr).toContain('default branch: master (found on the remote)');
+    const shown = await runBerth(['env', 'show', 'ssh-localhost', '--json', ...auth], {});
+    expect((JSON.parse(shown.stdout) as EnvJson).spec.repository.defaultBranch).toBe('master');
+
     const pinnedWrong = await create(
       yaml(
         'ssh-pinned-other',
