@@ -125,6 +125,8 @@ export function composeEnvironmentBody(
       out.push([key, null]);
       rest.push([key, null]);
     }
+    // Past the limit already: the walk below refuses at the body's root, no need to go on.
+    if (rest.length > limits.maxEntries) break;
   }
   const issue = findLimitIssue(Object.fromEntries(rest), limits);
   if (issue) return { ok: false, refusal: 'body', issue };
