@@ -195,7 +195,7 @@ export const taskRoutes: RouteDefinition<TaskRouteDeps>[] = [
     method: 'get',
     path: '/v1/tasks/:id/attempts/:attempt/events',
     summary:
-      "An attempt's events after ?after=SEQ. With Accept: text/event-stream, a live server-sent event stream (event = the event type, id = its seq; a final `end` event carries the attempt)",
+      "An attempt's events after ?after=SEQ. With Accept: text/event-stream, a live server-sent event stream (event = the event type, id = its seq; a final `end` event carries the attempt; a final `refused` event, with the error body, when the token or session is revoked or the environment hidden meanwhile)",
     auth: 'token',
     params: { id: 'The task id (task_…)', attempt: 'The attempt id (att_…)' },
     query: {
@@ -271,7 +271,8 @@ export const taskRoutes: RouteDefinition<TaskRouteDeps>[] = [
             wake = undefined;
           }
         } catch (error) {
-          // The stream's status line is sent already: the refusal travels as its last event.
+          // The stream's status line is sent already: the refusal travels as its last event,
+          // `refused` ({ code, message, details, requestId }; not `error`, an attempt's own type).
           if (!(error instanceof BerthError) || error.code === 'internal')
             logger?.error(
               { requestId: c.get('requestId'), err: error },
@@ -284,7 +285,7 @@ export const taskRoutes: RouteDefinition<TaskRouteDeps>[] = [
           if (open)
             await stream
               .writeSSE({
-                event: 'error',
+                event: 'refused',
                 data: JSON.stringify({
                   code: refusal.code,
                   message: refusal.message,

@@ -154,7 +154,7 @@ afterAll(async () => {
 
 describe('a live event stream after the token is revoked', () => {
   for (const how of ['session cookie', 'bearer token'] as const) {
-    it(`ends with an error event (${how})`, async () => {
+    it(`ends with a refused event (${how})`, async () => {
       const { task, attempt } = await plant('agent');
       await appendLog(attempt, 1, 'before\n');
       const name = `leaver-${how.replace(' ', '-')}`;
@@ -169,11 +169,11 @@ describe('a live event stream after the token is revoked', () => {
       await appendLog(attempt, 2, 'AFTER-REVOKE\n');
       await waitFor(() => stream.ended(), 5_000).finally(() => stream.stop());
       expect(stream.text()).not.toContain('AFTER-REVOKE');
-      expect(stream.text()).toMatch(/event: error\ndata: \{"code":"unauthorized"/);
+      expect(stream.text()).toMatch(/event: refused\ndata: \{"code":"unauthorized"/);
     });
   }
 
-  it('a member removed mid-stream gets a not-found event, and no stack trace is printed', async () => {
+  it('a member removed mid-stream gets a refused event (not_found), and no stack trace is printed', async () => {
     const printed = vi.spyOn(console, 'error');
     const { task, attempt } = await plant('agent');
     const token = tokens.get('visitor') ?? '';
@@ -191,7 +191,7 @@ describe('a live event stream after the token is revoked', () => {
     await appendLog(attempt, 2, 'AFTER-REMOVAL\n');
     await waitFor(() => stream.ended(), 5_000).finally(() => stream.stop());
     expect(stream.text()).not.toContain('AFTER-REMOVAL');
-    expect(stream.text()).toMatch(/event: error\ndata: \{"code":"not_found"/);
+    expect(stream.text()).toMatch(/event: refused\ndata: \{"code":"not_found"/);
     expect(printed).not.toHaveBeenCalled();
     printed.mockRestore();
   });

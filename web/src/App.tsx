@@ -10,6 +10,7 @@ import { TasksPage } from './pages/TasksPage';
 import { EnvironmentsPage } from './pages/EnvironmentsPage';
 import { TokensPage } from './pages/TokensPage';
 import { NotFoundPage } from './pages/NotFoundPage';
+import { safeNext as safeNextOf } from './untrusted-text';
 
 // The task page (diff viewer, log renderer) and the environment editor (YAML) load when first
 // opened, so the task list's first load stays small.
@@ -20,9 +21,7 @@ const EnvironmentPage = lazy(() =>
 
 /** Where /login sends the user on: a path of this UI only (never another origin). */
 export function safeNext(next: string | null): string {
-  return next && next.startsWith('/') && !next.startsWith('//') && !next.startsWith('/\\')
-    ? next
-    : '/tasks';
+  return safeNextOf(next, window.location.origin);
 }
 
 function SignedIn() {

@@ -1,4 +1,5 @@
 import { useEffect, useState } from 'react';
+import { api } from './client';
 import type { AttemptEvent } from './types';
 
 /**
@@ -52,6 +53,13 @@ export function useAttemptEvents(taskId: string, attemptId: string | undefined) 
     source.addEventListener('end', () => {
       source.close();
       setEnded(true);
+    });
+    // The server ended the stream: the token or session was revoked, or the task is hidden now.
+    // A plain request says which (the client sends a 401 on to /login).
+    source.addEventListener('refused', () => {
+      source.close();
+      setEnded(true);
+      void api.GET('/v1/session');
     });
     return () => {
       clearInterval(timer);

@@ -6,6 +6,8 @@ type Json<R> = R extends { content: { 'application/json': infer B } } ? B : neve
 
 export type Task = Json<paths['/v1/tasks/{id}']['get']['responses']['200']>;
 export type Attempt = Task['attempts'][number];
+/** A task as the list shows it: each attempt in short (no diffs or command output). */
+export type TaskSummary = Json<paths['/v1/tasks']['get']['responses']['200']>['tasks'][number];
 export type Environment = Json<paths['/v1/environments/{name}']['get']['responses']['200']>;
 export type CacheEntry = Json<
   paths['/v1/environments/{name}/cache']['get']['responses']['200']

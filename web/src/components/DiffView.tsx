@@ -1,6 +1,7 @@
 import { useMemo, useRef, useState } from 'react';
 import { Diff, Hunk, parseDiff } from 'react-diff-view';
 import 'react-diff-view/style/index.css';
+import { revealControls } from '../untrusted-text';
 
 interface TreeNode {
   name: string;
@@ -57,8 +58,10 @@ function Tree({ node, onOpen }: { node: TreeNode; onOpen: (file: number) => void
  * A git diff: a list of its files, then each file's hunks (react-diff-view renders them as text),
  * unified or split. A diff the parser cannot read is shown as plain text.
  */
-export function DiffView({ diff, label }: { diff: string; label: string }) {
+export function DiffView({ diff: raw, label }: { diff: string; label: string }) {
   const [view, setView] = useState<'unified' | 'split'>('unified');
+  // Bidi and invisible control characters in names and lines are shown as <U+XXXX> tokens.
+  const diff = useMemo(() => revealControls(raw), [raw]);
   const files = useMemo(() => {
     try {
       return parseDiff(diff);

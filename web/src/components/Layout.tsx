@@ -1,7 +1,7 @@
 import type { ReactNode } from 'react';
 import { NavLink, useNavigate } from 'react-router';
 import { useQueryClient } from '@tanstack/react-query';
-import { setCsrfToken } from '../api/client';
+import { ApiError, setCsrfToken } from '../api/client';
 import { useSignOut } from '../api/hooks';
 import type { Session } from '../api/types';
 
@@ -9,14 +9,18 @@ export function Layout({ session, children }: { session: Session; children: Reac
   const signOut = useSignOut();
   const navigate = useNavigate();
   const client = useQueryClient();
+  // Signed out only when the server says so (or says the session had ended already): a
+  // failed request leaves the session live, so the page stays and says so.
   const leave = () =>
     signOut.mutate(undefined, {
-      onSettled: () => {
+      onSuccess: () => {
         setCsrfToken(null);
         client.clear();
         void navigate('/login', { replace: true });
       },
     });
+  const failed =
+    signOut.error && !(signOut.error instanceof ApiError && signOut.error.status === 401);
   return (
     <div className="shell">
       <header className="top">
@@ -33,6 +37,11 @@ export function Layout({ session, children }: { session: Session; children: Reac
         <button type="button" onClick={leave} disabled={signOut.isPending}>
           Sign out
         </button>
+        {failed && (
+          <p className="error" role="alert">
+            sign-out failed; try again
+          </p>
+        )}
       </header>
       <main>{children}</main>
     </div>

@@ -1,4 +1,5 @@
 import { useEffect, useMemo, useRef, useState } from 'react';
+import { revealControls } from '../untrusted-text';
 import Anser from 'anser';
 import { useVirtualizer } from '@tanstack/react-virtual';
 import type { AttemptEvent } from '../api/types';
@@ -28,7 +29,8 @@ export function logLines(events: readonly AttemptEvent[]): string[] {
   if (lines[lines.length - 1] === '') lines.pop();
   return lines.map((line) => {
     const parts = line.split('\r').filter((part) => part !== '');
-    return parts[parts.length - 1] ?? '';
+    // Bidi and invisible control characters are shown as <U+XXXX> tokens.
+    return revealControls(parts[parts.length - 1] ?? '');
   });
 }
 

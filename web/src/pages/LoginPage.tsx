@@ -1,7 +1,7 @@
 import { useState, type FormEvent } from 'react';
 import { useNavigate, useSearchParams } from 'react-router';
 import { ApiError, setCsrfToken } from '../api/client';
-import { useSignIn } from '../api/hooks';
+import { useSession, useSignIn } from '../api/hooks';
 import { safeNext } from '../App';
 
 /** The token is sent once, in a POST body, and exchanged for an HttpOnly session cookie. */
@@ -21,6 +21,10 @@ export function LoginPage() {
     });
   };
   const error = signIn.error;
+  // Another port or subdomain of this host set a second session cookie: no sign-in can help.
+  const session = useSession();
+  const ambiguous =
+    session.error instanceof ApiError && session.error.details.session === 'ambiguous';
   return (
     <main className="login">
       <h1>Berth</h1>
@@ -40,6 +44,12 @@ export function LoginPage() {
         {error && (
           <p className="error" role="alert">
             {error instanceof ApiError && error.status === 401 ? 'token not valid' : error.message}
+          </p>
+        )}
+        {ambiguous && (
+          <p className="error" role="alert">
+            Your browser holds more than one Berth session cookie (another site on this host may
+            have set one). Clear this site&apos;s cookies in the browser, then sign in again.
           </p>
         )}
       </form>

@@ -12,6 +12,7 @@ import { PhaseTimeline } from '../components/PhaseTimeline';
 import { SafeLink } from '../components/SafeLink';
 import { Status } from '../components/Status';
 import { age, duration } from '../format';
+import { revealControls } from '../untrusted-text';
 import { NotFoundPage } from './NotFoundPage';
 
 const live = (status: string) => status === 'queued' || status === 'running';
@@ -178,7 +179,7 @@ function PullRequestBox({ task }: { task: Task }) {
       </button>
       {create.data && (
         <p>
-          Pushed {create.data.branch}
+          Pushed {revealControls(create.data.branch)}
           {create.data.pullRequest ? (
             <>
               : <SafeLink href={create.data.pullRequest.url} />
@@ -369,7 +370,7 @@ export function TaskPage() {
         <dt>Environment</dt>
         <dd>{t.environment}</dd>
         <dt>Branch</dt>
-        <dd>{t.branch ?? t.sha ?? 'default'}</dd>
+        <dd>{revealControls(t.branch ?? t.sha ?? 'default')}</dd>
         <dt>Created</dt>
         <dd>
           {age(t.createdAt)} by {t.createdBy ?? 'unknown'}

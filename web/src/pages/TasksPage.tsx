@@ -3,13 +3,14 @@ import { Link, useNavigate } from 'react-router';
 import { useMutation } from '@tanstack/react-query';
 import { api, unwrap } from '../api/client';
 import { useEnvironments, useInvalidate, useTasks } from '../api/hooks';
-import type { Task } from '../api/types';
+import type { TaskSummary } from '../api/types';
 import { Status } from '../components/Status';
+import { revealControls } from '../untrusted-text';
 import { age, duration } from '../format';
 
 const STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
 
-function taskDuration(task: Task): number | null {
+function taskDuration(task: TaskSummary): number | null {
   const values = task.attempts.map((a) => a.durationMs).filter((v): v is number => v !== null);
   return values.length > 0 ? Math.max(...values) : null;
 }
@@ -204,7 +205,7 @@ export function TasksPage() {
                     <Status value={task.status} />
                   </td>
                   <td>{task.environment}</td>
-                  <td>{task.branch ?? task.sha ?? 'default'}</td>
+                  <td>{revealControls(task.branch ?? task.sha ?? 'default')}</td>
                   <td>{task.createdBy ?? 'unknown'}</td>
                   <td>{age(task.createdAt)}</td>
                   <td>{task.attempts.length}</td>
