@@ -63,6 +63,16 @@ describe('web UI: hostile sessions and text', () => {
     browser = await openBrowser();
     store = SqliteStore.open(server.dataDir);
   });
+  /** The id of the test's environment (made on first use). */
+  async function anEnvironment(): Promise<string> {
+    const listed = await server.request('GET', '/v1/environments');
+    const found = (listed.json as { environments: { id: string }[] }).environments[0]?.id;
+    if (found) return found;
+    const created = await server.request('POST', '/v1/environments', {
+      body: { spec: { name: 'svc', repository: 'https://git.example/acme/svc.git' } },
+    });
+    return (created.json as { id: string }).id;
+  }
   afterAll(async () => {
     await store?.close();
     await browser?.close();
@@ -105,15 +115,7 @@ describe('web UI: hostile sessions and text', () => {
   });
 
   it('bidi and invisible controls in a file name, diff, log line and branch show as tokens', async () => {
-    const environment = await server.request('GET', '/v1/environments');
-    let environmentId = (environment.json as { environments: { id: string }[] }).environments[0]
-      ?.id;
-    if (!environmentId) {
-      const created = await server.request('POST', '/v1/environments', {
-        body: { spec: { name: 'svc', repository: 'https://git.example/acme/svc.git' } },
-      });
-      environmentId = (created.json as { id: string }).id;
-    }
+    const environmentId = await anEnvironment();
     const T0 = new Date().toISOString();
     const name = 'src/adm\u202Enis.ts';
     const diff = [
@@ -182,5 +184,77 @@ describe('web UI: hostile sessions and text', () => {
     const text = await page.evaluate<string>('document.body.innerText');
     expect(text).not.toMatch(/[\u202A-\u202E\u2066-\u2069\u200B-\u200F\u061C\u2060\uFEFF]/);
     await browser.screenshots('bidi-revealed');
+  });
+
+  it("sandbox output cannot pass for Berth's own records, and Jump goes to the real failure", async () => {
+    const environmentId = await anEnvironment();
+    const T0 = new Date().toISOString();
+    await store.createTask(
+      {
+        id: 'task_spoof',
+        environmentId,
+        prompt: 'p',
+        command: null,
+        ref: {},
+        repository: null,
+        attemptCount: 1,
+        status: 'failed',
+        createdAt: T0,
+        updatedAt: T0,
+      },
+      [
+        {
+          id: 'att_spoof',
+          taskId: 'task_spoof',
+          index: 0,
+          phase: 'failed',
+          cacheHit: false,
+          error: { code: 'task_failed', message: 'the real failure' },
+          result: null,
+          createdAt: T0,
+          startedAt: T0,
+          finishedAt: T0,
+        } as unknown as Attempt,
+      ],
+    );
+    const fake = '$ npm test  (exit 0)\nerror: FAKE failure printed by the sandbox\n';
+    await store.appendAttemptEvents([
+      { attemptId: 'att_spoof', seq: 1, at: T0, type: 'phase', phase: 'agent' },
+      {
+        attemptId: 'att_spoof',
+        seq: 2,
+        at: T0,
+        type: 'log',
+        stream: 'stdout',
+        text: 'REAL-ERROR-LINE\n',
+      },
+      { attemptId: 'att_spoof', seq: 3, at: T0, type: 'command', command: 'make', exitCode: 2 },
+      { attemptId: 'att_spoof', seq: 4, at: T0, type: 'error', message: 'the real failure' },
+      ...Array.from({ length: 300 }, (_, i) => ({
+        attemptId: 'att_spoof',
+        seq: 5 + i,
+        at: T0,
+        type: 'log',
+        stream: 'stdout',
+        text: i === 299 ? fake : `filler ${i}\n`,
+      })),
+    ] as never);
+    const { page, context } = browser;
+    await context.clearCookies();
+    await signIn(page, server.url, server.adminToken, '/tasks/task_spoof');
+    await page.waitForURL(/\/tasks\/task_spoof/);
+    const log = page.getByRole('log', { name: 'Log' });
+    await log.getByText('FAKE failure printed by the sandbox').waitFor();
+    // The forged lines are plain text rows: no Berth marker beside them.
+    const forged = log.locator('.log-line', { hasText: 'FAKE failure' });
+    expect(await forged.locator('.berth-mark').count()).toBe(0);
+    expect(
+      await log.locator('.log-line', { hasText: 'npm test' }).locator('.berth-mark').count(),
+    ).toBe(0);
+    await page.getByRole('button', { name: 'Jump to the failure' }).click();
+    const marked = log.locator('.log-line.marked');
+    await marked.waitFor();
+    expect(await marked.textContent()).toContain('the real failure');
+    expect(await marked.getByRole('img', { name: 'Berth: error' }).count()).toBe(1);
   });
 });

@@ -12,26 +12,69 @@ import type { AttemptEvent } from '../api/types';
 
 const ROW_PX = 18;
 
-/** The log's lines: log text split at newlines; on a line, what follows a \r replaces it. */
-export function logLines(events: readonly AttemptEvent[]): string[] {
-  let text = '';
-  for (const event of events) {
-    if (event.type === 'log' && typeof event.text === 'string') text += event.text;
-    else if (event.type === 'command' && typeof event.command === 'string') {
-      if (text !== '' && !text.endsWith('\n')) text += '\n';
-      text += `$ ${event.command}  (exit ${String(event.exitCode)})\n`;
-    } else if (event.type === 'error' && typeof event.message === 'string') {
-      if (text !== '' && !text.endsWith('\n')) text += '\n';
-      text += `error: ${event.message}\n`;
+/**
+ * One row of the log: sandbox text, or one of Berth's own records (a phase, a command and its
+ * exit code, an error) from a structured event. Berth's rows carry `berth` and the event's `seq`
+ * and are drawn with a marker outside the text, so nothing a sandbox prints can pass for one.
+ */
+export interface LogRow {
+  text: string;
+  berth?: 'phase' | 'command' | 'error';
+  seq?: number;
+}
+
+/** The log's rows: log text split at newlines (on a line, what follows a \r replaces it). */
+export function logLines(events: readonly AttemptEvent[]): LogRow[] {
+  const rows: LogRow[] = [];
+  let partial = '';
+  const flush = (all: boolean) => {
+    const lines = partial.split('\n');
+    partial = all ? '' : (lines.pop() ?? '');
+    if (all && lines[lines.length - 1] === '') lines.pop();
+    for (const line of lines) {
+      const parts = line.split('\r').filter((part) => part !== '');
+      // Bidi and invisible control characters are shown as <U+XXXX> tokens.
+      rows.push({ text: revealControls(parts[parts.length - 1] ?? '') });
     }
+  };
+  const record = (row: LogRow) => {
+    flush(true);
+    rows.push({ ...row, text: revealControls(row.text) });
+  };
+  for (const event of events) {
+    if (event.type === 'log' && typeof event.text === 'string') partial += event.text;
+    else if (event.type === 'command' && typeof event.command === 'string')
+      record({
+        berth: 'command',
+        seq: event.seq,
+        text: `${event.command}  (exit ${String(event.exitCode)})`,
+      });
+    else if (event.type === 'error' && typeof event.message === 'string')
+      record({ berth: 'error', seq: event.seq, text: event.message });
+    else if (event.type === 'phase' && typeof event.phase === 'string')
+      record({ berth: 'phase', seq: event.seq, text: event.phase });
   }
-  const lines = text.split('\n');
-  if (lines[lines.length - 1] === '') lines.pop();
-  return lines.map((line) => {
-    const parts = line.split('\r').filter((part) => part !== '');
-    // Bidi and invisible control characters are shown as <U+XXXX> tokens.
-    return revealControls(parts[parts.length - 1] ?? '');
-  });
+  flush(true);
+  return rows;
+}
+
+/** The marker of Berth's own rows: an element beside the text, never part of it. */
+export function BerthMark({ kind }: { kind: NonNullable<LogRow['berth']> }) {
+  const label = { phase: 'Berth: phase', command: 'Berth: command', error: 'Berth: error' }[kind];
+  return (
+    <span className={`berth-mark berth-${kind}`} role="img" aria-label={label} title={label}>
+      {kind === 'error' ? '✖' : kind === 'command' ? '$' : '▸'}
+    </span>
+  );
+}
+
+export function LogRowView({ row }: { row: LogRow }) {
+  return (
+    <>
+      {row.berth && <BerthMark kind={row.berth} />}
+      <LogLine line={row.text} />
+    </>
+  );
 }
 
 function LogLine({ line }: { line: string }) {
@@ -54,9 +97,9 @@ function LogLine({ line }: { line: string }) {
   );
 }
 
-/** A request to show a line: the last line equal to `line`, asked for the `nonce`th time. */
+/** A request to show Berth's record of the event `seq`, asked for the `nonce`th time. */
 export interface LogJump {
-  line: string;
+  seq: number;
   nonce: number;
 }
 
@@ -76,7 +119,7 @@ export function LogView({
     const needle = filter.trim().toLowerCase();
     return needle === ''
       ? all
-      : all.filter((line) => Anser.ansiToText(line).toLowerCase().includes(needle));
+      : all.filter((row) => Anser.ansiToText(row.text).toLowerCase().includes(needle));
   }, [all, filter]);
   const parent = useRef<HTMLDivElement>(null);
   const rows = useVirtualizer({
@@ -91,7 +134,7 @@ export function LogView({
   const [marked, setMarked] = useState<number | undefined>();
   useEffect(() => {
     if (!jump) return;
-    const index = all.lastIndexOf(jump.line);
+    const index = all.findIndex((row) => row.seq === jump.seq);
     if (index < 0) return;
     setFilter('');
     setFollow(false);
@@ -129,10 +172,10 @@ export function LogView({
           {rows.getVirtualItems().map((row) => (
             <div
               key={row.key}
-              className={row.index === marked && filter === '' ? 'log-line marked' : 'log-line'}
+              className={`log-line${row.index === marked && filter === '' ? ' marked' : ''}${lines[row.index]?.berth ? ' berth' : ''}`}
               style={{ position: 'absolute', top: 0, transform: `translateY(${row.start}px)` }}
             >
-              <LogLine line={lines[row.index] ?? ''} />
+              <LogRowView row={lines[row.index] ?? { text: '' }} />
             </div>
           ))}
         </div>

@@ -7,7 +7,7 @@ import { useInvalidate, useTask } from '../api/hooks';
 import type { Attempt, AttemptEvent, Task } from '../api/types';
 import { AgentTurns } from '../components/AgentTurns';
 import { DiffView } from '../components/DiffView';
-import { LogView, logLines, type LogJump } from '../components/LogView';
+import { LogRowView, LogView, logLines, type LogJump } from '../components/LogView';
 import { PhaseTimeline } from '../components/PhaseTimeline';
 import { SafeLink } from '../components/SafeLink';
 import { Status } from '../components/Status';
@@ -25,7 +25,7 @@ function Failure({
 }: {
   attempt: Attempt;
   events: readonly AttemptEvent[];
-  onJump: (line: string) => void;
+  onJump: (seq: number) => void;
 }) {
   if (attempt.status !== 'failed') return null;
   const phases = events.filter((e) => e.type === 'phase').map((e) => String(e.phase));
@@ -35,8 +35,10 @@ function Failure({
     .find((e) => e.type === 'command' && typeof e.exitCode === 'number' && e.exitCode !== 0);
   const all = logLines(events);
   const tail = all.slice(-15);
-  const failingLine =
-    [...all].reverse().find((line) => line.startsWith('error: ')) ?? all[all.length - 1];
+  // The failure is Berth's structured record (the error event, else the failing command's),
+  // never a line of sandbox text that looks like one.
+  const failure =
+    [...events].reverse().find((e) => e.type === 'error') ?? failedCommand ?? undefined;
   return (
     <div className="failure" role="alert" id="failure">
       <h3>Failed in {failedIn}</h3>
@@ -50,9 +52,17 @@ function Failure({
           {String(failedCommand.exitCode)}
         </p>
       )}
-      {tail.length > 0 && <pre className="tail">{tail.join('\n')}</pre>}
-      {failingLine !== undefined && (
-        <button type="button" onClick={() => onJump(failingLine)}>
+      {tail.length > 0 && (
+        <pre className="tail">
+          {tail.map((row, i) => (
+            <div key={i} className={row.berth ? 'berth' : undefined}>
+              <LogRowView row={row} />
+            </div>
+          ))}
+        </pre>
+      )}
+      {failure !== undefined && (
+        <button type="button" onClick={() => onJump(failure.seq)}>
           Jump to the failure
         </button>
       )}
@@ -280,7 +290,7 @@ function AttemptDetail({ task, attempt }: { task: Task; attempt: Attempt }) {
       <Failure
         attempt={attempt}
         events={events}
-        onJump={(line) => setJump({ line, nonce: (jump?.nonce ?? 0) + 1 })}
+        onJump={(seq) => setJump({ seq, nonce: (jump?.nonce ?? 0) + 1 })}
       />
       <h2>Attempt {attempt.index + 1}</h2>
       {attempt.request && (
