@@ -257,4 +257,68 @@ describe('web UI: hostile sessions and text', () => {
     expect(await marked.textContent()).toContain('the real failure');
     expect(await marked.getByRole('img', { name: 'Berth: error' }).count()).toBe(1);
   });
+
+  it('a very long log line and a very large file diff are shown in part until asked', async () => {
+    const environmentId = await anEnvironment();
+    const T0 = new Date().toISOString();
+    const big = Array.from({ length: 3000 }, (_, i) => `+line ${i}`).join('\n');
+    const diff = `diff --git a/big.txt b/big.txt\nnew file mode 100644\n--- /dev/null\n+++ b/big.txt\n@@ -0,0 +1,3000 @@\n${big}\n`;
+    await store.createTask(
+      {
+        id: 'task_long',
+        environmentId,
+        prompt: 'p',
+        command: null,
+        ref: {},
+        repository: null,
+        attemptCount: 1,
+        status: 'succeeded',
+        createdAt: T0,
+        updatedAt: T0,
+      },
+      [
+        {
+          id: 'att_long',
+          taskId: 'task_long',
+          index: 0,
+          phase: 'succeeded',
+          cacheHit: false,
+          error: null,
+          result: {
+            baseCommit: 'a'.repeat(40),
+            diff,
+            files: [{ path: 'big.txt', added: 3000, removed: 0 }],
+            message: 'done',
+            commands: [],
+            snapshotImage: null,
+            secretFiles: [],
+          },
+          createdAt: T0,
+          startedAt: T0,
+          finishedAt: T0,
+        } as unknown as Attempt,
+      ],
+    );
+    const line = `\u001b[31m${'x'.repeat(2_000_000)}\u001b[0mEND-OF-LINE\n`;
+    await store.appendAttemptEvents([
+      { attemptId: 'att_long', seq: 1, at: T0, type: 'log', stream: 'stdout', text: line },
+    ] as never);
+    const { page, context } = browser;
+    await context.clearCookies();
+    await signIn(page, server.url, server.adminToken, '/tasks/task_long');
+    await page.waitForURL(/\/tasks\/task_long/);
+    const log = page.getByRole('log', { name: 'Log' });
+    const more = log.getByRole('button', { name: /Show more/ });
+    await more.waitFor();
+    const row = log.locator('.log-line').first();
+    expect(((await row.textContent()) ?? '').length).toBeLessThan(5000);
+    await more.click();
+    await expect.poll(async () => ((await row.textContent()) ?? '').length).toBeGreaterThan(8000);
+    // The 3,000-line file waits behind a button; opened, its lines are there.
+    const show = page.getByRole('button', { name: 'Show 3000 lines' });
+    await show.waitFor();
+    expect(await page.getByText('line 2999', { exact: true }).count()).toBe(0);
+    await show.click();
+    await page.getByText('line 2999', { exact: true }).first().waitFor();
+  });
 });

@@ -58,6 +58,13 @@ function Tree({ node, onOpen }: { node: TreeNode; onOpen: (file: number) => void
  * A git diff: a list of its files, then each file's hunks (react-diff-view renders them as text),
  * unified or split. A diff the parser cannot read is shown as plain text.
  */
+/** A file's diff longer than this many lines is collapsed behind "Show N lines". */
+export const FILE_LINE_CAP = 1000;
+
+function changedLines(file: { hunks: readonly { changes: readonly unknown[] }[] }): number {
+  return file.hunks.reduce((n, hunk) => n + hunk.changes.length, 0);
+}
+
 export function DiffView({ diff: raw, label }: { diff: string; label: string }) {
   const [view, setView] = useState<'unified' | 'split'>('unified');
   // Bidi and invisible control characters in names and lines are shown as <U+XXXX> tokens.
@@ -70,6 +77,8 @@ export function DiffView({ diff: raw, label }: { diff: string; label: string }) 
     }
   }, [diff]);
   const fileRefs = useRef<(HTMLDivElement | null)[]>([]);
+  // Files over FILE_LINE_CAP lines stay collapsed until opened: a huge diff renders quickly.
+  const [opened, setOpened] = useState<Set<number>>(new Set());
   if (diff.trim() === '') return <p className="sub">No changes.</p>;
   if (!files) return <pre className="raw-diff">{diff}</pre>;
   const name = (f: (typeof files)[number]) =>
@@ -106,6 +115,10 @@ export function DiffView({ diff: raw, label }: { diff: string; label: string }) 
           <h4 className="diff-file-name">{name(file)}</h4>
           {file.hunks.length === 0 ? (
             <p className="sub">No text changes (binary or mode only).</p>
+          ) : !opened.has(i) && changedLines(file) > FILE_LINE_CAP ? (
+            <button type="button" onClick={() => setOpened(new Set(opened).add(i))}>
+              Show {changedLines(file)} lines
+            </button>
           ) : (
             <div className="diff-scroll">
               <Diff viewType={view} diffType={file.type} hunks={file.hunks}>

@@ -77,8 +77,14 @@ export function LogRowView({ row }: { row: LogRow }) {
   );
 }
 
+/** A log line longer than this shows its start and a "Show more" button (each adds as much). */
+export const LINE_CAP = 4000;
+
 function LogLine({ line }: { line: string }) {
-  const chunks = useMemo(() => Anser.ansiToJson(line, { json: true, remove_empty: true }), [line]);
+  const [shown, setShown] = useState(LINE_CAP);
+  // Only the shown part is parsed for colours: a line of megabytes costs no more than LINE_CAP.
+  const part = line.length > shown ? line.slice(0, shown) : line;
+  const chunks = useMemo(() => Anser.ansiToJson(part, { json: true, remove_empty: true }), [part]);
   return (
     <>
       {chunks.map((chunk, i) => (
@@ -93,6 +99,11 @@ function LogLine({ line }: { line: string }) {
           {chunk.content}
         </span>
       ))}
+      {line.length > shown && (
+        <button type="button" className="show-more" onClick={() => setShown(shown + LINE_CAP)}>
+          Show more ({line.length - shown} more characters)
+        </button>
+      )}
     </>
   );
 }
