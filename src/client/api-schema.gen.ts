@@ -3178,7 +3178,7 @@ export interface paths {
       };
       cookie?: never;
     };
-    /** An attempt's events after ?after=SEQ. With Accept: text/event-stream, a live server-sent event stream (event = the event type, id = its seq; a final `end` event carries the attempt) */
+    /** An attempt's events after ?after=SEQ. With Accept: text/event-stream, a live server-sent event stream (event = the event type, id = its seq; a final `end` event carries the attempt; a final `refused` event, with the error body, when the token or session is revoked or the environment hidden meanwhile) */
     get: {
       parameters: {
         query?: {
