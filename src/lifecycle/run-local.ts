@@ -1,4 +1,5 @@
 import { namesDefaultBranch, settleDefaultBranch } from '../domain/environment/default-branch.js';
+import type { DefaultBranchOrigin } from '../domain/environment/environment.js';
 import { readRepositoryHeads } from '../git/remote-heads.js';
 import type { PublicRemoteOptions } from '../git/public-remote-heads.js';
 import { repositoryCredentials } from './repository-credentials.js';
@@ -107,7 +108,9 @@ function withRepository(text: string, repo: string | undefined): string {
 /**
  * `repository.defaultBranch` settled with the repository the task uses (`--repo`, else the
  * file's), as the server does when an environment is written (default-branch.ts): a local one's
- * HEAD when the file names no branch; a named branch it does not have is refused.
+ * HEAD when the file names no branch; a named branch it does not have is refused. With where the
+ * branch came from, as the server records it: `named` (in the file), `found` (the HEAD) or
+ * `assumed` (not asked, such as an ssh repository, or no answer: the attempt asks at its start).
  */
 async function withSettledDefaultBranch(
   written: unknown,
@@ -115,7 +118,7 @@ async function withSettledDefaultBranch(
   repo: string | undefined,
   file: string,
   asking: PublicRemoteOptions,
-): Promise<EnvironmentSpec> {
+): Promise<{ spec: EnvironmentSpec; origin: DefaultBranchOrigin }> {
   const heads = await readRepositoryHeads(repo ?? spec.repository.url, asking);
   const named = namesDefaultBranch(written) ? spec.repository.defaultBranch : undefined;
   const decision = settleDefaultBranch(named, spec.repository.defaultBranch, heads);
@@ -125,10 +128,17 @@ async function withSettledDefaultBranch(
       `${file}: repository.defaultBranch: ${decision.message}`,
     );
   }
-  return { ...spec, repository: { ...spec.repository, defaultBranch: decision.branch } };
+  return {
+    spec: { ...spec, repository: { ...spec.repository, defaultBranch: decision.branch } },
+    origin: named !== undefined ? 'named' : decision.found ? 'found' : 'assumed',
+  };
 }
 
-async function ensureEnvironment(store: Store, spec: EnvironmentSpec): Promise<string> {
+async function ensureEnvironment(
+  store: Store,
+  spec: EnvironmentSpec,
+  defaultBranchOrigin: DefaultBranchOrigin,
+): Promise<string> {
   const now = new Date().toISOString();
   const existing = await store.getEnvironmentByName(spec.name);
   if (existing === undefined) {
@@ -138,11 +148,21 @@ async function ensureEnvironment(store: Store, spec: EnvironmentSpec): Promise<s
       createdByTokenId: null,
       secrets: [],
       now,
+      defaultBranchOrigin,
     });
     return created.id;
   }
-  if (JSON.stringify(existing.spec) !== JSON.stringify(spec)) {
-    await store.updateEnvironment(existing.id, { spec, setSecrets: [], removeSecrets: [], now });
+  if (
+    JSON.stringify(existing.spec) !== JSON.stringify(spec) ||
+    existing.defaultBranchOrigin !== defaultBranchOrigin
+  ) {
+    await store.updateEnvironment(existing.id, {
+      spec,
+      setSecrets: [],
+      removeSecrets: [],
+      now,
+      defaultBranchOrigin,
+    });
   }
   return existing.id;
 }
@@ -197,7 +217,7 @@ export async function runLocal(options: RunLocalOptions, io: RunLocalIo): Promis
         `the environment declares secrets that are not set: ${missing.join(', ')} (set them as variables of the same name)`,
       );
     }
-    const spec = await withSettledDefaultBranch(
+    const { spec, origin } = await withSettledDefaultBranch(
       parseYaml(written) as unknown,
       parsed,
       options.repo,
@@ -230,7 +250,7 @@ export async function runLocal(options: RunLocalOptions, io: RunLocalIo): Promis
     }
     store = SqliteStore.open(options.dataDir);
     await store.migrate();
-    const environmentId = await ensureEnvironment(store, spec);
+    const environmentId = await ensureEnvironment(store, spec, origin);
 
     const command =
       options.command !== undefined && options.command.trim() !== '' ? options.command : null;

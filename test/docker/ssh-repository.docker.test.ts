@@ -448,6 +448,21 @@ describe('the default branch of an ssh repository (issue 20 item 1)', () => {
     }
   });
 
+  it('berth run stores an ssh repository it did not ask as assumed, and the attempt asks it with the key', async () => {
+    // berth run asks no ssh repository when it writes the environment (no id for a host-key
+    // file yet): assumed, so the attempt asks on the host with the key before its cache key and
+    // clones master (the old code stored it as named: the clone found no branch main).
+    const ran = await runJson({
+      ...base(() => clientKey),
+      dataDir: join(work, 'data-run-default-branch'),
+      envFile: yaml('run-ssh-master'),
+      command: 'echo "head=$(git rev-parse HEAD)"',
+    });
+    expect(ran.code, ran.stderr).toBe(0);
+    expect(ran.stderr).toContain('default branch: master (found on the remote)');
+    expect(ran.result.attempts[0]?.commands[0]?.output ?? '').toContain(`head=${repo.mainCommit}`);
+  });
+
   it('is not asked without the key, nor believed from a host whose key does not match the pinned one', async () => {
     const noKey = await create(yaml('ssh-no-key'), false);
     expect(noKey.code, noKey.stderr).toBe(0);
