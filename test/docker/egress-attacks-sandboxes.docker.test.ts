@@ -376,10 +376,13 @@ describe('another sandbox, from inside a locked-down sandbox (docker)', () => {
     expect(run.code, run.stderr).toBe(0);
     expect(run.result.attempts).toHaveLength(2);
     // Both sandboxes were locked down on networks of their own at the same time; the one that
-    // built the cache entry had a setup network too, whose address (still on this host's bridge
-    // until the attempt ends) the other one was handed as well.
+    // built the cache entry had a setup network too, whose address the other one was handed as
+    // well while it was still on this host's bridge (since the sandbox is restarted after setup,
+    // it may be gone by the time the other attempt looks: two or three addresses).
     expect(log, log.join('\n')).toHaveLength(2);
-    expect(Math.max(...log.map((l) => l.split('; handed ')[1]?.split(' ').length ?? 0))).toBe(3);
+    const handed = Math.max(...log.map((l) => l.split('; handed ')[1]?.split(' ').length ?? 0));
+    expect(handed).toBeGreaterThanOrEqual(2);
+    expect(handed).toBeLessThanOrEqual(3);
     for (const attempt of run.result.attempts) {
       const output = attempt.commands[0]?.output ?? '';
       expectIsolated(output, `attempt ${attempt.index}:\n${output}\n${log.join('\n')}`);

@@ -182,8 +182,10 @@ describe('an attempt whose cache image carries a hostile perl (docker)', () => {
   });
 
   it('fails with the protocol violation as its reason, within its time limit, memory flat', async () => {
-    // The setup (a hostile repository's) replaces perl; the cache image keeps it, so the next
-    // attempt's exec agent is the fake, which forges a 4 GiB frame after the first command.
+    // The setup (a hostile repository's) replaces perl. The sandbox is restarted after setup
+    // (nothing setup started runs on), and the restarted sandbox's exec agent is the fake, which
+    // forges a 4 GiB frame after the first command: caught in the setup's own attempt, before a
+    // cache image could keep it.
     const file = writeLifecycleEnvFile(
       work,
       'hostile-perl',
@@ -209,12 +211,11 @@ describe('an attempt whose cache image carries a hostile perl (docker)', () => {
       envFile: file,
       command: 'true',
     };
-    const first = await runJson(options); // builds the cache entry
-    expect(first.stderr).toContain('cache miss');
     const watch = watchMemory(256 * MB);
     const run = await runJson(options);
     const growth = watch.stop();
-    expect(run.stderr).toContain('cache hit');
+    expect(run.stderr).toContain('cache miss');
+    expect(run.stderr).toContain('the sandbox was restarted');
     const attempt = run.result.attempts[0];
     expect(attempt?.status).toBe('failed');
     expect(attempt?.error).toMatch(
