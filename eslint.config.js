@@ -10,6 +10,8 @@ export default tseslint.config(
       'coverage/',
       'bin/',
       'web/dist/',
+      // Test artefacts (screenshots, scripts a test writes and runs).
+      '.berth-test/',
       'web/src/api/schema.gen.ts',
     ],
   },

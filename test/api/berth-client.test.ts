@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -55,9 +55,13 @@ describe('berth/client', () => {
     mkdirSync(join(ROOT, '.berth-test'), { recursive: true });
     const dir = mkdtempSync(join(ROOT, '.berth-test', 'client-'));
     writeFileSync(join(dir, 'tasks.mjs'), script ?? '');
-    const { stdout } = await promisify(execFile)(process.execPath, [join(dir, 'tasks.mjs')], {
-      env: { PATH: process.env.PATH, BERTH_URL: server.url, BERTH_TOKEN: server.adminToken },
-    });
-    expect(stdout).toBe('signed in as admin\n');
+    try {
+      const { stdout } = await promisify(execFile)(process.execPath, [join(dir, 'tasks.mjs')], {
+        env: { PATH: process.env.PATH, BERTH_URL: server.url, BERTH_TOKEN: server.adminToken },
+      });
+      expect(stdout).toBe('signed in as admin\n');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
