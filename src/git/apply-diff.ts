@@ -13,6 +13,31 @@ import { plantedRepository } from './embedded-repository.js';
 import { runGit, type GitResult } from './run-git.js';
 
 /**
+ * Refuses a diff whose paths would make a directory of `root` (a checkout or a clone) look like a
+ * git repository, counting what is there already (embedded-repository.ts decides the shape).
+ * `consequence` ends the message ("nothing was changed", "nothing was pushed").
+ */
+export function refusePlantedRepository(
+  paths: readonly string[],
+  root: string,
+  consequence: string,
+): void {
+  const planted = plantedRepository(paths, (path) => {
+    try {
+      lstatSync(join(root, path));
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  if (planted !== undefined)
+    throw new BerthError(
+      'invalid_input',
+      `the diff was refused (${plantedMessage(planted)}); ${consequence}`,
+    );
+}
+
+/**
  * Applies an attempt's diff to a git checkout on the user's machine (`berth task apply`).
  *
  * Threat model: the diff came out of a sandbox and is hand-made as far as this machine is
@@ -224,20 +249,7 @@ export async function applyDiff(input: ApplyDiffInput): Promise<ApplyDiffOutcome
       ...(signal ? { signal } : {}),
     });
   const named = new Set(diffPathBytes(headers));
-  // A directory of the checkout made to look like a git repository, with what is there already.
-  const planted = plantedRepository(diffPaths(headers), (path) => {
-    try {
-      lstatSync(join(root, path));
-      return true;
-    } catch {
-      return false;
-    }
-  });
-  if (planted !== undefined)
-    throw new BerthError(
-      'invalid_input',
-      `the diff was refused (${plantedMessage(planted)}); nothing was changed`,
-    );
+  refusePlantedRepository(diffPaths(headers), root, 'nothing was changed');
   await refuseIgnored(gitBytes, named, 'the diff was refused', 'nothing was changed');
   if (!/^[0-9a-f]{40,64}$/.test(input.baseCommit)) {
     throw new BerthError(

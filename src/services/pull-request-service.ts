@@ -1,15 +1,14 @@
-import { lstatSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BerthError, toBerthError } from '../errors/berth-error.js';
-import { checkGitReading, isCutDiff, shownPath } from '../git/apply-diff.js';
 import {
-  diffPathBytes,
-  diffPaths,
-  plantedMessage,
-  readDiffHeadersAsync,
-} from '../git/diff-headers.js';
-import { plantedRepository } from '../git/embedded-repository.js';
+  checkGitReading,
+  isCutDiff,
+  refusePlantedRepository,
+  shownPath,
+} from '../git/apply-diff.js';
+import { diffPathBytes, diffPaths, readDiffHeadersAsync } from '../git/diff-headers.js';
 import { githubRepositoryAllowed } from '../git/github-repository-patterns.js';
 import { GitHubClient, type PullRequest } from '../git/github-client.js';
 import { parseGitHubRemote, type GitHubRepository } from '../git/github-remote.js';
@@ -229,19 +228,7 @@ export class PullRequestService implements PullRequestOpener {
         );
       }
       // A directory made to look like a git repository, with what the base commit has there.
-      const planted = plantedRepository(paths, (path) => {
-        try {
-          lstatSync(join(work, path));
-          return true;
-        } catch {
-          return false;
-        }
-      });
-      if (planted !== undefined)
-        throw new BerthError(
-          'invalid_input',
-          `the diff was refused (${plantedMessage(planted)}); nothing was pushed`,
-        );
+      refusePlantedRepository(paths, work, 'nothing was pushed');
       writeFileSync(patch, input.diff);
       await checkGitReading(gitBytes, patch, named, 'nothing was pushed');
       const applied = await git(['apply', '--index', '--binary', '--', patch]);
