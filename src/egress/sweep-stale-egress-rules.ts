@@ -15,6 +15,31 @@ export function egressBridgeName(networkId: string): string {
   return `bq${networkId}`;
 }
 
+/**
+ * The INPUT jumps of Berth's rules (`pattern`: groups bridge, id, the comment's id, …, the chain
+ * last) whose comment and chain agree with the id and whose bridge no longer exists.
+ */
+async function staleJumps(
+  pattern: RegExp,
+  run: CommandRunner,
+  options: { bridgeExists?: (bridge: string) => boolean; signal?: AbortSignal },
+): Promise<RegExpExecArray[]> {
+  const exists =
+    options.bridgeExists ?? ((bridge: string) => existsSync(`/sys/class/net/${bridge}`));
+  const listed = await run(['iptables', '-w', '-t', 'filter', '-S', 'INPUT'], options.signal);
+  if (listed.exitCode !== 0) return [];
+  const stale: RegExpExecArray[] = [];
+  for (const line of listed.stdout.split('\n')) {
+    const match = pattern.exec(line.trim());
+    if (match === null) continue;
+    const [, bridge = '', id = '', commentId = ''] = match;
+    const chain = match[match.length - 1] ?? '';
+    if (commentId !== id || chain !== id.toUpperCase() || exists(bridge)) continue;
+    stale.push(match);
+  }
+  return stale;
+}
+
 const INPUT_JUMP =
   /^-A INPUT -i (bq([0-9a-f]{12})) -m comment --comment "?berth:([0-9a-f]{12}):([0-9.]+\/[0-9]+)"? -j BERTH-([0-9A-F]{12})\s*$/;
 
@@ -36,16 +61,9 @@ export interface SweepOptions {
 export async function sweepStaleEgressRules(options: SweepOptions = {}): Promise<string[]> {
   const run = options.runner ?? execFileRunner;
   const firewall = options.firewall ?? new IptablesFirewall({ runner: run });
-  const exists =
-    options.bridgeExists ?? ((bridge: string) => existsSync(`/sys/class/net/${bridge}`));
-  const listed = await run(['iptables', '-w', '-t', 'filter', '-S', 'INPUT'], options.signal);
-  if (listed.exitCode !== 0) return [];
   const swept: string[] = [];
-  for (const line of listed.stdout.split('\n')) {
-    const match = INPUT_JUMP.exec(line.trim());
-    if (match === null) continue;
-    const [, bridge = '', id = '', commentId = '', subnet = '', chain = ''] = match;
-    if (commentId !== id || chain !== id.toUpperCase() || exists(bridge)) continue;
+  for (const match of await staleJumps(INPUT_JUMP, run, options)) {
+    const [, bridge = '', id = '', , subnet = ''] = match;
     // The proxy's address and port only appear in the chain, which `remove` flushes whole.
     await firewall.remove(
       { networkId: id, bridge, subnet, proxyAddress: '127.0.0.1', proxyPort: 1 },
@@ -74,16 +92,9 @@ export interface SetupSweepOptions {
 export async function sweepStaleSetupRules(options: SetupSweepOptions = {}): Promise<string[]> {
   const run = options.runner ?? execFileRunner;
   const firewall = options.firewall ?? new IptablesSetupFirewall({ runner: run });
-  const exists =
-    options.bridgeExists ?? ((bridge: string) => existsSync(`/sys/class/net/${bridge}`));
-  const listed = await run(['iptables', '-w', '-t', 'filter', '-S', 'INPUT'], options.signal);
-  if (listed.exitCode !== 0) return [];
   const swept: string[] = [];
-  for (const line of listed.stdout.split('\n')) {
-    const match = SETUP_INPUT_JUMP.exec(line.trim());
-    if (match === null) continue;
-    const [, bridge = '', id = '', commentId = '', chain = ''] = match;
-    if (commentId !== id || chain !== id.toUpperCase() || exists(bridge)) continue;
+  for (const match of await staleJumps(SETUP_INPUT_JUMP, run, options)) {
+    const [, bridge = '', id = ''] = match;
     await firewall.remove({ networkId: id, bridge });
     swept.push(bridge);
   }
