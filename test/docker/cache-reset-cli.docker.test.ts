@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { removeInstanceImages } from '../support/docker-cleanup.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerRuntime } from '../../src/adapters/runtime/docker/docker-runtime.js';
 import { SqliteStore } from '../../src/adapters/store/sqlite/sqlite-store.js';
@@ -43,9 +44,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await server?.stop();
-  const images = docker('images', '-q', '--filter', `label=berth.instance=${instance}`);
-  if (images !== '')
-    execFileSync('docker', ['rmi', '-f', ...new Set(images.split('\n'))], { stdio: 'ignore' });
+  removeInstanceImages(instance);
   try {
     execFileSync('docker', ['rmi', baseImage], { stdio: 'ignore' });
   } catch {

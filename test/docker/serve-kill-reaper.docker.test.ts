@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { removeInstanceImages } from '../support/docker-cleanup.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BERTH_BIN, runBerth, tempDir } from '../support/cli.js';
 import { lifecycleTestImage, makeSampleRepository } from './lifecycle-support.js';
@@ -86,13 +87,7 @@ afterAll(() => {
   const { containers, networks } = leftOnEngine();
   if (containers.length > 0) execFileSync('docker', ['rm', '-f', ...containers]);
   if (networks.length > 0) execFileSync('docker', ['network', 'rm', ...networks]);
-  const images = execFileSync(
-    'docker',
-    ['images', '-q', '--filter', `label=berth.instance=${instance}`],
-    { encoding: 'utf8' },
-  ).trim();
-  if (images !== '')
-    execFileSync('docker', ['rmi', '-f', ...new Set(images.split('\n'))], { stdio: 'ignore' });
+  removeInstanceImages(instance);
   rmSync(dataDir, { recursive: true, force: true });
 });
 

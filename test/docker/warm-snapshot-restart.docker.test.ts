@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { removeInstanceImages } from '../support/docker-cleanup.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BERTH_BIN, runBerth, tempDir } from '../support/cli.js';
 import { lifecycleTestImage, makeSampleRepository } from './lifecycle-support.js';
@@ -54,9 +55,7 @@ afterAll(() => {
   const containers = docker('ps', '-aq', '--filter', `label=berth.instance=${instance}`);
   if (containers !== '')
     execFileSync('docker', ['rm', '-f', ...containers.split('\n')], { stdio: 'ignore' });
-  const images = docker('images', '-q', '--filter', `label=berth.instance=${instance}`);
-  if (images !== '')
-    execFileSync('docker', ['rmi', '-f', ...new Set(images.split('\n'))], { stdio: 'ignore' });
+  removeInstanceImages(instance);
   rmSync(dataDir, { recursive: true, force: true });
 });
 
