@@ -4,6 +4,7 @@ import { allowlistPatternRefusal } from '../internet/allowlist-lint.js';
 import { HTTP_METHODS } from '../internet/http-methods.js';
 import { refuseInertInternetSettings } from './inert-internet-settings.js';
 import { classifyRepositoryUrl, repositoryUrlCredentialProblem } from './repository-url.js';
+import { slackTriggerSchema } from './slack-trigger.js';
 
 /**
  * The one schema of an environment, as stored and as written in an environment file. Unknown
@@ -217,6 +218,12 @@ export const environmentSpecSchema = z
     }),
     /** Names of the tokens that may see and use this environment (admins always may). */
     members: z.array(z.string().min(1).max(100)).default([]),
+    /** What may start tasks here besides the API and the CLI (slack-trigger.ts). */
+    triggers: z
+      .strictObject({
+        slack: slackTriggerSchema.optional(),
+      })
+      .optional(),
     /** A command Berth runs itself after the agent to judge an attempt (for example `npm test`). */
     verify: z.string().min(1).max(SCRIPT_MAX_BYTES).optional(),
     /**
