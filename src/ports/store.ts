@@ -299,6 +299,16 @@ export interface Store {
   releaseCacheBuild(environmentId: string, key: string, owner: string): Promise<void>;
   /** The current claim, live or expired. */
   getCacheBuild(environmentId: string, key: string): Promise<CacheBuildClaim | undefined>;
+  // ---- GitHub (migration 0016_github; src/adapters/store/sql/github-tables.ts) ----
+
+  /**
+   * Takes a webhook delivery by its `X-GitHub-Delivery` id: true the first time, false for a
+   * redelivery (atomic: of two servers taking one id at once, one gets true).
+   */
+  claimGitHubDelivery(deliveryId: string, event: string, now: string): Promise<boolean>;
+  /** Drops delivery ids received before `before`; how many. */
+  pruneGitHubDeliveries(before: string): Promise<number>;
+
   /** Drops claims whose lease ran out before `now` (builders that died); returns how many. */
   deleteExpiredCacheBuilds(now: string): Promise<number>;
 

@@ -4,6 +4,7 @@ import { allowlistPatternRefusal } from '../internet/allowlist-lint.js';
 import { HTTP_METHODS } from '../internet/http-methods.js';
 import { refuseInertInternetSettings } from './inert-internet-settings.js';
 import { classifyRepositoryUrl, repositoryUrlCredentialProblem } from './repository-url.js';
+import { githubTriggerSchema } from './github-trigger.js';
 import { slackTriggerSchema } from './slack-trigger.js';
 
 /**
@@ -222,6 +223,8 @@ export const environmentSpecSchema = z
     triggers: z
       .strictObject({
         slack: slackTriggerSchema.optional(),
+        /** docs/github.md (github-trigger.ts). */
+        github: githubTriggerSchema.optional(),
       })
       .optional(),
     /** A command Berth runs itself after the agent to judge an attempt (for example `npm test`). */

@@ -144,7 +144,16 @@ export interface AttemptConversationsTable {
   updated_at: string;
 }
 
+/** A GitHub webhook delivery already taken (migration 0016_github, github-tables.ts). */
+export interface GitHubDeliveriesTable {
+  delivery_id: string;
+  event: string;
+  received_at: string;
+}
+
 export interface Database {
+  /** Migration 0016_github (github-tables.ts). */
+  github_deliveries: GitHubDeliveriesTable;
   environments: EnvironmentsTable;
   environment_secrets: EnvironmentSecretsTable;
   environment_members: EnvironmentMembersTable;

@@ -301,6 +301,24 @@ export const STORE_MIGRATIONS: readonly NamedMigration[] = [
       }
     },
   },
+  {
+    name: '0016_github',
+    async up(db) {
+      // GitHub (src/integrations/github/): the webhook deliveries already taken, by their
+      // X-GitHub-Delivery id (a redelivery starts nothing again; github-tables.ts).
+      await db.schema
+        .createTable('github_deliveries')
+        .addColumn('delivery_id', 'text', (c) => c.primaryKey())
+        .addColumn('event', 'text', (c) => c.notNull())
+        .addColumn('received_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex('github_deliveries_received_at')
+        .on('github_deliveries')
+        .columns(['received_at'])
+        .execute();
+    },
+  },
 ];
 
 /** Feeds the ordered list to Kysely's Migrator, refusing a list that is out of order. */

@@ -28,6 +28,7 @@ import { TaskTables } from './task-tables.js';
 import { ConversationTable } from './conversation-table.js';
 import type { ChatMessage } from '../../../ports/model-client.js';
 import { CacheBuildTable } from './cache-build-table.js';
+import { GitHubTables } from './github-tables.js';
 import type {
   CacheBuildClaim,
   CacheBuildRequest,
@@ -633,6 +634,16 @@ export class SqlStore implements Store {
           sealedPrivateKey: row.sealed_private_key,
           createdAt: row.created_at,
         };
+  }
+
+  // ---- GitHub (queries in github-tables.ts) ----
+
+  claimGitHubDelivery(deliveryId: string, event: string, now: string): Promise<boolean> {
+    return new GitHubTables(this.db).claimDelivery(deliveryId, event, now);
+  }
+
+  pruneGitHubDeliveries(before: string): Promise<number> {
+    return new GitHubTables(this.db).pruneDeliveries(before);
   }
 
   async putEgressCaIfAbsent(ca: StoredEgressCa): Promise<StoredEgressCa> {
