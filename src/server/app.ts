@@ -15,7 +15,7 @@ import { sessionRoutes } from './session-routes.js';
 import { taskRoutes } from './task-routes.js';
 import { tokenRoutes } from './token-routes.js';
 import type { WebUiFiles } from './web-ui-files.js';
-import { WebSessions } from './web-sessions.js';
+import type { WebSessions } from './web-sessions.js';
 import type { ServerStatusSource } from './server-status.js';
 
 /**
@@ -35,8 +35,8 @@ export interface AppDependencies {
   version: string;
   /** The built web UI, served at `/`; without it only the API answers. */
   webUi?: WebUiFiles;
-  /** The web UI's sign-in sessions (a fresh in-memory table by default). */
-  sessions?: WebSessions;
+  /** The web UI's sign-in sessions (kept in the store). */
+  sessions: WebSessions;
   /** What `GET /v1/server` reports (`berth doctor`); without it only the version. */
   serverStatus?: Omit<ServerStatusSource, 'version'>;
 }
@@ -45,7 +45,7 @@ type Env = ApiEnv;
 
 export function createApp(deps: AppDependencies): Hono<Env> {
   const { tokens, logger } = deps;
-  const sessions = deps.sessions ?? new WebSessions();
+  const { sessions } = deps;
   const app = new Hono<Env>();
   let openApi: Record<string, unknown> | undefined;
 

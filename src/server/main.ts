@@ -205,7 +205,7 @@ export async function startServer(config: BerthConfig, logger: Logger): Promise<
       logger,
       version: BERTH_VERSION,
       ...(webUi ? { webUi } : {}),
-      sessions: new WebSessions(undefined, { publicUrl: config.publicUrl }),
+      sessions: new WebSessions(store, { publicUrl: config.publicUrl }),
       serverStatus: {
         dataDir: config.dataDir,
         minFreeDiskMb: config.minFreeDiskMb,

@@ -82,16 +82,24 @@ export async function authenticate(
   const sessionId = sessionIdOf(request);
   if (sessionId === undefined) return tokens.verify(undefined);
 
-  const session = sessions.use(sessionId);
+  const session = await sessions.use(sessionId);
   if (!session)
     throw new BerthError('unauthorized', 'the session has ended: sign in again', {
       session: 'ended',
     });
   let caller: Caller;
   try {
-    caller = await tokens.verify(session.token);
+    caller = await tokens.verifyId(session.tokenId);
   } catch (error) {
-    sessions.end(session.id);
+    await sessions.end(session.id);
+    if (error instanceof BerthError && error.code === 'unauthorized')
+      throw new BerthError(
+        'unauthorized',
+        `the session has ended (${error.message}): sign in again`,
+        {
+          session: 'ended',
+        },
+      );
     throw error;
   }
   if (!SAFE_METHODS.has(request.method)) {

@@ -62,7 +62,7 @@ export const sessionRoutes: RouteDefinition<RouteDeps>[] = [
           throw new BerthError('unauthorized', 'token not valid');
         throw error;
       }
-      const session = deps.sessions.create(body.token);
+      const session = await deps.sessions.create(caller.tokenId);
       setCookie(c, deps.sessions.cookieName(c.req.url), session.id, {
         httpOnly: true,
         sameSite: 'Strict',
@@ -88,11 +88,11 @@ export const sessionRoutes: RouteDefinition<RouteDeps>[] = [
       'Who is signed in, and the CSRF token a cookie-authenticated change must send as x-berth-csrf',
     auth: 'token',
     responses: { 200: { description: 'The caller', schema: sessionView } },
-    handler: (c, deps) => {
+    handler: async (c, deps) => {
       const caller = c.get('caller');
       const id = sessionIdOf(c.req.raw);
       const session =
-        c.req.header('authorization') === undefined && id ? deps.sessions.use(id) : undefined;
+        c.req.header('authorization') === undefined && id ? await deps.sessions.use(id) : undefined;
       return c.json({
         id: caller.tokenId,
         name: caller.tokenName,
@@ -108,9 +108,10 @@ export const sessionRoutes: RouteDefinition<RouteDeps>[] = [
     auth: 'token',
     responses: { 204: { description: 'Signed out' } },
     errors: ['forbidden'],
-    handler: (c, deps) => {
+    handler: async (c, deps) => {
       const id = sessionIdOf(c.req.raw);
-      if (id !== undefined && c.req.header('authorization') === undefined) deps.sessions.end(id);
+      if (id !== undefined && c.req.header('authorization') === undefined)
+        await deps.sessions.end(id);
       deleteCookie(c, deps.sessions.cookieName(c.req.url), {
         path: '/',
         httpOnly: true,

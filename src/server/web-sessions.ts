@@ -1,5 +1,6 @@
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { BerthError } from '../errors/berth-error.js';
+import type { Store } from '../ports/store.js';
 
 /**
  * The web UI's sign-in sessions: a token exchanged once (POST /v1/session) for a random session
@@ -9,12 +10,17 @@ import { BerthError } from '../errors/berth-error.js';
  * Threat model. Untrusted: every other origin the browser visits (it may make the browser send
  * requests here with the cookie attached, or try to read responses), and script that might run
  * in the UI's origin (the UI renders sandbox text as text and the CSP forbids inline script, so
- * this is defence in depth). Trusted: the server process, which keeps sessions in memory.
+ * this is defence in depth), and a copy of the store (a backup, a shared PostgreSQL). Trusted: the
+ * server process. The store keeps each session as the SHA-256 of its id with its token's id and
+ * times (migration 0014), never the id itself, so a copy of the database signs nobody in; the
+ * CSRF token is derived from the id (another hash), so nothing about it is stored either.
  * Guarantees: the session id never appears in a URL, a response body or script-readable storage
  * (HttpOnly); a cross-site request carries no cookie (SameSite=Strict) and, if it somehow did,
  * a change is refused without the per-session CSRF token, which only a same-origin read of
  * GET /v1/session can learn; each use re-checks the token behind the session, so revoking a
- * token ends its sessions at once; sessions expire after IDLE_MS unused and MAX_AGE_MS in all.
+ * token ends its sessions at once (revoking also deletes their rows); sessions expire after
+ * IDLE_MS unused and MAX_AGE_MS in all; signing out deletes the row. Sessions survive a restart
+ * and are shared by every server on one PostgreSQL.
  * The cookie is marked `Secure` (sent by the browser over HTTPS only) when the request came over
  * HTTPS or the server's public address (`BERTH_PUBLIC_URL`) is `https:`: behind a proxy that ends
  * TLS the server sees plain HTTP, and the setting says what the browser sees. `X-Forwarded-Proto`
@@ -28,8 +34,7 @@ import { BerthError } from '../errors/berth-error.js';
  * Floods: a token keeps at most MAX_SESSIONS_PER_TOKEN sessions (its oldest ends first), so one
  * token holder signing in again and again cannot end anyone else's session; sign-ins are limited
  * per token and per client address (SIGN_INS_PER_MINUTE), failed ones included.
- * Not built: sessions do not survive a restart and are not shared between servers on one
- * PostgreSQL (a restart signs everyone out of the UI).
+ * Not built: the sign-in counts are kept in memory, per server.
  */
 
 export const SESSION_COOKIE = 'berth_session';
@@ -44,15 +49,27 @@ export const MAX_AGE_MS = 7 * 24 * 60 * 60 * 1000;
 export const MAX_SESSIONS_PER_TOKEN = 20;
 /** Sign-in attempts allowed per token, and per client address, in any one minute. */
 export const SIGN_INS_PER_MINUTE = { token: 20, address: 60 };
+/** A session's last use is written at most this often (a write per request is wasteful). */
+export const TOUCH_INTERVAL_MS = 60_000;
 
 export interface WebSession {
   id: string;
-  /** The API token the session stands for, checked again on every use. */
-  token: string;
+  /** The id of the API token the session stands for, checked again on every use. */
+  tokenId: string;
   csrfToken: string;
   createdAt: number;
   usedAt: number;
 }
+
+/** The store's session methods (the whole Store in the server). */
+export type WebSessionStore = Pick<
+  Store,
+  | 'createWebSession'
+  | 'getWebSession'
+  | 'touchWebSession'
+  | 'deleteWebSession'
+  | 'deleteExpiredWebSessions'
+>;
 
 function sameSecret(a: string, b: string): boolean {
   const x = Buffer.from(a, 'utf8');
@@ -60,17 +77,31 @@ function sameSecret(a: string, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
+/** What the store keeps for a session id: its SHA-256, hex. */
+export function hashSessionId(id: string): string {
+  return createHash('sha256').update(id, 'utf8').digest('hex');
+}
+
+/** The session's CSRF token: derived from its id (so nothing about it is stored). */
+function csrfTokenOf(id: string): string {
+  return createHash('sha256').update(`berth csrf\n${id}`, 'utf8').digest('base64url');
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
 export class WebSessions {
-  private readonly sessions = new Map<string, WebSession>();
-  /** Each token's session ids, oldest first. */
-  private readonly byToken = new Map<string, string[]>();
   /** When each token / client address last tried to sign in (the last minute's times). */
   private readonly signIns = new Map<string, number[]>();
+  private lastSweep = 0;
 
   constructor(
-    private readonly now: () => number = () => Date.now(),
-    private readonly options: { publicUrl?: string | undefined } = {},
+    private readonly store: WebSessionStore,
+    private readonly options: { now?: () => number; publicUrl?: string | undefined } = {},
   ) {}
+
+  private now(): number {
+    return this.options.now?.() ?? Date.now();
+  }
 
   /** Whether the session cookie set in answer to a request to this URL is marked `Secure`. */
   cookieSecure(requestUrl: string): boolean {
@@ -111,37 +142,52 @@ export class WebSessions {
         if (times.every((t) => at - t >= 60_000)) this.signIns.delete(key);
   }
 
-  create(token: string): WebSession {
+  /** A new session for the token with this id, stored (its oldest beyond the limit end). */
+  async create(tokenId: string): Promise<WebSession> {
     const at = this.now();
-    const session: WebSession = {
-      id: randomBytes(32).toString('base64url'),
-      token,
-      csrfToken: randomBytes(32).toString('base64url'),
-      createdAt: at,
-      usedAt: at,
-    };
-    this.sessions.set(session.id, session);
-    const mine = this.byToken.get(token) ?? [];
-    mine.push(session.id);
-    while (mine.length > MAX_SESSIONS_PER_TOKEN) {
-      const oldest = mine.shift();
-      if (oldest !== undefined) this.sessions.delete(oldest);
+    const id = randomBytes(32).toString('base64url');
+    await this.store.createWebSession(
+      {
+        idHash: hashSessionId(id),
+        tokenId,
+        createdAt: iso(at),
+        usedAt: iso(at),
+        expiresAt: iso(at + MAX_AGE_MS),
+      },
+      MAX_SESSIONS_PER_TOKEN,
+    );
+    // Expired rows go now and then (a session that was never used again, never signed out).
+    if (at - this.lastSweep > 60 * 60 * 1000) {
+      this.lastSweep = at;
+      await this.store.deleteExpiredWebSessions(iso(at), iso(at - IDLE_MS));
     }
-    this.byToken.set(token, mine);
-    return session;
+    return { id, tokenId, csrfToken: csrfTokenOf(id), createdAt: at, usedAt: at };
   }
 
   /** The live session with this id (its use recorded), or undefined when unknown or expired. */
-  use(id: string): WebSession | undefined {
-    const session = this.sessions.get(id);
-    if (!session) return undefined;
+  async use(id: string): Promise<WebSession | undefined> {
+    const idHash = hashSessionId(id);
+    const stored = await this.store.getWebSession(idHash);
+    if (!stored) return undefined;
     const at = this.now();
-    if (at - session.usedAt > IDLE_MS || at - session.createdAt > MAX_AGE_MS) {
-      this.end(id);
+    const createdAt = Date.parse(stored.createdAt);
+    const usedAt = Date.parse(stored.usedAt);
+    if (
+      at - usedAt > IDLE_MS ||
+      at >= Date.parse(stored.expiresAt) ||
+      at - createdAt > MAX_AGE_MS
+    ) {
+      await this.store.deleteWebSession(idHash);
       return undefined;
     }
-    session.usedAt = at;
-    return session;
+    if (at - usedAt >= TOUCH_INTERVAL_MS) await this.store.touchWebSession(idHash, iso(at));
+    return {
+      id,
+      tokenId: stored.tokenId,
+      csrfToken: csrfTokenOf(id),
+      createdAt,
+      usedAt: at,
+    };
   }
 
   /** Whether a request's CSRF header matches the session's token. */
@@ -149,12 +195,7 @@ export class WebSessions {
     return header !== undefined && sameSecret(session.csrfToken, header);
   }
 
-  end(id: string): void {
-    const session = this.sessions.get(id);
-    this.sessions.delete(id);
-    if (!session) return;
-    const mine = (this.byToken.get(session.token) ?? []).filter((other) => other !== id);
-    if (mine.length > 0) this.byToken.set(session.token, mine);
-    else this.byToken.delete(session.token);
+  async end(id: string): Promise<void> {
+    await this.store.deleteWebSession(hashSessionId(id));
   }
 }

@@ -86,6 +86,24 @@ export class TokenService {
     return { tokenId: token.id, tokenName: token.name, admin: token.admin };
   }
 
+  /**
+   * The caller a web UI session's token stands for, by the token's id (a session keeps no token
+   * value); `unauthorized` once the token is unknown or revoked.
+   */
+  async verifyId(id: string): Promise<Caller> {
+    const token = await this.store.getTokenById(id);
+    if (!token) throw new BerthError('unauthorized', 'the token is not valid');
+    if (token.revokedAt !== null) throw new BerthError('unauthorized', 'the token was revoked');
+    const now = this.now();
+    if (
+      token.lastUsedAt === null ||
+      Date.parse(now) - Date.parse(token.lastUsedAt) >= TOUCH_INTERVAL_MS
+    ) {
+      await this.store.touchToken(token.id, now);
+    }
+    return { tokenId: token.id, tokenName: token.name, admin: token.admin };
+  }
+
   async list(caller: Caller): Promise<Token[]> {
     requireAdmin(caller);
     return this.store.listTokens();

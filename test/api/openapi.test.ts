@@ -64,6 +64,7 @@ describe('GET /openapi.json', () => {
       environments: {} as AppDependencies['environments'],
       tokens: {} as AppDependencies['tokens'],
       tasks: {} as NonNullable<AppDependencies['tasks']>,
+      sessions: {} as AppDependencies['sessions'],
       logger: createLogger('silent'),
       version: 'test',
     });

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import BetterSqlite3 from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BERTH_BIN, startServe, tempDir } from '../support/cli.js';
 import { startTestServer, type TestServer } from './api-server.js';
@@ -145,6 +146,50 @@ describe('web sessions', () => {
     });
     expect(gone.status).toBe(401);
     expect((gone.json as { message: string }).message).toContain('sign in again');
+  });
+});
+
+describe('web sessions across a restart (kept in the store)', () => {
+  it('a session signed in before a restart is still signed in after it, with the same CSRF token; the store holds only its hash', async () => {
+    const dataDir = tempDir('session-restart');
+    const first = await startTestServer({ dataDir });
+    const adminToken = first.adminToken;
+    let second: TestServer | undefined;
+    try {
+      const response = await first.request('POST', '/v1/session', {
+        token: null,
+        body: { token: adminToken },
+      });
+      expect(response.status).toBe(201);
+      const cookie = cookieOf(response.headers.get('set-cookie'));
+      const csrf = (response.json as { csrfToken: string }).csrfToken;
+      const sessionId = cookie.split('=')[1] ?? '';
+      await first.stop();
+      // Neither the session id nor the CSRF token is written anywhere in the database.
+      const db = new BetterSqlite3(join(dataDir, 'berth.db'), { readonly: true });
+      const rows = db.prepare('SELECT * FROM web_sessions').all();
+      db.close();
+      expect(rows).toHaveLength(1);
+      expect(JSON.stringify(rows)).not.toContain(sessionId);
+      expect(JSON.stringify(rows)).not.toContain(csrf);
+
+      second = await startTestServer({ dataDir });
+      const who = await second.request('GET', '/v1/session', { token: null, headers: { cookie } });
+      expect(who.status).toBe(200);
+      expect(who.json).toMatchObject({ name: 'admin', csrfToken: csrf });
+      const out = await second.request('DELETE', '/v1/session', {
+        token: null,
+        headers: { cookie, 'x-berth-csrf': csrf },
+      });
+      expect(out.status).toBe(204);
+      const db2 = new BetterSqlite3(join(dataDir, 'berth.db'), { readonly: true });
+      expect(db2.prepare('SELECT count(*) AS n FROM web_sessions').get()).toEqual({ n: 0 });
+      db2.close();
+    } finally {
+      await second?.stop();
+      await first.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from '../api/api-server.js';
 import { openBrowser, signIn, type TestBrowser } from './support/browser.js';
@@ -128,5 +131,35 @@ describe('web UI: sign in and out', () => {
     await expect
       .poll(() => page.getByText('Cannot reach the Berth server').count(), { timeout: 15_000 })
       .toBe(0);
+  });
+});
+
+describe('web UI: a session survives a server restart', () => {
+  it('signed in, the server restarts on the same data directory: the page still opens signed in', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'berth-web-restart-'));
+    const first = await startTestServer({ dataDir });
+    let second: TestServer | undefined;
+    const browser = await openBrowser();
+    try {
+      const { page } = browser;
+      await signIn(page, first.url, first.adminToken, '/environments');
+      await page.waitForURL(`${first.url}/environments`);
+      await first.stop();
+      // Cookies belong to the host, not the port: the restarted server (another port) gets it.
+      second = await startTestServer({ dataDir });
+      await page.goto(`${second.url}/tokens`);
+      await page.getByRole('heading', { name: 'Tokens' }).waitFor();
+      expect(new URL(page.url()).pathname).toBe('/tokens');
+      // Signing out there ends it for good.
+      await page.getByRole('button', { name: 'Sign out' }).click();
+      await page.waitForURL(/\/login/);
+      await page.goto(`${second.url}/tokens`);
+      await page.waitForURL(/\/login\?next=%2Ftokens/);
+    } finally {
+      await browser.close();
+      await second?.stop();
+      await first.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });
