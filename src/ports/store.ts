@@ -150,6 +150,19 @@ export interface StoredEgressCa {
   createdAt: string;
 }
 
+/**
+ * A web UI sign-in session as stored: the SHA-256 (hex) of its id, never the id (the cookie's
+ * value), and the token it stands for.
+ */
+export interface StoredWebSession {
+  idHash: string;
+  tokenId: string;
+  createdAt: string;
+  usedAt: string;
+  /** The session ends at this time however much it is used. */
+  expiresAt: string;
+}
+
 export interface Store {
   /** Brings the schema up to date (idempotent; safe to call on every start). */
   migrate(): Promise<void>;
@@ -185,8 +198,8 @@ export interface Store {
   listTokens(): Promise<Token[]>;
   touchToken(id: string, now: string): Promise<void>;
   /**
-   * Marks the token revoked and drops its memberships, in one transaction; returns it, or
-   * undefined if unknown. Revoking twice keeps the first time.
+   * Marks the token revoked and drops its memberships and web sessions, in one transaction;
+   * returns it, or undefined if unknown. Revoking twice keeps the first time.
    */
   revokeToken(id: string, now: string): Promise<Token | undefined>;
   countActiveAdminTokens(): Promise<number>;
@@ -320,4 +333,16 @@ export interface Store {
    * orchestrators create one at once, the first write wins and both use it.
    */
   putEgressCaIfAbsent(ca: StoredEgressCa): Promise<StoredEgressCa>;
+  // ---- web UI sessions (migration 0014; a token's go when it is revoked) ----
+
+  /**
+   * Stores a session and drops its token's oldest sessions beyond `keepPerToken`, in one
+   * transaction (another token's sessions are never touched).
+   */
+  createWebSession(session: StoredWebSession, keepPerToken: number): Promise<void>;
+  getWebSession(idHash: string): Promise<StoredWebSession | undefined>;
+  touchWebSession(idHash: string, usedAt: string): Promise<void>;
+  deleteWebSession(idHash: string): Promise<void>;
+  /** Drops sessions past their expiry at `now` or unused since before `usedBefore`; how many. */
+  deleteExpiredWebSessions(now: string, usedBefore: string): Promise<number>;
 }

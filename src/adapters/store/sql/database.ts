@@ -151,6 +151,19 @@ export interface GitHubDeliveriesTable {
   received_at: string;
 }
 
+/**
+ * A web UI sign-in session (migration 0014): the SHA-256 of the session id (the cookie's value is
+ * never stored), the token it stands for, and its times.
+ */
+export interface WebSessionsTable {
+  id_hash: string;
+  token_id: string;
+  created_at: string;
+  used_at: string;
+  /** The session ends at this time however much it is used. */
+  expires_at: string;
+}
+
 export interface Database {
   /** Migration 0016_github (github-tables.ts). */
   github_deliveries: GitHubDeliveriesTable;
@@ -165,4 +178,5 @@ export interface Database {
   cache_entries: CacheEntriesTable;
   cache_builds: CacheBuildsTable;
   egress_cas: EgressCasTable;
+  web_sessions: WebSessionsTable;
 }

@@ -302,6 +302,30 @@ export const STORE_MIGRATIONS: readonly NamedMigration[] = [
     },
   },
   {
+    name: '0014_web_sessions',
+    async up(db) {
+      // The web UI's sign-in sessions, so they survive a restart and are shared by every server
+      // on one PostgreSQL: only the SHA-256 of the session id (the cookie's value) is kept; the
+      // rows of a token go when it is revoked (revokeToken), a row when its session signs out or
+      // expires.
+      await db.schema
+        .createTable('web_sessions')
+        .addColumn('id_hash', 'text', (c) => c.primaryKey())
+        .addColumn('token_id', 'text', (c) =>
+          c.notNull().references('tokens.id').onDelete('cascade'),
+        )
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('used_at', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex('web_sessions_token_id')
+        .on('web_sessions')
+        .columns(['token_id', 'created_at'])
+        .execute();
+    },
+  },
+  {
     name: '0016_github',
     async up(db) {
       // GitHub (src/integrations/github/): the webhook deliveries already taken, by their

@@ -21,6 +21,7 @@ import type {
   Store,
   StoredEgressCa,
   StoredEnvironment,
+  StoredWebSession,
   Token,
 } from '../../../ports/store.js';
 import type { Database, EnvironmentsTable, TokensTable } from './database.js';
@@ -28,6 +29,7 @@ import { TaskTables } from './task-tables.js';
 import { ConversationTable } from './conversation-table.js';
 import type { ChatMessage } from '../../../ports/model-client.js';
 import { CacheBuildTable } from './cache-build-table.js';
+import { WebSessionTable } from './web-session-table.js';
 import { GitHubTables } from './github-tables.js';
 import type {
   CacheBuildClaim,
@@ -454,6 +456,8 @@ export class SqlStore implements Store {
         .execute();
       // A revoked token is a member of nothing (reads skip revoked tokens too).
       await trx.deleteFrom('environment_members').where('token_id', '=', id).execute();
+      // Its web UI sessions end with it.
+      await trx.deleteFrom('web_sessions').where('token_id', '=', id).execute();
     });
     return this.getTokenById(id);
   }
@@ -661,5 +665,26 @@ export class SqlStore implements Store {
     if (stored === undefined)
       throw new BerthError('internal', `the egress CA of ${ca.environmentId} vanished when stored`);
     return stored;
+  }
+  // ---- web UI sessions (queries in web-session-table.ts) ----
+
+  createWebSession(session: StoredWebSession, keepPerToken: number): Promise<void> {
+    return new WebSessionTable(this.db).create(session, keepPerToken);
+  }
+
+  getWebSession(idHash: string): Promise<StoredWebSession | undefined> {
+    return new WebSessionTable(this.db).get(idHash);
+  }
+
+  touchWebSession(idHash: string, usedAt: string): Promise<void> {
+    return new WebSessionTable(this.db).touch(idHash, usedAt);
+  }
+
+  deleteWebSession(idHash: string): Promise<void> {
+    return new WebSessionTable(this.db).delete(idHash);
+  }
+
+  deleteExpiredWebSessions(now: string, usedBefore: string): Promise<number> {
+    return new WebSessionTable(this.db).deleteExpired(now, usedBefore);
   }
 }
