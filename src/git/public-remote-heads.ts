@@ -1,9 +1,8 @@
 import { execFile, spawn } from 'node:child_process';
-import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { parseRemoteHeads, type RemoteHeads } from '../domain/environment/default-branch.js';
-import { AddressGuard } from '../egress/address-guard.js';
 import { credentialArgs, type GitCredentials } from '../lifecycle/checkout.js';
+import { vettedRemoteAddress } from './remote-address.js';
 
 /**
  * Asks a public https, http or git:// repository for its HEAD and branches from the server's own
@@ -18,9 +17,10 @@ import { credentialArgs, type GitCredentials } from '../lifecycle/checkout.js';
  *   checkout's one-shot credential helper, and never to another host (no redirect is followed);
  * - a host under a name reserved for documentation and tests (`.test`, `.example`, `.invalid`,
  *   `.localhost`, `.local`, `example.com|net|org`) or without a dot is not asked, nor resolved;
- * - every address the name resolves to is vetted by the egress proxy's AddressGuard: public
- *   unicast only, or inside an operator's BERTH_SETUP_ALLOW range (what the setup network may
- *   reach too); git then connects to that vetted address only (`http.curloptResolve` pins the
+ * - every address the name resolves to (an IP literal too) is vetted by the egress proxy's
+ *   AddressGuard (remote-address.ts): public unicast only, or inside an operator's
+ *   BERTH_SETUP_ALLOW range (what the setup network may reach too), never one of the machine's
+ *   own addresses; git then connects to that vetted address only (`http.curloptResolve` pins the
  *   name, so a second resolution cannot differ; a git:// URL is rewritten to the vetted address
  *   itself, the git protocol having no such pin), follows no redirect, speaks no other protocol
  *   than the URL's, and runs without the operator's git configuration, credential helpers,
@@ -39,6 +39,8 @@ const GIT_DAEMON_PORT = '9418';
 export interface PublicRemoteOptions {
   /** Address ranges allowed besides the public internet (BERTH_SETUP_ALLOW). */
   allow?: readonly string[];
+  /** More addresses never connected to besides the machine's own (remote-address.ts). */
+  ownAddresses?: readonly string[];
   /**
    * The environment's own `repository.credentials` (a token), for its own URL only: given to git
    * through the checkout's one-shot credential helper, sent only to the vetted address after its
@@ -68,16 +70,7 @@ export async function readPublicRemoteHeads(
     AbortSignal.timeout(TIMEOUT_MS),
     ...(options.signal ? [options.signal] : []),
   ]);
-  const guard = new AddressGuard({ allow: (options.allow ?? []).map((range) => ({ range })) });
-  let addresses: string[];
-  try {
-    addresses = literal
-      ? [host]
-      : (await withSignal(lookup(host, { all: true }), signal)).map((a) => a.address);
-  } catch {
-    return undefined;
-  }
-  const vetted = addresses.find((address) => guard.vet(address, host.toLowerCase()).allowed);
+  const vetted = await vettedRemoteAddress(host, options, signal);
   if (vetted === undefined) return undefined;
   const port =
     url.port !== ''
@@ -134,22 +127,13 @@ export async function readPublicRemoteHeads(
 }
 
 /**
- * Whether a repository's host may be asked at all: an address literal, or a name with a dot that
- * is not reserved for documentation and tests (such a name is not even resolved).
+ * Whether a repository's host may be asked at all: an address literal (vetted next, as every
+ * address: remote-address.ts), or a name with a dot that is not reserved for documentation and
+ * tests (such a name is not even resolved).
  */
 export function mayBeAsked(host: string): boolean {
   if (isIP(host) !== 0) return true;
   return host.includes('.') && !RESERVED_NAME.test(host.replace(/\.$/, ''));
-}
-
-/** `promise`, or a rejection once `signal` aborts (a lookup cannot be cancelled itself). */
-function withSignal<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const abort = () => reject(new Error('aborted'));
-    if (signal.aborted) abort();
-    signal.addEventListener('abort', abort, { once: true });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', abort));
-  });
 }
 
 /** At most this much of git's answer is read; past it the answer is dropped. */

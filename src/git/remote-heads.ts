@@ -18,7 +18,9 @@ export interface RepositoryHeadsOptions extends PublicRemoteOptions {
  * What a repository says about its HEAD and branches, where Berth may ask it when an environment
  * is written: a local repository (path or file:// URL), read on this machine; a public https,
  * http or git:// one, asked from this machine under the guards of public-remote-heads.ts; an ssh
- * one with the environment's key (ssh-remote-heads.ts, when `options.ssh` says so). Others (a
+ * one with the environment's key (ssh-remote-heads.ts, when `options.ssh` says so). Both connect
+ * only to an address the same policy vets (remote-address.ts: public unicast or `options.allow`,
+ * never the machine's own). Others (a
  * name that cannot be public, an ssh repository without its key) are not asked here: undefined
  * (see docs/environments.md, "Default branch").
  */
@@ -35,6 +37,9 @@ export async function readRepositoryHeads(
       credentials: options.credentials,
       knownHostsFile: options.ssh.knownHostsFile,
       anyHost: options.ssh.anyHost,
+      // The https path's address policy: BERTH_SETUP_ALLOW, never the machine's own addresses.
+      allow: options.allow,
+      ownAddresses: options.ownAddresses,
       signal: options.signal,
     });
   }

@@ -13,9 +13,10 @@ import type { GitCredentials } from './checkout.js';
  * environment is written (remote-heads.ts: the same guards, timeouts and host keys), and stores
  * the branch it finds (origin `found`). A named branch is never replaced. When the remote cannot
  * be asked or does not say, the attempt goes on with the assumed branch (its clone then says what
- * to write). Reaches nothing the checkout does not: the checkout fetches this repository on the
- * host with these credentials (so an ssh host is asked whatever its name, `localhost` too: the
- * checkout connects to it with this key right after).
+ * to write). An ssh host is asked whatever its name (`localhost` too: the checkout connects to it
+ * with this key right after), but only at an address the write path's policy vets
+ * (remote-address.ts: public unicast or the operator's BERTH_SETUP_ALLOW, never the machine's own
+ * addresses), pinned to that address.
  */
 
 export interface AssumedBranchOptions {
@@ -57,7 +58,8 @@ export async function findAssumedDefaultBranch(
     ((repository, given, ssh) =>
       readRepositoryHeads(repository, {
         credentials: given,
-        // The checkout fetches this ssh URL on this host right after: any host name.
+        // The checkout fetches this ssh URL on this host right after: any host name, its
+        // addresses vetted as when written (allow, the machine's own addresses refused).
         ssh: { ...ssh, anyHost: true },
         ...(options.allow ? { allow: options.allow } : {}),
       }));

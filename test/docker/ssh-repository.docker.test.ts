@@ -24,6 +24,9 @@ import { lifecycleTestImage, makeSampleRepository, runJson } from './lifecycle-s
  * hands the sandbox a bundle, so the key is nowhere in the sandbox. A new commit pushed to the
  * server reaches the next (cached) task; a refused key, a pinned host key that does not match
  * and a trusted-on-first-use key that changed all fail the checkout with ssh's own words.
+ * The sshd listens on loopback, which the server's host asks for a default branch only when the
+ * operator allows it (docs/environments.md): BERTH_SETUP_ALLOW gains 127.0.0.1/32 here, for the
+ * servers and `berth run`s this file starts.
  */
 
 const instance = `sshrepo-${process.pid}`;
@@ -92,6 +95,9 @@ async function waitForBanner(p: number): Promise<void> {
 }
 
 beforeAll(async () => {
+  process.env.BERTH_SETUP_ALLOW = [process.env.BERTH_SETUP_ALLOW, '127.0.0.1/32']
+    .filter((range) => range !== undefined && range !== '')
+    .join(',');
   image = lifecycleTestImage();
   work = mkdtempSync(join(tmpdir(), 'berth-ssh-repo-'));
   repo = makeSampleRepository();

@@ -1,5 +1,10 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { readSshRemoteHeads, sshHost } from '../../src/git/ssh-remote-heads.js';
+import {
+  pinnedAddressOptions,
+  readSshRemoteHeads,
+  sshHost,
+  sshPort,
+} from '../../src/git/ssh-remote-heads.js';
 import { SshKeySession } from '../../src/lifecycle/ssh-key-session.js';
 
 /**
@@ -21,6 +26,10 @@ describe('ssh default-branch asking', () => {
     ['a host under a reserved name', 'git@git.example.test:acme/app.git', 'KEY'],
     ['localhost', 'ssh://git@localhost:22/srv/app.git', 'KEY'],
     ['a host without a dot', 'git@gitserver:acme/app.git', 'KEY'],
+    ['a loopback address not allowed', 'ssh://git@127.0.0.1:1/srv/app.git', 'KEY'],
+    ['a private address not allowed', 'git@10.1.2.3:acme/app.git', 'KEY'],
+    ['a metadata address', 'ssh://git@169.254.169.254/srv/app.git', 'KEY'],
+    ['a name a shell would read apart', "ssh://git@a.b$(id)'x.dev/srv/app.git", 'KEY'],
   ])('asks nothing with %s', async (_what, url, key) => {
     // Watched, not replaced: a session is the first step of asking (the key written for ssh).
     const open = vi.spyOn(SshKeySession, 'open');
@@ -32,12 +41,25 @@ describe('ssh default-branch asking', () => {
     expect(open).not.toHaveBeenCalled();
   });
 
-  it('asks an address with the key (here a closed loopback port: no answer, so undefined)', async () => {
+  it('asks an allowed address with the key (here a closed loopback port: no answer, so undefined)', async () => {
     const open = vi.spyOn(SshKeySession, 'open');
     const heads = await readSshRemoteHeads('ssh://git@127.0.0.1:1/srv/app.git', {
       credentials: { username: 'git', password: 'not a key' },
+      allow: ['127.0.0.1/32'],
     });
     expect(heads).toBeUndefined();
     expect(open).toHaveBeenCalledTimes(1);
+  });
+
+  it('pins the vetted address and keeps known_hosts names as ssh writes them', () => {
+    expect(sshPort('ssh://git@git.acme.dev:2222/acme/app.git')).toBe(2222);
+    expect(sshPort('ssh://git@git.acme.dev/acme/app.git')).toBe(22);
+    expect(sshPort('git@git.acme.dev:acme/app.git')).toBe(22);
+    expect(pinnedAddressOptions('Git.Acme.dev', 2222, '203.0.113.9')).toBe(
+      "-o 'HostName=203.0.113.9' -o 'HostKeyAlias=[git.acme.dev]:2222' -o CheckHostIP=no",
+    );
+    expect(pinnedAddressOptions('git.acme.dev', 22, '2001:db8::1')).toBe(
+      "-o 'HostName=2001:db8::1' -o 'HostKeyAlias=git.acme.dev' -o CheckHostIP=no",
+    );
   });
 });
