@@ -12,7 +12,6 @@ export default tseslint.config(
       'web/dist/',
       // Test artefacts (screenshots, scripts a test writes and runs).
       '.berth-test/',
-      'web/src/api/schema.gen.ts',
     ],
   },
   js.configs.recommended,

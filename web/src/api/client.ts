@@ -1,5 +1,5 @@
 import createClient, { type Middleware } from 'openapi-fetch';
-import type { paths } from './schema.gen';
+import type { paths } from '../../../src/client/api-schema.gen';
 
 /**
  * The one way the UI talks to the server: openapi-fetch typed by the types generated from the

@@ -1,4 +1,4 @@
-import type { paths } from './schema.gen';
+import type { paths } from '../../../src/client/api-schema.gen';
 
 /** The API's shapes, named, from the generated types. */
 
