@@ -95,6 +95,18 @@ const configSchema = z.strictObject({
     wallTimeMs: z.number().int().min(1000).optional(),
     maxTokens: z.number().int().min(1000).optional(),
   }),
+  /**
+   * Slack (docs/slack.md): Socket Mode with the app-level token (`BERTH_SLACK_APP_TOKEN`), the
+   * Events API at POST /v1/integrations/slack/events checked with the signing secret
+   * (`BERTH_SLACK_SIGNING_SECRET`); the bot token (`BERTH_SLACK_BOT_TOKEN`) for the Web API at
+   * `apiUrl` (`BERTH_SLACK_API_URL`, a gateway or a test server; default Slack's own).
+   */
+  slack: z.strictObject({
+    appToken: z.string().regex(/^xapp-/, 'an app-level token starts with xapp-').optional(),
+    signingSecret: z.string().min(1).optional(),
+    botToken: z.string().regex(/^xoxb-/, 'a bot token starts with xoxb-').optional(),
+    apiUrl: z.url({ protocol: /^https?$/ }),
+  }),
   model: z.strictObject({
     baseUrl: z.string().optional(),
     apiKey: z.string().optional(),
@@ -238,6 +250,15 @@ export function loadConfig(flags: ConfigFlags = {}, env: Env = process.env): Ber
       ...(int(env.BERTH_AGENT_MAX_TOKENS) !== undefined
         ? { maxTokens: int(env.BERTH_AGENT_MAX_TOKENS) }
         : {}),
+    },
+    slack: {
+      ...(env.BERTH_SLACK_APP_TOKEN ? { appToken: env.BERTH_SLACK_APP_TOKEN } : {}),
+      ...(env.BERTH_SLACK_SIGNING_SECRET
+        ? { signingSecret: env.BERTH_SLACK_SIGNING_SECRET }
+        : {}),
+      ...(env.BERTH_SLACK_BOT_TOKEN ? { botToken: env.BERTH_SLACK_BOT_TOKEN } : {}),
+      // The Web API's methods are appended to it (`…/api/chat.postMessage`): one trailing slash.
+      apiUrl: `${(env.BERTH_SLACK_API_URL || 'https://slack.com/api').replace(/\/+$/, '')}/`,
     },
     model: {
       ...((flags.modelBaseUrl ?? env.BERTH_MODEL_BASE_URL)

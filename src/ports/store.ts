@@ -163,6 +163,19 @@ export interface StoredWebSession {
   expiresAt: string;
 }
 
+/** A Slack thread that carries a task (src/integrations/slack/). */
+export interface SlackThread {
+  channel: string;
+  /** The `ts` of the message that started the thread. */
+  threadTs: string;
+  taskId: string;
+  /** The `ts` of Berth's progress reply in the thread (edited as phases pass). */
+  replyTs: string | null;
+  /** Who asked (Slack user id). */
+  slackUserId: string;
+  createdAt: string;
+}
+
 export interface Store {
   /** Brings the schema up to date (idempotent; safe to call on every start). */
   migrate(): Promise<void>;
@@ -345,4 +358,17 @@ export interface Store {
   deleteWebSession(idHash: string): Promise<void>;
   /** Drops sessions past their expiry at `now` or unused since before `usedBefore`; how many. */
   deleteExpiredWebSessions(now: string, usedBefore: string): Promise<number>;
+
+  // ---- Slack (migration 0015_slack; src/adapters/store/sql/slack-tables.ts) ----
+
+  /** True the first time `eventId` is claimed, false on every later claim (across restarts). */
+  claimSlackEvent(eventId: string, now: string): Promise<boolean>;
+  /** Forgets event ids received before `before`; returns how many. */
+  pruneSlackEvents(before: string): Promise<number>;
+  /** Links a Slack user to a token (replacing the user's earlier link). */
+  linkSlackUser(slackUserId: string, tokenId: string, now: string): Promise<void>;
+  /** The live (unrevoked) token a Slack user is linked to. */
+  getSlackUserToken(slackUserId: string): Promise<Token | undefined>;
+  putSlackThread(thread: SlackThread): Promise<void>;
+  getSlackThread(channel: string, threadTs: string): Promise<SlackThread | undefined>;
 }

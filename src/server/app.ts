@@ -39,6 +39,11 @@ export interface AppDependencies {
   sessions: WebSessions;
   /** What `GET /v1/server` reports (`berth doctor`); without it only the version. */
   serverStatus?: Omit<ServerStatusSource, 'version'>;
+  /**
+   * Slack's Events API and interactivity (`POST /v1/integrations/slack/events`), checked by
+   * Slack's signature instead of a token (src/integrations/slack/slack-http-events.ts).
+   */
+  slackEvents?: (request: Request) => Promise<Response>;
 }
 
 type Env = ApiEnv;
@@ -120,6 +125,9 @@ export function createApp(deps: AppDependencies): Hono<Env> {
   // The routes without authentication (health, this document, signing in) answer before the
   // middleware; every other route, and any unknown /v1 path, needs a token or the session.
   mountRoutes(app, [...serverRoutes, ...sessionRoutes].filter(publicOnly), routeDeps);
+
+  const slackEvents = deps.slackEvents;
+  if (slackEvents) app.post('/v1/integrations/slack/events', (c) => slackEvents(c.req.raw));
 
   app.use('/v1/*', async (c, next) => {
     c.set('caller', await authenticate(c.req.raw, tokens, sessions));

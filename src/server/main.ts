@@ -27,6 +27,8 @@ import { LanguageLayer, languageImagePreparer } from '../images/language-version
 import { resourceLiveness } from '../lifecycle/resource-liveness.js';
 import { currentKeyInputs } from '../lifecycle/cache-key-now.js';
 import { modelClientFromConfig } from '../adapters/model/model-client-from-config.js';
+import { SlackIntegration } from '../integrations/slack/slack-integration.js';
+import { slackSettingsFromConfig } from '../integrations/slack/slack-settings.js';
 
 /**
  * The server's composition root: opens the store (SQLite in the data directory), loads the
@@ -41,6 +43,8 @@ export interface RunningServer {
   adminToken?: string;
   /** The web UI's address, when the UI is built (web/dist). */
   uiUrl?: string;
+  /** Slack, when BERTH_SLACK_BOT_TOKEN and an app token or a signing secret are set. */
+  slack?: SlackIntegration;
 }
 
 /** web/dist of this package: two folders up from src/server/ and from dist/server/ alike. */
@@ -198,10 +202,19 @@ export async function startServer(config: BerthConfig, logger: Logger): Promise<
         { dir: WEB_UI_DIR },
         'the web UI is not built (npm run build:web); only the API is served',
       );
+    // Slack (docs/slack.md) is made once the server's address is known (its links' default).
+    let slack: SlackIntegration | undefined;
     const app = createApp({
       environments,
       tokens,
       tasks,
+      ...(config.slack.signingSecret !== undefined && config.slack.botToken !== undefined
+        ? {
+            slackEvents: (request: Request) =>
+              slack?.handleHttp?.(request) ??
+              Promise.resolve(new Response(null, { status: 503 })),
+          }
+        : {}),
       logger,
       version: BERTH_VERSION,
       ...(webUi ? { webUi } : {}),
@@ -225,6 +238,15 @@ export async function startServer(config: BerthConfig, logger: Logger): Promise<
       },
       'listening',
     );
+    const slackSettings = slackSettingsFromConfig(config, url);
+    if (slackSettings) {
+      slack = new SlackIntegration(slackSettings, { store, tasks, logger });
+      // Slack may be unreachable: the server serves anyway (Socket Mode keeps trying to connect).
+      await slack.start();
+    } else if (config.slack.botToken !== undefined || config.slack.appToken !== undefined)
+      logger.warn(
+        'Slack is off: it needs BERTH_SLACK_BOT_TOKEN and BERTH_SLACK_APP_TOKEN (Socket Mode) or BERTH_SLACK_SIGNING_SECRET (Events API)',
+      );
 
     let closing: Promise<void> | undefined;
     const close = () => {
@@ -236,6 +258,7 @@ export async function startServer(config: BerthConfig, logger: Logger): Promise<
         // Running attempts stop and clean up: those that had not reached the agent phase go back
         // to the queue for the next start, later ones fail with the phase they were in. Anything
         // left (a stop cut short) is recovered on the next start.
+        await slack?.stop();
         await reaper.stop();
         await scheduler.stop({ interruptRunning: true });
         await store.close();
@@ -247,6 +270,7 @@ export async function startServer(config: BerthConfig, logger: Logger): Promise<
       close,
       ...(firstAdmin ? { adminToken: firstAdmin.value } : {}),
       ...(webUi ? { uiUrl: `${url}/` } : {}),
+      ...(slack ? { slack } : {}),
     };
   } catch (error) {
     await store.close();

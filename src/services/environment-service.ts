@@ -146,7 +146,8 @@ export class EnvironmentService {
     return (
       caller.admin ||
       environment.createdByTokenId === caller.tokenId ||
-      environment.members.some((member) => member.tokenId === caller.tokenId)
+      environment.members.some((member) => member.tokenId === caller.tokenId) ||
+      (caller.environmentIds?.includes(environment.id) ?? false)
     );
   }
 

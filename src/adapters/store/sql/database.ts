@@ -1,4 +1,5 @@
 import type { ColumnType } from 'kysely';
+import type { SlackEventsTable, SlackThreadsTable, SlackUsersTable } from './slack-tables.js';
 
 /**
  * The tables of the SQL store as Kysely sees them. Column types are the portable subset that
@@ -178,5 +179,9 @@ export interface Database {
   cache_entries: CacheEntriesTable;
   cache_builds: CacheBuildsTable;
   egress_cas: EgressCasTable;
+  /** Migration 0015_slack (slack-tables.ts). */
+  slack_events: SlackEventsTable;
+  slack_users: SlackUsersTable;
+  slack_threads: SlackThreadsTable;
   web_sessions: WebSessionsTable;
 }

@@ -326,6 +326,35 @@ export const STORE_MIGRATIONS: readonly NamedMigration[] = [
     },
   },
   {
+    name: '0015_slack',
+    async up(db) {
+      // Slack (src/integrations/slack/): event ids already handled (a retried delivery starts
+      // nothing, across restarts too), Slack users linked to tokens (a revoked token's link acts
+      // for nobody), and the threads that carry a task.
+      await db.schema
+        .createTable('slack_events')
+        .addColumn('event_id', 'text', (c) => c.primaryKey())
+        .addColumn('received_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('slack_users')
+        .addColumn('slack_user_id', 'text', (c) => c.primaryKey())
+        .addColumn('token_id', 'text', (c) => c.notNull().references('tokens.id').onDelete('cascade'))
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('slack_threads')
+        .addColumn('channel', 'text', (c) => c.notNull())
+        .addColumn('thread_ts', 'text', (c) => c.notNull())
+        .addColumn('task_id', 'text', (c) => c.notNull().references('tasks.id').onDelete('cascade'))
+        .addColumn('reply_ts', 'text')
+        .addColumn('slack_user_id', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('slack_threads_pk', ['channel', 'thread_ts'])
+        .execute();
+    },
+  },
+  {
     name: '0016_github',
     async up(db) {
       // GitHub (src/integrations/github/): the webhook deliveries already taken, by their

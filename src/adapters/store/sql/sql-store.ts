@@ -20,6 +20,7 @@ import type {
   SealedSecret,
   Store,
   StoredEgressCa,
+  SlackThread,
   StoredEnvironment,
   StoredWebSession,
   Token,
@@ -27,6 +28,7 @@ import type {
 import type { Database, EnvironmentsTable, TokensTable } from './database.js';
 import { TaskTables } from './task-tables.js';
 import { ConversationTable } from './conversation-table.js';
+import { SlackTables } from './slack-tables.js';
 import type { ChatMessage } from '../../../ports/model-client.js';
 import { CacheBuildTable } from './cache-build-table.js';
 import { WebSessionTable } from './web-session-table.js';
@@ -686,5 +688,33 @@ export class SqlStore implements Store {
 
   deleteExpiredWebSessions(now: string, usedBefore: string): Promise<number> {
     return new WebSessionTable(this.db).deleteExpired(now, usedBefore);
+  }
+
+  // ---- Slack (queries in slack-tables.ts) ----
+
+  claimSlackEvent(eventId: string, now: string): Promise<boolean> {
+    return new SlackTables(this.db).claimEvent(eventId, now);
+  }
+
+  pruneSlackEvents(before: string): Promise<number> {
+    return new SlackTables(this.db).pruneEvents(before);
+  }
+
+  linkSlackUser(slackUserId: string, tokenId: string, now: string): Promise<void> {
+    return new SlackTables(this.db).linkUser(slackUserId, tokenId, now);
+  }
+
+  async getSlackUserToken(slackUserId: string): Promise<Token | undefined> {
+    const tokenId = await new SlackTables(this.db).userTokenId(slackUserId);
+    const token = tokenId !== undefined ? await this.getTokenById(tokenId) : undefined;
+    return token && token.revokedAt === null ? token : undefined;
+  }
+
+  putSlackThread(thread: SlackThread): Promise<void> {
+    return new SlackTables(this.db).putThread(thread);
+  }
+
+  getSlackThread(channel: string, threadTs: string): Promise<SlackThread | undefined> {
+    return new SlackTables(this.db).getThread(channel, threadTs);
   }
 }
