@@ -747,6 +747,22 @@ export interface paths {
                   };
                   /** @default [] */
                   members: string[];
+                  triggers?: {
+                    slack?: {
+                      /** @default [] */
+                      channels: string[];
+                      /** @default false */
+                      anyone: boolean;
+                    };
+                    github?: {
+                      repository: string;
+                      /**
+                       * @default write
+                       * @enum {string}
+                       */
+                      allow: 'read' | 'triage' | 'write' | 'maintain' | 'admin';
+                    };
+                  };
                   verify?: string;
                   verifyRequired?: boolean;
                   model?: string;
@@ -888,6 +904,22 @@ export interface paths {
               };
               /** @default [] */
               members?: string[];
+              triggers?: {
+                slack?: {
+                  /** @default [] */
+                  channels?: string[];
+                  /** @default false */
+                  anyone?: boolean;
+                };
+                github?: {
+                  repository: string;
+                  /**
+                   * @default write
+                   * @enum {string}
+                   */
+                  allow?: 'read' | 'triage' | 'write' | 'maintain' | 'admin';
+                };
+              };
               verify?: string;
               verifyRequired?: boolean;
               model?: string;
@@ -1012,6 +1044,22 @@ export interface paths {
                 };
                 /** @default [] */
                 members: string[];
+                triggers?: {
+                  slack?: {
+                    /** @default [] */
+                    channels: string[];
+                    /** @default false */
+                    anyone: boolean;
+                  };
+                  github?: {
+                    repository: string;
+                    /**
+                     * @default write
+                     * @enum {string}
+                     */
+                    allow: 'read' | 'triage' | 'write' | 'maintain' | 'admin';
+                  };
+                };
                 verify?: string;
                 verifyRequired?: boolean;
                 model?: string;
@@ -1199,6 +1247,22 @@ export interface paths {
               };
               /** @default [] */
               members?: string[];
+              triggers?: {
+                slack?: {
+                  /** @default [] */
+                  channels?: string[];
+                  /** @default false */
+                  anyone?: boolean;
+                };
+                github?: {
+                  repository: string;
+                  /**
+                   * @default write
+                   * @enum {string}
+                   */
+                  allow?: 'read' | 'triage' | 'write' | 'maintain' | 'admin';
+                };
+              };
               verify?: string;
               verifyRequired?: boolean;
               model?: string;
@@ -1317,6 +1381,22 @@ export interface paths {
                 };
                 /** @default [] */
                 members: string[];
+                triggers?: {
+                  slack?: {
+                    /** @default [] */
+                    channels: string[];
+                    /** @default false */
+                    anyone: boolean;
+                  };
+                  github?: {
+                    repository: string;
+                    /**
+                     * @default write
+                     * @enum {string}
+                     */
+                    allow: 'read' | 'triage' | 'write' | 'maintain' | 'admin';
+                  };
+                };
                 verify?: string;
                 verifyRequired?: boolean;
                 model?: string;
@@ -1506,6 +1586,22 @@ export interface paths {
                 };
                 /** @default [] */
                 members: string[];
+                triggers?: {
+                  slack?: {
+                    /** @default [] */
+                    channels: string[];
+                    /** @default false */
+                    anyone: boolean;
+                  };
+                  github?: {
+                    repository: string;
+                    /**
+                     * @default write
+                     * @enum {string}
+                     */
+                    allow: 'read' | 'triage' | 'write' | 'maintain' | 'admin';
+                  };
+                };
                 verify?: string;
                 verifyRequired?: boolean;
                 model?: string;
@@ -1657,6 +1753,22 @@ export interface paths {
               };
               /** @default [] */
               members?: string[];
+              triggers?: {
+                slack?: {
+                  /** @default [] */
+                  channels?: string[];
+                  /** @default false */
+                  anyone?: boolean;
+                };
+                github?: {
+                  repository: string;
+                  /**
+                   * @default write
+                   * @enum {string}
+                   */
+                  allow?: 'read' | 'triage' | 'write' | 'maintain' | 'admin';
+                };
+              };
               verify?: string;
               verifyRequired?: boolean;
               model?: string;
@@ -1783,6 +1895,22 @@ export interface paths {
                 };
                 /** @default [] */
                 members: string[];
+                triggers?: {
+                  slack?: {
+                    /** @default [] */
+                    channels: string[];
+                    /** @default false */
+                    anyone: boolean;
+                  };
+                  github?: {
+                    repository: string;
+                    /**
+                     * @default write
+                     * @enum {string}
+                     */
+                    allow: 'read' | 'triage' | 'write' | 'maintain' | 'admin';
+                  };
+                };
                 verify?: string;
                 verifyRequired?: boolean;
                 model?: string;
@@ -2234,6 +2362,161 @@ export interface paths {
         };
       };
     };
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/v1/tasks/events': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** The task list, live (Accept: text/event-stream): a `task` event (a task as GET /v1/tasks gives it) for each task, then one whenever a task is new or changed, `hidden` ({ id }) when one leaves the list, a final `refused` event (the error body) when the token or session is revoked; ?environment=NAME&limit=N as GET /v1/tasks. Without the Accept header, the list once */
+    get: {
+      parameters: {
+        query?: {
+          /** @description Only the tasks of this environment */
+          environment?: string;
+          /** @description At most this many (default 50) */
+          limit?: string;
+        };
+        header?: never;
+        path?: never;
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description Events: `task` (a task in short), `hidden` ({ id }), `refused` */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': {
+              tasks: {
+                /** @description task_… */
+                id: string;
+                environment: string;
+                /**
+                 * @description The task's status, from its attempts' (the latest turn's; `running` while an earlier turn's attempt is). `queued`: waiting for a free slot (BERTH_CONCURRENCY); nothing has run yet. `running`: an attempt is under way: from creating its sandbox (cache lookup, checkout, setup, waiting for a cache entry another attempt builds) to its results. `succeeded`: finished: the agent phase succeeded (for a command: exit code 0). `failed`: finished: something failed (the reason is on the attempt: error). `cancelled`: finished: stopped by `berth task cancel` (or the API, or Ctrl-C on `berth run`).
+                 * @enum {string}
+                 */
+                status: 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+                prompt: string;
+                command: string | null;
+                branch: string | null;
+                sha: string | null;
+                /** @description The name of the token that submitted the task (null for tasks from before it was kept) */
+                createdBy: string | null;
+                createdAt: string;
+                updatedAt: string;
+                /** @description The picked attempt (berth task pick); a lone attempt is picked already; null until one is */
+                picked: string | null;
+                /** @description Each attempt in short: status, counts, files and lines changed; GET /v1/tasks/{id} and /diff give the diffs and outputs */
+                attempts: {
+                  /** @description att_… */
+                  id: string;
+                  index: number;
+                  /**
+                   * @description The attempt's status, from its phase. `queued`: waiting for a free slot (BERTH_CONCURRENCY); nothing has run yet. `running`: an attempt is under way: from creating its sandbox (cache lookup, checkout, setup, waiting for a cache entry another attempt builds) to its results. `succeeded`: finished: the agent phase succeeded (for a command: exit code 0). `failed`: finished: something failed (the reason is on the attempt: error). `cancelled`: finished: stopped by `berth task cancel` (or the API, or Ctrl-C on `berth run`).
+                   * @enum {string}
+                   */
+                  status: 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+                  phase: string;
+                  cacheHit: boolean | null;
+                  error: string | null;
+                  errorCode: string | null;
+                  errorDetails: {
+                    [key: string]: unknown;
+                  } | null;
+                  filesChanged: number;
+                  linesAdded: number;
+                  linesRemoved: number;
+                  baseCommit: string | null;
+                  snapshotImage: string | null;
+                  createdAt: string;
+                  startedAt: string | null;
+                  finishedAt: string | null;
+                  durationMs: number | null;
+                  /** @description The environment's verify command as Berth ran it after the agent; null without one */
+                  verification: {
+                    command: string;
+                    exitCode: number;
+                    /** @description stdout and stderr interleaved, secrets masked, head and tail kept */
+                    output: string;
+                    /** @description Exit code 0; a failed verification does not fail the attempt */
+                    passed: boolean;
+                    durationMs: number;
+                    timedOut: boolean;
+                  } | null;
+                  /** @description Model tokens used (prompt + completion); null when none were recorded */
+                  tokens: number | null;
+                  /** @description A follow-up turn: the attempt it continues */
+                  followUpOf: string | null;
+                  /** @description A follow-up turn: its prompt (or command) as given */
+                  request: string | null;
+                  /** @description Files whose change held a secret value of the environment (names masked): `diff` has the values masked, and `task apply` and `task pr` refuse it */
+                  secretFiles: string[];
+                  /** @description Hosts the egress proxy denied during the attempt, each with a suggestion for a person to review; Berth never applies it */
+                  deniedHosts: {
+                    host: string;
+                    method: string;
+                    reason: string;
+                    /** @description The change to the environment file (or the server setting) that would allow it */
+                    suggestion: string;
+                  }[];
+                  /** @description How many commands the attempt ran */
+                  commandCount: number;
+                }[];
+              }[];
+            };
+            'text/event-stream': string;
+          };
+        };
+        /** @description invalid_input */
+        400: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['Error'];
+          };
+        };
+        /** @description unauthorized */
+        401: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['Error'];
+          };
+        };
+        /** @description not_found */
+        404: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['Error'];
+          };
+        };
+        /** @description internal */
+        500: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['Error'];
+          };
+        };
+      };
+    };
+    put?: never;
+    post?: never;
     delete?: never;
     options?: never;
     head?: never;
@@ -3575,6 +3858,22 @@ export interface components {
       };
       /** @default [] */
       members: string[];
+      triggers?: {
+        slack?: {
+          /** @default [] */
+          channels: string[];
+          /** @default false */
+          anyone: boolean;
+        };
+        github?: {
+          repository: string;
+          /**
+           * @default write
+           * @enum {string}
+           */
+          allow: 'read' | 'triage' | 'write' | 'maintain' | 'admin';
+        };
+      };
       verify?: string;
       verifyRequired?: boolean;
       model?: string;

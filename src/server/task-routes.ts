@@ -19,6 +19,7 @@ import {
 import { readBody } from './request-body.js';
 import { pathParam, type RouteDefinition, type TaskRouteDeps } from './route-table.js';
 import { attemptView, cacheEntryView, taskSummary, taskView } from './task-views.js';
+import { taskChangeRoute } from './task-change-stream.js';
 
 /**
  * Task routes: submit, list, show, events (JSON pages, or a live server-sent event stream),
@@ -77,6 +78,8 @@ export const taskRoutes: RouteDefinition<TaskRouteDeps>[] = [
       });
     },
   },
+  // Before /v1/tasks/:id, which would take `events` for an id.
+  taskChangeRoute,
   {
     method: 'get',
     path: '/v1/tasks/:id',

@@ -44,6 +44,7 @@ describe('GET /openapi.json', () => {
         'POST /v1/tokens',
         'DELETE /v1/tokens/{idOrName}',
         'GET /v1/tasks',
+        'GET /v1/tasks/events',
         'POST /v1/tasks',
         'GET /v1/tasks/{id}',
         'POST /v1/tasks/{id}/cancel',

@@ -1,13 +1,17 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { api, unwrap } from './client';
+import { useTaskStream } from './task-events';
 import type { Session } from './types';
 
 /**
  * Server state for the pages: one query hook per read, one mutation hook per change, each
- * calling the generated client. Lists that change while they are open poll (POLL_MS).
+ * calling the generated client. The task list follows the server's task stream; a task page
+ * whose task is still running polls (POLL_MS) besides its attempt's event stream.
  */
 
 export const POLL_MS = 2000;
+/** How many tasks /tasks shows. */
+const TASK_LIST_LIMIT = 100;
 
 const isLive = (status: string) => status === 'queued' || status === 'running';
 
@@ -32,18 +36,23 @@ export function useSignOut() {
   return useMutation({ mutationFn: () => unwrap(api.DELETE('/v1/session')) });
 }
 
+/** The task list: read once, then kept up to date by the task stream (task-events.ts). */
 export function useTasks(environment: string | undefined) {
+  useTaskStream(environment, TASK_LIST_LIMIT);
   return useQuery({
     queryKey: ['tasks', environment ?? null],
     queryFn: () =>
       unwrap(
         api.GET('/v1/tasks', {
           params: {
-            query: { limit: '100', ...(environment ? { environment } : {}) } as never,
+            query: {
+              limit: String(TASK_LIST_LIMIT),
+              ...(environment ? { environment } : {}),
+            } as never,
           },
         }),
       ),
-    refetchInterval: POLL_MS,
+    staleTime: Infinity,
   });
 }
 

@@ -1,0 +1,85 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SqliteStore } from '../../src/adapters/store/sqlite/sqlite-store.js';
+import type { Attempt } from '../../src/domain/task/attempt.js';
+import { startTestServer, type TestServer } from '../api/api-server.js';
+import { openBrowser, signIn, type TestBrowser } from './support/browser.js';
+
+/**
+ * /tasks live: a new task and a status change appear on the open list without a reload, from
+ * the task stream (GET /v1/tasks/events), and the page does not poll GET /v1/tasks. Tasks are
+ * put in the real SQLite store as the lifecycle records them.
+ */
+
+describe('web UI: /tasks updates live', () => {
+  let server: TestServer;
+  let browser: TestBrowser;
+  let store: SqliteStore;
+  let environmentId = '';
+  beforeAll(async () => {
+    server = await startTestServer();
+    const made = await server.request('POST', '/v1/environments', {
+      body: { spec: { name: 'live', repository: 'https://git.example/acme/live.git' } },
+    });
+    expect(made.status, made.text).toBe(201);
+    environmentId = (made.json as { id: string }).id;
+    store = SqliteStore.open(server.dataDir);
+    browser = await openBrowser();
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await store?.close();
+    await server?.close();
+  });
+
+  it('shows a new task and its status change without a reload or polling', async () => {
+    const { page } = browser;
+    await signIn(page, server.url, server.adminToken, '/tasks');
+    await page.getByText('No tasks.').waitFor();
+    const listReads: string[] = [];
+    page.on('request', (request) => {
+      if (new URL(request.url()).pathname === '/v1/tasks') listReads.push(request.url());
+    });
+    const now = new Date().toISOString();
+    await store.createTask(
+      {
+        id: 'task_livebrowser',
+        environmentId,
+        prompt: 'appears by itself',
+        command: null,
+        ref: { branch: 'topic' },
+        repository: null,
+        attemptCount: 1,
+        status: 'running',
+        createdAt: now,
+        updatedAt: now,
+      },
+      [
+        {
+          id: 'att_livebrowser',
+          taskId: 'task_livebrowser',
+          index: 0,
+          phase: 'agent',
+          cacheHit: false,
+          error: null,
+          result: null,
+          createdAt: now,
+          startedAt: now,
+          finishedAt: null,
+        } as unknown as Attempt,
+      ],
+    );
+    const row = page.getByRole('row').filter({ hasText: 'task_livebrowser' });
+    await row.getByText('running').waitFor();
+    expect(await row.textContent()).toContain('topic');
+    await store.updateAttempt('att_livebrowser', {
+      phase: 'failed',
+      finishedAt: new Date().toISOString(),
+      error: { phase: 'agent', code: 'x', message: 'x' } as never,
+    });
+    await row.getByText('failed').waitFor();
+    // The list was not read again: the changes came on the stream.
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    expect(listReads).toEqual([]);
+    await browser.screenshots('tasks-live');
+  });
+});
