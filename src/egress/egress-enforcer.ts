@@ -19,6 +19,8 @@
  *   decision goes to the attempt's log;
  * - the CA is the environment's (EnvironmentCertificateAuthorities: key in this process and,
  *   sealed, in the store); only its certificate is written into the sandbox;
+ * - `internet.credentials` values go to the proxy only (this process); the log names their
+ *   hosts and headers, never a value; `internet.budget` is the proxy's, so per attempt;
  * - a lockdown that fails halfway undoes what it made, and the error fails the attempt (the
  *   agent never runs with less than the policy asks for); `release` undoes everything, and
  *   both are safe to repeat.
@@ -30,6 +32,7 @@ import {
   type SandboxNetworkFirewallSpec,
 } from '../adapters/firewall/iptables-firewall.js';
 import { EgressPolicy } from '../domain/internet/egress-policy.js';
+import { budgetLimits } from './egress-budget.js';
 import { normaliseHostName } from '../domain/internet/host-name.js';
 import type { ImagePackageConfiguration } from '../domain/internet/preset-hosts.js';
 import { BerthError, toBerthError } from '../errors/berth-error.js';
@@ -198,9 +201,13 @@ export class EgressEnforcer implements NetworkPolicyEnforcer {
         extra.length > 0 ? { tunnel: extra, http: extra } : undefined,
       );
 
+      const budget = budgetLimits(context.policy.budget);
+      const credentials = context.credentials ?? [];
       const proxy = new EgressProxy({
         policy,
         ca,
+        ...(credentials.length > 0 ? { credentials } : {}),
+        ...(budget !== undefined ? { budget } : {}),
         resolver: this.resolver,
         ...(this.options.upstreamCa !== undefined ? { upstreamCa: this.options.upstreamCa } : {}),
         ...(this.options.allow !== undefined && this.options.allow.length > 0
@@ -259,6 +266,18 @@ export class EgressEnforcer implements NetworkPolicyEnforcer {
             timings.push('CA already in the image');
         }),
       ] as const);
+      const grantNote =
+        (credentials.length > 0
+          ? `; credentials set by the proxy for ${credentials.map((c) => `${c.host} (${c.header})`).join(', ')}`
+          : '') +
+        ((context.policy.rules?.length ?? 0) > 0
+          ? `; ${context.policy.rules?.length} method and path rule(s)`
+          : '') +
+        (budget !== undefined
+          ? `; budget ${Object.entries(context.policy.budget ?? {})
+              .map(([k, v]) => `${k} ${String(v)}`)
+              .join(', ')}`
+          : '');
       const presetNote =
         context.policy.presets.length > 0
           ? `; from the image ${image.from ?? '(unknown)'}: npm registry ${image.npmRegistry ?? '(none)'}, apt sources ${image.aptSources !== undefined ? 'read' : '(none)'}`
@@ -266,7 +285,7 @@ export class EgressEnforcer implements NetworkPolicyEnforcer {
       context.emit({
         type: 'log',
         stream: 'system',
-        text: `internet ${context.policy.access}: the sandbox reaches only the egress proxy at ${network.gateway}:${address.port}${presetNote} (lockdown took ${Date.now() - startedAt} ms: ${timings.join(', ')})\n`,
+        text: `internet ${context.policy.access}: the sandbox reaches only the egress proxy at ${network.gateway}:${address.port}${presetNote}${grantNote} (lockdown took ${Date.now() - startedAt} ms: ${timings.join(', ')})\n`,
       });
       return { env: settings.env };
     } catch (error) {

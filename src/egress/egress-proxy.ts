@@ -51,6 +51,15 @@
  *   safe to repeat (GET, HEAD, OPTIONS without a body).
  * - Every decision is reported through `onDecision`; a refusal that can still be answered gets a
  *   403 (400 for malformed requests) whose body names the host and the reason.
+ * - A request target longer than maxTargetBytes (8 KB by default) is refused (414, rule
+ *   `target`). For a host with `rules`, the path is checked in its normal form and that normal
+ *   form is what goes upstream (request-path.ts), on plain HTTP (absolute form) and inside
+ *   intercepted tunnels alike.
+ * - Credentials: on an intercepted HTTPS request to a credential's host, every value of its
+ *   header the sandbox sent is dropped and the proxy sets its own, upstream only (never on plain
+ *   HTTP, never in a decision, a refusal or an error text). The values live in this process only.
+ * - Budgets (egress-budget.ts): past a limit, every request and tunnel is refused (rule
+ *   `budget`); a transfer that passes a byte limit is cut.
  * Not covered here: the network placement (only the proxy port reachable), which the firewall
  * and the runtime provide.
  */
@@ -65,7 +74,15 @@ import { parseAuthority } from '../domain/internet/authority.js';
 import { normaliseHostName } from '../domain/internet/host-name.js';
 import { denialLine } from '../domain/internet/egress-denial.js';
 import type { EgressPolicy, EgressScheme } from '../domain/internet/egress-policy.js';
+import { DEFAULT_MAX_TARGET_BYTES } from '../domain/internet/request-path.js';
+import type { InjectedCredential } from '../domain/internet/injected-credentials.js';
 import { BerthError } from '../errors/berth-error.js';
+import {
+  EgressBudget,
+  requestHeadBytes,
+  responseHeadBytes,
+  type BudgetLimits,
+} from './egress-budget.js';
 import { AddressGuard, type AddressGuardOptions } from './address-guard.js';
 import { recentMachineAddresses } from './machine-addresses.js';
 import type { CertificateAuthority } from './certificate-authority.js';
@@ -80,6 +97,7 @@ import {
 } from './native-tls-leg.js';
 import { NativeTlsSocket } from './native-tls-socket.js';
 import {
+  BudgetRefusal,
   UpstreamClosed,
   UpstreamPool,
   connectUpstream,
@@ -111,8 +129,16 @@ export interface EgressDecisionEvent {
   at: Date;
 }
 
+export type { InjectedCredential };
+
 export interface EgressProxyOptions {
   policy: EgressPolicy;
+  /** Headers set on intercepted HTTPS requests to their host, replacing what the client sent. */
+  credentials?: readonly InjectedCredential[];
+  /** Requests and bytes this proxy (one attempt) may move; past one, requests are refused. */
+  budget?: BudgetLimits;
+  /** The longest request target accepted (default 8 KB); longer ones get 414. */
+  maxTargetBytes?: number;
   /** Exceptions to the address guard and extra own addresses; the listener's addresses are added. */
   guard?: AddressGuardOptions;
   resolver?: Resolver;
@@ -303,8 +329,32 @@ function checkedFraming(req: http.IncomingMessage): MessageFraming {
 function forwardedRequestHeaders(
   req: http.IncomingMessage,
   host: string,
+  credentials?: ReadonlyMap<string, string>,
 ): http.OutgoingHttpHeaders {
-  return { ...endToEndHeaders(req.headers), ...framingHeaders(checkedFraming(req)), host };
+  const headers = endToEndHeaders(req.headers);
+  // A credential's header: whatever the sandbox sent under that name is dropped, the stored
+  // value set (Node's parser gives header names in lower case; repeated ones are joined).
+  for (const [name, value] of credentials ?? []) headers[name] = value;
+  return { ...headers, ...framingHeaders(checkedFraming(req)), host };
+}
+
+/** The body length a checked request declares (0 when chunked: counted as it goes). */
+function declaredBodyLength(req: http.IncomingMessage): number {
+  const framing = checkedFraming(req);
+  return framing.kind === 'length' ? framing.length : 0;
+}
+
+/** Why a credential cannot be sent as a header (never shows the value), or undefined. */
+function credentialProblem(credential: InjectedCredential): string | undefined {
+  if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(credential.header))
+    return 'has a header name that is not an HTTP token';
+  if (/[\x00-\x08\x0a-\x1f\x7f]/.test(credential.value))
+    return 'has a line break or control character in its value (check the secret)';
+  if (credential.value.trim() === '') return 'has an empty value (check the secret)';
+  const name = normaliseHostName(credential.host);
+  if (!name.ok || name.name !== credential.host)
+    return 'names a host that is not a normalised name';
+  return undefined;
 }
 
 /** The most `maxConnections` may be (each connection holds a descriptor or two). */
@@ -322,6 +372,7 @@ function checkNumericOptions(options: EgressProxyOptions): void {
     ['clientHelloTimeoutMs', 1, MAX_TIMEOUT_MS],
     ['headersTimeoutMs', 1, MAX_TIMEOUT_MS],
     ['maxConnections', 1, MAX_CONNECTIONS],
+    ['maxTargetBytes', 1, 1024 * 1024],
   ];
   for (const [option, min, max] of ranges) {
     const value: unknown = options[option];
@@ -374,10 +425,30 @@ export class EgressProxy {
   private machineAddressesKey: string | undefined;
   private address: net.AddressInfo | undefined;
   private closed = false;
+  /** Header name (lower case) → value, by host: set on intercepted requests to that host. */
+  private readonly credentials = new Map<string, Map<string, string>>();
+  private readonly budget: EgressBudget | undefined;
+  private readonly maxTargetBytes: number;
 
   constructor(options: EgressProxyOptions) {
     checkNumericOptions(options);
     this.options = options;
+    for (const credential of options.credentials ?? []) {
+      const problem = credentialProblem(credential);
+      if (problem !== undefined) {
+        // Names the host and header, never the value.
+        throw new BerthError(
+          'invalid_input',
+          `the credential for ${printable(credential.host)} (${printable(credential.header)}) ${problem}`,
+          { host: credential.host, header: credential.header },
+        );
+      }
+      const headers = this.credentials.get(credential.host) ?? new Map<string, string>();
+      headers.set(credential.header.toLowerCase(), credential.value);
+      this.credentials.set(credential.host, headers);
+    }
+    this.budget = options.budget !== undefined ? new EgressBudget(options.budget) : undefined;
+    this.maxTargetBytes = options.maxTargetBytes ?? DEFAULT_MAX_TARGET_BYTES;
     this.resolver = options.resolver ?? systemResolver;
     const ca = [
       ...(options.useBundledRoots === false ? [] : tls.rootCertificates),
@@ -953,6 +1024,11 @@ export class EgressProxy {
       refuse({ status: 403, rule: decision.rule, reason: decision.reason });
       return;
     }
+    const exhausted = this.budget?.exhausted();
+    if (exhausted !== undefined) {
+      refuse({ status: 403, rule: 'budget', reason: exhausted });
+      return;
+    }
     const intercept = decision.tunnel === 'intercept';
     if (intercept && this.options.ca === undefined) {
       refuse({
@@ -970,6 +1046,12 @@ export class EgressProxy {
       return;
     }
     if (socket.destroyed) return;
+    // A plain tunnel counts as one request; an intercepted one counts its requests.
+    const budgetRefusal = intercept ? undefined : this.budget?.admit(0);
+    if (budgetRefusal !== undefined) {
+      refuse({ status: 403, rule: 'budget', reason: budgetRefusal });
+      return;
+    }
     this.report({
       host,
       port,
@@ -1018,7 +1100,7 @@ export class EgressProxy {
       );
       return;
     }
-    this.passthrough(socket, first.buffered, vetted.address, port);
+    this.passthrough(socket, first.buffered, ctx);
   }
 
   /** Reads until a complete ClientHello, without consuming more than the client sent. */
@@ -1083,10 +1165,13 @@ export class EgressProxy {
     return upstream;
   }
 
-  private passthrough(socket: net.Socket, buffered: Buffer, address: string, port: number): void {
+  private passthrough(socket: net.Socket, buffered: Buffer, ctx: TunnelContext): void {
+    const { address, port } = ctx;
     // A tunnel relays handshakes of small records: no Nagle delay on either side.
     socket.setNoDelay(true);
-    if (this.options.tunnelRelay !== 'streams') {
+    // With a byte budget the tunnel is relayed here, where its bytes can be counted.
+    const counted = this.budget?.limitsBytes === true;
+    if (this.options.tunnelRelay !== 'streams' && !counted) {
       // The native relay connects to the vetted address itself and sends the ClientHello (and
       // whatever the client sent after it) first: no turn of the event loop in between.
       const first = Buffer.concat([buffered, ...takeUnread(socket)]);
@@ -1107,8 +1192,37 @@ export class EgressProxy {
     upstream.once('error', abort);
     // A client that is gone cannot receive anything more.
     socket.once('close', () => upstream.destroy());
+    if (counted) this.countTunnel(socket, upstream, buffered.length, ctx);
     upstream.write(buffered);
     this.streamRelay(socket, upstream);
+  }
+
+  /** Counts a plain tunnel's bytes against the budget; cuts it when it passes a limit. */
+  private countTunnel(
+    socket: net.Socket,
+    upstream: net.Socket,
+    first: number,
+    ctx: TunnelContext,
+  ): void {
+    const budget = this.budget;
+    if (budget === undefined) return;
+    const cut = (reason: string | undefined) => {
+      if (reason === undefined || socket.destroyed) return;
+      this.report({
+        host: ctx.host,
+        port: ctx.port,
+        method: 'CONNECT',
+        scheme: 'connect',
+        allowed: false,
+        rule: 'budget',
+        reason: `${reason}; the tunnel was cut`,
+      });
+      socket.destroy();
+      upstream.destroy();
+    };
+    cut(budget.spendOut(first));
+    socket.on('data', (chunk: Buffer) => cut(budget.spendOut(chunk.length)));
+    upstream.on('data', (chunk: Buffer) => cut(budget.spendIn(chunk.length)));
   }
 
   /**
@@ -1286,7 +1400,7 @@ export class EgressProxy {
   // ---------------------------------------------------------------- requests
 
   /** Checks shared by plain and intercepted requests; undefined when the request may pass. */
-  private requestProblem(req: http.IncomingMessage): Refusal | undefined {
+  private requestProblem(req: http.IncomingMessage, host: string): Refusal | undefined {
     const method = req.method ?? '';
     const headers = req.headers;
     if (req.httpVersionMajor !== 1) return UNSUPPORTED_VERSION;
@@ -1332,7 +1446,7 @@ export class EgressProxy {
     if (countRawHeader(req, 'host') !== 1) {
       return { status: 400, rule: 'host', reason: 'exactly one Host header is required' };
     }
-    if (this.options.policy.methods !== undefined) {
+    if (this.options.policy.limitsMethods(host)) {
       const override = METHOD_OVERRIDE_HEADERS.find((h) => headers[h] !== undefined);
       if (override !== undefined) {
         return {
@@ -1357,6 +1471,10 @@ export class EgressProxy {
     const url = req.url ?? '';
     const refuse = (host: string, port: number, refusal: Refusal) =>
       this.refuseResponse(req, res, { host, port, scheme: 'http', refusal });
+    if (url.length > this.maxTargetBytes) {
+      refuse(hostOfAbsoluteUrl(url.slice(0, 1024)) ?? '', 0, this.targetTooLong());
+      return;
+    }
     const match = /^http:\/\/([^/?#]*)([^#]*)$/i.exec(url);
     if (match === null) {
       const reason = /^https:/i.test(url)
@@ -1387,17 +1505,24 @@ export class EgressProxy {
       });
       return;
     }
+    const target =
+      (match[2] ?? '') === ''
+        ? '/'
+        : (match[2] ?? '/').startsWith('/')
+          ? (match[2] ?? '/')
+          : `/${match[2] ?? ''}`;
     const decision = this.options.policy.decide({
       host,
       port,
       method: req.method ?? '',
       scheme: 'http',
+      target,
     });
     if (!decision.allowed) {
       refuse(host, port, { status: 403, rule: decision.rule, reason: decision.reason });
       return;
     }
-    const problem = this.requestProblem(req);
+    const problem = this.requestProblem(req, host);
     if (problem !== undefined) {
       refuse(host, port, problem);
       return;
@@ -1411,6 +1536,11 @@ export class EgressProxy {
     }
     // A client that left while the name was resolved has nobody to answer: nothing is sent.
     if (res.destroyed || req.socket.destroyed) return;
+    const budgetRefusal = this.budget?.admit(requestHeadBytes(req), declaredBodyLength(req));
+    if (budgetRefusal !== undefined) {
+      refuse(host, port, { status: 403, rule: 'budget', reason: budgetRefusal });
+      return;
+    }
     this.report({
       host,
       port,
@@ -1421,12 +1551,7 @@ export class EgressProxy {
       reason: decision.reason,
       address: vetted.address,
     });
-    const path =
-      (match[2] ?? '') === ''
-        ? '/'
-        : (match[2] ?? '/').startsWith('/')
-          ? (match[2] ?? '/')
-          : `/${match[2] ?? ''}`;
+    const path = decision.forward ?? target;
     const headers = forwardedRequestHeaders(req, port === 80 ? host : `${host}:${port}`);
     const upstream = http.request({
       host: vetted.address,
@@ -1439,7 +1564,15 @@ export class EgressProxy {
       lookup: noLookup as unknown as net.LookupFunction,
       timeout: this.options.connectTimeoutMs ?? 15_000,
     });
-    this.relay(req, res, upstream);
+    this.relay(req, res, upstream, { host, port, scheme: 'http' });
+  }
+
+  private targetTooLong(): Refusal {
+    return {
+      status: 414,
+      rule: 'target',
+      reason: `the request target is longer than ${this.maxTargetBytes} bytes`,
+    };
   }
 
   /** Checks and forwards one request of an intercepted tunnel (see `inTurn` for the order). */
@@ -1453,6 +1586,10 @@ export class EgressProxy {
     const refuse = (refusal: Refusal) =>
       this.refuseResponse(req, res, { host, port, scheme: 'https', refusal });
     const url = req.url ?? '';
+    if (url.length > this.maxTargetBytes) {
+      refuse(this.targetTooLong());
+      return;
+    }
     if (!url.startsWith('/') && !(url === '*' && req.method === 'OPTIONS')) {
       refuse({
         status: 403,
@@ -1482,14 +1619,20 @@ export class EgressProxy {
       port,
       method: req.method ?? '',
       scheme: 'https',
+      target: url,
     });
     if (!decision.allowed) {
       refuse({ status: 403, rule: decision.rule, reason: decision.reason });
       return;
     }
-    const problem = this.requestProblem(req);
+    const problem = this.requestProblem(req, host);
     if (problem !== undefined) {
       refuse(problem);
+      return;
+    }
+    const budgetRefusal = this.budget?.admit(requestHeadBytes(req), declaredBodyLength(req));
+    if (budgetRefusal !== undefined) {
+      refuse({ status: 403, rule: 'budget', reason: budgetRefusal });
       return;
     }
     this.report({
@@ -1502,7 +1645,12 @@ export class EgressProxy {
       reason: decision.reason,
       address: ctx.address,
     });
-    const headers = forwardedRequestHeaders(req, port === 443 ? host : `${host}:${port}`);
+    const path = decision.forward ?? url;
+    const headers = forwardedRequestHeaders(
+      req,
+      port === 443 ? host : `${host}:${port}`,
+      this.credentials.get(host),
+    );
     const options: https.RequestOptions &
       Pick<tls.ConnectionOptions, 'secureContext' | 'ALPNProtocols'> = {
       host: ctx.address,
@@ -1510,7 +1658,7 @@ export class EgressProxy {
       ...INTERCEPT_STREAM_BUFFER,
       servername: host,
       method: req.method ?? 'GET',
-      path: url,
+      path,
       headers,
       setHost: false,
       agent: this.httpsAgent,
@@ -1522,9 +1670,9 @@ export class EgressProxy {
       timeout: this.options.connectTimeoutMs ?? 15_000,
     };
     if (req.socket instanceof NativeTlsSocket)
-      return this.exchangeNatively(req, res, req.socket, ctx, headers);
+      return this.exchangeNatively(req, res, req.socket, ctx, headers, path);
     const upstream = https.request(options);
-    this.relay(req, res, upstream);
+    this.relay(req, res, upstream, { host, port, scheme: 'https' });
     return undefined;
   }
 
@@ -1534,6 +1682,7 @@ export class EgressProxy {
     client: NativeTlsSocket,
     ctx: TunnelContext,
     headers: http.OutgoingHttpHeaders,
+    path: string,
   ): Promise<void> {
     const target = { servername: ctx.host, address: ctx.address, port: ctx.port };
     const key = `${target.servername}|${target.address}|${target.port}`;
@@ -1563,6 +1712,8 @@ export class EgressProxy {
           framing: checkedFraming(req),
           answerTimeoutMs,
           idleTimeoutMs: this.options.idleTimeoutMs ?? 300_000,
+          path,
+          budget: this.budget,
         });
         res.off('close', abandon);
         if (reusable) this.nativeUpstreams.put(key, connection);
@@ -1570,6 +1721,10 @@ export class EgressProxy {
         return;
       } catch (error) {
         upstream?.destroy();
+        if (error instanceof BudgetRefusal) {
+          this.budgetStop(req, res, { host: ctx.host, port: ctx.port, scheme: 'https' }, error);
+          return;
+        }
         // A pooled connection the server had closed meanwhile: once more on a new one, only for
         // a request that is safe to repeat (GET, HEAD, OPTIONS without a body): the server may
         // have acted on it before closing, and the decision log allowed it once.
@@ -1607,10 +1762,40 @@ export class EgressProxy {
     res.end(body);
   }
 
+  /**
+   * A budget limit stopped a forwarded request: a 403 when its response had not begun, else
+   * the response is cut; reported either way.
+   */
+  private budgetStop(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    r: { host: string; port: number; scheme: EgressScheme },
+    error: Error,
+  ): void {
+    if (!res.headersSent) {
+      this.refuseResponse(req, res, {
+        ...r,
+        refusal: { status: 403, rule: 'budget', reason: error.message },
+      });
+      return;
+    }
+    this.report({
+      ...r,
+      method: req.method ?? '',
+      allowed: false,
+      rule: 'budget',
+      reason: `${error.message}; the response was cut`,
+    });
+    this.refusedConnections.add(req.socket);
+    res.destroy();
+    req.socket.destroy();
+  }
+
   private relay(
     req: http.IncomingMessage,
     res: http.ServerResponse,
     upstream: http.ClientRequest,
+    target: { host: string; port: number; scheme: EgressScheme },
   ): void {
     // No listener here may throw out of its event (an uncaught exception would end the
     // orchestrator's process): a failure closes the upstream and answers 502, or cuts the
@@ -1618,6 +1803,12 @@ export class EgressProxy {
     const failed = (error: unknown) => {
       upstream.destroy();
       this.answerUpstreamFailure(res, error instanceof Error ? error : new Error(String(error)));
+    };
+    let stopped = false;
+    const stop = (error: Error) => {
+      if (stopped) return;
+      stopped = true;
+      this.budgetStop(req, res, target, error);
     };
     upstream.setNoDelay(true);
     upstream.on(
@@ -1639,6 +1830,31 @@ export class EgressProxy {
           return;
         }
         const headers = relayedResponseHeaders(answer);
+        const budget = this.budget;
+        if (budget !== undefined) {
+          const length = Number(answer.headers['content-length'] ?? '0');
+          const refusal =
+            budget.fitsIn(Number.isSafeInteger(length) ? length : 0) ??
+            budget.spendIn(
+              responseHeadBytes(
+                answer.statusCode ?? 0,
+                answer.statusMessage ?? '',
+                headerPairs(answer),
+              ),
+            );
+          if (refusal !== undefined) {
+            answer.resume();
+            upstream.destroy();
+            stop(new Error(refusal));
+            return;
+          }
+          answer.on('data', (chunk: Buffer) => {
+            const over = budget.spendIn(chunk.length);
+            if (over === undefined) return;
+            upstream.destroy();
+            stop(new Error(over));
+          });
+        }
         res.writeHead(answer.statusCode ?? 502, answer.statusMessage, headers);
         answer.pipe(res);
         answer.once('error', () => res.destroy());
@@ -1670,6 +1886,16 @@ export class EgressProxy {
     // its connection is closed with the request incomplete.
     req.once('error', () => upstream.destroy());
     req.once('aborted', () => upstream.destroy());
+    const budget = this.budget;
+    if (budget !== undefined) {
+      req.on('data', (chunk: Buffer) => {
+        const over = budget.spendOut(chunk.length);
+        if (over === undefined) return;
+        req.unpipe(upstream);
+        upstream.destroy();
+        stop(new Error(over));
+      });
+    }
     req.pipe(upstream);
   }
 }
@@ -1731,6 +1957,14 @@ function handshakeFailure(error: Error): string {
   if (/wrong version number|http request|unknown protocol|record layer/i.test(reason))
     return 'the first bytes are not a TLS handshake';
   return `TLS handshake failed (${printable(reason)})`;
+}
+
+/** A message's header fields as name and value pairs. */
+function headerPairs(message: http.IncomingMessage): Array<[string, string]> {
+  const pairs: Array<[string, string]> = [];
+  for (let i = 0; i + 1 < message.rawHeaders.length; i += 2)
+    pairs.push([message.rawHeaders[i] ?? '', message.rawHeaders[i + 1] ?? '']);
+  return pairs;
 }
 
 function hostOfAbsoluteUrl(url: string): string | undefined {

@@ -25,12 +25,16 @@
  * - An upstream that does not answer in time, fails, or breaks its framing gets a 502 when
  *   nothing was sent yet, or a closed tunnel otherwise: the sandbox never gets a silently
  *   truncated body.
+ * - With a budget (egress-budget.ts), the request body and the response (head and body) are
+ *   counted; a response whose length would pass `bytesIn` is never sent (BudgetRefusal before
+ *   its head), a body that passes a limit stops there (BudgetRefusal; the connection closes).
  * Not covered here: which requests may pass (the proxy) and the TLS itself (native-tls-leg.ts).
  */
 import type http from 'node:http';
 import type net from 'node:net';
 import { ChunkedDecoder, parseResponseHead, type ResponseHead } from './http1-response.js';
 import { endToEndHeaders, framingHeaders, type MessageFraming } from './message-framing.js';
+import { responseHeadBytes, type EgressBudget } from './egress-budget.js';
 import { NativeTlsLeg, type NativeTlsContext } from './native-tls-leg.js';
 import type { NativeTlsSocket } from './native-tls-socket.js';
 
@@ -48,6 +52,9 @@ const POOL_SETTLE_MS = 5;
 
 /** An upstream connection did not answer a request it was given (it may have been stale). */
 class UpstreamClosed extends Error {}
+
+/** A budget limit stopped the exchange (the message is the refusal's reason). */
+export class BudgetRefusal extends Error {}
 
 /** A native TLS leg to an upstream, with promises for reads and writes. */
 export class UpstreamConnection {
@@ -280,10 +287,11 @@ export async function connectUpstream(
 /** The request head: request line and the proxy's headers, framing set from `framing` only. */
 function requestHead(
   req: http.IncomingMessage,
+  path: string,
   headers: http.OutgoingHttpHeaders,
   framing: MessageFraming,
 ): Buffer {
-  const lines = [`${req.method ?? 'GET'} ${req.url ?? '/'} HTTP/1.1`];
+  const lines = [`${req.method ?? 'GET'} ${path} HTTP/1.1`];
   const all = { ...headers };
   delete all['content-length'];
   delete all['transfer-encoding'];
@@ -303,11 +311,14 @@ async function sendBody(
   req: http.IncomingMessage,
   upstream: UpstreamConnection,
   framing: MessageFraming,
+  budget: EgressBudget | undefined,
 ): Promise<void> {
   let sent = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
     if (chunk.length === 0) continue;
     sent += chunk.length;
+    const refusal = budget?.spendOut(chunk.length);
+    if (refusal !== undefined) throw new BudgetRefusal(refusal);
     if (framing.kind !== 'chunked' && sent > (framing.kind === 'length' ? framing.length : 0))
       throw new Error('the request body is longer than its framing');
     await upstream.write(
@@ -357,6 +368,9 @@ export interface ExchangeOptions {
   answerTimeoutMs: number;
   /** How long a body may pause. */
   idleTimeoutMs: number;
+  /** The request target sent upstream (the checked normal form for a host with rules). */
+  path?: string;
+  budget?: EgressBudget | undefined;
 }
 
 /**
@@ -370,16 +384,23 @@ export async function exchange(o: ExchangeOptions): Promise<boolean> {
   // answer whole, head and body together.
   let nextHead = upstream.read(true, o.answerTimeoutMs);
   nextHead.catch(() => undefined);
-  await upstream.write(requestHead(req, o.headers, o.framing));
+  await upstream.write(requestHead(req, o.path ?? req.url ?? '/', o.headers, o.framing));
   let bodyError: Error | undefined;
-  const body = sendBody(req, upstream, o.framing).catch((error: Error) => {
+  const budget = o.budget;
+  const spendIn = (bytes: number) => {
+    const refusal = budget?.spendIn(bytes);
+    if (refusal !== undefined) throw new BudgetRefusal(refusal);
+  };
+  const body = sendBody(req, upstream, o.framing, budget).catch((error: Error) => {
     bodyError = error;
     upstream.destroy();
   });
   let head: ResponseHead;
   let answered = false;
   for (;;) {
-    const bytes = await nextHead;
+    const bytes = await nextHead.catch((error: unknown) => {
+      throw bodyError instanceof BudgetRefusal ? bodyError : error;
+    });
     if (bytes === null) {
       if (bodyError !== undefined) throw bodyError;
       throw answered
@@ -394,6 +415,13 @@ export async function exchange(o: ExchangeOptions): Promise<boolean> {
     if (head.status >= 200) break;
     if (head.status === 100) res.writeContinue();
     nextHead = upstream.read(true, o.answerTimeoutMs);
+  }
+  if (bodyError instanceof BudgetRefusal) throw bodyError;
+  if (budget !== undefined) {
+    const declared = head.framing.kind === 'length' ? head.framing.length : 0;
+    const refusal = budget.fitsIn(declared);
+    if (refusal !== undefined) throw new BudgetRefusal(refusal);
+    spendIn(responseHeadBytes(head.status, head.reason, head.headers) + declared);
   }
   res.writeHead(head.status, head.reason, responseHeaders(head));
   let clean = !head.closes;
@@ -415,6 +443,7 @@ export async function exchange(o: ExchangeOptions): Promise<boolean> {
       while (!decoder.done) {
         const bytes = await upstream.read(false, o.idleTimeoutMs);
         if (bytes === null) throw new Error('the upstream ended in the middle of a chunked body');
+        spendIn(bytes.length);
         for (const piece of decoder.push(bytes)) {
           if (!res.write(piece)) await new Promise((resume) => res.once('drain', resume));
         }
@@ -426,6 +455,7 @@ export async function exchange(o: ExchangeOptions): Promise<boolean> {
     case 'close': {
       clean = false;
       for (let bytes = await upstream.read(false, o.idleTimeoutMs); bytes !== null;) {
+        spendIn(bytes.length);
         if (!res.write(bytes)) await new Promise((resume) => res.once('drain', resume));
         bytes = await upstream.read(false, o.idleTimeoutMs);
       }

@@ -16,6 +16,8 @@ import type { TaskRef } from '../domain/task/task.js';
 import { BerthError, toBerthError } from '../errors/berth-error.js';
 import type { ExecResult, SandboxResources, SandboxRuntime } from '../ports/sandbox-runtime.js';
 import { BERTH_LABELS } from '../runtime/labels.js';
+import { scriptSecrets } from '../domain/environment/internet-grants.js';
+import { injectedCredentials } from '../domain/internet/injected-credentials.js';
 import { SecretMasker } from '../secrets/secret-masker.js';
 import { agentDeadline, type AgentPhase } from './agent-phase.js';
 import { CacheBuildLock } from './cache-build-lock.js';
@@ -345,7 +347,8 @@ export class AttemptRunner {
         setup: spec.setup,
         maintenance: spec.maintenance,
         env: spec.env,
-        secrets: run.secrets,
+        // A secret used only as a proxy credential is not part of the key (changing it rebuilds nothing).
+        secrets: scriptSecrets(spec, run.secrets),
       });
       const key = cacheKey(parts);
       // A local repository is bundled on the host when a checkout needs it (started before the
@@ -549,6 +552,10 @@ export class AttemptRunner {
           )
         )?.image ??
         baseRef;
+      // `internet.credentials`: the values go to the proxy only, never into the sandbox.
+      const credentials = injectedCredentials(spec.internet, run.secrets);
+      for (const skipped of credentials.skipped)
+        emit({ type: 'warning', message: `credential not set by the proxy for ${skipped}` });
       const lockdown = await this.options.enforcer.lockdown({
         runtime,
         sandboxId: ctx.sandboxId,
@@ -557,6 +564,7 @@ export class AttemptRunner {
         attemptId: run.attemptId,
         environmentId: run.environment.id,
         startImage,
+        credentials: credentials.credentials,
         emit,
         signal,
       });
@@ -897,7 +905,7 @@ export class AttemptRunner {
         phase: 'setup',
         spec: spec.setup,
         env: spec.env,
-        secrets: run.secrets,
+        secrets: scriptSecrets(spec, run.secrets),
         exports: {},
       });
       exports = setup.exports;
@@ -1067,7 +1075,7 @@ export class AttemptRunner {
         phase: 'maintenance',
         spec: spec.maintenance,
         env: spec.env,
-        secrets: run.secrets,
+        secrets: scriptSecrets(spec, run.secrets),
         exports,
       });
       exports = maintenance.exports;

@@ -2,6 +2,7 @@ import { secretDigest } from '../domain/cache/cache-key.js';
 import type { CacheEntry } from '../domain/cache/cache-entry.js';
 import type { CurrentKeyInputs } from '../domain/cache/cache-staleness.js';
 import type { EnvironmentSpec } from '../domain/environment/environment-spec.js';
+import { scriptSecrets } from '../domain/environment/internet-grants.js';
 import type { SandboxRuntime } from '../ports/sandbox-runtime.js';
 import { resolveImageName } from './image-names.js';
 
@@ -13,7 +14,8 @@ const LANGUAGE_BASE_LABEL = 'berth.base.id';
  * environment's entries (`env cache show`'s `stale`): whether the entry's base image is still
  * the image its environment names (for pinned language versions, the language image the entry
  * started from must be built on that image: its `berth.base.id`), and the secrets' digests as
- * a task would put them into its key (`secretDigest`, salted with the environment id). What
+ * a task would put them into its key (`secretDigest`, salted with the environment id; secrets
+ * used only as proxy credentials are not in the key). What
  * cannot be found (the engine does not answer, the image is missing) is left unknown.
  */
 export async function currentKeyInputs(
@@ -30,7 +32,7 @@ export async function currentKeyInputs(
     secrets === undefined
       ? undefined
       : Object.fromEntries(
-          Object.entries(secrets).map(([name, value]) => [
+          Object.entries(scriptSecrets(environment.spec, secrets)).map(([name, value]) => [
             name,
             secretDigest(environment.id, name, value),
           ]),

@@ -1,4 +1,5 @@
 import type { InternetPolicy } from '../domain/environment/environment-spec.js';
+import type { InjectedCredential } from '../domain/internet/injected-credentials.js';
 import type { AttemptEventBody } from '../domain/task/attempt-event.js';
 import type { SandboxRuntime } from '../ports/sandbox-runtime.js';
 
@@ -23,6 +24,11 @@ export interface LockdownContext {
    * for only when the policy needs it (a follow-up looks its environment's entry up then).
    */
   startImage?: (() => Promise<string | undefined>) | undefined;
+  /**
+   * The headers the proxy sets from `internet.credentials` (secret values: for the proxy only,
+   * never written into the sandbox, an event or a log).
+   */
+  credentials?: readonly InjectedCredential[] | undefined;
   emit: (event: AttemptEventBody) => void;
   signal?: AbortSignal | undefined;
 }

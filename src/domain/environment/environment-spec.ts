@@ -3,6 +3,12 @@ import { parseDomainPattern } from '../internet/host-name.js';
 import { allowlistPatternRefusal } from '../internet/allowlist-lint.js';
 import { HTTP_METHODS } from '../internet/http-methods.js';
 import { refuseInertInternetSettings } from './inert-internet-settings.js';
+import {
+  internetBudget,
+  internetCredential,
+  internetRule,
+  refuseInvalidInternetGrants,
+} from './internet-grants.js';
 import { classifyRepositoryUrl, repositoryUrlCredentialProblem } from './repository-url.js';
 import { githubTriggerSchema } from './github-trigger.js';
 import { slackTriggerSchema } from './slack-trigger.js';
@@ -149,6 +155,12 @@ const internet = z.strictObject({
   methods: z.array(method).min(1).optional(),
   /** Hosts reached as plain tunnels even in method-limited mode (clients that pin certificates). */
   tunnelOnly: z.array(domainPattern).default([]),
+  /** Headers the proxy sets on HTTPS requests to a host from a secret (internet-grants.ts). */
+  credentials: z.array(internetCredential).max(50).optional(),
+  /** Methods by host and path; the first rule whose host and paths match decides. */
+  rules: z.array(internetRule).max(200).optional(),
+  /** Requests and bytes per attempt through the proxy. */
+  budget: internetBudget.optional(),
 });
 
 const service = z.strictObject({
@@ -246,6 +258,7 @@ export const environmentSpecSchema = z
       });
     }
     refuseInertInternetSettings(spec.internet, ctx);
+    refuseInvalidInternetGrants(spec.internet, spec.secrets, ctx);
     const credentials = spec.repository.credentials;
     if (credentials === undefined) return;
     if (!spec.secrets.includes(credentials.secret)) {

@@ -47,6 +47,8 @@ export function isDenial(rule: string): boolean {
     rule === 'method' ||
     rule === 'port' ||
     rule === 'host' ||
+    rule === 'path' ||
+    rule === 'budget' ||
     rule.startsWith('address:')
   );
 }
@@ -83,6 +85,20 @@ export function suggestionFor(denial: EgressDenial, internet: InternetPolicy): s
     return denial.rule === 'access:off' || internet.access !== 'allowlist'
       ? `internet: { access: allowlist, domains: ${yamlList([host])} } (internet is off for this environment)`
       : `internet.domains: ${domains} (add "${host}")`;
+  }
+  const ruleIndex = /internet\.rules\[(\d+)\]/.exec(denial.reason)?.[1];
+  if (denial.rule === 'method' && ruleIndex !== undefined) {
+    const rule = internet.rules?.[Number(ruleIndex)];
+    const methods = yamlList([...(rule?.methods ?? []), method]);
+    return `internet.rules[${ruleIndex}].methods: ${methods} (add ${method} for that rule's paths)`;
+  }
+  if (denial.rule === 'path') {
+    const path = printable(/^path (\S+) is not allowed/.exec(denial.reason)?.[1] ?? '/…');
+    return `internet.rules: add { host: ${host}, methods: [${method}], paths: ["${path}"] } (rules are tried in order; the first whose host and paths match decides)`;
+  }
+  if (denial.rule === 'budget') {
+    const field = /internet\.budget\.(requests|bytesOut|bytesIn)/.exec(denial.reason)?.[1];
+    return `internet.budget.${field ?? 'requests'}: raise it (it bounds every attempt of this environment)`;
   }
   if (denial.rule === 'method') {
     const methods = yamlList([...(internet.methods ?? []), method]);

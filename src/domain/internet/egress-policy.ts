@@ -5,8 +5,10 @@ import {
   findMatchingRule,
   normaliseHostName,
   parseDomainPattern,
+  ruleMatches,
   type DomainRule,
 } from './host-name.js';
+import { normaliseRequestTarget, parsePathPattern, type PathPattern } from './request-path.js';
 
 /**
  * The internet policy of one attempt as the egress proxy applies it. Pure: no I/O, plain values
@@ -20,6 +22,13 @@ import {
  * In every mode: IP literals and malformed names are refused, ports are 443 for tunnels and 80
  * for plain HTTP unless the operator allowed more, and when the environment limits methods
  * only those methods pass (HTTPS is then intercepted, except for `tunnelOnly` hosts).
+ *
+ * `rules` narrow allowed hosts by method and path: for a host that some rule names, the first
+ * rule whose host matches and one of whose paths matches the request's normalised path decides
+ * (its methods, not the environment's); a path no rule of the host matches is refused. Hosts
+ * without a rule keep the environment's `methods`. HTTPS to a host with a rule or a credential
+ * is always intercepted (also when the host is under `tunnelOnly`): a rule or a credential
+ * cannot apply to a tunnel the proxy does not read.
  */
 
 /** How a request reaches the proxy. */
@@ -36,6 +45,8 @@ export interface EgressRequest {
   port: number;
   method?: string;
   scheme: EgressScheme;
+  /** The request target in origin form (`/path?query`), for `rules`. */
+  target?: string;
 }
 
 export interface EgressDecision {
@@ -47,6 +58,18 @@ export interface EgressDecision {
   host?: string;
   /** For an allowed CONNECT: whether the tunnel is intercepted (method limits) or passed through. */
   tunnel?: 'intercept' | 'passthrough';
+  /**
+   * For an allowed request to a host with rules: the normalised target the rules were checked
+   * on, which is what goes upstream (never the raw one).
+   */
+  forward?: string;
+}
+
+interface MethodPathRule {
+  index: number;
+  host: DomainRule;
+  methods: ReadonlySet<string>;
+  paths: PathPattern[];
 }
 
 export interface EgressPolicyOptions {
@@ -74,6 +97,8 @@ export class EgressPolicy {
   readonly methods: ReadonlySet<string> | undefined;
   private readonly rules: SourcedRule[];
   private readonly tunnelOnly: DomainRule[];
+  private readonly methodPathRules: MethodPathRule[];
+  private readonly credentialHosts: DomainRule[];
   private readonly tunnelPorts: ReadonlySet<number>;
   private readonly httpPorts: ReadonlySet<number>;
 
@@ -105,6 +130,13 @@ export class EgressPolicy {
       }
     }
     this.tunnelOnly = internet.tunnelOnly.map(mustParse);
+    this.methodPathRules = (internet.rules ?? []).map((rule, index) => ({
+      index,
+      host: mustParse(rule.host),
+      methods: new Set(rule.methods.map((m) => m.toUpperCase())),
+      paths: rule.paths.map(mustParsePath),
+    }));
+    this.credentialHosts = (internet.credentials ?? []).map((c) => mustParse(c.host));
     this.tunnelPorts = new Set([...DEFAULT_TUNNEL_PORTS, ...(options.extraPorts?.tunnel ?? [])]);
     this.httpPorts = new Set([...DEFAULT_HTTP_PORTS, ...(options.extraPorts?.http ?? [])]);
   }
@@ -123,7 +155,19 @@ export class EgressPolicy {
 
   /** Whether HTTPS to this (normalised) host is intercepted to check methods. */
   intercepts(host: string): boolean {
+    if (this.hasRules(host) || this.credentialHosts.some((rule) => ruleMatches(rule, host)))
+      return true;
     return this.methods !== undefined && findMatchingRule(this.tunnelOnly, host) === undefined;
+  }
+
+  /** Whether some of `rules` name this (normalised) host. */
+  hasRules(host: string): boolean {
+    return this.methodPathRules.some((rule) => ruleMatches(rule.host, host));
+  }
+
+  /** Whether requests to this host are limited by method (the environment's or its rules'). */
+  limitsMethods(host: string): boolean {
+    return this.methods !== undefined || this.hasRules(host);
   }
 
   decide(request: EgressRequest): EgressDecision {
@@ -175,7 +219,12 @@ export class EgressPolicy {
       return {
         allowed: true,
         rule,
-        reason: tunnel === 'intercept' ? 'allowed; methods are checked' : 'allowed',
+        reason:
+          tunnel === 'passthrough'
+            ? 'allowed'
+            : this.methods !== undefined
+              ? 'allowed; methods are checked'
+              : 'allowed; requests are checked',
         host,
         tunnel,
       };
@@ -187,6 +236,7 @@ export class EgressPolicy {
     if (method === 'CONNECT') {
       return { allowed: false, rule: 'method', reason: 'CONNECT is not allowed here', host };
     }
+    if (this.hasRules(host)) return this.decideByRules(host, method, request.target ?? '', rule);
     if (this.methods !== undefined && !this.methods.has(method)) {
       return {
         allowed: false,
@@ -197,6 +247,58 @@ export class EgressPolicy {
     }
     return { allowed: true, rule, reason: 'allowed', host };
   }
+
+  /** A request to a host with rules: the first rule matching host and path decides. */
+  private decideByRules(
+    host: string,
+    method: string,
+    target: string,
+    hostRule: string,
+  ): EgressDecision {
+    const normal = normaliseRequestTarget(target);
+    if (!normal.ok) return { allowed: false, rule: 'path', reason: normal.reason, host };
+    const path = normal.path;
+    for (const rule of this.methodPathRules) {
+      if (!ruleMatches(rule.host, host)) continue;
+      const pattern = rule.paths.find((p) => p.matches(path));
+      if (pattern === undefined) continue;
+      if (!rule.methods.has(method)) {
+        return {
+          allowed: false,
+          rule: 'method',
+          reason: `method not allowed on ${printablePath(path)} (internet.rules[${rule.index}] allows: ${[...rule.methods].join(', ')})`,
+          host,
+        };
+      }
+      return {
+        allowed: true,
+        rule: `${hostRule} rules[${rule.index}]:${pattern.pattern}`,
+        reason: 'allowed',
+        host,
+        forward: normal.forward,
+      };
+    }
+    return {
+      allowed: false,
+      rule: 'path',
+      reason: `path ${printablePath(path)} is not allowed (no internet.rules entry for ${host} matches it)`,
+      host,
+    };
+  }
+}
+
+function printablePath(path: string): string {
+  return path.length > 200 ? `${path.slice(0, 200)}...` : path;
+}
+
+function mustParsePath(pattern: string): PathPattern {
+  const parsed = parsePathPattern(pattern);
+  if (!parsed.ok) {
+    throw new BerthError('invalid_environment', `invalid path pattern: ${parsed.reason}`, {
+      pattern,
+    });
+  }
+  return parsed.pattern;
 }
 
 function mustParse(pattern: string): DomainRule {

@@ -33,6 +33,8 @@ export interface RecordedRequest {
   body: string;
   /** The client port of the connection it came on (the same for requests on one connection). */
   remotePort: number | undefined;
+  /** The request's headers (not enumerable: whole-object comparisons leave them out). */
+  readonly headers?: http.IncomingHttpHeaders;
 }
 
 export interface TestWorld {
@@ -101,6 +103,7 @@ function handler(scheme: 'http' | 'https', requests: RecordedRequest[]) {
         body: Buffer.concat(chunks).toString(),
         remotePort: req.socket.remotePort,
       });
+      Object.defineProperty(requests.at(-1), 'headers', { value: req.headers, enumerable: false });
       const url = new URL(req.url ?? '/', 'http://x');
       if (framingCase(url, req, res)) return;
       if (url.pathname === '/redirect') {
