@@ -709,6 +709,23 @@ export interface paths {
                     methods?: unknown[];
                     /** @default [] */
                     tunnelOnly: string[];
+                    credentials?: {
+                      host: string;
+                      header: string;
+                      secret: string;
+                      /** @default {value} */
+                      format: string;
+                    }[];
+                    rules?: {
+                      host: string;
+                      methods: unknown[];
+                      paths: string[];
+                    }[];
+                    budget?: {
+                      requests?: number;
+                      bytesOut?: string | number;
+                      bytesIn?: string | number;
+                    };
                   };
                   /** @default [] */
                   services: {
@@ -866,6 +883,23 @@ export interface paths {
                 methods?: string[];
                 /** @default [] */
                 tunnelOnly?: string[];
+                credentials?: {
+                  host: string;
+                  header: string;
+                  secret: string;
+                  /** @default {value} */
+                  format?: string;
+                }[];
+                rules?: {
+                  host: string;
+                  methods: string[];
+                  paths: string[];
+                }[];
+                budget?: {
+                  requests?: number;
+                  bytesOut?: string | number;
+                  bytesIn?: string | number;
+                };
               };
               /** @default [] */
               services?: {
@@ -1006,6 +1040,23 @@ export interface paths {
                   methods?: unknown[];
                   /** @default [] */
                   tunnelOnly: string[];
+                  credentials?: {
+                    host: string;
+                    header: string;
+                    secret: string;
+                    /** @default {value} */
+                    format: string;
+                  }[];
+                  rules?: {
+                    host: string;
+                    methods: unknown[];
+                    paths: string[];
+                  }[];
+                  budget?: {
+                    requests?: number;
+                    bytesOut?: string | number;
+                    bytesIn?: string | number;
+                  };
                 };
                 /** @default [] */
                 services: {
@@ -1209,6 +1260,23 @@ export interface paths {
                 methods?: string[];
                 /** @default [] */
                 tunnelOnly?: string[];
+                credentials?: {
+                  host: string;
+                  header: string;
+                  secret: string;
+                  /** @default {value} */
+                  format?: string;
+                }[];
+                rules?: {
+                  host: string;
+                  methods: string[];
+                  paths: string[];
+                }[];
+                budget?: {
+                  requests?: number;
+                  bytesOut?: string | number;
+                  bytesIn?: string | number;
+                };
               };
               /** @default [] */
               services?: {
@@ -1343,6 +1411,23 @@ export interface paths {
                   methods?: unknown[];
                   /** @default [] */
                   tunnelOnly: string[];
+                  credentials?: {
+                    host: string;
+                    header: string;
+                    secret: string;
+                    /** @default {value} */
+                    format: string;
+                  }[];
+                  rules?: {
+                    host: string;
+                    methods: unknown[];
+                    paths: string[];
+                  }[];
+                  budget?: {
+                    requests?: number;
+                    bytesOut?: string | number;
+                    bytesIn?: string | number;
+                  };
                 };
                 /** @default [] */
                 services: {
@@ -1548,6 +1633,23 @@ export interface paths {
                   methods?: unknown[];
                   /** @default [] */
                   tunnelOnly: string[];
+                  credentials?: {
+                    host: string;
+                    header: string;
+                    secret: string;
+                    /** @default {value} */
+                    format: string;
+                  }[];
+                  rules?: {
+                    host: string;
+                    methods: unknown[];
+                    paths: string[];
+                  }[];
+                  budget?: {
+                    requests?: number;
+                    bytesOut?: string | number;
+                    bytesIn?: string | number;
+                  };
                 };
                 /** @default [] */
                 services: {
@@ -1715,6 +1817,23 @@ export interface paths {
                 methods?: string[];
                 /** @default [] */
                 tunnelOnly?: string[];
+                credentials?: {
+                  host: string;
+                  header: string;
+                  secret: string;
+                  /** @default {value} */
+                  format?: string;
+                }[];
+                rules?: {
+                  host: string;
+                  methods: string[];
+                  paths: string[];
+                }[];
+                budget?: {
+                  requests?: number;
+                  bytesOut?: string | number;
+                  bytesIn?: string | number;
+                };
               };
               /** @default [] */
               services?: {
@@ -1857,6 +1976,23 @@ export interface paths {
                   methods?: unknown[];
                   /** @default [] */
                   tunnelOnly: string[];
+                  credentials?: {
+                    host: string;
+                    header: string;
+                    secret: string;
+                    /** @default {value} */
+                    format: string;
+                  }[];
+                  rules?: {
+                    host: string;
+                    methods: unknown[];
+                    paths: string[];
+                  }[];
+                  budget?: {
+                    requests?: number;
+                    bytesOut?: string | number;
+                    bytesIn?: string | number;
+                  };
                 };
                 /** @default [] */
                 services: {
@@ -3820,6 +3956,23 @@ export interface components {
         methods?: string[];
         /** @default [] */
         tunnelOnly: string[];
+        credentials?: {
+          host: string;
+          header: string;
+          secret: string;
+          /** @default {value} */
+          format: string;
+        }[];
+        rules?: {
+          host: string;
+          methods: string[];
+          paths: string[];
+        }[];
+        budget?: {
+          requests?: number;
+          bytesOut?: string | number;
+          bytesIn?: string | number;
+        };
       };
       /** @default [] */
       services: {
