@@ -51,6 +51,12 @@ command -v ssh >/dev/null || need+=(openssh-client)
 command -v make >/dev/null || need+=(make)
 command -v g++ >/dev/null || need+=(g++)
 command -v python3 >/dev/null || need+=(python3)
+# clang with its sanitizer and libFuzzer runtimes, and OpenSSL's headers: the native addon's
+# ASan + UBSan build and its fuzzers (npm run test:native; scripts/test-native-asan.sh,
+# scripts/fuzz-native.sh). Debian 12 ships the runtimes in libclang-rt-14-dev.
+command -v clang >/dev/null || need+=(clang)
+compgen -G '/usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a' >/dev/null || need+=(libclang-rt-14-dev)
+[ -r /usr/include/openssl/ssl.h ] || need+=(libssl-dev)
 # Chromium: the web UI's tests drive Debian's browser (playwright-core, no browser download).
 command -v chromium >/dev/null || need+=(chromium)
 # PostgreSQL: the store's second adapter is tested against a real server.

@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "tunnel_relay",
-      "sources": ["tunnel_relay.c", "tls_legs.c"],
+      "sources": ["tunnel_relay.c", "relay_pump.c", "tls_legs.c", "tls_leg_engine.c"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-Werror"],
       # Never unloaded: the relay and TLS threads are detached and outlive any one environment
       # (Node dlcloses an addon when the last worker thread that loaded it ends; the threads

@@ -23,6 +23,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "native_core.h"
+
 /* Throws a JavaScript Error with the message (and strerror of error_number when not 0). */
 static inline napi_value throw_error(napi_env env, const char *message, int error_number) {
   char text[512];
@@ -95,21 +97,6 @@ static inline int is_nullish(napi_env env, napi_value value) {
 }
 
 /*
- * Ids handed to JavaScript name a slot and the slot's generation: id = generation * 2^21 + slot.
- * With at most 2^21 slots and 32-bit generations the largest id is 2^53 - 1, exact as a
- * JavaScript number. A slot's generation moves on each time a relay or leg leaves it; a slot
- * whose last generation was used is retired (never used again), so no id is ever given out twice
- * in the life of the process and a stale id can never name a newer relay or leg.
- */
-#define SLOT_BITS 21
-#define MAX_SLOTS (1u << SLOT_BITS)
-#define LAST_GENERATION UINT32_MAX
-
-static inline double id_of(uint32_t slot, uint32_t generation) {
-  return (double)(((uint64_t)generation << SLOT_BITS) | (uint64_t)slot);
-}
-
-/*
  * Reads an id from JavaScript into its slot and generation: a TypeError or RangeError (thrown)
  * when it is not a whole number from 0 to 2^53 - 1. Returns 1, or 0 with the error thrown.
  */
@@ -120,61 +107,6 @@ static inline int get_id(napi_env env, napi_value value, const char *what, uint3
   *slot = (uint32_t)((uint64_t)id & (MAX_SLOTS - 1));
   *generation = (uint32_t)((uint64_t)id >> SLOT_BITS);
   return 1;
-}
-
-/*
- * The generation a slot takes after `count` more relays or legs have left it; 0 when the slot
- * is then retired (its last generation was used). `generation` is the one it has now.
- */
-static inline int next_generation(uint32_t generation, uint64_t count, uint32_t *next) {
-  if ((uint64_t)generation + count > (uint64_t)LAST_GENERATION) return 0;
-  *next = generation + (uint32_t)count;
-  return 1;
-}
-
-/*
- * The lock shared by the JavaScript thread(s) and one worker thread. The worker holds it only
- * for bounded batches of work and, between batches, lets a waiting JavaScript thread in first
- * (a plain mutex would let the worker take it again at once, many times over, while the
- * JavaScript thread is still waking up).
- */
-typedef struct {
-  pthread_mutex_t mutex;
-  atomic_int javascript_waiting;
-  /* The worker's holds, for lockStats() (diagnostics, tests, bench); under the mutex. */
-  struct timespec hold_started;
-  uint64_t hold_bytes; /* bytes moved (relay) or through OpenSSL (legs) in this hold */
-  double holds, max_hold_bytes, max_hold_ms;
-} shared_lock_t;
-
-#define SHARED_LOCK_INITIALIZER {PTHREAD_MUTEX_INITIALIZER, 0, {0, 0}, 0, 0, 0, 0}
-
-static inline void lock_from_javascript(shared_lock_t *lock) {
-  atomic_fetch_add(&lock->javascript_waiting, 1);
-  pthread_mutex_lock(&lock->mutex);
-  atomic_fetch_sub(&lock->javascript_waiting, 1);
-}
-
-static inline void unlock_from_javascript(shared_lock_t *lock) {
-  pthread_mutex_unlock(&lock->mutex);
-}
-
-static inline void lock_from_worker(shared_lock_t *lock) {
-  while (atomic_load(&lock->javascript_waiting) > 0) sched_yield();
-  pthread_mutex_lock(&lock->mutex);
-  clock_gettime(CLOCK_MONOTONIC, &lock->hold_started);
-  lock->hold_bytes = 0;
-}
-
-static inline void unlock_from_worker(shared_lock_t *lock) {
-  struct timespec now;
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  double ms = (double)(now.tv_sec - lock->hold_started.tv_sec) * 1e3 +
-              (double)(now.tv_nsec - lock->hold_started.tv_nsec) / 1e6;
-  lock->holds += 1;
-  if (ms > lock->max_hold_ms) lock->max_hold_ms = ms;
-  if ((double)lock->hold_bytes > lock->max_hold_bytes) lock->max_hold_bytes = (double)lock->hold_bytes;
-  pthread_mutex_unlock(&lock->mutex);
 }
 
 /*

@@ -38,6 +38,11 @@
  *   waits for DRAIN once OUT_HIGH bytes are queued).
  * Not covered here: what may pass (JavaScript decides per request) and the upstream's address
  * (vetted before the descriptor is connected).
+ *
+ * Where: what a leg does with its peer's bytes (OpenSSL, buffers, heads, splices, the write
+ * queue) is tls_leg_engine.c, built without Node so native/fuzz/ links it (tls_handshake and
+ * tls_session fuzzers); this file is the leg thread, its epoll set and the N-API functions.
+ * Sanitizers and fuzzers: docs/internet.md, "The native code".
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -59,553 +64,23 @@
 #include <unistd.h>
 
 #include "native_common.h"
+#include "tls_leg_engine.h"
 
-#define CIPHER_BYTES (64 * 1024)
-/* Plaintext moves in pooled buffers: fresh 256 KB blocks would come from mmap and fault in
-   every page on each use (that cost more than the encryption). */
-#define POOL_BUFFER_BYTES (256 * 1024)
-#define POOL_MAX 256
-#define DELIVERY_PIECE (64 * 1024)
-/* A read for a message head delivers up to the first blank line, or this much without one. */
-#define HEAD_LIMIT (64 * 1024)
-#define PLAIN_BYTES POOL_BUFFER_BYTES
-#define RBIO_LIMIT (256 * 1024)
-#define WBIO_LIMIT (256 * 1024)
-#define OUT_HIGH (1024 * 1024)
 #define MAX_EVENTS 64
-/* Rounds of a leg (and its splice partner) per hold of the lock; each round moves at most about
-   RBIO_LIMIT + PLAIN_BYTES + WBIO_LIMIT bytes through OpenSSL. */
-#define ROUNDS_PER_HOLD 4
 #define WAKE_KEY UINT64_MAX
 
-/* FINISHED: everything written was sent, then close_notify and a shutdown for writing. */
-enum {
-  EVENT_SECURE = 1,
-  EVENT_DATA = 2,
-  EVENT_END = 3,
-  EVENT_DRAIN = 4,
-  EVENT_ERROR = 5,
-  EVENT_FINISHED = 6,
-  EVENT_SPLICED = 7
-};
-
-/* What a leg sends, in order: bytes JavaScript wrote, or a splice: the next `length` bytes of
-   another leg's plaintext, moved here without passing through JavaScript. */
-typedef struct chunk {
-  struct chunk *next;
-  size_t length, offset;
-  char *data;          /* a pool buffer; NULL for a splice */
-  uint64_t source_key; /* a splice's source leg */
-} chunk_t;
-
-typedef struct {
-  int used;
-  int retired; /* every generation of this slot was used: never used again */
-  uint32_t generation;
-  int dirty; /* JavaScript asked for something: service on the next wake-up */
-  int partner_gone; /* the other leg of a splice of this one ended: check on the next service */
-  int fd;
-  int watched;
-  SSL *ssl;
-  BIO *rbio, *wbio; /* memory BIOs, owned by ssl */
-  int secure;       /* handshake done and reported */
-  int input_ended;  /* recv said end of input */
-  int tls_ended;    /* no more plaintext will come */
-  int end_delivered;
-  int want_read;
-  int head_only; /* the pending read stops after the first blank line (a message head) */
-  int splice_source; /* this leg's plaintext feeds another leg's splice ... */
-  uint64_t splice_target; /* ... this one */
-  char *plain;
-  size_t plain_length;
-  chunk_t *out_head, *out_tail;
-  size_t out_bytes;
-  int drain_wanted;
-  int end_requested, close_notify_sent, write_shut;
-  char *cipher;
-  size_t cipher_start, cipher_length;
-  int64_t last_activity_ms; /* the last time bytes moved (reads, writes, splices) */
-  napi_threadsafe_function events;
-  napi_env env;
-} leg_t;
-
-typedef struct {
-  int kind;
-  char *data;
-  size_t length;
-  char alpn[32];
-  char servername[256];
-  char message[320];
-} event_t;
-
-static shared_lock_t lock = SHARED_LOCK_INITIALIZER;
-static leg_t *legs = NULL;
-static uint32_t leg_capacity = 0;
-static int epoll_fd = -1;
-static int wake_fd = -1;
 static int thread_started = 0;
-static char receive_buffer[CIPHER_BYTES]; /* used by the leg thread only */
 
-static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
-static char *pool[POOL_MAX];
-static int pool_count = 0;
-
-static char *pool_get(void) {
-  char *buffer = NULL;
-  pthread_mutex_lock(&pool_lock);
-  if (pool_count > 0) buffer = pool[--pool_count];
-  pthread_mutex_unlock(&pool_lock);
-  return buffer != NULL ? buffer : malloc(POOL_BUFFER_BYTES);
-}
-
-static void pool_put(char *buffer) {
-  if (buffer == NULL) return;
-  pthread_mutex_lock(&pool_lock);
-  if (pool_count < POOL_MAX) {
-    pool[pool_count++] = buffer;
-    buffer = NULL;
-  }
-  pthread_mutex_unlock(&pool_lock);
-  free(buffer);
-}
-
-static void free_chunk(chunk_t *c) {
-  pool_put(c->data);
-  free(c);
-}
-
-static int64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static uint64_t leg_key(uint32_t slot, uint32_t generation) {
-  return ((uint64_t)generation << 32) | (uint64_t)slot;
-}
-
-/* The running leg in this slot with this generation, or NULL. Lock held. */
-static leg_t *leg_at(uint32_t slot, uint32_t generation) {
-  if (slot >= leg_capacity || !legs[slot].used || legs[slot].generation != generation) return NULL;
-  return &legs[slot];
-}
-
-/* The running leg with this key (an epoll key or a splice's), or NULL. Lock held. */
-static leg_t *leg_by_key(uint64_t key) {
-  return leg_at((uint32_t)(key & 0xffffffffu), (uint32_t)(key >> 32));
-}
-
-static void wake(leg_t *l);
-
-/* The other legs of this one's splices: woken when it ends, since they can never complete. */
-static void wake_splice_partners(leg_t *l) {
-  leg_t *partner = l->splice_source ? leg_by_key(l->splice_target) : NULL;
-  if (partner != NULL) {
-    partner->partner_gone = 1;
-    wake(partner);
-  }
-  for (chunk_t *c = l->out_head; c != NULL; c = c->next) {
-    if (c->data != NULL || (partner = leg_by_key(c->source_key)) == NULL) continue;
-    partner->partner_gone = 1;
-    wake(partner);
-  }
-}
-
-static event_t *new_event(int kind) {
-  event_t *event = calloc(1, sizeof(event_t));
-  if (event != NULL) event->kind = kind;
-  return event;
-}
-
-static void send_event(leg_t *l, event_t *event) {
-  if (event == NULL) return;
-  if (napi_call_threadsafe_function(l->events, event, napi_tsfn_nonblocking) != napi_ok) {
+/* The engine's events go to JavaScript through the leg's thread-safe function. */
+void leg_sink_send(void *sink, event_t *event) {
+  if (napi_call_threadsafe_function(sink, event, napi_tsfn_nonblocking) != napi_ok) {
     pool_put(event->data);
     free(event);
   }
 }
 
-/* Frees a leg's slot (its generation moves on) and wakes its splice partners. Lock held. */
-static void free_leg(leg_t *l) {
-  wake_splice_partners(l);
-  if (l->watched) epoll_ctl(epoll_fd, EPOLL_CTL_DEL, l->fd, NULL);
-  l->watched = 0;
-  SSL_free(l->ssl);
-  l->ssl = NULL;
-  pool_put(l->plain);
-  free(l->cipher);
-  for (chunk_t *c = l->out_head; c != NULL;) {
-    chunk_t *next = c->next;
-    free_chunk(c);
-    c = next;
-  }
-  uint32_t generation = l->generation;
-  int retired = !next_generation(generation, 1, &generation);
-  memset(l, 0, sizeof(*l));
-  l->generation = generation;
-  l->retired = retired;
-}
-
-/* Sends what OpenSSL queued for the peer; returns 1 on progress, 0 on none, -errno. */
-static int flush_ciphertext(leg_t *l) {
-  int progress = 0;
-  if (l->cipher == NULL && (l->cipher = malloc(CIPHER_BYTES)) == NULL) return -ENOMEM;
-  for (;;) {
-    if (l->cipher_length == 0) {
-      int n = BIO_read(l->wbio, l->cipher, CIPHER_BYTES);
-      if (n <= 0) break;
-      l->cipher_start = 0;
-      l->cipher_length = (size_t)n;
-    }
-    ssize_t sent =
-        send(l->fd, l->cipher + l->cipher_start, l->cipher_length, MSG_DONTWAIT | MSG_NOSIGNAL);
-    if (sent > 0) {
-      l->cipher_start += (size_t)sent;
-      l->cipher_length -= (size_t)sent;
-      progress = 1;
-    } else if (sent < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-      return -errno;
-    } else {
-      break;
-    }
-  }
-  return progress;
-}
-
-/* Ends a leg from the leg thread: a last try to send an alert, then ERROR. Lock held. */
-static void fail(leg_t *l, const char *message) {
-  event_t *event = new_event(EVENT_ERROR);
-  if (event != NULL) snprintf(event->message, sizeof(event->message), "%s", message);
-  flush_ciphertext(l);
-  napi_threadsafe_function events = l->events;
-  send_event(l, event);
-  free_leg(l);
-  napi_release_threadsafe_function(events, napi_tsfn_release);
-}
-
-static void fail_errno(leg_t *l, const char *what, int error_number) {
-  char message[256];
-  snprintf(message, sizeof(message), "%s: %s", what, strerror(error_number));
-  fail(l, message);
-}
-
-/* The reason OpenSSL gives for a failed call, with the certificate check's verdict. */
-static void fail_tls(leg_t *l, const char *what, int ssl_error) {
-  char reason[256] = "";
-  unsigned long code = ERR_peek_last_error();
-  if (code != 0)
-    ERR_error_string_n(code, reason, sizeof(reason));
-  else if (ssl_error == SSL_ERROR_SYSCALL || ssl_error == SSL_ERROR_SSL)
-    snprintf(reason, sizeof(reason), "the TLS connection failed");
-  else
-    snprintf(reason, sizeof(reason), "TLS error %d", ssl_error);
-  char message[320];
-  long verify = SSL_get_verify_result(l->ssl);
-  if (!SSL_is_server(l->ssl) && verify != X509_V_OK)
-    snprintf(message, sizeof(message), "%s: %s (%s)", what, reason,
-             X509_verify_cert_error_string(verify));
-  else
-    snprintf(message, sizeof(message), "%s: %s", what, reason);
-  ERR_clear_error();
-  fail(l, message);
-}
-
-/* Takes ciphertext from the socket; returns 1 on progress, 0 on none, -errno. */
-static int receive(leg_t *l) {
-  int progress = 0;
-  while (!l->input_ended && BIO_pending(l->rbio) < RBIO_LIMIT) {
-    ssize_t n = recv(l->fd, receive_buffer, sizeof(receive_buffer), MSG_DONTWAIT);
-    if (n > 0) {
-      if (BIO_write(l->rbio, receive_buffer, (int)n) != (int)n) return -ENOMEM;
-      progress = 1;
-    } else if (n == 0) {
-      l->input_ended = 1;
-      progress = 1;
-    } else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-      break;
-    } else {
-      return -errno;
-    }
-  }
-  return progress;
-}
-
-/* Nothing more can arrive: the socket ended and OpenSSL has used every byte it got. */
-static int input_exhausted(leg_t *l) {
-  return l->input_ended && BIO_pending(l->rbio) == 0;
-}
-
-/* Handshake, then decryption into the plaintext buffer. 1 progress, 0 none, -1 failed (freed). */
-static int decrypt(leg_t *l) {
-  int progress = 0;
-  if (!l->secure) {
-    ERR_clear_error();
-    int r = SSL_do_handshake(l->ssl);
-    if (r != 1) {
-      int e = SSL_get_error(l->ssl, r);
-      if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
-        fail_tls(l, "TLS handshake failed", e);
-        return -1;
-      }
-      if (input_exhausted(l)) {
-        fail(l, "the peer closed the connection during the TLS handshake");
-        return -1;
-      }
-      return 0;
-    }
-    l->secure = 1;
-    event_t *event = new_event(EVENT_SECURE);
-    if (event != NULL) {
-      const unsigned char *alpn = NULL;
-      unsigned int alpn_length = 0;
-      SSL_get0_alpn_selected(l->ssl, &alpn, &alpn_length);
-      if (alpn_length >= sizeof(event->alpn)) alpn_length = sizeof(event->alpn) - 1;
-      if (alpn != NULL) memcpy(event->alpn, alpn, alpn_length);
-      const char *servername = SSL_get_servername(l->ssl, TLSEXT_NAMETYPE_host_name);
-      if (servername != NULL) snprintf(event->servername, sizeof(event->servername), "%s", servername);
-    }
-    send_event(l, event);
-    progress = 1;
-  }
-  while (!l->tls_ended && l->plain_length < PLAIN_BYTES) {
-    if (l->plain == NULL && (l->plain = pool_get()) == NULL) {
-      fail(l, "out of memory");
-      return -1;
-    }
-    ERR_clear_error();
-    int n = SSL_read(l->ssl, l->plain + l->plain_length, (int)(PLAIN_BYTES - l->plain_length));
-    if (n > 0) {
-      lock.hold_bytes += (uint64_t)n;
-      l->plain_length += (size_t)n;
-      progress = 1;
-      continue;
-    }
-    int e = SSL_get_error(l->ssl, n);
-    if (e == SSL_ERROR_ZERO_RETURN) {
-      l->tls_ended = 1; /* close_notify */
-      progress = 1;
-    } else if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-      /* An end of the socket without close_notify ends the plaintext too; what it meant for
-         the message in flight is for the HTTP framing above to judge, as with Node's TLS. */
-      if (input_exhausted(l)) {
-        l->tls_ended = 1;
-        progress = 1;
-      }
-    } else {
-      fail_tls(l, "TLS read failed", e);
-      return -1;
-    }
-    break;
-  }
-  return progress;
-}
-
-/* Hands the first `length` plaintext bytes to JavaScript (the rest moves up). */
-static int deliver_bytes(leg_t *l, size_t length) {
-  event_t *event = new_event(EVENT_DATA);
-  if (event == NULL || (event->data = pool_get()) == NULL) {
-    free(event);
-    return 0; /* tried again on the next event */
-  }
-  memcpy(event->data, l->plain, length);
-  event->length = length;
-  memmove(l->plain, l->plain + length, l->plain_length - length);
-  l->plain_length -= length;
-  l->want_read = 0;
-  send_event(l, event);
-  return 1;
-}
-
-/* Gives JavaScript what it asked for: the plaintext so far (or only a head), or the end. */
-static int deliver(leg_t *l) {
-  if (!l->want_read) return 0;
-  if (l->head_only && l->plain_length > 0) {
-    /* Only the head: what follows it (a body) stays here, for a splice or the next read. */
-    char *blank = memmem(l->plain, l->plain_length, "\r\n\r\n", 4);
-    if (blank == NULL && l->plain_length < HEAD_LIMIT && !l->tls_ended) return 0;
-    size_t length = blank != NULL ? (size_t)(blank - l->plain) + 4 : l->plain_length;
-    return deliver_bytes(l, length < HEAD_LIMIT ? length : HEAD_LIMIT);
-  }
-  if (l->plain_length > 0) {
-    /* At most DELIVERY_PIECE per read: pieces of the size Node's allocator keeps and reuses
-       (larger ones come fresh from mmap each time and fault in every page). */
-    return deliver_bytes(l, l->plain_length < DELIVERY_PIECE ? l->plain_length : DELIVERY_PIECE);
-  }
-  if (l->tls_ended && !l->end_delivered) {
-    l->end_delivered = 1;
-    l->want_read = 0;
-    send_event(l, new_event(EVENT_END));
-    return 1;
-  }
-  return 0;
-}
-
-/* Encrypts queued plaintext and sends ciphertext. 1 progress, 0 none, -1 failed (freed). */
-static int encrypt_and_send(leg_t *l) {
-  int progress = 0;
-  if (l->secure) {
-    while (l->out_head != NULL && BIO_pending(l->wbio) < WBIO_LIMIT) {
-      chunk_t *c = l->out_head;
-      leg_t *source = NULL;
-      const char *data = c->data + c->offset;
-      size_t length = c->length - c->offset;
-      if (c->data == NULL) {
-        source = leg_by_key(c->source_key);
-        if (source == NULL || (source->plain_length == 0 && source->tls_ended)) {
-          fail(l, "the upstream connection ended before the body did");
-          return -1;
-        }
-        if (source->plain_length == 0) break; /* the source's next bytes come back here */
-        data = source->plain;
-        if (length > source->plain_length) length = source->plain_length;
-      }
-      ERR_clear_error();
-      int n = SSL_write(l->ssl, data, (int)length);
-      if (n <= 0) {
-        int e = SSL_get_error(l->ssl, n);
-        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) break;
-        fail_tls(l, "TLS write failed", e);
-        return -1;
-      }
-      c->offset += (size_t)n;
-      lock.hold_bytes += (uint64_t)n;
-      progress = 1;
-      if (source != NULL) {
-        memmove(source->plain, source->plain + n, source->plain_length - (size_t)n);
-        source->plain_length -= (size_t)n;
-      } else {
-        l->out_bytes -= (size_t)n;
-      }
-      if (c->offset == c->length) {
-        l->out_head = c->next;
-        if (l->out_head == NULL) l->out_tail = NULL;
-        if (source != NULL) {
-          source->splice_source = 0;
-          send_event(l, new_event(EVENT_SPLICED));
-        }
-        free_chunk(c);
-      }
-    }
-    if (l->out_head == NULL && l->end_requested && !l->close_notify_sent) {
-      ERR_clear_error();
-      SSL_shutdown(l->ssl);
-      l->close_notify_sent = 1;
-      progress = 1;
-    }
-  }
-  int sent = flush_ciphertext(l);
-  if (sent < 0) {
-    fail_errno(l, "sending failed", -sent);
-    return -1;
-  }
-  progress |= sent;
-  if (l->close_notify_sent && l->cipher_length == 0 && BIO_pending(l->wbio) == 0 &&
-      !l->write_shut) {
-    shutdown(l->fd, SHUT_WR);
-    l->write_shut = 1;
-    progress = 1;
-    send_event(l, new_event(EVENT_FINISHED));
-  }
-  if (l->drain_wanted && l->out_bytes < OUT_HIGH) {
-    l->drain_wanted = 0;
-    send_event(l, new_event(EVENT_DRAIN));
-  }
-  return progress;
-}
-
-/* One round of everything a leg can do: 1 progress, 0 none, -1 failed (freed). Lock held. */
-static int step(leg_t *l) {
-  int progress = receive(l);
-  if (progress < 0) {
-    fail_errno(l, "receiving failed", -progress);
-    return -1;
-  }
-  int result = decrypt(l);
-  if (result < 0) return -1;
-  progress |= result;
-  progress |= deliver(l);
-  result = encrypt_and_send(l);
-  if (result < 0) return -1;
-  progress |= result;
-  if (progress) l->last_activity_ms = now_ms();
-  return progress;
-}
-
-/* The other leg of a running splice (its source or its target), or NULL. Lock held. */
-static leg_t *splice_partner(leg_t *l) {
-  if (l->splice_source) return leg_by_key(l->splice_target);
-  if (l->out_head != NULL && l->out_head->data == NULL) return leg_by_key(l->out_head->source_key);
-  return NULL;
-}
-
-/* Why a splice of this leg can never complete (the other leg ended), or NULL. Lock held. */
-static const char *broken_splice(leg_t *l) {
-  if (l->splice_source && leg_by_key(l->splice_target) == NULL)
-    return "the connection this leg's body was spliced into is gone";
-  for (chunk_t *c = l->out_head; c != NULL; c = c->next) {
-    if (c->data == NULL && leg_by_key(c->source_key) == NULL)
-      return "the upstream connection ended before the body did";
-  }
-  return NULL;
-}
-
-/* One bounded turn of everything a leg (and the other leg of its splice) can do now: at most
-   ROUNDS_PER_HOLD rounds; with more to do, it is marked and comes back after a wake-up. Lock
-   held. */
-static void service(leg_t *l, uint32_t events) {
-  l->dirty = 0;
-  if (l->partner_gone) {
-    l->partner_gone = 0;
-    const char *reason = broken_splice(l);
-    if (reason != NULL) {
-      fail(l, reason);
-      return;
-    }
-  }
-  if (events & EPOLLERR) {
-    int error_number = 0;
-    socklen_t length = sizeof(error_number);
-    getsockopt(l->fd, SOL_SOCKET, SO_ERROR, &error_number, &length);
-    if (error_number != 0) {
-      fail_errno(l, "the connection failed", error_number);
-      return;
-    }
-  }
-  uint64_t key = leg_key((uint32_t)(l - legs), l->generation);
-  for (int rounds = 0; rounds < ROUNDS_PER_HOLD; rounds++) {
-    l = leg_by_key(key);
-    if (l == NULL) return;
-    leg_t *partner = splice_partner(l);
-    uint64_t partner_key = partner != NULL ? leg_key((uint32_t)(partner - legs), partner->generation) : 0;
-    int progress = step(l);
-    if (progress < 0) progress = 0;
-    /* The source decrypts what the target sends; each may free the other's room. */
-    if (partner != NULL && (partner = leg_by_key(partner_key)) != NULL) {
-      int other = step(partner);
-      if (other > 0) progress = 1;
-    }
-    if (!progress) return;
-  }
-  /* Still busy: come back after the other legs (and any JavaScript call) had their turn. */
-  l = leg_by_key(key);
-  if (l != NULL) {
-    l->dirty = 1;
-    uint64_t one = 1;
-    if (write(wake_fd, &one, sizeof(one)) < 0) { /* the counter is already set */
-    }
-  }
-}
-
-/* Serves every leg marked dirty, one bounded turn each, one hold of the lock each. */
-static void service_dirty_legs(void) {
-  for (uint32_t slot = 0;; slot++) {
-    lock_from_worker(&lock);
-    while (slot < leg_capacity && !(legs[slot].used && legs[slot].dirty)) slot++;
-    int found = slot < leg_capacity;
-    if (found) service(&legs[slot], 0);
-    unlock_from_worker(&lock);
-    if (!found) return;
-  }
+void leg_sink_release(void *sink, int abort) {
+  napi_release_threadsafe_function(sink, abort ? napi_tsfn_abort : napi_tsfn_release);
 }
 
 static void *leg_thread(void *unused) {
@@ -613,21 +88,21 @@ static void *leg_thread(void *unused) {
   pthread_setname_np(pthread_self(), "berth-tls");
   struct epoll_event events[MAX_EVENTS];
   for (;;) {
-    int n = epoll_wait(epoll_fd, events, MAX_EVENTS, -1);
+    int n = epoll_wait(leg_epoll_fd, events, MAX_EVENTS, -1);
     for (int i = 0; i < n; i++) {
       uint64_t key = events[i].data.u64;
       if (key == WAKE_KEY) {
         uint64_t count;
-        if (read(wake_fd, &count, sizeof(count)) < 0) { /* nothing was pending */
+        if (read(leg_wake_fd, &count, sizeof(count)) < 0) { /* nothing was pending */
         }
         service_dirty_legs();
         continue;
       }
       /* The lock is taken per event (each turn is bounded), so JavaScript gets in between. */
-      lock_from_worker(&lock);
+      lock_from_worker(&leg_lock);
       leg_t *l = leg_by_key(key); /* NULL: stopped or failed meanwhile */
       if (l != NULL) service(l, events[i].events);
-      unlock_from_worker(&lock);
+      unlock_from_worker(&leg_lock);
     }
   }
   return NULL;
@@ -635,29 +110,23 @@ static void *leg_thread(void *unused) {
 
 static int ensure_thread(void) {
   if (thread_started) return 0;
-  epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-  if (epoll_fd < 0) return errno;
-  wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  leg_epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+  if (leg_epoll_fd < 0) return errno;
+  leg_wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   struct epoll_event ev = {.events = EPOLLIN, .data.u64 = WAKE_KEY};
   int error_number = 0;
-  if (wake_fd < 0 || epoll_ctl(epoll_fd, EPOLL_CTL_ADD, wake_fd, &ev) != 0) error_number = errno;
+  if (leg_wake_fd < 0 || epoll_ctl(leg_epoll_fd, EPOLL_CTL_ADD, leg_wake_fd, &ev) != 0) error_number = errno;
   if (error_number == 0) error_number = start_detached_thread(leg_thread);
   if (error_number != 0) {
-    if (wake_fd >= 0) close(wake_fd);
-    close(epoll_fd);
-    wake_fd = epoll_fd = -1;
+    if (leg_wake_fd >= 0) close(leg_wake_fd);
+    close(leg_epoll_fd);
+    leg_wake_fd = leg_epoll_fd = -1;
     return error_number;
   }
   thread_started = 1;
   return 0;
 }
 
-static void wake(leg_t *l) {
-  l->dirty = 1;
-  uint64_t one = 1;
-  if (write(wake_fd, &one, sizeof(one)) < 0) { /* the counter is already set */
-  }
-}
 
 /* ------------------------------------------------------------------ JavaScript side */
 
@@ -683,19 +152,6 @@ static void call_js(napi_env env, napi_value callback, void *context, void *data
   free(event);
 }
 
-static int select_http11(SSL *ssl, const unsigned char **out, unsigned char *out_length,
-                         const unsigned char *in, unsigned int in_length, void *arg) {
-  (void)ssl;
-  (void)arg;
-  static const unsigned char http11[] = "\x08http/1.1";
-  unsigned char *selected = NULL;
-  if (SSL_select_next_proto(&selected, out_length, http11, sizeof(http11) - 1, in, in_length) ==
-      OPENSSL_NPN_NEGOTIATED) {
-    *out = selected;
-    return SSL_TLSEXT_ERR_OK;
-  }
-  return SSL_TLSEXT_ERR_ALERT_FATAL; /* no_application_protocol */
-}
 
 static void free_context(napi_env env, void *data, void *hint) {
   (void)env;
@@ -703,15 +159,6 @@ static void free_context(napi_env env, void *data, void *hint) {
   SSL_CTX_free(data);
 }
 
-static SSL_CTX *new_context(int server) {
-  SSL_CTX *ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
-  if (ctx == NULL) return NULL;
-  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
-  SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-  return ctx;
-}
 
 /* Contexts are tagged with their kind: start() takes only a server context for the sandbox's
    side and a client context for an upstream, and nothing else as a context. */
@@ -763,33 +210,11 @@ static napi_value server_context(napi_env env, napi_callback_info info) {
     return throw_type_error(env, "serverContext(certificatePem, keyPem) needs two strings");
   }
   ERR_clear_error();
-  SSL_CTX *ctx = new_context(1);
-  BIO *cert_bio = BIO_new_mem_buf(cert, -1), *key_bio = BIO_new_mem_buf(key, -1);
-  int ok = ctx != NULL && cert_bio != NULL && key_bio != NULL;
-  X509 *leaf = ok ? PEM_read_bio_X509(cert_bio, NULL, NULL, NULL) : NULL;
-  ok = ok && leaf != NULL && SSL_CTX_use_certificate(ctx, leaf) == 1;
-  X509_free(leaf);
-  for (X509 *extra; ok && (extra = PEM_read_bio_X509(cert_bio, NULL, NULL, NULL)) != NULL;) {
-    if (SSL_CTX_add_extra_chain_cert(ctx, extra) != 1) {
-      X509_free(extra);
-      ok = 0;
-    }
-  }
-  EVP_PKEY *pkey = ok ? PEM_read_bio_PrivateKey(key_bio, NULL, NULL, NULL) : NULL;
-  ok = ok && pkey != NULL && SSL_CTX_use_PrivateKey(ctx, pkey) == 1 &&
-       SSL_CTX_check_private_key(ctx) == 1;
-  EVP_PKEY_free(pkey);
-  BIO_free(cert_bio);
-  BIO_free(key_bio);
+  SSL_CTX *ctx = leg_server_context(cert, key);
   free(cert);
   free(key);
-  if (!ok) {
-    SSL_CTX_free(ctx);
+  if (ctx == NULL)
     return throw_openssl(env, "serverContext: the certificate or key was not accepted");
-  }
-  ERR_clear_error(); /* the end of the chain leaves a "no start line" */
-  SSL_CTX_set_alpn_select_cb(ctx, select_http11, NULL);
-  SSL_CTX_set_num_tickets(ctx, 0);
   return wrap_context(env, ctx, &SERVER_CONTEXT_TAG);
 }
 
@@ -802,75 +227,10 @@ static napi_value client_context(napi_env env, napi_callback_info info) {
   if (argc < 1 || read_string(env, argv[0], &pem) < 0)
     return throw_type_error(env, "clientContext(trustedPem) needs a string");
   ERR_clear_error();
-  SSL_CTX *ctx = new_context(0);
-  BIO *bio = BIO_new_mem_buf(pem, -1);
-  int ok = ctx != NULL && bio != NULL;
-  X509_STORE *store = ok ? SSL_CTX_get_cert_store(ctx) : NULL;
-  for (X509 *cert; ok && (cert = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL;) {
-    X509_STORE_add_cert(store, cert); /* a duplicate is not an error worth failing for */
-    X509_free(cert);
-  }
-  ERR_clear_error();
-  BIO_free(bio);
+  SSL_CTX *ctx = leg_client_context(pem);
   free(pem);
-  if (!ok) {
-    SSL_CTX_free(ctx);
-    return throw_openssl(env, "clientContext: could not build the trust store");
-  }
-  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-  static const unsigned char http11[] = "\x08http/1.1";
-  SSL_CTX_set_alpn_protos(ctx, http11, sizeof(http11) - 1);
+  if (ctx == NULL) return throw_openssl(env, "clientContext: could not build the trust store");
   return wrap_context(env, ctx, &CLIENT_CONTEXT_TAG);
-}
-
-static int grow_legs(uint32_t *slot) {
-  for (uint32_t i = 0; i < leg_capacity; i++) {
-    if (!legs[i].used && !legs[i].retired) {
-      *slot = i;
-      return 0;
-    }
-  }
-  if (leg_capacity >= MAX_SLOTS) return EMFILE; /* ids have SLOT_BITS for the slot */
-  uint32_t capacity = leg_capacity == 0 ? 64 : leg_capacity * 2;
-  leg_t *grown = realloc(legs, capacity * sizeof(leg_t));
-  if (grown == NULL) return ENOMEM;
-  memset(grown + leg_capacity, 0, (capacity - leg_capacity) * sizeof(leg_t));
-  legs = grown;
-  *slot = leg_capacity;
-  leg_capacity = capacity;
-  return 0;
-}
-
-/* Builds the SSL object of a leg; NULL (OpenSSL's error queue says why) on failure. */
-static SSL *new_ssl(SSL_CTX *ctx, const char *host, const char *initial, size_t initial_length,
-                    BIO **rbio, BIO **wbio) {
-  SSL *ssl = SSL_new(ctx);
-  if (ssl == NULL) return NULL;
-  *rbio = BIO_new(BIO_s_mem());
-  *wbio = BIO_new(BIO_s_mem());
-  if (*rbio == NULL || *wbio == NULL) {
-    BIO_free(*rbio);
-    BIO_free(*wbio);
-    SSL_free(ssl);
-    return NULL;
-  }
-  BIO_set_mem_eof_return(*rbio, -1); /* empty means "more later"; the socket's end is ours */
-  SSL_set_bio(ssl, *rbio, *wbio);
-  if (host == NULL) {
-    SSL_set_accept_state(ssl);
-  } else {
-    SSL_set_connect_state(ssl);
-    X509_VERIFY_PARAM_set_hostflags(SSL_get0_param(ssl), X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-    if (SSL_set_tlsext_host_name(ssl, host) != 1 || SSL_set1_host(ssl, host) != 1) {
-      SSL_free(ssl);
-      return NULL;
-    }
-  }
-  if (initial_length > 0 && BIO_write(*rbio, initial, (int)initial_length) != (int)initial_length) {
-    SSL_free(ssl);
-    return NULL;
-  }
-  return ssl;
 }
 
 /*
@@ -936,25 +296,18 @@ static napi_value start(napi_env env, napi_callback_info info) {
     return throw_openssl(env, "start: could not set up TLS");
   }
 
-  lock_from_javascript(&lock);
+  lock_from_javascript(&leg_lock);
   int error_number = ensure_thread();
   uint32_t slot = 0;
   if (error_number == 0) error_number = grow_legs(&slot);
   leg_t *l = error_number == 0 ? &legs[slot] : NULL;
   if (l != NULL) {
-    l->used = 1;
-    l->fd = (int)fd;
-    l->ssl = ssl;
-    l->rbio = rbio;
-    l->wbio = wbio;
-    l->events = events;
-    l->env = env;
-    l->last_activity_ms = now_ms();
+    open_leg(l, (int)fd, ssl, rbio, wbio, events, env);
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
                              .data.u64 = leg_key(slot, l->generation)};
-    if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, (int)fd, &ev) != 0) {
+    if (epoll_ctl(leg_epoll_fd, EPOLL_CTL_ADD, (int)fd, &ev) != 0) {
       error_number = errno;
-      l->events = NULL;
+      l->sink = NULL;
       free_leg(l); /* frees ssl */
       ssl = NULL;
     } else {
@@ -963,7 +316,7 @@ static napi_value start(napi_env env, napi_callback_info info) {
     }
   }
   double key = l != NULL ? id_of(slot, l->generation) : 0;
-  unlock_from_javascript(&lock);
+  unlock_from_javascript(&leg_lock);
   if (error_number != 0) {
     SSL_free(ssl);
     napi_release_threadsafe_function(events, napi_tsfn_abort);
@@ -1011,16 +364,10 @@ static napi_value read_leg(napi_env env, napi_callback_info info) {
   if (argc >= 2 && !is_nullish(env, argv[1]) &&
       napi_get_value_bool(env, argv[1], &head_only) != napi_ok)
     return throw_type_error(env, "read: headOnly must be a boolean");
-  lock_from_javascript(&lock);
+  lock_from_javascript(&leg_lock);
   leg_t *l = find(id);
-  int ok = l != NULL && !l->splice_source;
-  if (ok) {
-    /* A read already pending takes the new mode (an idle connection's watch becomes a read). */
-    l->want_read = 1;
-    l->head_only = head_only;
-    wake(l);
-  }
-  unlock_from_javascript(&lock);
+  int ok = l != NULL && leg_request_read(l, head_only);
+  unlock_from_javascript(&leg_lock);
   return boolean(env, ok);
 }
 
@@ -1062,21 +409,14 @@ static napi_value write_leg(napi_env env, napi_callback_info info) {
     last = c;
     done += piece;
   }
-  lock_from_javascript(&lock);
+  lock_from_javascript(&leg_lock);
   leg_t *l = find(id);
   int wait = 0;
   if (l != NULL && !l->end_requested) {
-    if (l->out_tail != NULL)
-      l->out_tail->next = first;
-    else
-      l->out_head = first;
-    l->out_tail = last;
-    l->out_bytes += length;
+    wait = leg_queue_write(l, first, last, length);
     first = NULL;
-    if (l->out_bytes >= OUT_HIGH) wait = l->drain_wanted = 1;
-    wake(l);
   }
-  unlock_from_javascript(&lock);
+  unlock_from_javascript(&leg_lock);
   if (first != NULL) {
     while (first != NULL) {
       chunk_t *next = first->next;
@@ -1103,24 +443,11 @@ static napi_value splice_leg(napi_env env, napi_callback_info info) {
   if (!get_integer(env, argv[2], "splice: length", 1, MAX_SAFE_INTEGER, &length)) return NULL;
   chunk_t *c = calloc(1, sizeof(chunk_t));
   if (c == NULL) return throw_error(env, "splice: out of memory", ENOMEM);
-  lock_from_javascript(&lock);
+  lock_from_javascript(&leg_lock);
   leg_t *target = find(target_id), *source = find(source_id);
-  int ok = target != NULL && source != NULL && target != source && !target->end_requested &&
-           !source->splice_source && !source->want_read;
-  if (ok) {
-    c->length = (size_t)length;
-    c->source_key = leg_key((uint32_t)(source - legs), source->generation);
-    if (target->out_tail != NULL)
-      target->out_tail->next = c;
-    else
-      target->out_head = c;
-    target->out_tail = c;
-    c = NULL;
-    source->splice_source = 1;
-    source->splice_target = leg_key((uint32_t)(target - legs), target->generation);
-    wake(target);
-  }
-  unlock_from_javascript(&lock);
+  int ok = target != NULL && source != NULL && leg_queue_splice(target, source, c, (size_t)length);
+  if (ok) c = NULL;
+  unlock_from_javascript(&leg_lock);
   free(c);
   if (!ok) return throw_error(env, "splice: both legs must be running and idle", 0);
   return boolean(env, 1);
@@ -1133,19 +460,16 @@ static napi_value end_leg(napi_env env, napi_callback_info info) {
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   leg_id_t id;
   if (!get_leg_id(env, argc, argv, 0, "end: id", &id)) return NULL;
-  lock_from_javascript(&lock);
+  lock_from_javascript(&leg_lock);
   leg_t *l = find(id);
-  if (l != NULL) {
-    l->end_requested = 1;
-    wake(l);
-  }
-  unlock_from_javascript(&lock);
+  if (l != NULL) leg_request_end(l);
+  unlock_from_javascript(&leg_lock);
   return boolean(env, l != NULL);
 }
 
 /* Stops a leg from the JavaScript thread; no event follows. Lock held. */
 static void cancel(leg_t *l) {
-  napi_threadsafe_function events = l->events;
+  napi_threadsafe_function events = l->sink;
   free_leg(l);
   napi_release_threadsafe_function(events, napi_tsfn_abort);
 }
@@ -1157,10 +481,10 @@ static napi_value stop_leg(napi_env env, napi_callback_info info) {
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   leg_id_t id;
   if (!get_leg_id(env, argc, argv, 0, "stop: id", &id)) return NULL;
-  lock_from_javascript(&lock);
+  lock_from_javascript(&leg_lock);
   leg_t *l = find(id);
   if (l != NULL) cancel(l);
-  unlock_from_javascript(&lock);
+  unlock_from_javascript(&leg_lock);
   return boolean(env, l != NULL);
 }
 
@@ -1172,10 +496,10 @@ static napi_value idle_ms(napi_env env, napi_callback_info info) {
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   leg_id_t id;
   if (!get_leg_id(env, argc, argv, 0, "idleMs: id", &id)) return NULL;
-  lock_from_javascript(&lock);
+  lock_from_javascript(&leg_lock);
   leg_t *l = find(id);
-  double idle = l != NULL ? (double)(now_ms() - l->last_activity_ms) : -1;
-  unlock_from_javascript(&lock);
+  double idle = l != NULL ? (double)(leg_now_ms() - l->last_activity_ms) : -1;
+  unlock_from_javascript(&leg_lock);
   napi_create_double(env, idle, &out);
   return out;
 }
@@ -1183,9 +507,9 @@ static napi_value idle_ms(napi_env env, napi_callback_info info) {
 static napi_value active_legs(napi_env env, napi_callback_info info) {
   (void)info;
   uint32_t count = 0;
-  lock_from_javascript(&lock);
+  lock_from_javascript(&leg_lock);
   for (uint32_t i = 0; i < leg_capacity; i++) count += legs[i].used ? 1 : 0;
-  unlock_from_javascript(&lock);
+  unlock_from_javascript(&leg_lock);
   napi_value out;
   napi_create_uint32(env, count, &out);
   return out;
@@ -1193,11 +517,11 @@ static napi_value active_legs(napi_env env, napi_callback_info info) {
 
 static void stop_environment(void *arg) {
   napi_env env = arg;
-  lock_from_javascript(&lock);
+  lock_from_javascript(&leg_lock);
   for (uint32_t i = 0; i < leg_capacity; i++) {
     if (legs[i].used && legs[i].env == env) cancel(&legs[i]);
   }
-  unlock_from_javascript(&lock);
+  unlock_from_javascript(&leg_lock);
 }
 
 /*
@@ -1217,13 +541,13 @@ static napi_value test_only_advance_generation(napi_env env, napi_callback_info 
   if (argc < 2) return throw_type_error(env, "testOnlyAdvanceGeneration(staleId, count)");
   if (!get_integer(env, argv[1], "testOnlyAdvanceGeneration: count", 0, MAX_SAFE_INTEGER, &count))
     return NULL;
-  lock_from_javascript(&lock);
+  lock_from_javascript(&leg_lock);
   leg_t *l = id.slot < leg_capacity ? &legs[id.slot] : NULL;
   int usable = l != NULL && !l->used && !l->retired;
   if (usable && !next_generation(l->generation, (uint64_t)count, &l->generation)) l->retired = 1;
   int retired = usable && l->retired;
   double next = usable && !retired ? id_of(id.slot, l->generation) : 0;
-  unlock_from_javascript(&lock);
+  unlock_from_javascript(&leg_lock);
   if (!usable) return throw_error(env, "testOnlyAdvanceGeneration: that slot is in use or retired", 0);
   if (retired)
     napi_get_null(env, &out);
@@ -1234,7 +558,7 @@ static napi_value test_only_advance_generation(napi_env env, napi_callback_info 
 
 static napi_value legs_lock_stats(napi_env env, napi_callback_info info) {
   (void)info;
-  return lock_stats(env, &lock);
+  return lock_stats(env, &leg_lock);
 }
 
 void tls_legs_register(napi_env env, napi_value exports) {

@@ -30,7 +30,8 @@
  *   use; nothing else grows with traffic.
  * - A relay that moved no byte for its idle time is finished ("idle").
  * - Half-close is kept: end of input on one side becomes shutdown(SHUT_WR) on the other once
- *   everything before it was delivered.
+ *   everything before it was delivered (relay_pump.c, built without Node so the relay_pump
+ *   fuzzer in native/fuzz/ links it; docs/internet.md, "The native code").
  * - The addon is never unloaded (binding.gyp links it with -z nodelete): its two threads are
  *   detached and outlive any one JavaScript environment. Node unloads an addon when the last
  *   worker thread that loaded it ends; the threads then woke in unmapped code and crashed the
@@ -61,25 +62,14 @@
 #include <unistd.h>
 
 #include "native_common.h"
+#include "relay_pump.h"
 
 void tls_legs_register(napi_env env, napi_value exports);
 
-#define BUFFER_BYTES (64 * 1024)
-/* The most one direction of a relay moves per turn under the lock (then the next turn). */
-#define PUMP_BUDGET (16 * BUFFER_BYTES)
 /* The most a connect() relay sends before relaying (a ClientHello and what followed it). */
 #define MAX_INITIAL_BYTES (1024 * 1024)
 #define MAX_EVENTS 64
 #define EPOLL_WATCH (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)
-
-typedef struct {
-  char *buffer;    /* BUFFER_BYTES, allocated on first use */
-  size_t start;    /* first byte not yet sent */
-  size_t buffered; /* bytes received and not yet sent */
-  int eof;         /* the source said end of input */
-  int shut;        /* the destination was shut down for writing */
-  double moved;
-} direction_t;
 
 typedef struct {
   int used;
@@ -160,55 +150,10 @@ static void finish(relay_t *r, const char *reason, int error_number) {
   napi_release_threadsafe_function(done, napi_tsfn_release);
 }
 
-/* Moves what it can in one direction, up to PUMP_BUDGET bytes (*more is then set); returns 1
-   on progress, 0 on none, -errno on failure. */
+/* Moves what it can in one direction (relay_pump.c); 1 progress, 0 none, -errno. */
 static int pump(relay_t *r, int d, int *more) {
-  direction_t *dir = &r->dir[d];
-  int src = r->fd[d], dst = r->fd[1 - d];
-  int progress = 0;
-  for (size_t sent = 0;;) {
-    if (sent >= PUMP_BUDGET) {
-      *more = 1;
-      break;
-    }
-    int moved = 0;
-    /* Receive only into an empty buffer: what was received is sent before more is taken. */
-    if (!dir->eof && dir->buffered == 0 && !r->hung_up[1 - d]) {
-      if (dir->buffer == NULL && (dir->buffer = malloc(BUFFER_BYTES)) == NULL) return -ENOMEM;
-      ssize_t n = recv(src, dir->buffer, BUFFER_BYTES, MSG_DONTWAIT);
-      if (n > 0) {
-        dir->start = 0;
-        dir->buffered = (size_t)n;
-        moved = 1;
-      } else if (n == 0) {
-        dir->eof = 1;
-        moved = 1;
-      } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-        return -errno;
-      }
-    }
-    if (dir->buffered > 0) {
-      ssize_t n = send(dst, dir->buffer + dir->start, dir->buffered, MSG_DONTWAIT | MSG_NOSIGNAL);
-      if (n > 0) {
-        dir->start += (size_t)n;
-        dir->buffered -= (size_t)n;
-        dir->moved += (double)n;
-        sent += (size_t)n;
-        lock.hold_bytes += (uint64_t)n;
-        moved = 1;
-      } else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-        return -errno;
-      }
-    }
-    if (dir->eof && dir->buffered == 0 && !dir->shut) {
-      shutdown(dst, SHUT_WR);
-      dir->shut = 1;
-      moved = 1;
-    }
-    if (!moved) break;
-    progress = 1;
-  }
-  return progress;
+  return pump_direction(&r->dir[d], r->fd[d], r->fd[1 - d], r->hung_up[1 - d], &lock.hold_bytes,
+                        more);
 }
 
 /* A side that hung up is taken out of the epoll set (its events would only repeat). */
@@ -219,10 +164,6 @@ static void forget_hung_up(relay_t *r) {
       r->watched[side] = 0;
     }
   }
-}
-
-static int direction_done(direction_t *dir) {
-  return dir->eof && dir->buffered == 0 && dir->shut;
 }
 
 /* Runs both directions of a relay after an event on `side` (-1: another turn after one that
@@ -570,8 +511,10 @@ static napi_value connect_relay(napi_env env, napi_callback_info info) {
   if (poll(&ready, 1, 0) == 1 && ready.revents == POLLOUT)
     sent = initial_length > 0 ? send(upstream, initial, initial_length, MSG_DONTWAIT | MSG_NOSIGNAL)
                               : 0;
-  if (sent >= 0) {
-    connecting = 0;
+  if (sent >= 0) connecting = 0;
+  /* An empty Buffer's data is NULL: NULL + 0 is undefined behaviour in C (UBSan's first finding
+     under scripts/test-native-asan.sh), so the pointer moves only when bytes were sent. */
+  if (sent > 0) {
     initial = (char *)initial + sent;
     initial_length -= (size_t)sent;
   }

@@ -39,3 +39,12 @@ export function childEnvironment(
 ): Record<string, string | undefined> {
   return { ...env, ...extra };
 }
+
+/**
+ * Which build of the native addon the egress proxy loads: `asan` when BERTH_NATIVE_ASAN=1 (the
+ * AddressSanitizer + UndefinedBehaviorSanitizer build that scripts/test-native-asan.sh runs the
+ * egress tests with), else the normal one.
+ */
+export function nativeAddonBuild(env: Env = process.env): 'asan' | 'release' {
+  return env.BERTH_NATIVE_ASAN === '1' ? 'asan' : 'release';
+}

@@ -30,6 +30,7 @@ import { createRequire } from 'node:module';
 import type net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { nativeAddonBuild } from '../config/process-env.js';
 
 /**
  * How the addon's thread held its lock since the last call (which starts the next period): the
@@ -132,7 +133,16 @@ export function checkWholeNumber(what: string, value: number, min: number, max: 
     throw new RangeError(`${what} must be a whole number from ${min} to ${max}, not ${value}`);
 }
 
-const ADDON_FILE = 'native/tunnel-relay/build/Release/tunnel_relay.node';
+/**
+ * The addon's file, relative to the project root. BERTH_NATIVE_ASAN=1 loads the sanitizer build
+ * (`npm run build:native:asan`, AddressSanitizer + UndefinedBehaviorSanitizer) instead; only
+ * scripts/test-native-asan.sh sets it, with the sanitizer runtime preloaded (the ASan build
+ * does not load without it, and then nothing falls back silently: tunnelRelayStatus says why).
+ */
+export const ADDON_FILE =
+  nativeAddonBuild() === 'asan'
+    ? 'native/tunnel-relay/build-asan/tunnel_relay.node'
+    : 'native/tunnel-relay/build/Release/tunnel_relay.node';
 
 let addon: RelayAddon | undefined;
 let unavailable: string | undefined;

@@ -14,12 +14,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { CertificateAuthority } from '../../src/egress/certificate-authority.js';
-import { nativeAddon } from '../../src/egress/tunnel-relay.js';
+import { ADDON_FILE, nativeAddon } from '../../src/egress/tunnel-relay.js';
 
-const ADDON = path.resolve(
-  path.dirname(fileURLToPath(import.meta.url)),
-  '../../native/tunnel-relay/build/Release/tunnel_relay.node',
-);
+const ADDON = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..', ADDON_FILE);
 
 /** Runs in each worker: a relay that carries bytes, and a TLS leg waiting for a ClientHello. */
 const WORKER = `
