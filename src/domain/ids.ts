@@ -9,6 +9,7 @@ export const ID_PREFIXES = {
   request: 'req',
   cacheEntry: 'cache',
   event: 'evt',
+  template: 'tpl',
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIXES;

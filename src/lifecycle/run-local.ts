@@ -204,6 +204,13 @@ export async function runLocal(options: RunLocalOptions, io: RunLocalIo): Promis
     }
     const written = withRepository(text, options.repo);
     const parsed = parseEnvironmentFile(written, options.envFile);
+    // Templates live in a server's store: a file that extends one is refused, not run without it.
+    if (parsed.extends !== undefined)
+      throw new BerthError(
+        'invalid_environment',
+        `${options.envFile}: extends: berth run has no templates (they live on a server); create the environment with berth env create --file ${options.envFile} and use berth exec --env ${parsed.name}`,
+        { issues: [{ path: 'extends', message: 'berth run has no templates' }] },
+      );
     const secrets: Record<string, string> = {};
     const missing: string[] = [];
     for (const name of parsed.secrets) {

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { EnvironmentSpec } from '../domain/environment/environment-spec.js';
+import { templateDigests } from '../domain/environment/environment-template.js';
 import { newId } from '../domain/ids.js';
 import { isTerminalPhase, type AttemptPhase } from '../domain/task/attempt-phase.js';
 import type { AttemptEvent } from '../domain/task/attempt-event.js';
@@ -626,6 +627,11 @@ export class Scheduler {
           // `berth env test` asks for the lifecycle up to lockdown and its command: no verify.
           spec:
             task.agent?.skipVerify === true ? withoutVerify(environment.spec) : environment.spec,
+          // The templates it extends are part of its cache key ("template NAME changed").
+          templates: await templateDigests(
+            environment.spec,
+            async (name) => (await store.getTemplateByName(name))?.spec,
+          ),
         },
         secrets,
         ref: task.ref,

@@ -10,6 +10,7 @@ import { environmentWarnings } from '../domain/environment/environment-warnings.
 import { isYamlBody, readEnvironmentJson, readYamlSpec } from './request-body.js';
 import { pathParam, type RouteDefinition, type RouteDeps } from './route-table.js';
 import { views } from './views.js';
+import { templateRoutes } from './template-routes.js';
 
 /**
  * The environment routes. Those that take a spec take JSON ({ spec, … }) or, with a YAML
@@ -44,7 +45,7 @@ export const environmentRoutes: RouteDefinition<RouteDeps>[] = [
       const body = await yamlOr(c.req.raw, () =>
         readEnvironmentJson(c.req.raw, requestBodies.validate),
       );
-      const spec = deps.environments.validate(body.spec);
+      const spec = await deps.environments.check(body.spec);
       return c.json({ valid: true as const, spec, warnings: environmentWarnings(spec) });
     },
   },
@@ -119,4 +120,6 @@ export const environmentRoutes: RouteDefinition<RouteDeps>[] = [
       return c.body(null, 204);
     },
   },
+  // Templates and an environment's merge over them (issue 16), listed with the environments.
+  ...templateRoutes,
 ];

@@ -17,6 +17,7 @@ import { repositoryCredentials } from '../lifecycle/repository-credentials.js';
 import type { SealedSecret, Store, StoredEnvironment } from '../ports/store.js';
 import type { SecretBox } from '../secrets/secret-box.js';
 import type { Caller } from './caller.js';
+import { TemplateService } from './template-service.js';
 
 /**
  * Environments as the API and the CLI see them: validation, membership and secrets, without
@@ -129,9 +130,16 @@ export class EnvironmentService {
     ssh: { knownHostsFile: string | undefined },
   ) => Promise<RemoteHeads | undefined>;
   private readonly knownHostsDir: string | undefined;
+  /** Templates, and the merge of an environment that extends one (template-service.ts). */
+  readonly templates: TemplateService;
 
   constructor(options: EnvironmentServiceOptions) {
     this.store = options.store;
+    this.templates = new TemplateService({
+      store: options.store,
+      checkAvailability: options.checkAvailability,
+      ...(options.now ? { now: options.now } : {}),
+    });
     this.checkAvailability = options.checkAvailability;
     this.readRepositoryHeads =
       options.readRepositoryHeads ??
@@ -158,10 +166,15 @@ export class EnvironmentService {
     return spec;
   }
 
+  /** Validates a spec as written: with `extends`, merged over its templates first. */
+  async check(specInput: unknown): Promise<EnvironmentSpec> {
+    return this.validate((await this.templates.resolveWritten(specInput)).merged);
+  }
+
   async create(caller: Caller, input: EnvironmentInput): Promise<StoredEnvironment> {
     const given = input.secrets ?? {};
     const secretIssues = checkSecretValues(given);
-    let spec = this.validate(input.spec);
+    let spec = await this.check(input.spec);
     await this.checkAvailability?.(spec);
     if (secretIssues.length > 0) throw invalid(secretIssues);
     // The id first: an ssh repository asked now trusts its host key in this environment's file.
@@ -173,7 +186,7 @@ export class EnvironmentService {
       });
       spec = this.declare(settled.spec, Object.keys(given));
       const memberTokenIds = await this.resolveMembers(spec);
-      return await this.store.createEnvironment({
+      const created = await this.store.createEnvironment({
         id,
         spec,
         createdByTokenId: caller.tokenId,
@@ -182,6 +195,8 @@ export class EnvironmentService {
         now: this.now(),
         defaultBranchOrigin: settled.origin,
       });
+      await this.templates.recordWritten(id, input.spec);
+      return created;
     } catch (error) {
       // Not created: no host key is kept for an id that names nothing.
       const hosts = this.knownHostsFile(id);
@@ -205,7 +220,7 @@ export class EnvironmentService {
     const current = await this.get(caller, name);
     const given = input.secrets ?? {};
     const remove = unique(input.removeSecrets ?? []);
-    let spec = this.validate(input.spec);
+    let spec = await this.check(input.spec);
     await this.checkAvailability?.(spec);
     if (spec.name !== name) {
       throw new BerthError(
@@ -236,7 +251,7 @@ export class EnvironmentService {
     // not list them never drops a value silently.
     const kept = current.secretNames.filter((secret) => !remove.includes(secret));
     spec = this.declare(spec, [...Object.keys(given), ...kept]);
-    return this.store.updateEnvironment(current.id, {
+    const updated = await this.store.updateEnvironment(current.id, {
       spec,
       setSecrets: this.seal(current.id, given),
       removeSecrets: remove,
@@ -245,6 +260,8 @@ export class EnvironmentService {
       memberTokenIds,
       defaultBranchOrigin: settled.origin,
     });
+    await this.templates.recordWritten(current.id, input.spec);
+    return updated;
   }
 
   async delete(caller: Caller, name: string): Promise<void> {

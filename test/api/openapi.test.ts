@@ -55,6 +55,12 @@ describe('GET /openapi.json', () => {
         'GET /v1/tasks/{id}/attempts/{attempt}/events',
         'GET /v1/environments/{name}/cache',
         'DELETE /v1/environments/{name}/cache',
+        'GET /v1/environments/{name}/resolved',
+        'GET /v1/templates',
+        'POST /v1/templates',
+        'GET /v1/templates/{name}',
+        'PUT /v1/templates/{name}',
+        'DELETE /v1/templates/{name}',
       ].sort(),
     );
   });

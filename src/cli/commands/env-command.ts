@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { parse as parseYaml } from 'yaml';
+import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { formatTable, type CliContext } from '../cli-context.js';
 import { collect, withClientOptions, type ClientOptions } from '../client-options.js';
 import { parseEnvironmentFile } from '../../domain/environment/environment-file.js';
@@ -43,10 +43,18 @@ interface SecretOptions {
 function readEnvironmentFile(
   ctx: CliContext,
   file: string,
-): { raw: unknown; spec: EnvironmentSpec } {
+): { raw: unknown; spec: EnvironmentSpec | undefined } {
   const text = ctx.readFile(file);
+  const raw = parseYaml(text) as unknown;
+  // A file that extends a template is checked by the server, merged over the template: alone,
+  // it may leave to the template what another field needs (internet.access for domains).
+  if (extendsTemplate(raw)) return { raw, spec: undefined };
   const spec = parseEnvironmentFile(text, file);
-  return { raw: parseYaml(text) as unknown, spec };
+  return { raw, spec };
+}
+
+function extendsTemplate(raw: unknown): boolean {
+  return raw !== null && typeof raw === 'object' && 'extends' in raw;
 }
 
 function secretsFrom(ctx: CliContext, options: SecretOptions): Record<string, string> {
@@ -129,8 +137,27 @@ export function registerEnvCommands(program: Command, ctx: CliContext): void {
   );
 
   withClientOptions(
-    env.command('show').description('show one environment').argument('<env>', 'environment name'),
-  ).action(async (name: string, options: ClientOptions) => {
+    env
+      .command('show')
+      .description('show one environment')
+      .argument('<env>', 'environment name')
+      .option('--resolved', 'print the environment merged over its templates (YAML)'),
+  ).action(async (name: string, options: ClientOptions & { resolved?: boolean }) => {
+    if (options.resolved) {
+      const resolved = await ctx
+        .client(options)
+        .request<{ name: string; extends: string[]; spec: EnvironmentSpec }>(
+          'GET',
+          `/v1/environments/${encodeURIComponent(name)}/resolved`,
+        );
+      if (options.json) return ctx.json(resolved);
+      ctx.out(
+        resolved.extends.length > 0
+          ? `# ${resolved.name} merged over ${resolved.extends.map((t) => `template ${t}`).join(' → ')}`
+          : `# ${resolved.name} (extends no template)`,
+      );
+      return ctx.out(toYaml(resolved.spec).trimEnd());
+    }
     const view = await ctx
       .client(options)
       .request<EnvironmentView>('GET', `/v1/environments/${encodeURIComponent(name)}`);
@@ -186,7 +213,8 @@ export function registerEnvCommands(program: Command, ctx: CliContext): void {
     .requiredOption('-f, --file <file>', 'environment file (YAML)')
     .option('--json', 'print JSON')
     .action((options: { file: string; json?: boolean }) => {
-      const { spec } = readEnvironmentFile(ctx, options.file);
+      // The file alone, also when it extends a template (the server checks the merge).
+      const spec = parseEnvironmentFile(ctx.readFile(options.file), options.file);
       const warnings = environmentWarnings(spec);
       printWarnings(ctx, options.file, warnings);
       if (options.json) ctx.json({ valid: true, spec, warnings });

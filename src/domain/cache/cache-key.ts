@@ -32,6 +32,11 @@ export interface CacheKeyParts {
   env: Record<string, string>;
   /** name → salted digest of name and value. */
   secrets: Record<string, string>;
+  /**
+   * The templates the environment extends: name → digest of the template as written
+   * (environment-template.ts). Absent without `extends`, so other keys stay as they were.
+   */
+  templates?: Record<string, string>;
 }
 
 export interface CacheKeyInput {
@@ -44,6 +49,8 @@ export interface CacheKeyInput {
   env: Readonly<Record<string, string>>;
   /** name → value; only digests leave this function. */
   secrets: Readonly<Record<string, string>>;
+  /** name → digest of each template in the environment's chain (`templateDigests`). */
+  templates?: Readonly<Record<string, string>> | undefined;
 }
 
 export function secretDigest(salt: string, name: string, value: string): string {
@@ -74,6 +81,9 @@ export function cacheKeyParts(input: CacheKeyInput): CacheKeyParts {
       : null,
     env: { ...input.env },
     secrets,
+    ...(input.templates !== undefined && Object.keys(input.templates).length > 0
+      ? { templates: { ...input.templates } }
+      : {}),
   };
 }
 
@@ -128,5 +138,6 @@ export function explainChange(before: CacheKeyParts, after: CacheKeyParts): stri
   out.push(...scriptChange('maintenance', before.maintenance, after.maintenance));
   out.push(...recordChanges('variable', before.env, after.env));
   out.push(...recordChanges('secret', before.secrets, after.secrets));
+  out.push(...recordChanges('template', before.templates ?? {}, after.templates ?? {}));
   return out;
 }
