@@ -40,6 +40,11 @@ export interface AppDependencies {
   /** What `GET /v1/server` reports (`berth doctor`); without it only the version. */
   serverStatus?: Omit<ServerStatusSource, 'version'>;
   /**
+   * GitHub's webhook (`POST /v1/integrations/github/webhook`), checked by X-Hub-Signature-256
+   * instead of a token (src/integrations/github/github-webhook.ts).
+   */
+  githubWebhook?: (request: Request) => Promise<Response>;
+  /**
    * Slack's Events API and interactivity (`POST /v1/integrations/slack/events`), checked by
    * Slack's signature instead of a token (src/integrations/slack/slack-http-events.ts).
    */
@@ -128,6 +133,10 @@ export function createApp(deps: AppDependencies): Hono<Env> {
 
   const slackEvents = deps.slackEvents;
   if (slackEvents) app.post('/v1/integrations/slack/events', (c) => slackEvents(c.req.raw));
+
+  const githubWebhook = deps.githubWebhook;
+  if (githubWebhook)
+    app.post('/v1/integrations/github/webhook', (c) => githubWebhook(c.req.raw));
 
   app.use('/v1/*', async (c, next) => {
     c.set('caller', await authenticate(c.req.raw, tokens, sessions));

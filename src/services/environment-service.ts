@@ -17,6 +17,7 @@ import { repositoryCredentials } from '../lifecycle/repository-credentials.js';
 import type { SealedSecret, Store, StoredEnvironment } from '../ports/store.js';
 import type { SecretBox } from '../secrets/secret-box.js';
 import type { Caller } from './caller.js';
+import { githubTriggerTaken } from '../domain/environment/github-trigger.js';
 import { TemplateService } from './template-service.js';
 
 /**
@@ -176,6 +177,7 @@ export class EnvironmentService {
     const secretIssues = checkSecretValues(given);
     let spec = await this.check(input.spec);
     await this.checkAvailability?.(spec);
+    await this.refuseSecondGitHubEnvironment(spec);
     if (secretIssues.length > 0) throw invalid(secretIssues);
     // The id first: an ssh repository asked now trusts its host key in this environment's file.
     const id = newId('environment');
@@ -205,6 +207,17 @@ export class EnvironmentService {
     }
   }
 
+  /** One environment per GitHub repository (`triggers.github`): a second is refused, naming the first. */
+  private async refuseSecondGitHubEnvironment(spec: EnvironmentSpec, selfId?: string): Promise<void> {
+    const taken = githubTriggerTaken(spec, await this.store.listEnvironments(), selfId);
+    if (taken === undefined) return;
+    throw new BerthError(
+      'conflict',
+      `the environment "${taken.environment}" already serves the GitHub repository ${taken.repository} (triggers.github.repository); one environment per repository`,
+      { repository: taken.repository, environment: taken.environment },
+    );
+  }
+
   async get(caller: Caller, name: string): Promise<StoredEnvironment> {
     const environment = await this.store.getEnvironmentByName(name);
     if (!environment || !EnvironmentService.canSee(caller, environment)) throw notFound(name);
@@ -222,6 +235,7 @@ export class EnvironmentService {
     const remove = unique(input.removeSecrets ?? []);
     let spec = await this.check(input.spec);
     await this.checkAvailability?.(spec);
+    await this.refuseSecondGitHubEnvironment(spec, current.id);
     if (spec.name !== name) {
       throw new BerthError(
         'invalid_input',

@@ -79,6 +79,17 @@ export interface OpenPullRequestInput {
   /** Push even when the commit adds or changes files under `.github/workflows/`. */
   allowWorkflows?: boolean | undefined;
   /**
+   * Push the commit onto this existing branch instead of `berth/<task-id>` (a pull request's head
+   * in the same repository): a fast-forward only, never forced, and no pull request is opened.
+   */
+  pushTo?: string | undefined;
+  /**
+   * Open the pull request in this other repository of the network (a fork whose pull request
+   * asked), into its branch `base`, with the head `OWNER:berth/<task-id>` of this repository:
+   * nothing is pushed to that repository.
+   */
+  pullInto?: { repository: GitHubRepository; base: string } | undefined;
+  /**
    * The environment's git credentials (`repository.credentials`): for the clone and the push over
    * HTTPS, and as the GitHub API token. Without them: credentials in the URL, then the server's
    * BERTH_GITHUB_TOKEN for a GitHub remote.
@@ -156,7 +167,7 @@ export class PullRequestService implements PullRequestOpener {
         remotes: this.settings.githubRemotes,
       });
     const remote = location.location;
-    const branch = `berth/${input.taskId}`;
+    const branch = input.pushTo ?? `berth/${input.taskId}`;
     if (
       github !== undefined &&
       input.credentials === undefined &&
@@ -282,14 +293,17 @@ export class PullRequestService implements PullRequestOpener {
         );
       }
       const expected = listed.stdout.split(/\s+/)[0] ?? '';
+      // Onto a pull request's branch: a fast-forward or nothing (someone pushed since: refused).
       const pushed = await git(
-        [
-          'push',
-          '--porcelain',
-          `--force-with-lease=refs/heads/${branch}:${expected}`,
-          'origin',
-          `HEAD:refs/heads/${branch}`,
-        ],
+        input.pushTo !== undefined
+          ? ['push', '--porcelain', 'origin', `HEAD:refs/heads/${branch}`]
+          : [
+              'push',
+              '--porcelain',
+              `--force-with-lease=refs/heads/${branch}:${expected}`,
+              'origin',
+              `HEAD:refs/heads/${branch}`,
+            ],
         true,
       );
       if (pushed.code !== 0) {
@@ -303,7 +317,7 @@ export class PullRequestService implements PullRequestOpener {
         );
       }
       const done = { branch, remote, commit, base: input.base };
-      if (github === undefined) return { ...done, pullRequest: null };
+      if (github === undefined || input.pushTo !== undefined) return { ...done, pullRequest: null };
       const pullRequest = await this.openOrUpdate(github, input, branch, remote, signal);
       return { ...done, pullRequest };
     } finally {
@@ -389,16 +403,20 @@ export class PullRequestService implements PullRequestOpener {
     }
     const client = new GitHubClient(this.settings.githubApiUrl, token);
     const fields = { title: input.title, body: input.body };
+    // Into another repository of the network (a fork): the head is named with its owner.
+    const into = input.pullInto?.repository ?? repo;
+    const head = input.pullInto ? `${repo.owner}:${branch}` : branch;
+    const base = input.pullInto?.base ?? input.base;
     let existing: PullRequest | undefined;
     try {
-      existing = await client.findOpenPull(repo, branch, signal);
+      existing = await client.findOpenPull(into, branch, signal, repo.owner);
     } catch (error) {
       throw this.after(pushed, 'the pull request was not opened', error, branch);
     }
     if (existing) {
       try {
         return {
-          ...(await client.updatePull(repo, existing.number, fields, signal)),
+          ...(await client.updatePull(into, existing.number, fields, signal)),
           created: false,
         };
       } catch (error) {
@@ -407,8 +425,8 @@ export class PullRequestService implements PullRequestOpener {
     }
     try {
       const created = await client.createPull(
-        repo,
-        { ...fields, head: branch, base: input.base, draft: input.draft },
+        into,
+        { ...fields, head, base, draft: input.draft },
         signal,
       );
       return { ...created, created: true };

@@ -28,3 +28,27 @@ export type GitHubTrigger = z.output<typeof githubTriggerSchema>;
 export function githubRepositoryKey(repository: string): string {
   return repository.toLowerCase();
 }
+
+/**
+ * The refusal of a second environment for one repository (`triggers.github.repository`), naming
+ * the environment that serves it; undefined when none other does.
+ */
+export function githubTriggerTaken(
+  spec: { name: string; triggers?: { github?: { repository: string } | undefined } | undefined },
+  others: readonly {
+    id: string;
+    spec: { name: string; triggers?: { github?: { repository: string } | undefined } | undefined };
+  }[],
+  selfId?: string,
+): { repository: string; environment: string } | undefined {
+  const repository = spec.triggers?.github?.repository;
+  if (repository === undefined) return undefined;
+  const taken = others.find(
+    (e) =>
+      e.id !== selfId &&
+      e.spec.name !== spec.name &&
+      e.spec.triggers?.github?.repository !== undefined &&
+      githubRepositoryKey(e.spec.triggers.github.repository) === githubRepositoryKey(repository),
+  );
+  return taken ? { repository, environment: taken.spec.name } : undefined;
+}

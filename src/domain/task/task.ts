@@ -16,6 +16,16 @@ export interface TaskAgentOptions {
   limits?: { maxTurns?: number; wallTimeMs?: number; maxTokens?: number };
   /** The environment's `verify` is not run (`berth env test`: up to lockdown and the command). */
   skipVerify?: boolean;
+  /**
+   * A read-only task (`@berth review`): the agent phase runs with the internet off whatever the
+   * environment allows, and nothing of it is pushed (docs/github.md).
+   */
+  readOnly?: boolean;
+  /**
+   * Setup and maintenance run without the environment's secrets (a pull request from a fork:
+   * its code is the fork author's). Host-side git credentials still fetch the repository.
+   */
+  withoutSecrets?: boolean;
 }
 
 /** One request against one environment, with N independent attempts. */
