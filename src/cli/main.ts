@@ -14,16 +14,13 @@ const COMMANDS: ReadonlyArray<readonly [name: string, load: () => Promise<Regist
   ['serve', async () => (await import('./commands/serve-command.js')).registerServeCommand],
   ['login', async () => (await import('./commands/login-command.js')).registerLoginCommand],
   ['env', async () => (await import('./commands/env-command.js')).registerEnvCommands],
-  [
-    'template',
-    async () => (await import('./commands/template-command.js')).registerTemplateCommands,
-  ],
   ['token', async () => (await import('./commands/token-command.js')).registerTokenCommands],
   ['doctor', async () => (await import('./commands/doctor-command.js')).registerDoctorCommand],
   ['exec', async () => (await import('./commands/task-command.js')).registerExecCommand],
   ['task', async () => (await import('./commands/task-command.js')).registerTaskCommands],
   ['run', async () => (await import('./commands/run-command.js')).registerRunCommand],
   ['image', async () => (await import('./commands/image-command.js')).registerImageCommand],
+  ['usage', async () => (await import('./commands/usage-command.js')).registerUsageCommand],
 ];
 
 /** The commands that read the configuration (CliContext.config): config.ts is loaded for them. */

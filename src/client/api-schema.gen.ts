@@ -652,7 +652,6 @@ export interface paths {
                 spec: {
                   name: string;
                   description?: string;
-                  extends?: string;
                   repository: {
                     url: string;
                     /** @default main */
@@ -784,6 +783,10 @@ export interface paths {
                   verify?: string;
                   verifyRequired?: boolean;
                   model?: string;
+                  limits?: {
+                    tokensPerDay?: number;
+                    attemptsPerDay?: number;
+                  };
                 };
                 /** @description Names of the secrets that have a value; never values */
                 secrets: string[];
@@ -830,7 +833,6 @@ export interface paths {
             spec: {
               name: string;
               description?: string;
-              extends?: string;
               repository:
                 | string
                 | {
@@ -959,6 +961,10 @@ export interface paths {
               verify?: string;
               verifyRequired?: boolean;
               model?: string;
+              limits?: {
+                tokensPerDay?: number;
+                attemptsPerDay?: number;
+              };
             };
             /** @description Secret values by name; write-only, never returned */
             secrets?: {
@@ -985,7 +991,6 @@ export interface paths {
               spec: {
                 name: string;
                 description?: string;
-                extends?: string;
                 repository: {
                   url: string;
                   /** @default main */
@@ -1117,6 +1122,10 @@ export interface paths {
                 verify?: string;
                 verifyRequired?: boolean;
                 model?: string;
+                limits?: {
+                  tokensPerDay?: number;
+                  attemptsPerDay?: number;
+                };
               };
               /** @description Names of the secrets that have a value; never values */
               secrets: string[];
@@ -1209,7 +1218,6 @@ export interface paths {
             spec: {
               name: string;
               description?: string;
-              extends?: string;
               repository:
                 | string
                 | {
@@ -1338,6 +1346,10 @@ export interface paths {
               verify?: string;
               verifyRequired?: boolean;
               model?: string;
+              limits?: {
+                tokensPerDay?: number;
+                attemptsPerDay?: number;
+              };
             };
           };
           'application/yaml': components['schemas']['EnvironmentFile'];
@@ -1358,7 +1370,6 @@ export interface paths {
               spec: {
                 name: string;
                 description?: string;
-                extends?: string;
                 repository: {
                   url: string;
                   /** @default main */
@@ -1490,6 +1501,10 @@ export interface paths {
                 verify?: string;
                 verifyRequired?: boolean;
                 model?: string;
+                limits?: {
+                  tokensPerDay?: number;
+                  attemptsPerDay?: number;
+                };
               };
               /** @description Accepted, but worth a look (for example an allowlisted host anybody can publish on) */
               warnings: {
@@ -1581,7 +1596,6 @@ export interface paths {
               spec: {
                 name: string;
                 description?: string;
-                extends?: string;
                 repository: {
                   url: string;
                   /** @default main */
@@ -1713,6 +1727,10 @@ export interface paths {
                 verify?: string;
                 verifyRequired?: boolean;
                 model?: string;
+                limits?: {
+                  tokensPerDay?: number;
+                  attemptsPerDay?: number;
+                };
               };
               /** @description Names of the secrets that have a value; never values */
               secrets: string[];
@@ -1769,7 +1787,6 @@ export interface paths {
             spec: {
               name: string;
               description?: string;
-              extends?: string;
               repository:
                 | string
                 | {
@@ -1898,6 +1915,10 @@ export interface paths {
               verify?: string;
               verifyRequired?: boolean;
               model?: string;
+              limits?: {
+                tokensPerDay?: number;
+                attemptsPerDay?: number;
+              };
             };
             /** @description Secret values by name; write-only, never returned */
             secrets?: {
@@ -1926,7 +1947,6 @@ export interface paths {
               spec: {
                 name: string;
                 description?: string;
-                extends?: string;
                 repository: {
                   url: string;
                   /** @default main */
@@ -2058,6 +2078,10 @@ export interface paths {
                 verify?: string;
                 verifyRequired?: boolean;
                 model?: string;
+                limits?: {
+                  tokensPerDay?: number;
+                  attemptsPerDay?: number;
+                };
               };
               /** @description Names of the secrets that have a value; never values */
               secrets: string[];
@@ -2179,721 +2203,6 @@ export interface paths {
         };
       };
     };
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/v1/templates': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
-    };
-    /** Templates (every token may read them) */
-    get: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path?: never;
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description Templates, by name */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              templates: {
-                /** @description tpl_… */
-                id: string;
-                name: string;
-                /** @description The template as written */
-                spec: {
-                  name: string;
-                  description?: string;
-                  extends?: string;
-                  image?: unknown;
-                  versions?: unknown;
-                  setup?: unknown;
-                  maintenance?: unknown;
-                  env?: unknown;
-                  internet?: unknown;
-                  services?: unknown;
-                  resources?: unknown;
-                  verify?: unknown;
-                  verifyRequired?: unknown;
-                  model?: unknown;
-                };
-                createdAt: string;
-                updatedAt: string;
-                revision: number;
-              }[];
-            };
-          };
-        };
-        /** @description unauthorized */
-        401: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': components['schemas']['Error'];
-          };
-        };
-        /** @description internal */
-        500: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': components['schemas']['Error'];
-          };
-        };
-      };
-    };
-    put?: never;
-    /** Create a template (admin tokens only) */
-    post: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path?: never;
-        cookie?: never;
-      };
-      /** @description JSON in this shape, or an environment file (YAML) as the whole body with Content-Type application/yaml, text/yaml or application/x-yaml: the spec alone, no secret values (set those with the JSON shape); a YAML refusal gives line and column in details.issues */
-      requestBody: {
-        content: {
-          'application/json': {
-            /** @description The template: name, description, extends, and environment fields (image, versions, setup, maintenance, env, internet, services, resources, verify, verifyRequired, model) as in an environment file */
-            spec: {
-              name: string;
-              description?: string;
-              extends?: string;
-              image?: unknown;
-              versions?: unknown;
-              setup?: unknown;
-              maintenance?: unknown;
-              env?: unknown;
-              internet?: unknown;
-              services?: unknown;
-              resources?: unknown;
-              verify?: unknown;
-              verifyRequired?: unknown;
-              model?: unknown;
-            };
-          };
-          'application/yaml': components['schemas']['EnvironmentFile'];
-          'text/yaml': components['schemas']['EnvironmentFile'];
-          'application/x-yaml': components['schemas']['EnvironmentFile'];
-        };
-      };
-      responses: {
-        /** @description The template */
-        201: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              /** @description tpl_… */
-              id: string;
-              name: string;
-              /** @description The template as written */
-              spec: {
-                name: string;
-                description?: string;
-                extends?: string;
-                image?: unknown;
-                versions?: unknown;
-                setup?: unknown;
-                maintenance?: unknown;
-                env?: unknown;
-                internet?: unknown;
-                services?: unknown;
-                resources?: unknown;
-                verify?: unknown;
-                verifyRequired?: unknown;
-                model?: unknown;
-              };
-              createdAt: string;
-              updatedAt: string;
-              revision: number;
-            };
-          };
-        };
-        /** @description invalid_input, invalid_environment */
-        400: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': components['schemas']['Error'];
-          };
-        };
-        /** @description unauthorized */
-        401: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': components['schemas']['Error'];
-          };
-        };
-        /** @description forbidden */
-        403: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': components['schemas']['Error'];
-          };
-        };
-        /** @description conflict */
-        409: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': components['schemas']['Error'];
-          };
-        };
-        /** @description payload_too_large */
-        413: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': components['schemas']['Error'];
-          };
-        };
-        /** @description internal */
-        500: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': components['schemas']['Error'];
-          };
-        };
-      };
-    };
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/v1/templates/{name}': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path: {
-        /** @description The template name */
-        name: string;
-      };
-      cookie?: never;
-    };
-    /** One template */
-    get: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path: {
-          /** @description The template name */
-          name: string;
-        };
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description The template */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              /** @description tpl_… */
-              id: string;
-              name: string;
-              /** @description The template as written */
-              spec: {
-                name: string;
-                description?: string;
-                extends?: string;
-                image?: unknown;
-                versions?: unknown;
-                setup?: unknown;
-                maintenance?: unknown;
-                env?: unknown;
-                internet?: unknown;
-                services?: unknown;
-                resources?: unknown;
-                verify?: unknown;
-                verifyRequired?: unknown;
-                model?: unknown;
-              };
-              createdAt: string;
-              updatedAt: string;
-              revision: number;
-            };
-          };
-        };
-        /** @description unauthorized */
-        401: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': components['schemas']['Error'];
-          };
-        };
-        /** @description not_found */
-        404: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': components['schemas']['Error'];
-          };
-        };
-        /** @description internal */
-        500: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': components['schemas']['Error'];
-          };
-        };
-      };
-    };
-    /** Replace a template (admin tokens only); the environments built on it are merged again, or the change is refused naming the one it would make invalid */
-    put: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path: {
-          /** @description The template name */
-          name: string;
-        };
-        cookie?: never;
-      };
-      /** @description JSON in this shape, or an environment file (YAML) as the whole body with Content-Type application/yaml, text/yaml or application/x-yaml: the spec alone, no secret values (set those with the JSON shape); a YAML refusal gives line and column in details.issues */
-      requestBody: {
-        content: {
-          'application/json': {
-            /** @description The template: name, description, extends, and environment fields (image, versions, setup, maintenance, env, internet, services, resources, verify, verifyRequired, model) as in an environment file */
-            spec: {
-              name: string;
-              description?: string;
-              extends?: string;
-              image?: unknown;
-              versions?: unknown;
-              setup?: unknown;
-              maintenance?: unknown;
-              env?: unknown;
-              internet?: unknown;
-              services?: unknown;
-              resources?: unknown;
-              verify?: unknown;
-              verifyRequired?: unknown;
-              model?: unknown;
-            };
-          };
-          'application/yaml': components['schemas']['EnvironmentFile'];
-          'text/yaml': components['schemas']['EnvironmentFile'];
-          'application/x-yaml': components['schemas']['EnvironmentFile'];
-        };
-      };
-      responses: {
-        /** @description The template and the environments merged again */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              /** @description tpl_… */
-              id: string;
-              name: string;
-              /** @description The template as written */
-              spec: {
-                name: string;
-                description?: string;
-                extends?: string;
-                image?: unknown;
-                versions?: unknown;
-                setup?: unknown;
-                maintenance?: unknown;
-                env?: unknown;
-                internet?: unknown;
-                services?: unknown;
-                resources?: unknown;
-                verify?: unknown;
-                verifyRequired?: unknown;
-                model?: unknown;
-              };
-              createdAt: string;
-              updatedAt: string;
-              revision: number;
-              /** @description The environments built on the template, merged again with the change */
-              environments: string[];
-            };
-          };
-        };
-        /** @description invalid_input, invalid_environment */
-        400: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': components['schemas']['Error'];
-          };
-        };
-        /** @description unauthorized */
-        401: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': components['schemas']['Error'];
-          };
-        };
-        /** @description forbidden */
-        403: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': components['schemas']['Error'];
-          };
-        };
-        /** @description not_found */
-        404: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': components['schemas']['Error'];
-          };
-        };
-        /** @description conflict */
-        409: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': components['schemas']['Error'];
-          };
-        };
-        /** @description payload_too_large */
-        413: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': components['schemas']['Error'];
-          };
-        };
-        /** @description internal */
-        500: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': components['schemas']['Error'];
-          };
-        };
-      };
-    };
-    post?: never;
-    /** Delete a template (admin tokens only); refused (409) while environments or templates extend it, naming them */
-    delete: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path: {
-          /** @description The template name */
-          name: string;
-        };
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description Deleted */
-        204: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content?: never;
-        };
-        /** @description unauthorized */
-        401: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': components['schemas']['Error'];
-          };
-        };
-        /** @description forbidden */
-        403: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': components['schemas']['Error'];
-          };
-        };
-        /** @description not_found */
-        404: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': components['schemas']['Error'];
-          };
-        };
-        /** @description conflict */
-        409: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': components['schemas']['Error'];
-          };
-        };
-        /** @description internal */
-        500: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': components['schemas']['Error'];
-          };
-        };
-      };
-    };
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/v1/environments/{name}/resolved': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path: {
-        /** @description The environment name */
-        name: string;
-      };
-      cookie?: never;
-    };
-    /** The environment merged over its templates, with the chain (berth env show --resolved) */
-    get: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path: {
-          /** @description The environment name */
-          name: string;
-        };
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description The merged environment */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              name: string;
-              /** @description The chain of templates, nearest first (at most 4); empty without extends */
-              extends: string[];
-              templates: {
-                name: string;
-                revision: number;
-              }[];
-              /** @description The environment merged over its templates (what runs) */
-              spec: {
-                name: string;
-                description?: string;
-                extends?: string;
-                repository: {
-                  url: string;
-                  /** @default main */
-                  defaultBranch: string;
-                  credentials: {
-                    secret: string;
-                    username?: string;
-                    knownHosts?: string;
-                  };
-                };
-                /** @default universal */
-                image: string;
-                /** @default {} */
-                versions: {
-                  [key: string]: unknown;
-                };
-                setup?: {
-                  script: string;
-                  /** @default true */
-                  strict: boolean;
-                  /** @default 1800000 */
-                  timeoutMs: number;
-                };
-                maintenance?: {
-                  script: string;
-                  /** @default true */
-                  strict: boolean;
-                  /** @default 1800000 */
-                  timeoutMs: number;
-                };
-                /** @default {} */
-                env: {
-                  [key: string]: string;
-                };
-                /** @default [] */
-                secrets: string[];
-                /**
-                 * @default {
-                 *       "access": "off",
-                 *       "presets": [],
-                 *       "domains": [],
-                 *       "tunnelOnly": []
-                 *     }
-                 */
-                internet: {
-                  /**
-                   * @default off
-                   * @enum {string}
-                   */
-                  access: 'off' | 'allowlist' | 'on';
-                  /** @default [] */
-                  presets: 'common-dependencies'[];
-                  /** @default [] */
-                  domains: string[];
-                  methods?: unknown[];
-                  /** @default [] */
-                  tunnelOnly: string[];
-                  credentials?: {
-                    host: string;
-                    header: string;
-                    secret: string;
-                    /** @default {value} */
-                    format: string;
-                  }[];
-                  rules?: {
-                    host: string;
-                    methods: unknown[];
-                    paths: string[];
-                  }[];
-                  budget?: {
-                    requests?: number;
-                    bytesOut?: string | number;
-                    bytesIn?: string | number;
-                  };
-                };
-                /** @default [] */
-                services: {
-                  name: string;
-                  command: string;
-                  ready?:
-                    | {
-                        command: string;
-                      }
-                    | {
-                        port: number;
-                      };
-                  /** @default 60000 */
-                  timeoutMs: number;
-                }[];
-                /**
-                 * @default {
-                 *       "cpus": 2,
-                 *       "memoryMb": 4096,
-                 *       "diskMb": 20480,
-                 *       "pids": 1024,
-                 *       "timeoutMs": 3600000
-                 *     }
-                 */
-                resources: {
-                  /** @default 2 */
-                  cpus: number;
-                  /** @default 4096 */
-                  memoryMb: number;
-                  /** @default 20480 */
-                  diskMb: number;
-                  /** @default 1024 */
-                  pids: number;
-                  /** @default 3600000 */
-                  timeoutMs: number;
-                };
-                /** @default [] */
-                members: string[];
-                triggers?: {
-                  slack?: {
-                    /** @default [] */
-                    channels: string[];
-                    /** @default false */
-                    anyone: boolean;
-                  };
-                  github?: {
-                    repository: string;
-                    /**
-                     * @default write
-                     * @enum {string}
-                     */
-                    allow: 'read' | 'triage' | 'write' | 'maintain' | 'admin';
-                  };
-                };
-                verify?: string;
-                verifyRequired?: boolean;
-                model?: string;
-              };
-            };
-          };
-        };
-        /** @description unauthorized */
-        401: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': components['schemas']['Error'];
-          };
-        };
-        /** @description not_found */
-        404: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': components['schemas']['Error'];
-          };
-        };
-        /** @description internal */
-        500: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': components['schemas']['Error'];
-          };
-        };
-      };
-    };
-    put?: never;
-    post?: never;
-    delete?: never;
     options?: never;
     head?: never;
     patch?: never;
@@ -3203,6 +2512,15 @@ export interface paths {
         };
         /** @description payload_too_large */
         413: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['Error'];
+          };
+        };
+        /** @description limit_reached */
+        429: {
           headers: {
             [name: string]: unknown;
           };
@@ -4069,6 +3387,15 @@ export interface paths {
             'application/json': components['schemas']['Error'];
           };
         };
+        /** @description limit_reached */
+        429: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['Error'];
+          };
+        };
         /** @description internal */
         500: {
           headers: {
@@ -4590,6 +3917,163 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/metrics': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Prometheus metrics in the text format (text/plain; version=0.0.4): needs a bearer admin token or BERTH_METRICS_TOKEN (docs/operations.md lists them) */
+    get: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path?: never;
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description The metrics, in Prometheus text format */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content?: never;
+        };
+        /** @description unauthorized */
+        401: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['Error'];
+          };
+        };
+        /** @description forbidden */
+        403: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['Error'];
+          };
+        };
+      };
+    };
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/v1/usage': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** What the attempts that finished in [from, to) used, added up by environment, token or UTC day (an admin sees every environment's, another token the environments it may see) */
+    get: {
+      parameters: {
+        query?: {
+          /** @description A UTC date (2026-12-01) or an ISO-8601 time with its zone; default: 7 days before to */
+          from?: string;
+          /** @description The same forms; default: now */
+          to?: string;
+          /** @description environment (default), token or day */
+          by?: string;
+        };
+        header?: never;
+        path?: never;
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description The usage */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': {
+              from: string;
+              to: string;
+              /** @enum {string} */
+              by: 'environment' | 'token' | 'day';
+              groups: {
+                /** @description the environment id, the token name ("(unknown)" for tasks older than names) or the UTC day */
+                key: string;
+                /** @description the environment's name (by=environment) */
+                name?: string;
+                attempts: number;
+                /** @description the model's prompt tokens */
+                inputTokens: number;
+                /** @description the model's completion tokens */
+                outputTokens: number;
+                /** @description the sandboxes' CPU time (the engine's statistics) */
+                cpuSeconds: number;
+                /** @description the largest of the sandboxes' peak memory */
+                peakMemoryBytes: number;
+                /** @description the attempts’ time from their start to their end, added up */
+                wallSeconds: number;
+              }[];
+              total: {
+                attempts: number;
+                /** @description the model's prompt tokens */
+                inputTokens: number;
+                /** @description the model's completion tokens */
+                outputTokens: number;
+                /** @description the sandboxes' CPU time (the engine's statistics) */
+                cpuSeconds: number;
+                /** @description the largest of the sandboxes' peak memory */
+                peakMemoryBytes: number;
+                /** @description the attempts’ time from their start to their end, added up */
+                wallSeconds: number;
+              };
+            };
+          };
+        };
+        /** @description invalid_input */
+        400: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['Error'];
+          };
+        };
+        /** @description unauthorized */
+        401: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['Error'];
+          };
+        };
+        /** @description internal */
+        500: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['Error'];
+          };
+        };
+      };
+    };
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -4605,6 +4089,7 @@ export interface components {
         | 'conflict'
         | 'payload_too_large'
         | 'too_many_requests'
+        | 'limit_reached'
         | 'image_missing'
         | 'runtime_unavailable'
         | 'sandbox_gone'
@@ -4625,7 +4110,6 @@ export interface components {
     EnvironmentFile: {
       name: string;
       description?: string;
-      extends?: string;
       repository:
         | string
         | {
@@ -4754,6 +4238,10 @@ export interface components {
       verify?: string;
       verifyRequired?: boolean;
       model?: string;
+      limits?: {
+        tokensPerDay?: number;
+        attemptsPerDay?: number;
+      };
     };
   };
   responses: never;

@@ -67,6 +67,8 @@ const configSchema = z.strictObject({
    */
   publicUrl: z.url({ protocol: /^https?$/ }).optional(),
   /** A token for GitHub's REST API and HTTPS pushes to GitHub remotes (`berth task pr`). */
+  /** `BERTH_METRICS_TOKEN`: a bearer token for `GET /metrics` only (besides admin tokens). */
+  metricsToken: z.string().min(16).optional(),
   githubToken: z.string().min(1).optional(),
   /**
    * `OWNER/NAME` patterns (`*` for a whole segment: `acme/*`) of the repositories `githubToken`
@@ -87,21 +89,6 @@ const configSchema = z.strictObject({
     z.string().min(1),
     z.string().regex(/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/, 'must be OWNER/REPO'),
   ),
-  /**
-   * The GitHub integration (docs/github.md): the webhook's secret (`BERTH_GITHUB_WEBHOOK_SECRET`;
-   * without it the webhook answers 404), the bot name a comment starts with
-   * (`BERTH_GITHUB_MENTION`, without the `@`), and the GitHub App Berth acts as
-   * (`BERTH_GITHUB_APP_ID` + `BERTH_GITHUB_APP_PRIVATE_KEY_FILE`) instead of `githubToken`.
-   */
-  githubWebhookSecret: z.string().min(1).optional(),
-  githubMention: z
-    .string()
-    .regex(/^[A-Za-z0-9][A-Za-z0-9-]{0,38}(?:\[bot\])?$/, 'must be a GitHub login (without @)'),
-  githubAppId: z
-    .string()
-    .regex(/^[0-9]+$/, "must be the App's numeric id")
-    .optional(),
-  githubAppPrivateKeyFile: z.string().min(1).optional(),
   /** Author and committer of the commits Berth pushes for pull requests. */
   gitAuthor: z.strictObject({ name: z.string().min(1), email: z.string().min(3) }),
   /** Limits of the model agent per attempt (unset: the agent's defaults). */
@@ -117,9 +104,15 @@ const configSchema = z.strictObject({
    * `apiUrl` (`BERTH_SLACK_API_URL`, a gateway or a test server; default Slack's own).
    */
   slack: z.strictObject({
-    appToken: z.string().regex(/^xapp-/, 'an app-level token starts with xapp-').optional(),
+    appToken: z
+      .string()
+      .regex(/^xapp-/, 'an app-level token starts with xapp-')
+      .optional(),
     signingSecret: z.string().min(1).optional(),
-    botToken: z.string().regex(/^xoxb-/, 'a bot token starts with xoxb-').optional(),
+    botToken: z
+      .string()
+      .regex(/^xoxb-/, 'a bot token starts with xoxb-')
+      .optional(),
     apiUrl: z.url({ protocol: /^https?$/ }),
   }),
   model: z.strictObject({
@@ -247,18 +240,11 @@ export function loadConfig(flags: ConfigFlags = {}, env: Env = process.env): Ber
     maxAttempts: int(env.BERTH_MAX_ATTEMPTS) ?? 8,
     logLevel: flags.logLevel ?? (env.BERTH_LOG_LEVEL || 'info'),
     ...(env.BERTH_PUBLIC_URL ? { publicUrl: env.BERTH_PUBLIC_URL } : {}),
+    ...(env.BERTH_METRICS_TOKEN ? { metricsToken: env.BERTH_METRICS_TOKEN } : {}),
     ...(env.BERTH_GITHUB_TOKEN ? { githubToken: env.BERTH_GITHUB_TOKEN } : {}),
     githubApiUrl: (env.BERTH_GITHUB_API_URL || 'https://api.github.com').replace(/\/+$/, ''),
     githubRemotes: parseGithubRemotes(env.BERTH_GITHUB_REMOTES),
     githubRepositories: list(env.BERTH_GITHUB_REPOSITORIES),
-    ...(env.BERTH_GITHUB_WEBHOOK_SECRET
-      ? { githubWebhookSecret: env.BERTH_GITHUB_WEBHOOK_SECRET }
-      : {}),
-    githubMention: (env.BERTH_GITHUB_MENTION || 'berth').replace(/^@/, ''),
-    ...(env.BERTH_GITHUB_APP_ID ? { githubAppId: env.BERTH_GITHUB_APP_ID } : {}),
-    ...(env.BERTH_GITHUB_APP_PRIVATE_KEY_FILE
-      ? { githubAppPrivateKeyFile: resolve(env.BERTH_GITHUB_APP_PRIVATE_KEY_FILE) }
-      : {}),
     gitAuthor: {
       name: env.BERTH_GIT_AUTHOR_NAME || 'Berth',
       email: env.BERTH_GIT_AUTHOR_EMAIL || 'berth@localhost',
@@ -276,9 +262,7 @@ export function loadConfig(flags: ConfigFlags = {}, env: Env = process.env): Ber
     },
     slack: {
       ...(env.BERTH_SLACK_APP_TOKEN ? { appToken: env.BERTH_SLACK_APP_TOKEN } : {}),
-      ...(env.BERTH_SLACK_SIGNING_SECRET
-        ? { signingSecret: env.BERTH_SLACK_SIGNING_SECRET }
-        : {}),
+      ...(env.BERTH_SLACK_SIGNING_SECRET ? { signingSecret: env.BERTH_SLACK_SIGNING_SECRET } : {}),
       ...(env.BERTH_SLACK_BOT_TOKEN ? { botToken: env.BERTH_SLACK_BOT_TOKEN } : {}),
       // The Web API's methods are appended to it (`…/api/chat.postMessage`): one trailing slash.
       apiUrl: `${(env.BERTH_SLACK_API_URL || 'https://slack.com/api').replace(/\/+$/, '')}/`,

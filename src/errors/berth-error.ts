@@ -14,6 +14,8 @@ export const ERROR_CODES = {
   payload_too_large: { http: 413, exit: 2 },
   /** Too many attempts in a short time (signing in to the web UI); try again later. */
   too_many_requests: { http: 429, exit: 1 },
+  /** An environment's daily budget (`limits`: tokensPerDay, attemptsPerDay) is used up. */
+  limit_reached: { http: 429, exit: 1 },
   image_missing: { http: 424, exit: 1 },
   runtime_unavailable: { http: 503, exit: 1 },
   sandbox_gone: { http: 410, exit: 1 },

@@ -14,7 +14,12 @@ import type { AttemptError, AttemptResult } from '../domain/task/attempt.js';
 import type { CommandRecord } from '../domain/task/command-record.js';
 import type { TaskRef } from '../domain/task/task.js';
 import { BerthError, toBerthError } from '../errors/berth-error.js';
-import type { ExecResult, SandboxResources, SandboxRuntime } from '../ports/sandbox-runtime.js';
+import type {
+  ExecResult,
+  SandboxResources,
+  SandboxRuntime,
+  SandboxStats,
+} from '../ports/sandbox-runtime.js';
 import { BERTH_LABELS } from '../runtime/labels.js';
 import { scriptSecrets } from '../domain/environment/internet-grants.js';
 import { injectedCredentials } from '../domain/internet/injected-credentials.js';
@@ -148,8 +153,7 @@ export interface AttemptRunnerOptions {
 export interface AttemptRun {
   attemptId: string;
   taskId: string;
-  /** `templates`: name → digest of each template the spec extends (part of the cache key). */
-  environment: { id: string; spec: EnvironmentSpec; templates?: Record<string, string> };
+  environment: { id: string; spec: EnvironmentSpec };
   /** Secret values by name, opened by the caller; they reach setup and maintenance only. */
   secrets: Readonly<Record<string, string>>;
   ref: TaskRef;
@@ -167,6 +171,8 @@ export interface AttemptRun {
    * it) and the clean-up continue in `outcome.settled` (the scheduler records the result first).
    */
   returnEarly?: boolean | undefined;
+  /** Receives what the sandbox used (the engine's figures), read just before its removal. */
+  onSandboxStats?: ((stats: SandboxStats) => void) | undefined;
 }
 
 export interface AttemptOutcome {
@@ -350,7 +356,6 @@ export class AttemptRunner {
         env: spec.env,
         // A secret used only as a proxy credential is not part of the key (changing it rebuilds nothing).
         secrets: scriptSecrets(spec, run.secrets),
-        templates: run.environment.templates,
       });
       const key = cacheKey(parts);
       // A local repository is bundled on the host when a checkout needs it (started before the
@@ -1179,6 +1184,12 @@ export class AttemptRunner {
         type: 'warning',
         message: `could not remove the ${what}: ${toBerthError(error).message}`,
       });
+    // The usage of the attempt (issue 17): one stats read before the sandbox goes; never fatal.
+    if (sandboxId !== undefined && run.onSandboxStats !== undefined && runtime.sandboxStats)
+      await runtime.sandboxStats(sandboxId).then(
+        (stats) => stats && run.onSandboxStats?.(stats),
+        () => undefined,
+      );
     if (sandboxId !== undefined) await runtime.remove(sandboxId).catch(warn('sandbox'));
     await this.options.enforcer.release(run.attemptId).catch(warn('network policy'));
     const networkGone =

@@ -23,6 +23,7 @@ import {
   type SchedulerLogger,
 } from './scheduler.js';
 import { WarmPool } from './warm-pool.js';
+import type { AttemptObserver } from './attempt-observer.js';
 import { agentEnvironmentInfo } from '../agent/agent-environment-info.js';
 import { ModelAgent } from '../agent/model-agent.js';
 import type { ChatMessage, ModelClient } from '../ports/model-client.js';
@@ -95,6 +96,8 @@ export interface OrchestratorOptions {
    * restarts). Without it the CAs live in this process only.
    */
   secretBox?: SecretBox | undefined;
+  /** Told of each attempt's claim, events and end (metrics, usage; attempt-observer.ts). */
+  observers?: readonly AttemptObserver[] | undefined;
 }
 
 export interface Orchestrator {
@@ -176,6 +179,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     housekeeping: async () => {
       await collector.collect();
     },
+    ...(options.observers ? { observers: options.observers } : {}),
   });
   return { scheduler, collector };
 }

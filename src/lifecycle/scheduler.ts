@@ -1,8 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import type { EnvironmentSpec } from '../domain/environment/environment-spec.js';
-import { templateDigests } from '../domain/environment/environment-template.js';
 import { newId } from '../domain/ids.js';
-import { isTerminalPhase, type AttemptPhase } from '../domain/task/attempt-phase.js';
+import {
+  isTerminalPhase,
+  type AttemptPhase,
+  type TerminalPhase,
+} from '../domain/task/attempt-phase.js';
 import type { AttemptEvent } from '../domain/task/attempt-event.js';
 import type { Attempt, AttemptError } from '../domain/task/attempt.js';
 import {
@@ -13,7 +16,7 @@ import {
 } from '../domain/task/task.js';
 import { BerthError, toBerthError } from '../errors/berth-error.js';
 import type { ChatMessage } from '../ports/model-client.js';
-import type { SandboxRuntime } from '../ports/sandbox-runtime.js';
+import type { SandboxRuntime, SandboxStats } from '../ports/sandbox-runtime.js';
 import type { LeasedAttempt, Store, StoredEnvironment } from '../ports/store.js';
 import { BERTH_LABELS } from '../runtime/labels.js';
 import type { AgentPhase } from './agent-phase.js';
@@ -23,6 +26,8 @@ import { warmOwnerOf, type WarmPool } from './warm-pool.js';
 import { validateBranch, validateSha } from './checkout.js';
 import { findAssumedDefaultBranch, type AssumedBranchOptions } from './assumed-default-branch.js';
 import { repositoryCredentials } from './repository-credentials.js';
+import type { AttemptObserver, FinishedAttempt } from './attempt-observer.js';
+import { checkBudgets } from '../usage/budget-check.js';
 
 /**
  * The task queue: tasks and their attempts live in the store; attempts are claimed with a lease
@@ -94,6 +99,8 @@ export interface SchedulerOptions {
    */
   defaultBranch?: Omit<AssumedBranchOptions, 'store'>;
   now?: () => Date;
+  /** Told of each attempt's claim, events and end (metrics, usage); see attempt-observer.ts. */
+  observers?: readonly AttemptObserver[];
 }
 
 interface Running {
@@ -218,6 +225,7 @@ export class Scheduler {
     const environment = await this.options.store.getEnvironmentById(input.environmentId);
     if (environment === undefined)
       throw new BerthError('not_found', `environment ${input.environmentId} not found`);
+    await checkBudgets(this.options.store, environment, input.attempts, this.now());
     const now = this.now().toISOString();
     const task: Task = {
       id: newId('task'),
@@ -542,7 +550,70 @@ export class Scheduler {
     this.running.set(attempt.id, { taskId: attempt.taskId, controller, done });
   }
 
+  /** How many attempts this orchestrator runs now (the metrics' node figures). */
+  get runningCount(): number {
+    return this.running.size;
+  }
+
   private async execute(attempt: LeasedAttempt, signal: AbortSignal): Promise<void> {
+    const claimedAt = this.now().toISOString();
+    const watch: AttemptWatch = { lastPhase: attempt.phase };
+    this.observe((o) =>
+      o.claimed?.({
+        attemptId: attempt.id,
+        taskId: attempt.taskId,
+        queuedAt: attempt.createdAt,
+        claimedAt,
+      }),
+    );
+    try {
+      await this.executeAttempt(attempt, signal, watch);
+    } finally {
+      if (watch.end !== undefined && watch.task !== undefined) {
+        const finished: FinishedAttempt = {
+          attemptId: attempt.id,
+          taskId: attempt.taskId,
+          environmentId: watch.task.environmentId,
+          createdBy: watch.task.createdBy ?? null,
+          outcome: watch.end.phase,
+          lastPhase: watch.lastPhase,
+          claimedAt,
+          finishedAt: watch.end.at,
+          ...(watch.tokens ? { tokens: watch.tokens } : {}),
+          ...(watch.sandbox ? { sandbox: watch.sandbox } : {}),
+        };
+        await Promise.all(
+          (this.options.observers ?? []).map(async (o) => {
+            try {
+              await o.finished?.(finished);
+            } catch (error) {
+              this.logger.warn(
+                { attemptId: attempt.id, error: toBerthError(error).message },
+                "an observer could not record the attempt's end",
+              );
+            }
+          }),
+        );
+      }
+    }
+  }
+
+  /** Calls each observer; a failure in one is its own (see attempt-observer.ts). */
+  private observe(call: (observer: AttemptObserver) => void): void {
+    for (const observer of this.options.observers ?? []) {
+      try {
+        call(observer);
+      } catch {
+        // Counting never changes an attempt.
+      }
+    }
+  }
+
+  private async executeAttempt(
+    attempt: LeasedAttempt,
+    signal: AbortSignal,
+    watch: AttemptWatch,
+  ): Promise<void> {
     const { store } = this.options;
     const listeners = this.listeners.get(attempt.id) ?? new Set<AttemptEventListener>();
     this.listeners.set(attempt.id, listeners);
@@ -560,14 +631,20 @@ export class Scheduler {
     // "cancelled" error and phase are left out of the log then.
     let lastPhase: AttemptPhase = attempt.phase;
     const emit: typeof recorder.emit = (event) => {
-      if (event.type === 'phase' && !isTerminalPhase(event.phase)) lastPhase = event.phase;
+      if (event.type === 'phase' && !isTerminalPhase(event.phase)) {
+        lastPhase = event.phase;
+        watch.lastPhase = event.phase;
+      }
       const cancelledEnd =
         (event.type === 'error' && event.code === 'cancelled') ||
         (event.type === 'phase' && event.phase === 'cancelled');
       if (cancelledEnd && this.interrupting && signal.aborted) return;
       recorder.emit(event);
+      this.observe((o) => o.event?.(attempt.id, event));
     };
     const finish = async (change: Parameters<Store['updateAttempt']>[1]) => {
+      if (change.phase !== undefined && isTerminalPhase(change.phase))
+        watch.end = { phase: change.phase, at: this.now().toISOString() };
       await recorder.flush().catch(() => undefined);
       await store.updateAttempt(
         attempt.id,
@@ -580,6 +657,7 @@ export class Scheduler {
     try {
       const task = await store.getTask(attempt.taskId);
       if (task === undefined) throw new BerthError('not_found', `task ${attempt.taskId} not found`);
+      watch.task = task;
       await this.refreshTask(task.id);
       let environment = await store.getEnvironmentById(task.environmentId);
       if (environment === undefined) {
@@ -625,15 +703,10 @@ export class Scheduler {
         environment: {
           id: environment.id,
           // `berth env test` asks for the lifecycle up to lockdown and its command: no verify.
-          spec: taskSpec(task, environment.spec),
-          // The templates it extends are part of its cache key ("template NAME changed").
-          templates: await templateDigests(
-            environment.spec,
-            async (name) => (await store.getTemplateByName(name))?.spec,
-          ),
+          spec:
+            task.agent?.skipVerify === true ? withoutVerify(environment.spec) : environment.spec,
         },
-        // A task on a fork's code: setup and maintenance get none of the environment's secrets.
-        secrets: task.agent?.withoutSecrets === true ? {} : secrets,
+        secrets,
         ref: task.ref,
         repository: task.repository ?? undefined,
         // The environment's git credentials, for its own repository only (the checkout's helper).
@@ -654,7 +727,10 @@ export class Scheduler {
         emit,
         signal,
         returnEarly: true,
+        onSandboxStats: (stats) => (watch.sandbox = stats),
       });
+      const usage = outcome.result?.usage;
+      if (usage) watch.tokens = { input: usage.promptTokens, output: usage.completionTokens };
       if (outcome.phase === 'cancelled' && this.interrupting && signal.aborted) {
         await outcome.settled;
         await this.interrupted(attempt, recorder, outcome.error, finish);
@@ -777,14 +853,13 @@ export class Scheduler {
   }
 }
 
-/**
- * The spec an attempt of `task` runs with: without `verify` for `berth env test`, with the
- * internet off for a read-only task (`@berth review`).
- */
-function taskSpec(task: Task, spec: EnvironmentSpec): EnvironmentSpec {
-  const verified = task.agent?.skipVerify === true ? withoutVerify(spec) : spec;
-  if (task.agent?.readOnly !== true) return verified;
-  return { ...verified, internet: { access: 'off', presets: [], domains: [], tunnelOnly: [] } };
+/** What the scheduler notes of a running attempt for its observers. */
+interface AttemptWatch {
+  task?: Task;
+  lastPhase: AttemptPhase;
+  end?: { phase: TerminalPhase; at: string };
+  tokens?: { input: number; output: number };
+  sandbox?: SandboxStats;
 }
 
 /** The spec without its `verify` command (the cache key does not include it). */

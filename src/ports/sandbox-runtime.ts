@@ -115,6 +115,14 @@ export interface SandboxDiskUsage {
   writableBytes: number;
 }
 
+/** What a sandbox used so far, as the engine counts it (the usage of an attempt, issue 17). */
+export interface SandboxStats {
+  /** CPU time of every process in the sandbox since it started. */
+  cpuSeconds: number;
+  /** The highest memory use since it started; absent where the engine does not report it (cgroup v2). */
+  peakMemoryBytes?: number;
+}
+
 /** Where the engine keeps images and sandboxes, and the space left there when it can be read. */
 export interface RuntimeStorage {
   rootDir: string;
@@ -176,6 +184,8 @@ export interface SandboxRuntime {
    * watchdog polls it). Absent where the runtime cannot tell.
    */
   sandboxDiskUsage?(): Promise<SandboxDiskUsage[]>;
+  /** What a running sandbox used so far (read just before it is removed). Absent where unknown. */
+  sandboxStats?(id: string): Promise<SandboxStats | undefined>;
   /** Where the engine keeps its data and the free space there. Absent where unknown. */
   storage?(): Promise<RuntimeStorage>;
 }

@@ -1,3 +1,4 @@
+import type { AttemptUsage, UsageGroup, UsageGrouping } from '../domain/usage/attempt-usage.js';
 import type { CacheEntry } from '../domain/cache/cache-entry.js';
 import type { CacheBuildClaim, CacheBuildRequest } from '../domain/cache/cache-build-claim.js';
 import type { Attempt, AttemptError, AttemptResult } from '../domain/task/attempt.js';
@@ -6,7 +7,6 @@ import type { AttemptPhase } from '../domain/task/attempt-phase.js';
 import type { Task, TaskStatus } from '../domain/task/task.js';
 import type { DefaultBranchOrigin, Environment } from '../domain/environment/environment.js';
 import type { EnvironmentSpec } from '../domain/environment/environment-spec.js';
-import type { Template, TemplateSpec } from '../domain/environment/environment-template.js';
 import type { ChatMessage } from './model-client.js';
 
 /**
@@ -177,27 +177,6 @@ export interface SlackThread {
   createdAt: string;
 }
 
-/** A new template (migration 0017): the template as written, validated. */
-export interface NewTemplate {
-  id: string;
-  spec: TemplateSpec;
-  createdByTokenId: string | null;
-  now: string;
-}
-
-export interface TemplateChange {
-  spec: TemplateSpec;
-  now: string;
-  /** The update fails with `conflict` if the stored revision differs. */
-  expectedRevision: number;
-}
-
-/** What an environment that extends a template wrote (its stored spec is the merge). */
-export interface WrittenSpec {
-  extends: string;
-  spec: unknown;
-}
-
 export interface Store {
   /** Brings the schema up to date (idempotent; safe to call on every start). */
   migrate(): Promise<void>;
@@ -216,23 +195,6 @@ export interface Store {
   updateEnvironment(id: string, change: EnvironmentChange): Promise<StoredEnvironment>;
   /** Deletes the environment, its secrets and its egress CA; false if there was none. */
   deleteEnvironment(id: string): Promise<boolean>;
-
-  // ---- templates (migration 0017_templates; template-tables.ts) ----
-
-  /** Stores a template; `conflict` if the name exists. */
-  createTemplate(template: NewTemplate): Promise<Template>;
-  getTemplateByName(name: string): Promise<Template | undefined>;
-  /** All templates, ordered by name. */
-  listTemplates(): Promise<Template[]>;
-  updateTemplate(name: string, change: TemplateChange): Promise<Template>;
-  deleteTemplate(name: string): Promise<boolean>;
-  /** The names of the templates that extend `name` directly. */
-  listTemplatesExtending(name: string): Promise<string[]>;
-  /** Replaces (or with undefined removes) what an environment wrote when it extends a template. */
-  putWrittenSpec(environmentId: string, written: WrittenSpec | undefined): Promise<void>;
-  getWrittenSpec(environmentId: string): Promise<WrittenSpec | undefined>;
-  /** The ids of the environments that extend one of `names` directly. */
-  listEnvironmentsExtending(names: readonly string[]): Promise<string[]>;
 
   /** Names of the secrets stored for an environment, sorted. */
   listSecretNames(environmentId: string): Promise<string[]>;
@@ -339,6 +301,23 @@ export interface Store {
   recordCacheReset(environmentId: string, at: string): Promise<void>;
   /** When the environment's cache was reset by hand, if no entry was published since. */
   getCacheResetAt(environmentId: string): Promise<string | undefined>;
+
+  // ---- usage (migration 0018_usage; issue 17) ----
+
+  /** Stores a finished attempt's usage (again: replaced). */
+  recordAttemptUsage(usage: AttemptUsage): Promise<void>;
+  getAttemptUsage(attemptId: string): Promise<AttemptUsage | undefined>;
+  /** Sums of the attempts finished in [from, to), grouped; only these environments' when given. */
+  summarizeUsage(options: {
+    from: string;
+    to: string;
+    by: UsageGrouping;
+    environmentIds?: readonly string[];
+  }): Promise<UsageGroup[]>;
+  /** Model tokens (in + out) of the environment's attempts finished since `since`. */
+  tokensUsedSince(environmentId: string, since: string): Promise<number>;
+  /** Attempts of the environment's tasks created since `since`. */
+  attemptsCreatedSince(environmentId: string, since: string): Promise<number>;
 
   // ---- agent conversations (a follow-up resumes its parent attempt's) ----
 

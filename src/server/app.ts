@@ -14,6 +14,7 @@ import { serverRoutes } from './server-routes.js';
 import { sessionRoutes } from './session-routes.js';
 import { taskRoutes } from './task-routes.js';
 import { tokenRoutes } from './token-routes.js';
+import { metricsRoutes, usageRoutes, type UsageRouteDeps } from './usage-routes.js';
 import type { WebUiFiles } from './web-ui-files.js';
 import type { WebSessions } from './web-sessions.js';
 import type { ServerStatusSource } from './server-status.js';
@@ -39,11 +40,8 @@ export interface AppDependencies {
   sessions: WebSessions;
   /** What `GET /v1/server` reports (`berth doctor`); without it only the version. */
   serverStatus?: Omit<ServerStatusSource, 'version'>;
-  /**
-   * GitHub's webhook (`POST /v1/integrations/github/webhook`), checked by X-Hub-Signature-256
-   * instead of a token (src/integrations/github/github-webhook.ts).
-   */
-  githubWebhook?: (request: Request) => Promise<Response>;
+  /** `GET /metrics` and `GET /v1/usage` (issue 17); without it both are absent. */
+  operations?: Omit<UsageRouteDeps, 'tokens'>;
   /**
    * Slack's Events API and interactivity (`POST /v1/integrations/slack/events`), checked by
    * Slack's signature instead of a token (src/integrations/slack/slack-http-events.ts).
@@ -130,13 +128,12 @@ export function createApp(deps: AppDependencies): Hono<Env> {
   // The routes without authentication (health, this document, signing in) answer before the
   // middleware; every other route, and any unknown /v1 path, needs a token or the session.
   mountRoutes(app, [...serverRoutes, ...sessionRoutes].filter(publicOnly), routeDeps);
+  const operations = deps.operations ? { ...deps.operations, tokens } : undefined;
+  // /metrics checks its own bearer token (an admin's or BERTH_METRICS_TOKEN; usage-routes.ts).
+  if (operations) mountRoutes(app, metricsRoutes, operations);
 
   const slackEvents = deps.slackEvents;
   if (slackEvents) app.post('/v1/integrations/slack/events', (c) => slackEvents(c.req.raw));
-
-  const githubWebhook = deps.githubWebhook;
-  if (githubWebhook)
-    app.post('/v1/integrations/github/webhook', (c) => githubWebhook(c.req.raw));
 
   app.use('/v1/*', async (c, next) => {
     c.set('caller', await authenticate(c.req.raw, tokens, sessions));
@@ -149,6 +146,7 @@ export function createApp(deps: AppDependencies): Hono<Env> {
     [...serverRoutes, ...sessionRoutes, ...tokenRoutes, ...environmentRoutes].filter(signedIn),
     routeDeps,
   );
+  if (operations) mountRoutes(app, usageRoutes, operations);
   if (deps.tasks)
     mountRoutes(app, taskRoutes, { tasks: deps.tasks, now: () => new Date(), logger });
 

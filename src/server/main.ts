@@ -27,8 +27,10 @@ import { LanguageLayer, languageImagePreparer } from '../images/language-version
 import { resourceLiveness } from '../lifecycle/resource-liveness.js';
 import { currentKeyInputs } from '../lifecycle/cache-key-now.js';
 import { modelClientFromConfig } from '../adapters/model/model-client-from-config.js';
-import { GitHubAuth, githubSettingsFromConfig } from '../integrations/github/github-auth.js';
-import { GitHubWebhook } from '../integrations/github/github-webhook.js';
+import { hostname } from 'node:os';
+import { BerthMetrics } from '../metrics/berth-metrics.js';
+import { UsageRecorder } from '../usage/usage-recorder.js';
+import { UsageService } from '../usage/usage-service.js';
 import { SlackIntegration } from '../integrations/slack/slack-integration.js';
 import { slackSettingsFromConfig } from '../integrations/slack/slack-settings.js';
 
@@ -134,7 +136,18 @@ export async function startServer(config: BerthConfig, logger: Logger): Promise<
       logger.warn(
         'BERTH_GITHUB_TOKEN may push to every GitHub repository an environment names: list the ones it is for in BERTH_GITHUB_REPOSITORIES (acme/*)',
       );
+    // One metrics registry for the process (GET /metrics), fed by the scheduler's attempts; each
+    // finished attempt's usage is stored (GET /v1/usage).
+    let runningAttempts = () => 0;
+    const metrics = new BerthMetrics({
+      node: hostname(),
+      capacityAttempts: config.concurrency,
+      runningAttempts: () => runningAttempts(),
+      runningSandboxes: async () =>
+        (await runtime.list({})).filter((sandbox) => sandbox.state === 'running').length,
+    });
     const { scheduler, collector } = createOrchestrator({
+      observers: [metrics, new UsageRecorder(store)],
       store,
       runtime,
       egress: egress.options,
@@ -155,6 +168,7 @@ export async function startServer(config: BerthConfig, logger: Logger): Promise<
       warmPool: true,
       logger: logger.child({ part: 'scheduler' }),
     });
+    runningAttempts = () => scheduler.runningCount;
     const tasks = new TaskService({
       store,
       runner: scheduler,
@@ -206,36 +220,25 @@ export async function startServer(config: BerthConfig, logger: Logger): Promise<
       );
     // Slack (docs/slack.md) is made once the server's address is known (its links' default).
     let slack: SlackIntegration | undefined;
-    // GitHub (docs/github.md): with BERTH_GITHUB_WEBHOOK_SECRET, comments start tasks.
-    const github = githubSettingsFromConfig(config);
-    const githubWebhook = github
-      ? new GitHubWebhook({
-          settings: github,
-          auth: new GitHubAuth(github.apiUrl, github.identity),
-          store,
-          tasks,
-          waitForTask: (taskId) => scheduler.waitForTask(taskId),
-          logger: logger.child({ part: 'github' }),
-        })
-      : undefined;
     const app = createApp({
       environments,
       tokens,
       tasks,
-      ...(githubWebhook
-        ? { githubWebhook: (request: Request) => githubWebhook.receive(request) }
-        : {}),
       ...(config.slack.signingSecret !== undefined && config.slack.botToken !== undefined
         ? {
             slackEvents: (request: Request) =>
-              slack?.handleHttp?.(request) ??
-              Promise.resolve(new Response(null, { status: 503 })),
+              slack?.handleHttp?.(request) ?? Promise.resolve(new Response(null, { status: 503 })),
           }
         : {}),
       logger,
       version: BERTH_VERSION,
       ...(webUi ? { webUi } : {}),
       sessions: new WebSessions(store, { publicUrl: config.publicUrl }),
+      operations: {
+        metrics,
+        usage: new UsageService({ store, environments }),
+        metricsToken: config.metricsToken,
+      },
       serverStatus: {
         dataDir: config.dataDir,
         minFreeDiskMb: config.minFreeDiskMb,

@@ -9,6 +9,7 @@ import { serverRoutes } from './server-routes.js';
 import { sessionRoutes } from './session-routes.js';
 import { taskRoutes } from './task-routes.js';
 import { tokenRoutes } from './token-routes.js';
+import { metricsRoutes, usageRoutes } from './usage-routes.js';
 
 /**
  * The OpenAPI 3.1 document of the API, generated from the route declarations the server mounts
@@ -112,6 +113,8 @@ export const documentedRoutes: readonly RouteDoc[] = [
   ...tokenRoutes,
   ...environmentRoutes,
   ...taskRoutes,
+  ...metricsRoutes,
+  ...usageRoutes,
 ];
 
 const TOKEN_ERRORS: readonly ErrorCode[] = ['unauthorized', 'internal'];

@@ -47,7 +47,7 @@ export const taskRoutes: RouteDefinition<TaskRouteDeps>[] = [
     responses: {
       201: { description: 'The task with its queued attempts', schema: taskViewSchema },
     },
-    errors: ['invalid_input', 'not_found', 'payload_too_large'],
+    errors: ['invalid_input', 'not_found', 'payload_too_large', 'limit_reached'],
     handler: async (c, { tasks }) => {
       const body = await readBody(c.req.raw, createTaskBody);
       const detail = await tasks.submit(c.get('caller'), body);
@@ -138,7 +138,7 @@ export const taskRoutes: RouteDefinition<TaskRouteDeps>[] = [
     params: { id: 'The task id (task_…)' },
     body: { schema: followUpBody },
     responses: { 201: { description: 'The task, with the queued turn', schema: followUpResult } },
-    errors: ['invalid_input', 'not_found', 'conflict'],
+    errors: ['invalid_input', 'not_found', 'conflict', 'limit_reached'],
     handler: async (c, { tasks }) => {
       const body = await readBody(c.req.raw, followUpBody);
       const { detail, attempt } = await tasks.followUp(c.get('caller'), pathParam(c, 'id'), body);

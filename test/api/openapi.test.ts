@@ -55,12 +55,8 @@ describe('GET /openapi.json', () => {
         'GET /v1/tasks/{id}/attempts/{attempt}/events',
         'GET /v1/environments/{name}/cache',
         'DELETE /v1/environments/{name}/cache',
-        'GET /v1/environments/{name}/resolved',
-        'GET /v1/templates',
-        'POST /v1/templates',
-        'GET /v1/templates/{name}',
-        'PUT /v1/templates/{name}',
-        'DELETE /v1/templates/{name}',
+        'GET /metrics',
+        'GET /v1/usage',
       ].sort(),
     );
   });
@@ -72,6 +68,7 @@ describe('GET /openapi.json', () => {
       tokens: {} as AppDependencies['tokens'],
       tasks: {} as NonNullable<AppDependencies['tasks']>,
       sessions: {} as AppDependencies['sessions'],
+      operations: {} as NonNullable<AppDependencies['operations']>,
       logger: createLogger('silent'),
       version: 'test',
     });

@@ -207,8 +207,6 @@ export const environmentSpecSchema = z
   .strictObject({
     name: nameSchema,
     description: z.string().max(2000).optional(),
-    /** A template whose fields are this environment's defaults (environment-template.ts). */
-    extends: nameSchema.optional(),
     repository,
     image: z
       .string()
@@ -249,6 +247,17 @@ export const environmentSpecSchema = z
      */
     verifyRequired: z.boolean().optional(),
     model: z.string().min(1).max(200).optional(),
+    /**
+     * Budgets per UTC day (issue 17): a task is refused once the environment's model tokens of
+     * the day reached `tokensPerDay`, or when its attempts would take the day's attempts past
+     * `attemptsPerDay` (src/usage/budget-check.ts).
+     */
+    limits: z
+      .strictObject({
+        tokensPerDay: z.number().int().positive().optional(),
+        attemptsPerDay: z.number().int().positive().optional(),
+      })
+      .optional(),
   })
   .superRefine((spec, ctx) => {
     if (spec.verifyRequired === true && spec.verify === undefined) {

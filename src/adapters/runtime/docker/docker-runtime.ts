@@ -39,6 +39,7 @@ import type {
   RuntimeInfo,
   RuntimeStorage,
   SandboxDiskUsage,
+  SandboxStats,
   SandboxInfo,
   SandboxRuntime,
 } from '../../../ports/sandbox-runtime.js';
@@ -589,6 +590,33 @@ export class DockerRuntime implements SandboxRuntime {
       labels: c.Labels,
       writableBytes: (c as { SizeRw?: number }).SizeRw ?? 0,
     }));
+  }
+
+  /**
+   * One `GET /containers/{id}/stats?stream=false&one-shot=true` (no second sample to wait for):
+   * the CPU time the container's cgroup counted (`cpu_stats.cpu_usage.total_usage`, ns) and, on
+   * cgroup v1, its memory high-water mark (`memory_stats.max_usage`; cgroup v2 has none here).
+   * Undefined when the container is gone or not running (the engine answers with zeros then).
+   */
+  async sandboxStats(id: string): Promise<SandboxStats | undefined> {
+    const stats = (await this.call(
+      `read the statistics of sandbox ${id}`,
+      () =>
+        this.docker
+          .getContainer(id)
+          .stats({ stream: false, 'one-shot': true } as { stream: false }) as Promise<unknown>,
+      id,
+    )) as {
+      cpu_stats?: { cpu_usage?: { total_usage?: number } };
+      memory_stats?: { max_usage?: number };
+    };
+    const cpuNs = stats.cpu_stats?.cpu_usage?.total_usage;
+    if (typeof cpuNs !== 'number' || cpuNs <= 0) return undefined;
+    const peak = stats.memory_stats?.max_usage;
+    return {
+      cpuSeconds: cpuNs / 1e9,
+      ...(typeof peak === 'number' && peak > 0 ? { peakMemoryBytes: peak } : {}),
+    };
   }
 
   /**

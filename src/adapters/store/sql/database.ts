@@ -1,3 +1,4 @@
+import type { AttemptUsageTable } from './usage-table.js';
 import type { ColumnType } from 'kysely';
 import type { SlackEventsTable, SlackThreadsTable, SlackUsersTable } from './slack-tables.js';
 
@@ -166,6 +167,8 @@ export interface WebSessionsTable {
 }
 
 export interface Database {
+  /** Migration 0018_usage (usage-table.ts). */
+  attempt_usage: AttemptUsageTable;
   /** Migration 0016_github (github-tables.ts). */
   github_deliveries: GitHubDeliveriesTable;
   environments: EnvironmentsTable;

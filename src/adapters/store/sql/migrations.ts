@@ -339,7 +339,9 @@ export const STORE_MIGRATIONS: readonly NamedMigration[] = [
       await db.schema
         .createTable('slack_users')
         .addColumn('slack_user_id', 'text', (c) => c.primaryKey())
-        .addColumn('token_id', 'text', (c) => c.notNull().references('tokens.id').onDelete('cascade'))
+        .addColumn('token_id', 'text', (c) =>
+          c.notNull().references('tokens.id').onDelete('cascade'),
+        )
         .addColumn('created_at', 'text', (c) => c.notNull())
         .execute();
       await db.schema
@@ -373,35 +375,33 @@ export const STORE_MIGRATIONS: readonly NamedMigration[] = [
     },
   },
   {
-    name: '0017_templates',
+    name: '0018_usage',
     async up(db) {
-      // Templates (issue 16): shared environment fields that environments take with `extends`.
-      // `spec` is the template as written (JSON text, validated), merged under an environment's.
+      // What each finished attempt used (issue 17 item 5; usage-table.ts): tokens, the sandbox's
+      // CPU time and peak memory, wall time; environment, token name and UTC day beside them.
       await db.schema
-        .createTable('templates')
-        .addColumn('id', 'text', (c) => c.primaryKey())
-        .addColumn('name', 'text', (c) => c.notNull().unique())
-        .addColumn('spec', 'text', (c) => c.notNull())
-        .addColumn('extends', 'text')
-        .addColumn('created_by_token_id', 'text')
-        .addColumn('created_at', 'text', (c) => c.notNull())
-        .addColumn('updated_at', 'text', (c) => c.notNull())
-        .addColumn('revision', 'integer', (c) => c.notNull())
-        .execute();
-      // What an environment that extends a template wrote (its stored spec is the merge), so a
-      // template change can merge it again; `extends` names the template it extends.
-      await db.schema
-        .createTable('environment_written_specs')
-        .addColumn('environment_id', 'text', (c) =>
-          c.primaryKey().references('environments.id').onDelete('cascade'),
-        )
-        .addColumn('extends', 'text', (c) => c.notNull())
-        .addColumn('spec', 'text', (c) => c.notNull())
+        .createTable('attempt_usage')
+        .addColumn('attempt_id', 'text', (c) => c.primaryKey())
+        .addColumn('task_id', 'text', (c) => c.notNull())
+        .addColumn('environment_id', 'text', (c) => c.notNull())
+        .addColumn('created_by', 'text')
+        .addColumn('day', 'text', (c) => c.notNull())
+        .addColumn('finished_at', 'text', (c) => c.notNull())
+        .addColumn('input_tokens', 'bigint', (c) => c.notNull())
+        .addColumn('output_tokens', 'bigint', (c) => c.notNull())
+        .addColumn('cpu_seconds', 'double precision')
+        .addColumn('peak_memory_bytes', 'bigint')
+        .addColumn('wall_ms', 'bigint', (c) => c.notNull())
         .execute();
       await db.schema
-        .createIndex('environment_written_specs_extends')
-        .on('environment_written_specs')
-        .column('extends')
+        .createIndex('attempt_usage_finished_at')
+        .on('attempt_usage')
+        .columns(['finished_at'])
+        .execute();
+      await db.schema
+        .createIndex('attempt_usage_environment_finished_at')
+        .on('attempt_usage')
+        .columns(['environment_id', 'finished_at'])
         .execute();
     },
   },

@@ -1,3 +1,9 @@
+import { UsageTable } from './usage-table.js';
+import type {
+  AttemptUsage,
+  UsageGroup,
+  UsageGrouping,
+} from '../../../domain/usage/attempt-usage.js';
 import { Migrator, type Kysely, type Selectable, type Transaction } from 'kysely';
 import { BerthError } from '../../../errors/berth-error.js';
 import type { DefaultBranchOrigin } from '../../../domain/environment/environment.js';
@@ -16,7 +22,6 @@ import type {
   TaskListOptions,
   EnvironmentChange,
   NewEnvironment,
-  NewTemplate,
   NewToken,
   SealedSecret,
   Store,
@@ -24,9 +29,7 @@ import type {
   SlackThread,
   StoredEnvironment,
   StoredWebSession,
-  TemplateChange,
   Token,
-  WrittenSpec,
 } from '../../../ports/store.js';
 import type { Database, EnvironmentsTable, TokensTable } from './database.js';
 import { TaskTables } from './task-tables.js';
@@ -34,8 +37,6 @@ import { ConversationTable } from './conversation-table.js';
 import { SlackTables } from './slack-tables.js';
 import type { ChatMessage } from '../../../ports/model-client.js';
 import { CacheBuildTable } from './cache-build-table.js';
-import { deleteWrittenSpecIn, TemplateTables } from './template-tables.js';
-import type { Template } from '../../../domain/environment/environment-template.js';
 import { WebSessionTable } from './web-session-table.js';
 import { GitHubTables } from './github-tables.js';
 import type {
@@ -326,52 +327,9 @@ export class SqlStore implements Store {
       await trx.deleteFrom('environment_secrets').where('environment_id', '=', id).execute();
       await trx.deleteFrom('environment_members').where('environment_id', '=', id).execute();
       await trx.deleteFrom('egress_cas').where('environment_id', '=', id).execute();
-      await deleteWrittenSpecIn(trx, id);
       const result = await trx.deleteFrom('environments').where('id', '=', id).executeTakeFirst();
       return Number(result.numDeletedRows) > 0;
     });
-  }
-
-  // ---- templates (template-tables.ts) --------------------------------------------------------
-
-  private get templates(): TemplateTables {
-    return new TemplateTables(this.db, (error) => this.options.isUniqueViolation(error));
-  }
-
-  createTemplate(template: NewTemplate): Promise<Template> {
-    return this.templates.create(template);
-  }
-
-  getTemplateByName(name: string): Promise<Template | undefined> {
-    return this.templates.get(name);
-  }
-
-  listTemplates(): Promise<Template[]> {
-    return this.templates.list();
-  }
-
-  updateTemplate(name: string, change: TemplateChange): Promise<Template> {
-    return this.templates.update(name, change);
-  }
-
-  deleteTemplate(name: string): Promise<boolean> {
-    return this.templates.delete(name);
-  }
-
-  listTemplatesExtending(name: string): Promise<string[]> {
-    return this.templates.extending(name);
-  }
-
-  putWrittenSpec(environmentId: string, written: WrittenSpec | undefined): Promise<void> {
-    return this.templates.putWrittenSpec(environmentId, written);
-  }
-
-  getWrittenSpec(environmentId: string): Promise<WrittenSpec | undefined> {
-    return this.templates.getWrittenSpec(environmentId);
-  }
-
-  listEnvironmentsExtending(names: readonly string[]): Promise<string[]> {
-    return this.templates.environmentsExtending(names);
   }
 
   private async upsertSecrets(
@@ -642,6 +600,31 @@ export class SqlStore implements Store {
 
   getCacheResetAt(environmentId: string): Promise<string | undefined> {
     return this.tasks.getCacheResetAt(environmentId);
+  }
+
+  recordAttemptUsage(usage: AttemptUsage): Promise<void> {
+    return new UsageTable(this.db).record(usage);
+  }
+
+  getAttemptUsage(attemptId: string): Promise<AttemptUsage | undefined> {
+    return new UsageTable(this.db).get(attemptId);
+  }
+
+  summarizeUsage(options: {
+    from: string;
+    to: string;
+    by: UsageGrouping;
+    environmentIds?: readonly string[];
+  }): Promise<UsageGroup[]> {
+    return new UsageTable(this.db).summarize(options);
+  }
+
+  tokensUsedSince(environmentId: string, since: string): Promise<number> {
+    return new UsageTable(this.db).tokensSince(environmentId, since);
+  }
+
+  attemptsCreatedSince(environmentId: string, since: string): Promise<number> {
+    return new UsageTable(this.db).attemptsCreatedSince(environmentId, since);
   }
 
   putConversation(attemptId: string, messages: readonly ChatMessage[], now: string): Promise<void> {
