@@ -7,6 +7,7 @@ import { BerthError } from '../../errors/berth-error.js';
 import type { EnvironmentSpec } from '../../domain/environment/environment-spec.js';
 import type { CacheEntryView } from '../../server/task-views.js';
 import { registerEnvTestCommand } from './task-command.js';
+import { registerEnvImportCommand } from './env-import-command.js';
 import { describeEnvironment } from '../environment-description.js';
 import { cacheSize, describeCacheReset, type CacheResetView } from '../cache-description.js';
 import {
@@ -222,6 +223,7 @@ export function registerEnvCommands(program: Command, ctx: CliContext): void {
     });
 
   registerEnvTestCommand(env, ctx);
+  registerEnvImportCommand(env, ctx);
 
   const cache = env.command('cache').description("an environment's cache entry");
   withClientOptions(
