@@ -161,7 +161,7 @@ export class FakeGitHub {
     const docs = 'https://docs.github.example/rest';
     const url0 = new URL(req.url ?? '/', 'http://fake');
     const path0 = url0.pathname.slice((this.options.basePath ?? '').length);
-    const credential = /^(?:Bearer|token) (\S+)$/.exec(req.headers.authorization ?? '')?.[1];
+    const credential = /^(?:Bearer|token) (\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
     const appRoute =
       /^\/app\/installations\/\d+\/access_tokens$/.test(path0) ||
       /^\/repos\/[^/]+\/[^/]+\/installation$/.test(path0);
