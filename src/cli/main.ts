@@ -14,6 +14,10 @@ const COMMANDS: ReadonlyArray<readonly [name: string, load: () => Promise<Regist
   ['serve', async () => (await import('./commands/serve-command.js')).registerServeCommand],
   ['login', async () => (await import('./commands/login-command.js')).registerLoginCommand],
   ['env', async () => (await import('./commands/env-command.js')).registerEnvCommands],
+  [
+    'template',
+    async () => (await import('./commands/template-command.js')).registerTemplateCommands,
+  ],
   ['token', async () => (await import('./commands/token-command.js')).registerTokenCommands],
   ['doctor', async () => (await import('./commands/doctor-command.js')).registerDoctorCommand],
   ['exec', async () => (await import('./commands/task-command.js')).registerExecCommand],

@@ -652,6 +652,7 @@ export interface paths {
                 spec: {
                   name: string;
                   description?: string;
+                  extends?: string;
                   repository: {
                     url: string;
                     /** @default main */
@@ -833,6 +834,7 @@ export interface paths {
             spec: {
               name: string;
               description?: string;
+              extends?: string;
               repository:
                 | string
                 | {
@@ -991,6 +993,7 @@ export interface paths {
               spec: {
                 name: string;
                 description?: string;
+                extends?: string;
                 repository: {
                   url: string;
                   /** @default main */
@@ -1218,6 +1221,7 @@ export interface paths {
             spec: {
               name: string;
               description?: string;
+              extends?: string;
               repository:
                 | string
                 | {
@@ -1370,6 +1374,7 @@ export interface paths {
               spec: {
                 name: string;
                 description?: string;
+                extends?: string;
                 repository: {
                   url: string;
                   /** @default main */
@@ -1596,6 +1601,7 @@ export interface paths {
               spec: {
                 name: string;
                 description?: string;
+                extends?: string;
                 repository: {
                   url: string;
                   /** @default main */
@@ -1787,6 +1793,7 @@ export interface paths {
             spec: {
               name: string;
               description?: string;
+              extends?: string;
               repository:
                 | string
                 | {
@@ -1947,6 +1954,7 @@ export interface paths {
               spec: {
                 name: string;
                 description?: string;
+                extends?: string;
                 repository: {
                   url: string;
                   /** @default main */
@@ -2203,6 +2211,725 @@ export interface paths {
         };
       };
     };
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/v1/templates': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Templates (every token may read them) */
+    get: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path?: never;
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description Templates, by name */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': {
+              templates: {
+                /** @description tpl_… */
+                id: string;
+                name: string;
+                /** @description The template as written */
+                spec: {
+                  name: string;
+                  description?: string;
+                  extends?: string;
+                  image?: unknown;
+                  versions?: unknown;
+                  setup?: unknown;
+                  maintenance?: unknown;
+                  env?: unknown;
+                  internet?: unknown;
+                  services?: unknown;
+                  resources?: unknown;
+                  verify?: unknown;
+                  verifyRequired?: unknown;
+                  model?: unknown;
+                };
+                createdAt: string;
+                updatedAt: string;
+                revision: number;
+              }[];
+            };
+          };
+        };
+        /** @description unauthorized */
+        401: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['Error'];
+          };
+        };
+        /** @description internal */
+        500: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['Error'];
+          };
+        };
+      };
+    };
+    put?: never;
+    /** Create a template (admin tokens only) */
+    post: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path?: never;
+        cookie?: never;
+      };
+      /** @description JSON in this shape, or an environment file (YAML) as the whole body with Content-Type application/yaml, text/yaml or application/x-yaml: the spec alone, no secret values (set those with the JSON shape); a YAML refusal gives line and column in details.issues */
+      requestBody: {
+        content: {
+          'application/json': {
+            /** @description The template: name, description, extends, and environment fields (image, versions, setup, maintenance, env, internet, services, resources, verify, verifyRequired, model) as in an environment file */
+            spec: {
+              name: string;
+              description?: string;
+              extends?: string;
+              image?: unknown;
+              versions?: unknown;
+              setup?: unknown;
+              maintenance?: unknown;
+              env?: unknown;
+              internet?: unknown;
+              services?: unknown;
+              resources?: unknown;
+              verify?: unknown;
+              verifyRequired?: unknown;
+              model?: unknown;
+            };
+          };
+          'application/yaml': components['schemas']['EnvironmentFile'];
+          'text/yaml': components['schemas']['EnvironmentFile'];
+          'application/x-yaml': components['schemas']['EnvironmentFile'];
+        };
+      };
+      responses: {
+        /** @description The template */
+        201: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': {
+              /** @description tpl_… */
+              id: string;
+              name: string;
+              /** @description The template as written */
+              spec: {
+                name: string;
+                description?: string;
+                extends?: string;
+                image?: unknown;
+                versions?: unknown;
+                setup?: unknown;
+                maintenance?: unknown;
+                env?: unknown;
+                internet?: unknown;
+                services?: unknown;
+                resources?: unknown;
+                verify?: unknown;
+                verifyRequired?: unknown;
+                model?: unknown;
+              };
+              createdAt: string;
+              updatedAt: string;
+              revision: number;
+            };
+          };
+        };
+        /** @description invalid_input, invalid_environment */
+        400: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['Error'];
+          };
+        };
+        /** @description unauthorized */
+        401: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['Error'];
+          };
+        };
+        /** @description forbidden */
+        403: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['Error'];
+          };
+        };
+        /** @description conflict */
+        409: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['Error'];
+          };
+        };
+        /** @description payload_too_large */
+        413: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['Error'];
+          };
+        };
+        /** @description internal */
+        500: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['Error'];
+          };
+        };
+      };
+    };
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/v1/templates/{name}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description The template name */
+        name: string;
+      };
+      cookie?: never;
+    };
+    /** One template */
+    get: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path: {
+          /** @description The template name */
+          name: string;
+        };
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description The template */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': {
+              /** @description tpl_… */
+              id: string;
+              name: string;
+              /** @description The template as written */
+              spec: {
+                name: string;
+                description?: string;
+                extends?: string;
+                image?: unknown;
+                versions?: unknown;
+                setup?: unknown;
+                maintenance?: unknown;
+                env?: unknown;
+                internet?: unknown;
+                services?: unknown;
+                resources?: unknown;
+                verify?: unknown;
+                verifyRequired?: unknown;
+                model?: unknown;
+              };
+              createdAt: string;
+              updatedAt: string;
+              revision: number;
+            };
+          };
+        };
+        /** @description unauthorized */
+        401: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['Error'];
+          };
+        };
+        /** @description not_found */
+        404: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['Error'];
+          };
+        };
+        /** @description internal */
+        500: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['Error'];
+          };
+        };
+      };
+    };
+    /** Replace a template (admin tokens only); the environments built on it are merged again, or the change is refused naming the one it would make invalid */
+    put: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path: {
+          /** @description The template name */
+          name: string;
+        };
+        cookie?: never;
+      };
+      /** @description JSON in this shape, or an environment file (YAML) as the whole body with Content-Type application/yaml, text/yaml or application/x-yaml: the spec alone, no secret values (set those with the JSON shape); a YAML refusal gives line and column in details.issues */
+      requestBody: {
+        content: {
+          'application/json': {
+            /** @description The template: name, description, extends, and environment fields (image, versions, setup, maintenance, env, internet, services, resources, verify, verifyRequired, model) as in an environment file */
+            spec: {
+              name: string;
+              description?: string;
+              extends?: string;
+              image?: unknown;
+              versions?: unknown;
+              setup?: unknown;
+              maintenance?: unknown;
+              env?: unknown;
+              internet?: unknown;
+              services?: unknown;
+              resources?: unknown;
+              verify?: unknown;
+              verifyRequired?: unknown;
+              model?: unknown;
+            };
+          };
+          'application/yaml': components['schemas']['EnvironmentFile'];
+          'text/yaml': components['schemas']['EnvironmentFile'];
+          'application/x-yaml': components['schemas']['EnvironmentFile'];
+        };
+      };
+      responses: {
+        /** @description The template and the environments merged again */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': {
+              /** @description tpl_… */
+              id: string;
+              name: string;
+              /** @description The template as written */
+              spec: {
+                name: string;
+                description?: string;
+                extends?: string;
+                image?: unknown;
+                versions?: unknown;
+                setup?: unknown;
+                maintenance?: unknown;
+                env?: unknown;
+                internet?: unknown;
+                services?: unknown;
+                resources?: unknown;
+                verify?: unknown;
+                verifyRequired?: unknown;
+                model?: unknown;
+              };
+              createdAt: string;
+              updatedAt: string;
+              revision: number;
+              /** @description The environments built on the template, merged again with the change */
+              environments: string[];
+            };
+          };
+        };
+        /** @description invalid_input, invalid_environment */
+        400: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['Error'];
+          };
+        };
+        /** @description unauthorized */
+        401: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['Error'];
+          };
+        };
+        /** @description forbidden */
+        403: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['Error'];
+          };
+        };
+        /** @description not_found */
+        404: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['Error'];
+          };
+        };
+        /** @description conflict */
+        409: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['Error'];
+          };
+        };
+        /** @description payload_too_large */
+        413: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['Error'];
+          };
+        };
+        /** @description internal */
+        500: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['Error'];
+          };
+        };
+      };
+    };
+    post?: never;
+    /** Delete a template (admin tokens only); refused (409) while environments or templates extend it, naming them */
+    delete: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path: {
+          /** @description The template name */
+          name: string;
+        };
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description Deleted */
+        204: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content?: never;
+        };
+        /** @description unauthorized */
+        401: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['Error'];
+          };
+        };
+        /** @description forbidden */
+        403: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['Error'];
+          };
+        };
+        /** @description not_found */
+        404: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['Error'];
+          };
+        };
+        /** @description conflict */
+        409: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['Error'];
+          };
+        };
+        /** @description internal */
+        500: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['Error'];
+          };
+        };
+      };
+    };
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/v1/environments/{name}/resolved': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description The environment name */
+        name: string;
+      };
+      cookie?: never;
+    };
+    /** The environment merged over its templates, with the chain (berth env show --resolved) */
+    get: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path: {
+          /** @description The environment name */
+          name: string;
+        };
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description The merged environment */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': {
+              name: string;
+              /** @description The chain of templates, nearest first (at most 4); empty without extends */
+              extends: string[];
+              templates: {
+                name: string;
+                revision: number;
+              }[];
+              /** @description The environment merged over its templates (what runs) */
+              spec: {
+                name: string;
+                description?: string;
+                extends?: string;
+                repository: {
+                  url: string;
+                  /** @default main */
+                  defaultBranch: string;
+                  credentials: {
+                    secret: string;
+                    username?: string;
+                    knownHosts?: string;
+                  };
+                };
+                /** @default universal */
+                image: string;
+                /** @default {} */
+                versions: {
+                  [key: string]: unknown;
+                };
+                setup?: {
+                  script: string;
+                  /** @default true */
+                  strict: boolean;
+                  /** @default 1800000 */
+                  timeoutMs: number;
+                };
+                maintenance?: {
+                  script: string;
+                  /** @default true */
+                  strict: boolean;
+                  /** @default 1800000 */
+                  timeoutMs: number;
+                };
+                /** @default {} */
+                env: {
+                  [key: string]: string;
+                };
+                /** @default [] */
+                secrets: string[];
+                /**
+                 * @default {
+                 *       "access": "off",
+                 *       "presets": [],
+                 *       "domains": [],
+                 *       "tunnelOnly": []
+                 *     }
+                 */
+                internet: {
+                  /**
+                   * @default off
+                   * @enum {string}
+                   */
+                  access: 'off' | 'allowlist' | 'on';
+                  /** @default [] */
+                  presets: 'common-dependencies'[];
+                  /** @default [] */
+                  domains: string[];
+                  methods?: unknown[];
+                  /** @default [] */
+                  tunnelOnly: string[];
+                  credentials?: {
+                    host: string;
+                    header: string;
+                    secret: string;
+                    /** @default {value} */
+                    format: string;
+                  }[];
+                  rules?: {
+                    host: string;
+                    methods: unknown[];
+                    paths: string[];
+                  }[];
+                  budget?: {
+                    requests?: number;
+                    bytesOut?: string | number;
+                    bytesIn?: string | number;
+                  };
+                };
+                /** @default [] */
+                services: {
+                  name: string;
+                  command: string;
+                  ready?:
+                    | {
+                        command: string;
+                      }
+                    | {
+                        port: number;
+                      };
+                  /** @default 60000 */
+                  timeoutMs: number;
+                }[];
+                /**
+                 * @default {
+                 *       "cpus": 2,
+                 *       "memoryMb": 4096,
+                 *       "diskMb": 20480,
+                 *       "pids": 1024,
+                 *       "timeoutMs": 3600000
+                 *     }
+                 */
+                resources: {
+                  /** @default 2 */
+                  cpus: number;
+                  /** @default 4096 */
+                  memoryMb: number;
+                  /** @default 20480 */
+                  diskMb: number;
+                  /** @default 1024 */
+                  pids: number;
+                  /** @default 3600000 */
+                  timeoutMs: number;
+                };
+                /** @default [] */
+                members: string[];
+                triggers?: {
+                  slack?: {
+                    /** @default [] */
+                    channels: string[];
+                    /** @default false */
+                    anyone: boolean;
+                  };
+                  github?: {
+                    repository: string;
+                    /**
+                     * @default write
+                     * @enum {string}
+                     */
+                    allow: 'read' | 'triage' | 'write' | 'maintain' | 'admin';
+                  };
+                };
+                verify?: string;
+                verifyRequired?: boolean;
+                model?: string;
+                limits?: {
+                  tokensPerDay?: number;
+                  attemptsPerDay?: number;
+                };
+              };
+            };
+          };
+        };
+        /** @description unauthorized */
+        401: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['Error'];
+          };
+        };
+        /** @description not_found */
+        404: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['Error'];
+          };
+        };
+        /** @description internal */
+        500: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['Error'];
+          };
+        };
+      };
+    };
+    put?: never;
+    post?: never;
+    delete?: never;
     options?: never;
     head?: never;
     patch?: never;
@@ -4110,6 +4837,7 @@ export interface components {
     EnvironmentFile: {
       name: string;
       description?: string;
+      extends?: string;
       repository:
         | string
         | {

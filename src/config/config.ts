@@ -89,6 +89,21 @@ const configSchema = z.strictObject({
     z.string().min(1),
     z.string().regex(/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/, 'must be OWNER/REPO'),
   ),
+  /**
+   * The GitHub integration (docs/github.md): the webhook's secret (`BERTH_GITHUB_WEBHOOK_SECRET`;
+   * without it the webhook answers 404), the bot name a comment starts with
+   * (`BERTH_GITHUB_MENTION`, without the `@`), and the GitHub App Berth acts as
+   * (`BERTH_GITHUB_APP_ID` + `BERTH_GITHUB_APP_PRIVATE_KEY_FILE`) instead of `githubToken`.
+   */
+  githubWebhookSecret: z.string().min(1).optional(),
+  githubMention: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9-]{0,38}(?:\[bot\])?$/, 'must be a GitHub login (without @)'),
+  githubAppId: z
+    .string()
+    .regex(/^[0-9]+$/, "must be the App's numeric id")
+    .optional(),
+  githubAppPrivateKeyFile: z.string().min(1).optional(),
   /** Author and committer of the commits Berth pushes for pull requests. */
   gitAuthor: z.strictObject({ name: z.string().min(1), email: z.string().min(3) }),
   /** Limits of the model agent per attempt (unset: the agent's defaults). */
@@ -245,6 +260,14 @@ export function loadConfig(flags: ConfigFlags = {}, env: Env = process.env): Ber
     githubApiUrl: (env.BERTH_GITHUB_API_URL || 'https://api.github.com').replace(/\/+$/, ''),
     githubRemotes: parseGithubRemotes(env.BERTH_GITHUB_REMOTES),
     githubRepositories: list(env.BERTH_GITHUB_REPOSITORIES),
+    ...(env.BERTH_GITHUB_WEBHOOK_SECRET
+      ? { githubWebhookSecret: env.BERTH_GITHUB_WEBHOOK_SECRET }
+      : {}),
+    githubMention: (env.BERTH_GITHUB_MENTION || 'berth').replace(/^@/, ''),
+    ...(env.BERTH_GITHUB_APP_ID ? { githubAppId: env.BERTH_GITHUB_APP_ID } : {}),
+    ...(env.BERTH_GITHUB_APP_PRIVATE_KEY_FILE
+      ? { githubAppPrivateKeyFile: resolve(env.BERTH_GITHUB_APP_PRIVATE_KEY_FILE) }
+      : {}),
     gitAuthor: {
       name: env.BERTH_GIT_AUTHOR_NAME || 'Berth',
       email: env.BERTH_GIT_AUTHOR_EMAIL || 'berth@localhost',

@@ -153,7 +153,8 @@ export interface AttemptRunnerOptions {
 export interface AttemptRun {
   attemptId: string;
   taskId: string;
-  environment: { id: string; spec: EnvironmentSpec };
+  /** `templates`: name → digest of each template the spec extends (part of the cache key). */
+  environment: { id: string; spec: EnvironmentSpec; templates?: Record<string, string> };
   /** Secret values by name, opened by the caller; they reach setup and maintenance only. */
   secrets: Readonly<Record<string, string>>;
   ref: TaskRef;
@@ -356,6 +357,7 @@ export class AttemptRunner {
         env: spec.env,
         // A secret used only as a proxy credential is not part of the key (changing it rebuilds nothing).
         secrets: scriptSecrets(spec, run.secrets),
+        templates: run.environment.templates,
       });
       const key = cacheKey(parts);
       // A local repository is bundled on the host when a checkout needs it (started before the

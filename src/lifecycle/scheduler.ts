@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { EnvironmentSpec } from '../domain/environment/environment-spec.js';
+import { templateDigests } from '../domain/environment/environment-template.js';
 import { newId } from '../domain/ids.js';
 import {
   isTerminalPhase,
@@ -703,10 +704,15 @@ export class Scheduler {
         environment: {
           id: environment.id,
           // `berth env test` asks for the lifecycle up to lockdown and its command: no verify.
-          spec:
-            task.agent?.skipVerify === true ? withoutVerify(environment.spec) : environment.spec,
+          spec: taskSpec(task, environment.spec),
+          // The templates it extends are part of its cache key ("template NAME changed").
+          templates: await templateDigests(
+            environment.spec,
+            async (name) => (await store.getTemplateByName(name))?.spec,
+          ),
         },
-        secrets,
+        // A task on a fork's code: setup and maintenance get none of the environment's secrets.
+        secrets: task.agent?.withoutSecrets === true ? {} : secrets,
         ref: task.ref,
         repository: task.repository ?? undefined,
         // The environment's git credentials, for its own repository only (the checkout's helper).
@@ -851,6 +857,16 @@ export class Scheduler {
       await this.options.store.updateTaskStatus(taskId, status, this.now().toISOString());
     }
   }
+}
+
+/**
+ * The spec an attempt of `task` runs with: without `verify` for `berth env test`, with the
+ * internet off for a read-only task (`@berth review`).
+ */
+function taskSpec(task: Task, spec: EnvironmentSpec): EnvironmentSpec {
+  const verified = task.agent?.skipVerify === true ? withoutVerify(spec) : spec;
+  if (task.agent?.readOnly !== true) return verified;
+  return { ...verified, internet: { access: 'off', presets: [], domains: [], tunnelOnly: [] } };
 }
 
 /** What the scheduler notes of a running attempt for its observers. */

@@ -7,6 +7,7 @@ import type { AttemptPhase } from '../domain/task/attempt-phase.js';
 import type { Task, TaskStatus } from '../domain/task/task.js';
 import type { DefaultBranchOrigin, Environment } from '../domain/environment/environment.js';
 import type { EnvironmentSpec } from '../domain/environment/environment-spec.js';
+import type { Template, TemplateSpec } from '../domain/environment/environment-template.js';
 import type { ChatMessage } from './model-client.js';
 
 /**
@@ -177,6 +178,27 @@ export interface SlackThread {
   createdAt: string;
 }
 
+/** A new template (migration 0017): the template as written, validated. */
+export interface NewTemplate {
+  id: string;
+  spec: TemplateSpec;
+  createdByTokenId: string | null;
+  now: string;
+}
+
+export interface TemplateChange {
+  spec: TemplateSpec;
+  now: string;
+  /** The update fails with `conflict` if the stored revision differs. */
+  expectedRevision: number;
+}
+
+/** What an environment that extends a template wrote (its stored spec is the merge). */
+export interface WrittenSpec {
+  extends: string;
+  spec: unknown;
+}
+
 export interface Store {
   /** Brings the schema up to date (idempotent; safe to call on every start). */
   migrate(): Promise<void>;
@@ -195,6 +217,23 @@ export interface Store {
   updateEnvironment(id: string, change: EnvironmentChange): Promise<StoredEnvironment>;
   /** Deletes the environment, its secrets and its egress CA; false if there was none. */
   deleteEnvironment(id: string): Promise<boolean>;
+
+  // ---- templates (migration 0017_templates; template-tables.ts) ----
+
+  /** Stores a template; `conflict` if the name exists. */
+  createTemplate(template: NewTemplate): Promise<Template>;
+  getTemplateByName(name: string): Promise<Template | undefined>;
+  /** All templates, ordered by name. */
+  listTemplates(): Promise<Template[]>;
+  updateTemplate(name: string, change: TemplateChange): Promise<Template>;
+  deleteTemplate(name: string): Promise<boolean>;
+  /** The names of the templates that extend `name` directly. */
+  listTemplatesExtending(name: string): Promise<string[]>;
+  /** Replaces (or with undefined removes) what an environment wrote when it extends a template. */
+  putWrittenSpec(environmentId: string, written: WrittenSpec | undefined): Promise<void>;
+  getWrittenSpec(environmentId: string): Promise<WrittenSpec | undefined>;
+  /** The ids of the environments that extend one of `names` directly. */
+  listEnvironmentsExtending(names: readonly string[]): Promise<string[]>;
 
   /** Names of the secrets stored for an environment, sorted. */
   listSecretNames(environmentId: string): Promise<string[]>;

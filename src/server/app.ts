@@ -43,6 +43,11 @@ export interface AppDependencies {
   /** `GET /metrics` and `GET /v1/usage` (issue 17); without it both are absent. */
   operations?: Omit<UsageRouteDeps, 'tokens'>;
   /**
+   * GitHub's webhook (`POST /v1/integrations/github/webhook`), checked by X-Hub-Signature-256
+   * instead of a token (src/integrations/github/github-webhook.ts).
+   */
+  githubWebhook?: (request: Request) => Promise<Response>;
+  /**
    * Slack's Events API and interactivity (`POST /v1/integrations/slack/events`), checked by
    * Slack's signature instead of a token (src/integrations/slack/slack-http-events.ts).
    */
@@ -134,6 +139,9 @@ export function createApp(deps: AppDependencies): Hono<Env> {
 
   const slackEvents = deps.slackEvents;
   if (slackEvents) app.post('/v1/integrations/slack/events', (c) => slackEvents(c.req.raw));
+
+  const githubWebhook = deps.githubWebhook;
+  if (githubWebhook) app.post('/v1/integrations/github/webhook', (c) => githubWebhook(c.req.raw));
 
   app.use('/v1/*', async (c, next) => {
     c.set('caller', await authenticate(c.req.raw, tokens, sessions));

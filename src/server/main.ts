@@ -31,6 +31,8 @@ import { hostname } from 'node:os';
 import { BerthMetrics } from '../metrics/berth-metrics.js';
 import { UsageRecorder } from '../usage/usage-recorder.js';
 import { UsageService } from '../usage/usage-service.js';
+import { GitHubAuth, githubSettingsFromConfig } from '../integrations/github/github-auth.js';
+import { GitHubWebhook } from '../integrations/github/github-webhook.js';
 import { SlackIntegration } from '../integrations/slack/slack-integration.js';
 import { slackSettingsFromConfig } from '../integrations/slack/slack-settings.js';
 
@@ -220,10 +222,25 @@ export async function startServer(config: BerthConfig, logger: Logger): Promise<
       );
     // Slack (docs/slack.md) is made once the server's address is known (its links' default).
     let slack: SlackIntegration | undefined;
+    // GitHub (docs/github.md): with BERTH_GITHUB_WEBHOOK_SECRET, comments start tasks.
+    const github = githubSettingsFromConfig(config);
+    const githubWebhook = github
+      ? new GitHubWebhook({
+          settings: github,
+          auth: new GitHubAuth(github.apiUrl, github.identity),
+          store,
+          tasks,
+          waitForTask: (taskId) => scheduler.waitForTask(taskId),
+          logger: logger.child({ part: 'github' }),
+        })
+      : undefined;
     const app = createApp({
       environments,
       tokens,
       tasks,
+      ...(githubWebhook
+        ? { githubWebhook: (request: Request) => githubWebhook.receive(request) }
+        : {}),
       ...(config.slack.signingSecret !== undefined && config.slack.botToken !== undefined
         ? {
             slackEvents: (request: Request) =>

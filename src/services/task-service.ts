@@ -9,7 +9,11 @@ import { BerthError } from '../errors/berth-error.js';
 import type { LeasedAttempt, Store, StoredEnvironment } from '../ports/store.js';
 import type { Caller } from './caller.js';
 import { EnvironmentService } from './environment-service.js';
-import type { PullRequestOpener, PullRequestOutcome } from './pull-request-service.js';
+import type {
+  OpenPullRequestInput,
+  PullRequestOpener,
+  PullRequestOutcome,
+} from './pull-request-service.js';
 import type { GitCredentials } from '../lifecycle/checkout.js';
 import { repositoryCredentials } from '../lifecycle/repository-credentials.js';
 import { maskStoredDiff } from '../lifecycle/result-diff.js';
@@ -32,6 +36,10 @@ export interface TaskSubmission {
   attempts?: number | undefined;
   /** false: the environment's `verify` is not run (`berth env test`). */
   verify?: boolean | undefined;
+  /** Internet off, nothing pushed (`@berth review`; TaskAgentOptions.readOnly). */
+  readOnly?: boolean | undefined;
+  /** Setup without the environment's secrets (a fork's pull request). */
+  withoutSecrets?: boolean | undefined;
   model?: string | undefined;
   limits?:
     | {
@@ -99,6 +107,8 @@ function agentOptions(input: TaskSubmission): TaskAgentOptions | null {
     ...(input.model !== undefined ? { model: input.model } : {}),
     ...(Object.keys(limits).length > 0 ? { limits } : {}),
     ...(input.verify === false ? { skipVerify: true } : {}),
+    ...(input.readOnly === true ? { readOnly: true } : {}),
+    ...(input.withoutSecrets === true ? { withoutSecrets: true } : {}),
   };
   return Object.keys(out).length > 0 ? out : null;
 }
@@ -423,6 +433,14 @@ export class TaskService {
       title?: string | undefined;
       draft?: boolean | undefined;
       allowWorkflows?: boolean | undefined;
+      /** The pull request's body (the GitHub integration's `Fixes #N`); default: the summary. */
+      body?: string | undefined;
+      /** Onto this existing branch, no pull request (OpenPullRequestInput.pushTo). */
+      pushTo?: string | undefined;
+      /** The pull request in another repository of the network (OpenPullRequestInput.pullInto). */
+      pullInto?: OpenPullRequestInput['pullInto'];
+      /** Git and API credentials when the environment has none (a GitHub App's installation token). */
+      credentials?: GitCredentials | undefined;
     },
   ): Promise<PullRequestOutcome & { attempt: string }> {
     const opener = this.options.pullRequests;
@@ -451,7 +469,7 @@ export class TaskService {
       (firstLine.length > 72 ? `${firstLine.slice(0, 71)}…` : firstLine) ||
       `Berth task ${task.id}`;
     // The environment's git credentials, for its own repository only (repository-credentials.ts).
-    let credentials: GitCredentials | undefined;
+    let credentials: GitCredentials | undefined = options.credentials;
     if (environment.spec.repository.credentials !== undefined) {
       if (!this.options.openSecrets)
         throw new BerthError('internal', 'the task service cannot open secrets for the push');
@@ -462,7 +480,9 @@ export class TaskService {
       );
     }
     const commitMessage = what || `Berth task ${task.id}`;
-    const body = `${result.message}\n\n---\nMade by Berth: task ${task.id}, attempt ${attempt.id}.`;
+    const body =
+      options.body ??
+      `${result.message}\n\n---\nMade by Berth: task ${task.id}, attempt ${attempt.id}.`;
     // The environment's secrets as they are now, looked for in everything that is pushed (a diff
     // stored before they were set, a prompt a person pasted a token into).
     if (environment.spec.secrets.length > 0 && this.options.openSecrets) {
@@ -496,6 +516,8 @@ export class TaskService {
       body,
       draft: options.draft ?? false,
       allowWorkflows: options.allowWorkflows ?? false,
+      ...(options.pushTo !== undefined ? { pushTo: options.pushTo } : {}),
+      ...(options.pullInto !== undefined ? { pullInto: options.pullInto } : {}),
     });
     return { ...outcome, attempt: attempt.id };
   }

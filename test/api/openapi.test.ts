@@ -57,6 +57,12 @@ describe('GET /openapi.json', () => {
         'DELETE /v1/environments/{name}/cache',
         'GET /metrics',
         'GET /v1/usage',
+        'GET /v1/environments/{name}/resolved',
+        'GET /v1/templates',
+        'POST /v1/templates',
+        'GET /v1/templates/{name}',
+        'PUT /v1/templates/{name}',
+        'DELETE /v1/templates/{name}',
       ].sort(),
     );
   });

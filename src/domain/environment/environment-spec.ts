@@ -207,6 +207,8 @@ export const environmentSpecSchema = z
   .strictObject({
     name: nameSchema,
     description: z.string().max(2000).optional(),
+    /** A template whose fields are this environment's defaults (environment-template.ts). */
+    extends: nameSchema.optional(),
     repository,
     image: z
       .string()

@@ -375,6 +375,39 @@ export const STORE_MIGRATIONS: readonly NamedMigration[] = [
     },
   },
   {
+    name: '0017_templates',
+    async up(db) {
+      // Templates (issue 16): shared environment fields that environments take with `extends`.
+      // `spec` is the template as written (JSON text, validated), merged under an environment's.
+      await db.schema
+        .createTable('templates')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('name', 'text', (c) => c.notNull().unique())
+        .addColumn('spec', 'text', (c) => c.notNull())
+        .addColumn('extends', 'text')
+        .addColumn('created_by_token_id', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addColumn('revision', 'integer', (c) => c.notNull())
+        .execute();
+      // What an environment that extends a template wrote (its stored spec is the merge), so a
+      // template change can merge it again; `extends` names the template it extends.
+      await db.schema
+        .createTable('environment_written_specs')
+        .addColumn('environment_id', 'text', (c) =>
+          c.primaryKey().references('environments.id').onDelete('cascade'),
+        )
+        .addColumn('extends', 'text', (c) => c.notNull())
+        .addColumn('spec', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex('environment_written_specs_extends')
+        .on('environment_written_specs')
+        .column('extends')
+        .execute();
+    },
+  },
+  {
     name: '0018_usage',
     async up(db) {
       // What each finished attempt used (issue 17 item 5; usage-table.ts): tokens, the sandbox's

@@ -22,6 +22,7 @@ import type {
   TaskListOptions,
   EnvironmentChange,
   NewEnvironment,
+  NewTemplate,
   NewToken,
   SealedSecret,
   Store,
@@ -29,7 +30,9 @@ import type {
   SlackThread,
   StoredEnvironment,
   StoredWebSession,
+  TemplateChange,
   Token,
+  WrittenSpec,
 } from '../../../ports/store.js';
 import type { Database, EnvironmentsTable, TokensTable } from './database.js';
 import { TaskTables } from './task-tables.js';
@@ -37,6 +40,8 @@ import { ConversationTable } from './conversation-table.js';
 import { SlackTables } from './slack-tables.js';
 import type { ChatMessage } from '../../../ports/model-client.js';
 import { CacheBuildTable } from './cache-build-table.js';
+import { deleteWrittenSpecIn, TemplateTables } from './template-tables.js';
+import type { Template } from '../../../domain/environment/environment-template.js';
 import { WebSessionTable } from './web-session-table.js';
 import { GitHubTables } from './github-tables.js';
 import type {
@@ -327,9 +332,52 @@ export class SqlStore implements Store {
       await trx.deleteFrom('environment_secrets').where('environment_id', '=', id).execute();
       await trx.deleteFrom('environment_members').where('environment_id', '=', id).execute();
       await trx.deleteFrom('egress_cas').where('environment_id', '=', id).execute();
+      await deleteWrittenSpecIn(trx, id);
       const result = await trx.deleteFrom('environments').where('id', '=', id).executeTakeFirst();
       return Number(result.numDeletedRows) > 0;
     });
+  }
+
+  // ---- templates (template-tables.ts) --------------------------------------------------------
+
+  private get templates(): TemplateTables {
+    return new TemplateTables(this.db, (error) => this.options.isUniqueViolation(error));
+  }
+
+  createTemplate(template: NewTemplate): Promise<Template> {
+    return this.templates.create(template);
+  }
+
+  getTemplateByName(name: string): Promise<Template | undefined> {
+    return this.templates.get(name);
+  }
+
+  listTemplates(): Promise<Template[]> {
+    return this.templates.list();
+  }
+
+  updateTemplate(name: string, change: TemplateChange): Promise<Template> {
+    return this.templates.update(name, change);
+  }
+
+  deleteTemplate(name: string): Promise<boolean> {
+    return this.templates.delete(name);
+  }
+
+  listTemplatesExtending(name: string): Promise<string[]> {
+    return this.templates.extending(name);
+  }
+
+  putWrittenSpec(environmentId: string, written: WrittenSpec | undefined): Promise<void> {
+    return this.templates.putWrittenSpec(environmentId, written);
+  }
+
+  getWrittenSpec(environmentId: string): Promise<WrittenSpec | undefined> {
+    return this.templates.getWrittenSpec(environmentId);
+  }
+
+  listEnvironmentsExtending(names: readonly string[]): Promise<string[]> {
+    return this.templates.environmentsExtending(names);
   }
 
   private async upsertSecrets(
