@@ -40,6 +40,16 @@ export function describeEnvironment(view: DescribedEnvironment): string {
   if (internet.methods) internetParts.push(`methods ${internet.methods.join(' ')}`);
   if (internet.tunnelOnly.length > 0)
     internetParts.push(`never intercepted ${internet.tunnelOnly.join(', ')}`);
+  for (const c of internet.credentials ?? [])
+    internetParts.push(`${c.header} for ${c.host} set by the proxy from secret ${c.secret}`);
+  for (const rule of internet.rules ?? [])
+    internetParts.push(`rule ${rule.host} ${rule.methods.join(' ')} ${rule.paths.join(' ')}`);
+  if (internet.budget !== undefined)
+    internetParts.push(
+      `budget per attempt ${Object.entries(internet.budget)
+        .map(([k, v]) => `${k} ${String(v)}`)
+        .join(', ')}`,
+    );
   const r = s.resources;
   const lines = [
     `name:        ${view.name} (${view.id}, revision ${view.revision})`,
