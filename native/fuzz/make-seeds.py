@@ -121,9 +121,16 @@ def session_seeds():
 
 
 def relay_seeds():
-    write('relay_pump', 'both-ways-then-ends', bytes([0, 16, 6, 0, 3, 32, 7, 0, 2, 64, 4, 0, 6, 0, 7, 0, 3, 64, 2, 64]))
-    write('relay_pump', 'full-destination', bytes([0, 255] * 8 + [6, 0] * 4 + [3, 1] + [6, 0, 3, 255] * 4 + [4, 0, 6, 0, 3, 255]))
-    write('relay_pump', 'peer-closes-mid-stream', bytes([1, 200, 7, 0, 8, 0, 7, 0, 0, 10, 6, 0]))
+    # Byte 0: bit 0 the upstream still connecting, bits 1-7 KB of initial bytes. Then [op, length]:
+    # 0/1 peer sends, 2/3 peer reads, 4/5 peer ends writing, 6/7 event on a side, 8/9 close
+    # (length byte 0), 10/11 another turn after the budget.
+    write('relay_pump', 'both-ways-then-ends',
+          bytes([0, 0, 16, 6, 0, 1, 32, 7, 0, 2, 64, 4, 0, 6, 0, 7, 0, 3, 64, 5, 0, 7, 0, 6, 0, 2, 64]))
+    write('relay_pump', 'connect-with-initial-bytes',
+          bytes([1 | (100 << 1), 7, 0, 6, 0, 3, 255, 7, 0, 3, 255, 7, 0, 3, 255, 10, 0, 3, 255]))
+    write('relay_pump', 'full-destination',
+          bytes([0] + [1, 255] * 8 + [7, 0] * 4 + [2, 1] + [7, 0, 2, 255] * 4 + [5, 0, 7, 0, 2, 255]))
+    write('relay_pump', 'peer-closes-mid-stream', bytes([0, 1, 200, 7, 0, 8, 0, 7, 0, 6, 0, 0, 10, 6, 0]))
 
 
 if __name__ == '__main__':

@@ -71,24 +71,6 @@ void tls_legs_register(napi_env env, napi_value exports);
 #define MAX_EVENTS 64
 #define EPOLL_WATCH (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)
 
-typedef struct {
-  int used;
-  int retired; /* every generation of this slot was used: never used again */
-  uint32_t generation;
-  int again; /* the last turn stopped at PUMP_BUDGET: another turn without waiting for an event */
-  uint32_t again_events[2]; /* per side, the events that turn had not handled yet */
-  int fd[2];
-  int hung_up[2];
-  int watched[2]; /* the descriptor is in the epoll set */
-  direction_t dir[2]; /* dir[0]: fd[0] -> fd[1]; dir[1]: fd[1] -> fd[0] */
-  int64_t idle_ms;
-  int64_t last_activity_ms;
-  int owns_upstream;          /* fd[1] was opened here (connect()): closed when the relay ends */
-  int connecting;             /* fd[1]'s connect has not completed yet */
-  int64_t connect_deadline_ms;
-  napi_threadsafe_function done;
-  napi_env env; /* the JavaScript environment that started it (a worker thread may end) */
-} relay_t;
 
 typedef struct {
   const char *reason;
@@ -150,86 +132,15 @@ static void finish(relay_t *r, const char *reason, int error_number) {
   napi_release_threadsafe_function(done, napi_tsfn_release);
 }
 
-/* Moves what it can in one direction (relay_pump.c); 1 progress, 0 none, -errno. */
-static int pump(relay_t *r, int d, int *more) {
-  return pump_direction(&r->dir[d], r->fd[d], r->fd[1 - d], r->hung_up[1 - d], &lock.hold_bytes,
-                        more);
+/* The relay_pump.c hooks: a relay ends (from its turn), a side leaves the epoll set. */
+void relay_finish(relay_t *r, const char *reason, int error_number) {
+  finish(r, reason, error_number);
 }
 
-/* A side that hung up is taken out of the epoll set (its events would only repeat). */
-static void forget_hung_up(relay_t *r) {
-  for (int side = 0; side < 2; side++) {
-    if (r->hung_up[side] && r->watched[side]) {
-      epoll_ctl(epoll_fd, EPOLL_CTL_DEL, r->fd[side], NULL);
-      r->watched[side] = 0;
-    }
-  }
-}
+void relay_unwatch(relay_t *r, int side) { epoll_ctl(epoll_fd, EPOLL_CTL_DEL, r->fd[side], NULL); }
 
-/* Runs both directions of a relay after an event on `side` (-1: another turn after one that
-   stopped at the budget), one bounded turn; finishes it when there is nothing left. Lock held. */
 static void service(relay_t *r, int side, uint32_t events) {
-  /* The events a turn that stopped at the budget had not handled yet, with this one's. */
-  uint32_t pending[2] = {r->again_events[0], r->again_events[1]};
-  r->again = 0;
-  r->again_events[0] = r->again_events[1] = 0;
-  if (side >= 0) pending[side] |= events;
-  if (r->connecting) {
-    /* Only events start a relay (a turn after the budget comes only once it moved bytes). */
-    if (side < 0) return;
-    /* Nothing moves before the upstream's connect completed (or failed). */
-    if (side == 0 && !(events & EPOLLERR)) return;
-    int error_number = 0;
-    socklen_t len = sizeof(error_number);
-    getsockopt(r->fd[side], SOL_SOCKET, SO_ERROR, &error_number, &len);
-    if (error_number != 0 || (side == 0 && (events & EPOLLERR))) {
-      finish(r, "error", error_number != 0 ? error_number : ECONNRESET);
-      return;
-    }
-    if (!(events & EPOLLOUT)) return;
-    r->connecting = 0;
-  }
-  int any = 0, more = 0;
-  for (int d = 0; d < 2; d++) {
-    int result = pump(r, d, &more);
-    if (result < 0) {
-      finish(r, "error", -result);
-      return;
-    }
-    any |= result;
-  }
-  if (any) r->last_activity_ms = now_ms();
-  if (more) {
-    /* Edge-triggered: no new event comes for what is still waiting; the thread comes back. */
-    r->again = 1;
-    r->again_events[0] = pending[0];
-    r->again_events[1] = pending[1];
-    return;
-  }
-  for (int s = 0; s < 2 && !any; s++) {
-    if (!(pending[s] & (EPOLLHUP | EPOLLERR))) continue;
-    /* That side is fully closed (or failed): nothing can be written to it any more. */
-    if (pending[s] & EPOLLERR) {
-      int error_number = 0;
-      socklen_t len = sizeof(error_number);
-      getsockopt(r->fd[s], SOL_SOCKET, SO_ERROR, &error_number, &len);
-      finish(r, "error", error_number);
-      return;
-    }
-    r->hung_up[s] = 1;
-  }
-  if (direction_done(&r->dir[0]) && direction_done(&r->dir[1])) {
-    finish(r, "end", 0);
-    return;
-  }
-  for (int s = 0; s < 2; s++) {
-    /* A side that hung up can take nothing more; once what it sent was delivered, done. */
-    if (r->hung_up[s] && direction_done(&r->dir[s])) {
-      finish(r, "end", 0);
-      return;
-    }
-  }
-  forget_hung_up(r);
+  relay_service(r, side, events, &lock.hold_bytes);
 }
 
 /* Relays whose last turn stopped at the budget get one more turn each, a lock hold each;
