@@ -58,6 +58,7 @@ import type { WarmPool, WarmSpec } from './warm-pool.js';
 import { SetupNetworkGuard } from '../egress/setup-network-guard.js';
 import type { ForegroundActivity } from './foreground-activity.js';
 import { EgressDenialLog } from './egress-denial-log.js';
+import { LiveChanges } from './live-changes.js';
 
 /**
  * AttemptRunner: one attempt, DESIGN §2 step by step, with the cache of §3.
@@ -581,13 +582,30 @@ export class AttemptRunner {
       enterPhase('agent');
       const commands: CommandRecord[] = [];
       const agentEnv = { ...commandEnv, ...lockdown.env };
+      // The files changed so far, while the agent runs (the page of a running task shows them).
+      const live = new LiveChanges({
+        runtime,
+        sandboxId: ctx.sandboxId,
+        workdir: ctx.workdir,
+        baseCommit: started.commit,
+        signal,
+        mask: (text) => masker.mask(text),
+        emit,
+        // An agent phase that ends by an error stops it too.
+        active: () => phase === 'agent',
+      });
+      live.start();
       const outcome = await run.agent.run({
         attemptId: run.attemptId,
         prompt: run.prompt,
         workdir: ctx.workdir,
         signal,
         deadline,
-        emit,
+        // A tool the model agent ran itself may have changed files: list them soon.
+        emit: (event) => {
+          emit(event);
+          if ((event as { type: string }).type === 'tool_result') live.refresh();
+        },
         runtime,
         sandboxId: ctx.sandboxId,
         env: agentEnv,
@@ -595,6 +613,7 @@ export class AttemptRunner {
         commandOutput: () => new PhaseOutput(masker, emit),
         egressDenials: () => denials.watch(),
         exec: async (command, options = {}) => {
+          emit({ type: 'command_start', command: masker.mask(command), phase: 'agent' });
           const output = new PhaseOutput(masker, emit);
           const result = await runtime.exec(ctx.sandboxId, {
             script: command,
@@ -619,9 +638,11 @@ export class AttemptRunner {
           };
           commands.push(record);
           emit({ type: 'command', ...record, phase: 'agent' });
+          live.refresh();
           return record;
         },
       });
+      await live.stop();
 
       enterPhase('results');
       const changes = await collectChanges(ctx, started.commit);

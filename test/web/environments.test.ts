@@ -93,6 +93,64 @@ describe('web UI: environments and tokens', () => {
     });
   });
 
+  it('the form covers variables, resources and services, each checked at its field as you type', async () => {
+    const { page } = browser;
+    await page.goto(`${server.url}/environments/new`);
+    await page.getByRole('button', { name: 'Form' }).click();
+    await page.getByLabel('Name', { exact: true }).fill('full-env');
+    await page.getByLabel('Repository URL').fill(REPO);
+    const save = page.getByRole('button', { name: 'Save' });
+
+    // Variables: a line that is not NAME=value is flagged at once, and blocks saving.
+    const variables = page.getByLabel('Variables (NAME=value, one a line)');
+    await variables.fill('NODE_ENV=test\nnot a variable');
+    await page.locator('#f-env-error').getByText('line 2 is not NAME=value').waitFor();
+    await page.getByText('Valid.').waitFor();
+    expect(await save.isDisabled()).toBe(true);
+    // A name the server refuses is flagged under the same field by the server's validation.
+    await variables.fill('NODE_ENV=test\n1BAD=x');
+    await page.locator('#f-env-error').filter({ hasText: '1BAD' }).waitFor();
+    await variables.fill('NODE_ENV=test\nLOG_LEVEL=debug=1');
+    await page.getByText('Valid.').waitFor();
+    expect(await page.locator('#f-env-error').count()).toBe(0);
+
+    // Resources: not a number at once; out of range from the server, under the field.
+    const memory = page.getByLabel('Memory (MB)');
+    await memory.fill('lots');
+    await page.locator('#f-res-memoryMb-error').getByText('not a number').waitFor();
+    expect(await save.isDisabled()).toBe(true);
+    await memory.fill('10');
+    await page.locator('#f-res-memoryMb-error').filter({ hasText: 'resources.memoryMb' }).waitFor();
+    expect(await save.isDisabled()).toBe(true);
+    await memory.fill('2048');
+    await page.getByLabel('CPUs').fill('1.5');
+
+    // Services: one added; its missing command flagged under its own field.
+    await page.getByRole('button', { name: 'Add service' }).click();
+    await page.getByLabel('Service 1 name').fill('db');
+    await page.locator('#f-svc-0-command-error').waitFor();
+    expect(await save.isDisabled()).toBe(true);
+    await page.getByLabel('Service 1 command').fill('postgres -D /var/lib/pg');
+    await page.getByLabel('Service 1 ready when').selectOption('port');
+    await page.getByLabel('Service 1 port').fill('5432');
+    await page.getByText('Valid.').waitFor();
+    await browser.screenshots('environment-form-full');
+    await save.click();
+    await page.waitForURL(`${server.url}/environments/full-env`);
+    const stored = (await server.request('GET', '/v1/environments/full-env')).json as {
+      spec: {
+        env: Record<string, string>;
+        resources: { memoryMb: number; cpus: number };
+        services: { name: string; command: string; ready?: { port?: number } }[];
+      };
+    };
+    expect(stored.spec.env).toEqual({ NODE_ENV: 'test', LOG_LEVEL: 'debug=1' });
+    expect(stored.spec.resources).toMatchObject({ memoryMb: 2048, cpus: 1.5 });
+    expect(stored.spec.services).toMatchObject([
+      { name: 'db', command: 'postgres -D /var/lib/pg', ready: { port: 5432 } },
+    ]);
+  });
+
   it('sets, replaces and removes a secret, write-only; resets the cache only after a confirmation', async () => {
     const { page } = browser;
     // Every API answer the page gets, to show no value ever comes back.

@@ -82,4 +82,77 @@ describe('web UI: /tasks updates live', () => {
     expect(listReads).toEqual([]);
     await browser.screenshots('tasks-live');
   });
+
+  it("the task page shows the attempt's warnings and the denied hosts with the suggested change, as text", async () => {
+    const { page } = browser;
+    const now = new Date().toISOString();
+    const hostile = '<img src=x onerror=window.__pwnWarning=1>';
+    await store.createTask(
+      {
+        id: 'task_notes',
+        environmentId,
+        prompt: 'p',
+        command: 'curl',
+        ref: {},
+        repository: null,
+        attemptCount: 1,
+        status: 'succeeded',
+        createdAt: now,
+        updatedAt: now,
+      },
+      [
+        {
+          id: 'att_notes',
+          taskId: 'task_notes',
+          index: 0,
+          phase: 'succeeded',
+          cacheHit: false,
+          error: null,
+          result: {
+            baseCommit: 'a'.repeat(40),
+            diff: '',
+            files: [],
+            secretFiles: [],
+            message: 'done',
+            commands: [],
+            snapshotImage: null,
+            deniedHosts: [
+              {
+                host: 'api.example.test',
+                method: 'POST',
+                reason: 'method not allowed (allowed: GET, HEAD, OPTIONS)',
+                suggestion: `internet.methods: [GET, HEAD, OPTIONS, POST] (add POST; ${hostile})`,
+              },
+            ],
+          },
+          createdAt: now,
+          startedAt: now,
+          finishedAt: now,
+        } as unknown as Attempt,
+      ],
+    );
+    await store.appendAttemptEvents([
+      { attemptId: 'att_notes', seq: 1, at: now, type: 'phase', phase: 'agent' },
+      {
+        attemptId: 'att_notes',
+        seq: 2,
+        at: now,
+        type: 'warning',
+        message: `credential not set by the proxy for ${hostile}`,
+      },
+      { attemptId: 'att_notes', seq: 3, at: now, type: 'phase', phase: 'succeeded' },
+    ] as never);
+    await page.goto(`${server.url}/tasks/task_notes`);
+    const warnings = page.getByRole('list', { name: 'Warnings' });
+    await warnings.getByText(`credential not set by the proxy for ${hostile}`).waitFor();
+    const denied = page.getByRole('list', { name: 'Denied hosts' });
+    await denied.waitFor();
+    const text = (await denied.textContent()) ?? '';
+    expect(text).toContain('POST api.example.test');
+    expect(text).toContain('method not allowed (allowed: GET, HEAD, OPTIONS)');
+    expect(text).toContain(`internet.methods: [GET, HEAD, OPTIONS, POST] (add POST; ${hostile})`);
+    expect(await page.locator('.denied img, .warnings img').count()).toBe(0);
+    expect(await page.evaluate<string>('String(window.__pwnWarning)')).toBe('undefined');
+    await browser.screenshots('task-denied-hosts');
+  });
 });

@@ -319,7 +319,7 @@ describe('web UI: a task with hostile output (docker)', () => {
     await browser.screenshots('task-failed');
   });
 
-  it('a running task: its log streams live, then "Cancel" stops it; the pages kept their CSP', async () => {
+  it('a running task: its log, current command and changed files show live, then "Cancel" stops it; the pages kept their CSP', async () => {
     const { page } = browser;
     await page.goto(`${server.url}/tasks`);
     await page.getByRole('button', { name: 'New task' }).click();
@@ -327,7 +327,9 @@ describe('web UI: a task with hostile output (docker)', () => {
     await page.getByRole('radio', { name: 'a command' }).check();
     await page
       .getByRole('textbox', { name: 'Command' })
-      .fill('for i in $(seq 1 600); do echo "tick $i"; sleep 0.2; done');
+      .fill(
+        'echo early > live-file.txt; for i in $(seq 1 600); do echo "tick $i"; sleep 0.2; done',
+      );
     await page.getByRole('button', { name: 'Start task' }).click();
     await page.waitForURL(/\/tasks\/task_/);
     const log = page.getByRole('log', { name: 'Log' });
@@ -335,6 +337,13 @@ describe('web UI: a task with hostile output (docker)', () => {
     await log.getByText('tick 3', { exact: true }).waitFor({ timeout: 120_000 });
     expect(await page.locator('.heading .status').textContent()).toBe('running');
     await log.getByText('tick 6', { exact: true }).waitFor();
+    // The command it is on, and the files changed so far, while it runs (not only at the end).
+    const current = page.getByRole('status', { name: 'Current command' });
+    expect(await current.textContent()).toContain('echo early > live-file.txt');
+    const soFar = page.getByRole('region', { name: 'Changed so far' });
+    await soFar.getByText('live-file.txt').waitFor({ timeout: 30_000 });
+    expect(await soFar.textContent()).toContain('1 file');
+    expect(await page.locator('.heading .status').textContent()).toBe('running');
     await browser.screenshots('task-running');
     await page.getByRole('button', { name: 'Cancel' }).click();
     await page

@@ -17,6 +17,19 @@ export type AttemptEventBody =
       /** Killed by the sandbox's memory limit (`resources.memoryMb`). */
       outOfMemory?: boolean;
     }
+  | {
+      /** A command of the agent phase started (`command` follows when it ends). */
+      type: 'command_start';
+      command: string;
+      phase: AttemptPhase;
+    }
+  | {
+      /** The files changed so far while the agent runs (live-changes.ts); the results' list is final. */
+      type: 'files';
+      files: { path: string; added: number | null; removed: number | null; binary: boolean }[];
+      /** How many files changed (`files` holds at most 200 of them). */
+      total: number;
+    }
   | { type: 'warning'; message: string; details?: Record<string, unknown> }
   | {
       type: 'cache';

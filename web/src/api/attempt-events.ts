@@ -14,6 +14,8 @@ const EVENT_TYPES = [
   'phase',
   'log',
   'command',
+  'command_start',
+  'files',
   'warning',
   'cache',
   'error',

@@ -307,6 +307,7 @@ export function EnvironmentPage() {
   const [text, setText] = useState<string | undefined>(name === undefined ? STARTER : undefined);
   const yaml = text ?? savedYaml ?? '';
   const [issues, setIssues] = useState<Issue[] | undefined>();
+  const [formIssues, setFormIssues] = useState(0);
   const [checking, setChecking] = useState(false);
   const [view, setView] = useState<'yaml' | 'form'>('yaml');
 
@@ -352,7 +353,10 @@ export function EnvironmentPage() {
     return <NotFoundPage />;
   if (name !== undefined && environment.isPending) return <p>Loading…</p>;
 
-  const blocked = checking || issues === undefined || issues.length > 0;
+  // The form's own checks (a variable line that is not NAME=value, a resource that is not a
+  // number) block saving too: what they flag is not in the file yet.
+  const blocked =
+    checking || issues === undefined || issues.length > 0 || (view === 'form' && formIssues > 0);
   const submit = (event: FormEvent) => {
     event.preventDefault();
     if (!blocked) save.mutate();
@@ -370,7 +374,12 @@ export function EnvironmentPage() {
           </button>
         </div>
         {view === 'form' ? (
-          <EnvironmentForm yaml={yaml} onChange={setText} issues={issues ?? []} />
+          <EnvironmentForm
+            yaml={yaml}
+            onChange={setText}
+            issues={issues ?? []}
+            onLocalIssues={setFormIssues}
+          />
         ) : (
           <>
             <label htmlFor="env-yaml">Environment file (YAML)</label>

@@ -81,16 +81,99 @@ function CurrentCommand({
   if (!live(attempt.status)) return null;
   const last = [...events]
     .reverse()
-    .find((e) => e.type === 'tool_call' || e.type === 'command' || e.type === 'phase');
+    .find(
+      (e) =>
+        e.type === 'tool_call' ||
+        e.type === 'command_start' ||
+        e.type === 'command' ||
+        e.type === 'phase',
+    );
   if (!last || last.type === 'phase') return null;
   const text =
     last.type === 'tool_call'
       ? `${String(last.tool)} ${String(last.arguments)}`
-      : `last command: ${String(last.command)} (exit ${String(last.exitCode)})`;
+      : last.type === 'command_start'
+        ? String(last.command)
+        : `last command: ${String(last.command)} (exit ${String(last.exitCode)})`;
   return (
-    <p className="current" role="status">
-      Now: <code>{text}</code>
+    <p className="current" role="status" aria-label="Current command">
+      Now: <code>{revealControls(text)}</code>
     </p>
+  );
+}
+
+interface LiveFile {
+  path: string;
+  added: number | null;
+  removed: number | null;
+  binary: boolean;
+}
+
+/** While an attempt runs: the files it has changed so far (the server lists them now and then). */
+function ChangedSoFar({ attempt, events }: { attempt: Attempt; events: readonly AttemptEvent[] }) {
+  if (!live(attempt.status)) return null;
+  const last = [...events].reverse().find((e) => e.type === 'files');
+  if (!last || !Array.isArray(last.files)) return null;
+  const files = last.files as LiveFile[];
+  const total = typeof last.total === 'number' ? last.total : files.length;
+  return (
+    <section className="panel" aria-label="Changed so far">
+      <h3>
+        Changed so far: {total} file{total === 1 ? '' : 's'}
+      </h3>
+      {files.length > 0 && (
+        <ul className="files-so-far">
+          {files.map((file) => (
+            <li key={file.path}>
+              <code>{revealControls(String(file.path))}</code>{' '}
+              {file.binary ? '(binary)' : `+${file.added ?? 0} −${file.removed ?? 0}`}
+            </li>
+          ))}
+          {total > files.length && <li>… and {total - files.length} more</li>}
+        </ul>
+      )}
+    </section>
+  );
+}
+
+/** The attempt's warnings (its `warning` events) and the hosts the egress proxy denied. */
+function ResultNotes({ attempt, events }: { attempt: Attempt; events: readonly AttemptEvent[] }) {
+  const warnings = events.filter((e) => e.type === 'warning');
+  const denied = attempt.deniedHosts ?? [];
+  if (warnings.length === 0 && denied.length === 0) return null;
+  return (
+    <>
+      {warnings.length > 0 && (
+        <>
+          <h3>Warnings</h3>
+          <ul className="warnings" aria-label="Warnings">
+            {warnings.map((w) => (
+              <li key={w.seq}>{revealControls(String(w.message))}</li>
+            ))}
+          </ul>
+        </>
+      )}
+      {denied.length > 0 && (
+        <>
+          <h3>Denied hosts</h3>
+          <p className="sub">
+            Suggested changes to the environment file, for a person to review (Berth never applies
+            them):
+          </p>
+          <ul className="denied" aria-label="Denied hosts">
+            {denied.map((d, i) => (
+              <li key={i}>
+                <code>
+                  {revealControls(d.method)} {revealControls(d.host)}
+                </code>
+                : {revealControls(d.reason)}
+                <pre className="suggestion">{revealControls(d.suggestion)}</pre>
+              </li>
+            ))}
+          </ul>
+        </>
+      )}
+    </>
   );
 }
 
@@ -300,6 +383,7 @@ function AttemptDetail({ task, attempt }: { task: Task; attempt: Attempt }) {
       )}
       <PhaseTimeline events={events} attempt={attempt} />
       <CurrentCommand attempt={attempt} events={events} />
+      <ChangedSoFar attempt={attempt} events={events} />
       <h3 id="log">Log</h3>
       <LogView events={events} live={!ended} jump={jump} />
       <h3>Agent</h3>
@@ -341,6 +425,7 @@ function AttemptDetail({ task, attempt }: { task: Task; attempt: Attempt }) {
           <DiffView diff={attempt.turnDiff} label="Diff of this turn" />
         </>
       )}
+      <ResultNotes attempt={attempt} events={events} />
       <h3>Network</h3>
       <NetworkDecisions events={events} />
     </section>
