@@ -24,6 +24,44 @@ export BERTH_NATIVE_ASAN=1
 export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=1:detect_stack_use_after_return=0:log_path=$reports/asan"
 export UBSAN_OPTIONS="halt_on_error=1:abort_on_error=1:print_stacktrace=1:log_path=$reports/ubsan"
 
+# The reports reach $reports and are seen: a canary library (built here, ASan + UBSan like the
+# addon) makes one report of each kind when Node loads it; a run whose options lost the reports
+# would otherwise pass with any number of them.
+canary=$reports/canary
+mkdir -p "$canary"
+cat >"$canary/canary.c" <<'C'
+#include <stdlib.h>
+#include <string.h>
+__attribute__((constructor)) static void canary(void) {
+  if (getenv("CANARY_UBSAN") != NULL) {
+    char *volatile nothing = NULL;
+    volatile int offset = 0;
+    char *volatile moved = nothing + offset; /* NULL + 0: undefined */
+    (void)moved;
+    return;
+  }
+  char *volatile heap = malloc(8);
+  volatile int past = 8;
+  heap[past] = 1; /* heap-buffer-overflow */
+  free(heap);
+}
+C
+clang -shared -fPIC -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -shared-libsan \
+  -o "$canary/canary.so" "$canary/canary.c"
+for kind in asan ubsan; do
+  which=CANARY_KIND=$kind
+  [ "$kind" = ubsan ] && which=CANARY_UBSAN=1
+  env "$which" ASAN_OPTIONS="$ASAN_OPTIONS:log_path=$canary/report" \
+    UBSAN_OPTIONS="$UBSAN_OPTIONS:log_path=$canary/report" LD_PRELOAD="$runtime" \
+    node -e 'try { process.dlopen({ exports: {} }, process.argv[1]); } catch {}' "$canary/canary.so" \
+    >/dev/null 2>&1 && { echo "test-native-asan: the $kind canary did not fail" >&2; exit 1; }
+  compgen -G "$canary/report.*" >/dev/null || { echo "test-native-asan: the $kind canary's report was not written" >&2; exit 1; }
+  grep -q "$([ "$kind" = asan ] && echo heap-buffer-overflow || echo 'applying zero offset to null pointer')" "$canary"/report.* ||
+    { echo "test-native-asan: the $kind canary's report is not the expected one" >&2; cat "$canary"/report.* >&2; exit 1; }
+  rm -f "$canary"/report.*
+done
+rm -rf "$canary"
+
 # The sanitizer build loads, and is the file the process has mapped.
 LD_PRELOAD=$runtime node -e '
   const addon = require(process.argv[1]);
