@@ -462,6 +462,8 @@ export interface paths {
           'application/json': {
             name: string;
             admin?: boolean;
+            /** @description A Slack user id (U0123ABCD) that acts as this token in Slack (docs/slack.md) */
+            slackUser?: string;
           };
         };
       };
@@ -511,6 +513,106 @@ export interface paths {
         };
         /** @description conflict */
         409: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['Error'];
+          };
+        };
+        /** @description internal */
+        500: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['Error'];
+          };
+        };
+      };
+    };
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/v1/tokens/{idOrName}/slack-user': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description A token id (tok_…) or the name of a live token */
+        idOrName: string;
+      };
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Link a Slack user to a token (admin): in Slack they act as this token */
+    post: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path: {
+          /** @description A token id (tok_…) or the name of a live token */
+          idOrName: string;
+        };
+        cookie?: never;
+      };
+      requestBody: {
+        content: {
+          'application/json': {
+            /** @description A Slack user id (U0123ABCD) */
+            slackUser: string;
+          };
+        };
+      };
+      responses: {
+        /** @description The link */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': {
+              /** @description tok_… */
+              id: string;
+              name: string;
+              /** @description The Slack user id now acting as this token */
+              slackUser: string;
+            };
+          };
+        };
+        /** @description invalid_input */
+        400: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['Error'];
+          };
+        };
+        /** @description unauthorized */
+        401: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['Error'];
+          };
+        };
+        /** @description forbidden */
+        403: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['Error'];
+          };
+        };
+        /** @description not_found */
+        404: {
           headers: {
             [name: string]: unknown;
           };

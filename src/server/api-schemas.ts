@@ -34,6 +34,13 @@ export const requestBodies = {
   createToken: z.strictObject({
     name: z.string(),
     admin: z.boolean().optional(),
+    slackUser: z
+      .string()
+      .optional()
+      .describe('A Slack user id (U0123ABCD) that acts as this token in Slack (docs/slack.md)'),
+  }),
+  linkSlackUser: z.strictObject({
+    slackUser: z.string().describe('A Slack user id (U0123ABCD)'),
   }),
 };
 
@@ -41,6 +48,7 @@ export const requestBodies = {
 export const documentedRequestBodies = {
   ...environmentBodies(environmentSpecSchema),
   createToken: requestBodies.createToken,
+  linkSlackUser: requestBodies.linkSlackUser,
 };
 
 export const healthView = z.object({ status: z.literal('ok'), version: z.string() });
@@ -106,6 +114,12 @@ export const tokenView = z.object({
 });
 
 export const tokenList = z.object({ tokens: z.array(tokenView) });
+
+export const slackUserLink = z.object({
+  id: z.string().describe('tok_…'),
+  name: z.string(),
+  slackUser: z.string().describe('The Slack user id now acting as this token'),
+});
 
 export const createdToken = z.object({
   id: z.string(),

@@ -1,5 +1,11 @@
-import { requireAdmin } from '../services/token-service.js';
-import { createdToken, requestBodies, tokenList, whoamiView } from './api-schemas.js';
+import { checkSlackUserId, requireAdmin } from '../services/token-service.js';
+import {
+  createdToken,
+  requestBodies,
+  slackUserLink,
+  tokenList,
+  whoamiView,
+} from './api-schemas.js';
 import { readBody } from './request-body.js';
 import { pathParam, type RouteDefinition, type RouteDeps } from './route-table.js';
 import { views } from './views.js';
@@ -41,8 +47,31 @@ export const tokenRoutes: RouteDefinition<RouteDeps>[] = [
       const caller = c.get('caller');
       requireAdmin(caller);
       const body = await readBody(c.req.raw, requestBodies.createToken);
+      // A bad Slack user id is refused before the token is made.
+      if (body.slackUser !== undefined) checkSlackUserId(body.slackUser);
       const { token, value } = await deps.tokens.create(caller, body.name, body.admin ?? false);
+      if (body.slackUser !== undefined)
+        await deps.tokens.linkSlackUser(caller, token.id, body.slackUser);
       return c.json(views.createdToken(token, value), 201);
+    },
+  },
+  {
+    method: 'post',
+    path: '/v1/tokens/:idOrName/slack-user',
+    summary: 'Link a Slack user to a token (admin): in Slack they act as this token',
+    auth: 'token',
+    params: { idOrName: 'A token id (tok_…) or the name of a live token' },
+    body: { schema: requestBodies.linkSlackUser },
+    responses: { 200: { description: 'The link', schema: slackUserLink } },
+    errors: ['invalid_input', 'forbidden', 'not_found'],
+    handler: async (c, deps) => {
+      const body = await readBody(c.req.raw, requestBodies.linkSlackUser);
+      const token = await deps.tokens.linkSlackUser(
+        c.get('caller'),
+        pathParam(c, 'idOrName'),
+        body.slackUser,
+      );
+      return c.json({ id: token.id, name: token.name, slackUser: body.slackUser });
     },
   },
   {

@@ -44,6 +44,16 @@ function checkName(name: string): void {
   }
 }
 
+/** A Slack user id as Slack shows it (profile → "Copy member ID"): U0123ABCD, or W… in Enterprise Grid. */
+export function checkSlackUserId(value: string): void {
+  if (!/^[UW][A-Z0-9]{2,30}$/.test(value))
+    throw new BerthError(
+      'invalid_input',
+      `slackUser: "${value}" is not a Slack user id (it looks like U0123ABCD: in Slack, the person's profile, "Copy member ID")`,
+      { issues: [{ path: 'slackUser', message: 'not a Slack user id' }] },
+    );
+}
+
 export class TokenService {
   private readonly store: Store;
   private readonly now: () => string;
@@ -128,6 +138,22 @@ export class TokenService {
     if (!revoked)
       throw new BerthError('not_found', `token "${idOrName}" not found`, { token: idOrName });
     return revoked;
+  }
+
+  /**
+   * Links a Slack user (`U…` or `W…`) to a live token (by id or name), replacing the user's earlier
+   * link: in Slack that user then acts as the token, with its memberships (docs/slack.md).
+   */
+  async linkSlackUser(caller: Caller, idOrName: string, slackUserId: string): Promise<Token> {
+    requireAdmin(caller);
+    checkSlackUserId(slackUserId);
+    const token = hasPrefix(idOrName, 'token')
+      ? await this.store.getTokenById(idOrName)
+      : await this.store.getActiveTokenByName(idOrName);
+    if (!token || token.revokedAt !== null)
+      throw new BerthError('not_found', `token "${idOrName}" not found`, { token: idOrName });
+    await this.store.linkSlackUser(slackUserId, token.id, this.now());
+    return token;
   }
 
   /** Makes an admin token when there is no live one (first start); returns its value once. */

@@ -42,6 +42,7 @@ describe('GET /openapi.json', () => {
         'DELETE /v1/environments/{name}',
         'GET /v1/tokens',
         'POST /v1/tokens',
+        'POST /v1/tokens/{idOrName}/slack-user',
         'DELETE /v1/tokens/{idOrName}',
         'GET /v1/tasks',
         'GET /v1/tasks/events',
