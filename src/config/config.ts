@@ -66,9 +66,9 @@ const configSchema = z.strictObject({
    * of it: with `https:` the web UI's session cookie is marked `Secure` (web-sessions.ts).
    */
   publicUrl: z.url({ protocol: /^https?$/ }).optional(),
-  /** A token for GitHub's REST API and HTTPS pushes to GitHub remotes (`berth task pr`). */
   /** `BERTH_METRICS_TOKEN`: a bearer token for `GET /metrics` only (besides admin tokens). */
   metricsToken: z.string().min(16).optional(),
+  /** A token for GitHub's REST API and HTTPS pushes to GitHub remotes (`berth task pr`). */
   githubToken: z.string().min(1).optional(),
   /**
    * `OWNER/NAME` patterns (`*` for a whole segment: `acme/*`) of the repositories `githubToken`

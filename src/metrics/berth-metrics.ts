@@ -119,20 +119,38 @@ export class BerthMetrics implements AttemptObserver {
       },
     });
     const runningSandboxes = options.runningSandboxes;
-    if (runningSandboxes !== undefined)
+    if (runningSandboxes !== undefined) {
+      // One engine call per scrape for both gauges (prom-client collects them side by side).
+      let reading: { at: number; count: Promise<number | undefined> } | undefined;
+      const read = () => {
+        if (reading === undefined || Date.now() - reading.at > 1_000)
+          reading = {
+            at: Date.now(),
+            count: runningSandboxes().then(
+              (count) => count,
+              () => undefined,
+            ),
+          };
+        return reading.count;
+      };
       new Gauge({
         name: 'berth_sandboxes_running',
-        help: "Sandboxes of this Berth running on the node's engine (attempts' and warm ones)",
+        help: "Sandboxes of this Berth running on the node's engine (attempts' and warm ones); NaN when the engine did not answer",
         registers: [this.registry],
         async collect() {
-          // The engine unreachable: the figure is left out of this scrape rather than made up.
-          try {
-            this.set(await runningSandboxes());
-          } catch {
-            this.reset();
-          }
+          // The engine unreachable: no figure rather than a made-up 0.
+          this.set((await read()) ?? Number.NaN);
         },
       });
+      new Gauge({
+        name: 'berth_engine_up',
+        help: "1 when the node's container engine answered this scrape, else 0",
+        registers: [this.registry],
+        async collect() {
+          this.set((await read()) === undefined ? 0 : 1);
+        },
+      });
+    }
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
     for (const decision of ['allowed', 'denied']) this.egressRequests.inc({ decision }, 0);
     for (const direction of ['input', 'output']) this.modelTokens.inc({ direction }, 0);
