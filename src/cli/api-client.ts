@@ -1,5 +1,14 @@
-import type { IncomingMessage, RequestOptions } from 'node:http';
+import type { ClientOptions } from 'openapi-fetch';
+import type { BerthClient } from '../client/berth-client.js';
 import { BerthError, isErrorCode } from '../errors/berth-error.js';
+
+/**
+ * The CLI's way to the server: `berth/client` (openapi-fetch typed by the generated
+ * api-schema.gen.ts, the same client scripts and the web UI's types use) over the CLI's
+ * node:http transport (http-transport.ts). `call` turns an answer into its data or a
+ * BerthError with the server's code, message and details, so every command fails the same way.
+ * The client and its transport are loaded at the first call (`berth --version` loads neither).
+ */
 
 /**
  * The server's URL as given (flag, variable or login file): an http(s) URL, else `invalid_input`
@@ -21,47 +30,33 @@ function checkBaseUrl(baseUrl: string): void {
   }
 }
 
-/**
- * One request and its whole answer over node:http(s), with no keep-alive. Not fetch: the CLI
- * makes one or two requests and exits, and loading fetch's implementation (undici) costs a
- * command about as long again as Node's own start (docs/benchmarks.md, CLI start-up).
- */
-async function send(
-  url: URL,
-  init: { method: string; headers: Record<string, string>; body?: string; signal?: AbortSignal },
-): Promise<{ ok: boolean; status: number; text: string }> {
-  const { request } =
-    url.protocol === 'https:' ? await import('node:https') : await import('node:http');
-  const options: RequestOptions = {
-    method: init.method,
-    headers: {
-      ...init.headers,
-      ...(init.body !== undefined ? { 'content-length': Buffer.byteLength(init.body) } : {}),
-    },
-    agent: false,
-    ...(init.signal ? { signal: init.signal } : {}),
-  };
-  return new Promise((resolve, reject) => {
-    const outgoing = request(url, options, (incoming: IncomingMessage) => {
-      const chunks: Buffer[] = [];
-      incoming.on('data', (chunk: Buffer) => chunks.push(chunk));
-      incoming.on('error', reject);
-      incoming.on('end', () => {
-        const status = incoming.statusCode ?? 0;
-        resolve({
-          ok: status >= 200 && status < 300,
-          status,
-          text: Buffer.concat(chunks).toString('utf8'),
-        });
-      });
-    });
-    outgoing.on('error', reject);
-    outgoing.end(init.body);
-  });
+/** One call's answer as openapi-fetch resolves it. */
+interface Answer<D> {
+  data?: D;
+  error?: unknown;
+  response: { status: number };
 }
 
-/** A small JSON client for Berth's HTTP API, used by the CLI. */
+/** The API's error body, as far as it is one. */
+function berthErrorOf(status: number, error: unknown): BerthError {
+  const body = (typeof error === 'object' && error !== null ? error : {}) as {
+    code?: unknown;
+    message?: unknown;
+    details?: unknown;
+  };
+  const code = isErrorCode(body.code) ? body.code : 'internal';
+  const message = typeof body.message === 'string' ? body.message : `the server answered ${status}`;
+  const details =
+    body.details && typeof body.details === 'object'
+      ? (body.details as Record<string, unknown>)
+      : {};
+  return new BerthError(code, message, details);
+}
+
 export class ApiClient {
+  /** The typed client (paths, parameters and bodies checked against the API's types), loaded once. */
+  private api: Promise<{ api: BerthClient; run: <T>(call: () => T) => T }> | undefined;
+
   constructor(
     readonly baseUrl: string,
     private readonly token: string | undefined,
@@ -69,78 +64,72 @@ export class ApiClient {
     checkBaseUrl(baseUrl);
   }
 
-  async request<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
-    const headers: Record<string, string> = { accept: 'application/json' };
-    if (this.token !== undefined) headers.authorization = `Bearer ${this.token}`;
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    let response: { ok: boolean; status: number; text: string };
-    try {
-      response = await send(new URL(path, this.baseUrl), {
-        method,
-        headers,
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-        ...(signal ? { signal } : {}),
-      });
-    } catch (error) {
-      throw new BerthError(
-        'server_unreachable',
-        `cannot reach the Berth server at ${this.baseUrl} (is \`berth serve\` running?)`,
-        {},
-        { cause: error },
-      );
-    }
-    const text = response.text;
-    let parsed: unknown = undefined;
-    if (text !== '') {
-      try {
-        parsed = JSON.parse(text);
-      } catch {
-        throw new BerthError(
-          'internal',
-          `the server answered ${response.status} with a body that is not JSON`,
-        );
-      }
-    }
-    if (!response.ok) {
-      const err = parsed as { code?: unknown; message?: unknown; details?: unknown } | undefined;
-      const code = isErrorCode(err?.code) ? err.code : 'internal';
-      const message =
-        typeof err?.message === 'string' ? err.message : `the server answered ${response.status}`;
-      const details =
-        err?.details && typeof err.details === 'object'
-          ? (err.details as Record<string, unknown>)
-          : {};
-      throw new BerthError(code, message, details);
-    }
-    return parsed as T;
+  private typed(): Promise<{ api: BerthClient; run: <T>(call: () => T) => T }> {
+    this.api ??= Promise.all([
+      import('../client/berth-client.js'),
+      import('./http-transport.js'),
+    ]).then(([{ createBerthClient }, { HttpRequest, httpFetch, withoutUndici }]) => ({
+      api: createBerthClient({
+        baseUrl: this.baseUrl.replace(/\/+$/, ''),
+        ...(this.token !== undefined ? { token: this.token } : {}),
+        headers: { accept: 'application/json' },
+        // The transport gives the parts of Request and Response openapi-fetch uses.
+        fetch: httpFetch(this.baseUrl) as unknown as ClientOptions['fetch'],
+        Request: HttpRequest as unknown as ClientOptions['Request'],
+      }),
+      run: withoutUndici,
+    }));
+    return this.api;
   }
 
-  /** Opens a server-sent event stream; yields its raw bytes. */
-  async stream(path: string, signal?: AbortSignal): Promise<AsyncIterable<Uint8Array>> {
-    const headers: Record<string, string> = { accept: 'text/event-stream' };
-    if (this.token !== undefined) headers.authorization = `Bearer ${this.token}`;
-    let response: Response;
-    try {
-      response = await fetch(new URL(path, this.baseUrl), {
-        headers,
+  /**
+   * One typed call's data (`ask` calls the typed client, e.g.
+   * `api => api.GET('/v1/tasks/{id}', { params: { path: { id } } })`), or a BerthError: the
+   * server's, `server_unreachable`, or `internal` for an answer that is not JSON.
+   */
+  async call<D>(ask: (api: BerthClient) => Promise<Answer<D>>): Promise<D> {
+    const { api, run } = await this.typed();
+    const answer = await run(() => ask(api));
+    if (answer.error !== undefined || answer.response.status >= 400)
+      throw berthErrorOf(answer.response.status, answer.error);
+    return answer.data as D;
+  }
+
+  /**
+   * A request by method and concrete path, typed by the caller (`T`): the same typed client and
+   * transport underneath, for the commands whose calls are not written against the path types
+   * yet.
+   */
+  async request<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+    return await this.call<T>(
+      (api) =>
+        api.request(method.toLowerCase() as 'get', path as '/health', {
+          ...(body !== undefined ? { body: body as never } : {}),
+          ...(signal ? { signal } : {}),
+        }) as Promise<Answer<T>>,
+    );
+  }
+
+  /**
+   * An attempt's live events: the events route with `Accept: text/event-stream` answers a
+   * server-sent event stream, read as it comes (openapi-fetch's `parseAs: 'stream'`; the
+   * transport hands over the response's body unread).
+   */
+  async stream(
+    taskId: string,
+    attemptId: string,
+    signal?: AbortSignal,
+  ): Promise<AsyncIterable<Uint8Array>> {
+    const stream = await this.call((api) =>
+      api.GET('/v1/tasks/{id}/attempts/{attempt}/events', {
+        params: { path: { id: taskId, attempt: attemptId } },
+        headers: { accept: 'text/event-stream' },
+        parseAs: 'stream',
         ...(signal ? { signal } : {}),
-      });
-    } catch (error) {
-      throw new BerthError(
-        'server_unreachable',
-        `cannot reach the Berth server at ${this.baseUrl}`,
-        {},
-        { cause: error },
-      );
-    }
-    if (!response.ok || response.body === null) {
-      const err = (await response.json().catch(() => undefined)) as
-        { code?: unknown; message?: unknown } | undefined;
-      throw new BerthError(
-        isErrorCode(err?.code) ? err.code : 'internal',
-        typeof err?.message === 'string' ? err.message : `the server answered ${response.status}`,
-      );
-    }
-    return response.body;
+      }),
+    );
+    if (stream === null || stream === undefined)
+      throw new BerthError('internal', 'the server answered without a stream');
+    return stream as AsyncIterable<Uint8Array>;
   }
 }

@@ -75,18 +75,23 @@ export interface DiffView {
 }
 
 /**
- * GET the task's diff as the server resolves it (`query`: `?attempt=…` or empty), and with `turn`
- * that turn's own diff instead; `chain` is the turns ending at the resolved attempt.
+ * GET the task's diff as the server resolves it (of `attempt`, else the picked one), and with
+ * `turn` that turn's own diff instead; `chain` is the turns ending at the resolved attempt.
  */
 export async function fetchDiff(
   client: ApiClient,
   taskId: string,
-  query: string,
+  attempt: string | undefined,
   turn?: string,
 ): Promise<{ view: DiffView & { turn?: number }; chain: TurnAttempt[] }> {
-  const base = `/v1/tasks/${encodeURIComponent(taskId)}`;
-  const view = await client.request<DiffView>('GET', `${base}/diff${query}`);
-  const task = await client.request<{ attempts: TurnAttempt[] }>('GET', base);
+  const view: DiffView = await client.call((api) =>
+    api.GET('/v1/tasks/{id}/diff', {
+      params: { path: { id: taskId }, query: attempt !== undefined ? { attempt } : {} },
+    }),
+  );
+  const task: { attempts: TurnAttempt[] } = await client.call((api) =>
+    api.GET('/v1/tasks/{id}', { params: { path: { id: taskId } } }),
+  );
   const chain = turnChain(task.attempts, view.attempt);
   if (turn === undefined) return { view, chain };
   const picked = turnDiffOf(chain, turn, taskId);

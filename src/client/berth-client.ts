@@ -19,14 +19,29 @@ export interface BerthClientOptions {
   baseUrl: string;
   /** An API token (`berth_…`), sent as `Authorization: Bearer <token>`. */
   token?: string;
-  /** Another fetch (tests, proxies); the global one by default. */
+  /** Another fetch (tests, proxies, the CLI's node:http transport); the global one by default. */
   fetch?: ClientOptions['fetch'];
+  /** The class requests are built with, for that other fetch; the global `Request` by default. */
+  Request?: ClientOptions['Request'];
+  /** Headers sent with every request besides the token's (for example `accept`). */
+  headers?: Record<string, string>;
 }
 
-export function createBerthClient({ baseUrl, token, fetch }: BerthClientOptions): BerthClient {
+export function createBerthClient({
+  baseUrl,
+  token,
+  fetch,
+  Request,
+  headers,
+}: BerthClientOptions): BerthClient {
+  const all = {
+    ...headers,
+    ...(token !== undefined ? { authorization: `Bearer ${token}` } : {}),
+  };
   return createClient<paths>({
     baseUrl,
-    ...(token !== undefined ? { headers: { authorization: `Bearer ${token}` } } : {}),
+    ...(Object.keys(all).length > 0 ? { headers: all } : {}),
     ...(fetch ? { fetch } : {}),
+    ...(Request ? { Request } : {}),
   });
 }

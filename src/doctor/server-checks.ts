@@ -39,7 +39,7 @@ export async function serverChecks(
   }
   let version: string;
   try {
-    ({ version } = await client.request<{ version: string }>('GET', '/health'));
+    ({ version } = await client.call((api) => api.GET('/health')));
   } catch (error) {
     return [
       {
@@ -66,7 +66,7 @@ export async function serverChecks(
   }
   let whoami: { name: string; admin: boolean };
   try {
-    whoami = await client.request<{ name: string; admin: boolean }>('GET', '/v1/whoami');
+    whoami = await client.call((api) => api.GET('/v1/whoami'));
   } catch (error) {
     const refused = error instanceof BerthError && error.code === 'unauthorized';
     checks.push({
@@ -84,7 +84,9 @@ export async function serverChecks(
     ok: true,
     detail: `valid: token "${whoami.name}"${whoami.admin ? ' (admin)' : ''}`,
   });
-  const status = await client.request<ServerStatus>('GET', '/v1/server').catch(() => undefined);
+  const status: ServerStatus | undefined = await client
+    .call((api) => api.GET('/v1/server'))
+    .catch(() => undefined);
   if (status === undefined) {
     checks.push({
       name: 'server data directory',

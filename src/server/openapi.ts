@@ -14,7 +14,7 @@ import { metricsRoutes, usageRoutes } from './usage-routes.js';
 /**
  * The OpenAPI 3.1 document of the API, generated from the route declarations the server mounts
  * (route-table.ts) and the same zod schemas the server parses with (z.toJSONSchema). Served at
- * GET /openapi.json; web/scripts/generate-api-types.js and the typed client are generated from it.
+ * GET /openapi.json; the typed client's types (scripts/generate-client-types.js) are generated from it.
  */
 
 type JsonSchema = Record<string, unknown>;

@@ -22,8 +22,7 @@ export function registerApplyCommand(task: Command, ctx: CliContext): void {
         'which attempt (default: the picked one; a lone attempt is picked already)',
       ),
   ).action(async (taskId: string, options: ClientOptions & { attempt?: string }) => {
-    const query = options.attempt ? `?attempt=${encodeURIComponent(options.attempt)}` : '';
-    const { view, chain } = await fetchDiff(ctx.client(options), taskId, query);
+    const { view, chain } = await fetchDiff(ctx.client(options), taskId, options.attempt);
     // After follow-ups, what is applied is the whole change since the base, not the last turn.
     const whole = wholeChangeNote(chain, taskId);
     if (view.baseCommit === null) {

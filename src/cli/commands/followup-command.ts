@@ -6,6 +6,7 @@ import { formatProgress } from '../../lifecycle/progress-format.js';
 import {
   describeTask,
   followEvents,
+  getTask,
   RAW_FLAG,
   RAW_HELP,
   statusPollDelayMs,
@@ -36,14 +37,14 @@ export function registerFollowUpCommand(task: Command, ctx: CliContext): void {
       options: ClientOptions & { command?: string; wait?: boolean },
     ) => {
       const client = ctx.client(options);
-      const path = `/v1/tasks/${encodeURIComponent(taskId)}`;
-      const created = await client.request<TaskViewBody & { attempt: string }>(
-        'POST',
-        `${path}/followup`,
-        {
-          ...(prompt !== undefined ? { prompt } : {}),
-          ...(options.command !== undefined ? { command: options.command } : {}),
-        },
+      const created = await client.call((api) =>
+        api.POST('/v1/tasks/{id}/followup', {
+          params: { path: { id: taskId } },
+          body: {
+            ...(prompt !== undefined ? { prompt } : {}),
+            ...(options.command !== undefined ? { command: options.command } : {}),
+          },
+        }),
       );
       if (!options.wait) {
         if (options.json) ctx.json(created);
@@ -60,7 +61,7 @@ export function registerFollowUpCommand(task: Command, ctx: CliContext): void {
       });
       let view: TaskViewBody;
       for (let poll = 0; ; poll++) {
-        view = await client.request<TaskViewBody>('GET', path);
+        view = await getTask(client, taskId);
         const turn = view.attempts.find((a) => a.id === created.attempt);
         if (turn && TERMINAL.has(turn.status)) break;
         await new Promise((r) => setTimeout(r, statusPollDelayMs(poll)));

@@ -18,11 +18,7 @@ export function registerLoginCommand(program: Command, ctx: CliContext): void {
       const token = options.token ?? env.token;
       if (token === undefined)
         throw new BerthError('invalid_input', 'give the token with --token or BERTH_TOKEN');
-      const who = await new ApiClient(url, token).request<{
-        id: string;
-        name: string;
-        admin: boolean;
-      }>('GET', '/v1/whoami');
+      const who = await new ApiClient(url, token).call((api) => api.GET('/v1/whoami'));
       const path = writeLogin(ctx.config().configDir, { url, token });
       if (options.json)
         ctx.json({ url, token: { id: who.id, name: who.name, admin: who.admin }, file: path });

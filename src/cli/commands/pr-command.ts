@@ -1,8 +1,6 @@
 import type { Command } from 'commander';
 import type { CliContext } from '../cli-context.js';
 import { withClientOptions, type ClientOptions } from '../client-options.js';
-import type { z } from 'zod';
-import type { pullRequestResult } from '../../server/api-schemas.js';
 
 /** `berth task pr TASK [--title T] [--draft]`: the server pushes the picked diff and opens the PR. */
 export function registerPrCommand(task: Command, ctx: CliContext): void {
@@ -24,17 +22,16 @@ export function registerPrCommand(task: Command, ctx: CliContext): void {
       taskId: string,
       options: ClientOptions & { title?: string; draft?: boolean; allowWorkflows?: boolean },
     ) => {
-      const result = await ctx
-        .client(options)
-        .request<z.output<typeof pullRequestResult>>(
-          'POST',
-          `/v1/tasks/${encodeURIComponent(taskId)}/pr`,
-          {
+      const result = await ctx.client(options).call((api) =>
+        api.POST('/v1/tasks/{id}/pr', {
+          params: { path: { id: taskId } },
+          body: {
             ...(options.title !== undefined ? { title: options.title } : {}),
             ...(options.draft ? { draft: true } : {}),
             ...(options.allowWorkflows ? { allowWorkflows: true } : {}),
           },
-        );
+        }),
+      );
       if (options.json) return ctx.json(result);
       if (result.pullRequest === null) {
         ctx.err(

@@ -26,8 +26,16 @@ export const RAW_FLAG = '--raw';
 export const RAW_HELP =
   'print text from the sandbox as it is, control characters included (else shown as \\x1b, …)';
 
-function path(taskId: string, rest = ''): string {
-  return `/v1/tasks/${encodeURIComponent(taskId)}${rest}`;
+/** GET /v1/tasks/{id}: the task, with its attempts. */
+export async function getTask(client: ApiClient, id: string): Promise<TaskViewBody> {
+  return await client.call((api) => api.GET('/v1/tasks/{id}', { params: { path: { id } } }));
+}
+
+/** POST /v1/tasks/{id}/cancel: the task as the cancel left it. */
+async function cancelTask(client: ApiClient, id: string): Promise<TaskViewBody> {
+  return await client.call((api) =>
+    api.POST('/v1/tasks/{id}/cancel', { params: { path: { id } } }),
+  );
 }
 
 function seconds(ms: number | null): string {
@@ -107,10 +115,7 @@ export async function followEvents(
   onEvent: (event: AttemptEvent) => void,
   signal?: AbortSignal,
 ): Promise<void> {
-  const response = await client.stream(
-    path(taskId, `/attempts/${encodeURIComponent(attemptId)}/events`),
-    signal,
-  );
+  const response = await client.stream(taskId, attemptId, signal);
   const decoder = new TextDecoder();
   let buffer = '';
   for await (const chunk of response) {
@@ -143,9 +148,8 @@ async function verifyRequired(
   environment: string,
   flag: boolean,
 ): Promise<boolean> {
-  const view = await client.request<{ spec: { verify?: string; verifyRequired?: boolean } }>(
-    'GET',
-    `/v1/environments/${encodeURIComponent(environment)}`,
+  const view = await client.call((api) =>
+    api.GET('/v1/environments/{name}', { params: { path: { name: environment } } }),
   );
   if (flag && view.spec.verify === undefined) {
     throw new BerthError(
@@ -183,7 +187,7 @@ export async function waitForTask(
   // that moment (25 ms), backing off to 200 ms for a task that stays open longer (a few requests
   // in the first half second, then five a second, as before).
   for (let poll = 0; ; poll++) {
-    const current = await client.request<TaskViewBody>('GET', path(task.id));
+    const current = await getTask(client, task.id);
     if (isFinalStatus(current.status)) return current;
     await new Promise((r) => setTimeout(r, statusPollDelayMs(poll)));
   }
@@ -248,16 +252,20 @@ export function registerExecCommand(program: Command, ctx: CliContext): void {
       const requireVerify = options.wait
         ? await verifyRequired(client, options.env, options.requireVerify === true)
         : false;
-      let task = await client.request<TaskViewBody>('POST', '/v1/tasks', {
-        environment: options.env,
-        ...(prompt !== undefined ? { prompt } : {}),
-        ...(options.command !== undefined ? { command: options.command } : {}),
-        ...(options.branch !== undefined ? { branch: options.branch } : {}),
-        ...(options.sha !== undefined ? { sha: options.sha } : {}),
-        attempts,
-        ...(options.model !== undefined ? { model: options.model } : {}),
-        ...(Object.keys(limits).length > 0 ? { limits } : {}),
-      });
+      let task: TaskViewBody = await client.call((api) =>
+        api.POST('/v1/tasks', {
+          body: {
+            environment: options.env,
+            ...(prompt !== undefined ? { prompt } : {}),
+            ...(options.command !== undefined ? { command: options.command } : {}),
+            ...(options.branch !== undefined ? { branch: options.branch } : {}),
+            ...(options.sha !== undefined ? { sha: options.sha } : {}),
+            attempts,
+            ...(options.model !== undefined ? { model: options.model } : {}),
+            ...(Object.keys(limits).length > 0 ? { limits } : {}),
+          },
+        }),
+      );
       if (!options.wait) {
         if (options.json) ctx.json(task);
         else
@@ -330,16 +338,20 @@ export function registerEnvTestCommand(env: Command, ctx: CliContext): void {
         );
       }
       const client = ctx.client(options);
-      let task = await client.request<TaskViewBody>('POST', '/v1/tasks', {
-        environment: name,
-        // A shell needs the sandbox to stay up: the task holds it until the shell ends.
-        command: shell ? 'sleep 86400' : options.command,
-        ...(options.branch !== undefined ? { branch: options.branch } : {}),
-        ...(options.sha !== undefined ? { sha: options.sha } : {}),
-        attempts: 1,
-        // Up to lockdown and the command: the environment's verify is not run.
-        verify: false,
-      });
+      let task: TaskViewBody = await client.call((api) =>
+        api.POST('/v1/tasks', {
+          body: {
+            environment: name,
+            // A shell needs the sandbox to stay up: the task holds it until the shell ends.
+            command: shell ? 'sleep 86400' : options.command,
+            ...(options.branch !== undefined ? { branch: options.branch } : {}),
+            ...(options.sha !== undefined ? { sha: options.sha } : {}),
+            attempts: 1,
+            // Up to lockdown and the command: the environment's verify is not run.
+            verify: false,
+          },
+        }),
+      );
       const attempt = task.attempts[0];
       if (attempt === undefined) throw new BerthError('internal', 'the task has no attempt');
       ctx.err(`task ${task.id}, attempt ${attempt.id}`);
@@ -369,7 +381,7 @@ export function registerEnvTestCommand(env: Command, ctx: CliContext): void {
         ).catch(() => undefined);
         await following;
         if (!reachedAgent) {
-          task = await client.request<TaskViewBody>('GET', path(task.id));
+          task = await getTask(client, task.id);
           ctx.err(
             `the lifecycle ended before the shell could open: ${task.attempts[0]?.error ?? task.status}`,
           );
@@ -379,7 +391,7 @@ export function registerEnvTestCommand(env: Command, ctx: CliContext): void {
         try {
           ctx.exitCode = await openShell(attempt.id, sandboxId);
         } finally {
-          await client.request<TaskViewBody>('POST', path(task.id, '/cancel'));
+          await cancelTask(client, task.id);
         }
         return;
       }
@@ -404,13 +416,13 @@ export function registerTaskCommands(program: Command, ctx: CliContext): void {
       .option('--env <env>', 'only this environment')
       .option('--limit <n>', 'at most this many', '20'),
   ).action(async (options: ClientOptions & { env?: string; limit: string }) => {
-    const query = new URLSearchParams({
-      limit: options.limit,
-      ...(options.env ? { environment: options.env } : {}),
-    });
-    const { tasks } = await ctx
-      .client(options)
-      .request<{ tasks: TaskViewBody[] }>('GET', `/v1/tasks?${query.toString()}`);
+    const { tasks } = await ctx.client(options).call((api) =>
+      api.GET('/v1/tasks', {
+        params: {
+          query: { limit: options.limit, ...(options.env ? { environment: options.env } : {}) },
+        },
+      }),
+    );
     if (options.json) return ctx.json({ tasks });
     if (tasks.length === 0) return ctx.out('no tasks');
     ctx.out(
@@ -435,7 +447,7 @@ export function registerTaskCommands(program: Command, ctx: CliContext): void {
       .argument('<task>')
       .option(RAW_FLAG, RAW_HELP),
   ).action(async (taskId: string, options: ClientOptions) => {
-    const view = await ctx.client(options).request<TaskViewBody>('GET', path(taskId));
+    const view = await getTask(ctx.client(options), taskId);
     if (options.json) ctx.json(view);
     else ctx.out(describeTask(view));
   });
@@ -453,7 +465,7 @@ export function registerTaskCommands(program: Command, ctx: CliContext): void {
   ).action(
     async (taskId: string, options: ClientOptions & { attempt?: string; follow?: boolean }) => {
       const client = ctx.client(options);
-      const view = await client.request<TaskViewBody>('GET', path(taskId));
+      const view = await getTask(client, taskId);
       const picked =
         options.attempt === undefined
           ? followedAttempts(view)
@@ -493,10 +505,14 @@ export function registerTaskCommands(program: Command, ctx: CliContext): void {
         const { print, end } = show(attempt);
         let after = 0;
         for (;;) {
-          const { events } = await client.request<{ events: AttemptEvent[] }>(
-            'GET',
-            `${path(taskId, `/attempts/${encodeURIComponent(attempt.id)}/events`)}?after=${after}`,
-          );
+          const { events } = (await client.call((api) =>
+            api.GET('/v1/tasks/{id}/attempts/{attempt}/events', {
+              params: {
+                path: { id: taskId, attempt: attempt.id },
+                query: { after: String(after) },
+              },
+            }),
+          )) as { events: AttemptEvent[] };
           for (const event of events) print(event);
           if (events.length === 0) break;
           after = events[events.length - 1]?.seq ?? after;
@@ -521,8 +537,7 @@ export function registerTaskCommands(program: Command, ctx: CliContext): void {
         'on a terminal too, the exact patch (to a pipe or a file it is always exact)',
       ),
   ).action(async (taskId: string, options: ClientOptions & { attempt?: string; turn?: string }) => {
-    const query = options.attempt ? `?attempt=${encodeURIComponent(options.attempt)}` : '';
-    const { view } = await fetchDiff(ctx.client(options), taskId, query, options.turn);
+    const { view } = await fetchDiff(ctx.client(options), taskId, options.attempt, options.turn);
     if (options.json) ctx.json(view);
     // For `git apply` (a pipe, a file) the patch is exact; a person reading it sees it inert.
     else if (ctx.raw || !isTerminal(ctx.io.stdout)) ctx.io.stdout.write(view.diff);
@@ -536,11 +551,12 @@ export function registerTaskCommands(program: Command, ctx: CliContext): void {
       .argument('<task>')
       .argument('<attempt>'),
   ).action(async (taskId: string, attemptId: string, options: ClientOptions) => {
-    const view = await ctx
-      .client(options)
-      .request<TaskViewBody & { warning: string | null }>('POST', path(taskId, '/pick'), {
-        attempt: attemptId,
-      });
+    const view = await ctx.client(options).call((api) =>
+      api.POST('/v1/tasks/{id}/pick', {
+        params: { path: { id: taskId } },
+        body: { attempt: attemptId },
+      }),
+    );
     if (view.warning !== null) ctx.err(`warning: ${view.warning}`);
     if (options.json) ctx.json(view);
     else ctx.out(`picked ${view.picked ?? attemptId} for task ${view.id}`);
@@ -558,13 +574,13 @@ export function registerTaskCommands(program: Command, ctx: CliContext): void {
     .argument('<task>')
     .action(async (taskId: string, options: ClientOptions) => {
       const client = ctx.client(options);
-      let view = await client.request<TaskViewBody>('POST', path(taskId, '/cancel'));
+      let view = await cancelTask(client, taskId);
       // A running attempt stops within seconds (its sandbox removed): the status is printed
       // once it has, so what is printed is what the task ended as.
       const deadline = Date.now() + CANCEL_WAIT_MS;
       for (let poll = 0; !isFinalStatus(view.status) && Date.now() < deadline; poll++) {
         await new Promise((r) => setTimeout(r, statusPollDelayMs(poll)));
-        view = await client.request<TaskViewBody>('GET', path(taskId));
+        view = await getTask(client, taskId);
       }
       if (options.json) ctx.json(view);
       else if (isFinalStatus(view.status)) ctx.out(`task ${view.id}: ${view.status}`);

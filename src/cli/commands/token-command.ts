@@ -5,15 +5,6 @@ import { checkSlackUserId } from '../../services/token-service.js';
 
 type CreateOptions = ClientOptions & { admin?: boolean; slackUser?: string };
 
-interface TokenView {
-  id: string;
-  name: string;
-  admin: boolean;
-  createdAt: string;
-  lastUsedAt: string | null;
-  revokedAt: string | null;
-}
-
 export function registerTokenCommands(program: Command, ctx: CliContext): void {
   const token = program.command('token').description('manage API tokens (admin)');
 
@@ -29,10 +20,7 @@ export function registerTokenCommands(program: Command, ctx: CliContext): void {
     if (options.slackUser !== undefined) checkSlackUserId(options.slackUser);
     const created = await ctx
       .client(options)
-      .request<TokenView & { token: string }>('POST', '/v1/tokens', {
-        name,
-        admin: options.admin === true,
-      });
+      .call((api) => api.POST('/v1/tokens', { body: { name, admin: options.admin === true } }));
     if (options.slackUser !== undefined)
       await ctx
         .client(options)
@@ -49,9 +37,7 @@ export function registerTokenCommands(program: Command, ctx: CliContext): void {
 
   withClientOptions(token.command('list').description('list tokens')).action(
     async (options: ClientOptions) => {
-      const { tokens } = await ctx
-        .client(options)
-        .request<{ tokens: TokenView[] }>('GET', '/v1/tokens');
+      const { tokens } = await ctx.client(options).call((api) => api.GET('/v1/tokens'));
       if (options.json) return ctx.json({ tokens });
       ctx.out(
         formatTable(
@@ -93,7 +79,7 @@ export function registerTokenCommands(program: Command, ctx: CliContext): void {
   ).action(async (idOrName: string, options: ClientOptions) => {
     await ctx
       .client(options)
-      .request<undefined>('DELETE', `/v1/tokens/${encodeURIComponent(idOrName)}`);
+      .call((api) => api.DELETE('/v1/tokens/{idOrName}', { params: { path: { idOrName } } }));
     if (options.json) ctx.json({ revoked: idOrName });
     else ctx.out(`revoked token ${idOrName}`);
   });
