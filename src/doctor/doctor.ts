@@ -207,6 +207,11 @@ export async function runDoctor(
     );
   }
 
+  // Slack, when configured (src/integrations/slack/): its mode and auth.test with the bot token.
+  const { slackDoctorCheck } = await import('../integrations/slack/slack-doctor-check.js');
+  const slack = await slackDoctorCheck(config);
+  if (slack) checks.push(slack);
+
   if (config.secretKey === undefined) {
     try {
       const mode = statSync(config.secretKeyFile).mode & 0o777;
