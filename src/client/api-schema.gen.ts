@@ -764,6 +764,7 @@ export interface paths {
                       username?: string;
                       knownHosts?: string;
                     };
+                    config: string;
                   };
                   /** @default universal */
                   image: string;
@@ -948,6 +949,7 @@ export interface paths {
                       username?: string;
                       knownHosts?: string;
                     };
+                    config?: string;
                   };
               /** @default universal */
               image?: string;
@@ -1105,6 +1107,7 @@ export interface paths {
                     username?: string;
                     knownHosts?: string;
                   };
+                  config: string;
                 };
                 /** @default universal */
                 image: string;
@@ -1335,6 +1338,7 @@ export interface paths {
                       username?: string;
                       knownHosts?: string;
                     };
+                    config?: string;
                   };
               /** @default universal */
               image?: string;
@@ -1486,6 +1490,7 @@ export interface paths {
                     username?: string;
                     knownHosts?: string;
                   };
+                  config: string;
                 };
                 /** @default universal */
                 image: string;
@@ -1713,6 +1718,7 @@ export interface paths {
                     username?: string;
                     knownHosts?: string;
                   };
+                  config: string;
                 };
                 /** @default universal */
                 image: string;
@@ -1907,6 +1913,7 @@ export interface paths {
                       username?: string;
                       knownHosts?: string;
                     };
+                    config?: string;
                   };
               /** @default universal */
               image?: string;
@@ -2066,6 +2073,7 @@ export interface paths {
                     username?: string;
                     knownHosts?: string;
                   };
+                  config: string;
                 };
                 /** @default universal */
                 image: string;
@@ -2819,6 +2827,103 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/v1/environments/{name}/diff': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description The environment name */
+        name: string;
+      };
+      cookie?: never;
+    };
+    /** The stored environment against its repository file (repository.config), field by field (berth env diff) */
+    get: {
+      parameters: {
+        query?: {
+          /** @description Read the file at the head of this branch (default: the default branch) */
+          branch?: string;
+        };
+        header?: never;
+        path: {
+          /** @description The environment name */
+          name: string;
+        };
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description Field by field */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': {
+              /** @description repository.config */
+              path: string;
+              branch: string;
+              /** @description The branch's head the file was read at */
+              commit: string;
+              fields: {
+                field: string;
+                /**
+                 * @description same in both; only in the stored environment; only in the file; in both and different (the environment's wins)
+                 * @enum {string}
+                 */
+                state: 'same' | 'environment' | 'file' | 'both';
+                environment?: unknown;
+                file?: unknown;
+              }[];
+            };
+          };
+        };
+        /** @description invalid_input, invalid_environment */
+        400: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['Error'];
+          };
+        };
+        /** @description unauthorized */
+        401: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['Error'];
+          };
+        };
+        /** @description not_found */
+        404: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['Error'];
+          };
+        };
+        /** @description internal */
+        500: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['Error'];
+          };
+        };
+      };
+    };
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/v1/environments/{name}/resolved': {
     parameters: {
       query?: never;
@@ -2870,6 +2975,7 @@ export interface paths {
                     username?: string;
                     knownHosts?: string;
                   };
+                  config: string;
                 };
                 /** @default universal */
                 image: string;
@@ -4951,6 +5057,7 @@ export interface components {
               username?: string;
               knownHosts?: string;
             };
+            config?: string;
           };
       /** @default universal */
       image: string;

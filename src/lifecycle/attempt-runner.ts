@@ -155,7 +155,13 @@ export interface AttemptRun {
   attemptId: string;
   taskId: string;
   /** `templates`: name → digest of each template the spec extends (part of the cache key). */
-  environment: { id: string; spec: EnvironmentSpec; templates?: Record<string, string> };
+  environment: {
+    id: string;
+    spec: EnvironmentSpec;
+    templates?: Record<string, string>;
+    /** `repository.config`: the file's path and content digest (part of the cache key). */
+    repositoryFile?: { path: string; digest: string } | undefined;
+  };
   /** Secret values by name, opened by the caller; they reach setup and maintenance only. */
   secrets: Readonly<Record<string, string>>;
   ref: TaskRef;
@@ -359,6 +365,7 @@ export class AttemptRunner {
         // A secret used only as a proxy credential is not part of the key (changing it rebuilds nothing).
         secrets: scriptSecrets(spec, run.secrets),
         templates: run.environment.templates,
+        repositoryFile: run.environment.repositoryFile,
       });
       const key = cacheKey(parts);
       // A local repository is bundled on the host when a checkout needs it (started before the

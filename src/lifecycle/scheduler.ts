@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { EnvironmentSpec } from '../domain/environment/environment-spec.js';
 import { templateDigests } from '../domain/environment/environment-template.js';
+import { repositoryConfigNow } from './repository-config-now.js';
 import { newId } from '../domain/ids.js';
 import {
   isTerminalPhase,
@@ -681,6 +682,29 @@ export class Scheduler {
         if (found.log !== undefined)
           emit({ type: 'log', stream: 'system', text: `${found.log}\n` });
       }
+      // `repository.config`: the repository file's fields at the default branch's head, and its
+      // content in the cache key; a bad file fails the attempt here, before any sandbox (a
+      // follow-up starts from its snapshot; a task's own repository is not the environment's).
+      // Only local repositories get here (the environment service refuses others), and the
+      // checkout still holds them to the server's --allow-local-repos.
+      let repositoryFile: { path: string; digest: string } | undefined;
+      if (attempt.followUp == null && task.repository == null) {
+        const fromRepository = await repositoryConfigNow(
+          environment,
+          (await store.getWrittenSpec(environment.id))?.spec,
+          async (name) => (await store.getTemplateByName(name))?.spec,
+          { allowLocal: true },
+        );
+        if (fromRepository !== undefined) {
+          environment = { ...environment, spec: fromRepository.spec };
+          repositoryFile = fromRepository.file;
+          emit({
+            type: 'log',
+            stream: 'system',
+            text: `repository file ${fromRepository.file.path} at ${fromRepository.commit.slice(0, 12)}\n`,
+          });
+        }
+      }
       // A follow-up turn has its own prompt or command and starts from its parent's snapshot. It
       // resumes the parent's conversation when one was kept, asked the request as written; else
       // it is asked the request with the earlier prompt and final message in front of it.
@@ -710,6 +734,7 @@ export class Scheduler {
             environment.spec,
             async (name) => (await store.getTemplateByName(name))?.spec,
           ),
+          repositoryFile,
         },
         // A task on a fork's code: setup and maintenance get none of the environment's secrets.
         secrets: task.agent?.withoutSecrets === true ? {} : secrets,

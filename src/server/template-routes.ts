@@ -69,6 +69,24 @@ const readTemplate = async (request: Request): Promise<unknown> =>
     ? await readYamlSpec(request)
     : (await readEnvironmentJson(request, templateBody.parse)).spec;
 
+const repositoryFileDiffView = z.object({
+  path: z.string().describe('repository.config'),
+  branch: z.string(),
+  commit: z.string().describe("The branch's head the file was read at"),
+  fields: z.array(
+    z.object({
+      field: z.string(),
+      state: z
+        .enum(['same', 'environment', 'file', 'both'])
+        .describe(
+          "same in both; only in the stored environment; only in the file; in both and different (the environment's wins)",
+        ),
+      environment: z.unknown().optional(),
+      file: z.unknown().optional(),
+    }),
+  ),
+});
+
 export const templateRoutes: RouteDefinition<RouteDeps>[] = [
   {
     method: 'get',
@@ -154,6 +172,27 @@ export const templateRoutes: RouteDefinition<RouteDeps>[] = [
     handler: async (c, deps) => {
       await deps.environments.templates.delete(c.get('caller'), pathParam(c, 'name'));
       return c.body(null, 204);
+    },
+  },
+  {
+    method: 'get',
+    path: '/v1/environments/:name/diff',
+    summary:
+      'The stored environment against its repository file (repository.config), field by field (berth env diff)',
+    auth: 'token',
+    params: { name: 'The environment name' },
+    query: { branch: 'Read the file at the head of this branch (default: the default branch)' },
+    responses: { 200: { description: 'Field by field', schema: repositoryFileDiffView } },
+    errors: ['invalid_input', 'invalid_environment', 'not_found'],
+    handler: async (c, deps) => {
+      const environment = await deps.environments.get(c.get('caller'), pathParam(c, 'name'));
+      const branch = c.req.query('branch');
+      return c.json(
+        await deps.environments.templates.repositoryFileDiff(
+          environment,
+          branch === undefined || branch === '' ? undefined : branch,
+        ),
+      );
     },
   },
   {

@@ -19,6 +19,7 @@ import type { SecretBox } from '../secrets/secret-box.js';
 import type { Caller } from './caller.js';
 import { githubTriggerTaken } from '../domain/environment/github-trigger.js';
 import { TemplateService } from './template-service.js';
+import { checkRepositoryFile } from '../lifecycle/repository-config-now.js';
 
 /**
  * Environments as the API and the CLI see them: validation, membership and secrets, without
@@ -139,6 +140,7 @@ export class EnvironmentService {
     this.templates = new TemplateService({
       store: options.store,
       checkAvailability: options.checkAvailability,
+      allowLocalRepositories: options.allowLocalRepositories,
       ...(options.now ? { now: options.now } : {}),
     });
     this.checkAvailability = options.checkAvailability;
@@ -169,7 +171,10 @@ export class EnvironmentService {
 
   /** Validates a spec as written: with `extends`, merged over its templates first. */
   async check(specInput: unknown): Promise<EnvironmentSpec> {
-    return this.validate((await this.templates.resolveWritten(specInput)).merged);
+    const spec = this.validate((await this.templates.resolveWritten(specInput)).merged);
+    // `repository.config`: a local repository's file must be there and valid (not built for others).
+    await checkRepositoryFile(spec, this.allowLocalRepositories);
+    return spec;
   }
 
   async create(caller: Caller, input: EnvironmentInput): Promise<StoredEnvironment> {

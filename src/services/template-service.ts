@@ -11,6 +11,7 @@ import {
 } from '../domain/environment/environment-template.js';
 import type { Store, StoredEnvironment } from '../ports/store.js';
 import type { Caller } from './caller.js';
+import { repositoryFileDiff } from '../lifecycle/repository-config-now.js';
 
 /**
  * Templates as the API and the CLI see them (issue 16), and what environments that extend them
@@ -27,6 +28,8 @@ export interface TemplateServiceOptions {
   store: Store;
   /** As the environment service's (pinned language versions can be had). */
   checkAvailability?: ((spec: EnvironmentSpec) => Promise<void>) | undefined;
+  /** Whether local repositories are allowed (a repository file is read from them). */
+  allowLocalRepositories?: boolean;
   now?: () => string;
 }
 
@@ -52,9 +55,11 @@ export class TemplateService {
   private readonly store: Store;
   private readonly checkAvailability: ((spec: EnvironmentSpec) => Promise<void>) | undefined;
   private readonly now: () => string;
+  private readonly allowLocalRepositories: boolean;
 
   constructor(options: TemplateServiceOptions) {
     this.store = options.store;
+    this.allowLocalRepositories = options.allowLocalRepositories ?? false;
     this.checkAvailability = options.checkAvailability;
     this.now = options.now ?? (() => new Date().toISOString());
   }
@@ -162,14 +167,29 @@ export class TemplateService {
 
   /** Keeps what an environment wrote when it extends a template (else forgets it). */
   async recordWritten(environmentId: string, written: unknown): Promise<void> {
-    const name =
+    const object =
       written !== null && typeof written === 'object' && !Array.isArray(written)
-        ? (written as { extends?: unknown }).extends
+        ? (written as { extends?: unknown; repository?: unknown })
         : undefined;
+    const name = object?.extends;
+    // A repository file's fields go under what the environment wrote (repository-config.ts).
+    const repository = object?.repository;
+    const config = repository !== null && typeof repository === 'object' && 'config' in repository;
     await this.store.putWrittenSpec(
       environmentId,
-      typeof name === 'string' ? { extends: name, spec: written } : undefined,
+      typeof name === 'string' || config
+        ? { extends: typeof name === 'string' ? name : '', spec: written }
+        : undefined,
     );
+  }
+
+  /** `berth env diff`: the stored environment against its repository file (on `branch`). */
+  async repositoryFileDiff(
+    environment: StoredEnvironment,
+    branch: string | undefined,
+  ): ReturnType<typeof repositoryFileDiff> {
+    const written = (await this.store.getWrittenSpec(environment.id))?.spec;
+    return repositoryFileDiff(environment.spec, written, branch, this.allowLocalRepositories);
   }
 
   /** The names of the templates an environment's spec extends, nearest first. */

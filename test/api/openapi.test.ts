@@ -59,6 +59,7 @@ describe('GET /openapi.json', () => {
         'GET /metrics',
         'GET /v1/usage',
         'GET /v1/environments/{name}/resolved',
+        'GET /v1/environments/{name}/diff',
         'GET /v1/templates',
         'POST /v1/templates',
         'GET /v1/templates/{name}',

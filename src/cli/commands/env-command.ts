@@ -8,6 +8,7 @@ import type { EnvironmentSpec } from '../../domain/environment/environment-spec.
 import type { CacheEntryView } from '../../server/task-views.js';
 import { registerEnvTestCommand } from './task-command.js';
 import { registerEnvImportCommand } from './env-import-command.js';
+import { registerEnvDiffCommand } from './env-diff-command.js';
 import { describeEnvironment } from '../environment-description.js';
 import { cacheSize, describeCacheReset, type CacheResetView } from '../cache-description.js';
 import {
@@ -224,6 +225,7 @@ export function registerEnvCommands(program: Command, ctx: CliContext): void {
 
   registerEnvTestCommand(env, ctx);
   registerEnvImportCommand(env, ctx);
+  registerEnvDiffCommand(env, ctx);
 
   const cache = env.command('cache').description("an environment's cache entry");
   withClientOptions(

@@ -37,6 +37,8 @@ export interface CacheKeyParts {
    * (environment-template.ts). Absent without `extends`, so other keys stay as they were.
    */
   templates?: Record<string, string>;
+  /** `repository.config`: the file's path and the digest of its content at the built commit. */
+  repositoryFile?: { path: string; digest: string };
 }
 
 export interface CacheKeyInput {
@@ -51,6 +53,7 @@ export interface CacheKeyInput {
   secrets: Readonly<Record<string, string>>;
   /** name → digest of each template in the environment's chain (`templateDigests`). */
   templates?: Readonly<Record<string, string>> | undefined;
+  repositoryFile?: { path: string; digest: string } | undefined;
 }
 
 export function secretDigest(salt: string, name: string, value: string): string {
@@ -83,6 +86,9 @@ export function cacheKeyParts(input: CacheKeyInput): CacheKeyParts {
     secrets,
     ...(input.templates !== undefined && Object.keys(input.templates).length > 0
       ? { templates: { ...input.templates } }
+      : {}),
+    ...(input.repositoryFile !== undefined
+      ? { repositoryFile: { path: input.repositoryFile.path, digest: input.repositoryFile.digest } }
       : {}),
   };
 }
@@ -139,5 +145,8 @@ export function explainChange(before: CacheKeyParts, after: CacheKeyParts): stri
   out.push(...recordChanges('variable', before.env, after.env));
   out.push(...recordChanges('secret', before.secrets, after.secrets));
   out.push(...recordChanges('template', before.templates ?? {}, after.templates ?? {}));
+  const file = (parts: CacheKeyParts) =>
+    parts.repositoryFile ? { [parts.repositoryFile.path]: parts.repositoryFile.digest } : {};
+  out.push(...recordChanges('repository file', file(before), file(after)));
   return out;
 }

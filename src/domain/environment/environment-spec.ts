@@ -91,10 +91,31 @@ const repositoryCredentials = z.strictObject({
     .optional(),
 });
 
+/**
+ * `repository.config`: a file in the repository whose fields the environment takes at the commit
+ * its cache is built from (repository-config.ts). A path inside the repository: relative, no
+ * `..`, no control characters.
+ */
+const repositoryConfigPath = z
+  .string()
+  .min(1)
+  .max(1024)
+  .refine(
+    (p) =>
+      !p.startsWith('/') &&
+      !p.startsWith('-') &&
+      !/^[A-Za-z]:/.test(p) &&
+      !/[\x00-\x1f\x7f\\]/.test(p) &&
+      !p.split('/').some((part) => part === '..' || part === '') &&
+      !p.endsWith('/'),
+    'must be a path inside the repository: relative (no leading "/"), without ".." or empty parts',
+  );
+
 const repositoryObject = z.strictObject({
   url: repositoryUrl,
   defaultBranch: branchName.default('main'),
   credentials: repositoryCredentials.optional(),
+  config: repositoryConfigPath.optional(),
 });
 
 const repository = z

@@ -1,0 +1,118 @@
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DockerRuntime } from '../../src/adapters/runtime/docker/docker-runtime.js';
+import {
+  addEnvironment,
+  closeTaskQueueWorld,
+  commandScheduler,
+  openTaskQueueWorld,
+  submitCommand,
+  type TaskQueueWorld,
+} from './task-queue-support.js';
+
+/**
+ * `repository.config` through the real scheduler and engine (issue 16, Show): an environment whose
+ * setup and variables live in `.berth/environment.yaml` in the repository builds its cache from
+ * them; a commit that changes the file rebuilds the cache and the log says why ("repository file
+ * .berth/environment.yaml changed"); a bad file fails the attempt before any sandbox, with the
+ * field path, line and column.
+ */
+
+const instance = `repofile-${process.pid}`;
+const runtime = new DockerRuntime({ instance });
+let world: TaskQueueWorld;
+let environmentId: string;
+
+function commitFile(text: string): void {
+  const dir = world.repo.dir;
+  writeFileSync(join(dir, '.berth', 'environment.yaml'), text);
+  execFileSync('git', ['-C', dir, 'add', '-A']);
+  execFileSync('git', [
+    '-C',
+    dir,
+    '-c',
+    'user.name=t',
+    '-c',
+    'user.email=t@t',
+    'commit',
+    '-qm',
+    'environment file',
+  ]);
+}
+
+async function runOnce(): Promise<{ status: string; log: string }> {
+  const queue = commandScheduler(world, runtime);
+  await queue.start();
+  try {
+    const { task, attempts } = await submitCommand(
+      queue,
+      environmentId,
+      'echo "agent sees FROM_FILE=$FROM_FILE"; cat /tmp/built-by',
+    );
+    const done = await queue.waitForTask(task.id);
+    const events = await world.store.listAttemptEvents(attempts[0]?.id ?? '');
+    const log = events
+      .map((e) =>
+        e.type === 'log'
+          ? e.text
+          : e.type === 'error'
+            ? `error: ${e.message}\n`
+            : e.type === 'cache'
+              ? `cache ${e.result}: ${e.reason}\n`
+              : '',
+      )
+      .join('');
+    return { status: done.status, log };
+  } finally {
+    await queue.stop();
+  }
+}
+
+beforeAll(async () => {
+  world = await openTaskQueueWorld('repofile');
+  mkdirSync(join(world.repo.dir, '.berth'));
+  commitFile('setup: echo one > /tmp/built-by\nenv:\n  FROM_FILE: one\n');
+  const spec = {
+    name: 'repofile-env',
+    repository: { url: world.repo.dir, defaultBranch: 'main', config: '.berth/environment.yaml' },
+  };
+  environmentId = await addEnvironment(world.store, spec);
+  // What the environment wrote (the environment service keeps it; its own fields win).
+  await world.store.putWrittenSpec(environmentId, {
+    extends: '',
+    spec: { ...spec, image: 'minimal' },
+  });
+});
+
+afterAll(async () => {
+  await closeTaskQueueWorld(world, instance);
+});
+
+describe('repository.config', () => {
+  it('builds from the file, rebuilds when a commit changes it (saying why), fails early on a bad one', async () => {
+    const first = await runOnce();
+    expect(first.status, first.log).toBe('succeeded');
+    expect(first.log).toMatch(/repository file \.berth\/environment\.yaml at [0-9a-f]{12}/);
+    expect(first.log).toContain('agent sees FROM_FILE=one');
+    expect(first.log).toMatch(/^one$/m);
+
+    commitFile('setup: echo two > /tmp/built-by\nenv:\n  FROM_FILE: two\n');
+    const second = await runOnce();
+    expect(second.status, second.log).toBe('succeeded');
+    expect(second.log).toMatch(
+      /cache miss: cache rebuilt because: .*repository file \.berth\/environment\.yaml changed/,
+    );
+    expect(second.log).toContain('agent sees FROM_FILE=two');
+    expect(second.log).toMatch(/^two$/m);
+
+    commitFile('setup: echo three\nsetpu: typo\n');
+    const third = await runOnce();
+    expect(third.status).toBe('failed');
+    expect(third.log).toMatch(
+      /repository file \.berth\/environment\.yaml: setpu: not a field of a repository file .*\(line 2, column 1\)/,
+    );
+    expect(third.log).not.toMatch(/^sandbox [0-9a-f]{12}/m);
+  });
+});

@@ -1,0 +1,158 @@
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SqliteStore } from '../../src/adapters/store/sqlite/sqlite-store.js';
+import { cacheKeyParts, explainChange } from '../../src/domain/cache/cache-key.js';
+import { parseEnvironmentSpec } from '../../src/domain/environment/environment-file.js';
+import { repositoryConfigNow } from '../../src/lifecycle/repository-config-now.js';
+import { SecretBox } from '../../src/secrets/secret-box.js';
+import { EnvironmentService } from '../../src/services/environment-service.js';
+
+/**
+ * `repository.config` without Docker (issue 16 item 1), on a real git repository and a real
+ * SQLite store: the path must stay inside the repository; the file must be at the commit and
+ * valid when the environment is written (refused with the path, or the field path, line and
+ * column); its fields merge under what the environment wrote; its content is part of the cache
+ * key ("repository file .berth/environment.yaml changed"); other repositories are refused (not
+ * built).
+ */
+
+const admin = { tokenId: 'tok_admin', tokenName: 'admin', admin: true };
+let dir: string;
+let repo: string;
+let store: SqliteStore;
+let service: EnvironmentService;
+
+function git(...args: string[]): string {
+  return execFileSync('git', ['-C', repo, '-c', 'user.name=t', '-c', 'user.email=t@t', ...args], {
+    encoding: 'utf8',
+  }).trim();
+}
+
+function commitFile(text: string): string {
+  writeFileSync(join(repo, '.berth', 'environment.yaml'), text);
+  git('add', '-A');
+  git('commit', '-qm', 'environment file');
+  return git('rev-parse', 'HEAD');
+}
+
+const lookup = async (name: string) => (await store.getTemplateByName(name))?.spec;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'berth-repofile-'));
+  repo = join(dir, 'repo');
+  execFileSync('git', ['init', '-q', '-b', 'main', repo]);
+  mkdirSync(join(repo, '.berth'));
+  writeFileSync(join(repo, 'README.md'), 'x\n');
+  git('add', '-A');
+  git('commit', '-qm', 'one');
+  store = SqliteStore.open(join(dir, 'data'));
+  await store.migrate();
+  service = new EnvironmentService({
+    store,
+    secretBox: SecretBox.fromKey(randomBytes(32)),
+    allowLocalRepositories: true,
+  });
+});
+
+afterAll(async () => {
+  await store.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const spec = (config: string, extra: Record<string, unknown> = {}) => ({
+  name: 'repofile',
+  repository: { url: repo, defaultBranch: 'main', config },
+  ...extra,
+});
+
+describe('repository.config', () => {
+  it('refuses a path outside the repository, with the path', () => {
+    for (const path of ['../x.yaml', '/etc/passwd', 'a/../../b', '.berth//x', 'C:/x'])
+      expect(() => parseEnvironmentSpec(spec(path))).toThrow(
+        /repository\.config: must be a path inside the repository/,
+      );
+  });
+
+  it('refuses a file missing at the commit, with the path and commit', async () => {
+    await expect(service.create(admin, { spec: spec('.berth/environment.yaml') })).rejects.toThrow(
+      /repository\.config: \.berth\/environment\.yaml: not in the repository at commit [0-9a-f]{12} \(branch main\)/,
+    );
+    await expect(store.getEnvironmentByName('repofile')).resolves.toBeUndefined();
+  });
+
+  it('refuses a bad file with the field path, line and column, and a field that stays in the store', async () => {
+    commitFile('setup: make\nenv:\n  BERTH_X: "1"\n');
+    await expect(service.create(admin, { spec: spec('.berth/environment.yaml') })).rejects.toThrow(
+      /repository file \.berth\/environment\.yaml: env\.BERTH_X: .*\(line 3, column \d+\)/,
+    );
+    commitFile('setup: make\nsecrets: [TOKEN]\n');
+    await expect(service.create(admin, { spec: spec('.berth/environment.yaml') })).rejects.toThrow(
+      /repository file \.berth\/environment\.yaml: secrets: not a field of a repository file .*\(line 2, column 1\)/,
+    );
+  });
+
+  it('refuses a repository that is not local (not built)', async () => {
+    await expect(
+      service.create(admin, {
+        spec: {
+          name: 'remote',
+          repository: {
+            url: 'https://git.example.test/a/b.git',
+            config: '.berth/environment.yaml',
+          },
+        },
+      }),
+    ).rejects.toThrow(/read from local repositories only/);
+  });
+
+  it('merges the file under the environment, and its content changes the cache key with the reason', async () => {
+    const first = commitFile(
+      'setup: echo from-the-file\nenv:\n  FROM_FILE: one\n  SHARED: file\nverify: ./test.sh\n',
+    );
+    const created = await service.create(admin, {
+      spec: spec('.berth/environment.yaml', { image: 'minimal', env: { SHARED: 'environment' } }),
+    });
+    const now = async () => {
+      const env = await service.get(admin, 'repofile');
+      const written = (await store.getWrittenSpec(env.id))?.spec;
+      return await repositoryConfigNow(env, written, lookup, { allowLocal: true });
+    };
+    const one = await now();
+    expect(one?.commit).toBe(first);
+    expect(one?.spec.setup?.script).toBe('echo from-the-file');
+    expect(one?.spec.env).toEqual({ FROM_FILE: 'one', SHARED: 'environment' });
+    expect(one?.spec.verify).toBe('./test.sh');
+    expect(one?.spec.image).toBe('minimal');
+    // The stored environment itself has no setup: it lives in the repository.
+    expect(created.spec.setup).toBeUndefined();
+
+    const parts = (r: NonNullable<typeof one>) =>
+      cacheKeyParts({
+        environmentId: created.id,
+        baseImageDigest: 'sha256:base',
+        repository: r.spec.repository,
+        versions: r.spec.versions,
+        setup: r.spec.setup,
+        maintenance: r.spec.maintenance,
+        env: r.spec.env,
+        secrets: {},
+        repositoryFile: r.file,
+      });
+    commitFile('setup: echo changed\nenv:\n  FROM_FILE: one\n  SHARED: file\nverify: ./test.sh\n');
+    const two = await now();
+    expect(explainChange(parts(one!), parts(two!))).toEqual([
+      'setup script changed',
+      'repository file .berth/environment.yaml changed',
+    ]);
+
+    // A bad file committed later fails the attempt's start, with line and column.
+    commitFile('setup: echo x\nsetpu: typo\n');
+    await expect(now()).rejects.toThrow(
+      /repository file \.berth\/environment\.yaml: setpu: not a field of a repository file .*\(line 2, column 1\)/,
+    );
+  });
+});
