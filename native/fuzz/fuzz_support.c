@@ -25,6 +25,11 @@ void leg_sink_send(void *sink_pointer, event_t *event) {
   switch (event->kind) {
     case EVENT_SECURE:
       sink->secure++;
+      if (memchr(event->servername, 0, sizeof(event->servername)) == NULL ||
+          memchr(event->alpn, 0, sizeof(event->alpn)) == NULL)
+        die("an unterminated name in a SECURE event");
+      memcpy(sink->servername, event->servername, sizeof(sink->servername));
+      memcpy(sink->alpn, event->alpn, sizeof(sink->alpn));
       break;
     case EVENT_DATA:
       if (event->length == 0 || event->length > PLAIN_BYTES) die("a DATA event out of bounds");

@@ -17,6 +17,8 @@
 /* What a leg told its sink (JavaScript in the addon). */
 typedef struct {
   int secure, ended, errored, released, drains, spliced, finished;
+  char servername[256]; /* the SECURE event's SNI */
+  char alpn[32];        /* the SECURE event's ALPN */
   unsigned char *delivered; /* every DATA event's bytes, in order */
   size_t delivered_length, delivered_capacity;
   size_t last_data_length; /* the last DATA event's length */

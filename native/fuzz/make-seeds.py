@@ -115,6 +115,9 @@ def session_seeds():
           b'\x02' + op(PEER_SEND, 1, b'HTTP/1.1 200 OK\r\nContent-Length: 409600\r\n\r\n') +
           op(READ, 1, length=1) + op(SERVE, 1) + op(PEER_LARGE, 1, length=199) +
           op(SPLICE, 0, length=0x80 | 99) + (op(SERVE, 0) + op(SERVE, 1) + op(PEER_READ, 0)) * 6)
+    write('tls_session', 'longest-sni',
+          bytes([0xfc]) + op(PEER_SEND, 0, b'GET / HTTP/1.1\r\n\r\n') + op(READ, 0, length=1) +
+          op(SERVE, 0))
     write('tls_session', 'large-write-drain',
           b'\x00' + op(LARGE_WRITE, 0, length=255) + (op(SERVE, 0) + op(PEER_READ, 0)) * 8 +
           op(END, 0) + op(SERVE, 0))

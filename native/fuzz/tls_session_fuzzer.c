@@ -7,7 +7,8 @@
  * ends and stops legs, in any order. The legs are served as their thread would be.
  *
  * Byte 0: bit 0 and bit 1 make leg 0 and leg 1 an upstream leg (TLS client) instead of the
- * sandbox's side (TLS server). Then records of [op, side, length (1 byte), bytes] (see the
+ * sandbox's side (TLS server); bits 2-7 give the length of the name a sandbox's client sends as
+ * SNI (0: FUZZ_HOST; else 4 to 255 characters, copied into the SECURE event). Then records of [op, side, length (1 byte), bytes] (see the
  * switch below; two ops send large bodies, past the legs' buffer limits and OUT_HIGH).
  *
  * Checked besides the sanitizers: what a leg delivered to JavaScript is exactly the start of what
@@ -122,7 +123,8 @@ static unsigned char *large_body(size_t length, unsigned char seed) {
   return body;
 }
 
-static void set_up(side_t *s, int upstream) {
+static void set_up(side_t *s, int upstream, size_t sni_length) {
+  char sni[256] = FUZZ_HOST;
   memset(s, 0, sizeof(*s));
   s->upstream = upstream;
   s->key = upstream ? fuzz_start_leg(fuzz_client_context(), FUZZ_HOST, &s->sink, s->sv)
@@ -135,7 +137,12 @@ static void set_up(side_t *s, int upstream) {
     SSL_set_accept_state(s->peer);
   else {
     SSL_set_connect_state(s->peer);
-    SSL_set_tlsext_host_name(s->peer, FUZZ_HOST);
+    if (sni_length > 0) {
+      for (size_t k = 0; k < sni_length && k < sizeof(sni) - 1; k++)
+        sni[k] = k % 64 == 63 ? '.' : (char)('a' + (k * 7) % 26);
+      sni[sni_length < sizeof(sni) - 1 ? sni_length : sizeof(sni) - 1] = 0;
+    }
+    SSL_set_tlsext_host_name(s->peer, sni);
   }
   s->peer_open = 1;
   for (int round = 0; round < 20 && !(s->sink.secure && SSL_is_init_finished(s->peer)); round++) {
@@ -144,6 +151,9 @@ static void set_up(side_t *s, int upstream) {
     fuzz_service(s->key);
   }
   if (!s->sink.secure || !SSL_is_init_finished(s->peer)) fail("the handshake did not complete", upstream);
+  if (strcmp(s->sink.alpn, "http/1.1") != 0) fail("the SECURE event's ALPN is not http/1.1", upstream);
+  if (!upstream && strcmp(s->sink.servername, sni) != 0)
+    fail("the SECURE event's SNI is not the one the client sent", upstream);
 }
 
 /* Whether a (length a_length) is the start of b; memcmp takes no NULL, even for 0 bytes. */
@@ -189,8 +199,11 @@ static void serve(side_t *sides, int index) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 1) return 0;
   side_t sides[2];
-  set_up(&sides[0], data[0] & 1);
-  set_up(&sides[1], (data[0] >> 1) & 1);
+  /* 0, or 4 to 255 characters (the longest name TLS carries). */
+  size_t sni_length = (size_t)(data[0] >> 2) == 0 ? 0 : 4 + ((size_t)(data[0] >> 2) - 1) * 4;
+  if (sni_length > 255) sni_length = 255;
+  set_up(&sides[0], data[0] & 1, sni_length);
+  set_up(&sides[1], (data[0] >> 1) & 1, sni_length);
   for (size_t i = 1; i + 3 <= size;) {
     int op = data[i] % 14;
     int index = data[i + 1] & 1;
