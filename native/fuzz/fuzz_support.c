@@ -189,11 +189,12 @@ SSL_CTX *fuzz_peer_server_context(void) {
   return ctx;
 }
 
-uint64_t fuzz_start_leg(SSL_CTX *ctx, const char *host, fuzz_sink_t *sink, int sv[2]) {
+uint64_t fuzz_start_leg(SSL_CTX *ctx, const char *host, const void *initial, size_t length,
+                        fuzz_sink_t *sink, int sv[2]) {
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0)
     die("no socketpair");
   BIO *rbio = NULL, *wbio = NULL;
-  SSL *ssl = new_ssl(ctx, host, NULL, 0, &rbio, &wbio);
+  SSL *ssl = new_ssl(ctx, host, initial, length, &rbio, &wbio);
   if (ssl == NULL) die("new_ssl failed");
   uint32_t slot = 0;
   if (grow_legs(&slot) != 0) die("no slot");

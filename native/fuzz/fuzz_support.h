@@ -33,8 +33,10 @@ SSL_CTX *fuzz_peer_client_context(void);
 SSL_CTX *fuzz_peer_server_context(void);
 
 /* A leg on sv[1] of a fresh non-blocking socketpair (sv[0] is the peer's end); host NULL: the
-   sandbox's side. Returns the leg's key, or aborts. */
-uint64_t fuzz_start_leg(SSL_CTX *ctx, const char *host, fuzz_sink_t *sink, int sv[2]);
+   sandbox's side; initial: bytes already read from the peer (start()'s initialBytes). Returns
+   the leg's key, or aborts. */
+uint64_t fuzz_start_leg(SSL_CTX *ctx, const char *host, const void *initial, size_t length,
+                        fuzz_sink_t *sink, int sv[2]);
 /* The running leg with this key, or NULL (it failed or was stopped). */
 leg_t *fuzz_leg(uint64_t key);
 /* Serves the leg as its thread would after an event, and every leg marked dirty. */

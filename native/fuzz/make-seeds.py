@@ -64,6 +64,8 @@ def handshake_seeds():
         hello = client_hello(maximum)
         write('tls_handshake', f'sandbox-client-hello-{name}',
               b'\x00' + handshake_record(0, hello) + handshake_record(2))
+        write('tls_handshake', f'sandbox-client-hello-{name}-as-initial-bytes',
+              b'\x02' + handshake_record(0, hello) + handshake_record(2))
         write('tls_handshake', f'sandbox-client-hello-{name}-in-pieces',
               b'\x00' + b''.join(handshake_record(0, c) for c in chunks(hello, 7)) +
               handshake_record(1))

@@ -127,8 +127,8 @@ static void set_up(side_t *s, int upstream, size_t sni_length) {
   char sni[256] = FUZZ_HOST;
   memset(s, 0, sizeof(*s));
   s->upstream = upstream;
-  s->key = upstream ? fuzz_start_leg(fuzz_client_context(), FUZZ_HOST, &s->sink, s->sv)
-                    : fuzz_start_leg(fuzz_server_context(), NULL, &s->sink, s->sv);
+  s->key = upstream ? fuzz_start_leg(fuzz_client_context(), FUZZ_HOST, NULL, 0, &s->sink, s->sv)
+                    : fuzz_start_leg(fuzz_server_context(), NULL, NULL, 0, &s->sink, s->sv);
   s->peer = SSL_new(upstream ? fuzz_peer_server_context() : fuzz_peer_client_context());
   if (s->peer == NULL) abort();
   SSL_set_mode(s->peer, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
