@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isTerminalPhase } from '../../domain/task/attempt-phase.js';
 import type { Caller } from '../../services/caller.js';
@@ -35,7 +36,10 @@ export class SlackConversation {
       pollMs: number;
       logger: Logger;
     },
-  ) {}
+  ) {
+    // Every followed task waits on this one signal (a listener each while it sleeps).
+    setMaxListeners(0, this.controller.signal);
+  }
 
   /** Follows the turn in the background until it ends (or `stop`). */
   watch(turn: WatchedTurn): void {
