@@ -47,7 +47,13 @@ function readEnvironmentFile(
   file: string,
 ): { raw: unknown; spec: EnvironmentSpec | undefined } {
   const text = ctx.readFile(file);
-  const raw = parseYaml(text) as unknown;
+  let raw: unknown;
+  try {
+    raw = parseYaml(text) as unknown;
+  } catch {
+    // Malformed YAML: the refusal with the line and column (and exit code 2).
+    return { raw: undefined, spec: parseEnvironmentFile(text, file) };
+  }
   // A file that extends a template is checked by the server, merged over the template: alone,
   // it may leave to the template what another field needs (internet.access for domains).
   if (extendsTemplate(raw)) return { raw, spec: undefined };
