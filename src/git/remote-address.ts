@@ -39,6 +39,16 @@ export async function vettedRemoteAddress(
   policy: RemoteAddressPolicy,
   signal: AbortSignal,
 ): Promise<string | undefined> {
+  const verdict = await vetRemoteHost(host, policy, signal);
+  return verdict.ok ? verdict.address : undefined;
+}
+
+/** The vetted address of `host`, or why there is none (for a message). */
+export async function vetRemoteHost(
+  host: string,
+  policy: RemoteAddressPolicy,
+  signal: AbortSignal,
+): Promise<{ ok: true; address: string } | { ok: false; reason: string }> {
   const guard = new AddressGuard({
     allow: (policy.allow ?? []).map((range) => ({ range })),
     ownAddresses: [
@@ -53,9 +63,20 @@ export async function vettedRemoteAddress(
         ? [host]
         : (await withSignal(lookup(host, { all: true }), signal)).map((a) => a.address);
   } catch {
-    return undefined;
+    return { ok: false, reason: `${host} does not resolve` };
   }
-  return addresses.find((address) => guard.vet(address, host.toLowerCase()).allowed);
+  const refusals: string[] = [];
+  for (const address of addresses) {
+    const verdict = guard.vet(address, host.toLowerCase());
+    if (verdict.allowed) return { ok: true, address };
+    // The guard's hint names the egress proxy's setting; here it is BERTH_SETUP_ALLOW.
+    const reason =
+      verdict.rule === 'own-address'
+        ? "one of this machine's own addresses"
+        : verdict.reason.replace(/ \(refused by default;.*\)$/, '');
+    refusals.push(`${address}: ${reason}`);
+  }
+  return { ok: false, reason: refusals.join('; ') || `${host} has no address` };
 }
 
 /** `promise`, or a rejection once `signal` aborts (a lookup cannot be cancelled itself). */

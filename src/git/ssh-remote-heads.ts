@@ -1,9 +1,11 @@
-import { isIP } from 'node:net';
 import { parseRemoteHeads, type RemoteHeads } from '../domain/environment/default-branch.js';
 import type { GitCredentials } from '../lifecycle/checkout.js';
 import { SshKeySession } from '../lifecycle/ssh-key-session.js';
 import { boundedGit, mayBeAsked } from './public-remote-heads.js';
-import { vettedRemoteAddress, type RemoteAddressPolicy } from './remote-address.js';
+import type { RemoteAddressPolicy } from './remote-address.js';
+import { sshHost, vetSshTarget } from './ssh-target.js';
+
+export { pinnedAddressOptions, sshHost, sshPort } from './ssh-target.js';
 
 /**
  * Asks an ssh repository (ssh:// or user@host:path) for its HEAD and branches from the server's
@@ -15,8 +17,8 @@ import { vettedRemoteAddress, type RemoteAddressPolicy } from './remote-address.
  * a metadata service or the site's private network. So the host's address is vetted as the https
  * path's (remote-address.ts: the egress proxy's AddressGuard, public unicast only or inside the
  * operator's BERTH_SETUP_ALLOW, never one of the machine's own addresses, loopback only when
- * allowed), a name resolved once here, and ssh connects to that vetted address only (`-o
- * HostName=ADDRESS`) while its host keys are still looked up and recorded under the URL's name
+ * allowed), a name resolved once here (ssh-target.ts), and ssh connects to that vetted address
+ * only (`-o HostName=ADDRESS`) while its host keys are still looked up and recorded under the URL's name
  * (`-o HostKeyAlias=`, `[name]:port` as ssh writes them; CheckHostIP=no), so a second resolution
  * cannot differ and known_hosts lines keep matching. Then the same ssh as the checkout's: the key in a 0600 file of a fresh 0700 directory deleted afterwards, no
  * operator configuration, agent, agent forwarding or other identity (`-F /dev/null`,
@@ -57,13 +59,12 @@ export async function readSshRemoteHeads(
   if (key === undefined || key.trim() === '') return undefined;
   const host = sshHost(url);
   if (host === undefined || (options.anyHost !== true && !mayBeAsked(host))) return undefined;
-  if (isIP(host) === 0 && !PLAIN_NAME.test(host)) return undefined;
   const signal = AbortSignal.any([
     AbortSignal.timeout(TIMEOUT_MS),
     ...(options.signal ? [options.signal] : []),
   ]);
-  const address = await vettedRemoteAddress(host, options, signal);
-  if (address === undefined) return undefined;
+  const target = await vetSshTarget(url, options, signal);
+  if (!target.ok) return undefined;
   let session: SshKeySession;
   try {
     session = await SshKeySession.open(url, options.credentials, options.knownHostsFile);
@@ -73,7 +74,7 @@ export async function readSshRemoteHeads(
   try {
     const env = {
       ...session.env,
-      GIT_SSH_COMMAND: `${session.env.GIT_SSH_COMMAND ?? 'ssh'} ${pinnedAddressOptions(host, sshPort(url), address)}`,
+      GIT_SSH_COMMAND: `${session.env.GIT_SSH_COMMAND ?? 'ssh'} ${target.sshOptions}`,
     };
     const output = await boundedGit(
       [
@@ -97,49 +98,4 @@ export async function readSshRemoteHeads(
   } finally {
     await session.close();
   }
-}
-
-/** A host name ssh is given as it is (nothing a shell or ssh's option parser reads apart). */
-const PLAIN_NAME = /^[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?\.?$/i;
-
-/**
- * ssh options connecting to the vetted `address` only, host keys still checked and recorded
- * under the URL's host (as ssh names them in known_hosts: `host`, or `[host]:port` off port 22).
- */
-export function pinnedAddressOptions(host: string, port: number, address: string): string {
-  const name = host.toLowerCase();
-  const alias = port === 22 ? name : `[${name}]:${port}`;
-  return [
-    `-o ${shellWord(`HostName=${address}`)}`,
-    `-o ${shellWord(`HostKeyAlias=${alias}`)}`,
-    '-o CheckHostIP=no',
-  ].join(' ');
-}
-
-/** The port of `ssh://host:port/path` (22 when none; `user@host:path` has none). */
-export function sshPort(url: string): number {
-  if (!/^ssh:\/\//i.test(url)) return 22;
-  try {
-    const port = new URL(url).port;
-    return port === '' ? 22 : Number(port);
-  } catch {
-    return 22;
-  }
-}
-
-/** A word for GIT_SSH_COMMAND (run by a shell): single-quoted. */
-function shellWord(text: string): string {
-  return `'${text.replaceAll("'", `'\\''`)}'`;
-}
-
-/** The host of `ssh://[user@]host[:port]/path` or `user@host:path`; undefined when unclear. */
-export function sshHost(url: string): string | undefined {
-  if (/^ssh:\/\//i.test(url)) {
-    try {
-      return new URL(url).hostname.replace(/^\[|\]$/g, '') || undefined;
-    } catch {
-      return undefined;
-    }
-  }
-  return /^[^@/]+@([^:/]+):/.exec(url)?.[1];
 }

@@ -383,6 +383,8 @@ export class AttemptRunner {
                         credentials: run.credentials,
                         knownHostsFile: this.knownHostsFile(run),
                         signal,
+                        // The host connects only where setup may (BERTH_SETUP_ALLOW).
+                        addressPolicy: { allow: this.setupGuard.allow },
                       })
                     : bundleLocalRepository(location.location, signal);
                 bundling.catch(() => undefined);
@@ -909,6 +911,7 @@ export class AttemptRunner {
       credentials: common.run.credentials,
       bundle: common.bundle?.(),
       knownHostsFile: this.knownHostsFile(common.run),
+      addressPolicy: { allow: this.setupGuard.allow },
       signal: common.signal,
       onOutput: output.onOutput,
     };

@@ -16,6 +16,8 @@ import type { ExecResult, OutputChunk, SandboxRuntime } from '../ports/sandbox-r
 import { SANDBOX_STATE_DIR } from './setup-script.js';
 import { writeSandboxFile } from './sandbox-files.js';
 import { SshKeySession } from './ssh-key-session.js';
+import type { RemoteAddressPolicy } from '../git/remote-address.js';
+import { vetSshTarget } from '../git/ssh-target.js';
 
 /**
  * Checks a repository out inside a sandbox: the environment's default branch for the cache, the
@@ -66,6 +68,8 @@ export interface CheckoutContext {
   bundle?: Promise<Buffer> | undefined;
   /** ssh without `knownHosts`: the environment's file of host keys trusted on first use. */
   knownHostsFile?: string | undefined;
+  /** ssh: where the host may connect (`SshFetchOptions.addressPolicy`). */
+  addressPolicy?: RemoteAddressPolicy | undefined;
   /** Time limit of each git command (clone of a big repository may take long). */
   timeoutMs?: number;
 }
@@ -78,6 +82,8 @@ export interface CheckoutResult {
 const BRANCH_INVALID = /[\s\x00-\x1f\x7f~^:?*[\\]|\.\.|@\{|\/\/|^\/|\/$|\.lock$|\.$|^@$/;
 const SHA = /^[0-9a-f]{4,64}$/i;
 const BUNDLE_PATH = `${SANDBOX_STATE_DIR}/repo.bundle`;
+/** How long an ssh host's name may take to resolve before its fetch. */
+const SSH_LOOKUP_TIMEOUT_MS = 20_000;
 
 export function validateBranch(branch: string): string {
   if (branch === '' || branch.length > 255)
@@ -238,13 +244,19 @@ export interface SshFetchOptions {
   /** Without pinned host keys: the file of host keys trusted on first use (made when missing). */
   knownHostsFile?: string | undefined;
   signal?: AbortSignal | undefined;
+  /**
+   * Where the host may connect (ssh-target.ts): public unicast, or the operator's
+   * BERTH_SETUP_ALLOW ranges; never the machine's own addresses. Default: public only.
+   */
+  addressPolicy?: RemoteAddressPolicy | undefined;
 }
 
 /**
  * A bundle of every ref of the ssh repository at `url`, fetched on the host with the environment's
- * private key (see the threat model above). A refused key is ssh's "Permission denied
- * (publickey)", a host key that does not match is ssh's "Host key verification failed", both in
- * the error.
+ * private key (see the threat model above), connecting only to the host's vetted address
+ * (ssh-target.ts; a refused address fails before ssh runs). A refused key is ssh's
+ * "Permission denied (publickey)", a host key that does not match is ssh's "Host key
+ * verification failed", both in the error.
  */
 export async function bundleSshRepository(url: string, options: SshFetchOptions): Promise<Buffer> {
   const dir = await mkdtemp(join(tmpdir(), 'berth-ssh-clone-'));
@@ -262,10 +274,28 @@ export async function bundleSshRepository(url: string, options: SshFetchOptions)
     // request's refs, which the sandbox never fetches).
     const mirror = join(dir, 'repo.git');
     try {
+      const target = await vetSshTarget(
+        url,
+        options.addressPolicy ?? {},
+        AbortSignal.any([
+          AbortSignal.timeout(SSH_LOOKUP_TIMEOUT_MS),
+          ...(options.signal ? [options.signal] : []),
+        ]),
+      );
+      if (!target.ok) {
+        throw new BerthError(
+          'task_failed',
+          `its address is refused (${target.reason}); the server connects to public addresses only, and to a private or loopback one its operator allows with BERTH_SETUP_ALLOW (the server's own addresses never)`,
+          { reason: 'checkout' },
+        );
+      }
       await hostGit(
         ['-c', 'credential.helper=', 'clone', '--bare', '--', url, mirror],
         options.signal,
-        session.env,
+        {
+          ...session.env,
+          GIT_SSH_COMMAND: `${session.env.GIT_SSH_COMMAND ?? 'ssh'} ${target.sshOptions}`,
+        },
       );
     } catch (error) {
       if (!(error instanceof BerthError)) throw error;
@@ -381,6 +411,7 @@ async function putBundle(ctx: CheckoutContext, location: RepositoryLocation): Pr
           credentials: ctx.credentials,
           knownHostsFile: ctx.knownHostsFile,
           signal: ctx.signal,
+          addressPolicy: ctx.addressPolicy,
         })
       : bundleLocalRepository(location.location, ctx.signal)));
   await writeSandboxFile(ctx.runtime, ctx.sandboxId, BUNDLE_PATH, archive, {

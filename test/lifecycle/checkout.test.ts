@@ -106,6 +106,8 @@ describe('ssh repositories', () => {
     await expect(
       bundleSshRepository(`ssh://git@127.0.0.1:${port}/app.git`, {
         credentials: { username: 'x', password: 'not a key' },
+        // Loopback is refused unless the operator allows it (checkout-ssh-address.test.ts).
+        addressPolicy: { allow: ['127.0.0.1/32'] },
       }),
     ).rejects.toThrow(
       new RegExp(
