@@ -60,6 +60,14 @@
  *   HTTP, never in a decision, a refusal or an error text). The values live in this process only.
  * - Budgets (egress-budget.ts): past a limit, every request and tunnel is refused (rule
  *   `budget`); a transfer that passes a byte limit is cut.
+ * - Behind an upstream (corporate) proxy (upstream-proxy.ts), every check above comes first; then
+ *   what is allowed goes through it: CONNECT to the checked name and port for tunnels and
+ *   intercepted HTTPS (once the ClientHello or the request passed), absolute form for plain
+ *   HTTP. Its credentials go to it only, never to the sandbox, an upstream server or a decision.
+ *   A name this server resolves is vetted as above (a refused address is refused and the
+ *   upstream proxy never asked); a name it cannot resolve is passed on by name, and then the
+ *   address the upstream proxy reaches is its own to vet (docs/internet.md). Passthrough tunnels
+ *   through it are relayed with Node streams.
  * Not covered here: the network placement (only the proxy port reachable), which the firewall
  * and the runtime provide.
  */
@@ -105,6 +113,14 @@ import {
   type UpstreamConnection,
 } from './intercepted-exchange.js';
 import {
+  UpstreamProxyRefusal,
+  connectThroughProxy,
+  describeProxy,
+  upstreamProxyFor,
+  type UpstreamProxy,
+  type UpstreamProxySettings,
+} from './upstream-proxy.js';
+import {
   connectionProblem,
   endToEndHeaders,
   framingHeaders,
@@ -126,6 +142,8 @@ export interface EgressDecisionEvent {
   reason: string;
   /** The vetted address dialled (allowed) or the refused one. */
   address?: string;
+  /** The upstream proxy the request went through (host:port, never its credentials). */
+  upstreamProxy?: string;
   at: Date;
 }
 
@@ -141,6 +159,11 @@ export interface EgressProxyOptions {
   maxTargetBytes?: number;
   /** Exceptions to the address guard and extra own addresses; the listener's addresses are added. */
   guard?: AddressGuardOptions;
+  /**
+   * A corporate proxy that allowed traffic goes out through (upstream-proxy.ts): CONNECT for
+   * tunnels and intercepted HTTPS, absolute form for plain HTTP; NO_PROXY names go direct.
+   */
+  upstreamProxy?: UpstreamProxySettings;
   resolver?: Resolver;
   /** Required for method-limited policies (TLS interception). */
   ca?: CertificateAuthority;
@@ -196,6 +219,12 @@ export const systemResolver: Resolver = async (host, signal) => {
 };
 
 const LEAF_CONTEXT_TTL_MS = 24 * 3600_000;
+type ProxiedConnect = (
+  options: tls.ConnectionOptions & { servername?: string; port?: number },
+  callback: (error: Error | null, socket?: net.Socket) => void,
+) => undefined;
+/** Upstream connections kept for reuse (per agent). */
+const AGENT_POOL = { keepAlive: true, maxSockets: 256, maxFreeSockets: 32 };
 /**
  * Stream buffer of the two TLS sockets of an intercepted connection (client side and upstream).
  * Node's default (16 KB) made the response relay pause and resume the upstream after every
@@ -243,7 +272,10 @@ interface PendingRequest {
 interface TunnelContext {
   host: string;
   port: number;
+  /** The vetted address literal; behind an upstream proxy, the name when it did not resolve here. */
   address: string;
+  /** The upstream proxy this tunnel's upstream connections go through. */
+  proxy?: UpstreamProxy;
 }
 
 /** A leaf certificate's TLS contexts: Node's, and the native legs' (made when first used). */
@@ -419,6 +451,8 @@ export class EgressProxy {
   private readonly malformedBodies = new WeakMap<http.IncomingMessage, Refusal>();
   private readonly httpAgent: http.Agent;
   private readonly httpsAgent: https.Agent;
+  /** HTTPS agents through the upstream proxies (intercepted HTTPS on Node's TLS). */
+  private readonly proxiedAgents = new Map<UpstreamProxy, https.Agent>();
   private guard = new AddressGuard();
   /** Own addresses from the options and the listener; the machine's are added by `currentGuard`. */
   private listenerAddresses: string[] = [];
@@ -459,9 +493,8 @@ export class EgressProxy {
     this.nativeUpstreamTrust = once(() =>
       nativeClientContext(ca.length > 0 ? ca : tls.rootCertificates),
     );
-    const pool = { keepAlive: true, maxSockets: 256, maxFreeSockets: 32 };
-    this.httpAgent = new http.Agent(pool);
-    this.httpsAgent = new https.Agent(pool);
+    this.httpAgent = new http.Agent(AGENT_POOL);
+    this.httpsAgent = new https.Agent(AGENT_POOL);
 
     const headersTimeout = options.headersTimeoutMs ?? 30_000;
     const serverOptions: http.ServerOptions = {
@@ -635,6 +668,7 @@ export class EgressProxy {
     for (const socket of this.sockets) socket.destroy();
     this.httpAgent.destroy();
     this.httpsAgent.destroy();
+    for (const agent of this.proxiedAgents.values()) agent.destroy();
     this.nativeUpstreams.destroyAll();
     // Stops the inner server's head-timeout checks (it never listened: Node answers that).
     this.inner.close(() => undefined);
@@ -953,23 +987,32 @@ export class EgressProxy {
 
   // ---------------------------------------------------------------- resolution
 
-  /** Resolves once and returns the first address the guard accepts, or a refusal. */
+  /**
+   * Resolves once and returns the first address the guard accepts, or a refusal. Behind an
+   * upstream proxy (`proxied`) a name this server cannot resolve is passed on by name (the
+   * upstream proxy resolves it; the allowlist by name is the check), while a name that resolves
+   * is vetted as without one.
+   */
   private async vettedAddress(
     host: string,
     signal: AbortSignal,
-  ): Promise<{ address: string } | { refusal: Refusal }> {
+    proxied = false,
+  ): Promise<{ address: string; resolved?: false } | { refusal: Refusal }> {
     let addresses: string[];
     try {
       addresses = await this.resolver(host, signal);
     } catch (error) {
+      if (proxied && !signal.aborted) return { address: host, resolved: false };
       const code =
         (error as NodeJS.ErrnoException).code ?? (error instanceof Error ? error.message : 'error');
       return {
         refusal: { status: 502, rule: 'dns', reason: `${host} could not be resolved (${code})` },
       };
     }
-    if (addresses.length === 0)
+    if (addresses.length === 0) {
+      if (proxied) return { address: host, resolved: false };
       return { refusal: { status: 502, rule: 'dns', reason: `${host} has no address` } };
+    }
     let firstRefusal: Refusal | undefined;
     const guard = this.currentGuard();
     for (const address of addresses) {
@@ -1040,7 +1083,8 @@ export class EgressProxy {
     }
     const abort = new AbortController();
     socket.once('close', () => abort.abort());
-    const vetted = await this.vettedAddress(host, abort.signal);
+    const proxy = upstreamProxyFor(this.options.upstreamProxy, 'https', host, port);
+    const vetted = await this.vettedAddress(host, abort.signal, proxy !== undefined);
     if ('refusal' in vetted) {
       refuse(vetted.refusal);
       return;
@@ -1060,7 +1104,8 @@ export class EgressProxy {
       allowed: true,
       rule: decision.rule,
       reason: decision.reason,
-      address: vetted.address,
+      ...(vetted.resolved === false ? {} : { address: vetted.address }),
+      ...(proxy !== undefined ? { upstreamProxy: describeProxy(proxy) } : {}),
     });
     socket.write('HTTP/1.1 200 Connection established\r\n\r\n');
 
@@ -1077,7 +1122,12 @@ export class EgressProxy {
       // The 200 was sent; the client believes it is in a tunnel, so the only answer is to close.
       socket.destroy();
     };
-    const ctx = { host, port, address: vetted.address };
+    const ctx: TunnelContext = {
+      host,
+      port,
+      address: vetted.address,
+      ...(proxy !== undefined ? { proxy } : {}),
+    };
     if (intercept) {
       // TLS is terminated here (on the native legs, or with Node's TLS on the socket's handle);
       // SNI is checked before the proxy's certificate goes out, ALPN in the handshake, and
@@ -1152,6 +1202,57 @@ export class EgressProxy {
     });
   }
 
+  /** A tunnel to `host:port` through the upstream proxy, tracked and timed like a direct dial. */
+  private async dialThroughProxy(
+    proxy: UpstreamProxy,
+    host: string,
+    port: number,
+  ): Promise<net.Socket> {
+    const upstream = await connectThroughProxy(
+      proxy,
+      host,
+      port,
+      this.options.connectTimeoutMs ?? 15_000,
+    );
+    this.track(upstream);
+    upstream.setTimeout(this.options.idleTimeoutMs ?? 300_000);
+    return upstream;
+  }
+
+  /**
+   * An HTTPS agent (one per upstream proxy) whose connections are TLS over a CONNECT tunnel
+   * through that proxy, to the name the request's `servername` gives.
+   */
+  private proxiedHttpsAgent(proxy: UpstreamProxy): https.Agent {
+    let agent = this.proxiedAgents.get(proxy);
+    if (agent !== undefined) return agent;
+    const timeoutMs = this.options.connectTimeoutMs ?? 15_000;
+    const track = (socket: net.Socket) => this.track(socket);
+    const created = new https.Agent(AGENT_POOL);
+    // Node's agents call createConnection(options, callback) and take a socket given later.
+    (created as unknown as { createConnection: ProxiedConnect }).createConnection = (
+      options,
+      callback,
+    ) => {
+      const host = options.servername ?? '';
+      connectThroughProxy(proxy, host, options.port ?? 443, timeoutMs).then(
+        (raw) => {
+          track(raw);
+          // The TLS leg runs over the tunnel: no address or lookup of its own.
+          const rest: tls.ConnectionOptions = { ...options };
+          delete rest.host;
+          delete rest.lookup;
+          callback(null, tls.connect({ ...rest, socket: raw, servername: host }));
+        },
+        (error: unknown) => callback(error as Error),
+      );
+      return undefined;
+    };
+    agent = created;
+    this.proxiedAgents.set(proxy, agent);
+    return agent;
+  }
+
   private dial(address: string, port: number): net.Socket {
     const upstream = net.connect({
       host: address,
@@ -1169,6 +1270,10 @@ export class EgressProxy {
     const { address, port } = ctx;
     // A tunnel relays handshakes of small records: no Nagle delay on either side.
     socket.setNoDelay(true);
+    if (ctx.proxy !== undefined) {
+      void this.proxiedPassthrough(socket, buffered, ctx, ctx.proxy);
+      return;
+    }
     // With a byte budget the tunnel is relayed here, where its bytes can be counted.
     const counted = this.budget?.limitsBytes === true;
     if (this.options.tunnelRelay !== 'streams' && !counted) {
@@ -1195,6 +1300,74 @@ export class EgressProxy {
     if (counted) this.countTunnel(socket, upstream, buffered.length, ctx);
     upstream.write(buffered);
     this.streamRelay(socket, upstream);
+  }
+
+  /**
+   * A passthrough tunnel through the upstream proxy: the CONNECT to it is sent once the
+   * ClientHello passed (as a direct dial would be), then the two sockets are relayed with Node
+   * streams (the native relay dials addresses itself). A refusal of the upstream proxy is
+   * reported (rule `upstream-proxy`) and closes the tunnel (its 200 was sent).
+   */
+  private async proxiedPassthrough(
+    socket: net.Socket,
+    buffered: Buffer,
+    ctx: TunnelContext,
+    proxy: UpstreamProxy,
+  ): Promise<void> {
+    let upstream: net.Socket;
+    try {
+      upstream = await connectThroughProxy(
+        proxy,
+        ctx.host,
+        ctx.port,
+        this.options.connectTimeoutMs ?? 15_000,
+      );
+    } catch (error) {
+      this.reportProxyFailure(
+        error,
+        { host: ctx.host, port: ctx.port, scheme: 'connect' },
+        'CONNECT',
+      );
+      socket.destroy();
+      return;
+    }
+    if (socket.destroyed) {
+      upstream.destroy();
+      return;
+    }
+    this.track(upstream);
+    upstream.setNoDelay(true);
+    upstream.setTimeout(this.options.idleTimeoutMs ?? 300_000, () => upstream.destroy());
+    const abort = () => {
+      socket.destroy();
+      upstream.destroy();
+    };
+    socket.once('error', abort);
+    upstream.once('error', abort);
+    socket.once('close', () => upstream.destroy());
+    if (this.budget?.limitsBytes === true) this.countTunnel(socket, upstream, buffered.length, ctx);
+    upstream.write(buffered);
+    upstream.resume();
+    this.streamRelay(socket, upstream);
+  }
+
+  /** Reports an upstream proxy's refusal as a denial (its text names no credentials). */
+  private reportProxyFailure(
+    error: unknown,
+    r: { host: string; port: number; scheme: EgressScheme },
+    method: string,
+  ): void {
+    if (!(error instanceof UpstreamProxyRefusal)) return;
+    // Named fields only: a target may carry the upstream proxy (and its credentials).
+    this.report({
+      host: r.host,
+      port: r.port,
+      scheme: r.scheme,
+      method,
+      allowed: false,
+      rule: 'upstream-proxy',
+      reason: error.message,
+    });
   }
 
   /** Counts a plain tunnel's bytes against the budget; cuts it when it passes a limit. */
@@ -1529,7 +1702,8 @@ export class EgressProxy {
     }
     const abort = new AbortController();
     res.once('close', () => abort.abort());
-    const vetted = await this.vettedAddress(host, abort.signal);
+    const proxy = upstreamProxyFor(this.options.upstreamProxy, 'http', host, port);
+    const vetted = await this.vettedAddress(host, abort.signal, proxy !== undefined);
     if ('refusal' in vetted) {
       refuse(host, port, vetted.refusal);
       return;
@@ -1549,10 +1723,31 @@ export class EgressProxy {
       allowed: true,
       rule: decision.rule,
       reason: decision.reason,
-      address: vetted.address,
+      ...(vetted.resolved === false ? {} : { address: vetted.address }),
+      ...(proxy !== undefined ? { upstreamProxy: describeProxy(proxy) } : {}),
     });
     const path = decision.forward ?? target;
-    const headers = forwardedRequestHeaders(req, port === 80 ? host : `${host}:${port}`);
+    const hostPort = port === 80 ? host : `${host}:${port}`;
+    const headers = forwardedRequestHeaders(req, hostPort);
+    if (proxy !== undefined) {
+      // Plain HTTP goes to the upstream proxy in absolute form (what every HTTP proxy accepts;
+      // many refuse CONNECT to port 80). Its credentials go on this hop only.
+      const upstream = http.request({
+        host: proxy.host,
+        port: proxy.port,
+        method: req.method ?? 'GET',
+        path: `http://${hostPort}${path}`,
+        headers:
+          proxy.authorization !== undefined
+            ? { ...headers, 'proxy-authorization': proxy.authorization }
+            : headers,
+        setHost: false,
+        agent: this.httpAgent,
+        timeout: this.options.connectTimeoutMs ?? 15_000,
+      });
+      this.relay(req, res, upstream, { host, port, scheme: 'http', proxy });
+      return;
+    }
     const upstream = http.request({
       host: vetted.address,
       port,
@@ -1661,7 +1856,7 @@ export class EgressProxy {
       path,
       headers,
       setHost: false,
-      agent: this.httpsAgent,
+      agent: ctx.proxy !== undefined ? this.proxiedHttpsAgent(ctx.proxy) : this.httpsAgent,
       secureContext: this.upstreamTrust,
       ALPNProtocols: ['http/1.1'],
       checkServerIdentity: (_name: string, cert: tls.PeerCertificate) =>
@@ -1672,7 +1867,12 @@ export class EgressProxy {
     if (req.socket instanceof NativeTlsSocket)
       return this.exchangeNatively(req, res, req.socket, ctx, headers, path);
     const upstream = https.request(options);
-    this.relay(req, res, upstream, { host, port, scheme: 'https' });
+    this.relay(req, res, upstream, {
+      host,
+      port,
+      scheme: 'https',
+      ...(ctx.proxy !== undefined ? { proxy: ctx.proxy } : {}),
+    });
     return undefined;
   }
 
@@ -1685,7 +1885,8 @@ export class EgressProxy {
     path: string,
   ): Promise<void> {
     const target = { servername: ctx.host, address: ctx.address, port: ctx.port };
-    const key = `${target.servername}|${target.address}|${target.port}`;
+    const proxy = ctx.proxy;
+    const key = `${target.servername}|${target.address}|${target.port}${proxy !== undefined ? '|proxied' : ''}`;
     const answerTimeoutMs = this.options.connectTimeoutMs ?? 15_000;
     for (let attempt = 0; ; attempt++) {
       const pooled = await this.nativeUpstreams.take(key);
@@ -1693,7 +1894,10 @@ export class EgressProxy {
       try {
         upstream ??= await connectUpstream(
           target,
-          (address, port) => this.dial(address, port),
+          (address, port) =>
+            proxy !== undefined
+              ? this.dialThroughProxy(proxy, ctx.host, port)
+              : this.dial(address, port),
           this.nativeUpstreamTrust(),
           answerTimeoutMs,
         );
@@ -1737,6 +1941,11 @@ export class EgressProxy {
           req.headers['content-length'] === undefined &&
           req.headers['transfer-encoding'] === undefined;
         if (retry) continue;
+        this.reportProxyFailure(
+          error,
+          { host: ctx.host, port: ctx.port, scheme: 'https' },
+          req.method ?? '',
+        );
         this.answerUpstreamFailure(res, error as Error);
         return;
       }
@@ -1795,13 +2004,14 @@ export class EgressProxy {
     req: http.IncomingMessage,
     res: http.ServerResponse,
     upstream: http.ClientRequest,
-    target: { host: string; port: number; scheme: EgressScheme },
+    target: { host: string; port: number; scheme: EgressScheme; proxy?: UpstreamProxy },
   ): void {
     // No listener here may throw out of its event (an uncaught exception would end the
     // orchestrator's process): a failure closes the upstream and answers 502, or cuts the
     // response when it had begun.
     const failed = (error: unknown) => {
       upstream.destroy();
+      this.reportProxyFailure(error, target, req.method ?? '');
       this.answerUpstreamFailure(res, error instanceof Error ? error : new Error(String(error)));
     };
     let stopped = false;
@@ -1827,6 +2037,18 @@ export class EgressProxy {
         if (problem !== undefined) {
           answer.resume();
           failed(new Error(problem));
+          return;
+        }
+        // Plain HTTP through the upstream proxy: its own 407 is a refusal of Berth's request,
+        // not an answer for the sandbox (whose Proxy-Authorization was dropped anyway).
+        if (target.proxy !== undefined && target.scheme === 'http' && answer.statusCode === 407) {
+          answer.resume();
+          failed(
+            new UpstreamProxyRefusal(
+              `upstream proxy ${describeProxy(target.proxy)} refused ${req.method ?? ''} http://${target.host}:${target.port}: 407 ${printable(answer.statusMessage ?? '')} (check the credentials in its URL)`,
+              407,
+            ),
+          );
           return;
         }
         const headers = relayedResponseHeaders(answer);
@@ -1874,7 +2096,10 @@ export class EgressProxy {
     );
     upstream.on(
       'error',
-      guarded((error: Error) => this.answerUpstreamFailure(res, error), failed),
+      guarded((error: Error) => {
+        this.reportProxyFailure(error, target, req.method ?? '');
+        this.answerUpstreamFailure(res, error);
+      }, failed),
     );
     res.once(
       'close',

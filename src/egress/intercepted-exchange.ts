@@ -250,18 +250,21 @@ export interface UpstreamTarget {
 /** Dials the vetted address and starts verified TLS to the allowed name. */
 export async function connectUpstream(
   target: UpstreamTarget,
-  dial: (address: string, port: number) => net.Socket,
+  dial: (address: string, port: number) => net.Socket | Promise<net.Socket>,
   trust: NativeTlsContext,
   timeoutMs: number,
 ): Promise<UpstreamConnection> {
-  const raw = dial(target.address, target.port);
+  // A dial through an upstream proxy resolves with a connected, paused socket (its CONNECT done).
+  const dialled = dial(target.address, target.port);
+  const raw = dialled instanceof Promise ? await dialled : dialled;
   // The TLS leg reads the socket itself: Node must not start reading it on connect.
   raw.pause();
-  await new Promise<void>((resolve, reject) => {
-    raw.once('connect', () => resolve());
-    raw.once('error', reject);
-    raw.once('close', () => reject(new Error('the upstream connection closed before TLS')));
-  });
+  if (raw.connecting || raw.readyState === 'closed')
+    await new Promise<void>((resolve, reject) => {
+      raw.once('connect', () => resolve());
+      raw.once('error', reject);
+      raw.once('close', () => reject(new Error('the upstream connection closed before TLS')));
+    });
   const leg = NativeTlsLeg.start(raw, trust, target.servername);
   if (leg === undefined) {
     raw.destroy();
