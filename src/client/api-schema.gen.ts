@@ -4716,7 +4716,7 @@ export interface paths {
                  * @enum {string}
                  */
                 state: 'live' | 'stale' | 'expired';
-                /** @description The parts of the key changed since: repository, versions, setup, maintenance, env (from the environment), baseImage (the base image was rebuilt), secrets (a secret value changed, or one was added or removed) */
+                /** @description The parts of the key changed since: repository, versions, setup, maintenance, env (from the environment), baseImage (the base image was rebuilt), secrets (a secret value changed, or one was added or removed), templates (a template it extends changed), repositoryFile (its repository.config file changed) */
                 staleBecause: string[];
                 /** @description What the setup added to the base image (null: the base image is gone) */
                 sizeBeyondBaseBytes: number | null;

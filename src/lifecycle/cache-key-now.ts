@@ -5,6 +5,9 @@ import type { EnvironmentSpec } from '../domain/environment/environment-spec.js'
 import { scriptSecrets } from '../domain/environment/internet-grants.js';
 import type { SandboxRuntime } from '../ports/sandbox-runtime.js';
 import { resolveImageName } from './image-names.js';
+import { templateDigests } from '../domain/environment/environment-template.js';
+import type { Store } from '../ports/store.js';
+import { repositoryConfigNow } from './repository-config-now.js';
 
 /** The label a language image (pinned versions on a base) carries with its base image's id. */
 const LANGUAGE_BASE_LABEL = 'berth.base.id';
@@ -24,6 +27,8 @@ export async function currentKeyInputs(
   secrets: Readonly<Record<string, string>> | undefined,
   entries: readonly CacheEntry[],
   resolveImage: (name: string) => string = resolveImageName,
+  /** What `specKeyInputs` found (templates, repository file); the same for every entry. */
+  fromSpec: Pick<CurrentKeyInputs, 'spec' | 'templateDigests' | 'repositoryFile'> = {},
 ): Promise<Map<string, CurrentKeyInputs>> {
   const base = await runtime
     .inspectImage(resolveImage(environment.spec.image))
@@ -50,7 +55,29 @@ export async function currentKeyInputs(
         baseImageCurrent = on === undefined ? undefined : on === base.id;
       }
     }
-    out.set(entry.id, { baseImageCurrent, secretDigests });
+    out.set(entry.id, { baseImageCurrent, secretDigests, ...fromSpec });
   }
   return out;
+}
+
+/**
+ * The key's parts an attempt would take from beyond the stored spec (issue 16): the templates'
+ * digests, and for `repository.config` the spec with the repository file merged in and the
+ * file's digest, as the scheduler finds them. What cannot be found now (a file that does not
+ * parse, a repository gone) is left unknown.
+ */
+export async function specKeyInputs(
+  store: Pick<Store, 'getTemplateByName' | 'getWrittenSpec'>,
+  environment: { id: string; spec: EnvironmentSpec },
+): Promise<Pick<CurrentKeyInputs, 'spec' | 'templateDigests' | 'repositoryFile'>> {
+  const lookup = async (name: string) => (await store.getTemplateByName(name))?.spec;
+  const digests = await templateDigests(environment.spec, lookup).catch(() => undefined);
+  if (environment.spec.repository.config === undefined) return { templateDigests: digests };
+  const written = (await store.getWrittenSpec(environment.id))?.spec;
+  const file = await repositoryConfigNow(environment, written, lookup, { allowLocal: true }).catch(
+    () => undefined,
+  );
+  return file === undefined
+    ? { templateDigests: digests }
+    : { templateDigests: digests, spec: file.spec, repositoryFile: file.file };
 }

@@ -406,7 +406,7 @@ export const cacheEntryView = z.object({
   staleBecause: z
     .array(z.string())
     .describe(
-      'The parts of the key changed since: repository, versions, setup, maintenance, env (from the environment), baseImage (the base image was rebuilt), secrets (a secret value changed, or one was added or removed)',
+      'The parts of the key changed since: repository, versions, setup, maintenance, env (from the environment), baseImage (the base image was rebuilt), secrets (a secret value changed, or one was added or removed), templates (a template it extends changed), repositoryFile (its repository.config file changed)',
     ),
   sizeBeyondBaseBytes: z
     .number()

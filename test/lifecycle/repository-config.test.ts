@@ -8,6 +8,8 @@ import { SqliteStore } from '../../src/adapters/store/sqlite/sqlite-store.js';
 import { cacheKeyParts, explainChange } from '../../src/domain/cache/cache-key.js';
 import { parseEnvironmentSpec } from '../../src/domain/environment/environment-file.js';
 import { repositoryConfigNow } from '../../src/lifecycle/repository-config-now.js';
+import { specKeyInputs } from '../../src/lifecycle/cache-key-now.js';
+import { staleCacheParts } from '../../src/domain/cache/cache-staleness.js';
 import { SecretBox } from '../../src/secrets/secret-box.js';
 import { EnvironmentService } from '../../src/services/environment-service.js';
 
@@ -142,7 +144,17 @@ describe('repository.config', () => {
         secrets: {},
         repositoryFile: r.file,
       });
+    // env cache show: the entry built from this file is live (its setup is the file's, not
+    // missing from the stored spec), and stale once a commit changes the file.
+    const stored = await service.get(admin, 'repofile');
+    expect(staleCacheParts(parts(one!), stored.spec, await specKeyInputs(store, stored))).toEqual(
+      [],
+    );
     commitFile('setup: echo changed\nenv:\n  FROM_FILE: one\n  SHARED: file\nverify: ./test.sh\n');
+    expect(staleCacheParts(parts(one!), stored.spec, await specKeyInputs(store, stored))).toEqual([
+      'setup',
+      'repositoryFile',
+    ]);
     const two = await now();
     expect(explainChange(parts(one!), parts(two!))).toEqual([
       'setup script changed',

@@ -10,6 +10,8 @@ import {
   templateDigests,
 } from '../../src/domain/environment/environment-template.js';
 import { SecretBox } from '../../src/secrets/secret-box.js';
+import { staleCacheParts } from '../../src/domain/cache/cache-staleness.js';
+import { specKeyInputs } from '../../src/lifecycle/cache-key-now.js';
 import { EnvironmentService } from '../../src/services/environment-service.js';
 import type { StoredEnvironment } from '../../src/ports/store.js';
 
@@ -198,6 +200,11 @@ describe('templates', () => {
     }
     // The environment that keeps its own setup changed only through the template.
     expect(explainChange(before[1]!, after[1]!)).toEqual(['template org changed']);
+    // env cache show: both entries built before the change are stale because of the template.
+    expect(staleCacheParts(before[1]!, twoNow.spec, await specKeyInputs(store, twoNow))).toEqual([
+      'templates',
+    ]);
+    expect(staleCacheParts(after[1]!, twoNow.spec, await specKeyInputs(store, twoNow))).toEqual([]);
   });
 
   it('an environment without extends keeps the key it had (no templates part)', async () => {

@@ -258,7 +258,7 @@ export function registerEnvCommands(program: Command, ctx: CliContext): void {
           commit: e.commit.slice(0, 12),
           state:
             e.state === 'stale'
-              ? `stale (${e.staleBecause.map((p) => (p === 'baseImage' ? 'base image' : p)).join(', ')} changed)`
+              ? `stale (${e.staleBecause.map((p) => (p === 'baseImage' ? 'base image' : p === 'repositoryFile' ? 'repository file' : p)).join(', ')} changed)`
               : e.state,
           expires: e.expiresAt,
           image: e.image,

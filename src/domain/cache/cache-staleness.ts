@@ -11,6 +11,14 @@ import type { CacheKeyParts } from './cache-key.js';
 export interface CurrentKeyInputs {
   baseImageCurrent?: boolean | undefined;
   secretDigests?: Readonly<Record<string, string>> | undefined;
+  /**
+   * The spec a task would run with now when it differs from the stored one (an environment with
+   * `repository.config`: its repository file's fields merged in), the templates' digests and the
+   * repository file's (issue 16); undefined ones are not counted.
+   */
+  spec?: EnvironmentSpec | undefined;
+  templateDigests?: Readonly<Record<string, string>> | undefined;
+  repositoryFile?: { path: string; digest: string } | undefined;
 }
 
 /**
@@ -25,6 +33,7 @@ export function staleCacheParts(
   spec: EnvironmentSpec,
   current: CurrentKeyInputs = {},
 ): string[] {
+  if (current.spec !== undefined) spec = current.spec;
   const script = (s: EnvironmentSpec['setup']) =>
     s === undefined ? null : { script: s.script, strict: s.strict };
   const now: Record<string, unknown> = {
@@ -48,5 +57,15 @@ export function staleCacheParts(
     canonicalJson(current.secretDigests) !== canonicalJson(parts.secrets)
   )
     changed.push('secrets');
+  if (
+    current.templateDigests !== undefined &&
+    canonicalJson(current.templateDigests) !== canonicalJson(parts.templates ?? {})
+  )
+    changed.push('templates');
+  if (
+    current.repositoryFile !== undefined &&
+    canonicalJson(current.repositoryFile) !== canonicalJson(parts.repositoryFile ?? null)
+  )
+    changed.push('repositoryFile');
   return changed;
 }
