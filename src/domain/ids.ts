@@ -10,6 +10,8 @@ export const ID_PREFIXES = {
   cacheEntry: 'cache',
   event: 'evt',
   template: 'tpl',
+  /** A turn followed in a Slack thread (src/integrations/slack/). */
+  slackTurn: 'slt',
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIXES;

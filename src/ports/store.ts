@@ -178,6 +178,20 @@ export interface SlackThread {
   createdAt: string;
 }
 
+/** A turn Berth follows in a Slack thread until its final message is posted. */
+export interface SlackTurn {
+  id: string;
+  channel: string;
+  threadTs: string;
+  /** The progress reply edited as phases pass (null: it could not be posted). */
+  replyTs: string | null;
+  taskId: string;
+  /** A follow-up turn's attempts; null: all of the task's. */
+  attemptIds: string[] | null;
+  slackUserId: string;
+  createdAt: string;
+}
+
 /** A new template (migration 0017): the template as written, validated. */
 export interface NewTemplate {
   id: string;
@@ -428,4 +442,10 @@ export interface Store {
   getSlackUserToken(slackUserId: string): Promise<Token | undefined>;
   putSlackThread(thread: SlackThread): Promise<void>;
   getSlackThread(channel: string, threadTs: string): Promise<SlackThread | undefined>;
+  /** Records a turn followed in a thread (migration 0015_slack_turns). */
+  putSlackTurn(turn: SlackTurn): Promise<void>;
+  /** Its final message was posted (or given up on): no restart follows it again. */
+  finishSlackTurn(id: string, now: string): Promise<void>;
+  /** The turns whose final message was not posted yet. */
+  listOpenSlackTurns(): Promise<SlackTurn[]>;
 }

@@ -1,4 +1,6 @@
+import { newId } from '../../domain/ids.js';
 import { BerthError } from '../../errors/berth-error.js';
+import type { Caller } from '../../services/caller.js';
 import type { Store } from '../../ports/store.js';
 import type { TaskService } from '../../services/task-service.js';
 import type { Logger } from '../../util/logger.js';
@@ -68,7 +70,7 @@ export class SlackBot {
 
   /** A mention of Berth: a new task, or a follow-up when the thread carries one. */
   async mention(event: MentionEvent): Promise<void> {
-    const { store, routing, tasks, poster, publicUrl, conversation } = this.deps;
+    const { store, routing, tasks, poster, publicUrl } = this.deps;
     const threadTs = event.threadTs ?? event.ts;
     const where = { channel: event.channel, threadTs };
     const botUserId =
@@ -151,17 +153,18 @@ export class SlackBot {
       slackUserId: event.user,
       createdAt: new Date().toISOString(),
     });
-    conversation.watch({
+    await this.follow({
       caller: route.caller,
       channel: event.channel,
       threadTs,
       replyTs,
       taskId: detail.task.id,
+      slackUserId: event.user,
     });
   }
 
   private async followUp(event: MentionEvent, taskId: string, prompt: string): Promise<void> {
-    const { store, routing, tasks, poster, publicUrl, conversation } = this.deps;
+    const { store, routing, tasks, poster, publicUrl } = this.deps;
     const threadTs = event.threadTs ?? event.ts;
     const where = { channel: event.channel, threadTs };
     const task = await store.getTask(taskId);
@@ -199,14 +202,70 @@ export class SlackBot {
       progressMessage(outcome.detail.task, outcome.detail.attempts, publicUrl, scope),
       { taskId },
     );
-    conversation.watch({
+    await this.follow({
       caller,
       channel: event.channel,
       threadTs,
       replyTs,
       taskId,
       attemptIds: scope.attemptIds,
+      slackUserId: event.user,
     });
+  }
+
+  /** Records the turn (so a restart finishes it) and follows it until its final message. */
+  private async follow(turn: {
+    caller: Caller;
+    channel: string;
+    threadTs: string;
+    replyTs: string | undefined;
+    taskId: string;
+    attemptIds?: string[];
+    slackUserId: string;
+  }): Promise<void> {
+    const turnId = newId('slackTurn');
+    await this.deps.store.putSlackTurn({
+      id: turnId,
+      channel: turn.channel,
+      threadTs: turn.threadTs,
+      replyTs: turn.replyTs ?? null,
+      taskId: turn.taskId,
+      attemptIds: turn.attemptIds ?? null,
+      slackUserId: turn.slackUserId,
+      createdAt: new Date().toISOString(),
+    });
+    this.deps.conversation.watch({ turnId, ...turn });
+  }
+
+  /**
+   * Follows again the turns a stopped server left open (their final message not posted), as
+   * their askers, if they still may see the task; the others are closed.
+   */
+  async resume(): Promise<number> {
+    const { store, routing, conversation } = this.deps;
+    let resumed = 0;
+    for (const turn of await store.listOpenSlackTurns()) {
+      const task = await store.getTask(turn.taskId);
+      const environment = task ? await store.getEnvironmentById(task.environmentId) : undefined;
+      const caller = environment
+        ? await routing.callerFor(environment, turn.channel, turn.slackUserId)
+        : undefined;
+      if (!caller) {
+        await store.finishSlackTurn(turn.id, new Date().toISOString());
+        continue;
+      }
+      conversation.watch({
+        turnId: turn.id,
+        caller,
+        channel: turn.channel,
+        threadTs: turn.threadTs,
+        replyTs: turn.replyTs ?? undefined,
+        taskId: turn.taskId,
+        ...(turn.attemptIds ? { attemptIds: turn.attemptIds } : {}),
+      });
+      resumed++;
+    }
+    return resumed;
   }
 
   /** A button of the final message, answered in its thread. */

@@ -1,6 +1,7 @@
 import { setMaxListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isTerminalPhase } from '../../domain/task/attempt-phase.js';
+import type { Store } from '../../ports/store.js';
 import type { Caller } from '../../services/caller.js';
 import type { TaskService } from '../../services/task-service.js';
 import type { Logger } from '../../util/logger.js';
@@ -11,10 +12,13 @@ import type { SlackPoster } from './slack-poster.js';
  * One task (or follow-up turn) in a thread: the progress reply is edited when an attempt's phase
  * changes (never a message per phase), and when every attempt of the turn has ended, the final
  * message is posted in the thread. It reads the task through the task service with the asker's
- * caller, as the API would.
+ * caller, as the API would. Each turn is in the store until its final message was posted (or
+ * given up on), so a restarted server picks up the turns a stopped one was following (`resume`).
  */
 
 export interface WatchedTurn {
+  /** The turn's row in the store (slack_turns). */
+  turnId: string;
   caller: Caller;
   channel: string;
   threadTs: string;
@@ -31,6 +35,7 @@ export class SlackConversation {
   constructor(
     private readonly deps: {
       tasks: TaskService;
+      store: Store;
       poster: SlackPoster;
       publicUrl: string;
       pollMs: number;
@@ -43,11 +48,12 @@ export class SlackConversation {
 
   /** Follows the turn in the background until it ends (or `stop`). */
   watch(turn: WatchedTurn): void {
-    const run = this.follow(turn).catch((error: unknown) => {
+    const run = this.follow(turn).catch(async (error: unknown) => {
       this.deps.logger.warn(
         { taskId: turn.taskId, err: error instanceof Error ? error.message : String(error) },
         'slack conversation stopped following the task',
       );
+      await this.finish(turn);
     });
     this.running.add(run);
     void run.finally(() => this.running.delete(run));
@@ -77,12 +83,20 @@ export class SlackConversation {
           finalMessage(detail.task, detail.attempts, publicUrl, scope),
           fields,
         );
+        // Posted, or logged as undelivered after the bounded retries: either way, done.
+        await this.finish(turn);
         return;
       }
       if (signal.aborted) return;
       await sleep(pollMs, undefined, { signal }).catch(() => undefined);
       if (signal.aborted) return;
     }
+  }
+
+  private async finish(turn: WatchedTurn): Promise<void> {
+    await this.deps.store
+      .finishSlackTurn(turn.turnId, new Date().toISOString())
+      .catch(() => undefined);
   }
 
   /** Stops following every task (the server is closing); waits for the loops to end. */

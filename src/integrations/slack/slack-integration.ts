@@ -79,6 +79,7 @@ export class SlackIntegration {
   /** The HTTP route's handler (absent without a signing secret). */
   readonly handleHttp?: (request: Request) => Promise<Response>;
   private readonly conversation: SlackConversation;
+  private readonly bot: SlackBot;
   private botUserId: string | undefined;
   private auth: SlackStatus['auth'] = null;
   private started = false;
@@ -121,12 +122,13 @@ export class SlackIntegration {
     const poster = new SlackPoster(this.app.client, logger);
     this.conversation = new SlackConversation({
       tasks: deps.tasks,
+      store: deps.store,
       poster,
       publicUrl: settings.publicUrl,
       pollMs: settings.pollMs,
       logger,
     });
-    const bot = new SlackBot({
+    const bot = (this.bot = new SlackBot({
       store: deps.store,
       tasks: deps.tasks,
       routing: new SlackRouting(deps.store),
@@ -136,7 +138,7 @@ export class SlackIntegration {
       maxAttempts: settings.maxAttempts,
       botUserId: () => this.botUserId,
       logger,
-    });
+    }));
 
     // Slack's retries of an event (same event_id) start nothing twice, across restarts too.
     this.app.use(async ({ body, next }) => {
@@ -218,6 +220,15 @@ export class SlackIntegration {
           ),
       );
     this.started = true;
+    // The turns a stopped server was following get their edits and final messages now.
+    const resumed = await this.bot.resume().catch((error: unknown) => {
+      this.logger.warn(
+        { err: error instanceof Error ? error.message : String(error) },
+        'slack conversations of the last run could not be resumed',
+      );
+      return 0;
+    });
+    if (resumed > 0) this.logger.info({ resumed }, 'slack conversations resumed');
     await this.store
       .pruneSlackEvents(new Date(Date.now() - EVENT_MEMORY_MS).toISOString())
       .catch(() => 0);

@@ -91,7 +91,9 @@ export class ScriptedRunner implements TaskRunner {
     if (!task) return;
     this.ran.push(attempt.id);
     const outcome = this.outcome(task, attempt);
-    const pause = () => new Promise((r) => setTimeout(r, this.stepMs));
+    // A prompt that says "slowly" takes 15 times longer per phase (a restart fits in it).
+    const stepMs = task.prompt.includes('slowly') ? this.stepMs * 15 : this.stepMs;
+    const pause = () => new Promise((r) => setTimeout(r, stepMs));
     const move = async (phase: AttemptPhase, change: Record<string, unknown> = {}) => {
       await this.store.updateAttempt(attempt.id, { phase, ...change });
       await this.store.updateTaskStatus(

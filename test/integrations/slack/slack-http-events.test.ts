@@ -126,6 +126,25 @@ describe('signed HTTP events', () => {
     expect(await taskCount()).toBe(0);
   });
 
+  it('refuses an unsigned or wrongly signed button press (interactivity) with 401', async () => {
+    const payload = {
+      type: 'block_actions',
+      user: { id: 'U0ALICE' },
+      channel: { id: MAPPED },
+      container: { type: 'message', channel_id: MAPPED, message_ts: '1.1', thread_ts: '1.0' },
+      actions: [{ type: 'button', action_id: 'berth_create_pr', value: 'task_x' }],
+    };
+    const form = `payload=${encodeURIComponent(JSON.stringify(payload))}`;
+    const unsigned = await fetch(`${server.url}/v1/integrations/slack/events`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: form,
+    });
+    expect(unsigned.status).toBe(401);
+    const wrong = await deliver(server.url, payload, { form: true, secret: 'nope' });
+    expect(wrong.status).toBe(401);
+  });
+
   it('answers url_verification with the challenge', async () => {
     const response = await deliver(server.url, {
       type: 'url_verification',
@@ -231,6 +250,16 @@ describe('routing and who may', () => {
     expect(task.status, task.text).toBe(200);
     expect(task.json.environment).toBe('open');
     expect(task.json.prompt).toBe('fix the flaky test');
+    expect(task.json.createdBy).toBe('slack:U0ANYONE');
+    // The real scheduler runs it; its repository does not exist, so it fails, and the thread
+    // gets the final message (no buttons: there is no result).
+    const final = await slack.until(
+      () => slack.thread(OPEN, ts).find((m) => blockText(m.blocks).includes('*Failed*')),
+      60_000,
+    );
+    expect(blockText(final.blocks)).toContain(`task \`${taskId}\``);
+    expect(final.blocks.some((b) => b.type === 'actions')).toBe(false);
+    expect(slack.thread(OPEN, ts)[0]?.edits.at(-1)?.text).toContain('failed');
     // The same user, elsewhere (env= another environment): refused.
     const elsewhere = mention(OPEN, 'U0ANYONE', 'env=payments fix it');
     await deliver(server.url, elsewhere);

@@ -1,6 +1,11 @@
 import type { AttemptUsageTable } from './usage-table.js';
 import type { ColumnType } from 'kysely';
-import type { SlackEventsTable, SlackThreadsTable, SlackUsersTable } from './slack-tables.js';
+import type {
+  SlackEventsTable,
+  SlackThreadsTable,
+  SlackTurnsTable,
+  SlackUsersTable,
+} from './slack-tables.js';
 
 /**
  * The tables of the SQL store as Kysely sees them. Column types are the portable subset that
@@ -186,5 +191,7 @@ export interface Database {
   slack_events: SlackEventsTable;
   slack_users: SlackUsersTable;
   slack_threads: SlackThreadsTable;
+  /** Migration 0015_slack_turns. */
+  slack_turns: SlackTurnsTable;
   web_sessions: WebSessionsTable;
 }

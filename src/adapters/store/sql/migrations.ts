@@ -357,6 +357,30 @@ export const STORE_MIGRATIONS: readonly NamedMigration[] = [
     },
   },
   {
+    name: '0015_slack_turns',
+    async up(db) {
+      // Each turn Berth follows in a Slack thread until its final message is posted, so a
+      // restarted server finishes the conversations the stopped one had open (slack-tables.ts).
+      await db.schema
+        .createTable('slack_turns')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('channel', 'text', (c) => c.notNull())
+        .addColumn('thread_ts', 'text', (c) => c.notNull())
+        .addColumn('reply_ts', 'text')
+        .addColumn('task_id', 'text', (c) => c.notNull().references('tasks.id').onDelete('cascade'))
+        .addColumn('attempt_ids', 'text')
+        .addColumn('slack_user_id', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('finished_at', 'text')
+        .execute();
+      await db.schema
+        .createIndex('slack_turns_open')
+        .on('slack_turns')
+        .columns(['finished_at', 'created_at'])
+        .execute();
+    },
+  },
+  {
     name: '0016_github',
     async up(db) {
       // GitHub (src/integrations/github/): the webhook deliveries already taken, by their

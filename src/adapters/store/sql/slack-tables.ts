@@ -1,12 +1,14 @@
 import type { Kysely } from 'kysely';
-import type { SlackThread } from '../../../ports/store.js';
+import type { SlackThread, SlackTurn } from '../../../ports/store.js';
 import type { Database } from './database.js';
 
 /**
  * The Slack integration's tables (migration 0015_slack), portable across SQLite and PostgreSQL:
  * the event ids already handled (Slack retries an event with the same `event_id`; a second
  * delivery, even after a restart, must start nothing), the Slack users linked to tokens, and the
- * threads that carry a task (for follow-ups and for editing the progress reply).
+ * threads that carry a task (for follow-ups and for editing the progress reply), and each turn
+ * Berth follows in a thread until its final message is posted (migration 0015_slack_turns), so
+ * a restarted server finishes the conversations the stopped one had open.
  */
 
 export interface SlackEventsTable {
@@ -27,6 +29,20 @@ export interface SlackThreadsTable {
   reply_ts: string | null;
   slack_user_id: string;
   created_at: string;
+}
+
+export interface SlackTurnsTable {
+  id: string;
+  channel: string;
+  thread_ts: string;
+  reply_ts: string | null;
+  task_id: string;
+  /** JSON array of the turn's attempt ids (a follow-up), or null: all of the task's. */
+  attempt_ids: string | null;
+  slack_user_id: string;
+  created_at: string;
+  /** When its final message was posted (or given up on); null while it is followed. */
+  finished_at: string | null;
 }
 
 export class SlackTables {
@@ -109,5 +125,50 @@ export class SlackTables {
           createdAt: row.created_at,
         }
       : undefined;
+  }
+
+  async putTurn(turn: SlackTurn): Promise<void> {
+    await this.db
+      .insertInto('slack_turns')
+      .values({
+        id: turn.id,
+        channel: turn.channel,
+        thread_ts: turn.threadTs,
+        reply_ts: turn.replyTs,
+        task_id: turn.taskId,
+        attempt_ids: turn.attemptIds ? JSON.stringify(turn.attemptIds) : null,
+        slack_user_id: turn.slackUserId,
+        created_at: turn.createdAt,
+        finished_at: null,
+      })
+      .execute();
+  }
+
+  async finishTurn(id: string, now: string): Promise<void> {
+    await this.db
+      .updateTable('slack_turns')
+      .set({ finished_at: now })
+      .where('id', '=', id)
+      .execute();
+  }
+
+  /** Turns whose final message was not posted yet, oldest first. */
+  async openTurns(): Promise<SlackTurn[]> {
+    const rows = await this.db
+      .selectFrom('slack_turns')
+      .selectAll()
+      .where('finished_at', 'is', null)
+      .orderBy('created_at')
+      .execute();
+    return rows.map((row) => ({
+      id: row.id,
+      channel: row.channel,
+      threadTs: row.thread_ts,
+      replyTs: row.reply_ts,
+      taskId: row.task_id,
+      attemptIds: row.attempt_ids !== null ? (JSON.parse(row.attempt_ids) as string[]) : null,
+      slackUserId: row.slack_user_id,
+      createdAt: row.created_at,
+    }));
   }
 }

@@ -28,6 +28,7 @@ import type {
   Store,
   StoredEgressCa,
   SlackThread,
+  SlackTurn,
   StoredEnvironment,
   StoredWebSession,
   TemplateChange,
@@ -795,5 +796,17 @@ export class SqlStore implements Store {
 
   getSlackThread(channel: string, threadTs: string): Promise<SlackThread | undefined> {
     return new SlackTables(this.db).getThread(channel, threadTs);
+  }
+
+  putSlackTurn(turn: SlackTurn): Promise<void> {
+    return new SlackTables(this.db).putTurn(turn);
+  }
+
+  finishSlackTurn(id: string, now: string): Promise<void> {
+    return new SlackTables(this.db).finishTurn(id, now);
+  }
+
+  listOpenSlackTurns(): Promise<SlackTurn[]> {
+    return new SlackTables(this.db).openTurns();
   }
 }
