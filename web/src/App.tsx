@@ -9,6 +9,7 @@ import { LoginPage } from './pages/LoginPage';
 import { TasksPage } from './pages/TasksPage';
 import { EnvironmentsPage } from './pages/EnvironmentsPage';
 import { TokensPage } from './pages/TokensPage';
+import { UsagePage } from './pages/UsagePage';
 import { NotFoundPage } from './pages/NotFoundPage';
 import { safeNext as safeNextOf } from './untrusted-text';
 
@@ -58,6 +59,7 @@ function SignedIn() {
           <Route path="/environments/new" element={<EnvironmentPage />} />
           <Route path="/environments/:name" element={<EnvironmentPage />} />
           <Route path="/tokens" element={session.data.admin ? <TokensPage /> : <NotFoundPage />} />
+          <Route path="/usage" element={<UsagePage />} />
           <Route path="*" element={<NotFoundPage />} />
         </Routes>
       </Suspense>
