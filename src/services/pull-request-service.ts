@@ -14,6 +14,8 @@ import { GitHubClient, type PullRequest } from '../git/github-client.js';
 import { parseGitHubRemote, type GitHubRepository } from '../git/github-remote.js';
 import { runGit, runGitOk, type GitResult } from '../git/run-git.js';
 import { SshKeySession } from '../lifecycle/ssh-key-session.js';
+import type { RemoteAddressPolicy } from '../git/remote-address.js';
+import { vetSshTarget } from '../git/ssh-target.js';
 import {
   credentialArgs,
   parseRepositoryLocation,
@@ -54,6 +56,11 @@ export interface PullRequestSettings {
   allowLocalRepositories: boolean;
   /** Host keys trusted on first use for ssh remotes, one file per environment (as the checkout's). */
   knownHostsDir?: string | undefined;
+  /**
+   * Where an ssh remote's push may connect (ssh-target.ts, as the checkout): public unicast, or
+   * the operator's BERTH_SETUP_ALLOW ranges; never the machine's own addresses. Default: public.
+   */
+  addressPolicy?: RemoteAddressPolicy | undefined;
   /**
    * `OWNER/NAME` patterns (`*` for a whole segment) of the GitHub repositories the server's
    * `githubToken` may push to and open pull requests on (`BERTH_GITHUB_REPOSITORIES`); empty or
@@ -199,8 +206,23 @@ export class PullRequestService implements PullRequestOpener {
                 : undefined,
             )
           : undefined;
+      let pinned = '';
+      if (ssh) {
+        const target = await vetSshTarget(remote, this.settings.addressPolicy ?? {}, signal);
+        if (!target.ok) {
+          throw new BerthError(
+            'forbidden',
+            `could not push to the ssh repository ${remote}: its address is refused (${target.reason}); the server connects to public addresses only, and to a private or loopback one its operator allows with BERTH_SETUP_ALLOW (the server's own addresses never); nothing was pushed`,
+            { remote },
+          );
+        }
+        pinned = target.sshOptions;
+      }
       const auth = ssh
-        ? { args: [], env: ssh.env }
+        ? {
+            args: [],
+            env: { ...ssh.env, GIT_SSH_COMMAND: `${ssh.env.GIT_SSH_COMMAND ?? 'ssh'} ${pinned}` },
+          }
         : this.auth(location, github, input.credentials);
       const safe = [
         '-c',

@@ -323,6 +323,8 @@ describe('ssh repositories', () => {
       githubRemotes: {},
       gitAuthor: { name: 'Berth', email: 'berth@localhost' },
       allowLocalRepositories: false,
+      // The sshd is on loopback: allowed as the server's BERTH_SETUP_ALLOW would.
+      addressPolicy: { allow: ['127.0.0.1/32'] },
     });
     const request = (taskId: string, key: string) => ({
       taskId,

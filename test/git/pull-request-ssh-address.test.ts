@@ -1,0 +1,69 @@
+import { createServer, type Server } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PullRequestService } from '../../src/services/pull-request-service.js';
+
+/**
+ * A pull request's push to an ssh remote runs ssh on the server's host with the environment's
+ * key, so it connects only where the checkout may (ssh-target.ts): a token holder's ssh URL
+ * naming loopback made the host connect there (issue 20 review). A real listener counts the
+ * connections ssh makes (the service clones the remote before it pushes).
+ */
+
+const KEY =
+  '-----BEGIN OPENSSH PRIVATE KEY-----\nnot a real key\n-----END OPENSSH PRIVATE KEY-----\n';
+
+describe("a pull request's ssh push", () => {
+  let listener: Server;
+  let port = 0;
+  let connections = 0;
+  beforeAll(async () => {
+    listener = createServer((socket) => {
+      connections++;
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', () => resolve()));
+    const address = listener.address();
+    port = typeof address === 'object' && address ? address.port : 0;
+  });
+  afterAll(async () => {
+    await new Promise((resolve) => listener.close(resolve));
+  });
+
+  const request = (taskId: string) => ({
+    taskId,
+    repository: `ssh://git@127.0.0.1:${port}/srv/app.git`,
+    base: 'main',
+    baseCommit: '0'.repeat(40),
+    diff: 'diff --git a/PR.txt b/PR.txt\nnew file mode 100644\n--- /dev/null\n+++ b/PR.txt\n@@ -0,0 +1 @@\n+x\n',
+    commitMessage: 'm',
+    title: 't',
+    body: 'b',
+    draft: false,
+    credentials: { username: 'git', password: KEY },
+  });
+  const service = (allow?: string[]) =>
+    new PullRequestService({
+      githubApiUrl: 'http://127.0.0.1:9/unused',
+      githubRemotes: {},
+      gitAuthor: { name: 'Berth', email: 'berth@localhost' },
+      allowLocalRepositories: false,
+      ...(allow ? { addressPolicy: { allow } } : {}),
+    });
+  const failure = (promise: Promise<unknown>) =>
+    promise.then(
+      () => 'no failure',
+      (error: unknown) => (error instanceof Error ? error.message : String(error)),
+    );
+
+  it('does not connect to a loopback address unless the operator allows it', async () => {
+    const refused = await failure(service().open(request('task_sshaddr1')));
+    expect(refused).toContain('its address is refused');
+    expect(refused).toContain('BERTH_SETUP_ALLOW');
+    expect(connections).toBe(0);
+
+    // Allowed: ssh connects (no sshd here, so the clone fails after the connection).
+    const allowed = await failure(service(['127.0.0.1/32']).open(request('task_sshaddr2')));
+    expect(allowed).not.toContain('its address is refused');
+    expect(connections).toBe(1);
+  });
+});
