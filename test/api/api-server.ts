@@ -43,6 +43,8 @@ export async function startTestServer(
   options: {
     allowLocalRepositories?: boolean;
     dataDir?: string;
+    /** The port to listen on (default 0: any free one), e.g. a restart on the same address. */
+    port?: number;
     logLevel?: string;
     /** More configuration variables (`BERTH_MAX_ATTEMPTS`, …). */
     env?: Record<string, string>;
@@ -53,7 +55,7 @@ export async function startTestServer(
     {
       dataDir,
       host: '127.0.0.1',
-      port: 0,
+      port: options.port ?? 0,
       allowLocalRepositories: options.allowLocalRepositories ?? false,
       logLevel: options.logLevel ?? 'info',
     },

@@ -123,14 +123,20 @@ describe('web UI: sign in and out', () => {
     const { page } = browser;
     await page.goto(`${server.url}/tasks`);
     await page.getByRole('heading', { name: 'Tasks' }).waitFor();
-    await page.route('**/v1/**', (route) => route.abort('connectionrefused'));
+    // The server goes away (the list's live stream drops with it) and comes back on the same
+    // address and data directory (the session is kept in the store).
+    const port = Number(new URL(server.url).port);
+    await server.stop();
     await page.getByRole('alert').filter({ hasText: 'Cannot reach the Berth server' }).waitFor();
     expect(await page.getByRole('heading', { name: 'Tasks' }).isVisible()).toBe(true);
     await browser.screenshots('server-unreachable');
-    await page.unroute('**/v1/**');
+    const adminToken = server.adminToken;
+    server = await startTestServer({ dataDir: server.dataDir, port });
     await expect
       .poll(() => page.getByText('Cannot reach the Berth server').count(), { timeout: 15_000 })
       .toBe(0);
+    expect(new URL(page.url()).pathname).toBe('/tasks');
+    expect(adminToken).not.toBe('');
   });
 });
 

@@ -4,6 +4,7 @@ import { QueryClient, QueryClientProvider } from '@tanstack/react-query';
 import { BrowserRouter } from 'react-router';
 import { App } from './App';
 import { ApiError } from './api/client';
+import { tasksQuery } from './api/hooks';
 import './styles.css';
 
 const queryClient = new QueryClient({
@@ -17,6 +18,9 @@ const queryClient = new QueryClient({
     },
   },
 });
+
+// The list is read while the session is asked for, not after (a 401 signs out as any other).
+if (window.location.pathname === '/tasks') void queryClient.prefetchQuery(tasksQuery(undefined));
 
 const root = document.getElementById('root');
 if (root)

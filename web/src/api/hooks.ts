@@ -36,10 +36,9 @@ export function useSignOut() {
   return useMutation({ mutationFn: () => unwrap(api.DELETE('/v1/session')) });
 }
 
-/** The task list: read once, then kept up to date by the task stream (task-events.ts). */
-export function useTasks(environment: string | undefined) {
-  useTaskStream(environment, TASK_LIST_LIMIT);
-  return useQuery({
+/** The task list's query (main.tsx starts it with the page, before the session is known). */
+export function tasksQuery(environment: string | undefined) {
+  return {
     queryKey: ['tasks', environment ?? null],
     queryFn: () =>
       unwrap(
@@ -53,7 +52,13 @@ export function useTasks(environment: string | undefined) {
         }),
       ),
     staleTime: Infinity,
-  });
+  };
+}
+
+/** The task list: read once, then kept up to date by the task stream (task-events.ts). */
+export function useTasks(environment: string | undefined) {
+  useTaskStream(environment, TASK_LIST_LIMIT);
+  return useQuery(tasksQuery(environment));
 }
 
 export function useTask(id: string) {

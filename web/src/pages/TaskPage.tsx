@@ -79,15 +79,13 @@ function CurrentCommand({
   events: readonly AttemptEvent[];
 }) {
   if (!live(attempt.status)) return null;
-  const last = [...events]
-    .reverse()
-    .find(
-      (e) =>
-        e.type === 'tool_call' ||
-        e.type === 'command_start' ||
-        e.type === 'command' ||
-        e.type === 'phase',
-    );
+  const last = events.findLast(
+    (e) =>
+      e.type === 'tool_call' ||
+      e.type === 'command_start' ||
+      e.type === 'command' ||
+      e.type === 'phase',
+  );
   if (!last || last.type === 'phase') return null;
   const text =
     last.type === 'tool_call'
@@ -112,7 +110,7 @@ interface LiveFile {
 /** While an attempt runs: the files it has changed so far (the server lists them now and then). */
 function ChangedSoFar({ attempt, events }: { attempt: Attempt; events: readonly AttemptEvent[] }) {
   if (!live(attempt.status)) return null;
-  const last = [...events].reverse().find((e) => e.type === 'files');
+  const last = events.findLast((e) => e.type === 'files');
   if (!last || !Array.isArray(last.files)) return null;
   const files = last.files as LiveFile[];
   const total = typeof last.total === 'number' ? last.total : files.length;
