@@ -25,7 +25,7 @@ import { Reaper } from '../runtime/reaper.js';
 import { DockerImageEngine } from '../adapters/runtime/docker/docker-image-engine.js';
 import { LanguageLayer, languageImagePreparer } from '../images/language-versions.js';
 import { resourceLiveness } from '../lifecycle/resource-liveness.js';
-import { currentKeyInputs } from '../lifecycle/cache-key-now.js';
+import { currentKeyInputs, specKeyInputs } from '../lifecycle/cache-key-now.js';
 import { modelClientFromConfig } from '../adapters/model/model-client-from-config.js';
 import { hostname } from 'node:os';
 import { BerthMetrics } from '../metrics/berth-metrics.js';
@@ -182,6 +182,8 @@ export async function startServer(config: BerthConfig, logger: Logger): Promise<
           environment,
           Object.fromEntries(await environments.openSecrets(environment.id)),
           entries,
+          undefined,
+          await specKeyInputs(store, environment),
         ),
       openSecrets: async (environment) =>
         Object.fromEntries(await environments.openSecrets(environment.id)),
