@@ -7,6 +7,10 @@ import { BerthError } from '../errors/berth-error.js';
 import { formatPath } from '../domain/environment/environment-file.js';
 import { GITHUB_REPOSITORY_PATTERN } from '../git/github-repository-patterns.js';
 import { configDirOf } from './process-env.js';
+import {
+  upstreamProxyFromEnvironment,
+  type UpstreamProxySettings,
+} from '../egress/upstream-proxy.js';
 
 /**
  * Berth's configuration: parsed once by a composition root (server/main.ts, cli/main.ts) from
@@ -54,6 +58,14 @@ const configSchema = z.strictObject({
   ),
   /** Ports the egress proxy allows besides 443 and 80 (`BERTH_EGRESS_PORTS=8080,8443`). */
   egressPorts: z.array(z.number().int().min(1).max(65535)),
+  /**
+   * The corporate proxy the egress proxy goes out through (`BERTH_UPSTREAM_PROXY`, else
+   * HTTPS_PROXY/HTTP_PROXY with NO_PROXY): parsed by upstream-proxy.ts, kept as parsed (its
+   * credentials are not enumerable, so they never show in a dump of the configuration).
+   */
+  upstreamProxy: z
+    .custom<UpstreamProxySettings>((value) => typeof value === 'object' && value !== null)
+    .optional(),
   cacheTtlMs: z.number().int().positive(),
   /** No attempt starts and no cache entry is built with less free disk where Docker keeps its data (0: off). */
   minFreeDiskMb: z.number().int().min(0),
@@ -208,6 +220,16 @@ function list(value: string | undefined): string[] {
     .filter((v) => v !== '');
 }
 
+/** The upstream proxy from the environment, refused with the variable's name (never its value). */
+function upstreamProxySetting(env: Env): { upstreamProxy?: UpstreamProxySettings } {
+  try {
+    const upstreamProxy = upstreamProxyFromEnvironment(env);
+    return upstreamProxy !== undefined ? { upstreamProxy } : {};
+  } catch (error) {
+    throw new BerthError('invalid_input', `configuration: ${(error as Error).message}`);
+  }
+}
+
 /** `NAME=ADDRESS` pairs separated by commas; names lower-cased, one trailing dot dropped. */
 function parseEgressHosts(value: string | undefined): Record<string, string> {
   const out: Record<string, string> = {};
@@ -247,6 +269,7 @@ export function loadConfig(flags: ConfigFlags = {}, env: Env = process.env): Ber
     egressAllow: list(env.BERTH_EGRESS_ALLOW),
     egressPorts: list(env.BERTH_EGRESS_PORTS).map(Number),
     setupAllow: list(env.BERTH_SETUP_ALLOW),
+    ...upstreamProxySetting(env),
     cacheTtlMs: int(env.BERTH_CACHE_TTL_MS) ?? 12 * 3600_000,
     minFreeDiskMb: int(env.BERTH_MIN_FREE_DISK_MB) ?? 2048,
     snapshotTtlMs: int(env.BERTH_SNAPSHOT_TTL_MS) ?? 7 * 24 * 3600_000,

@@ -180,6 +180,10 @@ export async function runDoctor(
     ...(relay.available ? {} : { fix: 'npm run build:native (needs make, g++ and python3)' }),
   });
 
+  // The corporate proxy the egress proxy goes out through, if any (issue 19 item 7).
+  const { upstreamProxyDoctorCheck } = await import('../egress/upstream-proxy-doctor-check.js');
+  checks.push(await upstreamProxyDoctorCheck(config));
+
   try {
     mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
     accessSync(config.dataDir, constants.W_OK);

@@ -59,6 +59,7 @@ import {
 } from './read-image-package-configuration.js';
 import { DEFAULT_CA_CERTIFICATE_PATH, sandboxProxySettings } from './sandbox-proxy-settings.js';
 import { egressBridgeName, sweepStaleEgressRules } from './sweep-stale-egress-rules.js';
+import type { UpstreamProxySettings } from './upstream-proxy.js';
 
 /** The firewall the enforcer drives (IptablesFirewall; injectable for other hosts). */
 export interface SandboxNetworkFirewall {
@@ -82,6 +83,11 @@ export interface EgressEnforcerOptions {
   allow?: readonly string[];
   /** Ports allowed besides 443 (CONNECT) and 80 (plain HTTP), for both (`BERTH_EGRESS_PORTS`). */
   extraPorts?: readonly number[];
+  /**
+   * The corporate proxy the egress proxy goes out through (HTTPS_PROXY/HTTP_PROXY/NO_PROXY or
+   * `BERTH_UPSTREAM_PROXY` in the server's environment); setup reaches it directly.
+   */
+  upstreamProxy?: UpstreamProxySettings | undefined;
   firewall?: SandboxNetworkFirewall;
   /** The resolver behind `hosts` (the system resolver by default). */
   resolver?: Resolver;
@@ -209,6 +215,9 @@ export class EgressEnforcer implements NetworkPolicyEnforcer {
         ...(credentials.length > 0 ? { credentials } : {}),
         ...(budget !== undefined ? { budget } : {}),
         resolver: this.resolver,
+        ...(this.options.upstreamProxy !== undefined
+          ? { upstreamProxy: this.options.upstreamProxy }
+          : {}),
         ...(this.options.upstreamCa !== undefined ? { upstreamCa: this.options.upstreamCa } : {}),
         ...(this.options.allow !== undefined && this.options.allow.length > 0
           ? { guard: { allow: this.options.allow.map((range) => ({ range })) } }

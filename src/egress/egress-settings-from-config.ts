@@ -7,7 +7,8 @@ import type { EgressEnforcerOptions } from './egress-enforcer.js';
  * files are read once here (a file that cannot be read is skipped and named in `unreadable`).
  */
 export async function egressSettingsFromConfig(
-  config: Pick<BerthConfig, 'extraCaFiles' | 'egressHosts' | 'egressAllow' | 'egressPorts'>,
+  config: Pick<BerthConfig, 'extraCaFiles' | 'egressHosts' | 'egressAllow' | 'egressPorts'> &
+    Partial<Pick<BerthConfig, 'upstreamProxy'>>,
 ): Promise<{ options: EgressEnforcerOptions; unreadable: string[] }> {
   const upstreamCa: string[] = [];
   const unreadable: string[] = [];
@@ -26,6 +27,7 @@ export async function egressSettingsFromConfig(
       hosts: config.egressHosts,
       allow: config.egressAllow,
       extraPorts: config.egressPorts,
+      ...(config.upstreamProxy !== undefined ? { upstreamProxy: config.upstreamProxy } : {}),
     },
     unreadable,
   };

@@ -11,6 +11,13 @@
  * opens nothing here), the host's resolv.conf (its resolvers keep port 53 open, since Docker's
  * embedded DNS forwards from the sandbox's namespace). A failure to install the rules fails the
  * attempt: setup never runs on an unguarded network.
+ *
+ * Behind a corporate proxy (the server's HTTPS_PROXY/HTTP_PROXY or BERTH_UPSTREAM_PROXY), setup
+ * goes to that proxy directly: its addresses (resolved when each setup network is guarded) are
+ * opened like a `BERTH_SETUP_ALLOW` range, and setup and maintenance get HTTPS_PROXY, HTTP_PROXY
+ * and NO_PROXY (both cases) pointing at it WITHOUT its credentials (`scriptEnv`): the server's
+ * proxy account never enters a sandbox. What setup reaches through that proxy is that proxy's
+ * policy (often the site's intranet too): opening it widens setup's reach by exactly that.
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
@@ -19,8 +26,10 @@ import {
   type SetupNetworkFirewall,
   type SetupNetworkFirewallSpec,
 } from '../adapters/firewall/setup-network-firewall.js';
+import { lookup } from 'node:dns/promises';
 import { BerthError, toBerthError } from '../errors/berth-error.js';
 import { parseCidr, parseIpAddress } from './address-guard.js';
+import { describeProxy, type UpstreamProxy, type UpstreamProxySettings } from './upstream-proxy.js';
 import { sweepStaleSetupRules } from './sweep-stale-egress-rules.js';
 
 export interface SetupNetworkGuardOptions {
@@ -31,6 +40,34 @@ export interface SetupNetworkGuardOptions {
   resolvers?: () => string[];
   /** Removes the rules of setup networks whose bridge is gone (default: `sweepStaleSetupRules`). */
   sweep?: () => Promise<unknown>;
+  /** The server's upstream proxy: setup reaches it directly (its addresses are opened). */
+  upstreamProxy?: UpstreamProxySettings | undefined;
+  /** Resolves the upstream proxy's name (default: the system resolver, every address). */
+  resolveProxy?: (host: string) => Promise<string[]>;
+}
+
+/** The proxy URL a setup script is given: the server's upstream proxy without its credentials. */
+function proxyUrl(proxy: UpstreamProxy): string {
+  return `http://${proxy.host.includes(':') ? `[${proxy.host}]` : proxy.host}:${proxy.port}`;
+}
+
+/**
+ * The variables setup and maintenance get behind an upstream proxy (both cases, as tools
+ * disagree): the proxy without credentials, NO_PROXY with the server's entries and loopback.
+ */
+export function setupProxyEnv(settings: UpstreamProxySettings | undefined): Record<string, string> {
+  if (settings === undefined) return {};
+  const env: Record<string, string> = {};
+  if (settings.https !== undefined) env.HTTPS_PROXY = env.https_proxy = proxyUrl(settings.https);
+  if (settings.http !== undefined) env.HTTP_PROXY = env.http_proxy = proxyUrl(settings.http);
+  const noProxy = [
+    'localhost',
+    '127.0.0.1',
+    '::1',
+    ...settings.noProxy.map((e) => (e.port === undefined ? e.name : `${e.name}:${e.port}`)),
+  ];
+  env.NO_PROXY = env.no_proxy = [...new Set(noProxy)].join(',');
+  return env;
 }
 
 /** What an attempt is told about its setup network (one line of its log). */
@@ -105,12 +142,56 @@ export class SetupNetworkGuard {
    */
   private swept: Promise<unknown> | undefined;
 
+  private readonly upstreamProxy: UpstreamProxySettings | undefined;
+  private readonly resolveProxy: (host: string) => Promise<string[]>;
+
   constructor(options: SetupNetworkGuardOptions = {}) {
     this.allow = [...(options.allow ?? [])];
+    this.upstreamProxy = options.upstreamProxy;
+    this.resolveProxy =
+      options.resolveProxy ??
+      (async (host) => (await lookup(host, { all: true })).map((a) => a.address));
     for (const range of this.allow) parseCidr(range);
     this.firewall = options.firewall ?? new IptablesSetupFirewall();
     this.resolvers = options.resolvers ?? hostResolvers;
     this.sweep = options.sweep ?? (() => sweepStaleSetupRules());
+  }
+
+  /** Variables for setup and maintenance scripts (the upstream proxy, no credentials). */
+  scriptEnv(): Record<string, string> {
+    return setupProxyEnv(this.upstreamProxy);
+  }
+
+  /**
+   * The upstream proxies' addresses as ranges to open (one address each), resolved now; and a
+   * line for the log (a name that does not resolve is named there, and setup will not reach it).
+   */
+  private async proxyRanges(): Promise<{ ranges: string[]; note: string }> {
+    const settings = this.upstreamProxy;
+    if (settings === undefined) return { ranges: [], note: '' };
+    const proxies = [settings.https, settings.http].filter(
+      (p, i, all): p is UpstreamProxy =>
+        p !== undefined && all.findIndex((q) => q?.host === p.host && q.port === p.port) === i,
+    );
+    const ranges: string[] = [];
+    const notes: string[] = [];
+    for (const proxy of proxies) {
+      let addresses: string[];
+      try {
+        addresses =
+          parseIpAddress(proxy.host) !== undefined
+            ? [proxy.host]
+            : await this.resolveProxy(proxy.host);
+      } catch {
+        addresses = [];
+      }
+      for (const address of addresses)
+        ranges.push(`${address}/${parseIpAddress(address)?.family === 6 ? 128 : 32}`);
+      notes.push(
+        `${describeProxy(proxy)} at ${addresses.length > 0 ? addresses.join(', ') : 'no address (not resolved)'}`,
+      );
+    }
+    return { ranges, note: `; upstream proxy: ${notes.join('; ')}` };
   }
 
   /** The bridge name to make the attempt's setup network with. */
@@ -124,10 +205,11 @@ export class SetupNetworkGuard {
     await this.swept;
     const networkId = setupNetworkIdOf(attemptId);
     const resolvers = this.resolvers();
+    const proxy = await this.proxyRanges();
     const spec: SetupNetworkFirewallSpec = {
       networkId,
       bridge: setupBridgeName(networkId),
-      allow: this.allow,
+      allow: [...new Set([...this.allow, ...proxy.ranges])],
       resolvers,
     };
     this.installed.set(attemptId, spec);
@@ -146,7 +228,7 @@ export class SetupNetworkGuard {
     const dns = resolvers.length > 0 ? `; DNS: port 53 of ${resolvers.join(', ')}` : '';
     return {
       ipv6Skipped,
-      description: `setup network: public internet only (host, private, link-local refused; allowed: ${allowed}${dns})`,
+      description: `setup network: public internet only (host, private, link-local refused; allowed: ${allowed}${dns}${proxy.note})`,
     };
   }
 

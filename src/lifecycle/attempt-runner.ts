@@ -944,7 +944,8 @@ export class AttemptRunner {
       const setup = await runLifecycleScript(ctx, {
         phase: 'setup',
         spec: spec.setup,
-        env: spec.env,
+        // Behind a corporate proxy, its address (no credentials); the environment's own win.
+        env: { ...this.setupGuard.scriptEnv(), ...spec.env },
         secrets: scriptSecrets(spec, run.secrets),
         exports: {},
       });
@@ -1114,7 +1115,7 @@ export class AttemptRunner {
       const maintenance = await runLifecycleScript(ctx, {
         phase: 'maintenance',
         spec: spec.maintenance,
-        env: spec.env,
+        env: { ...this.setupGuard.scriptEnv(), ...spec.env },
         secrets: scriptSecrets(spec, run.secrets),
         exports,
       });

@@ -125,7 +125,10 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
           ...options.egress,
         })
       : new NoNetworkEnforcer(),
-    setupNetwork: new SetupNetworkGuard({ allow: options.setupAllow ?? [] }),
+    setupNetwork: new SetupNetworkGuard({
+      allow: options.setupAllow ?? [],
+      upstreamProxy: options.egress?.upstreamProxy,
+    }),
     resolveImage: options.resolveImage ?? resolveImageName,
     ...(options.prepareImage ? { prepareImage: options.prepareImage } : {}),
     cacheTtlMs: options.cacheTtlMs,
