@@ -4,7 +4,7 @@ import type { Caller } from '../../services/caller.js';
 import type { Store } from '../../ports/store.js';
 import type { TaskService } from '../../services/task-service.js';
 import type { Logger } from '../../util/logger.js';
-import { parseMessage } from './message-grammar.js';
+import { parseMessage, plainText } from './message-grammar.js';
 import type { SlackConversation } from './slack-conversation.js';
 import {
   ACTION_CREATE_PR,
@@ -57,12 +57,15 @@ export interface SlackBotDeps {
   logger: Logger;
 }
 
-function reason(error: unknown): string {
-  return error instanceof BerthError ? error.message : 'an internal error occurred';
-}
-
 export class SlackBot {
   constructor(private readonly deps: SlackBotDeps) {}
+
+  /** What a refusal says in the thread: a BerthError's message; anything else is logged. */
+  private reason(error: unknown): string {
+    if (error instanceof BerthError) return error.message;
+    this.deps.logger.error({ err: error }, 'a Slack request failed unexpectedly');
+    return 'an internal error occurred (the server logged it)';
+  }
 
   private reply(event: { channel: string; threadTs: string }, text: string): Promise<unknown> {
     return this.deps.poster.post(event.channel, event.threadTs, replyMessage(text));
@@ -81,7 +84,8 @@ export class SlackBot {
       event.threadTs !== undefined
         ? await store.getSlackThread(event.channel, event.threadTs)
         : undefined;
-    if (thread) return this.followUp(event, thread.taskId, parsed.ok ? parsed.prompt : '');
+    // A follow-up is a prompt only: the whole text after the mention.
+    if (thread) return this.followUp(event, thread.taskId, plainText(event.text, botUserId).trim());
 
     const route = await routing.route({
       channel: event.channel,
@@ -136,7 +140,7 @@ export class SlackBot {
         ...(parsed.options.sha !== undefined ? { sha: parsed.options.sha } : {}),
       });
     } catch (error) {
-      await this.reply(where, `The task was not started: ${untrusted(reason(error))}`);
+      await this.reply(where, `The task was not started: ${untrusted(this.reason(error))}`);
       return;
     }
     const replyTs = await poster.post(
@@ -192,7 +196,7 @@ export class SlackBot {
     try {
       outcome = await tasks.followUp(caller, taskId, { prompt });
     } catch (error) {
-      await this.reply(where, `The follow-up was not started: ${untrusted(reason(error))}`);
+      await this.reply(where, `The follow-up was not started: ${untrusted(this.reason(error))}`);
       return;
     }
     const scope = { attemptIds: [outcome.attempt.id] };
@@ -301,7 +305,7 @@ export class SlackBot {
             : `Pushed branch \`${untrusted(outcome.branch)}\` (no pull request: the repository is not on GitHub).`,
         );
       } catch (error) {
-        await this.reply(where, `No pull request: ${untrusted(reason(error))}`);
+        await this.reply(where, `No pull request: ${untrusted(this.reason(error))}`);
       }
       return;
     }
@@ -320,7 +324,7 @@ export class SlackBot {
           { taskId },
         );
       } catch (error) {
-        await this.reply(where, `Not picked: ${untrusted(reason(error))}`);
+        await this.reply(where, `Not picked: ${untrusted(this.reason(error))}`);
       }
       return;
     }
