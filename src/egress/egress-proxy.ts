@@ -1838,7 +1838,8 @@ export class EgressProxy {
       allowed: true,
       rule: decision.rule,
       reason: decision.reason,
-      address: ctx.address,
+      // Behind an upstream proxy a name this server could not resolve has no address here.
+      ...(ctx.proxy !== undefined && ctx.address === ctx.host ? {} : { address: ctx.address }),
     });
     const path = decision.forward ?? url;
     const headers = forwardedRequestHeaders(

@@ -228,12 +228,12 @@ export function connectThroughProxy(
       () => fail(`upstream proxy ${name} did not answer CONNECT ${where} in time`),
       timeoutMs,
     );
-    socket.once('error', (error: NodeJS.ErrnoException) =>
-      fail(`upstream proxy ${name} could not be reached (${error.code ?? 'error'})`),
-    );
-    socket.once('close', () =>
-      fail(`upstream proxy ${name} closed the connection during CONNECT ${where}`),
-    );
+    const onError = (error: NodeJS.ErrnoException) =>
+      fail(`upstream proxy ${name} could not be reached (${error.code ?? 'error'})`);
+    const onClose = () =>
+      fail(`upstream proxy ${name} closed the connection during CONNECT ${where}`);
+    socket.on('error', onError);
+    socket.once('close', onClose);
     socket.once('connect', () => {
       const lines = [`CONNECT ${where} HTTP/1.1`, `Host: ${where}`];
       if (proxy.authorization !== undefined)
@@ -272,8 +272,10 @@ export function connectThroughProxy(
       }
       settled = true;
       clearTimeout(timer);
-      socket.removeAllListeners('close');
-      socket.removeAllListeners('error');
+      socket.off('close', onClose);
+      socket.off('error', onError);
+      // Whoever takes the socket adds its own handling; an error meanwhile never goes uncaught.
+      socket.on('error', () => socket.destroy());
       resolve(socket);
     };
     socket.on('data', onData);
