@@ -1,5 +1,6 @@
 import { Webhooks } from '@octokit/webhooks';
 import { BerthError, toBerthError } from '../../errors/berth-error.js';
+import { githubRepositoryAllowed } from '../../git/github-repository-patterns.js';
 import type { Store } from '../../ports/store.js';
 import type { TaskService } from '../../services/task-service.js';
 import { readText } from '../../server/request-body.js';
@@ -155,13 +156,22 @@ export class GitHubWebhook {
       );
       return;
     }
+    const repository = { owner: event.repository.owner, repo: event.repository.repo };
+    // The server's token acts only on the repositories BERTH_GITHUB_REPOSITORIES lists (an App's
+    // installations say themselves where it may act).
+    if (auth.kind === 'token' && !githubRepositoryAllowed(repository, settings.repositories)) {
+      logger.warn(
+        where,
+        `github comment ignored: BERTH_GITHUB_REPOSITORIES does not list ${event.repository.fullName}; nothing runs`,
+      );
+      return;
+    }
     const route = await routeRepository(
       store,
       event.repository.fullName,
       request.kind === 'invalid' ? undefined : request.options.environment,
     );
     const least = route.ok ? (route.environment.spec.triggers?.github?.allow ?? 'write') : 'write';
-    const repository = { owner: event.repository.owner, repo: event.repository.repo };
     const octokit = await auth.octokitFor(repository, event.installationId);
     const verdict = await checkCommenterPermission(octokit, repository, event.author.login, least);
     if (!verdict.allowed) {

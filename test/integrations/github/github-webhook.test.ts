@@ -50,6 +50,21 @@ function pushBranch(bare: string, name: string, file: string, content: string): 
   }
 }
 
+/** Adds a commit on the existing branch `name` of `bare`, as someone else's push would. */
+function pushOnto(bare: string, name: string, file: string, content: string): string {
+  const work = execFileSync('mktemp', ['-d'], { encoding: 'utf8' }).trim();
+  try {
+    execFileSync('git', ['clone', '-q', '-b', name, bare, work]);
+    execFileSync('sh', ['-c', `printf '%s' "$1" > "$2"`, 'sh', content, `${work}/${file}`]);
+    runGit(work, 'add', '-A');
+    runGit(work, 'commit', '-qm', `more on ${name}`);
+    runGit(work, 'push', '-q', 'origin', name);
+    return runGit(work, 'rev-parse', 'HEAD');
+  } finally {
+    execFileSync('rm', ['-rf', work]);
+  }
+}
+
 describe('GitHub webhook: verification and redelivery', () => {
   it('a missing or wrong signature is 401 and nothing runs; an unhandled event is 204', async () => {
     const payload = issueCommentPayload({ body: '@berth fix the adder' });
@@ -365,6 +380,60 @@ describe('GitHub webhook: tasks from comments', () => {
     expect(world.fake.pulls).toEqual([]);
     expect(world.fake.comments[0]?.body).toContain('No attempt succeeded; nothing was pushed.');
     expect(world.fake.comments[0]?.body).toContain('the agent crashed');
+  });
+});
+
+describe('GitHub webhook: refusals after acceptance and options', () => {
+  it('a PR branch that moved while the task ran: nothing is forced, the reply says so', async () => {
+    pushBranch(world.bare, 'fix-adder', 'NOTES.md', 'wip\n');
+    const number = world.fake.addPull({
+      owner: 'acme',
+      repo: 'app',
+      head: 'fix-adder',
+      base: 'main',
+      title: 'x',
+    });
+    let moved = '';
+    world.sandbox.agent = (dir) => {
+      // Someone pushes to the branch while the agent works.
+      moved = pushOnto(world.bare, 'fix-adder', 'OTHER.md', 'pushed meanwhile\n');
+      execFileSync('sh', ['-c', `echo 'add() { echo $(( $1 + $2 )); }' > ${dir}/add.sh`]);
+      return 'Fixed.';
+    };
+    await world.deliver(
+      'issue_comment',
+      issueCommentPayload({ body: '@berth fix it', number, pull: true }),
+    );
+    expect(runGit(world.bare, 'rev-parse', 'refs/heads/fix-adder')).toBe(moved);
+    expect(world.fake.comments[0]?.body).toContain('The change was not delivered');
+    expect(world.fake.comments[0]?.body).toContain('nothing was pushed');
+  });
+
+  it('review on an issue, and env= naming an environment that does not serve the repository: a reply, no task', async () => {
+    await world.deliver('issue_comment', issueCommentPayload({ body: '@berth review' }));
+    await world.deliver('issue_comment', issueCommentPayload({ body: '@berth env=other fix it' }));
+    expect(await taskCount()).toBe(0);
+    expect(world.fake.comments.map((c) => c.body)).toEqual([
+      'Berth reviews pull requests only: `review` on an issue starts nothing.',
+      'env=other: that environment does not serve acme/app (it needs `triggers: { github: { repository: acme/app } }`)',
+    ]);
+    // env= naming the environment that serves it is taken.
+    await world.deliver('issue_comment', issueCommentPayload({ body: '@berth env=app fix it' }));
+    expect(await taskCount()).toBe(1);
+  });
+
+  it('with a token, a repository BERTH_GITHUB_REPOSITORIES does not list: nothing is asked or run', async () => {
+    const limited = await openGitHubWorld({ repositories: ['acme/web', 'contrib/*'] });
+    try {
+      await limited.deliver('issue_comment', issueCommentPayload({ body: '@berth fix it' }));
+      expect(await limited.store.listTasks({ limit: 5 })).toEqual([]);
+      expect(limited.fake.requests).toEqual([]);
+      expect(limited.logs.map((l) => l.message)).toContain(
+        'github comment ignored: BERTH_GITHUB_REPOSITORIES does not list acme/app; nothing runs',
+      );
+    } finally {
+      await limited.close();
+    }
   });
 });
 

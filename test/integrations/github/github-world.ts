@@ -117,7 +117,13 @@ export interface GitHubWorld {
 }
 
 export async function openGitHubWorld(
-  options: { identity?: GitHubIdentity; app?: FakeGitHubApp; fakeToken?: string } = {},
+  options: {
+    identity?: GitHubIdentity;
+    app?: FakeGitHubApp;
+    fakeToken?: string;
+    /** BERTH_GITHUB_REPOSITORIES. */
+    repositories?: string[];
+  } = {},
 ): Promise<GitHubWorld> {
   const dir = mkdtempSync(join(tmpdir(), 'berth-gh-'));
   const bare = join(dir, 'acme-app.git');
@@ -190,7 +196,7 @@ export async function openGitHubWorld(
       mention: 'berth',
       apiUrl: fake.url,
       identity,
-      repositories: [],
+      repositories: options.repositories ?? [],
       publicUrl: 'https://berth.example',
       maxAttempts: 4,
     },
