@@ -66,6 +66,12 @@ const configSchema = z.strictObject({
   upstreamProxy: z
     .custom<UpstreamProxySettings>((value) => typeof value === 'object' && value !== null)
     .optional(),
+  /**
+   * Why the proxy variables cannot be used (an https:// or socks5:// URL, …), never their value:
+   * `berth serve` and `berth run` refuse to start with it, `berth doctor` shows it, and commands
+   * that do not go out (login, client commands) are not stopped by it.
+   */
+  upstreamProxyProblem: z.string().optional(),
   cacheTtlMs: z.number().int().positive(),
   /** No attempt starts and no cache entry is built with less free disk where Docker keeps its data (0: off). */
   minFreeDiskMb: z.number().int().min(0),
@@ -220,13 +226,16 @@ function list(value: string | undefined): string[] {
     .filter((v) => v !== '');
 }
 
-/** The upstream proxy from the environment, refused with the variable's name (never its value). */
-function upstreamProxySetting(env: Env): { upstreamProxy?: UpstreamProxySettings } {
+/** The upstream proxy from the environment, or why it cannot be used (the variable's name, never its value). */
+function upstreamProxySetting(env: Env): {
+  upstreamProxy?: UpstreamProxySettings;
+  upstreamProxyProblem?: string;
+} {
   try {
     const upstreamProxy = upstreamProxyFromEnvironment(env);
     return upstreamProxy !== undefined ? { upstreamProxy } : {};
   } catch (error) {
-    throw new BerthError('invalid_input', `configuration: ${(error as Error).message}`);
+    return { upstreamProxyProblem: `configuration: ${(error as Error).message}` };
   }
 }
 

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import type { BerthConfig } from '../config/config.js';
+import { BerthError } from '../errors/berth-error.js';
 import type { EgressEnforcerOptions } from './egress-enforcer.js';
 
 /**
@@ -8,8 +9,12 @@ import type { EgressEnforcerOptions } from './egress-enforcer.js';
  */
 export async function egressSettingsFromConfig(
   config: Pick<BerthConfig, 'extraCaFiles' | 'egressHosts' | 'egressAllow' | 'egressPorts'> &
-    Partial<Pick<BerthConfig, 'upstreamProxy'>>,
+    Partial<Pick<BerthConfig, 'upstreamProxy' | 'upstreamProxyProblem'>>,
 ): Promise<{ options: EgressEnforcerOptions; unreadable: string[] }> {
+  // Proxy variables that cannot be used stop the server (going out directly instead would only
+  // fail later, and less clearly).
+  if (config.upstreamProxyProblem !== undefined)
+    throw new BerthError('invalid_input', config.upstreamProxyProblem);
   const upstreamCa: string[] = [];
   const unreadable: string[] = [];
   for (const file of config.extraCaFiles) {

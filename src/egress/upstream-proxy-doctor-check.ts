@@ -30,9 +30,16 @@ function reachable(proxy: UpstreamProxy, timeoutMs: number): Promise<string | un
  * credentials shown) and whether it accepts a connection; `none` when the server has none.
  */
 export async function upstreamProxyDoctorCheck(
-  config: Pick<BerthConfig, 'upstreamProxy'>,
+  config: Pick<BerthConfig, 'upstreamProxy' | 'upstreamProxyProblem'>,
   timeoutMs = 3_000,
 ): Promise<UpstreamProxyCheck> {
+  if (config.upstreamProxyProblem !== undefined)
+    return {
+      name: 'upstream proxy',
+      ok: false,
+      detail: config.upstreamProxyProblem,
+      fix: 'give an http://[user:password@]host:port proxy in BERTH_UPSTREAM_PROXY (it wins over HTTPS_PROXY/HTTP_PROXY)',
+    };
   const settings = config.upstreamProxy;
   const detail = describeUpstreamProxy(settings);
   if (settings === undefined) return { name: 'upstream proxy', ok: true, detail };

@@ -47,15 +47,18 @@ describe('the upstream proxy in the configuration', () => {
     expect(egress.options.upstreamProxy).toBe(c.upstreamProxy);
   });
 
-  it('refuses a proxy URL it cannot use, naming the variable and not the password', () => {
-    expect(() => config({ BERTH_UPSTREAM_PROXY: `https://svc:${PASSWORD}@proxy.test` })).toThrow(
-      /^configuration: BERTH_UPSTREAM_PROXY: only an http:\/\/ upstream proxy is supported/,
+  it('refuses to go out with a proxy URL it cannot use, naming the variable and not the password', async () => {
+    const c = config({ HTTPS_PROXY: `https://svc:${PASSWORD}@proxy.test` });
+    expect(c.upstreamProxy).toBeUndefined();
+    await expect(egressSettingsFromConfig(c)).rejects.toThrow(
+      /^configuration: HTTPS_PROXY: only an http:\/\/ upstream proxy is supported/,
     );
-    try {
-      config({ BERTH_UPSTREAM_PROXY: `socks5://svc:${PASSWORD}@proxy.test` });
-    } catch (error) {
-      expect((error as Error).message).not.toContain(PASSWORD);
-    }
+    const doctor = await upstreamProxyDoctorCheck(c);
+    expect(doctor).toMatchObject({ ok: false });
+    expect(doctor.fix).toContain('BERTH_UPSTREAM_PROXY');
+    const socks = config({ BERTH_UPSTREAM_PROXY: `socks5://svc:${PASSWORD}@proxy.test` });
+    expect(socks.upstreamProxyProblem).toContain('BERTH_UPSTREAM_PROXY');
+    expect(JSON.stringify([c, socks, doctor])).not.toContain(PASSWORD);
   });
 
   it('is absent without a proxy variable', () => {
