@@ -6,7 +6,9 @@
  *
  * Threat model note: these settings are a convenience, not the boundary. Code that ignores them
  * has no route out (the network and the firewall are the boundary). Only the CA certificate is
- * written into the sandbox, never its key.
+ * written into the sandbox, never its key. Behind a corporate proxy the sandbox is still told only
+ * of Berth's egress proxy: the upstream proxy, its address and its credentials are the egress
+ * proxy's business (upstream-proxy.ts) and never appear here.
  */
 import { BerthError } from '../errors/berth-error.js';
 

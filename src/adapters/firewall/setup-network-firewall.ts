@@ -7,8 +7,9 @@
  * to the cloud metadata service, to the site's private network.
  *
  * Trusted: the host's netfilter, Docker's bridge for this network (its interface name), the
- * operator's allowances (`BERTH_SETUP_ALLOW`) and the host's own DNS resolvers (read from its
- * resolv.conf by the caller).
+ * operator's allowances (`BERTH_SETUP_ALLOW`, plus the exact addresses of the server's upstream
+ * proxy, added by setup-network-guard.ts: setup then reaches whatever that proxy forwards) and
+ * the host's own DNS resolvers (read from its resolv.conf by the caller).
  *
  * Guarantees, keyed on the bridge interface (not on source addresses, so spoofing does not help):
  * - INPUT (IPv4 and IPv6): nothing from the bridge reaches the host itself, whichever of its
