@@ -767,7 +767,7 @@ export interface paths {
                     config: string;
                   };
                   /** @default universal */
-                  image: string;
+                  image: string | unknown;
                   /** @default {} */
                   versions: {
                     [key: string]: unknown;
@@ -951,8 +951,11 @@ export interface paths {
                     };
                     config?: string;
                   };
-              /** @default universal */
-              image?: string;
+              image?:
+                | string
+                | {
+                    dockerfile: string;
+                  };
               versions?: {
                 [key: string]: string | number;
               };
@@ -1110,7 +1113,7 @@ export interface paths {
                   config: string;
                 };
                 /** @default universal */
-                image: string;
+                image: string | unknown;
                 /** @default {} */
                 versions: {
                   [key: string]: unknown;
@@ -1340,8 +1343,11 @@ export interface paths {
                     };
                     config?: string;
                   };
-              /** @default universal */
-              image?: string;
+              image?:
+                | string
+                | {
+                    dockerfile: string;
+                  };
               versions?: {
                 [key: string]: string | number;
               };
@@ -1493,7 +1499,7 @@ export interface paths {
                   config: string;
                 };
                 /** @default universal */
-                image: string;
+                image: string | unknown;
                 /** @default {} */
                 versions: {
                   [key: string]: unknown;
@@ -1721,7 +1727,7 @@ export interface paths {
                   config: string;
                 };
                 /** @default universal */
-                image: string;
+                image: string | unknown;
                 /** @default {} */
                 versions: {
                   [key: string]: unknown;
@@ -1915,8 +1921,11 @@ export interface paths {
                     };
                     config?: string;
                   };
-              /** @default universal */
-              image?: string;
+              image?:
+                | string
+                | {
+                    dockerfile: string;
+                  };
               versions?: {
                 [key: string]: string | number;
               };
@@ -2076,7 +2085,7 @@ export interface paths {
                   config: string;
                 };
                 /** @default universal */
-                image: string;
+                image: string | unknown;
                 /** @default {} */
                 versions: {
                   [key: string]: unknown;
@@ -2978,7 +2987,7 @@ export interface paths {
                   config: string;
                 };
                 /** @default universal */
-                image: string;
+                image: string | unknown;
                 /** @default {} */
                 versions: {
                   [key: string]: unknown;
@@ -5059,8 +5068,11 @@ export interface components {
             };
             config?: string;
           };
-      /** @default universal */
-      image: string;
+      image?:
+        | string
+        | {
+            dockerfile: string;
+          };
       versions?: {
         [key: string]: string | number;
       };

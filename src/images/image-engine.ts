@@ -22,6 +22,13 @@ export interface ImageEngine {
       labels: Record<string, string>;
       onProgress: (line: string) => void;
       signal?: AbortSignal;
+      /** The Dockerfile's name in the context (default `Dockerfile`). */
+      dockerfile?: string;
+      /** The build containers' network (`none` for an untrusted Dockerfile: dockerfile-image.ts). */
+      networkMode?: string;
+      memoryBytes?: number;
+      /** CPU time per 100 ms period, in microseconds. */
+      cpuQuota?: number;
     },
   ): Promise<string>;
 }

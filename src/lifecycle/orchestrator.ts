@@ -1,4 +1,5 @@
 import type { EnvironmentSpec } from '../domain/environment/environment-spec.js';
+import type { ImageEngine } from '../images/image-engine.js';
 import type { Task } from '../domain/task/task.js';
 import type { SandboxRuntime } from '../ports/sandbox-runtime.js';
 import type { Store, StoredEnvironment } from '../ports/store.js';
@@ -57,6 +58,8 @@ export function modelAgentFor(
 
 export interface OrchestratorOptions {
   store: Store;
+  /** Builds `image: { dockerfile }` images (issue 16); without it they are refused. */
+  imageEngine?: Pick<ImageEngine, 'imageId' | 'build'> | undefined;
   runtime: SandboxRuntime;
   openSecrets(environment: StoredEnvironment): Promise<Record<string, string>>;
   /** The model for prompts; undefined when none is configured (tasks then need a command). */
@@ -158,6 +161,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
   const collector = new CacheCollector(store, runtime);
   const scheduler = new Scheduler({
     owner,
+    imageEngine: options.imageEngine,
     ...(warmPool ? { warmPool } : {}),
     store,
     runner,

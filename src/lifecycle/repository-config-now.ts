@@ -16,6 +16,7 @@ import {
 import { ENVIRONMENT_YAML_LIMITS } from '../domain/environment/environment-yaml.js';
 import { classifyRepositoryUrl } from '../domain/environment/repository-url.js';
 import { localBranchHead, parseRepositoryLocation } from './checkout.js';
+import { dockerfileOf } from './dockerfile-image.js';
 
 /**
  * The repository file of an environment with `repository.config`, read at the commit its cache
@@ -142,9 +143,17 @@ export async function checkRepositoryFile(
   spec: EnvironmentSpec,
   allowLocal: boolean,
 ): Promise<void> {
+  const kind = classifyRepositoryUrl(spec.repository.url);
+  // `image: { dockerfile }` is built from the repository too: local repositories only.
+  const dockerfile = dockerfileOf(spec.image);
+  if (dockerfile !== undefined && !(kind.ok && kind.kind === 'local'))
+    throw new BerthError(
+      'invalid_environment',
+      `image.dockerfile: ${dockerfile}: an image is built from local repositories only in this version (not built for https, http, git and ssh repositories)`,
+      { issues: [{ path: 'image', message: 'built from local repositories only' }] },
+    );
   const path = spec.repository.config;
   if (path === undefined) return;
-  const kind = classifyRepositoryUrl(spec.repository.url);
   if (!(kind.ok && kind.kind === 'local'))
     throw refused(
       path,

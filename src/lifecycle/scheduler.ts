@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import type { EnvironmentSpec } from '../domain/environment/environment-spec.js';
 import { templateDigests } from '../domain/environment/environment-template.js';
 import { repositoryConfigNow } from './repository-config-now.js';
+import { dockerfileImage, dockerfileOf } from './dockerfile-image.js';
+import type { ImageEngine } from '../images/image-engine.js';
 import { newId } from '../domain/ids.js';
 import {
   isTerminalPhase,
@@ -72,6 +74,8 @@ export interface SchedulerLogger {
 
 export interface SchedulerOptions {
   store: Store;
+  /** Builds `image: { dockerfile }` images (dockerfile-image.ts); without it they are refused. */
+  imageEngine?: Pick<ImageEngine, 'imageId' | 'build'> | undefined;
   runner: AttemptRunner;
   runtime: SandboxRuntime;
   /** Opens the environment's sealed secrets (name → value) for setup and maintenance. */
@@ -703,6 +707,25 @@ export class Scheduler {
             stream: 'system',
             text: `repository file ${fromRepository.file.path} at ${fromRepository.commit.slice(0, 12)}\n`,
           });
+        }
+      }
+      // `image: { dockerfile }`: the image built from the repository's Dockerfile (once per
+      // context tree; its id is the key's base image). Its output is the build's, untrusted.
+      if (dockerfileOf(environment.spec.image) !== undefined) {
+        if (this.options.imageEngine === undefined)
+          throw new BerthError('internal', 'this server has no image engine to build images with');
+        const image = await dockerfileImage(this.options.imageEngine, environment, {
+          allowLocal: true,
+          onProgress: (line) => emit({ type: 'log', stream: 'stdout', text: `${line}\n` }),
+          signal,
+        });
+        if (image !== undefined) {
+          emit({
+            type: 'log',
+            stream: 'system',
+            text: `image ${image.ref} (${image.id}) ${image.built ? 'built' : 'already built'} from ${dockerfileOf(environment.spec.image) ?? ''} at ${image.commit.slice(0, 12)}\n`,
+          });
+          environment = { ...environment, spec: { ...environment.spec, image: image.ref } };
         }
       }
       // A follow-up turn has its own prompt or command and starts from its parent's snapshot. It

@@ -149,6 +149,7 @@ export async function startServer(config: BerthConfig, logger: Logger): Promise<
         (await runtime.list({})).filter((sandbox) => sandbox.state === 'running').length,
     });
     const { scheduler, collector } = createOrchestrator({
+      imageEngine: new DockerImageEngine({ socketPath: config.dockerSocket }),
       observers: [metrics, new UsageRecorder(store)],
       store,
       runtime,

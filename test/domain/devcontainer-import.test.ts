@@ -69,7 +69,7 @@ describe('berth env import --devcontainer', () => {
       DATABASE_URL: 'postgres://localhost/app',
     });
     expect(result.warnings).toEqual([
-      'build.dockerfile: Berth does not build a Dockerfile itself yet; build the image on the Berth host first: docker build -t api-devcontainer --build-arg VARIANT=3.12-bookworm -f .devcontainer/Dockerfile .devcontainer/..',
+      'build.context: Berth builds a Dockerfile with its own folder as the context only; build this one on the Berth host first: docker build -t api-devcontainer --build-arg VARIANT=3.12-bookworm -f .devcontainer/Dockerfile .devcontainer/..',
       'postCreateCommand: its 2 commands run one after another in Berth (devcontainers runs them in parallel)',
       'containerEnv.HTTP_PROXY: set by Berth, left out',
       'remoteEnv: remoteEnv is not mapped (containerEnv is): move what setup and the agent need to containerEnv',
@@ -103,6 +103,26 @@ describe('berth env import --devcontainer', () => {
       'customizations: editor settings and extensions do not apply to a sandbox',
     ]);
     expect(parseEnvironmentFile(result.yaml, 'svc.yaml').versions).toEqual({ go: '1.22' });
+  });
+
+  it('a Dockerfile whose own folder is the context becomes image: { dockerfile } (built by Berth)', () => {
+    const result = importDevcontainer(
+      '{ "build": { "dockerfile": "Dockerfile", "args": { "V": "1" } }, "postCreateCommand": "make", }',
+      {
+        name: 'own',
+        source: '.devcontainer/devcontainer.json',
+        repository,
+        folder: '.devcontainer',
+      },
+    );
+    expect(result.spec.image).toEqual({ dockerfile: '.devcontainer/Dockerfile' });
+    expect(result.warnings).toEqual([
+      'build.dockerfile: built by Berth without network (RUN steps cannot download; see Custom images)',
+      'build.args: not mapped (Berth passes no build arguments)',
+    ]);
+    expect(parseEnvironmentFile(result.yaml, 'own.yaml').image).toBe(
+      'dockerfile:.devcontainer/Dockerfile',
+    );
   });
 
   it('without a repository: a placeholder and a warning; hostile keys stay inside their comment', () => {

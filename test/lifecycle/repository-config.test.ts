@@ -168,3 +168,28 @@ describe('repository.config', () => {
     );
   });
 });
+
+describe('image: { dockerfile }', () => {
+  it('is kept as dockerfile:PATH, its path held inside the repository, and refused on a repository that is not local', async () => {
+    expect(
+      parseEnvironmentSpec({
+        ...spec('.berth/environment.yaml'),
+        image: { dockerfile: '.berth/Dockerfile' },
+      }).image,
+    ).toBe('dockerfile:.berth/Dockerfile');
+    expect(() =>
+      parseEnvironmentSpec({ name: 'x', repository: repo, image: { dockerfile: '../Dockerfile' } }),
+    ).toThrow(/image: not a valid image: .*\{ dockerfile: PATH \} with a path inside the repository/);
+    await expect(
+      service.create(admin, {
+        spec: {
+          name: 'remote-image',
+          repository: 'https://git.example.test/a/b.git',
+          image: { dockerfile: '.berth/Dockerfile' },
+        },
+      }),
+    ).rejects.toThrow(
+      /image\.dockerfile: \.berth\/Dockerfile: an image is built from local repositories only/,
+    );
+  });
+});

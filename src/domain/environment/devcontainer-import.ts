@@ -9,8 +9,8 @@ import { LANGUAGES } from './environment-spec.js';
  * as VS Code writes it: comments and trailing commas) read into an environment file.
  *
  * Mapped: `image` → `image` (a local image reference: the engine must have it); `build.dockerfile`
- * → `image: NAME-devcontainer` with the `docker build` command that makes it (Berth does not build
- * Dockerfiles itself yet); `onCreateCommand` then `postCreateCommand` → `setup`;
+ * with its own folder as the context → `image: { dockerfile }` (built by Berth), with another
+ * context → `image: NAME-devcontainer` and the `docker build` command that makes it; `onCreateCommand` then `postCreateCommand` → `setup`;
  * `updateContentCommand` → `maintenance`; `containerEnv` → `env`; the devcontainers' language
  * features with a pinned version (`ghcr.io/devcontainers/features/node:1` with `"version": "20"`)
  * → `versions`; `name` → `description`. Everything else (other features, ports, mounts,
@@ -179,6 +179,23 @@ export function importDevcontainer(
       `image: ${value.image} must be on the Berth host's engine (docker pull ${shellWord(value.image)}); Berth does not pull images`,
     );
     if (build !== undefined) warnings.push('build: ignored, image is given');
+  } else if (
+    isObject(build) &&
+    typeof build.dockerfile === 'string' &&
+    (build.context === undefined || build.context === '.') &&
+    !build.dockerfile.includes('..')
+  ) {
+    // The Dockerfile's own folder is the context: Berth builds it itself (image: { dockerfile }).
+    const folder = options.folder ?? '.devcontainer';
+    spec.image = {
+      dockerfile: folder === '.' ? build.dockerfile : `${folder}/${build.dockerfile}`,
+    };
+    warnings.push(
+      'build.dockerfile: built by Berth without network (RUN steps cannot download; see Custom images)',
+    );
+    for (const key of Object.keys(build))
+      if (key !== 'dockerfile' && key !== 'context')
+        warnings.push(`build.${key}: not mapped (Berth passes no build arguments)`);
   } else if (isObject(build) && typeof build.dockerfile === 'string') {
     const folder = options.folder ?? '.devcontainer';
     const context = typeof build.context === 'string' ? build.context : '.';
@@ -191,7 +208,7 @@ export function importDevcontainer(
           .join('')
       : '';
     warnings.push(
-      `build.dockerfile: Berth does not build a Dockerfile itself yet; build the image on the Berth host first: docker build -t ${tag}${args} -f ${shellWord(`${folder}/${build.dockerfile}`)} ${shellWord(`${folder}/${context}`)}`,
+      `build.context: Berth builds a Dockerfile with its own folder as the context only; build this one on the Berth host first: docker build -t ${tag}${args} -f ${shellWord(`${folder}/${build.dockerfile}`)} ${shellWord(`${folder}/${context}`)}`,
     );
     for (const key of Object.keys(build))
       if (!['dockerfile', 'context', 'args'].includes(key))

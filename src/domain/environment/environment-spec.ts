@@ -111,6 +111,35 @@ const repositoryConfigPath = z
     'must be a path inside the repository: relative (no leading "/"), without ".." or empty parts',
   );
 
+/**
+ * `image`: `universal`, `minimal` or a local image reference; or `{ dockerfile: PATH }`, an image
+ * built from a Dockerfile in the repository (dockerfile-image.ts), kept as the text
+ * `dockerfile:PATH` (the form the rest of Berth sees, and that is taken back as written).
+ */
+export const DOCKERFILE_IMAGE_PREFIX = 'dockerfile:';
+const image = z.union(
+  [
+    z
+      .string()
+      .min(1)
+      .max(1100)
+      .refine(
+        (name) =>
+          name.startsWith(DOCKERFILE_IMAGE_PREFIX)
+            ? repositoryConfigPath.safeParse(name.slice(DOCKERFILE_IMAGE_PREFIX.length)).success
+            : name.length <= 255 && /^[a-z0-9][a-z0-9._/:@-]*$/.test(name),
+        'not a valid image name',
+      ),
+    z
+      .strictObject({ dockerfile: repositoryConfigPath })
+      .transform((value) => `${DOCKERFILE_IMAGE_PREFIX}${value.dockerfile}`),
+  ],
+  {
+    error:
+      'not a valid image: an image name (universal, minimal or a local reference), or { dockerfile: PATH } with a path inside the repository (relative, without ".." or empty parts)',
+  },
+);
+
 const repositoryObject = z.strictObject({
   url: repositoryUrl,
   defaultBranch: branchName.default('main'),
@@ -231,12 +260,7 @@ export const environmentSpecSchema = z
     /** A template whose fields are this environment's defaults (environment-template.ts). */
     extends: nameSchema.optional(),
     repository,
-    image: z
-      .string()
-      .min(1)
-      .max(255)
-      .regex(/^[a-z0-9][a-z0-9._/:@-]*$/, 'not a valid image name')
-      .default('universal'),
+    image: image.default('universal'),
     versions: z.partialRecord(z.enum(LANGUAGES), versionValue).default({}),
     setup: script.optional(),
     maintenance: script.optional(),

@@ -71,6 +71,10 @@ export class DockerImageEngine implements ImageEngine {
       labels: Record<string, string>;
       onProgress: (line: string) => void;
       signal?: AbortSignal;
+      dockerfile?: string;
+      networkMode?: string;
+      memoryBytes?: number;
+      cpuQuota?: number;
     },
   ): Promise<string> {
     const stream = await this.docker
@@ -80,6 +84,14 @@ export class DockerImageEngine implements ImageEngine {
         labels: options.labels,
         rm: true,
         forcerm: true,
+        ...(options.dockerfile !== undefined ? { dockerfile: options.dockerfile } : {}),
+        ...(options.networkMode !== undefined ? { networkmode: options.networkMode } : {}),
+        ...(options.memoryBytes !== undefined
+          ? { memory: options.memoryBytes, memswap: options.memoryBytes }
+          : {}),
+        ...(options.cpuQuota !== undefined
+          ? { cpuperiod: 100_000, cpuquota: options.cpuQuota }
+          : {}),
         ...(options.signal !== undefined ? { abortSignal: options.signal } : {}),
       })
       .catch((error: unknown) => {
