@@ -115,6 +115,18 @@ for (const mode of ['http', 'socket'] as const) {
       await new Promise((r) => setTimeout(r, 300));
       expect(await world.store.listTasks({})).toHaveLength(1);
 
+      // A press naming this task from a message of another thread is ignored (a button belongs
+      // to the thread that carries its task).
+      const pickFirst = first.find((b) => b.text.text === 'Pick attempt 1');
+      const elsewhere = { ...final, threadTs: '1699999999.000100', ts: '1699999999.000200' };
+      const beforePress = slack.messages.length;
+      await send.press(
+        buttonPayload(ALICE, elsewhere, pickFirst?.action_id ?? '', pickFirst?.value ?? ''),
+      );
+      await new Promise((r) => setTimeout(r, 300));
+      expect(slack.messages.length).toBe(beforePress);
+      expect((await world.store.getTask(taskId))?.pickedAttemptId ?? null).toBeNull();
+
       // Pick attempt 2: answered in the thread, and the final message again with the PR button.
       const pick = first.find((b) => b.text.text === 'Pick attempt 2');
       await send.press(buttonPayload(ALICE, final, pick?.action_id ?? '', pick?.value ?? ''));
