@@ -73,10 +73,12 @@ afterEach(() => {
 async function behindCorporateProxy(
   internet: Parameters<typeof startTestProxy>[1],
   interceptTls: 'native' | 'node' = 'native',
+  budget?: { bytesIn?: number },
 ): Promise<TestProxy> {
   const upstream = parseUpstreamProxyUrl(corporate.url, 'BERTH_UPSTREAM_PROXY');
   const proxy = await startTestProxy(world, internet, {
     interceptTls,
+    ...(budget !== undefined ? { budget } : {}),
     upstreamProxy: { https: upstream, http: upstream, noProxy: [{ name: 'a.ok.test' }] },
   });
   proxies.push(proxy);
@@ -184,6 +186,27 @@ describe('tunnels through the upstream proxy', () => {
     expect(corporate.requests).toEqual([]);
     expect(world.requests).toHaveLength(2);
     expect(proxy.decisions.every((d) => d.upstreamProxy === undefined)).toBe(true);
+  });
+
+  it('counts a tunnel through the upstream proxy against the budget and cuts it past it', async () => {
+    const proxy = await behindCorporateProxy({ domains: ['allowed.test'] }, 'native', {
+      bytesIn: 50_000,
+    });
+    const tunnel = await openTunnel(proxy.port, `allowed.test:${world.httpsPort}`);
+    expect(tunnel.status).toBe(200);
+    const { response } = await tlsExchange(
+      tunnel.socket,
+      { servername: 'allowed.test', ca: world.upstreamCa.certificatePem },
+      `GET /bytes?n=300000 HTTP/1.1\r\nHost: allowed.test:${world.httpsPort}\r\nConnection: close\r\n\r\n`,
+    );
+    expect(response.length).toBeLessThan(120_000);
+    expect(corporate.requests).toHaveLength(1);
+    expect(proxy.decisions.at(-1)).toMatchObject({
+      scheme: 'connect',
+      allowed: false,
+      rule: 'budget',
+      reason: expect.stringContaining('the tunnel was cut') as string,
+    });
   });
 
   it('reports the upstream proxy refusing a passthrough tunnel and closes it', async () => {
