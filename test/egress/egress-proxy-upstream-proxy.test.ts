@@ -1,4 +1,6 @@
 import http from 'node:http';
+import https from 'node:https';
+import type net from 'node:net';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { parseUpstreamProxyUrl } from '../../src/egress/upstream-proxy.js';
 import {
@@ -28,6 +30,9 @@ const OUTSIDE_ONLY = 'outside-only.test';
 
 let world: TestWorld;
 let corporate: UpstreamConnectProxy;
+/** An HTTPS server for OUTSIDE_ONLY (certificate from the world's CA), reached by name only. */
+let outside: https.Server;
+let outsidePort = 0;
 const proxies: TestProxy[] = [];
 const responses: string[] = [];
 
@@ -38,6 +43,12 @@ function leaked(text: string): boolean {
 
 beforeAll(async () => {
   world = await startTestWorld();
+  const leaf = await world.upstreamCa.leafFor(OUTSIDE_ONLY);
+  outside = https.createServer({ key: leaf.privateKeyPem, cert: leaf.certificatePem }, (req, res) =>
+    res.end(`outside ${req.url}`),
+  );
+  await new Promise<void>((resolve) => outside.listen(0, SERVER_ADDRESS, resolve));
+  outsidePort = (outside.address() as net.AddressInfo).port;
   corporate = await startUpstreamConnectProxy({
     resolve: (host) =>
       ['allowed.test', 'a.ok.test', 'pinned.test', OUTSIDE_ONLY].includes(host)
@@ -49,6 +60,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all(proxies.map((p) => p.proxy.close()));
   await corporate.close();
+  await new Promise<void>((resolve) => outside.close(() => resolve()));
   await world.close();
 });
 beforeEach(() => {
@@ -78,6 +90,7 @@ async function behindCorporateProxy(
   const upstream = parseUpstreamProxyUrl(corporate.url, 'BERTH_UPSTREAM_PROXY');
   const proxy = await startTestProxy(world, internet, {
     interceptTls,
+    extraTunnelPorts: [outsidePort],
     ...(budget !== undefined ? { budget } : {}),
     upstreamProxy: { https: upstream, http: upstream, noProxy: [{ name: 'a.ok.test' }] },
   });
@@ -250,6 +263,27 @@ describe.each(['native', 'node'] as const)('intercepted HTTPS on %s TLS', (inter
     ]);
     const headers = (world.requests[0] as unknown as { headers: http.IncomingHttpHeaders }).headers;
     expect(headers['proxy-authorization']).toBeUndefined();
+  });
+
+  it('reaches a name only the upstream proxy can resolve, verified against that name', async () => {
+    const proxy = await behindCorporateProxy(
+      { domains: [OUTSIDE_ONLY], methods: ['GET'] },
+      interceptTls,
+    );
+    const tunnel = await openTunnel(proxy.port, `${OUTSIDE_ONLY}:${outsidePort}`);
+    expect(tunnel.status).toBe(200);
+    const { response } = await tlsExchange(
+      tunnel.socket,
+      { servername: OUTSIDE_ONLY, ca: proxy.ca?.certificatePem ?? '' },
+      `GET /far HTTP/1.1\r\nHost: ${OUTSIDE_ONLY}:${outsidePort}\r\nConnection: close\r\n\r\n`,
+    );
+    responses.push(response);
+    expect(statusCodes(response)).toEqual([200]);
+    expect(response).toContain('outside /far');
+    expect(corporate.requests).toMatchObject([
+      { method: 'CONNECT', target: `${OUTSIDE_ONLY}:${outsidePort}` },
+    ]);
+    expect(proxy.decisions.map((d) => d.address)).toEqual([undefined, undefined]);
   });
 
   it('answers 502 naming the upstream proxy when it refuses (407, 502)', async () => {
