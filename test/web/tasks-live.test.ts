@@ -155,4 +155,81 @@ describe('web UI: /tasks updates live', () => {
     expect(await page.evaluate<string>('String(window.__pwnWarning)')).toBe('undefined');
     await browser.screenshots('task-denied-hosts');
   });
+
+  it('a running attempt: the command it is on and the changed files so far, hostile names as text', async () => {
+    const { page } = browser;
+    const now = new Date().toISOString();
+    const hostile = '<img src=x onerror=window.__pwnLiveFile=1>';
+    await store.createTask(
+      {
+        id: 'task_running',
+        environmentId,
+        prompt: 'p',
+        command: 'make',
+        ref: {},
+        repository: null,
+        attemptCount: 1,
+        status: 'running',
+        createdAt: now,
+        updatedAt: now,
+      },
+      [
+        {
+          id: 'att_running',
+          taskId: 'task_running',
+          index: 0,
+          phase: 'agent',
+          cacheHit: false,
+          error: null,
+          result: null,
+          createdAt: now,
+          startedAt: now,
+          finishedAt: null,
+        } as unknown as Attempt,
+      ],
+    );
+    await store.appendAttemptEvents([
+      { attemptId: 'att_running', seq: 1, at: now, type: 'phase', phase: 'agent' },
+      {
+        attemptId: 'att_running',
+        seq: 2,
+        at: now,
+        type: 'command_start',
+        command: `make ${hostile}`,
+        phase: 'agent',
+      },
+      {
+        attemptId: 'att_running',
+        seq: 3,
+        at: now,
+        type: 'files',
+        files: [
+          { path: `${hostile}.txt`, added: 2, removed: 0, binary: false },
+          { path: 'src/main.c', added: 5, removed: 1, binary: false },
+        ],
+        total: 2,
+      },
+    ] as never);
+    await page.goto(`${server.url}/tasks/task_running`);
+    const current = page.getByRole('status', { name: 'Current command' });
+    await current.getByText(`make ${hostile}`).waitFor();
+    const soFar = page.getByRole('region', { name: 'Changed so far' });
+    await soFar.getByText('Changed so far: 2 files').waitFor();
+    expect(await soFar.textContent()).toContain(`${hostile}.txt +2 −0`);
+    expect(await soFar.textContent()).toContain('src/main.c +5 −1');
+    // A later listing replaces the list, live.
+    await store.appendAttemptEvents([
+      {
+        attemptId: 'att_running',
+        seq: 4,
+        at: new Date().toISOString(),
+        type: 'files',
+        files: [{ path: 'src/main.c', added: 6, removed: 1, binary: false }],
+        total: 1,
+      },
+    ] as never);
+    await soFar.getByText('Changed so far: 1 file').waitFor({ timeout: 10_000 });
+    expect(await page.locator('main img').count()).toBe(0);
+    expect(await page.evaluate<string>('String(window.__pwnLiveFile)')).toBe('undefined');
+  });
 });

@@ -36,6 +36,9 @@ function SignedIn() {
       onSignedOut(() => {
         setCsrfToken(null);
         client.clear();
+        // Already on /login (a late 401 of a request the page started before): stay, keeping
+        // the page asked for (never /login itself as the next page).
+        if (window.location.pathname === '/login') return;
         const here = window.location.pathname + window.location.search;
         void navigate(`/login?next=${encodeURIComponent(here)}`, { replace: true });
       }),
