@@ -435,6 +435,8 @@ export class TaskService {
       allowWorkflows?: boolean | undefined;
       /** The pull request's body (the GitHub integration's `Fixes #N`); default: the summary. */
       body?: string | undefined;
+      /** The commit's message; default: the prompt (the GitHub integration's holds no untrusted text). */
+      commitMessage?: string | undefined;
       /** Onto this existing branch, no pull request (OpenPullRequestInput.pushTo). */
       pushTo?: string | undefined;
       /** The pull request in another repository of the network (OpenPullRequestInput.pullInto). */
@@ -479,7 +481,7 @@ export class TaskService {
         task.repository,
       );
     }
-    const commitMessage = what || `Berth task ${task.id}`;
+    const commitMessage = options.commitMessage ?? (what || `Berth task ${task.id}`);
     const body =
       options.body ??
       `${result.message}\n\n---\nMade by Berth: task ${task.id}, attempt ${attempt.id}.`;

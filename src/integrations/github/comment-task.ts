@@ -97,6 +97,21 @@ function verifyText(attempt: LeasedAttempt | undefined): string | undefined {
   return `failed (${inlineCode(v.command)} ${v.timedOut ? 'timed out' : `exited ${v.exitCode}`})`;
 }
 
+/**
+ * `Berth: REQUEST (#N)`: the request's first line with no `#123`, `GH-1` or `@name` left working
+ * (a zero-width joiner breaks them), then the task.
+ */
+export function commitMessageFor(taskId: string, event: CommentEvent, request: Accepted): string {
+  const first = request.kind === 'task' ? (request.prompt.split('\n')[0] ?? '') : 'review';
+  const line = visibleText(first, 60)
+    .replace(/#(?=[0-9])/g, '#\u2060')
+    .replace(/\b(GH)-(?=[0-9])/gi, '$1-\u2060')
+    .replace(/@(?=[A-Za-z0-9_-])/g, '@\u2060');
+  const where =
+    event.source === 'issue' ? `issue #${event.number}` : `pull request #${event.number}`;
+  return `Berth: ${line}\n\nTask ${taskId}, asked by ${event.author.login} on ${where} of ${event.repository.fullName}.`;
+}
+
 export class CommentTask {
   constructor(
     private readonly deps: CommentTaskDeps,
@@ -193,7 +208,12 @@ export class CommentTask {
   ): Promise<string> {
     const { event } = this;
     const credentials = await this.deps.pushCredentials();
-    const common = credentials ? { credentials } : {};
+    // The commit message is Berth's: the prompt holds the issue's text, written by anyone, and a
+    // closing keyword in a commit closes that issue when the commit reaches the default branch.
+    const common = {
+      ...(credentials ? { credentials } : {}),
+      commitMessage: commitMessageFor(taskId, event, request),
+    };
     try {
       if (head === undefined) {
         const done = await this.deps.tasks.pullRequest(this.caller, taskId, {

@@ -213,13 +213,17 @@ describe('GitHub webhook: tasks from comments', () => {
     };
     const response = await world.deliver(
       'issue_comment',
-      issueCommentPayload({ body: 'Thanks!\n@berth fix this\nadd must add', number: 7 }),
+      issueCommentPayload({
+        body: 'Thanks!\n@berth fix this, closes #97\nadd must add',
+        number: 7,
+        description: 'add 2 3 prints -1\n\nFixes #99 resolves acme/app#98 @everyone',
+      }),
     );
     expect(response.status).toBe(202);
     const [task] = await world.store.listTasks({ limit: 10 });
     expect(task?.ref).toEqual({});
     expect(task?.createdBy).toBe('github:writer');
-    expect(task?.prompt).toContain('Request:\nfix this\nadd must add');
+    expect(task?.prompt).toContain('Request:\nfix this, closes #97\nadd must add');
     expect(task?.prompt).toContain('GitHub issue #7 of acme/app');
     const run = world.sandbox.runs[0];
     expect(run?.secrets).toEqual({ DEPLOY_TOKEN: SECRET_VALUE });
@@ -234,6 +238,10 @@ describe('GitHub webhook: tasks from comments', () => {
     expect(pull.body.startsWith('Fixes #7\n')).toBe(true);
     // The agent's "Fixes #1" and mention are inside the code block only.
     expect(pull.body.split('```')[0]).not.toContain('#1');
+    // The commit's message is Berth's: no closing keyword or mention from the issue or comment works.
+    const commitMessage = runGit(world.bare, 'log', '-1', '--format=%B', `berth/${task!.id}`);
+    expect(commitMessage).toContain(`Task ${task!.id}, asked by writer on issue #7 of acme/app.`);
+    expect(commitMessage).not.toMatch(/#9[0-9]|@everyone/);
     expect(runGit(world.bare, 'show', `berth/${task!.id}:add.sh`)).toBe(
       'add() { echo $(( $1 + $2 )); }',
     );

@@ -273,6 +273,8 @@ export function issueCommentPayload(options: {
   repository?: typeof REPOSITORY;
   installation?: number;
   commentId?: number;
+  /** The issue's own text (anyone's). */
+  description?: string;
 }): Record<string, unknown> {
   const number = options.number ?? 7;
   const repository = options.repository ?? REPOSITORY;
@@ -281,7 +283,7 @@ export function issueCommentPayload(options: {
     issue: {
       number,
       title: 'add() subtracts',
-      body: 'add 2 3 prints -1',
+      body: options.description ?? 'add 2 3 prints -1',
       state: options.state ?? 'open',
       locked: options.locked ?? false,
       user: { login: 'reporter', type: 'User' },
