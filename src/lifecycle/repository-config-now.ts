@@ -33,6 +33,11 @@ export interface RepositoryConfigNow {
   /** For the cache key: the file's path and the digest of its content. */
   file: { path: string; digest: string };
   commit: string;
+  /**
+   * When the task's branch has another file than the default branch's: what the attempt says
+   * (it runs the default branch's file for every phase; the branch's is not used yet).
+   */
+  branchNote?: string;
 }
 
 function git(args: string[], signal?: AbortSignal): Promise<string> {
@@ -105,7 +110,7 @@ export async function repositoryConfigNow(
   environment: { spec: EnvironmentSpec },
   written: unknown,
   lookup: TemplateLookup,
-  options: { allowLocal: boolean; signal?: AbortSignal },
+  options: { allowLocal: boolean; signal?: AbortSignal; taskBranch?: string | undefined },
 ): Promise<RepositoryConfigNow | undefined> {
   const { spec } = environment;
   const path = spec.repository.config;
@@ -126,10 +131,21 @@ export async function repositoryConfigNow(
     written !== null && typeof written === 'object' && !Array.isArray(written)
       ? (written as Record<string, unknown>)
       : (spec as unknown as Record<string, unknown>);
+  const digest = repositoryConfigDigest(text);
+  let branchNote: string | undefined;
+  const branch = options.taskBranch;
+  if (branch !== undefined && branch !== spec.repository.defaultBranch) {
+    const other = await readRepositoryFile(spec.repository.url, branch, path, options.allowLocal)
+      .then((file) => repositoryConfigDigest(file.text))
+      .catch(() => undefined);
+    if (other !== digest)
+      branchNote = `${path} differs on the task's branch ${branch} (${other === undefined ? 'not there' : 'other content'}) from ${spec.repository.defaultBranch}'s: this attempt runs ${spec.repository.defaultBranch}'s for every phase (berth env diff --branch ${branch} shows the difference; using the branch's file for maintenance and the agent is not built yet)`;
+  }
   return {
     spec: specWithRepositoryConfig(spec, templates, fields, own, path),
-    file: { path, digest: repositoryConfigDigest(text) },
+    file: { path, digest },
     commit,
+    ...(branchNote !== undefined ? { branchNote } : {}),
   };
 }
 

@@ -697,7 +697,7 @@ export class Scheduler {
           environment,
           (await store.getWrittenSpec(environment.id))?.spec,
           async (name) => (await store.getTemplateByName(name))?.spec,
-          { allowLocal: true },
+          { allowLocal: true, taskBranch: task.ref.branch },
         );
         if (fromRepository !== undefined) {
           environment = { ...environment, spec: fromRepository.spec };
@@ -707,6 +707,8 @@ export class Scheduler {
             stream: 'system',
             text: `repository file ${fromRepository.file.path} at ${fromRepository.commit.slice(0, 12)}\n`,
           });
+          if (fromRepository.branchNote !== undefined)
+            emit({ type: 'warning', message: fromRepository.branchNote });
         }
       }
       // `image: { dockerfile }`: the image built from the repository's Dockerfile (once per

@@ -8,7 +8,6 @@ import {
   closeTaskQueueWorld,
   commandScheduler,
   openTaskQueueWorld,
-  submitCommand,
   type TaskQueueWorld,
 } from './task-queue-support.js';
 
@@ -42,15 +41,18 @@ function commitFile(text: string): void {
   ]);
 }
 
-async function runOnce(): Promise<{ status: string; log: string }> {
+async function runOnce(branch?: string): Promise<{ status: string; log: string }> {
   const queue = commandScheduler(world, runtime);
   await queue.start();
   try {
-    const { task, attempts } = await submitCommand(
-      queue,
+    const command = 'echo "agent sees FROM_FILE=$FROM_FILE"; cat /tmp/built-by';
+    const { task, attempts } = await queue.submit({
       environmentId,
-      'echo "agent sees FROM_FILE=$FROM_FILE"; cat /tmp/built-by',
-    );
+      prompt: '',
+      command,
+      ref: branch === undefined ? {} : { branch },
+      attempts: 1,
+    });
     const done = await queue.waitForTask(task.id);
     const events = await world.store.listAttemptEvents(attempts[0]?.id ?? '');
     const log = events
@@ -61,7 +63,9 @@ async function runOnce(): Promise<{ status: string; log: string }> {
             ? `error: ${e.message}\n`
             : e.type === 'cache'
               ? `cache ${e.result}: ${e.reason}\n`
-              : '',
+              : e.type === 'warning'
+                ? `warning: ${e.message}\n`
+                : '',
       )
       .join('');
     return { status: done.status, log };
@@ -106,6 +110,14 @@ describe('repository.config', () => {
     );
     expect(second.log).toContain('agent sees FROM_FILE=two');
     expect(second.log).toMatch(/^two$/m);
+
+    // A task on a branch without the file: the attempt says it runs main's (not built: using it).
+    const onBranch = await runOnce('feature');
+    expect(onBranch.status, onBranch.log).toBe('succeeded');
+    expect(onBranch.log).toMatch(
+      /warning: \.berth\/environment\.yaml differs on the task's branch feature \(not there\) from main's: this attempt runs main's for every phase/,
+    );
+    expect(second.log).not.toMatch(/differs on the task's branch/);
 
     commitFile('setup: echo three\nsetpu: typo\n');
     const third = await runOnce();
