@@ -236,8 +236,8 @@ export class CommentTask {
       const firstLine = request.kind === 'task' ? (request.prompt.split('\n')[0] ?? '') : '';
       const done = await this.deps.tasks.pullRequest(this.caller, taskId, {
         ...common,
-        title: `Berth: ${visibleText(firstLine, 60)} (for #${event.number})`,
-        body: `For #${event.number}. Made by Berth: task ${inlineCode(taskId)}. The agent's summary:\n\n${codeBlock(summary)}`,
+        title: `Berth: ${visibleText(firstLine, 60)} (for ${event.repository.fullName}#${event.number})`,
+        body: `For ${event.repository.fullName}#${event.number}. Made by Berth: task ${inlineCode(taskId)}. The agent's summary:\n\n${codeBlock(summary)}`,
         ...(head.repository !== null
           ? { pullInto: { repository: { owner, repo }, base: head.ref } }
           : {}),

@@ -371,6 +371,8 @@ describe('GitHub webhook: tasks from comments', () => {
     expect(runGit(world.bare, 'rev-parse', `berth/${task!.id}^`)).toBe(forkHead);
     const opened = world.fake.pulls.find((p) => p.owner === 'contrib');
     expect(opened).toMatchObject({ repo: 'app', head: `berth/${task!.id}`, base: 'feature' });
+    // In the fork, #N would name the fork's own issue: the reference names the repository.
+    expect(opened?.body.startsWith(`For acme/app#${number}.`)).toBe(true);
     const create = world.fake.requests.find(
       (r) => r.method === 'POST' && r.path === '/repos/contrib/app/pulls',
     );
