@@ -18,6 +18,7 @@ import { writeSandboxFile } from './sandbox-files.js';
 import { SshKeySession } from './ssh-key-session.js';
 import type { RemoteAddressPolicy } from '../git/remote-address.js';
 import { vetSshTarget } from '../git/ssh-target.js';
+import { vetHttpTarget } from '../git/http-target.js';
 
 /**
  * Checks a repository out inside a sandbox: the environment's default branch for the cache, the
@@ -32,7 +33,9 @@ import { vetSshTarget } from '../git/ssh-target.js';
  * from the base image that no script has run in yet: every later fetch (`checkoutRef`: after
  * setup on a cache miss, from a cache image, which setup made) runs on the host and enters the
  * sandbox as a bundle (`bundleRemoteRepository`), because a setup script may have planted its
- * own `git` (or anything git runs) there, and the token would be its. A local path is read on the host (only when the server allows it)
+ * own `git` (or anything git runs) there, and the token would be its. That host-side fetch
+ * connects only to the URL host's vetted address, follows no redirect and reads no operator git
+ * configuration (http-target.ts; the URL is a token holder's and may name the server itself). A local path is read on the host (only when the server allows it)
  * and enters the sandbox as a git bundle, so the sandbox never sees a host path. The host-side
  * `git bundle` trusts the local repository as much as the server's operator who allowed it.
  *
@@ -68,7 +71,7 @@ export interface CheckoutContext {
   bundle?: Promise<Buffer> | undefined;
   /** ssh without `knownHosts`: the environment's file of host keys trusted on first use. */
   knownHostsFile?: string | undefined;
-  /** ssh: where the host may connect (`SshFetchOptions.addressPolicy`). */
+  /** Where the host may connect for an ssh fetch or a host-side https/http/git:// fetch. */
   addressPolicy?: RemoteAddressPolicy | undefined;
   /** Time limit of each git command (clone of a big repository may take long). */
   timeoutMs?: number;
@@ -324,20 +327,53 @@ export async function bundleSshRepository(url: string, options: SshFetchOptions)
 export async function bundleRemoteRepository(
   url: string,
   credentials: GitCredentials,
-  options: { sha?: string | null | undefined; signal?: AbortSignal | undefined } = {},
+  options: {
+    sha?: string | null | undefined;
+    signal?: AbortSignal | undefined;
+    /** Where the host may connect (http-target.ts); default: public addresses only. */
+    addressPolicy?: RemoteAddressPolicy | undefined;
+  } = {},
 ): Promise<Buffer> {
   const dir = await mkdtemp(join(tmpdir(), 'berth-fetch-'));
   try {
     const mirror = join(dir, 'repo.git');
     const cred = credentialArgs(credentials);
     await hostGit(['init', '--quiet', '--bare', mirror], options.signal);
-    const fetch = async (refspecs: string[]) =>
-      await hostGit(
-        ['-C', mirror, ...cred.args, 'fetch', '--quiet', '--no-tags', '--', url, ...refspecs],
-        options.signal,
-        cred.env,
-      );
+    let fetch: (refspecs: string[]) => Promise<string> = () => Promise.resolve('');
     try {
+      // Only the vetted address, no redirect, no other protocol, no operator git configuration.
+      const target = await vetHttpTarget(
+        url,
+        options.addressPolicy ?? {},
+        AbortSignal.any([
+          AbortSignal.timeout(SSH_LOOKUP_TIMEOUT_MS),
+          ...(options.signal ? [options.signal] : []),
+        ]),
+      );
+      if (!target.ok) {
+        throw new BerthError(
+          'task_failed',
+          `its address is refused (${target.reason}); the server connects to public addresses only, and to a private or loopback one its operator allows with BERTH_SETUP_ALLOW (the server's own addresses never)`,
+          { reason: 'checkout' },
+        );
+      }
+      fetch = async (refspecs: string[]) =>
+        await hostGit(
+          [
+            '-C',
+            mirror,
+            ...target.args,
+            ...cred.args,
+            'fetch',
+            '--quiet',
+            '--no-tags',
+            '--',
+            target.url,
+            ...refspecs,
+          ],
+          options.signal,
+          { ...target.env, ...cred.env },
+        );
       await fetch(['+refs/heads/*:refs/heads/*']);
     } catch (error) {
       if (!(error instanceof BerthError)) throw error;
@@ -539,6 +575,7 @@ export async function checkoutRef(ctx: CheckoutContext, ref: TaskRef): Promise<C
       await bundleRemoteRepository(location.location, credentials, {
         sha,
         signal: ctx.signal,
+        addressPolicy: ctx.addressPolicy,
       }),
       { mode: 0o600, ...(ctx.signal ? { signal: ctx.signal } : {}) },
     );

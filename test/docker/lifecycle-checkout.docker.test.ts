@@ -24,6 +24,9 @@ const instance = `lcco-${process.pid}`;
 let repo: ReturnType<typeof makeSampleRepository>;
 let root: string;
 let server: GitHttpServer;
+/** The same repositories on loopback: the host-side fetch's (the gateway is this machine's own). */
+let hostServer: GitHttpServer;
+let hostUrl = '';
 let runtime: DockerRuntime;
 const network = `berth-lcco-${process.pid}`;
 let sandboxId = '';
@@ -40,6 +43,9 @@ beforeAll(async () => {
   server = new GitHttpServer(root, USER, TOKEN);
   await server.start(net.gateway);
   url = server.url('app.git').replace('http://', `http://${USER}:${TOKEN}@`);
+  hostServer = new GitHttpServer(root, USER, TOKEN);
+  await hostServer.start('127.0.0.1');
+  hostUrl = hostServer.url('app.git').replace('http://', `http://${USER}:${TOKEN}@`);
   const sandbox = await runtime.create({
     image,
     labels: {},
@@ -55,6 +61,7 @@ afterAll(async () => {
   if (sandboxId !== '') await runtime.remove(sandboxId);
   await runtime.removeNetwork(network).catch(() => undefined);
   await server.stop();
+  await hostServer.stop();
   rmSync(root, { recursive: true, force: true });
   rmSync(repo.dir, { recursive: true, force: true });
 });
@@ -70,9 +77,16 @@ describe('checkout of a private repository', () => {
       allowLocalRepositories: false,
     };
     expect((await cloneRepository(ctx)).commit).toBe(repo.mainCommit);
-    expect((await checkoutRef(ctx, { branch: 'feature' })).commit).toBe(repo.featureCommit);
-    expect((await checkoutRef(ctx, { sha: repo.mainCommit })).commit).toBe(repo.mainCommit);
+    // The later fetches run on the host, which connects to no address of its own (the gateway)
+    // and to loopback only where the operator allows it (BERTH_SETUP_ALLOW).
+    await expect(checkoutRef(ctx, { branch: 'feature' })).rejects.toThrow(
+      /one of this machine's own addresses/,
+    );
+    const onHost = { ...ctx, repository: hostUrl, addressPolicy: { allow: ['127.0.0.1/32'] } };
+    expect((await checkoutRef(onHost, { branch: 'feature' })).commit).toBe(repo.featureCommit);
+    expect((await checkoutRef(onHost, { sha: repo.mainCommit })).commit).toBe(repo.mainCommit);
     expect(server.seen.authorized).toBeGreaterThan(0);
+    expect(hostServer.seen.authorized).toBeGreaterThan(0);
 
     const sh = async (script: string) =>
       (await runtime.exec(sandboxId, { script, workdir: '/workspace' })).stdout;
@@ -100,7 +114,12 @@ describe('checkout of a private repository', () => {
       defaultBranch: 'main',
       allowLocalRepositories: false,
     };
-    await expect(checkoutRef(ctx, { sha: 'f'.repeat(40) })).rejects.toThrow(/does not exist/);
+    await expect(
+      checkoutRef(
+        { ...ctx, repository: hostUrl, addressPolicy: { allow: ['127.0.0.1/32'] } },
+        { sha: 'f'.repeat(40) },
+      ),
+    ).rejects.toThrow(/does not exist/);
     const refusedBefore = server.seen.refused;
     await expect(
       checkoutRef(
