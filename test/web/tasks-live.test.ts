@@ -156,7 +156,7 @@ describe('web UI: /tasks updates live', () => {
     await browser.screenshots('task-denied-hosts');
   });
 
-  it('a running attempt: the command it is on and the changed files so far, hostile names as text', async () => {
+  it("a running attempt: the command (or the agent's tool call) it is on and the changed files so far, hostile names as text", async () => {
     const { page } = browser;
     const now = new Date().toISOString();
     const hostile = '<img src=x onerror=window.__pwnLiveFile=1>';
@@ -229,6 +229,22 @@ describe('web UI: /tasks updates live', () => {
       },
     ] as never);
     await soFar.getByText('Changed so far: 1 file').waitFor({ timeout: 10_000 });
+    // The model agent's tool call it is on shows the same way.
+    await store.appendAttemptEvents([
+      {
+        attemptId: 'att_running',
+        seq: 5,
+        at: new Date().toISOString(),
+        type: 'tool_call',
+        turn: 1,
+        callId: 'call_1',
+        tool: 'shell',
+        arguments: `{"command":["bash","-c","cat ${hostile}"]}`,
+      },
+    ] as never);
+    await current.getByText(`shell {"command":["bash","-c","cat ${hostile}"]}`).waitFor({
+      timeout: 10_000,
+    });
     expect(await page.locator('main img').count()).toBe(0);
     expect(await page.evaluate<string>('String(window.__pwnLiveFile)')).toBe('undefined');
   });
