@@ -16,6 +16,8 @@ import { runGit, runGitOk, type GitResult } from '../git/run-git.js';
 import { SshKeySession } from '../lifecycle/ssh-key-session.js';
 import type { RemoteAddressPolicy } from '../git/remote-address.js';
 import { vetSshTarget } from '../git/ssh-target.js';
+import { vetHttpTarget } from '../git/http-target.js';
+import { createLogger, type Logger } from '../util/logger.js';
 import {
   credentialArgs,
   parseRepositoryLocation,
@@ -32,7 +34,12 @@ import {
  * through a one-shot credential helper reading variables of the git process that talks to the
  * remote (never argv, never a file, never a message; see `credentialArgs`) and the GitHub API
  * as a header. An ssh remote is reached with the environment's private key only, in a 0600 file
- * for the length of the push (`SshKeySession`), never the operator's keys. The repository is
+ * for the length of the push (`SshKeySession`), never the operator's keys. The remote is a token
+ * holder's URL, so git connects only to its host's vetted address (ssh-target.ts for ssh,
+ * http-target.ts for https, http and git://: no loopback, private or own address unless the
+ * operator allows it, no redirect, no operator git configuration), and a failed clone of an https,
+ * http or git:// remote answers a fixed message (git's, which would tell whether the port
+ * answered, goes to the log). The repository is
  * cloned into a fresh temporary directory, hooks off, and removed afterwards; the diff is applied
  * with `git apply` (no code from the repository runs), after its headers passed the checks of
  * git/diff-headers.ts (no copy or rename, no path outside the tree or in `.git`: a hand-made diff
@@ -57,10 +64,16 @@ export interface PullRequestSettings {
   /** Host keys trusted on first use for ssh remotes, one file per environment (as the checkout's). */
   knownHostsDir?: string | undefined;
   /**
-   * Where an ssh remote's push may connect (ssh-target.ts, as the checkout): public unicast, or
-   * the operator's BERTH_SETUP_ALLOW ranges; never the machine's own addresses. Default: public.
+   * Where a remote's clone and push may connect (ssh-target.ts for ssh, http-target.ts for https,
+   * http and git://, as the checkout): public unicast, or the operator's BERTH_SETUP_ALLOW ranges;
+   * never the machine's own addresses. Default: public.
    */
   addressPolicy?: RemoteAddressPolicy | undefined;
+  /**
+   * Where git's own message goes when a clone fails (the caller gets a fixed one); default: the
+   * process's standard error, where the server logs.
+   */
+  logger?: Pick<Logger, 'warn'> | undefined;
   /**
    * `OWNER/NAME` patterns (`*` for a whole segment) of the GitHub repositories the server's
    * `githubToken` may push to and open pull requests on (`BERTH_GITHUB_REPOSITORIES`); empty or
@@ -218,12 +231,27 @@ export class PullRequestService implements PullRequestOpener {
         }
         pinned = target.sshOptions;
       }
-      const auth = ssh
+      let auth = ssh
         ? {
-            args: [],
+            args: [] as string[],
             env: { ...ssh.env, GIT_SSH_COMMAND: `${ssh.env.GIT_SSH_COMMAND ?? 'ssh'} ${pinned}` },
           }
         : this.auth(location, github, input.credentials);
+      // https, http, git://: only the vetted address, no redirect, no other protocol, no operator
+      // git configuration, for the clone and every later command that talks to the remote.
+      let cloneFrom = remote;
+      if (location.kind === 'remote') {
+        const target = await vetHttpTarget(remote, this.settings.addressPolicy ?? {}, signal);
+        if (!target.ok) {
+          throw new BerthError(
+            'forbidden',
+            `could not push to ${remote}: its address is refused (${target.reason}); the server connects to public addresses only, and to a private or loopback one its operator allows with BERTH_SETUP_ALLOW (the server's own addresses never); nothing was pushed`,
+            { remote },
+          );
+        }
+        auth = { args: [...target.args, ...auth.args], env: { ...target.env, ...auth.env } };
+        cloneFrom = target.url;
+      }
       const safe = [
         '-c',
         'core.hooksPath=/dev/null',
@@ -233,9 +261,22 @@ export class PullRequestService implements PullRequestOpener {
         'credential.helper=',
       ];
       const cloned = await runGit(
-        [...safe, ...auth.args, 'clone', '-q', '--no-checkout', '--', remote, work],
+        [...safe, ...auth.args, 'clone', '-q', '--no-checkout', '--', cloneFrom, work],
         { cwd: dir, env: auth.env, signal },
       );
+      if (cloned.code !== 0 && location.kind === 'remote') {
+        // git's message would tell the caller whether anything answered at that address and port
+        // (a scan): it goes to the server's log only.
+        (this.settings.logger ?? createLogger('warn')).warn(
+          { remote, git: gitTail(cloned.stderr) },
+          `task pr: could not clone ${remote}`,
+        );
+        throw new BerthError(
+          'remote_error',
+          `could not clone ${remote} (no answer, not a repository, or its credentials refused: git's message is in the server's log); nothing was pushed`,
+          { remote },
+        );
+      }
       if (cloned.code !== 0) {
         throw new BerthError(
           'remote_error',

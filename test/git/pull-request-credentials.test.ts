@@ -40,8 +40,17 @@ function service(): PullRequestService {
     githubRemotes: { [url]: 'acme/private' },
     gitAuthor: { name: 'Berth', email: 'berth@localhost' },
     allowLocalRepositories: false,
+    // The remote is on loopback: allowed as the server's BERTH_SETUP_ALLOW would.
+    addressPolicy: { allow: ['127.0.0.1/32'] },
+    logger,
   });
 }
+
+/** git's own messages, which go to the server's log (the caller gets a fixed one). */
+const logged: string[] = [];
+const logger = {
+  warn: (fields: object, message: string) => logged.push(`${message} ${JSON.stringify(fields)}`),
+};
 
 function input(taskId: string, extra: Partial<OpenPullRequestInput> = {}): OpenPullRequestInput {
   return adderPullRequest(url, adder, taskId, {
@@ -100,21 +109,26 @@ describe('task pr with the environment credentials', () => {
       githubRemotes: { [url]: 'acme/private' },
       gitAuthor: { name: 'Berth', email: 'berth@localhost' },
       allowLocalRepositories: false,
+      addressPolicy: { allow: ['127.0.0.1/32'] },
+      logger,
     });
     const refused = await berthErrorOf(
       tokenless.open(input('task_priv2', { credentials: undefined })),
     );
     expect(refused.code).toBe('remote_error');
     expect(refused.message).toContain(`could not clone ${url}`);
-    expect(refused.message).toMatch(/Authentication failed|could not read Username/);
+    expect(refused.message).toContain("git's message is in the server's log");
+    expect(logged.at(-1)).toMatch(/Authentication failed|could not read Username/);
     expect(refused.message).toContain('nothing was pushed');
   });
 
-  it('a wrong token: the remote message, nothing pushed, the token not in the message', async () => {
+  it("a wrong token: the remote's message in the log, nothing pushed, the token nowhere", async () => {
     remote.password = 'rotated-token';
     try {
       const { message } = await berthErrorOf(service().open(input('task_priv3')));
-      expect(message).toContain('Authentication failed');
+      expect(message).toContain(`could not clone ${url}`);
+      expect(logged.at(-1)).toContain('Authentication failed');
+      expect(logged.join('\n')).not.toContain(ENV_TOKEN);
       expect(message).toContain('nothing was pushed');
       expect(message).not.toContain(ENV_TOKEN);
       expect(() =>

@@ -1,0 +1,157 @@
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer, type Server } from 'node:net';
+import { Writable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PullRequestService } from '../../src/services/pull-request-service.js';
+import { createLogger } from '../../src/util/logger.js';
+
+/**
+ * `task pr` clones and pushes an https, http or git:// remote on the server's host with the
+ * environment's token, so it connects only where the checkout may (http-target.ts): a token
+ * holder's environment URL naming loopback made the host connect there, a 302 was followed, and
+ * git's error came back to the caller, telling whether the port answered (review 2, finding A3).
+ * Real listeners count the connections git makes.
+ */
+
+const TOKEN = 'SECRET-PR-TOKEN-8812';
+
+describe("a pull request's clone of an https, http or git:// remote", () => {
+  let listener: Server;
+  let port = 0;
+  let connections = 0;
+  beforeAll(async () => {
+    listener = createServer((socket) => {
+      connections++;
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', () => resolve()));
+    const address = listener.address();
+    port = typeof address === 'object' && address ? address.port : 0;
+  });
+  afterAll(async () => {
+    await new Promise((resolve) => listener.close(resolve));
+  });
+
+  const request = (taskId: string, repository: string) => ({
+    taskId,
+    repository,
+    base: 'main',
+    baseCommit: '0'.repeat(40),
+    diff: 'diff --git a/PR.txt b/PR.txt\nnew file mode 100644\n--- /dev/null\n+++ b/PR.txt\n@@ -0,0 +1 @@\n+x\n',
+    commitMessage: 'm',
+    title: 't',
+    body: 'b',
+    draft: false,
+    credentials: { username: 'x-access-token', password: TOKEN },
+  });
+  const logged: string[] = [];
+  const service = (allow?: string[]) =>
+    new PullRequestService({
+      githubApiUrl: 'http://127.0.0.1:9/unused',
+      githubRemotes: {},
+      gitAuthor: { name: 'Berth', email: 'berth@localhost' },
+      allowLocalRepositories: false,
+      logger: createLogger(
+        'info',
+        new Writable({
+          write(chunk: Buffer, _encoding, done) {
+            logged.push(chunk.toString('utf8'));
+            done();
+          },
+        }),
+      ),
+      ...(allow ? { addressPolicy: { allow } } : {}),
+    });
+  const failure = (promise: Promise<unknown>) =>
+    promise.then(
+      () => 'no failure',
+      (error: unknown) => (error instanceof Error ? error.message : String(error)),
+    );
+
+  it('does not connect to a loopback address unless the operator allows it', async () => {
+    for (const repository of [
+      `http://127.0.0.1:${port}/srv/app.git`,
+      `https://localhost:${port}/srv/app.git`,
+      `git://127.0.0.1:${port}/srv/app.git`,
+    ]) {
+      const refused = await failure(service().open(request('task_praddr1', repository)));
+      expect(refused).toContain('its address is refused');
+      expect(refused).toContain('BERTH_SETUP_ALLOW');
+      expect(refused).toContain('nothing was pushed');
+      expect(refused).not.toContain(TOKEN);
+    }
+    expect(connections).toBe(0);
+
+    const allowed = await failure(
+      service(['127.0.0.1/32']).open(
+        request('task_praddr2', `http://localhost:${port}/srv/app.git`),
+      ),
+    );
+    expect(allowed).toContain('could not clone');
+    expect(connections).toBe(1);
+  });
+
+  it('says the same whether the port answered or not, and logs git’s own message', async () => {
+    // A port nothing listens on: the listener's, closed for a moment.
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', () => resolve()));
+    const address = closed.address();
+    const closedPort = typeof address === 'object' && address ? address.port : 0;
+    await new Promise((resolve) => closed.close(resolve));
+
+    const allowed = service(['127.0.0.1/32']);
+    for (const scheme of ['http', 'git']) {
+      const answered = await failure(
+        allowed.open(request('task_praddr3', `${scheme}://127.0.0.1:${port}/srv/app.git`)),
+      );
+      const silent = await failure(
+        allowed.open(request('task_praddr3', `${scheme}://127.0.0.1:${closedPort}/srv/app.git`)),
+      );
+      expect(answered).toContain('could not clone');
+      expect(answered.replaceAll(String(port), 'PORT')).toBe(
+        silent.replaceAll(String(closedPort), 'PORT'),
+      );
+    }
+    const log = logged.join('');
+    expect(log).toContain('could not clone');
+    expect(log).toMatch(/refused|reset|empty reply|closed|hung up|failed/i);
+    expect(log).not.toContain(TOKEN);
+  });
+
+  it('follows no redirect, so the token never goes to another port', async () => {
+    const seen: string[] = [];
+    const internal = createHttpServer((req, res) => {
+      seen.push(`${req.method} ${req.url} ${req.headers.authorization ?? '-'}`);
+      res.writeHead(req.headers.authorization ? 404 : 401, {
+        'www-authenticate': 'Basic realm="x"',
+      });
+      res.end();
+    });
+    let internalPort = 0;
+    const redirector: HttpServer = createHttpServer((req, res) => {
+      res.writeHead(302, {
+        location: `http://127.0.0.1:${internalPort}/internal${req.url ?? '/'}`,
+      });
+      res.end();
+    });
+    const start = async (server: HttpServer) => {
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+      const address = server.address();
+      return typeof address === 'object' && address ? address.port : 0;
+    };
+    internalPort = await start(internal);
+    const redirectPort = await start(redirector);
+    try {
+      const message = await failure(
+        service(['127.0.0.1/32']).open(
+          request('task_praddr4', `http://localhost:${redirectPort}/srv/app.git`),
+        ),
+      );
+      expect(message).toContain('could not clone');
+      expect(seen).toEqual([]);
+    } finally {
+      await new Promise((resolve) => internal.close(resolve));
+      await new Promise((resolve) => redirector.close(resolve));
+    }
+  });
+});
