@@ -56,6 +56,12 @@ describe('normaliseRequestTarget', () => {
     ['/repos/acme/x%2f..%2fy', 'dot segment behind an encoded'],
     ['/repos/acme/x%5C..%5Cy', 'dot segment behind an encoded'],
     ['/repos/acme/%2E%2E%2Fother', 'dot segment behind an encoded'],
+    // In a segment's ";" parameters, which are not compared but forwarded (review 2).
+    ['/user;%2F..%2Fadmin', 'dot segment behind an encoded'],
+    ['/user;%5C..%5Cadmin', 'dot segment behind an encoded'],
+    ['/repos/acme;%2F..%2F..%2Fadmin%2Fsecrets/issues', 'dot segment behind an encoded'],
+    ['/repos/acme;x%2Fother/issues', 'an encoded "/" or "\\" in a ";" parameter'],
+    ['/repos/acme;x%5cother/issues', 'an encoded "/" or "\\" in a ";" parameter'],
     ['/a\\..\\b', 'must be percent-encoded'],
     ['/a b', 'must be percent-encoded'],
     ['/a/\u00e9', 'must be percent-encoded'],

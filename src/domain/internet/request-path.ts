@@ -12,8 +12,10 @@
  *   with `;` parameters) resolved; a segment's `;` parameters are not part of what is compared.
  * - An encoded `/` (`%2F`, any case) or `\` (`%5C`) is never a separator when comparing: a
  *   pattern never matches across one, a `*` inside a segment does not match one, and a dot
- *   segment hidden behind one (`a%2F..%2Fb`) is refused outright (a server that decodes it
- *   first would resolve it).
+ *   segment hidden behind one (`a%2F..%2Fb`, `a;%2F..%2Fb`), anywhere in a segment, its `;`
+ *   parameters included, is refused outright (a server that decodes it first would resolve it);
+ *   one inside `;` parameters is refused too (`acme;x%2Fother`: not compared, but forwarded, and
+ *   a server that decodes it first reads one more segment).
  * - Raw characters that must be percent-encoded (space, `\`, `"`, `<`, `>`, `^`, `` ` ``, `{`,
  *   `|`, `}`, control characters, anything outside ASCII), `#`, and malformed escapes are refused.
  * - The proxy forwards the normal form it compared (`forward`), never the raw target, so the
@@ -99,11 +101,23 @@ export function normaliseRequestTarget(target: string): PathNormalisation {
   for (const [index, segment] of parts.entries()) {
     const last = index === parts.length - 1;
     const name = segmentName(segment);
-    // A dot segment behind an encoded separator: a server that decodes first resolves it.
-    if (ENCODED_SEPARATOR.test(name) && name.split(/%2F|%5C/).some(isDotSegment)) {
+    // A dot segment behind an encoded separator: a server that decodes first resolves it. The
+    // whole segment is looked at, its `;` parameters too (not compared, but forwarded).
+    if (
+      ENCODED_SEPARATOR.test(segment) &&
+      segment.split(/%2F|%5C/).some((piece) => isDotSegment(segmentName(piece)))
+    ) {
       return {
         ok: false,
         reason: 'a dot segment behind an encoded "/" or "\\" in the path',
+      };
+    }
+    // An encoded separator in the parameters: a server that decodes before it splits reads one
+    // more segment than was compared (`/repos/acme;x%2Fother/issues`).
+    if (ENCODED_SEPARATOR.test(segment.slice(name.length))) {
+      return {
+        ok: false,
+        reason: 'an encoded "/" or "\\" in a ";" parameter of the path',
       };
     }
     if (name === '' || name === '.') {
