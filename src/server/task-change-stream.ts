@@ -19,12 +19,16 @@ import { taskSummary } from './task-views.js';
  * exactly what the list would show at that moment and nothing else: a task of an environment the
  * caller no longer sees is sent as `hidden` (its id only, which the caller had already seen).
  * The summaries carry no diffs, outputs or file lists (as GET /v1/tasks).
- * Cost: each open stream reads the list from the store every TASK_STREAM_POLL_MS (tasks change
- * in other orchestrators too) and sends only what changed.
+ * Cost: each open stream looks at a cheap mark of the newest tasks (ids, statuses, update times;
+ * TaskService.listMark) every TASK_STREAM_POLL_MS (tasks change in other orchestrators too) and
+ * reads the whole list (attempts and results included) only when the mark changed, or every
+ * TASK_STREAM_FULL_MS (an attempt's phase, a membership change); it sends only what changed.
  */
 
-/** How often an open stream reads the list. */
+/** How often an open stream looks for a change. */
 export const TASK_STREAM_POLL_MS = 1000;
+/** How often an open stream reads the whole list even when the mark did not change. */
+export const TASK_STREAM_FULL_MS = 5000;
 
 export const hiddenTaskEvent = z.object({ id: z.string() });
 
@@ -58,6 +62,8 @@ export const taskChangeRoute: RouteDefinition<TaskRouteDeps> = {
         taskSummary(task, env.spec.name, attempts),
       );
     };
+    // The mark before the read: a change in between makes one more read, never a missed one.
+    let mark = await tasks.listMark(limit);
     const first = await read(); // visibility of ?environment, before the stream starts
     if (!(c.req.header('accept') ?? '').includes('text/event-stream'))
       return c.json({ tasks: first });
@@ -88,10 +94,21 @@ export const taskChangeRoute: RouteDefinition<TaskRouteDeps> = {
               data: JSON.stringify({ id: gone }),
             });
           }
-          await Promise.race([
-            closed,
-            new Promise<void>((resolve) => setTimeout(resolve, TASK_STREAM_POLL_MS)),
-          ]);
+          const lastFull = Date.now();
+          for (;;) {
+            await Promise.race([
+              closed,
+              new Promise<void>((resolve) => setTimeout(resolve, TASK_STREAM_POLL_MS)),
+            ]);
+            if (!open) break;
+            // The token or the session may have been revoked since: authenticate every round.
+            await c.get('recheck')();
+            const next = await tasks.listMark(limit);
+            if (next !== mark || Date.now() - lastFull >= TASK_STREAM_FULL_MS) {
+              mark = next;
+              break;
+            }
+          }
           if (!open) break;
           list = await read();
         }

@@ -165,6 +165,16 @@ export class TaskService {
     return this.get(caller, task.id);
   }
 
+  /**
+   * A cheap mark of the newest tasks' state (ids, statuses, update times; no attempts, no
+   * results), which changes when one of them does: the task stream reads the whole list again
+   * when it changes. Only compared on the server, never sent (it covers tasks the caller may not see).
+   */
+  async listMark(limit: number): Promise<string> {
+    const tasks = await this.options.store.listTasks({ limit: Math.min(limit, 500) });
+    return tasks.map((t) => `${t.id} ${t.status} ${t.updatedAt}`).join('\n');
+  }
+
   async list(
     caller: Caller,
     options: { environment?: string | undefined; limit?: number | undefined },
