@@ -54,6 +54,15 @@ export function describeEnvironment(view: DescribedEnvironment): string {
   const lines = [
     `name:        ${view.name} (${view.id}, revision ${view.revision})`,
     ...(s.description !== undefined ? [`description: ${oneLine(s.description)}`] : []),
+    // Issue 16: the template it extends (env show --resolved prints the merge), the repository file.
+    ...(s.extends !== undefined
+      ? [`extends:     template ${s.extends} (berth env show ${view.name} --resolved)`]
+      : []),
+    ...(s.repository.config !== undefined
+      ? [
+          `repository file: ${s.repository.config} (its fields come from the repository; berth env diff ${view.name})`,
+        ]
+      : []),
     `repository:  ${s.repository.url} (default branch ${s.repository.defaultBranch})${
       credentials
         ? `, credentials: secret ${credentials.secret}${credentials.username !== undefined ? ` as ${credentials.username}` : ''}${credentials.knownHosts !== undefined ? `, ${scriptLineCount(credentials.knownHosts)} known host line(s)` : ''}`

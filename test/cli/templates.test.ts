@@ -90,6 +90,11 @@ describe('berth template and extends', () => {
     const env = await runBerth(['env', 'create', '--file', shop, ...auth]);
     expect(env.code, env.stderr).toBe(0);
 
+    const plain = await runBerth(['env', 'show', 'shop', ...auth]);
+    expect(plain.stdout).toMatch(
+      /^extends: +template org-base \(berth env show shop --resolved\)$/m,
+    );
+
     const resolved = await runBerth(['env', 'show', 'shop', '--resolved', ...auth]);
     expect(resolved.code, resolved.stderr).toBe(0);
     const [header, ...rest] = resolved.stdout.split('\n');
