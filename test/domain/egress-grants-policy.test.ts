@@ -39,6 +39,28 @@ describe('EgressPolicy with credentials and rules', () => {
     });
   });
 
+  it('refuses TRACE and TRACK to a credential host (their answer echoes the credential)', () => {
+    for (const method of ['TRACE', 'TRACK'])
+      for (const scheme of ['https', 'http'] as const)
+        expect(
+          decide({
+            host: 'api.example.test',
+            port: scheme === 'http' ? 80 : 443,
+            method,
+            scheme,
+            target: '/x',
+          }),
+        ).toMatchObject({
+          allowed: false,
+          rule: 'method',
+          reason: `${method} is never sent to a host the proxy adds a credential to (its answer would echo the credential)`,
+        });
+    // Elsewhere the environment's methods decide as before.
+    expect(decide({ host: 'plain.test', method: 'TRACE', target: '/x' })).toMatchObject({
+      allowed: true,
+    });
+  });
+
   it('limits methods only where the environment or a rule does', () => {
     expect(policy.limitsMethods('api.github.test')).toBe(true);
     expect(policy.limitsMethods('api.example.test')).toBe(false);

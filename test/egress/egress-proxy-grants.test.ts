@@ -102,6 +102,25 @@ describe.each(['native', 'node'] as const)('TLS on %s', (interceptTls) => {
       expect(world.requests.map((r) => r.headers?.authorization)).toEqual([STORED, STORED]);
     });
 
+    it('TRACE, whose answer echoes the request, is refused on a credential host', async () => {
+      const exchange = (method: string) =>
+        https(
+          'allowed.test',
+          `${method} /x HTTP/1.1\r\nHost: allowed.test:${world.httpsPort}\r\nConnection: close\r\n\r\n`,
+        );
+      const { response } = await exchange('TRACE');
+      expect(statusCodes(response)).toEqual([403]);
+      expect(response).toContain('TRACE is never sent to a host the proxy adds a credential to');
+      expect(proxy.decisions.at(-1)).toMatchObject({ allowed: false, rule: 'method' });
+      // TRACK and a lower-case trace: the request parser refuses them (400) or the policy (403).
+      for (const method of ['TRACK', 'trace']) {
+        const other = await exchange(method);
+        expect([400, 403]).toContain(statusCodes(other.response)[0]);
+        expect(other.response).not.toContain('stored-credential');
+      }
+      expect(world.requests).toEqual([]);
+    });
+
     it('is never sent to another host, nor over plain HTTP', async () => {
       // other-allowed.test is intercepted too (it has rules), and has no credential.
       await get('other-allowed.test', '/user', 'Authorization: Bearer mine\r\n');

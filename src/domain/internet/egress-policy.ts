@@ -28,7 +28,8 @@ import { normaliseRequestTarget, parsePathPattern, type PathPattern } from './re
  * (its methods, not the environment's); a path no rule of the host matches is refused. Hosts
  * without a rule keep the environment's `methods`. HTTPS to a host with a rule or a credential
  * is always intercepted (also when the host is under `tunnelOnly`): a rule or a credential
- * cannot apply to a tunnel the proxy does not read.
+ * cannot apply to a tunnel the proxy does not read. TRACE and TRACK (any case) are refused on a
+ * host with a credential: the answer echoes the request, the credential the proxy set included.
  */
 
 /** How a request reaches the proxy. */
@@ -235,6 +236,20 @@ export class EgressPolicy {
       return { allowed: false, rule: 'method', reason: 'not a valid HTTP method', host };
     if (method === 'CONNECT') {
       return { allowed: false, rule: 'method', reason: 'CONNECT is not allowed here', host };
+    }
+    // The answer to TRACE (TRACK on some servers) is the request itself, header the proxy set
+    // included: never sent where a credential goes (any case: some servers read `trace` too).
+    const echo = method.toUpperCase();
+    if (
+      (echo === 'TRACE' || echo === 'TRACK') &&
+      this.credentialHosts.some((credential) => ruleMatches(credential, host))
+    ) {
+      return {
+        allowed: false,
+        rule: 'method',
+        reason: `${method} is never sent to a host the proxy adds a credential to (its answer would echo the credential)`,
+        host,
+      };
     }
     if (this.hasRules(host)) return this.decideByRules(host, method, request.target ?? '', rule);
     if (this.methods !== undefined && !this.methods.has(method)) {
