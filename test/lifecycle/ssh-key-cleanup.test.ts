@@ -41,6 +41,8 @@ describe('ssh key directories on failure paths', () => {
       githubRemotes: {},
       gitAuthor: { name: 'Berth', email: 'berth@localhost' },
       allowLocalRepositories: false,
+      // The dead remote is on loopback: allowed, so the push gets as far as writing the key.
+      addressPolicy: { allow: ['127.0.0.1/32'] },
     });
     const error = await service
       .open({
