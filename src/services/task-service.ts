@@ -15,6 +15,7 @@ import type {
   PullRequestOutcome,
 } from './pull-request-service.js';
 import type { GitCredentials } from '../lifecycle/checkout.js';
+import { codeBlock } from '../git/inert-markdown.js';
 import { repositoryCredentials } from '../lifecycle/repository-credentials.js';
 import { maskStoredDiff } from '../lifecycle/result-diff.js';
 import { scanPatterns } from '../lifecycle/secret-scan.js';
@@ -492,9 +493,11 @@ export class TaskService {
       );
     }
     const commitMessage = options.commitMessage ?? (what || `Berth task ${task.id}`);
+    // The agent's final message is hostile: in a code block it cannot close (inert-markdown.ts),
+    // where GitHub pings nobody, closes no issue and shows no HTML or image.
     const body =
       options.body ??
-      `${result.message}\n\n---\nMade by Berth: task ${task.id}, attempt ${attempt.id}.`;
+      `${result.message.trim() !== '' ? `The agent's summary:\n\n${codeBlock(result.message)}` : 'The agent left no summary.'}\n\n---\nMade by Berth: task ${task.id}, attempt ${attempt.id}.`;
     // The environment's secrets as they are now, looked for in everything that is pushed (a diff
     // stored before they were set, a prompt a person pasted a token into).
     if (environment.spec.secrets.length > 0 && this.options.openSecrets) {

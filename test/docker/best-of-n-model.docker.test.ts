@@ -257,7 +257,7 @@ describe('best-of-3 with a scripted model: verify, pick, follow-up, apply, draft
     expect(create?.headers['content-type']).toMatch(/^application\/json/);
     expect(create?.body).toEqual({
       title: 'Fix add()',
-      body: `Documented add() with a usage line.\n\n---\nMade by Berth: task ${task.id}, attempt ${followUp}.`,
+      body: `The agent's summary:\n\n\`\`\`text\nDocumented add() with a usage line.\n\`\`\`\n\n---\nMade by Berth: task ${task.id}, attempt ${followUp}.`,
       head: branch,
       base: 'main',
       draft: true,
