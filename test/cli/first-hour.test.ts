@@ -2,6 +2,8 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
+import { templateSpecSchema } from '../../src/domain/environment/environment-template.js';
 import { runBerth, startServe, tempDir, type ServeHandle } from '../support/cli.js';
 
 /**
@@ -260,6 +262,21 @@ describe('the docs’ environment examples are valid as written (items 8 and 12)
       const text = readFileSync(join(root, doc), 'utf8');
       for (const [n, match] of [...text.matchAll(/```ya?ml\n([\s\S]*?)```/g)].entries()) {
         const block = match[1] ?? '';
+        // Files of other kinds the docs show (a GitHub workflow or action, Slack's app manifest,
+        // Prometheus' scrape configuration and alert rules).
+        if (
+          /^(jobs|runs|display_information|oauth_config|settings|scrape_configs|groups):/m.test(
+            block,
+          )
+        )
+          continue;
+        // A template file (berth template create --file) is checked against the template schema.
+        if (/berth template (create|update)/.test(block)) {
+          const parsed = templateSpecSchema.safeParse(parseYaml(block));
+          expect(parsed.success, `${doc} example ${n + 1}: ${parsed.error?.message}`).toBe(true);
+          checked++;
+          continue;
+        }
         // A fragment of top-level fields (internet:, repository:) gets the two required ones.
         const whole = /^name:/m.test(block)
           ? block
