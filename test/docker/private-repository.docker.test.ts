@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { runBerth, startServe, tempDir, type ServeHandle } from '../support/cli.js';
 import { FakeGitHub } from '../support/fake-github.js';
 import { GitHttpServer } from '../support/git-http-server.js';
+import { openForeignAddress, type ForeignAddress } from '../support/foreign-address.js';
 import { writeFileSync } from 'node:fs';
 import { removeInstanceImages } from '../support/docker-cleanup.js';
 import { lifecycleTestImage, makeSampleRepository } from './lifecycle-support.js';
@@ -11,12 +12,14 @@ import { lifecycleTestImage, makeSampleRepository } from './lifecycle-support.js
 /**
  * An environment's own git credentials (`repository.credentials`) through `berth serve`, the CLI
  * and the real Docker engine: a private repository served by git http-backend behind Basic
- * authentication (on the Docker bridge's address of this machine, so sandboxes reach it), a fake
+ * authentication (at a network namespace's address on this machine, support/foreign-address.ts,
+ * so sandboxes and the server's host reach it), a fake
  * GitHub API that accepts only the environment's token. The checkout (clone into the cache, then a
  * fetch of another branch from the cache) works with the environment's credentials and leaves no
  * trace of the token in the sandbox's final state; `task pr` pushes with them and the API sees
  * `Authorization: Bearer <that token>` (not the server's BERTH_GITHUB_TOKEN); a wrong token fails
- * the push and the checkout with git's answer for the remote.
+ * the checkout with git's answer for the remote, and the push with a fixed message (git's answer
+ * in the server's log).
  */
 
 const INSTANCE = `privrepo-${process.pid}`;
@@ -38,6 +41,10 @@ interface TaskJson {
 
 let server: ServeHandle;
 let remote: GitHttpServer;
+let foreign: ForeignAddress;
+let port = 0;
+/** A repository's URL at the namespace's address. */
+const repositoryUrl = (name: string) => `http://${foreign.address}:${port}/${name}`;
 let fake: FakeGitHub;
 let auth: string[];
 let url: string;
@@ -81,24 +88,14 @@ beforeAll(async () => {
   const root = tempDir('private-git');
   bare = join(root, 'app.git');
   execFileSync('git', ['clone', '-q', '--bare', repo.dir, bare]);
-  // The Docker bridge's gateway: an address of this machine that sandboxes reach. A freshly
-  // started engine may leave it out of the default bridge's IPAM config; docker0 carries it.
-  const gateway =
-    execFileSync(
-      'docker',
-      ['network', 'inspect', 'bridge', '-f', '{{range .IPAM.Config}}{{.Gateway}}{{end}}'],
-      {
-        encoding: 'utf8',
-      },
-    ).trim() ||
-    (/inet (\d+\.\d+\.\d+\.\d+)\//.exec(
-      execFileSync('ip', ['-4', '-o', 'addr', 'show', 'dev', 'docker0'], { encoding: 'utf8' }),
-    )?.[1] ??
-      '');
-  expect(gateway, 'the Docker bridge has no IPv4 gateway').toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+  // An address on this machine that is not one of its own (a network namespace): sandboxes
+  // reach it, and so does the server's host, which never connects to its own addresses.
+  foreign = openForeignAddress();
   remote = new GitHttpServer(root, USER, TOKEN);
-  await remote.start(gateway);
-  url = remote.url('app.git');
+  await remote.start(foreign.hostAddress);
+  port = Number(new URL(remote.url('app.git')).port);
+  await foreign.forward(port);
+  url = repositoryUrl('app.git');
   fake = new FakeGitHub({ token: TOKEN, repositories: { 'acme/private': bare } });
   await fake.start();
   server = await startServe([], {
@@ -108,7 +105,9 @@ beforeAll(async () => {
     BERTH_GITHUB_REMOTES: `${url}=acme/private`,
     // The git server is on an address of this machine, which the setup network refuses unless
     // the operator allows it (as a site does for its own git server).
-    BERTH_SETUP_ALLOW: [process.env.BERTH_SETUP_ALLOW, `${gateway}/32`].filter(Boolean).join(','),
+    BERTH_SETUP_ALLOW: [process.env.BERTH_SETUP_ALLOW, `${foreign.address}/32`]
+      .filter(Boolean)
+      .join(','),
   });
   auth = ['--url', server.url, '--token', server.adminToken];
   envFile = join(tempDir('private-env'), 'env.yaml');
@@ -133,6 +132,7 @@ afterAll(async () => {
   await server?.stop();
   removeInstanceImages(INSTANCE);
   await remote?.stop();
+  await foreign?.close();
   await fake?.stop();
 });
 
@@ -201,7 +201,7 @@ describe('an environment with its own git credentials (docker)', () => {
     const file = join(tempDir('private-master'), 'env.yaml');
     writeFileSync(
       file,
-      `name: private-master\nrepository:\n  url: ${remote.url('master.git')}\n  credentials: { secret: GIT_TOKEN, username: ${USER} }\nimage: ${lifecycleTestImage()}\nsecrets: [GIT_TOKEN]\n`,
+      `name: private-master\nrepository:\n  url: ${repositoryUrl('master.git')}\n  credentials: { secret: GIT_TOKEN, username: ${USER} }\nimage: ${lifecycleTestImage()}\nsecrets: [GIT_TOKEN]\n`,
     );
     const created = await berth(
       'env',
@@ -263,7 +263,10 @@ describe('an environment with its own git credentials (docker)', () => {
     }).trim();
     const pr = await berth('task', 'pr', first.id);
     expect(pr.code).not.toBe(0);
-    expect(pr.stderr).toContain('Authentication failed');
+    // The caller gets a fixed message (no port oracle); git's answer is in the server's log.
+    expect(pr.stderr).toContain('could not clone');
+    expect(server.logLines.join('\n')).toContain('Authentication failed');
+    expect(server.logLines.join('\n')).not.toContain('ghp-wrong-token-000');
     expect(pr.stderr).toContain('nothing was pushed');
     expect(pr.stderr).not.toContain('ghp-wrong-token-000');
     expect(

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { removeInstanceImages } from '../support/docker-cleanup.js';
 import { GitHttpServer } from '../support/git-http-server.js';
+import { openForeignAddress, type ForeignAddress } from '../support/foreign-address.js';
 import { lifecycleTestImage, makeSampleRepository, runJson } from './lifecycle-support.js';
 
 /**
@@ -14,13 +15,17 @@ import { lifecycleTestImage, makeSampleRepository, runJson } from './lifecycle-s
  * real git. Berth's checkout of the task's branch runs after setup on a cache miss (after the
  * stop and the scan) and in a sandbox from the cache image on a hit (no stop, no scan after it):
  * both must fetch on the host and give the sandbox a bundle, never the token. The private git
- * server listens on docker0's address, opened for setup by its exact /32.
+ * server is reached at an address of a network namespace on this machine (not one of the host's
+ * own, which the host-side fetch never connects to: support/foreign-address.ts), opened for setup
+ * and the host by its exact /32.
  */
 
 const TOKEN = 'ghp-planted-7c1d4e9a2b';
 const FRAGMENT = '7c1d4e9a2b';
 const instance = `planted-git-${process.pid}`;
 let remote: GitHttpServer;
+let foreign: ForeignAddress;
+let url: string;
 let work: string;
 let repo: ReturnType<typeof makeSampleRepository>;
 
@@ -29,11 +34,16 @@ beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'berth-planted-git-'));
   execFileSync('git', ['clone', '-q', '--bare', repo.dir, join(work, 'app.git')]);
   remote = new GitHttpServer(work, 'berth-bot', TOKEN);
-  await remote.start('172.17.0.1');
+  foreign = openForeignAddress();
+  await remote.start(foreign.hostAddress);
+  const port = Number(new URL(remote.url('app.git')).port);
+  await foreign.forward(port);
+  url = `http://${foreign.address}:${port}/app.git`;
 });
 
 afterAll(async () => {
   await remote?.stop();
+  await foreign?.close();
   removeInstanceImages(instance);
   rmSync(work, { recursive: true, force: true });
   rmSync(repo.dir, { recursive: true, force: true });
@@ -61,7 +71,7 @@ describe('a git planted by setup (docker)', () => {
       [
         'name: planted-git',
         'repository:',
-        `  url: ${remote.url('app.git')}`,
+        `  url: ${url}`,
         '  credentials:',
         '    secret: GIT_TOKEN',
         '    username: berth-bot',
@@ -80,7 +90,7 @@ describe('a git planted by setup (docker)', () => {
       resolveImage: () => image,
       envFile: env,
       lookupSecret: (name: string) => (name === 'GIT_TOKEN' ? TOKEN : undefined),
-      setupAllow: [...siteAllow, '172.17.0.1/32'],
+      setupAllow: [...siteAllow, `${foreign.address}/32`],
       branch: 'feature',
       command: SEARCH,
     };
