@@ -1,8 +1,8 @@
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { isIP } from 'node:net';
 import { parseRemoteHeads, type RemoteHeads } from '../domain/environment/default-branch.js';
 import { credentialArgs, type GitCredentials } from '../lifecycle/checkout.js';
-import { vettedRemoteAddress } from './remote-address.js';
+import { vetHttpTarget } from './http-target.js';
 
 /**
  * Asks a public https, http or git:// repository for its HEAD and branches from the server's own
@@ -18,12 +18,13 @@ import { vettedRemoteAddress } from './remote-address.js';
  * - a host under a name reserved for documentation and tests (`.test`, `.example`, `.invalid`,
  *   `.localhost`, `.local`, `example.com|net|org`) or without a dot is not asked, nor resolved;
  * - every address the name resolves to (an IP literal too) is vetted by the egress proxy's
- *   AddressGuard (remote-address.ts): public unicast only, or inside an operator's
+ *   AddressGuard (remote-address.ts, through http-target.ts, which the checkout's host-side
+ *   fetch and `task pr` use too): public unicast only, or inside an operator's
  *   BERTH_SETUP_ALLOW range (what the setup network may reach too), never one of the machine's
  *   own addresses; git then connects to that vetted address only (`http.curloptResolve` pins the
  *   name, so a second resolution cannot differ; a git:// URL is rewritten to the vetted address
  *   itself, the git protocol having no such pin), follows no redirect, speaks no other protocol
- *   than the URL's, and runs without the operator's git configuration, credential helpers,
+ *   than the URL's own, and runs without the operator's git configuration, credential helpers,
  *   proxies (`core.gitProxy`, GIT_PROXY_COMMAND) or prompts;
  * - it is bounded in time (10 s) and what it reads (branch names, shown in a refusal).
  * What reaches the user: the branch names, or nothing (a repository that cannot be asked is
@@ -33,8 +34,6 @@ import { vettedRemoteAddress } from './remote-address.js';
 const RESERVED_NAME =
   /(^|\.)(test|example|invalid|localhost|local)$|(^|\.)example\.(com|net|org)$/i;
 const TIMEOUT_MS = 10_000;
-/** The git daemon's port, for a git:// URL that names none. */
-const GIT_DAEMON_PORT = '9418';
 
 export interface PublicRemoteOptions {
   /** Address ranges allowed besides the public internet (BERTH_SETUP_ALLOW). */
@@ -64,63 +63,30 @@ export async function readPublicRemoteHeads(
     return undefined;
   if (url.username !== '' || url.password !== '') return undefined;
   const host = url.hostname.replace(/^\[|\]$/g, '');
-  const literal = isIP(host) !== 0;
   if (!mayBeAsked(host)) return undefined;
   const signal = AbortSignal.any([
     AbortSignal.timeout(TIMEOUT_MS),
     ...(options.signal ? [options.signal] : []),
   ]);
-  const vetted = await vettedRemoteAddress(host, options, signal);
-  if (vetted === undefined) return undefined;
-  const port =
-    url.port !== ''
-      ? url.port
-      : { 'https:': '443', 'http:': '80', 'git:': GIT_DAEMON_PORT }[url.protocol];
-  const pinned = isIP(vetted) === 6 ? `[${vetted}]` : vetted;
-  if (url.protocol === 'git:') {
-    // git://: no credentials (the protocol has none) and no name to pin: the vetted address is
-    // asked directly (the daemon sees it as the host it was asked for).
-    const output = await boundedGit(
-      [
-        '-c',
-        'protocol.allow=never',
-        '-c',
-        'protocol.git.allow=always',
-        'ls-remote',
-        '--symref',
-        '--',
-        `git://${pinned}:${port}${url.pathname}`,
-        'HEAD',
-        'refs/heads/*',
-      ],
-      {},
-      signal,
-    );
-    return output === undefined ? undefined : parseRemoteHeads(output);
-  }
-  if (!(await gitPinsAddresses())) return undefined;
-  const helper = credentialArgs(options.credentials);
+  // The vetted address only, no redirect, no other protocol, no operator configuration: the
+  // checkout's and `task pr`'s policy (http-target.ts).
+  const target = await vetHttpTarget(url.href, options, signal);
+  if (!target.ok) return undefined;
+  // git:// has no credentials (the protocol has none).
+  const helper =
+    url.protocol === 'git:' ? { args: [], env: {} } : credentialArgs(options.credentials);
   const output = await boundedGit(
     [
-      // The name is connected to at the vetted address only (an IP literal needs no pin).
-      ...(literal ? [] : ['-c', `http.curloptResolve=${host}:${port}:${pinned}`]),
-      '-c',
-      'http.followRedirects=false',
-      '-c',
-      'protocol.allow=never',
-      '-c',
-      'protocol.https.allow=always',
-      '-c',
-      'protocol.http.allow=always',
+      ...target.args,
       ...helper.args,
       'ls-remote',
       '--symref',
       '--',
-      url.href,
+      target.url,
       'HEAD',
       'refs/heads/*',
     ],
-    helper.env,
+    { ...target.env, ...helper.env },
     signal,
   );
   return output === undefined ? undefined : parseRemoteHeads(output);
@@ -192,17 +158,4 @@ export function boundedGit(
       );
     });
   });
-}
-
-let pinning: Promise<boolean> | undefined;
-
-/** Whether this git honours `http.curloptResolve` (2.37 and later); an older one is not used. */
-function gitPinsAddresses(): Promise<boolean> {
-  pinning ??= new Promise((resolve) => {
-    execFile('git', ['--version'], (error, stdout) => {
-      const [major = 0, minor = 0] = (/(\d+)\.(\d+)/.exec(stdout)?.slice(1) ?? []).map(Number);
-      resolve(!error && (major > 2 || (major === 2 && minor >= 37)));
-    });
-  });
-  return pinning;
 }
