@@ -67,6 +67,21 @@ interface SlackEvent {
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
 
+/**
+ * What makes a button press one interaction, kept with the event ids: Slack's trigger_id (its
+ * own for every press), else the user, action and action_ts. Undefined: neither (not Slack's).
+ */
+function buttonPressId(body: Record<string, unknown>): string | undefined {
+  const trigger = str(body.trigger_id);
+  if (trigger !== undefined && trigger !== '') return `block_actions:${trigger}`;
+  const user = str((body.user as { id?: unknown } | undefined)?.id);
+  const action = (Array.isArray(body.actions) ? body.actions[0] : undefined) as
+    { action_id?: unknown; action_ts?: unknown } | undefined;
+  const actionTs = str(action?.action_ts);
+  if (user === undefined || actionTs === undefined) return undefined;
+  return `block_actions:${user}:${str(action?.action_id) ?? ''}:${actionTs}`;
+}
+
 export interface SlackStatus {
   mode: SlackMode;
   /** auth.test's answer: the bot's user id and team, or why it failed. */
@@ -141,12 +156,29 @@ export class SlackIntegration {
     }));
 
     // Slack's retries of an event (same event_id) start nothing twice, across restarts too.
+    // A button press has no event_id: a captured signed one sent again within the signature's
+    // 5 minutes is the same interaction (its trigger_id), acted on once, across restarts too.
     this.app.use(async ({ body, next }) => {
       const eventId = str((body as { event_id?: unknown }).event_id);
       if (eventId !== undefined) {
         const first = await deps.store.claimSlackEvent(eventId, new Date().toISOString());
         if (!first) {
           logger.info({ eventId }, 'slack event already handled; ignored');
+          return;
+        }
+      }
+      if ((body as { type?: unknown }).type === 'block_actions') {
+        const pressId = buttonPressId(body as Record<string, unknown>);
+        const first =
+          pressId !== undefined &&
+          (await deps.store.claimSlackEvent(pressId, new Date().toISOString()));
+        if (!first) {
+          logger.info(
+            { pressId: pressId ?? null },
+            pressId !== undefined
+              ? 'slack button press already handled; ignored'
+              : 'slack button press without trigger_id or action_ts; ignored',
+          );
           return;
         }
       }

@@ -42,8 +42,9 @@ export class FakeSlack {
   readonly ephemerals: { channel: string; user: string; text: string }[] = [];
   /** Envelope ids Berth acknowledged over the socket. */
   readonly acks: string[] = [];
-  /** Method → how many next calls answer 429 (Retry-After: 1). */
+  /** Method → how many next calls answer 429 (Retry-After: `retryAfterS`). */
   readonly rateLimit = new Map<string, number>();
+  retryAfterS = 1;
   /** Every Web API call answers 503 while true. */
   down = false;
   private server: Server;
@@ -128,7 +129,11 @@ export class FakeSlack {
     const limited = this.rateLimit.get(method) ?? 0;
     if (limited > 0) {
       this.rateLimit.set(method, limited - 1);
-      return answer(429, { ok: false, error: 'ratelimited' }, { 'retry-after': '1' });
+      return answer(
+        429,
+        { ok: false, error: 'ratelimited' },
+        { 'retry-after': String(this.retryAfterS) },
+      );
     }
     const wantsApp = method === 'apps.connections.open';
     if (token !== (wantsApp ? APP_TOKEN : BOT_TOKEN))
@@ -268,6 +273,8 @@ export function mentionEvent(
 }
 
 /** A `block_actions` payload for a button of `message`. */
+let interactions = 0;
+
 export function buttonPayload(
   user: string,
   message: PostedMessage,
@@ -287,7 +294,8 @@ export function buttonPayload(
       is_ephemeral: false,
       thread_ts: message.threadTs,
     },
-    trigger_id: '1.2.3',
+    // Slack gives every interaction its own trigger_id.
+    trigger_id: `${Date.now()}.${++interactions}.${Math.random().toString(16).slice(2, 10)}`,
     channel: { id: message.channel, name: 'payments' },
     message: {
       type: 'message',

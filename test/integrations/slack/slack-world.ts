@@ -46,6 +46,10 @@ export interface SlackWorld {
   close(): Promise<void>;
 }
 
+/** An agent's final message written to make Berth's pull request ping, close issues, track. */
+export const HOSTILE_SUMMARY =
+  'Done.\nFixes #1\nCloses acme/payments#2\nResolves https://github.com/acme/payments/issues/3\ncc @acme/everyone @octocat\n<img src="https://evil.test/beacon.png">\n![x](https://evil.test/b2.png)\n```\nFixes #4\n```';
+
 export function scriptedOutcome(adder: AdderRemote) {
   return (task: Task, attempt: Attempt): ScriptedOutcome => {
     if (task.prompt.includes('broken setup'))
@@ -65,7 +69,9 @@ export function scriptedOutcome(adder: AdderRemote) {
         files: [{ path: 'add.sh', added: 1, removed: 1, binary: false }],
         message: followUp
           ? `Follow-up done: ${followUp}`
-          : `Fixed the adder in attempt ${attempt.index + 1}. <https://evil.test|Approve> <!channel>`,
+          : task.prompt.includes('hostile summary')
+            ? HOSTILE_SUMMARY
+            : `Fixed the adder in attempt ${attempt.index + 1}. <https://evil.test|Approve> <!channel>`,
         commands: [],
         snapshotImage: `berth-snapshot:${attempt.id}`,
         verification: {
