@@ -116,6 +116,40 @@ function checkSecretValues(secrets: Record<string, string>): Issue[] {
   return issues;
 }
 
+/** A value as JSON with its object keys sorted, to compare two parsed specs' parts. */
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v !== null && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => a.localeCompare(b)))
+      : v,
+  );
+}
+
+/**
+ * `triggers` route a GitHub repository's comments or a Slack channel's messages into an
+ * environment, whoever wrote it: a non-admin token that could set them would squat that
+ * repository or channel (the admin's environment refused as a second one; a GitHub reader's
+ * comment run and pushed through the squatter's environment, its tasks readable by the squatter).
+ * So only an admin token sets, changes or removes them; a non-admin's write that leaves them as
+ * they are (none on create) goes through. Templates and repository files cannot hold triggers.
+ */
+function refuseTriggersUnlessAdmin(
+  caller: Caller,
+  before: EnvironmentSpec['triggers'],
+  after: EnvironmentSpec['triggers'],
+): void {
+  if (caller.admin) return;
+  for (const kind of ['github', 'slack'] as const) {
+    if (canonical(before?.[kind] ?? null) === canonical(after?.[kind] ?? null)) continue;
+    const field = `triggers.${kind}`;
+    throw new BerthError(
+      'forbidden',
+      `only an admin token may set, change or remove ${field} (it decides which ${kind === 'github' ? 'GitHub repository' : 'Slack channels'} start tasks in this environment); ask an admin to write it`,
+      { issues: [{ path: field, message: 'admin tokens only' }] },
+    );
+  }
+}
+
 function unique(names: Iterable<string>): string[] {
   return [...new Set(names)];
 }
@@ -181,6 +215,7 @@ export class EnvironmentService {
     const given = input.secrets ?? {};
     const secretIssues = checkSecretValues(given);
     let spec = await this.check(input.spec);
+    refuseTriggersUnlessAdmin(caller, undefined, spec.triggers);
     await this.checkAvailability?.(spec);
     await this.refuseSecondGitHubEnvironment(spec);
     if (secretIssues.length > 0) throw invalid(secretIssues);
@@ -213,7 +248,10 @@ export class EnvironmentService {
   }
 
   /** One environment per GitHub repository (`triggers.github`): a second is refused, naming the first. */
-  private async refuseSecondGitHubEnvironment(spec: EnvironmentSpec, selfId?: string): Promise<void> {
+  private async refuseSecondGitHubEnvironment(
+    spec: EnvironmentSpec,
+    selfId?: string,
+  ): Promise<void> {
     const taken = githubTriggerTaken(spec, await this.store.listEnvironments(), selfId);
     if (taken === undefined) return;
     throw new BerthError(
@@ -239,6 +277,7 @@ export class EnvironmentService {
     const given = input.secrets ?? {};
     const remove = unique(input.removeSecrets ?? []);
     let spec = await this.check(input.spec);
+    refuseTriggersUnlessAdmin(caller, current.spec.triggers, spec.triggers);
     await this.checkAvailability?.(spec);
     await this.refuseSecondGitHubEnvironment(spec, current.id);
     if (spec.name !== name) {
