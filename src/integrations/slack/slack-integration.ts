@@ -109,6 +109,9 @@ export class SlackIntegration {
       slackApiUrl: settings.apiUrl,
       logger: boltLogger(logger),
       timeout: 15_000,
+      // A 429 fails the call at once (the client would pause ALL calls for the whole
+      // Retry-After): SlackPoster waits it out, capped, for that call only.
+      rejectRateLimitedCalls: true,
       retryConfig: {
         retries: settings.retries,
         factor: 2,
@@ -134,7 +137,10 @@ export class SlackIntegration {
       tokenVerificationEnabled: false,
       ignoreSelf: false,
     });
-    const poster = new SlackPoster(this.app.client, logger);
+    const poster = new SlackPoster(this.app.client, logger, {
+      tries: settings.rateLimitTries,
+      waitMaxMs: settings.rateLimitWaitMaxMs,
+    });
     this.conversation = new SlackConversation({
       tasks: deps.tasks,
       store: deps.store,

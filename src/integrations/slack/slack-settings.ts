@@ -22,6 +22,13 @@ export interface SlackSettings {
   retries: number;
   /** No call is retried past this long after it began (ms). */
   maxRetryTimeMs: number;
+  /**
+   * A call answered 429 is tried at most this many times in all (Berth retries it, not the Web
+   * API client, so other calls never wait for it: slack-poster.ts).
+   */
+  rateLimitTries: number;
+  /** The longest a 429's Retry-After is waited before the next try (ms). */
+  rateLimitWaitMaxMs: number;
 }
 
 export type SlackMode = 'socket' | 'http' | 'socket+http';
@@ -34,7 +41,12 @@ export function slackMode(settings: SlackSettings): SlackMode {
 export function slackSettingsFromConfig(
   config: BerthConfig,
   serverUrl: string,
-  tuning: Partial<Pick<SlackSettings, 'pollMs' | 'retries' | 'maxRetryTimeMs'>> = {},
+  tuning: Partial<
+    Pick<
+      SlackSettings,
+      'pollMs' | 'retries' | 'maxRetryTimeMs' | 'rateLimitTries' | 'rateLimitWaitMaxMs'
+    >
+  > = {},
 ): SlackSettings | undefined {
   const { botToken, appToken, signingSecret, apiUrl } = config.slack;
   if (botToken === undefined || (appToken === undefined && signingSecret === undefined))
@@ -49,5 +61,7 @@ export function slackSettingsFromConfig(
     pollMs: tuning.pollMs ?? 1000,
     retries: tuning.retries ?? 5,
     maxRetryTimeMs: tuning.maxRetryTimeMs ?? 10 * 60_000,
+    rateLimitTries: tuning.rateLimitTries ?? 3,
+    rateLimitWaitMaxMs: tuning.rateLimitWaitMaxMs ?? 30_000,
   };
 }

@@ -160,6 +160,8 @@ export async function startSlackWorld(options: {
     pollMs: 50,
     retries: 3,
     maxRetryTimeMs: 5_000,
+    rateLimitTries: 3,
+    rateLimitWaitMaxMs: 30_000,
     ...options.tuning,
   };
   let integration!: SlackIntegration;
