@@ -25,6 +25,9 @@ import type { AddressInfo } from 'node:net';
  * - GET /repos/{owner}/{repo}/collaborators/{username}/permission: { permission, role_name,
  *   user } from `permissions` (admin, maintain, write, triage, read; `permission` is the coarse
  *   admin/write/read), 404 for a user who is not a collaborator;
+ * - GET /repos/{owner}/{repo}/compare/BASE...HEAD: `merge_base_commit`, `total_commits` and the
+ *   `files` (filename, status, previous_filename of a rename; at most 300) from merge base to
+ *   HEAD, read from the real bare repository (404 when either is not there);
  * - POST /repos/{owner}/{repo}/issues/comments/{id}/reactions and
  *   /repos/{owner}/{repo}/pulls/comments/{id}/reactions: `content` one of GitHub's eight, 201;
  * - POST /repos/{owner}/{repo}/issues/{number}/comments { body }: 201 with id and html_url;
@@ -487,7 +490,41 @@ export class FakeGitHub {
         ? notFound
         : { status: 200, payload: { id, app_id: Number(app?.id), account: { login: owner } } };
     }
-    let r = /^collaborators\/([^/]+)\/permission$/.exec(rest);
+    let r = /^compare\/(.+)\.\.\.(.+)$/.exec(rest);
+    if (r && method === 'GET') {
+      const bare = this.repositoryOf(owner, repo) ?? '';
+      const git = (...args: string[]) =>
+        execFileSync('git', ['-C', bare, ...args], { encoding: 'utf8' }).trim();
+      try {
+        const [base, head] = [decodeURIComponent(r[1] ?? ''), decodeURIComponent(r[2] ?? '')];
+        const mergeBase = git('merge-base', `${base}^{commit}`, `${head}^{commit}`);
+        const files = git('diff', '--name-status', '-M', '-z', mergeBase, head)
+          .split('\0')
+          .filter((f) => f !== '');
+        const listed: Record<string, string>[] = [];
+        for (let i = 0; i < files.length;) {
+          const status = files[i++] ?? '';
+          if (status.startsWith('R') || status.startsWith('C')) {
+            const from = files[i++] ?? '';
+            listed.push({ filename: files[i++] ?? '', previous_filename: from, status: 'renamed' });
+          } else {
+            const kind: Record<string, string> = { A: 'added', D: 'removed' };
+            listed.push({ filename: files[i++] ?? '', status: kind[status] ?? 'modified' });
+          }
+        }
+        return {
+          status: 200,
+          payload: {
+            merge_base_commit: { sha: mergeBase },
+            total_commits: Number(git('rev-list', '--count', `${mergeBase}..${head}`)),
+            files: listed.slice(0, 300),
+          },
+        };
+      } catch {
+        return notFound;
+      }
+    }
+    r = /^collaborators\/([^/]+)\/permission$/.exec(rest);
     if (r && method === 'GET') {
       const login = decodeURIComponent(r[1] ?? '');
       const table = this.options.permissions?.[repository] ?? {};

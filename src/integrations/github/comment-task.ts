@@ -14,6 +14,7 @@ import {
   renderTaskReply,
   visibleText,
 } from './reply-text.js';
+import { forkCommitsRefusal, forkDiffRefusal } from './fork-github-guard.js';
 
 /**
  * One accepted comment, from the task to the reply: which branch the task runs on, what it may
@@ -24,7 +25,9 @@ import {
  * prompt only. A pull request whose head is in another repository (a fork) is the fork author's
  * code: its task runs without the environment's secrets (`withoutSecrets`), and Berth never
  * pushes to the fork; the change goes to `berth/<task-id>` of the environment's repository and a
- * pull request is opened into the fork's branch, which its author may merge or not. A review is
+ * pull request is opened into the fork's branch, which its author may merge or not; nothing at
+ * all when the fork's commits or the diff touch `.github/`, since that branch runs this
+ * repository's push workflows with its secrets (fork-github-guard.ts). A review is
  * read-only: the internet is off for its agent and nothing is pushed, whatever its diff. What
  * comes out of the sandbox is hostile and reaches GitHub through reply-text.ts only.
  */
@@ -184,7 +187,7 @@ export class CommentTask {
     if (result.diff.trim() === '') {
       outcome = 'The attempt changed nothing; nothing was pushed.';
     } else {
-      outcome = await this.deliver(taskId, request, head, fork, result.message);
+      outcome = await this.deliver(taskId, request, head, fork, result.message, result.diff);
     }
     await this.reply(
       renderTaskReply({
@@ -205,6 +208,7 @@ export class CommentTask {
     head: PullHead | undefined,
     fork: boolean,
     summary: string,
+    diff: string,
   ): Promise<string> {
     const { event } = this;
     const credentials = await this.deps.pushCredentials();
@@ -232,6 +236,18 @@ export class CommentTask {
         });
         return `Pushed commit ${inlineCode(done.commit.slice(0, 12))} onto ${inlineCode(head.ref)}.`;
       }
+      // The change goes to a branch of this repository, on top of the fork's commits, where
+      // GitHub runs this repository's push workflows with its secrets (fork-github-guard.ts).
+      const refusal =
+        (await forkDiffRefusal(diff)) ??
+        (await forkCommitsRefusal(
+          this.octokit,
+          { owner: event.repository.owner, repo: event.repository.repo },
+          head.base,
+          head.sha,
+        ));
+      if (refusal !== undefined)
+        return `This pull request comes from a fork, and ${refusal}: Berth would push the change as a branch of ${event.repository.fullName}, where GitHub runs this repository's push workflows as that branch has them, with its secrets; nothing was pushed.`;
       const [owner = '', repo = ''] = (head.repository ?? '/').split('/');
       const firstLine = request.kind === 'task' ? (request.prompt.split('\n')[0] ?? '') : '';
       const done = await this.deps.tasks.pullRequest(this.caller, taskId, {
@@ -242,9 +258,10 @@ export class CommentTask {
           ? { pullInto: { repository: { owner, repo }, base: head.ref } }
           : {}),
       });
+      const pushed = `This pull request comes from a fork, and Berth does not push to forks: Berth pushed ${inlineCode(done.branch)} to ${event.repository.fullName} (the fork's commits and the change on top)`;
       return done.pullRequest
-        ? `This pull request comes from a fork, so Berth pushed nothing to it: the change is ${inlineCode(done.branch)} of ${event.repository.fullName}, proposed to the fork's ${inlineCode(head.ref)} as pull request ${done.pullRequest.url}.`
-        : `This pull request comes from a fork, so Berth pushed nothing to it: the change is ${inlineCode(done.branch)} of ${event.repository.fullName}.`;
+        ? `${pushed}, proposed to the fork's ${inlineCode(head.ref)} as pull request ${done.pullRequest.url}.`
+        : `${pushed}.`;
     } catch (error) {
       return `The change was not delivered:\n\n${codeBlock(toBerthError(error).message)}`;
     }

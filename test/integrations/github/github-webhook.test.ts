@@ -378,7 +378,7 @@ describe('GitHub webhook: tasks from comments', () => {
     );
     expect(create?.body?.head).toBe(`acme:berth/${task!.id}`);
     expect(world.fake.comments[0]?.body).toContain(
-      'comes from a fork, so Berth pushed nothing to it',
+      'comes from a fork, and Berth does not push to forks: Berth pushed',
     );
   });
 
