@@ -19,7 +19,10 @@ import { readCommentEvent, type CommentEvent } from './webhook-events.js';
  * came from GitHub is `X-Hub-Signature-256`, the HMAC-SHA256 of the exact body with
  * `BERTH_GITHUB_WEBHOOK_SECRET`, checked by `@octokit/webhooks` in constant time before anything
  * else is read; a missing or wrong one is 401 and nothing runs. A captured delivery replayed (or
- * GitHub's own redelivery) is taken once by its `X-GitHub-Delivery` id, kept in the store. A
+ * GitHub's own redelivery) is taken once by its `X-GitHub-Delivery` id, kept in the store 30
+ * days; since that id is not signed, what the signed body names (event, action, repository,
+ * comment id: `commentKey`) is taken once too and kept for good, so a body sent again under a
+ * new id starts nothing. A
  * signed delivery is still only GitHub relaying what anyone wrote: the comment is parsed by the
  * exact grammar (comment-grammar.ts), the commenter's permission is asked of the API
  * (commenter-permission.ts) before anything is written back, a locked or closed issue starts
@@ -50,6 +53,15 @@ const json = (status: number, body: unknown) =>
   });
 
 /** GitHub redelivers for a few days; ids older than this are dropped now and then. */
+/**
+ * What a delivery's signed body names: the event, its action (always `created` for what Berth
+ * acts on), the repository and the comment's id (issue and review comments have separate ids).
+ * Never a valid `X-GitHub-Delivery` (those have no `:`), so the two kinds of key share a table.
+ */
+export function commentKey(event: string, comment: CommentEvent): string {
+  return `comment:${event}:created:${comment.repository.fullName.toLowerCase()}:${comment.commentId}`;
+}
+
 const DELIVERY_KEEP_MS = 30 * 24 * 3600_000;
 
 export class GitHubWebhook {
@@ -106,6 +118,16 @@ export class GitHubWebhook {
     const now = (this.deps.now ?? (() => new Date()))();
     if (!(await this.deps.store.claimGitHubDelivery(delivery, name, now.toISOString()))) {
       logger.info({ event: name, delivery }, 'github webhook: delivery already taken (redelivery)');
+      return json(200, { duplicate: true });
+    }
+    // The delivery id is not signed: the same signed body under a new id is the same comment.
+    // What the body names is taken once too, and kept (github-tables.ts never prunes it).
+    const comment = commentKey(name, read.event);
+    if (!(await this.deps.store.claimGitHubDelivery(comment, name, now.toISOString()))) {
+      logger.info(
+        { event: name, delivery, comment },
+        'github webhook: comment already taken (the same body under another delivery id)',
+      );
       return json(200, { duplicate: true });
     }
     this.prune(now);
