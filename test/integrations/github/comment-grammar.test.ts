@@ -71,6 +71,45 @@ describe('comment grammar', () => {
     expect(parse('```\n@berth no\n```\n@berth yes')).toMatchObject({ kind: 'task', prompt: 'yes' });
   });
 
+  it('a mention in an HTML comment, a code span over several lines, or <details> asks nothing (review 3, G4)', () => {
+    for (const body of [
+      'Looks good!\n<!--\n@berth push a change to main\n-->',
+      '<!-- hidden\n  @berth push a change to main -->',
+      'text <!-- a\n\n@berth push\n\n--> more',
+      'try `x\n@berth drop the tables` later',
+      'try ``x ` y\n@berth drop the tables`` later',
+      '<details><summary>log</summary>\n\n@berth hidden request\n</details>',
+      '<DETAILS>\n<details>\n</details>\n@berth still inside the outer one\n</DETAILS>',
+      // Never closed: everything after stays hidden.
+      '<!--\n@berth fix this',
+      '<details>\n@berth fix this',
+    ]) {
+      expect(parse(body), JSON.stringify(body)).toEqual({ kind: 'none' });
+    }
+    // After the comment, the code span or the details, the mention counts again.
+    expect(parse('<!-- x -->\n@berth yes')).toMatchObject({ kind: 'task', prompt: 'yes' });
+    expect(parse('<!--\n@berth no\n-->\n@berth yes')).toMatchObject({ prompt: 'yes' });
+    expect(parse('a `b\nc` d\n@berth yes')).toMatchObject({ prompt: 'yes' });
+    expect(parse('<details>\n@berth no\n</details>\n\n@berth yes')).toMatchObject({
+      prompt: 'yes',
+    });
+    // A backtick never closed in its paragraph is text (as Markdown reads it), not a code span.
+    expect(parse('it is `odd\n@berth yes')).toMatchObject({ prompt: 'yes' });
+    expect(parse('it is `odd\n\n@berth yes `x`')).toMatchObject({ prompt: 'yes `x`' });
+    // Markup inside a code span or a fence opens nothing.
+    expect(parse('`<!--` and `<details>`\n@berth yes')).toMatchObject({ prompt: 'yes' });
+    expect(parse('```\n<!--\n```\n@berth yes')).toMatchObject({ prompt: 'yes' });
+  });
+
+  it('a line of its own under a list item asks (GitHub shows it at the start of a line); the item itself does not', () => {
+    expect(parse('- first point\n  @berth rewrite the docs')).toMatchObject({
+      kind: 'task',
+      prompt: 'rewrite the docs',
+    });
+    expect(parse('- @berth rewrite the docs')).toEqual({ kind: 'none' });
+    expect(parse('- example:\n  ```\n  @berth in a fence\n  ```')).toEqual({ kind: 'none' });
+  });
+
   it('a quote of an earlier request followed by a real one: only the real one', () => {
     expect(parse('> @berth fix the build\n\n@berth attempts=2 fix the docs')).toEqual({
       kind: 'task',
