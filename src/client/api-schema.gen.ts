@@ -1270,6 +1270,15 @@ export interface paths {
             'application/json': components['schemas']['Error'];
           };
         };
+        /** @description forbidden */
+        403: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['Error'];
+          };
+        };
         /** @description conflict */
         409: {
           headers: {
@@ -2235,6 +2244,15 @@ export interface paths {
         };
         /** @description unauthorized */
         401: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['Error'];
+          };
+        };
+        /** @description forbidden */
+        403: {
           headers: {
             [name: string]: unknown;
           };

@@ -58,7 +58,7 @@ export const environmentRoutes: RouteDefinition<RouteDeps>[] = [
     responses: {
       201: { description: 'The environment, with warnings', schema: writtenEnvironmentView },
     },
-    errors: ['invalid_input', 'invalid_environment', 'conflict', 'payload_too_large'],
+    errors: ['invalid_input', 'invalid_environment', 'forbidden', 'conflict', 'payload_too_large'],
     handler: async (c, deps) => {
       const body = await yamlOr(c.req.raw, () =>
         readEnvironmentJson(c.req.raw, requestBodies.create),
@@ -94,7 +94,14 @@ export const environmentRoutes: RouteDefinition<RouteDeps>[] = [
     responses: {
       200: { description: 'The environment, with warnings', schema: writtenEnvironmentView },
     },
-    errors: ['invalid_input', 'invalid_environment', 'not_found', 'conflict', 'payload_too_large'],
+    errors: [
+      'invalid_input',
+      'invalid_environment',
+      'forbidden',
+      'not_found',
+      'conflict',
+      'payload_too_large',
+    ],
     handler: async (c, deps) => {
       const body = await yamlOr(c.req.raw, () =>
         readEnvironmentJson(c.req.raw, requestBodies.update),
