@@ -198,6 +198,8 @@ export async function startServer(config: BerthConfig, logger: Logger): Promise<
         knownHostsDir: join(config.dataDir, 'known_hosts'),
         // An ssh push connects only where the checkout may (BERTH_SETUP_ALLOW).
         addressPolicy: { allow: config.setupAllow },
+        // git's own message of a failed clone: the caller gets a fixed one (no port oracle).
+        logger: logger.child({ part: 'pr' }),
       }),
       agentAvailable: model !== undefined,
       agentUnavailableReason:
