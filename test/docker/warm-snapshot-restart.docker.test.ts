@@ -1,4 +1,4 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -128,6 +128,13 @@ describe('a snapshot of an attempt that ran in a warm sandbox (docker)', () => {
 
     const attemptId = warm.attempts[0]?.id ?? '';
     const snapshot = `berth-snapshot:${attemptId.replace(/_/g, '-')}`;
+    // The snapshot is committed after the result (returnEarly, deferred to a lull): wait for it.
+    await expect
+      .poll(() => spawnSync('docker', ['image', 'inspect', snapshot]).status, {
+        timeout: 60_000,
+        interval: 250,
+      })
+      .toBe(0);
     const labels = JSON.parse(
       docker('image', 'inspect', '--format', '{{json .Config.Labels}}', snapshot),
     ) as Record<string, string>;
