@@ -2,6 +2,7 @@ import { streamSSE } from 'hono/streaming';
 import { z } from 'zod';
 import { BerthError } from '../errors/berth-error.js';
 import { taskList, taskSummary as taskSummarySchema } from './api-schemas.js';
+import { sendStreamRefusal } from './stream-refusal.js';
 import type { RouteDefinition, TaskRouteDeps } from './route-table.js';
 import { taskSummary } from './task-views.js';
 
@@ -114,24 +115,13 @@ export const taskChangeRoute: RouteDefinition<TaskRouteDeps> = {
         }
       } catch (error) {
         // The status line is sent already: the refusal travels as the last event.
-        if (!(error instanceof BerthError) || error.code === 'internal')
-          logger?.error({ requestId: c.get('requestId'), err: error }, 'task change stream failed');
-        const refusal =
-          error instanceof BerthError && error.code !== 'internal'
-            ? error
-            : new BerthError('internal', 'the task stream failed');
-        if (open)
-          await stream
-            .writeSSE({
-              event: 'refused',
-              data: JSON.stringify({
-                code: refusal.code,
-                message: refusal.message,
-                details: refusal.details,
-                requestId: c.get('requestId'),
-              }),
-            })
-            .catch(() => undefined);
+        await sendStreamRefusal(stream, error, {
+          open,
+          requestId: c.get('requestId'),
+          logger,
+          logMessage: 'task change stream failed',
+          fallbackMessage: 'the task stream failed',
+        });
       }
     });
   },

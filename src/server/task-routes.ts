@@ -17,6 +17,7 @@ import {
   taskView as taskViewSchema,
 } from './api-schemas.js';
 import { readBody } from './request-body.js';
+import { sendStreamRefusal } from './stream-refusal.js';
 import { pathParam, type RouteDefinition, type TaskRouteDeps } from './route-table.js';
 import { attemptView, cacheEntryView, taskSummary, taskView } from './task-views.js';
 import { taskChangeRoute } from './task-change-stream.js';
@@ -274,29 +275,14 @@ export const taskRoutes: RouteDefinition<TaskRouteDeps>[] = [
             wake = undefined;
           }
         } catch (error) {
-          // The stream's status line is sent already: the refusal travels as its last event,
-          // `refused` ({ code, message, details, requestId }; not `error`, an attempt's own type).
-          if (!(error instanceof BerthError) || error.code === 'internal')
-            logger?.error(
-              { requestId: c.get('requestId'), err: error },
-              'live event stream failed',
-            );
-          const refusal =
-            error instanceof BerthError && error.code !== 'internal'
-              ? error
-              : new BerthError('internal', 'the event stream failed');
-          if (open)
-            await stream
-              .writeSSE({
-                event: 'refused',
-                data: JSON.stringify({
-                  code: refusal.code,
-                  message: refusal.message,
-                  details: refusal.details,
-                  requestId: c.get('requestId'),
-                }),
-              })
-              .catch(() => undefined);
+          // The stream's status line is sent already: the refusal travels as its last event.
+          await sendStreamRefusal(stream, error, {
+            open,
+            requestId: c.get('requestId'),
+            logger,
+            logMessage: 'live event stream failed',
+            fallbackMessage: 'the event stream failed',
+          });
         } finally {
           unsubscribe();
         }
