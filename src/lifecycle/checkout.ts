@@ -88,6 +88,35 @@ const BUNDLE_PATH = `${SANDBOX_STATE_DIR}/repo.bundle`;
 /** How long an ssh host's name may take to resolve before its fetch. */
 const SSH_LOOKUP_TIMEOUT_MS = 20_000;
 
+/**
+ * The vetted target of a remote's address (`vet`: vetSshTarget or vetHttpTarget), looked up
+ * within SSH_LOOKUP_TIMEOUT_MS; a refused address fails the checkout before git runs.
+ */
+async function vetRemoteTarget<T extends { ok: true }>(
+  vet: (
+    url: string,
+    policy: RemoteAddressPolicy,
+    signal: AbortSignal,
+  ) => Promise<T | { ok: false; reason: string }>,
+  url: string,
+  policy: RemoteAddressPolicy | undefined,
+  signal: AbortSignal | undefined,
+): Promise<T> {
+  const target = await vet(
+    url,
+    policy ?? {},
+    AbortSignal.any([AbortSignal.timeout(SSH_LOOKUP_TIMEOUT_MS), ...(signal ? [signal] : [])]),
+  );
+  if (!target.ok) {
+    throw new BerthError(
+      'task_failed',
+      `its address is refused (${target.reason}); the server connects to public addresses only, and to a private or loopback one its operator allows with BERTH_SETUP_ALLOW (the server's own addresses never)`,
+      { reason: 'checkout' },
+    );
+  }
+  return target;
+}
+
 export function validateBranch(branch: string): string {
   if (branch === '' || branch.length > 255)
     throw new BerthError('invalid_input', 'the branch name is empty or too long');
@@ -277,21 +306,12 @@ export async function bundleSshRepository(url: string, options: SshFetchOptions)
     // request's refs, which the sandbox never fetches).
     const mirror = join(dir, 'repo.git');
     try {
-      const target = await vetSshTarget(
+      const target = await vetRemoteTarget(
+        vetSshTarget,
         url,
-        options.addressPolicy ?? {},
-        AbortSignal.any([
-          AbortSignal.timeout(SSH_LOOKUP_TIMEOUT_MS),
-          ...(options.signal ? [options.signal] : []),
-        ]),
+        options.addressPolicy,
+        options.signal,
       );
-      if (!target.ok) {
-        throw new BerthError(
-          'task_failed',
-          `its address is refused (${target.reason}); the server connects to public addresses only, and to a private or loopback one its operator allows with BERTH_SETUP_ALLOW (the server's own addresses never)`,
-          { reason: 'checkout' },
-        );
-      }
       await hostGit(
         ['-c', 'credential.helper=', 'clone', '--bare', '--', url, mirror],
         options.signal,
@@ -342,21 +362,12 @@ export async function bundleRemoteRepository(
     let fetch: (refspecs: string[]) => Promise<string> = () => Promise.resolve('');
     try {
       // Only the vetted address, no redirect, no other protocol, no operator git configuration.
-      const target = await vetHttpTarget(
+      const target = await vetRemoteTarget(
+        vetHttpTarget,
         url,
-        options.addressPolicy ?? {},
-        AbortSignal.any([
-          AbortSignal.timeout(SSH_LOOKUP_TIMEOUT_MS),
-          ...(options.signal ? [options.signal] : []),
-        ]),
+        options.addressPolicy,
+        options.signal,
       );
-      if (!target.ok) {
-        throw new BerthError(
-          'task_failed',
-          `its address is refused (${target.reason}); the server connects to public addresses only, and to a private or loopback one its operator allows with BERTH_SETUP_ALLOW (the server's own addresses never)`,
-          { reason: 'checkout' },
-        );
-      }
       fetch = async (refspecs: string[]) =>
         await hostGit(
           [
