@@ -84,16 +84,7 @@ export class TokenService {
     const token = value.startsWith(TOKEN_PREFIX)
       ? await this.store.getTokenByHash(hashToken(value))
       : undefined;
-    if (!token) throw new BerthError('unauthorized', 'the token is not valid');
-    if (token.revokedAt !== null) throw new BerthError('unauthorized', 'the token was revoked');
-    const now = this.now();
-    if (
-      token.lastUsedAt === null ||
-      Date.parse(now) - Date.parse(token.lastUsedAt) >= TOUCH_INTERVAL_MS
-    ) {
-      await this.store.touchToken(token.id, now);
-    }
-    return { tokenId: token.id, tokenName: token.name, admin: token.admin };
+    return this.callerOf(token);
   }
 
   /**
@@ -102,6 +93,11 @@ export class TokenService {
    */
   async verifyId(id: string): Promise<Caller> {
     const token = await this.store.getTokenById(id);
+    return this.callerOf(token);
+  }
+
+  /** The caller a found token stands for (its use noted); `unauthorized` if missing or revoked. */
+  private async callerOf(token: Token | undefined): Promise<Caller> {
     if (!token) throw new BerthError('unauthorized', 'the token is not valid');
     if (token.revokedAt !== null) throw new BerthError('unauthorized', 'the token was revoked');
     const now = this.now();
