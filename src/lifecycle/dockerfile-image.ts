@@ -4,6 +4,7 @@ import { BerthError } from '../errors/berth-error.js';
 import { DOCKERFILE_IMAGE_PREFIX } from '../domain/environment/environment-spec.js';
 import type { ImageEngine } from '../images/image-engine.js';
 import { localBranchHead, parseRepositoryLocation } from './checkout.js';
+import { checkDockerfile } from './dockerfile-refusals.js';
 
 /**
  * `image: { dockerfile: .berth/Dockerfile }` (issue 16 item 4): the environment's image built
@@ -15,8 +16,9 @@ import { localBranchHead, parseRepositoryLocation } from './checkout.js';
  *
  * Threat model. The Dockerfile is repository content (anyone who can push writes it) and its
  * `RUN` steps execute on the server's engine. They run with no network at all (`networkmode:
- * none`: only a loopback interface, so no host, metadata or private address is reachable; the
- * engine itself still pulls `FROM` images), within memory and CPU limits, with the engine's
+ * none`: only a loopback interface, so no host, metadata or private address is reachable), and
+ * nothing the engine itself would fetch is allowed (`ADD <url>`, `COPY --from=<image>`, a `FROM`
+ * image not already on the engine: refused before the build, dockerfile-refusals.ts), within memory and CPU limits, with the engine's
  * default confinement for build containers (which is less than a sandbox's: no Berth seccomp or
  * capability changes beyond Docker's defaults). Secrets and variables never reach the build
  * (no build arguments). The build's output goes to the attempt's log as untrusted text. Read
@@ -101,6 +103,25 @@ export async function dockerfileImage(
     'rev-parse',
     `${commit}:${folder === '.' ? '' : folder}`,
   ]);
+  // Before any build: nothing the engine would fetch itself (dockerfile-refusals.ts).
+  const text = await gitOut([
+    '-C',
+    location.location,
+    'cat-file',
+    'blob',
+    `${commit}:${dockerfile}`,
+  ]);
+  const { refusals, baseImages } = checkDockerfile(text);
+  for (const base of baseImages)
+    if ((await engine.imageId(base.image)) === undefined)
+      refusals.push({
+        line: base.line,
+        message: `FROM ${base.image}: not an image on the server's engine (never pulled: build or load it on the server first)`,
+      });
+  if (refusals.length > 0) {
+    refusals.sort((a, b) => a.line - b.line);
+    throw refused(dockerfile, refusals.map((r) => `line ${r.line}: ${r.message}`).join('; '));
+  }
   const ref = `berth-custom/${environment.id.toLowerCase().replace(/[^a-z0-9]/g, '-')}:${tree.slice(0, 16)}`;
   const existing = await engine.imageId(ref);
   if (existing !== undefined) return { ref, id: existing, commit, built: false };

@@ -1,11 +1,14 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerImageEngine } from '../../src/adapters/runtime/docker/docker-image-engine.js';
 import { DockerRuntime } from '../../src/adapters/runtime/docker/docker-runtime.js';
 import { AttemptRunner } from '../../src/lifecycle/attempt-runner.js';
 import { CommandAgent } from '../../src/lifecycle/command-agent.js';
+import { dockerfileImage } from '../../src/lifecycle/dockerfile-image.js';
 import { NoNetworkEnforcer } from '../../src/lifecycle/network-policy-enforcer.js';
 import { Scheduler } from '../../src/lifecycle/scheduler.js';
 import {
@@ -152,4 +155,53 @@ describe('image: { dockerfile }', () => {
     expect(third.log).toMatch(/cache miss: cache rebuilt because: base image changed/);
     expect(third.log).toMatch(/^custom image two$/m);
   });
+
+  it('refuses ADD <url> and a FROM image not on the engine before any build (review 5)', async () => {
+    // The engine (on the host's network) would fetch both from this loopback listener.
+    let connections = 0;
+    const listener = createServer((socket) => {
+      connections++;
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+    const port = (listener.address() as { port: number }).port;
+    const repo = mkdtempSync(join(tmpdir(), 'berth-dockerfile-refused-'));
+    try {
+      const git = (...args: string[]) =>
+        execFileSync('git', ['-C', repo, '-c', 'user.name=t', '-c', 'user.email=t@t', ...args]);
+      git('init', '-q', '-b', 'main');
+      mkdirSync(join(repo, '.berth'));
+      writeFileSync(
+        join(repo, '.berth', 'Dockerfile'),
+        [
+          `FROM ${world.image}`,
+          `ADD http://127.0.0.1:${port}/secret /secret`,
+          `FROM 127.0.0.1:${port}/evil/img:1`,
+          '',
+        ].join('\n'),
+      );
+      git('add', '-A');
+      git('commit', '-qm', 'evil');
+      const outcome = await dockerfileImage(
+        new DockerImageEngine({}),
+        {
+          id: `env_refused${process.pid}`,
+          spec: {
+            image: 'dockerfile:.berth/Dockerfile',
+            repository: { url: repo, defaultBranch: 'main' },
+          },
+        },
+        { allowLocal: true, onProgress: () => undefined },
+      ).then(
+        () => 'built',
+        (error: Error) => error.message,
+      );
+      expect(connections, outcome).toBe(0);
+      expect(outcome).toMatch(/line 2: ADD http:\/\/127\.0\.0\.1:\d+\/secret: a URL/);
+      expect(outcome).toMatch(/line 3: FROM 127\.0\.0\.1:\d+\/evil\/img:1: .*build or load it/);
+    } finally {
+      listener.close();
+      rmSync(repo, { recursive: true, force: true });
+    }
+  }, 120_000);
 });
