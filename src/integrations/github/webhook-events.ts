@@ -17,15 +17,18 @@ const repository = z.object({
 });
 const installation = z.object({ id: z.number().int() }).optional().nullable();
 const comment = z.object({ id: z.number().int(), body: z.string().nullable(), user });
+/** The issue or pull request a comment is on. */
+const thread = z.object({
+  number: z.number().int(),
+  title: z.string(),
+  body: z.string().nullable().optional(),
+  state: z.string(),
+  locked: z.boolean().optional(),
+});
 
 const issueComment = z.object({
   action: z.string(),
-  issue: z.object({
-    number: z.number().int(),
-    title: z.string(),
-    body: z.string().nullable().optional(),
-    state: z.string(),
-    locked: z.boolean().optional(),
+  issue: thread.extend({
     pull_request: z.object({}).passthrough().optional().nullable(),
   }),
   comment,
@@ -35,13 +38,7 @@ const issueComment = z.object({
 
 const reviewComment = z.object({
   action: z.string(),
-  pull_request: z.object({
-    number: z.number().int(),
-    title: z.string(),
-    body: z.string().nullable().optional(),
-    state: z.string(),
-    locked: z.boolean().optional(),
-  }),
+  pull_request: thread,
   comment: comment.extend({
     path: z.string().optional(),
     diff_hunk: z.string().optional(),
@@ -81,19 +78,7 @@ export function readCommentEvent(name: string, payload: unknown): ReadEvent {
     const p = parsed.data;
     return {
       handled: true,
-      event: {
-        source: p.issue.pull_request ? 'pull' : 'issue',
-        repository: repositoryOf(p.repository),
-        installationId: p.installation?.id,
-        number: p.issue.number,
-        title: p.issue.title,
-        description: p.issue.body ?? '',
-        state: p.issue.state,
-        locked: p.issue.locked === true,
-        commentId: p.comment.id,
-        body: p.comment.body ?? '',
-        author: p.comment.user,
-      },
+      event: commentEventOf(p.issue.pull_request ? 'pull' : 'issue', p, p.issue),
     };
   }
   if (name === 'pull_request_review_comment' && action === 'created') {
@@ -104,17 +89,7 @@ export function readCommentEvent(name: string, payload: unknown): ReadEvent {
     return {
       handled: true,
       event: {
-        source: 'review_comment',
-        repository: repositoryOf(p.repository),
-        installationId: p.installation?.id,
-        number: p.pull_request.number,
-        title: p.pull_request.title,
-        description: p.pull_request.body ?? '',
-        state: p.pull_request.state,
-        locked: p.pull_request.locked === true,
-        commentId: p.comment.id,
-        body: p.comment.body ?? '',
-        author: p.comment.user,
+        ...commentEventOf('review_comment', p, p.pull_request),
         review: { path: p.comment.path, diffHunk: p.comment.diff_hunk },
       },
     };
@@ -122,6 +97,27 @@ export function readCommentEvent(name: string, payload: unknown): ReadEvent {
   return {
     handled: false,
     why: `${name}${typeof action === 'string' ? `/${action}` : ''} is not an event Berth acts on`,
+  };
+}
+
+/** A comment on an issue or pull request (`on`), in the one shape. */
+function commentEventOf(
+  source: CommentEvent['source'],
+  p: z.infer<typeof issueComment> | z.infer<typeof reviewComment>,
+  on: z.infer<typeof thread>,
+): CommentEvent {
+  return {
+    source,
+    repository: repositoryOf(p.repository),
+    installationId: p.installation?.id,
+    number: on.number,
+    title: on.title,
+    description: on.body ?? '',
+    state: on.state,
+    locked: on.locked === true,
+    commentId: p.comment.id,
+    body: p.comment.body ?? '',
+    author: p.comment.user,
   };
 }
 
