@@ -1,6 +1,6 @@
 /* eslint-disable @typescript-eslint/no-unsafe-member-access -- tests poke at JSON bodies */
-import { createServer, type Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { countConnections, type ConnectionCounter } from '../support/connection-counter.js';
 import { startTestServer, type TestServer } from './api-server.js';
 
 /**
@@ -14,23 +14,17 @@ const KEY =
 
 describe('an ssh repository on a loopback address', () => {
   let server: TestServer;
-  let listener: Server;
+  let listener: ConnectionCounter;
   let port = 0;
-  let connections = 0;
 
   beforeAll(async () => {
-    listener = createServer((socket) => {
-      connections++;
-      socket.destroy();
-    });
-    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', () => resolve()));
-    const address = listener.address();
-    port = typeof address === 'object' && address ? address.port : 0;
+    listener = await countConnections();
+    port = listener.port;
     server = await startTestServer();
   });
   afterAll(async () => {
     await server?.close();
-    await new Promise((resolve) => listener.close(resolve));
+    await listener.close();
   });
 
   it('is not connected to when an environment is created, validated or updated', async () => {
@@ -64,6 +58,6 @@ describe('an ssh repository on a loopback address', () => {
       });
       expect(updated.status, updated.text).toBe(200);
     }
-    expect(connections).toBe(0);
+    expect(listener.count()).toBe(0);
   });
 });

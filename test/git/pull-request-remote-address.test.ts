@@ -1,9 +1,15 @@
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
-import { createServer, type Server } from 'node:net';
+import { createServer } from 'node:net';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PullRequestService } from '../../src/services/pull-request-service.js';
 import { createLogger } from '../../src/util/logger.js';
+import {
+  countConnections,
+  failure,
+  listenOn,
+  type ConnectionCounter,
+} from '../support/connection-counter.js';
 
 /**
  * `task pr` clones and pushes an https, http or git:// remote on the server's host with the
@@ -16,20 +22,14 @@ import { createLogger } from '../../src/util/logger.js';
 const TOKEN = 'SECRET-PR-TOKEN-8812';
 
 describe("a pull request's clone of an https, http or git:// remote", () => {
-  let listener: Server;
+  let listener: ConnectionCounter;
   let port = 0;
-  let connections = 0;
   beforeAll(async () => {
-    listener = createServer((socket) => {
-      connections++;
-      socket.destroy();
-    });
-    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', () => resolve()));
-    const address = listener.address();
-    port = typeof address === 'object' && address ? address.port : 0;
+    listener = await countConnections();
+    port = listener.port;
   });
   afterAll(async () => {
-    await new Promise((resolve) => listener.close(resolve));
+    await listener.close();
   });
 
   const request = (taskId: string, repository: string) => ({
@@ -62,11 +62,6 @@ describe("a pull request's clone of an https, http or git:// remote", () => {
       ),
       ...(allow ? { addressPolicy: { allow } } : {}),
     });
-  const failure = (promise: Promise<unknown>) =>
-    promise.then(
-      () => 'no failure',
-      (error: unknown) => (error instanceof Error ? error.message : String(error)),
-    );
 
   it('does not connect to a loopback address unless the operator allows it', async () => {
     for (const repository of [
@@ -80,7 +75,7 @@ describe("a pull request's clone of an https, http or git:// remote", () => {
       expect(refused).toContain('nothing was pushed');
       expect(refused).not.toContain(TOKEN);
     }
-    expect(connections).toBe(0);
+    expect(listener.count()).toBe(0);
 
     const allowed = await failure(
       service(['127.0.0.1/32']).open(
@@ -88,15 +83,13 @@ describe("a pull request's clone of an https, http or git:// remote", () => {
       ),
     );
     expect(allowed).toContain('could not clone');
-    expect(connections).toBe(1);
+    expect(listener.count()).toBe(1);
   });
 
   it('says the same whether the port answered or not, and logs git’s own message', async () => {
     // A port nothing listens on: the listener's, closed for a moment.
     const closed = createServer();
-    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', () => resolve()));
-    const address = closed.address();
-    const closedPort = typeof address === 'object' && address ? address.port : 0;
+    const closedPort = await listenOn(closed);
     await new Promise((resolve) => closed.close(resolve));
 
     const allowed = service(['127.0.0.1/32']);
@@ -134,13 +127,8 @@ describe("a pull request's clone of an https, http or git:// remote", () => {
       });
       res.end();
     });
-    const start = async (server: HttpServer) => {
-      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-      const address = server.address();
-      return typeof address === 'object' && address ? address.port : 0;
-    };
-    internalPort = await start(internal);
-    const redirectPort = await start(redirector);
+    internalPort = await listenOn(internal);
+    const redirectPort = await listenOn(redirector);
     try {
       const message = await failure(
         service(['127.0.0.1/32']).open(

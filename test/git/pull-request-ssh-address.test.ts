@@ -1,6 +1,10 @@
-import { createServer, type Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PullRequestService } from '../../src/services/pull-request-service.js';
+import {
+  countConnections,
+  failure,
+  type ConnectionCounter,
+} from '../support/connection-counter.js';
 
 /**
  * A pull request's push to an ssh remote runs ssh on the server's host with the environment's
@@ -13,20 +17,14 @@ const KEY =
   '-----BEGIN OPENSSH PRIVATE KEY-----\nnot a real key\n-----END OPENSSH PRIVATE KEY-----\n';
 
 describe("a pull request's ssh push", () => {
-  let listener: Server;
+  let listener: ConnectionCounter;
   let port = 0;
-  let connections = 0;
   beforeAll(async () => {
-    listener = createServer((socket) => {
-      connections++;
-      socket.destroy();
-    });
-    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', () => resolve()));
-    const address = listener.address();
-    port = typeof address === 'object' && address ? address.port : 0;
+    listener = await countConnections();
+    port = listener.port;
   });
   afterAll(async () => {
-    await new Promise((resolve) => listener.close(resolve));
+    await listener.close();
   });
 
   const request = (taskId: string) => ({
@@ -49,21 +47,16 @@ describe("a pull request's ssh push", () => {
       allowLocalRepositories: false,
       ...(allow ? { addressPolicy: { allow } } : {}),
     });
-  const failure = (promise: Promise<unknown>) =>
-    promise.then(
-      () => 'no failure',
-      (error: unknown) => (error instanceof Error ? error.message : String(error)),
-    );
 
   it('does not connect to a loopback address unless the operator allows it', async () => {
     const refused = await failure(service().open(request('task_sshaddr1')));
     expect(refused).toContain('its address is refused');
     expect(refused).toContain('BERTH_SETUP_ALLOW');
-    expect(connections).toBe(0);
+    expect(listener.count()).toBe(0);
 
     // Allowed: ssh connects (no sshd here, so the clone fails after the connection).
     const allowed = await failure(service(['127.0.0.1/32']).open(request('task_sshaddr2')));
     expect(allowed).not.toContain('its address is refused');
-    expect(connections).toBe(1);
+    expect(listener.count()).toBe(1);
   });
 });

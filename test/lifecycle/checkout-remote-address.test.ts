@@ -1,12 +1,17 @@
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
-import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { machineAddresses } from '../../src/egress/machine-addresses.js';
 import { bundleRemoteRepository } from '../../src/lifecycle/checkout.js';
+import {
+  countConnections,
+  failure,
+  listenOn,
+  type ConnectionCounter,
+} from '../support/connection-counter.js';
 import { GitHttpServer } from '../support/git-http-server.js';
 
 /**
@@ -20,36 +25,13 @@ import { GitHttpServer } from '../support/git-http-server.js';
 const TOKEN = 'SECRET-TOKEN-4411';
 const credentials = { username: 'x-access-token', password: TOKEN };
 
-async function listen(
-  host: string,
-): Promise<{ server: Server; port: number; count: () => number }> {
-  let count = 0;
-  const server = createServer((socket) => {
-    count++;
-    socket.destroy();
-  });
-  await new Promise<void>((resolve) => server.listen(0, host, () => resolve()));
-  const address = server.address();
-  return {
-    server,
-    port: typeof address === 'object' && address ? address.port : 0,
-    count: () => count,
-  };
-}
-
-const failure = (promise: Promise<unknown>) =>
-  promise.then(
-    () => 'no failure',
-    (error: unknown) => (error instanceof Error ? error.message : String(error)),
-  );
-
 describe("the checkout's host-side fetch of a remote repository", () => {
-  let loopback: Awaited<ReturnType<typeof listen>>;
+  let loopback: ConnectionCounter;
   beforeAll(async () => {
-    loopback = await listen('127.0.0.1');
+    loopback = await countConnections();
   });
   afterAll(async () => {
-    await new Promise((resolve) => loopback.server.close(resolve));
+    await loopback.close();
   });
 
   it('does not connect to a loopback address, literal or by name, unless allowed', async () => {
@@ -78,7 +60,7 @@ describe("the checkout's host-side fetch of a remote repository", () => {
 
   it("does not connect to one of this machine's own addresses, even inside an allowed range", async () => {
     const own = machineAddresses().find((a) => /^\d+\.\d+\.\d+\.\d+$/.test(a)) ?? '';
-    const listener = await listen(own);
+    const listener = await countConnections(own);
     try {
       const message = await failure(
         bundleRemoteRepository(`http://${own}:${listener.port}/r.git`, credentials, {
@@ -88,7 +70,7 @@ describe("the checkout's host-side fetch of a remote repository", () => {
       expect(message).toContain("one of this machine's own addresses");
       expect(listener.count()).toBe(0);
     } finally {
-      await new Promise((resolve) => listener.server.close(resolve));
+      await listener.close();
     }
   });
 
@@ -108,13 +90,8 @@ describe("the checkout's host-side fetch of a remote repository", () => {
       });
       res.end();
     });
-    const start = async (server: HttpServer) => {
-      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-      const address = server.address();
-      return typeof address === 'object' && address ? address.port : 0;
-    };
-    internalPort = await start(internal);
-    const port = await start(redirector);
+    internalPort = await listenOn(internal);
+    const port = await listenOn(redirector);
     try {
       const message = await failure(
         bundleRemoteRepository(`http://localhost:${port}/r.git`, credentials, {

@@ -1,7 +1,11 @@
-import { createServer, type Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { machineAddresses } from '../../src/egress/machine-addresses.js';
 import { bundleSshRepository } from '../../src/lifecycle/checkout.js';
+import {
+  countConnections,
+  failure,
+  type ConnectionCounter,
+} from '../support/connection-counter.js';
 
 /**
  * The checkout's own ssh fetch on the server's host (bundleSshRepository) connects only to an
@@ -14,36 +18,13 @@ import { bundleSshRepository } from '../../src/lifecycle/checkout.js';
 const KEY =
   '-----BEGIN OPENSSH PRIVATE KEY-----\nnot a real key\n-----END OPENSSH PRIVATE KEY-----\n';
 
-async function listen(
-  host: string,
-): Promise<{ server: Server; port: number; count: () => number }> {
-  let count = 0;
-  const server = createServer((socket) => {
-    count++;
-    socket.destroy();
-  });
-  await new Promise<void>((resolve) => server.listen(0, host, () => resolve()));
-  const address = server.address();
-  return {
-    server,
-    port: typeof address === 'object' && address ? address.port : 0,
-    count: () => count,
-  };
-}
-
-const failure = (promise: Promise<unknown>) =>
-  promise.then(
-    () => 'no failure',
-    (error: unknown) => (error instanceof Error ? error.message : String(error)),
-  );
-
 describe("the checkout's ssh fetch", () => {
-  let loopback: Awaited<ReturnType<typeof listen>>;
+  let loopback: ConnectionCounter;
   beforeAll(async () => {
-    loopback = await listen('127.0.0.1');
+    loopback = await countConnections();
   });
   afterAll(async () => {
-    await new Promise((resolve) => loopback.server.close(resolve));
+    await loopback.close();
   });
 
   it('does not connect to a loopback address, literal or by name, unless allowed', async () => {
@@ -73,7 +54,7 @@ describe("the checkout's ssh fetch", () => {
 
   it("does not connect to one of this machine's own addresses, even inside an allowed range", async () => {
     const own = machineAddresses().find((a) => /^\d+\.\d+\.\d+\.\d+$/.test(a)) ?? '';
-    const listener = await listen(own);
+    const listener = await countConnections(own);
     try {
       const message = await failure(
         bundleSshRepository(`ssh://git@${own}:${listener.port}/r`, {
@@ -84,7 +65,7 @@ describe("the checkout's ssh fetch", () => {
       expect(message).toContain("one of this machine's own addresses");
       expect(listener.count()).toBe(0);
     } finally {
-      await new Promise((resolve) => listener.server.close(resolve));
+      await listener.close();
     }
   });
 });
