@@ -1,6 +1,5 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,10 +10,13 @@ import { CommandAgent } from '../../src/lifecycle/command-agent.js';
 import { dockerfileImage } from '../../src/lifecycle/dockerfile-image.js';
 import { NoNetworkEnforcer } from '../../src/lifecycle/network-policy-enforcer.js';
 import { Scheduler } from '../../src/lifecycle/scheduler.js';
+import { countConnections } from '../support/connection-counter.js';
 import {
   addEnvironment,
   closeTaskQueueWorld,
+  commitBerthFiles,
   openTaskQueueWorld,
+  runCommandOnce,
   type TaskQueueWorld,
 } from './task-queue-support.js';
 
@@ -31,23 +33,6 @@ const instance = `dockerfile-${process.pid}`;
 const runtime = new DockerRuntime({ instance });
 let world: TaskQueueWorld;
 let environmentId: string;
-
-function commit(files: Record<string, string>): void {
-  const dir = world.repo.dir;
-  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, '.berth', name), text);
-  execFileSync('git', ['-C', dir, 'add', '-A']);
-  execFileSync('git', [
-    '-C',
-    dir,
-    '-c',
-    'user.name=t',
-    '-c',
-    'user.email=t@t',
-    'commit',
-    '-qm',
-    'image',
-  ]);
-}
 
 async function runOnce(): Promise<{ status: string; log: string }> {
   const runner = new AttemptRunner({
@@ -69,46 +54,29 @@ async function runOnce(): Promise<{ status: string; log: string }> {
     concurrency: 1,
     pollMs: 100,
   });
-  await queue.start();
-  try {
-    const { task, attempts } = await queue.submit({
-      environmentId,
-      prompt: '',
-      command: 'cat /etc/berth-custom-marker',
-      ref: {},
-      attempts: 1,
-    });
-    const done = await queue.waitForTask(task.id);
-    const events = await world.store.listAttemptEvents(attempts[0]?.id ?? '');
-    const log = events
-      .map((e) =>
-        e.type === 'log'
-          ? e.text
-          : e.type === 'error'
-            ? `error: ${e.message}\n`
-            : e.type === 'cache'
-              ? `cache ${e.result}: ${e.reason}\n`
-              : '',
-      )
-      .join('');
-    return { status: done.status, log };
-  } finally {
-    await queue.stop();
-  }
+  return await runCommandOnce(queue, world.store, {
+    environmentId,
+    command: 'cat /etc/berth-custom-marker',
+    ref: {},
+  });
 }
 
 beforeAll(async () => {
   world = await openTaskQueueWorld('dockerfile');
   mkdirSync(join(world.repo.dir, '.berth'));
-  commit({
-    Dockerfile: [
-      `FROM ${world.image}`,
-      'RUN [ "$(ls /sys/class/net)" = "lo" ] || { echo "the build has a network: $(ls /sys/class/net)"; exit 1; }',
-      'COPY marker.txt /etc/berth-custom-marker',
-      '',
-    ].join('\n'),
-    'marker.txt': 'custom image one\n',
-  });
+  commitBerthFiles(
+    world,
+    {
+      Dockerfile: [
+        `FROM ${world.image}`,
+        'RUN [ "$(ls /sys/class/net)" = "lo" ] || { echo "the build has a network: $(ls /sys/class/net)"; exit 1; }',
+        'COPY marker.txt /etc/berth-custom-marker',
+        '',
+      ].join('\n'),
+      'marker.txt': 'custom image one\n',
+    },
+    'image',
+  );
   environmentId = await addEnvironment(world.store, {
     name: 'dockerfile-env',
     repository: world.repo.dir,
@@ -148,7 +116,7 @@ describe('image: { dockerfile }', () => {
     expect(second.log).toMatch(/already built from \.berth\/Dockerfile/);
     expect(second.log).toMatch(/^cache hit/m);
 
-    commit({ 'marker.txt': 'custom image two\n' });
+    commitBerthFiles(world, { 'marker.txt': 'custom image two\n' }, 'image');
     const third = await runOnce();
     expect(third.status, third.log).toBe('succeeded');
     expect(third.log).toMatch(/ built from \.berth\/Dockerfile/);
@@ -158,13 +126,8 @@ describe('image: { dockerfile }', () => {
 
   it('refuses ADD <url> and a FROM image not on the engine before any build (review 5)', async () => {
     // The engine (on the host's network) would fetch both from this loopback listener.
-    let connections = 0;
-    const listener = createServer((socket) => {
-      connections++;
-      socket.destroy();
-    });
-    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
-    const port = (listener.address() as { port: number }).port;
+    const listener = await countConnections();
+    const port = listener.port;
     const repo = mkdtempSync(join(tmpdir(), 'berth-dockerfile-refused-'));
     try {
       const git = (...args: string[]) =>
@@ -196,11 +159,11 @@ describe('image: { dockerfile }', () => {
         () => 'built',
         (error: Error) => error.message,
       );
-      expect(connections, outcome).toBe(0);
+      expect(listener.count(), outcome).toBe(0);
       expect(outcome).toMatch(/line 2: ADD http:\/\/127\.0\.0\.1:\d+\/secret: a URL/);
       expect(outcome).toMatch(/line 3: FROM 127\.0\.0\.1:\d+\/evil\/img:1: .*build or load it/);
     } finally {
-      listener.close();
+      await listener.close();
       rmSync(repo, { recursive: true, force: true });
     }
   }, 120_000);

@@ -1,5 +1,4 @@
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerRuntime } from '../../src/adapters/runtime/docker/docker-runtime.js';
@@ -7,7 +6,9 @@ import {
   addEnvironment,
   closeTaskQueueWorld,
   commandScheduler,
+  commitBerthFiles,
   openTaskQueueWorld,
+  runCommandOnce,
   type TaskQueueWorld,
 } from './task-queue-support.js';
 
@@ -25,53 +26,16 @@ let world: TaskQueueWorld;
 let environmentId: string;
 
 function commitFile(text: string): void {
-  const dir = world.repo.dir;
-  writeFileSync(join(dir, '.berth', 'environment.yaml'), text);
-  execFileSync('git', ['-C', dir, 'add', '-A']);
-  execFileSync('git', [
-    '-C',
-    dir,
-    '-c',
-    'user.name=t',
-    '-c',
-    'user.email=t@t',
-    'commit',
-    '-qm',
-    'environment file',
-  ]);
+  commitBerthFiles(world, { 'environment.yaml': text }, 'environment file');
 }
 
 async function runOnce(branch?: string): Promise<{ status: string; log: string }> {
   const queue = commandScheduler(world, runtime);
-  await queue.start();
-  try {
-    const command = 'echo "agent sees FROM_FILE=$FROM_FILE"; cat /tmp/built-by';
-    const { task, attempts } = await queue.submit({
-      environmentId,
-      prompt: '',
-      command,
-      ref: branch === undefined ? {} : { branch },
-      attempts: 1,
-    });
-    const done = await queue.waitForTask(task.id);
-    const events = await world.store.listAttemptEvents(attempts[0]?.id ?? '');
-    const log = events
-      .map((e) =>
-        e.type === 'log'
-          ? e.text
-          : e.type === 'error'
-            ? `error: ${e.message}\n`
-            : e.type === 'cache'
-              ? `cache ${e.result}: ${e.reason}\n`
-              : e.type === 'warning'
-                ? `warning: ${e.message}\n`
-                : '',
-      )
-      .join('');
-    return { status: done.status, log };
-  } finally {
-    await queue.stop();
-  }
+  return await runCommandOnce(queue, world.store, {
+    environmentId,
+    command: 'echo "agent sees FROM_FILE=$FROM_FILE"; cat /tmp/built-by',
+    ref: branch === undefined ? {} : { branch },
+  });
 }
 
 beforeAll(async () => {

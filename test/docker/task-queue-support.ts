@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { SandboxRuntime } from '../../src/ports/sandbox-runtime.js';
@@ -115,4 +116,64 @@ export async function submitCommand(
   attempts = 1,
 ): ReturnType<Scheduler['submit']> {
   return await queue.submit({ environmentId, prompt: '', command, ref: {}, attempts });
+}
+
+/** Writes `files` into the sample repository's `.berth` folder (made already) and commits them. */
+export function commitBerthFiles(
+  world: Pick<TaskQueueWorld, 'repo'>,
+  files: Record<string, string>,
+  message: string,
+): void {
+  const dir = world.repo.dir;
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, '.berth', name), text);
+  execFileSync('git', ['-C', dir, 'add', '-A']);
+  execFileSync('git', [
+    '-C',
+    dir,
+    '-c',
+    'user.name=t',
+    '-c',
+    'user.email=t@t',
+    'commit',
+    '-qm',
+    message,
+  ]);
+}
+
+/**
+ * Starts `queue`, runs one task of one attempt whose agent phase runs `command` to its end and
+ * stops the queue: the task's status and the attempt's events as text (its log output, errors,
+ * cache results and warnings, one a line).
+ */
+export async function runCommandOnce(
+  queue: Scheduler,
+  store: SqliteStore,
+  task: { environmentId: string; command: string; ref: { branch?: string } },
+): Promise<{ status: string; log: string }> {
+  await queue.start();
+  try {
+    const { task: submitted, attempts } = await queue.submit({
+      ...task,
+      prompt: '',
+      attempts: 1,
+    });
+    const done = await queue.waitForTask(submitted.id);
+    const events = await store.listAttemptEvents(attempts[0]?.id ?? '');
+    const log = events
+      .map((e) =>
+        e.type === 'log'
+          ? e.text
+          : e.type === 'error'
+            ? `error: ${e.message}\n`
+            : e.type === 'cache'
+              ? `cache ${e.result}: ${e.reason}\n`
+              : e.type === 'warning'
+                ? `warning: ${e.message}\n`
+                : '',
+      )
+      .join('');
+    return { status: done.status, log };
+  } finally {
+    await queue.stop();
+  }
 }
