@@ -18,7 +18,7 @@ import { writeSandboxFile } from './sandbox-files.js';
 import { SshKeySession } from './ssh-key-session.js';
 import type { RemoteAddressPolicy } from '../git/remote-address.js';
 import { vetSshTarget } from '../git/ssh-target.js';
-import { vetHttpTarget } from '../git/http-target.js';
+import { ISOLATED_GIT_ENV, vetHttpTarget } from '../git/http-target.js';
 
 /**
  * Checks a repository out inside a sandbox: the environment's default branch for the cache, the
@@ -206,6 +206,13 @@ function tail(text: string, lines = 20): string {
   return text.trimEnd().split('\n').slice(-lines).join('\n');
 }
 
+/** git's subcommand among its arguments (past `-c name=value` and `-C path`). */
+function subcommand(args: readonly string[]): string {
+  return (
+    args.find((a, i) => !a.startsWith('-') && args[i - 1] !== '-c' && args[i - 1] !== '-C') ?? ''
+  );
+}
+
 async function hostGit(
   args: string[],
   signal?: AbortSignal,
@@ -225,7 +232,7 @@ async function hostGit(
           reject(
             new BerthError(
               'task_failed',
-              `git ${args[2] ?? args[0] ?? ''} failed on the host: ${tail(stderr) || error.message}`,
+              `git ${subcommand(args)} failed on the host: ${tail(stderr) || error.message}`,
               { reason: 'checkout' },
             ),
           );
@@ -312,10 +319,27 @@ export async function bundleSshRepository(url: string, options: SshFetchOptions)
         options.addressPolicy,
         options.signal,
       );
+      // No operator git configuration (a system `url.*.insteadOf` would turn the vetted ssh URL
+      // into another), ssh only, no redirect (review 5).
       await hostGit(
-        ['-c', 'credential.helper=', 'clone', '--bare', '--', url, mirror],
+        [
+          '-c',
+          'credential.helper=',
+          '-c',
+          'protocol.allow=never',
+          '-c',
+          'protocol.ssh.allow=always',
+          '-c',
+          'http.followRedirects=false',
+          'clone',
+          '--bare',
+          '--',
+          url,
+          mirror,
+        ],
         options.signal,
         {
+          ...ISOLATED_GIT_ENV,
           ...session.env,
           GIT_SSH_COMMAND: `${session.env.GIT_SSH_COMMAND ?? 'ssh'} ${target.sshOptions}`,
         },

@@ -16,7 +16,7 @@ import { runGit, runGitOk, type GitResult } from '../git/run-git.js';
 import { SshKeySession } from '../lifecycle/ssh-key-session.js';
 import type { RemoteAddressPolicy } from '../git/remote-address.js';
 import { vetSshTarget } from '../git/ssh-target.js';
-import { vetHttpTarget } from '../git/http-target.js';
+import { ISOLATED_GIT_ENV, vetHttpTarget } from '../git/http-target.js';
 import { createLogger, type Logger } from '../util/logger.js';
 import {
   credentialArgs,
@@ -40,7 +40,10 @@ import {
  * operator allows it, no redirect, no operator git configuration), and a failed clone of an https,
  * http or git:// remote answers a fixed message (git's, which would tell whether the port
  * answered, goes to the log). The repository is
- * cloned into a fresh temporary directory, hooks off, and removed afterwards; the diff is applied
+ * cloned into a fresh temporary directory, hooks off, and removed afterwards; every git here
+ * (clone, checkout, apply, commit, push, over ssh too) runs without the server's system, global or
+ * HOME configuration (no operator `url.*.insteadOf`, filter or proxy; git-lfs never smudges), ssh
+ * remotes with `protocol.allow` for ssh only (review 5); the diff is applied
  * with `git apply` (no code from the repository runs), after its headers passed the checks of
  * git/diff-headers.ts (no copy or rename, no path outside the tree or in `.git`: a hand-made diff
  * could otherwise copy a file of this host, its ssh keys say, into the push), and the commit must
@@ -133,6 +136,13 @@ export interface PullRequestOpener {
 }
 
 const TIMEOUT_MS = 10 * 60_000;
+
+/**
+ * Every git this service runs (review 5): no system, global or HOME configuration (so no
+ * operator `url.*.insteadOf` turns a vetted remote into another, no filter or hook it defines),
+ * no proxy, and git-lfs never fetches on checkout.
+ */
+const ISOLATED = { ...ISOLATED_GIT_ENV, GIT_LFS_SKIP_SMUDGE: '1' };
 
 function gitTail(text: string): string {
   return text
@@ -231,9 +241,17 @@ export class PullRequestService implements PullRequestOpener {
         }
         pinned = target.sshOptions;
       }
+      // ssh: the vetted address (pinned), ssh and nothing else, no redirect.
       let auth = ssh
         ? {
-            args: [] as string[],
+            args: [
+              '-c',
+              'protocol.allow=never',
+              '-c',
+              'protocol.ssh.allow=always',
+              '-c',
+              'http.followRedirects=false',
+            ],
             env: { ...ssh.env, GIT_SSH_COMMAND: `${ssh.env.GIT_SSH_COMMAND ?? 'ssh'} ${pinned}` },
           }
         : this.auth(location, github, input.credentials);
@@ -259,10 +277,12 @@ export class PullRequestService implements PullRequestOpener {
         'commit.gpgSign=false',
         '-c',
         'credential.helper=',
+        '-c',
+        'core.fsmonitor=false',
       ];
       const cloned = await runGit(
         [...safe, ...auth.args, 'clone', '-q', '--no-checkout', '--', cloneFrom, work],
-        { cwd: dir, env: auth.env, signal },
+        { cwd: dir, env: { ...ISOLATED, ...auth.env }, signal },
       );
       if (cloned.code !== 0 && location.kind === 'remote') {
         // git's message would tell the caller whether anything answered at that address and port
@@ -287,12 +307,12 @@ export class PullRequestService implements PullRequestOpener {
       const git = (args: string[], withAuth = false) =>
         runGit([...safe, ...(withAuth ? auth.args : []), ...args], {
           cwd: work,
-          env: withAuth ? auth.env : {},
+          env: { ...ISOLATED, ...(withAuth ? auth.env : {}) },
           signal,
         });
       /** Without credentials, stdout read as bytes: paths compared as git has them. */
       const gitBytes = (args: string[]) =>
-        runGit([...safe, ...args], { cwd: work, encoding: 'latin1', signal });
+        runGit([...safe, ...args], { cwd: work, env: ISOLATED, encoding: 'latin1', signal });
       const checkout = await git(['checkout', '-q', '--detach', input.baseCommit]);
       if (checkout.code !== 0) {
         throw new BerthError(
@@ -333,6 +353,7 @@ export class PullRequestService implements PullRequestOpener {
             ? input.commitMessage
             : `${input.commitMessage}\n`,
           env: {
+            ...ISOLATED,
             GIT_AUTHOR_NAME: author.name,
             GIT_AUTHOR_EMAIL: author.email,
             GIT_COMMITTER_NAME: author.name,
@@ -342,7 +363,7 @@ export class PullRequestService implements PullRequestOpener {
         'could not commit the diff',
       );
       const commit = (
-        await runGitOk(['rev-parse', 'HEAD'], { cwd: work, signal }, 'rev-parse')
+        await runGitOk(['rev-parse', 'HEAD'], { cwd: work, env: ISOLATED, signal }, 'rev-parse')
       ).trim();
       await this.checkCommit(gitBytes, input, named);
 
