@@ -88,6 +88,15 @@ export class FakeSlack {
     return `${this.url}/api/`;
   }
 
+  /** `berth serve`'s variables for the Events API on this fake: bot token, signing secret, API URL. */
+  get serverEnv(): Record<string, string> {
+    return {
+      BERTH_SLACK_BOT_TOKEN: BOT_TOKEN,
+      BERTH_SLACK_SIGNING_SECRET: SIGNING_SECRET,
+      BERTH_SLACK_API_URL: this.apiUrl,
+    };
+  }
+
   get socketCount(): number {
     return this.sockets.size;
   }

@@ -6,7 +6,6 @@ import {
   BOT_TOKEN,
   BOT_USER,
   FakeSlack,
-  SIGNING_SECRET,
   blockText,
   deliver,
   eventCallback,
@@ -43,9 +42,7 @@ beforeAll(async () => {
       // A model is named so prompts are accepted; no attempt gets as far as asking it.
       BERTH_MODEL_BASE_URL: 'http://127.0.0.1:9/v1',
       BERTH_MODEL: 'scripted',
-      BERTH_SLACK_BOT_TOKEN: BOT_TOKEN,
-      BERTH_SLACK_SIGNING_SECRET: SIGNING_SECRET,
-      BERTH_SLACK_API_URL: slack.apiUrl,
+      ...slack.serverEnv,
       BERTH_PUBLIC_URL: 'https://berth.example.test',
     },
   });

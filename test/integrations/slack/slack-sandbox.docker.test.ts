@@ -6,10 +6,8 @@ import { FakeModelServer } from '../../support/fake-model-server.js';
 import { ADDER_FIX, after, answer } from '../../support/scripted-turns.js';
 import { lifecycleTestImage } from '../../docker/lifecycle-support.js';
 import {
-  BOT_TOKEN,
   BOT_USER,
   FakeSlack,
-  SIGNING_SECRET,
   blockText,
   deliver,
   eventCallback,
@@ -43,9 +41,7 @@ beforeAll(async () => {
       BERTH_MODEL_BASE_URL: model.baseUrl,
       BERTH_MODEL_API_KEY: 'sk-slack-test',
       BERTH_MODEL: 'fake-coder',
-      BERTH_SLACK_BOT_TOKEN: BOT_TOKEN,
-      BERTH_SLACK_SIGNING_SECRET: SIGNING_SECRET,
-      BERTH_SLACK_API_URL: slack.apiUrl,
+      ...slack.serverEnv,
     },
   });
   const spec = {

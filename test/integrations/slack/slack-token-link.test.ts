@@ -3,10 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runBerth } from '../../support/cli.js';
 import { startTestServer, type TestServer } from '../../api/api-server.js';
 import {
-  BOT_TOKEN,
   BOT_USER,
   FakeSlack,
-  SIGNING_SECRET,
   blockText,
   deliver,
   eventCallback,
@@ -28,9 +26,7 @@ beforeAll(async () => {
   slack = await FakeSlack.start();
   server = await startTestServer({
     env: {
-      BERTH_SLACK_BOT_TOKEN: BOT_TOKEN,
-      BERTH_SLACK_SIGNING_SECRET: SIGNING_SECRET,
-      BERTH_SLACK_API_URL: slack.apiUrl,
+      ...slack.serverEnv,
     },
   });
 });
