@@ -43,5 +43,11 @@ export default tseslint.config(
     files: ['src/config/**', 'test/**', 'bench/**', 'eslint.config.js', 'vitest.config.ts'],
     rules: { 'no-restricted-properties': 'off' },
   },
+  {
+    // Generated from the OpenAPI document (scripts/generate-client-types.js): a field whose schema
+    // transforms its input (image: { dockerfile } → text) comes out as `string | unknown`.
+    files: ['src/client/api-schema.gen.ts'],
+    rules: { '@typescript-eslint/no-redundant-type-constituents': 'off' },
+  },
   { files: ['**/*.js'], ...tseslint.configs.disableTypeChecked },
 );
