@@ -1,15 +1,15 @@
-import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PullRequestService } from '../../src/services/pull-request-service.js';
 import { createLogger } from '../../src/util/logger.js';
 import {
   countConnections,
   failure,
   listenOn,
+  redirectToLoopback,
   type ConnectionCounter,
 } from '../support/connection-counter.js';
+import { addressTestPullRequest, addressTestService } from '../support/pull-request-support.js';
 
 /**
  * `task pr` clones and pushes an https, http or git:// remote on the server's host with the
@@ -32,25 +32,11 @@ describe("a pull request's clone of an https, http or git:// remote", () => {
     await listener.close();
   });
 
-  const request = (taskId: string, repository: string) => ({
-    taskId,
-    repository,
-    base: 'main',
-    baseCommit: '0'.repeat(40),
-    diff: 'diff --git a/PR.txt b/PR.txt\nnew file mode 100644\n--- /dev/null\n+++ b/PR.txt\n@@ -0,0 +1 @@\n+x\n',
-    commitMessage: 'm',
-    title: 't',
-    body: 'b',
-    draft: false,
-    credentials: { username: 'x-access-token', password: TOKEN },
-  });
+  const request = (taskId: string, repository: string) =>
+    addressTestPullRequest(taskId, repository, { username: 'x-access-token', password: TOKEN });
   const logged: string[] = [];
   const service = (allow?: string[]) =>
-    new PullRequestService({
-      githubApiUrl: 'http://127.0.0.1:9/unused',
-      githubRemotes: {},
-      gitAuthor: { name: 'Berth', email: 'berth@localhost' },
-      allowLocalRepositories: false,
+    addressTestService(allow, {
       logger: createLogger(
         'info',
         new Writable({
@@ -60,7 +46,6 @@ describe("a pull request's clone of an https, http or git:// remote", () => {
           },
         }),
       ),
-      ...(allow ? { addressPolicy: { allow } } : {}),
     });
 
   it('does not connect to a loopback address unless the operator allows it', async () => {
@@ -112,23 +97,7 @@ describe("a pull request's clone of an https, http or git:// remote", () => {
   });
 
   it('follows no redirect, so the token never goes to another port', async () => {
-    const seen: string[] = [];
-    const internal = createHttpServer((req, res) => {
-      seen.push(`${req.method} ${req.url} ${req.headers.authorization ?? '-'}`);
-      res.writeHead(req.headers.authorization ? 404 : 401, {
-        'www-authenticate': 'Basic realm="x"',
-      });
-      res.end();
-    });
-    let internalPort = 0;
-    const redirector: HttpServer = createHttpServer((req, res) => {
-      res.writeHead(302, {
-        location: `http://127.0.0.1:${internalPort}/internal${req.url ?? '/'}`,
-      });
-      res.end();
-    });
-    internalPort = await listenOn(internal);
-    const redirectPort = await listenOn(redirector);
+    const { seen, redirectPort, close } = await redirectToLoopback();
     try {
       const message = await failure(
         service(['127.0.0.1/32']).open(
@@ -138,8 +107,7 @@ describe("a pull request's clone of an https, http or git:// remote", () => {
       expect(message).toContain('could not clone');
       expect(seen).toEqual([]);
     } finally {
-      await new Promise((resolve) => internal.close(resolve));
-      await new Promise((resolve) => redirector.close(resolve));
+      await close();
     }
   });
 });

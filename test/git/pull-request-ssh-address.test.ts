@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PullRequestService } from '../../src/services/pull-request-service.js';
 import {
   countConnections,
   failure,
   type ConnectionCounter,
 } from '../support/connection-counter.js';
+import { addressTestPullRequest, addressTestService } from '../support/pull-request-support.js';
 
 /**
  * A pull request's push to an ssh remote runs ssh on the server's host with the environment's
@@ -27,26 +27,12 @@ describe("a pull request's ssh push", () => {
     await listener.close();
   });
 
-  const request = (taskId: string) => ({
-    taskId,
-    repository: `ssh://git@127.0.0.1:${port}/srv/app.git`,
-    base: 'main',
-    baseCommit: '0'.repeat(40),
-    diff: 'diff --git a/PR.txt b/PR.txt\nnew file mode 100644\n--- /dev/null\n+++ b/PR.txt\n@@ -0,0 +1 @@\n+x\n',
-    commitMessage: 'm',
-    title: 't',
-    body: 'b',
-    draft: false,
-    credentials: { username: 'git', password: KEY },
-  });
-  const service = (allow?: string[]) =>
-    new PullRequestService({
-      githubApiUrl: 'http://127.0.0.1:9/unused',
-      githubRemotes: {},
-      gitAuthor: { name: 'Berth', email: 'berth@localhost' },
-      allowLocalRepositories: false,
-      ...(allow ? { addressPolicy: { allow } } : {}),
+  const request = (taskId: string) =>
+    addressTestPullRequest(taskId, `ssh://git@127.0.0.1:${port}/srv/app.git`, {
+      username: 'git',
+      password: KEY,
     });
+  const service = addressTestService;
 
   it('does not connect to a loopback address unless the operator allows it', async () => {
     const refused = await failure(service().open(request('task_sshaddr1')));

@@ -1,6 +1,5 @@
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,7 +8,7 @@ import { bundleRemoteRepository } from '../../src/lifecycle/checkout.js';
 import {
   countConnections,
   failure,
-  listenOn,
+  redirectToLoopback,
   type ConnectionCounter,
 } from '../support/connection-counter.js';
 import { GitHttpServer } from '../support/git-http-server.js';
@@ -75,23 +74,7 @@ describe("the checkout's host-side fetch of a remote repository", () => {
   });
 
   it('follows no redirect, so the token never goes to another address or port', async () => {
-    const seen: string[] = [];
-    const internal = createHttpServer((req, res) => {
-      seen.push(`${req.method} ${req.url} ${req.headers.authorization ?? '-'}`);
-      res.writeHead(req.headers.authorization ? 404 : 401, {
-        'www-authenticate': 'Basic realm="x"',
-      });
-      res.end();
-    });
-    let internalPort = 0;
-    const redirector: HttpServer = createHttpServer((req, res) => {
-      res.writeHead(302, {
-        location: `http://127.0.0.1:${internalPort}/internal${req.url ?? '/'}`,
-      });
-      res.end();
-    });
-    internalPort = await listenOn(internal);
-    const port = await listenOn(redirector);
+    const { seen, redirectPort: port, close } = await redirectToLoopback();
     try {
       const message = await failure(
         bundleRemoteRepository(`http://localhost:${port}/r.git`, credentials, {
@@ -101,8 +84,7 @@ describe("the checkout's host-side fetch of a remote repository", () => {
       expect(message).toContain('could not fetch the repository');
       expect(seen).toEqual([]);
     } finally {
-      await new Promise((resolve) => internal.close(resolve));
-      await new Promise((resolve) => redirector.close(resolve));
+      await close();
     }
   });
 

@@ -1,4 +1,4 @@
-import type { Server as HttpServer } from 'node:http';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer, type Server } from 'node:net';
 
 /**
@@ -43,3 +43,40 @@ export const failure = (promise: Promise<unknown>): Promise<string> =>
     () => 'no failure',
     (error: unknown) => (error instanceof Error ? error.message : String(error)),
   );
+
+/**
+ * An http server on loopback that asks for a password (401, then 404), noting each request
+ * (`METHOD URL AUTHORIZATION`) in `seen`, and a redirector on another port whose every answer is
+ * a 302 to it: a client that follows no redirect leaves `seen` empty.
+ */
+export async function redirectToLoopback(): Promise<{
+  seen: string[];
+  redirectPort: number;
+  close: () => Promise<void>;
+}> {
+  const seen: string[] = [];
+  const internal = createHttpServer((req, res) => {
+    seen.push(`${req.method} ${req.url} ${req.headers.authorization ?? '-'}`);
+    res.writeHead(req.headers.authorization ? 404 : 401, {
+      'www-authenticate': 'Basic realm="x"',
+    });
+    res.end();
+  });
+  let internalPort = 0;
+  const redirector: HttpServer = createHttpServer((req, res) => {
+    res.writeHead(302, {
+      location: `http://127.0.0.1:${internalPort}/internal${req.url ?? '/'}`,
+    });
+    res.end();
+  });
+  internalPort = await listenOn(internal);
+  const redirectPort = await listenOn(redirector);
+  return {
+    seen,
+    redirectPort,
+    close: async () => {
+      await new Promise((resolve) => internal.close(resolve));
+      await new Promise((resolve) => redirector.close(resolve));
+    },
+  };
+}

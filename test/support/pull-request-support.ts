@@ -4,7 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import { BerthError } from '../../src/errors/berth-error.js';
-import type { OpenPullRequestInput } from '../../src/services/pull-request-service.js';
+import {
+  PullRequestService,
+  type OpenPullRequestInput,
+  type PullRequestSettings,
+} from '../../src/services/pull-request-service.js';
 import { runGit } from './run-git.js';
 
 /**
@@ -75,4 +79,45 @@ export async function berthErrorOf(p: Promise<unknown>): Promise<BerthError> {
   );
   expect(error).toBeInstanceOf(BerthError);
   return error as BerthError;
+}
+
+/**
+ * The pull request of the address tests (the service refuses the remote's address, or finds no
+ * repository there): one new file on a made-up base commit, with `credentials`.
+ */
+export function addressTestPullRequest(
+  taskId: string,
+  repository: string,
+  credentials: { username: string; password: string },
+): OpenPullRequestInput {
+  return {
+    taskId,
+    repository,
+    base: 'main',
+    baseCommit: '0'.repeat(40),
+    diff: 'diff --git a/PR.txt b/PR.txt\nnew file mode 100644\n--- /dev/null\n+++ b/PR.txt\n@@ -0,0 +1 @@\n+x\n',
+    commitMessage: 'm',
+    title: 't',
+    body: 'b',
+    draft: false,
+    credentials,
+  };
+}
+
+/**
+ * The pull request service of the address tests: no GitHub API, local repositories refused,
+ * `allow` the operator's BERTH_SETUP_ALLOW ranges (none: public addresses only).
+ */
+export function addressTestService(
+  allow?: string[],
+  extra: Partial<PullRequestSettings> = {},
+): PullRequestService {
+  return new PullRequestService({
+    githubApiUrl: 'http://127.0.0.1:9/unused',
+    githubRemotes: {},
+    gitAuthor: { name: 'Berth', email: 'berth@localhost' },
+    allowLocalRepositories: false,
+    ...extra,
+    ...(allow ? { addressPolicy: { allow } } : {}),
+  });
 }
