@@ -1,13 +1,12 @@
 import { createServer } from 'node:net';
 import { Writable } from 'node:stream';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/util/logger.js';
 import {
-  countConnections,
+  countConnectionsAround,
   failure,
   listenOn,
   redirectToLoopback,
-  type ConnectionCounter,
 } from '../support/connection-counter.js';
 import { addressTestPullRequest, addressTestService } from '../support/pull-request-support.js';
 
@@ -22,15 +21,7 @@ import { addressTestPullRequest, addressTestService } from '../support/pull-requ
 const TOKEN = 'SECRET-PR-TOKEN-8812';
 
 describe("a pull request's clone of an https, http or git:// remote", () => {
-  let listener: ConnectionCounter;
-  let port = 0;
-  beforeAll(async () => {
-    listener = await countConnections();
-    port = listener.port;
-  });
-  afterAll(async () => {
-    await listener.close();
-  });
+  const listener = countConnectionsAround();
 
   const request = (taskId: string, repository: string) =>
     addressTestPullRequest(taskId, repository, { username: 'x-access-token', password: TOKEN });
@@ -50,9 +41,9 @@ describe("a pull request's clone of an https, http or git:// remote", () => {
 
   it('does not connect to a loopback address unless the operator allows it', async () => {
     for (const repository of [
-      `http://127.0.0.1:${port}/srv/app.git`,
-      `https://localhost:${port}/srv/app.git`,
-      `git://127.0.0.1:${port}/srv/app.git`,
+      `http://127.0.0.1:${listener.port}/srv/app.git`,
+      `https://localhost:${listener.port}/srv/app.git`,
+      `git://127.0.0.1:${listener.port}/srv/app.git`,
     ]) {
       const refused = await failure(service().open(request('task_praddr1', repository)));
       expect(refused).toContain('its address is refused');
@@ -64,7 +55,7 @@ describe("a pull request's clone of an https, http or git:// remote", () => {
 
     const allowed = await failure(
       service(['127.0.0.1/32']).open(
-        request('task_praddr2', `http://localhost:${port}/srv/app.git`),
+        request('task_praddr2', `http://localhost:${listener.port}/srv/app.git`),
       ),
     );
     expect(allowed).toContain('could not clone');
@@ -80,13 +71,13 @@ describe("a pull request's clone of an https, http or git:// remote", () => {
     const allowed = service(['127.0.0.1/32']);
     for (const scheme of ['http', 'git']) {
       const answered = await failure(
-        allowed.open(request('task_praddr3', `${scheme}://127.0.0.1:${port}/srv/app.git`)),
+        allowed.open(request('task_praddr3', `${scheme}://127.0.0.1:${listener.port}/srv/app.git`)),
       );
       const silent = await failure(
         allowed.open(request('task_praddr3', `${scheme}://127.0.0.1:${closedPort}/srv/app.git`)),
       );
       expect(answered).toContain('could not clone');
-      expect(answered.replaceAll(String(port), 'PORT')).toBe(
+      expect(answered.replaceAll(String(listener.port), 'PORT')).toBe(
         silent.replaceAll(String(closedPort), 'PORT'),
       );
     }

@@ -1,9 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  countConnections,
-  failure,
-  type ConnectionCounter,
-} from '../support/connection-counter.js';
+import { describe, expect, it } from 'vitest';
+import { countConnectionsAround, failure } from '../support/connection-counter.js';
 import { addressTestPullRequest, addressTestService } from '../support/pull-request-support.js';
 
 /**
@@ -17,18 +13,10 @@ const KEY =
   '-----BEGIN OPENSSH PRIVATE KEY-----\nnot a real key\n-----END OPENSSH PRIVATE KEY-----\n';
 
 describe("a pull request's ssh push", () => {
-  let listener: ConnectionCounter;
-  let port = 0;
-  beforeAll(async () => {
-    listener = await countConnections();
-    port = listener.port;
-  });
-  afterAll(async () => {
-    await listener.close();
-  });
+  const listener = countConnectionsAround();
 
   const request = (taskId: string) =>
-    addressTestPullRequest(taskId, `ssh://git@127.0.0.1:${port}/srv/app.git`, {
+    addressTestPullRequest(taskId, `ssh://git@127.0.0.1:${listener.port}/srv/app.git`, {
       username: 'git',
       password: KEY,
     });

@@ -2,14 +2,14 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { machineAddresses } from '../../src/egress/machine-addresses.js';
 import { bundleRemoteRepository } from '../../src/lifecycle/checkout.js';
 import {
   countConnections,
+  countConnectionsAround,
   failure,
   redirectToLoopback,
-  type ConnectionCounter,
 } from '../support/connection-counter.js';
 import { GitHttpServer } from '../support/git-http-server.js';
 
@@ -25,13 +25,7 @@ const TOKEN = 'SECRET-TOKEN-4411';
 const credentials = { username: 'x-access-token', password: TOKEN };
 
 describe("the checkout's host-side fetch of a remote repository", () => {
-  let loopback: ConnectionCounter;
-  beforeAll(async () => {
-    loopback = await countConnections();
-  });
-  afterAll(async () => {
-    await loopback.close();
-  });
+  const loopback = countConnectionsAround();
 
   it('does not connect to a loopback address, literal or by name, unless allowed', async () => {
     for (const url of [

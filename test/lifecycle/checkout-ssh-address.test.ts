@@ -1,10 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { machineAddresses } from '../../src/egress/machine-addresses.js';
 import { bundleSshRepository } from '../../src/lifecycle/checkout.js';
 import {
   countConnections,
+  countConnectionsAround,
   failure,
-  type ConnectionCounter,
 } from '../support/connection-counter.js';
 
 /**
@@ -19,13 +19,7 @@ const KEY =
   '-----BEGIN OPENSSH PRIVATE KEY-----\nnot a real key\n-----END OPENSSH PRIVATE KEY-----\n';
 
 describe("the checkout's ssh fetch", () => {
-  let loopback: ConnectionCounter;
-  beforeAll(async () => {
-    loopback = await countConnections();
-  });
-  afterAll(async () => {
-    await loopback.close();
-  });
+  const loopback = countConnectionsAround();
 
   it('does not connect to a loopback address, literal or by name, unless allowed', async () => {
     const credentials = { username: 'git', password: KEY };

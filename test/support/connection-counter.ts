@@ -1,5 +1,6 @@
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer, type Server } from 'node:net';
+import { afterAll, beforeAll } from 'vitest';
 
 /**
  * Scaffolding of the address tests (a host-side fetch, clone or push connects only where the
@@ -34,6 +35,32 @@ export async function countConnections(host = '127.0.0.1'): Promise<ConnectionCo
     port,
     count: () => count,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+/**
+ * A counting listener on `host` for the enclosing describe block (or file): opened before its
+ * tests, closed after them.
+ */
+export function countConnectionsAround(
+  host = '127.0.0.1',
+): Pick<ConnectionCounter, 'port' | 'count'> {
+  let counter: ConnectionCounter | undefined;
+  beforeAll(async () => {
+    counter = await countConnections(host);
+  });
+  afterAll(async () => {
+    await counter?.close();
+  });
+  const open = (): ConnectionCounter => {
+    if (!counter) throw new Error('the connection counter is open only while the tests run');
+    return counter;
+  };
+  return {
+    get port() {
+      return open().port;
+    },
+    count: () => open().count(),
   };
 }
 
