@@ -179,7 +179,9 @@ describe('image: { dockerfile }', () => {
     ).toBe('dockerfile:.berth/Dockerfile');
     expect(() =>
       parseEnvironmentSpec({ name: 'x', repository: repo, image: { dockerfile: '../Dockerfile' } }),
-    ).toThrow(/image: not a valid image: .*\{ dockerfile: PATH \} with a path inside the repository/);
+    ).toThrow(
+      /image: not a valid image: .*\{ dockerfile: PATH \} with a path inside the repository/,
+    );
     await expect(
       service.create(admin, {
         spec: {
