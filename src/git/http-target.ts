@@ -57,6 +57,9 @@ const DEFAULT_PORT: Record<string, string> = {
 export const ISOLATED_GIT_ENV: Readonly<Record<string, string>> = {
   GIT_CONFIG_NOSYSTEM: '1',
   GIT_CONFIG_GLOBAL: '/dev/null',
+  // Configuration the server's own environment would pass to every git (url.*.insteadOf, say).
+  GIT_CONFIG_COUNT: '0',
+  GIT_CONFIG_PARAMETERS: '',
   HOME: '/nonexistent',
   GIT_TERMINAL_PROMPT: '0',
   GIT_ASKPASS: '/bin/false',

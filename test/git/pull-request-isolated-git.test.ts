@@ -108,6 +108,57 @@ describe('the host git of task pr and the ssh checkout', () => {
     }
   });
 
+  it("ignores configuration in the server's environment (GIT_CONFIG_COUNT/KEY/VALUE, GIT_CONFIG_PARAMETERS)", async () => {
+    const url = `ssh://git@127.0.0.2:${sshd.port}/r.git`;
+    const rewrite = {
+      GIT_CONFIG_COUNT: '1',
+      GIT_CONFIG_KEY_0: `url.http://127.0.0.1:${http.port}/viaenv/.insteadOf`,
+      GIT_CONFIG_VALUE_0: `ssh://git@127.0.0.2:${sshd.port}/`,
+      GIT_CONFIG_PARAMETERS: `'url.http://127.0.0.1:${http.port}/viaparams/.insteadof'='ssh://git@127.0.0.2:${sshd.port}/'`,
+    };
+    const saved = Object.fromEntries(Object.keys(rewrite).map((k) => [k, process.env[k]]));
+    Object.assign(process.env, rewrite);
+    const before = { http: http.count(), sshd: sshd.count() };
+    try {
+      const service = new PullRequestService({
+        githubApiUrl: 'http://127.0.0.1:9/unused',
+        githubRemotes: {},
+        gitAuthor: { name: 'Berth', email: 'berth@localhost' },
+        allowLocalRepositories: false,
+        addressPolicy: { allow: ['127.0.0.2/32'] },
+        logger: { warn: () => undefined },
+      });
+      const pr = await failure(
+        service.open({
+          taskId: 'task_insteadof2',
+          repository: url,
+          base: 'main',
+          baseCommit: '0'.repeat(40),
+          diff: 'diff --git a/PR.txt b/PR.txt\nnew file mode 100644\n--- /dev/null\n+++ b/PR.txt\n@@ -0,0 +1 @@\n+x\n',
+          commitMessage: 'm',
+          title: 't',
+          body: 'b',
+          draft: false,
+          credentials: { username: 'git', password: KEY },
+        }),
+      );
+      expect(http.count() - before.http, pr).toBe(0);
+      expect(sshd.count() - before.sshd, pr).toBe(1);
+      const bundle = await failure(
+        bundleSshRepository(url, {
+          credentials: { username: 'git', password: KEY },
+          addressPolicy: { allow: ['127.0.0.2/32'] },
+        }),
+      );
+      expect(http.count() - before.http, bundle).toBe(0);
+    } finally {
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
+  });
+
   it("runs no filter the server's configuration defines on the working copy", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'berth-pr-filter-'));
     const marker = join(dir, 'filter-ran');
