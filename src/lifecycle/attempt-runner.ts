@@ -59,6 +59,7 @@ import { SetupNetworkGuard } from '../egress/setup-network-guard.js';
 import type { ForegroundActivity } from './foreground-activity.js';
 import { EgressDenialLog } from './egress-denial-log.js';
 import { LiveChanges } from './live-changes.js';
+import { capLog } from './log-cap.js';
 
 /**
  * AttemptRunner: one attempt, DESIGN §2 step by step, with the cache of §3.
@@ -97,8 +98,7 @@ const HEAD_PROBE = ['git', 'rev-parse', 'HEAD', '--symbolic-full-name', 'HEAD'];
 const BACKGROUND_WAIT_MS = 10_000;
 /** How long a follow-up looks for a snapshot another orchestrator may still be committing. */
 const SNAPSHOT_WAIT_MS = 5_000;
-/** Output kept in an attempt's log (stdout and stderr of every phase together). */
-export const MAX_LOG_BYTES = 32 * 1024 * 1024;
+export { MAX_LOG_BYTES } from './log-cap.js';
 
 export interface AttemptRunnerOptions {
   runtime: SandboxRuntime;
@@ -161,6 +161,12 @@ export interface AttemptRun {
     templates?: Record<string, string>;
     /** `repository.config`: the file's path and content digest (part of the cache key). */
     repositoryFile?: { path: string; digest: string } | undefined;
+    /**
+     * A task on another branch whose repository file differs (repository-config-now.ts): the
+     * default branch's spec, which the cache key and setup come from; `spec` (that branch's
+     * fields) runs maintenance and the agent phase.
+     */
+    cacheSpec?: EnvironmentSpec | undefined;
   };
   /** Secret values by name, opened by the caller; they reach setup and maintenance only. */
   secrets: Readonly<Record<string, string>>;
@@ -262,24 +268,12 @@ export class AttemptRunner {
     const spec = run.environment.spec;
     const masker = new SecretMasker(Object.values(run.secrets));
     // The log keeps at most MAX_LOG_BYTES of output per attempt; beyond, a warning says so once.
-    let logBytes = 0;
+    const keep = capLog((event) => run.emit(event));
     // The proxy's denials, for the agent's tool results and the attempt's deniedHosts.
     const denials = new EgressDenialLog();
     const emit = (event: AttemptEventBody) => {
       denials.observe(event);
-      if (event.type === 'log' && event.stream !== 'system') {
-        logBytes += Buffer.byteLength(event.text, 'utf8');
-        if (logBytes > MAX_LOG_BYTES) {
-          if (logBytes - Buffer.byteLength(event.text, 'utf8') <= MAX_LOG_BYTES) {
-            run.emit({
-              type: 'warning',
-              message: `the attempt's output passed ${MAX_LOG_BYTES / 1024 / 1024} MB; the rest of it is not kept in the log (commands keep their own head and tail)`,
-            });
-          }
-          return;
-        }
-      }
-      run.emit(event);
+      keep(event);
     };
     const wallClock = AbortSignal.timeout(spec.resources.timeoutMs);
     // The agent stops before the time limit, so the attempt still collects its results.
@@ -354,16 +348,17 @@ export class AttemptRunner {
           throw e;
         },
       );
+      const keySpec = run.environment.cacheSpec ?? spec;
       const parts = cacheKeyParts({
         environmentId: run.environment.id,
         baseImageDigest: base.id,
         repository: { url: repository, defaultBranch: spec.repository.defaultBranch },
-        versions: spec.versions,
-        setup: spec.setup,
-        maintenance: spec.maintenance,
-        env: spec.env,
+        versions: keySpec.versions,
+        setup: keySpec.setup,
+        maintenance: keySpec.maintenance,
+        env: keySpec.env,
         // A secret used only as a proxy credential is not part of the key (changing it rebuilds nothing).
-        secrets: scriptSecrets(spec, run.secrets),
+        secrets: scriptSecrets(keySpec, run.secrets),
         templates: run.environment.templates,
         repositoryFile: run.environment.repositoryFile,
       });
@@ -929,7 +924,8 @@ export class AttemptRunner {
     enterPhase: (phase: AttemptPhase) => void,
   ): Promise<{ entry: CacheEntry; started: Started }> {
     const { run } = common;
-    const spec = run.environment.spec;
+    // Setup runs the default branch's fields when the task's branch has its own file.
+    const spec = run.environment.cacheSpec ?? run.environment.spec;
     await this.freeDisk.check('build a cache entry');
     void common.bundle?.(); // made on the host while the sandbox starts
     const ctx = await this.newSandbox(common, want.baseImage, await common.network(true));
