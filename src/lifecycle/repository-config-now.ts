@@ -26,6 +26,10 @@ import { dockerfileOf } from './dockerfile-image.js';
  * of the blob at the commit; a symlink is its target's text, never followed; at most the size of
  * an environment file). Other repositories are refused when the environment is written
  * (environment-service.ts), so none reaches here.
+ *
+ * A task on another branch reads that branch's file too (same reader, same refusals; a bad file
+ * fails the attempt): its fields run maintenance and the agent phase, while the cache key and
+ * setup stay the default branch's (BUILT_FROM_CACHE), and the attempt's log says which differ.
  */
 
 export interface RepositoryConfigNow {
@@ -34,10 +38,40 @@ export interface RepositoryConfigNow {
   file: { path: string; digest: string };
   commit: string;
   /**
-   * When the task's branch has another file than the default branch's: what the attempt says
-   * (it runs the default branch's file for every phase; the branch's is not used yet).
+   * When the task's branch has another file than the default branch's: what the attempt logs
+   * (the branch's file is used for maintenance and the agent; see `cacheSpec`), or, when the
+   * branch has no file, the warning that the default branch's runs for every phase.
    */
-  branchNote?: string;
+  branchNote?: { kind: 'log' | 'warning'; text: string };
+  /**
+   * When the task's branch has another file: the default branch's spec, which the cache key and
+   * setup are computed from (`spec` then holds the branch's fields for maintenance and the agent,
+   * with the default branch's BUILT_FROM_CACHE fields).
+   */
+  cacheSpec?: EnvironmentSpec;
+}
+
+/**
+ * What the cache entry is built from and cannot change after it without a rebuild: the base
+ * image, the tool versions baked into it and the setup script. A branch's file takes the default
+ * branch's for these. Every other field of a repository file applies after the cache: maintenance,
+ * env, internet (the lockdown), services, verify and resources (the sandbox's limits and time;
+ * they are not in the cache key).
+ */
+export const BUILT_FROM_CACHE = ['image', 'versions', 'setup'] as const;
+
+function fieldsThatDiffer(a: EnvironmentSpec, b: EnvironmentSpec): string[] {
+  const left = a as unknown as Record<string, unknown>;
+  const right = b as unknown as Record<string, unknown>;
+  return REPOSITORY_CONFIG_FIELDS.filter(
+    (field) => canonicalJson(left[field] ?? null) !== canonicalJson(right[field] ?? null),
+  );
+}
+
+/** A branch without the file, or the branch not in the repository: not a bad file. */
+function isMissing(error: unknown): boolean {
+  const message = error instanceof Error ? error.message : '';
+  return /: not in the repository at commit |the repository has no branch "/.test(message);
 }
 
 function git(args: string[], signal?: AbortSignal): Promise<string> {
@@ -132,20 +166,61 @@ export async function repositoryConfigNow(
       ? (written as Record<string, unknown>)
       : (spec as unknown as Record<string, unknown>);
   const digest = repositoryConfigDigest(text);
-  let branchNote: string | undefined;
+  const defaultSpec = specWithRepositoryConfig(spec, templates, fields, own, path);
+  const base = { file: { path, digest }, commit };
   const branch = options.taskBranch;
-  if (branch !== undefined && branch !== spec.repository.defaultBranch) {
-    const other = await readRepositoryFile(spec.repository.url, branch, path, options.allowLocal)
-      .then((file) => repositoryConfigDigest(file.text))
-      .catch(() => undefined);
-    if (other !== digest)
-      branchNote = `${path} differs on the task's branch ${branch} (${other === undefined ? 'not there' : 'other content'}) from ${spec.repository.defaultBranch}'s: this attempt runs ${spec.repository.defaultBranch}'s for every phase (berth env diff --branch ${branch} shows the difference; using the branch's file for maintenance and the agent is not built yet)`;
-  }
+  const main = spec.repository.defaultBranch;
+  if (branch === undefined || branch === main) return { ...base, spec: defaultSpec };
+  // The task's branch's file: the same reader and refusals; a bad file fails the attempt here.
+  const other = await readRepositoryFile(
+    spec.repository.url,
+    branch,
+    path,
+    options.allowLocal,
+    options.signal,
+  ).catch((error: unknown) => {
+    if (isMissing(error)) return undefined;
+    throw error;
+  });
+  if (other === undefined)
+    return {
+      ...base,
+      spec: defaultSpec,
+      branchNote: {
+        kind: 'warning',
+        text: `${path} differs on the task's branch ${branch} (not there) from ${main}'s: this attempt runs ${main}'s for every phase (berth env diff --branch ${branch} shows the difference)`,
+      },
+    };
+  if (repositoryConfigDigest(other.text) === digest) return { ...base, spec: defaultSpec };
+  const branchSpec = specWithRepositoryConfig(
+    spec,
+    templates,
+    parseRepositoryConfig(other.text, path),
+    own,
+    path,
+  );
+  const differ = fieldsThatDiffer(defaultSpec, branchSpec);
+  const used = differ.filter((field) => !(BUILT_FROM_CACHE as readonly string[]).includes(field));
+  const kept = differ.filter((field) => (BUILT_FROM_CACHE as readonly string[]).includes(field));
+  const phaseSpec: EnvironmentSpec = {
+    ...branchSpec,
+    image: defaultSpec.image,
+    versions: defaultSpec.versions,
+  };
+  if (defaultSpec.setup === undefined) delete phaseSpec.setup;
+  else phaseSpec.setup = defaultSpec.setup;
+  const parts = [
+    `repository file ${path} differs on branch ${branch} (commit ${other.commit.slice(0, 12)}): maintenance and agent use the branch's`,
+    used.length > 0 ? ` (${used.join(', ')})` : ' (no field that applies after the cache differs)',
+    kept.length > 0
+      ? `; ${kept.join(', ')} ${kept.length === 1 ? 'stays' : 'stay'} ${main}'s: the cache is built from ${main}'s file (a rebuild would be needed)`
+      : '',
+  ];
   return {
-    spec: specWithRepositoryConfig(spec, templates, fields, own, path),
-    file: { path, digest },
-    commit,
-    ...(branchNote !== undefined ? { branchNote } : {}),
+    ...base,
+    spec: phaseSpec,
+    cacheSpec: defaultSpec,
+    branchNote: { kind: 'log', text: parts.join('') },
   };
 }
 

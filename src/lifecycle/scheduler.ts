@@ -692,6 +692,9 @@ export class Scheduler {
       // Only local repositories get here (the environment service refuses others), and the
       // checkout still holds them to the server's --allow-local-repos.
       let repositoryFile: { path: string; digest: string } | undefined;
+      // A task on another branch: that branch's file for maintenance and the agent; the cache key
+      // and setup from the default branch's (`cacheSpec`).
+      let cacheSpec: EnvironmentSpec | undefined;
       if (attempt.followUp == null && task.repository == null) {
         const fromRepository = await repositoryConfigNow(
           environment,
@@ -707,8 +710,10 @@ export class Scheduler {
             stream: 'system',
             text: `repository file ${fromRepository.file.path} at ${fromRepository.commit.slice(0, 12)}\n`,
           });
-          if (fromRepository.branchNote !== undefined)
-            emit({ type: 'warning', message: fromRepository.branchNote });
+          cacheSpec = fromRepository.cacheSpec;
+          const note = fromRepository.branchNote;
+          if (note?.kind === 'warning') emit({ type: 'warning', message: note.text });
+          if (note?.kind === 'log') emit({ type: 'log', stream: 'system', text: `${note.text}\n` });
         }
       }
       // `image: { dockerfile }`: the image built from the repository's Dockerfile (once per
@@ -760,6 +765,7 @@ export class Scheduler {
             async (name) => (await store.getTemplateByName(name))?.spec,
           ),
           repositoryFile,
+          ...(cacheSpec !== undefined ? { cacheSpec } : {}),
         },
         // A task on a fork's code: setup and maintenance get none of the environment's secrets.
         secrets: task.agent?.withoutSecrets === true ? {} : secrets,

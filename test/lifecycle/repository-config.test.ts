@@ -169,6 +169,112 @@ describe('repository.config', () => {
   });
 });
 
+describe("repository.config on the task's branch", () => {
+  // Its own repository: main holds one file; each branch commits another one on top of it.
+  let branchRepo: string;
+  const run = (...args: string[]) =>
+    execFileSync('git', ['-C', branchRepo, '-c', 'user.name=t', '-c', 'user.email=t@t', ...args], {
+      encoding: 'utf8',
+    }).trim();
+  const onBranch = (branch: string, text: string) => {
+    run('checkout', '-q', '-b', branch, 'main');
+    writeFileSync(join(branchRepo, '.berth', 'environment.yaml'), text);
+    run('commit', '-q', '--allow-empty', '-am', `file on ${branch}`);
+    run('checkout', '-q', 'main');
+  };
+  const mainFile =
+    'setup: echo main-setup\nmaintenance: echo main-maintenance\nenv:\n  WHO: main\nverify: ./main.sh\n';
+  const atBranch = async (taskBranch: string) => {
+    const env = await service.get(admin, 'branchfile');
+    const written = (await store.getWrittenSpec(env.id))?.spec;
+    return await repositoryConfigNow(env, written, lookup, { allowLocal: true, taskBranch });
+  };
+
+  beforeAll(async () => {
+    branchRepo = join(dir, 'branch-repo');
+    execFileSync('git', ['init', '-q', '-b', 'main', branchRepo]);
+    mkdirSync(join(branchRepo, '.berth'));
+    writeFileSync(join(branchRepo, '.berth', 'environment.yaml'), mainFile);
+    run('add', '-A');
+    run('commit', '-qm', 'main file');
+    onBranch(
+      'new-maintenance',
+      mainFile
+        .replace('main-maintenance', 'branch-maintenance')
+        .replace('WHO: main', 'WHO: branch'),
+    );
+    onBranch('new-setup', mainFile.replace('main-setup', 'branch-setup'));
+    onBranch('bad-file', `${mainFile}internet:\n  acess: open\n`);
+    onBranch('same-file', mainFile);
+    await service.create(admin, {
+      spec: {
+        name: 'branchfile',
+        image: 'minimal',
+        repository: { url: branchRepo, defaultBranch: 'main', config: '.berth/environment.yaml' },
+      },
+    });
+  });
+
+  const keyOf = (s: {
+    versions: Record<string, string>;
+    setup?: unknown;
+    maintenance?: unknown;
+    env: Record<string, string>;
+  }) => JSON.stringify([s.versions, s.setup, s.maintenance, s.env]);
+
+  it("runs the branch's maintenance and env after the cache, and logs that the file differs", async () => {
+    const main = await atBranch('main');
+    expect(main?.cacheSpec).toBeUndefined();
+    expect(main?.branchNote).toBeUndefined();
+    const now = await atBranch('new-maintenance');
+    expect(now?.spec.maintenance?.script).toBe('echo branch-maintenance');
+    expect(now?.spec.env).toEqual({ WHO: 'branch' });
+    expect(now?.spec.setup?.script).toBe('echo main-setup');
+    // The cache key and setup: the default branch's, so the branch shares main's cache entry.
+    expect(now?.cacheSpec?.maintenance?.script).toBe('echo main-maintenance');
+    expect(now?.cacheSpec?.env).toEqual({ WHO: 'main' });
+    expect(keyOf(now!.cacheSpec!)).toBe(keyOf(main!.spec));
+    expect(now?.file).toEqual(main?.file);
+    expect(now?.branchNote?.kind).toBe('log');
+    expect(now?.branchNote?.text).toMatch(
+      /^repository file \.berth\/environment\.yaml differs on branch new-maintenance \(commit [0-9a-f]{12}\): maintenance and agent use the branch's \(maintenance, env\)$/,
+    );
+    // The same file on the branch: nothing to say, one spec.
+    const same = await atBranch('same-file');
+    expect(same?.branchNote).toBeUndefined();
+    expect(same?.cacheSpec).toBeUndefined();
+  });
+
+  it("keeps the default branch's setup (the cache is built from it) and says the branch's differs", async () => {
+    const now = await atBranch('new-setup');
+    expect(now?.spec.setup?.script).toBe('echo main-setup');
+    expect(now?.cacheSpec?.setup?.script).toBe('echo main-setup');
+    expect(now?.branchNote?.text).toMatch(
+      /differs on branch new-setup .*\(no field that applies after the cache differs\); setup stays main's: the cache is built from main's file/,
+    );
+  });
+
+  it('fails early on a bad file on the branch, with the field path, line and column', async () => {
+    await expect(atBranch('bad-file')).rejects.toThrow(
+      /repository file \.berth\/environment\.yaml: internet\.acess: .*\(line 7, column 3\)/,
+    );
+  });
+
+  it("warns and runs the default branch's file when the branch has none", async () => {
+    run('checkout', '-q', '-b', 'no-file', 'main');
+    run('rm', '-q', '.berth/environment.yaml');
+    run('commit', '-qm', 'no file');
+    run('checkout', '-q', 'main');
+    const now = await atBranch('no-file');
+    expect(now?.cacheSpec).toBeUndefined();
+    expect(now?.spec.maintenance?.script).toBe('echo main-maintenance');
+    expect(now?.branchNote?.kind).toBe('warning');
+    expect(now?.branchNote?.text).toMatch(
+      /differs on the task's branch no-file \(not there\) from main's: this attempt runs main's for every phase/,
+    );
+  });
+});
+
 describe('image: { dockerfile }', () => {
   it('is kept as dockerfile:PATH, its path held inside the repository, and refused on a repository that is not local', async () => {
     expect(
