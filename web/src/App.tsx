@@ -10,6 +10,7 @@ import { TasksPage } from './pages/TasksPage';
 import { EnvironmentsPage } from './pages/EnvironmentsPage';
 import { TokensPage } from './pages/TokensPage';
 import { UsagePage } from './pages/UsagePage';
+import { TemplatesPage } from './pages/TemplatesPage';
 import { NotFoundPage } from './pages/NotFoundPage';
 import { safeNext as safeNextOf } from './untrusted-text';
 
@@ -18,6 +19,9 @@ import { safeNext as safeNextOf } from './untrusted-text';
 const TaskPage = lazy(() => import('./pages/TaskPage').then((m) => ({ default: m.TaskPage })));
 const EnvironmentPage = lazy(() =>
   import('./pages/EnvironmentPage').then((m) => ({ default: m.EnvironmentPage })),
+);
+const TemplatePage = lazy(() =>
+  import('./pages/TemplatePage').then((m) => ({ default: m.TemplatePage })),
 );
 
 /** Where /login sends the user on: a path of this UI only (never another origin). */
@@ -61,6 +65,9 @@ function SignedIn() {
           <Route path="/environments" element={<EnvironmentsPage />} />
           <Route path="/environments/new" element={<EnvironmentPage />} />
           <Route path="/environments/:name" element={<EnvironmentPage />} />
+          <Route path="/templates" element={<TemplatesPage />} />
+          <Route path="/templates/new" element={<TemplatePage />} />
+          <Route path="/templates/:name" element={<TemplatePage />} />
           <Route path="/tokens" element={session.data.admin ? <TokensPage /> : <NotFoundPage />} />
           <Route path="/usage" element={<UsagePage />} />
           <Route path="*" element={<NotFoundPage />} />

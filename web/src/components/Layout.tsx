@@ -28,6 +28,7 @@ export function Layout({ session, children }: { session: Session; children: Reac
         <nav aria-label="Main">
           <NavLink to="/tasks">Tasks</NavLink>
           <NavLink to="/environments">Environments</NavLink>
+          <NavLink to="/templates">Templates</NavLink>
           <NavLink to="/usage">Usage</NavLink>
           {session.admin && <NavLink to="/tokens">Tokens</NavLink>}
         </nav>
