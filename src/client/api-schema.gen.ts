@@ -3514,7 +3514,7 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** The task list, live (Accept: text/event-stream): a `task` event (a task as GET /v1/tasks gives it) for each task, then one whenever a task is new or changed, `hidden` ({ id }) when one leaves the list, a final `refused` event (the error body) when the token or session is revoked; ?environment=NAME&limit=N as GET /v1/tasks. Without the Accept header, the list once */
+    /** The task list, live (Accept: text/event-stream; at most 8 streams per token and 256 per server at once, 429 beyond): a `task` event (a task as GET /v1/tasks gives it) for each task, then one whenever a task is new or changed, `hidden` ({ id }) when one leaves the list, a final `refused` event (the error body) when the token or session is revoked; ?environment=NAME&limit=N as GET /v1/tasks. Without the Accept header, the list once */
     get: {
       parameters: {
         query?: {
@@ -3636,6 +3636,15 @@ export interface paths {
         };
         /** @description not_found */
         404: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['Error'];
+          };
+        };
+        /** @description too_many_requests */
+        429: {
           headers: {
             [name: string]: unknown;
           };

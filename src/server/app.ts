@@ -13,6 +13,8 @@ import { mountRoutes, type ApiEnv, type RouteDeps, type RouteDoc } from './route
 import { serverRoutes } from './server-routes.js';
 import { sessionRoutes } from './session-routes.js';
 import { taskRoutes } from './task-routes.js';
+import { StreamSlots } from './stream-slots.js';
+import { TASK_STREAMS_PER_TOKEN, TASK_STREAMS_TOTAL } from './task-change-stream.js';
 import { tokenRoutes } from './token-routes.js';
 import { metricsRoutes, usageRoutes, type UsageRouteDeps } from './usage-routes.js';
 import type { WebUiFiles } from './web-ui-files.js';
@@ -156,7 +158,12 @@ export function createApp(deps: AppDependencies): Hono<Env> {
   );
   if (operations) mountRoutes(app, usageRoutes, operations);
   if (deps.tasks)
-    mountRoutes(app, taskRoutes, { tasks: deps.tasks, now: () => new Date(), logger });
+    mountRoutes(app, taskRoutes, {
+      tasks: deps.tasks,
+      now: () => new Date(),
+      logger,
+      taskStreams: new StreamSlots('task streams', TASK_STREAMS_PER_TOKEN, TASK_STREAMS_TOTAL),
+    });
 
   return app;
 }

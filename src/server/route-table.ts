@@ -2,6 +2,7 @@ import type { Context, Hono } from 'hono';
 import type { z } from 'zod';
 import { BerthError, type ErrorCode } from '../errors/berth-error.js';
 import type { Caller } from '../services/caller.js';
+import type { StreamSlots } from './stream-slots.js';
 import type { EnvironmentService } from '../services/environment-service.js';
 import type { TaskService } from '../services/task-service.js';
 import type { TokenService } from '../services/token-service.js';
@@ -77,6 +78,8 @@ export interface RouteDeps {
 export interface TaskRouteDeps {
   tasks: TaskService;
   now: () => Date;
+  /** Open `GET /v1/tasks/events` streams, per token and per server (stream-slots.ts). */
+  taskStreams: StreamSlots;
   logger?: Logger;
 }
 

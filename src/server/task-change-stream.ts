@@ -24,6 +24,9 @@ import { taskSummary } from './task-views.js';
  * TaskService.listMark) every TASK_STREAM_POLL_MS (tasks change in other orchestrators too) and
  * reads the whole list (attempts and results included) only when the mark changed, or every
  * TASK_STREAM_FULL_MS (an attempt's phase, a membership change); it sends only what changed.
+ * A token holds at most TASK_STREAMS_PER_TOKEN streams at once and the server TASK_STREAMS_TOTAL
+ * (review 4 F1: 600 streams of one member token starved every other request); one more is
+ * refused with 429 `too_many_requests` before it starts, and a closed stream frees its slot.
  */
 
 /** How often an open stream looks for a change. */
@@ -31,13 +34,18 @@ export const TASK_STREAM_POLL_MS = 1000;
 /** How often an open stream reads the whole list even when the mark did not change. */
 export const TASK_STREAM_FULL_MS = 5000;
 
+/** The most task streams one token holds open at once (its web sessions included). */
+export const TASK_STREAMS_PER_TOKEN = 8;
+/** The most task streams the server holds open at once. */
+export const TASK_STREAMS_TOTAL = 256;
+
 export const hiddenTaskEvent = z.object({ id: z.string() });
 
 export const taskChangeRoute: RouteDefinition<TaskRouteDeps> = {
   method: 'get',
   path: '/v1/tasks/events',
   summary:
-    'The task list, live (Accept: text/event-stream): a `task` event (a task as GET /v1/tasks gives it) for each task, then one whenever a task is new or changed, `hidden` ({ id }) when one leaves the list, a final `refused` event (the error body) when the token or session is revoked; ?environment=NAME&limit=N as GET /v1/tasks. Without the Accept header, the list once',
+    'The task list, live (Accept: text/event-stream; at most 8 streams per token and 256 per server at once, 429 beyond): a `task` event (a task as GET /v1/tasks gives it) for each task, then one whenever a task is new or changed, `hidden` ({ id }) when one leaves the list, a final `refused` event (the error body) when the token or session is revoked; ?environment=NAME&limit=N as GET /v1/tasks. Without the Accept header, the list once',
   auth: 'token',
   query: {
     environment: 'Only the tasks of this environment',
@@ -50,8 +58,8 @@ export const taskChangeRoute: RouteDefinition<TaskRouteDeps> = {
       eventStream: true,
     },
   },
-  errors: ['invalid_input', 'not_found'],
-  handler: async (c, { tasks, logger }) => {
+  errors: ['invalid_input', 'not_found', 'too_many_requests'],
+  handler: async (c, { tasks, logger, taskStreams }) => {
     const environment = c.req.query('environment');
     const limitText = c.req.query('limit');
     const limit = limitText === undefined || limitText === '' ? 50 : Number(limitText);
@@ -68,6 +76,8 @@ export const taskChangeRoute: RouteDefinition<TaskRouteDeps> = {
     const first = await read(); // visibility of ?environment, before the stream starts
     if (!(c.req.header('accept') ?? '').includes('text/event-stream'))
       return c.json({ tasks: first });
+    // Refused (429) before the stream starts when the token or the server holds too many.
+    const release = taskStreams.take(c.get('caller').tokenId);
 
     return streamSSE(c, async (stream) => {
       const closed = new Promise<void>((resolve) => stream.onAbort(resolve));
@@ -122,6 +132,8 @@ export const taskChangeRoute: RouteDefinition<TaskRouteDeps> = {
           logMessage: 'task change stream failed',
           fallbackMessage: 'the task stream failed',
         });
+      } finally {
+        release();
       }
     });
   },

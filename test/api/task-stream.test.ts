@@ -56,6 +56,7 @@ function openStream(path: string, token: string) {
   const url = new URL(server.url);
   let text = '';
   let ended = false;
+  let status = 0;
   let stop = (): void => undefined;
   const done = new Promise<void>((resolve) => {
     const req = httpRequest(
@@ -66,6 +67,7 @@ function openStream(path: string, token: string) {
         headers: { accept: 'text/event-stream', authorization: `Bearer ${token}` },
       },
       (res: IncomingMessage) => {
+        status = res.statusCode ?? 0;
         res.setEncoding('utf8');
         res.on('data', (chunk: string) => (text += chunk));
         res.on('end', () => {
@@ -78,7 +80,13 @@ function openStream(path: string, token: string) {
     req.end();
     stop = () => req.destroy();
   });
-  return { done, text: () => text, ended: () => ended, stop: () => stop() };
+  return {
+    done,
+    text: () => text,
+    ended: () => ended,
+    status: () => status,
+    stop: () => stop(),
+  };
 }
 
 /** The stream's events as { event, data }. */
@@ -233,5 +241,32 @@ describe('GET /v1/tasks/events', () => {
     expect(new Set(ids)).toEqual(new Set(['mine']));
     const doc = await server.request('GET', '/openapi.json', { token: null });
     expect(Object.keys((doc.json as { paths: object }).paths)).toContain('/v1/tasks/events');
+  });
+
+  it('refuses a token its 9th open stream (429) while another token still gets one; a closed stream frees its slot', async () => {
+    await plant('mine');
+    const bob = await server.createToken('bob-streams', true);
+    const mine = Array.from({ length: 8 }, () => openStream('/v1/tasks/events', bob));
+    await waitFor(() => mine.every((s) => events(s.text()).some((e) => e.event === 'task')));
+    expect(mine.map((s) => s.status())).toEqual(Array(8).fill(200));
+
+    const ninth = openStream('/v1/tasks/events', bob);
+    await waitFor(() => ninth.status() !== 0);
+    expect(ninth.status()).toBe(429);
+    await ninth.done;
+    expect(JSON.parse(ninth.text())).toMatchObject({ code: 'too_many_requests' });
+    // The list itself still answers, and so does another token's stream.
+    expect((await server.request('GET', '/v1/tasks?limit=1', { token: bob })).status).toBe(200);
+    const other = openStream('/v1/tasks/events', alice);
+    await waitFor(() => events(other.text()).some((e) => e.event === 'task'));
+    expect(other.status()).toBe(200);
+
+    mine[0]?.stop();
+    let again = openStream('/v1/tasks/events', bob);
+    await waitFor(() => {
+      if (again.status() === 429 && again.ended()) again = openStream('/v1/tasks/events', bob);
+      return again.status() === 200;
+    });
+    for (const s of [...mine, other, again]) s.stop();
   });
 });
