@@ -8,6 +8,7 @@ import { resolveImageName } from './image-names.js';
 import { templateDigests } from '../domain/environment/environment-template.js';
 import type { Store } from '../ports/store.js';
 import { repositoryConfigNow } from './repository-config-now.js';
+import type { RemoteFetchAccess } from './remote-branch-head.js';
 
 /** The label a language image (pinned versions on a base) carries with its base image's id. */
 const LANGUAGE_BASE_LABEL = 'berth.base.id';
@@ -69,14 +70,17 @@ export async function currentKeyInputs(
 export async function specKeyInputs(
   store: Pick<Store, 'getTemplateByName' | 'getWrittenSpec'>,
   environment: { id: string; spec: EnvironmentSpec },
+  /** An https, http, git:// or ssh repository's credentials and address policy (the attempt's). */
+  remote?: RemoteFetchAccess,
 ): Promise<Pick<CurrentKeyInputs, 'spec' | 'templateDigests' | 'repositoryFile'>> {
   const lookup = async (name: string) => (await store.getTemplateByName(name))?.spec;
   const digests = await templateDigests(environment.spec, lookup).catch(() => undefined);
   if (environment.spec.repository.config === undefined) return { templateDigests: digests };
   const written = (await store.getWrittenSpec(environment.id))?.spec;
-  const file = await repositoryConfigNow(environment, written, lookup, { allowLocal: true }).catch(
-    () => undefined,
-  );
+  const file = await repositoryConfigNow(environment, written, lookup, {
+    allowLocal: true,
+    ...(remote !== undefined ? { remote } : {}),
+  }).catch(() => undefined);
   return file === undefined
     ? { templateDigests: digests }
     : { templateDigests: digests, spec: file.spec, repositoryFile: file.file };

@@ -92,7 +92,7 @@ const SSH_LOOKUP_TIMEOUT_MS = 20_000;
  * The vetted target of a remote's address (`vet`: vetSshTarget or vetHttpTarget), looked up
  * within SSH_LOOKUP_TIMEOUT_MS; a refused address fails the checkout before git runs.
  */
-async function vetRemoteTarget<T extends { ok: true }>(
+export async function vetRemoteTarget<T extends { ok: true }>(
   vet: (
     url: string,
     policy: RemoteAddressPolicy,
@@ -213,7 +213,7 @@ function subcommand(args: readonly string[]): string {
   );
 }
 
-async function hostGit(
+export async function hostGit(
   args: string[],
   signal?: AbortSignal,
   env: Record<string, string> = {},

@@ -17,15 +17,17 @@ import { ENVIRONMENT_YAML_LIMITS } from '../domain/environment/environment-yaml.
 import { classifyRepositoryUrl } from '../domain/environment/repository-url.js';
 import { localBranchHead, parseRepositoryLocation } from './checkout.js';
 import { dockerfileOf } from './dockerfile-image.js';
+import { withRemoteBranchHead, type RemoteFetchAccess } from './remote-branch-head.js';
 
 /**
  * The repository file of an environment with `repository.config`, read at the commit its cache
  * is built from (the default branch's head), before the cache key: its fields merged into the
  * spec the attempt runs with, its content (digest) part of the key. Read on the server's machine
- * from a local repository with git's plumbing (argv only, no hooks, no working tree: `cat-file`
- * of the blob at the commit; a symlink is its target's text, never followed; at most the size of
- * an environment file). Other repositories are refused when the environment is written
- * (environment-service.ts), so none reaches here.
+ * with git's plumbing (argv only, no hooks, no working tree: `cat-file` of the blob at the
+ * commit; a symlink is its target's text, never followed; at most the size of an environment
+ * file): a local repository in place, an https, http, git:// or ssh one from a temporary bare
+ * repository that the branch's head was fetched into through the checkout's vetted host-side
+ * fetch (remote-branch-head.ts: the vetted address only, the environment's credentials).
  *
  * A task on another branch reads that branch's file too (same reader, same refusals; a bad file
  * fails the attempt): its fields run maintenance and the agent phase, while the cache key and
@@ -95,27 +97,41 @@ function refused(path: string, message: string): BerthError {
   });
 }
 
-/** The file's text at the default branch's head of a local repository, and that commit. */
+/**
+ * The file's text at the head of `branch`, and that commit: of a local repository read in place,
+ * of an https, http, git:// or ssh one fetched on the host first (remote-branch-head.ts, with
+ * `remote`'s credentials and address policy; the temporary repository removed after).
+ */
 export async function readRepositoryFile(
   repository: string,
   branch: string,
   path: string,
   allowLocal: boolean,
   signal?: AbortSignal,
+  remote: RemoteFetchAccess = {},
 ): Promise<{ text: string; commit: string }> {
   const location = parseRepositoryLocation(repository, allowLocal);
-  if (location.kind !== 'local')
-    throw refused(
-      path,
-      'a repository file is read from local repositories only (not built for others)',
-    );
-  const commit = await localBranchHead(location.location, branch, signal);
+  if (location.kind === 'local') {
+    const commit = await localBranchHead(location.location, branch, signal);
+    return await fileAtCommit(location.location, commit, branch, path, signal);
+  }
+  return await withRemoteBranchHead(location, branch, remote, signal, (gitDir, commit) =>
+    fileAtCommit(gitDir, commit, branch, path, signal),
+  );
+}
+
+/** The blob at `commit:path` of the repository at `gitDir`, refused when missing, not a file, or too big. */
+async function fileAtCommit(
+  gitDir: string,
+  commit: string | undefined,
+  branch: string,
+  path: string,
+  signal?: AbortSignal,
+): Promise<{ text: string; commit: string }> {
   if (commit === undefined)
     throw refused(path, `the repository has no branch "${branch}" to read the file from`);
   const object = `${commit}:${path}`;
-  const type = await git(['-C', location.location, 'cat-file', '-t', object], signal).catch(
-    () => undefined,
-  );
+  const type = await git(['-C', gitDir, 'cat-file', '-t', object], signal).catch(() => undefined);
   if (type?.trim() !== 'blob')
     throw refused(
       path,
@@ -123,15 +139,13 @@ export async function readRepositoryFile(
         ? `not in the repository at commit ${commit.slice(0, 12)} (branch ${branch})`
         : `not a file at commit ${commit.slice(0, 12)} (a ${type.trim()})`,
     );
-  const size = Number(
-    (await git(['-C', location.location, 'cat-file', '-s', object], signal)).trim(),
-  );
+  const size = Number((await git(['-C', gitDir, 'cat-file', '-s', object], signal)).trim());
   if (!(size <= ENVIRONMENT_YAML_LIMITS.maxBytes))
     throw refused(
       path,
       `the file is ${size} bytes; at most ${ENVIRONMENT_YAML_LIMITS.maxBytes} are accepted`,
     );
-  const text = await git(['-C', location.location, 'cat-file', 'blob', object], signal);
+  const text = await git(['-C', gitDir, 'cat-file', 'blob', object], signal);
   return { text, commit };
 }
 
@@ -144,7 +158,13 @@ export async function repositoryConfigNow(
   environment: { spec: EnvironmentSpec },
   written: unknown,
   lookup: TemplateLookup,
-  options: { allowLocal: boolean; signal?: AbortSignal; taskBranch?: string | undefined },
+  options: {
+    allowLocal: boolean;
+    signal?: AbortSignal;
+    taskBranch?: string | undefined;
+    /** An https, http, git:// or ssh repository's credentials and address policy. */
+    remote?: RemoteFetchAccess;
+  },
 ): Promise<RepositoryConfigNow | undefined> {
   const { spec } = environment;
   const path = spec.repository.config;
@@ -155,6 +175,7 @@ export async function repositoryConfigNow(
     path,
     options.allowLocal,
     options.signal,
+    options.remote,
   );
   const fields = parseRepositoryConfig(text, path);
   const templates =
@@ -178,6 +199,7 @@ export async function repositoryConfigNow(
     path,
     options.allowLocal,
     options.signal,
+    options.remote,
   ).catch((error: unknown) => {
     if (isMissing(error)) return undefined;
     throw error;
@@ -225,10 +247,10 @@ export async function repositoryConfigNow(
 }
 
 /**
- * When an environment with `repository.config` is written: refused for a repository that is not
- * local (not built for others), and for a local one whose default branch exists, the file must
- * be there and valid (refused with the path, or the field path, line and column). A branch not
- * there yet is left to the attempt.
+ * When an environment with `repository.config` is written: for a local repository whose default
+ * branch exists, the file must be there and valid (refused with the path, or the field path,
+ * line and column). A branch not there yet, and an https, http, git:// or ssh repository's file,
+ * are left to the attempt (read at the default branch's head before the cache key).
  */
 export async function checkRepositoryFile(
   spec: EnvironmentSpec,
@@ -244,12 +266,9 @@ export async function checkRepositoryFile(
       { issues: [{ path: 'image', message: 'built from local repositories only' }] },
     );
   const path = spec.repository.config;
-  if (path === undefined) return;
-  if (!(kind.ok && kind.kind === 'local'))
-    throw refused(
-      path,
-      'a repository file is read from local repositories only in this version (not built for https, http, git and ssh repositories)',
-    );
+  // A remote repository's file is read at the attempt (its credentials and address policy are
+  // the attempt's); a path outside the repository is refused by the schema.
+  if (path === undefined || !(kind.ok && kind.kind === 'local')) return;
   if (!allowLocal) return; // the server's rules refuse the repository itself
   const location = parseRepositoryLocation(spec.repository.url, true);
   if ((await localBranchHead(location.location, spec.repository.defaultBranch)) === undefined)

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
 import type { EnvironmentSpec } from '../domain/environment/environment-spec.js';
 import { templateDigests } from '../domain/environment/environment-template.js';
 import { repositoryConfigNow } from './repository-config-now.js';
@@ -689,8 +690,7 @@ export class Scheduler {
       // `repository.config`: the repository file's fields at the default branch's head, and its
       // content in the cache key; a bad file fails the attempt here, before any sandbox (a
       // follow-up starts from its snapshot; a task's own repository is not the environment's).
-      // Only local repositories get here (the environment service refuses others), and the
-      // checkout still holds them to the server's --allow-local-repos.
+      // A local repository is still held to the server's --allow-local-repos by the checkout.
       let repositoryFile: { path: string; digest: string } | undefined;
       // A task on another branch: that branch's file for maintenance and the agent; the cache key
       // and setup from the default branch's (`cacheSpec`).
@@ -700,7 +700,21 @@ export class Scheduler {
           environment,
           (await store.getWrittenSpec(environment.id))?.spec,
           async (name) => (await store.getTemplateByName(name))?.spec,
-          { allowLocal: true, taskBranch: task.ref.branch },
+          {
+            allowLocal: true,
+            taskBranch: task.ref.branch,
+            signal,
+            // An https, http, git:// or ssh repository's file is fetched on the host as the
+            // checkout fetches: its credentials, the vetted address only (BERTH_SETUP_ALLOW).
+            remote: {
+              credentials: repositoryCredentials(environment.spec, secrets),
+              addressPolicy: { allow: this.options.defaultBranch?.allow ?? [] },
+              knownHostsFile:
+                this.options.defaultBranch?.knownHostsDir === undefined
+                  ? undefined
+                  : join(this.options.defaultBranch.knownHostsDir, environment.id),
+            },
+          },
         );
         if (fromRepository !== undefined) {
           environment = { ...environment, spec: fromRepository.spec };

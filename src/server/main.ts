@@ -26,6 +26,7 @@ import { DockerImageEngine } from '../adapters/runtime/docker/docker-image-engin
 import { LanguageLayer, languageImagePreparer } from '../images/language-versions.js';
 import { resourceLiveness } from '../lifecycle/resource-liveness.js';
 import { currentKeyInputs, specKeyInputs } from '../lifecycle/cache-key-now.js';
+import { repositoryCredentials } from '../lifecycle/repository-credentials.js';
 import { modelClientFromConfig } from '../adapters/model/model-client-from-config.js';
 import { hostname } from 'node:os';
 import { BerthMetrics } from '../metrics/berth-metrics.js';
@@ -177,15 +178,23 @@ export async function startServer(config: BerthConfig, logger: Logger): Promise<
       runner: scheduler,
       resetCache: (environmentId) => collector.reset(environmentId),
       cacheSizes: (entries) => collector.sizesBeyondBase(entries),
-      cacheKeyNow: async (environment, entries) =>
-        currentKeyInputs(
+      cacheKeyNow: async (environment, entries) => {
+        const secrets = Object.fromEntries(await environments.openSecrets(environment.id));
+        // A remote repository's file is fetched as the attempt fetches it (repository.config).
+        const remote = {
+          credentials: repositoryCredentials(environment.spec, secrets),
+          addressPolicy: { allow: config.setupAllow },
+          knownHostsFile: join(config.dataDir, 'known_hosts', environment.id),
+        };
+        return currentKeyInputs(
           runtime,
           environment,
-          Object.fromEntries(await environments.openSecrets(environment.id)),
+          secrets,
           entries,
           undefined,
-          await specKeyInputs(store, environment),
-        ),
+          await specKeyInputs(store, environment, remote),
+        );
+      },
       openSecrets: async (environment) =>
         Object.fromEntries(await environments.openSecrets(environment.id)),
       pullRequests: new PullRequestService({

@@ -206,7 +206,7 @@ export class EnvironmentService {
   /** Validates a spec as written: with `extends`, merged over its templates first. */
   async check(specInput: unknown): Promise<EnvironmentSpec> {
     const spec = this.validate((await this.templates.resolveWritten(specInput)).merged);
-    // `repository.config`: a local repository's file must be there and valid (not built for others).
+    // `repository.config`: a local repository's file must be there and valid (a remote's: at the attempt).
     await checkRepositoryFile(spec, this.allowLocalRepositories);
     return spec;
   }

@@ -18,8 +18,8 @@ import { EnvironmentService } from '../../src/services/environment-service.js';
  * SQLite store: the path must stay inside the repository; the file must be at the commit and
  * valid when the environment is written (refused with the path, or the field path, line and
  * column); its fields merge under what the environment wrote; its content is part of the cache
- * key ("repository file .berth/environment.yaml changed"); other repositories are refused (not
- * built).
+ * key ("repository file .berth/environment.yaml changed"); another repository's file is read at the
+ * attempt (repository-config-remote.test.ts).
  */
 
 const admin = { tokenId: 'tok_admin', tokenName: 'admin', admin: true };
@@ -97,18 +97,19 @@ describe('repository.config', () => {
     );
   });
 
-  it('refuses a repository that is not local (not built)', async () => {
-    await expect(
-      service.create(admin, {
-        spec: {
-          name: 'remote',
-          repository: {
-            url: 'https://git.example.test/a/b.git',
-            config: '.berth/environment.yaml',
-          },
+  it('accepts a repository that is not local: its file is read at the attempt (repository-config-remote.test.ts)', async () => {
+    const created = await service.create(admin, {
+      spec: {
+        name: 'remote',
+        repository: {
+          url: 'http://127.0.0.1:9/a/b.git',
+          defaultBranch: 'main',
+          config: '.berth/environment.yaml',
         },
-      }),
-    ).rejects.toThrow(/read from local repositories only/);
+      },
+    });
+    expect(created.spec.repository.config).toBe('.berth/environment.yaml');
+    await service.delete(admin, 'remote');
   });
 
   it('merges the file under the environment, and its content changes the cache key with the reason', async () => {
