@@ -54,6 +54,12 @@ describe('web UI: /templates', () => {
     expect(await errors.innerText()).toMatch(/line 6, column 1: repository: unknown field/);
     expect(await page.getByLabel('Template file (YAML)').getAttribute('aria-invalid')).toBe('true');
 
+    // Text that is no YAML: its line, and nothing sent.
+    await page.getByLabel('Template file (YAML)').fill('name: a\nsetup: [unclosed\n');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await errors.getByText(/^line \d+, column \d+: /).waitFor();
+    expect((await server.request('GET', '/v1/templates')).json).toEqual({ templates: [] });
+
     await page.getByLabel('Template file (YAML)').fill(TEMPLATE);
     await page.getByRole('button', { name: 'Save' }).click();
     await page.waitForURL(/\/templates\/python-base$/);
