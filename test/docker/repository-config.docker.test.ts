@@ -1,4 +1,5 @@
-import { mkdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerRuntime } from '../../src/adapters/runtime/docker/docker-runtime.js';
@@ -17,7 +18,8 @@ import {
  * setup and variables live in `.berth/environment.yaml` in the repository builds its cache from
  * them; a commit that changes the file rebuilds the cache and the log says why ("repository file
  * .berth/environment.yaml changed"); a bad file fails the attempt before any sandbox, with the
- * field path, line and column.
+ * field path, line and column; a task on a branch whose file differs keeps main's cache and setup
+ * and runs the branch's maintenance and env (the log says so).
  */
 
 const instance = `repofile-${process.pid}`;
@@ -75,13 +77,42 @@ describe('repository.config', () => {
     expect(second.log).toContain('agent sees FROM_FILE=two');
     expect(second.log).toMatch(/^two$/m);
 
-    // A task on a branch without the file: the attempt says it runs main's (not built: using it).
+    // A task on a branch without the file: the attempt says it runs main's for every phase.
     const onBranch = await runOnce('feature');
     expect(onBranch.status, onBranch.log).toBe('succeeded');
     expect(onBranch.log).toMatch(
       /warning: \.berth\/environment\.yaml differs on the task's branch feature \(not there\) from main's: this attempt runs main's for every phase/,
     );
     expect(second.log).not.toMatch(/differs on the task's branch/);
+
+    // A task on a branch whose file changes setup, maintenance and env: the cache (its key,
+    // setup) stays main's; maintenance and the agent get the branch's, and the log says so.
+    const git = (...args: string[]) =>
+      execFileSync('git', [
+        '-C',
+        world.repo.dir,
+        '-c',
+        'user.name=t',
+        '-c',
+        'user.email=t@t',
+        ...args,
+      ]);
+    git('checkout', '-q', '-b', 'changed', 'main');
+    writeFileSync(
+      join(world.repo.dir, '.berth', 'environment.yaml'),
+      'setup: echo branch > /tmp/built-by\nmaintenance: echo "maintenance from the branch"\nenv:\n  FROM_FILE: branch\n',
+    );
+    git('commit', '-qam', 'file on the branch');
+    git('checkout', '-q', 'main');
+    const changed = await runOnce('changed');
+    expect(changed.status, changed.log).toBe('succeeded');
+    expect(changed.log).not.toMatch(/cache rebuilt/);
+    expect(changed.log).toMatch(
+      /repository file \.berth\/environment\.yaml differs on branch changed \(commit [0-9a-f]{12}\): maintenance and agent use the branch's \(maintenance, env\); setup stays main's/,
+    );
+    expect(changed.log).toContain('maintenance from the branch');
+    expect(changed.log).toContain('agent sees FROM_FILE=branch');
+    expect(changed.log).toMatch(/^two$/m);
 
     commitFile('setup: echo three\nsetpu: typo\n');
     const third = await runOnce();
