@@ -1,5 +1,6 @@
 import { useEffect, useState } from 'react';
 import { api } from './client';
+import { appendEvents } from './event-list';
 import type { AttemptEvent } from './types';
 
 /**
@@ -42,7 +43,7 @@ export function useAttemptEvents(taskId: string, attemptId: string | undefined) 
       if (pending.length === 0) return;
       const batch = pending;
       pending = [];
-      setEvents((before) => before.concat(batch));
+      setEvents((before) => appendEvents(before, batch));
     }, FLUSH_MS);
     const onEvent = (message: MessageEvent<string>) => {
       try {
