@@ -78,6 +78,21 @@ export async function readYamlSpec(request: Request): Promise<unknown> {
   }
 }
 
+/**
+ * Reads a YAML body as a value of another kind than an environment (a template): parsed on the
+ * same worker and under the same limits, malformed YAML refused with its line and column; the
+ * caller's own schema checks what it holds.
+ */
+export async function readYamlValue(request: Request): Promise<unknown> {
+  const text = await readText(request);
+  const composed = await yamlWorker.compose(text);
+  if (!composed.ok) {
+    const located = await yamlWorker.compose(text, ENVIRONMENT_YAML_LIMITS, true);
+    specFromComposed(text, located, 'request body'); // throws the refusal, with positions
+  }
+  return composed.ok ? composed.value : undefined;
+}
+
 const yamlWorker = new EnvironmentYamlWorker();
 
 /** Reads a request's body as JSON, refusing more than MAX_BODY_BYTES without reading it all. */

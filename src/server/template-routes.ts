@@ -5,7 +5,7 @@ import {
   templateSpecSchema,
   type Template,
 } from '../domain/environment/environment-template.js';
-import { isYamlBody, readEnvironmentJson, readYamlSpec } from './request-body.js';
+import { isYamlBody, readEnvironmentJson, readYamlValue } from './request-body.js';
 import { pathParam, type RouteDefinition, type RouteDeps } from './route-table.js';
 import { views } from './views.js';
 
@@ -66,7 +66,7 @@ function templateViewOf(template: Template): z.output<typeof templateView> {
 
 const readTemplate = async (request: Request): Promise<unknown> =>
   isYamlBody(request)
-    ? await readYamlSpec(request)
+    ? await readYamlValue(request)
     : (await readEnvironmentJson(request, templateBody.parse)).spec;
 
 const repositoryFileDiffView = z.object({
