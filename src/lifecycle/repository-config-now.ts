@@ -300,6 +300,8 @@ export async function repositoryFileDiff(
   written: unknown,
   branch: string | undefined,
   allowLocal: boolean,
+  /** An https, http, git:// or ssh repository's credentials and address policy. */
+  remote?: RemoteFetchAccess,
 ): Promise<{ path: string; branch: string; commit: string; fields: RepositoryFileField[] }> {
   const path = spec.repository.config;
   if (path === undefined)
@@ -308,7 +310,14 @@ export async function repositoryFileDiff(
       `environment "${spec.name}" has no repository.config: there is no repository file to compare with`,
     );
   const on = branch ?? spec.repository.defaultBranch;
-  const { text, commit } = await readRepositoryFile(spec.repository.url, on, path, allowLocal);
+  const { text, commit } = await readRepositoryFile(
+    spec.repository.url,
+    on,
+    path,
+    allowLocal,
+    undefined,
+    remote,
+  );
   const file = parseRepositoryConfig(text, path);
   const own =
     written !== null && typeof written === 'object' && !Array.isArray(written)

@@ -110,6 +110,8 @@ export async function startServer(config: BerthConfig, logger: Logger): Promise<
       readRepositoryHeads: (url, credentials, ssh) =>
         readRepositoryHeads(url, { allow: config.setupAllow, credentials, ssh }),
       knownHostsDir: join(config.dataDir, 'known_hosts'),
+      // `env diff` fetches a remote repository's file where the checkout may connect.
+      addressPolicy: { allow: config.setupAllow },
       checkAvailability: async (spec) => {
         if (Object.keys(spec.versions).length > 0)
           await languages.resolve(spec.image, spec.versions);

@@ -15,6 +15,7 @@ import { readRepositoryHeads } from '../git/remote-heads.js';
 import type { GitCredentials } from '../lifecycle/checkout.js';
 import { repositoryCredentials } from '../lifecycle/repository-credentials.js';
 import type { SealedSecret, Store, StoredEnvironment } from '../ports/store.js';
+import type { RemoteAddressPolicy } from '../git/remote-address.js';
 import type { SecretBox } from '../secrets/secret-box.js';
 import type { Caller } from './caller.js';
 import { githubTriggerTaken } from '../domain/environment/github-trigger.js';
@@ -68,6 +69,11 @@ export interface EnvironmentServiceOptions {
   ) => Promise<RemoteHeads | undefined>;
   /** Where each environment's ssh host keys trusted on first use are kept (a file per id). */
   knownHostsDir?: string | undefined;
+  /**
+   * Where the host may connect to read a remote repository's `repository.config` file for
+   * `env diff` (BERTH_SETUP_ALLOW, as the checkout); default: public addresses only.
+   */
+  addressPolicy?: RemoteAddressPolicy | undefined;
   now?: () => string;
 }
 
@@ -175,6 +181,15 @@ export class EnvironmentService {
       store: options.store,
       checkAvailability: options.checkAvailability,
       allowLocalRepositories: options.allowLocalRepositories,
+      // `env diff` on a remote repository: fetched as the attempt fetches it.
+      repositoryFileAccess: async (environment) => ({
+        credentials: repositoryCredentials(
+          environment.spec,
+          Object.fromEntries(await this.openSecrets(environment.id)),
+        ),
+        addressPolicy: options.addressPolicy,
+        knownHostsFile: this.knownHostsFile(environment.id),
+      }),
       ...(options.now ? { now: options.now } : {}),
     });
     this.checkAvailability = options.checkAvailability;

@@ -12,6 +12,7 @@ import {
 import type { Store, StoredEnvironment } from '../ports/store.js';
 import type { Caller } from './caller.js';
 import { repositoryFileDiff } from '../lifecycle/repository-config-now.js';
+import type { RemoteFetchAccess } from '../lifecycle/remote-branch-head.js';
 
 /**
  * Templates as the API and the CLI see them (issue 16), and what environments that extend them
@@ -30,6 +31,8 @@ export interface TemplateServiceOptions {
   checkAvailability?: ((spec: EnvironmentSpec) => Promise<void>) | undefined;
   /** Whether local repositories are allowed (a repository file is read from them). */
   allowLocalRepositories?: boolean;
+  /** How `env diff` fetches a remote repository's file: the environment's credentials, where the host may connect. */
+  repositoryFileAccess?: (environment: StoredEnvironment) => Promise<RemoteFetchAccess>;
   now?: () => string;
 }
 
@@ -56,10 +59,13 @@ export class TemplateService {
   private readonly checkAvailability: ((spec: EnvironmentSpec) => Promise<void>) | undefined;
   private readonly now: () => string;
   private readonly allowLocalRepositories: boolean;
+  private readonly repositoryFileAccess:
+    ((environment: StoredEnvironment) => Promise<RemoteFetchAccess>) | undefined;
 
   constructor(options: TemplateServiceOptions) {
     this.store = options.store;
     this.allowLocalRepositories = options.allowLocalRepositories ?? false;
+    this.repositoryFileAccess = options.repositoryFileAccess;
     this.checkAvailability = options.checkAvailability;
     this.now = options.now ?? (() => new Date().toISOString());
   }
@@ -189,7 +195,14 @@ export class TemplateService {
     branch: string | undefined,
   ): ReturnType<typeof repositoryFileDiff> {
     const written = (await this.store.getWrittenSpec(environment.id))?.spec;
-    return repositoryFileDiff(environment.spec, written, branch, this.allowLocalRepositories);
+    const remote = await this.repositoryFileAccess?.(environment);
+    return repositoryFileDiff(
+      environment.spec,
+      written,
+      branch,
+      this.allowLocalRepositories,
+      remote,
+    );
   }
 
   /** The names of the templates an environment's spec extends, nearest first. */

@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +20,9 @@ import {
   failure,
 } from '../support/connection-counter.js';
 import { GitHttpServer } from '../support/git-http-server.js';
+import { SqliteStore } from '../../src/adapters/store/sqlite/sqlite-store.js';
+import { SecretBox } from '../../src/secrets/secret-box.js';
+import { EnvironmentService } from '../../src/services/environment-service.js';
 
 /**
  * `repository.config` on an https/http/git:// repository (issue 16 item 1): the file is read at
@@ -51,6 +55,7 @@ function git(...args: string[]): string {
 function commitFile(text: string | null): string {
   if (text === null) git('rm', '-q', FILE);
   else {
+    mkdirSync(join(work, '.berth'), { recursive: true });
     writeFileSync(join(work, FILE), text);
     git('add', '-A');
   }
@@ -197,6 +202,63 @@ describe('repository.config on a remote repository', () => {
     expect(message).not.toContain('WRONG-TOKEN-1');
     expect(message).not.toContain(TOKEN);
     expect(readdirSync(temp)).toEqual([]);
+  });
+});
+
+describe('berth env diff on a remote repository', () => {
+  it("fetches with the environment's credentials where the server's policy allows", async () => {
+    const store = SqliteStore.open(join(dir, 'data'));
+    await store.migrate();
+    const admin = { tokenId: 'tok_admin', tokenName: 'admin', admin: true };
+    try {
+      const box = SecretBox.fromKey(randomBytes(32));
+      const service = new EnvironmentService({
+        store,
+        secretBox: box,
+        allowLocalRepositories: false,
+        readRepositoryHeads: () => Promise.resolve(undefined),
+        addressPolicy: allow,
+      });
+      const head = commitFile('setup: echo diff\nenv:\n  SHARED: file\n');
+      const created = await service.create(admin, {
+        spec: {
+          name: 'remote-diff',
+          repository: {
+            url: server.url('r.git'),
+            defaultBranch: 'main',
+            config: FILE,
+            credentials: { secret: 'GIT_TOKEN', username: credentials.username },
+          },
+          secrets: ['GIT_TOKEN'],
+          env: { SHARED: 'environment' },
+        },
+        secrets: { GIT_TOKEN: TOKEN },
+      });
+      const diff = await service.templates.repositoryFileDiff(created, undefined);
+      expect(diff.commit).toBe(head);
+      expect(diff.fields).toContainEqual({
+        field: 'env',
+        state: 'both',
+        environment: { SHARED: 'environment' },
+        file: { SHARED: 'file' },
+      });
+      // Without the operator's allow, the loopback server is not asked.
+      const before = server.requests.length;
+      // The same store and secrets, a service without the policy:
+      const plain = new EnvironmentService({
+        store,
+        secretBox: box,
+        allowLocalRepositories: false,
+        readRepositoryHeads: () => Promise.resolve(undefined),
+      });
+      const refused = await failure(plain.templates.repositoryFileDiff(created, undefined));
+      expect(refused).toContain('BERTH_SETUP_ALLOW');
+      expect(server.requests.length).toBe(before);
+      expect(readdirSync(temp)).toEqual([]);
+      commitFile(null);
+    } finally {
+      await store.close();
+    }
   });
 });
 
