@@ -205,12 +205,17 @@ describe("repository.config on the task's branch", () => {
         .replace('WHO: main', 'WHO: branch'),
     );
     onBranch('new-setup', mainFile.replace('main-setup', 'branch-setup'));
+    onBranch(
+      'new-credentials',
+      `${mainFile}internet:\n  access: allowlist\n  domains: [api.example.test]\n  credentials:\n    - { host: api.example.test, header: Authorization, secret: TOKEN }\n`,
+    );
     onBranch('bad-file', `${mainFile}internet:\n  acess: open\n`);
     onBranch('same-file', mainFile);
     await service.create(admin, {
       spec: {
         name: 'branchfile',
         image: 'minimal',
+        secrets: ['TOKEN'],
         repository: { url: branchRepo, defaultBranch: 'main', config: '.berth/environment.yaml' },
       },
     });
@@ -252,6 +257,13 @@ describe("repository.config on the task's branch", () => {
     expect(now?.cacheSpec?.setup?.script).toBe('echo main-setup');
     expect(now?.branchNote?.text).toMatch(
       /differs on branch new-setup .*\(no field that applies after the cache differs\); setup stays main's: the cache is built from main's file/,
+    );
+  });
+
+  it("refuses internet.credentials in a branch file (where secret values go is not a branch's to say)", async () => {
+    // The environment has the secret; a repository file still may not route it.
+    await expect(atBranch('new-credentials')).rejects.toThrow(
+      /repository file \.berth\/environment\.yaml: internet\.credentials\[0\]\.secret: .*\(line 10, column \d+\)/,
     );
   });
 
