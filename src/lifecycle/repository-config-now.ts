@@ -62,6 +62,14 @@ export interface RepositoryConfigNow {
  */
 export const BUILT_FROM_CACHE = ['image', 'versions', 'setup'] as const;
 
+/**
+ * What a branch's file may not change: the grants (what the sandbox may reach on the internet,
+ * and what it may consume). Whoever can push a branch (a fork's pull request included) could
+ * otherwise open the internet to the agent of every task on that branch; these stay the default
+ * branch's, reviewed like the rest of it.
+ */
+export const DEFAULT_BRANCH_GRANTS = ['internet', 'resources'] as const;
+
 function fieldsThatDiffer(a: EnvironmentSpec, b: EnvironmentSpec): string[] {
   const left = a as unknown as Record<string, unknown>;
   const right = b as unknown as Record<string, unknown>;
@@ -222,12 +230,17 @@ export async function repositoryConfigNow(
     path,
   );
   const differ = fieldsThatDiffer(defaultSpec, branchSpec);
-  const used = differ.filter((field) => !(BUILT_FROM_CACHE as readonly string[]).includes(field));
-  const kept = differ.filter((field) => (BUILT_FROM_CACHE as readonly string[]).includes(field));
+  const isGrant = (field: string) => (DEFAULT_BRANCH_GRANTS as readonly string[]).includes(field);
+  const isBuilt = (field: string) => (BUILT_FROM_CACHE as readonly string[]).includes(field);
+  const used = differ.filter((field) => !isBuilt(field) && !isGrant(field));
+  const kept = differ.filter(isBuilt);
+  const grants = differ.filter(isGrant);
   const phaseSpec: EnvironmentSpec = {
     ...branchSpec,
     image: defaultSpec.image,
     versions: defaultSpec.versions,
+    internet: defaultSpec.internet,
+    resources: defaultSpec.resources,
   };
   if (defaultSpec.setup === undefined) delete phaseSpec.setup;
   else phaseSpec.setup = defaultSpec.setup;
@@ -236,6 +249,9 @@ export async function repositoryConfigNow(
     used.length > 0 ? ` (${used.join(', ')})` : ' (no field that applies after the cache differs)',
     kept.length > 0
       ? `; ${kept.join(', ')} ${kept.length === 1 ? 'stays' : 'stay'} ${main}'s: the cache is built from ${main}'s file (a rebuild would be needed)`
+      : '',
+    grants.length > 0
+      ? `; ${grants.join(', ')} ${grants.length === 1 ? 'stays' : 'stay'} ${main}'s: a branch may not widen what the sandbox may reach or use`
       : '',
   ];
   return {

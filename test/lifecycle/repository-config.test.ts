@@ -209,6 +209,10 @@ describe("repository.config on the task's branch", () => {
       'new-credentials',
       `${mainFile}internet:\n  access: allowlist\n  domains: [api.example.test]\n  credentials:\n    - { host: api.example.test, header: Authorization, secret: TOKEN }\n`,
     );
+    onBranch(
+      'open-internet',
+      `${mainFile.replace('WHO: main', 'WHO: wide')}internet:\n  access: 'on'\nresources:\n  memoryMb: 8192\n`,
+    );
     onBranch('bad-file', `${mainFile}internet:\n  acess: open\n`);
     onBranch('same-file', mainFile);
     await service.create(admin, {
@@ -257,6 +261,18 @@ describe("repository.config on the task's branch", () => {
     expect(now?.cacheSpec?.setup?.script).toBe('echo main-setup');
     expect(now?.branchNote?.text).toMatch(
       /differs on branch new-setup .*\(no field that applies after the cache differs\); setup stays main's: the cache is built from main's file/,
+    );
+  });
+
+  it("keeps the default branch's internet and resources: a branch may not widen the grants", async () => {
+    const main = await atBranch('main');
+    const now = await atBranch('open-internet');
+    expect(now?.spec.env).toEqual({ WHO: 'wide' });
+    expect(now?.spec.internet).toEqual(main?.spec.internet);
+    expect(now?.spec.internet.access).toBe('off');
+    expect(now?.spec.resources).toEqual(main?.spec.resources);
+    expect(now?.branchNote?.text).toMatch(
+      /\(env\); internet, resources stay main's: a branch may not widen what the sandbox may reach or use$/,
     );
   });
 
