@@ -265,7 +265,7 @@ describe('the docs’ environment examples are valid as written (items 8 and 12)
         // Files of other kinds the docs show (a GitHub workflow or action, Slack's app manifest,
         // Prometheus' scrape configuration and alert rules).
         if (
-          /^(jobs|runs|display_information|oauth_config|settings|scrape_configs|groups):/m.test(
+          /^(on|jobs|runs|display_information|oauth_config|settings|scrape_configs|groups):/m.test(
             block,
           )
         )
