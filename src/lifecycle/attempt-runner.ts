@@ -304,7 +304,8 @@ export class AttemptRunner {
       unwatchDisk();
       const limitMb = spec.resources.diskMb;
       unwatchDisk = this.diskWatchdog.watch(id, limitMb * 1024 * 1024, (written) => {
-        const writtenMb = Math.round(written / 1024 / 1024);
+        // Rounded up: past the limit by any amount never reads as "wrote 100 MB, limit 100 MB".
+        const writtenMb = Math.ceil(written / 1024 / 1024);
         diskLimit.abort(
           new BerthError(
             'disk_full',
