@@ -44,6 +44,30 @@ const failure = (promise: Promise<unknown>) =>
     (error: unknown) => (error instanceof Error ? error.message : String(error)),
   );
 
+/** `task pr` of a one-file diff to the ssh remote `url` (allowed on 127.0.0.2). */
+function openSshPullRequest(taskId: string, url: string): Promise<unknown> {
+  const service = new PullRequestService({
+    githubApiUrl: 'http://127.0.0.1:9/unused',
+    githubRemotes: {},
+    gitAuthor: { name: 'Berth', email: 'berth@localhost' },
+    allowLocalRepositories: false,
+    addressPolicy: { allow: ['127.0.0.2/32'] },
+    logger: { warn: () => undefined },
+  });
+  return service.open({
+    taskId,
+    repository: url,
+    base: 'main',
+    baseCommit: '0'.repeat(40),
+    diff: 'diff --git a/PR.txt b/PR.txt\nnew file mode 100644\n--- /dev/null\n+++ b/PR.txt\n@@ -0,0 +1 @@\n+x\n',
+    commitMessage: 'm',
+    title: 't',
+    body: 'b',
+    draft: false,
+    credentials: { username: 'git', password: KEY },
+  });
+}
+
 describe('the host git of task pr and the ssh checkout', () => {
   let http: Awaited<ReturnType<typeof listen>>;
   let sshd: Awaited<ReturnType<typeof listen>>;
@@ -69,28 +93,7 @@ describe('the host git of task pr and the ssh checkout', () => {
     );
     process.env.HOME = home;
     try {
-      const service = new PullRequestService({
-        githubApiUrl: 'http://127.0.0.1:9/unused',
-        githubRemotes: {},
-        gitAuthor: { name: 'Berth', email: 'berth@localhost' },
-        allowLocalRepositories: false,
-        addressPolicy: { allow: ['127.0.0.2/32'] },
-        logger: { warn: () => undefined },
-      });
-      const pr = await failure(
-        service.open({
-          taskId: 'task_insteadof1',
-          repository: url,
-          base: 'main',
-          baseCommit: '0'.repeat(40),
-          diff: 'diff --git a/PR.txt b/PR.txt\nnew file mode 100644\n--- /dev/null\n+++ b/PR.txt\n@@ -0,0 +1 @@\n+x\n',
-          commitMessage: 'm',
-          title: 't',
-          body: 'b',
-          draft: false,
-          credentials: { username: 'git', password: KEY },
-        }),
-      );
+      const pr = await failure(openSshPullRequest('task_insteadof1', url));
       expect(http.count(), pr).toBe(0);
       expect(sshd.count(), pr).toBe(1);
 
@@ -120,28 +123,7 @@ describe('the host git of task pr and the ssh checkout', () => {
     Object.assign(process.env, rewrite);
     const before = { http: http.count(), sshd: sshd.count() };
     try {
-      const service = new PullRequestService({
-        githubApiUrl: 'http://127.0.0.1:9/unused',
-        githubRemotes: {},
-        gitAuthor: { name: 'Berth', email: 'berth@localhost' },
-        allowLocalRepositories: false,
-        addressPolicy: { allow: ['127.0.0.2/32'] },
-        logger: { warn: () => undefined },
-      });
-      const pr = await failure(
-        service.open({
-          taskId: 'task_insteadof2',
-          repository: url,
-          base: 'main',
-          baseCommit: '0'.repeat(40),
-          diff: 'diff --git a/PR.txt b/PR.txt\nnew file mode 100644\n--- /dev/null\n+++ b/PR.txt\n@@ -0,0 +1 @@\n+x\n',
-          commitMessage: 'm',
-          title: 't',
-          body: 'b',
-          draft: false,
-          credentials: { username: 'git', password: KEY },
-        }),
-      );
+      const pr = await failure(openSshPullRequest('task_insteadof2', url));
       expect(http.count() - before.http, pr).toBe(0);
       expect(sshd.count() - before.sshd, pr).toBe(1);
       const bundle = await failure(
