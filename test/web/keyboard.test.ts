@@ -1,6 +1,7 @@
 import type { Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from '../api/api-server.js';
+import { accessibleNames } from './support/a11y.js';
 import { openBrowser, signIn, type TestBrowser } from './support/browser.js';
 
 /**
@@ -11,45 +12,6 @@ import { openBrowser, signIn, type TestBrowser } from './support/browser.js';
  */
 
 const REPO = '/nonexistent/berth-keyboard/app.git';
-
-const INTERACTIVE = new Set([
-  'button',
-  'link',
-  'textbox',
-  'searchbox',
-  'combobox',
-  'checkbox',
-  'radio',
-  'spinbutton',
-  'listbox',
-  'switch',
-  'slider',
-  'tab',
-  'menuitem',
-]);
-
-interface AxNode {
-  ignored: boolean;
-  role?: { value?: string };
-  name?: { value?: string };
-  backendDOMNodeId?: number;
-}
-
-/** The page's interactive elements (by Chromium's accessibility tree) and those without a name. */
-async function accessibleNames(page: Page): Promise<{ named: string[]; unnamed: string[] }> {
-  const cdp = await page.context().newCDPSession(page);
-  try {
-    const { nodes } = (await cdp.send('Accessibility.getFullAXTree')) as { nodes: AxNode[] };
-    const controls = nodes.filter((n) => !n.ignored && INTERACTIVE.has(n.role?.value ?? ''));
-    const label = (n: AxNode) => `${n.role?.value ?? ''} "${n.name?.value ?? ''}"`;
-    return {
-      named: controls.filter((n) => (n.name?.value ?? '').trim() !== '').map(label),
-      unnamed: controls.filter((n) => (n.name?.value ?? '').trim() === '').map(label),
-    };
-  } finally {
-    await cdp.detach();
-  }
-}
 
 /** Presses Tab until the control has the focus (throws when it is never reached). */
 async function tabTo(page: Page, control: Locator, what: string, max = 80): Promise<void> {
